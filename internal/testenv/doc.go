@@ -1,0 +1,15 @@
+// Package testenv gives tests the real components they run against: an
+// etcd (the localstack one named by FLOE_TEST_ETCD_ENDPOINTS, or an embedded
+// etcd started for the test binary) and a MinIO (named by
+// FLOE_TEST_MINIO_ENDPOINT; tests that need it are skipped when it is unset,
+// unless FLOE_TEST_REQUIRE_LOCALSTACK=1 turns the skip into a failure).
+//
+// Environment variables (written by localstack/start.sh):
+//
+//	FLOE_TEST_ETCD_ENDPOINTS      comma-separated etcd client URLs
+//	FLOE_TEST_MINIO_ENDPOINT      host:port of MinIO's S3 API
+//	FLOE_TEST_MINIO_ACCESS_KEY    MinIO access key
+//	FLOE_TEST_MINIO_SECRET_KEY    MinIO secret key
+//	FLOE_TEST_MINIO_BUCKET        a bucket that exists
+//	FLOE_TEST_REQUIRE_LOCALSTACK  "1": fail instead of skip when MinIO is unset
+package testenv
