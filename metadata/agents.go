@@ -1,0 +1,99 @@
+package metadata
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+)
+
+// AgentInfo is what a live agent publishes about itself.
+type AgentInfo struct {
+	V int `json:"v"`
+	// NodeID is the Kafka broker ID clients see. It is claimed at
+	// registration: the lowest ID no live agent holds.
+	NodeID int32 `json:"node_id"`
+	// AgentID is unique per agent process start.
+	AgentID string    `json:"agent_id"`
+	Host    string    `json:"host"`
+	Port    int32     `json:"port"`
+	Zone    string    `json:"zone,omitempty"`
+	Started time.Time `json:"started"`
+	Version string    `json:"version,omitempty"`
+}
+
+// Addr is host:port.
+func (a AgentInfo) Addr() string { return fmt.Sprintf("%s:%d", a.Host, a.Port) }
+
+// MaxNodeID bounds the node IDs agents claim.
+const MaxNodeID = 1 << 20
+
+// Registration is an agent's lease-backed presence in etcd. When the lease
+// lapses (the agent died or lost etcd for longer than the TTL) the agent's
+// key disappears and other agents stop naming it as a leader.
+type Registration struct {
+	session *concurrency.Session
+	info    AgentInfo
+	key     string
+}
+
+// RegisterAgent grants a lease of ttl, claims the lowest free node ID, and
+// publishes info under it. The lease is kept alive until Close or until
+// it is lost (see Done).
+func (s *Store) RegisterAgent(ctx context.Context, info AgentInfo, ttl time.Duration) (*Registration, error) {
+	secs := int(ttl / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	session, err := concurrency.NewSession(s.cli, concurrency.WithTTL(secs), concurrency.WithContext(context.WithoutCancel(ctx)))
+	if err != nil {
+		return nil, fmt.Errorf("granting agent lease: %w", err)
+	}
+	for id := int32(0); id < MaxNodeID; id++ {
+		info.NodeID = id
+		info.V = 1
+		key := s.agentKey(id)
+		resp, err := s.cli.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+			Then(clientv3.OpPut(key, encode(info), clientv3.WithLease(session.Lease()))).
+			Commit()
+		if err != nil {
+			session.Close()
+			return nil, fmt.Errorf("registering agent: %w", err)
+		}
+		if resp.Succeeded {
+			return &Registration{session: session, info: info, key: key}, nil
+		}
+	}
+	session.Close()
+	return nil, errors.New("registering agent: no free node ID")
+}
+
+func (s *Store) agentKey(id int32) string {
+	return s.key(prefixAgents, fmt.Sprintf("%08d", id))
+}
+
+// Info is what was published, with the claimed node ID.
+func (r *Registration) Info() AgentInfo { return r.info }
+
+// Lease is the registration's etcd lease; keys written with it vanish with
+// the agent.
+func (r *Registration) Lease() clientv3.LeaseID { return r.session.Lease() }
+
+// Done is closed when the lease is lost.
+func (r *Registration) Done() <-chan struct{} { return r.session.Done() }
+
+// Close revokes the lease, removing the agent at once rather than after
+// the TTL.
+func (r *Registration) Close() error {
+	return r.session.Close()
+}
+
+func parseNodeID(s string) (int32, bool) {
+	n, err := strconv.ParseInt(s, 10, 32)
+	return int32(n), err == nil && n >= 0
+}

@@ -1,0 +1,351 @@
+package metadata_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/floe-io/floe/internal/testenv"
+	"github.com/floe-io/floe/metadata"
+)
+
+func newStore(t *testing.T) *metadata.Store {
+	t.Helper()
+	s, err := metadata.NewStore(testenv.Etcd(t), testenv.Cluster(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestValidateTopicName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{"orders", true},
+		{"a.b_c-D9", true},
+		{strings.Repeat("x", 249), true},
+		{strings.Repeat("x", 250), false},
+		{"", false},
+		{".", false},
+		{"..", false},
+		{"has space", false},
+		{"slash/y", false},
+		{"ünicode", false},
+	} {
+		err := metadata.ValidateTopicName(tc.name)
+		if (err == nil) != tc.ok {
+			t.Errorf("ValidateTopicName(%q) = %v, want ok=%v", tc.name, err, tc.ok)
+		}
+		if err != nil && !errors.Is(err, metadata.ErrInvalidTopic) {
+			t.Errorf("ValidateTopicName(%q) error %v does not wrap ErrInvalidTopic", tc.name, err)
+		}
+	}
+}
+
+func TestValidateTopicConfigs(t *testing.T) {
+	for _, tc := range []struct {
+		k, v string
+		ok   bool
+	}{
+		{"retention.ms", "1000", true},
+		{"retention.ms", "-1", true},
+		{"retention.ms", "-2", false},
+		{"retention.ms", "soon", false},
+		{"retention.bytes", "1073741824", true},
+		{"cleanup.policy", "delete", true},
+		{"cleanup.policy", "compact,delete", true},
+		{"cleanup.policy", "shred", false},
+		{"max.message.bytes", "1048588", true},
+		{"max.message.bytes", "99999999999", false},
+		{"message.timestamp.type", "LogAppendTime", true},
+		{"message.timestamp.type", "Whenever", false},
+		{"segment.bytes", "1048576", true},
+		{"min.insync.replicas", "2", true},
+		{"min.insync.replicas", "0", false},
+		{"no.such.config", "1", false},
+	} {
+		err := metadata.ValidateTopicConfig(tc.k, tc.v)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s=%s: err %v, want ok=%v", tc.k, tc.v, err, tc.ok)
+		}
+		if err != nil && !errors.Is(err, metadata.ErrInvalidConfig) {
+			t.Errorf("%s=%s: %v does not wrap ErrInvalidConfig", tc.k, tc.v, err)
+		}
+	}
+}
+
+func TestSettingsResolve(t *testing.T) {
+	b := metadata.BrokerConfig{"log.retention.ms": "3600000", "log.cleanup.policy": "delete"}
+	s := b.Settings(map[string]string{"retention.bytes": "100", "cleanup.policy": "compact"})
+	if s.RetentionMs != 3600000 || s.RetentionBytes != 100 || s.MaxMessageBytes != 1048588 {
+		t.Fatalf("settings %+v", s)
+	}
+	if !s.Compact || s.Delete || s.RetentionApplies() {
+		t.Fatalf("compact-only topic: %+v, retention applies %v", s, s.RetentionApplies())
+	}
+	def, _ := metadata.LookupTopicConfig("retention.ms")
+	if rc := b.Resolve(nil, def); rc.Source != metadata.SourceBrokerStatic || rc.Value != "3600000" {
+		t.Fatalf("resolve from broker: %+v", rc)
+	}
+	if rc := (metadata.BrokerConfig{}).Resolve(nil, def); rc.Source != metadata.SourceDefault || rc.Value != "604800000" {
+		t.Fatalf("resolve default: %+v", rc)
+	}
+}
+
+func TestTopicLifecycle(t *testing.T) {
+	s := newStore(t)
+	ctx := ctxT(t)
+
+	created, err := s.CreateTopic(ctx, metadata.TopicSpec{Name: "orders", Partitions: 3, ReplicationFactor: 3, Configs: map[string]string{"retention.ms": " 1000 "}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if created.Partitions != 3 || created.ReplicationFactor != 3 || created.Configs["retention.ms"] != "1000" || created.CreateRevision == 0 {
+		t.Fatalf("created %+v", created)
+	}
+	if _, err := s.CreateTopic(ctx, metadata.TopicSpec{Name: "orders", Partitions: 1, ReplicationFactor: 1}); !errors.Is(err, metadata.ErrTopicExists) {
+		t.Fatalf("second create: %v, want ErrTopicExists", err)
+	}
+	got, err := s.GetTopic(ctx, "orders")
+	if err != nil || got.ID != created.ID {
+		t.Fatalf("get: %+v %v", got, err)
+	}
+
+	// Partitions grow, never shrink.
+	if _, err := s.SetPartitionCount(ctx, "orders", 2); !errors.Is(err, metadata.ErrInvalidPartitions) || !strings.Contains(err.Error(), "never removed") {
+		t.Fatalf("shrink: %v", err)
+	}
+	if _, err := s.SetPartitionCount(ctx, "orders", 3); !errors.Is(err, metadata.ErrInvalidPartitions) {
+		t.Fatalf("same count: %v", err)
+	}
+	grown, err := s.SetPartitionCount(ctx, "orders", 6)
+	if err != nil || grown.Partitions != 6 || grown.CreateRevision != created.CreateRevision {
+		t.Fatalf("grow: %+v %v", grown, err)
+	}
+
+	// Configs: invalid changes write nothing.
+	if _, err := s.UpdateTopicConfigs(ctx, "orders", func(m map[string]string) (map[string]string, error) {
+		m["retention.ms"] = "forever"
+		return m, nil
+	}); !errors.Is(err, metadata.ErrInvalidConfig) {
+		t.Fatalf("bad config: %v", err)
+	}
+	upd, err := s.UpdateTopicConfigs(ctx, "orders", func(m map[string]string) (map[string]string, error) {
+		m["retention.bytes"] = "1024"
+		return m, nil
+	})
+	if err != nil || upd.Configs["retention.bytes"] != "1024" || upd.Configs["retention.ms"] != "1000" {
+		t.Fatalf("update: %+v %v", upd, err)
+	}
+
+	topics, _, err := s.ListTopics(ctx)
+	if err != nil || len(topics) != 1 {
+		t.Fatalf("list: %v %v", topics, err)
+	}
+	if _, err := s.DeleteTopic(ctx, "orders"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetTopic(ctx, "orders"); !errors.Is(err, metadata.ErrUnknownTopic) {
+		t.Fatalf("after delete: %v", err)
+	}
+	if _, err := s.DeleteTopic(ctx, "orders"); !errors.Is(err, metadata.ErrUnknownTopic) {
+		t.Fatalf("second delete: %v", err)
+	}
+	// Recreating gives a new ID.
+	again, err := s.CreateTopic(ctx, metadata.TopicSpec{Name: "orders", Partitions: 1, ReplicationFactor: 1})
+	if err != nil || again.ID == created.ID {
+		t.Fatalf("recreate: %+v %v", again, err)
+	}
+}
+
+func TestConcurrentCreateOneWins(t *testing.T) {
+	s := newStore(t)
+	ctx := ctxT(t)
+	const n = 8
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			_, err := s.CreateTopic(ctx, metadata.TopicSpec{Name: "race", Partitions: 1, ReplicationFactor: 1})
+			errs <- err
+		}()
+	}
+	wins := 0
+	for range n {
+		err := <-errs
+		switch {
+		case err == nil:
+			wins++
+		case !errors.Is(err, metadata.ErrTopicExists):
+			t.Fatal(err)
+		}
+	}
+	if wins != 1 {
+		t.Fatalf("%d creations succeeded, want 1", wins)
+	}
+}
+
+func TestClusterIdentityStable(t *testing.T) {
+	s := newStore(t)
+	ctx := ctxT(t)
+	a, err := s.EnsureCluster(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.EnsureCluster(ctx)
+	if err != nil || a.ID != b.ID || a.ID == "" {
+		t.Fatalf("cluster ids %q %q %v", a.ID, b.ID, err)
+	}
+}
+
+func TestAgentsAndView(t *testing.T) {
+	s := newStore(t)
+	ctx, cancel := context.WithCancel(ctxT(t))
+	view, err := s.StartView(ctx, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); view.Wait() })
+
+	r0, err := s.RegisterAgent(ctx, metadata.AgentInfo{AgentID: "a", Host: "h0", Port: 9092}, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1, err := s.RegisterAgent(ctx, metadata.AgentInfo{AgentID: "b", Host: "h1", Port: 9092, Zone: "z1"}, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r0.Info().NodeID != 0 || r1.Info().NodeID != 1 {
+		t.Fatalf("node ids %d %d, want 0 1", r0.Info().NodeID, r1.Info().NodeID)
+	}
+	waitFor(t, func() bool { return len(view.Agents()) == 2 }, "two agents in view")
+	if a, _ := view.Agent(1); a.Zone != "z1" || a.Addr() != "h1:9092" {
+		t.Fatalf("agent 1: %+v", a)
+	}
+
+	// Revoking the lease removes the agent at once; its ID is reused.
+	if err := r0.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return len(view.Agents()) == 1 }, "agent 0 gone")
+	r2, err := s.RegisterAgent(ctx, metadata.AgentInfo{AgentID: "c", Host: "h2", Port: 9092}, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r2.Info().NodeID != 0 {
+		t.Fatalf("freed node ID not reused: got %d", r2.Info().NodeID)
+	}
+	r1.Close()
+	r2.Close()
+
+	// Topics: read-your-writes through WaitTopicsRevision.
+	created, err := s.CreateTopic(ctx, metadata.TopicSpec{Name: "viewed", Partitions: 2, ReplicationFactor: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := view.WaitTopicsRevision(ctx, created.ModRevision); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := view.Topic("viewed"); !ok || got.ID != created.ID {
+		t.Fatalf("view topic %+v %v", got, ok)
+	}
+	if got, ok := view.TopicByID(created.ID); !ok || got.Name != "viewed" {
+		t.Fatalf("view by id %+v %v", got, ok)
+	}
+	del, err := s.DeleteTopic(ctx, "viewed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := view.WaitTopicsRevision(ctx, del.ModRevision); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := view.Topic("viewed"); ok {
+		t.Fatal("deleted topic still in view")
+	}
+	if _, ok := view.TopicByID(created.ID); ok {
+		t.Fatal("deleted topic still in view by ID")
+	}
+}
+
+func TestLeaseExpiryRemovesAgent(t *testing.T) {
+	s := newStore(t)
+	ctx := ctxT(t)
+	r, err := s.RegisterAgent(ctx, metadata.AgentInfo{AgentID: "x", Host: "h", Port: 1}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Stop keepalives without revoking: the key must vanish after the TTL.
+	if _, err := s.Client().Revoke(ctx, r.Lease()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-r.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("registration did not report its lost lease")
+	}
+}
+
+func TestPlacementStableAndBalanced(t *testing.T) {
+	var agents []metadata.AgentInfo
+	for i := range int32(4) {
+		agents = append(agents, metadata.AgentInfo{NodeID: i})
+	}
+	counts := map[int32]int{}
+	before := map[string]int32{}
+	const parts = 4000
+	for p := range int32(parts) {
+		key := metadata.PartitionKey("t", p)
+		l, ok := metadata.Leader(agents, key)
+		if !ok {
+			t.Fatal("no leader")
+		}
+		if r := metadata.Rank(agents, key); r[0].NodeID != l.NodeID {
+			t.Fatalf("Rank and Leader disagree for %d", p)
+		}
+		counts[l.NodeID]++
+		before[key] = l.NodeID
+	}
+	for id, c := range counts {
+		if c < parts/4*8/10 || c > parts/4*12/10 {
+			t.Errorf("agent %d leads %d of %d partitions; want about %d", id, c, parts, parts/4)
+		}
+	}
+	// Adding a fifth agent moves only about a fifth of the partitions, all
+	// to the new agent.
+	agents = append(agents, metadata.AgentInfo{NodeID: 4})
+	moved := 0
+	for key, old := range before {
+		l, _ := metadata.Leader(agents, key)
+		if l.NodeID != old {
+			if l.NodeID != 4 {
+				t.Fatalf("%q moved from %d to %d, not to the new agent", key, old, l.NodeID)
+			}
+			moved++
+		}
+	}
+	if moved < parts/5*7/10 || moved > parts/5*13/10 {
+		t.Errorf("%d of %d partitions moved; want about %d", moved, parts, parts/5)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+

@@ -1,0 +1,289 @@
+package metadata
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// View is an agent's in-memory copy of the cluster's topics and live
+// agents, kept fresh by etcd watches. Reads never touch etcd.
+//
+// A View may lag etcd by the watch delay. Callers that just wrote a topic
+// and must see it call WaitTopicsRevision with the write's revision;
+// callers that miss a topic another agent may have just created fall back
+// to Store.GetTopic.
+type View struct {
+	store *Store
+	log   *slog.Logger
+
+	mu        sync.RWMutex
+	topics    map[string]Topic
+	byID      map[uuid.UUID]Topic
+	agents    map[int32]AgentInfo
+	topicsRev int64
+	agentsRev int64
+	changed   chan struct{} // closed and replaced on every change
+
+	wg sync.WaitGroup
+}
+
+// StartView loads topics and agents and keeps them fresh until ctx is
+// done. It returns once the first load has completed.
+func (s *Store) StartView(ctx context.Context, log *slog.Logger) (*View, error) {
+	v := &View{
+		store:   s,
+		log:     log,
+		topics:  map[string]Topic{},
+		byID:    map[uuid.UUID]Topic{},
+		agents:  map[int32]AgentInfo{},
+		changed: make(chan struct{}),
+	}
+	topicsRev, err := v.loadTopics(ctx)
+	if err != nil {
+		return nil, err
+	}
+	agentsRev, err := v.loadAgents(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v.wg.Add(2)
+	go func() {
+		defer v.wg.Done()
+		v.watch(ctx, s.key(prefixTopics), topicsRev, v.loadTopics, v.applyTopic)
+	}()
+	go func() {
+		defer v.wg.Done()
+		v.watch(ctx, s.key(prefixAgents), agentsRev, v.loadAgents, v.applyAgent)
+	}()
+	return v, nil
+}
+
+// Wait blocks until the view's watches have stopped (after ctx is done).
+func (v *View) Wait() { v.wg.Wait() }
+
+// watch follows prefix from rev+1. When the watch breaks (compaction,
+// etcd restart) it reloads the prefix and watches again.
+func (v *View) watch(ctx context.Context, prefix string, rev int64, load func(context.Context) (int64, error), apply func(*clientv3.Event)) {
+	for ctx.Err() == nil {
+		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+		wch := v.store.cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+		broken := false
+		for resp := range wch {
+			if err := resp.Err(); err != nil {
+				v.log.Warn("metadata watch interrupted; reloading", "prefix", strings.TrimPrefix(prefix, v.store.root), "err", err)
+				broken = true
+				break
+			}
+			v.mu.Lock()
+			for _, ev := range resp.Events {
+				apply(ev)
+			}
+			v.setRevLocked(prefix, resp.Header.Revision)
+			v.notifyLocked()
+			v.mu.Unlock()
+			rev = resp.Header.Revision
+		}
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if !broken {
+			// The channel closed without an error: etcd went away.
+			v.log.Warn("metadata watch closed; reloading", "prefix", strings.TrimPrefix(prefix, v.store.root))
+		}
+		for ctx.Err() == nil {
+			r, err := load(ctx)
+			if err == nil {
+				rev = r
+				break
+			}
+			v.log.Warn("reloading metadata failed; retrying", "prefix", strings.TrimPrefix(prefix, v.store.root), "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+func (v *View) setRevLocked(prefix string, rev int64) {
+	if prefix == v.store.key(prefixTopics) {
+		v.topicsRev = max(v.topicsRev, rev)
+	} else {
+		v.agentsRev = max(v.agentsRev, rev)
+	}
+}
+
+func (v *View) notifyLocked() {
+	close(v.changed)
+	v.changed = make(chan struct{})
+}
+
+func (v *View) loadTopics(ctx context.Context) (int64, error) {
+	topics, rev, err := v.store.ListTopics(ctx)
+	if err != nil {
+		return 0, err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.topics = make(map[string]Topic, len(topics))
+	v.byID = make(map[uuid.UUID]Topic, len(topics))
+	for _, t := range topics {
+		v.topics[t.Name] = t
+		v.byID[t.ID] = t
+	}
+	v.topicsRev = max(v.topicsRev, rev)
+	v.notifyLocked()
+	return rev, nil
+}
+
+func (v *View) applyTopic(ev *clientv3.Event) {
+	key := string(ev.Kv.Key)
+	name := strings.TrimPrefix(key, v.store.key(prefixTopics))
+	if old, ok := v.topics[name]; ok {
+		delete(v.byID, old.ID)
+		delete(v.topics, name)
+	}
+	if ev.Type == mvccpb.DELETE {
+		return
+	}
+	t, err := decodeTopic(key, name, ev.Kv.Value, ev.Kv.CreateRevision, ev.Kv.ModRevision)
+	if err != nil {
+		v.log.Error("ignoring undecodable topic", "err", err)
+		return
+	}
+	v.topics[name] = t
+	v.byID[t.ID] = t
+}
+
+func (v *View) loadAgents(ctx context.Context) (int64, error) {
+	prefix := v.store.key(prefixAgents)
+	resp, err := v.store.cli.Get(ctx, prefix, clientv3.WithPrefix())
+	if err != nil {
+		return 0, fmt.Errorf("listing agents: %w", err)
+	}
+	agents := make(map[int32]AgentInfo, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		if a, ok := v.decodeAgent(kv); ok {
+			agents[a.NodeID] = a
+		}
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.agents = agents
+	v.agentsRev = max(v.agentsRev, resp.Header.Revision)
+	v.notifyLocked()
+	return resp.Header.Revision, nil
+}
+
+func (v *View) decodeAgent(kv *mvccpb.KeyValue) (AgentInfo, bool) {
+	var a AgentInfo
+	if err := decode(string(kv.Key), kv.Value, &a); err != nil {
+		v.log.Error("ignoring undecodable agent", "err", err)
+		return a, false
+	}
+	id, ok := parseNodeID(strings.TrimPrefix(string(kv.Key), v.store.key(prefixAgents)))
+	if !ok || id != a.NodeID || a.Host == "" || a.Port <= 0 {
+		v.log.Error("ignoring agent with inconsistent registration", "key", string(kv.Key))
+		return a, false
+	}
+	return a, true
+}
+
+func (v *View) applyAgent(ev *clientv3.Event) {
+	id, ok := parseNodeID(strings.TrimPrefix(string(ev.Kv.Key), v.store.key(prefixAgents)))
+	if !ok {
+		return
+	}
+	if ev.Type == mvccpb.DELETE {
+		delete(v.agents, id)
+		return
+	}
+	if a, ok := v.decodeAgent(ev.Kv); ok {
+		v.agents[id] = a
+	}
+}
+
+// Topic returns the named topic as last seen.
+func (v *View) Topic(name string) (Topic, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	t, ok := v.topics[name]
+	return t, ok
+}
+
+// TopicByID returns the topic with that ID as last seen.
+func (v *View) TopicByID(id uuid.UUID) (Topic, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	t, ok := v.byID[id]
+	return t, ok
+}
+
+// Topics returns every topic, sorted by name.
+func (v *View) Topics() []Topic {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return slices.SortedFunc(maps.Values(v.topics), func(a, b Topic) int { return cmp.Compare(a.Name, b.Name) })
+}
+
+// Agents returns the live agents, sorted by node ID.
+func (v *View) Agents() []AgentInfo {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return slices.SortedFunc(maps.Values(v.agents), func(a, b AgentInfo) int { return cmp.Compare(a.NodeID, b.NodeID) })
+}
+
+// Agent returns the live agent with that node ID.
+func (v *View) Agent(id int32) (AgentInfo, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	a, ok := v.agents[id]
+	return a, ok
+}
+
+// Changed returns a channel closed at the next change to topics or agents.
+func (v *View) Changed() <-chan struct{} {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.changed
+}
+
+// WaitTopicsRevision blocks until the view has applied every topic change
+// up to rev, so a caller sees its own write.
+func (v *View) WaitTopicsRevision(ctx context.Context, rev int64) error {
+	return v.waitRev(ctx, func() bool { return v.topicsRev >= rev })
+}
+
+// WaitAgentsRevision blocks until the view has applied every agent change
+// up to rev.
+func (v *View) WaitAgentsRevision(ctx context.Context, rev int64) error {
+	return v.waitRev(ctx, func() bool { return v.agentsRev >= rev })
+}
+
+func (v *View) waitRev(ctx context.Context, done func() bool) error {
+	for {
+		v.mu.RLock()
+		ok, ch := done(), v.changed
+		v.mu.RUnlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
