@@ -12,9 +12,13 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // Config configures an embedded etcd.
@@ -39,6 +43,7 @@ type Config struct {
 type Server struct {
 	etcd     *embed.Etcd
 	endpoint string
+	closing  *atomic.Bool
 }
 
 // Start starts an embedded etcd and waits until it serves clients.
@@ -62,7 +67,11 @@ func Start(cfg Config) (*Server, error) {
 	ec := embed.NewConfig()
 	ec.Name = "floe"
 	ec.Dir = cfg.Dir
-	ec.LogLevel = "error"
+	// etcd logs errors to stderr; once Close has begun, its complaints
+	// about closed listeners are expected and dropped.
+	closing := new(atomic.Bool)
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.Lock(os.Stderr), zapcore.ErrorLevel)
+	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.New(&quietCore{Core: core, closing: closing}))
 	ec.ListenClientUrls = []url.URL{*clientURL}
 	ec.AdvertiseClientUrls = []url.URL{*clientURL}
 	ec.ListenPeerUrls = []url.URL{*peerURL}
@@ -97,7 +106,7 @@ func Start(cfg Config) (*Server, error) {
 		e.Close()
 		return nil, errors.New("embedded etcd did not become ready within 60s")
 	}
-	return &Server{etcd: e, endpoint: e.Clients[0].Addr().String()}, nil
+	return &Server{etcd: e, endpoint: e.Clients[0].Addr().String(), closing: closing}, nil
 }
 
 // Endpoint is the host:port clients connect to.
@@ -106,7 +115,28 @@ func (s *Server) Endpoint() string { return s.endpoint }
 // Close stops the server and waits until it has released its data
 // directory.
 func (s *Server) Close() {
+	s.closing.Store(true)
 	s.etcd.Close()
+}
+
+// quietCore drops every log entry once the server is closing.
+type quietCore struct {
+	zapcore.Core
+	closing *atomic.Bool
+}
+
+func (c *quietCore) With(fields []zapcore.Field) zapcore.Core {
+	return &quietCore{Core: c.Core.With(fields), closing: c.closing}
+}
+
+func (c *quietCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if c.closing.Load() {
+		return ce
+	}
+	if c.Enabled(e.Level) {
+		return ce.AddCore(e, c)
+	}
+	return ce
 }
 
 // resolveURL turns host:port into an http URL; port 0 is replaced by a

@@ -1,0 +1,155 @@
+package agent
+
+// Metadata, v0–v13.
+//
+// Every live agent is listed as a broker (node ID, advertised host and
+// port, zone as rack). Each partition's leader is chosen among live agents
+// by rendezvous hashing (metadata.Leader), so it is stable while agents
+// come and go and moves only when its agent's lease lapses. Replicas and
+// ISR list the best-ranked agents up to the topic's replication factor;
+// durability does not depend on them (data is in the object store and
+// etcd). Leader epochs are reported as -1: floe has no log truncation, so
+// clients need not validate epochs.
+//
+// Topics are auto-created here when the agent allows it and the request
+// does (v4+; always for v0–v3, as Kafka).
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floe-io/floe/metadata"
+)
+
+func init() {
+	register(apiSpec{key: 3, min: 0, max: 13, serve: handleSync((*Agent).handleMetadata)})
+}
+
+// authorizedOpsUnset is Kafka's "not requested" value for authorized
+// operations fields.
+const authorizedOpsUnset = -2147483648
+
+func (a *Agent) handleMetadata(ctx context.Context, _ *request, req *kmsg.MetadataRequest) (*kmsg.MetadataResponse, error) {
+	resp := req.ResponseKind().(*kmsg.MetadataResponse)
+	agents := a.liveAgents()
+	for _, ag := range agents {
+		b := kmsg.NewMetadataResponseBroker()
+		b.NodeID = ag.NodeID
+		b.Host = ag.Host
+		b.Port = ag.Port
+		if ag.Zone != "" {
+			zone := ag.Zone
+			b.Rack = &zone
+		}
+		resp.Brokers = append(resp.Brokers, b)
+	}
+	clusterID := a.cluster.ID
+	resp.ClusterID = &clusterID
+	resp.ControllerID = agents[0].NodeID
+	resp.AuthorizedOperations = authorizedOpsUnset
+
+	allowAuto := a.cfg.AutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)
+
+	var topics []metadata.Topic
+	allTopics := req.Topics == nil || req.Version == 0 && len(req.Topics) == 0
+	if allTopics {
+		topics = a.view.Topics()
+		for _, t := range topics {
+			resp.Topics = append(resp.Topics, a.metadataTopic(req.Version, t, agents))
+		}
+		return resp, nil
+	}
+	for _, rt := range req.Topics {
+		var (
+			t   metadata.Topic
+			err error
+		)
+		switch {
+		case rt.Topic != nil && *rt.Topic != "":
+			t, err = a.lookupTopic(ctx, *rt.Topic)
+			if isUnknownTopic(err) && allowAuto && metadata.ValidateTopicName(*rt.Topic) == nil {
+				t, err = a.autoCreateTopic(ctx, *rt.Topic)
+			}
+		case rt.TopicID != [16]byte{}:
+			t, err = a.lookupTopicByID(ctx, uuid.UUID(rt.TopicID))
+			if isUnknownTopic(err) {
+				err = kerr.UnknownTopicID
+			}
+		default:
+			err = kerr.InvalidTopicException
+		}
+		if err != nil {
+			mt := kmsg.NewMetadataResponseTopic()
+			mt.Topic = rt.Topic
+			mt.TopicID = rt.TopicID
+			mt.AuthorizedOperations = authorizedOpsUnset
+			if rt.Topic != nil {
+				if nerr := metadata.ValidateTopicName(*rt.Topic); nerr != nil {
+					err = nerr
+				}
+			}
+			ke, _ := kafkaError(err)
+			mt.ErrorCode = ke.Code
+			resp.Topics = append(resp.Topics, mt)
+			continue
+		}
+		resp.Topics = append(resp.Topics, a.metadataTopic(req.Version, t, agents))
+	}
+	return resp, nil
+}
+
+func (a *Agent) metadataTopic(version int16, t metadata.Topic, agents []metadata.AgentInfo) kmsg.MetadataResponseTopic {
+	mt := kmsg.NewMetadataResponseTopic()
+	name := t.Name
+	mt.Topic = &name
+	mt.TopicID = t.ID
+	mt.IsInternal = t.Internal()
+	mt.AuthorizedOperations = authorizedOpsUnset
+	replicas := int(t.ReplicationFactor)
+	replicas = max(1, min(replicas, len(agents)))
+	mt.Partitions = make([]kmsg.MetadataResponseTopicPartition, 0, t.Partitions)
+	for p := int32(0); p < t.Partitions; p++ {
+		mp := kmsg.NewMetadataResponseTopicPartition()
+		mp.Partition = p
+		mp.LeaderEpoch = -1
+		ranked := metadata.Rank(agents, metadata.PartitionKey(t.Name, p))
+		mp.Leader = ranked[0].NodeID
+		for _, r := range ranked[:replicas] {
+			mp.Replicas = append(mp.Replicas, r.NodeID)
+		}
+		mp.ISR = mp.Replicas
+		mt.Partitions = append(mt.Partitions, mp)
+	}
+	return mt
+}
+
+// liveAgents returns the live agents, always including this one (the view
+// may not have seen its own registration yet). The result is never empty.
+func (a *Agent) liveAgents() []metadata.AgentInfo {
+	agents := a.view.Agents()
+	self := a.NodeID()
+	for _, ag := range agents {
+		if ag.NodeID == self {
+			return agents
+		}
+	}
+	a.regMu.Lock()
+	info := a.reg.Info()
+	a.regMu.Unlock()
+	out := make([]metadata.AgentInfo, 0, len(agents)+1)
+	inserted := false
+	for _, ag := range agents {
+		if !inserted && ag.NodeID > info.NodeID {
+			out = append(out, info)
+			inserted = true
+		}
+		out = append(out, ag)
+	}
+	if !inserted {
+		out = append(out, info)
+	}
+	return out
+}

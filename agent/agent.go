@@ -1,0 +1,332 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/floe-io/floe/metadata"
+	"github.com/floe-io/floe/segments"
+)
+
+// Deps are the components an agent runs on.
+type Deps struct {
+	Store    *metadata.Store
+	Bucket   segments.Bucket
+	Log      *slog.Logger
+	Registry prometheus.Registerer // may be nil
+}
+
+// Agent is one floe agent: a Kafka listener backed by etcd and the object
+// store.
+type Agent struct {
+	cfg     Config
+	store   *metadata.Store
+	bucket  segments.Bucket
+	log     *slog.Logger
+	metrics *metrics
+
+	cluster metadata.ClusterInfo
+	view    *metadata.View
+	ln      net.Listener
+
+	host string // advertised
+	port int32
+
+	regMu sync.Mutex
+	reg   *metadata.Registration
+
+	ready    atomic.Bool
+	draining atomic.Bool
+
+	ctx    context.Context // lives until Shutdown finishes
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // every goroutine the agent owns
+
+	connsMu sync.Mutex
+	conns   map[*conn]struct{}
+	connsWG sync.WaitGroup
+}
+
+// New checks the configuration and returns an agent ready to Start.
+func New(cfg Config, deps Deps) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Store == nil || deps.Bucket == nil {
+		return nil, errors.New("agent: a metadata store and a bucket are required")
+	}
+	log := deps.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Agent{
+		cfg:     cfg,
+		store:   deps.Store,
+		bucket:  deps.Bucket,
+		log:     log,
+		metrics: newMetrics(deps.Registry),
+		conns:   map[*conn]struct{}{},
+	}, nil
+}
+
+// Start loads the cluster's metadata, binds the Kafka listener, registers
+// the agent in etcd and begins serving. It returns once clients can
+// connect. ctx bounds startup only; the agent runs until Shutdown.
+func (a *Agent) Start(ctx context.Context) error {
+	a.ctx, a.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	ok := false
+	defer func() {
+		if !ok {
+			a.cancel()
+			a.wg.Wait()
+		}
+	}()
+
+	cluster, err := a.store.EnsureCluster(ctx)
+	if err != nil {
+		return err
+	}
+	a.cluster = cluster
+
+	view, err := a.store.StartView(a.ctx, a.log)
+	if err != nil {
+		return fmt.Errorf("loading metadata: %w", err)
+	}
+	a.view = view
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		view.Wait()
+	}()
+
+	ln, err := net.Listen("tcp", a.cfg.KafkaAddr)
+	if err != nil {
+		return fmt.Errorf("kafka listener on %s: %w", a.cfg.KafkaAddr, err)
+	}
+	a.ln = ln
+	if err := a.resolveAdvertised(); err != nil {
+		ln.Close()
+		return err
+	}
+
+	if err := a.register(ctx); err != nil {
+		ln.Close()
+		return err
+	}
+
+	a.wg.Add(2)
+	go func() {
+		defer a.wg.Done()
+		a.acceptLoop()
+	}()
+	go func() {
+		defer a.wg.Done()
+		a.keepRegistered()
+	}()
+	a.ready.Store(true)
+	ok = true
+	a.log.Info("agent serving Kafka", "listen", ln.Addr().String(), "advertised", a.AdvertisedAddr(), "node_id", a.NodeID(), "cluster_id", cluster.ID)
+	return nil
+}
+
+func (a *Agent) resolveAdvertised() error {
+	addr := a.cfg.AdvertiseAddr
+	if addr == "" {
+		addr = a.ln.Addr().String()
+	}
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("advertise address %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		if host, err = os.Hostname(); err != nil {
+			return fmt.Errorf("listener binds every interface and the hostname is unknown (%v); set an advertise address", err)
+		}
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return fmt.Errorf("advertise address %q: bad port", addr)
+	}
+	a.host, a.port = host, int32(port)
+	return nil
+}
+
+// register publishes this agent under a lease.
+func (a *Agent) register(ctx context.Context) error {
+	reg, err := a.store.RegisterAgent(ctx, metadata.AgentInfo{
+		AgentID: uuid.NewString(),
+		Host:    a.host,
+		Port:    a.port,
+		Zone:    a.cfg.Zone,
+		Started: time.Now().UTC(),
+		Version: a.cfg.Version,
+	}, a.cfg.LeaseTTL)
+	if err != nil {
+		return err
+	}
+	a.regMu.Lock()
+	a.reg = reg
+	a.regMu.Unlock()
+	return nil
+}
+
+// keepRegistered re-registers when the lease is lost (etcd unreachable
+// for longer than the TTL), so the agent reappears once etcd is back.
+func (a *Agent) keepRegistered() {
+	for {
+		a.regMu.Lock()
+		reg := a.reg
+		a.regMu.Unlock()
+		select {
+		case <-a.ctx.Done():
+			return
+		case <-reg.Done():
+		}
+		if a.draining.Load() {
+			return
+		}
+		a.log.Warn("agent lease lost; registering again", "node_id", reg.Info().NodeID)
+		for a.ctx.Err() == nil {
+			rctx, cancel := context.WithTimeout(a.ctx, a.cfg.LeaseTTL)
+			err := a.register(rctx)
+			cancel()
+			if err == nil {
+				a.log.Info("agent registered again", "node_id", a.NodeID())
+				break
+			}
+			a.log.Warn("registering agent failed; retrying", "err", err)
+			select {
+			case <-a.ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+func (a *Agent) acceptLoop() {
+	for {
+		nc, err := a.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			a.log.Warn("accept failed", "err", err)
+			select {
+			case <-a.ctx.Done():
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			continue
+		}
+		if tc, ok := nc.(*net.TCPConn); ok {
+			tc.SetNoDelay(true)
+		}
+		c := a.newConn(a.ctx, nc)
+		a.connsMu.Lock()
+		if a.draining.Load() {
+			a.connsMu.Unlock()
+			nc.Close()
+			continue
+		}
+		a.conns[c] = struct{}{}
+		a.connsWG.Add(1)
+		a.connsMu.Unlock()
+		go func() {
+			defer a.connsWG.Done()
+			c.serve()
+			a.connsMu.Lock()
+			delete(a.conns, c)
+			a.connsMu.Unlock()
+		}()
+	}
+}
+
+// Addr is the address the Kafka listener is bound to.
+func (a *Agent) Addr() string { return a.ln.Addr().String() }
+
+// AdvertisedAddr is the host:port clients are told to use.
+func (a *Agent) AdvertisedAddr() string { return net.JoinHostPort(a.host, strconv.Itoa(int(a.port))) }
+
+// NodeID is the broker ID this agent currently holds.
+func (a *Agent) NodeID() int32 {
+	a.regMu.Lock()
+	defer a.regMu.Unlock()
+	return a.reg.Info().NodeID
+}
+
+// ClusterID is the cluster's ID as clients see it.
+func (a *Agent) ClusterID() string { return a.cluster.ID }
+
+// Shutdown drains the agent: /readyz turns false, the listener closes,
+// connections stop reading new requests, admitted requests are answered,
+// and the agent's registration is revoked so its partitions move at once.
+// If ctx ends first, remaining work is cancelled.
+func (a *Agent) Shutdown(ctx context.Context) error {
+	if !a.draining.CompareAndSwap(false, true) {
+		return errors.New("agent: already shut down")
+	}
+	a.ready.Store(false)
+	a.ln.Close()
+
+	a.connsMu.Lock()
+	for c := range a.conns {
+		c.stopReading()
+	}
+	a.connsMu.Unlock()
+
+	drained := make(chan struct{})
+	go func() {
+		a.connsWG.Wait()
+		close(drained)
+	}()
+	dctx, cancel := context.WithTimeout(ctx, a.cfg.DrainTimeout)
+	defer cancel()
+	var err error
+	select {
+	case <-drained:
+	case <-dctx.Done():
+		err = fmt.Errorf("agent: drain did not finish: %w", dctx.Err())
+	}
+
+	a.regMu.Lock()
+	if rerr := a.reg.Close(); rerr != nil && err == nil {
+		err = fmt.Errorf("agent: deregistering: %w", rerr)
+	}
+	a.regMu.Unlock()
+
+	a.cancel()
+	<-drained
+	a.wg.Wait()
+	a.log.Info("agent stopped")
+	return err
+}
+
+// RegisterHTTP adds the agent's HTTP endpoints to mux: /healthz (the
+// process is up) and /readyz (registered and not draining: send traffic).
+func (a *Agent) RegisterHTTP(mux *http.ServeMux) {
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		if !a.ready.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, "not ready")
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+}

@@ -1,0 +1,111 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/floe-io/floe/metadata"
+)
+
+// Config configures an agent. Zero values take the defaults noted.
+type Config struct {
+	// KafkaAddr is the host:port the Kafka listener binds. Default
+	// 127.0.0.1:9092.
+	KafkaAddr string
+	// AdvertiseAddr is the host:port clients are told to connect to.
+	// Default: the bound listener address, with the machine's hostname in
+	// place of a wildcard host.
+	AdvertiseAddr string
+	// Zone is the agent's availability zone, reported as the broker rack.
+	Zone string
+	// LeaseTTL is how long an agent stays registered after it stops
+	// renewing its lease. Default 10s.
+	LeaseTTL time.Duration
+	// MaxRequestBytes caps one request frame (Kafka's
+	// socket.request.max.bytes). Default 100 MiB.
+	MaxRequestBytes int32
+	// AutoCreateTopics creates unknown topics on metadata requests and
+	// produce, as Kafka's auto.create.topics.enable.
+	AutoCreateTopics bool
+	// DefaultPartitions is the partition count of auto-created topics and
+	// of CreateTopics requests that ask for -1 (num.partitions). Default 1.
+	DefaultPartitions int32
+	// DefaultReplicationFactor is reported for topics created with -1
+	// (default.replication.factor). Default 1.
+	DefaultReplicationFactor int16
+	// Broker holds broker-level defaults (log.retention.ms, ...) that topic
+	// configs fall back to.
+	Broker metadata.BrokerConfig
+	// DrainTimeout bounds how long shutdown waits for admitted requests.
+	// Default 30s.
+	DrainTimeout time.Duration
+	// Version is reported in logs and the agent's registration.
+	Version string
+}
+
+func (c *Config) setDefaults() {
+	if c.KafkaAddr == "" {
+		c.KafkaAddr = "127.0.0.1:9092"
+	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = 10 * time.Second
+	}
+	if c.MaxRequestBytes == 0 {
+		c.MaxRequestBytes = 100 << 20
+	}
+	if c.DefaultPartitions == 0 {
+		c.DefaultPartitions = 1
+	}
+	if c.DefaultReplicationFactor == 0 {
+		c.DefaultReplicationFactor = 1
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = 30 * time.Second
+	}
+	if c.Broker == nil {
+		c.Broker = metadata.BrokerConfig{}
+	}
+}
+
+// Validate checks the configuration once, before anything starts.
+func (c *Config) Validate() error {
+	c.setDefaults()
+	if _, _, err := net.SplitHostPort(c.KafkaAddr); err != nil {
+		return fmt.Errorf("kafka address %q: %w", c.KafkaAddr, err)
+	}
+	if c.AdvertiseAddr != "" {
+		host, port, err := net.SplitHostPort(c.AdvertiseAddr)
+		if err != nil {
+			return fmt.Errorf("advertise address %q: %w", c.AdvertiseAddr, err)
+		}
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			return fmt.Errorf("advertise address %q: clients need a host they can reach, not a wildcard", c.AdvertiseAddr)
+		}
+		if p, err := strconv.Atoi(port); err != nil || p <= 0 || p > 65535 {
+			return fmt.Errorf("advertise address %q: bad port", c.AdvertiseAddr)
+		}
+	}
+	if c.LeaseTTL < time.Second {
+		return errors.New("lease TTL must be at least 1s")
+	}
+	if c.MaxRequestBytes < 1<<20 {
+		return errors.New("max request bytes must be at least 1 MiB")
+	}
+	if c.DefaultPartitions < 1 || c.DefaultPartitions > metadata.MaxPartitions {
+		return fmt.Errorf("default partitions must be between 1 and %d", metadata.MaxPartitions)
+	}
+	if c.DefaultReplicationFactor < 1 || c.DefaultReplicationFactor > metadata.MaxReplicationFactor {
+		return fmt.Errorf("default replication factor must be between 1 and %d", metadata.MaxReplicationFactor)
+	}
+	for _, def := range metadata.TopicConfigDefs {
+		if v, ok := c.Broker[def.BrokerName]; ok {
+			if err := metadata.ValidateTopicConfig(def.Name, v); err != nil {
+				return fmt.Errorf("broker default %s: %w", def.BrokerName, err)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,303 @@
+package agent
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// maxInFlight bounds the requests one connection may have admitted but not
+// yet answered. Kafka clients pipeline up to five produce requests; fetch
+// and group requests add a few more.
+const maxInFlight = 64
+
+// writeTimeout bounds one response write; a client that does not read its
+// responses for this long is disconnected.
+const writeTimeout = 60 * time.Second
+
+// conn is one client connection. The read goroutine parses requests and
+// admits them in order; the write goroutine sends responses in the same
+// order as each becomes ready, so responses never overtake each other even
+// when later requests finish first.
+type conn struct {
+	a      *Agent
+	nc     net.Conn
+	remote string
+	log    *slog.Logger
+
+	ctx    context.Context // cancelled when the connection is torn down
+	cancel context.CancelFunc
+
+	pending chan *request // admitted requests, in order, to the writer
+	async   sync.WaitGroup
+}
+
+// request is one admitted request and, once ready, its response.
+type request struct {
+	conn     *conn
+	req      kmsg.Request
+	clientID string
+	corr     int32
+	received time.Time
+
+	once   sync.Once
+	done   chan struct{}
+	resp   kmsg.Response // nil: send nothing (acks=0 produce)
+	err    error         // non-nil: close the connection instead of answering
+	header bool          // whether the response header carries tagged fields
+}
+
+func (rq *request) finish(resp kmsg.Response, err error) {
+	rq.once.Do(func() {
+		rq.resp, rq.err = resp, err
+		close(rq.done)
+	})
+}
+
+// reply answers the request. Only the first answer counts.
+func (rq *request) reply(resp kmsg.Response) { rq.finish(resp, nil) }
+
+// noReply completes the request without a response, as acks=0 requires.
+func (rq *request) noReply() { rq.finish(nil, nil) }
+
+// fail closes the connection instead of answering.
+func (rq *request) fail(err error) { rq.finish(nil, err) }
+
+// goAsync runs fn on a goroutine owned by the connection; the connection
+// waits for it before it is torn down.
+func (c *conn) goAsync(fn func()) {
+	c.async.Add(1)
+	go func() {
+		defer c.async.Done()
+		fn()
+	}()
+}
+
+func (a *Agent) newConn(ctx context.Context, nc net.Conn) *conn {
+	cctx, cancel := context.WithCancel(ctx)
+	remote := nc.RemoteAddr().String()
+	return &conn{
+		a:       a,
+		nc:      nc,
+		remote:  remote,
+		log:     a.log.With("client", remote),
+		ctx:     cctx,
+		cancel:  cancel,
+		pending: make(chan *request, maxInFlight),
+	}
+}
+
+// serve runs the connection until the client goes away, a protocol error
+// occurs, or the agent drains. It returns when every goroutine it started
+// has stopped.
+func (c *conn) serve() {
+	defer c.cancel()
+	a := c.a
+	a.metrics.connections.Inc()
+	defer a.metrics.connections.Dec()
+
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.writeLoop()
+	}()
+	c.readLoop()
+	close(c.pending)
+	<-writerDone
+	c.cancel()
+	c.async.Wait()
+	c.nc.Close()
+}
+
+// stopReading makes the read loop return at its next read, letting
+// admitted requests finish and their responses be written (graceful
+// drain).
+func (c *conn) stopReading() {
+	c.nc.SetReadDeadline(time.Now())
+}
+
+func (c *conn) readLoop() {
+	br := bufio.NewReaderSize(c.nc, 64<<10)
+	var sizeBuf [4]byte
+	for {
+		if _, err := io.ReadFull(br, sizeBuf[:]); err != nil {
+			c.logReadError(err)
+			return
+		}
+		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
+		if size < 8 || size > c.a.cfg.MaxRequestBytes {
+			c.log.Warn("closing connection: request size out of range", "size", size, "max", c.a.cfg.MaxRequestBytes)
+			c.a.metrics.protocolErrors.Inc()
+			return
+		}
+		body := make([]byte, size)
+		if _, err := io.ReadFull(br, body); err != nil {
+			c.logReadError(err)
+			return
+		}
+		rq, err := c.parse(body)
+		if err != nil {
+			c.log.Warn("closing connection: bad request", "err", err)
+			c.a.metrics.protocolErrors.Inc()
+			return
+		}
+		select {
+		case c.pending <- rq:
+		case <-c.ctx.Done():
+			return
+		}
+		c.dispatch(rq)
+	}
+}
+
+func (c *conn) logReadError(err error) {
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrDeadlineExceeded):
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		c.log.Debug("client closed mid-request")
+	default:
+		c.log.Debug("read failed", "err", err)
+	}
+}
+
+// parse decodes a request frame: the request header, then the body with
+// kmsg.
+func (c *conn) parse(body []byte) (*request, error) {
+	r := kbin.Reader{Src: body}
+	key := r.Int16()
+	version := r.Int16()
+	corr := r.Int32()
+	clientID := r.NullableString()
+	if !r.Ok() {
+		return nil, fmt.Errorf("truncated request header")
+	}
+	rq := &request{conn: c, corr: corr, received: time.Now(), done: make(chan struct{})}
+	if clientID != nil {
+		rq.clientID = *clientID
+	}
+	spec, known := apis[key]
+	kreq := kmsg.RequestForKey(key)
+	if !known || kreq == nil {
+		return nil, fmt.Errorf("unsupported API key %d (%s) v%d from client %q", key, kmsg.NameForKey(key), version, rq.clientID)
+	}
+	if version < spec.min || version > spec.max {
+		if key == kmsg.ApiVersions.Int16() {
+			// KIP-511: answer in v0 with our range so the client retries
+			// with a version we speak.
+			resp := apiVersionsResponse(0, kerr.UnsupportedVersion.Code)
+			rq.req = &kmsg.ApiVersionsRequest{Version: 0}
+			rq.reply(resp)
+			return rq, nil
+		}
+		return nil, fmt.Errorf("%s v%d is not supported (v%d to v%d are) from client %q", kmsg.NameForKey(key), version, spec.min, spec.max, rq.clientID)
+	}
+	kreq.SetVersion(version)
+	if kreq.IsFlexible() {
+		kmsg.SkipTags(&r)
+		if !r.Ok() {
+			return nil, fmt.Errorf("truncated request header tags")
+		}
+	}
+	if err := kreq.ReadFrom(r.Src); err != nil {
+		return nil, fmt.Errorf("decoding %s v%d from client %q: %w", kmsg.NameForKey(key), version, rq.clientID, err)
+	}
+	rq.req = kreq
+	return rq, nil
+}
+
+// dispatch hands an admitted request to its API's handler. Requests that
+// were already answered while parsing (KIP-511) are skipped.
+func (c *conn) dispatch(rq *request) {
+	select {
+	case <-rq.done:
+		return
+	default:
+	}
+	spec := apis[rq.req.Key()]
+	c.a.metrics.requests.WithLabelValues(kmsg.NameForKey(rq.req.Key())).Inc()
+	spec.serve(c.ctx, c.a, rq)
+}
+
+func (c *conn) writeLoop() {
+	bw := bufio.NewWriterSize(c.nc, 64<<10)
+	var buf []byte
+	for rq := range c.pending {
+		select {
+		case <-rq.done:
+		case <-c.ctx.Done():
+			return
+		}
+		c.a.metrics.observeLatency(rq)
+		if rq.err != nil {
+			c.log.Warn("closing connection", "api", kmsg.NameForKey(rq.req.Key()), "client_id", rq.clientID, "err", rq.err)
+			c.cancel()
+			c.nc.Close()
+			return
+		}
+		if rq.resp == nil {
+			continue
+		}
+		buf = encodeResponse(buf[:0], rq.corr, rq.resp)
+		c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if _, err := bw.Write(buf); err != nil {
+			c.log.Debug("write failed", "err", err)
+			c.cancel()
+			c.nc.Close()
+			return
+		}
+		if len(c.pending) == 0 {
+			if err := bw.Flush(); err != nil {
+				c.log.Debug("write failed", "err", err)
+				c.cancel()
+				c.nc.Close()
+				return
+			}
+		}
+		if cap(buf) > 1<<20 {
+			buf = nil // do not pin a large fetch response's buffer
+		}
+	}
+	bw.Flush()
+}
+
+// encodeResponse appends a size-prefixed response frame. Flexible
+// responses carry an empty tagged-field section in the header, except
+// ApiVersions, whose response header is always v0 (KIP-511).
+func encodeResponse(dst []byte, corr int32, resp kmsg.Response) []byte {
+	dst = append(dst, 0, 0, 0, 0)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(corr))
+	if resp.IsFlexible() && resp.Key() != kmsg.ApiVersions.Int16() {
+		dst = append(dst, 0)
+	}
+	dst = resp.AppendTo(dst)
+	binary.BigEndian.PutUint32(dst[:4], uint32(len(dst)-4))
+	return dst
+}
+
+// errMessage returns a pointer for the ErrorMessage fields of responses.
+func errMessage(msg string) *string {
+	if msg == "" {
+		return nil
+	}
+	return &msg
+}
+
+// kerrCode returns err's Kafka code, or 0 for nil.
+func kerrCode(err *kerr.Error) int16 {
+	if err == nil {
+		return 0
+	}
+	return err.Code
+}

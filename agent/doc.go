@@ -1,0 +1,17 @@
+// Package agent is floe's stateless Kafka-protocol server.
+//
+// An agent speaks Kafka's wire protocol to unmodified clients, encoding and
+// decoding every request and response with franz-go's kmsg. It keeps no
+// state of its own: topics, offsets and groups live in etcd (package
+// metadata) and records live in segment objects in the object store
+// (package segments). Any agent serves any request; each partition still
+// has one advertised leader (see metadata.Rank) so a client's traffic for a
+// partition tends to land on one agent.
+//
+// Every Kafka API the agent serves has its own file named for its key
+// (03_metadata.go, 19_create_topics.go, ...), which opens with the versions
+// served and registers them; ApiVersions is derived from that registry.
+// unsupported.go lists what is not implemented.
+//
+// agent may import metadata and segments, never the reverse.
+package agent

@@ -1,0 +1,63 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/floe-io/floe/metadata"
+)
+
+// kafkaError maps an error from floe's packages to the Kafka error a
+// client should see, with a message a person can act on. This is the one
+// place such mappings live.
+func kafkaError(err error) (*kerr.Error, string) {
+	if err == nil {
+		return nil, ""
+	}
+	msg := strings.TrimPrefix(err.Error(), "metadata: ")
+	var ke *kerr.Error
+	switch {
+	case errors.As(err, &ke):
+		return ke, msg
+	case errors.Is(err, metadata.ErrTopicExists):
+		return kerr.TopicAlreadyExists, msg
+	case errors.Is(err, metadata.ErrUnknownTopic):
+		return kerr.UnknownTopicOrPartition, msg
+	case errors.Is(err, metadata.ErrInvalidTopic):
+		return kerr.InvalidTopicException, msg
+	case errors.Is(err, metadata.ErrInvalidPartitions):
+		return kerr.InvalidPartitions, msg
+	case errors.Is(err, metadata.ErrInvalidReplicationFactor):
+		return kerr.InvalidReplicationFactor, msg
+	case errors.Is(err, metadata.ErrInvalidConfig):
+		return kerr.InvalidConfig, msg
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return kerr.RequestTimedOut, "timed out waiting for etcd: " + msg
+	default:
+		return kerr.UnknownServerError, msg
+	}
+}
+
+func isUnknownTopic(err error) bool {
+	return errors.Is(err, metadata.ErrUnknownTopic)
+}
+
+// codedError is an error that carries the Kafka code clients should see
+// and a message for them.
+type codedError struct {
+	code *kerr.Error
+	msg  string
+}
+
+func (e *codedError) Error() string { return e.msg }
+func (e *codedError) Unwrap() error { return e.code }
+
+// kafkaErrorf returns an error answered to clients as code, with a
+// message.
+func kafkaErrorf(code *kerr.Error, format string, args ...any) error {
+	return &codedError{code: code, msg: fmt.Sprintf(format, args...)}
+}

@@ -1,0 +1,48 @@
+package agent
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+type metrics struct {
+	connections    prometheus.Gauge
+	requests       *prometheus.CounterVec
+	latency        *prometheus.HistogramVec
+	protocolErrors prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "floe", Subsystem: "agent", Name: "connections",
+			Help: "Open Kafka client connections.",
+		}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "floe", Subsystem: "agent", Name: "requests_total",
+			Help: "Kafka requests received, by API.",
+		}, []string{"api"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "floe", Subsystem: "agent", Name: "request_duration_seconds",
+			Help:    "Time from receiving a Kafka request to its response being ready, by API.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"api"}),
+		protocolErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "floe", Subsystem: "agent", Name: "protocol_errors_total",
+			Help: "Connections closed for malformed, oversized or unsupported requests.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.connections, m.requests, m.latency, m.protocolErrors)
+	}
+	return m
+}
+
+func (m *metrics) observeLatency(rq *request) {
+	if rq.req == nil {
+		return
+	}
+	m.latency.WithLabelValues(kmsg.NameForKey(rq.req.Key())).Observe(time.Since(rq.received).Seconds())
+}

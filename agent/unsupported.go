@@ -1,0 +1,17 @@
+package agent
+
+// What the agent does not implement, in one place. Requests for these keys
+// are not advertised in ApiVersions; a client that sends one anyway has
+// its connection closed with a log line naming the API.
+//
+//   - Inter-broker and KRaft controller APIs (LeaderAndIsr, StopReplica,
+//     UpdateMetadata, ControlledShutdown, Vote, BeginQuorumEpoch, ...): floe
+//     has no broker-to-broker replication; etcd and the object store hold
+//     all state.
+//   - AlterReplicaLogDirs, DescribeLogDirs, AlterPartitionReassignments,
+//     ListPartitionReassignments, ElectLeaders: agents have no local logs
+//     and leadership follows live agents automatically.
+//   - Delegation tokens, client quotas, telemetry.
+//   - KIP-848 consumer groups, share groups and streams groups: the
+//     classic group protocol is served instead, which every client
+//     supports.

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/floe-io/floe/metadata"
+	"github.com/floe-io/floe/segments"
+)
+
+func newAgentCmd() *cobra.Command {
+	var (
+		o         agentOptions
+		endpoints []string
+		bucketURL string
+		etcdUser  string
+		etcdPass  string
+	)
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run a floe agent: a stateless Kafka-protocol server",
+		Long: `Run a floe agent. Agents are stateless: run as many as you like behind one
+bootstrap address. Each one registers in etcd under a lease, serves any
+produce or fetch, and writes records into segment objects in the bucket.
+
+The bucket is a URL:
+  s3://BUCKET/PREFIX?region=REGION                      AWS S3 (standard credential chain)
+  s3://BUCKET/PREFIX?endpoint=http://HOST:9000&path-style=true   S3-compatible stores
+  minio://HOST:9000/BUCKET/PREFIX?secure=false          MinIO (MINIO_ACCESS_KEY / MINIO_SECRET_KEY)
+  file:///var/lib/floe                                  a local directory (one machine only)`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log, err := newLogger()
+			if err != nil {
+				return err
+			}
+			if len(endpoints) == 0 {
+				return fmt.Errorf("--etcd-endpoints is required (for example http://127.0.0.1:2379)")
+			}
+			if bucketURL == "" {
+				return fmt.Errorf("--bucket is required (for example s3://my-bucket/floe?region=us-east-1)")
+			}
+			ctx := cmd.Context()
+			cli, err := metadata.Dial(ctx, metadata.DialConfig{Endpoints: endpoints, Username: etcdUser, Password: etcdPass})
+			if err != nil {
+				return err
+			}
+			defer cli.Close()
+			store, err := metadata.NewStore(cli, o.cluster)
+			if err != nil {
+				return err
+			}
+			bctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			bucket, err := segments.OpenBucket(bctx, bucketURL, segments.BucketOptions{})
+			cancel()
+			if err != nil {
+				return err
+			}
+			defer bucket.Close()
+			r, err := startAgent(ctx, log, &o, store, bucket)
+			if err != nil {
+				return err
+			}
+			log.Info("floe agent started", "kafka", r.agent.AdvertisedAddr(), "http", r.HTTPAddr(), "bucket", segments.RedactURL(bucketURL), "etcd", strings.Join(endpoints, ","), "cluster", o.cluster)
+			<-ctx.Done()
+			log.Info("shutting down: draining connections")
+			return r.stop(o.drainTimeout + 5*time.Second)
+		},
+	}
+	fs := cmd.Flags()
+	o.register(fs, false)
+	fs.StringSliceVar(&endpoints, "etcd-endpoints", nil, "etcd client URLs, comma-separated")
+	fs.StringVar(&etcdUser, "etcd-username", "", "etcd user, when etcd authentication is on")
+	fs.StringVar(&etcdPass, "etcd-password", "", "etcd password (prefer FLOE_ETCD_PASSWORD)")
+	fs.StringVar(&bucketURL, "bucket", "", "object store URL for segment objects (see above)")
+	return cmd
+}

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/floe-io/floe/metadata"
+	"github.com/floe-io/floe/metadata/embedded"
+	"github.com/floe-io/floe/segments"
+)
+
+func newDevCmd() *cobra.Command {
+	var (
+		o        agentOptions
+		dataDir  string
+		etcdAddr string
+	)
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run a single-process floe for local use: embedded etcd, a local bucket, one agent",
+		Long: `Run everything floe needs in one process, for trying it out and for local
+development: a real etcd embedded in the process, a bucket in a local
+directory, and one agent with topic auto-creation on. State lives under
+--data-dir and survives restarts.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log, err := newLogger()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			abs, err := filepath.Abs(dataDir)
+			if err != nil {
+				return fmt.Errorf("--data-dir %q: %w", dataDir, err)
+			}
+			if err := os.MkdirAll(abs, 0o755); err != nil {
+				return fmt.Errorf("creating data directory: %w", err)
+			}
+
+			etcd, err := embedded.Start(embedded.Config{Dir: filepath.Join(abs, "etcd"), ClientAddr: etcdAddr})
+			if err != nil {
+				return err
+			}
+			defer etcd.Close()
+			endpoint := "http://" + etcd.Endpoint()
+
+			cli, err := metadata.Dial(ctx, metadata.DialConfig{Endpoints: []string{endpoint}})
+			if err != nil {
+				return err
+			}
+			defer cli.Close()
+			store, err := metadata.NewStore(cli, o.cluster)
+			if err != nil {
+				return err
+			}
+			bucketURL := "file://" + filepath.Join(abs, "bucket")
+			bucket, err := segments.OpenBucket(ctx, bucketURL, segments.BucketOptions{})
+			if err != nil {
+				return err
+			}
+			defer bucket.Close()
+
+			r, err := startAgent(ctx, log, &o, store, bucket)
+			if err != nil {
+				return err
+			}
+			printDevBanner(r.agent.AdvertisedAddr(), r.HTTPAddr(), endpoint, abs)
+			<-ctx.Done()
+			log.Info("shutting down")
+			return r.stop(o.drainTimeout + 5*time.Second)
+		},
+	}
+	fs := cmd.Flags()
+	o.register(fs, true)
+	fs.StringVar(&dataDir, "data-dir", "./floe-data", "directory for the embedded etcd and the local bucket")
+	fs.StringVar(&etcdAddr, "etcd-addr", "127.0.0.1:2379", "host:port the embedded etcd serves clients on (port 0 picks a free one)")
+	return cmd
+}
+
+func printDevBanner(kafka, http, etcd, dir string) {
+	fmt.Fprintf(os.Stderr, `
+floe dev is running.
+
+  Kafka     %s
+  HTTP      http://%s  (/healthz, /readyz, /metrics)
+  etcd      %s  (embedded)
+  data      %s
+
+Try it with kcat:
+  kcat -b %s -L
+  echo hello | kcat -b %s -t demo -P
+  kcat -b %s -t demo -C -e
+
+Ctrl-C stops it; the data stays in %s.
+
+`, kafka, http, etcd, dir, kafka, kafka, kafka, dir)
+}

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/pflag"
+
+	"github.com/floe-io/floe/agent"
+	"github.com/floe-io/floe/metadata"
+	"github.com/floe-io/floe/segments"
+)
+
+// agentOptions are the flags shared by `floe agent` and `floe dev`.
+type agentOptions struct {
+	kafkaAddr     string
+	advertiseAddr string
+	httpAddr      string
+	zone          string
+	cluster       string
+	leaseTTL      time.Duration
+	drainTimeout  time.Duration
+	maxRequest    int32
+	autoCreate    bool
+
+	numPartitions     int32
+	replicationFactor int16
+	retentionMs       int64
+	retentionBytes    int64
+	messageMaxBytes   int32
+	cleanupPolicy     string
+	timestampType     string
+}
+
+func (o *agentOptions) register(fs *pflag.FlagSet, autoCreateDefault bool) {
+	fs.StringVar(&o.kafkaAddr, "kafka-addr", "127.0.0.1:9092", "host:port the Kafka listener binds")
+	fs.StringVar(&o.advertiseAddr, "advertise-addr", "", "host:port clients are told to connect to (default: the listener's address, with the hostname for a wildcard host)")
+	fs.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:9644", "host:port of the HTTP listener (/healthz, /readyz, /metrics); empty disables it")
+	fs.StringVar(&o.zone, "zone", "", "availability zone of this agent, reported to clients as the broker rack")
+	fs.StringVar(&o.cluster, "cluster", "default", "cluster name: the etcd key prefix /floe/<cluster>/, so several clusters can share one etcd")
+	fs.DurationVar(&o.leaseTTL, "lease-ttl", 10*time.Second, "how long a dead agent stays registered before its partitions move")
+	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long to wait for admitted requests before exiting")
+	fs.Int32Var(&o.maxRequest, "max-request-bytes", 100<<20, "largest Kafka request accepted (socket.request.max.bytes)")
+	fs.BoolVar(&o.autoCreate, "auto-create-topics", autoCreateDefault, "create unknown topics on first use (auto.create.topics.enable)")
+	fs.Int32Var(&o.numPartitions, "num-partitions", 1, "partitions of auto-created topics (num.partitions)")
+	fs.Int16Var(&o.replicationFactor, "default-replication-factor", 1, "replication factor reported for topics created with -1 (default.replication.factor)")
+	fs.Int64Var(&o.retentionMs, "log-retention-ms", 7*24*3600*1000, "default retention.ms of topics; -1 keeps data forever (log.retention.ms)")
+	fs.Int64Var(&o.retentionBytes, "log-retention-bytes", -1, "default retention.bytes per partition; -1 means no limit (log.retention.bytes)")
+	fs.Int32Var(&o.messageMaxBytes, "message-max-bytes", 1048588, "default max.message.bytes: the largest record batch accepted (message.max.bytes)")
+	fs.StringVar(&o.cleanupPolicy, "log-cleanup-policy", "delete", "default cleanup.policy of topics (log.cleanup.policy)")
+	fs.StringVar(&o.timestampType, "log-message-timestamp-type", "CreateTime", "default message.timestamp.type: CreateTime or LogAppendTime")
+}
+
+func (o *agentOptions) agentConfig() agent.Config {
+	return agent.Config{
+		KafkaAddr:                o.kafkaAddr,
+		AdvertiseAddr:            o.advertiseAddr,
+		Zone:                     o.zone,
+		LeaseTTL:                 o.leaseTTL,
+		MaxRequestBytes:          o.maxRequest,
+		AutoCreateTopics:         o.autoCreate,
+		DefaultPartitions:        o.numPartitions,
+		DefaultReplicationFactor: o.replicationFactor,
+		DrainTimeout:             o.drainTimeout,
+		Version:                  version,
+		Broker: metadata.BrokerConfig{
+			"log.retention.ms":           strconv.FormatInt(o.retentionMs, 10),
+			"log.retention.bytes":        strconv.FormatInt(o.retentionBytes, 10),
+			"message.max.bytes":          strconv.FormatInt(int64(o.messageMaxBytes), 10),
+			"log.cleanup.policy":         o.cleanupPolicy,
+			"log.message.timestamp.type": o.timestampType,
+		},
+	}
+}
+
+// running is a started agent with its HTTP listener.
+type running struct {
+	agent *agent.Agent
+	http  *http.Server
+	httpL net.Listener
+	log   *slog.Logger
+	done  chan struct{}
+}
+
+// startAgent starts an agent and its HTTP listener.
+func startAgent(ctx context.Context, log *slog.Logger, o *agentOptions, store *metadata.Store, bucket segments.Bucket) (*running, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a, err := agent.New(o.agentConfig(), agent.Deps{Store: store, Bucket: bucket, Log: log, Registry: reg})
+	if err != nil {
+		return nil, err
+	}
+	r := &running{agent: a, log: log, done: make(chan struct{})}
+	if o.httpAddr != "" {
+		ln, err := net.Listen("tcp", o.httpAddr)
+		if err != nil {
+			return nil, fmt.Errorf("http listener on %s: %w", o.httpAddr, err)
+		}
+		mux := http.NewServeMux()
+		a.RegisterHTTP(mux)
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		r.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		r.httpL = ln
+	}
+	if err := a.Start(ctx); err != nil {
+		if r.httpL != nil {
+			r.httpL.Close()
+		}
+		return nil, err
+	}
+	if r.http != nil {
+		go func() {
+			defer close(r.done)
+			if err := r.http.Serve(r.httpL); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("http listener failed", "err", err)
+			}
+		}()
+	} else {
+		close(r.done)
+	}
+	return r, nil
+}
+
+// HTTPAddr is the bound HTTP address, or "" when disabled.
+func (r *running) HTTPAddr() string {
+	if r.httpL == nil {
+		return ""
+	}
+	return r.httpL.Addr().String()
+}
+
+// stop drains the agent, then closes the HTTP listener (so /readyz
+// reports false while draining).
+func (r *running) stop(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err := r.agent.Shutdown(ctx)
+	if r.http != nil {
+		r.http.Shutdown(ctx)
+	}
+	<-r.done
+	return err
+}
