@@ -134,7 +134,7 @@ func TestApiVersionsTooNewGetsV0Answer(t *testing.T) {
 	hdr = binary.BigEndian.AppendUint16(hdr, 99)
 	hdr = binary.BigEndian.AppendUint32(hdr, 42)
 	hdr = binary.BigEndian.AppendUint16(hdr, 0xffff) // null client ID
-	hdr = append(hdr, 0, 1, 2, 3)                   // unknown future body
+	hdr = append(hdr, 0, 1, 2, 3)                    // unknown future body
 	rc.write(binary.BigEndian.AppendUint32(nil, uint32(len(hdr))), hdr)
 	corr, body, err := rc.read()
 	if err != nil || corr != 42 {
