@@ -31,15 +31,21 @@ type Deps struct {
 // Agent is one floe agent: a Kafka listener backed by etcd and the object
 // store.
 type Agent struct {
-	cfg     Config
-	store   *metadata.Store
-	bucket  segments.Bucket
-	log     *slog.Logger
-	metrics *metrics
+	cfg      Config
+	store    *metadata.Store
+	bucket   segments.Bucket
+	log      *slog.Logger
+	metrics  *metrics
+	registry prometheus.Registerer
 
 	cluster metadata.ClusterInfo
 	view    *metadata.View
+	marks   *metadata.WatermarkWatcher
+	writer  *writer
+	reader  *reader
 	ln      net.Listener
+
+	producerIDs producerIDs
 
 	host string // advertised
 	port int32
@@ -72,12 +78,13 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Agent{
-		cfg:     cfg,
-		store:   deps.Store,
-		bucket:  deps.Bucket,
-		log:     log,
-		metrics: newMetrics(deps.Registry),
-		conns:   map[*conn]struct{}{},
+		cfg:      cfg,
+		store:    deps.Store,
+		bucket:   deps.Bucket,
+		log:      log,
+		metrics:  newMetrics(deps.Registry),
+		registry: deps.Registry,
+		conns:    map[*conn]struct{}{},
 	}, nil
 }
 
@@ -110,6 +117,20 @@ func (a *Agent) Start(ctx context.Context) error {
 		defer a.wg.Done()
 		view.Wait()
 	}()
+
+	marks, err := a.store.StartWatermarkWatcher(a.ctx, a.log)
+	if err != nil {
+		return err
+	}
+	a.marks = marks
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		marks.Wait()
+	}()
+	committer := a.store.NewCommitter(metadata.CommitConfig{MaxTxnOps: a.cfg.EtcdMaxTxnOps})
+	a.writer = newWriter(a.ctx, a.cfg.Writer, a.bucket, committer, marks, a.log, newWriterMetrics(a.registry))
+	a.reader = newReader(a.store, a.bucket, a.cfg.CacheBytes, a.log, newReaderMetrics(a.registry))
 
 	ln, err := net.Listen("tcp", a.cfg.KafkaAddr)
 	if err != nil {
@@ -285,6 +306,9 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 		c.stopReading()
 	}
 	a.connsMu.Unlock()
+	// Admitted produce requests are waiting for their flush: seal it now
+	// rather than at the next interval.
+	a.writer.flushNow()
 
 	drained := make(chan struct{})
 	go func() {
@@ -298,6 +322,10 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	case <-drained:
 	case <-dctx.Done():
 		err = fmt.Errorf("agent: drain did not finish: %w", dctx.Err())
+	}
+
+	if werr := a.writer.close(dctx); werr != nil && err == nil {
+		err = fmt.Errorf("agent: %w", werr)
 	}
 
 	a.regMu.Lock()

@@ -21,7 +21,7 @@ type apiSpec struct {
 // starts with rq.conn.goAsync (produce waiting for a flush, fetch long
 // polls). Work that must keep request order (appending produce batches)
 // happens before serveFunc returns.
-type serveFunc func(ctx context.Context, a *Agent, rq *request)
+type serveFunc func(a *Agent, ctx context.Context, rq *request)
 
 var apis = map[int16]apiSpec{}
 
@@ -49,7 +49,7 @@ func sortedAPIs() []apiSpec {
 // error closes the connection (the request could not be answered at all);
 // Kafka errors belong in the response.
 func handleSync[Req kmsg.Request, Resp kmsg.Response](fn func(*Agent, context.Context, *request, Req) (Resp, error)) serveFunc {
-	return func(ctx context.Context, a *Agent, rq *request) {
+	return func(a *Agent, ctx context.Context, rq *request) {
 		resp, err := fn(a, ctx, rq, rq.req.(Req))
 		if err != nil {
 			rq.fail(err)

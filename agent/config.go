@@ -44,6 +44,14 @@ type Config struct {
 	DrainTimeout time.Duration
 	// Version is reported in logs and the agent's registration.
 	Version string
+	// Writer tunes segment objects: size, flush interval, buffer bound,
+	// compression.
+	Writer WriterConfig
+	// CacheBytes bounds the fetch cache of decoded batches. Default 256 MiB.
+	CacheBytes int64
+	// EtcdMaxTxnOps is the etcd server's per-transaction op limit
+	// (--max-txn-ops); commits are split to fit. Default 128.
+	EtcdMaxTxnOps int
 }
 
 func (c *Config) setDefaults() {
@@ -68,6 +76,13 @@ func (c *Config) setDefaults() {
 	if c.Broker == nil {
 		c.Broker = metadata.BrokerConfig{}
 	}
+	if c.CacheBytes == 0 {
+		c.CacheBytes = 256 << 20
+	}
+	if c.EtcdMaxTxnOps == 0 {
+		c.EtcdMaxTxnOps = 128
+	}
+	c.Writer.setDefaults()
 }
 
 // Validate checks the configuration once, before anything starts.
@@ -99,6 +114,15 @@ func (c *Config) Validate() error {
 	}
 	if c.DefaultReplicationFactor < 1 || c.DefaultReplicationFactor > metadata.MaxReplicationFactor {
 		return fmt.Errorf("default replication factor must be between 1 and %d", metadata.MaxReplicationFactor)
+	}
+	if err := c.Writer.validate(); err != nil {
+		return err
+	}
+	if c.CacheBytes < 1<<20 {
+		return errors.New("cache bytes must be at least 1 MiB")
+	}
+	if c.EtcdMaxTxnOps < 8 {
+		return errors.New("etcd max txn ops must be at least 8")
 	}
 	for _, def := range metadata.TopicConfigDefs {
 		if v, ok := c.Broker[def.BrokerName]; ok {

@@ -227,7 +227,7 @@ func (c *conn) dispatch(rq *request) {
 	}
 	spec := apis[rq.req.Key()]
 	c.a.metrics.requests.WithLabelValues(kmsg.NameForKey(rq.req.Key())).Inc()
-	spec.serve(c.ctx, c.a, rq)
+	spec.serve(c.a, c.ctx, rq)
 }
 
 func (c *conn) writeLoop() {

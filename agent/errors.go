@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/floe-io/floe/metadata"
+	"github.com/floe-io/floe/segments"
 )
 
 // kafkaError maps an error from floe's packages to the Kafka error a
@@ -35,6 +36,26 @@ func kafkaError(err error) (*kerr.Error, string) {
 		return kerr.InvalidReplicationFactor, msg
 	case errors.Is(err, metadata.ErrInvalidConfig):
 		return kerr.InvalidConfig, msg
+	case errors.Is(err, segments.ErrCorruptBatch), errors.Is(err, segments.ErrInvalidBatch):
+		return kerr.CorruptMessage, msg
+	case errors.Is(err, segments.ErrUnsupportedMagic):
+		return kerr.UnsupportedForMessageFormat, msg
+	case errors.Is(err, metadata.ErrOutOfOrderSequence):
+		return kerr.OutOfOrderSequenceNumber, msg
+	case errors.Is(err, metadata.ErrInvalidProducerEpoch):
+		return kerr.InvalidProducerEpoch, msg
+	case errors.Is(err, metadata.ErrUnknownPartition):
+		return kerr.UnknownTopicOrPartition, msg
+	case errors.Is(err, errUpload):
+		return kerr.KafkaStorageError, msg
+	case errors.Is(err, errCommit):
+		return kerr.RequestTimedOut, msg
+	case errors.Is(err, errWriterClosed):
+		return kerr.NotLeaderForPartition, msg
+	case errors.Is(err, errCorruptObject):
+		return kerr.CorruptMessage, msg
+	case errors.Is(err, errMissingObject):
+		return kerr.KafkaStorageError, msg
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return kerr.RequestTimedOut, "timed out waiting for etcd: " + msg
 	default:

@@ -1,0 +1,214 @@
+package agent
+
+// Produce, v3–v13 (RecordBatch v2 only; v0–v2 carry older message
+// formats and are not served; v13 names topics by ID).
+//
+// Each partition's records are validated (topic and partition exist, else
+// UNKNOWN_TOPIC_OR_PARTITION; magic 2, framing and CRC, else
+// CORRUPT_MESSAGE / UNSUPPORTED_FOR_MESSAGE_FORMAT; each batch within the
+// topic's max.message.bytes, else MESSAGE_TOO_LARGE; no client control or
+// transactional batches) and handed to the writer, which batches all
+// partitions of all clients into one segment object. The request is
+// answered only after that object is in the bucket and committed in
+// etcd, with each partition's real base offset: acks=1 and acks=all both
+// mean "durable in the object store", stronger than Kafka's acks=1.
+// acks=0 gets no response at all. Admission happens in request order on
+// the connection's read goroutine, so pipelined requests keep their order;
+// the wait for the commit happens on a goroutine, so pipelining works.
+//
+// Idempotent producers are de-duplicated at commit against the last five
+// batches per producer and partition kept in etcd (see
+// metadata.Committer), across agents and restarts: a retried batch gets
+// its original offset and is not written twice.
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floe-io/floe/metadata"
+	"github.com/floe-io/floe/segments"
+)
+
+func init() {
+	register(apiSpec{key: 0, min: 3, max: 13, serve: (*Agent).serveProduce})
+}
+
+// producePart is one partition of a produce request on its way.
+type producePart struct {
+	resp *kmsg.ProduceResponseTopicPartition
+	res  *appendResult // nil when the partition failed validation
+}
+
+func (a *Agent) serveProduce(ctx context.Context, rq *request) {
+	req := rq.req.(*kmsg.ProduceRequest)
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	acks := req.Acks
+	validAcks := acks == 0 || acks == 1 || acks == -1
+	now := time.Now().UnixMilli()
+
+	var parts []producePart
+	for _, rt := range req.Topics {
+		st := kmsg.NewProduceResponseTopic()
+		st.Topic = rt.Topic
+		st.TopicID = rt.TopicID
+		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		resp.Topics = append(resp.Topics, st)
+	}
+	for ti, rt := range req.Topics {
+		st := &resp.Topics[ti]
+		t, terr := a.produceTopic(ctx, req.Version, rt)
+		if terr == nil {
+			st.Topic = t.Name
+			st.TopicID = t.ID
+		}
+		settings := a.cfg.Broker.Settings(t.Configs)
+		for pi, rp := range rt.Partitions {
+			sp := &st.Partitions[pi]
+			*sp = kmsg.NewProduceResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.BaseOffset = -1
+			sp.LogAppendTime = -1
+			sp.LogStartOffset = -1
+			part := producePart{resp: sp}
+			err := terr
+			if err == nil && !validAcks {
+				err = kafkaErrorf(kerr.InvalidRequiredAcks, "acks must be -1 (all), 0 or 1; got %d", acks)
+			}
+			if err == nil && (rp.Partition < 0 || rp.Partition >= t.Partitions) {
+				err = kafkaErrorf(kerr.UnknownTopicOrPartition, "topic %s has %d partitions; partition %d does not exist", t.Name, t.Partitions, rp.Partition)
+			}
+			var batches []segments.Batch
+			if err == nil {
+				batches, err = a.validateBatches(req.TransactionID, rp.Records, settings, now)
+			}
+			if err == nil {
+				part.res, err = a.writer.append(ctx, t, rp.Partition, batches)
+				if errors.Is(err, errWriterClosed) {
+					err = kafkaErrorf(kerr.NotLeaderForPartition, "agent is shutting down; retry on another agent")
+				}
+			}
+			if err != nil {
+				ke, msg := kafkaError(err)
+				sp.ErrorCode = ke.Code
+				sp.ErrorMessage = errMessage(msg)
+			} else {
+				var n int64
+				var recs int64
+				for _, b := range batches {
+					n += int64(len(b.Raw))
+					recs += int64(b.RecordCount)
+				}
+				a.writer.metrics.produceBytes.Add(float64(n))
+				a.writer.metrics.produceRecs.Add(float64(recs))
+				if settings.LogAppendTime {
+					sp.LogAppendTime = now
+				}
+			}
+			parts = append(parts, part)
+		}
+	}
+
+	if acks == 0 {
+		// The client expects no response; the batches are still written.
+		rq.noReply()
+		return
+	}
+	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	rq.conn.goAsync(func() {
+		timer := time.NewTimer(timeout)
+		defer timer.Stop()
+		for _, p := range parts {
+			if p.res == nil {
+				continue
+			}
+			select {
+			case <-p.res.done:
+				a.finishProducePart(p)
+			case <-timer.C:
+				p.resp.ErrorCode = kerr.RequestTimedOut.Code
+				p.resp.ErrorMessage = errMessage("the segment holding these records was not committed within the request timeout; retry (an idempotent producer's retry is de-duplicated)")
+			case <-ctx.Done():
+				p.resp.ErrorCode = kerr.RequestTimedOut.Code
+				p.resp.ErrorMessage = errMessage("agent is shutting down")
+			}
+		}
+		rq.reply(resp)
+	})
+}
+
+// finishProducePart copies a resolved append into the response.
+func (a *Agent) finishProducePart(p producePart) {
+	r := p.res
+	if r.err != nil {
+		ke, msg := kafkaError(r.err)
+		p.resp.ErrorCode = ke.Code
+		p.resp.ErrorMessage = errMessage(msg)
+		p.resp.LogAppendTime = -1
+		return
+	}
+	p.resp.BaseOffset = r.baseOffset
+	p.resp.LogStartOffset = r.logStart
+}
+
+// produceTopic resolves a produce request's topic, by name or (v13) ID,
+// creating it when auto-creation is on.
+func (a *Agent) produceTopic(ctx context.Context, version int16, rt kmsg.ProduceRequestTopic) (metadata.Topic, error) {
+	if version >= 13 {
+		t, err := a.lookupTopicByID(ctx, uuid.UUID(rt.TopicID))
+		if isUnknownTopic(err) {
+			return t, kafkaErrorf(kerr.UnknownTopicID, "no topic has ID %s", uuid.UUID(rt.TopicID))
+		}
+		return t, err
+	}
+	t, err := a.lookupTopic(ctx, rt.Topic)
+	if isUnknownTopic(err) {
+		if verr := metadata.ValidateTopicName(rt.Topic); verr != nil {
+			return t, verr
+		}
+		if a.cfg.AutoCreateTopics {
+			return a.autoCreateTopic(ctx, rt.Topic)
+		}
+	}
+	if err == nil && t.Internal() {
+		return t, kafkaErrorf(kerr.TopicAuthorizationFailed, "topic %s is internal to floe; clients cannot produce to it", t.Name)
+	}
+	return t, err
+}
+
+// validateBatches parses and checks one partition's records field.
+func (a *Agent) validateBatches(txnID *string, records []byte, s metadata.TopicSettings, now int64) ([]segments.Batch, error) {
+	if txnID != nil {
+		return nil, kafkaErrorf(kerr.TransactionalIDAuthorizationFailed, "transactions are not supported by floe yet; produce without a transactional ID")
+	}
+	batches, err := segments.ParseBatches(records)
+	if err != nil {
+		return nil, err
+	}
+	for i := range batches {
+		b := &batches[i]
+		if int64(len(b.Raw)) > int64(s.MaxMessageBytes) {
+			return nil, kafkaErrorf(kerr.MessageTooLarge, "a record batch of %d bytes exceeds max.message.bytes (%d)", len(b.Raw), s.MaxMessageBytes)
+		}
+		if b.Control() {
+			return nil, kafkaErrorf(kerr.InvalidRecord, "clients may not produce control batches")
+		}
+		if b.Transactional() {
+			return nil, kafkaErrorf(kerr.TransactionalIDAuthorizationFailed, "transactions are not supported by floe yet")
+		}
+		if s.LogAppendTime {
+			segments.SetLogAppendTime(b.Raw, now)
+			b.Attributes |= 0x08
+			b.MaxTimestamp = now
+			b.BaseTimestamp = now
+		}
+	}
+	return batches, nil
+}

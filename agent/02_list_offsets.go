@@ -1,0 +1,168 @@
+package agent
+
+// ListOffsets, v0–v11.
+//
+// -2 (earliest), and -4/-5 (earliest local/tiered, which floe does not
+// distinguish) answer the log start offset; -1 (latest) the high
+// watermark (which is also the last stable offset: floe has no open
+// transactions); -3 (max timestamp, v7+) the last offset of the batch
+// holding the newest timestamp; a timestamp answers the first offset of
+// the first batch whose max timestamp is at or after it, found through the
+// index entries' timestamp bounds, then the batch headers. Offsets are
+// batch-precise: a consumer starting there may first see a few records
+// older than the timestamp, never miss a newer one. No such batch answers
+// offset -1, as Kafka does. v0 answers in its old array form (Burrow
+// uses it).
+
+import (
+	"context"
+	"encoding/binary"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floe-io/floe/metadata"
+)
+
+func init() {
+	register(apiSpec{key: 2, min: 0, max: 11, serve: handleSync((*Agent).handleListOffsets)})
+}
+
+func (a *Agent) handleListOffsets(ctx context.Context, _ *request, req *kmsg.ListOffsetsRequest) (*kmsg.ListOffsetsResponse, error) {
+	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+	for _, rt := range req.Topics {
+		st := kmsg.NewListOffsetsResponseTopic()
+		st.Topic = rt.Topic
+		t, terr := a.lookupTopic(ctx, rt.Topic)
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewListOffsetsResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.Timestamp = -1
+			sp.Offset = -1
+			sp.LeaderEpoch = -1
+			err := terr
+			if err == nil && (rp.Partition < 0 || rp.Partition >= t.Partitions) {
+				err = kerr.UnknownTopicOrPartition
+			}
+			if err == nil {
+				sp.Offset, sp.Timestamp, err = a.listOffset(ctx, metadata.PartitionID{Topic: t.ID, Partition: rp.Partition}, rp.Timestamp)
+			}
+			if err != nil {
+				ke, _ := kafkaError(err)
+				sp.ErrorCode = ke.Code
+			} else if req.Version == 0 {
+				sp.OldStyleOffsets = []int64{sp.Offset}
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp, nil
+}
+
+// listOffset resolves one ListOffsets query against a partition.
+func (a *Agent) listOffset(ctx context.Context, id metadata.PartitionID, ts int64) (offset, timestamp int64, err error) {
+	st, err := a.store.GetPartitionState(ctx, id)
+	if err != nil {
+		return -1, -1, err
+	}
+	switch ts {
+	case -2, -4, -5:
+		return st.Start, -1, nil
+	case -1:
+		return st.Next, -1, nil
+	case -3:
+		return a.maxTimestampOffset(ctx, id, st)
+	}
+	if ts < 0 {
+		return -1, -1, kafkaErrorf(kerr.InvalidRequest, "timestamp %d is not a time or a special value (-1, -2, -3)", ts)
+	}
+	return a.offsetForTime(ctx, id, st, ts)
+}
+
+// scanIndex calls fn for the partition's index entries from the log
+// start, a window at a time, until fn returns false.
+func (a *Agent) scanIndex(ctx context.Context, id metadata.PartitionID, st metadata.PartitionState, fn func(metadata.IndexEntry) bool) error {
+	from := st.Start
+	if e, ok, err := a.store.IndexEntryBefore(ctx, id, st.Start); err != nil {
+		return err
+	} else if ok {
+		from = e.First
+	}
+	for from < st.Next {
+		entries, err := a.store.IndexEntries(ctx, id, from, indexWindow)
+		if err != nil {
+			return err
+		}
+		if len(entries) == 0 {
+			return nil
+		}
+		for _, e := range entries {
+			if e.Last < st.Start {
+				continue
+			}
+			if !fn(e) {
+				return nil
+			}
+		}
+		from = entries[len(entries)-1].Last + 1
+	}
+	return nil
+}
+
+func batchTimestamps(b []byte) (base, maxTS int64) {
+	return int64(binary.BigEndian.Uint64(b[27:35])), int64(binary.BigEndian.Uint64(b[35:43]))
+}
+
+func (a *Agent) offsetForTime(ctx context.Context, id metadata.PartitionID, st metadata.PartitionState, ts int64) (int64, int64, error) {
+	var found *metadata.IndexEntry
+	err := a.scanIndex(ctx, id, st, func(e metadata.IndexEntry) bool {
+		if e.MaxTimestamp >= ts {
+			found = &e
+			return false
+		}
+		return true
+	})
+	if err != nil || found == nil {
+		return -1, -1, err
+	}
+	ext, err := a.reader.extent(ctx, *found)
+	if err != nil {
+		return -1, -1, err
+	}
+	for i, start := range ext.starts {
+		if ext.lasts[i] < st.Start {
+			continue
+		}
+		base, maxTS := batchTimestamps(ext.arena[start:])
+		if maxTS >= ts {
+			return max(ext.bases[i], st.Start), max(base, ts), nil
+		}
+	}
+	return -1, -1, nil
+}
+
+func (a *Agent) maxTimestampOffset(ctx context.Context, id metadata.PartitionID, st metadata.PartitionState) (int64, int64, error) {
+	var best *metadata.IndexEntry
+	err := a.scanIndex(ctx, id, st, func(e metadata.IndexEntry) bool {
+		if best == nil || e.MaxTimestamp >= best.MaxTimestamp {
+			best = &e
+		}
+		return true
+	})
+	if err != nil || best == nil {
+		return -1, -1, err
+	}
+	ext, err := a.reader.extent(ctx, *best)
+	if err != nil {
+		return -1, -1, err
+	}
+	off, ts := int64(-1), int64(-1)
+	for i, start := range ext.starts {
+		_, maxTS := batchTimestamps(ext.arena[start:])
+		if maxTS >= ts && ext.lasts[i] >= st.Start {
+			off, ts = ext.lasts[i], maxTS
+		}
+	}
+	return off, ts, nil
+}

@@ -1,0 +1,500 @@
+package agent_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floe-io/floe/agent"
+	"github.com/floe-io/floe/segments"
+)
+
+// fastFlush makes agents flush every 20ms so tests run quickly.
+func fastFlush(cfg *agent.Config) {
+	cfg.Writer.FlushInterval = 20 * time.Millisecond
+}
+
+func createTopic(t *testing.T, c *testCluster, name string, partitions int32, configs map[string]*string) {
+	t.Helper()
+	r, err := c.admin().CreateTopic(testCtx(t), partitions, 1, configs, name)
+	if err != nil || r.Err != nil {
+		t.Fatalf("creating %s: %v %v", name, err, r.Err)
+	}
+}
+
+type sent struct {
+	key, value []byte
+	headers    []kgo.RecordHeader
+	ts         time.Time
+	partition  int32
+	offset     int64
+}
+
+// produceAll produces n records with acks=all and idempotence and returns
+// what was acknowledged, per partition, in offset order.
+func produceAll(t *testing.T, cl *kgo.Client, topic string, n int, keyed bool) map[int32][]sent {
+	t.Helper()
+	ctx := testCtx(t)
+	var (
+		mu   sync.Mutex
+		acks = map[int32][]sent{}
+		wg   sync.WaitGroup
+		errs []error
+	)
+	base := time.Now().Truncate(time.Millisecond)
+	for i := range n {
+		r := &kgo.Record{Topic: topic, Value: []byte(fmt.Sprintf("value-%07d-%s", i, strings.Repeat("x", i%97))), Timestamp: base.Add(time.Duration(i) * time.Millisecond)}
+		if keyed {
+			r.Key = []byte(fmt.Sprintf("key-%d", i%101))
+		}
+		if i%7 == 0 {
+			r.Headers = []kgo.RecordHeader{{Key: "h", Value: []byte{byte(i)}}}
+		}
+		wg.Add(1)
+		cl.Produce(ctx, r, func(r *kgo.Record, err error) {
+			defer wg.Done()
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			acks[r.Partition] = append(acks[r.Partition], sent{key: r.Key, value: r.Value, headers: r.Headers, ts: r.Timestamp, partition: r.Partition, offset: r.Offset})
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("%d produce errors, first: %v", len(errs), errs[0])
+	}
+	return acks
+}
+
+// consumeAll reads every partition of topic from the start until it has
+// want records.
+func consumeAll(t *testing.T, c *testCluster, topic string, want int) map[int32][]*kgo.Record {
+	t.Helper()
+	cl := c.client(kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	got := map[int32][]*kgo.Record{}
+	total := 0
+	for total < want {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("consumed %d of %d records before timing out", total, want)
+		}
+		fs.EachError(func(topic string, p int32, err error) {
+			t.Fatalf("fetch error on %s/%d: %v", topic, p, err)
+		})
+		fs.EachRecord(func(r *kgo.Record) {
+			got[r.Partition] = append(got[r.Partition], r)
+			total++
+		})
+	}
+	return got
+}
+
+func checkSame(t *testing.T, acked map[int32][]sent, got map[int32][]*kgo.Record) {
+	t.Helper()
+	for p, want := range acked {
+		// Acks arrive per partition in offset order for one producer.
+		recs := got[p]
+		if len(recs) != len(want) {
+			t.Fatalf("partition %d: read %d records, acknowledged %d", p, len(recs), len(want))
+		}
+		for i, w := range want {
+			r := recs[i]
+			if r.Offset != w.offset || int64(i) != r.Offset {
+				t.Fatalf("partition %d record %d: offset %d, acknowledged at %d", p, i, r.Offset, w.offset)
+			}
+			if !bytes.Equal(r.Key, w.key) || !bytes.Equal(r.Value, w.value) || !r.Timestamp.Equal(w.ts) || len(r.Headers) != len(w.headers) {
+				t.Fatalf("partition %d offset %d differs: got key %q value %q ts %v", p, r.Offset, r.Key, r.Value, r.Timestamp)
+			}
+			for j := range w.headers {
+				if r.Headers[j].Key != w.headers[j].Key || !bytes.Equal(r.Headers[j].Value, w.headers[j].Value) {
+					t.Fatalf("partition %d offset %d: headers differ", p, r.Offset)
+				}
+			}
+		}
+	}
+}
+
+func TestProduceFetchRoundTrip(t *testing.T) {
+	n := 100_000
+	if testing.Short() {
+		n = 10_000
+	}
+	for _, tc := range []struct {
+		name        string
+		keyed       bool
+		compression kgo.CompressionCodec
+	}{
+		{"keyed-uncompressed", true, kgo.NoCompression()},
+		{"unkeyed-zstd", false, kgo.ZstdCompression()},
+		{"keyed-lz4", true, kgo.Lz4Compression()},
+		{"unkeyed-snappy", false, kgo.SnappyCompression()},
+		{"keyed-gzip", true, kgo.GzipCompression()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTestCluster(t)
+			c.addAgent(fastFlush)
+			createTopic(t, c, "rt", 4, nil)
+			count := n
+			if tc.name != "keyed-uncompressed" {
+				count = n / 10
+			}
+			prod := c.client(kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerBatchCompression(tc.compression), kgo.ProducerLinger(5*time.Millisecond))
+			acked := produceAll(t, prod, "rt", count, tc.keyed)
+			got := consumeAll(t, c, "rt", count)
+			checkSame(t, acked, got)
+			if tc.keyed {
+				// A key always lands on the same partition.
+				where := map[string]int32{}
+				for p, recs := range got {
+					for _, r := range recs {
+						if q, ok := where[string(r.Key)]; ok && q != p {
+							t.Fatalf("key %q on partitions %d and %d", r.Key, q, p)
+						}
+						where[string(r.Key)] = p
+					}
+				}
+			}
+		})
+	}
+}
+
+// recordBatch encodes a RecordBatch v2 with the given values, as a
+// producer would.
+func recordBatch(pid int64, epoch int16, seq int32, values ...string) []byte {
+	var recs []byte
+	for i, v := range values {
+		r := kmsg.NewRecord()
+		r.OffsetDelta = int32(i)
+		r.Value = []byte(v)
+		r.Length = int32(len(r.AppendTo(nil)) - 1)
+		recs = r.AppendTo(recs)
+	}
+	b := kmsg.NewRecordBatch()
+	b.PartitionLeaderEpoch = -1
+	b.Magic = 2
+	b.LastOffsetDelta = int32(len(values) - 1)
+	b.FirstTimestamp = time.Now().UnixMilli()
+	b.MaxTimestamp = b.FirstTimestamp
+	b.ProducerID = pid
+	b.ProducerEpoch = epoch
+	b.FirstSequence = seq
+	b.NumRecords = int32(len(values))
+	b.Records = recs
+	raw := b.AppendTo(nil)
+	binary.BigEndian.PutUint32(raw[8:12], uint32(len(raw)-12))
+	binary.BigEndian.PutUint32(raw[17:21], crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli)))
+	return raw
+}
+
+// topicID looks a topic's ID up, since kgo sends requests at the highest
+// version both sides support and Produce v13 / Fetch v13 name topics by
+// ID. A missing topic gets a random ID, which no agent knows.
+func topicID(t *testing.T, cl *kgo.Client, topic string) [16]byte {
+	t.Helper()
+	md, err := kadm.NewClient(cl).Metadata(testCtx(t), topic)
+	if err == nil {
+		if td, ok := md.Topics[topic]; ok && td.Err == nil {
+			return td.ID
+		}
+	}
+	return [16]byte{0xde, 0xad}
+}
+
+func produceRaw(t *testing.T, cl *kgo.Client, topic string, partition int32, records []byte) kmsg.ProduceResponseTopicPartition {
+	t.Helper()
+	req := kmsg.NewPtrProduceRequest()
+	req.Version = 9
+	req.Acks = -1
+	req.TimeoutMillis = 10000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = topic
+	rt.TopicID = topicID(t, cl, topic)
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Partition = partition
+	rp.Records = records
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(testCtx(t), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.Topics[0].Partitions[0]
+}
+
+func TestIdempotentRetryAcrossAgentsIsNotWrittenTwice(t *testing.T) {
+	c := newTestCluster(t)
+	a0 := c.addAgent(fastFlush)
+	a1 := c.addAgent(fastFlush)
+	createTopic(t, c, "idem", 1, nil)
+	cl0, cl1 := c.clientAt(a0.Addr()), c.clientAt(a1.Addr())
+
+	batch := recordBatch(4242, 0, 0, "a", "b", "c")
+	first := produceRaw(t, cl0, "idem", 0, batch)
+	if first.ErrorCode != 0 || first.BaseOffset != 0 {
+		t.Fatalf("first: %+v", first)
+	}
+	// The same batch retried through the other agent: same offset.
+	retry := produceRaw(t, cl1, "idem", 0, recordBatch(4242, 0, 0, "a", "b", "c"))
+	if retry.ErrorCode != 0 || retry.BaseOffset != 0 {
+		t.Fatalf("retry: %+v", retry)
+	}
+	next := produceRaw(t, cl1, "idem", 0, recordBatch(4242, 0, 3, "d"))
+	if next.ErrorCode != 0 || next.BaseOffset != 3 {
+		t.Fatalf("next: %+v", next)
+	}
+	gap := produceRaw(t, cl0, "idem", 0, recordBatch(4242, 0, 9, "z"))
+	if err := kerr.ErrorForCode(gap.ErrorCode); !errors.Is(err, kerr.OutOfOrderSequenceNumber) {
+		t.Fatalf("gap: %v", err)
+	}
+	got := consumeAll(t, c, "idem", 4)
+	var vals []string
+	for _, r := range got[0] {
+		vals = append(vals, string(r.Value))
+	}
+	if strings.Join(vals, "") != "abcd" {
+		t.Fatalf("read %q", vals)
+	}
+}
+
+func TestTwoAgentsWritingOnePartitionGetContiguousOffsets(t *testing.T) {
+	c := newTestCluster(t)
+	a0 := c.addAgent(fastFlush)
+	a1 := c.addAgent(fastFlush)
+	createTopic(t, c, "both", 2, nil)
+	clients := []*kgo.Client{c.clientAt(a0.Addr()), c.clientAt(a1.Addr())}
+	const perWriter = 60
+	var wg sync.WaitGroup
+	offsets := make([][]int64, 4)
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perWriter {
+				r := produceRaw(t, clients[w%2], "both", int32(i%2), recordBatch(-1, -1, -1, fmt.Sprintf("w%d-%d", w, i), "pad"))
+				if r.ErrorCode != 0 {
+					t.Errorf("writer %d: %v", w, kerr.ErrorForCode(r.ErrorCode))
+					return
+				}
+				offsets[w] = append(offsets[w], r.BaseOffset)
+			}
+		}()
+	}
+	wg.Wait()
+	got := consumeAll(t, c, "both", 4*perWriter*2)
+	for p, recs := range got {
+		for i, r := range recs {
+			if r.Offset != int64(i) {
+				t.Fatalf("partition %d: record %d has offset %d", p, i, r.Offset)
+			}
+		}
+	}
+	seen := map[int64]bool{}
+	for w := range offsets {
+		for i, off := range offsets[w] {
+			k := off*2 + int64(i%2)
+			if seen[k] {
+				t.Fatalf("offset %d of partition %d acknowledged twice", off, i%2)
+			}
+			seen[k] = true
+		}
+	}
+}
+
+func TestAcknowledgedRecordsSurviveTheirAgent(t *testing.T) {
+	c := newTestCluster(t)
+	a0 := c.addAgent(fastFlush)
+	c.addAgent(fastFlush)
+	createTopic(t, c, "durable", 3, nil)
+	prod := c.clientAt(a0.Addr())
+	// Route every produce through a0 with raw requests.
+	for i := range 30 {
+		r := produceRaw(t, prod, "durable", int32(i%3), recordBatch(-1, -1, -1, fmt.Sprint(i)))
+		if r.ErrorCode != 0 {
+			t.Fatal(kerr.ErrorForCode(r.ErrorCode))
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a0.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.agents = c.agents[1:]
+	got := consumeAll(t, c, "durable", 30)
+	n := 0
+	for _, recs := range got {
+		n += len(recs)
+	}
+	if n != 30 {
+		t.Fatalf("read %d of 30 acknowledged records", n)
+	}
+}
+
+func TestProduceRejectsBadInput(t *testing.T) {
+	c := newTestCluster(t)
+	c.addAgent(func(cfg *agent.Config) { fastFlush(cfg); cfg.AutoCreateTopics = false })
+	max := "200"
+	createTopic(t, c, "strict", 1, map[string]*string{"max.message.bytes": &max})
+	cl := c.client()
+
+	// By ID (Produce v13) a missing topic is UNKNOWN_TOPIC_ID.
+	if r := produceRaw(t, cl, "missing", 0, recordBatch(-1, -1, -1, "x")); !errors.Is(kerr.ErrorForCode(r.ErrorCode), kerr.UnknownTopicID) {
+		t.Fatalf("missing topic: %v", kerr.ErrorForCode(r.ErrorCode))
+	}
+	if r := produceRaw(t, cl, "strict", 5, recordBatch(-1, -1, -1, "x")); !errors.Is(kerr.ErrorForCode(r.ErrorCode), kerr.UnknownTopicOrPartition) {
+		t.Fatalf("missing partition: %v", kerr.ErrorForCode(r.ErrorCode))
+	}
+	bad := recordBatch(-1, -1, -1, "x")
+	bad[len(bad)-1] ^= 0xff
+	if r := produceRaw(t, cl, "strict", 0, bad); !errors.Is(kerr.ErrorForCode(r.ErrorCode), kerr.CorruptMessage) {
+		t.Fatalf("bad CRC: %v", kerr.ErrorForCode(r.ErrorCode))
+	}
+	short := recordBatch(-1, -1, -1, "x")
+	binary.BigEndian.PutUint32(short[8:12], 5000)
+	if r := produceRaw(t, cl, "strict", 0, short); !errors.Is(kerr.ErrorForCode(r.ErrorCode), kerr.CorruptMessage) {
+		t.Fatalf("bad length: %v", kerr.ErrorForCode(r.ErrorCode))
+	}
+	if r := produceRaw(t, cl, "strict", 0, recordBatch(-1, -1, -1, strings.Repeat("y", 300))); !errors.Is(kerr.ErrorForCode(r.ErrorCode), kerr.MessageTooLarge) {
+		t.Fatalf("too large: %v", kerr.ErrorForCode(r.ErrorCode))
+	}
+	// Nothing was written.
+	if r := produceRaw(t, cl, "strict", 0, recordBatch(-1, -1, -1, "ok")); r.ErrorCode != 0 || r.BaseOffset != 0 {
+		t.Fatalf("good batch after bad ones: %+v", r)
+	}
+}
+
+func fetchRaw(t *testing.T, cl *kgo.Client, topic string, partition int32, offset int64, maxWait time.Duration) kmsg.FetchResponseTopicPartition {
+	t.Helper()
+	req := kmsg.NewPtrFetchRequest()
+	req.Version = 11
+	req.ReplicaID = -1
+	req.MaxWaitMillis = int32(maxWait / time.Millisecond)
+	req.MinBytes = 1
+	req.MaxBytes = 1 << 20
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = topic
+	rt.TopicID = topicID(t, cl, topic)
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.Partition = partition
+	rp.FetchOffset = offset
+	rp.PartitionMaxBytes = 1 << 20
+	rp.CurrentLeaderEpoch = -1
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(testCtx(t), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.Topics[0].Partitions[0]
+}
+
+func TestFetchOffsetsAndLongPoll(t *testing.T) {
+	c := newTestCluster(t)
+	c.addAgent(fastFlush)
+	createTopic(t, c, "poll", 1, nil)
+	cl := c.client()
+
+	if r := fetchRaw(t, cl, "poll", 0, -1, 0); !errors.Is(kerr.ErrorForCode(r.ErrorCode), kerr.OffsetOutOfRange) {
+		t.Fatalf("negative offset: %v", kerr.ErrorForCode(r.ErrorCode))
+	}
+	if r := fetchRaw(t, cl, "poll", 0, 5, 0); !errors.Is(kerr.ErrorForCode(r.ErrorCode), kerr.OffsetOutOfRange) {
+		t.Fatalf("beyond the high watermark: %v", kerr.ErrorForCode(r.ErrorCode))
+	}
+	// A long poll at the end wakes when a record is committed, well
+	// before its 20s wait.
+	done := make(chan kmsg.FetchResponseTopicPartition)
+	start := time.Now()
+	go func() { done <- fetchRaw(t, cl, "poll", 0, 0, 20*time.Second) }()
+	time.Sleep(100 * time.Millisecond)
+	produceRaw(t, cl, "poll", 0, recordBatch(-1, -1, -1, "wake"))
+	r := <-done
+	if r.ErrorCode != 0 || len(r.RecordBatches) == 0 || r.HighWatermark != 1 {
+		t.Fatalf("long poll: code %d, %d bytes, hw %d", r.ErrorCode, len(r.RecordBatches), r.HighWatermark)
+	}
+	if waited := time.Since(start); waited > 15*time.Second {
+		t.Fatalf("long poll returned after %v: it did not wake on the commit", waited)
+	}
+
+	// ListOffsets: earliest, latest, by time.
+	adm := kadm.NewClient(cl)
+	ctx := testCtx(t)
+	before := time.Now()
+	time.Sleep(5 * time.Millisecond)
+	produceRaw(t, cl, "poll", 0, recordBatch(-1, -1, -1, "later"))
+	start0, err := adm.ListStartOffsets(ctx, "poll")
+	if err != nil {
+		t.Fatal(err)
+	}
+	end0, _ := adm.ListEndOffsets(ctx, "poll")
+	if o, _ := start0.Lookup("poll", 0); o.Offset != 0 {
+		t.Fatalf("earliest %+v", o)
+	}
+	if o, _ := end0.Lookup("poll", 0); o.Offset != 2 {
+		t.Fatalf("latest %+v", o)
+	}
+	byTime, _ := adm.ListOffsetsAfterMilli(ctx, before.UnixMilli(), "poll")
+	if o, _ := byTime.Lookup("poll", 0); o.Offset != 1 {
+		t.Fatalf("after %v: %+v", before, o)
+	}
+	future, _ := adm.ListOffsetsAfterMilli(ctx, time.Now().Add(time.Hour).UnixMilli(), "poll")
+	if o, _ := future.Lookup("poll", 0); o.Offset != -1 && o.Offset != 2 {
+		t.Fatalf("after the future: %+v", o)
+	}
+}
+
+func TestCorruptObjectFailsOnlyItsFetch(t *testing.T) {
+	c := newTestCluster(t)
+	c.addAgent(fastFlush)
+	createTopic(t, c, "bad", 1, nil)
+	createTopic(t, c, "good", 1, nil)
+	cl := c.client()
+	produceRaw(t, cl, "bad", 0, recordBatch(-1, -1, -1, "doomed"))
+	// Corrupt every object written so far, then write the healthy topic.
+	ctx := testCtx(t)
+	var keys []string
+	c.bucket.List(ctx, "", func(o segments.ObjectInfo) error {
+		keys = append(keys, o.Key)
+		return nil
+	})
+	for _, k := range keys {
+		rc, err := c.bucket.GetRange(ctx, k, 0, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		buf.ReadFrom(rc)
+		rc.Close()
+		data := buf.Bytes()
+		for i := 40; i < len(data)-40; i += 7 {
+			data[i] ^= 0x5a
+		}
+		if err := c.bucket.Put(ctx, k, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	produceRaw(t, cl, "good", 0, recordBatch(-1, -1, -1, "fine"))
+
+	r := fetchRaw(t, cl, "bad", 0, 0, 0)
+	if err := kerr.ErrorForCode(r.ErrorCode); !errors.Is(err, kerr.CorruptMessage) || len(r.RecordBatches) != 0 {
+		t.Fatalf("corrupt object: %v, %d bytes", err, len(r.RecordBatches))
+	}
+	if r := fetchRaw(t, cl, "good", 0, 0, 0); r.ErrorCode != 0 || len(r.RecordBatches) == 0 {
+		t.Fatalf("healthy partition: %v", kerr.ErrorForCode(r.ErrorCode))
+	}
+}

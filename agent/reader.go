@@ -1,0 +1,340 @@
+package agent
+
+import (
+	"container/list"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/floe-io/floe/metadata"
+	"github.com/floe-io/floe/segments"
+)
+
+// Errors the reader gives fetches; kafkaError maps them.
+var (
+	// errCorruptObject: a segment object failed its checksums or does not
+	// match its index entry.
+	errCorruptObject = errors.New("segment object is corrupt")
+	// errMissingObject: an index entry names an object the bucket does not
+	// have.
+	errMissingObject = errors.New("segment object is missing")
+)
+
+// reader turns index entries into served batches. It owns two caches:
+//
+//   - a window of each partition's index entries, loaded from etcd on
+//     demand and extended as the high watermark moves; it is reloaded
+//     when older than indexRefresh, well inside the compactor's grace
+//     period, so entries replaced by a merge are dropped before their
+//     objects are deleted;
+//   - the decoded batches of recently read extents, with base offsets
+//     already assigned, in an LRU bounded by cacheBytes. Concurrent
+//     misses for one extent share one GET.
+type reader struct {
+	store   *metadata.Store
+	bucket  segments.BucketReader
+	log     *slog.Logger
+	metrics *readerMetrics
+
+	indexRefresh time.Duration
+
+	idxMu sync.Mutex
+	idx   map[metadata.PartitionID]*partIndex
+
+	cache *extentCache
+}
+
+// indexWindow is how many index entries are loaded at a time.
+const indexWindow = 256
+
+type partIndex struct {
+	mu      sync.Mutex
+	entries []metadata.IndexEntry // contiguous: each First is the previous Last+1
+	loaded  time.Time
+}
+
+func newReader(store *metadata.Store, bucket segments.BucketReader, cacheBytes int64, log *slog.Logger, m *readerMetrics) *reader {
+	return &reader{
+		store:        store,
+		bucket:       bucket,
+		log:          log,
+		metrics:      m,
+		indexRefresh: time.Minute,
+		idx:          map[metadata.PartitionID]*partIndex{},
+		cache:        newExtentCache(cacheBytes, m),
+	}
+}
+
+// entries returns index entries that hold offset and the ones after it,
+// below hw.
+func (r *reader) entries(ctx context.Context, id metadata.PartitionID, offset, hw int64) ([]metadata.IndexEntry, error) {
+	r.idxMu.Lock()
+	pi := r.idx[id]
+	if pi == nil {
+		pi = &partIndex{}
+		r.idx[id] = pi
+	}
+	r.idxMu.Unlock()
+
+	pi.mu.Lock()
+	defer pi.mu.Unlock()
+	covers := func() bool {
+		n := len(pi.entries)
+		return n > 0 && pi.entries[0].First <= offset && offset <= pi.entries[n-1].Last+1
+	}
+	if !covers() || time.Since(pi.loaded) > r.indexRefresh {
+		if err := r.loadWindow(ctx, id, pi, offset); err != nil {
+			return nil, err
+		}
+	}
+	if n := len(pi.entries); n > 0 && pi.entries[n-1].Last+1 < hw && pi.entries[n-1].Last < offset+indexWindow {
+		if err := r.extendWindow(ctx, id, pi); err != nil {
+			return nil, err
+		}
+	}
+	i, _ := slices.BinarySearchFunc(pi.entries, offset, func(e metadata.IndexEntry, off int64) int {
+		switch {
+		case e.Last < off:
+			return -1
+		case e.First > off:
+			return 1
+		}
+		return 0
+	})
+	out := pi.entries[i:]
+	return slices.Clip(out), nil
+}
+
+func (r *reader) loadWindow(ctx context.Context, id metadata.PartitionID, pi *partIndex, offset int64) error {
+	start := time.Now()
+	from := offset
+	if e, ok, err := r.store.IndexEntryBefore(ctx, id, offset); err != nil {
+		return err
+	} else if ok {
+		from = e.First
+	}
+	entries, err := r.store.IndexEntries(ctx, id, from, indexWindow)
+	if err != nil {
+		return err
+	}
+	r.metrics.indexLoads.Inc()
+	r.metrics.indexLatency.Observe(time.Since(start).Seconds())
+	pi.entries = contiguousPrefix(entries)
+	pi.loaded = time.Now()
+	return nil
+}
+
+func (r *reader) extendWindow(ctx context.Context, id metadata.PartitionID, pi *partIndex) error {
+	last := pi.entries[len(pi.entries)-1]
+	more, err := r.store.IndexEntries(ctx, id, last.Last+1, indexWindow)
+	if err != nil {
+		return err
+	}
+	r.metrics.indexLoads.Inc()
+	if len(more) == 0 || more[0].First != last.Last+1 {
+		// The index changed under us (a merge); start over next time.
+		pi.loaded = time.Time{}
+		return nil
+	}
+	pi.entries = append(pi.entries, contiguousPrefix(more)...)
+	if len(pi.entries) > 4*indexWindow {
+		pi.entries = slices.Clone(pi.entries[len(pi.entries)-2*indexWindow:])
+	}
+	return nil
+}
+
+// contiguousPrefix returns the leading entries that follow each other
+// without a gap.
+func contiguousPrefix(entries []metadata.IndexEntry) []metadata.IndexEntry {
+	for i := 1; i < len(entries); i++ {
+		if entries[i].First != entries[i-1].Last+1 {
+			return entries[:i]
+		}
+	}
+	return entries
+}
+
+// invalidate drops a partition's cached index.
+func (r *reader) invalidate(id metadata.PartitionID) {
+	r.idxMu.Lock()
+	defer r.idxMu.Unlock()
+	delete(r.idx, id)
+}
+
+// extent returns an index entry's batches, offsets assigned, from the
+// cache or the bucket.
+func (r *reader) extent(ctx context.Context, e metadata.IndexEntry) (*cachedExtent, error) {
+	return r.cache.get(ctx, extentKey{e.Object, e.Offset, e.First}, func(ctx context.Context) (*cachedExtent, error) {
+		return r.loadExtent(ctx, e)
+	})
+}
+
+func (r *reader) loadExtent(ctx context.Context, e metadata.IndexEntry) (*cachedExtent, error) {
+	start := time.Now()
+	rc, err := r.bucket.GetRange(ctx, e.Object, e.Offset, e.Length)
+	if err != nil {
+		if errors.Is(err, segments.ErrNotFound) {
+			return nil, fmt.Errorf("%w: %s", errMissingObject, e.Object)
+		}
+		return nil, fmt.Errorf("reading %s: %w", e.Object, err)
+	}
+	data, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", e.Object, err)
+	}
+	r.metrics.getLatency.Observe(time.Since(start).Seconds())
+	r.metrics.getBytes.Add(float64(len(data)))
+	if int64(len(data)) != e.Length {
+		return nil, fmt.Errorf("%w: %s: read %d bytes of extent at %d, index says %d", errCorruptObject, e.Object, len(data), e.Offset, e.Length)
+	}
+	ce := &cachedExtent{}
+	next := e.First
+	skip := e.Skip
+	err = segments.DecodeExtent(data, func(ordinal int, batch []byte) error {
+		if slices.Contains(skip, int32(ordinal)) {
+			return nil
+		}
+		if len(batch) < 61 {
+			return fmt.Errorf("%w: %s: short batch", errCorruptObject, e.Object)
+		}
+		pos := len(ce.arena)
+		ce.arena = append(ce.arena, batch...)
+		segments.SetBaseOffset(ce.arena[pos:], next)
+		lastDelta := int64(int32(binary.BigEndian.Uint32(batch[23:27])))
+		ce.starts = append(ce.starts, pos)
+		ce.bases = append(ce.bases, next)
+		next += lastDelta + 1
+		ce.lasts = append(ce.lasts, next-1)
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, segments.ErrCorruptSegment) || errors.Is(err, segments.ErrUnsupportedVersion) {
+			return nil, fmt.Errorf("%w: %s at byte %d: %v", errCorruptObject, e.Object, e.Offset, err)
+		}
+		return nil, err
+	}
+	if next-1 != e.Last || len(ce.bases) != int(e.Batches) {
+		return nil, fmt.Errorf("%w: %s: extent holds offsets %d..%d in %d batches, index says %d..%d in %d", errCorruptObject, e.Object, e.First, next-1, len(ce.bases), e.First, e.Last, e.Batches)
+	}
+	ce.arena = slices.Clip(ce.arena)
+	return ce, nil
+}
+
+// cachedExtent is one index entry's batches, back to back in arena, with
+// base offsets assigned.
+type cachedExtent struct {
+	arena  []byte
+	starts []int   // byte position of each batch in arena
+	bases  []int64 // base offset of each batch
+	lasts  []int64 // last offset of each batch
+}
+
+// from returns the batches holding offset and after, as one slice of
+// arena, and the number of batches. A batch that straddles offset is
+// returned whole; clients skip its leading records.
+func (c *cachedExtent) from(offset int64) ([]byte, int) {
+	i, _ := slices.BinarySearch(c.lasts, offset)
+	if i == len(c.lasts) {
+		return nil, 0
+	}
+	return c.arena[c.starts[i]:], len(c.lasts) - i
+}
+
+// batchEnd returns the arena position just past batch i.
+func (c *cachedExtent) batchEnd(i int) int {
+	if i+1 < len(c.starts) {
+		return c.starts[i+1]
+	}
+	return len(c.arena)
+}
+
+type extentKey struct {
+	object string
+	offset int64
+	first  int64
+}
+
+// extentCache is an LRU of decoded extents with coalesced loads.
+type extentCache struct {
+	maxBytes int64
+	metrics  *readerMetrics
+
+	mu       sync.Mutex
+	bytes    int64
+	lru      *list.List // of *cacheItem, most recent at front
+	items    map[extentKey]*list.Element
+	inflight map[extentKey]*loadCall
+}
+
+type cacheItem struct {
+	key extentKey
+	val *cachedExtent
+}
+
+type loadCall struct {
+	done chan struct{}
+	val  *cachedExtent
+	err  error
+}
+
+func newExtentCache(maxBytes int64, m *readerMetrics) *extentCache {
+	return &extentCache{maxBytes: maxBytes, metrics: m, lru: list.New(), items: map[extentKey]*list.Element{}, inflight: map[extentKey]*loadCall{}}
+}
+
+func (c *extentCache) get(ctx context.Context, key extentKey, load func(context.Context) (*cachedExtent, error)) (*cachedExtent, error) {
+	c.mu.Lock()
+	if el, ok := c.items[key]; ok {
+		c.lru.MoveToFront(el)
+		c.mu.Unlock()
+		c.metrics.cacheHits.Inc()
+		return el.Value.(*cacheItem).val, nil
+	}
+	if call, ok := c.inflight[key]; ok {
+		c.mu.Unlock()
+		c.metrics.cacheCoalesced.Inc()
+		select {
+		case <-call.done:
+			return call.val, call.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	call := &loadCall{done: make(chan struct{})}
+	c.inflight[key] = call
+	c.mu.Unlock()
+	c.metrics.cacheMisses.Inc()
+
+	// The load is shared: do not let one caller's cancellation fail the
+	// others.
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	call.val, call.err = load(lctx)
+	cancel()
+
+	c.mu.Lock()
+	delete(c.inflight, key)
+	if call.err == nil {
+		size := int64(len(call.val.arena))
+		if size <= c.maxBytes/4 {
+			c.items[key] = c.lru.PushFront(&cacheItem{key: key, val: call.val})
+			c.bytes += size
+			for c.bytes > c.maxBytes {
+				back := c.lru.Back()
+				it := back.Value.(*cacheItem)
+				c.lru.Remove(back)
+				delete(c.items, it.key)
+				c.bytes -= int64(len(it.val.arena))
+			}
+		}
+		c.metrics.cacheBytes.Set(float64(c.bytes))
+	}
+	c.mu.Unlock()
+	close(call.done)
+	return call.val, call.err
+}

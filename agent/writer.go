@@ -1,0 +1,523 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/floe-io/floe/metadata"
+	"github.com/floe-io/floe/segments"
+)
+
+// WriterConfig tunes how produced batches become segment objects.
+type WriterConfig struct {
+	// SegmentTargetBytes seals the open flush once it holds this many
+	// bytes. Default 8 MiB.
+	SegmentTargetBytes int
+	// FlushInterval seals the open flush when its oldest batch is this
+	// old. Default 250ms.
+	FlushInterval time.Duration
+	// MaxBufferBytes bounds the bytes held in flushes that are open,
+	// uploading or committing. Producers beyond it wait. Default 256 MiB.
+	MaxBufferBytes int64
+	// Compression compresses runs of uncompressed client batches.
+	// Default zstd.
+	Compression segments.Codec
+	// MaxUploads bounds concurrent object PUTs. Default 4.
+	MaxUploads int
+	// UploadTimeout bounds one flush's PUT, retries included. Default 10s.
+	UploadTimeout time.Duration
+	// CommitTimeout bounds one flush's etcd commit. Default 10s.
+	CommitTimeout time.Duration
+}
+
+func (c *WriterConfig) setDefaults() {
+	if c.SegmentTargetBytes == 0 {
+		c.SegmentTargetBytes = 8 << 20
+	}
+	if c.FlushInterval == 0 {
+		c.FlushInterval = 250 * time.Millisecond
+	}
+	if c.MaxBufferBytes == 0 {
+		c.MaxBufferBytes = 256 << 20
+	}
+	if c.MaxUploads == 0 {
+		c.MaxUploads = 4
+	}
+	if c.UploadTimeout == 0 {
+		c.UploadTimeout = 10 * time.Second
+	}
+	if c.CommitTimeout == 0 {
+		c.CommitTimeout = 10 * time.Second
+	}
+}
+
+func (c *WriterConfig) validate() error {
+	switch {
+	case c.SegmentTargetBytes < 1<<10:
+		return errors.New("segment target bytes must be at least 1 KiB")
+	case c.FlushInterval < time.Millisecond:
+		return errors.New("flush interval must be at least 1ms")
+	case c.MaxBufferBytes < int64(c.SegmentTargetBytes):
+		return fmt.Errorf("max buffer bytes (%d) must be at least the segment target (%d)", c.MaxBufferBytes, c.SegmentTargetBytes)
+	case c.MaxUploads < 1:
+		return errors.New("max uploads must be at least 1")
+	}
+	return nil
+}
+
+// Errors the writer gives produce requests.
+var (
+	errWriterClosed = errors.New("agent is shutting down")
+	errUpload       = errors.New("writing the segment object failed")
+	errCommit       = errors.New("committing the segment to etcd failed")
+)
+
+// writer batches produced RecordBatches from every partition and client
+// into segment objects. A batch travels:
+//
+//	append → open flush → sealed (size or age) → uploaded (PUT, several
+//	in parallel) → committed (etcd, one flush at a time, in seal order)
+//	→ producers answered
+//
+// Commits are serial and in order so each partition's batches keep the
+// order they were appended in, which idempotent producers and Kafka's
+// ordering guarantee need. Uploads overlap so a slow PUT does not stall
+// the pipeline.
+//
+// Lock order: writer.mu only; no other lock is taken while holding it.
+type writer struct {
+	cfg       WriterConfig
+	bucket    segments.Bucket
+	committer *metadata.Committer
+	marks     *metadata.WatermarkWatcher
+	log       *slog.Logger
+	metrics   *writerMetrics
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	uploads chan struct{} // semaphore of MaxUploads
+
+	mu       sync.Mutex
+	open     *flush
+	queue    []*flush // sealed, not yet committed, in seal order
+	queued   chan struct{}
+	held     int64         // bytes in open and queued flushes
+	freed    chan struct{} // closed and replaced when held drops
+	seq      uint64
+	closed   bool
+	drained  chan struct{} // closed when the commit loop exits
+	sealTime *time.Timer
+}
+
+// flush is one future segment object.
+type flush struct {
+	seq      uint64
+	builder  *segments.Builder
+	parts    []*partAppend // in first-append order
+	byKey    map[segments.PartitionKey]*partAppend
+	bytes    int64
+	opened   time.Time
+	sealed   time.Time
+	uploaded chan struct{}
+
+	// Set by the upload, read after uploaded is closed.
+	key       string
+	extents   []segments.Extent
+	objSize   int
+	uploadErr error
+}
+
+// partAppend is one partition's batches in a flush.
+type partAppend struct {
+	topic     metadata.Topic
+	partition int32
+	batches   []pendingBatch
+}
+
+type pendingBatch struct {
+	meta metadata.BatchMeta
+	res  *appendResult
+}
+
+// appendResult is the outcome of one partition of one produce request:
+// one or more batches. The response reports the first batch's offset.
+type appendResult struct {
+	done      chan struct{}
+	remaining int // batches not yet resolved; guarded by writer.mu
+
+	baseOffset int64
+	logStart   int64
+	err        error
+}
+
+func newWriter(ctx context.Context, cfg WriterConfig, bucket segments.Bucket, committer *metadata.Committer, marks *metadata.WatermarkWatcher, log *slog.Logger, m *writerMetrics) *writer {
+	w := &writer{
+		cfg:       cfg,
+		bucket:    bucket,
+		committer: committer,
+		marks:     marks,
+		log:       log,
+		metrics:   m,
+		uploads:   make(chan struct{}, cfg.MaxUploads),
+		queued:    make(chan struct{}, 1),
+		freed:     make(chan struct{}),
+		drained:   make(chan struct{}),
+	}
+	w.ctx, w.cancel = context.WithCancel(ctx)
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		defer close(w.drained)
+		w.commitLoop()
+	}()
+	return w
+}
+
+// append adds one partition's batches to the open flush, waiting while
+// the buffer is full. It returns at once; the result resolves when the
+// flush is committed or fails.
+func (w *writer) append(ctx context.Context, t metadata.Topic, partition int32, batches []segments.Batch) (*appendResult, error) {
+	var size int64
+	for _, b := range batches {
+		size += int64(len(b.Raw))
+	}
+	w.mu.Lock()
+	for {
+		if w.closed {
+			w.mu.Unlock()
+			return nil, errWriterClosed
+		}
+		// A request larger than the whole buffer still goes through when
+		// nothing else is held, so it cannot wait forever.
+		if w.held+size <= w.cfg.MaxBufferBytes || w.held == 0 {
+			break
+		}
+		freed := w.freed
+		w.mu.Unlock()
+		w.metrics.backpressure.Inc()
+		select {
+		case <-freed:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-w.ctx.Done():
+			return nil, errWriterClosed
+		}
+		w.mu.Lock()
+	}
+	defer w.mu.Unlock()
+
+	f := w.open
+	if f == nil {
+		w.seq++
+		f = &flush{
+			seq:      w.seq,
+			builder:  segments.NewBuilder(w.cfg.Compression),
+			byKey:    map[segments.PartitionKey]*partAppend{},
+			opened:   time.Now(),
+			uploaded: make(chan struct{}),
+		}
+		w.open = f
+		seq := f.seq
+		w.sealTime = time.AfterFunc(w.cfg.FlushInterval, func() { w.sealIf(seq) })
+	}
+	key := segments.PartitionKey{TopicID: t.ID, Partition: partition}
+	pa := f.byKey[key]
+	if pa == nil {
+		pa = &partAppend{topic: t, partition: partition}
+		f.byKey[key] = pa
+		f.parts = append(f.parts, pa)
+	}
+	res := &appendResult{done: make(chan struct{}), remaining: len(batches), baseOffset: -1, logStart: -1}
+	for _, b := range batches {
+		ord := f.builder.Append(key, b)
+		minTS, maxTS := b.BaseTimestamp, b.MaxTimestamp
+		if b.LogAppendTime() {
+			minTS = b.MaxTimestamp
+		}
+		pa.batches = append(pa.batches, pendingBatch{
+			meta: metadata.BatchMeta{
+				Ordinal:       int32(ord),
+				Records:       b.RecordCount,
+				ProducerID:    b.ProducerID,
+				ProducerEpoch: b.ProducerEpoch,
+				BaseSequence:  b.BaseSequence,
+				MinTimestamp:  minTS,
+				MaxTimestamp:  maxTS,
+			},
+			res: res,
+		})
+	}
+	f.bytes += size
+	w.held += size
+	w.metrics.buffered.Set(float64(w.held))
+	if f.bytes >= int64(w.cfg.SegmentTargetBytes) {
+		w.sealLocked()
+	}
+	return res, nil
+}
+
+// sealIf seals the open flush if it is still flush seq (its timer fired).
+func (w *writer) sealIf(seq uint64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.open != nil && w.open.seq == seq {
+		w.sealLocked()
+	}
+}
+
+// flushNow seals the open flush at once (shutdown, tests).
+func (w *writer) flushNow() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.open != nil {
+		w.sealLocked()
+	}
+}
+
+// sealLocked closes the open flush to new batches, starts its upload and
+// queues it for commit.
+func (w *writer) sealLocked() {
+	f := w.open
+	w.open = nil
+	if w.sealTime != nil {
+		w.sealTime.Stop()
+		w.sealTime = nil
+	}
+	f.sealed = time.Now()
+	w.metrics.flushAge.Observe(f.sealed.Sub(f.opened).Seconds())
+	w.queue = append(w.queue, f)
+	select {
+	case w.queued <- struct{}{}:
+	default:
+	}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		w.upload(f)
+	}()
+}
+
+// upload encodes the flush into a segment object and PUTs it, retrying
+// within the upload timeout.
+func (w *writer) upload(f *flush) {
+	defer close(f.uploaded)
+	select {
+	case w.uploads <- struct{}{}:
+		defer func() { <-w.uploads }()
+	case <-w.ctx.Done():
+		f.uploadErr = errWriterClosed
+		return
+	}
+	obj, extents, err := f.builder.Finish()
+	if err != nil {
+		// Batches were validated on append; this is a bug, not bad input.
+		f.uploadErr = fmt.Errorf("encoding segment: %w", err)
+		w.log.Error("encoding segment failed", "err", err)
+		return
+	}
+	f.builder = nil
+	f.extents = extents
+	f.objSize = len(obj)
+	f.key = segments.NewObjectKey(time.Now(), segments.KindFlush)
+
+	ctx, cancel := context.WithTimeout(w.ctx, w.cfg.UploadTimeout)
+	defer cancel()
+	backoff := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		start := time.Now()
+		err = w.bucket.Put(ctx, f.key, obj)
+		w.metrics.putLatency.Observe(time.Since(start).Seconds())
+		if err == nil {
+			w.metrics.flushBytes.Observe(float64(len(obj)))
+			return
+		}
+		w.metrics.putErrors.Inc()
+		if ctx.Err() != nil {
+			break
+		}
+		w.log.Warn("segment upload failed; retrying", "object", f.key, "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+	f.uploadErr = fmt.Errorf("%w: %s: %v", errUpload, f.key, err)
+	w.log.Error("segment upload failed; failing its produce requests", "object", f.key, "err", err)
+}
+
+// commitLoop commits sealed flushes one at a time, in seal order.
+func (w *writer) commitLoop() {
+	for {
+		w.mu.Lock()
+		if len(w.queue) == 0 {
+			if w.closed && w.open == nil {
+				w.mu.Unlock()
+				return
+			}
+			w.mu.Unlock()
+			select {
+			case <-w.queued:
+				continue
+			case <-w.ctx.Done():
+				w.failQueued(errWriterClosed)
+				return
+			}
+		}
+		f := w.queue[0]
+		w.mu.Unlock()
+
+		select {
+		case <-f.uploaded:
+		case <-w.ctx.Done():
+			w.failQueued(errWriterClosed)
+			return
+		}
+		w.commit(f)
+
+		w.mu.Lock()
+		w.queue = w.queue[1:]
+		w.held -= f.bytes
+		w.metrics.buffered.Set(float64(w.held))
+		close(w.freed)
+		w.freed = make(chan struct{})
+		w.mu.Unlock()
+	}
+}
+
+// commit commits one uploaded flush and resolves its batches.
+func (w *writer) commit(f *flush) {
+	if f.uploadErr != nil {
+		w.resolveAll(f, f.uploadErr)
+		return
+	}
+	extentOf := make(map[segments.PartitionKey]segments.Extent, len(f.extents))
+	for _, e := range f.extents {
+		extentOf[e.Key] = e
+	}
+	appends := make([]metadata.Append, len(f.parts))
+	for i, pa := range f.parts {
+		ext := extentOf[segments.PartitionKey{TopicID: pa.topic.ID, Partition: pa.partition}]
+		metas := make([]metadata.BatchMeta, len(pa.batches))
+		for j, b := range pa.batches {
+			metas[j] = b.meta
+		}
+		appends[i] = metadata.Append{Topic: pa.topic, Partition: pa.partition, Object: f.key, Offset: ext.Offset, Length: ext.Length, Batches: metas}
+	}
+	ctx, cancel := context.WithTimeout(w.ctx, w.cfg.CommitTimeout)
+	start := time.Now()
+	results, err := w.committer.Commit(ctx, appends)
+	cancel()
+	w.metrics.commitLatency.Observe(time.Since(start).Seconds())
+	if err != nil {
+		w.metrics.commitErrors.Inc()
+		w.log.Error("segment commit failed; failing its uncommitted produce requests", "object", f.key, "err", err)
+		for _, pa := range f.parts {
+			w.committer.Forget(metadata.PartitionID{Topic: pa.topic.ID, Partition: pa.partition})
+		}
+	}
+	w.metrics.flushLatency.Observe(time.Since(f.sealed).Seconds())
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i, pa := range f.parts {
+		var r metadata.CommitResult
+		if i < len(results) {
+			r = results[i]
+		}
+		for j, b := range pa.batches {
+			var out metadata.BatchOutcome
+			switch {
+			case j < len(r.Batches):
+				out = r.Batches[j]
+			case err != nil:
+				out = metadata.BatchOutcome{BaseOffset: -1, LogStart: -1, Err: fmt.Errorf("%w: %v", errCommit, err)}
+			default:
+				out = metadata.BatchOutcome{BaseOffset: -1, LogStart: -1, Err: errCommit}
+			}
+			resolveLocked(b.res, out)
+		}
+		if r.Entry != nil {
+			w.marks.Observe(metadata.PartitionID{Topic: pa.topic.ID, Partition: pa.partition},
+				metadata.Watermarks{Start: r.State.Start, Next: r.State.Next, Revision: r.Revision})
+		}
+	}
+}
+
+// resolveLocked records one batch's outcome in its request's result and
+// completes the result when it was the last batch.
+func resolveLocked(res *appendResult, out metadata.BatchOutcome) {
+	if out.Err != nil && res.err == nil {
+		res.err = out.Err
+	}
+	if res.baseOffset < 0 && out.Err == nil {
+		res.baseOffset = out.BaseOffset
+	}
+	if out.LogStart >= 0 {
+		res.logStart = out.LogStart
+	}
+	res.remaining--
+	if res.remaining == 0 {
+		close(res.done)
+	}
+}
+
+func (w *writer) resolveAll(f *flush, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, pa := range f.parts {
+		for _, b := range pa.batches {
+			resolveLocked(b.res, metadata.BatchOutcome{BaseOffset: -1, LogStart: -1, Err: err})
+		}
+	}
+}
+
+// failQueued fails every flush that will not be committed (forced
+// shutdown).
+func (w *writer) failQueued(err error) {
+	w.mu.Lock()
+	queue := w.queue
+	w.queue = nil
+	open := w.open
+	w.open = nil
+	w.mu.Unlock()
+	if open != nil {
+		queue = append(queue, open)
+	}
+	for _, f := range queue {
+		w.resolveAll(f, err)
+	}
+}
+
+// close stops accepting batches, seals the open flush and waits until
+// everything queued is committed or ctx ends, after which remaining
+// flushes fail.
+func (w *writer) close(ctx context.Context) error {
+	w.mu.Lock()
+	w.closed = true
+	if w.open != nil {
+		w.sealLocked()
+	}
+	close(w.freed) // wake appenders so they see closed
+	w.freed = make(chan struct{})
+	select {
+	case w.queued <- struct{}{}:
+	default:
+	}
+	w.mu.Unlock()
+
+	var err error
+	select {
+	case <-w.drained:
+	case <-ctx.Done():
+		err = fmt.Errorf("flushing buffered batches: %w", ctx.Err())
+	}
+	w.cancel()
+	w.wg.Wait()
+	return err
+}
