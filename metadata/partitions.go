@@ -60,9 +60,9 @@ type SeqEntry struct {
 const MaxProducerBatches = 5
 
 type partitionValue struct {
-	V         int                      `json:"v"`
-	Next      int64                    `json:"next"`
-	Start     int64                    `json:"start"`
+	V         int                       `json:"v"`
+	Next      int64                     `json:"next"`
+	Start     int64                     `json:"start"`
 	Producers map[string]*ProducerState `json:"producers,omitempty"`
 }
 
