@@ -88,6 +88,8 @@ func (a *Agent) fetch(ctx context.Context, req *kmsg.FetchRequest) *kmsg.FetchRe
 			sp.HighWatermark = -1
 			sp.LastStableOffset = -1
 			sp.LogStartOffset = -1
+			// Empty, not null: librdkafka rejects a null record set.
+			sp.RecordBatches = []byte{}
 			fp := &fetchPart{resp: sp, offset: rp.FetchOffset, max: rp.PartitionMaxBytes}
 			parts = append(parts, fp)
 			err := terr
@@ -184,7 +186,7 @@ func (a *Agent) readParts(ctx context.Context, parts []*fetchPart, maxBytes int3
 func (a *Agent) readPart(ctx context.Context, fp *fetchPart, budget int64, first bool) (int64, error) {
 	sp := fp.resp
 	sp.ErrorCode = 0
-	sp.RecordBatches = nil
+	sp.RecordBatches = []byte{}
 	marks := a.marks.Get(fp.id)
 	if fp.offset < marks.Start || fp.offset > marks.Next {
 		// The watch may lag: confirm with etcd before sending the client to
@@ -213,7 +215,7 @@ func (a *Agent) readPart(ctx context.Context, fp *fetchPart, budget int64, first
 	if limit <= 0 && !first {
 		return 0, nil
 	}
-	var out []byte
+	out := []byte{}
 	offset := fp.offset
 	retried := false
 	for iter := 0; offset < marks.Next && iter < 64; iter++ {

@@ -41,7 +41,7 @@ directory, and one agent with topic auto-creation on. State lives under
 				return fmt.Errorf("creating data directory: %w", err)
 			}
 
-			etcd, err := embedded.Start(embedded.Config{Dir: filepath.Join(abs, "etcd"), ClientAddr: etcdAddr})
+			etcd, err := embedded.Start(embedded.Config{Dir: filepath.Join(abs, "etcd"), ClientAddr: etcdAddr, MaxTxnOps: 2048})
 			if err != nil {
 				return err
 			}
@@ -53,6 +53,9 @@ directory, and one agent with topic auto-creation on. State lives under
 				return err
 			}
 			defer cli.Close()
+			if !cmd.Flags().Changed("etcd-max-txn-ops") {
+				o.etcdMaxTxnOps = 2048 // the embedded etcd allows large transactions
+			}
 			store, err := metadata.NewStore(cli, o.cluster)
 			if err != nil {
 				return err

@@ -39,6 +39,14 @@ type agentOptions struct {
 	messageMaxBytes   int32
 	cleanupPolicy     string
 	timestampType     string
+
+	segmentTarget int
+	flushInterval time.Duration
+	maxBuffer     int64
+	compression   string
+	cacheBytes    int64
+	etcdMaxTxnOps int
+	maxUploads    int
 }
 
 func (o *agentOptions) register(fs *pflag.FlagSet, autoCreateDefault bool) {
@@ -58,10 +66,30 @@ func (o *agentOptions) register(fs *pflag.FlagSet, autoCreateDefault bool) {
 	fs.Int32Var(&o.messageMaxBytes, "message-max-bytes", 1048588, "default max.message.bytes: the largest record batch accepted (message.max.bytes)")
 	fs.StringVar(&o.cleanupPolicy, "log-cleanup-policy", "delete", "default cleanup.policy of topics (log.cleanup.policy)")
 	fs.StringVar(&o.timestampType, "log-message-timestamp-type", "CreateTime", "default message.timestamp.type: CreateTime or LogAppendTime")
+	fs.IntVar(&o.segmentTarget, "segment-target-bytes", 8<<20, "seal a segment object once it holds this many bytes")
+	fs.DurationVar(&o.flushInterval, "flush-interval", 250*time.Millisecond, "seal a segment object when its oldest batch is this old; the floor of produce latency")
+	fs.Int64Var(&o.maxBuffer, "max-buffer-bytes", 256<<20, "most bytes held in segments not yet committed; producers beyond it wait")
+	fs.StringVar(&o.compression, "segment-compression", "zstd", "compression of uncompressed client batches in segment objects: zstd, s2 or none")
+	fs.IntVar(&o.maxUploads, "max-uploads", 4, "segment object PUTs in flight at once")
+	fs.Int64Var(&o.cacheBytes, "cache-bytes", 256<<20, "memory for the fetch cache of decoded batches")
+	fs.IntVar(&o.etcdMaxTxnOps, "etcd-max-txn-ops", 128, "etcd's --max-txn-ops; commits are split to fit it")
 }
 
-func (o *agentOptions) agentConfig() agent.Config {
+func (o *agentOptions) agentConfig() (agent.Config, error) {
+	codec, err := parseCodec(o.compression)
+	if err != nil {
+		return agent.Config{}, err
+	}
 	return agent.Config{
+		Writer: agent.WriterConfig{
+			SegmentTargetBytes: o.segmentTarget,
+			FlushInterval:      o.flushInterval,
+			MaxBufferBytes:     o.maxBuffer,
+			Compression:        codec,
+			MaxUploads:         o.maxUploads,
+		},
+		CacheBytes:               o.cacheBytes,
+		EtcdMaxTxnOps:            o.etcdMaxTxnOps,
 		KafkaAddr:                o.kafkaAddr,
 		AdvertiseAddr:            o.advertiseAddr,
 		Zone:                     o.zone,
@@ -79,7 +107,19 @@ func (o *agentOptions) agentConfig() agent.Config {
 			"log.cleanup.policy":         o.cleanupPolicy,
 			"log.message.timestamp.type": o.timestampType,
 		},
+	}, nil
+}
+
+func parseCodec(name string) (segments.Codec, error) {
+	switch name {
+	case "zstd":
+		return segments.CodecZstd, nil
+	case "s2":
+		return segments.CodecS2, nil
+	case "none":
+		return segments.CodecNone, nil
 	}
+	return 0, fmt.Errorf("--segment-compression %q: use zstd, s2 or none", name)
 }
 
 // running is a started agent with its HTTP listener.
@@ -95,7 +135,11 @@ type running struct {
 func startAgent(ctx context.Context, log *slog.Logger, o *agentOptions, store *metadata.Store, bucket segments.Bucket) (*running, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	a, err := agent.New(o.agentConfig(), agent.Deps{Store: store, Bucket: bucket, Log: log, Registry: reg})
+	cfg, err := o.agentConfig()
+	if err != nil {
+		return nil, err
+	}
+	a, err := agent.New(cfg, agent.Deps{Store: store, Bucket: bucket, Log: log, Registry: reg})
 	if err != nil {
 		return nil, err
 	}
