@@ -47,6 +47,8 @@ type Agent struct {
 
 	producerIDs producerIDs
 
+	groups *groupCoordinator // consumer groups this agent coordinates
+
 	host string // advertised
 	port int32
 
@@ -146,6 +148,7 @@ func (a *Agent) Start(ctx context.Context) error {
 		ln.Close()
 		return err
 	}
+	a.startGroups()
 
 	a.wg.Add(2)
 	go func() {
@@ -306,6 +309,9 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 		c.stopReading()
 	}
 	a.connsMu.Unlock()
+	// Parked JoinGroup and SyncGroup requests are answered
+	// NOT_COORDINATOR now, so draining does not wait for rebalances.
+	a.stopGroups()
 	// Admitted produce requests are waiting for their flush: seal it now
 	// rather than at the next interval.
 	a.writer.flushNow()

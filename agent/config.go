@@ -44,6 +44,8 @@ type Config struct {
 	DrainTimeout time.Duration
 	// Version is reported in logs and the agent's registration.
 	Version string
+	// Groups tunes the consumer group coordinator.
+	Groups GroupConfig
 	// Writer tunes segment objects: size, flush interval, buffer bound,
 	// compression.
 	Writer WriterConfig
@@ -76,6 +78,7 @@ func (c *Config) setDefaults() {
 	if c.Broker == nil {
 		c.Broker = metadata.BrokerConfig{}
 	}
+	c.Groups.setDefaults()
 	if c.CacheBytes == 0 {
 		c.CacheBytes = 256 << 20
 	}
@@ -123,6 +126,9 @@ func (c *Config) Validate() error {
 	}
 	if c.EtcdMaxTxnOps < 8 {
 		return errors.New("etcd max txn ops must be at least 8")
+	}
+	if err := c.Groups.validate(); err != nil {
+		return err
 	}
 	for _, def := range metadata.TopicConfigDefs {
 		if v, ok := c.Broker[def.BrokerName]; ok {

@@ -66,6 +66,12 @@ func PartitionKey(topic string, partition int32) string {
 	return "p\x00" + topic + "\x00" + string(b[:])
 }
 
+// GroupKey is the placement key of a consumer group: the leader of this
+// key among live agents is the group's coordinator.
+func GroupKey(group string) string {
+	return "g\x00" + group
+}
+
 func score(key string, node int32) uint64 {
 	h := fnv.New64a()
 	h.Write([]byte(key))

@@ -1,0 +1,161 @@
+package agent
+
+// OffsetCommit, v0–v9.
+//
+// Served by the group's coordinator only. Offsets are stored per (group,
+// topic, partition) in etcd with the client's metadata string, leader
+// epoch (v6+; -1 before) and the commit time (v1's per-partition
+// timestamp when the client sets one). All partitions of one request are
+// written in as few etcd transactions as the op limit allows
+// (Config.EtcdMaxTxnOps), each fenced by the group's claim; a request
+// split across transactions can be partly committed if the claim is lost
+// in between, and the partitions that were not get NOT_COORDINATOR.
+//
+// Checks as Kafka: generation -1 with no member ID is a "simple" commit,
+// accepted while the group has no members (offsets-only use, e.g.
+// kadm.CommitOffsets); otherwise the member must be in the group
+// (UNKNOWN_MEMBER_ID) at the current generation (ILLEGAL_GENERATION), not
+// while the group waits for SyncGroup (REBALANCE_IN_PROGRESS), and a
+// static member must be the current one (FENCED_INSTANCE_ID, v7+).
+// Commits during PreparingRebalance are accepted, so consumers can commit
+// before they rejoin. Unknown topics or partitions get
+// UNKNOWN_TOPIC_OR_PARTITION and metadata over 4096 bytes
+// OFFSET_METADATA_TOO_LARGE (Kafka's offset.metadata.max.bytes). v2–v4's
+// retention time is ignored: offsets expire by the agent's retention.
+//
+// v10 addresses topics by ID and is not served.
+
+import (
+	"context"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floe-io/floe/metadata"
+)
+
+func init() {
+	register(apiSpec{key: 8, min: 0, max: 9, serve: handleSync((*Agent).handleOffsetCommit)})
+}
+
+// maxOffsetMetadata is Kafka's default offset.metadata.max.bytes.
+const maxOffsetMetadata = 4096
+
+func (a *Agent) handleOffsetCommit(ctx context.Context, _ *request, req *kmsg.OffsetCommitRequest) (*kmsg.OffsetCommitResponse, error) {
+	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+	now := time.Now().UnixMilli()
+	var (
+		offsets []metadata.CommittedOffset
+		codes   []*int16 // response error codes of offsets, in order
+	)
+	for _, rt := range req.Topics {
+		st := kmsg.NewOffsetCommitResponseTopic()
+		st.Topic = rt.Topic
+		st.Partitions = make([]kmsg.OffsetCommitResponseTopicPartition, len(rt.Partitions))
+		topic, terr := a.lookupTopic(ctx, rt.Topic)
+		for i, rp := range rt.Partitions {
+			sp := &st.Partitions[i]
+			*sp = kmsg.NewOffsetCommitResponseTopicPartition()
+			sp.Partition = rp.Partition
+			switch {
+			case terr != nil:
+				ke, _ := kafkaError(terr)
+				sp.ErrorCode = ke.Code
+			case rp.Partition < 0 || rp.Partition >= topic.Partitions:
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case rp.Metadata != nil && len(*rp.Metadata) > maxOffsetMetadata:
+				sp.ErrorCode = kerr.OffsetMetadataTooLarge.Code
+			default:
+				o := metadata.CommittedOffset{
+					Topic:       rt.Topic,
+					Partition:   rp.Partition,
+					TopicID:     topic.ID,
+					Offset:      rp.Offset,
+					LeaderEpoch: -1,
+					Metadata:    rp.Metadata,
+					Committed:   now,
+				}
+				if req.Version >= 6 {
+					o.LeaderEpoch = rp.LeaderEpoch
+				}
+				if req.Version == 1 && rp.Timestamp > 0 {
+					o.Committed = rp.Timestamp
+				}
+				offsets = append(offsets, o)
+			}
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	// Partitions are addressed by pointer only after resp.Topics stops
+	// growing.
+	for ti := range resp.Topics {
+		for pi := range resp.Topics[ti].Partitions {
+			if resp.Topics[ti].Partitions[pi].ErrorCode == 0 {
+				codes = append(codes, &resp.Topics[ti].Partitions[pi].ErrorCode)
+			}
+		}
+	}
+	setAll := func(from int, err error) {
+		ke, _ := kafkaError(err)
+		for _, c := range codes[from:] {
+			*c = ke.Code
+		}
+	}
+
+	generation, memberID := req.Generation, req.MemberID
+	if req.Version == 0 {
+		generation, memberID = -1, ""
+	}
+	g, err := a.groups.acquire(ctx, req.Group)
+	if err != nil {
+		setAll(0, err)
+		return resp, nil
+	}
+	defer g.mu.Unlock()
+	m, err := g.checkCommitLocked(generation, memberID, req.InstanceID)
+	if err != nil {
+		setAll(0, err)
+		return resp, nil
+	}
+	if m != nil {
+		g.armSessionLocked(m)
+	}
+	var st *metadata.GroupState
+	if !g.persisted {
+		s := g.snapshotLocked()
+		st = &s
+	}
+	wctx, cancel := g.gc.etcdCtx()
+	defer cancel()
+	n, err := a.store.CommitOffsets(wctx, g.claim, st, offsets, a.cfg.EtcdMaxTxnOps)
+	if n > 0 || err == nil {
+		g.persisted = true
+	}
+	if err != nil {
+		setAll(n, g.failLocked(err))
+	}
+	return resp, nil
+}
+
+// checkCommitLocked validates a commit's generation and member as Kafka
+// does, and returns the committing member, if any.
+func (g *group) checkCommitLocked(generation int32, memberID string, instanceID *string) (*member, error) {
+	if code := g.checkInstanceLocked(instanceID, memberID); code != nil {
+		return nil, code
+	}
+	if generation < 0 && len(g.members) == 0 {
+		return nil, nil
+	}
+	if g.state == metadata.GroupCompletingRebalance {
+		return nil, kerr.RebalanceInProgress
+	}
+	m, ok := g.members[memberID]
+	if !ok {
+		return nil, kafkaErrorf(kerr.UnknownMemberID, "member %q is not in group %q", memberID, g.name)
+	}
+	if generation != g.generation {
+		return nil, kafkaErrorf(kerr.IllegalGeneration, "generation %d is not group %q's current generation %d", generation, g.name, g.generation)
+	}
+	return m, nil
+}

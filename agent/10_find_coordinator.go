@@ -1,0 +1,56 @@
+package agent
+
+// FindCoordinator, v0–v6.
+//
+// Key type 0 (group): the coordinator is the agent metadata.Leader picks
+// among the live agents for metadata.GroupKey(group), the same rendezvous
+// placement that spreads partition leadership, so every agent gives the
+// same answer while its view is current and groups move only when their
+// agent comes or goes. v4+ batches keys.
+//
+// Key type 1 (transaction) gets COORDINATOR_NOT_AVAILABLE: floe does not
+// implement transactions yet. Share-group keys (type 2) get
+// INVALID_REQUEST.
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() {
+	register(apiSpec{key: 10, min: 0, max: 6, serve: handleSync((*Agent).handleFindCoordinator)})
+}
+
+func (a *Agent) handleFindCoordinator(_ context.Context, _ *request, req *kmsg.FindCoordinatorRequest) (*kmsg.FindCoordinatorResponse, error) {
+	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
+	keys := req.CoordinatorKeys
+	if req.Version < 4 {
+		keys = []string{req.CoordinatorKey}
+	}
+	for _, key := range keys {
+		c := kmsg.NewFindCoordinatorResponseCoordinator()
+		c.Key = key
+		c.NodeID = -1
+		switch req.CoordinatorType {
+		case 0:
+			ag := a.groups.coordinatorOf(key)
+			c.NodeID, c.Host, c.Port = ag.NodeID, ag.Host, ag.Port
+		case 1:
+			c.ErrorCode = kerr.CoordinatorNotAvailable.Code
+			c.ErrorMessage = errMessage("floe does not support transactions yet, so there is no transaction coordinator")
+		default:
+			c.ErrorCode = kerr.InvalidRequest.Code
+			c.ErrorMessage = errMessage("floe serves group (0) coordinators only")
+		}
+		resp.Coordinators = append(resp.Coordinators, c)
+	}
+	if req.Version < 4 {
+		c := resp.Coordinators[0]
+		resp.Coordinators = nil
+		resp.ErrorCode, resp.ErrorMessage = c.ErrorCode, c.ErrorMessage
+		resp.NodeID, resp.Host, resp.Port = c.NodeID, c.Host, c.Port
+	}
+	return resp, nil
+}
