@@ -47,6 +47,8 @@ type agentOptions struct {
 	cacheBytes    int64
 	etcdMaxTxnOps int
 	maxUploads    int
+
+	groups agent.GroupConfig
 }
 
 func (o *agentOptions) register(fs *pflag.FlagSet, autoCreateDefault bool) {
@@ -73,6 +75,7 @@ func (o *agentOptions) register(fs *pflag.FlagSet, autoCreateDefault bool) {
 	fs.IntVar(&o.maxUploads, "max-uploads", 4, "segment object PUTs in flight at once")
 	fs.Int64Var(&o.cacheBytes, "cache-bytes", 256<<20, "memory for the fetch cache of decoded batches")
 	fs.IntVar(&o.etcdMaxTxnOps, "etcd-max-txn-ops", 128, "etcd's --max-txn-ops; commits are split to fit it")
+	o.groups.RegisterFlags(fs)
 }
 
 func (o *agentOptions) agentConfig() (agent.Config, error) {
@@ -100,6 +103,7 @@ func (o *agentOptions) agentConfig() (agent.Config, error) {
 		DefaultReplicationFactor: o.replicationFactor,
 		DrainTimeout:             o.drainTimeout,
 		Version:                  version,
+		Groups:                   o.groups,
 		Broker: metadata.BrokerConfig{
 			"log.retention.ms":           strconv.FormatInt(o.retentionMs, 10),
 			"log.retention.bytes":        strconv.FormatInt(o.retentionBytes, 10),
