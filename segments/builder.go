@@ -1,0 +1,267 @@
+package segments
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+
+	"github.com/klauspost/compress/s2"
+)
+
+// Builder packs RecordBatches of many partitions into one segment object.
+//
+// Append keeps a reference to each batch's bytes (nothing is copied) until
+// Finish or Reset, so the caller must not modify or reuse them before then.
+// Finish sorts partitions into extent order, groups each partition's batches
+// into chunks, compresses the chunks of uncompressed batches and writes
+// footer and trailer. The same appends always produce the same bytes.
+//
+// A Builder is not safe for concurrent use. It is reusable: Finish and Reset
+// both leave it empty, keeping its buffers.
+type Builder struct {
+	codec  Codec
+	parts  map[PartitionKey]*builderPartition
+	order  []*builderPartition // in first-append order; sorted by Finish
+	free   []*builderPartition
+	rawLen int
+	err    error // first invalid Append, returned by Finish
+
+	scratch []byte // concatenated batches of the chunk being compressed
+	out     []byte // the object being encoded, copied out by Finish
+}
+
+type builderPartition struct {
+	key     PartitionKey
+	batches [][]byte
+	records int64
+	rawLen  int64
+	minTS   int64
+	maxTS   int64
+}
+
+// Buffers above this size are dropped rather than kept for the next object,
+// so one oversized flush does not pin its memory.
+const maxRetainedBuffer = 32 << 20
+
+// NewBuilder returns a Builder that compresses runs of uncompressed batches
+// with codec: CodecZstd (the default choice), CodecS2, or CodecNone to store
+// everything as is. It panics on any other value, which is a programming
+// error.
+func NewBuilder(codec Codec) *Builder {
+	if !codec.valid() {
+		panic(fmt.Sprintf("segments: NewBuilder with unknown codec %v", codec))
+	}
+	return &Builder{codec: codec, parts: make(map[PartitionKey]*builderPartition)}
+}
+
+// Append adds batch to partition p and returns its ordinal: its index among
+// p's batches, which is its index in the partition's extent as DecodeExtent
+// reports it. Batches of a partition keep the order they were appended in.
+//
+// The header is read from batch.Raw, not from batch's parsed fields, so edits
+// made in place after parsing (SetLogAppendTime) are honoured. batch.Raw must
+// be a RecordBatch v2 accepted by ParseBatches; if its framing is not valid,
+// Append returns -1 and Finish fails.
+func (b *Builder) Append(p PartitionKey, batch Batch) (ordinal int) {
+	raw := batch.Raw
+	if err := checkFraming(raw); err != nil {
+		if b.err == nil {
+			b.err = fmt.Errorf("appending a batch to %v: %w", p, err)
+		}
+		return -1
+	}
+	part := b.parts[p]
+	if part == nil {
+		if n := len(b.free); n > 0 {
+			part, b.free = b.free[n-1], b.free[:n-1]
+		} else {
+			part = new(builderPartition)
+		}
+		part.key = p
+		b.parts[p] = part
+		b.order = append(b.order, part)
+	}
+	be := binary.BigEndian
+	attrs := be.Uint16(raw[offAttributes:])
+	maxTS := int64(be.Uint64(raw[offMaxTimestamp:]))
+	minTS := int64(be.Uint64(raw[offBaseTimestamp:]))
+	if attrs&attrLogAppendTime != 0 {
+		minTS = maxTS
+	}
+	if len(part.batches) == 0 {
+		part.minTS, part.maxTS = minTS, maxTS
+	} else {
+		part.minTS, part.maxTS = min(part.minTS, minTS), max(part.maxTS, maxTS)
+	}
+	part.records += int64(be.Uint32(raw[offRecordCount:]))
+	part.rawLen += int64(len(raw))
+	part.batches = append(part.batches, raw)
+	b.rawLen += len(raw)
+	return len(part.batches) - 1
+}
+
+// checkFraming checks what the segment format relies on: that raw is exactly
+// one v2 batch with records. The CRC is not rechecked; ParseBatches did.
+func checkFraming(raw []byte) error {
+	n, err := batchSize(raw)
+	if err != nil {
+		return err
+	}
+	if n != len(raw) {
+		return fmt.Errorf("%w: batch length %d does not match the %d bytes given",
+			ErrInvalidBatch, n-batchLengthOverhead, len(raw))
+	}
+	if c := int32(binary.BigEndian.Uint32(raw[offRecordCount:])); c <= 0 {
+		return fmt.Errorf("%w: record count %d", ErrInvalidBatch, c)
+	}
+	return nil
+}
+
+// Len returns the number of batch bytes appended since the last Finish or
+// Reset, before compression; flush thresholds use it.
+func (b *Builder) Len() int { return b.rawLen }
+
+// Partitions returns the number of partitions appended to since the last
+// Finish or Reset.
+func (b *Builder) Partitions() int { return len(b.order) }
+
+// Reset discards everything appended and drops the references to the
+// appended batches, keeping buffers for reuse.
+func (b *Builder) Reset() {
+	for _, p := range b.order {
+		clear(p.batches)
+		*p = builderPartition{batches: p.batches[:0]}
+		b.free = append(b.free, p)
+	}
+	clear(b.order)
+	b.order = b.order[:0]
+	clear(b.parts)
+	b.rawLen = 0
+	b.err = nil
+}
+
+// Finish encodes the object and returns it with its extents, in object
+// order. The object is a new slice owned by the caller. Finish resets the
+// Builder, whether it succeeds or not.
+func (b *Builder) Finish() (object []byte, extents []Extent, err error) {
+	defer b.Reset()
+	if b.err != nil {
+		return nil, nil, b.err
+	}
+	slices.SortFunc(b.order, func(x, y *builderPartition) int { return x.key.Compare(y.key) })
+
+	out := appendHeader(b.out[:0])
+	extents = make([]Extent, 0, len(b.order))
+	for _, p := range b.order {
+		start := len(out)
+		if out, err = b.appendExtent(out, p); err != nil {
+			return nil, nil, fmt.Errorf("encoding extent of %v: %w", p.key, err)
+		}
+		extents = append(extents, Extent{
+			Key:          p.key,
+			Offset:       int64(start),
+			Length:       int64(len(out) - start),
+			Batches:      int32(len(p.batches)),
+			Records:      p.records,
+			MinTimestamp: p.minTS,
+			MaxTimestamp: p.maxTS,
+			RawBytes:     p.rawLen,
+		})
+	}
+	footerOffset := len(out)
+	out = appendFooter(out, extents)
+	out = appendTrailer(out, int64(footerOffset), int64(len(out)-footerOffset))
+
+	object = make([]byte, len(out))
+	copy(object, out)
+	if cap(out) <= maxRetainedBuffer {
+		b.out = out[:0]
+	} else {
+		b.out = nil
+	}
+	return object, extents, nil
+}
+
+// chunkCodec returns the codec for a chunk holding raw.
+func (b *Builder) chunkCodec(raw []byte) Codec {
+	if b.codec == CodecNone || raw[offAttributes+1]&attrCompressionMask != 0 || len(raw) > MaxChunkRawSize {
+		return CodecNone // never recompress what the client compressed
+	}
+	return b.codec
+}
+
+// appendExtent appends the chunks of p to out. Consecutive batches that need
+// the same codec share a chunk while it stays within ChunkTargetRawSize.
+func (b *Builder) appendExtent(out []byte, p *builderPartition) ([]byte, error) {
+	batches := p.batches
+	ordinal := 0
+	for len(batches) > 0 {
+		codec := b.chunkCodec(batches[0])
+		n, raw := 1, len(batches[0])
+		for n < len(batches) && raw+len(batches[n]) <= ChunkTargetRawSize && b.chunkCodec(batches[n]) == codec {
+			raw += len(batches[n])
+			n++
+		}
+		var err error
+		out, err = b.appendChunk(out, codec, batches[:n], raw, ordinal, n == len(batches))
+		if err != nil {
+			return nil, err
+		}
+		ordinal += n
+		batches = batches[n:]
+	}
+	return out, nil
+}
+
+// appendChunk appends one chunk holding batches (raw bytes in total).
+func (b *Builder) appendChunk(out []byte, codec Codec, batches [][]byte, raw, firstOrdinal int, last bool) ([]byte, error) {
+	at := len(out)
+	out = append(out, make([]byte, ChunkHeaderSize)...)
+	body := len(out)
+	if codec != CodecNone {
+		src := batches[0]
+		if len(batches) > 1 {
+			b.scratch = b.scratch[:0]
+			for _, batch := range batches {
+				b.scratch = append(b.scratch, batch...)
+			}
+			src = b.scratch
+		}
+		switch codec {
+		case CodecZstd:
+			enc, _, err := zstdCodecs()
+			if err != nil {
+				return nil, err
+			}
+			out = enc.EncodeAll(src, out)
+		case CodecS2:
+			out = slices.Grow(out, s2.MaxEncodedLen(len(src)))
+			enc := s2.Encode(out[body:cap(out)], src)
+			out = append(out[:body], enc...) // enc is out[body:] already: only the length changes
+		}
+		if len(out)-body >= raw {
+			// Incompressible: store as is, which also decodes faster.
+			out, codec = out[:body], CodecNone
+		}
+		if cap(b.scratch) > maxRetainedBuffer {
+			b.scratch = nil
+		}
+	}
+	if codec == CodecNone {
+		for _, batch := range batches {
+			out = append(out, batch...)
+		}
+	}
+	h := chunkHeader{
+		codec:        codec,
+		storedLen:    uint32(len(out) - body),
+		rawLen:       uint32(raw),
+		batchCount:   uint32(len(batches)),
+		firstOrdinal: uint32(firstOrdinal),
+	}
+	if last {
+		h.flags |= chunkFlagLast
+	}
+	putChunkHeader(out[at:], h, out[body:])
+	return out, nil
+}
