@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -23,6 +24,8 @@ type testCluster struct {
 	store  *metadata.Store
 	bucket segments.Bucket
 	agents []*agent.Agent
+	// registry, when set, receives the next agent's metrics.
+	registry *prometheus.Registry
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -56,7 +59,12 @@ func (c *testCluster) addAgent(mod func(*agent.Config)) *agent.Agent {
 	if mod != nil {
 		mod(&cfg)
 	}
-	a, err := agent.New(cfg, agent.Deps{Store: c.store, Bucket: c.bucket, Log: testLogger(c.t)})
+	deps := agent.Deps{Store: c.store, Bucket: c.bucket, Log: testLogger(c.t)}
+	if c.registry != nil {
+		deps.Registry = c.registry
+		c.registry = nil
+	}
+	a, err := agent.New(cfg, deps)
 	if err != nil {
 		c.t.Fatal(err)
 	}
