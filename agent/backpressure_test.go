@@ -143,4 +143,3 @@ func TestShutdownAnswersAdmittedProduces(t *testing.T) {
 		t.Fatalf("read %q", got[0][0].Value)
 	}
 }
-
