@@ -37,6 +37,7 @@ FLOE_ETCD_ENDPOINTS).`,
 	root.PersistentFlags().StringVar(&globals.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&globals.logFormat, "log-format", "text", "log format: text or json")
 	root.AddCommand(newDevCmd(), newAgentCmd(), newEtcdCmd(), newVersionCmd())
+	root.AddCommand(newHealthCmd())
 	return root
 }
 
