@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floe-io/floe/agent"
 )
@@ -214,4 +217,161 @@ func TestGroupWithMoreMembersThanPartitionsLeavesSomeIdle(t *testing.T) {
 		}
 		return idle == 1 && seen[0] == 1 && seen[1] == 1
 	}, "two members own one partition each and one is idle")
+}
+
+// commitSync commits offsets through cl's group membership.
+func commitSync(t *testing.T, cl *kgo.Client, topic string, at map[int32]int64) {
+	t.Helper()
+	os := map[int32]kgo.EpochOffset{}
+	for p, o := range at {
+		os[p] = kgo.EpochOffset{Epoch: -1, Offset: o}
+	}
+	var err error
+	cl.CommitOffsetsSync(testCtx(t), map[string]map[int32]kgo.EpochOffset{topic: os}, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, cerr error) {
+		err = cerr
+		if err == nil {
+			for _, rt := range resp.Topics {
+				for _, rp := range rt.Partitions {
+					if e := kerr.ErrorForCode(rp.ErrorCode); e != nil {
+						err = e
+					}
+				}
+			}
+		}
+	})
+	if err != nil {
+		t.Fatalf("committing through the group: %v", err)
+	}
+}
+
+func TestGroupRemovesAMemberThatStopsHeartbeating(t *testing.T) {
+	c := newTestCluster(t)
+	c.addAgent(fastGroups)
+	createTopic(t, c, "t", 4, nil)
+	// A static member does not leave the group when it closes, so it
+	// just goes silent.
+	silent := c.joinGroup("g", []string{"t"}, kgo.InstanceID("silent"), kgo.SessionTimeout(time.Second))
+	m := c.joinGroup("g", []string{"t"})
+	waitFor(t, 20*time.Second, func() bool { return balanced("t", 4, silent, m) }, "2 members own 2 partitions each")
+	silent.stop()
+	took := waitFor(t, 20*time.Second, func() bool { return balanced("t", 4, m) }, "the remaining member owns all 4")
+	if took < 500*time.Millisecond {
+		t.Fatalf("the silent member was removed after %s, before its 1s session timeout", took)
+	}
+	d, err := c.admin().DescribeGroups(testCtx(t), "g")
+	if err != nil || len(d["g"].Members) != 1 {
+		t.Fatalf("members after expiry: %+v %v", d["g"].Members, err)
+	}
+}
+
+func TestStaticMemberRestartKeepsItsPartitionsWithoutRebalance(t *testing.T) {
+	c := newTestCluster(t)
+	c.addAgent(fastGroups)
+	createTopic(t, c, "t", 4, nil)
+	s1 := c.joinGroup("g", []string{"t"}, kgo.InstanceID("one"))
+	s2 := c.joinGroup("g", []string{"t"}, kgo.InstanceID("two"))
+	waitFor(t, 20*time.Second, func() bool { return balanced("t", 4, s1, s2) }, "2 static members own 2 partitions each")
+	before := s1.partitions("t")
+	_, gen := s2.cl.GroupMetadata()
+	s2Assigns, s2Revokes := s2.callbacks()
+
+	s1.stop() // static: no LeaveGroup
+	again := c.joinGroup("g", []string{"t"}, kgo.InstanceID("one"))
+	waitFor(t, 20*time.Second, func() bool { return slices.Equal(again.partitions("t"), before) }, "the restarted member has its partitions back")
+
+	// The other member saw nothing happen.
+	time.Sleep(300 * time.Millisecond)
+	if a, r := s2.callbacks(); a != s2Assigns || r != s2Revokes {
+		t.Fatalf("the other member was rebalanced: assigns %d->%d revokes %d->%d", s2Assigns, a, s2Revokes, r)
+	}
+	if _, g := s2.cl.GroupMetadata(); g != gen {
+		t.Fatalf("generation moved from %d to %d", gen, g)
+	}
+	if _, g := again.cl.GroupMetadata(); g != gen {
+		t.Fatalf("restarted member is at generation %d, want %d", g, gen)
+	}
+}
+
+func TestGroupSurvivesItsCoordinatorShuttingDown(t *testing.T) {
+	c := newTestCluster(t)
+	a0 := c.addAgent(fastGroups)
+	a1 := c.addAgent(fastGroups)
+	createTopic(t, c, "t", 4, nil)
+	ctx := testCtx(t)
+	adm := c.admin()
+	waitUntil(t, func() bool {
+		m, err := adm.BrokerMetadata(ctx)
+		return err == nil && len(m.Brokers) == 2
+	}, "both agents listed")
+
+	m1 := c.joinGroup("g", []string{"t"}, kgo.SessionTimeout(time.Second))
+	m2 := c.joinGroup("g", []string{"t"}, kgo.SessionTimeout(time.Second))
+	waitFor(t, 20*time.Second, func() bool { return balanced("t", 4, m1, m2) }, "2 members own 2 partitions each")
+	commit := map[int32]int64{}
+	for i, p := range m1.partitions("t") {
+		commit[p] = int64(100 + i)
+	}
+	commitSync(t, m1.cl, "t", commit)
+	id1, gen := m1.cl.GroupMetadata()
+	id2, _ := m2.cl.GroupMetadata()
+	a1Before, r1Before := m1.callbacks()
+	a2Before, r2Before := m2.callbacks()
+
+	co := adm.FindGroupCoordinators(ctx, "g")["g"]
+	if co.Err != nil {
+		t.Fatal(co.Err)
+	}
+	coordinator, survivor := a0, a1
+	if co.NodeID == a1.NodeID() {
+		coordinator, survivor = a1, a0
+	}
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := coordinator.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// The survivor loads the group: same generation and members, no
+	// rebalance, and the members' heartbeats keep them in well past
+	// their 1s session timeout.
+	surv := kadm.NewClient(c.clientAt(survivor.Addr()))
+	var d kadm.DescribedGroup
+	waitUntil(t, func() bool {
+		ds, err := surv.DescribeGroups(ctx, "g")
+		d = ds["g"]
+		return err == nil && d.Err == nil && d.Coordinator.NodeID == survivor.NodeID()
+	}, "the surviving agent coordinates the group")
+	time.Sleep(2 * time.Second)
+	ds, err := surv.DescribeGroups(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d = ds["g"]
+	ids := []string{d.Members[0].MemberID, d.Members[len(d.Members)-1].MemberID}
+	slices.Sort(ids)
+	want := []string{id1, id2}
+	slices.Sort(want)
+	if d.State != "Stable" || len(d.Members) != 2 || !slices.Equal(ids, want) {
+		t.Fatalf("after failover: state %s members %+v, want %v", d.State, d.Members, want)
+	}
+	if _, g := m1.cl.GroupMetadata(); g != gen {
+		t.Fatalf("generation moved from %d to %d", gen, g)
+	}
+	if a, r := m1.callbacks(); a != a1Before || r != r1Before {
+		t.Fatalf("member 1 was rebalanced: assigns %d->%d revokes %d->%d", a1Before, a, r1Before, r)
+	}
+	if a, r := m2.callbacks(); a != a2Before || r != r2Before {
+		t.Fatalf("member 2 was rebalanced: assigns %d->%d revokes %d->%d", a2Before, a, r2Before, r)
+	}
+	fetched, err := surv.FetchOffsets(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range commit {
+		if got, _ := fetched.Lookup("t", p); got.At != want {
+			t.Fatalf("t/%d committed %d before failover, %d after", p, want, got.At)
+		}
+	}
+	// Commits at the loaded generation go on.
+	commitSync(t, m2.cl, "t", map[int32]int64{m2.partitions("t")[0]: 7})
 }
