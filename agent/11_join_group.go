@@ -116,14 +116,14 @@ func (gc *groupCoordinator) joinGroup(ctx context.Context, rq *request, req *kms
 	default:
 		return fail(kafkaErrorf(kerr.UnknownMemberID, "group %q has no members", g.name))
 	}
-	g.updateMemberLocked(m, rq, req, session, rebalance)
+	changed := g.updateMemberLocked(m, rq, req, session, rebalance)
 	w := newWaiter(req)
 	if m.join != nil {
 		// A client that joins twice has given up on the first join.
 		m.join.fail(kerr.RebalanceInProgress)
 	}
 	m.join = w
-	g.maybeRebalanceLocked("member rejoined")
+	g.maybeRebalanceLocked("member rejoined", changed)
 	return nil, w.ch
 }
 
@@ -167,7 +167,7 @@ func (g *group) addMemberLocked(m *member, req *kmsg.JoinGroupRequest) (kmsg.Res
 	if g.state == metadata.GroupPreparingRebalance && g.initialDelay {
 		g.newMemberAdded = true
 	}
-	g.maybeRebalanceLocked("member joined")
+	g.maybeRebalanceLocked("member joined", true)
 	return nil, w.ch
 }
 
@@ -212,6 +212,6 @@ func (g *group) replaceStaticLocked(oldID string, rq *request, req *kmsg.JoinGro
 	w := newWaiter(req)
 	m.join = w
 	g.armSessionLocked(m)
-	g.maybeRebalanceLocked("static member rejoined with new metadata")
+	g.maybeRebalanceLocked("static member rejoined with new metadata", true)
 	return nil, w.ch
 }

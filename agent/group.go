@@ -195,6 +195,9 @@ func (g *group) loadLocked(ctx context.Context, reg *metadata.Registration) erro
 	g.persisted = found
 	g.state = st.State
 	g.stateSince = time.UnixMilli(st.StateSince)
+	if !found {
+		g.stateSince = time.Now()
+	}
 	g.generation = st.Generation
 	g.protocolType = st.ProtocolType
 	g.protocol = st.Protocol
@@ -493,12 +496,19 @@ func joinProtocols(req *kmsg.JoinGroupRequest) []metadata.GroupProtocol {
 	return ps
 }
 
-func (g *group) updateMemberLocked(m *member, rq *request, req *kmsg.JoinGroupRequest, session, rebalance time.Duration) {
+// updateMemberLocked applies a known member's rejoin and reports whether
+// anything persisted changed.
+func (g *group) updateMemberLocked(m *member, rq *request, req *kmsg.JoinGroupRequest, session, rebalance time.Duration) bool {
+	changed := !m.sameProtocols(req.Protocols) || m.session != session || m.rebalance != rebalance || m.clientID != rq.clientID
 	m.clientID = rq.clientID
 	m.clientHost = clientHost(rq.conn.remote)
 	m.session = session
 	m.rebalance = rebalance
 	m.protocols = joinProtocols(req)
+	if len(g.members) == 1 {
+		g.protocolType = req.ProtocolType
+	}
+	return changed
 }
 
 // removeMemberLocked removes m, answering its parked requests with code.
@@ -558,21 +568,25 @@ func (g *group) checkInstanceLocked(instanceID *string, memberID string) *kerr.E
 }
 
 // protocolsAcceptableLocked reports whether a member joining with these
-// protocols can be part of the group: an empty group takes any protocol
-// type; otherwise the type must match and at least one protocol must be
-// supported by every current member.
+// protocols can be part of the group: a group with no other members takes
+// any protocol; otherwise the type must match and at least one protocol
+// must be supported by every other member.
 func (g *group) protocolsAcceptableLocked(req *kmsg.JoinGroupRequest) bool {
 	if req.ProtocolType == "" || len(req.Protocols) == 0 {
 		return false
 	}
-	if len(g.members) == 0 {
+	others := len(g.members)
+	if _, ok := g.members[req.MemberID]; ok {
+		others--
+	}
+	if others == 0 {
 		return true
 	}
 	if req.ProtocolType != g.protocolType {
 		return false
 	}
 	for _, p := range req.Protocols {
-		if g.supportedByAllLocked(p.Name, "") {
+		if g.supportedByAllLocked(p.Name, req.MemberID) {
 			return true
 		}
 	}
@@ -629,10 +643,12 @@ func (g *group) selectProtocolLocked() string {
 // Rebalancing.
 
 // maybeRebalanceLocked starts a rebalance, or, if one is under way, checks
-// whether it can complete.
-func (g *group) maybeRebalanceLocked(reason string) {
+// whether it can complete. changed says whether the group's persisted
+// membership changed (a member was added or its protocols or timeouts
+// differ), so the state is written even if the barrier stays open.
+func (g *group) maybeRebalanceLocked(reason string, changed bool) {
 	if g.state == metadata.GroupPreparingRebalance {
-		if !g.tryCompleteJoinLocked() {
+		if !g.tryCompleteJoinLocked() && changed {
 			g.persistLocked()
 		}
 		return
