@@ -15,3 +15,8 @@ package agent
 //   - KIP-848 consumer groups, share groups and streams groups: the
 //     classic group protocol is served instead, which every client
 //     supports.
+//   - Transactions (AddPartitionsToTxn, EndTxn, TxnOffsetCommit, ...):
+//     InitProducerId refuses transactional IDs and FindCoordinator answers
+//     COORDINATOR_NOT_AVAILABLE for them.
+//   - OffsetCommit and OffsetFetch v10, which name topics by ID; v9 is
+//     served.
