@@ -112,7 +112,7 @@ func (a *Agent) handleOffsetCommit(ctx context.Context, _ *request, req *kmsg.Of
 		setAll(0, err)
 		return resp, nil
 	}
-	defer g.mu.Unlock()
+	defer g.unlockReleasingIdle()
 	m, err := g.checkCommitLocked(generation, memberID, req.InstanceID)
 	if err != nil {
 		setAll(0, err)

@@ -67,7 +67,7 @@ func (gc *groupCoordinator) joinGroup(ctx context.Context, rq *request, req *kms
 	if err != nil {
 		return fail(err)
 	}
-	defer g.mu.Unlock()
+	defer g.unlockReleasingIdle()
 	if req.Reason != nil && *req.Reason != "" {
 		gc.log.Debug("member joining group", "group", g.name, "member", req.MemberID, "reason", *req.Reason)
 	}

@@ -37,7 +37,7 @@ func (gc *groupCoordinator) heartbeat(ctx context.Context, req *kmsg.HeartbeatRe
 	if err != nil {
 		return err
 	}
-	defer g.mu.Unlock()
+	defer g.unlockReleasingIdle()
 	if code := g.checkInstanceLocked(req.InstanceID, req.MemberID); code != nil {
 		return code
 	}

@@ -55,7 +55,7 @@ func (gc *groupCoordinator) leave(ctx context.Context, name string, members []km
 	if err != nil {
 		return nil, err
 	}
-	defer g.mu.Unlock()
+	defer g.unlockReleasingIdle()
 	codes := make([]int16, len(members))
 	removed := 0
 	for i, rm := range members {

@@ -40,7 +40,7 @@ func (gc *groupCoordinator) syncGroup(ctx context.Context, rq *request, req *kms
 	if err != nil {
 		return fail(err)
 	}
-	defer g.mu.Unlock()
+	defer g.unlockReleasingIdle()
 	if code := g.checkInstanceLocked(req.InstanceID, req.MemberID); code != nil {
 		return fail(code)
 	}

@@ -38,7 +38,7 @@ func (gc *groupCoordinator) deleteGroup(ctx context.Context, name string) error 
 	if err != nil {
 		return err
 	}
-	defer g.mu.Unlock()
+	defer g.unlockReleasingIdle()
 	if len(g.members) > 0 {
 		return kafkaErrorf(kerr.NonEmptyGroup, "group %q has %d members; it can be deleted once they leave", name, len(g.members))
 	}

@@ -34,7 +34,7 @@ func (a *Agent) handleOffsetDelete(ctx context.Context, _ *request, req *kmsg.Of
 	if err != nil {
 		return fail(err)
 	}
-	defer g.mu.Unlock()
+	defer g.unlockReleasingIdle()
 	if !g.persisted {
 		return fail(kerr.GroupIDNotFound)
 	}

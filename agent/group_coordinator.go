@@ -414,8 +414,26 @@ func (g *group) expireLocked(ctx context.Context, now time.Time) {
 		g.dropLocked("the group was deleted")
 		return
 	}
-	// Loaded but never stored and unused: forget it and its claim.
-	claim := g.claim
-	g.dropLocked("the group is idle")
-	gc.goBackground(func() { gc.release(claim) })
+	g.releaseIfIdleLocked()
+}
+
+// releaseIfIdleLocked forgets a group that exists only in memory and has
+// nobody in it (it was loaded for a request about a group that does not
+// exist), and releases its claim. The claim is released before the group
+// leaves the coordinator's map, so a request for it waiting meanwhile
+// claims afresh instead of adopting the claim being released.
+func (g *group) releaseIfIdleLocked() {
+	if g.gone || g.persisted || len(g.members) > 0 || len(g.pending) > 0 {
+		return
+	}
+	g.gc.release(g.claim)
+	g.dropLocked("the group does not exist")
+}
+
+// unlockReleasingIdle releases the group if it is idle, then unlocks it.
+// Handlers defer it after acquire, so asking about a group that does not
+// exist leaves no claim behind.
+func (g *group) unlockReleasingIdle() {
+	g.releaseIfIdleLocked()
+	g.mu.Unlock()
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 func consumerMetadata(topics ...string) []byte {
@@ -125,6 +126,13 @@ func TestGroupProtocolErrors(t *testing.T) {
 	c.addAgent(fastGroups)
 	createTopic(t, c, "t", 2, nil)
 	g := rawGroup{t: t, cl: c.client(), ctx: testCtx(t), group: "raw"}
+
+	// Asking about a group that does not exist leaves no claim behind.
+	wantCode(t, "heartbeat to a group that does not exist", rawGroup{t: t, cl: g.cl, ctx: g.ctx, group: "ghost"}.heartbeat("m", 1), kerr.UnknownMemberID)
+	claims, err := c.store.Client().Get(g.ctx, c.store.Root()+"group-owners/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil || claims.Count != 0 {
+		t.Fatalf("%d claims left after asking about a missing group (%v)", claims.Count, err)
+	}
 
 	wantCode(t, "session timeout above the maximum", g.join("", 31*60*1000, "consumer", "range").ErrorCode, kerr.InvalidSessionTimeout)
 	wantCode(t, "no protocols", g.join("", 1000, "consumer").ErrorCode, kerr.InconsistentGroupProtocol)
