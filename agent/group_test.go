@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floe-io/floe/agent"
+	"github.com/floe-io/floe/metadata"
 )
 
 // fastGroups makes group timings short enough for tests.
@@ -374,4 +376,59 @@ func TestGroupSurvivesItsCoordinatorShuttingDown(t *testing.T) {
 	}
 	// Commits at the loaded generation go on.
 	commitSync(t, m2.cl, "t", map[int32]int64{m2.partitions("t")[0]: 7})
+}
+
+func TestGroupMovesToAJoiningAgentWithoutRebalance(t *testing.T) {
+	c := newTestCluster(t)
+	a0 := c.addAgent(fastGroups)
+	createTopic(t, c, "t", 4, nil)
+	ctx := testCtx(t)
+	// A group that placement gives to the second agent once it joins.
+	group := ""
+	for i := 0; group == ""; i++ {
+		name := fmt.Sprintf("moving-%d", i)
+		if l, _ := metadata.Leader([]metadata.AgentInfo{{NodeID: a0.NodeID()}, {NodeID: a0.NodeID() + 1}}, metadata.GroupKey(name)); l.NodeID != a0.NodeID() {
+			group = name
+		}
+	}
+	m1 := c.joinGroup(group, []string{"t"})
+	m2 := c.joinGroup(group, []string{"t"})
+	waitFor(t, 20*time.Second, func() bool { return balanced("t", 4, m1, m2) }, "2 members own 2 partitions each")
+	commitSync(t, m1.cl, "t", map[int32]int64{m1.partitions("t")[0]: 42})
+	_, gen := m1.cl.GroupMetadata()
+	a1Before, r1Before := m1.callbacks()
+	a2Before, r2Before := m2.callbacks()
+
+	a1 := c.addAgent(fastGroups)
+	if a1.NodeID() != a0.NodeID()+1 {
+		t.Fatalf("second agent has node ID %d", a1.NodeID())
+	}
+	adm := kadm.NewClient(c.clientAt(a1.Addr()))
+	waitUntil(t, func() bool {
+		ds, err := adm.DescribeGroups(ctx, group)
+		d := ds[group]
+		return err == nil && d.Err == nil && d.Coordinator.NodeID == a1.NodeID() && d.State == "Stable" && len(d.Members) == 2
+	}, "the joining agent coordinates the group, Stable with both members")
+	time.Sleep(500 * time.Millisecond)
+	if _, g := m1.cl.GroupMetadata(); g != gen {
+		t.Fatalf("generation moved from %d to %d", gen, g)
+	}
+	if a, r := m1.callbacks(); a != a1Before || r != r1Before {
+		t.Fatalf("member 1 was rebalanced: assigns %d->%d revokes %d->%d", a1Before, a, r1Before, r)
+	}
+	if a, r := m2.callbacks(); a != a2Before || r != r2Before {
+		t.Fatalf("member 2 was rebalanced: assigns %d->%d revokes %d->%d", a2Before, a, r2Before, r)
+	}
+	// Commits go through the new coordinator.
+	commitSync(t, m2.cl, "t", map[int32]int64{m2.partitions("t")[0]: 43})
+	o, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := o.Lookup("t", m1.partitions("t")[0]); got.At != 42 {
+		t.Fatalf("offset committed before the move: %+v", got)
+	}
+	if got, _ := o.Lookup("t", m2.partitions("t")[0]); got.At != 43 {
+		t.Fatalf("offset committed after the move: %+v", got)
+	}
 }
