@@ -6,7 +6,9 @@
 #   3. go test -race -count=1 -timeout 30m ./...  (with FLOE_TEST_* from the
 #      localstack env file and FLOE_TEST_REQUIRE_LOCALSTACK=1)
 #   4. every tests/*.sh (see tests/README.md)
-#   5. localstack/stop.sh --clean, also on failure or interrupt
+#   5. scripts/check-deploy.sh: the Dockerfile's build, the compose file and
+#      the Kubernetes manifests (no Docker or cluster needed)
+#   6. localstack/stop.sh --clean, also on failure or interrupt
 #
 # Every step runs even when an earlier one failed; the script exits non-zero
 # if any failed and ends with one line: "summary: N passed, N failed, N skipped".
@@ -208,6 +210,16 @@ if ((${#shell_tests[@]})); then
 	done
 else
 	echo "none"
+fi
+
+# ---- deployment files ---------------------------------------------------
+
+step "deployment files: scripts/check-deploy.sh"
+if "$ROOT/scripts/check-deploy.sh"; then
+	passed=$((passed + 1))
+else
+	fail "scripts/check-deploy.sh (Dockerfile, docker-compose.yml, deploy/kubernetes)"
+	failed=$((failed + 1))
 fi
 
 # ---- done ---------------------------------------------------------------
