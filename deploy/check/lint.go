@@ -131,6 +131,9 @@ func find[T any](l *linter, pred func(T) bool) []T {
 // references that resolve, variables defined before use, probes on
 // declared ports.
 func (l *linter) checkPod(o object, pod *corev1.PodTemplateSpec) {
+	if sa := pod.Spec.ServiceAccountName; sa != "" && len(find(l, func(s *corev1.ServiceAccount) bool { return s.Name == sa })) == 0 {
+		l.errorf(o, "ServiceAccount %q is not in the manifests", sa)
+	}
 	psc := pod.Spec.SecurityContext
 	podNonRoot := psc != nil && psc.RunAsNonRoot != nil && *psc.RunAsNonRoot
 	for _, c := range slices.Concat(pod.Spec.InitContainers, pod.Spec.Containers) {

@@ -140,6 +140,9 @@ func TestLintRules(t *testing.T) {
 		{"missing ConfigMap", func(objs []object) {
 			agentOf(objs).EnvFrom[0].ConfigMapRef.Name = "floe-commons"
 		}, `envFrom ConfigMap "floe-commons" is not in the manifests`},
+		{"missing ServiceAccount", func(objs []object) {
+			get[*appsv1.Deployment](objs, "floe-agent").Spec.Template.Spec.ServiceAccountName = "floe"
+		}, `ServiceAccount "floe" is not in the manifests`},
 		{"local bucket", func(objs []object) {
 			get[*corev1.ConfigMap](objs, agentEnvFrom(objs, 0)).Data["FLOE_BUCKET"] = "file:///var/lib/floe"
 		}, "want an s3:// or minio:// URL"},
