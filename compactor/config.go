@@ -1,0 +1,158 @@
+package compactor
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/floe-io/floe/metadata"
+	"github.com/floe-io/floe/segments"
+)
+
+// Config configures a compactor. Zero values take the defaults noted;
+// Validate applies them and checks the result once, before anything
+// starts.
+type Config struct {
+	// ID names this compactor in the election and in logs. Default
+	// <hostname>-<pid>.
+	ID string
+
+	// RetentionCheckInterval is the time between the starts of two passes
+	// (retention, merge, garbage collection). Default 5m.
+	RetentionCheckInterval time.Duration
+
+	// GCGrace is how long an object must have existed, and have been
+	// unreferenced, before it is deleted. It covers agents that wrote an
+	// object but have not committed it yet, and readers still using index
+	// entries a merge or retention just removed (agents refresh their
+	// index windows every minute). Default 10m.
+	GCGrace time.Duration
+
+	// TargetBytes is the size merged extents grow to: consecutive entries
+	// smaller than this merge into one entry of at most this many stored
+	// bytes. Default 64 MiB.
+	TargetBytes int64
+
+	// MergeSettle is how long an index entry must have been committed
+	// before it is merged, so the newest data, which tailing consumers
+	// read from the agents' caches, is not rewritten while it is hot.
+	// Default 30s.
+	MergeSettle time.Duration
+
+	// MinMergeEntries is the fewest fresh entries (from agents' flush
+	// objects) worth a merge. Fewer merge only when their objects are
+	// mostly other partitions' data, or to join earlier merged entries.
+	// Default 4.
+	MinMergeEntries int
+
+	// Compression compresses runs of uncompressed client batches in merged
+	// objects: "zstd" (default), "s2" or "none". Batches the client
+	// compressed are stored as they are.
+	Compression string
+	codec       segments.Codec
+
+	// Broker holds the cluster's defaults for topic configs
+	// (log.retention.ms, log.retention.bytes, log.cleanup.policy), as on
+	// the agents; topic overrides take precedence.
+	Broker metadata.BrokerConfig
+
+	// EtcdMaxTxnOps is etcd's --max-txn-ops. Retention and merge
+	// transactions are sized to fit; it also bounds how many entries one
+	// merge replaces (about half of it). Default 128.
+	EtcdMaxTxnOps int
+
+	// LeaseTTL is the election session's lease: how long a compactor that
+	// died keeps the leadership before another takes over. Default 10s.
+	LeaseTTL time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.ID == "" {
+		host, _ := os.Hostname()
+		c.ID = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if c.RetentionCheckInterval == 0 {
+		c.RetentionCheckInterval = 5 * time.Minute
+	}
+	if c.GCGrace == 0 {
+		c.GCGrace = 10 * time.Minute
+	}
+	if c.TargetBytes == 0 {
+		c.TargetBytes = 64 << 20
+	}
+	if c.MergeSettle == 0 {
+		c.MergeSettle = 30 * time.Second
+	}
+	if c.MinMergeEntries == 0 {
+		c.MinMergeEntries = 4
+	}
+	if c.Compression == "" {
+		c.Compression = "zstd"
+	}
+	if c.Broker == nil {
+		c.Broker = metadata.BrokerConfig{}
+	}
+	if c.EtcdMaxTxnOps == 0 {
+		c.EtcdMaxTxnOps = 128
+	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = 10 * time.Second
+	}
+}
+
+// Validate applies defaults and checks the configuration.
+func (c *Config) Validate() error {
+	c.setDefaults()
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case c.RetentionCheckInterval < 10*time.Millisecond:
+		return bad("retention check interval %v: must be at least 10ms", c.RetentionCheckInterval)
+	case c.GCGrace < time.Second:
+		return bad("GC grace %v: must be at least 1s (and in production well above the agents' commit time and their one-minute index refresh)", c.GCGrace)
+	case c.TargetBytes < 1<<10 || c.TargetBytes > segments.MaxChunkRawSize*16:
+		return bad("compaction target bytes %d: must be between 1 KiB and %d", c.TargetBytes, segments.MaxChunkRawSize*16)
+	case c.MergeSettle < 0:
+		return bad("merge settle %v: must not be negative", c.MergeSettle)
+	case c.MinMergeEntries < 2:
+		return bad("min merge entries %d: must be at least 2", c.MinMergeEntries)
+	case c.EtcdMaxTxnOps < 8:
+		return bad("etcd max txn ops %d: must be at least 8", c.EtcdMaxTxnOps)
+	case c.LeaseTTL < time.Second:
+		return bad("lease TTL %v: must be at least 1s", c.LeaseTTL)
+	}
+	switch c.Compression {
+	case "zstd":
+		c.codec = segments.CodecZstd
+	case "s2":
+		c.codec = segments.CodecS2
+	case "none":
+		c.codec = segments.CodecNone
+	default:
+		return bad("compression %q: use zstd, s2 or none", c.Compression)
+	}
+	for _, def := range metadata.TopicConfigDefs {
+		if v, ok := c.Broker[def.BrokerName]; ok {
+			if err := metadata.ValidateTopicConfig(def.Name, v); err != nil {
+				return bad("cluster default %s: %v", def.BrokerName, err)
+			}
+		}
+	}
+	return nil
+}
+
+// RegisterFlags adds the compactor's own flags. The cluster's topic
+// defaults (--log-retention-ms and friends) are registered by the command,
+// under the same names as the agent's.
+func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+	fs.DurationVar(&c.RetentionCheckInterval, "retention-check-interval", 5*time.Minute, "time between compaction passes (retention, merging, garbage collection)")
+	fs.DurationVar(&c.GCGrace, "gc-grace", 10*time.Minute, "how long an object must exist, and be unreferenced, before it is deleted")
+	fs.Int64Var(&c.TargetBytes, "compaction-target-bytes", 64<<20, "size merged per-partition extents grow to")
+	fs.DurationVar(&c.MergeSettle, "compaction-settle", 30*time.Second, "how long an index entry must have been committed before it is merged")
+	fs.IntVar(&c.MinMergeEntries, "compaction-min-entries", 4, "fewest fresh index entries of a partition worth a merge")
+	fs.DurationVar(&c.LeaseTTL, "lease-ttl", 10*time.Second, "election lease: how long a dead compactor keeps the leadership")
+	fs.IntVar(&c.EtcdMaxTxnOps, "etcd-max-txn-ops", 128, "etcd's --max-txn-ops; transactions are sized to fit it")
+}

@@ -1,0 +1,160 @@
+package compactor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/floe-io/floe/metadata"
+	"github.com/floe-io/floe/segments"
+)
+
+// Garbage collection.
+//
+// An object is deleted when, at the time of the pass:
+//
+//   - it was listed in the bucket (keys that are not segment object keys,
+//     segments.ParseObjectKey, are never touched);
+//   - no index entry references it, as read after the listing;
+//   - its creation (the later of its key's timestamp and its
+//     LastModified) and its unreferenced mark, if any, are both older than
+//     GCGrace.
+//
+// Why this is safe. References to an object appear only by committing it:
+// an agent commits an object it PUT moments before (within its upload and
+// commit timeouts), and a merge swaps in an object it just wrote. Such an
+// object is younger than the grace, so it survives even if its commit lands
+// after the referenced set was read. References disappear through
+// retention and merge swaps, which stamp the object's mark in the same
+// transaction, so a reader that loaded the old index entry just before has
+// a full grace period to finish; and through DeleteTopic, after which the
+// topic's data is unreachable anyway. An agent that crashed between PUT and
+// commit leaves an object nothing will ever reference; it goes once older
+// than the grace.
+//
+// Deletes are batched, at most segments.MaxDeleteBatch keys per request.
+// Marks are removed once their object is deleted, referenced again by
+// another entry (the last removal stamps it anew), or gone from the bucket,
+// so they do not accumulate in etcd. Clocks: object ages use the
+// compactor's clock against the agents' (key timestamps) and the bucket's
+// (LastModified); keep skew well under the grace.
+
+// listObjects lists the bucket's segment objects.
+func (c *Compactor) listObjects(ctx context.Context) ([]segments.ObjectInfo, error) {
+	var out []segments.ObjectInfo
+	err := c.bucket.List(ctx, "", func(o segments.ObjectInfo) error {
+		if _, _, ok := segments.ParseObjectKey(o.Key); ok {
+			out = append(out, o)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// collect deletes the listed objects that are unreferenced and past their
+// grace, then the marks nothing needs.
+func (c *Compactor) collect(ctx context.Context, f metadata.Fence, objects []segments.ObjectInfo, listStart time.Time, st *PassStats) error {
+	marks, err := c.store.ObjectMarks(ctx)
+	if err != nil {
+		return err
+	}
+	refs := map[string]struct{}{}
+	entries := 0
+	if err := c.store.ForEachIndexEntry(ctx, func(_ metadata.PartitionID, e metadata.IndexEntry) error {
+		refs[e.Object] = struct{}{}
+		entries++
+		return nil
+	}); err != nil {
+		return fmt.Errorf("reading the index: %w", err)
+	}
+	st.IndexEntries = entries
+	c.metrics.indexEntries.Set(float64(entries))
+
+	markOf := make(map[string]metadata.ObjectMark, len(marks))
+	for _, m := range marks {
+		markOf[m.Object] = m
+	}
+	now := time.Now()
+	listed := make(map[string]bool, len(objects))
+	var doomed []segments.ObjectInfo
+	for _, o := range objects {
+		listed[o.Key] = true
+		if _, ok := refs[o.Key]; ok {
+			continue
+		}
+		st.Unreferenced++
+		if now.Sub(unreferencedSince(o, markOf)) >= c.cfg.GCGrace {
+			doomed = append(doomed, o)
+		}
+	}
+
+	deleted := map[string]bool{}
+	var firstErr error
+	for len(doomed) > 0 {
+		n := min(len(doomed), segments.MaxDeleteBatch)
+		batch := doomed[:n]
+		doomed = doomed[n:]
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		keys := make([]string, n)
+		var bytes int64
+		for i, o := range batch {
+			keys[i] = o.Key
+			bytes += o.Size
+		}
+		if err := c.bucket.Delete(ctx, keys); err != nil {
+			c.log.Error("deleting unreferenced objects failed", "objects", n, "err", err)
+			if firstErr == nil {
+				firstErr = fmt.Errorf("deleting %d objects: %w", n, err)
+			}
+			continue
+		}
+		for _, k := range keys {
+			deleted[k] = true
+		}
+		st.Deleted += n
+		st.DeletedBytes += bytes
+		c.metrics.objectsDeleted.Add(float64(n))
+		c.metrics.bytesDeleted.Add(float64(bytes))
+	}
+	c.metrics.unreferenced.Set(float64(st.Unreferenced - st.Deleted))
+
+	var drop []metadata.ObjectMark
+	for _, m := range marks {
+		_, referenced := refs[m.Object]
+		if deleted[m.Object] || referenced || (!listed[m.Object] && m.Since.Before(listStart)) {
+			drop = append(drop, m)
+		}
+	}
+	per := c.cfg.EtcdMaxTxnOps - 1
+	for len(drop) > 0 {
+		n := min(len(drop), per)
+		err := c.store.DeleteObjectMarks(ctx, f, drop[:n])
+		drop = drop[n:]
+		switch {
+		case err == nil:
+		case errors.Is(err, metadata.ErrConflict):
+			// Stamped again meanwhile; the next pass looks again.
+			c.log.Debug("unreferenced marks changed while being removed", "err", err)
+		default:
+			return err
+		}
+	}
+	return firstErr
+}
+
+// unreferencedSince is when an unreferenced object became eligible to
+// age: the latest of its key's creation time, its LastModified and its
+// mark.
+func unreferencedSince(o segments.ObjectInfo, marks map[string]metadata.ObjectMark) time.Time {
+	since, _, _ := segments.ParseObjectKey(o.Key)
+	if o.LastModified.After(since) {
+		since = o.LastModified
+	}
+	if m, ok := marks[o.Key]; ok && m.Since.After(since) {
+		since = m.Since
+	}
+	return since
+}
