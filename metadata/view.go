@@ -31,8 +31,11 @@ type View struct {
 	topics    map[string]Topic
 	byID      map[uuid.UUID]Topic
 	agents    map[int32]AgentInfo
+	acls      map[string]ACL
+	aclList   []ACL // acls as a slice, rebuilt on change
 	topicsRev int64
 	agentsRev int64
+	aclsRev   int64
 	changed   chan struct{} // closed and replaced on every change
 
 	wg sync.WaitGroup
@@ -47,6 +50,7 @@ func (s *Store) StartView(ctx context.Context, log *slog.Logger) (*View, error) 
 		topics:  map[string]Topic{},
 		byID:    map[uuid.UUID]Topic{},
 		agents:  map[int32]AgentInfo{},
+		acls:    map[string]ACL{},
 		changed: make(chan struct{}),
 	}
 	topicsRev, err := v.loadTopics(ctx)
@@ -57,7 +61,15 @@ func (s *Store) StartView(ctx context.Context, log *slog.Logger) (*View, error) 
 	if err != nil {
 		return nil, err
 	}
-	v.wg.Add(2)
+	aclsRev, err := v.loadACLs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v.wg.Add(3)
+	go func() {
+		defer v.wg.Done()
+		v.watch(ctx, s.key("acls/"), aclsRev, v.loadACLs, v.applyACL)
+	}()
 	go func() {
 		defer v.wg.Done()
 		v.watch(ctx, s.key(prefixTopics), topicsRev, v.loadTopics, v.applyTopic)
@@ -118,11 +130,67 @@ func (v *View) watch(ctx context.Context, prefix string, rev int64, load func(co
 }
 
 func (v *View) setRevLocked(prefix string, rev int64) {
-	if prefix == v.store.key(prefixTopics) {
+	switch prefix {
+	case v.store.key(prefixTopics):
 		v.topicsRev = max(v.topicsRev, rev)
-	} else {
+	case v.store.key(prefixAgents):
 		v.agentsRev = max(v.agentsRev, rev)
+	default:
+		v.aclsRev = max(v.aclsRev, rev)
+		v.aclList = slices.Collect(maps.Values(v.acls))
 	}
+}
+
+func (v *View) loadACLs(ctx context.Context) (int64, error) {
+	prefix := v.store.key("acls/")
+	resp, err := v.store.cli.Get(ctx, prefix, clientv3.WithPrefix())
+	if err != nil {
+		return 0, fmt.Errorf("listing ACLs: %w", err)
+	}
+	acls := make(map[string]ACL, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		var a ACL
+		if err := decode(string(kv.Key), kv.Value, &a); err != nil {
+			v.log.Error("ignoring undecodable ACL", "err", err)
+			continue
+		}
+		acls[string(kv.Key)] = a
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.acls = acls
+	v.aclList = slices.Collect(maps.Values(acls))
+	v.aclsRev = max(v.aclsRev, resp.Header.Revision)
+	v.notifyLocked()
+	return resp.Header.Revision, nil
+}
+
+func (v *View) applyACL(ev *clientv3.Event) {
+	key := string(ev.Kv.Key)
+	if ev.Type == mvccpb.DELETE {
+		delete(v.acls, key)
+		return
+	}
+	var a ACL
+	if err := decode(key, ev.Kv.Value, &a); err != nil {
+		v.log.Error("ignoring undecodable ACL", "err", err)
+		return
+	}
+	v.acls[key] = a
+}
+
+// ACLs returns every ACL binding as last seen. The slice is shared: do
+// not modify it.
+func (v *View) ACLs() []ACL {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.aclList
+}
+
+// WaitACLsRevision blocks until the view has applied every ACL change up
+// to rev.
+func (v *View) WaitACLsRevision(ctx context.Context, rev int64) error {
+	return v.waitRev(ctx, func() bool { return v.aclsRev >= rev })
 }
 
 func (v *View) notifyLocked() {
