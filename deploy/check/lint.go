@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"os/exec"
@@ -101,6 +102,7 @@ func lint(objs []object, flags map[string]map[string]bool) []string {
 	for _, o := range compactors {
 		l.checkCompactor(o)
 	}
+	l.checkShared(agents, compactors)
 	l.checkEtcd(agents, compactors)
 	return l.problems
 }
@@ -447,6 +449,48 @@ func nameOf(o object) string {
 		return m.GetName()
 	}
 	return ""
+}
+
+// sharedDefaults are topic defaults that agents report and the compactor
+// enforces: both must see the same values (`floe compactor --help`).
+var sharedDefaults = map[string]string{
+	"FLOE_LOG_RETENTION_MS":    "604800000",
+	"FLOE_LOG_RETENTION_BYTES": "-1",
+	"FLOE_LOG_CLEANUP_POLICY":  "delete",
+	"FLOE_CLUSTER":             "default",
+	"FLOE_BUCKET":              "",
+}
+
+// checkShared: agents and the compactor agree on the cluster, the bucket
+// and the topic defaults, or the compactor would apply retention the agents
+// do not report, or clean another cluster's data.
+func (l *linter) checkShared(agents, compactors []object) {
+	var first object
+	var firstEnv map[string]corev1.EnvVar
+	for _, w := range slices.Concat(agents, compactors) {
+		for _, c := range podTemplate(w).Spec.Containers {
+			if len(c.Args) == 0 || (c.Args[0] != "agent" && c.Args[0] != "compactor") {
+				continue
+			}
+			env := l.floeEnv(c)
+			if firstEnv == nil {
+				first, firstEnv = w, env
+				continue
+			}
+			for _, name := range slices.Sorted(maps.Keys(sharedDefaults)) {
+				a, b := sharedDefaults[name], sharedDefaults[name]
+				if v, ok := firstEnv[name]; ok {
+					a = v.Value
+				}
+				if v, ok := env[name]; ok {
+					b = v.Value
+				}
+				if a != b {
+					l.errorf(w, "container %s: %s = %q, but %s has %q: agents and the compactor must agree", c.Name, name, b, first, a)
+				}
+			}
+		}
+	}
 }
 
 // etcdFlags are the flags docs/operations.md recommends for floe's etcd.

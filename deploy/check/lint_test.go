@@ -14,22 +14,27 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
+// testFlags parses `floe agent --help` and `floe compactor --help` as
+// captured in testdata.
 func testFlags(t *testing.T) map[string]map[string]bool {
 	t.Helper()
-	help, err := os.ReadFile("testdata/agent-help.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	agent := parseHelpFlags(string(help))
-	for _, f := range []string{"kafka-addr", "etcd-endpoints", "drain-timeout", "log-format", "etcd-max-txn-ops"} {
-		if !agent[f] {
-			t.Fatalf("parseHelpFlags missed --%s", f)
+	flags := map[string]map[string]bool{}
+	for _, sub := range []string{"agent", "compactor"} {
+		help, err := os.ReadFile("testdata/" + sub + "-help.txt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		flags[sub] = parseHelpFlags(string(help))
+		for _, f := range []string{"etcd-endpoints", "bucket", "http-addr", "log-format", "etcd-max-txn-ops", "log-retention-ms"} {
+			if !flags[sub][f] {
+				t.Fatalf("parseHelpFlags missed --%s of floe %s", f, sub)
+			}
 		}
 	}
-	return map[string]map[string]bool{
-		"agent":     agent,
-		"compactor": {"etcd-endpoints": true, "bucket": true, "cluster": true, "http-addr": true, "log-format": true, "etcd-max-txn-ops": true},
+	if !flags["agent"]["kafka-addr"] || flags["compactor"]["kafka-addr"] {
+		t.Fatalf("parseHelpFlags mixed up the subcommands' flags")
 	}
+	return flags
 }
 
 func loadFixture(t *testing.T) []object {
@@ -140,6 +145,9 @@ func TestLintRules(t *testing.T) {
 		{"missing ConfigMap", func(objs []object) {
 			agentOf(objs).EnvFrom[0].ConfigMapRef.Name = "floe-commons"
 		}, `envFrom ConfigMap "floe-commons" is not in the manifests`},
+		{"retention only on the agents", func(objs []object) {
+			setEnv(agentOf(objs), "FLOE_LOG_RETENTION_MS", "3600000")
+		}, `FLOE_LOG_RETENTION_MS = "604800000", but Deployment/floe-agent has "3600000"`},
 		{"missing ServiceAccount", func(objs []object) {
 			get[*appsv1.Deployment](objs, "floe-agent").Spec.Template.Spec.ServiceAccountName = "floe"
 		}, `ServiceAccount "floe" is not in the manifests`},
