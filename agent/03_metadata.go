@@ -32,14 +32,13 @@ func init() {
 // operations fields.
 const authorizedOpsUnset = -2147483648
 
-func (a *Agent) handleMetadata(ctx context.Context, _ *request, req *kmsg.MetadataRequest) (*kmsg.MetadataResponse, error) {
+func (a *Agent) handleMetadata(ctx context.Context, rq *request, req *kmsg.MetadataRequest) (*kmsg.MetadataResponse, error) {
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 	agents := a.liveAgents()
 	for _, ag := range agents {
 		b := kmsg.NewMetadataResponseBroker()
 		b.NodeID = ag.NodeID
-		b.Host = ag.Host
-		b.Port = ag.Port
+		b.Host, b.Port = ag.Endpoint(rq.conn.lst.cfg.Protocol)
 		if ag.Zone != "" {
 			zone := ag.Zone
 			b.Rack = &zone

@@ -17,7 +17,7 @@ func init() {
 	register(apiSpec{key: 60, min: 0, max: 1, serve: handleSync((*Agent).handleDescribeCluster)})
 }
 
-func (a *Agent) handleDescribeCluster(_ context.Context, _ *request, req *kmsg.DescribeClusterRequest) (*kmsg.DescribeClusterResponse, error) {
+func (a *Agent) handleDescribeCluster(_ context.Context, rq *request, req *kmsg.DescribeClusterRequest) (*kmsg.DescribeClusterResponse, error) {
 	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
 	if req.Version >= 1 && req.EndpointType != 1 {
 		resp.ErrorCode = kerr.UnsupportedEndpointType.Code
@@ -31,8 +31,7 @@ func (a *Agent) handleDescribeCluster(_ context.Context, _ *request, req *kmsg.D
 	for _, ag := range agents {
 		b := kmsg.NewDescribeClusterResponseBroker()
 		b.NodeID = ag.NodeID
-		b.Host = ag.Host
-		b.Port = ag.Port
+		b.Host, b.Port = ag.Endpoint(rq.conn.lst.cfg.Protocol)
 		if ag.Zone != "" {
 			zone := ag.Zone
 			b.Rack = &zone

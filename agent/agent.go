@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,14 +44,13 @@ type Agent struct {
 	marks   *metadata.WatermarkWatcher
 	writer  *writer
 	reader  *reader
-	ln      net.Listener
+	lns     []*listener
 
 	producerIDs producerIDs
 
 	groups *groupCoordinator // consumer groups this agent coordinates
 
-	host string // advertised
-	port int32
+	tlsConfig *tls.Config // of SSL and SASL_SSL listeners
 
 	regMu sync.Mutex
 	reg   *metadata.Registration
@@ -134,65 +134,104 @@ func (a *Agent) Start(ctx context.Context) error {
 	a.writer = newWriter(a.ctx, a.cfg.Writer, a.bucket, committer, marks, a.log, newWriterMetrics(a.registry))
 	a.reader = newReader(a.store, a.bucket, a.cfg.CacheBytes, a.log, newReaderMetrics(a.registry))
 
-	ln, err := net.Listen("tcp", a.cfg.KafkaAddr)
-	if err != nil {
-		return fmt.Errorf("kafka listener on %s: %w", a.cfg.KafkaAddr, err)
-	}
-	a.ln = ln
-	if err := a.resolveAdvertised(); err != nil {
-		ln.Close()
+	if err := a.listen(); err != nil {
 		return err
 	}
-
 	if err := a.register(ctx); err != nil {
-		ln.Close()
+		a.closeListeners()
 		return err
 	}
 	a.startGroups()
 
-	a.wg.Add(2)
-	go func() {
-		defer a.wg.Done()
-		a.acceptLoop()
-	}()
+	for _, l := range a.lns {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			a.acceptLoop(l)
+		}()
+	}
+	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
 		a.keepRegistered()
 	}()
 	a.ready.Store(true)
 	ok = true
-	a.log.Info("agent serving Kafka", "listen", ln.Addr().String(), "advertised", a.AdvertisedAddr(), "node_id", a.NodeID(), "cluster_id", cluster.ID)
+	for _, l := range a.lns {
+		a.log.Info("agent serving Kafka", "listener", l.cfg.Protocol, "listen", l.ln.Addr().String(), "advertised", net.JoinHostPort(l.host, strconv.Itoa(int(l.port))), "node_id", a.NodeID(), "cluster_id", cluster.ID)
+	}
 	return nil
 }
 
-func (a *Agent) resolveAdvertised() error {
-	addr := a.cfg.AdvertiseAddr
-	if addr == "" {
-		addr = a.ln.Addr().String()
-	}
-	host, portStr, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("advertise address %q: %w", addr, err)
-	}
-	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
-		if host, err = os.Hostname(); err != nil {
-			return fmt.Errorf("listener binds every interface and the hostname is unknown (%v); set an advertise address", err)
+// listener is one bound Kafka listener.
+type listener struct {
+	cfg  ListenerConfig
+	ln   net.Listener
+	host string // advertised
+	port int32
+}
+
+// listen binds every configured listener and resolves its advertised
+// address.
+func (a *Agent) listen() error {
+	for _, lc := range a.cfg.Listeners {
+		if lc.TLS() && a.tlsConfig == nil {
+			tc, err := a.cfg.Security.serverTLS()
+			if err != nil {
+				a.closeListeners()
+				return err
+			}
+			a.tlsConfig = tc
 		}
+		ln, err := net.Listen("tcp", lc.Addr)
+		if err != nil {
+			a.closeListeners()
+			return fmt.Errorf("%s listener on %s: %w", lc.Protocol, lc.Addr, err)
+		}
+		l := &listener{cfg: lc, ln: ln}
+		a.lns = append(a.lns, l)
+		addr := lc.Advertise
+		if addr == "" {
+			addr = ln.Addr().String()
+		}
+		host, portStr, err := net.SplitHostPort(addr)
+		if err != nil {
+			a.closeListeners()
+			return fmt.Errorf("advertise address %q: %w", addr, err)
+		}
+		if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+			if host, err = os.Hostname(); err != nil {
+				a.closeListeners()
+				return fmt.Errorf("listener binds every interface and the hostname is unknown (%v); set an advertise address", err)
+			}
+		}
+		port, err := strconv.Atoi(portStr)
+		if err != nil {
+			a.closeListeners()
+			return fmt.Errorf("advertise address %q: bad port", addr)
+		}
+		l.host, l.port = host, int32(port)
 	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil {
-		return fmt.Errorf("advertise address %q: bad port", addr)
-	}
-	a.host, a.port = host, int32(port)
 	return nil
+}
+
+func (a *Agent) closeListeners() {
+	for _, l := range a.lns {
+		l.ln.Close()
+	}
 }
 
 // register publishes this agent under a lease.
 func (a *Agent) register(ctx context.Context) error {
+	endpoints := map[string]string{}
+	for _, l := range a.lns {
+		endpoints[l.cfg.Protocol] = net.JoinHostPort(l.host, strconv.Itoa(int(l.port)))
+	}
 	reg, err := a.store.RegisterAgent(ctx, metadata.AgentInfo{
-		AgentID: uuid.NewString(),
-		Host:    a.host,
-		Port:    a.port,
+		AgentID:   uuid.NewString(),
+		Host:      a.lns[0].host,
+		Port:      a.lns[0].port,
+		Listeners: endpoints,
 		Zone:    a.cfg.Zone,
 		Started: time.Now().UTC(),
 		Version: a.cfg.Version,
@@ -239,9 +278,9 @@ func (a *Agent) keepRegistered() {
 	}
 }
 
-func (a *Agent) acceptLoop() {
+func (a *Agent) acceptLoop(l *listener) {
 	for {
-		nc, err := a.ln.Accept()
+		nc, err := l.ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -257,7 +296,10 @@ func (a *Agent) acceptLoop() {
 		if tc, ok := nc.(*net.TCPConn); ok {
 			tc.SetNoDelay(true)
 		}
-		c := a.newConn(a.ctx, nc)
+		if l.cfg.TLS() {
+			nc = tls.Server(nc, a.tlsConfig)
+		}
+		c := a.newConn(a.ctx, nc, l)
 		a.connsMu.Lock()
 		if a.draining.Load() {
 			a.connsMu.Unlock()
@@ -277,11 +319,25 @@ func (a *Agent) acceptLoop() {
 	}
 }
 
-// Addr is the address the Kafka listener is bound to.
-func (a *Agent) Addr() string { return a.ln.Addr().String() }
+// Addr is the address the first Kafka listener is bound to.
+func (a *Agent) Addr() string { return a.lns[0].ln.Addr().String() }
 
-// AdvertisedAddr is the host:port clients are told to use.
-func (a *Agent) AdvertisedAddr() string { return net.JoinHostPort(a.host, strconv.Itoa(int(a.port))) }
+// ListenerAddr is the bound address of the listener for protocol, or ""
+// when there is none.
+func (a *Agent) ListenerAddr(protocol string) string {
+	for _, l := range a.lns {
+		if l.cfg.Protocol == protocol {
+			return l.ln.Addr().String()
+		}
+	}
+	return ""
+}
+
+// AdvertisedAddr is the host:port clients of the first listener are told
+// to use.
+func (a *Agent) AdvertisedAddr() string {
+	return net.JoinHostPort(a.lns[0].host, strconv.Itoa(int(a.lns[0].port)))
+}
 
 // NodeID is the broker ID this agent currently holds.
 func (a *Agent) NodeID() int32 {
@@ -302,7 +358,7 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 		return errors.New("agent: already shut down")
 	}
 	a.ready.Store(false)
-	a.ln.Close()
+	a.closeListeners()
 
 	a.connsMu.Lock()
 	for c := range a.conns {

@@ -3,8 +3,6 @@ package agent
 import (
 	"errors"
 	"fmt"
-	"net"
-	"strconv"
 	"time"
 
 	"github.com/floe-io/floe/metadata"
@@ -51,6 +49,11 @@ type Config struct {
 	Writer WriterConfig
 	// CacheBytes bounds the fetch cache of decoded batches. Default 256 MiB.
 	CacheBytes int64
+	// Listeners are the Kafka listeners. Empty means one PLAINTEXT
+	// listener on KafkaAddr advertising AdvertiseAddr.
+	Listeners []ListenerConfig
+	// Security configures TLS, SASL and ACLs.
+	Security SecurityConfig
 	// EtcdMaxTxnOps is the etcd server's per-transaction op limit
 	// (--max-txn-ops); commits are split to fit. Default 128.
 	EtcdMaxTxnOps int
@@ -86,25 +89,14 @@ func (c *Config) setDefaults() {
 		c.EtcdMaxTxnOps = 128
 	}
 	c.Writer.setDefaults()
+	c.Security.setDefaults()
 }
 
 // Validate checks the configuration once, before anything starts.
 func (c *Config) Validate() error {
 	c.setDefaults()
-	if _, _, err := net.SplitHostPort(c.KafkaAddr); err != nil {
-		return fmt.Errorf("kafka address %q: %w", c.KafkaAddr, err)
-	}
-	if c.AdvertiseAddr != "" {
-		host, port, err := net.SplitHostPort(c.AdvertiseAddr)
-		if err != nil {
-			return fmt.Errorf("advertise address %q: %w", c.AdvertiseAddr, err)
-		}
-		if host == "" || host == "0.0.0.0" || host == "::" {
-			return fmt.Errorf("advertise address %q: clients need a host they can reach, not a wildcard", c.AdvertiseAddr)
-		}
-		if p, err := strconv.Atoi(port); err != nil || p <= 0 || p > 65535 {
-			return fmt.Errorf("advertise address %q: bad port", c.AdvertiseAddr)
-		}
+	if err := c.validateListeners(); err != nil {
+		return err
 	}
 	if c.LeaseTTL < time.Second {
 		return errors.New("lease TTL must be at least 1s")

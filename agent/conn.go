@@ -34,8 +34,14 @@ const writeTimeout = 60 * time.Second
 type conn struct {
 	a      *Agent
 	nc     net.Conn
+	lst    *listener
 	remote string
 	log    *slog.Logger
+
+	// auth is the connection's identity. It is written by the read
+	// goroutine only (SASL requests are handled synchronously there) and
+	// read by handlers, which also run there or after it (goAsync).
+	auth connAuth
 
 	ctx    context.Context // cancelled when the connection is torn down
 	cancel context.CancelFunc
@@ -56,7 +62,9 @@ type request struct {
 	done   chan struct{}
 	resp   kmsg.Response // nil: send nothing (acks=0 produce)
 	err    error         // non-nil: close the connection instead of answering
-	header bool          // whether the response header carries tagged fields
+	// closeAfter closes the connection once the response is written
+	// (failed authentication).
+	closeAfter bool
 }
 
 func (rq *request) finish(resp kmsg.Response, err error) {
@@ -85,12 +93,14 @@ func (c *conn) goAsync(fn func()) {
 	}()
 }
 
-func (a *Agent) newConn(ctx context.Context, nc net.Conn) *conn {
+func (a *Agent) newConn(ctx context.Context, nc net.Conn, l *listener) *conn {
 	cctx, cancel := context.WithCancel(ctx)
 	remote := nc.RemoteAddr().String()
 	return &conn{
 		a:       a,
 		nc:      nc,
+		lst:     l,
+		auth:    connAuth{principal: anonymous},
 		remote:  remote,
 		log:     a.log.With("client", remote),
 		ctx:     cctx,
@@ -108,6 +118,10 @@ func (c *conn) serve() {
 	a.metrics.connections.Inc()
 	defer a.metrics.connections.Dec()
 
+	if !c.handshake() {
+		c.nc.Close()
+		return
+	}
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
@@ -227,6 +241,11 @@ func (c *conn) dispatch(rq *request) {
 	}
 	spec := apis[rq.req.Key()]
 	c.a.metrics.requests.WithLabelValues(kmsg.NameForKey(rq.req.Key())).Inc()
+	if err := c.checkAuthenticated(rq.req.Key()); err != nil {
+		c.a.metrics.protocolErrors.Inc()
+		rq.fail(err)
+		return
+	}
 	spec.serve(c.a, c.ctx, rq)
 }
 
@@ -249,6 +268,7 @@ func (c *conn) writeLoop() {
 		if rq.resp == nil {
 			continue
 		}
+		closeAfter := rq.closeAfter
 		buf = encodeResponse(buf[:0], rq.corr, rq.resp)
 		c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 		if _, err := bw.Write(buf); err != nil {
@@ -267,6 +287,12 @@ func (c *conn) writeLoop() {
 		}
 		if cap(buf) > 1<<20 {
 			buf = nil // do not pin a large fetch response's buffer
+		}
+		if closeAfter {
+			bw.Flush()
+			c.cancel()
+			c.nc.Close()
+			return
 		}
 	}
 	bw.Flush()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"time"
 
@@ -21,6 +22,10 @@ type AgentInfo struct {
 	AgentID string    `json:"agent_id"`
 	Host    string    `json:"host"`
 	Port    int32     `json:"port"`
+	// Listeners maps a security protocol (PLAINTEXT, SASL_SSL, ...) to the
+	// host:port clients of that listener connect to. Host and Port are the
+	// first listener's.
+	Listeners map[string]string `json:"listeners,omitempty"`
 	Zone    string    `json:"zone,omitempty"`
 	Started time.Time `json:"started"`
 	Version string    `json:"version,omitempty"`
@@ -28,6 +33,18 @@ type AgentInfo struct {
 
 // Addr is host:port.
 func (a AgentInfo) Addr() string { return fmt.Sprintf("%s:%d", a.Host, a.Port) }
+
+// Endpoint returns the host and port clients of the protocol's listener
+// connect to, falling back to the first listener's.
+func (a AgentInfo) Endpoint(protocol string) (string, int32) {
+	if hp, ok := a.Listeners[protocol]; ok {
+		host, port, err := net.SplitHostPort(hp)
+		if p, perr := strconv.ParseInt(port, 10, 32); err == nil && perr == nil {
+			return host, int32(p)
+		}
+	}
+	return a.Host, a.Port
+}
 
 // MaxNodeID bounds the node IDs agents claim.
 const MaxNodeID = 1 << 20
