@@ -232,9 +232,9 @@ func (a *Agent) register(ctx context.Context) error {
 		Host:      a.lns[0].host,
 		Port:      a.lns[0].port,
 		Listeners: endpoints,
-		Zone:    a.cfg.Zone,
-		Started: time.Now().UTC(),
-		Version: a.cfg.Version,
+		Zone:      a.cfg.Zone,
+		Started:   time.Now().UTC(),
+		Version:   a.cfg.Version,
 	}, a.cfg.LeaseTTL)
 	if err != nil {
 		return err

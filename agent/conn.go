@@ -58,10 +58,10 @@ type request struct {
 	corr     int32
 	received time.Time
 
-	once   sync.Once
-	done   chan struct{}
-	resp   kmsg.Response // nil: send nothing (acks=0 produce)
-	err    error         // non-nil: close the connection instead of answering
+	once sync.Once
+	done chan struct{}
+	resp kmsg.Response // nil: send nothing (acks=0 produce)
+	err  error         // non-nil: close the connection instead of answering
 	// closeAfter closes the connection once the response is written
 	// (failed authentication).
 	closeAfter bool

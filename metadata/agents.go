@@ -19,16 +19,16 @@ type AgentInfo struct {
 	// registration: the lowest ID no live agent holds.
 	NodeID int32 `json:"node_id"`
 	// AgentID is unique per agent process start.
-	AgentID string    `json:"agent_id"`
-	Host    string    `json:"host"`
-	Port    int32     `json:"port"`
+	AgentID string `json:"agent_id"`
+	Host    string `json:"host"`
+	Port    int32  `json:"port"`
 	// Listeners maps a security protocol (PLAINTEXT, SASL_SSL, ...) to the
 	// host:port clients of that listener connect to. Host and Port are the
 	// first listener's.
 	Listeners map[string]string `json:"listeners,omitempty"`
-	Zone    string    `json:"zone,omitempty"`
-	Started time.Time `json:"started"`
-	Version string    `json:"version,omitempty"`
+	Zone      string            `json:"zone,omitempty"`
+	Started   time.Time         `json:"started"`
+	Version   string            `json:"version,omitempty"`
 }
 
 // Addr is host:port.
