@@ -61,10 +61,13 @@ func (a *Agent) serveProduce(ctx context.Context, rq *request) {
 	}
 	for ti, rt := range req.Topics {
 		st := &resp.Topics[ti]
-		t, terr := a.produceTopic(ctx, req.Version, rt)
+		t, terr := a.produceTopic(ctx, rq.conn, req.Version, rt)
 		if terr == nil {
 			st.Topic = t.Name
 			st.TopicID = t.ID
+			if !a.authorizedTopic(rq.conn, metadata.ACLOpWrite, t.Name) {
+				terr = kafkaErrorf(kerr.TopicAuthorizationFailed, "%s may not write to topic %s", rq.conn.auth.principal, t.Name)
+			}
 		}
 		settings := a.cfg.Broker.Settings(t.Configs)
 		for pi, rp := range rt.Partitions {
@@ -160,7 +163,7 @@ func (a *Agent) finishProducePart(p producePart) {
 
 // produceTopic resolves a produce request's topic, by name or (v13) ID,
 // creating it when auto-creation is on.
-func (a *Agent) produceTopic(ctx context.Context, version int16, rt kmsg.ProduceRequestTopic) (metadata.Topic, error) {
+func (a *Agent) produceTopic(ctx context.Context, c *conn, version int16, rt kmsg.ProduceRequestTopic) (metadata.Topic, error) {
 	if version >= 13 {
 		t, err := a.lookupTopicByID(ctx, uuid.UUID(rt.TopicID))
 		if isUnknownTopic(err) {
@@ -173,7 +176,7 @@ func (a *Agent) produceTopic(ctx context.Context, version int16, rt kmsg.Produce
 		if verr := metadata.ValidateTopicName(rt.Topic); verr != nil {
 			return t, verr
 		}
-		if a.cfg.AutoCreateTopics {
+		if a.cfg.AutoCreateTopics && a.mayCreateTopic(c, rt.Topic) {
 			return a.autoCreateTopic(ctx, rt.Topic)
 		}
 	}

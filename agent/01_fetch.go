@@ -58,11 +58,11 @@ type fetchPart struct {
 func (a *Agent) serveFetch(ctx context.Context, rq *request) {
 	req := rq.req.(*kmsg.FetchRequest)
 	rq.conn.goAsync(func() {
-		rq.reply(a.fetch(ctx, req))
+		rq.reply(a.fetch(ctx, rq.conn, req))
 	})
 }
 
-func (a *Agent) fetch(ctx context.Context, req *kmsg.FetchRequest) *kmsg.FetchResponse {
+func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest) *kmsg.FetchResponse {
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	if req.Version >= 7 && req.SessionID != 0 {
 		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
@@ -81,6 +81,9 @@ func (a *Agent) fetch(ctx context.Context, req *kmsg.FetchRequest) *kmsg.FetchRe
 	for ti, rt := range req.Topics {
 		st := &resp.Topics[ti]
 		t, terr := a.fetchTopic(ctx, req.Version, rt)
+		if terr == nil && !a.authorizedTopic(c, metadata.ACLOpRead, t.Name) {
+			terr = kerr.TopicAuthorizationFailed
+		}
 		for pi, rp := range rt.Partitions {
 			sp := &st.Partitions[pi]
 			*sp = kmsg.NewFetchResponseTopicPartition()

@@ -28,12 +28,15 @@ func init() {
 	register(apiSpec{key: 2, min: 0, max: 11, serve: handleSync((*Agent).handleListOffsets)})
 }
 
-func (a *Agent) handleListOffsets(ctx context.Context, _ *request, req *kmsg.ListOffsetsRequest) (*kmsg.ListOffsetsResponse, error) {
+func (a *Agent) handleListOffsets(ctx context.Context, rq *request, req *kmsg.ListOffsetsRequest) (*kmsg.ListOffsetsResponse, error) {
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
 	for _, rt := range req.Topics {
 		st := kmsg.NewListOffsetsResponseTopic()
 		st.Topic = rt.Topic
 		t, terr := a.lookupTopic(ctx, rt.Topic)
+		if terr == nil && !a.authorizedTopic(rq.conn, metadata.ACLOpDescribe, t.Name) {
+			terr = kerr.TopicAuthorizationFailed
+		}
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition = rp.Partition

@@ -57,6 +57,11 @@ func (a *Agent) handleMetadata(ctx context.Context, rq *request, req *kmsg.Metad
 	if allTopics {
 		topics = a.view.Topics()
 		for _, t := range topics {
+			// Listing every topic shows only those the principal may
+			// describe, as Kafka does.
+			if !a.authorizedTopic(rq.conn, metadata.ACLOpDescribe, t.Name) {
+				continue
+			}
 			resp.Topics = append(resp.Topics, a.metadataTopic(req.Version, t, agents))
 		}
 		return resp, nil
@@ -69,7 +74,7 @@ func (a *Agent) handleMetadata(ctx context.Context, rq *request, req *kmsg.Metad
 		switch {
 		case rt.Topic != nil && *rt.Topic != "":
 			t, err = a.lookupTopic(ctx, *rt.Topic)
-			if isUnknownTopic(err) && allowAuto && metadata.ValidateTopicName(*rt.Topic) == nil {
+			if isUnknownTopic(err) && allowAuto && metadata.ValidateTopicName(*rt.Topic) == nil && a.mayCreateTopic(rq.conn, *rt.Topic) {
 				t, err = a.autoCreateTopic(ctx, *rt.Topic)
 			}
 		case rt.TopicID != [16]byte{}:
@@ -92,6 +97,15 @@ func (a *Agent) handleMetadata(ctx context.Context, rq *request, req *kmsg.Metad
 			}
 			ke, _ := kafkaError(err)
 			mt.ErrorCode = ke.Code
+			resp.Topics = append(resp.Topics, mt)
+			continue
+		}
+		if !a.authorizedTopic(rq.conn, metadata.ACLOpDescribe, t.Name) {
+			mt := kmsg.NewMetadataResponseTopic()
+			mt.Topic = rt.Topic
+			mt.TopicID = rt.TopicID
+			mt.AuthorizedOperations = authorizedOpsUnset
+			mt.ErrorCode = kerr.TopicAuthorizationFailed.Code
 			resp.Topics = append(resp.Topics, mt)
 			continue
 		}

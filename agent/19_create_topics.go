@@ -25,7 +25,7 @@ func init() {
 	register(apiSpec{key: 19, min: 0, max: 7, serve: handleSync((*Agent).handleCreateTopics)})
 }
 
-func (a *Agent) handleCreateTopics(ctx context.Context, _ *request, req *kmsg.CreateTopicsRequest) (*kmsg.CreateTopicsResponse, error) {
+func (a *Agent) handleCreateTopics(ctx context.Context, rq *request, req *kmsg.CreateTopicsRequest) (*kmsg.CreateTopicsResponse, error) {
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
 	seen := map[string]int{}
 	for _, rt := range req.Topics {
@@ -41,6 +41,10 @@ func (a *Agent) handleCreateTopics(ctx context.Context, _ *request, req *kmsg.Cr
 			st.ErrorCode = ke.Code
 			st.ErrorMessage = errMessage(msg)
 			resp.Topics = append(resp.Topics, st)
+		}
+		if !a.mayCreateTopic(rq.conn, rt.Topic) {
+			fail(kafkaErrorf(kerr.TopicAuthorizationFailed, "%s may not create topic %s (needs CREATE on the cluster or the topic)", rq.conn.auth.principal, rt.Topic))
+			continue
 		}
 		if seen[rt.Topic] > 1 {
 			fail(kafkaErrorf(kerr.InvalidRequest, "topic %s appears more than once in the request", rt.Topic))

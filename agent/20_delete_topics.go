@@ -14,13 +14,15 @@ import (
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floe-io/floe/metadata"
 )
 
 func init() {
 	register(apiSpec{key: 20, min: 0, max: 6, serve: handleSync((*Agent).handleDeleteTopics)})
 }
 
-func (a *Agent) handleDeleteTopics(ctx context.Context, _ *request, req *kmsg.DeleteTopicsRequest) (*kmsg.DeleteTopicsResponse, error) {
+func (a *Agent) handleDeleteTopics(ctx context.Context, rq *request, req *kmsg.DeleteTopicsRequest) (*kmsg.DeleteTopicsResponse, error) {
 	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
 	type target struct {
 		name *string
@@ -54,6 +56,9 @@ func (a *Agent) handleDeleteTopics(ctx context.Context, _ *request, req *kmsg.De
 				st.Topic = &t.Name
 			default:
 				return kafkaErrorf(kerr.InvalidRequest, "a topic to delete needs a name or an ID")
+			}
+			if !a.authorizedTopic(rq.conn, metadata.ACLOpDelete, name) {
+				return kafkaErrorf(kerr.TopicAuthorizationFailed, "%s may not delete topic %s", rq.conn.auth.principal, name)
 			}
 			t, err := a.lookupTopic(ctx, name)
 			if err != nil {

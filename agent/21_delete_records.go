@@ -34,12 +34,15 @@ func init() {
 	register(apiSpec{key: 21, min: 0, max: 2, serve: handleSync((*Agent).handleDeleteRecords)})
 }
 
-func (a *Agent) handleDeleteRecords(ctx context.Context, _ *request, req *kmsg.DeleteRecordsRequest) (*kmsg.DeleteRecordsResponse, error) {
+func (a *Agent) handleDeleteRecords(ctx context.Context, rq *request, req *kmsg.DeleteRecordsRequest) (*kmsg.DeleteRecordsResponse, error) {
 	resp := req.ResponseKind().(*kmsg.DeleteRecordsResponse)
 	for _, rt := range req.Topics {
 		st := kmsg.NewDeleteRecordsResponseTopic()
 		st.Topic = rt.Topic
 		t, terr := a.lookupTopic(ctx, rt.Topic)
+		if terr == nil && !a.authorizedTopic(rq.conn, metadata.ACLOpDelete, t.Name) {
+			terr = kerr.TopicAuthorizationFailed
+		}
 		if terr == nil && !a.cfg.Broker.Settings(t.Configs).RetentionApplies() {
 			terr = kafkaErrorf(kerr.PolicyViolation, "records of topic %s cannot be deleted: its cleanup.policy is compact without delete", rt.Topic)
 		}

@@ -17,6 +17,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floe-io/floe/metadata"
 )
 
 func init() {
@@ -33,12 +35,16 @@ type producerIDs struct {
 	end  int64
 }
 
-func (a *Agent) handleInitProducerID(ctx context.Context, _ *request, req *kmsg.InitProducerIDRequest) (*kmsg.InitProducerIDResponse, error) {
+func (a *Agent) handleInitProducerID(ctx context.Context, rq *request, req *kmsg.InitProducerIDRequest) (*kmsg.InitProducerIDResponse, error) {
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID = -1
 	resp.ProducerEpoch = -1
 	if req.TransactionalID != nil {
 		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		return resp, nil
+	}
+	if !a.authorizedCluster(rq.conn, metadata.ACLOpIdempotentWrite) && !a.mayWriteAnyTopic(rq.conn) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
 		return resp, nil
 	}
 	if req.Version >= 3 && req.ProducerID >= 0 && req.ProducerEpoch >= 0 && req.ProducerEpoch < math.MaxInt16-1 {

@@ -45,7 +45,7 @@ type configSynonym struct {
 	Source int8
 }
 
-func (a *Agent) handleDescribeConfigs(ctx context.Context, _ *request, req *kmsg.DescribeConfigsRequest) (*kmsg.DescribeConfigsResponse, error) {
+func (a *Agent) handleDescribeConfigs(ctx context.Context, rq *request, req *kmsg.DescribeConfigsRequest) (*kmsg.DescribeConfigsResponse, error) {
 	resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
 	for _, rr := range req.Resources {
 		sr := kmsg.NewDescribeConfigsResponseResource()
@@ -58,11 +58,19 @@ func (a *Agent) handleDescribeConfigs(ctx context.Context, _ *request, req *kmsg
 		switch rr.ResourceType {
 		case kmsg.ConfigResourceTypeTopic:
 			var t metadata.Topic
+			if !a.authorizedTopic(rq.conn, metadata.ACLOpDescribeConfigs, rr.ResourceName) {
+				err = kafkaErrorf(kerr.TopicAuthorizationFailed, "%s may not describe the configs of topic %s", rq.conn.auth.principal, rr.ResourceName)
+				break
+			}
 			t, err = a.lookupTopic(ctx, rr.ResourceName)
 			if err == nil {
 				configs = a.describeTopicConfigs(t.Configs, rr.ConfigNames, req.IncludeSynonyms, req.IncludeDocumentation)
 			}
 		case kmsg.ConfigResourceTypeBroker:
+			if !a.authorizedCluster(rq.conn, metadata.ACLOpDescribeConfigs) {
+				err = kafkaErrorf(kerr.ClusterAuthorizationFailed, "%s may not describe broker configs", rq.conn.auth.principal)
+				break
+			}
 			if rr.ResourceName != "" && rr.ResourceName != strconv.Itoa(int(a.NodeID())) {
 				if id, perr := strconv.Atoi(rr.ResourceName); perr != nil {
 					err = kafkaErrorf(kerr.InvalidRequest, "broker resource name %q is not a node ID", rr.ResourceName)

@@ -23,7 +23,7 @@ func init() {
 	register(apiSpec{key: 33, min: 0, max: 2, serve: handleSync((*Agent).handleAlterConfigs)})
 }
 
-func (a *Agent) handleAlterConfigs(ctx context.Context, _ *request, req *kmsg.AlterConfigsRequest) (*kmsg.AlterConfigsResponse, error) {
+func (a *Agent) handleAlterConfigs(ctx context.Context, rq *request, req *kmsg.AlterConfigsRequest) (*kmsg.AlterConfigsResponse, error) {
 	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
 	for _, rr := range req.Resources {
 		sr := kmsg.NewAlterConfigsResponseResource()
@@ -35,7 +35,7 @@ func (a *Agent) handleAlterConfigs(ctx context.Context, _ *request, req *kmsg.Al
 				next[c.Name] = *c.Value
 			}
 		}
-		err := a.alterTopicConfigs(ctx, rr.ResourceType, rr.ResourceName, req.ValidateOnly, func(map[string]string) (map[string]string, error) {
+		err := a.alterTopicConfigs(ctx, rq.conn, rr.ResourceType, rr.ResourceName, req.ValidateOnly, func(map[string]string) (map[string]string, error) {
 			return next, nil
 		})
 		if err != nil {
@@ -50,9 +50,12 @@ func (a *Agent) handleAlterConfigs(ctx context.Context, _ *request, req *kmsg.Al
 
 // alterTopicConfigs applies fn to a topic's overrides, shared by both
 // alter APIs.
-func (a *Agent) alterTopicConfigs(ctx context.Context, typ kmsg.ConfigResourceType, name string, validateOnly bool, fn func(map[string]string) (map[string]string, error)) error {
+func (a *Agent) alterTopicConfigs(ctx context.Context, c *conn, typ kmsg.ConfigResourceType, name string, validateOnly bool, fn func(map[string]string) (map[string]string, error)) error {
 	switch typ {
 	case kmsg.ConfigResourceTypeTopic:
+		if !a.authorizedTopic(c, metadata.ACLOpAlterConfigs, name) {
+			return kafkaErrorf(kerr.TopicAuthorizationFailed, "%s may not alter the configs of topic %s", c.auth.principal, name)
+		}
 	case kmsg.ConfigResourceTypeBroker:
 		return kafkaErrorf(kerr.InvalidRequest, "broker configs are set by flags on each agent (see floe agent --help) and cannot be altered through the Kafka API")
 	default:

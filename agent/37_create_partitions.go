@@ -20,7 +20,7 @@ func init() {
 	register(apiSpec{key: 37, min: 0, max: 3, serve: handleSync((*Agent).handleCreatePartitions)})
 }
 
-func (a *Agent) handleCreatePartitions(ctx context.Context, _ *request, req *kmsg.CreatePartitionsRequest) (*kmsg.CreatePartitionsResponse, error) {
+func (a *Agent) handleCreatePartitions(ctx context.Context, rq *request, req *kmsg.CreatePartitionsRequest) (*kmsg.CreatePartitionsResponse, error) {
 	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
 	seen := map[string]int{}
 	for _, rt := range req.Topics {
@@ -30,6 +30,9 @@ func (a *Agent) handleCreatePartitions(ctx context.Context, _ *request, req *kms
 		st := kmsg.NewCreatePartitionsResponseTopic()
 		st.Topic = rt.Topic
 		err := func() error {
+			if !a.authorizedTopic(rq.conn, metadata.ACLOpAlter, rt.Topic) {
+				return kafkaErrorf(kerr.TopicAuthorizationFailed, "%s may not add partitions to topic %s", rq.conn.auth.principal, rt.Topic)
+			}
 			if seen[rt.Topic] > 1 {
 				return kafkaErrorf(kerr.InvalidRequest, "topic %s appears more than once in the request", rt.Topic)
 			}

@@ -22,13 +22,13 @@ func init() {
 	register(apiSpec{key: 44, min: 0, max: 1, serve: handleSync((*Agent).handleIncrementalAlterConfigs)})
 }
 
-func (a *Agent) handleIncrementalAlterConfigs(ctx context.Context, _ *request, req *kmsg.IncrementalAlterConfigsRequest) (*kmsg.IncrementalAlterConfigsResponse, error) {
+func (a *Agent) handleIncrementalAlterConfigs(ctx context.Context, rq *request, req *kmsg.IncrementalAlterConfigsRequest) (*kmsg.IncrementalAlterConfigsResponse, error) {
 	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
 	for _, rr := range req.Resources {
 		sr := kmsg.NewIncrementalAlterConfigsResponseResource()
 		sr.ResourceType = rr.ResourceType
 		sr.ResourceName = rr.ResourceName
-		err := a.alterTopicConfigs(ctx, rr.ResourceType, rr.ResourceName, req.ValidateOnly, func(cur map[string]string) (map[string]string, error) {
+		err := a.alterTopicConfigs(ctx, rq.conn, rr.ResourceType, rr.ResourceName, req.ValidateOnly, func(cur map[string]string) (map[string]string, error) {
 			for _, c := range rr.Configs {
 				if err := applyIncremental(cur, c); err != nil {
 					return nil, err
