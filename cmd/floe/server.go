@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/pbkdf2"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,6 +52,12 @@ type agentOptions struct {
 	maxUploads    int
 
 	groups agent.GroupConfig
+
+	listeners           []string
+	advertisedListeners []string
+	security            agent.SecurityConfig
+	bootstrapUser       string
+	authorize           string
 }
 
 func (o *agentOptions) register(fs *pflag.FlagSet, autoCreateDefault bool) {
@@ -76,12 +85,43 @@ func (o *agentOptions) register(fs *pflag.FlagSet, autoCreateDefault bool) {
 	fs.Int64Var(&o.cacheBytes, "cache-bytes", 256<<20, "memory for the fetch cache of decoded batches")
 	fs.IntVar(&o.etcdMaxTxnOps, "etcd-max-txn-ops", 128, "etcd's --max-txn-ops; commits are split to fit it")
 	o.groups.RegisterFlags(fs)
+	fs.StringArrayVar(&o.listeners, "listener", nil, "a Kafka listener PROTOCOL://host:port (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL); repeat for several. Default: PLAINTEXT on --kafka-addr")
+	fs.StringArrayVar(&o.advertisedListeners, "advertised-listener", nil, "PROTOCOL://host:port clients of that listener are told to connect to; repeat per listener")
+	fs.StringVar(&o.security.TLSCertFile, "tls-cert", "", "PEM certificate of SSL and SASL_SSL listeners (reloaded when the file changes)")
+	fs.StringVar(&o.security.TLSKeyFile, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&o.security.TLSClientCAFile, "tls-client-ca", "", "PEM CAs that sign client certificates; a verified certificate's subject becomes the principal")
+	fs.BoolVar(&o.security.TLSRequireClientCert, "tls-require-client-cert", false, "refuse TLS clients without a certificate signed by --tls-client-ca")
+	fs.StringSliceVar(&o.security.SASLMechanisms, "sasl-mechanisms", []string{"SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"}, "SASL mechanisms offered on SASL listeners")
+	fs.BoolVar(&o.security.AllowPlainWithoutTLS, "sasl-allow-plain-without-tls", false, "offer PLAIN on SASL_PLAINTEXT listeners, where passwords cross the network in the clear")
+	fs.DurationVar(&o.security.SessionLifetime, "sasl-session-lifetime", 0, "make SASL clients re-authenticate this often (KIP-368); 0 never")
+	fs.DurationVar(&o.security.FailedAuthDelay, "sasl-failure-delay", time.Second, "delay before answering a failed authentication")
+	fs.StringVar(&o.bootstrapUser, "sasl-bootstrap-user", "", "NAME:PASSWORD of a user to create or update at start (SCRAM-SHA-256 and -512), so a new cluster can be administered")
+	fs.StringSliceVar(&o.security.SuperUsers, "super-users", nil, "principals that bypass ACLs, e.g. User:admin")
+	fs.BoolVar(&o.security.AllowEveryoneIfNoACL, "allow-everyone-if-no-acl-found", false, "allow operations on resources no ACL names (when ACLs are enforced)")
+	fs.StringVar(&o.authorize, "authorizer", "auto", "enforce ACLs: auto (when any listener authenticates with SASL or client certificates), on, or off")
 }
 
 func (o *agentOptions) agentConfig() (agent.Config, error) {
 	codec, err := parseCodec(o.compression)
 	if err != nil {
 		return agent.Config{}, err
+	}
+	listeners, err := o.parseListeners()
+	if err != nil {
+		return agent.Config{}, err
+	}
+	sec := o.security
+	switch o.authorize {
+	case "on":
+		sec.Authorize = true
+	case "off":
+	case "auto":
+		for _, l := range listeners {
+			sec.Authorize = sec.Authorize || l.SASL()
+		}
+		sec.Authorize = sec.Authorize || sec.TLSClientCAFile != ""
+	default:
+		return agent.Config{}, fmt.Errorf("--authorizer %q: use auto, on or off", o.authorize)
 	}
 	return agent.Config{
 		Writer: agent.WriterConfig{
@@ -104,6 +144,8 @@ func (o *agentOptions) agentConfig() (agent.Config, error) {
 		DrainTimeout:             o.drainTimeout,
 		Version:                  version,
 		Groups:                   o.groups,
+		Listeners:                listeners,
+		Security:                 sec,
 		Broker: metadata.BrokerConfig{
 			"log.retention.ms":           strconv.FormatInt(o.retentionMs, 10),
 			"log.retention.bytes":        strconv.FormatInt(o.retentionBytes, 10),
@@ -145,6 +187,9 @@ func startAgent(ctx context.Context, log *slog.Logger, o *agentOptions, store *m
 	}
 	a, err := agent.New(cfg, agent.Deps{Store: store, Bucket: bucket, Log: log, Registry: reg})
 	if err != nil {
+		return nil, err
+	}
+	if err := o.ensureBootstrapUser(ctx, store); err != nil {
 		return nil, err
 	}
 	r := &running{agent: a, log: log, done: make(chan struct{})}
@@ -197,4 +242,79 @@ func (r *running) stop(timeout time.Duration) error {
 	}
 	<-r.done
 	return err
+}
+
+// parseListeners turns --listener and --advertised-listener into listener
+// configs; with no --listener, --kafka-addr and --advertise-addr make one
+// PLAINTEXT listener.
+func (o *agentOptions) parseListeners() ([]agent.ListenerConfig, error) {
+	if len(o.listeners) == 0 {
+		if len(o.advertisedListeners) > 0 {
+			return nil, fmt.Errorf("--advertised-listener needs a matching --listener")
+		}
+		return nil, nil
+	}
+	var out []agent.ListenerConfig
+	for _, s := range o.listeners {
+		l, err := agent.ParseListener(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	for _, s := range o.advertisedListeners {
+		adv, err := agent.ParseListener(s)
+		if err != nil {
+			return nil, fmt.Errorf("--advertised-listener: %w", err)
+		}
+		found := false
+		for i := range out {
+			if out[i].Protocol == adv.Protocol {
+				out[i].Advertise = adv.Addr
+				found = true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("--advertised-listener %s: no %s --listener", s, adv.Protocol)
+		}
+	}
+	return out, nil
+}
+
+// ensureBootstrapUser creates or updates the --sasl-bootstrap-user.
+func (o *agentOptions) ensureBootstrapUser(ctx context.Context, store *metadata.Store) error {
+	if o.bootstrapUser == "" {
+		return nil
+	}
+	name, password, ok := strings.Cut(o.bootstrapUser, ":")
+	if !ok || name == "" || password == "" {
+		return fmt.Errorf("--sasl-bootstrap-user: want NAME:PASSWORD")
+	}
+	for _, mech := range []string{metadata.ScramSHA256, metadata.ScramSHA512} {
+		cred, err := scramCredential(mech, password, 8192)
+		if err != nil {
+			return err
+		}
+		if err := store.SetScramCredential(ctx, name, mech, cred); err != nil {
+			return fmt.Errorf("--sasl-bootstrap-user: %w", err)
+		}
+	}
+	return nil
+}
+
+// scramCredential salts a password for a SCRAM mechanism.
+func scramCredential(mech, password string, iterations int) (metadata.ScramCredential, error) {
+	h, err := metadata.ScramHash(mech)
+	if err != nil {
+		return metadata.ScramCredential{}, err
+	}
+	salt := make([]byte, 24)
+	if _, err := rand.Read(salt); err != nil {
+		return metadata.ScramCredential{}, err
+	}
+	salted, err := pbkdf2.Key(h, password, salt, iterations, h().Size())
+	if err != nil {
+		return metadata.ScramCredential{}, err
+	}
+	return metadata.NewScramCredential(mech, salt, salted, iterations)
 }
