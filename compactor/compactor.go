@@ -45,6 +45,9 @@ type Compactor struct {
 type PassStats struct {
 	Started  time.Time
 	Duration time.Duration
+	// Compacting is the time retention and merges took, Collecting the
+	// time garbage collection took (both within Duration).
+	Compacting, Collecting time.Duration
 
 	// Partitions is how many partitions with data were looked at;
 	// Behind how many of them were past their retention.
@@ -218,18 +221,33 @@ type partitionWork struct {
 // a cancelled ctx ends it with that error.
 func (c *Compactor) pass(ctx context.Context, f metadata.Fence) (PassStats, error) {
 	st := PassStats{Started: time.Now()}
-	defer func() {
-		st.Duration = time.Since(st.Started)
-		c.metrics.passDuration.Observe(st.Duration.Seconds())
-	}()
+	err := c.runPass(ctx, f, &st)
+	st.Duration = time.Since(st.Started)
+	c.metrics.passDuration.Observe(st.Duration.Seconds())
+	if err != nil {
+		return st, err
+	}
+	c.metrics.passes.Inc()
+	c.statsMu.Lock()
+	c.passes++
+	c.last = st
+	c.statsMu.Unlock()
+	c.log.Info("compaction pass done", "took", st.Duration.Round(time.Millisecond),
+		"partitions", st.Partitions, "behind", st.Behind,
+		"retention_entries", st.RetentionEntries, "merges", st.Merges, "merged_entries", st.MergedEntries,
+		"objects", st.Objects, "index_entries", st.IndexEntries, "unreferenced", st.Unreferenced,
+		"deleted", st.Deleted, "errors", st.Errors)
+	return st, nil
+}
 
+func (c *Compactor) runPass(ctx context.Context, f metadata.Fence, st *PassStats) error {
 	// 1. List the bucket first: the referenced set (read in gc, later)
 	// must be at least as new as the listing.
 	listStart := time.Now()
 	objects, err := c.listObjects(ctx)
 	if err != nil {
 		c.metrics.errors.WithLabelValues("list").Inc()
-		return st, fmt.Errorf("listing the bucket: %w", err)
+		return fmt.Errorf("listing the bucket: %w", err)
 	}
 	st.Objects = len(objects)
 	c.metrics.objects.Set(float64(len(objects)))
@@ -238,43 +256,32 @@ func (c *Compactor) pass(ctx context.Context, f metadata.Fence) (PassStats, erro
 	work, err := c.partitions(ctx)
 	if err != nil {
 		c.metrics.errors.WithLabelValues("retention").Inc()
-		return st, err
+		return err
 	}
 	st.Partitions = len(work)
+	compactStart := time.Now()
 	sizes := make(map[string]int64, len(objects))
 	for _, o := range objects {
 		sizes[o.Key] = o.Size
 	}
-	for _, w := range work {
-		if err := c.compactPartition(ctx, f, w, sizes, &st); err != nil {
-			if ctx.Err() != nil || errors.Is(err, metadata.ErrNotLeader) {
-				return st, err
-			}
-			st.Errors++
-		}
+	if err := c.compactPartitions(ctx, f, work, sizes, st); err != nil {
+		return err
 	}
 	c.metrics.behind.Set(float64(st.Behind))
+	st.Compacting = time.Since(compactStart)
 
 	// 4. Garbage collection.
-	if err := c.collect(ctx, f, objects, listStart, &st); err != nil {
+	collectStart := time.Now()
+	err = c.collect(ctx, f, objects, listStart, st)
+	st.Collecting = time.Since(collectStart)
+	if err != nil {
 		if ctx.Err() == nil && !errors.Is(err, metadata.ErrNotLeader) {
 			c.metrics.errors.WithLabelValues("gc").Inc()
 		}
-		return st, err
+		return err
 	}
 
-	c.metrics.passes.Inc()
-	c.statsMu.Lock()
-	c.passes++
-	c.last = st
-	c.last.Duration = time.Since(st.Started)
-	c.statsMu.Unlock()
-	c.log.Info("compaction pass done", "took", time.Since(st.Started).Round(time.Millisecond),
-		"partitions", st.Partitions, "behind", st.Behind,
-		"retention_entries", st.RetentionEntries, "merges", st.Merges, "merged_entries", st.MergedEntries,
-		"objects", st.Objects, "index_entries", st.IndexEntries, "unreferenced", st.Unreferenced,
-		"deleted", st.Deleted, "errors", st.Errors)
-	return st, nil
+	return nil
 }
 
 // partitions lists every partition that holds state, with its topic's
@@ -310,6 +317,70 @@ func (c *Compactor) partitions(ctx context.Context) ([]partitionWork, error) {
 		return int(a.id.Partition - b.id.Partition)
 	})
 	return work, nil
+}
+
+// compactPartitions runs compactPartition over work with Concurrency
+// workers, adding what each did to st. A lost fence or a cancelled ctx
+// stops every worker and is returned; other failures are counted in
+// st.Errors.
+func (c *Compactor) compactPartitions(ctx context.Context, f metadata.Fence, work []partitionWork, sizes map[string]int64, st *PassStats) error {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu    sync.Mutex
+		fatal error
+		wg    sync.WaitGroup
+		next  = make(chan partitionWork)
+	)
+	for range min(c.cfg.Concurrency, max(1, len(work))) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for w := range next {
+				var ps PassStats
+				err := c.compactPartition(wctx, f, w, sizes, &ps)
+				mu.Lock()
+				st.add(ps)
+				if err != nil {
+					if wctx.Err() != nil || errors.Is(err, metadata.ErrNotLeader) {
+						if fatal == nil {
+							fatal = err
+						}
+						cancel()
+					} else {
+						st.Errors++
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+feed:
+	for _, w := range work {
+		select {
+		case next <- w:
+		case <-wctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if fatal == nil {
+		fatal = ctx.Err()
+	}
+	return fatal
+}
+
+// add accumulates the retention and merge counters of o.
+func (st *PassStats) add(o PassStats) {
+	st.Behind += o.Behind
+	st.RetentionEntries += o.RetentionEntries
+	st.TrimmedPartitions += o.TrimmedPartitions
+	st.RetentionBytes += o.RetentionBytes
+	st.Merges += o.Merges
+	st.MergedEntries += o.MergedEntries
+	st.MergedBytes += o.MergedBytes
+	st.Errors += o.Errors
 }
 
 // compactPartition enforces retention on one partition, then merges what

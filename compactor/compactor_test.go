@@ -69,10 +69,21 @@ func newEnv(t *testing.T) *env {
 	return &env{t: t, store: store, bucket: bucket}
 }
 
+// agentDefaults is an agent on a free port with production defaults.
+func agentDefaults() agent.Config {
+	return agent.Config{KafkaAddr: "127.0.0.1:0", LeaseTTL: 2 * time.Second, DrainTimeout: 5 * time.Second, EtcdMaxTxnOps: 2048}
+}
+
+// addAgent starts an agent that flushes every 20ms, so tests run quickly.
 func (e *env) addAgent() *agent.Agent {
 	e.t.Helper()
-	cfg := agent.Config{KafkaAddr: "127.0.0.1:0", LeaseTTL: 2 * time.Second, DrainTimeout: 5 * time.Second, EtcdMaxTxnOps: 2048}
+	cfg := agentDefaults()
 	cfg.Writer.FlushInterval = 20 * time.Millisecond
+	return e.addAgentWith(cfg)
+}
+
+func (e *env) addAgentWith(cfg agent.Config) *agent.Agent {
+	e.t.Helper()
 	a, err := agent.New(cfg, agent.Deps{Store: e.store, Bucket: e.bucket, Log: testLogger()})
 	if err != nil {
 		e.t.Fatal(err)

@@ -47,6 +47,11 @@ type Config struct {
 	// Default 4.
 	MinMergeEntries int
 
+	// Concurrency is how many partitions a pass works on at once. Each
+	// merge holds up to TargetBytes of stored data (more once
+	// decompressed) in memory. Default 4.
+	Concurrency int
+
 	// Compression compresses runs of uncompressed client batches in merged
 	// objects: "zstd" (default), "s2" or "none". Batches the client
 	// compressed are stored as they are.
@@ -88,6 +93,9 @@ func (c *Config) setDefaults() {
 	if c.MinMergeEntries == 0 {
 		c.MinMergeEntries = 4
 	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 4
+	}
 	if c.Compression == "" {
 		c.Compression = "zstd"
 	}
@@ -119,6 +127,8 @@ func (c *Config) Validate() error {
 		return bad("merge settle %v: must not be negative", c.MergeSettle)
 	case c.MinMergeEntries < 2:
 		return bad("min merge entries %d: must be at least 2", c.MinMergeEntries)
+	case c.Concurrency < 1 || c.Concurrency > 256:
+		return bad("concurrency %d: must be between 1 and 256", c.Concurrency)
 	case c.EtcdMaxTxnOps < 8:
 		return bad("etcd max txn ops %d: must be at least 8", c.EtcdMaxTxnOps)
 	case c.LeaseTTL < time.Second:
@@ -153,6 +163,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.Int64Var(&c.TargetBytes, "compaction-target-bytes", 64<<20, "size merged per-partition extents grow to")
 	fs.DurationVar(&c.MergeSettle, "compaction-settle", 30*time.Second, "how long an index entry must have been committed before it is merged")
 	fs.IntVar(&c.MinMergeEntries, "compaction-min-entries", 4, "fewest fresh index entries of a partition worth a merge")
+	fs.IntVar(&c.Concurrency, "compaction-concurrency", 4, "partitions a pass retains and merges at once (each merge holds up to --compaction-target-bytes in memory)")
 	fs.DurationVar(&c.LeaseTTL, "lease-ttl", 10*time.Second, "election lease: how long a dead compactor keeps the leadership")
 	fs.IntVar(&c.EtcdMaxTxnOps, "etcd-max-txn-ops", 128, "etcd's --max-txn-ops; transactions are sized to fit it")
 }

@@ -166,12 +166,18 @@ func (c *Compactor) merge(ctx context.Context, f metadata.Fence, w partitionWork
 		return fmt.Errorf("writing merged object %s: %w", merged.Object, err)
 	}
 	merged.Committed = time.Now().UnixMilli()
-	err = c.store.SwapIndexEntries(ctx, f, w.id, run, merged)
+	attempted := false
+	if err = ctx.Err(); err == nil {
+		attempted = true
+		err = c.store.SwapIndexEntries(ctx, f, w.id, run, merged)
+	}
 	if err != nil {
-		if errors.Is(err, metadata.ErrConflict) || errors.Is(err, metadata.ErrNotLeader) {
-			// The swap did not apply: nothing references the new object,
-			// and nobody could have learned its key. Delete it now rather
-			// than after the grace period.
+		// If the swap certainly did not apply (not attempted, or its
+		// compare failed), the new object is referenced by nothing and
+		// nobody could have learned its key: delete it now rather than
+		// after the grace. If etcd did not answer, it may have applied:
+		// leave the object to the collector.
+		if !attempted || errors.Is(err, metadata.ErrConflict) || errors.Is(err, metadata.ErrNotLeader) {
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			if derr := c.bucket.Delete(dctx, []string{merged.Object}); derr != nil {
 				c.log.Warn("deleting an unswapped merged object; the collector will", "object", merged.Object, "err", derr)

@@ -1,0 +1,246 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/floe-io/floe/compactor"
+	"github.com/floe-io/floe/metadata"
+	"github.com/floe-io/floe/segments"
+)
+
+// retentionDefaults are the cluster's topic defaults the compactor
+// enforces. Their flags have the agent's names and defaults, so one set of
+// FLOE_* variables configures both.
+type retentionDefaults struct {
+	retentionMs    int64
+	retentionBytes int64
+	cleanupPolicy  string
+}
+
+func (r *retentionDefaults) register(fs *pflag.FlagSet) {
+	fs.Int64Var(&r.retentionMs, "log-retention-ms", 7*24*3600*1000, "default retention.ms of topics; -1 keeps data forever (log.retention.ms); set it as on the agents")
+	fs.Int64Var(&r.retentionBytes, "log-retention-bytes", -1, "default retention.bytes per partition; -1 means no limit (log.retention.bytes); set it as on the agents")
+	fs.StringVar(&r.cleanupPolicy, "log-cleanup-policy", "delete", "default cleanup.policy of topics (log.cleanup.policy); set it as on the agents")
+}
+
+func (r *retentionDefaults) broker() metadata.BrokerConfig {
+	return metadata.BrokerConfig{
+		"log.retention.ms":    strconv.FormatInt(r.retentionMs, 10),
+		"log.retention.bytes": strconv.FormatInt(r.retentionBytes, 10),
+		"log.cleanup.policy":  r.cleanupPolicy,
+	}
+}
+
+func newCompactorCmd() *cobra.Command {
+	var (
+		cfg       compactor.Config
+		defaults  retentionDefaults
+		endpoints []string
+		bucketURL string
+		etcdUser  string
+		etcdPass  string
+		cluster   string
+		httpAddr  string
+		once      bool
+	)
+	cmd := &cobra.Command{
+		Use:   "compactor",
+		Short: "Run the compactor: retention, merging small segment objects, deleting unreferenced ones",
+		Long: `Run the floe compactor. It enforces retention (retention.ms, retention.bytes,
+and the log start DeleteRecords sets), merges agents' small segment objects
+into larger per-partition ones, and deletes objects no index entry
+references once they are older than --gc-grace.
+
+Run as many replicas as you like: they elect one active compactor through
+etcd, and every write it makes is fenced by that election. --once runs a
+single pass as the active compactor and exits (for cron); it fails with
+one line, and exit status 1, if another compactor is running or the pass
+fails.
+
+It needs the same --bucket, --cluster and etcd as the agents, and the
+same topic defaults (--log-retention-ms, --log-retention-bytes,
+--log-cleanup-policy). The bucket is a URL, as for floe agent.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log, err := newLogger()
+			if err != nil {
+				return err
+			}
+			if len(endpoints) == 0 {
+				return fmt.Errorf("--etcd-endpoints is required (for example http://127.0.0.1:2379)")
+			}
+			if bucketURL == "" {
+				return fmt.Errorf("--bucket is required (for example s3://my-bucket/floe?region=us-east-1)")
+			}
+			cfg.Broker = defaults.broker()
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			cli, err := metadata.Dial(ctx, metadata.DialConfig{Endpoints: endpoints, Username: etcdUser, Password: etcdPass})
+			if err != nil {
+				return err
+			}
+			defer cli.Close()
+			store, err := metadata.NewStore(cli, cluster)
+			if err != nil {
+				return err
+			}
+			bctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			bucket, err := segments.OpenBucket(bctx, bucketURL, segments.BucketOptions{})
+			cancel()
+			if err != nil {
+				return err
+			}
+			defer bucket.Close()
+
+			if once {
+				c, err := compactor.New(cfg, compactor.Deps{Store: store, Bucket: bucket, Log: log})
+				if err != nil {
+					return err
+				}
+				st, err := c.RunOnce(ctx)
+				if err != nil {
+					return exitError{code: 1, err: err}
+				}
+				fmt.Fprintf(os.Stderr, "compaction pass done in %v: %d partitions (%d behind retention), %d index entries removed by retention, %d merges of %d entries, %d objects deleted (%d unreferenced, %d listed), %d errors\n",
+					st.Duration.Round(time.Millisecond), st.Partitions, st.Behind, st.RetentionEntries, st.Merges, st.MergedEntries, st.Deleted, st.Unreferenced, st.Objects, st.Errors)
+				if st.Errors > 0 {
+					return exitError{code: 1, err: fmt.Errorf("the pass had %d errors; the log names them", st.Errors)}
+				}
+				return nil
+			}
+
+			r, err := startCompactor(ctx, log, cfg, store, bucket, httpAddr)
+			if err != nil {
+				return err
+			}
+			log.Info("floe compactor started", "id", cfg.ID, "http", r.HTTPAddr(), "bucket", segments.RedactURL(bucketURL),
+				"etcd", strings.Join(endpoints, ","), "cluster", cluster, "interval", cfg.RetentionCheckInterval, "gc_grace", cfg.GCGrace)
+			<-ctx.Done()
+			log.Info("shutting down: resigning")
+			r.stop()
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	cfg.RegisterFlags(fs)
+	defaults.register(fs)
+	fs.StringSliceVar(&endpoints, "etcd-endpoints", nil, "etcd client URLs, comma-separated")
+	fs.StringVar(&etcdUser, "etcd-username", "", "etcd user, when etcd authentication is on")
+	fs.StringVar(&etcdPass, "etcd-password", "", "etcd password (prefer FLOE_ETCD_PASSWORD)")
+	fs.StringVar(&bucketURL, "bucket", "", "object store URL of the segment objects, as for floe agent")
+	fs.StringVar(&cluster, "cluster", "default", "cluster name: the etcd key prefix /floe/<cluster>/, as for floe agent")
+	fs.StringVar(&httpAddr, "http-addr", "127.0.0.1:9645", "host:port of the HTTP listener (/healthz, /metrics); empty disables it")
+	fs.StringVar(&cfg.ID, "id", "", "this compactor's name in the election and logs (default <hostname>-<pid>)")
+	fs.BoolVar(&once, "once", false, "run one pass as the active compactor and exit")
+	return cmd
+}
+
+// runningCompactor is a compactor running in its own goroutine, with its
+// HTTP listener.
+type runningCompactor struct {
+	c      *compactor.Compactor
+	cancel context.CancelFunc
+	done   chan struct{} // closed when Run has returned
+	http   *http.Server
+	httpL  net.Listener
+	served chan struct{} // closed when the HTTP server has stopped
+}
+
+// startCompactor starts a compactor, and an HTTP listener on httpAddr
+// unless it is empty. stop ends both.
+func startCompactor(ctx context.Context, log *slog.Logger, cfg compactor.Config, store *metadata.Store, bucket segments.Bucket, httpAddr string) (*runningCompactor, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	c, err := compactor.New(cfg, compactor.Deps{Store: store, Bucket: bucket, Log: log, Registry: reg})
+	if err != nil {
+		return nil, err
+	}
+	r := &runningCompactor{c: c, done: make(chan struct{}), served: make(chan struct{})}
+	if httpAddr != "" {
+		ln, err := net.Listen("tcp", httpAddr)
+		if err != nil {
+			return nil, fmt.Errorf("http listener on %s: %w", httpAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+			// A standby is healthy too: it is ready to take over.
+			if c.Leading() {
+				fmt.Fprintln(w, "ok: active")
+			} else {
+				fmt.Fprintln(w, "ok: standby")
+			}
+		})
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		r.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		r.httpL = ln
+		go func() {
+			defer close(r.served)
+			if err := r.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("http listener failed", "err", err)
+			}
+		}()
+	} else {
+		close(r.served)
+	}
+	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	r.cancel = cancel
+	go func() {
+		defer close(r.done)
+		c.Run(cctx)
+	}()
+	return r, nil
+}
+
+// HTTPAddr is the bound HTTP address, or "" when disabled.
+func (r *runningCompactor) HTTPAddr() string {
+	if r.httpL == nil {
+		return ""
+	}
+	return r.httpL.Addr().String()
+}
+
+// stop ends the compactor's pass, resigns, and closes the HTTP listener.
+func (r *runningCompactor) stop() {
+	r.cancel()
+	<-r.done
+	if r.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		r.http.Shutdown(ctx)
+		cancel()
+	}
+	<-r.served
+}
+
+// devCompactorConfig is the compactor floe dev runs: the agent's topic
+// defaults, a short check interval and grace so retention is visible in
+// minutes.
+func devCompactorConfig(o *agentOptions) compactor.Config {
+	return compactor.Config{
+		ID:                     "dev",
+		RetentionCheckInterval: 10 * time.Second,
+		GCGrace:                time.Minute,
+		EtcdMaxTxnOps:          o.etcdMaxTxnOps,
+		Broker: (&retentionDefaults{
+			retentionMs:    o.retentionMs,
+			retentionBytes: o.retentionBytes,
+			cleanupPolicy:  o.cleanupPolicy,
+		}).broker(),
+	}
+}
