@@ -27,7 +27,14 @@ objects in S3 or MinIO, and keep offsets, topics and groups in etcd.
 
 Every flag can also be set through an environment variable: FLOE_ and the
 flag name in upper case with dashes as underscores (--etcd-endpoints is
-FLOE_ETCD_ENDPOINTS).`,
+FLOE_ETCD_ENDPOINTS).
+
+topic, produce, consume, group and lag work with any Kafka-compatible
+cluster through the Kafka protocol: -b/--brokers (FLOE_BROKERS) names it,
+127.0.0.1:9092 by default. They print tables, or JSON with -o json, and
+exit with status 0 on success, 1 on failure (the message says what to do),
+and 2 when the command line is wrong (unknown flag or subcommand, bad
+value, missing argument).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
@@ -38,6 +45,11 @@ FLOE_ETCD_ENDPOINTS).`,
 	root.PersistentFlags().StringVar(&globals.logFormat, "log-format", "text", "log format: text or json")
 	root.AddCommand(newDevCmd(), newAgentCmd(), newEtcdCmd(), newVersionCmd())
 	root.AddCommand(newHealthCmd())
+	root.AddCommand(newTopicCmd())
+	root.AddCommand(newProduceCmd())
+	root.AddCommand(newConsumeCmd())
+	root.AddCommand(newGroupCmd())
+	root.AddCommand(newLagCmd())
 	root.AddCommand(newCompactorCmd())
 	return root
 }

@@ -1,0 +1,781 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+func newGroupCmd() *cobra.Command {
+	var cf clientFlags
+	cmd := clientCommand(&cobra.Command{
+		Use:   "group",
+		Short: "List, describe, reset and delete consumer groups",
+		Long: `Inspect and manage consumer groups of any Kafka-compatible cluster.
+
+  floe group list
+  floe group describe billing
+  floe group reset-offsets billing --topic orders --to-earliest            (dry run)
+  floe group reset-offsets billing --topic orders --to-earliest --execute
+  floe group delete billing
+
+Every subcommand prints a table, or JSON with -o json.`,
+		RunE: parentRunE,
+	})
+	cf.register(cmd.PersistentFlags())
+	cmd.AddCommand(
+		newGroupListCmd(&cf),
+		newGroupDescribeCmd(&cf),
+		newGroupResetCmd(&cf),
+		newGroupDeleteCmd(&cf),
+	)
+	return cmd
+}
+
+// groupSummary is a group in `floe group list -o json`.
+type groupSummary struct {
+	Group        string `json:"group"`
+	State        string `json:"state"`
+	ProtocolType string `json:"protocol_type"`
+	Protocol     string `json:"protocol"`
+	Members      int    `json:"members"`
+	Coordinator  int32  `json:"coordinator"`
+}
+
+func newGroupListCmd(cf *clientFlags) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List consumer groups",
+		Long: `List consumer groups with their state and number of members.
+
+JSON output: {"groups": [{"group", "state", "protocol_type", "protocol",
+"members", "coordinator"}]}, sorted by group; "coordinator" is the node ID
+of the broker coordinating the group.`,
+		Args: argsRange(0, 0, ""),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			out, err := outputFormat(cmd, output)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			adm, err := cf.admin(ctx)
+			if err != nil {
+				return err
+			}
+			defer adm.Close()
+			listed, err := adm.ListGroups(ctx)
+			if err != nil {
+				return explain("listing groups", err, "")
+			}
+			res := struct {
+				Groups []groupSummary `json:"groups"`
+			}{Groups: []groupSummary{}}
+			var described kadm.DescribedGroups
+			if len(listed) > 0 {
+				described, err = adm.DescribeGroups(ctx, listed.Groups()...)
+				if err != nil && len(described) == 0 {
+					return explain("describing groups", err, "")
+				}
+			}
+			for _, l := range listed.Sorted() {
+				gs := groupSummary{Group: l.Group, State: l.State, ProtocolType: l.ProtocolType, Coordinator: l.Coordinator}
+				if d, ok := described[l.Group]; ok && d.Err == nil {
+					gs.State, gs.Protocol, gs.Members = d.State, d.Protocol, len(d.Members)
+				}
+				res.Groups = append(res.Groups, gs)
+			}
+			if out == outputJSON {
+				return writeJSON(cmd.OutOrStdout(), res)
+			}
+			t := newTable(cmd.OutOrStdout(), "GROUP", "STATE", "MEMBERS", "PROTOCOL")
+			for _, g := range res.Groups {
+				proto := g.ProtocolType
+				if g.Protocol != "" {
+					proto += "/" + g.Protocol
+				}
+				if proto == "" {
+					proto = "-"
+				}
+				t.row(g.Group, g.State, g.Members, proto)
+			}
+			return t.flush()
+		},
+	}
+	addOutputFlag(cmd.Flags(), &output)
+	return cmd
+}
+
+// groupReport is a group with its members and lag, as `floe group describe`
+// and `floe lag` print it in JSON.
+type groupReport struct {
+	Group        string         `json:"group"`
+	State        string         `json:"state"`
+	ProtocolType string         `json:"protocol_type"`
+	Protocol     string         `json:"protocol"`
+	Coordinator  int32          `json:"coordinator"`
+	Members      []memberReport `json:"members"`
+	Partitions   []partitionLag `json:"partitions"`
+	Topics       []topicLag     `json:"topics"`
+	TotalLag     int64          `json:"total_lag"`
+	MaxLag       int64          `json:"max_lag"`
+}
+
+type memberReport struct {
+	MemberID    string            `json:"member_id"`
+	InstanceID  *string           `json:"instance_id"`
+	ClientID    string            `json:"client_id"`
+	ClientHost  string            `json:"client_host"`
+	Assignments []topicPartitions `json:"assignments"`
+}
+
+type topicPartitions struct {
+	Topic      string  `json:"topic"`
+	Partitions []int32 `json:"partitions"`
+}
+
+type partitionLag struct {
+	Topic           string `json:"topic"`
+	Partition       int32  `json:"partition"`
+	CommittedOffset *int64 `json:"committed_offset"`
+	StartOffset     *int64 `json:"start_offset"`
+	EndOffset       *int64 `json:"end_offset"`
+	Lag             *int64 `json:"lag"`
+	MemberID        string `json:"member_id"`
+	Error           string `json:"error,omitempty"`
+}
+
+type topicLag struct {
+	Topic string `json:"topic"`
+	Lag   int64  `json:"lag"`
+}
+
+const groupReportFields = `{"group", "state", "protocol_type", "protocol", "coordinator",
+"members": [{"member_id", "instance_id", "client_id", "client_host",
+"assignments": [{"topic", "partitions"}]}], "partitions": [{"topic",
+"partition", "committed_offset", "start_offset", "end_offset", "lag",
+"member_id", "error"}], "topics": [{"topic", "lag"}], "total_lag",
+"max_lag"}`
+
+const lagRules = `Lag is the end offset (high watermark) minus the committed offset. A
+partition assigned to a member but without a committed offset counts from
+the start offset (its committed_offset is null); partitions of an empty
+group count only where it committed. A partition whose offsets could not
+be read has a null lag and an "error", and is left out of the totals.
+member_id is "" for a partition no member owns.`
+
+// groupReports describes groups and their lag. With no names, every group.
+// Named groups that do not exist come back as failures.
+func groupReports(ctx context.Context, adm *kadm.Client, names []string) ([]groupReport, failures, error) {
+	lags, err := adm.Lag(ctx, names...)
+	if err != nil {
+		return nil, nil, explain("describing groups", err, "")
+	}
+	var fails failures
+	var out []groupReport
+	for _, l := range lags.Sorted() {
+		if err := l.Error(); err != nil {
+			if len(names) == 0 && errors.Is(err, kerr.GroupIDNotFound) {
+				continue // deleted while we looked
+			}
+			fails = append(fails, explain(fmt.Sprintf("group %q", l.Group), err, ""))
+			continue
+		}
+		if l.State == "Dead" && len(l.Lag) == 0 {
+			if len(names) > 0 {
+				fails = append(fails, explain(fmt.Sprintf("group %q", l.Group), kerr.GroupIDNotFound, ""))
+			}
+			continue
+		}
+		out = append(out, newGroupReport(l))
+	}
+	return out, fails, nil
+}
+
+func newGroupReport(l kadm.DescribedGroupLag) groupReport {
+	r := groupReport{
+		Group: l.Group, State: l.State, ProtocolType: l.ProtocolType, Protocol: l.Protocol,
+		Coordinator: l.Coordinator.NodeID,
+		Members:     []memberReport{}, Partitions: []partitionLag{}, Topics: []topicLag{},
+	}
+	for _, m := range l.Members {
+		mr := memberReport{MemberID: m.MemberID, InstanceID: m.InstanceID, ClientID: m.ClientID, ClientHost: m.ClientHost, Assignments: []topicPartitions{}}
+		if a, ok := m.Assigned.AsConsumer(); ok {
+			for _, t := range a.Topics {
+				ps := slices.Clone(t.Partitions)
+				slices.Sort(ps)
+				mr.Assignments = append(mr.Assignments, topicPartitions{Topic: t.Topic, Partitions: ps})
+			}
+			sort.Slice(mr.Assignments, func(i, j int) bool { return mr.Assignments[i].Topic < mr.Assignments[j].Topic })
+		}
+		r.Members = append(r.Members, mr)
+	}
+	byTopic := map[string]int64{}
+	for _, ml := range l.Lag.Sorted() {
+		pl := partitionLag{Topic: ml.Topic, Partition: ml.Partition}
+		if ml.Member != nil {
+			pl.MemberID = ml.Member.MemberID
+		}
+		if ml.Commit.At >= 0 {
+			pl.CommittedOffset = int64p(ml.Commit.At)
+		}
+		if ml.Start.Err == nil {
+			pl.StartOffset = int64p(ml.Start.Offset)
+		}
+		if ml.End.Err == nil {
+			pl.EndOffset = int64p(ml.End.Offset)
+		}
+		if ml.Err != nil {
+			pl.Error = explain(fmt.Sprintf("%s/%d", ml.Topic, ml.Partition), ml.Err, "").Error()
+		} else {
+			pl.Lag = int64p(ml.Lag)
+			byTopic[ml.Topic] += ml.Lag
+			r.TotalLag += ml.Lag
+			r.MaxLag = max(r.MaxLag, ml.Lag)
+		}
+		if _, ok := byTopic[ml.Topic]; !ok {
+			byTopic[ml.Topic] = 0
+		}
+		r.Partitions = append(r.Partitions, pl)
+	}
+	for _, t := range slices.Sorted(maps.Keys(byTopic)) {
+		r.Topics = append(r.Topics, topicLag{Topic: t, Lag: byTopic[t]})
+	}
+	return r
+}
+
+
+func shortMember(id string) string {
+	if id == "" {
+		return "-"
+	}
+	return id
+}
+
+func newGroupDescribeCmd(cf *clientFlags) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "describe GROUP...",
+		Short: "Show a group's state, members, assignments, committed offsets and lag",
+		Long: `Show each group's state, its members with the partitions assigned to
+them, and per partition the committed offset, the end offset and the lag.
+
+` + lagRules + `
+
+JSON output: {"groups": [` + groupReportFields + `]}.`,
+		Args: argsRange(1, -1, "GROUP"),
+		RunE: func(cmd *cobra.Command, names []string) error {
+			out, err := outputFormat(cmd, output)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			adm, err := cf.admin(ctx)
+			if err != nil {
+				return err
+			}
+			defer adm.Close()
+			reports, fails, err := groupReports(ctx, adm, names)
+			if err != nil {
+				return err
+			}
+			if out == outputJSON {
+				if reports == nil {
+					reports = []groupReport{}
+				}
+				if err := writeJSON(cmd.OutOrStdout(), struct {
+					Groups []groupReport `json:"groups"`
+				}{reports}); err != nil {
+					return err
+				}
+				return fails.err(cmd, len(names), "groups")
+			}
+			w := cmd.OutOrStdout()
+			for i, r := range reports {
+				if i > 0 {
+					fmt.Fprintln(w)
+				}
+				if err := printGroupReport(w, r); err != nil {
+					return err
+				}
+			}
+			return fails.err(cmd, len(names), "groups")
+		},
+	}
+	addOutputFlag(cmd.Flags(), &output)
+	return cmd
+}
+
+func printGroupReport(w io.Writer, r groupReport) error {
+	proto := r.ProtocolType
+	if r.Protocol != "" {
+		proto += "/" + r.Protocol
+	}
+	if proto == "" {
+		proto = "-"
+	}
+	fmt.Fprintf(w, "Group: %s\n", r.Group)
+	fmt.Fprintf(w, "State: %s   Protocol: %s   Members: %d   Coordinator: %d\n", r.State, proto, len(r.Members), r.Coordinator)
+	fmt.Fprintf(w, "Lag: %d total, %d max\n", r.TotalLag, r.MaxLag)
+	if len(r.Members) > 0 {
+		fmt.Fprintln(w)
+		t := newTable(w, "MEMBER", "CLIENT-ID", "HOST", "ASSIGNMENT")
+		for _, m := range r.Members {
+			var as []string
+			for _, a := range m.Assignments {
+				as = append(as, a.Topic+":"+joinInt32(a.Partitions))
+			}
+			assigned := strings.Join(as, " ")
+			if assigned == "" {
+				assigned = "-"
+			}
+			t.row(m.MemberID, m.ClientID, m.ClientHost, assigned)
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
+	}
+	if len(r.Partitions) > 0 {
+		fmt.Fprintln(w)
+		t := newTable(w, "TOPIC", "PARTITION", "COMMITTED", "END", "LAG", "MEMBER")
+		for _, p := range r.Partitions {
+			lag := any(p.Lag)
+			if p.Error != "" {
+				lag = "error: " + p.Error
+			}
+			t.row(p.Topic, p.Partition, p.CommittedOffset, p.EndOffset, lag, shortMember(p.MemberID))
+		}
+		return t.flush()
+	}
+	return nil
+}
+
+// resetPlanRow is one partition in `floe group reset-offsets -o json`.
+type resetPlanRow struct {
+	Topic         string `json:"topic"`
+	Partition     int32  `json:"partition"`
+	CurrentOffset *int64 `json:"current_offset"`
+	NewOffset     int64  `json:"new_offset"`
+	StartOffset   int64  `json:"start_offset"`
+	EndOffset     int64  `json:"end_offset"`
+	Error         string `json:"error,omitempty"`
+}
+
+type resetPlan struct {
+	Group      string         `json:"group"`
+	Executed   bool           `json:"executed"`
+	Partitions []resetPlanRow `json:"partitions"`
+}
+
+// resetCommitBatch is how many partitions one OffsetCommit carries.
+const resetCommitBatch = 500
+
+func newGroupResetCmd(cf *clientFlags) *cobra.Command {
+	var (
+		topicSpecs []string
+		allTopics  bool
+		toEarliest bool
+		toLatest   bool
+		toDatetime string
+		toOffset   int64
+		shiftBy    int64
+		execute    bool
+		output     string
+	)
+	cmd := &cobra.Command{
+		Use:   "reset-offsets GROUP (--topic TOPIC[:P,P...]... | --all-topics) (--to-earliest | --to-latest | --to-datetime TIME | --to-offset N | --shift-by N) [--execute]",
+		Short: "Move a group's committed offsets (a dry run unless --execute)",
+		Long: `Move the committed offsets of a consumer group, as kafka-consumer-groups
+--reset-offsets does. Without --execute it only prints the plan: each
+partition's current committed offset and the new one. With --execute it
+commits the new offsets. The group must have no active members (stop its
+consumers first), as Kafka requires; a group that does not exist yet is
+created with these offsets.
+
+  --to-earliest        the start of each partition
+  --to-latest          the end: skip everything not yet consumed
+  --to-datetime TIME   the first record at or after TIME (RFC 3339, e.g.
+                       2024-05-01T12:00:00Z); the end if there is none
+  --to-offset N        offset N
+  --shift-by N         the committed offset plus N (negative: back); a
+                       partition without a committed offset is an error
+New offsets are clamped to what exists, between each partition's start
+and end offsets. --execute is never read from the environment.
+
+JSON output: {"group", "executed", "partitions": [{"topic", "partition",
+"current_offset", "new_offset", "start_offset", "end_offset", "error"}]};
+current_offset is null where nothing was committed, "error" appears where
+a commit failed.`,
+		Example: `  floe group reset-offsets billing --topic orders --to-datetime 2024-05-01T12:00:00Z
+  floe group reset-offsets billing --topic orders:0,1 --shift-by -100 --execute`,
+		Args: argsRange(1, 1, "GROUP"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			group := args[0]
+			out, err := outputFormat(cmd, output)
+			if err != nil {
+				return err
+			}
+			fs := cmd.Flags()
+			var how []string
+			for _, f := range []string{"to-earliest", "to-latest", "to-datetime", "to-offset", "shift-by"} {
+				if fs.Changed(f) {
+					how = append(how, "--"+f)
+				}
+			}
+			if len(how) != 1 {
+				return usageError(cmd, "say where to move the offsets with exactly one of --to-earliest, --to-latest, --to-datetime, --to-offset or --shift-by (got %d)", len(how))
+			}
+			if (len(topicSpecs) == 0) == !allTopics {
+				return usageError(cmd, "say which partitions with --topic TOPIC[:P,P...] (repeatable) or --all-topics")
+			}
+			var at time.Time
+			if toDatetime != "" {
+				if at, err = time.Parse(time.RFC3339Nano, toDatetime); err != nil {
+					return usageError(cmd, "--to-datetime %q: use RFC 3339, e.g. 2024-05-01T12:00:00Z or 2024-05-01T14:00:00+02:00", toDatetime)
+				}
+			}
+			if fs.Changed("to-offset") && toOffset < 0 {
+				return usageError(cmd, "--to-offset %d: use an offset from 0", toOffset)
+			}
+			wanted := map[string][]int32{} // nil: every partition
+			for _, spec := range topicSpecs {
+				t, ps, err := parseTopicSpec(spec)
+				if err != nil {
+					return usageError(cmd, "--topic %v", err)
+				}
+				wanted[t] = append(wanted[t], ps...)
+			}
+
+			ctx := cmd.Context()
+			adm, err := cf.admin(ctx)
+			if err != nil {
+				return err
+			}
+			defer adm.Close()
+			if err := checkInactive(ctx, adm, group); err != nil {
+				return err
+			}
+			committed, err := adm.FetchOffsets(ctx, group)
+			if err == nil {
+				err = committed.Error()
+			}
+			if err != nil {
+				return explain(fmt.Sprintf("group %q", group), err, "")
+			}
+			if allTopics {
+				for t := range committed {
+					wanted[t] = nil
+				}
+				if len(wanted) == 0 {
+					return fmt.Errorf("group %q has no committed offsets; name topics with --topic", group)
+				}
+			}
+			topics := slices.Sorted(maps.Keys(wanted))
+			plan, err := planReset(ctx, adm, group, topics, wanted, committed, func(row *resetPlanRow, ts int64) error {
+				switch {
+				case toEarliest:
+					row.NewOffset = row.StartOffset
+				case toLatest:
+					row.NewOffset = row.EndOffset
+				case fs.Changed("to-offset"):
+					row.NewOffset = toOffset
+				case fs.Changed("shift-by"):
+					if row.CurrentOffset == nil {
+						return fmt.Errorf("%s/%d has no committed offset to shift: use --to-earliest, --to-latest, --to-offset or --to-datetime for it", row.Topic, row.Partition)
+					}
+					row.NewOffset = *row.CurrentOffset + shiftBy
+				case toDatetime != "":
+					row.NewOffset = ts
+				}
+				row.NewOffset = min(max(row.NewOffset, row.StartOffset), row.EndOffset)
+				return nil
+			}, toDatetime != "", at)
+			if err != nil {
+				return err
+			}
+			var fails failures
+			if execute {
+				fails = commitReset(ctx, cmd, adm, plan)
+				plan.Executed = true
+			}
+			if out == outputJSON {
+				if err := writeJSON(cmd.OutOrStdout(), plan); err != nil {
+					return err
+				}
+			} else {
+				t := newTable(cmd.OutOrStdout(), "TOPIC", "PARTITION", "CURRENT", "NEW", "START", "END")
+				for _, r := range plan.Partitions {
+					t.row(r.Topic, r.Partition, r.CurrentOffset, r.NewOffset, r.StartOffset, r.EndOffset)
+				}
+				if err := t.flush(); err != nil {
+					return err
+				}
+			}
+			switch {
+			case !execute:
+				fmt.Fprintf(cmd.ErrOrStderr(), "dry run: nothing changed; run again with --execute to move %s of group %s\n", plural(len(plan.Partitions), "partition"), group)
+			case len(fails) == 0:
+				fmt.Fprintf(cmd.ErrOrStderr(), "moved the committed offsets of %s of group %s\n", plural(len(plan.Partitions), "partition"), group)
+			}
+			return fails.err(cmd, len(plan.Partitions), "partitions")
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringArrayVar(&topicSpecs, "topic", nil, "a topic, or topic:P,P,... for some partitions (repeatable)")
+	fs.BoolVar(&allTopics, "all-topics", false, "every topic the group has committed offsets for")
+	fs.BoolVar(&toEarliest, "to-earliest", false, "move to the start of each partition")
+	fs.BoolVar(&toLatest, "to-latest", false, "move to the end of each partition")
+	fs.StringVar(&toDatetime, "to-datetime", "", "move to the first record at or after this RFC 3339 time")
+	fs.Int64Var(&toOffset, "to-offset", 0, "move to this offset")
+	fs.Int64Var(&shiftBy, "shift-by", 0, "move by N from the committed offset (negative: back)")
+	fs.BoolVar(&execute, "execute", false, "commit the new offsets (without it: a dry run)")
+	markNoEnv(fs, "execute")
+	addOutputFlag(fs, &output)
+	return cmd
+}
+
+
+// parseTopicSpec parses TOPIC or TOPIC:P,P,...
+func parseTopicSpec(spec string) (string, []int32, error) {
+	t, list, hasList := strings.Cut(spec, ":")
+	if t == "" {
+		return "", nil, fmt.Errorf("%q: use TOPIC or TOPIC:P,P,...", spec)
+	}
+	if !hasList {
+		return t, nil, nil
+	}
+	var ps []int32
+	for _, s := range strings.Split(list, ",") {
+		p, err := strconv.ParseInt(strings.TrimSpace(s), 10, 32)
+		if err != nil || p < 0 {
+			return "", nil, fmt.Errorf("%q: partition %q is not a number; use TOPIC or TOPIC:P,P,...", spec, s)
+		}
+		ps = append(ps, int32(p))
+	}
+	return t, ps, nil
+}
+
+// checkInactive refuses to move the offsets of a group with members, as
+// Kafka does. A group that does not exist is fine.
+func checkInactive(ctx context.Context, adm *kadm.Client, group string) error {
+	described, err := adm.DescribeGroups(ctx, group)
+	if err != nil && len(described) == 0 {
+		return explain(fmt.Sprintf("group %q", group), err, "")
+	}
+	d, ok := described[group]
+	switch {
+	case !ok, errors.Is(d.Err, kerr.GroupIDNotFound):
+		return nil
+	case d.Err != nil:
+		return explain(fmt.Sprintf("group %q", group), d.Err, "")
+	case len(d.Members) > 0 || (d.State != "Empty" && d.State != "Dead" && d.State != ""):
+		return fmt.Errorf("group %q is active (%s, %s): stop its consumers first; offsets can only be reset while a group is empty (see `floe group describe %s`)", group, d.State, plural(len(d.Members), "member"), group)
+	}
+	return nil
+}
+
+// planReset lists the partitions to move with their offsets and asks move
+// for each new offset. With byTime, ts is the offset for time at.
+func planReset(ctx context.Context, adm *kadm.Client, group string, topics []string, wanted map[string][]int32,
+	committed kadm.OffsetResponses, move func(row *resetPlanRow, ts int64) error, byTime bool, at time.Time,
+) (*resetPlan, error) {
+	tds, err := adm.ListTopicsWithInternal(ctx, topics...)
+	if err != nil {
+		return nil, explain("describing topics", err, "")
+	}
+	for _, t := range topics {
+		td, ok := tds[t]
+		if !ok || td.Err != nil {
+			e := kerr.UnknownTopicOrPartition
+			if ok && !errors.Is(td.Err, kerr.UnknownTopicOrPartition) {
+				return nil, explain(fmt.Sprintf("topic %q", t), td.Err, "")
+			}
+			return nil, explain(fmt.Sprintf("topic %q", t), e, "")
+		}
+		for _, p := range wanted[t] {
+			if _, ok := td.Partitions[p]; !ok {
+				return nil, fmt.Errorf("topic %q has %d partitions (0 to %d): partition %d does not exist", t, len(td.Partitions), len(td.Partitions)-1, p)
+			}
+		}
+	}
+	starts, err := adm.ListStartOffsets(ctx, topics...)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		return nil, explain("listing start offsets", err, "")
+	}
+	ends, err := adm.ListEndOffsets(ctx, topics...)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return nil, explain("listing end offsets", err, "")
+	}
+	var times kadm.ListedOffsets
+	if byTime {
+		times, err = adm.ListOffsetsAfterMilli(ctx, at.UnixMilli(), topics...)
+		if err == nil {
+			err = times.Error()
+		}
+		if err != nil {
+			return nil, explain("listing offsets by time", err, "")
+		}
+	}
+	plan := &resetPlan{Group: group, Partitions: []resetPlanRow{}}
+	for _, t := range topics {
+		ps := wanted[t]
+		if ps == nil {
+			for p := range tds[t].Partitions {
+				ps = append(ps, p)
+			}
+		}
+		slices.Sort(ps)
+		ps = slices.Compact(ps)
+		for _, p := range ps {
+			s, _ := starts.Lookup(t, p)
+			e, _ := ends.Lookup(t, p)
+			row := resetPlanRow{Topic: t, Partition: p, StartOffset: s.Offset, EndOffset: e.Offset}
+			if c, ok := committed.Lookup(t, p); ok && c.At >= 0 {
+				row.CurrentOffset = int64p(c.At)
+			}
+			var ts int64
+			if byTime {
+				o, _ := times.Lookup(t, p)
+				ts = o.Offset
+				if ts < 0 {
+					ts = e.Offset
+				}
+			}
+			if err := move(&row, ts); err != nil {
+				return nil, err
+			}
+			plan.Partitions = append(plan.Partitions, row)
+		}
+	}
+	return plan, nil
+}
+
+// commitReset commits the plan in batches, with a progress bar when there
+// are many.
+func commitReset(ctx context.Context, cmd *cobra.Command, adm *kadm.Client, plan *resetPlan) failures {
+	prog := &progress{}
+	if len(plan.Partitions) > resetCommitBatch {
+		prog = newProgress(cmd, "resetting", int64(len(plan.Partitions)))
+	}
+	defer prog.finish()
+	var fails failures
+	for start := 0; start < len(plan.Partitions); start += resetCommitBatch {
+		batch := plan.Partitions[start:min(start+resetCommitBatch, len(plan.Partitions))]
+		offs := kadm.Offsets{}
+		for _, r := range batch {
+			offs.Add(kadm.Offset{Topic: r.Topic, Partition: r.Partition, At: r.NewOffset, LeaderEpoch: -1})
+		}
+		resps, err := adm.CommitOffsets(ctx, plan.Group, offs)
+		for i := range batch {
+			r := &batch[i]
+			e := err
+			if e == nil {
+				if c, ok := resps.Lookup(r.Topic, r.Partition); !ok {
+					e = errors.New("no answer for this partition")
+				} else {
+					e = c.Err
+				}
+			}
+			if e != nil {
+				e = explain(fmt.Sprintf("group %q: committing %s/%d", plan.Group, r.Topic, r.Partition), e, "")
+				r.Error = e.Error()
+				fails = append(fails, e)
+			}
+		}
+		prog.add(int64(len(batch)))
+	}
+	return fails
+}
+
+func newGroupDeleteCmd(cf *clientFlags) *cobra.Command {
+	var (
+		yes    bool
+		output string
+	)
+	cmd := &cobra.Command{
+		Use:   "delete GROUP... [--yes]",
+		Short: "Delete consumer groups and their committed offsets",
+		Long: `Delete groups and their committed offsets. A group with active members
+cannot be deleted: stop its consumers first. When standard input is a
+terminal it asks first, unless --yes (never read from the environment).
+
+JSON output: {"groups": [{"group", "error"}]}; "error" appears only for a
+group that was not deleted.`,
+		Args: argsRange(1, -1, "GROUP"),
+		RunE: func(cmd *cobra.Command, names []string) error {
+			out, err := outputFormat(cmd, output)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			adm, err := cf.admin(ctx)
+			if err != nil {
+				return err
+			}
+			defer adm.Close()
+			if !yes && isTerminal(cmd.InOrStdin()) {
+				ok, err := confirm(cmd, fmt.Sprintf("Delete group(s) %s and their committed offsets?", strings.Join(names, ", ")))
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return fmt.Errorf("not deleted (pass --yes to delete without asking)")
+				}
+			}
+			resps, err := adm.DeleteGroups(ctx, names...)
+			if err != nil && len(resps) == 0 {
+				return explain("deleting groups", err, "")
+			}
+			type result struct {
+				Group string `json:"group"`
+				Error string `json:"error,omitempty"`
+			}
+			res := struct {
+				Groups []result `json:"groups"`
+			}{Groups: []result{}}
+			var fails failures
+			for _, g := range names {
+				r, ok := resps[g]
+				e := r.Err
+				if !ok {
+					e = errors.New("no answer from the cluster")
+				}
+				gr := result{Group: g}
+				if e != nil {
+					fails = append(fails, explain(fmt.Sprintf("group %q", g), e, r.ErrMessage))
+					gr.Error = fails[len(fails)-1].Error()
+				} else if out == outputText {
+					fmt.Fprintf(cmd.OutOrStdout(), "deleted group %s\n", g)
+				}
+				res.Groups = append(res.Groups, gr)
+			}
+			if out == outputJSON {
+				if err := writeJSON(cmd.OutOrStdout(), res); err != nil {
+					return err
+				}
+			}
+			return fails.err(cmd, len(names), "groups")
+		},
+	}
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "delete without asking")
+	markNoEnv(cmd.Flags(), "yes")
+	addOutputFlag(cmd.Flags(), &output)
+	return cmd
+}
