@@ -255,7 +255,6 @@ func newGroupReport(l kadm.DescribedGroupLag) groupReport {
 	return r
 }
 
-
 func shortMember(id string) string {
 	if id == "" {
 		return "-"
@@ -544,7 +543,6 @@ a commit failed.`,
 	addOutputFlag(fs, &output)
 	return cmd
 }
-
 
 // parseTopicSpec parses TOPIC or TOPIC:P,P,...
 func parseTopicSpec(spec string) (string, []int32, error) {

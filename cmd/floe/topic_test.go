@@ -153,7 +153,7 @@ func TestTopicCommands(t *testing.T) {
 		t.Errorf("prompt: %v", r)
 	}
 	wantFail(t, 1, "not deleted", "", "topic", "delete", "orders", "-b", b) // no answer
-	t.Setenv("FLOE_YES", "1")                                                // never read
+	t.Setenv("FLOE_YES", "1")                                               // never read
 	wantFail(t, 1, "not deleted", "\n", "topic", "delete", "orders", "-b", b)
 	mustRun(t, "y\n", "topic", "delete", "orders", "-b", b)
 	mustRun(t, "", "topic", "delete", "audit", "--yes", "-b", b)
