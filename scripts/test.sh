@@ -158,7 +158,11 @@ fi
 # ---- shell tests --------------------------------------------------------
 
 shopt -s nullglob
-shell_tests=("$ROOT"/tests/*.sh)
+shell_tests=()
+for t in "$ROOT"/tests/*.sh; do
+	# tests/lib.sh holds helpers the tests source; it is not a test.
+	[[ $(basename "$t") == lib.sh ]] || shell_tests+=("$t")
+done
 shopt -u nullglob
 step "shell tests: ${#shell_tests[@]} in tests/"
 if ((${#shell_tests[@]})); then
