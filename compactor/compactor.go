@@ -232,7 +232,11 @@ func (c *Compactor) pass(ctx context.Context, f metadata.Fence) (PassStats, erro
 	c.passes++
 	c.last = st
 	c.statsMu.Unlock()
-	c.log.Info("compaction pass done", "took", st.Duration.Round(time.Millisecond),
+	logf := c.log.Info
+	if st.RetentionEntries+st.Merges+st.Deleted+st.Errors == 0 {
+		logf = c.log.Debug // an idle pass every interval is not news
+	}
+	logf("compaction pass done", "took", st.Duration.Round(time.Millisecond),
 		"partitions", st.Partitions, "behind", st.Behind,
 		"retention_entries", st.RetentionEntries, "merges", st.Merges, "merged_entries", st.MergedEntries,
 		"objects", st.Objects, "index_entries", st.IndexEntries, "unreferenced", st.Unreferenced,
