@@ -17,8 +17,10 @@ package agent
 // records (Kafka behaves the same). Index entries wholly below the start,
 // and then their objects, are removed by the compactor's next pass.
 //
-// Any agent serves any partition; TimeoutMillis is not needed, since the
-// change is durable in etcd when the call returns.
+// With ACLs enforced it needs DELETE on the topic
+// (TOPIC_AUTHORIZATION_FAILED otherwise). Any agent serves any partition;
+// TimeoutMillis is not needed, since the change is durable in etcd when the
+// call returns.
 
 import (
 	"context"
