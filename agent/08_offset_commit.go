@@ -42,8 +42,9 @@ func init() {
 // maxOffsetMetadata is Kafka's default offset.metadata.max.bytes.
 const maxOffsetMetadata = 4096
 
-func (a *Agent) handleOffsetCommit(ctx context.Context, _ *request, req *kmsg.OffsetCommitRequest) (*kmsg.OffsetCommitResponse, error) {
+func (a *Agent) handleOffsetCommit(ctx context.Context, rq *request, req *kmsg.OffsetCommitRequest) (*kmsg.OffsetCommitResponse, error) {
 	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+	groupDenied := !a.authorizedGroup(rq.conn, metadata.ACLOpRead, req.Group)
 	now := time.Now().UnixMilli()
 	var (
 		offsets []metadata.CommittedOffset
@@ -54,6 +55,12 @@ func (a *Agent) handleOffsetCommit(ctx context.Context, _ *request, req *kmsg.Of
 		st.Topic = rt.Topic
 		st.Partitions = make([]kmsg.OffsetCommitResponseTopicPartition, len(rt.Partitions))
 		topic, terr := a.lookupTopic(ctx, rt.Topic)
+		switch {
+		case groupDenied:
+			terr = kerr.GroupAuthorizationFailed
+		case terr == nil && !a.authorizedTopic(rq.conn, metadata.ACLOpRead, rt.Topic):
+			terr = kerr.TopicAuthorizationFailed
+		}
 		for i, rp := range rt.Partitions {
 			sp := &st.Partitions[i]
 			*sp = kmsg.NewOffsetCommitResponseTopicPartition()

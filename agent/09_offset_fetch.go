@@ -22,6 +22,7 @@ import (
 	"context"
 
 	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floe-io/floe/metadata"
@@ -31,12 +32,23 @@ func init() {
 	register(apiSpec{key: 9, min: 0, max: 9, serve: handleSync((*Agent).handleOffsetFetch)})
 }
 
-func (a *Agent) handleOffsetFetch(ctx context.Context, _ *request, req *kmsg.OffsetFetchRequest) (*kmsg.OffsetFetchResponse, error) {
+func (a *Agent) handleOffsetFetch(ctx context.Context, rq *request, req *kmsg.OffsetFetchRequest) (*kmsg.OffsetFetchResponse, error) {
 	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
 	if req.Version >= 8 {
 		for _, rg := range req.Groups {
+			if !a.authorizedGroup(rq.conn, metadata.ACLOpDescribe, rg.Group) {
+				sg := kmsg.NewOffsetFetchResponseGroup()
+				sg.Group = rg.Group
+				sg.ErrorCode = kerr.GroupAuthorizationFailed.Code
+				resp.Groups = append(resp.Groups, sg)
+				continue
+			}
 			resp.Groups = append(resp.Groups, a.fetchGroupOffsets(ctx, rg))
 		}
+		return resp, nil
+	}
+	if !a.authorizedGroup(rq.conn, metadata.ACLOpDescribe, req.Group) {
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
 		return resp, nil
 	}
 	rg := kmsg.NewOffsetFetchRequestGroup()

@@ -17,13 +17,15 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floe-io/floe/metadata"
 )
 
 func init() {
 	register(apiSpec{key: 10, min: 0, max: 6, serve: handleSync((*Agent).handleFindCoordinator)})
 }
 
-func (a *Agent) handleFindCoordinator(_ context.Context, _ *request, req *kmsg.FindCoordinatorRequest) (*kmsg.FindCoordinatorResponse, error) {
+func (a *Agent) handleFindCoordinator(_ context.Context, rq *request, req *kmsg.FindCoordinatorRequest) (*kmsg.FindCoordinatorResponse, error) {
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	keys := req.CoordinatorKeys
 	if req.Version < 4 {
@@ -35,6 +37,10 @@ func (a *Agent) handleFindCoordinator(_ context.Context, _ *request, req *kmsg.F
 		c.NodeID = -1
 		switch req.CoordinatorType {
 		case 0:
+			if !a.authorizedGroup(rq.conn, metadata.ACLOpDescribe, key) {
+				c.ErrorCode = kerr.GroupAuthorizationFailed.Code
+				break
+			}
 			ag := a.groups.coordinatorOf(key)
 			c.NodeID, c.Host, c.Port = ag.NodeID, ag.Host, ag.Port
 		case 1:

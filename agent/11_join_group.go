@@ -55,6 +55,9 @@ func (gc *groupCoordinator) joinGroup(ctx context.Context, rq *request, req *kms
 		gc.log.Debug("JoinGroup refused", "group", req.Group, "member", req.MemberID, "client_id", rq.clientID, "err", msg)
 		return resp, nil
 	}
+	if !gc.a.authorizedGroup(rq.conn, metadata.ACLOpRead, req.Group) {
+		return fail(kerr.GroupAuthorizationFailed)
+	}
 	session := millis(req.SessionTimeoutMillis)
 	rebalance := session
 	if req.Version >= 1 && req.RebalanceTimeoutMillis > 0 {

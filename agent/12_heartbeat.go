@@ -23,8 +23,12 @@ func init() {
 	register(apiSpec{key: 12, min: 0, max: 4, serve: handleSync((*Agent).handleHeartbeat)})
 }
 
-func (a *Agent) handleHeartbeat(ctx context.Context, _ *request, req *kmsg.HeartbeatRequest) (*kmsg.HeartbeatResponse, error) {
+func (a *Agent) handleHeartbeat(ctx context.Context, rq *request, req *kmsg.HeartbeatRequest) (*kmsg.HeartbeatResponse, error) {
 	resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
+	if !a.authorizedGroup(rq.conn, metadata.ACLOpRead, req.Group) {
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return resp, nil
+	}
 	if err := a.groups.heartbeat(ctx, req); err != nil {
 		ke, _ := kafkaError(err)
 		resp.ErrorCode = ke.Code

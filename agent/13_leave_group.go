@@ -15,14 +15,20 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floe-io/floe/metadata"
 )
 
 func init() {
 	register(apiSpec{key: 13, min: 0, max: 5, serve: handleSync((*Agent).handleLeaveGroup)})
 }
 
-func (a *Agent) handleLeaveGroup(ctx context.Context, _ *request, req *kmsg.LeaveGroupRequest) (*kmsg.LeaveGroupResponse, error) {
+func (a *Agent) handleLeaveGroup(ctx context.Context, rq *request, req *kmsg.LeaveGroupRequest) (*kmsg.LeaveGroupResponse, error) {
 	resp := req.ResponseKind().(*kmsg.LeaveGroupResponse)
+	if !a.authorizedGroup(rq.conn, metadata.ACLOpRead, req.Group) {
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return resp, nil
+	}
 	members := req.Members
 	if req.Version < 3 {
 		m := kmsg.NewLeaveGroupRequestMember()

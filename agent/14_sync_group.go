@@ -36,6 +36,9 @@ func (gc *groupCoordinator) syncGroup(ctx context.Context, rq *request, req *kms
 		gc.log.Debug("SyncGroup refused", "group", req.Group, "member", req.MemberID, "err", msg)
 		return resp, nil
 	}
+	if !gc.a.authorizedGroup(rq.conn, metadata.ACLOpRead, req.Group) {
+		return fail(kerr.GroupAuthorizationFailed)
+	}
 	g, err := gc.acquire(ctx, req.Group)
 	if err != nil {
 		return fail(err)

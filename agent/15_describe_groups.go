@@ -23,12 +23,17 @@ func init() {
 	register(apiSpec{key: 15, min: 0, max: 6, serve: handleSync((*Agent).handleDescribeGroups)})
 }
 
-func (a *Agent) handleDescribeGroups(ctx context.Context, _ *request, req *kmsg.DescribeGroupsRequest) (*kmsg.DescribeGroupsResponse, error) {
+func (a *Agent) handleDescribeGroups(ctx context.Context, rq *request, req *kmsg.DescribeGroupsRequest) (*kmsg.DescribeGroupsResponse, error) {
 	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
 	for _, name := range req.Groups {
 		sg := kmsg.NewDescribeGroupsResponseGroup()
 		sg.Group = name
 		sg.AuthorizedOperations = authorizedOpsUnset
+		if !a.authorizedGroup(rq.conn, metadata.ACLOpDescribe, name) {
+			sg.ErrorCode = kerr.GroupAuthorizationFailed.Code
+			resp.Groups = append(resp.Groups, sg)
+			continue
+		}
 		st, found, err := a.groups.describe(ctx, name)
 		switch {
 		case err != nil:

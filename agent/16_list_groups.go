@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floe-io/floe/metadata"
 )
 
 func init() {
@@ -23,7 +25,7 @@ func init() {
 // names).
 const classicGroupType = "classic"
 
-func (a *Agent) handleListGroups(ctx context.Context, _ *request, req *kmsg.ListGroupsRequest) (*kmsg.ListGroupsResponse, error) {
+func (a *Agent) handleListGroups(ctx context.Context, rq *request, req *kmsg.ListGroupsRequest) (*kmsg.ListGroupsResponse, error) {
 	resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
 	if len(req.TypesFilter) > 0 && !containsFold(req.TypesFilter, classicGroupType) {
 		return resp, nil
@@ -37,8 +39,12 @@ func (a *Agent) handleListGroups(ctx context.Context, _ *request, req *kmsg.List
 	for _, e := range bad {
 		a.log.Error("ignoring undecodable group", "err", e)
 	}
+	allVisible := a.authorizedCluster(rq.conn, metadata.ACLOpDescribe)
 	for _, st := range groups {
 		if !a.groups.isCoordinator(st.Name) {
+			continue
+		}
+		if !allVisible && !a.authorizedGroup(rq.conn, metadata.ACLOpDescribe, st.Name) {
 			continue
 		}
 		state := st.State

@@ -12,18 +12,22 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floe-io/floe/metadata"
 )
 
 func init() {
 	register(apiSpec{key: 42, min: 0, max: 3, serve: handleSync((*Agent).handleDeleteGroups)})
 }
 
-func (a *Agent) handleDeleteGroups(ctx context.Context, _ *request, req *kmsg.DeleteGroupsRequest) (*kmsg.DeleteGroupsResponse, error) {
+func (a *Agent) handleDeleteGroups(ctx context.Context, rq *request, req *kmsg.DeleteGroupsRequest) (*kmsg.DeleteGroupsResponse, error) {
 	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
 	for _, name := range req.Groups {
 		sg := kmsg.NewDeleteGroupsResponseGroup()
 		sg.Group = name
-		if err := a.groups.deleteGroup(ctx, name); err != nil {
+		if !a.authorizedGroup(rq.conn, metadata.ACLOpDelete, name) {
+			sg.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		} else if err := a.groups.deleteGroup(ctx, name); err != nil {
 			ke, msg := kafkaError(err)
 			sg.ErrorCode = ke.Code
 			sg.ErrorMessage = errMessage(msg)

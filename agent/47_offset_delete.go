@@ -23,12 +23,15 @@ func init() {
 	register(apiSpec{key: 47, min: 0, max: 0, serve: handleSync((*Agent).handleOffsetDelete)})
 }
 
-func (a *Agent) handleOffsetDelete(ctx context.Context, _ *request, req *kmsg.OffsetDeleteRequest) (*kmsg.OffsetDeleteResponse, error) {
+func (a *Agent) handleOffsetDelete(ctx context.Context, rq *request, req *kmsg.OffsetDeleteRequest) (*kmsg.OffsetDeleteResponse, error) {
 	resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
 	fail := func(err error) (*kmsg.OffsetDeleteResponse, error) {
 		ke, _ := kafkaError(err)
 		resp.ErrorCode = ke.Code
 		return resp, nil
+	}
+	if !a.authorizedGroup(rq.conn, metadata.ACLOpDelete, req.Group) {
+		return fail(kerr.GroupAuthorizationFailed)
 	}
 	g, err := a.groups.acquire(ctx, req.Group)
 	if err != nil {
