@@ -103,7 +103,14 @@ func runCLIContext(ctx context.Context, t *testing.T, stdin string, args ...stri
 // stdout.
 func runCLIWith(ctx context.Context, t *testing.T, stdin string, stdout io.Writer, args ...string) cliResult {
 	t.Helper()
-	root := newRootCmd()
+	return runCommand(ctx, t, newRootCmd(), stdin, stdout, args...)
+}
+
+// runCommand runs root (the floe root, or one client command on its own:
+// newRootCmd binds package-level flags, so commands meant to run
+// concurrently with others are built alone) with args.
+func runCommand(ctx context.Context, t *testing.T, root *cobra.Command, stdin string, stdout io.Writer, args ...string) cliResult {
+	t.Helper()
 	var stderr bytes.Buffer
 	root.SetArgs(args)
 	root.SetIn(strings.NewReader(stdin))

@@ -147,7 +147,7 @@ func TestConsumeFollowsNewRecordsUntilInterrupted(t *testing.T) {
 	defer cancel()
 	var stdout syncBuffer
 	done := make(chan cliResult, 1)
-	go func() { done <- runCLIWith(ctx, t, "", &stdout, "consume", "live", "-b", b) }()
+	go func() { done <- runCommand(ctx, t, newConsumeCmd(), "", &stdout, "live", "-b", b) }()
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(b))
 	if err != nil {
