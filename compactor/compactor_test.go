@@ -21,6 +21,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
 
 	"github.com/floe-io/floe/agent"
 	"github.com/floe-io/floe/compactor"
@@ -786,4 +788,42 @@ func TestDeleteRecordsAndDeletedTopicsAreCollected(t *testing.T) {
 	if recs := got[0]; len(recs) != 18 || recs[0].Offset != 22 {
 		t.Fatalf("read %d records from %d", len(recs), recs[0].Offset)
 	}
+}
+
+// Run, stopped through its context, leaves no goroutine behind: not its
+// own, not the election session's.
+func TestRunLeavesNoGoroutines(t *testing.T) {
+	endpoints := testenv.EtcdEndpoints(t)
+	bucket, err := segments.OpenBucket(context.Background(), t.TempDir(), segments.BucketOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bucket.Close()
+	before := goleak.IgnoreCurrent()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := metadata.NewStore(cli, testenv.Cluster(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := compactor.New(compactor.Config{RetentionCheckInterval: 50 * time.Millisecond, LeaseTTL: 2 * time.Second},
+		compactor.Deps{Store: store, Bucket: bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- c.Run(rctx) }()
+	eventually(t, 10*time.Second, "two passes", func() bool { n, _ := c.Stats(); return n >= 2 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if c.Leading() {
+		t.Fatal("still leading after Run returned")
+	}
+	cli.Close()
+	goleak.VerifyNone(t, before)
 }

@@ -17,9 +17,9 @@ import (
 //   - it was listed in the bucket (keys that are not segment object keys,
 //     segments.ParseObjectKey, are never touched);
 //   - no index entry references it, as read after the listing;
-//   - its creation (the later of its key's timestamp and its
-//     LastModified) and its unreferenced mark, if any, are both older than
-//     GCGrace.
+//   - its creation (the later of its key's timestamp, rounded up to the
+//     next second, and its LastModified) and its unreferenced mark, if
+//     any, are both older than GCGrace.
 //
 // Why this is safe. References to an object appear only by committing it:
 // an agent commits an object it PUT moments before (within its upload and
@@ -146,10 +146,11 @@ func (c *Compactor) collect(ctx context.Context, f metadata.Fence, objects []seg
 }
 
 // unreferencedSince is when an unreferenced object became eligible to
-// age: the latest of its key's creation time, its LastModified and its
-// mark.
+// age: the latest of its key's creation time (rounded up, since keys hold
+// whole seconds), its LastModified and its mark.
 func unreferencedSince(o segments.ObjectInfo, marks map[string]metadata.ObjectMark) time.Time {
 	since, _, _ := segments.ParseObjectKey(o.Key)
+	since = since.Add(time.Second)
 	if o.LastModified.After(since) {
 		since = o.LastModified
 	}

@@ -74,7 +74,9 @@ fails.
 
 It needs the same --bucket, --cluster and etcd as the agents, and the
 same topic defaults (--log-retention-ms, --log-retention-bytes,
---log-cleanup-policy). The bucket is a URL, as for floe agent.`,
+--log-cleanup-policy). The bucket is a URL, as for floe agent, and must
+belong to this cluster alone: every segment object in it that the
+cluster's index does not reference is deleted once older than --gc-grace.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log, err := newLogger()
