@@ -149,7 +149,7 @@ func (p *progress) line() string {
 	n := p.n.Load()
 	rate := float64(n) / time.Since(p.start).Seconds()
 	if p.total <= 0 {
-		return fmt.Sprintf("%s %d  (%.0f/s)", p.label, n, rate)
+		return fmt.Sprintf("%s %d records (%.0f/s)", p.label, n, rate)
 	}
 	const width = 30
 	frac := float64(n) / float64(p.total)
