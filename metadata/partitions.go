@@ -309,6 +309,40 @@ type CommitConfig struct {
 	ProducerExpiry time.Duration
 	// Now returns the commit time; tests may replace it.
 	Now func() time.Time
+	// Observer, if set, is told about every transaction the committer
+	// runs.
+	Observer CommitObserver
+}
+
+// CommitObserver learns how a Committer's etcd transactions go, so the
+// caller can measure them without metadata depending on a metrics
+// library. It is called on the committing goroutine and must not block.
+type CommitObserver interface {
+	ObserveCommitTxn(d time.Duration, outcome TxnOutcome)
+}
+
+// TxnOutcome is how one commit transaction ended.
+type TxnOutcome int
+
+const (
+	// TxnCommitted: the compares held and the writes were made (or, for a
+	// commit with nothing to write, the state it checked was current).
+	TxnCommitted TxnOutcome = iota
+	// TxnConflict: a compare failed (another agent committed the
+	// partition, or the topic changed); the commit is recomputed.
+	TxnConflict
+	// TxnFailed: etcd could not be reached or refused the request.
+	TxnFailed
+)
+
+func (o TxnOutcome) String() string {
+	switch o {
+	case TxnCommitted:
+		return "committed"
+	case TxnConflict:
+		return "conflict"
+	}
+	return "failed"
 }
 
 // Committer commits segment objects' partition shares to etcd: for each
@@ -450,7 +484,9 @@ func (c *Committer) commitChunk(ctx context.Context, appends []Append, results [
 		if len(puts) == 0 {
 			// Every batch was a duplicate or rejected against the state we
 			// know. Confirm that state is current before answering.
+			start := time.Now()
 			resp, err := c.store.cli.Txn(ctx).If(cmps...).Else(gets...).Commit()
+			c.observe(start, resp, err)
 			if err != nil {
 				return fmt.Errorf("committing: %w", err)
 			}
@@ -460,7 +496,9 @@ func (c *Committer) commitChunk(ctx context.Context, appends []Append, results [
 			c.absorb(appends, live, order, resp.Responses, results)
 			continue
 		}
+		start := time.Now()
 		resp, err := c.store.cli.Txn(ctx).If(cmps...).Then(puts...).Else(gets...).Commit()
+		c.observe(start, resp, err)
 		if err != nil {
 			return fmt.Errorf("committing: %w", err)
 		}
@@ -487,6 +525,21 @@ func (c *Committer) commitChunk(ctx context.Context, appends []Append, results [
 			}
 		}
 	}
+}
+
+// observe reports one transaction to the observer, if any.
+func (c *Committer) observe(start time.Time, resp *clientv3.TxnResponse, err error) {
+	if c.cfg.Observer == nil {
+		return
+	}
+	outcome := TxnCommitted
+	switch {
+	case err != nil:
+		outcome = TxnFailed
+	case !resp.Succeeded:
+		outcome = TxnConflict
+	}
+	c.cfg.Observer.ObserveCommitTxn(time.Since(start), outcome)
 }
 
 // absorb reads a failed transaction's else branch: fresh partition states,
