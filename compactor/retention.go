@@ -91,6 +91,9 @@ func (c *Compactor) retain(ctx context.Context, f metadata.Fence, w partitionWor
 		if err != nil {
 			return st, nil, err
 		}
+		if st.ModRevision == 0 {
+			return st, nil, nil // the topic was deleted meanwhile
+		}
 		plan := planRetention(st, entries, w.settings, time.Now())
 		if !counted && plan.behind {
 			ps.Behind++
