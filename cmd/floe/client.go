@@ -113,7 +113,7 @@ func explain(subject string, err error, brokerMsg string) error {
 		return fmt.Errorf("%s already exists", subject)
 	case errors.Is(err, kerr.GroupIDNotFound):
 		return fmt.Errorf("%s does not exist (list groups with `floe group list`)", subject)
-	case errors.Is(err, kerr.NonEmptyGroup), errors.Is(err, kerr.UnknownMemberID):
+	case errors.Is(err, kerr.NonEmptyGroup):
 		return fmt.Errorf("%s has active members: stop its consumers first (see `floe group describe`)", subject)
 	case errors.Is(err, kerr.TopicAuthorizationFailed), errors.Is(err, kerr.GroupAuthorizationFailed), errors.Is(err, kerr.ClusterAuthorizationFailed):
 		return fmt.Errorf("%s: not authorized (%v)%s", subject, err, detail)

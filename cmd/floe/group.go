@@ -377,8 +377,9 @@ type resetPlan struct {
 	Partitions []resetPlanRow `json:"partitions"`
 }
 
-// resetCommitBatch is how many partitions one OffsetCommit carries.
-const resetCommitBatch = 500
+// resetCommitBatch is how many partitions one OffsetCommit carries (a
+// variable for tests).
+var resetCommitBatch = 500
 
 func newGroupResetCmd(cf *clientFlags) *cobra.Command {
 	var (
@@ -691,7 +692,11 @@ func commitReset(ctx context.Context, cmd *cobra.Command, adm *kadm.Client, plan
 					e = c.Err
 				}
 			}
-			if e != nil {
+			if errors.Is(e, kerr.UnknownMemberID) {
+				// A commit from outside the group: members joined since
+				// checkInactive.
+				e = fmt.Errorf("group %q: committing %s/%d: the group has active members again: stop its consumers first", plan.Group, r.Topic, r.Partition)
+			} else if e != nil {
 				e = explain(fmt.Sprintf("group %q: committing %s/%d", plan.Group, r.Topic, r.Partition), e, "")
 				r.Error = e.Error()
 				fails = append(fails, e)

@@ -263,4 +263,21 @@ func TestResetToDatetime(t *testing.T) {
 	if p := plan.Partitions[0]; p.NewOffset != 12 {
 		t.Errorf("to-datetime after everything: %+v", p)
 	}
+
+	// Many partitions are committed in batches.
+	saved := resetCommitBatch
+	t.Cleanup(func() { resetCommitBatch = saved })
+	resetCommitBatch = 2
+	mustRun(t, "", "topic", "create", "wide", "-p", "5", "-b", b)
+	mustRun(t, strings.Join(keyedLines(50), "\n"), "produce", "wide", "-K", ":", "-q", "-b", b)
+	plan = reset(t, b, "wide-group", "--topic", "wide", "--to-latest", "--execute")
+	if len(plan.Partitions) != 5 {
+		t.Fatalf("wide plan %+v", plan)
+	}
+	if c := committedOf(t, b, "wide-group", "wide"); len(c) != 5 {
+		t.Errorf("committed %v, want all 5 partitions", c)
+	}
+	if l := lagOf(t, b, "wide-group"); l.TotalLag != 0 {
+		t.Errorf("wide lag %+v", l)
+	}
 }

@@ -50,7 +50,9 @@ interrupted are not sent.
 JSON summary: {"topic", "lines", "produced", "failed", "bytes",
 "duration_ms", "unkeyed", "partitions": [{"partition", "records",
 "first_offset", "last_offset"}], "error"}; "unkeyed" counts lines without
-the key separator, "error" is the first failure (only when one failed).`,
+the key separator, "error" is the first failure (only when one failed).
+With --acks 0 nothing answers, so offsets are -1 and "produced" counts
+records sent.`,
 		Example: `  printf 'k1:hello\nk2:world\n' | floe produce demo --key-separator :
   seq 1 100000 | floe produce numbers --acks 1 --compression zstd
   floe produce demo -H source=cli < events.txt`,
@@ -105,7 +107,7 @@ the key separator, "error" is the first failure (only when one failed).`,
 				return err
 			}
 
-			p := &producer{topic: topic, partitions: map[int32]*partitionStats{}, start: time.Now()}
+			p := &producer{topic: topic, partitions: map[int32]*partitionStats{}, start: time.Now(), noAck: acks == "0"}
 			p.progress = newProgress(cmd, "produced", 0)
 			readErr := p.run(ctx, cl, cmd.InOrStdin(), []byte(keySep), partition, hdrs)
 			p.progress.finish()
@@ -194,6 +196,7 @@ func checkProduceTopic(ctx context.Context, cl *kgo.Client, topic string, partit
 type producer struct {
 	topic    string
 	start    time.Time
+	noAck    bool // --acks 0: no answers, so no offsets
 	progress *progress
 
 	mu         sync.Mutex
@@ -326,6 +329,10 @@ func (p *producer) done(r *kgo.Record, err error) {
 		p.partitions[r.Partition] = ps
 	}
 	ps.Records++
+	if p.noAck {
+		ps.FirstOffset, ps.LastOffset = -1, -1
+		return
+	}
 	ps.FirstOffset = min(ps.FirstOffset, r.Offset)
 	ps.LastOffset = max(ps.LastOffset, r.Offset)
 }

@@ -61,6 +61,9 @@ func TestProduceSummaryAndOptions(t *testing.T) {
 		if strings.Contains(strings.Join(args, " "), "2") && (len(s.Partitions) != 1 || s.Partitions[0].Partition != 2) {
 			t.Errorf("produce %v went to %+v", args, s.Partitions)
 		}
+		if noAck := args[1] == "0"; noAck != (s.Partitions[0].FirstOffset == -1) {
+			t.Errorf("produce %v: offsets %+v", args, s.Partitions)
+		}
 	}
 	wantFail(t, 1, `topic "kv" has 3 partitions (0 to 2): --partition 7 does not exist`, "a\n", "produce", "kv", "--partition", "7", "-b", b)
 	// A record the broker refuses fails the command, with the count.
