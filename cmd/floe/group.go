@@ -467,6 +467,9 @@ a commit failed.`,
 				return err
 			}
 			committed, err := adm.FetchOffsets(ctx, group)
+			if errors.Is(err, kerr.GroupIDNotFound) {
+				committed, err = kadm.OffsetResponses{}, nil // a new group (Kafka 4 says so)
+			}
 			if err == nil {
 				err = committed.Error()
 			}
