@@ -1,10 +1,12 @@
 package agent
 
-// SaslHandshake, v1.
+// SaslHandshake, v0–v1.
 //
 // Picks the SASL mechanism for the SaslAuthenticate requests that follow.
-// Only v1 is served: v0 would need the raw, unframed SASL exchange that
-// clients have not used since Kafka 1.0. The mechanisms offered depend on
+// v0 is advertised because librdkafka enables SASL only when it sees it,
+// but the exchange must then use SaslAuthenticate: a client that follows a
+// v0 handshake with raw, unframed SASL bytes (clients before Kafka 1.0)
+// has its connection closed. The mechanisms offered depend on
 // the listener: PLAIN only over TLS unless --sasl-allow-plain-without-tls.
 // A listener without SASL answers ILLEGAL_SASL_STATE. A client may send it
 // again on an authenticated connection to re-authenticate (KIP-368).
@@ -18,7 +20,7 @@ import (
 )
 
 func init() {
-	register(apiSpec{key: 17, min: 1, max: 1, serve: handleSync((*Agent).handleSASLHandshake)})
+	register(apiSpec{key: 17, min: 0, max: 1, serve: handleSync((*Agent).handleSASLHandshake)})
 }
 
 func (a *Agent) handleSASLHandshake(_ context.Context, rq *request, req *kmsg.SASLHandshakeRequest) (*kmsg.SASLHandshakeResponse, error) {

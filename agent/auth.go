@@ -152,6 +152,7 @@ type scramServer struct {
 	known           bool
 	clientFirstBare string
 	serverFirst     string
+	cnonce          string
 	nonce           string
 }
 
@@ -202,6 +203,7 @@ func (s *scramServer) first(msg string, lookup func(user string) (metadata.Scram
 	}
 	b := make([]byte, 24)
 	rand.Read(b)
+	s.cnonce = cnonce
 	s.nonce = cnonce + base64.RawStdEncoding.EncodeToString(b)
 	s.serverFirst = "r=" + s.nonce + ",s=" + base64.StdEncoding.EncodeToString(s.cred.Salt) + ",i=" + strconv.Itoa(s.cred.Iterations)
 	s.step = 1
@@ -226,7 +228,10 @@ func (s *scramServer) final(msg string) (string, error) {
 			nonce = attr[2:]
 		}
 	}
-	if nonce != s.nonce {
+	// librdkafka before 2.6.1 prepends its own nonce once more
+	// (confluentinc/librdkafka#4895); Kafka accepted that until 4.0, and
+	// Debian ships such a librdkafka, so accept exactly that form too.
+	if nonce != s.nonce && nonce != s.cnonce+s.nonce {
 		return "", errors.New("SCRAM client-final-message: nonce mismatch")
 	}
 	proof, err := base64.StdEncoding.DecodeString(proofB64)

@@ -65,7 +65,7 @@ func TestLeadersSpreadAndMoveWhenAgentLeaves(t *testing.T) {
 
 func (c *testCluster) clientAt(addr string) *kgo.Client {
 	c.t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.RetryTimeout(15*time.Second))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.RetryTimeout(15 * time.Second)}, c.clientOpts()...)...)
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -14,13 +14,19 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// kcat runs kcat (librdkafka) with args and returns its stdout and
-// stderr. It skips the test when kcat is not installed.
-func kcat(t *testing.T, timeout time.Duration, args ...string) (string, string, error) {
+// kcat runs kcat (librdkafka) with args against the cluster and returns
+// its stdout and stderr; in secure mode it connects with SASL_SSL and
+// SCRAM-SHA-512. It skips the test when kcat is not installed.
+func (c *testCluster) kcat(t *testing.T, timeout time.Duration, args ...string) (string, string, error) {
 	t.Helper()
 	path, err := exec.LookPath("kcat")
 	if err != nil {
 		t.Skip("skipped: kcat (librdkafka) is not installed")
+	}
+	if c.pki != nil {
+		args = append([]string{"-X", "security.protocol=SASL_SSL", "-X", "sasl.mechanisms=SCRAM-SHA-512",
+			"-X", "sasl.username=" + testAdmin, "-X", "sasl.password=" + testAdminPassword,
+			"-X", "ssl.ca.location=" + c.pki.caFile}, args...)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -52,7 +58,7 @@ func TestLibrdkafkaGroupCommitsAndResumes(t *testing.T) {
 	}
 	run := func(n int) []string {
 		t.Helper()
-		out, stderr, err := kcat(t, 60*time.Second, "-b", a.Addr(), "-G", "rdk", "-c", fmt.Sprint(n), "-q",
+		out, stderr, err := c.kcat(t, 60*time.Second, "-b", a.Addr(), "-G", "rdk", "-c", fmt.Sprint(n), "-q",
 			"-X", "auto.offset.reset=earliest", "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500",
 			"-f", "%s\n", "k")
 		if err != nil {
@@ -83,7 +89,7 @@ func TestLibrdkafkaGroupCommitsAndResumes(t *testing.T) {
 
 	// auto.offset.reset=error (librdkafka's "none") with nothing
 	// committed gives the client its error.
-	_, stderr, _ := kcat(t, 8*time.Second, "-b", a.Addr(), "-G", "fresh", "-c", "1",
+	_, stderr, _ := c.kcat(t, 8*time.Second, "-b", a.Addr(), "-G", "fresh", "-c", "1",
 		"-X", "auto.offset.reset=error", "-X", "session.timeout.ms=6000", "k")
 	t.Logf("librdkafka with auto.offset.reset=error: %s", strings.TrimSpace(stderr))
 	if !strings.Contains(stderr, "No offset stored") {

@@ -297,6 +297,7 @@ func TestStaticMembersAreFenced(t *testing.T) {
 }
 
 func TestFindCoordinatorIsStableAcrossAgents(t *testing.T) {
+	skipRawInSecureMode(t)
 	c := newTestCluster(t)
 	a0 := c.addAgent(fastGroups)
 	a1 := c.addAgent(fastGroups)
@@ -342,7 +343,7 @@ func TestFindCoordinatorIsStableAcrossAgents(t *testing.T) {
 	hb := kmsg.NewPtrHeartbeatRequest()
 	hb.Group = wrong
 	hb.MemberID = "m"
-	rc := dialRaw(t, a0.Addr())
+	rc := dialRaw(t, plainAddr(a0))
 	hb.Version = 0
 	rc.send(hb, 1)
 	_, body, err := rc.read()
@@ -362,10 +363,11 @@ func TestFindCoordinatorIsStableAcrossAgents(t *testing.T) {
 // 2.0 needs at the floor: FindCoordinator v0, JoinGroup, SyncGroup,
 // Heartbeat and LeaveGroup v0, OffsetCommit v1 and v2, OffsetFetch v1.
 func TestOldestGroupVersions(t *testing.T) {
+	skipRawInSecureMode(t)
 	c := newTestCluster(t)
 	a := c.addAgent(fastGroups)
 	createTopic(t, c, "t", 2, nil)
-	rc := dialRaw(t, a.Addr())
+	rc := dialRaw(t, plainAddr(a))
 	corr := int32(0)
 	roundTrip := func(req kmsg.Request, version int16) kmsg.Response {
 		t.Helper()
@@ -478,6 +480,7 @@ func TestOldestGroupVersions(t *testing.T) {
 // shutdown does not wait for the rebalance, and that no goroutine of the
 // group coordinator outlives the agent.
 func TestShutdownAnswersParkedRequests(t *testing.T) {
+	skipRawInSecureMode(t)
 	c := newTestCluster(t)
 	a := c.addAgent(fastGroups)
 	createTopic(t, c, "t", 1, nil)
@@ -489,7 +492,7 @@ func TestShutdownAnswersParkedRequests(t *testing.T) {
 
 	// A second member's join parks: the first member has up to the 2s
 	// rebalance timeout to rejoin.
-	rc := dialRaw(t, a.Addr())
+	rc := dialRaw(t, plainAddr(a))
 	join := kmsg.NewPtrJoinGroupRequest()
 	join.Version = 3
 	join.Group = "parked"

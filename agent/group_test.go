@@ -78,6 +78,7 @@ func (c *testCluster) joinGroup(group string, topics []string, opts ...kgo.Opt) 
 		kgo.OnPartitionsRevoked(m.drop),
 		kgo.OnPartitionsLost(m.drop),
 	}
+	base = append(base, c.clientOpts()...)
 	cl, err := kgo.NewClient(append(base, opts...)...)
 	if err != nil {
 		c.t.Fatal(err)

@@ -82,7 +82,7 @@ func (r *rawConn) expectClosed() {
 func TestApiVersionsAdvertisesExactlyWhatIsServed(t *testing.T) {
 	c := newTestCluster(t)
 	a := c.addAgent(nil)
-	rc := dialRaw(t, a.Addr())
+	rc := dialRaw(t, plainAddr(a))
 	req := kmsg.NewPtrApiVersionsRequest()
 	req.Version = 3
 	req.ClientSoftwareName = "floe-test"
@@ -126,7 +126,7 @@ func TestApiVersionsAdvertisesExactlyWhatIsServed(t *testing.T) {
 func TestApiVersionsTooNewGetsV0Answer(t *testing.T) {
 	c := newTestCluster(t)
 	a := c.addAgent(nil)
-	rc := dialRaw(t, a.Addr())
+	rc := dialRaw(t, plainAddr(a))
 	// A version from the future, with a body we cannot know: KIP-511 says
 	// answer in v0 with UNSUPPORTED_VERSION and our ranges.
 	var hdr []byte
@@ -215,7 +215,7 @@ func TestBadInputClosesOnlyThatConnection(t *testing.T) {
 	}
 	for name, send := range cases {
 		t.Run(name, func(t *testing.T) {
-			rc := dialRaw(t, a.Addr())
+			rc := dialRaw(t, plainAddr(a))
 			send(rc)
 			rc.expectClosed()
 			// Everyone else is still served.
@@ -229,7 +229,7 @@ func TestBadInputClosesOnlyThatConnection(t *testing.T) {
 func TestResponsesKeepRequestOrder(t *testing.T) {
 	c := newTestCluster(t)
 	a := c.addAgent(nil)
-	rc := dialRaw(t, a.Addr())
+	rc := dialRaw(t, plainAddr(a))
 	// Pipeline many requests of different kinds; answers must come back
 	// in order.
 	for i := range int32(50) {

@@ -32,6 +32,12 @@ type WriterConfig struct {
 	UploadTimeout time.Duration
 	// CommitTimeout bounds one flush's etcd commit. Default 10s.
 	CommitTimeout time.Duration
+	// MaxCommitDelay fails a flush instead of committing it when its
+	// object was written longer ago than this (etcd slow or down for a
+	// long time). It must stay well below the compactor's --gc-grace,
+	// which may delete an object nothing references once it is that old.
+	// Default 4m (half of the default 10m grace, less the timeouts).
+	MaxCommitDelay time.Duration
 }
 
 func (c *WriterConfig) setDefaults() {
@@ -52,6 +58,9 @@ func (c *WriterConfig) setDefaults() {
 	}
 	if c.CommitTimeout == 0 {
 		c.CommitTimeout = 10 * time.Second
+	}
+	if c.MaxCommitDelay == 0 {
+		c.MaxCommitDelay = 4 * time.Minute
 	}
 }
 
@@ -128,6 +137,7 @@ type flush struct {
 
 	// Set by the upload, read after uploaded is closed.
 	key       string
+	putAt     time.Time // when the PUT started
 	extents   []segments.Extent
 	objSize   int
 	uploadErr error
@@ -324,7 +334,8 @@ func (w *writer) upload(f *flush) {
 	f.builder = nil
 	f.extents = extents
 	f.objSize = len(obj)
-	f.key = segments.NewObjectKey(time.Now(), segments.KindFlush)
+	f.putAt = time.Now()
+	f.key = segments.NewObjectKey(f.putAt, segments.KindFlush)
 
 	ctx, cancel := context.WithTimeout(w.ctx, w.cfg.UploadTimeout)
 	defer cancel()
@@ -395,6 +406,14 @@ func (w *writer) commitLoop() {
 func (w *writer) commit(f *flush) {
 	if f.uploadErr != nil {
 		w.resolveAll(f, f.uploadErr)
+		return
+	}
+	if age := time.Since(f.putAt); age > w.cfg.MaxCommitDelay {
+		// The compactor may already count this object as garbage:
+		// committing it now could acknowledge records whose object is
+		// about to be deleted. Fail the flush; producers retry.
+		w.log.Error("segment waited too long for its commit; failing its produce requests", "object", f.key, "waited", age.Round(time.Second))
+		w.resolveAll(f, fmt.Errorf("%w: %s waited %s for etcd", errCommit, f.key, age.Round(time.Second)))
 		return
 	}
 	extentOf := make(map[segments.PartitionKey]segments.Extent, len(f.extents))
