@@ -5,6 +5,7 @@
 #   2. go vet ./...
 #   3. go test -race -count=1 -timeout 30m ./...  (with FLOE_TEST_* from the
 #      localstack env file and FLOE_TEST_REQUIRE_LOCALSTACK=1)
+#   3b. go test ./agent/ again with every client over SASL_SSL
 #   4. every tests/*.sh (see tests/README.md)
 #   5. scripts/check-deploy.sh: the Dockerfile's build, the compose file and
 #      the Kubernetes manifests (no Docker or cluster needed)
@@ -153,6 +154,32 @@ skipped=$((skipped + go_skipped))
 echo "go test: $go_passed passed, $go_failed failed, $go_skipped skipped (log: ${gotest_log#"$ROOT"/})"
 if ((gotest_rc != 0)); then
 	fail "go test (exit $gotest_rc; failing tests: grep -- '--- FAIL' ${gotest_log#"$ROOT"/})"
+fi
+
+# ---- the protocol suite over SASL_SSL -----------------------------------
+
+# The agent's protocol tests again, every client over a SASL_SSL listener
+# with SCRAM-SHA-512 and ACLs enforced (agent/agent_test.go: secureMode).
+step "go test ${RACE[*]} ./agent/ over SASL_SSL (FLOE_TEST_SECURITY=sasl_ssl)"
+securetest_log="$LOG_DIR/go-test-sasl-ssl.log"
+set +e
+FLOE_TEST_SECURITY=sasl_ssl go test "${RACE[@]}" -count=1 -timeout "$GO_TIMEOUT" -v ./agent/ 2>&1 |
+	tee "$securetest_log" |
+	grep --line-buffered -vE '^=== (RUN|PAUSE|CONT|NAME)|^ *--- PASS: '
+securetest_rc=${PIPESTATUS[0]}
+set -e
+s_passed=$(grep -cE '^ *--- PASS: ' "$securetest_log" || true)
+s_failed=$(grep -cE '^ *--- FAIL: ' "$securetest_log" || true)
+s_skipped=$(grep -cE '^ *--- SKIP: ' "$securetest_log" || true)
+if ((securetest_rc != 0 && s_failed == 0)); then
+	s_failed=1
+fi
+passed=$((passed + s_passed))
+failed=$((failed + s_failed))
+skipped=$((skipped + s_skipped))
+echo "go test over SASL_SSL: $s_passed passed, $s_failed failed, $s_skipped skipped (log: ${securetest_log#"$ROOT"/})"
+if ((securetest_rc != 0)); then
+	fail "go test ./agent/ over SASL_SSL (grep -- '--- FAIL' ${securetest_log#"$ROOT"/})"
 fi
 
 # ---- shell tests --------------------------------------------------------
