@@ -8,6 +8,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +23,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
 // Exit statuses of the client commands, documented in `floe --help`.
@@ -35,11 +39,74 @@ const defaultBrokers = "127.0.0.1:9092"
 type clientFlags struct {
 	brokers        []string
 	connectTimeout time.Duration
+
+	tls          bool
+	tlsCA        string
+	tlsCert      string
+	tlsKey       string
+	saslMech     string
+	saslUser     string
+	saslPassword string
 }
 
 func (f *clientFlags) register(fs *pflag.FlagSet) {
 	fs.StringSliceVarP(&f.brokers, "brokers", "b", []string{defaultBrokers}, "bootstrap brokers, host:port, comma-separated (any Kafka-compatible cluster)")
 	fs.DurationVar(&f.connectTimeout, "connect-timeout", 5*time.Second, "give up when no broker answers within this long")
+	fs.BoolVar(&f.tls, "tls", false, "connect with TLS (SSL or SASL_SSL listeners); implied by --tls-ca and --tls-cert")
+	fs.StringVar(&f.tlsCA, "tls-ca", "", "PEM CA that signs the brokers' certificates (default: the system's)")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM client certificate, for brokers that authenticate clients by certificate")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&f.saslMech, "sasl-mechanism", "", "SASL mechanism: SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN (needs --sasl-user)")
+	fs.StringVar(&f.saslUser, "sasl-user", "", "SASL user")
+	fs.StringVar(&f.saslPassword, "sasl-password", "", "SASL password (prefer the FLOE_SASL_PASSWORD environment variable)")
+}
+
+// securityOpts turns the TLS and SASL flags into client options.
+func (f *clientFlags) securityOpts() ([]kgo.Opt, error) {
+	var opts []kgo.Opt
+	if f.tls || f.tlsCA != "" || f.tlsCert != "" {
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+		if f.tlsCA != "" {
+			pem, err := os.ReadFile(f.tlsCA)
+			if err != nil {
+				return nil, exitError{code: exitUsage, err: fmt.Errorf("--tls-ca: %v", err)}
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, exitError{code: exitUsage, err: fmt.Errorf("--tls-ca %s holds no PEM certificate", f.tlsCA)}
+			}
+			cfg.RootCAs = pool
+		}
+		if f.tlsCert != "" || f.tlsKey != "" {
+			cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
+			if err != nil {
+				return nil, exitError{code: exitUsage, err: fmt.Errorf("--tls-cert/--tls-key: %v", err)}
+			}
+			cfg.Certificates = []tls.Certificate{cert}
+		}
+		opts = append(opts, kgo.DialTLSConfig(cfg))
+	}
+	if f.saslMech == "" && f.saslUser == "" {
+		return opts, nil
+	}
+	if f.saslUser == "" || f.saslPassword == "" {
+		return nil, exitError{code: exitUsage, err: errors.New("SASL needs --sasl-user and --sasl-password (or FLOE_SASL_PASSWORD)")}
+	}
+	mech := strings.ToUpper(f.saslMech)
+	if mech == "" {
+		mech = "SCRAM-SHA-512"
+	}
+	switch mech {
+	case "SCRAM-SHA-256":
+		opts = append(opts, kgo.SASL(scram.Auth{User: f.saslUser, Pass: f.saslPassword}.AsSha256Mechanism()))
+	case "SCRAM-SHA-512":
+		opts = append(opts, kgo.SASL(scram.Auth{User: f.saslUser, Pass: f.saslPassword}.AsSha512Mechanism()))
+	case "PLAIN":
+		opts = append(opts, kgo.SASL(plain.Auth{User: f.saslUser, Pass: f.saslPassword}.AsMechanism()))
+	default:
+		return nil, exitError{code: exitUsage, err: fmt.Errorf("--sasl-mechanism %q: use SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN", f.saslMech)}
+	}
+	return opts, nil
 }
 
 // client returns a franz-go client that has reached at least one broker.
@@ -59,6 +126,11 @@ func (f *clientFlags) client(ctx context.Context, opts ...kgo.Opt) (*kgo.Client,
 		kgo.ClientID("floe-cli"),
 		kgo.DialTimeout(f.connectTimeout),
 	}
+	sec, err := f.securityOpts()
+	if err != nil {
+		return nil, err
+	}
+	base = append(base, sec...)
 	cl, err := kgo.NewClient(append(base, opts...)...)
 	if err != nil {
 		return nil, exitError{code: exitUsage, err: fmt.Errorf("-b/--brokers %s: %v", strings.Join(brokers, ","), err)}
@@ -69,6 +141,11 @@ func (f *clientFlags) client(ctx context.Context, opts ...kgo.Opt) (*kgo.Client,
 		cl.Close()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		var ke *kerr.Error
+		if errors.As(err, &ke) {
+			// Reached, but refused (authentication, authorization).
+			return nil, explain(strings.Join(brokers, ","), err, "")
 		}
 		return nil, unreachable(brokers, err)
 	}
@@ -115,6 +192,10 @@ func explain(subject string, err error, brokerMsg string) error {
 		return fmt.Errorf("%s does not exist (list groups with `floe group list`)", subject)
 	case errors.Is(err, kerr.NonEmptyGroup):
 		return fmt.Errorf("%s has active members: stop its consumers first (see `floe group describe`)", subject)
+	case errors.Is(err, kerr.SaslAuthenticationFailed):
+		return fmt.Errorf("%s: authentication failed: check --sasl-user and --sasl-password (or FLOE_SASL_PASSWORD)%s", subject, detail)
+	case errors.Is(err, kerr.UnsupportedSaslMechanism), errors.Is(err, kerr.IllegalSaslState):
+		return fmt.Errorf("%s: the listener does not accept that SASL mechanism (%v); try another --sasl-mechanism, or --tls for PLAIN", subject, err)
 	case errors.Is(err, kerr.TopicAuthorizationFailed), errors.Is(err, kerr.GroupAuthorizationFailed), errors.Is(err, kerr.ClusterAuthorizationFailed):
 		return fmt.Errorf("%s: not authorized (%v)%s", subject, err, detail)
 	case errors.As(err, &ne):

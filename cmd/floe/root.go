@@ -51,6 +51,7 @@ value, missing argument).`,
 	root.AddCommand(newGroupCmd())
 	root.AddCommand(newLagCmd())
 	root.AddCommand(newCompactorCmd())
+	root.AddCommand(newUserCmd(), newACLCmd())
 	return root
 }
 
