@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,10 +14,8 @@ import (
 func newAgentCmd() *cobra.Command {
 	var (
 		o         agentOptions
-		endpoints []string
 		bucketURL string
-		etcdUser  string
-		etcdPass  string
+		etcd      etcdFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -38,14 +35,11 @@ The bucket is a URL:
 			if err != nil {
 				return err
 			}
-			if len(endpoints) == 0 {
-				return fmt.Errorf("--etcd-endpoints is required (for example http://127.0.0.1:2379)")
-			}
 			if bucketURL == "" {
 				return fmt.Errorf("--bucket is required (for example s3://my-bucket/floe?region=us-east-1)")
 			}
 			ctx := cmd.Context()
-			cli, err := metadata.Dial(ctx, metadata.DialConfig{Endpoints: endpoints, Username: etcdUser, Password: etcdPass})
+			cli, err := etcd.dial(ctx)
 			if err != nil {
 				return err
 			}
@@ -65,7 +59,7 @@ The bucket is a URL:
 			if err != nil {
 				return err
 			}
-			log.Info("floe agent started", "kafka", r.agent.AdvertisedAddr(), "http", r.HTTPAddr(), "bucket", segments.RedactURL(bucketURL), "etcd", strings.Join(endpoints, ","), "cluster", o.cluster)
+			log.Info("floe agent started", "kafka", r.agent.AdvertisedAddr(), "http", r.HTTPAddr(), "bucket", segments.RedactURL(bucketURL), "etcd", etcd.String(), "cluster", o.cluster)
 			<-ctx.Done()
 			log.Info("shutting down: draining connections")
 			return r.stop(o.drainTimeout + 5*time.Second)
@@ -73,9 +67,7 @@ The bucket is a URL:
 	}
 	fs := cmd.Flags()
 	o.register(fs, false)
-	fs.StringSliceVar(&endpoints, "etcd-endpoints", nil, "etcd client URLs, comma-separated")
-	fs.StringVar(&etcdUser, "etcd-username", "", "etcd user, when etcd authentication is on")
-	fs.StringVar(&etcdPass, "etcd-password", "", "etcd password (prefer FLOE_ETCD_PASSWORD)")
+	etcd.register(fs)
 	fs.StringVar(&bucketURL, "bucket", "", "object store URL for segment objects (see above)")
 	return cmd
 }

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,10 +49,8 @@ func newCompactorCmd() *cobra.Command {
 	var (
 		cfg       compactor.Config
 		defaults  retentionDefaults
-		endpoints []string
 		bucketURL string
-		etcdUser  string
-		etcdPass  string
+		etcd      etcdFlags
 		cluster   string
 		httpAddr  string
 		once      bool
@@ -83,9 +80,6 @@ cluster's index does not reference is deleted once older than --gc-grace.`,
 			if err != nil {
 				return err
 			}
-			if len(endpoints) == 0 {
-				return fmt.Errorf("--etcd-endpoints is required (for example http://127.0.0.1:2379)")
-			}
 			if bucketURL == "" {
 				return fmt.Errorf("--bucket is required (for example s3://my-bucket/floe?region=us-east-1)")
 			}
@@ -94,7 +88,7 @@ cluster's index does not reference is deleted once older than --gc-grace.`,
 				return err
 			}
 			ctx := cmd.Context()
-			cli, err := metadata.Dial(ctx, metadata.DialConfig{Endpoints: endpoints, Username: etcdUser, Password: etcdPass})
+			cli, err := etcd.dial(ctx)
 			if err != nil {
 				return err
 			}
@@ -133,7 +127,7 @@ cluster's index does not reference is deleted once older than --gc-grace.`,
 				return err
 			}
 			log.Info("floe compactor started", "id", cfg.ID, "http", r.HTTPAddr(), "bucket", segments.RedactURL(bucketURL),
-				"etcd", strings.Join(endpoints, ","), "cluster", cluster, "interval", cfg.RetentionCheckInterval, "gc_grace", cfg.GCGrace)
+				"etcd", etcd.String(), "cluster", cluster, "interval", cfg.RetentionCheckInterval, "gc_grace", cfg.GCGrace)
 			<-ctx.Done()
 			log.Info("shutting down: resigning")
 			r.stop()
@@ -143,9 +137,7 @@ cluster's index does not reference is deleted once older than --gc-grace.`,
 	fs := cmd.Flags()
 	cfg.RegisterFlags(fs)
 	defaults.register(fs)
-	fs.StringSliceVar(&endpoints, "etcd-endpoints", nil, "etcd client URLs, comma-separated")
-	fs.StringVar(&etcdUser, "etcd-username", "", "etcd user, when etcd authentication is on")
-	fs.StringVar(&etcdPass, "etcd-password", "", "etcd password (prefer FLOE_ETCD_PASSWORD)")
+	etcd.register(fs)
 	fs.StringVar(&bucketURL, "bucket", "", "object store URL of the segment objects, as for floe agent")
 	fs.StringVar(&cluster, "cluster", "default", "cluster name: the etcd key prefix /floe/<cluster>/, as for floe agent")
 	fs.StringVar(&httpAddr, "http-addr", "127.0.0.1:9645", "host:port of the HTTP listener (/healthz, /metrics); empty disables it")

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/pflag"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/floe-io/floe/metadata"
+)
+
+// etcdFlags are how `floe agent` and `floe compactor` reach etcd.
+type etcdFlags struct {
+	endpoints []string
+	username  string
+	password  string
+	caFile    string
+	certFile  string
+	keyFile   string
+}
+
+func (f *etcdFlags) register(fs *pflag.FlagSet) {
+	fs.StringSliceVar(&f.endpoints, "etcd-endpoints", nil, "etcd client URLs, comma-separated (https:// with --etcd-ca)")
+	fs.StringVar(&f.username, "etcd-username", "", "etcd user, when etcd authentication is on")
+	fs.StringVar(&f.password, "etcd-password", "", "etcd password (prefer FLOE_ETCD_PASSWORD)")
+	fs.StringVar(&f.caFile, "etcd-ca", "", "PEM CA of etcd's server certificates (TLS to etcd)")
+	fs.StringVar(&f.certFile, "etcd-cert", "", "PEM client certificate for etcd (client-certificate authentication)")
+	fs.StringVar(&f.keyFile, "etcd-key", "", "PEM private key of --etcd-cert")
+}
+
+// dial connects to etcd; the error is one line and never holds the
+// password.
+func (f *etcdFlags) dial(ctx context.Context) (*clientv3.Client, error) {
+	if len(f.endpoints) == 0 {
+		return nil, errors.New("--etcd-endpoints is required (for example http://127.0.0.1:2379)")
+	}
+	cfg := metadata.DialConfig{Endpoints: f.endpoints, Username: f.username, Password: f.password}
+	if f.caFile != "" || f.certFile != "" || f.keyFile != "" || anyHTTPS(f.endpoints) {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if f.caFile != "" {
+			pem, err := os.ReadFile(f.caFile)
+			if err != nil {
+				return nil, fmt.Errorf("--etcd-ca: %v", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("--etcd-ca %s holds no PEM certificate", f.caFile)
+			}
+			tc.RootCAs = pool
+		}
+		if f.certFile != "" || f.keyFile != "" {
+			cert, err := tls.LoadX509KeyPair(f.certFile, f.keyFile)
+			if err != nil {
+				return nil, fmt.Errorf("--etcd-cert/--etcd-key: %v", err)
+			}
+			tc.Certificates = []tls.Certificate{cert}
+		}
+		cfg.TLS = tc
+	}
+	cli, err := metadata.Dial(ctx, cfg)
+	if err != nil && f.password != "" {
+		// Never let a credential reach a log line.
+		return nil, errors.New(strings.ReplaceAll(err.Error(), f.password, "<redacted>"))
+	}
+	return cli, err
+}
+
+func anyHTTPS(endpoints []string) bool {
+	for _, e := range endpoints {
+		if strings.HasPrefix(e, "https://") {
+			return true
+		}
+	}
+	return false
+}
+
+// String redacts the password, so the flags can be logged.
+func (f etcdFlags) String() string {
+	return strings.Join(f.endpoints, ",")
+}
