@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/pbkdf2"
 	"crypto/rand"
 	"errors"
@@ -58,6 +59,10 @@ type agentOptions struct {
 	security            agent.SecurityConfig
 	bootstrapUser       string
 	authorize           string
+	httpAuth            string
+	httpTokens          []string
+	httpOpen            []string
+	httpTLS             bool
 }
 
 func (o *agentOptions) register(fs *pflag.FlagSet, autoCreateDefault bool) {
@@ -98,6 +103,10 @@ func (o *agentOptions) register(fs *pflag.FlagSet, autoCreateDefault bool) {
 	fs.StringVar(&o.bootstrapUser, "sasl-bootstrap-user", "", "NAME:PASSWORD of a user to create or update at start (SCRAM-SHA-256 and -512), so a new cluster can be administered")
 	fs.StringSliceVar(&o.security.SuperUsers, "super-users", nil, "principals that bypass ACLs, e.g. User:admin")
 	fs.BoolVar(&o.security.AllowEveryoneIfNoACL, "allow-everyone-if-no-acl-found", false, "allow operations on resources no ACL names (when ACLs are enforced)")
+	fs.StringVar(&o.httpAuth, "http-auth", "auto", "require a bearer token or a SCRAM user on the HTTP listener: auto (when Kafka listeners authenticate), on, or off")
+	fs.StringSliceVar(&o.httpTokens, "http-token", nil, "bearer tokens the HTTP listener accepts (prefer FLOE_HTTP_TOKEN)")
+	fs.StringSliceVar(&o.httpOpen, "http-open-paths", []string{"/healthz", "/readyz"}, "HTTP paths served without authentication (add /metrics for a scraper without credentials)")
+	fs.BoolVar(&o.httpTLS, "http-tls", false, "serve HTTP over TLS with --tls-cert and --tls-key")
 	fs.StringVar(&o.authorize, "authorizer", "auto", "enforce ACLs: auto (when any listener authenticates with SASL or client certificates), on, or off")
 }
 
@@ -201,7 +210,20 @@ func startAgent(ctx context.Context, log *slog.Logger, o *agentOptions, store *m
 		mux := http.NewServeMux()
 		a.RegisterHTTP(mux)
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-		r.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		auth, err := o.httpAuthConfig(cfg)
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		r.http = &http.Server{Handler: a.ProtectHTTP(mux, auth), ReadHeaderTimeout: 10 * time.Second}
+		if o.httpTLS {
+			tc, err := cfg.Security.ServerTLS()
+			if err != nil {
+				ln.Close()
+				return nil, fmt.Errorf("--http-tls: %w", err)
+			}
+			ln = tls.NewListener(ln, tc)
+		}
 		r.httpL = ln
 	}
 	if err := a.Start(ctx); err != nil {
@@ -317,4 +339,19 @@ func scramCredential(mech, password string, iterations int) (metadata.ScramCrede
 		return metadata.ScramCredential{}, err
 	}
 	return metadata.NewScramCredential(mech, salt, salted, iterations)
+}
+
+// httpAuthConfig decides whether the HTTP listener needs credentials.
+func (o *agentOptions) httpAuthConfig(cfg agent.Config) (agent.HTTPAuthConfig, error) {
+	auth := agent.HTTPAuthConfig{Tokens: o.httpTokens, OpenPaths: o.httpOpen}
+	switch o.httpAuth {
+	case "on":
+		auth.Required = true
+	case "off":
+	case "auto":
+		auth.Required = cfg.Security.Authorize
+	default:
+		return auth, fmt.Errorf("--http-auth %q: use auto, on or off", o.httpAuth)
+	}
+	return auth, nil
 }
