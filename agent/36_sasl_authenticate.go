@@ -33,6 +33,7 @@ func (a *Agent) serveSASLAuthenticate(ctx context.Context, rq *request) {
 	c := rq.conn
 	out, principal, done, err := a.saslStep(ctx, c, req.SASLAuthBytes)
 	if err != nil {
+		a.metrics.authentications.WithLabelValues(c.auth.mechanism, "failed").Inc()
 		a.log.Warn("SASL authentication failed", "client", c.remote, "client_id", rq.clientID, "mechanism", c.auth.mechanism, "err", err)
 		resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
 		msg := errAuthFailed.Error()
@@ -56,6 +57,7 @@ func (a *Agent) serveSASLAuthenticate(ctx context.Context, rq *request) {
 	}
 	resp.SASLAuthBytes = out
 	if done {
+		a.metrics.authentications.WithLabelValues(c.auth.mechanism, "ok").Inc()
 		c.auth.principal = "User:" + principal
 		c.auth.authenticated = true
 		c.auth.mechanism = ""

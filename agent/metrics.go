@@ -8,10 +8,11 @@ import (
 )
 
 type metrics struct {
-	connections    prometheus.Gauge
-	requests       *prometheus.CounterVec
-	latency        *prometheus.HistogramVec
-	protocolErrors prometheus.Counter
+	connections     prometheus.Gauge
+	requests        *prometheus.CounterVec
+	latency         *prometheus.HistogramVec
+	protocolErrors  prometheus.Counter
+	authentications *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -34,8 +35,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Connections closed for malformed, oversized or unsupported requests.",
 		}),
 	}
+	m.authentications = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "floe", Subsystem: "agent", Name: "sasl_authentications_total",
+		Help: "SASL authentications, by mechanism and result (ok, failed); re-authentications count too.",
+	}, []string{"mechanism", "result"})
 	if reg != nil {
-		reg.MustRegister(m.connections, m.requests, m.latency, m.protocolErrors)
+		reg.MustRegister(m.connections, m.requests, m.latency, m.protocolErrors, m.authentications)
 	}
 	return m
 }

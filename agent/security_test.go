@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -98,7 +99,11 @@ func writePEM(t *testing.T, dir, name, typ string, der []byte) string {
 // a super user) and users admin, alice and bob.
 func secureCluster(t *testing.T, mod func(*agent.Config)) (*testCluster, *agent.Agent, *testPKI) {
 	t.Helper()
-	c := newTestCluster(t)
+	return secureClusterOn(t, newTestCluster(t), mod)
+}
+
+func secureClusterOn(t *testing.T, c *testCluster, mod func(*agent.Config)) (*testCluster, *agent.Agent, *testPKI) {
+	t.Helper()
 	pki := newTestPKI(t)
 	ctx := testCtx(t)
 	for _, user := range []string{"admin", "alice", "bob"} {
@@ -369,5 +374,41 @@ func TestClientCertificatePrincipal(t *testing.T) {
 	time.Sleep(200 * time.Millisecond) // the agent's view follows the ACL
 	if r, err := kadm.NewClient(mk()).CreateTopic(ctx, 1, 1, nil, "certs"); err != nil || r.Err != nil {
 		t.Fatalf("User:CN=dave,O=floe with CREATE: %v %v", err, r.Err)
+	}
+}
+
+func TestReauthenticationKeepsLongConnectionsWorking(t *testing.T) {
+	c0 := newTestCluster(t)
+	reg := prometheus.NewRegistry()
+	c0.registry = reg
+	_, a, pki := secureClusterOn(t, c0, func(cfg *agent.Config) {
+		cfg.Security.SessionLifetime = time.Second
+	})
+	addr := a.ListenerAddr(agent.ProtocolSASLSSL)
+	ctx := testCtx(t)
+	// franz-go re-authenticates before the session lifetime the agent
+	// announced passes (KIP-368): requests keep working past it.
+	adm := kadm.NewClient(saslClient(t, addr, pki, scram256("admin")))
+	for i := range 4 {
+		if _, err := adm.ListTopics(ctx); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		time.Sleep(700 * time.Millisecond)
+	}
+	// More authentications than connections: the client re-authenticated.
+	var auths, conns float64
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			switch mf.GetName() {
+			case "floe_agent_sasl_authentications_total":
+				auths += m.GetCounter().GetValue()
+			case "floe_agent_connections":
+				conns += m.GetGauge().GetValue()
+			}
+		}
+	}
+	if auths <= conns {
+		t.Fatalf("%v authentications on %v connections over 2.8s with a 1s session lifetime: no re-authentication", auths, conns)
 	}
 }
