@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -63,6 +64,7 @@ type agentOptions struct {
 	httpTokens          []string
 	httpOpen            []string
 	httpTLS             bool
+	pprof               bool
 }
 
 func (o *agentOptions) register(fs *pflag.FlagSet, autoCreateDefault bool) {
@@ -108,6 +110,7 @@ func (o *agentOptions) register(fs *pflag.FlagSet, autoCreateDefault bool) {
 	fs.StringSliceVar(&o.httpOpen, "http-open-paths", []string{"/healthz", "/readyz"}, "HTTP paths served without authentication (add /metrics for a scraper without credentials)")
 	fs.BoolVar(&o.httpTLS, "http-tls", false, "serve HTTP over TLS with --tls-cert and --tls-key")
 	fs.StringVar(&o.authorize, "authorizer", "auto", "enforce ACLs: auto (when any listener authenticates with SASL or client certificates), on, or off")
+	fs.BoolVar(&o.pprof, "pprof", false, "serve Go's profiler (net/http/pprof) under /debug/pprof/ on the HTTP listener, behind the same authentication as /metrics; for benchmarks and diagnosis (floe bench --local turns it on)")
 }
 
 func (o *agentOptions) agentConfig() (agent.Config, error) {
@@ -210,6 +213,13 @@ func startAgent(ctx context.Context, log *slog.Logger, o *agentOptions, store *m
 		mux := http.NewServeMux()
 		a.RegisterHTTP(mux)
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		if o.pprof {
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		}
 		auth, err := o.httpAuthConfig(cfg)
 		if err != nil {
 			ln.Close()
