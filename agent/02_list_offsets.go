@@ -5,7 +5,7 @@ package agent
 // -2 (earliest), and -4/-5 (earliest local/tiered, which floe does not
 // distinguish) answer the log start offset; -1 (latest) the high
 // watermark (which is also the last stable offset: floe has no open
-// transactions); -3 (max timestamp, v7+) the last offset of the batch
+// transactions), both as the agent's etcd watch last saw them; -3 (max timestamp, v7+) the last offset of the batch
 // holding the newest timestamp; a timestamp answers the first offset of
 // the first batch whose max timestamp is at or after it, found through the
 // index entries' timestamp bounds, then the batch headers. Offsets are
@@ -65,6 +65,16 @@ func (a *Agent) handleListOffsets(ctx context.Context, rq *request, req *kmsg.Li
 
 // listOffset resolves one ListOffsets query against a partition.
 func (a *Agent) listOffset(ctx context.Context, id metadata.PartitionID, ts int64) (offset, timestamp int64, err error) {
+	if ts == -1 || ts == -2 || ts == -4 || ts == -5 {
+		// Earliest and latest come from the watched watermarks (lag tools
+		// ask often); a partition the watch has not seen is read from etcd.
+		if m := a.marks.Get(id); m.Revision > 0 {
+			if ts == -1 {
+				return m.Next, -1, nil
+			}
+			return m.Start, -1, nil
+		}
+	}
 	st, err := a.store.GetPartitionState(ctx, id)
 	if err != nil {
 		return -1, -1, err
