@@ -164,6 +164,14 @@ func (a *Agent) finishProducePart(p producePart) {
 // produceTopic resolves a produce request's topic, by name or (v13) ID,
 // creating it when auto-creation is on.
 func (a *Agent) produceTopic(ctx context.Context, c *conn, version int16, rt kmsg.ProduceRequestTopic) (metadata.Topic, error) {
+	t, err := a.lookupProduceTopic(ctx, c, version, rt)
+	if err == nil && t.Internal() {
+		return t, kafkaErrorf(kerr.TopicAuthorizationFailed, "topic %s is internal to floe; clients cannot produce to it", t.Name)
+	}
+	return t, err
+}
+
+func (a *Agent) lookupProduceTopic(ctx context.Context, c *conn, version int16, rt kmsg.ProduceRequestTopic) (metadata.Topic, error) {
 	if version >= 13 {
 		t, err := a.lookupTopicByID(ctx, uuid.UUID(rt.TopicID))
 		if isUnknownTopic(err) {
@@ -179,9 +187,6 @@ func (a *Agent) produceTopic(ctx context.Context, c *conn, version int16, rt kms
 		if a.cfg.AutoCreateTopics && a.mayCreateTopic(c, rt.Topic) {
 			return a.autoCreateTopic(ctx, rt.Topic)
 		}
-	}
-	if err == nil && t.Internal() {
-		return t, kafkaErrorf(kerr.TopicAuthorizationFailed, "topic %s is internal to floe; clients cannot produce to it", t.Name)
 	}
 	return t, err
 }

@@ -22,6 +22,8 @@ package agent
 // UNKNOWN_TOPIC_OR_PARTITION and metadata over 4096 bytes
 // OFFSET_METADATA_TOO_LARGE (Kafka's offset.metadata.max.bytes). v2–v4's
 // retention time is ignored: offsets expire by the agent's retention.
+// Committed offsets are then written to __consumer_offsets
+// (consumer_offsets.go); the response does not wait for that.
 //
 // v10 addresses topics by ID and is not served.
 
@@ -139,6 +141,7 @@ func (a *Agent) handleOffsetCommit(ctx context.Context, rq *request, req *kmsg.O
 	if n > 0 || err == nil {
 		g.persisted = true
 	}
+	a.feed.offsets(g.name, offsets[:n])
 	if err != nil {
 		setAll(n, g.failLocked(err))
 	}

@@ -5,7 +5,8 @@ package agent
 // Served by each group's coordinator. A group with members gets
 // NON_EMPTY_GROUP; one that does not exist GROUP_ID_NOT_FOUND. Deleting
 // removes the group's state, all its committed offsets and its claim in
-// one etcd transaction, fenced by the claim.
+// one etcd transaction, fenced by the claim, then writes tombstones for
+// them to __consumer_offsets.
 
 import (
 	"context"
@@ -46,14 +47,12 @@ func (gc *groupCoordinator) deleteGroup(ctx context.Context, name string) error 
 	if len(g.members) > 0 {
 		return kafkaErrorf(kerr.NonEmptyGroup, "group %q has %d members; it can be deleted once they leave", name, len(g.members))
 	}
-	if !g.persisted {
-		offsets, _, err := gc.a.store.FetchOffsets(ctx, name)
-		if err != nil {
-			return err
-		}
-		if len(offsets) == 0 {
-			return kafkaErrorf(kerr.GroupIDNotFound, "group %q does not exist", name)
-		}
+	offsets, _, err := gc.a.store.FetchOffsets(ctx, name)
+	if err != nil {
+		return err
+	}
+	if !g.persisted && len(offsets) == 0 {
+		return kafkaErrorf(kerr.GroupIDNotFound, "group %q does not exist", name)
 	}
 	wctx, cancel := gc.etcdCtx()
 	defer cancel()
@@ -61,6 +60,7 @@ func (gc *groupCoordinator) deleteGroup(ctx context.Context, name string) error 
 		return g.failLocked(err)
 	}
 	gc.log.Info("group deleted", "group", name)
+	gc.a.feed.groupDeleted(name, offsets)
 	g.persisted = false
 	g.dropLocked("the group was deleted")
 	return nil

@@ -8,7 +8,8 @@ package agent
 // all when the subscriptions cannot be read); in any other non-empty group
 // nothing (NON_EMPTY_GROUP). A group that does not exist gets
 // GROUP_ID_NOT_FOUND, a topic that does not exist
-// UNKNOWN_TOPIC_OR_PARTITION.
+// UNKNOWN_TOPIC_OR_PARTITION. Deleted offsets get tombstones in
+// __consumer_offsets.
 
 import (
 	"context"
@@ -84,6 +85,8 @@ func (a *Agent) handleOffsetDelete(ctx context.Context, rq *request, req *kmsg.O
 		for _, c := range codes {
 			*c = ke.Code
 		}
+	} else {
+		a.feed.offsetsDeleted(g.name, del)
 	}
 	return resp, nil
 }

@@ -49,6 +49,8 @@ type Agent struct {
 	producerIDs producerIDs
 
 	groups *groupCoordinator // consumer groups this agent coordinates
+	feed   *offsetsFeed      // records for __consumer_offsets
+	lag    *lagTracker       // every group's recent commits
 
 	tlsConfig *tls.Config // of SSL and SASL_SSL listeners
 
@@ -108,6 +110,9 @@ func (a *Agent) Start(ctx context.Context) error {
 		return err
 	}
 	a.cluster = cluster
+	if err := a.createOffsetsTopic(ctx); err != nil {
+		return err
+	}
 
 	view, err := a.store.StartView(a.ctx, a.log)
 	if err != nil {
@@ -130,9 +135,13 @@ func (a *Agent) Start(ctx context.Context) error {
 		defer a.wg.Done()
 		marks.Wait()
 	}()
-	committer := a.store.NewCommitter(metadata.CommitConfig{MaxTxnOps: a.cfg.EtcdMaxTxnOps})
+	committer := a.store.NewCommitter(metadata.CommitConfig{MaxTxnOps: a.cfg.EtcdMaxTxnOps, Observer: newCommitTxnMetrics(a.registry)})
 	a.writer = newWriter(a.ctx, a.cfg.Writer, a.bucket, committer, marks, a.log, newWriterMetrics(a.registry))
 	a.reader = newReader(a.store, a.bucket, a.cfg.CacheBytes, a.log, newReaderMetrics(a.registry))
+	a.startOffsetsFeed()
+	if err := a.startLagTracker(); err != nil {
+		return err
+	}
 
 	if err := a.listen(); err != nil {
 		return err
@@ -368,6 +377,8 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	// Parked JoinGroup and SyncGroup requests are answered
 	// NOT_COORDINATOR now, so draining does not wait for rebalances.
 	a.stopGroups()
+	// Records for __consumer_offsets go into the last flush.
+	a.feed.close()
 	// Admitted produce requests are waiting for their flush: seal it now
 	// rather than at the next interval.
 	a.writer.flushNow()
@@ -404,8 +415,10 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 }
 
 // RegisterHTTP adds the agent's HTTP endpoints to mux: /healthz (the
-// process is up) and /readyz (registered and not draining: send traffic).
+// process is up), /readyz (registered and not draining: send traffic),
+// and the lag API, /v1/groups (http_groups.go).
 func (a *Agent) RegisterHTTP(mux *http.ServeMux) {
+	a.registerGroupsHTTP(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		fmt.Fprintln(w, "ok")

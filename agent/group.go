@@ -144,7 +144,8 @@ type group struct {
 	loaded    bool       // counted in metrics
 	gone      bool       // dropped from the coordinator; reload to use
 	claim     metadata.GroupClaim
-	persisted bool // the group's state key exists
+	persisted bool      // the group's state key exists
+	reemitted time.Time // last written whole to __consumer_offsets
 
 	state        string
 	stateSince   time.Time
@@ -239,6 +240,7 @@ func (g *group) loadLocked(ctx context.Context, reg *metadata.Registration) erro
 	}
 	if found {
 		gc.log.Info("group loaded", "group", g.name, "state", g.state, "generation", g.generation, "members", len(g.members))
+		g.reemitLocked(ctx)
 	}
 	return nil
 }
@@ -320,6 +322,7 @@ func (g *group) persistLocked() error {
 		return g.failLocked(err)
 	}
 	g.persisted = true
+	g.feedMetadataLocked()
 	return nil
 }
 

@@ -2,9 +2,12 @@ package agent
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/floe-io/floe/metadata"
 )
 
 // GroupConfig tunes the consumer group coordinator. Zero values take the
@@ -30,6 +33,33 @@ type GroupConfig struct {
 	// groups for expired offsets (offsets.retention.check.interval.ms).
 	// Default 10m.
 	OffsetsRetentionCheckInterval time.Duration
+	// OffsetsTopicPartitions is the partition count the agent creates
+	// __consumer_offsets with when it does not exist
+	// (offsets.topic.num.partitions). Default 50.
+	OffsetsTopicPartitions int32
+	// OffsetsTopicReemitInterval is how often a coordinator writes the
+	// latest committed offsets and metadata of its groups to
+	// __consumer_offsets again, so they stay within the topic's retention.
+	// It is checked at every offsets retention sweep. Default 1h.
+	OffsetsTopicReemitInterval time.Duration
+	// OffsetsTopicLinger is how long records for __consumer_offsets are
+	// gathered before they are handed to the writer, so commits alone do
+	// not cause a segment object per flush interval. Default 1s.
+	OffsetsTopicLinger time.Duration
+	// LagWindow is how many commits per partition a group's lag status is
+	// evaluated over (Burrow's intervals). Default 10.
+	LagWindow int
+	// LagMinDistance: a commit less than this after the previous one in
+	// the window replaces it instead of being added (Burrow's
+	// min-distance). Default 1s.
+	LagMinDistance time.Duration
+	// LagMetricsInterval is how often a coordinator updates the
+	// floe_group_* lag metrics of its groups. Default 30s.
+	LagMetricsInterval time.Duration
+	// LagMetricsMaxPartitions bounds the floe_group_lag series one agent
+	// exports; partitions past it are counted in
+	// floe_group_lag_partitions_omitted instead. Default 10000.
+	LagMetricsMaxPartitions int
 }
 
 func (c *GroupConfig) setDefaults() {
@@ -51,6 +81,27 @@ func (c *GroupConfig) setDefaults() {
 	if c.OffsetsRetentionCheckInterval == 0 {
 		c.OffsetsRetentionCheckInterval = 10 * time.Minute
 	}
+	if c.OffsetsTopicPartitions == 0 {
+		c.OffsetsTopicPartitions = 50
+	}
+	if c.OffsetsTopicReemitInterval == 0 {
+		c.OffsetsTopicReemitInterval = time.Hour
+	}
+	if c.OffsetsTopicLinger == 0 {
+		c.OffsetsTopicLinger = time.Second
+	}
+	if c.LagWindow == 0 {
+		c.LagWindow = 10
+	}
+	if c.LagMinDistance == 0 {
+		c.LagMinDistance = time.Second
+	}
+	if c.LagMetricsInterval == 0 {
+		c.LagMetricsInterval = 30 * time.Second
+	}
+	if c.LagMetricsMaxPartitions == 0 {
+		c.LagMetricsMaxPartitions = 10000
+	}
 }
 
 func (c *GroupConfig) validate() error {
@@ -63,6 +114,20 @@ func (c *GroupConfig) validate() error {
 		return errors.New("offsets retention must be at least 1s")
 	case c.OffsetsRetentionCheckInterval < 10*time.Millisecond:
 		return errors.New("offsets retention check interval must be at least 10ms")
+	case c.OffsetsTopicPartitions < 1 || c.OffsetsTopicPartitions > metadata.MaxPartitions:
+		return fmt.Errorf("offsets topic partitions must be between 1 and %d", metadata.MaxPartitions)
+	case c.OffsetsTopicReemitInterval < 10*time.Millisecond:
+		return errors.New("offsets topic re-emit interval must be at least 10ms")
+	case c.OffsetsTopicLinger < 0:
+		return errors.New("offsets topic linger must not be negative")
+	case c.LagWindow < 1 || c.LagWindow > 1000:
+		return errors.New("group lag window must be between 1 and 1000 commits")
+	case c.LagMinDistance < 0:
+		return errors.New("group lag min distance must not be negative")
+	case c.LagMetricsInterval < 10*time.Millisecond:
+		return errors.New("group lag metrics interval must be at least 10ms")
+	case c.LagMetricsMaxPartitions < 0:
+		return errors.New("group lag metrics max partitions must not be negative")
 	}
 	return nil
 }
@@ -74,4 +139,11 @@ func (c *GroupConfig) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.MaxSessionTimeout, "group-max-session-timeout", 30*time.Minute, "largest session timeout a group member may ask for (group.max.session.timeout.ms)")
 	fs.DurationVar(&c.OffsetsRetention, "offsets-retention", 7*24*time.Hour, "how long committed offsets of an empty group are kept (offsets.retention.minutes)")
 	fs.DurationVar(&c.OffsetsRetentionCheckInterval, "offsets-retention-check-interval", 10*time.Minute, "how often expired committed offsets are removed (offsets.retention.check.interval.ms)")
+	fs.Int32Var(&c.OffsetsTopicPartitions, "offsets-topic-num-partitions", 50, "partitions of __consumer_offsets when an agent creates it (offsets.topic.num.partitions)")
+	fs.DurationVar(&c.OffsetsTopicReemitInterval, "offsets-topic-reemit-interval", time.Hour, "how often coordinators write their groups' latest offsets and metadata to __consumer_offsets again, keeping them within its retention")
+	fs.DurationVar(&c.OffsetsTopicLinger, "offsets-topic-linger", time.Second, "how long records for __consumer_offsets are gathered before they are written")
+	fs.IntVar(&c.LagWindow, "group-lag-window", 10, "commits per partition a group's lag status is evaluated over (Burrow's intervals)")
+	fs.DurationVar(&c.LagMinDistance, "group-lag-min-distance", time.Second, "a commit closer than this to the previous one replaces it in the lag window (Burrow's min-distance)")
+	fs.DurationVar(&c.LagMetricsInterval, "group-lag-metrics-interval", 30*time.Second, "how often coordinators update the floe_group_* lag metrics")
+	fs.IntVar(&c.LagMetricsMaxPartitions, "group-lag-metrics-max-partitions", 10000, "most floe_group_lag series (group, topic, partition) one agent exports")
 }

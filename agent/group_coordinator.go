@@ -56,6 +56,8 @@ type groupCoordinator struct {
 	log     *slog.Logger
 	metrics *groupMetrics
 
+	lagMetrics *lagMetrics // touched only by the run loop
+
 	ctx    context.Context // cancelled at shutdown
 	cancel context.CancelFunc
 
@@ -74,6 +76,8 @@ func (a *Agent) startGroups() {
 		log:     a.log.With("component", "groups"),
 		metrics: newGroupMetrics(a.registry),
 		groups:  map[string]*group{},
+
+		lagMetrics: newLagMetrics(a.registry),
 	}
 	gc.ctx, gc.cancel = context.WithCancel(a.ctx)
 	a.groups = gc
@@ -235,10 +239,13 @@ func (gc *groupCoordinator) forget(g *group) {
 }
 
 // run releases groups whose placement moved away, drops everything when
-// the agent's lease is lost, and sweeps expired offsets.
+// the agent's lease is lost, sweeps expired offsets, and updates the lag
+// metrics of the groups this agent coordinates.
 func (gc *groupCoordinator) run() {
 	ticker := time.NewTicker(gc.cfg.OffsetsRetentionCheckInterval)
 	defer ticker.Stop()
+	lagTicker := time.NewTicker(gc.cfg.LagMetricsInterval)
+	defer lagTicker.Stop()
 	var handled *metadata.Registration
 	for {
 		changed := gc.a.view.Changed()
@@ -257,6 +264,8 @@ func (gc *groupCoordinator) run() {
 			gc.dropAll("the agent's lease was lost")
 		case <-ticker.C:
 			gc.sweep()
+		case <-lagTicker.C:
+			gc.updateLagMetrics()
 		}
 	}
 }
@@ -333,6 +342,7 @@ func (gc *groupCoordinator) sweep() {
 			continue
 		}
 		g.expireLocked(ctx, time.Now())
+		g.reemitIfDueLocked(ctx)
 		g.mu.Unlock()
 		cancel()
 	}
@@ -400,6 +410,7 @@ func (g *group) expireLocked(ctx context.Context, now time.Time) {
 			return
 		}
 		gc.log.Info("expired committed offsets", "group", g.name, "partitions", len(expired))
+		gc.a.feed.offsetsDeleted(g.name, expired)
 	}
 	if g.state != metadata.GroupEmpty || len(g.pending) > 0 || len(offsets) > len(expired) {
 		return
@@ -410,6 +421,7 @@ func (g *group) expireLocked(ctx context.Context, now time.Time) {
 			return
 		}
 		gc.log.Info("deleted empty group with no offsets left", "group", g.name)
+		gc.a.feed.groupDeleted(g.name, nil)
 		g.persisted = false
 		g.dropLocked("the group was deleted")
 		return

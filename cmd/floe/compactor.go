@@ -20,6 +20,7 @@ import (
 	"github.com/floe-io/floe/compactor"
 	"github.com/floe-io/floe/metadata"
 	"github.com/floe-io/floe/segments"
+	"github.com/floe-io/floe/segments/instrumented"
 )
 
 // retentionDefaults are the cluster's topic defaults the compactor
@@ -162,6 +163,7 @@ type runningCompactor struct {
 func startCompactor(ctx context.Context, log *slog.Logger, cfg compactor.Config, store *metadata.Store, bucket segments.Bucket, httpAddr string) (*runningCompactor, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	bucket = instrumented.Wrap(bucket, reg, instrumented.Options{})
 	c, err := compactor.New(cfg, compactor.Deps{Store: store, Bucket: bucket, Log: log, Registry: reg})
 	if err != nil {
 		return nil, err

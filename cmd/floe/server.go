@@ -23,6 +23,7 @@ import (
 	"github.com/floe-io/floe/agent"
 	"github.com/floe-io/floe/metadata"
 	"github.com/floe-io/floe/segments"
+	"github.com/floe-io/floe/segments/instrumented"
 )
 
 // agentOptions are the flags shared by `floe agent` and `floe dev`.
@@ -193,6 +194,7 @@ type running struct {
 func startAgent(ctx context.Context, log *slog.Logger, o *agentOptions, store *metadata.Store, bucket segments.Bucket) (*running, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	bucket = instrumented.Wrap(bucket, reg, instrumented.Options{})
 	cfg, err := o.agentConfig()
 	if err != nil {
 		return nil, err

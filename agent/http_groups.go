@@ -1,0 +1,301 @@
+package agent
+
+// The lag API: GET /v1/groups and GET /v1/groups/{group}, JSON, served
+// by every agent for every group (docs/http-api.md is the reference).
+//
+// A group's state, members and committed offsets come from etcd (the
+// list reads offsets from the agent's watched copy, milliseconds behind
+// etcd); high watermarks and log start offsets from the agent's watched
+// watermarks; the status from the commit windows in lag.go. Lag follows
+// the rules `floe lag` and kadm use: the high watermark minus the
+// committed offset (never below 0); a partition assigned to a member of
+// a Stable consumer group with no commit yet counts from the log start
+// offset; offsets committed to topics that are gone are left out.
+
+import (
+	"context"
+	"encoding/json"
+	"maps"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floe-io/floe/metadata"
+)
+
+// groupSummary is one group in GET /v1/groups.
+type groupSummary struct {
+	Group        string `json:"group"`
+	State        string `json:"state"`
+	ProtocolType string `json:"protocol_type"`
+	Members      int    `json:"members"`
+	Coordinator  int32  `json:"coordinator"`
+	Partitions   int    `json:"partitions"`
+	TotalLag     int64  `json:"total_lag"`
+	MaxLag       int64  `json:"max_lag"`
+	Status       string `json:"status"`
+}
+
+// groupReport is GET /v1/groups/{group}.
+type groupReport struct {
+	Group           string            `json:"group"`
+	State           string            `json:"state"`
+	ProtocolType    string            `json:"protocol_type"`
+	Protocol        string            `json:"protocol"`
+	Generation      int32             `json:"generation"`
+	Coordinator     int32             `json:"coordinator"`
+	Members         []memberReport    `json:"members"`
+	Partitions      []partitionReport `json:"partitions"`
+	TotalLag        int64             `json:"total_lag"`
+	MaxLag          int64             `json:"max_lag"`
+	MaxLagPartition *topicPartitionID `json:"max_lag_partition"`
+	Status          string            `json:"status"`
+	Complete        float64           `json:"complete"`
+	Window          windowReport      `json:"window"`
+}
+
+type memberReport struct {
+	MemberID    string            `json:"member_id"`
+	InstanceID  *string           `json:"instance_id"`
+	ClientID    string            `json:"client_id"`
+	ClientHost  string            `json:"client_host"`
+	Assignments []topicPartitions `json:"assignments"`
+}
+
+type topicPartitions struct {
+	Topic      string  `json:"topic"`
+	Partitions []int32 `json:"partitions"`
+}
+
+type topicPartitionID struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+}
+
+type partitionReport struct {
+	Topic           string      `json:"topic"`
+	Partition       int32       `json:"partition"`
+	CommittedOffset *int64      `json:"committed_offset"`
+	CommittedAt     *int64      `json:"committed_at"` // Unix ms
+	Metadata        *string     `json:"metadata"`
+	StartOffset     int64       `json:"start_offset"`
+	EndOffset       int64       `json:"end_offset"` // the high watermark
+	Lag             int64       `json:"lag"`
+	MemberID        string      `json:"member_id"`
+	Status          string      `json:"status"`
+	Commits         []lagSample `json:"commits"`
+}
+
+type windowReport struct {
+	Commits       int   `json:"commits"`
+	MinDistanceMs int64 `json:"min_distance_ms"`
+}
+
+// registerGroupsHTTP adds the lag API to mux.
+func (a *Agent) registerGroupsHTTP(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/groups", a.serveGroupList)
+	mux.HandleFunc("GET /v1/groups/{group}", a.serveGroup)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeJSONError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// lagReady reports whether the agent has started far enough to answer.
+func (a *Agent) lagReady(w http.ResponseWriter) bool {
+	if a.lag == nil {
+		writeJSONError(w, http.StatusServiceUnavailable, "the agent is starting")
+		return false
+	}
+	return true
+}
+
+func (a *Agent) serveGroup(w http.ResponseWriter, r *http.Request) {
+	if !a.lagReady(w) {
+		return
+	}
+	name := r.PathValue("group")
+	if err := metadata.ValidateGroupName(name); err != nil {
+		writeJSONError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	st, found, err := a.store.GetGroup(ctx, name)
+	if err != nil {
+		writeJSONError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	offsets, _, err := a.store.FetchOffsets(ctx, name)
+	if err != nil {
+		writeJSONError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if !found && len(offsets) == 0 {
+		writeJSONError(w, http.StatusNotFound, "group "+strconv.Quote(name)+" does not exist: it has no stored state and no committed offsets")
+		return
+	}
+	if !found {
+		st = metadata.GroupState{Name: name, State: metadata.GroupEmpty}
+	}
+	writeJSON(w, http.StatusOK, a.groupReport(st, offsets, time.Now()))
+}
+
+func (a *Agent) serveGroupList(w http.ResponseWriter, r *http.Request) {
+	if !a.lagReady(w) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	states, bad, err := a.store.ListGroups(ctx)
+	if err != nil {
+		writeJSONError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	for _, e := range bad {
+		a.log.Error("ignoring undecodable group", "err", e)
+	}
+	byName := map[string]metadata.GroupState{}
+	for _, st := range states {
+		byName[st.Name] = st
+	}
+	for _, name := range a.lag.groups() {
+		if _, ok := byName[name]; !ok {
+			byName[name] = metadata.GroupState{Name: name, State: metadata.GroupEmpty}
+		}
+	}
+	now := time.Now()
+	out := struct {
+		Groups []groupSummary `json:"groups"`
+	}{Groups: []groupSummary{}}
+	for _, name := range slices.Sorted(maps.Keys(byName)) {
+		st := byName[name]
+		var offsets []metadata.CommittedOffset
+		for _, cw := range a.lag.groupWindows(name) {
+			offsets = append(offsets, cw.latest)
+		}
+		rep := a.groupReport(st, offsets, now)
+		out.Groups = append(out.Groups, groupSummary{
+			Group: rep.Group, State: rep.State, ProtocolType: rep.ProtocolType,
+			Members: len(rep.Members), Coordinator: rep.Coordinator, Partitions: len(rep.Partitions),
+			TotalLag: rep.TotalLag, MaxLag: rep.MaxLag, Status: rep.Status,
+		})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// groupReport computes a group's lag and status from its state and
+// committed offsets.
+func (a *Agent) groupReport(st metadata.GroupState, offsets []metadata.CommittedOffset, now time.Time) groupReport {
+	rep := groupReport{
+		Group: st.Name, State: st.State, ProtocolType: st.ProtocolType, Protocol: st.Protocol,
+		Generation: st.Generation, Members: []memberReport{}, Partitions: []partitionReport{},
+		Window: windowReport{Commits: a.cfg.Groups.LagWindow, MinDistanceMs: a.cfg.Groups.LagMinDistance.Milliseconds()},
+	}
+	if c, ok := metadata.Leader(a.liveAgents(), metadata.GroupKey(st.Name)); ok {
+		rep.Coordinator = c.NodeID
+	}
+	if g := a.groups.loaded(st.Name); g != nil {
+		// The coordinator's live state, as ListGroups reports it.
+		g.mu.Lock()
+		if !g.gone && g.loaded {
+			rep.State = g.state
+		}
+		g.mu.Unlock()
+	}
+
+	owner := map[topicPartition]string{}
+	for _, m := range st.Members {
+		mr := memberReport{MemberID: m.MemberID, InstanceID: m.InstanceID, ClientID: m.ClientID, ClientHost: m.ClientHost, Assignments: []topicPartitions{}}
+		if st.ProtocolType == consumerProtocolType && st.State == metadata.GroupStable && len(m.Assignment) > 0 {
+			var ca kmsg.ConsumerMemberAssignment
+			if ca.ReadFrom(m.Assignment) == nil {
+				for _, t := range ca.Topics {
+					ps := slices.Clone(t.Partitions)
+					slices.Sort(ps)
+					mr.Assignments = append(mr.Assignments, topicPartitions{Topic: t.Topic, Partitions: ps})
+					for _, p := range ps {
+						owner[topicPartition{t.Topic, p}] = m.MemberID
+					}
+				}
+				slices.SortFunc(mr.Assignments, func(x, y topicPartitions) int {
+					if x.Topic < y.Topic {
+						return -1
+					}
+					if x.Topic > y.Topic {
+						return 1
+					}
+					return 0
+				})
+			}
+		}
+		rep.Members = append(rep.Members, mr)
+	}
+
+	windows := a.lag.groupWindows(st.Name)
+	committed := map[topicPartition]bool{}
+	var statuses []string
+	full := 0
+	add := func(pr partitionReport) {
+		pr.Commits = []lagSample{}
+		if w, ok := windows[topicPartition{pr.Topic, pr.Partition}]; ok && pr.CommittedOffset != nil {
+			pr.Commits = w.samples
+		}
+		pr.Status = partitionStatus(pr.Commits, pr.Lag, now)
+		if len(pr.Commits) >= a.cfg.Groups.LagWindow {
+			full++
+		}
+		statuses = append(statuses, pr.Status)
+		rep.TotalLag += pr.Lag
+		if rep.MaxLagPartition == nil || pr.Lag > rep.MaxLag {
+			rep.MaxLag = pr.Lag
+			rep.MaxLagPartition = &topicPartitionID{pr.Topic, pr.Partition}
+		}
+		rep.Partitions = append(rep.Partitions, pr)
+	}
+	for _, o := range offsets {
+		t, ok := a.currentTopic(o)
+		if !ok {
+			continue
+		}
+		tp := topicPartition{o.Topic, o.Partition}
+		committed[tp] = true
+		m := a.marks.Get(metadata.PartitionID{Topic: t.ID, Partition: o.Partition})
+		off, at := o.Offset, o.Committed
+		add(partitionReport{
+			Topic: o.Topic, Partition: o.Partition, CommittedOffset: &off, CommittedAt: &at, Metadata: o.Metadata,
+			StartOffset: m.Start, EndOffset: m.Next, Lag: max(0, m.Next-o.Offset), MemberID: owner[tp],
+		})
+	}
+	for tp, member := range owner {
+		if committed[tp] {
+			continue
+		}
+		t, ok := a.view.Topic(tp.topic)
+		if !ok || tp.partition < 0 || tp.partition >= t.Partitions {
+			continue
+		}
+		m := a.marks.Get(metadata.PartitionID{Topic: t.ID, Partition: tp.partition})
+		add(partitionReport{
+			Topic: tp.topic, Partition: tp.partition,
+			StartOffset: m.Start, EndOffset: m.Next, Lag: max(0, m.Next-m.Start), MemberID: member,
+		})
+	}
+	sortPartitions(rep.Partitions)
+	rep.Status = groupStatus(statuses)
+	if len(rep.Partitions) > 0 {
+		rep.Complete = float64(full) / float64(len(rep.Partitions))
+	}
+	return rep
+}
