@@ -1,0 +1,22 @@
+package agent
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// registerLimitMetrics exports the configured bounds next to the gauges
+// they bound, so dashboards can show how full the buffers are without
+// knowing the flags:
+//
+//	floe_produce_buffer_limit_bytes  --max-buffer-bytes (vs floe_produce_buffered_bytes)
+//	floe_fetch_cache_limit_bytes     --cache-bytes (vs floe_fetch_cache_bytes)
+func registerLimitMetrics(reg prometheus.Registerer, cfg Config) {
+	if reg == nil {
+		return
+	}
+	buffer := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "floe", Subsystem: "produce", Name: "buffer_limit_bytes",
+		Help: "Most bytes held in flushes not yet committed (--max-buffer-bytes); producers beyond it wait."})
+	cache := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "floe", Subsystem: "fetch", Name: "cache_limit_bytes",
+		Help: "Memory for the fetch cache of decoded batches (--cache-bytes)."})
+	buffer.Set(float64(cfg.Writer.MaxBufferBytes))
+	cache.Set(float64(cfg.CacheBytes))
+	reg.MustRegister(buffer, cache)
+}
