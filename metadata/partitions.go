@@ -394,7 +394,10 @@ type CommitResult struct {
 // Commit commits appends, splitting them into as many transactions as
 // etcd's op limit needs; each partition's commit is atomic. It returns one
 // result per append. An error means etcd could not be reached; appends in
-// transactions that did not commit are then not part of the log.
+// transactions that did not commit are then not part of the log (or, if
+// etcd applied a transaction whose answer was lost, may be), and their
+// results are zero: no batch outcomes, no entry. Callers must not answer
+// producers with offsets from them.
 func (c *Committer) Commit(ctx context.Context, appends []Append) ([]CommitResult, error) {
 	results := make([]CommitResult, len(appends))
 	seen := make(map[PartitionID]bool, len(appends))
@@ -438,11 +441,23 @@ func (c *Committer) chunkEnd(appends []Append, lo int) int {
 	return len(appends)
 }
 
-func (c *Committer) commitChunk(ctx context.Context, appends []Append, results []CommitResult) error {
+func (c *Committer) commitChunk(ctx context.Context, appends []Append, results []CommitResult) (err error) {
 	live := make([]bool, len(appends)) // still to commit
 	for i := range live {
 		live[i] = true
 	}
+	defer func() {
+		if err == nil {
+			return
+		}
+		// Outcomes computed for a transaction that did not commit are
+		// not the log's: drop them, keeping only definite failures.
+		for i := range appends {
+			if live[i] {
+				results[i] = CommitResult{}
+			}
+		}
+	}()
 	for attempt := 0; ; attempt++ {
 		var (
 			cmps       []clientv3.Cmp
