@@ -112,9 +112,10 @@ func writeJSONError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"error": msg})
 }
 
-// lagReady reports whether the agent has started far enough to answer.
+// lagReady reports whether the agent has started (the atomic flags order
+// Start's writes before the handler's reads).
 func (a *Agent) lagReady(w http.ResponseWriter) bool {
-	if a.lag == nil {
+	if !a.ready.Load() && !a.draining.Load() {
 		writeJSONError(w, http.StatusServiceUnavailable, "the agent is starting")
 		return false
 	}
