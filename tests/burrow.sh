@@ -120,6 +120,12 @@ if not (per["Burrow"] == per["/v1/groups"] == per["floe lag"]) or len(per["Burro
 maxlag = max(per["Burrow"].values())
 if floe["max_lag"] != maxlag or burrow["maxlag"]["current_lag"] != maxlag:
     sys.exit(f"max lag differs: floe {floe['max_lag']}, Burrow {burrow['maxlag']['current_lag']}, want {maxlag}")
+# The same rules over the same single commit per partition: the same
+# statuses (a partition behind with commits stopped is STOP, the group ERR).
+bstat = {(p["topic"], p["partition"]): p["status"] for p in burrow["partitions"]}
+fstat = {(p["topic"], p["partition"]): p["status"] for p in floe["partitions"]}
+if bstat != fstat or burrow["status"] != floe["status"]:
+    sys.exit(f"statuses differ: Burrow {burrow['status']} {bstat}, floe {floe['status']} {fstat}")
 print(f"ok: Burrow, /v1/groups and floe lag agree: total lag {half}, per partition {sorted(per['Burrow'].values())}; "
       f"status Burrow {burrow['status']}, floe {floe['status']}")
 PY
