@@ -9,6 +9,7 @@
 #   4. every tests/*.sh (see tests/README.md)
 #   5. scripts/check-deploy.sh: the Dockerfile's build, the compose file and
 #      the Kubernetes manifests (no Docker or cluster needed)
+#   5b. scripts/fuzz.sh: every fuzz target for a short time
 #   6. localstack/stop.sh --clean, also on failure or interrupt
 #
 # Every step runs even when an earlier one failed; the script exits non-zero
@@ -250,6 +251,18 @@ if "$ROOT/scripts/check-deploy.sh"; then
 	passed=$((passed + 1))
 else
 	fail "scripts/check-deploy.sh (Dockerfile, docker-compose.yml, deploy/kubernetes)"
+	failed=$((failed + 1))
+fi
+
+# ---- fuzzing ------------------------------------------------------------
+
+# Every fuzz target for a short time (10s each, 60s with FLOE_TEST_LONG=1).
+step "fuzz targets: scripts/fuzz.sh"
+# (pipefail: the step fails when fuzz.sh does.)
+if "$ROOT/scripts/fuzz.sh" 2>&1 | tee "$LOG_DIR/fuzz.log"; then
+	passed=$((passed + 1))
+else
+	fail "scripts/fuzz.sh (failing inputs in <pkg>/testdata/fuzz/; log: ${LOG_DIR#"$ROOT"/}/fuzz.log)"
 	failed=$((failed + 1))
 fi
 
