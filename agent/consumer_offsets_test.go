@@ -258,3 +258,28 @@ func TestConsumerOffsetsReemittedOnTakeover(t *testing.T) {
 		t.Fatalf("offset written again as %d, want 21", r.offsets["moving/t/0"])
 	}
 }
+
+// Coordinators write their groups' latest state again every re-emit
+// interval, so it stays within the topic's retention.
+func TestConsumerOffsetsReemittedPeriodically(t *testing.T) {
+	c := newTestCluster(t)
+	c.addAgent(func(cfg *agent.Config) {
+		offsetsFeedConfig(cfg)
+		cfg.Groups.OffsetsRetentionCheckInterval = 50 * time.Millisecond
+		cfg.Groups.OffsetsTopicReemitInterval = 200 * time.Millisecond
+	})
+	createTopic(t, c, "t", 1, nil)
+	ctx := testCtx(t)
+	if r, err := c.admin().CommitOffsets(ctx, "idle", offsets("t", map[int32]int64{0: 8})); err != nil || r.Error() != nil {
+		t.Fatalf("commit: %v %v", err, r.Error())
+	}
+	r := readOffsetsTopic(t, c)
+	start := time.Now()
+	r.until("the offset is written three more times", func() bool { return r.counts["idle/t/0"] >= 4 })
+	if took := time.Since(start); took < 200*time.Millisecond {
+		t.Fatalf("four records after %s; the re-emit interval is 200ms", took)
+	}
+	if r.offsets["idle/t/0"] != 8 {
+		t.Fatalf("offset %d, want 8", r.offsets["idle/t/0"])
+	}
+}

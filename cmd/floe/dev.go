@@ -96,7 +96,7 @@ func printDevBanner(kafka, http, etcd, dir string) {
 floe dev is running.
 
   Kafka     %s
-  HTTP      http://%s  (/healthz, /readyz, /metrics)
+  HTTP      http://%s  (/healthz, /readyz, /metrics, /v1/groups)
   etcd      %s  (embedded)
   data      %s
 

@@ -71,7 +71,7 @@ type agentOptions struct {
 func (o *agentOptions) register(fs *pflag.FlagSet, autoCreateDefault bool) {
 	fs.StringVar(&o.kafkaAddr, "kafka-addr", "127.0.0.1:9092", "host:port the Kafka listener binds")
 	fs.StringVar(&o.advertiseAddr, "advertise-addr", "", "host:port clients are told to connect to (default: the listener's address, with the hostname for a wildcard host)")
-	fs.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:9644", "host:port of the HTTP listener (/healthz, /readyz, /metrics); empty disables it")
+	fs.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:9644", "host:port of the HTTP listener (/healthz, /readyz, /metrics, /v1/groups); empty disables it")
 	fs.StringVar(&o.zone, "zone", "", "availability zone of this agent, reported to clients as the broker rack")
 	fs.StringVar(&o.cluster, "cluster", "default", "cluster name: the etcd key prefix /floe/<cluster>/, so several clusters can share one etcd")
 	fs.DurationVar(&o.leaseTTL, "lease-ttl", 10*time.Second, "how long a dead agent stays registered before its partitions move")
