@@ -1,9 +1,11 @@
 package segments
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/klauspost/compress/s2"
 )
@@ -27,7 +29,6 @@ type Builder struct {
 	err    error // first invalid Append, returned by Finish
 
 	scratch []byte // concatenated batches of the chunk being compressed
-	out     []byte // the object being encoded, copied out by Finish
 }
 
 type builderPartition struct {
@@ -150,7 +151,22 @@ func (b *Builder) Finish() (object []byte, extents []Extent, err error) {
 	}
 	slices.SortFunc(b.order, func(x, y *builderPartition) int { return x.key.Compare(y.key) })
 
-	out := appendHeader(b.out[:0])
+	// The object is encoded into a pooled buffer of its largest possible
+	// size, then copied out at its exact size. Growing a buffer chunk by
+	// chunk instead (each Builder of an agent encodes one object) moved
+	// every byte about six times.
+	bufp := objectBufs.Get().(*[]byte)
+	out := *bufp
+	if need := b.maxObjectSize(); cap(out) < need {
+		out = make([]byte, 0, need)
+	}
+	defer func() {
+		if cap(out) <= maxRetainedBuffer {
+			*bufp = out[:0]
+			objectBufs.Put(bufp)
+		}
+	}()
+	out = appendHeader(out[:0])
 	extents = make([]Extent, 0, len(b.order))
 	for _, p := range b.order {
 		start := len(out)
@@ -171,15 +187,25 @@ func (b *Builder) Finish() (object []byte, extents []Extent, err error) {
 	footerOffset := len(out)
 	out = appendFooter(out, extents)
 	out = appendTrailer(out, int64(footerOffset), int64(len(out)-footerOffset))
+	return bytes.Clone(out), extents, nil
+}
 
-	object = make([]byte, len(out))
-	copy(object, out)
-	if cap(out) <= maxRetainedBuffer {
-		b.out = out[:0]
-	} else {
-		b.out = nil
+// objectBufs holds buffers Finish encodes objects into.
+var objectBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxObjectSize bounds the size of the object Finish will encode: every
+// batch stored as is (a chunk that does not compress is), plus the most a
+// compressed chunk can take before it is found not to shrink (zstd's and
+// s2's worst case), chunk headers, footer and trailer.
+func (b *Builder) maxObjectSize() int {
+	chunks := 0 // a chunk holds at least one batch
+	for _, p := range b.order {
+		chunks += len(p.batches)
 	}
-	return object, extents, nil
+	largest := min(b.rawLen, ChunkTargetRawSize)
+	slack := max(s2.MaxEncodedLen(largest), largest+largest/128+(64<<10)) - largest
+	return HeaderSize + b.rawLen + chunks*ChunkHeaderSize + slack +
+		footerFixedSize + len(b.order)*FooterEntrySize + TrailerSize
 }
 
 // chunkCodec returns the codec for a chunk holding raw.
