@@ -1,0 +1,472 @@
+package fault
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// fault is one kind of failure: inject breaks something, holds it, and
+// heals it, returning what exactly it did.
+type fault struct {
+	name   string
+	inject func(s *suite) (string, error)
+}
+
+const outage = 10 * time.Second
+
+var faults = []fault{
+	{"agent-kill", func(s *suite) (string, error) {
+		a := s.c.agents[s.rng.IntN(len(s.c.agents))]
+		if err := a.Kill(); err != nil {
+			return "", err
+		}
+		time.Sleep(500 * time.Millisecond)
+		if err := a.Start(); err != nil {
+			return "", err
+		}
+		return a.Name, s.c.agentReady(a)
+	}},
+	{"agent-term", func(s *suite) (string, error) {
+		a := s.c.agents[s.rng.IntN(len(s.c.agents))]
+		start := time.Now()
+		st, err := a.Stop(20 * time.Second)
+		if err != nil {
+			return a.Name, fmt.Errorf("%s did not exit within 20s of SIGTERM (drain timeout 10s): %w", a.Name, err)
+		}
+		if !st.Success() {
+			return a.Name, fmt.Errorf("%s exited with %v after SIGTERM: a graceful drain exits 0; its log ends:\n%s", a.Name, st, a.Tail(30))
+		}
+		drained := time.Since(start)
+		if err := a.Start(); err != nil {
+			return a.Name, err
+		}
+		return fmt.Sprintf("%s, drained in %v", a.Name, drained.Round(10*time.Millisecond)), s.c.agentReady(a)
+	}},
+	{"etcd-stop", func(s *suite) (string, error) {
+		if err := s.c.etcd.Signal(syscall.SIGSTOP); err != nil {
+			return "", err
+		}
+		time.Sleep(outage)
+		return "SIGSTOP, SIGCONT", s.c.etcd.Signal(syscall.SIGCONT)
+	}},
+	{"etcd-kill", func(s *suite) (string, error) {
+		if err := s.c.etcd.Kill(); err != nil {
+			return "", err
+		}
+		time.Sleep(outage)
+		if err := s.c.etcd.Start(); err != nil {
+			return "", err
+		}
+		return "kill -9, restarted on its data", s.c.etcdReady()
+	}},
+	{"minio-stop", func(s *suite) (string, error) {
+		if err := s.c.minio.Signal(syscall.SIGSTOP); err != nil {
+			return "", err
+		}
+		time.Sleep(outage)
+		return "SIGSTOP, SIGCONT", s.c.minio.Signal(syscall.SIGCONT)
+	}},
+	{"minio-kill", func(s *suite) (string, error) {
+		if err := s.c.minio.Kill(); err != nil {
+			return "", err
+		}
+		time.Sleep(outage)
+		if err := s.c.minio.Start(); err != nil {
+			return "", err
+		}
+		return "kill -9, restarted on its data", s.c.minioReady()
+	}},
+	{"minio-slow", func(s *suite) (string, error) {
+		d := time.Duration(200+s.rng.IntN(301)) * time.Millisecond
+		s.c.s3.SetLatency(d)
+		s.c.cs3.SetLatency(d)
+		time.Sleep(15 * time.Second)
+		s.c.s3.SetLatency(0)
+		s.c.cs3.SetLatency(0)
+		return fmt.Sprintf("+%v a write for 15s", d), nil
+	}},
+	{"compactor-kill", killCompactorMidMerge},
+}
+
+var mergedPut = regexp.MustCompile(`^PUT /[^ ]*/merged/[^ ]* HTTP/1\.[01]\r?$`)
+
+// killCompactorMidMerge kills the compactor when a merge is writing its
+// merged object: either as the PUT's request goes out (MinIO never gets
+// the whole object) or as MinIO's answer comes back (the object exists,
+// the index swap never happens). The proxy in front of the compactor's
+// MinIO sees the request line; the kill and the cut happen before it
+// forwards the bytes.
+func killCompactorMidMerge(s *suite) (string, error) {
+	afterPut := s.rng.IntN(2) == 1
+	var (
+		mu     sync.Mutex
+		puts   = map[uint64]string{} // connections with a merged PUT outstanding
+		killed atomic.Bool
+		what   string
+		fired  = make(chan struct{})
+	)
+	kill := func(desc string) {
+		if killed.CompareAndSwap(false, true) {
+			what = desc
+			s.c.compactor.Signal(syscall.SIGKILL)
+			close(fired)
+		}
+	}
+	s.c.cs3.SetHook(func(conn uint64, fromClient bool, chunk []byte) bool {
+		if killed.Load() {
+			return false
+		}
+		if fromClient {
+			line, _, _ := bytes.Cut(chunk, []byte("\n"))
+			if !mergedPut.Match(line) {
+				return true
+			}
+			obj := strings.Fields(string(line))[1]
+			if !afterPut {
+				kill("while it sent " + obj)
+				return false
+			}
+			mu.Lock()
+			puts[conn] = obj
+			mu.Unlock()
+			return true
+		}
+		mu.Lock()
+		obj, ok := puts[conn]
+		mu.Unlock()
+		if ok && bytes.HasPrefix(chunk, []byte("HTTP/1.1 200")) {
+			kill("after MinIO stored " + obj + ", before the index swap")
+			return false
+		}
+		return true
+	})
+	defer s.c.cs3.SetHook(nil)
+	select {
+	case <-fired:
+	case <-time.After(45 * time.Second):
+		kill("with no merge in flight for 45s")
+	}
+	if _, err := s.c.compactor.Wait(10 * time.Second); err != nil {
+		return what, err
+	}
+	s.c.cs3.SetHook(nil)
+	time.Sleep(500 * time.Millisecond)
+	if err := s.c.compactor.Start(); err != nil {
+		return what, err
+	}
+	return what, s.c.compactorReady()
+}
+
+type suite struct {
+	t     *testing.T
+	c     *cluster
+	rng   *rand.Rand
+	rec   *recorder
+	start time.Time
+}
+
+func (s *suite) logf(format string, args ...any) {
+	s.t.Helper()
+	now := time.Now()
+	s.t.Logf("fault: +%6.1fs %s %s", now.Sub(s.start).Seconds(), now.Format("15:04:05.000"), fmt.Sprintf(format, args...))
+}
+
+// waitAcks waits until more than want records have been acknowledged.
+func (s *suite) waitAcks(want int64, timeout time.Duration) (time.Duration, bool) {
+	start := time.Now()
+	for time.Since(start) < timeout {
+		if s.rec.ackCount.Load() > want {
+			return time.Since(start), true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return timeout, false
+}
+
+func envInt(t *testing.T, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		t.Fatalf("%s=%q: want an integer", name, v)
+	}
+	return n
+}
+
+// TestFaults runs the fault suite; doc.go describes it.
+func TestFaults(t *testing.T) {
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	minioBin := minioBinary(root)
+	if _, err := os.Stat(minioBin); err != nil {
+		if os.Getenv("FLOE_TEST_REQUIRE_LOCALSTACK") == "1" {
+			t.Fatalf("MinIO is not installed at %s but FLOE_TEST_REQUIRE_LOCALSTACK=1: run localstack/start.sh (or set FLOE_FAULT_MINIO)", minioBin)
+		}
+		t.Skipf("skipped: MinIO is not installed at %s (localstack/start.sh installs it; FLOE_FAULT_MINIO names another binary)", minioBin)
+	}
+
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv("FLOE_FAULT_SEED"); v != "" {
+		if seed, err = strconv.ParseUint(v, 10, 64); err != nil {
+			t.Fatalf("FLOE_FAULT_SEED=%q: want an unsigned integer", v)
+		}
+	}
+	long := os.Getenv("FLOE_TEST_LONG") == "1"
+	rounds := envInt(t, "FLOE_FAULT_ROUNDS", map[bool]int{false: 1, true: 3}[long])
+	chosen := faults
+	if only := os.Getenv("FLOE_FAULT_ONLY"); only != "" {
+		chosen = nil
+		for _, name := range strings.Split(only, ",") {
+			i := slices.IndexFunc(faults, func(f fault) bool { return f.name == strings.TrimSpace(name) })
+			if i < 0 {
+				t.Fatalf("FLOE_FAULT_ONLY: no fault %q", name)
+			}
+			chosen = append(chosen, faults[i])
+		}
+	}
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	var order []fault
+	for range rounds {
+		round := slices.Clone(chosen)
+		rng.Shuffle(len(round), func(i, j int) { round[i], round[j] = round[j], round[i] })
+		order = append(order, round...)
+	}
+	t.Logf("fault: seed=%d (rerun with FLOE_FAULT_SEED=%d) rounds=%d", seed, seed, rounds)
+
+	dir, err := os.MkdirTemp("", "floe-fault-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() || os.Getenv("FLOE_FAULT_KEEP") == "1" {
+			t.Logf("fault: process logs kept in %s", dir)
+			return
+		}
+		os.RemoveAll(dir)
+	})
+
+	s := &suite{t: t, rng: rng, rec: newRecorder(), start: time.Now()}
+	floe := buildFloe(t, root, dir)
+	s.logf("built floe in %v", time.Since(s.start).Round(100*time.Millisecond))
+	s.c = startCluster(t, dir, floe, minioBin, s.logf)
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, p := range s.c.procs() {
+				t.Logf("---- last lines of %s (%s) ----\n%s", p.Name, p.LogPath, p.Tail(25))
+			}
+		}
+	})
+	s.logf("cluster up: agents %v, compactor on %s", s.c.seeds(), s.c.compHTTP)
+
+	adminCl, err := kgo.NewClient(baseOpts(s.c.seeds())...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adminCl.Close()
+	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	if r, err := kadm.NewClient(adminCl).CreateTopic(cctx, partitions, 1, map[string]*string{"retention.ms": kadm.StringPtr("-1")}, topic); err != nil || r.Err != nil {
+		cancel()
+		t.Fatalf("creating topic %s: %v %v", topic, err, r.Err)
+	}
+	cancel()
+
+	// The workload.
+	wctx, stopWorkload := context.WithCancel(context.Background())
+	defer stopWorkload()
+	var (
+		wg      sync.WaitGroup
+		errMu   sync.Mutex
+		wlErrs  []error
+		prodCtx context.Context
+	)
+	prodCtx, stopProducers := context.WithCancel(wctx)
+	defer stopProducers()
+	run := func(f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil {
+				errMu.Lock()
+				wlErrs = append(wlErrs, err)
+				errMu.Unlock()
+			}
+		}()
+	}
+	seeds := s.c.seeds()
+	var prodWG sync.WaitGroup
+	for i := range 3 {
+		prodWG.Add(1)
+		run(func() error { defer prodWG.Done(); return produce(prodCtx, seeds, s.rec, i, 150) })
+	}
+	for i := range 2 {
+		run(func() error { return consume(wctx, seeds, s.rec, i) })
+	}
+	run(func() error { return sampleCommits(wctx, seeds, s.rec, 500*time.Millisecond) })
+	run(func() error { return probe(prodCtx, seeds, s.rec, 100*time.Millisecond) })
+
+	if _, ok := s.waitAcks(500, 60*time.Second); !ok {
+		t.Fatalf("the workload did not get 500 acknowledgements within 60s of starting (%d)", s.rec.ackCount.Load())
+	}
+	s.logf("workload running: %d acknowledged", s.rec.ackCount.Load())
+
+	// The faults, one at a time.
+	deadline, hasDeadline := t.Deadline()
+	var done []string
+	outages, outageErrs := 0, int64(0) // etcd and MinIO down, and the errors producers saw then
+	var lastHeal time.Time
+	var ackAtLastHeal int64
+	for i, f := range order {
+		if hasDeadline && time.Until(deadline) < 3*time.Minute {
+			s.logf("stopping after %d of %d faults: the test deadline is near", i, len(order))
+			break
+		}
+		if err := s.c.healthy(); err != nil {
+			t.Fatalf("before %s: the cluster is not healthy: %v", f.name, err)
+		}
+		acks0, errs0, probes0 := s.rec.ackCount.Load(), s.rec.errCount.Load(), s.rec.probeCounts()
+		s.logf("inject %s", f.name)
+		detail, err := f.inject(s)
+		if err != nil {
+			t.Fatalf("%s (%s): %v", f.name, detail, err)
+		}
+		lastHeal = time.Now()
+		ackAtLastHeal = s.rec.ackCount.Load()
+		if strings.HasSuffix(f.name, "-stop") || strings.HasPrefix(f.name, "etcd-") || f.name == "minio-kill" {
+			outages++
+			outageErrs += s.rec.errCount.Load() - errs0
+		}
+		s.logf("healed %s (%s): %d acknowledged and %d produce errors meanwhile; the prober's requests were answered %s", f.name, detail,
+			ackAtLastHeal-acks0, s.rec.errCount.Load()-errs0, countsSince(probes0, s.rec.probeCounts()))
+		back, ok := s.waitAcks(ackAtLastHeal+50, 60*time.Second)
+		if !ok {
+			t.Fatalf("after %s healed, producers got fewer than 50 acknowledgements in 60s: throughput did not return", f.name)
+		}
+		s.logf("throughput back %v after healing %s", back.Round(10*time.Millisecond), f.name)
+		done = append(done, f.name)
+		time.Sleep(2 * time.Second)
+	}
+	time.Sleep(3 * time.Second)
+	afterLast := s.rec.ackCount.Load() - ackAtLastHeal
+	s.logf("%d acknowledged since the last fault healed %v ago", afterLast, time.Since(lastHeal).Round(100*time.Millisecond))
+
+	// Stop producing, let everything in flight resolve, stop the group.
+	stopProducers()
+	prodWG.Wait()
+	time.Sleep(2 * time.Second) // the consumers catch up and commit
+	stopWorkload()
+	wg.Wait()
+	endOfWorkload := time.Now()
+	for _, err := range wlErrs {
+		t.Errorf("workload: %v", err)
+	}
+
+	// Let the compactor run a pass over the finished log before reading.
+	passes := func() int { l, _ := s.c.compactor.Grep(`msg="compaction pass done"`); return len(l) }
+	n0 := passes()
+	for time.Since(endOfWorkload) < 20*time.Second && passes() == n0 {
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	h := s.rec.history()
+	readErr := readAll(seeds, h)
+	if readErr != nil {
+		t.Errorf("reading the log back: %v", readErr)
+	}
+	res := Check(h)
+	merges, deleted := compactorTotals(s.c.compactor)
+
+	for _, p := range s.c.procs() {
+		for _, c := range p.Crashes() {
+			t.Errorf("crash: %s; its log ends:\n%s", c, p.Tail(40))
+		}
+	}
+	stopErr := s.c.stopAll()
+
+	t.Logf("fault: produce errors:%s", s.rec.errSummary())
+	t.Logf("fault: the prober's requests were answered %s", countsSince(nil, s.rec.probeCounts()))
+	summary := fmt.Sprintf("fault: seed=%d faults=[%s] %s merges=%d gc_deleted=%d produce_errors=%d elapsed=%v",
+		seed, strings.Join(done, ","), res, merges, deleted, s.rec.errCount.Load(), time.Since(s.start).Round(time.Second))
+	t.Log(summary)
+
+	if !res.OK() {
+		t.Errorf("the history is wrong: %s\n  %s", res, strings.Join(res.Problems, "\n  "))
+	}
+	if res.Unresolved > 0 {
+		t.Errorf("%d records were neither acknowledged nor failed when the producers finished", res.Unresolved)
+	}
+	if len(s.rec.nonRetriable) > 0 {
+		t.Errorf("producers got %d errors that are not retriable, first: %s", len(s.rec.nonRetriable), s.rec.nonRetriable[0])
+	}
+	if outages > 0 && outageErrs == 0 {
+		t.Errorf("etcd or MinIO was down %d times and producers never got an error: the outages did not reach them", outages)
+	}
+	if afterLast <= 0 {
+		t.Errorf("no record was acknowledged after the last fault healed")
+	}
+	if res.Read < res.Acked {
+		t.Errorf("read %d records, fewer than the %d acknowledged", res.Read, res.Acked)
+	}
+	if merges == 0 {
+		t.Errorf("the compactor merged nothing during the run: the suite did not exercise merges (see %s)", s.c.compactor.LogPath)
+	}
+	if stopErr != nil {
+		t.Errorf("stopping the cluster: %v", stopErr)
+	}
+	if t.Failed() {
+		t.Logf("fault: FAILED with seed %d; rerun with FLOE_FAULT_SEED=%d go test -run TestFaults -v ./tests/fault/ (logs in %s)", seed, seed, filepath.Clean(dir))
+	}
+}
+
+// countsSince formats the answers counted in now but not in before.
+func countsSince(before, now map[string]int) string {
+	var parts []string
+	for k, n := range now {
+		if d := n - before[k]; d > 0 {
+			parts = append(parts, fmt.Sprintf("%s x%d", k, d))
+		}
+	}
+	if len(parts) == 0 {
+		return "never"
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ", ")
+}
+
+var passStat = regexp.MustCompile(`\b(merges|deleted)=(\d+)`)
+
+// compactorTotals sums the merges and deletions of every pass the
+// compactor logged.
+func compactorTotals(p *Proc) (merges, deleted int) {
+	lines, _ := p.Grep(`msg="compaction pass done"`)
+	for _, l := range lines {
+		for _, m := range passStat.FindAllStringSubmatch(l, -1) {
+			n, _ := strconv.Atoi(m[2])
+			if m[1] == "merges" {
+				merges += n
+			} else {
+				deleted += n
+			}
+		}
+	}
+	return merges, deleted
+}
