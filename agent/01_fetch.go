@@ -218,7 +218,7 @@ func (a *Agent) readPart(ctx context.Context, fp *fetchPart, budget int64, first
 	if limit <= 0 && !first {
 		return 0, nil
 	}
-	out := []byte{}
+	var out gathered
 	offset := fp.offset
 	retried := false
 	for iter := 0; offset < marks.Next && iter < 64; iter++ {
@@ -226,7 +226,7 @@ func (a *Agent) readPart(ctx context.Context, fp *fetchPart, budget int64, first
 		if err != nil {
 			sp.ErrorCode = kerr.RequestTimedOut.Code
 			a.log.Warn("reading index failed", "partition", fp.id, "err", err)
-			return int64(len(out)), err
+			return out.n, err
 		}
 		if len(entries) == 0 {
 			break
@@ -245,16 +245,15 @@ func (a *Agent) readPart(ctx context.Context, fp *fetchPart, budget int64, first
 				ke, _ := kafkaError(err)
 				sp.ErrorCode = ke.Code
 				a.log.Error("fetch failed reading segment", "partition", fp.id, "offset", offset, "object", e.Object, "err", err)
-				sp.RecordBatches = out
-				return int64(len(out)), err
+				return out.finish(sp), err
 			}
 			data, nb := ext.from(offset)
 			if nb == 0 {
 				continue
 			}
-			room := limit - int64(len(out))
+			room := limit - out.n
 			if int64(len(data)) <= room {
-				out = append(out, data...)
+				out.add(data)
 			} else {
 				// Take whole batches that fit; the first batch of the
 				// response always goes in.
@@ -263,20 +262,18 @@ func (a *Agent) readPart(ctx context.Context, fp *fetchPart, budget int64, first
 				end := start
 				for ; i < len(ext.starts); i++ {
 					be := ext.batchEnd(i)
-					if int64(be-start) > room && !(first && len(out) == 0 && end == start) {
+					if int64(be-start) > room && !(first && out.n == 0 && end == start) {
 						break
 					}
 					end = be
 				}
-				out = append(out, ext.arena[start:end]...)
-				sp.RecordBatches = out
-				return int64(len(out)), nil
+				out.add(ext.arena[start:end])
+				return out.finish(sp), nil
 			}
 			offset = ext.lasts[len(ext.lasts)-1] + 1
 			progressed = true
-			if int64(len(out)) >= limit {
-				sp.RecordBatches = out
-				return int64(len(out)), nil
+			if out.n >= limit {
+				return out.finish(sp), nil
 			}
 		}
 		if !progressed && retried {
@@ -286,6 +283,39 @@ func (a *Agent) readPart(ctx context.Context, fp *fetchPart, budget int64, first
 			break
 		}
 	}
-	sp.RecordBatches = out
-	return int64(len(out)), nil
+	return out.finish(sp), nil
+}
+
+// gathered is a partition's record batches for a response: slices of
+// cached extents, which are immutable once loaded.
+type gathered struct {
+	parts [][]byte
+	n     int64
+}
+
+func (g *gathered) add(b []byte) {
+	if len(b) > 0 {
+		g.parts = append(g.parts, b)
+		g.n += int64(len(b))
+	}
+}
+
+// finish puts the batches in the response and returns their size. Batches
+// from one extent are referenced, not copied (the response is encoded
+// from them once, when it is written); several are joined into one
+// buffer of their exact size.
+func (g *gathered) finish(sp *kmsg.FetchResponseTopicPartition) int64 {
+	switch len(g.parts) {
+	case 0:
+		sp.RecordBatches = []byte{}
+	case 1:
+		sp.RecordBatches = g.parts[0]
+	default:
+		buf := make([]byte, 0, g.n)
+		for _, p := range g.parts {
+			buf = append(buf, p...)
+		}
+		sp.RecordBatches = buf
+	}
+	return g.n
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -302,6 +303,11 @@ func (c *conn) writeLoop() {
 // responses carry an empty tagged-field section in the header, except
 // ApiVersions, whose response header is always v0 (KIP-511).
 func encodeResponse(dst []byte, corr int32, resp kmsg.Response) []byte {
+	if f, ok := resp.(*kmsg.FetchResponse); ok {
+		// Size the buffer once: a fetch response is mostly record batches,
+		// and growing a buffer to tens of MiB copies them again and again.
+		dst = slices.Grow(dst, fetchResponseSize(f))
+	}
 	dst = append(dst, 0, 0, 0, 0)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(corr))
 	if resp.IsFlexible() && resp.Key() != kmsg.ApiVersions.Int16() {
@@ -310,6 +316,19 @@ func encodeResponse(dst []byte, corr int32, resp kmsg.Response) []byte {
 	dst = resp.AppendTo(dst)
 	binary.BigEndian.PutUint32(dst[:4], uint32(len(dst)-4))
 	return dst
+}
+
+// fetchResponseSize is a little more than a fetch response's encoded size:
+// its record batches, plus a generous allowance for everything else.
+func fetchResponseSize(f *kmsg.FetchResponse) int {
+	n := 64
+	for _, t := range f.Topics {
+		n += 64 + len(t.Topic)
+		for _, p := range t.Partitions {
+			n += 64 + len(p.RecordBatches) + 32*len(p.AbortedTransactions)
+		}
+	}
+	return n
 }
 
 // errMessage returns a pointer for the ErrorMessage fields of responses.

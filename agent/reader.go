@@ -184,17 +184,36 @@ func (r *reader) loadExtent(ctx context.Context, e metadata.IndexEntry) (*cached
 		}
 		return nil, fmt.Errorf("reading %s: %w", e.Object, err)
 	}
-	data, err := io.ReadAll(rc)
+	// Read into a buffer of the extent's size (io.ReadAll would grow one
+	// from 512 bytes), within reason: the length comes from etcd.
+	data := make([]byte, min(e.Length, maxPrealloc)+1)
+	n, err := io.ReadFull(rc, data)
+	if err == nil && int64(n) < e.Length {
+		var rest []byte
+		rest, err = io.ReadAll(rc)
+		data = append(data[:n], rest...)
+		n = len(data)
+	}
 	rc.Close()
-	if err != nil {
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("reading %s: %w", e.Object, err)
 	}
+	data = data[:n]
 	r.metrics.getLatency.Observe(time.Since(start).Seconds())
-	r.metrics.getBytes.Add(float64(len(data)))
-	if int64(len(data)) != e.Length {
-		return nil, fmt.Errorf("%w: %s: read %d bytes of extent at %d, index says %d", errCorruptObject, e.Object, len(data), e.Offset, e.Length)
+	r.metrics.getBytes.Add(float64(n))
+	if int64(n) != e.Length {
+		return nil, fmt.Errorf("%w: %s: read %d bytes of extent at %d, index says %d", errCorruptObject, e.Object, n, e.Offset, e.Length)
 	}
-	ce := &cachedExtent{}
+	raw, err := segments.ExtentRawLen(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s at byte %d: %v", errCorruptObject, e.Object, e.Offset, err)
+	}
+	ce := &cachedExtent{
+		arena:  make([]byte, 0, min(raw, maxPrealloc)),
+		starts: make([]int, 0, e.Batches),
+		bases:  make([]int64, 0, e.Batches),
+		lasts:  make([]int64, 0, e.Batches),
+	}
 	next := e.First
 	skip := e.Skip
 	err = segments.DecodeExtent(data, func(ordinal int, batch []byte) error {
@@ -226,6 +245,10 @@ func (r *reader) loadExtent(ctx context.Context, e metadata.IndexEntry) (*cached
 	ce.arena = slices.Clip(ce.arena)
 	return ce, nil
 }
+
+// maxPrealloc bounds the buffers sized from an index entry or chunk
+// headers before their bytes are checked; larger extents grow as read.
+const maxPrealloc = 256 << 20
 
 // cachedExtent is one index entry's batches, back to back in arena, with
 // base offsets assigned.

@@ -63,6 +63,23 @@ func DecodeExtentBatches(data []byte) ([][]byte, error) {
 	return batches, nil
 }
 
+// ExtentRawLen returns the bytes of batches an extent holds once decoded,
+// from its chunk headers, so a caller can size a buffer for DecodeExtent's
+// batches before decoding. It checks the headers' framing but not their
+// CRCs (DecodeExtent does).
+func ExtentRawLen(data []byte) (int, error) {
+	n := 0
+	for pos := 0; pos < len(data); {
+		h, stored, err := readChunk(data[pos:], false)
+		if err != nil {
+			return 0, err
+		}
+		n += int(h.rawLen)
+		pos += ChunkHeaderSize + len(stored)
+	}
+	return n, nil
+}
+
 var decodeBufs = sync.Pool{New: func() any { return new([]byte) }}
 
 // readChunk parses and checks the chunk header at the start of data and

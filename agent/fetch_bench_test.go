@@ -1,0 +1,211 @@
+package agent_test
+
+import (
+	"context"
+	"crypto/rand"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floe-io/floe/agent"
+	"github.com/floe-io/floe/internal/testenv"
+	"github.com/floe-io/floe/metadata"
+	"github.com/floe-io/floe/segments"
+)
+
+// BenchmarkFetchPath reads a 64 MiB topic of 16 partitions (1 KiB random
+// records, 8 MiB segment objects, so 512 KiB extents) from offset 0 to its
+// end with Fetch requests shaped like franz-go's defaults (50 MiB per
+// request, 1 MiB per partition), one request at a time:
+//
+//   - warm: every extent is in the agent's cache;
+//
+//   - cold: the cache is too small to keep any extent, so every read is a
+//     GET, from a bucket that adds 5 ms to each (an object store's first
+//     byte, which loopback MinIO or a directory do not have).
+//
+//     go test -run='^$' -bench=FetchPath -benchmem ./agent/
+func BenchmarkFetchPath(b *testing.B) {
+	for _, tc := range []struct {
+		name  string
+		cache int64
+		delay time.Duration
+	}{
+		{"warm", 1 << 30, 0},
+		{"cold", 1 << 20, 5 * time.Millisecond},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			f := newFetchFixture(b, tc.cache, tc.delay)
+			f.readAll(b) // warm the cache (or not)
+			b.SetBytes(f.bytes)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				f.readAll(b)
+			}
+		})
+	}
+}
+
+type fetchFixture struct {
+	cl      *kgo.Client
+	node    int32
+	topicID [16]byte
+	topic   string
+	ends    map[int32]int64
+	bytes   int64
+}
+
+const (
+	fetchBenchPartitions = 16
+	fetchBenchBytes      = 64 << 20
+	fetchBenchRecord     = 1 << 10
+)
+
+func newFetchFixture(b *testing.B, cacheBytes int64, delay time.Duration) *fetchFixture {
+	b.Helper()
+	store, err := metadata.NewStore(testenv.Etcd(b), testenv.Cluster(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir, err := segments.OpenBucket(ctx, b.TempDir(), segments.BucketOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { dir.Close() })
+	cfg := agent.Config{KafkaAddr: "127.0.0.1:0", LeaseTTL: 2 * time.Second, DrainTimeout: 5 * time.Second, CacheBytes: cacheBytes}
+	cfg.Writer.FlushInterval = 50 * time.Millisecond
+	a, err := agent.New(cfg, agent.Deps{Store: store, Bucket: slowBucket{dir, delay}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := a.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { a.Shutdown(context.Background()) })
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(a.Addr()), kgo.ProducerLinger(0), kgo.MaxBufferedBytes(fetchBenchBytes))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(cl.Close)
+	adm := kadm.NewClient(cl)
+	const topic = "fetch-bench"
+	if _, err := adm.CreateTopic(ctx, fetchBenchPartitions, 1, nil, topic); err != nil {
+		b.Fatal(err)
+	}
+	value := make([]byte, fetchBenchRecord)
+	for i := 0; i < fetchBenchBytes/fetchBenchRecord; i++ {
+		v := make([]byte, len(value))
+		rand.Read(v)
+		cl.Produce(ctx, &kgo.Record{Topic: topic, Partition: int32(i % fetchBenchPartitions), Value: v}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				b.Error(err)
+			}
+		})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := &fetchFixture{cl: cl, node: a.NodeID(), topic: topic, ends: map[int32]int64{}}
+	ends.Each(func(o kadm.ListedOffset) { f.ends[o.Partition] = o.Offset })
+	md, err := adm.Metadata(ctx, topic)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f.topicID = md.Topics[topic].ID
+	return f
+}
+
+// readAll fetches every partition from 0 to its end.
+func (f *fetchFixture) readAll(b *testing.B) {
+	next := map[int32]int64{}
+	for p := range f.ends {
+		next[p] = 0
+	}
+	var total int64
+	ctx := context.Background()
+	for len(next) > 0 {
+		req := kmsg.NewPtrFetchRequest()
+		req.Version = 13
+		req.MaxWaitMillis = 500
+		req.MinBytes = 1
+		req.MaxBytes = 50 << 20
+		rt := kmsg.NewFetchRequestTopic()
+		rt.TopicID = f.topicID
+		for p, off := range next {
+			rp := kmsg.NewFetchRequestTopicPartition()
+			rp.Partition = p
+			rp.FetchOffset = off
+			rp.PartitionMaxBytes = 1 << 20
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, f.cl.Broker(int(f.node)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if p.ErrorCode != 0 {
+					b.Fatalf("partition %d: error %d", p.Partition, p.ErrorCode)
+				}
+				total += int64(len(p.RecordBatches))
+				last, ok := lastOffset(p.RecordBatches)
+				if !ok {
+					continue
+				}
+				if last+1 >= f.ends[p.Partition] {
+					delete(next, p.Partition)
+				} else {
+					next[p.Partition] = last + 1
+				}
+			}
+		}
+	}
+	f.bytes = total
+}
+
+// lastOffset is the last offset in a run of record batches.
+func lastOffset(batches []byte) (int64, bool) {
+	var last int64
+	ok := false
+	for len(batches) >= 61 {
+		var h kmsg.RecordBatch
+		n := 12 + int(int32(uint32(batches[8])<<24|uint32(batches[9])<<16|uint32(batches[10])<<8|uint32(batches[11])))
+		if n > len(batches) || h.ReadFrom(batches[:n]) != nil {
+			break
+		}
+		last, ok = h.FirstOffset+int64(h.LastOffsetDelta), true
+		batches = batches[n:]
+	}
+	return last, ok
+}
+
+// slowBucket adds a delay before every ranged GET, as an object store's
+// time to first byte.
+type slowBucket struct {
+	segments.Bucket
+	delay time.Duration
+}
+
+func (s slowBucket) GetRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
+	if s.delay > 0 {
+		select {
+		case <-time.After(s.delay):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return s.Bucket.GetRange(ctx, key, off, n)
+}
