@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 )
@@ -105,9 +106,14 @@ func (r *Registration) Lease() clientv3.LeaseID { return r.session.Lease() }
 func (r *Registration) Done() <-chan struct{} { return r.session.Done() }
 
 // Close revokes the lease, removing the agent at once rather than after
-// the TTL.
+// the TTL. A lease etcd already dropped (it was unreachable for longer than
+// the TTL) is not an error: the agent is deregistered already.
 func (r *Registration) Close() error {
-	return r.session.Close()
+	err := r.session.Close()
+	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		return nil
+	}
+	return err
 }
 
 func parseNodeID(s string) (int32, bool) {
