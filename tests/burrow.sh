@@ -2,18 +2,18 @@
 # The real Burrow (Debian's burrow, 1.2) reads a consumer group's lag from
 # floe's __consumer_offsets, and agrees with floe's own lag API
 # (/v1/groups/{group}) and `floe lag`: a group that consumed half of a
-# topic is behind by the other half, on every partition.
+# topic is behind by the other half, on every partition. It runs against
+# `floe dev`, as a user would try it.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 need_pkg Burrow burrow
 need_pkg curl curl
 
-cluster="test-burrow-$$-$RANDOM"
 k=$(free_port) h=$(free_port) bport=$(free_port)
 tmp=$FLOE_TEST_TMPDIR
 trap stop_all EXIT
-start_agent a1 "$k" "$h" "$cluster" --auto-create-topics --num-partitions 3 \
+start_dev a1 "$k" "$h" --num-partitions 3 \
 	--flush-interval 50ms --offsets-topic-linger 100ms
 broker="127.0.0.1:$k"
 

@@ -56,3 +56,25 @@ stop_all() {
 	done
 	wait 2>/dev/null || true
 }
+
+# start_dev NAME KAFKA_PORT HTTP_PORT [extra flags...] starts `floe dev`
+# (embedded etcd, a bucket in $FLOE_TEST_TMPDIR) in the background on the
+# given ports and waits until it is ready. Its pid goes to
+# $FLOE_TEST_TMPDIR/NAME.pid, its log to $FLOE_TEST_TMPDIR/NAME.log.
+start_dev() {
+	local name=$1 kport=$2 hport=$3
+	shift 3
+	"$FLOE_BIN" dev --data-dir "$FLOE_TEST_TMPDIR/$name-data" \
+		--kafka-addr "127.0.0.1:$kport" --http-addr "127.0.0.1:$hport" --etcd-addr 127.0.0.1:0 \
+		"$@" >"$FLOE_TEST_TMPDIR/$name.log" 2>&1 &
+	echo $! >"$FLOE_TEST_TMPDIR/$name.pid"
+	for _ in $(seq 1 150); do
+		if curl -fsS "http://127.0.0.1:$hport/readyz" >/dev/null 2>&1; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "floe dev ($name) did not become ready; its log:" >&2
+	cat "$FLOE_TEST_TMPDIR/$name.log" >&2
+	return 1
+}
