@@ -163,6 +163,7 @@ func (a *Agent) fetchTopic(ctx context.Context, version int16, rt kmsg.FetchRequ
 // state. It returns the bytes of records gathered and whether any
 // partition got an error.
 func (a *Agent) readParts(ctx context.Context, parts []*fetchPart, maxBytes int32) (int64, bool) {
+	a.prefetchParts(parts, int64(maxBytes))
 	var total int64
 	anyErr := false
 	for _, fp := range parts {
@@ -181,6 +182,27 @@ func (a *Agent) readParts(ctx context.Context, parts []*fetchPart, maxBytes int3
 	}
 	a.reader.metrics.fetchBytes.Add(float64(total))
 	return total, anyErr
+}
+
+// prefetchParts starts reading the extents every partition will need, in
+// parallel, before readPart takes them in turn: a cold fetch then waits
+// for about one GET instead of one per extent.
+func (a *Agent) prefetchParts(parts []*fetchPart, budget int64) {
+	if a.draining.Load() {
+		return
+	}
+	for _, fp := range parts {
+		if !fp.ok || budget <= 0 {
+			continue
+		}
+		marks := a.marks.Get(fp.id)
+		if fp.offset < marks.Start || fp.offset >= marks.Next {
+			continue
+		}
+		want := min(int64(fp.max), budget)
+		a.reader.prefetch(a.ctx, &a.wg, fp.id, fp.offset, marks.Next, want, 0)
+		budget -= want
+	}
 }
 
 // readPart reads one partition from fp.offset. budget bounds the bytes
@@ -219,6 +241,14 @@ func (a *Agent) readPart(ctx context.Context, fp *fetchPart, budget int64, first
 		return 0, nil
 	}
 	var out gathered
+	defer func() {
+		// Read ahead the extent the consumer will ask for next, so its
+		// GET overlaps the client's processing of this response (the
+		// next fetch's prefetchParts starts the rest).
+		if out.n > 0 && !a.draining.Load() {
+			a.reader.prefetch(a.ctx, &a.wg, fp.id, out.next, marks.Next, int64(fp.max), 1)
+		}
+	}()
 	offset := fp.offset
 	retried := false
 	for iter := 0; offset < marks.Next && iter < 64; iter++ {
@@ -253,7 +283,7 @@ func (a *Agent) readPart(ctx context.Context, fp *fetchPart, budget int64, first
 			}
 			room := limit - out.n
 			if int64(len(data)) <= room {
-				out.add(data)
+				out.add(data, ext.lasts[len(ext.lasts)-1]+1)
 			} else {
 				// Take whole batches that fit; the first batch of the
 				// response always goes in.
@@ -267,7 +297,9 @@ func (a *Agent) readPart(ctx context.Context, fp *fetchPart, budget int64, first
 					}
 					end = be
 				}
-				out.add(ext.arena[start:end])
+				if end > start {
+					out.add(ext.arena[start:end], ext.lasts[i-1]+1)
+				}
 				return out.finish(sp), nil
 			}
 			offset = ext.lasts[len(ext.lasts)-1] + 1
@@ -291,12 +323,14 @@ func (a *Agent) readPart(ctx context.Context, fp *fetchPart, budget int64, first
 type gathered struct {
 	parts [][]byte
 	n     int64
+	next  int64 // the offset after the last batch
 }
 
-func (g *gathered) add(b []byte) {
+func (g *gathered) add(b []byte, next int64) {
 	if len(b) > 0 {
 		g.parts = append(g.parts, b)
 		g.n += int64(len(b))
+		g.next = next
 	}
 }
 

@@ -108,6 +108,8 @@ type readerMetrics struct {
 	indexLoads     prometheus.Counter
 	indexLatency   prometheus.Histogram
 	fetchBytes     prometheus.Counter
+	prefetches     prometheus.Counter
+	prefetchWasted prometheus.Counter
 }
 
 func newReaderMetrics(reg prometheus.Registerer) *readerMetrics {
@@ -131,9 +133,13 @@ func newReaderMetrics(reg prometheus.Registerer) *readerMetrics {
 			Help: "Latency of loading index entries from etcd.", Buckets: lat}),
 		fetchBytes: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "floe", Subsystem: "fetch", Name: "bytes_total",
 			Help: "Bytes of record batches returned to consumers."}),
+		prefetches: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "floe", Subsystem: "fetch", Name: "prefetches_total",
+			Help: "Extents read into the cache ahead of a fetch asking for them (they count as cache misses too)."}),
+		prefetchWasted: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "floe", Subsystem: "fetch", Name: "prefetches_wasted_total",
+			Help: "Extents read ahead that left the cache (or never entered it) before a fetch asked for them."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.cacheHits, m.cacheMisses, m.cacheCoalesced, m.cacheBytes, m.getLatency, m.getBytes, m.indexLoads, m.indexLatency, m.fetchBytes)
+		reg.MustRegister(m.cacheHits, m.cacheMisses, m.cacheCoalesced, m.cacheBytes, m.getLatency, m.getBytes, m.indexLoads, m.indexLatency, m.fetchBytes, m.prefetches, m.prefetchWasted)
 	}
 	return m
 }

@@ -48,7 +48,14 @@ type reader struct {
 	idx   map[metadata.PartitionID]*partIndex
 
 	cache *extentCache
+
+	// prefetchSlots bounds the extents read ahead at once, across the
+	// agent; a read ahead that finds no slot is skipped, never queued.
+	prefetchSlots chan struct{}
 }
+
+// maxPrefetches is how many extents the agent reads ahead at once.
+const maxPrefetches = 16
 
 // indexWindow is how many index entries are loaded at a time.
 const indexWindow = 256
@@ -68,6 +75,62 @@ func newReader(store *metadata.Store, bucket segments.BucketReader, cacheBytes i
 		indexRefresh: time.Minute,
 		idx:          map[metadata.PartitionID]*partIndex{},
 		cache:        newExtentCache(cacheBytes, m),
+
+		prefetchSlots: make(chan struct{}, maxPrefetches),
+	}
+}
+
+// prefetch starts reading into the cache, in the background, the extents
+// that a read from offset would take, up to about want bytes and at most
+// loads of them (0: no limit), so GETs overlap instead of running one
+// after another: the extents of every partition of a fetch before the
+// fetch reads them in turn, or the next extent of a partition while the
+// client processes what it got. Extents already cached or being read
+// are skipped. What is read ahead and not yet asked for stays within a
+// quarter of the cache (extentCache.ahead). It never blocks; goroutines it
+// starts are added to wg and end with their read.
+func (r *reader) prefetch(ctx context.Context, wg *sync.WaitGroup, id metadata.PartitionID, offset, hw, want int64, loads int) {
+	if want <= 0 || offset >= hw {
+		return
+	}
+	entries, err := r.entries(ctx, id, offset, hw)
+	if err != nil {
+		return // the read itself will report it
+	}
+	started := 0
+	for _, e := range entries {
+		if want <= 0 || loads > 0 && started == loads {
+			return
+		}
+		// Stored bytes stand in for decoded ones, which are at least as
+		// many: the estimate errs toward reading one extent more.
+		want -= e.Length
+		key := extentKey{e.Object, e.Offset, e.First}
+		if r.cache.has(key) {
+			continue
+		}
+		// Reserve the stored size (the decoded one replaces it once
+		// read), and stop when the budget or the slots run out.
+		reserve := e.Length
+		if !r.cache.reserveAhead(reserve) {
+			return
+		}
+		select {
+		case r.prefetchSlots <- struct{}{}:
+		default:
+			r.cache.reserveAhead(-reserve)
+			return
+		}
+		started++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-r.prefetchSlots }()
+			r.metrics.prefetches.Inc()
+			r.cache.readAhead(ctx, key, func(ctx context.Context) (*cachedExtent, error) {
+				return r.loadExtent(ctx, e)
+			}, reserve)
+		}()
 	}
 }
 
@@ -285,41 +348,97 @@ type extentKey struct {
 }
 
 // extentCache is an LRU of decoded extents with coalesced loads.
+//
+// Extents read ahead (prefetch) and not yet asked for are counted in
+// ahead, which a read ahead may not push past a quarter of the cache, so
+// reading ahead for many partitions cannot evict what is about to be read.
 type extentCache struct {
 	maxBytes int64
 	metrics  *readerMetrics
 
 	mu       sync.Mutex
 	bytes    int64
+	ahead    int64      // bytes read ahead and not yet asked for, or reserved for such reads
 	lru      *list.List // of *cacheItem, most recent at front
 	items    map[extentKey]*list.Element
 	inflight map[extentKey]*loadCall
 }
 
 type cacheItem struct {
-	key extentKey
-	val *cachedExtent
+	key   extentKey
+	val   *cachedExtent
+	ahead bool // read ahead and not yet asked for; counted in extentCache.ahead
 }
 
 type loadCall struct {
 	done chan struct{}
 	val  *cachedExtent
 	err  error
+	used bool // a caller other than a read ahead waited for it; guarded by mu
 }
 
 func newExtentCache(maxBytes int64, m *readerMetrics) *extentCache {
 	return &extentCache{maxBytes: maxBytes, metrics: m, lru: list.New(), items: map[extentKey]*list.Element{}, inflight: map[extentKey]*loadCall{}}
 }
 
+// has reports whether key is cached or being loaded.
+func (c *extentCache) has(key extentKey) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, cached := c.items[key]
+	_, loading := c.inflight[key]
+	return cached || loading
+}
+
+// reserveAhead takes n bytes of the read-ahead budget, if there are.
+func (c *extentCache) reserveAhead(n int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ahead+n > c.maxBytes/4 {
+		return false
+	}
+	c.ahead += n
+	return true
+}
+
 func (c *extentCache) get(ctx context.Context, key extentKey, load func(context.Context) (*cachedExtent, error)) (*cachedExtent, error) {
+	return c.load(ctx, key, load, 0)
+}
+
+// readAhead loads key into the cache for a caller yet to come, with
+// reserved bytes of the read-ahead budget (reserveAhead), which it
+// returns.
+func (c *extentCache) readAhead(ctx context.Context, key extentKey, load func(context.Context) (*cachedExtent, error), reserved int64) {
+	c.load(ctx, key, load, reserved)
+}
+
+// load is get, or with reserved > 0 a read ahead.
+func (c *extentCache) load(ctx context.Context, key extentKey, load func(context.Context) (*cachedExtent, error), reserved int64) (*cachedExtent, error) {
+	ahead := reserved > 0
 	c.mu.Lock()
 	if el, ok := c.items[key]; ok {
+		it := el.Value.(*cacheItem)
+		if ahead {
+			c.ahead -= reserved
+			c.mu.Unlock()
+			return it.val, nil
+		}
 		c.lru.MoveToFront(el)
+		if it.ahead {
+			it.ahead = false
+			c.ahead -= int64(len(it.val.arena))
+		}
 		c.mu.Unlock()
 		c.metrics.cacheHits.Inc()
-		return el.Value.(*cacheItem).val, nil
+		return it.val, nil
 	}
 	if call, ok := c.inflight[key]; ok {
+		if ahead {
+			c.ahead -= reserved
+			c.mu.Unlock()
+			return nil, nil
+		}
+		call.used = true
 		c.mu.Unlock()
 		c.metrics.cacheCoalesced.Inc()
 		select {
@@ -329,7 +448,7 @@ func (c *extentCache) get(ctx context.Context, key extentKey, load func(context.
 			return nil, ctx.Err()
 		}
 	}
-	call := &loadCall{done: make(chan struct{})}
+	call := &loadCall{done: make(chan struct{}), used: !ahead}
 	c.inflight[key] = call
 	c.mu.Unlock()
 	c.metrics.cacheMisses.Inc()
@@ -342,18 +461,30 @@ func (c *extentCache) get(ctx context.Context, key extentKey, load func(context.
 
 	c.mu.Lock()
 	delete(c.inflight, key)
+	c.ahead -= reserved
 	if call.err == nil {
 		size := int64(len(call.val.arena))
 		if size <= c.maxBytes/4 {
-			c.items[key] = c.lru.PushFront(&cacheItem{key: key, val: call.val})
+			it := &cacheItem{key: key, val: call.val, ahead: !call.used}
+			if it.ahead {
+				c.ahead += size
+			}
+			c.items[key] = c.lru.PushFront(it)
 			c.bytes += size
 			for c.bytes > c.maxBytes {
 				back := c.lru.Back()
-				it := back.Value.(*cacheItem)
+				old := back.Value.(*cacheItem)
 				c.lru.Remove(back)
-				delete(c.items, it.key)
-				c.bytes -= int64(len(it.val.arena))
+				delete(c.items, old.key)
+				size := int64(len(old.val.arena))
+				c.bytes -= size
+				if old.ahead {
+					c.ahead -= size
+					c.metrics.prefetchWasted.Inc()
+				}
 			}
+		} else if !call.used {
+			c.metrics.prefetchWasted.Inc()
 		}
 		c.metrics.cacheBytes.Set(float64(c.bytes))
 	}
