@@ -485,7 +485,8 @@ func probe(ctx context.Context, seeds []string, rec *recorder, interval time.Dur
 		rt.Partitions = append(rt.Partitions, rp)
 		req.Topics = append(req.Topics, rt)
 		rec.send(Sent{ID: id, Producer: probeProducer, Seq: seq, At: time.Now()})
-		rctx, cancel := context.WithTimeout(ctx, 25*time.Second)
+		// Not from ctx: the last request gets its answer after the run.
+		rctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
 		resp, err := req.RequestWith(rctx, cl)
 		cancel()
 		if err != nil {
