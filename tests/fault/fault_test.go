@@ -399,6 +399,11 @@ func TestFaults(t *testing.T) {
 		for _, c := range p.Crashes() {
 			t.Errorf("crash: %s; its log ends:\n%s", c, p.Tail(40))
 		}
+		for _, bad := range []string{"panic: ", "WARNING: DATA RACE", "fatal error: "} {
+			if lines, _ := p.Grep(bad); len(lines) > 0 {
+				t.Errorf("%s logged %q %d times (log: %s)", p.Name, bad, len(lines), p.LogPath)
+			}
+		}
 	}
 	stopErr := s.c.stopAll()
 
