@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 
@@ -29,6 +30,8 @@ type Builder struct {
 	err    error // first invalid Append, returned by Finish
 
 	scratch []byte // concatenated batches of the chunk being compressed
+
+	probe, probeOut []byte // a chunk's first bytes and their compression
 }
 
 type builderPartition struct {
@@ -208,6 +211,70 @@ func (b *Builder) maxObjectSize() int {
 		footerFixedSize + len(b.order)*FooterEntrySize + TrailerSize
 }
 
+// Large chunks are probed before they are compressed. Their first
+// probeBytes are looked at: bytes spread almost evenly over all 256 values
+// (more than probeEntropy bits of entropy per byte) are then compressed
+// alone, and a chunk whose probe does not shrink by probeGain is stored as
+// is. Random or encrypted values then cost a 64 KiB compression instead of
+// a whole chunk's (floe bench's produce profile, random payload: a quarter
+// of the agent's CPU was zstd finding nothing to compress), and other data
+// only a byte count of 64 KiB. Data that compresses only across more than
+// probeBytes is rare; it loses its compression.
+const (
+	probeMinRaw  = 256 << 10
+	probeBytes   = 64 << 10
+	probeEntropy = 7.5  // bits per byte
+	probeGain    = 0.97 // compressed / raw below this counts as compressible
+)
+
+// compressible reports whether the first probeBytes of batches compress
+// with codec.
+func (b *Builder) compressible(codec Codec, batches [][]byte) bool {
+	sample := b.probe[:0]
+	for _, batch := range batches {
+		sample = append(sample, batch[:min(len(batch), probeBytes-len(sample))]...)
+		if len(sample) == probeBytes {
+			break
+		}
+	}
+	b.probe = sample
+	if entropy(sample) < probeEntropy {
+		return true
+	}
+	var n int
+	switch codec {
+	case CodecZstd:
+		enc, _, err := zstdCodecs()
+		if err != nil {
+			return true // the real compression reports it
+		}
+		b.probeOut = enc.EncodeAll(sample, b.probeOut[:0])
+		n = len(b.probeOut)
+	case CodecS2:
+		b.probeOut = slices.Grow(b.probeOut[:0], s2.MaxEncodedLen(len(sample)))
+		n = len(s2.Encode(b.probeOut[:cap(b.probeOut)], sample))
+	default:
+		return true
+	}
+	return float64(n) < probeGain*float64(len(sample))
+}
+
+// entropy is the Shannon entropy of p's bytes, in bits per byte.
+func entropy(p []byte) float64 {
+	var counts [256]int
+	for _, c := range p {
+		counts[c]++
+	}
+	h, n := 0.0, float64(len(p))
+	for _, c := range counts {
+		if c > 0 {
+			f := float64(c) / n
+			h -= f * math.Log2(f)
+		}
+	}
+	return h
+}
+
 // chunkCodec returns the codec for a chunk holding raw.
 func (b *Builder) chunkCodec(raw []byte) Codec {
 	if b.codec == CodecNone || raw[offAttributes+1]&attrCompressionMask != 0 || len(raw) > MaxChunkRawSize {
@@ -244,6 +311,9 @@ func (b *Builder) appendChunk(out []byte, codec Codec, batches [][]byte, raw, fi
 	at := len(out)
 	out = append(out, make([]byte, ChunkHeaderSize)...)
 	body := len(out)
+	if codec != CodecNone && raw >= probeMinRaw && !b.compressible(codec, batches) {
+		codec = CodecNone
+	}
 	if codec != CodecNone {
 		src := batches[0]
 		if len(batches) > 1 {

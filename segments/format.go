@@ -91,7 +91,8 @@ type Codec uint8
 const (
 	// CodecNone stores batches as they are. Used for batches the client
 	// already compressed, for a Builder created with CodecNone, and when
-	// compressing would not make a chunk smaller.
+	// compressing would not make a chunk smaller (or, for a large chunk,
+	// its first 64 KiB; see Builder.compressible).
 	CodecNone Codec = 0
 	// CodecZstd is one zstd frame holding the chunk's batches.
 	CodecZstd Codec = 1
