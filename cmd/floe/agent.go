@@ -1,13 +1,11 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/floe-io/floe/metadata"
 	"github.com/floe-io/floe/segments"
 )
 
@@ -39,22 +37,11 @@ The bucket is a URL:
 				return fmt.Errorf("--bucket is required (for example s3://my-bucket/floe?region=us-east-1)")
 			}
 			ctx := cmd.Context()
-			cli, err := etcd.dial(ctx)
+			store, bucket, closeAll, err := connectCluster(ctx, &etcd, o.cluster, bucketURL)
 			if err != nil {
 				return err
 			}
-			defer cli.Close()
-			store, err := metadata.NewStore(cli, o.cluster)
-			if err != nil {
-				return err
-			}
-			bctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-			bucket, err := segments.OpenBucket(bctx, bucketURL, segments.BucketOptions{})
-			cancel()
-			if err != nil {
-				return err
-			}
-			defer bucket.Close()
+			defer closeAll()
 			r, err := startAgent(ctx, log, &o, store, bucket)
 			if err != nil {
 				return err

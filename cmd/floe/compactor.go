@@ -89,22 +89,11 @@ cluster's index does not reference is deleted once older than --gc-grace.`,
 				return err
 			}
 			ctx := cmd.Context()
-			cli, err := etcd.dial(ctx)
+			store, bucket, closeAll, err := connectCluster(ctx, &etcd, cluster, bucketURL)
 			if err != nil {
 				return err
 			}
-			defer cli.Close()
-			store, err := metadata.NewStore(cli, cluster)
-			if err != nil {
-				return err
-			}
-			bctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-			bucket, err := segments.OpenBucket(bctx, bucketURL, segments.BucketOptions{})
-			cancel()
-			if err != nil {
-				return err
-			}
-			defer bucket.Close()
+			defer closeAll()
 
 			if once {
 				c, err := compactor.New(cfg, compactor.Deps{Store: store, Bucket: bucket, Log: log})

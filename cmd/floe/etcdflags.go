@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/floe-io/floe/metadata"
+	"github.com/floe-io/floe/segments"
 )
 
 // etcdFlags are how `floe agent` and `floe compactor` reach etcd.
@@ -83,4 +85,29 @@ func anyHTTPS(endpoints []string) bool {
 // String redacts the password, so the flags can be logged.
 func (f etcdFlags) String() string {
 	return strings.Join(f.endpoints, ",")
+}
+
+// connectCluster dials etcd and opens the bucket, as `floe agent` and
+// `floe compactor` do; closeAll releases both.
+func connectCluster(ctx context.Context, etcd *etcdFlags, cluster, bucketURL string) (*metadata.Store, segments.Bucket, func(), error) {
+	cli, err := etcd.dial(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	store, err := metadata.NewStore(cli, cluster)
+	if err != nil {
+		cli.Close()
+		return nil, nil, nil, err
+	}
+	bctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	bucket, err := segments.OpenBucket(bctx, bucketURL, segments.BucketOptions{})
+	cancel()
+	if err != nil {
+		cli.Close()
+		return nil, nil, nil, err
+	}
+	return store, bucket, func() {
+		bucket.Close()
+		cli.Close()
+	}, nil
 }
