@@ -213,6 +213,9 @@ func envInt(t *testing.T, name string, def int) int {
 
 // TestFaults runs the fault suite; doc.go describes it.
 func TestFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipped in -short mode: the fault suite runs a cluster for about two minutes")
+	}
 	root, err := repoRoot()
 	if err != nil {
 		t.Fatal(err)
