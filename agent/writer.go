@@ -324,13 +324,17 @@ func (w *writer) upload(f *flush) {
 		f.uploadErr = errWriterClosed
 		return
 	}
-	obj, extents, err := f.builder.Finish()
+	// The object stays in the builders' pooled buffer until its PUT is
+	// done (not copied out, not left for the garbage collector).
+	pooled, extents, err := f.builder.FinishObject()
 	if err != nil {
 		// Batches were validated on append; this is a bug, not bad input.
 		f.uploadErr = fmt.Errorf("encoding segment: %w", err)
 		w.log.Error("encoding segment failed", "err", err)
 		return
 	}
+	defer pooled.Release()
+	obj := pooled.Bytes
 	f.builder = nil
 	f.extents = extents
 	f.objSize = len(obj)

@@ -38,7 +38,8 @@ type BucketReader interface {
 type Bucket interface {
 	BucketReader
 
-	// Put stores data under key, replacing any object already there.
+	// Put stores data under key, replacing any object already there. It
+	// does not use data after it returns (callers reuse the buffer).
 	Put(ctx context.Context, key string, data []byte) error
 
 	// Delete removes the given keys. At most MaxDeleteBatch keys are passed

@@ -20,7 +20,8 @@ import (
 // footer and trailer. The same appends always produce the same bytes.
 //
 // A Builder is not safe for concurrent use. It is reusable: Finish and Reset
-// both leave it empty, keeping its buffers.
+// both leave it empty, keeping its buffers. Objects are encoded into
+// buffers from a pool every Builder shares (see FinishObject).
 type Builder struct {
 	codec  Codec
 	parts  map[PartitionKey]*builderPartition
@@ -148,33 +149,61 @@ func (b *Builder) Reset() {
 // order. The object is a new slice owned by the caller. Finish resets the
 // Builder, whether it succeeds or not.
 func (b *Builder) Finish() (object []byte, extents []Extent, err error) {
+	obj, extents, err := b.FinishObject()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer obj.Release()
+	return bytes.Clone(obj.Bytes), extents, nil
+}
+
+// Object is an encoded segment object in a buffer from a pool shared by
+// every Builder.
+type Object struct {
+	// Bytes is the object. It is valid until Release.
+	Bytes []byte
+	bufp  *[]byte
+}
+
+// Release returns the object's buffer to the pool; Bytes must not be used
+// afterwards. Releasing twice, or a zero Object, does nothing.
+func (o *Object) Release() {
+	if o.bufp == nil {
+		return
+	}
+	if cap(o.Bytes) <= maxRetainedBuffer {
+		*o.bufp = o.Bytes[:0]
+		objectBufs.Put(o.bufp)
+	}
+	o.Bytes, o.bufp = nil, nil
+}
+
+// FinishObject is Finish without the copy: the object stays in the
+// pooled buffer it was encoded into, for the caller to Release once done
+// with it (an agent, after its PUT), so a steady stream of flushes reuses
+// a few buffers instead of allocating one per object.
+func (b *Builder) FinishObject() (Object, []Extent, error) {
 	defer b.Reset()
 	if b.err != nil {
-		return nil, nil, b.err
+		return Object{}, nil, b.err
 	}
 	slices.SortFunc(b.order, func(x, y *builderPartition) int { return x.key.Compare(y.key) })
 
 	// The object is encoded into a pooled buffer of its largest possible
-	// size, then copied out at its exact size. Growing a buffer chunk by
-	// chunk instead (each Builder of an agent encodes one object) moved
-	// every byte about six times.
+	// size. Growing a buffer chunk by chunk instead (each Builder of an
+	// agent encodes one object) moved every byte about six times.
 	bufp := objectBufs.Get().(*[]byte)
 	out := *bufp
 	if need := b.maxObjectSize(); cap(out) < need {
 		out = make([]byte, 0, need)
 	}
-	defer func() {
-		if cap(out) <= maxRetainedBuffer {
-			*bufp = out[:0]
-			objectBufs.Put(bufp)
-		}
-	}()
 	out = appendHeader(out[:0])
-	extents = make([]Extent, 0, len(b.order))
+	extents := make([]Extent, 0, len(b.order))
 	for _, p := range b.order {
 		start := len(out)
+		var err error
 		if out, err = b.appendExtent(out, p); err != nil {
-			return nil, nil, fmt.Errorf("encoding extent of %v: %w", p.key, err)
+			return Object{}, nil, fmt.Errorf("encoding extent of %v: %w", p.key, err)
 		}
 		extents = append(extents, Extent{
 			Key:          p.key,
@@ -190,7 +219,7 @@ func (b *Builder) Finish() (object []byte, extents []Extent, err error) {
 	footerOffset := len(out)
 	out = appendFooter(out, extents)
 	out = appendTrailer(out, int64(footerOffset), int64(len(out)-footerOffset))
-	return bytes.Clone(out), extents, nil
+	return Object{Bytes: out, bufp: bufp}, extents, nil
 }
 
 // objectBufs holds buffers Finish encodes objects into.

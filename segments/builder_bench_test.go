@@ -14,7 +14,8 @@ func BenchmarkBuilderPerFlush(b *testing.B) {
 	for _, tc := range []struct {
 		name   string
 		random bool
-	}{{"text", false}, {"random", true}} {
+		pooled bool // FinishObject and Release, as the agent, instead of Finish
+	}{{"text", false, false}, {"random", true, false}, {"text/pooled", false, true}, {"random/pooled", true, true}} {
 		b.Run(tc.name, func(b *testing.B) {
 			var batches []Batch
 			var keys []PartitionKey
@@ -36,6 +37,15 @@ func BenchmarkBuilderPerFlush(b *testing.B) {
 				builder := NewBuilder(CodecZstd)
 				for i := range batches {
 					builder.Append(keys[i], batches[i])
+				}
+				if tc.pooled {
+					obj, _, err := builder.FinishObject()
+					if err != nil {
+						b.Fatal(err)
+					}
+					size = len(obj.Bytes)
+					obj.Release()
+					continue
 				}
 				obj, _, err := builder.Finish()
 				if err != nil {
