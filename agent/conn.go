@@ -256,8 +256,23 @@ func (c *conn) writeLoop() {
 	for rq := range c.pending {
 		select {
 		case <-rq.done:
-		case <-c.ctx.Done():
-			return
+		default:
+			// The next response is not ready (a pipelined produce waiting
+			// for a later flush): send the ones written so far now, not
+			// when it is.
+			if bw.Buffered() > 0 {
+				if err := bw.Flush(); err != nil {
+					c.log.Debug("write failed", "err", err)
+					c.cancel()
+					c.nc.Close()
+					return
+				}
+			}
+			select {
+			case <-rq.done:
+			case <-c.ctx.Done():
+				return
+			}
 		}
 		c.a.metrics.observeLatency(rq)
 		if rq.err != nil {
