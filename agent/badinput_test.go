@@ -18,9 +18,10 @@ import (
 )
 
 // Bad input the protocol and data tests do not cover: a segment object
-// that is gone, and RecordBatches whose length field lies in every way
-// inside a well-formed produce request. Each gets a Kafka error for that
-// request only; the agent keeps serving.
+// that is gone or damaged (with the log line naming it), and RecordBatches
+// whose length field lies in every way inside a well-formed produce
+// request. Each gets a Kafka error for that request only; the agent keeps
+// serving.
 
 // logBuffer is a log handler's output, safe for concurrent use.
 type logBuffer struct {
@@ -61,57 +62,89 @@ func addLoggedAgent(t *testing.T, c *testCluster) (*agent.Agent, *logBuffer) {
 	return a, logs
 }
 
-func TestMissingObjectFailsOnlyItsFetch(t *testing.T) {
+// A segment object that is gone, or whose bytes are damaged, fails the
+// fetches that need it with an error for that partition and a log line
+// naming the object; other partitions, and later requests on the same
+// connection, are served.
+func TestBrokenObjectFailsOnlyItsFetch(t *testing.T) {
 	skipRawInSecureMode(t)
-	c := newTestCluster(t)
-	_, logs := addLoggedAgent(t, c)
-	createTopic(t, c, "gone", 1, nil)
-	createTopic(t, c, "kept", 1, nil)
-	cl := c.client()
-	if r := produceRaw(t, cl, "gone", 0, recordBatch(-1, -1, -1, "doomed")); r.ErrorCode != 0 {
-		t.Fatalf("produce: %v", kerr.ErrorForCode(r.ErrorCode))
-	}
-	// Delete every object written so far (nothing has read them, so no
-	// cache holds them), then write the healthy topic.
-	ctx := testCtx(t)
-	var keys []string
-	if err := c.bucket.List(ctx, "", func(o segments.ObjectInfo) error {
-		keys = append(keys, o.Key)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if len(keys) == 0 {
-		t.Fatal("the produce wrote no object")
-	}
-	if err := c.bucket.Delete(ctx, keys); err != nil {
-		t.Fatal(err)
-	}
-	if r := produceRaw(t, cl, "kept", 0, recordBatch(-1, -1, -1, "fine")); r.ErrorCode != 0 {
-		t.Fatalf("produce after the delete: %v", kerr.ErrorForCode(r.ErrorCode))
-	}
+	for _, tc := range []struct {
+		name    string
+		breakIt func(ctx context.Context, b segments.Bucket, key string) error
+		want    error
+	}{
+		{"deleted", func(ctx context.Context, b segments.Bucket, key string) error {
+			return b.Delete(ctx, []string{key})
+		}, kerr.KafkaStorageError},
+		{"corrupted", func(ctx context.Context, b segments.Bucket, key string) error {
+			rc, err := b.GetRange(ctx, key, 0, -1)
+			if err != nil {
+				return err
+			}
+			var buf bytes.Buffer
+			_, err = buf.ReadFrom(rc)
+			rc.Close()
+			if err != nil {
+				return err
+			}
+			data := buf.Bytes()
+			for i := 40; i < len(data)-8; i += 5 {
+				data[i] ^= 0xa5
+			}
+			return b.Put(ctx, key, data)
+		}, kerr.CorruptMessage},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTestCluster(t)
+			_, logs := addLoggedAgent(t, c)
+			createTopic(t, c, "broken", 1, nil)
+			createTopic(t, c, "kept", 1, nil)
+			cl := c.client()
+			if r := produceRaw(t, cl, "broken", 0, recordBatch(-1, -1, -1, "doomed")); r.ErrorCode != 0 {
+				t.Fatalf("produce: %v", kerr.ErrorForCode(r.ErrorCode))
+			}
+			// Break every object written so far (nothing has read them,
+			// so no cache holds them), then write the healthy topic.
+			ctx := testCtx(t)
+			var keys []string
+			if err := c.bucket.List(ctx, "", func(o segments.ObjectInfo) error {
+				keys = append(keys, o.Key)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if len(keys) != 1 {
+				t.Fatalf("the produce wrote %d objects, want 1: %v", len(keys), keys)
+			}
+			if err := tc.breakIt(ctx, c.bucket, keys[0]); err != nil {
+				t.Fatal(err)
+			}
+			if r := produceRaw(t, cl, "kept", 0, recordBatch(-1, -1, -1, "fine")); r.ErrorCode != 0 {
+				t.Fatalf("produce after breaking the object: %v", kerr.ErrorForCode(r.ErrorCode))
+			}
 
-	r := fetchRaw(t, cl, "gone", 0, 0, 0)
-	if err := kerr.ErrorForCode(r.ErrorCode); !errors.Is(err, kerr.KafkaStorageError) || len(r.RecordBatches) != 0 {
-		t.Fatalf("fetch from a deleted object: %v, %d bytes; want KAFKA_STORAGE_ERROR and nothing", err, len(r.RecordBatches))
-	}
-	// The log names the object, so an operator knows what is missing.
-	var named bool
-	for _, line := range strings.Split(logs.String(), "\n") {
-		if strings.Contains(line, "level=ERROR") && strings.Contains(line, keys[0]) {
-			named = true
-		}
-	}
-	if !named {
-		t.Fatalf("no error log line names the missing object %s; the log:\n%s", keys[0], logs.String())
-	}
-	if r := fetchRaw(t, cl, "kept", 0, 0, 0); r.ErrorCode != 0 || len(r.RecordBatches) == 0 {
-		t.Fatalf("a healthy partition after the failed fetch: %v, %d bytes", kerr.ErrorForCode(r.ErrorCode), len(r.RecordBatches))
-	}
-	// And again: the failure is not cached as success, nor does it stick
-	// to the connection.
-	if r := fetchRaw(t, cl, "gone", 0, 0, 0); !errors.Is(kerr.ErrorForCode(r.ErrorCode), kerr.KafkaStorageError) {
-		t.Fatalf("second fetch from the deleted object: %v", kerr.ErrorForCode(r.ErrorCode))
+			r := fetchRaw(t, cl, "broken", 0, 0, 0)
+			if err := kerr.ErrorForCode(r.ErrorCode); !errors.Is(err, tc.want) || len(r.RecordBatches) != 0 {
+				t.Fatalf("fetch from the %s object: %v, %d bytes; want %v and nothing", tc.name, err, len(r.RecordBatches), tc.want)
+			}
+			// The log names the object, so an operator knows what is
+			// broken.
+			var named bool
+			for _, line := range strings.Split(logs.String(), "\n") {
+				named = named || strings.Contains(line, "level=ERROR") && strings.Contains(line, keys[0])
+			}
+			if !named {
+				t.Fatalf("no error log line names the %s object %s; the log:\n%s", tc.name, keys[0], logs.String())
+			}
+			if r := fetchRaw(t, cl, "kept", 0, 0, 0); r.ErrorCode != 0 || len(r.RecordBatches) == 0 {
+				t.Fatalf("a healthy partition after the failed fetch: %v, %d bytes", kerr.ErrorForCode(r.ErrorCode), len(r.RecordBatches))
+			}
+			// Again: the failure is neither cached as a success nor stuck
+			// to the connection.
+			if r := fetchRaw(t, cl, "broken", 0, 0, 0); !errors.Is(kerr.ErrorForCode(r.ErrorCode), tc.want) {
+				t.Fatalf("second fetch from the %s object: %v", tc.name, kerr.ErrorForCode(r.ErrorCode))
+			}
+		})
 	}
 }
 
