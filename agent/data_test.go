@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floe-io/floe/agent"
+	"github.com/floe-io/floe/internal/kafkatest"
 	"github.com/floe-io/floe/segments"
 )
 
@@ -178,29 +178,7 @@ func TestProduceFetchRoundTrip(t *testing.T) {
 // recordBatch encodes a RecordBatch v2 with the given values, as a
 // producer would.
 func recordBatch(pid int64, epoch int16, seq int32, values ...string) []byte {
-	var recs []byte
-	for i, v := range values {
-		r := kmsg.NewRecord()
-		r.OffsetDelta = int32(i)
-		r.Value = []byte(v)
-		r.Length = int32(len(r.AppendTo(nil)) - 1)
-		recs = r.AppendTo(recs)
-	}
-	b := kmsg.NewRecordBatch()
-	b.PartitionLeaderEpoch = -1
-	b.Magic = 2
-	b.LastOffsetDelta = int32(len(values) - 1)
-	b.FirstTimestamp = time.Now().UnixMilli()
-	b.MaxTimestamp = b.FirstTimestamp
-	b.ProducerID = pid
-	b.ProducerEpoch = epoch
-	b.FirstSequence = seq
-	b.NumRecords = int32(len(values))
-	b.Records = recs
-	raw := b.AppendTo(nil)
-	binary.BigEndian.PutUint32(raw[8:12], uint32(len(raw)-12))
-	binary.BigEndian.PutUint32(raw[17:21], crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli)))
-	return raw
+	return kafkatest.RecordBatch(kafkatest.Producer{ID: pid, Epoch: epoch, Sequence: seq}, time.Now(), values...)
 }
 
 // topicID looks a topic's ID up, since kgo sends requests at the highest
@@ -381,23 +359,7 @@ func TestProduceRejectsBadInput(t *testing.T) {
 
 func fetchRaw(t *testing.T, cl *kgo.Client, topic string, partition int32, offset int64, maxWait time.Duration) kmsg.FetchResponseTopicPartition {
 	t.Helper()
-	req := kmsg.NewPtrFetchRequest()
-	req.Version = 11
-	req.ReplicaID = -1
-	req.MaxWaitMillis = int32(maxWait / time.Millisecond)
-	req.MinBytes = 1
-	req.MaxBytes = 1 << 20
-	rt := kmsg.NewFetchRequestTopic()
-	rt.Topic = topic
-	rt.TopicID = topicID(t, cl, topic)
-	rp := kmsg.NewFetchRequestTopicPartition()
-	rp.Partition = partition
-	rp.FetchOffset = offset
-	rp.PartitionMaxBytes = 1 << 20
-	rp.CurrentLeaderEpoch = -1
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(testCtx(t), cl)
+	resp, err := kafkatest.FetchRequest(topic, topicID(t, cl, topic), partition, offset, maxWait).RequestWith(testCtx(t), cl)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"log/slog"
 	"os"
 	"sort"
@@ -26,6 +24,7 @@ import (
 
 	"github.com/floe-io/floe/agent"
 	"github.com/floe-io/floe/compactor"
+	"github.com/floe-io/floe/internal/kafkatest"
 	"github.com/floe-io/floe/internal/testenv"
 	"github.com/floe-io/floe/metadata"
 	"github.com/floe-io/floe/segments"
@@ -304,21 +303,7 @@ func same(want map[int32][]acked, got map[int32][]*kgo.Record) error {
 // speak, where topics are named by ID, so the ID is set too.
 func fetchAt(t *testing.T, cl *kgo.Client, tp metadata.Topic, partition int32, offset int64) kmsg.FetchResponseTopicPartition {
 	t.Helper()
-	req := kmsg.NewPtrFetchRequest()
-	req.Version = 11
-	req.ReplicaID = -1
-	req.MaxBytes = 1 << 20
-	rt := kmsg.NewFetchRequestTopic()
-	rt.Topic = tp.Name
-	rt.TopicID = tp.ID
-	rp := kmsg.NewFetchRequestTopicPartition()
-	rp.Partition = partition
-	rp.FetchOffset = offset
-	rp.PartitionMaxBytes = 1 << 20
-	rp.CurrentLeaderEpoch = -1
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx(t), cl)
+	resp, err := kafkatest.FetchRequest(tp.Name, tp.ID, partition, offset, 0).RequestWith(ctx(t), cl)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -636,22 +621,7 @@ func TestOrphanCollectedAfterGrace(t *testing.T) {
 }
 
 func orphanBatch() []byte {
-	rec := kmsg.NewRecord()
-	rec.Value = []byte("never committed")
-	rec.Length = int32(len(rec.AppendTo(nil)) - 1)
-	b := kmsg.NewRecordBatch()
-	b.Magic = 2
-	b.PartitionLeaderEpoch = -1
-	b.ProducerID, b.ProducerEpoch, b.FirstSequence = -1, -1, -1
-	b.FirstTimestamp = time.Now().UnixMilli()
-	b.MaxTimestamp = b.FirstTimestamp
-	b.NumRecords = 1
-	b.Records = rec.AppendTo(nil)
-	raw := b.AppendTo(nil)
-	// kmsg leaves the length and CRC to the caller.
-	binary.BigEndian.PutUint32(raw[8:12], uint32(len(raw)-12))
-	binary.BigEndian.PutUint32(raw[17:21], crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli)))
-	return raw
+	return kafkatest.RecordBatch(kafkatest.NoProducer, time.Now(), "never committed")
 }
 
 // Two compactors: one acts at a time; when the leader's lease is lost,
