@@ -44,6 +44,8 @@ func kafkaError(err error) (*kerr.Error, string) {
 		return kerr.OutOfOrderSequenceNumber, msg
 	case errors.Is(err, metadata.ErrInvalidProducerEpoch):
 		return kerr.InvalidProducerEpoch, msg
+	case errors.Is(err, metadata.ErrObjectDoomed):
+		return kerr.KafkaStorageError, msg
 	case errors.Is(err, metadata.ErrUnknownPartition):
 		return kerr.UnknownTopicOrPartition, msg
 	case errors.Is(err, errUpload):

@@ -797,3 +797,60 @@ func TestRunLeavesNoGoroutines(t *testing.T) {
 	cli.Close()
 	goleak.VerifyNone(t, before)
 }
+
+// An agent that PUT an object and then stalled past the grace (etcd down,
+// say) must not commit it after the collector chose to delete it: the
+// collector marks the object first, the late commit fails (its producers
+// retry), and only a later pass deletes the object. Nothing acknowledged
+// ever points at a deleted object.
+func TestLateCommitOfCollectedObjectFails(t *testing.T) {
+	e := newEnv(t)
+	tp := e.createTopic("late", 1, nil)
+	b := segments.NewBuilder(segments.CodecNone)
+	batch, err := segments.ParseBatch(orphanBatch())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := segments.PartitionKey{TopicID: tp.ID, Partition: 0}
+	b.Append(key, batch)
+	obj, extents, err := b.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := segments.NewObjectKey(time.Now().Add(-time.Hour), segments.KindFlush)
+	if err := e.bucket.Put(ctx(t), late, obj); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // past the grace by its LastModified too
+	// One pass: the object is old and unreferenced, so it is marked.
+	once := e.newCompactor(compactor.Config{GCGrace: time.Second})
+	st, err := once.RunOnce(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Deleted != 0 {
+		t.Fatalf("deleted %d objects at the pass that marked them", st.Deleted)
+	}
+	// The stalled agent's commit now fails, and writes nothing.
+	c := e.store.NewCommitter(metadata.CommitConfig{})
+	res, err := c.Commit(ctx(t), []metadata.Append{{
+		Topic: tp, Partition: 0, Object: late, Offset: extents[0].Offset, Length: extents[0].Length,
+		Batches: []metadata.BatchMeta{{Records: 1, ProducerID: -1}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(res[0].Batches[0].Err, metadata.ErrObjectDoomed) {
+		t.Fatalf("late commit: %+v", res[0].Batches[0])
+	}
+	if idx := e.index(tp, 0); len(idx) != 0 {
+		t.Fatalf("%d index entries after a refused commit", len(idx))
+	}
+	// The next pass deletes it.
+	if st, err = once.RunOnce(ctx(t)); err != nil || st.Deleted != 1 {
+		t.Fatalf("second pass: %v %+v", err, st)
+	}
+	if marks, _ := e.store.DoomMarks(ctx(t)); len(marks) != 0 {
+		t.Fatalf("%d doom marks left after the delete", len(marks))
+	}
+}

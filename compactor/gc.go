@@ -19,14 +19,21 @@ import (
 //   - no index entry references it, as read after the listing;
 //   - its creation (the later of its key's timestamp, rounded up to the
 //     next second, and its LastModified) and its unreferenced mark, if
-//     any, are both older than GCGrace.
+//     any, are both older than GCGrace;
+//   - it carries a doom mark made at an earlier pass.
 //
 // Why this is safe. References to an object appear only by committing it:
-// an agent commits an object it PUT moments before (within its upload and
-// commit timeouts), and a merge swaps in an object it just wrote. Such an
-// object is younger than the grace, so it survives even if its commit lands
-// after the referenced set was read. References disappear through
-// retention and merge swaps, which stamp the object's mark in the same
+// an agent commits an object it PUT moments before, and a merge swaps in an
+// object it just wrote. An agent's commit compares, in its transaction, that
+// the object has no doom mark. So the collector first marks a candidate
+// (past its grace and unreferenced) and deletes it only at a later pass, if
+// it is still unreferenced then: a commit that raced the mark either landed
+// before it, and that later pass sees the reference (and drops the mark),
+// or it came after, and failed, so its producers retry. However long etcd
+// or an agent stalls between PUT and commit, an acknowledged record's
+// object is never deleted. Deletion takes one more pass than the grace.
+//
+// References disappear through retention and merge swaps, which stamp the object's mark in the same
 // transaction, so a reader that loaded the old index entry just before has
 // a full grace period to finish; and through DeleteTopic, after which the
 // topic's data is unreachable anyway. An agent that crashed between PUT and
@@ -59,6 +66,16 @@ func (c *Compactor) collect(ctx context.Context, f metadata.Fence, objects []seg
 	if err != nil {
 		return err
 	}
+	// Doom marks are read before the references: a mark seen here was made
+	// before the references below were read.
+	dooms, err := c.store.DoomMarks(ctx)
+	if err != nil {
+		return err
+	}
+	doomedBefore := make(map[string]bool, len(dooms))
+	for _, d := range dooms {
+		doomedBefore[d.Object] = true
+	}
 	refs := map[string]struct{}{}
 	entries := 0
 	if err := c.store.ForEachIndexEntry(ctx, func(_ metadata.PartitionID, e metadata.IndexEntry) error {
@@ -77,16 +94,31 @@ func (c *Compactor) collect(ctx context.Context, f metadata.Fence, objects []seg
 	}
 	now := time.Now()
 	listed := make(map[string]bool, len(objects))
-	var doomed []segments.ObjectInfo
+	var (
+		doomed []segments.ObjectInfo // marked at an earlier pass: delete
+		toMark []string              // mark now, delete at a later pass
+	)
 	for _, o := range objects {
 		listed[o.Key] = true
 		if _, ok := refs[o.Key]; ok {
 			continue
 		}
 		st.Unreferenced++
-		if now.Sub(unreferencedSince(o, markOf)) >= c.cfg.GCGrace {
-			doomed = append(doomed, o)
+		if now.Sub(unreferencedSince(o, markOf)) < c.cfg.GCGrace {
+			continue
 		}
+		if doomedBefore[o.Key] {
+			doomed = append(doomed, o)
+		} else {
+			toMark = append(toMark, o.Key)
+		}
+	}
+	for len(toMark) > 0 {
+		n := min(len(toMark), c.cfg.EtcdMaxTxnOps-1)
+		if err := c.store.DoomObjects(ctx, f, toMark[:n], now); err != nil {
+			return err
+		}
+		toMark = toMark[n:]
 	}
 
 	deleted := map[string]bool{}
@@ -120,6 +152,23 @@ func (c *Compactor) collect(ctx context.Context, f metadata.Fence, objects []seg
 		c.metrics.bytesDeleted.Add(float64(bytes))
 	}
 	c.metrics.unreferenced.Set(float64(st.Unreferenced - st.Deleted))
+
+	// Doom marks go once their object is deleted, referenced (its commit
+	// landed before the mark), or no longer in the bucket.
+	var undoom []string
+	for _, d := range dooms {
+		_, referenced := refs[d.Object]
+		if deleted[d.Object] || referenced || (!listed[d.Object] && d.Since.Before(listStart)) {
+			undoom = append(undoom, d.Object)
+		}
+	}
+	for len(undoom) > 0 {
+		n := min(len(undoom), c.cfg.EtcdMaxTxnOps-1)
+		if err := c.store.DeleteDoomMarks(ctx, f, undoom[:n]); err != nil {
+			return err
+		}
+		undoom = undoom[n:]
+	}
 
 	var drop []metadata.ObjectMark
 	for _, m := range marks {

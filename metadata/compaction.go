@@ -14,6 +14,10 @@ package metadata
 //	                                      the object last lost an index
 //	                                      reference through a compactor
 //	                                      write
+//	compactor/doomed/<object key>         {"v":1,"since":<unix ms>}: the
+//	                                      collector will delete the object
+//	                                      at its next pass; agents can no
+//	                                      longer commit it
 //
 // Fencing. A compactor write carries a Fence: the leader key and its create
 // revision. Every such transaction compares the key's create revision with
@@ -64,6 +68,10 @@ const (
 	keyCompactorLeader = "compactor/leader"
 	// prefixUnreferenced holds garbage-collection marks, by object key.
 	prefixUnreferenced = "compactor/unreferenced/"
+	// prefixDoomed holds doom marks: objects the collector will delete at
+	// its next pass unless referenced. Agents' commits compare that their
+	// object has none.
+	prefixDoomed = "compactor/doomed/"
 	// pageSize is how many keys a paged range read asks for at a time.
 	pageSize = 1000
 )
@@ -488,4 +496,57 @@ func (s *Store) AdvanceLogStart(ctx context.Context, id PartitionID, offset int6
 		}
 		// An agent committed meanwhile: re-read and retry.
 	}
+}
+
+// doomKey is the doom mark of an object.
+func (s *Store) doomKey(object string) string { return s.key(prefixDoomed, object) }
+
+// DoomMarks reads every doom mark, in pages (Since is when it was made).
+func (s *Store) DoomMarks(ctx context.Context) ([]ObjectMark, error) {
+	prefix := s.key(prefixDoomed)
+	var out []ObjectMark
+	now := time.Now()
+	err := s.rangePages(ctx, prefix, clientv3.GetPrefixRangeEnd(prefix), func(key string, value []byte, modRev int64) error {
+		m := ObjectMark{Object: strings.TrimPrefix(key, prefix), Since: now, ModRevision: modRev}
+		var v markValue
+		if decode(key, value, &v) == nil && v.Since > 0 {
+			m.Since = time.UnixMilli(v.Since)
+		}
+		out = append(out, m)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading doom marks: %w", err)
+	}
+	return out, nil
+}
+
+// DoomObjects marks objects for deletion, fenced by f. From then on no
+// agent can commit them (the commit compares the mark's absence), so an
+// object that is still unreferenced after the mark was made can be
+// deleted safely: a commit that raced the mark either landed before it
+// (and the collector sees the reference) or fails.
+func (s *Store) DoomObjects(ctx context.Context, f Fence, objects []string, now time.Time) error {
+	if len(objects) == 0 {
+		return nil
+	}
+	ops := make([]clientv3.Op, len(objects))
+	for i, o := range objects {
+		ops[i] = clientv3.OpPut(s.doomKey(o), encode(markValue{V: 1, Since: now.UnixMilli()}))
+	}
+	_, err := s.compactorTxn(ctx, f, fmt.Sprintf("marking %d objects for deletion", len(objects)), nil, ops)
+	return err
+}
+
+// DeleteDoomMarks removes doom marks, fenced by f.
+func (s *Store) DeleteDoomMarks(ctx context.Context, f Fence, objects []string) error {
+	if len(objects) == 0 {
+		return nil
+	}
+	ops := make([]clientv3.Op, len(objects))
+	for i, o := range objects {
+		ops[i] = clientv3.OpDelete(s.doomKey(o))
+	}
+	_, err := s.compactorTxn(ctx, f, fmt.Sprintf("removing %d doom marks", len(objects)), nil, ops)
+	return err
 }

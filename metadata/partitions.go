@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -253,6 +254,10 @@ var (
 	// ErrUnknownPartition: the topic was deleted (or recreated) or the
 	// partition does not exist.
 	ErrUnknownPartition = errors.New("metadata: unknown topic or partition")
+	// ErrObjectDoomed: the compactor has marked the segment object for
+	// deletion (it was unreferenced for longer than the grace period), so
+	// it may no longer be committed; the producer retries.
+	ErrObjectDoomed = errors.New("metadata: segment object is being garbage-collected; it can no longer be committed")
 )
 
 // BatchMeta describes one RecordBatch offered for commit.
@@ -419,23 +424,30 @@ func (c *Committer) Commit(ctx context.Context, appends []Append) ([]CommitResul
 
 // chunkEnd returns the end of the largest chunk starting at lo whose
 // transaction fits the op limit: each partition needs a compare, two puts
-// and a get; each distinct topic a compare and a get.
+// and a get; each distinct topic a compare and a get; each distinct object
+// (one per flush) a compare and a get of its doom mark.
 func (c *Committer) chunkEnd(appends []Append, lo int) int {
 	topics := map[uuid.UUID]bool{}
+	objects := map[string]bool{}
 	parts := 0
 	for i := lo; i < len(appends); i++ {
 		nt := len(topics)
 		if !topics[appends[i].Topic.ID] {
 			nt++
 		}
+		no := len(objects)
+		if !objects[appends[i].Object] {
+			no++
+		}
 		np := parts + 1
-		if np+nt > c.cfg.MaxTxnOps || 2*np > c.cfg.MaxTxnOps {
+		if np+nt+no > c.cfg.MaxTxnOps || 2*np > c.cfg.MaxTxnOps {
 			if i == lo {
 				return lo + 1
 			}
 			return i
 		}
 		topics[appends[i].Topic.ID] = true
+		objects[appends[i].Object] = true
 		parts = np
 	}
 	return len(appends)
@@ -495,6 +507,17 @@ func (c *Committer) commitChunk(ctx context.Context, appends []Append, results [
 		}
 		if len(order) == 0 {
 			return nil
+		}
+		// The object must not have been marked for deletion by the
+		// compactor: once marked, it is deleted unless already referenced,
+		// so committing it now would acknowledge records it is about to
+		// lose. The marks' gets come after the partitions' in the else
+		// branch.
+		objects := c.objectsOf(appends, order)
+		for _, o := range objects {
+			dk := c.store.doomKey(o)
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(dk), "=", 0))
+			gets = append(gets, clientv3.OpGet(dk))
 		}
 		if len(puts) == 0 {
 			// Every batch was a duplicate or rejected against the state we
@@ -557,9 +580,35 @@ func (c *Committer) observe(start time.Time, resp *clientv3.TxnResponse, err err
 	c.cfg.Observer.ObserveCommitTxn(time.Since(start), outcome)
 }
 
+// objectsOf returns the distinct objects of the appends in order.
+func (c *Committer) objectsOf(appends []Append, order []int) []string {
+	var out []string
+	for _, i := range order {
+		if !slices.Contains(out, appends[i].Object) {
+			out = append(out, appends[i].Object)
+		}
+	}
+	return out
+}
+
 // absorb reads a failed transaction's else branch: fresh partition states,
-// and topics that no longer match (their appends fail).
+// topics that no longer match, and doom marks (their appends fail).
 func (c *Committer) absorb(appends []Append, live []bool, order []int, responses []*etcdserverpb.ResponseOp, results []CommitResult) {
+	objects := c.objectsOf(appends, order)
+	defer func() {
+		doomResp := responses[len(responses)-len(objects):]
+		for oi, o := range objects {
+			if len(doomResp[oi].GetResponseRange().Kvs) == 0 {
+				continue
+			}
+			for _, i := range order {
+				if appends[i].Object == o && live[i] {
+					live[i] = false
+					results[i] = failAll(appends[i], fmt.Errorf("%w: %s", ErrObjectDoomed, o))
+				}
+			}
+		}
+	}()
 	ri := 0
 	topicGone := map[uuid.UUID]bool{}
 	topicSeen := map[uuid.UUID]bool{}

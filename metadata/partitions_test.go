@@ -1,11 +1,13 @@
 package metadata_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sort"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/floe-io/floe/metadata"
 )
@@ -250,5 +252,50 @@ func TestProducerIDBlocksAreDisjoint(t *testing.T) {
 		if f != int64(i)*100 {
 			t.Fatalf("blocks %v overlap or leave gaps", firsts)
 		}
+	}
+}
+
+// A segment object the compactor marked for deletion can no longer be
+// committed: its producers are told to retry, and nothing is written.
+func TestCommitOfDoomedObjectFails(t *testing.T) {
+	s := newStore(t)
+	tp := mkTopic(t, s, "doomed", 1)
+	ctx := ctxT(t)
+	l, err := s.CampaignCompactor(ctx, "test", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Resign(context.Background())
+	fence := l.Fence()
+	if err := s.DoomObjects(ctx, fence, []string{"flush/aa/late.seg"}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	c := s.NewCommitter(metadata.CommitConfig{})
+	res, err := c.Commit(ctx, []metadata.Append{
+		{Topic: tp, Partition: 0, Object: "flush/aa/late.seg", Length: 1, Batches: plain(2)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(res[0].Batches[0].Err, metadata.ErrObjectDoomed) {
+		t.Fatalf("commit of a doomed object: %+v", res[0].Batches[0])
+	}
+	st, _ := s.GetPartitionState(ctx, metadata.PartitionID{Topic: tp.ID, Partition: 0})
+	if st.Next != 0 {
+		t.Fatalf("high watermark %d after a refused commit", st.Next)
+	}
+	// Another object commits fine, and so does the doomed one's partition.
+	res, err = c.Commit(ctx, []metadata.Append{
+		{Topic: tp, Partition: 0, Object: "flush/bb/fresh.seg", Length: 1, Batches: plain(2)},
+	})
+	if err != nil || res[0].Batches[0].Err != nil || res[0].Batches[0].BaseOffset != 0 {
+		t.Fatalf("fresh object: %v %+v", err, res)
+	}
+	marks, err := s.DoomMarks(ctx)
+	if err != nil || len(marks) != 1 || marks[0].Object != "flush/aa/late.seg" {
+		t.Fatalf("doom marks: %v %+v", err, marks)
+	}
+	if err := s.DeleteDoomMarks(ctx, fence, []string{"flush/aa/late.seg"}); err != nil {
+		t.Fatal(err)
 	}
 }
