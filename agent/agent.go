@@ -271,7 +271,7 @@ func (a *Agent) keepRegistered() {
 			return
 		}
 		a.log.Warn("agent lease lost; registering again", "node_id", reg.Info().NodeID)
-		for a.ctx.Err() == nil {
+		for a.ctx.Err() == nil && !a.draining.Load() {
 			rctx, cancel := context.WithTimeout(a.ctx, a.cfg.LeaseTTL)
 			err := a.register(rctx)
 			cancel()

@@ -67,9 +67,15 @@ func (s *Store) RegisterAgent(ctx context.Context, info AgentInfo, ttl time.Dura
 	if secs < 1 {
 		secs = 1
 	}
-	session, err := concurrency.NewSession(s.cli, concurrency.WithTTL(secs), concurrency.WithContext(context.WithoutCancel(ctx)))
+	// Grant under ctx, so a caller's timeout bounds it (etcd down); the
+	// session then keeps the lease alive until closed.
+	lease, err := s.cli.Grant(ctx, int64(secs))
 	if err != nil {
 		return nil, fmt.Errorf("granting agent lease: %w", err)
+	}
+	session, err := concurrency.NewSession(s.cli, concurrency.WithLease(lease.ID), concurrency.WithTTL(secs), concurrency.WithContext(context.WithoutCancel(ctx)))
+	if err != nil {
+		return nil, fmt.Errorf("keeping agent lease alive: %w", err)
 	}
 	for id := int32(0); id < MaxNodeID; id++ {
 		info.NodeID = id
