@@ -52,6 +52,7 @@ value, missing argument).`,
 	root.AddCommand(newLagCmd())
 	root.AddCommand(newCompactorCmd())
 	root.AddCommand(newUserCmd(), newACLCmd())
+	root.AddCommand(newBenchCmd())
 	return root
 }
 

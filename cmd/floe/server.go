@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -66,6 +68,7 @@ type agentOptions struct {
 	httpOpen            []string
 	httpTLS             bool
 	pprof               bool
+	memoryLimit         int64
 }
 
 func (o *agentOptions) register(fs *pflag.FlagSet, autoCreateDefault bool) {
@@ -111,6 +114,7 @@ func (o *agentOptions) register(fs *pflag.FlagSet, autoCreateDefault bool) {
 	fs.StringSliceVar(&o.httpOpen, "http-open-paths", []string{"/healthz", "/readyz"}, "HTTP paths served without authentication (add /metrics for a scraper without credentials)")
 	fs.BoolVar(&o.httpTLS, "http-tls", false, "serve HTTP over TLS with --tls-cert and --tls-key")
 	fs.StringVar(&o.authorize, "authorizer", "auto", "enforce ACLs: auto (when any listener authenticates with SASL or client certificates), on, or off")
+	fs.Int64Var(&o.memoryLimit, "memory-limit", 0, "soft limit of the process's memory, as GOMEMLIMIT: near it the Go garbage collector works harder instead of letting the heap grow to twice what is live. 0 picks --max-buffer-bytes + --cache-bytes + 256 MiB + 2 × --max-uploads × --segment-target-bytes; -1 sets none. A GOMEMLIMIT in the environment wins")
 	fs.BoolVar(&o.pprof, "pprof", false, "serve Go's profiler (net/http/pprof) under /debug/pprof/ on the HTTP listener, behind the same authentication as /metrics; for benchmarks and diagnosis (floe bench --local turns it on)")
 }
 
@@ -181,6 +185,29 @@ func parseCodec(name string) (segments.Codec, error) {
 	return 0, fmt.Errorf("--segment-compression %q: use zstd, s2 or none", name)
 }
 
+// memoryOverhead is what an agent needs beyond its flush buffer and fetch
+// cache: the runtime and code, connections, compression state, fetch
+// responses being written, and the segment objects being uploaded.
+func (o *agentOptions) memoryOverhead() int64 {
+	return 256<<20 + 2*int64(o.maxUploads)*int64(o.segmentTarget)
+}
+
+// applyMemoryLimit sets the Go runtime's soft memory limit from
+// --memory-limit, unless GOMEMLIMIT is set. Without one the heap grows to
+// about twice what is live, so an agent whose buffer and cache are full
+// would take twice their size.
+func (o *agentOptions) applyMemoryLimit(log *slog.Logger) {
+	if os.Getenv("GOMEMLIMIT") != "" || o.memoryLimit < 0 {
+		return
+	}
+	limit := o.memoryLimit
+	if limit == 0 {
+		limit = o.maxBuffer + o.cacheBytes + o.memoryOverhead()
+	}
+	debug.SetMemoryLimit(limit)
+	log.Debug("memory limit set", "bytes", limit)
+}
+
 // running is a started agent with its HTTP listener.
 type running struct {
 	agent *agent.Agent
@@ -199,6 +226,7 @@ func startAgent(ctx context.Context, log *slog.Logger, o *agentOptions, store *m
 	if err != nil {
 		return nil, err
 	}
+	o.applyMemoryLimit(log)
 	a, err := agent.New(cfg, agent.Deps{Store: store, Bucket: bucket, Log: log, Registry: reg})
 	if err != nil {
 		return nil, err

@@ -1,0 +1,497 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/floe-io/floe/internal/bench"
+	"github.com/floe-io/floe/metadata"
+	"github.com/floe-io/floe/segments"
+)
+
+// localCluster is `floe bench --local`: MinIO and etcd from
+// localstack/start.sh, and one agent run as a child process of this
+// binary (`floe agent`).
+//
+// The MinIO and etcd are the bench's own (.cache/bench-localstack, on
+// ports of their own), not the test suite's localstack: on a machine
+// where tests run against that one, their requests would queue ahead of
+// the bench's and its etcd figures would be theirs. The MinIO binary the
+// test localstack built is reused when there is one, so only a machine
+// that has neither builds MinIO (about 3 minutes, once). Set
+// FLOE_LOCALSTACK_DIR and the port variables (localstack/lib.sh) to use
+// another.
+//
+// Why a child process rather than an agent in this process: the report
+// states the agent's memory (its own RSS and Go heap, not the load
+// generator's), its CPU profile is its alone, the load generator's
+// garbage collection does not pause it, and a restart is a real one, with
+// an empty cache, as after a deploy. It also runs the shipped binary with
+// its real flags, and the bench reads it only from the outside (Kafka,
+// /metrics, /debug/pprof), exactly as it reads a cluster named with -b.
+type localCluster struct {
+	log      io.Writer
+	root     string // the floe checkout holding localstack/
+	stackDir string
+	stackEnv map[string]string // FLOE_LOCALSTACK_* for start.sh and stop.sh
+	started  bool              // the bench started MinIO or etcd, and stops them
+	keep     bool
+
+	id         string
+	exe        string
+	env        map[string]string
+	bucketURL  string
+	settings   bench.AgentSettings
+	codec      string
+	flush      time.Duration
+	kafkaAddr  string
+	httpAddr   string
+	agentLog   string
+	mu         sync.Mutex // guards agent, which Processes reads from the bench's sampler
+	agent      *exec.Cmd
+	agentDone  chan error
+	bucket     segments.Bucket
+	etcd       *clientv3.Client
+	clusterKey string
+}
+
+// startLocalCluster starts localstack (or reuses it) and one agent.
+func startLocalCluster(ctx context.Context, log io.Writer, settings bench.AgentSettings, codec string, keep bool) (_ *localCluster, err error) {
+	root, err := findCheckout()
+	if err != nil {
+		return nil, err
+	}
+	var idb [4]byte
+	rand.Read(idb[:])
+	c := &localCluster{
+		log: log, root: root, keep: keep, settings: settings, codec: codec, flush: settings.FlushInterval,
+		id: hex.EncodeToString(idb[:]),
+	}
+	c.stackEnv = benchStackEnv(root)
+	c.stackDir = c.stackEnv["FLOE_LOCALSTACK_DIR"]
+	defer func() {
+		if err != nil {
+			c.Close()
+		}
+	}()
+	if c.exe, err = os.Executable(); err != nil {
+		return nil, fmt.Errorf("finding this floe binary: %w", err)
+	}
+	running := pidAlive(filepath.Join(c.stackDir, "etcd.pid")) && pidAlive(filepath.Join(c.stackDir, "minio.pid"))
+	if !running {
+		c.started = true
+		if reuseMinIO(root, c.stackDir) {
+			fmt.Fprintf(log, "bench: starting MinIO and etcd with localstack/start.sh in %s\n", c.stackDir)
+		} else {
+			fmt.Fprintf(log, "bench: starting MinIO and etcd with localstack/start.sh in %s (this first run builds MinIO: about 3 minutes)\n", c.stackDir)
+		}
+	}
+	sh := exec.CommandContext(ctx, "bash", filepath.Join(root, "localstack", "start.sh"))
+	sh.Dir = root
+	sh.Env = c.stackEnviron()
+	var shOut bytes.Buffer
+	sh.Stdout, sh.Stderr = &shOut, &shOut
+	if err := sh.Run(); err != nil {
+		return nil, fmt.Errorf("localstack/start.sh failed: %v\n%s", err, shOut.String())
+	}
+	if c.env, err = readEnvFile(filepath.Join(c.stackDir, "env")); err != nil {
+		return nil, fmt.Errorf("reading localstack's env file: %w", err)
+	}
+	for _, k := range []string{"FLOE_TEST_ETCD_ENDPOINTS", "FLOE_TEST_MINIO_ENDPOINT", "FLOE_TEST_MINIO_ACCESS_KEY", "FLOE_TEST_MINIO_SECRET_KEY", "FLOE_TEST_MINIO_BUCKET"} {
+		if c.env[k] == "" {
+			return nil, fmt.Errorf("localstack's env file has no %s", k)
+		}
+	}
+	c.clusterKey = "floe-bench-" + c.id
+	c.bucketURL = fmt.Sprintf("minio://%s/%s/%s?secure=false", c.env["FLOE_TEST_MINIO_ENDPOINT"], c.env["FLOE_TEST_MINIO_BUCKET"], c.clusterKey)
+	bctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	c.bucket, err = segments.OpenBucket(bctx, c.bucketURL, segments.BucketOptions{AccessKey: c.env["FLOE_TEST_MINIO_ACCESS_KEY"], SecretKey: c.env["FLOE_TEST_MINIO_SECRET_KEY"]})
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	if c.etcd, err = metadata.Dial(ctx, metadata.DialConfig{Endpoints: strings.Split(c.env["FLOE_TEST_ETCD_ENDPOINTS"], ",")}); err != nil {
+		return nil, err
+	}
+	if c.kafkaAddr, err = freeAddr(); err != nil {
+		return nil, err
+	}
+	if c.httpAddr, err = freeAddr(); err != nil {
+		return nil, err
+	}
+	c.agentLog = filepath.Join(os.TempDir(), c.clusterKey+"-agent.log")
+	if err := c.startAgent(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// benchStackEnv is the FLOE_LOCALSTACK_* settings of the bench's own
+// MinIO and etcd: its directory and ports, unless the environment sets
+// them.
+func benchStackEnv(root string) map[string]string {
+	env := map[string]string{
+		"FLOE_LOCALSTACK_DIR":                filepath.Join(root, ".cache", "bench-localstack"),
+		"FLOE_LOCALSTACK_ETCD_PORT":          "23890",
+		"FLOE_LOCALSTACK_ETCD_PEER_PORT":     "23900",
+		"FLOE_LOCALSTACK_MINIO_PORT":         "19200",
+		"FLOE_LOCALSTACK_MINIO_CONSOLE_PORT": "19201",
+	}
+	for k := range env {
+		if v := os.Getenv(k); v != "" {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+func (c *localCluster) stackEnviron() []string {
+	env := os.Environ()
+	for k, v := range c.stackEnv {
+		env = append(env, k+"="+v)
+	}
+	return env
+}
+
+// reuseMinIO copies the MinIO binary the test localstack built into the
+// bench's localstack, so start.sh need not build it again; it reports
+// whether the bench's localstack has one.
+func reuseMinIO(root, stackDir string) bool {
+	dst := filepath.Join(stackDir, "bin")
+	if _, err := os.Stat(filepath.Join(dst, "minio")); err == nil {
+		return true
+	}
+	src := filepath.Join(root, ".cache", "localstack", "bin")
+	stamp, err := os.ReadFile(filepath.Join(src, "minio.version"))
+	if err != nil {
+		return false
+	}
+	bin, err := os.ReadFile(filepath.Join(src, "minio"))
+	if err != nil || os.MkdirAll(dst, 0o755) != nil {
+		return false
+	}
+	if os.WriteFile(filepath.Join(dst, "minio"), bin, 0o755) != nil {
+		return false
+	}
+	return os.WriteFile(filepath.Join(dst, "minio.version"), stamp, 0o644) == nil
+}
+
+// findCheckout finds the floe checkout (a directory with
+// localstack/start.sh) from the working directory or this binary up.
+func findCheckout() (string, error) {
+	var starts []string
+	if wd, err := os.Getwd(); err == nil {
+		starts = append(starts, wd)
+	}
+	if exe, err := os.Executable(); err == nil {
+		starts = append(starts, filepath.Dir(exe))
+	}
+	for _, dir := range starts {
+		for {
+			if _, err := os.Stat(filepath.Join(dir, "localstack", "start.sh")); err == nil {
+				return dir, nil
+			}
+			parent := filepath.Dir(dir)
+			if parent == dir {
+				break
+			}
+			dir = parent
+		}
+	}
+	return "", errors.New("--local needs a floe checkout (it runs localstack/start.sh for MinIO and etcd): run it from inside one, or name a running cluster with -b")
+}
+
+func pidAlive(pidFile string) bool {
+	data, err := os.ReadFile(pidFile)
+	if err != nil {
+		return false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 0 {
+		return false
+	}
+	return syscall.Kill(pid, 0) == nil
+}
+
+// freeAddr returns a loopback address with a port nothing listens on.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func (c *localCluster) agentArgs() []string {
+	s := c.settings
+	return []string{
+		"agent",
+		"--etcd-endpoints", c.env["FLOE_TEST_ETCD_ENDPOINTS"],
+		"--bucket", c.bucketURL,
+		"--cluster", c.clusterKey,
+		"--kafka-addr", c.kafkaAddr,
+		"--http-addr", c.httpAddr,
+		"--http-auth", "off",
+		"--pprof",
+		"--segment-target-bytes", strconv.FormatInt(s.SegmentTargetBytes, 10),
+		"--flush-interval", c.flush.String(),
+		"--max-buffer-bytes", strconv.FormatInt(s.MaxBufferBytes, 10),
+		"--cache-bytes", strconv.FormatInt(s.CacheBytes, 10),
+		"--max-uploads", strconv.Itoa(s.MaxUploads),
+		"--segment-compression", c.codec,
+		"--etcd-max-txn-ops", "2048", // localstack's etcd allows it
+		"--lease-ttl", "3s",
+		"--log-level", "warn",
+	}
+}
+
+func (c *localCluster) startAgent(ctx context.Context) error {
+	logf, err := os.OpenFile(c.agentLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(c.exe, c.agentArgs()...)
+	cmd.Env = append(os.Environ(),
+		"MINIO_ACCESS_KEY="+c.env["FLOE_TEST_MINIO_ACCESS_KEY"],
+		"MINIO_SECRET_KEY="+c.env["FLOE_TEST_MINIO_SECRET_KEY"])
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("starting the agent: %w", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- cmd.Wait()
+		logf.Close()
+	}()
+	c.mu.Lock()
+	c.agent, c.agentDone = cmd, done
+	c.mu.Unlock()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get("http://" + c.httpAddr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case err := <-done:
+			c.mu.Lock()
+			c.agent = nil
+			c.mu.Unlock()
+			return fmt.Errorf("the agent exited during startup (%v); its log, %s:\n%s", err, c.agentLog, tail(c.agentLog, 20))
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the agent was not ready within 60s; its log, %s:\n%s", c.agentLog, tail(c.agentLog, 20))
+		}
+	}
+}
+
+// stopAgent drains the agent with SIGTERM, as a deploy would.
+func (c *localCluster) stopAgent() error {
+	c.mu.Lock()
+	agent := c.agent
+	c.mu.Unlock()
+	if agent == nil {
+		return nil
+	}
+	agent.Process.Signal(syscall.SIGTERM)
+	var err error
+	select {
+	case err = <-c.agentDone:
+	case <-time.After(45 * time.Second):
+		agent.Process.Kill()
+		err = <-c.agentDone
+	}
+	c.mu.Lock()
+	c.agent = nil
+	c.mu.Unlock()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return fmt.Errorf("the agent exited with %v; its log, %s:\n%s", err, c.agentLog, tail(c.agentLog, 20))
+	}
+	return err
+}
+
+func tail(path string, n int) string {
+	data, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Processes names the processes of the cluster, for the report's CPU
+// figures.
+func (c *localCluster) Processes() map[string]int {
+	m := map[string]int{}
+	c.mu.Lock()
+	if c.agent != nil && c.agent.Process != nil {
+		m["agent"] = c.agent.Process.Pid
+	}
+	c.mu.Unlock()
+	for _, name := range []string{"minio", "etcd"} {
+		data, err := os.ReadFile(filepath.Join(c.stackDir, name+".pid"))
+		if pid, perr := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && perr == nil {
+			m[name] = pid
+		}
+	}
+	return m
+}
+
+func (c *localCluster) Brokers() []string     { return []string{c.kafkaAddr} }
+func (c *localCluster) ClientOpts() []kgo.Opt { return nil }
+func (c *localCluster) MetricsURLs() []string {
+	return []string{"http://" + c.httpAddr + "/metrics"}
+}
+func (c *localCluster) Bucket() segments.Bucket { return c.bucket }
+func (c *localCluster) Etcd() *clientv3.Client  { return c.etcd }
+
+func (c *localCluster) Describe() string {
+	kind, _ := os.ReadFile(filepath.Join(c.stackDir, "etcd.kind"))
+	return fmt.Sprintf("--local: 1 agent (child process) + MinIO + etcd (%s) on loopback, all sharing this machine's CPUs with the bench", strings.TrimSpace(string(kind)))
+}
+
+func (c *localCluster) Restart(ctx context.Context, flush time.Duration) error {
+	if err := c.stopAgent(); err != nil {
+		return err
+	}
+	if flush > 0 {
+		c.flush = flush
+	}
+	return c.startAgent(ctx)
+}
+
+// Close stops the agent, removes what the run wrote, and stops the
+// services the bench started.
+func (c *localCluster) Close() error {
+	err := c.stopAgent()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if !c.keep {
+		if c.etcd != nil && c.clusterKey != "" {
+			if _, derr := c.etcd.Delete(ctx, "/floe/"+c.clusterKey+"/", clientv3.WithPrefix()); derr != nil {
+				fmt.Fprintf(c.log, "bench: removing the run's etcd keys: %v\n", derr)
+			}
+		}
+		if c.bucket != nil {
+			if derr := deleteAll(ctx, c.bucket); derr != nil {
+				fmt.Fprintf(c.log, "bench: removing the run's objects: %v\n", derr)
+			}
+		}
+		os.Remove(c.agentLog)
+	}
+	if c.bucket != nil {
+		c.bucket.Close()
+	}
+	if c.etcd != nil {
+		c.etcd.Close()
+	}
+	if c.started && !c.keep && c.root != "" {
+		sh := exec.Command("bash", filepath.Join(c.root, "localstack", "stop.sh"), "--clean")
+		sh.Dir = c.root
+		sh.Env = c.stackEnviron()
+		if out, serr := sh.CombinedOutput(); serr != nil {
+			fmt.Fprintf(c.log, "bench: localstack/stop.sh: %v\n%s", serr, out)
+		}
+	}
+	return err
+}
+
+func deleteAll(ctx context.Context, b segments.Bucket) error {
+	var keys []string
+	if err := b.List(ctx, "", func(o segments.ObjectInfo) error {
+		keys = append(keys, o.Key)
+		return nil
+	}); err != nil {
+		return err
+	}
+	for len(keys) > 0 {
+		n := min(len(keys), segments.MaxDeleteBatch)
+		if err := b.Delete(ctx, keys[:n]); err != nil {
+			return err
+		}
+		keys = keys[n:]
+	}
+	return nil
+}
+
+// remoteCluster is a running cluster named with -b.
+type remoteCluster struct {
+	brokers []string
+	opts    []kgo.Opt
+	metrics []string
+	bucket  segments.Bucket
+	etcd    *clientv3.Client
+}
+
+func newRemoteCluster(ctx context.Context, cf *clientFlags, metrics []string, bucketURL string, etcdEPs []string) (_ *remoteCluster, err error) {
+	c := &remoteCluster{brokers: cf.brokers, metrics: metrics}
+	defer func() {
+		if err != nil {
+			c.Close()
+		}
+	}()
+	if c.opts, err = cf.securityOpts(); err != nil {
+		return nil, err
+	}
+	if bucketURL != "" {
+		bctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		c.bucket, err = segments.OpenBucket(bctx, bucketURL, segments.BucketOptions{})
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+	}
+	if len(etcdEPs) > 0 {
+		if c.etcd, err = metadata.Dial(ctx, metadata.DialConfig{Endpoints: etcdEPs}); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func (c *remoteCluster) Brokers() []string                            { return c.brokers }
+func (c *remoteCluster) ClientOpts() []kgo.Opt                        { return c.opts }
+func (c *remoteCluster) MetricsURLs() []string                        { return c.metrics }
+func (c *remoteCluster) Restart(context.Context, time.Duration) error { return bench.ErrNoRestart }
+func (c *remoteCluster) Bucket() segments.Bucket                      { return c.bucket }
+func (c *remoteCluster) Etcd() *clientv3.Client                       { return c.etcd }
+func (c *remoteCluster) Describe() string {
+	return fmt.Sprintf("-b %s: %d agents' metrics", strings.Join(c.brokers, ","), len(c.metrics))
+}
+
+func (c *remoteCluster) Close() error {
+	if c.bucket != nil {
+		c.bucket.Close()
+	}
+	if c.etcd != nil {
+		c.etcd.Close()
+	}
+	return nil
+}

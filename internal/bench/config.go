@@ -1,0 +1,211 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/floe-io/floe/segments"
+)
+
+// Cluster is the floe the bench drives, and what it can learn of it.
+// MetricsURLs (and Processes, where implemented) are called from the
+// bench's memory sampler while the run may Restart: they must be safe to
+// call concurrently with it.
+type Cluster interface {
+	// Brokers are the Kafka bootstrap addresses; ClientOpts add what a
+	// client needs beyond them (TLS, SASL).
+	Brokers() []string
+	ClientOpts() []kgo.Opt
+	// MetricsURLs are the agents' /metrics URLs; none means the report
+	// has no request counts, cache figures or agent memory.
+	MetricsURLs() []string
+	// Restart restarts every agent with empty caches, with the given
+	// flush interval (0: as before), and returns once they serve again.
+	// It returns ErrNoRestart when the bench does not own the agents.
+	Restart(ctx context.Context, flush time.Duration) error
+	// Bucket is the bucket the agents write to (for the raw PUT and GET
+	// limit) and Etcd the etcd they commit to (for the transaction
+	// limit); nil when unknown, and that limit is not measured. The bench
+	// writes only under its own prefix of each, and removes what it
+	// wrote.
+	Bucket() segments.Bucket
+	Etcd() *clientv3.Client
+	// Describe says what the cluster is, for the report.
+	Describe() string
+}
+
+// ErrNoRestart: the cluster's agents cannot be restarted by the bench.
+var ErrNoRestart = errors.New("bench: the agents belong to a running cluster and cannot be restarted")
+
+// AgentSettings are the agents' settings, which the report compares
+// with: what `--local` starts agents with, or what a running cluster
+// was configured with.
+type AgentSettings struct {
+	SegmentTargetBytes int64         `json:"segment_target_bytes"`
+	FlushInterval      time.Duration `json:"flush_interval_ns"`
+	MaxBufferBytes     int64         `json:"max_buffer_bytes"`
+	CacheBytes         int64         `json:"cache_bytes"`
+	MaxUploads         int           `json:"max_uploads"`
+}
+
+// Config is one run's workload.
+type Config struct {
+	// Topic is the name prefix of the topics the run creates.
+	Topic string
+	// RecordSize is the bytes of each record's value.
+	RecordSize int
+	Partitions int32
+	Producers  int
+	// Consumers is the clients in each consumer group.
+	Consumers int
+	// Keys is none (no key: the client spreads batches), uniform or zipf
+	// over KeySpace keys.
+	Keys     string
+	KeySpace int
+	// Payload is random (incompressible) or text (letters, about 1.6:1
+	// with zstd).
+	Payload string
+	// Compression is the producers' batch compression: none, gzip,
+	// snappy, lz4 or zstd. With none the agent compresses.
+	Compression string
+	// Linger is the producers' linger; 0 picks about a quarter of a
+	// produce request's wait (see runner.linger).
+	Linger time.Duration
+	// Duration and Bytes bound the throughput phase, whichever comes
+	// first.
+	Duration time.Duration
+	Bytes    int64
+	// Groups is how many consumer groups read the same data at once.
+	Groups int
+	// LatencyRate is the records per second of the latency phases; 0
+	// picks a twentieth of the throughput phase's rate (at most 20000),
+	// light enough that latency is not queueing.
+	LatencyRate int
+	// LatencyDuration is how long each latency phase produces.
+	LatencyDuration time.Duration
+	// FlushIntervals are the agents' flush intervals the latency phases
+	// run at; the agents are restarted for each one that is not the
+	// current one (so more than one needs a Cluster that can restart).
+	FlushIntervals []time.Duration
+	// LimitDuration is how long each of the raw PUT, GET and etcd
+	// measurements runs; LimitConcurrency is the PUTs or GETs in flight
+	// (default: the agents' MaxUploads).
+	LimitDuration    time.Duration
+	LimitConcurrency int
+	// ProfileDir, if set, receives CPU profiles of the agents' busiest
+	// phases, taken through their /debug/pprof (floe agent --pprof).
+	ProfileDir string
+	// Keep leaves the topics in place at the end.
+	Keep bool
+
+	Agent AgentSettings
+}
+
+// Defaults returns the configuration of `floe bench`: 1 KiB records, 16
+// partitions, 4 producers, until 1 GiB or 60 s.
+func Defaults() Config {
+	return Config{
+		Topic:           "floe-bench",
+		RecordSize:      1024,
+		Partitions:      16,
+		Producers:       4,
+		Consumers:       4,
+		Keys:            "none",
+		KeySpace:        100000,
+		Payload:         "random",
+		Compression:     "none",
+		Duration:        60 * time.Second,
+		Bytes:           1 << 30,
+		Groups:          3,
+		LatencyDuration: 15 * time.Second,
+		FlushIntervals:  []time.Duration{250 * time.Millisecond, 20 * time.Millisecond},
+		LimitDuration:   5 * time.Second,
+		Agent: AgentSettings{
+			SegmentTargetBytes: 8 << 20,
+			FlushInterval:      250 * time.Millisecond,
+			MaxBufferBytes:     256 << 20,
+			CacheBytes:         256 << 20,
+			MaxUploads:         4,
+		},
+	}
+}
+
+// Quick shrinks a configuration to a smoke run of tens of seconds.
+func (c *Config) Quick() {
+	c.Bytes = min(c.Bytes, 64<<20)
+	c.Duration = min(c.Duration, 10*time.Second)
+	c.LatencyDuration = min(c.LatencyDuration, 3*time.Second)
+	c.LimitDuration = min(c.LimitDuration, time.Second)
+}
+
+// Validate checks the configuration and fills derived defaults.
+func (c *Config) Validate() error {
+	switch {
+	case c.Topic == "":
+		return errors.New("the topic name prefix is empty")
+	case c.RecordSize < 16:
+		return fmt.Errorf("record size %d: at least 16 bytes (a record carries its send time)", c.RecordSize)
+	case c.Partitions < 1:
+		return fmt.Errorf("partitions %d: at least 1", c.Partitions)
+	case c.Producers < 1 || c.Consumers < 1:
+		return errors.New("producers and consumers must be at least 1")
+	case c.Groups < 1:
+		return fmt.Errorf("groups %d: at least 1", c.Groups)
+	case c.Duration <= 0 && c.Bytes <= 0:
+		return errors.New("give a duration or a byte count for the throughput phase")
+	case c.LatencyDuration < 0 || c.LimitDuration <= 0:
+		return errors.New("latency and limit durations must be positive")
+	case c.Agent.SegmentTargetBytes < 1<<10 || c.Agent.CacheBytes < 0 || c.Agent.MaxBufferBytes < 0:
+		return errors.New("agent settings: segment target at least 1 KiB, buffer and cache not negative")
+	}
+	switch c.Keys {
+	case "none", "uniform", "zipf":
+	default:
+		return fmt.Errorf("keys %q: use none, uniform or zipf", c.Keys)
+	}
+	if c.Keys != "none" && c.KeySpace < 2 {
+		return fmt.Errorf("key space %d: at least 2 keys", c.KeySpace)
+	}
+	switch c.Payload {
+	case "random", "text":
+	default:
+		return fmt.Errorf("payload %q: use random or text", c.Payload)
+	}
+	if _, err := compressionCodec(c.Compression); err != nil {
+		return err
+	}
+	if c.Duration <= 0 {
+		c.Duration = 24 * time.Hour
+	}
+	if c.Bytes <= 0 {
+		c.Bytes = 1 << 62
+	}
+	if c.LimitConcurrency <= 0 {
+		c.LimitConcurrency = max(c.Agent.MaxUploads, 1)
+	}
+	if c.Agent.FlushInterval <= 0 {
+		c.Agent.FlushInterval = 250 * time.Millisecond
+	}
+	return nil
+}
+
+func compressionCodec(name string) (kgo.CompressionCodec, error) {
+	switch name {
+	case "none", "":
+		return kgo.NoCompression(), nil
+	case "gzip":
+		return kgo.GzipCompression(), nil
+	case "snappy":
+		return kgo.SnappyCompression(), nil
+	case "lz4":
+		return kgo.Lz4Compression(), nil
+	case "zstd":
+		return kgo.ZstdCompression(), nil
+	}
+	return kgo.NoCompression(), fmt.Errorf("compression %q: use none, gzip, snappy, lz4 or zstd", name)
+}

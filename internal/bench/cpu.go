@@ -1,0 +1,139 @@
+package bench
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Processes is implemented by clusters that know the processes they run
+// on this machine, by name ("agent", "minio", "etcd"); the report then
+// states the CPU each used in every phase, beside the bench's own and the
+// whole machine's (which includes whatever else runs on it).
+type Processes interface {
+	Processes() map[string]int
+}
+
+// clockTicks is USER_HZ, the unit of /proc's CPU times: 100 on every
+// Linux architecture Go supports.
+const clockTicks = 100
+
+// cpuSnap is the CPU time of the cluster's processes, the bench and the
+// machine at one moment (Linux; elsewhere it is empty).
+type cpuSnap struct {
+	at      time.Time
+	ticks   map[string]uint64
+	busy    uint64
+	total   uint64
+	machine bool
+}
+
+func (r *runner) cpuNow() *cpuSnap {
+	s := &cpuSnap{at: time.Now(), ticks: map[string]uint64{}}
+	procs := map[string]int{"bench": os.Getpid()}
+	if p, ok := r.cl.(Processes); ok {
+		for name, pid := range p.Processes() {
+			procs[name] = pid
+		}
+	}
+	for name, pid := range procs {
+		if t, ok := procTicks(pid); ok {
+			s.ticks[name] = t
+		}
+	}
+	s.busy, s.total, s.machine = machineTicks()
+	return s
+}
+
+// cpuSince returns the cores each process used since s (CPU seconds per
+// second of wall time), and "machine": the cores busy on the whole
+// machine, out of "cpus".
+func (r *runner) cpuSince(s *cpuSnap) map[string]float64 {
+	now := r.cpuNow()
+	wall := now.at.Sub(s.at).Seconds()
+	if wall <= 0 {
+		return nil
+	}
+	out := map[string]float64{}
+	for name, t := range now.ticks {
+		if t0, ok := s.ticks[name]; ok && t >= t0 {
+			out[name] = round2(float64(t-t0) / clockTicks / wall)
+		}
+	}
+	if s.machine && now.machine && now.total > s.total {
+		frac := float64(now.busy-s.busy) / float64(now.total-s.total)
+		out["machine"] = round2(frac * float64(r.rep.CPUs))
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
+
+// procTicks reads a process's user + system CPU time from /proc.
+func procTicks(pid int) (uint64, bool) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	// The command name is in parentheses and may hold spaces.
+	i := strings.LastIndexByte(string(data), ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 13 {
+		return 0, false
+	}
+	u, err1 := strconv.ParseUint(f[11], 10, 64)
+	sy, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return u + sy, true
+}
+
+// machineTicks reads the machine's busy and total CPU time.
+func machineTicks() (busy, total uint64, ok bool) {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, false
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line)
+	if len(f) < 5 || f[0] != "cpu" {
+		return 0, 0, false
+	}
+	var idle uint64
+	for i, v := range f[1:] {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return 0, 0, false
+		}
+		total += n
+		if i == 3 || i == 4 { // idle, iowait
+			idle += n
+		}
+	}
+	return total - idle, total, true
+}
+
+// formatCPU renders a phase's CPU use: "agent 0.45  minio 0.90 ...".
+func formatCPU(m map[string]float64) string {
+	if len(m) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, name := range []string{"agent", "minio", "etcd", "bench"} {
+		if v, ok := m[name]; ok {
+			parts = append(parts, name+" "+strconv.FormatFloat(v, 'f', 2, 64))
+		}
+	}
+	if v, ok := m["machine"]; ok {
+		parts = append(parts, "machine "+strconv.FormatFloat(v, 'f', 2, 64))
+	}
+	return strings.Join(parts, "  ")
+}

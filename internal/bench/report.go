@@ -1,0 +1,463 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Report is everything one run measured. Its JSON form is what
+// `floe bench -o json` prints.
+type Report struct {
+	Started  time.Time     `json:"started"`
+	Seconds  float64       `json:"seconds"`
+	Cluster  string        `json:"cluster"`
+	CPUs     int           `json:"cpus"`
+	Workload WorkloadDesc  `json:"workload"`
+	Agent    AgentSettings `json:"agent"`
+
+	Limits  Limits           `json:"limits"`
+	Produce *ProduceResult   `json:"produce,omitempty"`
+	Cold    *ConsumeResult   `json:"cold_read,omitempty"`
+	Warm    *ConsumeResult   `json:"warm_read,omitempty"`
+	FanOut  *ConsumeResult   `json:"group_fan_out,omitempty"`
+	Latency []*LatencyResult `json:"latency,omitempty"`
+	Cost    *Cost            `json:"cost,omitempty"`
+	Memory  *Memory          `json:"memory,omitempty"`
+	Targets []Target         `json:"targets"`
+
+	// MetricsSrc names the metrics each derived figure came from.
+	MetricsSrc map[string]string `json:"metrics_sources,omitempty"`
+	Notes      []string          `json:"notes,omitempty"`
+}
+
+// WorkloadDesc is the workload, as the report states it.
+type WorkloadDesc struct {
+	RecordSize  int     `json:"record_size"`
+	Partitions  int32   `json:"partitions"`
+	Producers   int     `json:"producers"`
+	Consumers   int     `json:"consumers_per_group"`
+	Groups      int     `json:"groups"`
+	Keys        string  `json:"keys"`
+	Payload     string  `json:"payload"`
+	Compression string  `json:"client_compression"`
+	LingerMs    float64 `json:"linger_ms"` // 0: (flush interval + 40ms) / 4
+	MaxBytes    int64   `json:"max_bytes"`
+	MaxSeconds  float64 `json:"max_seconds"`
+}
+
+func workloadOf(c Config) WorkloadDesc {
+	return WorkloadDesc{
+		RecordSize: c.RecordSize, Partitions: c.Partitions, Producers: c.Producers, Consumers: c.Consumers,
+		Groups: c.Groups, Keys: c.Keys, Payload: c.Payload, Compression: c.Compression,
+		LingerMs: ms(c.Linger), MaxBytes: c.Bytes, MaxSeconds: c.Duration.Seconds(),
+	}
+}
+
+// StoreRequests are the object-store requests the agents made in a phase.
+type StoreRequests struct {
+	Source    string  `json:"source"`
+	Puts      float64 `json:"puts"`
+	Gets      float64 `json:"gets"`
+	PutBytes  float64 `json:"put_bytes"`
+	GetBytes  float64 `json:"get_bytes"`
+	PutMeanMs float64 `json:"put_mean_ms,omitempty"`
+	GetMeanMs float64 `json:"get_mean_ms,omitempty"`
+}
+
+// ProduceResult is the throughput phase: acks=all, idempotent, as fast as
+// the cluster takes it.
+type ProduceResult struct {
+	Records      int64              `json:"records"`
+	Bytes        int64              `json:"bytes"`
+	Seconds      float64            `json:"seconds"`
+	RecordsPerS  float64            `json:"records_per_s"`
+	MiBps        float64            `json:"mib_per_s"`
+	Latency      Latency            `json:"latency"`
+	Errors       int64              `json:"errors"`
+	FirstError   string             `json:"first_error,omitempty"`
+	Store        StoreRequests      `json:"store"`
+	PutsPerGiB   float64            `json:"puts_per_gib"`
+	Commits      float64            `json:"commits"`
+	CommitsPerS  float64            `json:"commits_per_s"`
+	CommitMeanMs float64            `json:"commit_mean_ms"`
+	Backpressure float64            `json:"backpressure_waits"`
+	CPU          map[string]float64 `json:"cpu_cores,omitempty"`
+}
+
+// ConsumeResult is one read phase: groups reading the same data at once.
+type ConsumeResult struct {
+	Groups      int                `json:"groups"`
+	Consumers   int                `json:"consumers_per_group"`
+	Records     int64              `json:"records"`
+	Bytes       int64              `json:"bytes"` // delivered, all groups together
+	Seconds     float64            `json:"seconds"`
+	MiBps       float64            `json:"mib_per_s"`
+	Store       StoreRequests      `json:"store"`
+	GetsPerGiB  float64            `json:"gets_per_gib"`
+	CacheHits   float64            `json:"cache_hits"`
+	CacheMisses float64            `json:"cache_misses"`
+	Coalesced   float64            `json:"cache_coalesced"`
+	HitRatio    float64            `json:"hit_ratio"`
+	WindowBytes int64              `json:"window_bytes,omitempty"`
+	Restarted   bool               `json:"agents_restarted,omitempty"`
+	CPU         map[string]float64 `json:"cpu_cores,omitempty"`
+}
+
+// LatencyResult is one latency phase: a fixed rate below saturation, one
+// group tailing.
+type LatencyResult struct {
+	FlushInterval string             `json:"flush_interval"`
+	FlushMs       float64            `json:"flush_ms"`
+	RatePerS      int                `json:"rate_per_s"`
+	Records       int64              `json:"records"`
+	Errors        int64              `json:"errors"`
+	FirstError    string             `json:"first_error,omitempty"`
+	Produce       Latency            `json:"produce"`
+	EndToEnd      Latency            `json:"end_to_end"`
+	ProduceBound  float64            `json:"produce_p99_bound_ms,omitempty"`
+	EndToEndBound float64            `json:"end_to_end_p99_bound_ms,omitempty"`
+	CPU           map[string]float64 `json:"cpu_cores,omitempty"`
+}
+
+// Cost is requests per GiB and their price at S3 Standard.
+type Cost struct {
+	PutsPerGiB     float64 `json:"puts_per_gib_written"`
+	PutsPerGiBMax  float64 `json:"puts_per_gib_bound"`
+	GetsPerGiB     float64 `json:"gets_per_gib_read"`
+	CommitsPerS    float64 `json:"etcd_commit_txns_per_s"`
+	USDPerGiBWrite float64 `json:"usd_per_gib_written"`
+	USDPerGiBRead  float64 `json:"usd_per_gib_read"`
+}
+
+// S3 Standard request prices, US dollars per request.
+const (
+	usdPerPut = 0.005 / 1000
+	usdPerGet = 0.0004 / 1000
+)
+
+// Memory is the agents' memory over the run.
+type Memory struct {
+	Samples        int   `json:"samples"`
+	IdleRSS        int64 `json:"idle_rss"`
+	MaxRSS         int64 `json:"max_rss"`
+	MaxHeapInuse   int64 `json:"max_heap_inuse"`
+	MaxGoSys       int64 `json:"max_go_sys"`
+	MaxBuffered    int64 `json:"max_buffered"`
+	MaxCached      int64 `json:"max_cached"`
+	MaxUnaccounted int64 `json:"max_rss_minus_buffered_and_cached"`
+	BufferSetting  int64 `json:"buffer_setting"`
+	CacheSetting   int64 `json:"cache_setting"`
+	// OverheadOverSum is the peak RSS beyond buffer + cache settings: the
+	// fixed overhead the run shows (negative: within the settings).
+	OverheadOverSum int64 `json:"rss_over_buffer_plus_cache"`
+	// MemoryLimit is the agents' Go soft memory limit (GOMEMLIMIT,
+	// floe agent --memory-limit), 0 when none: buffer + cache + the fixed
+	// overhead the agent is configured to stay within.
+	MemoryLimit int64 `json:"memory_limit,omitempty"`
+}
+
+// Target is one of the issue's targets, checked against this run.
+type Target struct {
+	Name  string  `json:"name"`
+	Want  string  `json:"want"`
+	Got   string  `json:"got"`
+	Ratio float64 `json:"ratio"`
+	Met   *bool   `json:"met"` // nil: not measured
+	Note  string  `json:"note,omitempty"`
+}
+
+// evaluate fills in costs, latency bounds and targets.
+func (rep *Report) evaluate() {
+	lim := rep.Limits
+	gib := float64(1 << 30)
+	if p := rep.Produce; p != nil {
+		c := &Cost{PutsPerGiB: p.PutsPerGiB, PutsPerGiBMax: 1.1 * gib / float64(rep.Agent.SegmentTargetBytes), CommitsPerS: p.CommitsPerS}
+		if rep.Cold != nil {
+			c.GetsPerGiB = rep.Cold.GetsPerGiB
+		}
+		c.USDPerGiBWrite = c.PutsPerGiB * usdPerPut
+		c.USDPerGiBRead = c.GetsPerGiB * usdPerGet
+		rep.Cost = c
+	}
+	for _, l := range rep.Latency {
+		if lim.Put != nil && lim.Etcd != nil {
+			l.ProduceBound = l.FlushMs + lim.Put.Latency.P99 + 2*lim.Etcd.Latency.P99 + 25
+		}
+		if lim.Get != nil {
+			l.EndToEndBound = l.Produce.P99 + lim.Get.Latency.P99 + 50
+		}
+	}
+
+	var ts []Target
+	ratio := func(name, want string, got, limit float64, ok func(float64) bool, unit string, missing bool, note string) {
+		t := Target{Name: name, Want: want, Note: note}
+		if missing || limit == 0 {
+			t.Got = "not measured"
+			ts = append(ts, t)
+			return
+		}
+		t.Ratio = got / limit
+		t.Got = fmt.Sprintf("%.2f (%.1f / %.1f %s)", t.Ratio, got, limit, unit)
+		met := ok(t.Ratio)
+		t.Met = &met
+		ts = append(ts, t)
+	}
+	atLeast := func(x float64) func(float64) bool { return func(r float64) bool { return r >= x } }
+	atMost := func(x float64) func(float64) bool { return func(r float64) bool { return r <= x } }
+
+	putMiB, getMiB := 0.0, 0.0
+	if lim.Put != nil {
+		putMiB = lim.Put.MiBps
+	}
+	if lim.Get != nil {
+		getMiB = lim.Get.MiBps
+	}
+	if p := rep.Produce; p != nil {
+		ratio("produce throughput", "≥ 0.80 × raw PUT", p.MiBps, putMiB, atLeast(0.8), "MiB/s", lim.Put == nil, "")
+	}
+	if c := rep.Cold; c != nil {
+		ratio("cold read throughput", "≥ 0.80 × raw GET", c.MiBps, getMiB, atLeast(0.8), "MiB/s", lim.Get == nil, "")
+	}
+	if w := rep.Warm; w != nil {
+		ratio("warm read throughput", "≥ 2.00 × raw GET", w.MiBps, getMiB, atLeast(2), "MiB/s", lim.Get == nil, "")
+	}
+	if f, c := rep.FanOut, rep.Cold; f != nil && c != nil {
+		note := ""
+		if !f.Restarted {
+			note = "agents not restarted: caches may have held data"
+		}
+		ratio(fmt.Sprintf("GETs of %d groups at once", f.Groups), "≤ 1.20 × one group's", f.Store.Gets, c.Store.Gets, atMost(1.2), "GETs", c.Store.Source == "", note)
+	}
+	for _, l := range rep.Latency {
+		ratio("produce p99 at "+l.FlushInterval+" flush", "≤ flush + PUT p99 + 2×etcd p99 + 25ms", l.Produce.P99, l.ProduceBound, atMost(1), "ms", l.ProduceBound == 0, "")
+		ratio("end-to-end p99 at "+l.FlushInterval+" flush", "≤ produce p99 + GET p99 + 50ms", l.EndToEnd.P99, l.EndToEndBound, atMost(1), "ms", l.EndToEndBound == 0, "")
+	}
+	if c := rep.Cost; c != nil {
+		ratio("PUTs per GiB written", "≤ 1.10 × (1 GiB / segment target)", c.PutsPerGiB, c.PutsPerGiBMax/1.1, atMost(1.1), "PUTs", rep.Produce.Store.Source == "", "")
+	}
+	if m := rep.Memory; m != nil {
+		budget := m.BufferSetting + m.CacheSetting
+		t := Target{Name: "agent memory", Want: "peak RSS ≤ buffer + cache + fixed overhead"}
+		if m.MemoryLimit > 0 {
+			over := m.MemoryLimit - budget
+			t.Want = fmt.Sprintf("peak RSS ≤ buffer + cache + %s (its memory limit)", formatBytes(over))
+			t.Ratio = float64(m.MaxRSS) / float64(m.MemoryLimit)
+			t.Got = fmt.Sprintf("%.2f (peak RSS %s / limit %s)", t.Ratio, formatBytes(m.MaxRSS), formatBytes(m.MemoryLimit))
+			met := m.MaxRSS <= m.MemoryLimit
+			t.Met = &met
+		} else {
+			t.Ratio = float64(m.MaxRSS) / float64(max(budget, 1))
+			t.Got = fmt.Sprintf("peak RSS %s = buffer + cache %s %s %s", formatBytes(m.MaxRSS), formatBytes(budget), signOf(m.OverheadOverSum), formatBytes(abs(m.OverheadOverSum)))
+			t.Note = "the agents have no memory limit: the Go heap may grow to twice what is live"
+		}
+		ts = append(ts, t)
+	}
+	rep.Targets = ts
+}
+
+func signOf(n int64) string {
+	if n < 0 {
+		return "−"
+	}
+	return "+"
+}
+
+func abs(n int64) int64 {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
+
+// WriteText writes the report as tables for people.
+func (rep *Report) WriteText(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	pr := func(format string, args ...any) { fmt.Fprintf(tw, format+"\n", args...) }
+	wl := rep.Workload
+	keys := wl.Keys
+	pr("floe bench  %s  (%.0fs, %d CPUs on the bench's machine)", rep.Started.Format(time.RFC3339), rep.Seconds, rep.CPUs)
+	pr("cluster     %s", rep.Cluster)
+	pr("agent       segment %s, flush %s, buffer %s, cache %s, %d PUTs in flight", formatBytes(rep.Agent.SegmentTargetBytes), rep.Agent.FlushInterval, formatBytes(rep.Agent.MaxBufferBytes), formatBytes(rep.Agent.CacheBytes), rep.Agent.MaxUploads)
+	linger := "(flush interval + 40ms) / 4"
+	if wl.LingerMs > 0 {
+		linger = fms(wl.LingerMs)
+	}
+	pr("workload    %s records (%s payload, client compression %s), %d partitions, %d producers (linger %s), keys %s, %d consumers per group", formatBytes(int64(wl.RecordSize)), wl.Payload, wl.Compression, wl.Partitions, wl.Producers, linger, keys, wl.Consumers)
+	pr("")
+
+	pr("LIMIT (raw, same store, same run)\tthroughput\tp50\tp99\tmax")
+	if l := rep.Limits.Put; l != nil {
+		pr("  PUT %s objects, %d at a time\t%.1f MiB/s\t%s\t%s\t%s", formatBytes(l.ObjectBytes), l.Concurrency, l.MiBps, fms(l.Latency.P50), fms(l.Latency.P99), fms(l.Latency.Max))
+	}
+	if l := rep.Limits.Get; l != nil {
+		pr("  GET %s objects, %d at a time\t%.1f MiB/s\t%s\t%s\t%s", formatBytes(l.ObjectBytes), l.Concurrency, l.MiBps, fms(l.Latency.P50), fms(l.Latency.P99), fms(l.Latency.Max))
+	}
+	if l := rep.Limits.Etcd; l != nil {
+		pr("  etcd txn like a commit (%d compares, %d puts)\t%.0f txn/s\t%s\t%s\t%s", l.Compares, l.Puts, l.TxnPerS, fms(l.Latency.P50), fms(l.Latency.P99), fms(l.Latency.Max))
+	}
+	for _, m := range rep.Limits.Missing {
+		pr("  not measured: %s", m)
+	}
+	pr("")
+
+	if p := rep.Produce; p != nil {
+		pr("PRODUCE (acks=all, idempotent)\t")
+		pr("  throughput\t%.0f records/s\t%.1f MiB/s\t%s of raw PUT", p.RecordsPerS, p.MiBps, fratio(p.MiBps, rep.Limits.Put))
+		pr("  latency at full load\tp50 %s\tp95 %s\tp99 %s\tmax %s", fms(p.Latency.P50), fms(p.Latency.P95), fms(p.Latency.P99), fms(p.Latency.Max))
+		pr("  written\t%s in %.1fs\t%.0f PUTs (mean %s)\t%.0f commits (mean %s)", formatBytes(p.Bytes), p.Seconds, p.Store.Puts, fms(p.Store.PutMeanMs), p.Commits, fms(p.CommitMeanMs))
+		if p.Store.PutBytes > 0 {
+			pr("  stored\t%s\t%.2f : 1 compression", formatBytes(int64(p.Store.PutBytes)), float64(p.Bytes)/p.Store.PutBytes)
+		}
+		if p.Errors > 0 {
+			pr("  errors\t%d\t%s", p.Errors, p.FirstError)
+		}
+		pr("")
+	}
+
+	pr("CONSUME\tMiB/s\t× raw GET\tGETs\tGET mean\tGETs/GiB\tcache hits\tseconds")
+	row := func(name string, c *ConsumeResult) {
+		if c == nil {
+			return
+		}
+		pr("  %s\t%.1f\t%s\t%.0f\t%s\t%.0f\t%.0f%%\t%.1f", name, c.MiBps, fratio(c.MiBps, rep.Limits.Get), c.Store.Gets, fms(c.Store.GetMeanMs), c.GetsPerGiB, 100*c.HitRatio, c.Seconds)
+	}
+	row("cold (1 group)", rep.Cold)
+	if rep.Warm != nil {
+		row(fmt.Sprintf("warm (1 group, last %s)", formatBytes(rep.Warm.WindowBytes)), rep.Warm)
+	}
+	if f := rep.FanOut; f != nil {
+		row(fmt.Sprintf("%d groups at once (all groups)", f.Groups), f)
+		if c := rep.Cold; c != nil && c.Store.Gets > 0 {
+			pr("  GETs of %d groups / GETs of one\t%.2f", f.Groups, f.Store.Gets/c.Store.Gets)
+		}
+	}
+	pr("")
+
+	if len(rep.Latency) > 0 {
+		pr("LATENCY (fixed rate, one group tailing)\trate\tproduce p50\tp99\tbound\tend-to-end p50\tp99\tbound")
+		for _, l := range rep.Latency {
+			pr("  flush %s\t%d rec/s\t%s\t%s\t%s\t%s\t%s\t%s", l.FlushInterval, l.RatePerS, fms(l.Produce.P50), fms(l.Produce.P99), fms(l.ProduceBound), fms(l.EndToEnd.P50), fms(l.EndToEnd.P99), fms(l.EndToEndBound))
+		}
+		pr("")
+	}
+
+	if c := rep.Cost; c != nil {
+		pr("COST (S3 Standard request prices)")
+		pr("  PUTs per GiB written\t%.1f\t(bound %.1f)\t$%.5f per GiB", c.PutsPerGiB, c.PutsPerGiBMax, c.USDPerGiBWrite)
+		pr("  GETs per GiB read (cold)\t%.1f\t\t$%.5f per GiB", c.GetsPerGiB, c.USDPerGiBRead)
+		pr("  etcd commit transactions\t%.1f/s\t(while producing at full load)", c.CommitsPerS)
+		pr("")
+	}
+
+	if rows := rep.cpuRows(); len(rows) > 0 {
+		pr("CPU (cores busy; the machine has %d)\tagent\tminio\tetcd\tbench\tmachine", rep.CPUs)
+		for _, r := range rows {
+			cell := func(k string) string {
+				if v, ok := r.cpu[k]; ok {
+					return fmt.Sprintf("%.2f", v)
+				}
+				return "-"
+			}
+			pr("  %s\t%s\t%s\t%s\t%s\t%s", r.name, cell("agent"), cell("minio"), cell("etcd"), cell("bench"), cell("machine"))
+		}
+		pr("")
+	}
+
+	if m := rep.Memory; m != nil {
+		pr("AGENT MEMORY (sampled every %s, %d samples)", memInterval, m.Samples)
+		pr("  RSS idle / peak\t%s / %s\tGo heap in use peak %s\tGo sys peak %s", formatBytes(m.IdleRSS), formatBytes(m.MaxRSS), formatBytes(m.MaxHeapInuse), formatBytes(m.MaxGoSys))
+		pr("  buffered / cached peak\t%s / %s\tsettings %s / %s", formatBytes(m.MaxBuffered), formatBytes(m.MaxCached), formatBytes(m.BufferSetting), formatBytes(m.CacheSetting))
+		pr("  fixed overhead\tpeak RSS − buffered − cached = %s;  peak RSS − (buffer + cache settings) = %s%s", formatBytes(m.MaxUnaccounted), signOf(m.OverheadOverSum), formatBytes(abs(m.OverheadOverSum)))
+		if m.MemoryLimit > 0 {
+			pr("  memory limit\t%s = buffer + cache + %s (floe agent --memory-limit)", formatBytes(m.MemoryLimit), formatBytes(m.MemoryLimit-m.BufferSetting-m.CacheSetting))
+		}
+		pr("")
+	}
+
+	pr("TARGETS\twant\tgot\t")
+	for _, t := range rep.Targets {
+		status := "not measured"
+		if t.Met != nil {
+			status = "MISSED"
+			if *t.Met {
+				status = "met"
+			}
+		} else if t.Ratio != 0 {
+			status = "stated"
+		}
+		line := fmt.Sprintf("  %s\t%s\t%s\t%s", t.Name, t.Want, t.Got, status)
+		if t.Note != "" {
+			line += "  (" + t.Note + ")"
+		}
+		pr("%s", line)
+	}
+	if len(rep.Notes) > 0 {
+		pr("")
+		pr("NOTES")
+		for _, n := range rep.Notes {
+			pr("  %s", strings.ReplaceAll(n, "\t", " "))
+		}
+	}
+	return tw.Flush()
+}
+
+type cpuRow struct {
+	name string
+	cpu  map[string]float64
+}
+
+func (rep *Report) cpuRows() []cpuRow {
+	var rows []cpuRow
+	add := func(name string, m map[string]float64) {
+		if len(m) > 0 {
+			rows = append(rows, cpuRow{name, m})
+		}
+	}
+	if l := rep.Limits.Put; l != nil {
+		add("raw PUT", l.CPU)
+	}
+	if l := rep.Limits.Get; l != nil {
+		add("raw GET", l.CPU)
+	}
+	if l := rep.Limits.Etcd; l != nil {
+		add("etcd txn", l.CPU)
+	}
+	if p := rep.Produce; p != nil {
+		add("produce", p.CPU)
+	}
+	if c := rep.Cold; c != nil {
+		add("cold read", c.CPU)
+	}
+	if c := rep.Warm; c != nil {
+		add("warm read", c.CPU)
+	}
+	if c := rep.FanOut; c != nil {
+		add(fmt.Sprintf("%d groups", c.Groups), c.CPU)
+	}
+	for _, l := range rep.Latency {
+		add("latency, flush "+l.FlushInterval, l.CPU)
+	}
+	return rows
+}
+
+func fms(v float64) string {
+	switch {
+	case v == 0:
+		return "-"
+	case v < 10:
+		return fmt.Sprintf("%.2f ms", v)
+	case v < 1000:
+		return fmt.Sprintf("%.1f ms", v)
+	}
+	return fmt.Sprintf("%.2f s", v/1000)
+}
+
+func fratio(v float64, l *StoreLimit) string {
+	if l == nil || l.MiBps == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f×", v/l.MiBps)
+}

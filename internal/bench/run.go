@@ -1,0 +1,684 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// runner is one run: its configuration, what it drives, and the report
+// it fills in phase by phase.
+type runner struct {
+	cfg   Config
+	cl    Cluster
+	obs   Observer
+	scr   *scraper
+	work  *workload
+	admin *kgo.Client
+	id    string
+	rep   *Report
+	mem   *memSampler
+	flush time.Duration // the agents' current flush interval
+}
+
+// Options are how the bench reaches what it measures, beyond the
+// Cluster.
+type Options struct {
+	// MetricsHeader is sent with every scrape (a bearer token).
+	MetricsHeader http.Header
+}
+
+// Run runs every phase against the cluster and returns the report. obs
+// may be nil.
+func Run(ctx context.Context, cfg Config, cl Cluster, obs Observer, opts Options) (*Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if obs == nil {
+		obs = nopObserver{}
+	}
+	var idb [4]byte
+	rand.Read(idb[:])
+	r := &runner{
+		cfg:   cfg,
+		cl:    cl,
+		obs:   obs,
+		scr:   &scraper{client: &http.Client{Timeout: 90 * time.Second}, header: opts.MetricsHeader},
+		id:    hex.EncodeToString(idb[:]),
+		flush: cfg.Agent.FlushInterval,
+	}
+	r.rep = &Report{
+		Started:    time.Now().UTC(),
+		Cluster:    cl.Describe(),
+		CPUs:       runtime.NumCPU(),
+		Workload:   workloadOf(cfg),
+		Agent:      cfg.Agent,
+		MetricsSrc: map[string]string{},
+	}
+	admin, err := kgo.NewClient(r.clientOpts("admin")...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	defer admin.Close()
+	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	err = admin.Ping(pctx)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach %s: %w", strings.Join(cl.Brokers(), ","), err)
+	}
+	r.admin = admin
+	r.work = newWorkload(cfg)
+	r.settingsFromMetrics(ctx)
+
+	r.mem = &memSampler{r: r}
+	r.mem.start(ctx)
+	defer r.mem.stop()
+
+	var topics []string
+	defer func() {
+		r.cleanup(context.WithoutCancel(ctx), topics)
+	}()
+
+	steps := []struct {
+		name string
+		fn   func(context.Context) error
+	}{
+		{"limits", r.runLimits},
+		{"produce", func(ctx context.Context) error {
+			topics = append(topics, r.mainTopic())
+			return r.runProduce(ctx)
+		}},
+		{"cold read", r.runCold},
+		{"warm read", r.runWarm},
+		{"group fan-out", r.runFanOut},
+		{"latency", func(ctx context.Context) error {
+			for _, f := range r.cfg.FlushIntervals {
+				topics = append(topics, r.latencyTopic(f))
+			}
+			return r.runLatency(ctx)
+		}},
+	}
+	start := time.Now()
+	for _, s := range steps {
+		if err := s.fn(ctx); err != nil {
+			return nil, fmt.Errorf("%s: %w", s.name, err)
+		}
+	}
+	r.rep.Seconds = time.Since(start).Seconds()
+	r.mem.stop()
+	r.rep.Memory = r.mem.result(r.cfg.Agent)
+	r.rep.evaluate()
+	return r.rep, nil
+}
+
+// settingsFromMetrics takes the buffer and cache sizes from the agents'
+// metrics when they export them (the report's memory bounds and the warm
+// read's window then follow the real settings).
+func (r *runner) settingsFromMetrics(ctx context.Context) {
+	m := r.scrape(ctx)
+	if m == nil {
+		return
+	}
+	n := float64(len(r.cl.MetricsURLs()))
+	if m.Has("floe_produce_buffer_limit_bytes") {
+		r.cfg.Agent.MaxBufferBytes = int64(m.Sum("floe_produce_buffer_limit_bytes") / n)
+	}
+	if m.Has("floe_fetch_cache_limit_bytes") {
+		r.cfg.Agent.CacheBytes = int64(m.Sum("floe_fetch_cache_limit_bytes") / n)
+	}
+	r.rep.Agent = r.cfg.Agent
+}
+
+func (r *runner) clientOpts(name string) []kgo.Opt {
+	return append([]kgo.Opt{
+		kgo.SeedBrokers(r.cl.Brokers()...),
+		kgo.ClientID("floe-bench-" + name),
+	}, r.cl.ClientOpts()...)
+}
+
+func (r *runner) mainTopic() string { return fmt.Sprintf("%s-%s", r.cfg.Topic, r.id) }
+
+func (r *runner) latencyTopic(f time.Duration) string {
+	return fmt.Sprintf("%s-%s-latency-%s", r.cfg.Topic, r.id, f)
+}
+
+func (r *runner) note(format string, args ...any) {
+	r.rep.Notes = append(r.rep.Notes, fmt.Sprintf(format, args...))
+}
+
+// scrape reads the agents' metrics; nil when there are none to read.
+func (r *runner) scrape(ctx context.Context) Metrics {
+	r.scr.urls = r.cl.MetricsURLs()
+	if len(r.scr.urls) == 0 {
+		return nil
+	}
+	m, err := r.scr.scrape(ctx)
+	if err != nil {
+		r.note("metrics: %v", err)
+		return nil
+	}
+	return m
+}
+
+func (r *runner) createTopic(ctx context.Context, name string) error {
+	adm := kadm.NewClient(r.admin)
+	resp, err := adm.CreateTopic(ctx, r.cfg.Partitions, -1, nil, name)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		return fmt.Errorf("creating topic %s: %w", name, err)
+	}
+	// Wait until every partition has a leader, so the first produce does
+	// not measure metadata propagation.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		md, err := adm.Metadata(ctx, name)
+		if err == nil {
+			if t, ok := md.Topics[name]; ok && t.Err == nil && len(t.Partitions) == int(r.cfg.Partitions) {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("topic %s has no leaders after 30s", name)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// runLimits measures the raw object store and etcd.
+func (r *runner) runLimits(ctx context.Context) error {
+	lim := &r.rep.Limits
+	seg := r.cfg.Agent.SegmentTargetBytes
+	conc := r.cfg.LimitConcurrency
+	d := r.cfg.LimitDuration
+	if b := r.cl.Bucket(); b == nil {
+		lim.Missing = append(lim.Missing, "raw PUT and GET: the bench does not know the bucket (pass --bucket)")
+	} else {
+		prefix := "floe-bench/" + r.id + "/"
+		defer func() {
+			if err := deletePrefix(context.WithoutCancel(ctx), b, prefix); err != nil {
+				r.note("removing the raw PUT objects under %s: %v", prefix, err)
+			}
+		}()
+		p, end := r.phase("limit: raw PUT", "bytes", 0, d)
+		cpu := r.cpuNow()
+		put, keys, err := measurePuts(ctx, b, prefix, seg, conc, d, p)
+		end()
+		if err != nil {
+			return err
+		}
+		put.CPU = r.cpuSince(cpu)
+		lim.Put = put
+		p, end = r.phase("limit: raw GET", "bytes", 0, d)
+		cpu = r.cpuNow()
+		get, err := measureGets(ctx, b, keys, seg, conc, d, p)
+		end()
+		if err != nil {
+			return err
+		}
+		get.CPU = r.cpuSince(cpu)
+		lim.Get = get
+	}
+	if cli := r.cl.Etcd(); cli == nil {
+		lim.Missing = append(lim.Missing, "etcd transaction: the bench does not know etcd (pass --etcd-endpoints)")
+	} else {
+		prefix := "/floe-bench/" + r.id + "/"
+		defer func() {
+			if _, err := cli.Delete(context.WithoutCancel(ctx), prefix, clientv3.WithPrefix()); err != nil {
+				r.note("removing etcd keys under %s: %v", prefix, err)
+			}
+		}()
+		parts := min(int(r.cfg.Partitions), 63) // as a commit splits at etcd's default 128 ops
+		p, end := r.phase("limit: etcd txn", "txns", 0, d)
+		cpu := r.cpuNow()
+		e, err := measureEtcd(ctx, cli, prefix, parts, d, p)
+		end()
+		if err != nil {
+			return err
+		}
+		e.CPU = r.cpuSince(cpu)
+		lim.Etcd = e
+	}
+	return nil
+}
+
+// runProduce is the throughput phase.
+func (r *runner) runProduce(ctx context.Context) error {
+	topic := r.mainTopic()
+	if err := r.createTopic(ctx, topic); err != nil {
+		return err
+	}
+	before := r.scrape(ctx)
+	p, end := r.phase("produce", "bytes", r.cfg.Bytes, r.cfg.Duration)
+	stopProfile := r.profile(ctx, "produce")
+	cpu := r.cpuNow()
+	st, elapsed, err := r.produceMax(ctx, topic, p)
+	cpuUsed := r.cpuSince(cpu)
+	r.heapProfile(ctx, "produce")
+	stopProfile()
+	end()
+	if err != nil {
+		return err
+	}
+	after := r.scrape(ctx)
+	res := &ProduceResult{
+		Records:    st.records.Load(),
+		Bytes:      st.bytes.Load(),
+		Seconds:    elapsed.Seconds(),
+		Latency:    st.latency.Summary(),
+		Errors:     st.errors.Load(),
+		FirstError: st.firstError(),
+		CPU:        cpuUsed,
+	}
+	if res.Records == 0 {
+		return fmt.Errorf("no record was acknowledged (first error: %s)", res.FirstError)
+	}
+	res.RecordsPerS = float64(res.Records) / elapsed.Seconds()
+	res.MiBps = mibps(res.Bytes, elapsed)
+	if before != nil && after != nil {
+		res.Store = r.storeDelta(before, after)
+		// One commit per flush, split into transactions by etcd's op
+		// limit: count transactions where the agent reports them.
+		commits := "floe_produce_commit_duration_seconds"
+		if after.Has("floe_etcd_commit_txn_duration_seconds_count") {
+			commits = "floe_etcd_commit_txn_duration_seconds"
+		}
+		r.rep.MetricsSrc["etcd_commits"] = commits
+		res.Commits = after.Sum(commits+"_count") - before.Sum(commits+"_count")
+		if res.Commits > 0 {
+			res.CommitMeanMs = 1000 * (after.Sum(commits+"_sum") - before.Sum(commits+"_sum")) / res.Commits
+		}
+		res.CommitsPerS = res.Commits / elapsed.Seconds()
+		res.Backpressure = after.Sum("floe_produce_backpressure_waits_total") - before.Sum("floe_produce_backpressure_waits_total")
+		if res.Bytes > 0 {
+			res.PutsPerGiB = res.Store.Puts / (float64(res.Bytes) / (1 << 30))
+		}
+	}
+	r.rep.Produce = res
+	return nil
+}
+
+// runCold reads everything produced once, with one group, from agents
+// that never served it: the agent's writes do not fill its fetch cache,
+// and nothing has read the topic yet.
+func (r *runner) runCold(ctx context.Context) error {
+	res, err := r.readPhase(ctx, "cold read", []string{"cold"}, nil)
+	if err != nil {
+		return err
+	}
+	r.rep.Cold = res
+	return nil
+}
+
+// runWarm reads the tail of the topic the cold read has just left in the
+// agents' caches: the last half of the cache's worth.
+func (r *runner) runWarm(ctx context.Context) error {
+	if r.cfg.Agent.CacheBytes <= 0 {
+		r.note("warm read skipped: the agents have no fetch cache")
+		return nil
+	}
+	start, end, err := r.endOffsets(ctx, r.mainTopic())
+	if err != nil {
+		return err
+	}
+	total := r.rep.Produce.Bytes
+	window := min(total, r.cfg.Agent.CacheBytes/2)
+	from := map[int32]int64{}
+	for p, e := range end {
+		n := e - start[p]
+		from[p] = e - int64(math.Ceil(float64(n)*float64(window)/float64(total)))
+		from[p] = max(from[p], start[p])
+	}
+	res, err := r.readPhase(ctx, "warm read", []string{"warm"}, from)
+	if err != nil {
+		return err
+	}
+	res.WindowBytes = window
+	r.rep.Warm = res
+	return nil
+}
+
+// runFanOut reads everything with several groups at once, from agents
+// restarted with empty caches when the bench owns them.
+func (r *runner) runFanOut(ctx context.Context) error {
+	cold := true
+	r.obs.Logf("restarting the agents so the groups read from the object store")
+	if err := r.cl.Restart(ctx, 0); errors.Is(err, ErrNoRestart) {
+		cold = false
+		r.note("group fan-out: the agents could not be restarted; their caches may hold part of the data (see the hit ratio)")
+	} else if err != nil {
+		return fmt.Errorf("restarting agents: %w", err)
+	}
+	names := make([]string, r.cfg.Groups)
+	for i := range names {
+		names[i] = fmt.Sprintf("fanout-%d", i+1)
+	}
+	res, err := r.readPhase(ctx, fmt.Sprintf("%d groups", r.cfg.Groups), names, nil)
+	if err != nil {
+		return err
+	}
+	res.Restarted = cold
+	r.rep.FanOut = res
+	r.heapProfile(ctx, "fan-out")
+	return nil
+}
+
+// readPhase reads the main topic with the named groups at once, from
+// from (nil: the start) to the end, and measures it.
+func (r *runner) readPhase(ctx context.Context, name string, groups []string, from map[int32]int64) (*ConsumeResult, error) {
+	topic := r.mainTopic()
+	start, end, err := r.endOffsets(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	commit := from != nil
+	if from == nil {
+		from = start
+	}
+	var want int64
+	for p, e := range end {
+		want += e - from[p]
+	}
+	var reads []*groupRead
+	for _, g := range groups {
+		gr := newGroupRead(fmt.Sprintf("floe-bench-%s-%s", r.id, g), topic)
+		gr.setEnd(from, end)
+		if commit {
+			if err := r.commitStart(ctx, gr.group, topic, from); err != nil {
+				return nil, err
+			}
+		}
+		reads = append(reads, gr)
+	}
+	approx := int64(float64(want) * float64(r.cfg.RecordSize+recordKeyBytes(r.cfg)) * float64(len(groups)))
+	before := r.scrape(ctx)
+	p, endPhase := r.phase(name, "bytes", approx, 0)
+	stopProfile := r.profile(ctx, strings.ReplaceAll(name, " ", "-"))
+	// CPU is counted from the first assignment: joining the group is idle
+	// time.
+	cpuc := make(chan *cpuSnap, 1)
+	go func() {
+		for ctx.Err() == nil {
+			for _, g := range reads {
+				if g.assigned.Load() != 0 {
+					cpuc <- r.cpuNow()
+					return
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		cpuc <- nil
+	}()
+	err = r.readGroups(ctx, reads, kgo.NewOffset().AtStart(), p)
+	var cpuUsed map[string]float64
+	if snap := <-cpuc; snap != nil {
+		cpuUsed = r.cpuSince(snap)
+	}
+	stopProfile()
+	endPhase()
+	if err != nil {
+		return nil, err
+	}
+	after := r.scrape(ctx)
+	res := &ConsumeResult{Groups: len(groups), Consumers: r.cfg.Consumers, CPU: cpuUsed}
+	var first, last int64
+	for _, g := range reads {
+		res.Bytes += g.bytes.Load()
+		res.Records += g.records.Load()
+		if a := g.assigned.Load(); first == 0 || a < first {
+			first = a
+		}
+		last = max(last, g.lastRec.Load())
+	}
+	elapsed := time.Duration(last - first)
+	res.Seconds = elapsed.Seconds()
+	res.MiBps = mibps(res.Bytes, elapsed)
+	if before != nil && after != nil {
+		res.Store = r.storeDelta(before, after)
+		res.CacheHits = after.Sum("floe_fetch_cache_hits_total") - before.Sum("floe_fetch_cache_hits_total")
+		res.CacheMisses = after.Sum("floe_fetch_cache_misses_total") - before.Sum("floe_fetch_cache_misses_total")
+		res.Coalesced = after.Sum("floe_fetch_cache_coalesced_total") - before.Sum("floe_fetch_cache_coalesced_total")
+		if n := res.CacheHits + res.CacheMisses + res.Coalesced; n > 0 {
+			res.HitRatio = (res.CacheHits + res.Coalesced) / n
+		}
+		if res.Bytes > 0 {
+			res.GetsPerGiB = res.Store.Gets / (float64(res.Bytes) / (1 << 30))
+		}
+	}
+	return res, nil
+}
+
+func recordKeyBytes(c Config) int {
+	if c.Keys == "none" {
+		return 0
+	}
+	return len("key-00000000")
+}
+
+// runLatency produces at a fixed rate, below saturation, with one group
+// tailing the topic, once per flush interval.
+func (r *runner) runLatency(ctx context.Context) error {
+	if r.cfg.LatencyDuration == 0 {
+		return nil
+	}
+	rate := r.cfg.LatencyRate
+	if rate <= 0 {
+		rate = int(min(max(r.rep.Produce.RecordsPerS/20, 100), 20000))
+	}
+	for _, f := range r.cfg.FlushIntervals {
+		if f != r.flush {
+			r.obs.Logf("restarting the agents with a %s flush interval", f)
+			if err := r.cl.Restart(ctx, f); errors.Is(err, ErrNoRestart) {
+				r.note("latency at a %s flush interval skipped: the agents could not be restarted with it", f)
+				continue
+			} else if err != nil {
+				return fmt.Errorf("restarting agents: %w", err)
+			}
+			r.flush = f
+		}
+		res, err := r.latencyOnce(ctx, r.latencyTopic(f), rate)
+		if err != nil {
+			return fmt.Errorf("at a %s flush: %w", f, err)
+		}
+		res.FlushInterval = f.String()
+		res.FlushMs = ms(f)
+		r.rep.Latency = append(r.rep.Latency, res)
+	}
+	return nil
+}
+
+func (r *runner) latencyOnce(ctx context.Context, topic string, rate int) (*LatencyResult, error) {
+	if err := r.createTopic(ctx, topic); err != nil {
+		return nil, err
+	}
+	var e2e Histogram
+	g := newGroupRead(fmt.Sprintf("floe-bench-%s-tail-%s", r.id, topic[strings.LastIndexByte(topic, '-')+1:]), topic)
+	g.onRecord = func(rec *kgo.Record, now time.Time) {
+		if t, ok := sentAt(rec.Value); ok {
+			e2e.Record(now.Sub(t))
+		}
+	}
+	gctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	readErr := make(chan error, 1)
+	go func() { readErr <- r.readGroups(gctx, []*groupRead{g}, kgo.NewOffset().AtStart(), nil) }()
+	// The topic is new and empty, so the group loses nothing by joining
+	// first; producing starts once it fetches.
+	wait := time.Now().Add(60 * time.Second)
+	for g.assigned.Load() == 0 {
+		select {
+		case err := <-readErr:
+			return nil, fmt.Errorf("tailing group: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(wait) {
+			return nil, errors.New("the tailing group got no partitions within 60s")
+		}
+	}
+	time.Sleep(time.Second)
+	p, end := r.phase(fmt.Sprintf("latency (%s)", r.flush), "records", int64(float64(rate)*r.cfg.LatencyDuration.Seconds()), r.cfg.LatencyDuration)
+	cpu := r.cpuNow()
+	st, err := r.producePaced(ctx, topic, rate, r.cfg.LatencyDuration, p)
+	cpuUsed := r.cpuSince(cpu)
+	end()
+	if err != nil {
+		return nil, err
+	}
+	_, hw, err := r.endOffsets(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	g.setEnd(nil, hw)
+	if err := <-readErr; err != nil {
+		return nil, fmt.Errorf("tailing group: %w", err)
+	}
+	return &LatencyResult{
+		RatePerS: rate, Records: st.records.Load(), Errors: st.errors.Load(), FirstError: st.firstError(),
+		Produce: st.latency.Summary(), EndToEnd: e2e.Summary(), CPU: cpuUsed,
+	}, nil
+}
+
+// storeDelta is the object-store requests between two scrapes: from
+// floe_objstore_* when the agent has them, else from the agent's flush
+// and fetch-cache counters.
+func (r *runner) storeDelta(before, after Metrics) StoreRequests {
+	d := func(name string, match ...string) float64 {
+		return after.Sum(name, match...) - before.Sum(name, match...)
+	}
+	var s StoreRequests
+	if after.Has("floe_objstore_requests_total") {
+		s.Source = "floe_objstore_requests_total"
+		s.Puts = d("floe_objstore_requests_total", "operation", "put")
+		s.Gets = d("floe_objstore_requests_total", "operation", "get")
+		s.PutBytes = d("floe_objstore_bytes_total", "operation", "put")
+		s.GetBytes = d("floe_objstore_bytes_total", "operation", "get")
+	} else {
+		s.Source = "floe_produce_segment_bytes, floe_fetch_cache_misses_total"
+		s.Puts = d("floe_produce_segment_bytes_count") + d("floe_produce_put_errors_total")
+		s.PutBytes = d("floe_produce_segment_bytes_sum")
+		s.Gets = d("floe_fetch_cache_misses_total")
+		s.GetBytes = d("floe_fetch_get_bytes_total")
+	}
+	if n := d("floe_produce_put_duration_seconds_count"); n > 0 {
+		s.PutMeanMs = 1000 * d("floe_produce_put_duration_seconds_sum") / n
+	}
+	if n := d("floe_fetch_get_duration_seconds_count"); n > 0 {
+		s.GetMeanMs = 1000 * d("floe_fetch_get_duration_seconds_sum") / n
+	}
+	r.rep.MetricsSrc["store_requests"] = s.Source
+	return s
+}
+
+// profile takes CPU profiles of every agent through /debug/pprof, in
+// slices of profileSlice, into the profile directory, until the returned
+// function is called (which waits for the slice being taken). `go tool
+// pprof` merges the slices when given them all.
+func (r *runner) profile(ctx context.Context, name string) func() {
+	if r.cfg.ProfileDir == "" {
+		return func() {}
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, u := range r.cl.MetricsURLs() {
+		base := strings.TrimSuffix(u, "/metrics")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 1; ; n++ {
+				path := filepath.Join(r.cfg.ProfileDir, fmt.Sprintf("%s-agent%d-%02d.pprof", name, i, n))
+				url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, int(profileSlice.Seconds()))
+				if err := r.fetchTo(ctx, url, path); err != nil {
+					r.obs.Logf("profile %s: %v", path, err)
+					return
+				}
+				select {
+				case <-stop:
+					return
+				default:
+				}
+			}
+		}()
+	}
+	return func() {
+		close(stop)
+		wg.Wait()
+	}
+}
+
+// profileSlice is how long one CPU profile of a phase runs.
+const profileSlice = 2 * time.Second
+
+// heapProfile saves every agent's heap profile.
+func (r *runner) heapProfile(ctx context.Context, name string) {
+	if r.cfg.ProfileDir == "" {
+		return
+	}
+	for i, u := range r.cl.MetricsURLs() {
+		path := filepath.Join(r.cfg.ProfileDir, fmt.Sprintf("%s-agent%d.heap.pprof", name, i))
+		if err := r.fetchTo(ctx, strings.TrimSuffix(u, "/metrics")+"/debug/pprof/heap", path); err != nil {
+			r.obs.Logf("heap profile %s: %v", path, err)
+		}
+	}
+}
+
+func (r *runner) fetchTo(ctx context.Context, url, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	for k, v := range r.scr.header {
+		req.Header[k] = v
+	}
+	resp, err := r.scr.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s (is the agent running with --pprof?)", url, resp.Status)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// cleanup deletes the run's topics unless asked to keep them.
+func (r *runner) cleanup(ctx context.Context, topics []string) {
+	if r.cfg.Keep || len(topics) == 0 || r.admin == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := kadm.NewClient(r.admin).DeleteTopics(ctx, topics...); err != nil {
+		r.note("deleting the bench's topics: %v", err)
+	}
+}

@@ -1,0 +1,94 @@
+package bench
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"time"
+)
+
+// payloadBytes is the size of the buffer record values are cut from: far
+// larger than a zstd window, so values cut from it at random offsets do
+// not compress against each other.
+const payloadBytes = 64 << 20
+
+// workload makes records: values cut from a shared buffer (random bytes
+// or letters) and keys drawn from a distribution.
+type workload struct {
+	size    int
+	payload []byte
+	keys    [][]byte
+	dist    string
+}
+
+func newWorkload(c Config) *workload {
+	w := &workload{size: c.RecordSize, dist: c.Keys}
+	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x666c6f65))
+	n := max(payloadBytes, 4*c.RecordSize)
+	w.payload = make([]byte, n)
+	if c.Payload == "text" {
+		for i := range w.payload {
+			w.payload[i] = 'A' + byte(r.IntN(26))
+		}
+	} else {
+		src := rand.NewChaCha8([32]byte{byte(r.Uint32())})
+		src.Read(w.payload)
+	}
+	if c.Keys != "none" {
+		w.keys = make([][]byte, c.KeySpace)
+		for i := range w.keys {
+			w.keys[i] = fmt.Appendf(nil, "key-%08d", i)
+		}
+	}
+	return w
+}
+
+// gen is one producer's record source; not safe for concurrent use.
+type gen struct {
+	w    *workload
+	r    *rand.Rand
+	zipf *rand.Zipf
+}
+
+func (w *workload) gen(seed uint64) *gen {
+	g := &gen{w: w, r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+	if w.dist == "zipf" {
+		g.zipf = rand.NewZipf(g.r, 1.1, 1, uint64(len(w.keys)-1))
+	}
+	return g
+}
+
+// key returns the next record's key (nil for none).
+func (g *gen) key() []byte {
+	switch g.w.dist {
+	case "uniform":
+		return g.w.keys[g.r.IntN(len(g.w.keys))]
+	case "zipf":
+		return g.w.keys[g.zipf.Uint64()]
+	}
+	return nil
+}
+
+// value returns a value that shares the payload buffer: it must not be
+// modified.
+func (g *gen) value() []byte {
+	off := g.r.IntN(len(g.w.payload) - g.w.size)
+	return g.w.payload[off : off+g.w.size : off+g.w.size]
+}
+
+// stampedValue returns a new value whose first 8 bytes are the send time
+// in Unix nanoseconds, for end-to-end latency.
+func (g *gen) stampedValue(now time.Time) []byte {
+	v := make([]byte, g.w.size)
+	copy(v, g.value())
+	binary.BigEndian.PutUint64(v, uint64(now.UnixNano()))
+	return v
+}
+
+// sentAt reads the send time of a stamped value.
+func sentAt(v []byte) (time.Time, bool) {
+	if len(v) < 8 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(v))), true
+}
