@@ -138,6 +138,7 @@ func (a *Agent) Start(ctx context.Context) error {
 	committer := a.store.NewCommitter(metadata.CommitConfig{MaxTxnOps: a.cfg.EtcdMaxTxnOps, Observer: newCommitTxnMetrics(a.registry)})
 	a.writer = newWriter(a.ctx, a.cfg.Writer, a.bucket, committer, marks, a.log, newWriterMetrics(a.registry))
 	a.reader = newReader(a.store, a.bucket, a.cfg.CacheBytes, a.log, newReaderMetrics(a.registry))
+	a.writer.committed = a.reader.observe
 	registerLimitMetrics(a.registry, a.cfg)
 	a.startOffsetsFeed()
 	if err := a.startLagTracker(); err != nil {

@@ -223,6 +223,30 @@ func contiguousPrefix(entries []metadata.IndexEntry) []metadata.IndexEntry {
 	return entries
 }
 
+// observe adds an index entry this agent just committed to the
+// partition's cached window, when it follows on from it, so fetches
+// tailing the partition find it without reading etcd (as the watermark
+// watcher learns the agent's own commits first-hand). A partition whose
+// window is not cached is left to load on demand.
+func (r *reader) observe(id metadata.PartitionID, e metadata.IndexEntry) {
+	r.idxMu.Lock()
+	pi := r.idx[id]
+	r.idxMu.Unlock()
+	if pi == nil {
+		return
+	}
+	pi.mu.Lock()
+	defer pi.mu.Unlock()
+	n := len(pi.entries)
+	if n == 0 || pi.entries[n-1].Last+1 != e.First {
+		return
+	}
+	pi.entries = append(pi.entries, e)
+	if len(pi.entries) > 4*indexWindow {
+		pi.entries = slices.Clone(pi.entries[len(pi.entries)-2*indexWindow:])
+	}
+}
+
 // invalidate drops a partition's cached index.
 func (r *reader) invalidate(id metadata.PartitionID) {
 	r.idxMu.Lock()

@@ -105,6 +105,10 @@ type writer struct {
 	marks     *metadata.WatermarkWatcher
 	log       *slog.Logger
 	metrics   *writerMetrics
+	// committed, if set, learns every index entry the writer commits,
+	// before producers and the watermark watcher do. Set before the first
+	// append.
+	committed func(metadata.PartitionID, metadata.IndexEntry)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -446,6 +450,13 @@ func (w *writer) commit(f *flush) {
 		}
 	}
 	w.metrics.flushLatency.Observe(time.Since(f.sealed).Seconds())
+	if w.committed != nil {
+		for i, pa := range f.parts {
+			if i < len(results) && results[i].Entry != nil {
+				w.committed(metadata.PartitionID{Topic: pa.topic.ID, Partition: pa.partition}, *results[i].Entry)
+			}
+		}
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for i, pa := range f.parts {
