@@ -53,6 +53,8 @@ type fetchPart struct {
 	offset int64
 	max    int32 // partition max bytes
 	ok     bool  // resolved; read it
+	next   int64 // after a read that returned batches: the offset after them
+	hw     int64 // the high watermark that read saw
 }
 
 func (a *Agent) serveFetch(ctx context.Context, rq *request) {
@@ -181,7 +183,25 @@ func (a *Agent) readParts(ctx context.Context, parts []*fetchPart, maxBytes int3
 		total += n
 	}
 	a.reader.metrics.fetchBytes.Add(float64(total))
+	a.readAhead(parts)
 	return total, anyErr
+}
+
+// readAhead starts reading the extent each partition that returned
+// batches will need next, so those GETs overlap the client's processing
+// of this response (the next fetch's prefetchParts starts the rest).
+func (a *Agent) readAhead(parts []*fetchPart) {
+	if a.draining.Load() {
+		return
+	}
+	var next []metadata.IndexEntry
+	for _, fp := range parts {
+		if fp.ok && fp.next > 0 {
+			next = append(next, a.reader.planPrefetch(a.ctx, fp.id, fp.next, fp.hw, int64(fp.max), 1)...)
+			fp.next = 0
+		}
+	}
+	a.reader.prefetch(a.ctx, &a.wg, next)
 }
 
 // prefetchParts starts reading the extents every partition will need, in
@@ -191,6 +211,7 @@ func (a *Agent) prefetchParts(parts []*fetchPart, budget int64) {
 	if a.draining.Load() {
 		return
 	}
+	var need []metadata.IndexEntry
 	for _, fp := range parts {
 		if !fp.ok || budget <= 0 {
 			continue
@@ -200,9 +221,10 @@ func (a *Agent) prefetchParts(parts []*fetchPart, budget int64) {
 			continue
 		}
 		want := min(int64(fp.max), budget)
-		a.reader.prefetch(a.ctx, &a.wg, fp.id, fp.offset, marks.Next, want, 0)
+		need = append(need, a.reader.planPrefetch(a.ctx, fp.id, fp.offset, marks.Next, want, 0)...)
 		budget -= want
 	}
+	a.reader.prefetch(a.ctx, &a.wg, need)
 }
 
 // readPart reads one partition from fp.offset. budget bounds the bytes
@@ -242,11 +264,8 @@ func (a *Agent) readPart(ctx context.Context, fp *fetchPart, budget int64, first
 	}
 	var out gathered
 	defer func() {
-		// Read ahead the extent the consumer will ask for next, so its
-		// GET overlaps the client's processing of this response (the
-		// next fetch's prefetchParts starts the rest).
-		if out.n > 0 && !a.draining.Load() {
-			a.reader.prefetch(a.ctx, &a.wg, fp.id, out.next, marks.Next, int64(fp.max), 1)
+		if out.n > 0 {
+			fp.next, fp.hw = out.next, marks.Next // for readAhead
 		}
 	}()
 	offset := fp.offset

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -27,11 +28,18 @@ func TestExtentCacheReadAheadBudget(t *testing.T) {
 		return func(context.Context) (*cachedExtent, error) { return &cachedExtent{arena: make([]byte, n)}, nil }
 	}
 	k := func(i int) extentKey { return extentKey{object: "o", offset: int64(i)} }
+	// one reads keys ahead with one load, each decoding to size bytes.
+	one := func(key extentKey, size int, reserved int64) {
+		c.readAhead(ctx, []extentKey{key}, reserved, func(_ context.Context, want []bool) ([]*cachedExtent, error) {
+			v, err := ext(size)(ctx)
+			return []*cachedExtent{v}, err
+		})
+	}
 
 	if !c.reserveAhead(600) {
 		t.Fatal("600 of a 1000-byte budget refused")
 	}
-	c.readAhead(ctx, k(1), ext(500), 600) // decodes to 500: the reservation becomes 500
+	one(k(1), 500, 600) // decodes to 500: the reservation becomes 500
 	if c.ahead != 500 {
 		t.Fatalf("ahead = %d after reading 500 bytes ahead, want 500", c.ahead)
 	}
@@ -49,7 +57,7 @@ func TestExtentCacheReadAheadBudget(t *testing.T) {
 	if !c.reserveAhead(900) {
 		t.Fatal("reserve refused")
 	}
-	c.readAhead(ctx, k(2), ext(900), 900)
+	one(k(2), 900, 900)
 	for i := 10; i < 15; i++ {
 		c.get(ctx, k(i), ext(900))
 	}
@@ -59,8 +67,61 @@ func TestExtentCacheReadAheadBudget(t *testing.T) {
 
 	// A read ahead of something already cached gives its reservation back.
 	c.reserveAhead(100)
-	c.readAhead(ctx, k(14), ext(900), 100)
+	one(k(14), 900, 100)
 	if c.ahead != 0 {
 		t.Fatalf("ahead = %d after reading ahead a cached extent, want 0", c.ahead)
+	}
+}
+
+// Several extents read with one load: only those neither cached nor
+// loading are decoded and cached, and a fetch waiting for one of them
+// gets it from that load.
+func TestExtentCacheReadAheadSpan(t *testing.T) {
+	m := newReaderMetrics(nil)
+	c := newExtentCache(1<<20, m)
+	ctx := context.Background()
+	k := func(i int) extentKey { return extentKey{object: "o", offset: int64(i)} }
+	c.get(ctx, k(1), func(context.Context) (*cachedExtent, error) { return &cachedExtent{arena: make([]byte, 10)}, nil })
+
+	release := make(chan struct{})
+	var got []bool
+	done := make(chan struct{})
+	c.reserveAhead(300)
+	go func() {
+		defer close(done)
+		c.readAhead(ctx, []extentKey{k(0), k(1), k(2)}, 300, func(_ context.Context, want []bool) ([]*cachedExtent, error) {
+			got = want
+			<-release
+			out := make([]*cachedExtent, len(want))
+			for i, w := range want {
+				if w {
+					out[i] = &cachedExtent{arena: make([]byte, 100+i)}
+				}
+			}
+			return out, nil
+		})
+	}()
+	for !c.has(k(2)) {
+		time.Sleep(time.Millisecond)
+	}
+	waited := make(chan *cachedExtent)
+	go func() {
+		v, _ := c.get(ctx, k(2), func(context.Context) (*cachedExtent, error) {
+			t.Error("a second load of an extent being read ahead")
+			return nil, nil
+		})
+		waited <- v
+	}()
+	time.Sleep(10 * time.Millisecond)
+	close(release)
+	if v := <-waited; v == nil || len(v.arena) != 102 {
+		t.Fatalf("the fetch got %v, want the extent read ahead", v)
+	}
+	<-done
+	if len(got) != 3 || !got[0] || got[1] || !got[2] {
+		t.Fatalf("want = %v, want [true false true] (k(1) was cached)", got)
+	}
+	if !c.has(k(0)) || c.ahead != 100 || counterValue(t, m.cacheMisses) != 3 {
+		t.Fatalf("after the read ahead: k(0) cached %v, ahead %d (want 100: k(0) unread), misses %v (want 3)", c.has(k(0)), c.ahead, counterValue(t, m.cacheMisses))
 	}
 }

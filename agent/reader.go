@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"container/list"
 	"context"
 	"encoding/binary"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -80,58 +82,113 @@ func newReader(store *metadata.Store, bucket segments.BucketReader, cacheBytes i
 	}
 }
 
-// prefetch starts reading into the cache, in the background, the extents
-// that a read from offset would take, up to about want bytes and at most
-// loads of them (0: no limit), so GETs overlap instead of running one
-// after another: the extents of every partition of a fetch before the
-// fetch reads them in turn, or the next extent of a partition while the
-// client processes what it got. Extents already cached or being read
-// are skipped. What is read ahead and not yet asked for stays within a
-// quarter of the cache (extentCache.ahead). It never blocks; goroutines it
-// starts are added to wg and end with their read.
-func (r *reader) prefetch(ctx context.Context, wg *sync.WaitGroup, id metadata.PartitionID, offset, hw, want int64, loads int) {
+// planPrefetch returns the entries a read of a partition from offset
+// would take, up to about want bytes and at most loads of them (0: no
+// limit), that are neither cached nor being read: what is worth reading
+// ahead.
+func (r *reader) planPrefetch(ctx context.Context, id metadata.PartitionID, offset, hw, want int64, loads int) []metadata.IndexEntry {
 	if want <= 0 || offset >= hw {
-		return
+		return nil
 	}
 	entries, err := r.entries(ctx, id, offset, hw)
 	if err != nil {
-		return // the read itself will report it
+		return nil // the read itself will report it
 	}
-	started := 0
+	var out []metadata.IndexEntry
 	for _, e := range entries {
-		if want <= 0 || loads > 0 && started == loads {
-			return
+		if want <= 0 || loads > 0 && len(out) == loads {
+			break
 		}
 		// Stored bytes stand in for decoded ones, which are at least as
 		// many: the estimate errs toward reading one extent more.
 		want -= e.Length
-		key := extentKey{e.Object, e.Offset, e.First}
-		if r.cache.has(key) {
-			continue
+		if !r.cache.has(extentKey{e.Object, e.Offset, e.First}) {
+			out = append(out, e)
 		}
+	}
+	return out
+}
+
+// maxSpan bounds the bytes one coalesced GET reads.
+const maxSpan = 16 << 20
+
+// prefetch reads entries into the cache in the background, so their GETs
+// overlap each other and the client instead of running one after another
+// when fetches ask for them: the extents of every partition of a fetch
+// before the fetch reads them in turn, and the next extents of the
+// partitions it served. Entries that follow each other in one object
+// (partitions of one flush) are read with one GET of up to maxSpan bytes,
+// so a consumer of many partitions costs about a GET per object, not one
+// per extent. What is read ahead and not yet asked for stays within a
+// quarter of the cache (extentCache.ahead), with at most maxPrefetches
+// GETs at a time per agent. It never blocks; goroutines it starts are
+// added to wg and end with their GET.
+func (r *reader) prefetch(ctx context.Context, wg *sync.WaitGroup, entries []metadata.IndexEntry) {
+	slices.SortFunc(entries, func(a, b metadata.IndexEntry) int {
+		if c := strings.Compare(a.Object, b.Object); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Offset, b.Offset)
+	})
+	entries = slices.CompactFunc(entries, func(a, b metadata.IndexEntry) bool {
+		return a.Object == b.Object && a.Offset == b.Offset
+	})
+	for len(entries) > 0 {
+		n, size := 1, entries[0].Length
+		for n < len(entries) && entries[n].Object == entries[0].Object &&
+			entries[n].Offset == entries[n-1].Offset+entries[n-1].Length && size+entries[n].Length <= maxSpan {
+			size += entries[n].Length
+			n++
+		}
+		span := entries[:n:n]
+		entries = entries[n:]
 		// Reserve the stored size (the decoded one replaces it once
 		// read), and stop when the budget or the slots run out.
-		reserve := e.Length
-		if !r.cache.reserveAhead(reserve) {
+		if !r.cache.reserveAhead(size) {
 			return
 		}
 		select {
 		case r.prefetchSlots <- struct{}{}:
 		default:
-			r.cache.reserveAhead(-reserve)
+			r.cache.reserveAhead(-size)
 			return
 		}
-		started++
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-r.prefetchSlots }()
-			r.metrics.prefetches.Inc()
-			r.cache.readAhead(ctx, key, func(ctx context.Context) (*cachedExtent, error) {
-				return r.loadExtent(ctx, e)
-			}, reserve)
+			r.metrics.prefetches.Add(float64(len(span)))
+			keys := make([]extentKey, len(span))
+			for i, e := range span {
+				keys[i] = extentKey{e.Object, e.Offset, e.First}
+			}
+			r.cache.readAhead(ctx, keys, size, func(ctx context.Context, want []bool) ([]*cachedExtent, error) {
+				return r.loadSpan(ctx, span, want)
+			})
 		}()
 	}
+}
+
+// loadSpan reads the extents of entries, which follow each other in one
+// object, with one GET, and decodes those wanted.
+func (r *reader) loadSpan(ctx context.Context, entries []metadata.IndexEntry, want []bool) ([]*cachedExtent, error) {
+	first, last := entries[0], entries[len(entries)-1]
+	data, err := r.readRange(ctx, first.Object, first.Offset, last.Offset+last.Length-first.Offset)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*cachedExtent, len(entries))
+	for i, e := range entries {
+		if !want[i] {
+			continue
+		}
+		lo, hi := e.Offset-first.Offset, e.Offset-first.Offset+e.Length
+		hi = min(hi, int64(len(data)))
+		if out[i], err = r.decodeEntry(e, data[lo:hi:hi]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // entries returns index entries that hold offset and the ones after it,
@@ -263,19 +320,29 @@ func (r *reader) extent(ctx context.Context, e metadata.IndexEntry) (*cachedExte
 }
 
 func (r *reader) loadExtent(ctx context.Context, e metadata.IndexEntry) (*cachedExtent, error) {
+	data, err := r.readRange(ctx, e.Object, e.Offset, e.Length)
+	if err != nil {
+		return nil, err
+	}
+	return r.decodeEntry(e, data)
+}
+
+// readRange reads length bytes of object at offset with one ranged GET
+// (fewer if the object is shorter: callers check).
+func (r *reader) readRange(ctx context.Context, object string, offset, length int64) ([]byte, error) {
 	start := time.Now()
-	rc, err := r.bucket.GetRange(ctx, e.Object, e.Offset, e.Length)
+	rc, err := r.bucket.GetRange(ctx, object, offset, length)
 	if err != nil {
 		if errors.Is(err, segments.ErrNotFound) {
-			return nil, fmt.Errorf("%w: %s", errMissingObject, e.Object)
+			return nil, fmt.Errorf("%w: %s", errMissingObject, object)
 		}
-		return nil, fmt.Errorf("reading %s: %w", e.Object, err)
+		return nil, fmt.Errorf("reading %s: %w", object, err)
 	}
-	// Read into a buffer of the extent's size (io.ReadAll would grow one
+	// Read into a buffer of the range's size (io.ReadAll would grow one
 	// from 512 bytes), within reason: the length comes from etcd.
-	data := make([]byte, min(e.Length, maxPrealloc)+1)
+	data := make([]byte, min(length, maxPrealloc)+1)
 	n, err := io.ReadFull(rc, data)
-	if err == nil && int64(n) < e.Length {
+	if err == nil && int64(n) < length {
 		var rest []byte
 		rest, err = io.ReadAll(rc)
 		data = append(data[:n], rest...)
@@ -283,13 +350,18 @@ func (r *reader) loadExtent(ctx context.Context, e metadata.IndexEntry) (*cached
 	}
 	rc.Close()
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("reading %s: %w", e.Object, err)
+		return nil, fmt.Errorf("reading %s: %w", object, err)
 	}
-	data = data[:n]
 	r.metrics.getLatency.Observe(time.Since(start).Seconds())
 	r.metrics.getBytes.Add(float64(n))
-	if int64(n) != e.Length {
-		return nil, fmt.Errorf("%w: %s: read %d bytes of extent at %d, index says %d", errCorruptObject, e.Object, n, e.Offset, e.Length)
+	return data[:n], nil
+}
+
+// decodeEntry decodes an index entry's extent, data, into its batches
+// with their offsets.
+func (r *reader) decodeEntry(e metadata.IndexEntry, data []byte) (*cachedExtent, error) {
+	if int64(len(data)) != e.Length {
+		return nil, fmt.Errorf("%w: %s: read %d bytes of extent at %d, index says %d", errCorruptObject, e.Object, len(data), e.Offset, e.Length)
 	}
 	raw, err := segments.ExtentRawLen(data)
 	if err != nil {
@@ -426,27 +498,69 @@ func (c *extentCache) reserveAhead(n int64) bool {
 }
 
 func (c *extentCache) get(ctx context.Context, key extentKey, load func(context.Context) (*cachedExtent, error)) (*cachedExtent, error) {
-	return c.load(ctx, key, load, 0)
+	return c.load(ctx, key, load)
 }
 
-// readAhead loads key into the cache for a caller yet to come, with
-// reserved bytes of the read-ahead budget (reserveAhead), which it
-// returns.
-func (c *extentCache) readAhead(ctx context.Context, key extentKey, load func(context.Context) (*cachedExtent, error), reserved int64) {
-	c.load(ctx, key, load, reserved)
+// readAhead loads keys, with one load, into the cache for callers yet to
+// come, with reserved bytes of the read-ahead budget (reserveAhead), which
+// it returns. Keys already cached or being loaded are not loaded again:
+// load is told which to decode (want) and returns one extent per key
+// (nil where not wanted). Callers asking for a key meanwhile wait for
+// this load, as for any other.
+func (c *extentCache) readAhead(ctx context.Context, keys []extentKey, reserved int64, load func(ctx context.Context, want []bool) ([]*cachedExtent, error)) {
+	want := make([]bool, len(keys))
+	calls := make([]*loadCall, len(keys))
+	wanted := 0
+	c.mu.Lock()
+	for i, key := range keys {
+		_, cached := c.items[key]
+		_, loading := c.inflight[key]
+		if cached || loading {
+			continue
+		}
+		want[i] = true
+		wanted++
+		calls[i] = &loadCall{done: make(chan struct{})}
+		c.inflight[key] = calls[i]
+	}
+	if wanted == 0 {
+		c.ahead -= reserved
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	c.metrics.cacheMisses.Add(float64(wanted))
+
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	vals, err := load(lctx, want)
+	cancel()
+
+	c.mu.Lock()
+	c.ahead -= reserved
+	for i, key := range keys {
+		if !want[i] {
+			continue
+		}
+		if calls[i].err = err; err == nil {
+			calls[i].val = vals[i]
+		}
+		c.finishLocked(key, calls[i])
+	}
+	c.metrics.cacheBytes.Set(float64(c.bytes))
+	c.mu.Unlock()
+	for i, call := range calls {
+		if want[i] {
+			close(call.done)
+		}
+	}
 }
 
-// load is get, or with reserved > 0 a read ahead.
-func (c *extentCache) load(ctx context.Context, key extentKey, load func(context.Context) (*cachedExtent, error), reserved int64) (*cachedExtent, error) {
-	ahead := reserved > 0
+// load is get: from the cache, from a load in flight, or by calling
+// load.
+func (c *extentCache) load(ctx context.Context, key extentKey, load func(context.Context) (*cachedExtent, error)) (*cachedExtent, error) {
 	c.mu.Lock()
 	if el, ok := c.items[key]; ok {
 		it := el.Value.(*cacheItem)
-		if ahead {
-			c.ahead -= reserved
-			c.mu.Unlock()
-			return it.val, nil
-		}
 		c.lru.MoveToFront(el)
 		if it.ahead {
 			it.ahead = false
@@ -457,11 +571,6 @@ func (c *extentCache) load(ctx context.Context, key extentKey, load func(context
 		return it.val, nil
 	}
 	if call, ok := c.inflight[key]; ok {
-		if ahead {
-			c.ahead -= reserved
-			c.mu.Unlock()
-			return nil, nil
-		}
 		call.used = true
 		c.mu.Unlock()
 		c.metrics.cacheCoalesced.Inc()
@@ -472,7 +581,7 @@ func (c *extentCache) load(ctx context.Context, key extentKey, load func(context
 			return nil, ctx.Err()
 		}
 	}
-	call := &loadCall{done: make(chan struct{}), used: !ahead}
+	call := &loadCall{done: make(chan struct{}), used: true}
 	c.inflight[key] = call
 	c.mu.Unlock()
 	c.metrics.cacheMisses.Inc()
@@ -484,35 +593,44 @@ func (c *extentCache) load(ctx context.Context, key extentKey, load func(context
 	cancel()
 
 	c.mu.Lock()
-	delete(c.inflight, key)
-	c.ahead -= reserved
-	if call.err == nil {
-		size := int64(len(call.val.arena))
-		if size <= c.maxBytes/4 {
-			it := &cacheItem{key: key, val: call.val, ahead: !call.used}
-			if it.ahead {
-				c.ahead += size
-			}
-			c.items[key] = c.lru.PushFront(it)
-			c.bytes += size
-			for c.bytes > c.maxBytes {
-				back := c.lru.Back()
-				old := back.Value.(*cacheItem)
-				c.lru.Remove(back)
-				delete(c.items, old.key)
-				size := int64(len(old.val.arena))
-				c.bytes -= size
-				if old.ahead {
-					c.ahead -= size
-					c.metrics.prefetchWasted.Inc()
-				}
-			}
-		} else if !call.used {
-			c.metrics.prefetchWasted.Inc()
-		}
-		c.metrics.cacheBytes.Set(float64(c.bytes))
-	}
+	c.finishLocked(key, call)
+	c.metrics.cacheBytes.Set(float64(c.bytes))
 	c.mu.Unlock()
 	close(call.done)
 	return call.val, call.err
+}
+
+// finishLocked ends key's load: the extent is cached (if it may be),
+// counted as read ahead if no caller has asked for it yet, and the least
+// recently used extents are evicted to make room.
+func (c *extentCache) finishLocked(key extentKey, call *loadCall) {
+	delete(c.inflight, key)
+	if call.err != nil || call.val == nil {
+		return
+	}
+	size := int64(len(call.val.arena))
+	if size > c.maxBytes/4 {
+		if !call.used {
+			c.metrics.prefetchWasted.Inc()
+		}
+		return
+	}
+	it := &cacheItem{key: key, val: call.val, ahead: !call.used}
+	if it.ahead {
+		c.ahead += size
+	}
+	c.items[key] = c.lru.PushFront(it)
+	c.bytes += size
+	for c.bytes > c.maxBytes {
+		back := c.lru.Back()
+		old := back.Value.(*cacheItem)
+		c.lru.Remove(back)
+		delete(c.items, old.key)
+		size := int64(len(old.val.arena))
+		c.bytes -= size
+		if old.ahead {
+			c.ahead -= size
+			c.metrics.prefetchWasted.Inc()
+		}
+	}
 }
