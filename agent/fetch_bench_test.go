@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"io"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,27 +29,32 @@ import (
 //   - cold: the cache holds 3/4 of the topic, so reading it from the start
 //     finds nothing cached (LRU): every extent is a GET, from a bucket that
 //     adds 5 ms to each (an object store's first byte, which loopback
-//     MinIO or a directory do not have).
+//     MinIO or a directory do not have);
+//
+//   - cold-group: the same, read by four consumers at once, each fetching
+//     every fourth partition, as the members of a consumer group do.
 //
 //     go test -run='^$' -bench=FetchPath -benchmem ./agent/
 func BenchmarkFetchPath(b *testing.B) {
 	for _, tc := range []struct {
-		name  string
-		cache int64
-		delay time.Duration
+		name    string
+		cache   int64
+		delay   time.Duration
+		members int
 	}{
-		{"warm", 1 << 30, 0},
-		{"cold", fetchBenchBytes * 3 / 4, 5 * time.Millisecond},
+		{"warm", 1 << 30, 0, 1},
+		{"cold", fetchBenchBytes * 3 / 4, 5 * time.Millisecond, 1},
+		{"cold-group", fetchBenchBytes * 3 / 4, 5 * time.Millisecond, 4},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			f := newFetchFixture(b, tc.cache, tc.delay)
-			f.readAll(b) // warm the cache (or not)
+			f.read(b, tc.members) // warm the cache (or not)
 			b.SetBytes(f.bytes)
 			b.ReportAllocs()
 			gets := f.bucket.gets.Load()
 			b.ResetTimer()
 			for b.Loop() {
-				f.readAll(b)
+				f.read(b, tc.members)
 			}
 			b.ReportMetric(float64(f.bucket.gets.Load()-gets)/float64(b.N), "GETs/op")
 		})
@@ -133,10 +139,33 @@ func newFetchFixture(b *testing.B, cacheBytes int64, delay time.Duration) *fetch
 	return f
 }
 
-// readAll fetches every partition from 0 to its end.
-func (f *fetchFixture) readAll(b *testing.B) {
+// read fetches every partition from 0 to its end, with members readers
+// at once, each taking every members-th partition.
+func (f *fetchFixture) read(b *testing.B, members int) {
+	var wg sync.WaitGroup
+	var total atomic.Int64
+	for m := range members {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var parts []int32
+			for p := range f.ends {
+				if int(p)%members == m {
+					parts = append(parts, p)
+				}
+			}
+			total.Add(f.readParts(b, parts))
+		}()
+	}
+	wg.Wait()
+	f.bytes = total.Load()
+}
+
+// readParts fetches partitions from 0 to their ends and returns the bytes
+// of batches read.
+func (f *fetchFixture) readParts(b *testing.B, parts []int32) int64 {
 	next := map[int32]int64{}
-	for p := range f.ends {
+	for _, p := range parts {
 		next[p] = 0
 	}
 	var total int64
@@ -159,12 +188,14 @@ func (f *fetchFixture) readAll(b *testing.B) {
 		req.Topics = append(req.Topics, rt)
 		resp, err := req.RequestWith(ctx, f.cl.Broker(int(f.node)))
 		if err != nil {
-			b.Fatal(err)
+			b.Error(err)
+			return total
 		}
 		for _, t := range resp.Topics {
 			for _, p := range t.Partitions {
 				if p.ErrorCode != 0 {
-					b.Fatalf("partition %d: error %d", p.Partition, p.ErrorCode)
+					b.Errorf("partition %d: error %d", p.Partition, p.ErrorCode)
+					return total
 				}
 				total += int64(len(p.RecordBatches))
 				last, ok := lastOffset(p.RecordBatches)
@@ -179,7 +210,7 @@ func (f *fetchFixture) readAll(b *testing.B) {
 			}
 		}
 	}
-	f.bytes = total
+	return total
 }
 
 // lastOffset is the last offset in a run of record batches.

@@ -54,7 +54,24 @@ type reader struct {
 	// prefetchSlots bounds the extents read ahead at once, across the
 	// agent; a read ahead that finds no slot is skipped, never queued.
 	prefetchSlots chan struct{}
+
+	posMu sync.Mutex
+	pos   map[metadata.PartitionID]readPos // where fetches last read each partition
 }
+
+// readPos is where a fetch last read a partition, and when.
+type readPos struct {
+	next int64
+	at   time.Time
+}
+
+// Partitions read within activeFor count as being read: a read ahead of
+// an object takes their extents in it too. Past maxActive partitions,
+// none do (the scan would cost more than it saves).
+const (
+	activeFor = 10 * time.Second
+	maxActive = 1024
+)
 
 // maxPrefetches is how many extents the agent reads ahead at once.
 const maxPrefetches = 16
@@ -79,7 +96,75 @@ func newReader(store *metadata.Store, bucket segments.BucketReader, cacheBytes i
 		cache:        newExtentCache(cacheBytes, m),
 
 		prefetchSlots: make(chan struct{}, maxPrefetches),
+		pos:           map[metadata.PartitionID]readPos{},
 	}
+}
+
+// noteRead records that a fetch read partition id up to next.
+func (r *reader) noteRead(id metadata.PartitionID, next int64) {
+	now := time.Now()
+	r.posMu.Lock()
+	defer r.posMu.Unlock()
+	r.pos[id] = readPos{next: next, at: now}
+	if len(r.pos) > 2*maxActive {
+		for id, p := range r.pos {
+			if now.Sub(p.at) > activeFor {
+				delete(r.pos, id)
+			}
+		}
+	}
+}
+
+// neighbours returns the extents, in the objects of entries, of the other
+// partitions fetches are reading: the next few entries from where each
+// was last read, as the agent's cached index has them (etcd is not read).
+// A consumer group reads its partitions in step, with each member asking
+// for its own: reading the extents of the whole group from an object in
+// one GET serves the other members from the cache.
+func (r *reader) neighbours(entries []metadata.IndexEntry) []metadata.IndexEntry {
+	objects := map[string]bool{}
+	for _, e := range entries {
+		objects[e.Object] = true
+	}
+	now := time.Now()
+	type active struct {
+		id   metadata.PartitionID
+		next int64
+	}
+	var reading []active
+	r.posMu.Lock()
+	for id, p := range r.pos {
+		if now.Sub(p.at) <= activeFor {
+			reading = append(reading, active{id, p.next})
+		}
+	}
+	r.posMu.Unlock()
+	if len(reading) > maxActive {
+		return nil
+	}
+	var out []metadata.IndexEntry
+	for _, a := range reading {
+		r.idxMu.Lock()
+		pi := r.idx[a.id]
+		r.idxMu.Unlock()
+		if pi == nil {
+			continue
+		}
+		pi.mu.Lock()
+		i, _ := slices.BinarySearchFunc(pi.entries, a.next, func(e metadata.IndexEntry, off int64) int {
+			if e.Last < off {
+				return -1
+			}
+			return 0
+		})
+		for _, e := range pi.entries[i:min(i+4, len(pi.entries))] {
+			if objects[e.Object] && !r.cache.has(extentKey{e.Object, e.Offset, e.First}) {
+				out = append(out, e)
+			}
+		}
+		pi.mu.Unlock()
+	}
+	return out
 }
 
 // planPrefetch returns the entries a read of a partition from offset
@@ -119,11 +204,18 @@ const maxSpan = 16 << 20
 // partitions it served. Entries that follow each other in one object
 // (partitions of one flush) are read with one GET of up to maxSpan bytes,
 // so a consumer of many partitions costs about a GET per object, not one
-// per extent. What is read ahead and not yet asked for stays within a
-// quarter of the cache (extentCache.ahead), with at most maxPrefetches
+// per extent; the extents in those objects of the other partitions being
+// read (neighbours) are taken along, so a consumer group's members, each
+// asking for a few partitions, cost about a GET per object together. What
+// is read ahead and not yet asked for stays within a quarter of the cache
+// (extentCache.ahead), with at most maxPrefetches
 // GETs at a time per agent. It never blocks; goroutines it starts are
 // added to wg and end with their GET.
 func (r *reader) prefetch(ctx context.Context, wg *sync.WaitGroup, entries []metadata.IndexEntry) {
+	if len(entries) == 0 {
+		return
+	}
+	entries = append(entries, r.neighbours(entries)...)
 	slices.SortFunc(entries, func(a, b metadata.IndexEntry) int {
 		if c := strings.Compare(a.Object, b.Object); c != 0 {
 			return c
