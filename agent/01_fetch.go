@@ -28,6 +28,7 @@ package agent
 // object; other partitions are served.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"time"
@@ -365,11 +366,7 @@ func (g *gathered) finish(sp *kmsg.FetchResponseTopicPartition) int64 {
 	case 1:
 		sp.RecordBatches = g.parts[0]
 	default:
-		buf := make([]byte, 0, g.n)
-		for _, p := range g.parts {
-			buf = append(buf, p...)
-		}
-		sp.RecordBatches = buf
+		sp.RecordBatches = bytes.Join(g.parts, nil) // not zeroed first, unlike make
 	}
 	return g.n
 }

@@ -253,6 +253,15 @@ func (c *conn) dispatch(rq *request) {
 func (c *conn) writeLoop() {
 	bw := bufio.NewWriterSize(c.nc, 64<<10)
 	var buf []byte
+	// Large responses (fetches) are encoded into buffers shared by every
+	// connection, so each one is neither allocated and zeroed anew nor
+	// pinned by an idle connection.
+	var large *[]byte
+	defer func() {
+		if large != nil {
+			responseBufs.Put(large)
+		}
+	}()
 	for rq := range c.pending {
 		select {
 		case <-rq.done:
@@ -285,9 +294,24 @@ func (c *conn) writeLoop() {
 			continue
 		}
 		closeAfter := rq.closeAfter
-		buf = encodeResponse(buf[:0], rq.corr, rq.resp)
+		dst := buf[:0]
+		if f, ok := rq.resp.(*kmsg.FetchResponse); ok && fetchResponseSize(f) > 1<<20 {
+			large = responseBufs.Get().(*[]byte)
+			dst = (*large)[:0]
+		}
+		out := encodeResponse(dst, rq.corr, rq.resp)
 		c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-		if _, err := bw.Write(buf); err != nil {
+		_, err := bw.Write(out)
+		if large != nil {
+			if cap(out) <= maxResponseBuf {
+				*large = out[:0]
+				responseBufs.Put(large)
+			}
+			large = nil
+		} else if cap(out) <= 1<<20 {
+			buf = out // small responses reuse the connection's buffer
+		}
+		if err != nil {
 			c.log.Debug("write failed", "err", err)
 			c.cancel()
 			c.nc.Close()
@@ -301,9 +325,6 @@ func (c *conn) writeLoop() {
 				return
 			}
 		}
-		if cap(buf) > 1<<20 {
-			buf = nil // do not pin a large fetch response's buffer
-		}
 		if closeAfter {
 			bw.Flush()
 			c.cancel()
@@ -313,6 +334,12 @@ func (c *conn) writeLoop() {
 	}
 	bw.Flush()
 }
+
+// responseBufs holds buffers large responses are encoded into; those over
+// maxResponseBuf are not kept.
+var responseBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxResponseBuf = 64 << 20
 
 // encodeResponse appends a size-prefixed response frame. Flexible
 // responses carry an empty tagged-field section in the header, except
