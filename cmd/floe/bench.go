@@ -172,6 +172,7 @@ internal/bench/report.go for every field.`,
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "longest the produce phase runs")
 	fs.Var(&bytesFlag, "bytes", "bytes the produce phase writes, at most (e.g. 1GiB, 256MiB)")
 	fs.IntVar(&cfg.Groups, "groups", cfg.Groups, "consumer groups reading the same data at once in the fan-out phase")
+	fs.Int32Var(&cfg.FetchPartitionBytes, "fetch-max-partition-bytes", 0, "consumers' max.partition.fetch.bytes (default 1 MiB, Kafka's and franz-go's)")
 	fs.IntVar(&cfg.LatencyRate, "latency-rate", 0, "records per second of the latency phases (default: a twentieth of the produce phase's rate, at most 20000)")
 	fs.DurationVar(&cfg.LatencyDuration, "latency-duration", cfg.LatencyDuration, "how long each latency phase produces; 0 skips them")
 	fs.DurationSliceVar(&cfg.FlushIntervals, "flush-intervals", cfg.FlushIntervals, "agent flush intervals the latency phases run at (--local restarts the agent for each; default without --local: --flush-interval)")

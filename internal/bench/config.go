@@ -82,6 +82,9 @@ type Config struct {
 	Bytes    int64
 	// Groups is how many consumer groups read the same data at once.
 	Groups int
+	// FetchPartitionBytes is the consumers' max.partition.fetch.bytes
+	// (0: franz-go's and Kafka's 1 MiB).
+	FetchPartitionBytes int32
 	// LatencyRate is the records per second of the latency phases; 0
 	// picks a twentieth of the throughput phase's rate (at most 20000),
 	// light enough that latency is not queueing.

@@ -25,6 +25,7 @@ type groupRead struct {
 	bytes    atomic.Int64
 	records  atomic.Int64
 	assigned atomic.Int64 // UnixNano of the first assignment
+	firstRec atomic.Int64 // UnixNano of the first fetch that returned records
 	lastRec  atomic.Int64 // UnixNano of the last record
 
 	mu     sync.Mutex
@@ -75,14 +76,6 @@ func (g *groupRead) advance(p int32, next int64) {
 	}
 }
 
-func (g *groupRead) elapsed() time.Duration {
-	a, l := g.assigned.Load(), g.lastRec.Load()
-	if a == 0 || l < a {
-		return 0
-	}
-	return time.Duration(l - a)
-}
-
 // readGroups runs the groups at once, each with cfg.Consumers clients
 // from the start of the topic (or their committed offsets), until every
 // group has read to its end offsets.
@@ -91,9 +84,13 @@ func (r *runner) readGroups(ctx context.Context, groups []*groupRead, reset kgo.
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make(chan error, len(groups)*r.cfg.Consumers+1)
+	var fetchOpts []kgo.Opt
+	if n := r.cfg.FetchPartitionBytes; n > 0 {
+		fetchOpts = append(fetchOpts, kgo.FetchMaxPartitionBytes(n))
+	}
 	for _, g := range groups {
 		for i := range r.cfg.Consumers {
-			cl, err := kgo.NewClient(append(r.clientOpts(fmt.Sprintf("%s-%d", g.group, i)),
+			cl, err := kgo.NewClient(append(append(r.clientOpts(fmt.Sprintf("%s-%d", g.group, i)), fetchOpts...),
 				kgo.ConsumerGroup(g.group),
 				kgo.ConsumeTopics(g.topic),
 				kgo.ConsumeResetOffset(reset),
@@ -141,6 +138,7 @@ func (r *runner) readGroups(ctx context.Context, groups []*groupRead, reset kgo.
 						g.advance(fp.Partition, fp.Records[len(fp.Records)-1].Offset+1)
 					})
 					if n > 0 {
+						g.firstRec.CompareAndSwap(0, now.UnixNano())
 						g.bytes.Add(n)
 						g.lastRec.Store(now.UnixNano())
 						prog.Add(n)

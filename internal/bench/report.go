@@ -40,6 +40,7 @@ type WorkloadDesc struct {
 	Producers   int     `json:"producers"`
 	Consumers   int     `json:"consumers_per_group"`
 	Groups      int     `json:"groups"`
+	FetchBytes  int32   `json:"fetch_max_partition_bytes,omitempty"` // 0: 1 MiB
 	Keys        string  `json:"keys"`
 	Payload     string  `json:"payload"`
 	Compression string  `json:"client_compression"`
@@ -51,7 +52,7 @@ type WorkloadDesc struct {
 func workloadOf(c Config) WorkloadDesc {
 	return WorkloadDesc{
 		RecordSize: c.RecordSize, Partitions: c.Partitions, Producers: c.Producers, Consumers: c.Consumers,
-		Groups: c.Groups, Keys: c.Keys, Payload: c.Payload, Compression: c.Compression,
+		Groups: c.Groups, FetchBytes: c.FetchPartitionBytes, Keys: c.Keys, Payload: c.Payload, Compression: c.Compression,
 		LingerMs: ms(c.Linger), MaxBytes: c.Bytes, MaxSeconds: c.Duration.Seconds(),
 	}
 }
@@ -89,21 +90,63 @@ type ProduceResult struct {
 
 // ConsumeResult is one read phase: groups reading the same data at once.
 type ConsumeResult struct {
-	Groups      int                `json:"groups"`
-	Consumers   int                `json:"consumers_per_group"`
-	Records     int64              `json:"records"`
-	Bytes       int64              `json:"bytes"` // delivered, all groups together
-	Seconds     float64            `json:"seconds"`
-	MiBps       float64            `json:"mib_per_s"`
-	Store       StoreRequests      `json:"store"`
-	GetsPerGiB  float64            `json:"gets_per_gib"`
-	CacheHits   float64            `json:"cache_hits"`
-	CacheMisses float64            `json:"cache_misses"`
-	Coalesced   float64            `json:"cache_coalesced"`
-	HitRatio    float64            `json:"hit_ratio"`
-	WindowBytes int64              `json:"window_bytes,omitempty"`
-	Restarted   bool               `json:"agents_restarted,omitempty"`
-	CPU         map[string]float64 `json:"cpu_cores,omitempty"`
+	Groups      int           `json:"groups"`
+	Consumers   int           `json:"consumers_per_group"`
+	Records     int64         `json:"records"`
+	Bytes       int64         `json:"bytes"` // delivered, all groups together
+	Seconds     float64       `json:"seconds"`
+	MiBps       float64       `json:"mib_per_s"`
+	Store       StoreRequests `json:"store"`
+	GetsPerGiB  float64       `json:"gets_per_gib"`
+	CacheHits   float64       `json:"cache_hits"`
+	CacheMisses float64       `json:"cache_misses"`
+	Coalesced   float64       `json:"cache_coalesced"`
+	HitRatio    float64       `json:"hit_ratio"`
+	WindowBytes int64         `json:"window_bytes,omitempty"`
+	Passes      int           `json:"passes,omitempty"` // warm read: times the window was read, each by a new group
+	// Prefetched counts extents the agents read ahead (included in the
+	// cache misses); PrefetchWasted those evicted before a fetch asked.
+	Prefetched     float64            `json:"prefetched"`
+	PrefetchWasted float64            `json:"prefetch_wasted"`
+	Restarted      bool               `json:"agents_restarted,omitempty"`
+	CPU            map[string]float64 `json:"cpu_cores,omitempty"`
+}
+
+// plus adds b, a further pass of the same read, to c (nil: b).
+func (c *ConsumeResult) plus(b *ConsumeResult) *ConsumeResult {
+	if c == nil {
+		return b
+	}
+	out := *c
+	out.Records += b.Records
+	out.Bytes += b.Bytes
+	out.Seconds += b.Seconds
+	if out.Seconds > 0 {
+		out.MiBps = float64(out.Bytes) / (1 << 20) / out.Seconds
+	}
+	out.Store.Puts += b.Store.Puts
+	out.Store.Gets += b.Store.Gets
+	out.Store.PutBytes += b.Store.PutBytes
+	out.Store.GetBytes += b.Store.GetBytes
+	out.CacheHits += b.CacheHits
+	out.CacheMisses += b.CacheMisses
+	out.Coalesced += b.Coalesced
+	out.Prefetched += b.Prefetched
+	out.PrefetchWasted += b.PrefetchWasted
+	if n := out.CacheHits + out.CacheMisses + out.Coalesced; n > 0 {
+		out.HitRatio = (out.CacheHits + out.Coalesced) / n
+	}
+	if out.Bytes > 0 {
+		out.GetsPerGiB = out.Store.Gets / (float64(out.Bytes) / (1 << 30))
+	}
+	if len(b.CPU) > 0 {
+		cpu := map[string]float64{}
+		for k, v := range b.CPU {
+			cpu[k] = round2((c.CPU[k]*c.Seconds + v*b.Seconds) / out.Seconds)
+		}
+		out.CPU = cpu
+	}
+	return &out
 }
 
 // LatencyResult is one latency phase: a fixed rate below saturation, one
@@ -317,16 +360,16 @@ func (rep *Report) WriteText(w io.Writer) error {
 		pr("")
 	}
 
-	pr("CONSUME\tMiB/s\t× raw GET\tGETs\tGET mean\tGETs/GiB\tcache hits\tseconds")
+	pr("CONSUME\tMiB/s\t× raw GET\tGETs\tGET mean\tGETs/GiB\tcache hits\tread ahead (wasted)\tseconds")
 	row := func(name string, c *ConsumeResult) {
 		if c == nil {
 			return
 		}
-		pr("  %s\t%.1f\t%s\t%.0f\t%s\t%.0f\t%.0f%%\t%.1f", name, c.MiBps, fratio(c.MiBps, rep.Limits.Get), c.Store.Gets, fms(c.Store.GetMeanMs), c.GetsPerGiB, 100*c.HitRatio, c.Seconds)
+		pr("  %s\t%.1f\t%s\t%.0f\t%s\t%.0f\t%.0f%%\t%.0f (%.0f)\t%.1f", name, c.MiBps, fratio(c.MiBps, rep.Limits.Get), c.Store.Gets, fms(c.Store.GetMeanMs), c.GetsPerGiB, 100*c.HitRatio, c.Prefetched, c.PrefetchWasted, c.Seconds)
 	}
 	row("cold (1 group)", rep.Cold)
-	if rep.Warm != nil {
-		row(fmt.Sprintf("warm (1 group, last %s)", formatBytes(rep.Warm.WindowBytes)), rep.Warm)
+	if w := rep.Warm; w != nil {
+		row(fmt.Sprintf("warm (1 group, last %s ×%d)", formatBytes(w.WindowBytes), max(w.Passes, 1)), w)
 	}
 	if f := rep.FanOut; f != nil {
 		row(fmt.Sprintf("%d groups at once (all groups)", f.Groups), f)
