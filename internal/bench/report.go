@@ -396,7 +396,7 @@ func (rep *Report) WriteText(w io.Writer) error {
 	}
 
 	if rows := rep.cpuRows(); len(rows) > 0 {
-		pr("CPU (cores busy; the machine has %d)\tagent\tminio\tetcd\tbench\tmachine", rep.CPUs)
+		pr("CPU (cores busy; the machine has %d)\tagent\tminio\tetcd\tbench\tmachine\tcore·ms per MiB", rep.CPUs)
 		for _, r := range rows {
 			cell := func(k string) string {
 				if v, ok := r.cpu[k]; ok {
@@ -404,7 +404,7 @@ func (rep *Report) WriteText(w io.Writer) error {
 				}
 				return "-"
 			}
-			pr("  %s\t%s\t%s\t%s\t%s\t%s", r.name, cell("agent"), cell("minio"), cell("etcd"), cell("bench"), cell("machine"))
+			pr("  %s\t%s\t%s\t%s\t%s\t%s\t%s", r.name, cell("agent"), cell("minio"), cell("etcd"), cell("bench"), cell("machine"), r.perMiB())
 		}
 		pr("")
 	}
@@ -448,42 +448,56 @@ func (rep *Report) WriteText(w io.Writer) error {
 }
 
 type cpuRow struct {
-	name string
-	cpu  map[string]float64
+	name  string
+	cpu   map[string]float64
+	mibps float64 // the phase's throughput, for CPU per MiB (0: none)
 }
 
 func (rep *Report) cpuRows() []cpuRow {
 	var rows []cpuRow
-	add := func(name string, m map[string]float64) {
+	add := func(name string, m map[string]float64, mibps float64) {
 		if len(m) > 0 {
-			rows = append(rows, cpuRow{name, m})
+			rows = append(rows, cpuRow{name, m, mibps})
 		}
 	}
 	if l := rep.Limits.Put; l != nil {
-		add("raw PUT", l.CPU)
+		add("raw PUT", l.CPU, l.MiBps)
 	}
 	if l := rep.Limits.Get; l != nil {
-		add("raw GET", l.CPU)
+		add("raw GET", l.CPU, l.MiBps)
 	}
 	if l := rep.Limits.Etcd; l != nil {
-		add("etcd txn", l.CPU)
+		add("etcd txn", l.CPU, 0)
 	}
 	if p := rep.Produce; p != nil {
-		add("produce", p.CPU)
+		add("produce", p.CPU, p.MiBps)
 	}
 	if c := rep.Cold; c != nil {
-		add("cold read", c.CPU)
+		add("cold read", c.CPU, c.MiBps)
 	}
 	if c := rep.Warm; c != nil {
-		add("warm read", c.CPU)
+		add("warm read", c.CPU, c.MiBps)
 	}
 	if c := rep.FanOut; c != nil {
-		add(fmt.Sprintf("%d groups", c.Groups), c.CPU)
+		add(fmt.Sprintf("%d groups", c.Groups), c.CPU, c.MiBps)
 	}
 	for _, l := range rep.Latency {
-		add("latency, flush "+l.FlushInterval, l.CPU)
+		add("latency, flush "+l.FlushInterval, l.CPU, 0)
 	}
 	return rows
+}
+
+// perMiB is the CPU the cluster's processes and the bench spent per MiB
+// moved, in core-milliseconds ("-" without a throughput).
+func (r cpuRow) perMiB() string {
+	if r.mibps <= 0 {
+		return "-"
+	}
+	var cores float64
+	for _, k := range []string{"agent", "minio", "etcd", "bench"} {
+		cores += r.cpu[k]
+	}
+	return fmt.Sprintf("%.1f", 1000*cores/r.mibps)
 }
 
 func fms(v float64) string {
