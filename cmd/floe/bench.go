@@ -37,6 +37,7 @@ func newBenchCmd() *cobra.Command {
 		etcdEPs     []string
 		keepStack   bool
 		compression string
+		agentBinary string
 	)
 	cfg := bench.Defaults()
 	bytesFlag = byteSize(cfg.Bytes)
@@ -122,7 +123,7 @@ internal/bench/report.go for every field.`,
 			ctx := cmd.Context()
 			var cl benchCluster
 			if local {
-				lc, err := startLocalCluster(ctx, cmd.ErrOrStderr(), cfg.Agent, compression, keepStack)
+				lc, err := startLocalCluster(ctx, cmd.ErrOrStderr(), cfg.Agent, compression, keepStack, agentBinary)
 				if err != nil {
 					return err
 				}
@@ -189,6 +190,7 @@ internal/bench/report.go for every field.`,
 	fs.Var(&cacheFlag, "cache-bytes", "agents' --cache-bytes (the warm read reads half of it)")
 	fs.IntVar(&cfg.Agent.MaxUploads, "max-uploads", cfg.Agent.MaxUploads, "agents' --max-uploads")
 	fs.StringVar(&compression, "segment-compression", "zstd", "with --local, the agent's --segment-compression")
+	fs.StringVar(&agentBinary, "agent-binary", "", "with --local, the floe binary to run the agent with (default: this one), to compare builds under the same bench")
 	fs.StringSliceVar(&metrics, "metrics", nil, "without --local: the agents' /metrics URLs, comma-separated or repeated")
 	fs.StringVar(&token, "metrics-token", "", "bearer token for /metrics and /debug/pprof (agents with --http-auth)")
 	fs.StringVar(&bucketURL, "bucket", "", "without --local: the agents' bucket URL, for the raw PUT and GET limit (the bench writes under floe-bench/ and removes it)")

@@ -74,7 +74,7 @@ type localCluster struct {
 }
 
 // startLocalCluster starts localstack (or reuses it) and one agent.
-func startLocalCluster(ctx context.Context, log io.Writer, settings bench.AgentSettings, codec string, keep bool) (_ *localCluster, err error) {
+func startLocalCluster(ctx context.Context, log io.Writer, settings bench.AgentSettings, codec string, keep bool, agentBinary string) (_ *localCluster, err error) {
 	root, err := findCheckout()
 	if err != nil {
 		return nil, err
@@ -94,6 +94,9 @@ func startLocalCluster(ctx context.Context, log io.Writer, settings bench.AgentS
 	}()
 	if c.exe, err = os.Executable(); err != nil {
 		return nil, fmt.Errorf("finding this floe binary: %w", err)
+	}
+	if agentBinary != "" {
+		c.exe = agentBinary
 	}
 	running := pidAlive(filepath.Join(c.stackDir, "etcd.pid")) && pidAlive(filepath.Join(c.stackDir, "minio.pid"))
 	if !running {
