@@ -167,7 +167,7 @@ internal/bench/report.go for every field.`,
 	fs.IntVar(&cfg.Consumers, "consumers", cfg.Consumers, "consumer clients in each group")
 	fs.StringVar(&cfg.Keys, "keys", cfg.Keys, "record keys: none (the client spreads batches over partitions), uniform or zipf over --key-space keys")
 	fs.IntVar(&cfg.KeySpace, "key-space", cfg.KeySpace, "distinct keys for --keys uniform and zipf")
-	fs.StringVar(&cfg.Payload, "payload", cfg.Payload, "record values: random (incompressible) or text (letters, about 1.6:1 with zstd)")
+	fs.StringVar(&cfg.Payload, "payload", cfg.Payload, "record values: random (incompressible) or text (words of a 1000-word vocabulary: about 3.3:1 with zstd)")
 	fs.StringVar(&cfg.Compression, "compression", cfg.Compression, "producers' batch compression: none (the agent compresses), gzip, snappy, lz4 or zstd")
 	fs.DurationVar(&cfg.Linger, "linger", 0, "producers' linger (default (flush interval + 40ms) / 4: about a quarter of a produce request's wait, which keeps an idempotent client's five requests in flight spread over a flush)")
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "longest the produce phase runs")

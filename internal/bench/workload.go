@@ -27,8 +27,24 @@ func newWorkload(c Config) *workload {
 	n := max(payloadBytes, 4*c.RecordSize)
 	w.payload = make([]byte, n)
 	if c.Payload == "text" {
-		for i := range w.payload {
-			w.payload[i] = 'A' + byte(r.IntN(26))
+		// Words of a 1000-word vocabulary, Zipf-distributed like a
+		// language's: text that repeats as logs and events do.
+		vocab := make([]string, 1000)
+		for i := range vocab {
+			n := 2 + r.IntN(8)
+			word := make([]byte, n)
+			for j := range word {
+				word[j] = 'a' + byte(r.IntN(26))
+			}
+			vocab[i] = string(word)
+		}
+		z := rand.NewZipf(r, 1.1, 2, uint64(len(vocab)-1))
+		for i := 0; i < len(w.payload); {
+			i += copy(w.payload[i:], vocab[z.Uint64()])
+			if i < len(w.payload) {
+				w.payload[i] = ' '
+				i++
+			}
 		}
 	} else {
 		src := rand.NewChaCha8([32]byte{byte(r.Uint32())})
