@@ -307,8 +307,13 @@ func TestGroupSurvivesItsCoordinatorShuttingDown(t *testing.T) {
 		return err == nil && len(m.Brokers) == 2
 	}, "both agents listed")
 
-	m1 := c.joinGroup("g", []string{"t"}, kgo.SessionTimeout(time.Second))
-	m2 := c.joinGroup("g", []string{"t"}, kgo.SessionTimeout(time.Second))
+	// The session timeout must cover a client's own failover: a failed
+	// heartbeat, FindCoordinator, backoff and, over SASL_SSL, a new
+	// handshake. 1s was too short on a loaded 2-core machine; Kafka's
+	// own floor (group.min.session.timeout.ms) is 6s.
+	const session = 3 * time.Second
+	m1 := c.joinGroup("g", []string{"t"}, kgo.SessionTimeout(session))
+	m2 := c.joinGroup("g", []string{"t"}, kgo.SessionTimeout(session))
 	waitFor(t, 20*time.Second, func() bool { return balanced("t", 4, m1, m2) }, "2 members own 2 partitions each")
 	commit := map[int32]int64{}
 	for i, p := range m1.partitions("t") {
@@ -335,8 +340,8 @@ func TestGroupSurvivesItsCoordinatorShuttingDown(t *testing.T) {
 	}
 
 	// The survivor loads the group: same generation and members, no
-	// rebalance, and the members' heartbeats keep them in well past
-	// their 1s session timeout.
+	// rebalance, and the members' heartbeats keep them in past their
+	// session timeout.
 	surv := kadm.NewClient(c.clientAt(survivor.Addr()))
 	var d kadm.DescribedGroup
 	waitUntil(t, func() bool {
@@ -344,7 +349,7 @@ func TestGroupSurvivesItsCoordinatorShuttingDown(t *testing.T) {
 		d = ds["g"]
 		return err == nil && d.Err == nil && d.Coordinator.NodeID == survivor.NodeID()
 	}, "the surviving agent coordinates the group")
-	time.Sleep(2 * time.Second)
+	time.Sleep(session + 500*time.Millisecond)
 	ds, err := surv.DescribeGroups(ctx, "g")
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -63,10 +64,10 @@ func TestProxyForwardsDelaysAndCuts(t *testing.T) {
 	}
 	p.SetLatency(0)
 
-	var sawClient bool
+	var sawClient atomic.Bool // the hook runs on the proxy's goroutines
 	p.SetHook(func(conn uint64, fromClient bool, chunk []byte) bool {
 		if fromClient {
-			sawClient = true
+			sawClient.Store(true)
 			return !bytes.Contains(chunk, []byte("cut"))
 		}
 		return true
@@ -74,7 +75,7 @@ func TestProxyForwardsDelaysAndCuts(t *testing.T) {
 	if got, _, err := roundTrip("cut here"); err == nil {
 		t.Fatalf("the hook did not cut the connection: read %q", got)
 	}
-	if got, _, err := roundTrip("keep"); err != nil || got != "keep\n" || !sawClient {
-		t.Fatalf("after a cut, a new connection: %q, %v (hook saw the client: %v)", got, err, sawClient)
+	if got, _, err := roundTrip("keep"); err != nil || got != "keep\n" || !sawClient.Load() {
+		t.Fatalf("after a cut, a new connection: %q, %v (hook saw the client: %v)", got, err, sawClient.Load())
 	}
 }
