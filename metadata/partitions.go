@@ -153,6 +153,9 @@ func DecodeIndexEntry(key string, data []byte) (IndexEntry, error) {
 	if e.Object == "" || e.Offset < 0 || e.Length <= 0 || e.First < 0 || e.Last < e.First || e.Batches <= 0 {
 		return IndexEntry{}, fmt.Errorf("%w: %s: inconsistent index entry", ErrCorruptValue, key)
 	}
+	if len(e.Skip) == 0 {
+		e.Skip = nil // "skip":[] and no skip are the same entry
+	}
 	return e, nil
 }
 
