@@ -2,11 +2,18 @@ package agent
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/floe-io/floe/internal/kafkatest"
+	"github.com/floe-io/floe/metadata"
+	"github.com/floe-io/floe/segments"
 )
 
 func counterValue(t *testing.T, c prometheus.Counter) float64 {
@@ -123,5 +130,90 @@ func TestExtentCacheReadAheadSpan(t *testing.T) {
 	}
 	if !c.has(k(0)) || c.ahead != 100 || counterValue(t, m.cacheMisses) != 3 {
 		t.Fatalf("after the read ahead: k(0) cached %v, ahead %d (want 100: k(0) unread), misses %v (want 3)", c.has(k(0)), c.ahead, counterValue(t, m.cacheMisses))
+	}
+}
+
+// Extents of one object are read together across gaps of up to maxGap,
+// and never past maxSpan bytes or into another object.
+func TestNextSpan(t *testing.T) {
+	const mib = 1 << 20
+	e := func(object string, offset, length int64) metadata.IndexEntry {
+		return metadata.IndexEntry{Object: object, Offset: offset, Length: length}
+	}
+	for _, tc := range []struct {
+		name    string
+		entries []metadata.IndexEntry
+		n       int
+		size    int64
+	}{
+		{"one", []metadata.IndexEntry{e("a", 100, 10)}, 1, 10},
+		{"adjacent", []metadata.IndexEntry{e("a", 0, mib), e("a", mib, mib), e("a", 2*mib, 5)}, 3, 2*mib + 5},
+		{"gap within maxGap", []metadata.IndexEntry{e("a", 0, 10), e("a", 10+maxGap, 10)}, 2, 20 + maxGap},
+		{"gap past maxGap", []metadata.IndexEntry{e("a", 0, 10), e("a", 11+maxGap, 10)}, 1, 10},
+		{"other object", []metadata.IndexEntry{e("a", 0, 10), e("b", 10, 10)}, 1, 10},
+		{"up to maxSpan", []metadata.IndexEntry{e("a", 0, maxSpan/2), e("a", maxSpan/2, maxSpan/2), e("a", maxSpan, 1)}, 2, maxSpan},
+		{"a first entry over maxSpan alone", []metadata.IndexEntry{e("a", 0, 2*maxSpan), e("a", 2*maxSpan, 1)}, 1, 2 * maxSpan},
+	} {
+		if n, size := nextSpan(tc.entries); n != tc.n || size != tc.size {
+			t.Errorf("%s: nextSpan = %d entries, %d bytes; want %d, %d", tc.name, n, size, tc.n, tc.size)
+		}
+	}
+}
+
+// A span read across a gap decodes each wanted extent from its own bytes:
+// the second and fourth of four partitions, read with one GET over the
+// third, come back with their own records and offsets.
+func TestLoadSpanAcrossAGap(t *testing.T) {
+	ctx := context.Background()
+	bucket, err := segments.OpenBucket(ctx, t.TempDir(), segments.BucketOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bucket.Close()
+	b := segments.NewBuilder(segments.CodecNone)
+	for p := range 4 {
+		for i := range 3 {
+			raw := kafkatest.RecordBatch(kafkatest.NoProducer, time.UnixMilli(1000), fmt.Sprintf("p%d-%d", p, i))
+			batch, err := segments.ParseBatch(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.Append(segments.PartitionKey{Partition: int32(p)}, batch)
+		}
+	}
+	object, extents, err := b.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bucket.Put(ctx, "obj", object); err != nil {
+		t.Fatal(err)
+	}
+	entry := func(x segments.Extent, first int64) metadata.IndexEntry {
+		return metadata.IndexEntry{Object: "obj", Offset: x.Offset, Length: x.Length, First: first, Last: first + x.Records - 1, Batches: x.Batches}
+	}
+	span := []metadata.IndexEntry{entry(extents[1], 10), entry(extents[3], 20)}
+	if n, _ := nextSpan(span); n != 2 {
+		t.Fatalf("the two extents %d bytes apart are not one span", extents[3].Offset-extents[1].Offset-extents[1].Length)
+	}
+	r := newReader(nil, bucket, 1<<20, slog.New(slog.DiscardHandler), newReaderMetrics(nil))
+	got, err := r.loadSpan(ctx, span, []bool{true, true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range []int{1, 3} {
+		ext := got[i]
+		if len(ext.bases) != 3 || ext.bases[0] != span[i].First || ext.lasts[2] != span[i].Last {
+			t.Fatalf("partition %d: bases %v lasts %v, want 3 batches from offset %d", p, ext.bases, ext.lasts, span[i].First)
+		}
+		for j := range 3 {
+			batch, err := segments.ParseBatch(ext.arena[ext.starts[j]:ext.batchEnd(j)])
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := fmt.Sprintf("p%d-%d", p, j)
+			if batch.BaseOffset != span[i].First+int64(j) || !strings.Contains(string(batch.Raw), want) {
+				t.Fatalf("partition %d batch %d: base offset %d, holds %q: want %d and %q", p, j, batch.BaseOffset, batch.Raw, span[i].First+int64(j), want)
+			}
+		}
 	}
 }

@@ -194,15 +194,22 @@ func (r *reader) planPrefetch(ctx context.Context, id metadata.PartitionID, offs
 	return out
 }
 
-// maxSpan bounds the bytes one coalesced GET reads.
-const maxSpan = 16 << 20
+// maxSpan bounds the bytes one coalesced GET reads. Extents of one
+// object less than maxGap apart are read with one GET, the bytes between
+// them (extents cached or being read already, or of partitions nobody
+// reads) read and dropped: a GET costs more than a MiB of transfer, in
+// requests billed and in the store's work per request.
+const (
+	maxSpan = 16 << 20
+	maxGap  = 1 << 20
+)
 
 // prefetch reads entries into the cache in the background, so their GETs
 // overlap each other and the client instead of running one after another
 // when fetches ask for them: the extents of every partition of a fetch
 // before the fetch reads them in turn, and the next extents of the
-// partitions it served. Entries that follow each other in one object
-// (partitions of one flush) are read with one GET of up to maxSpan bytes,
+// partitions it served. Entries of one object (partitions of one flush)
+// within maxGap of each other are read with one GET of up to maxSpan bytes,
 // so a consumer of many partitions costs about a GET per object, not one
 // per extent; the extents in those objects of the other partitions being
 // read (neighbours) are taken along, so a consumer group's members, each
@@ -226,12 +233,7 @@ func (r *reader) prefetch(ctx context.Context, wg *sync.WaitGroup, entries []met
 		return a.Object == b.Object && a.Offset == b.Offset
 	})
 	for len(entries) > 0 {
-		n, size := 1, entries[0].Length
-		for n < len(entries) && entries[n].Object == entries[0].Object &&
-			entries[n].Offset == entries[n-1].Offset+entries[n-1].Length && size+entries[n].Length <= maxSpan {
-			size += entries[n].Length
-			n++
-		}
+		n, size := nextSpan(entries)
 		span := entries[:n:n]
 		entries = entries[n:]
 		// Reserve the stored size (the decoded one replaces it once
@@ -261,8 +263,26 @@ func (r *reader) prefetch(ctx context.Context, wg *sync.WaitGroup, entries []met
 	}
 }
 
-// loadSpan reads the extents of entries, which follow each other in one
-// object, with one GET, and decodes those wanted.
+// nextSpan returns how many of entries, sorted by object and offset, the
+// first GET reads, and the bytes it reads: those of the first entry's
+// object less than maxGap apart, up to maxSpan bytes in all.
+func nextSpan(entries []metadata.IndexEntry) (n int, size int64) {
+	first := entries[0]
+	n, size = 1, first.Length
+	for ; n < len(entries) && entries[n].Object == first.Object; n++ {
+		prevEnd := entries[n-1].Offset + entries[n-1].Length
+		end := entries[n].Offset + entries[n].Length
+		if entries[n].Offset-prevEnd > maxGap || end-first.Offset > maxSpan {
+			break
+		}
+		size = end - first.Offset
+	}
+	return n, size
+}
+
+// loadSpan reads the extents of entries, which are in one object in
+// order, with one GET from the first to the end of the last, and decodes
+// those wanted.
 func (r *reader) loadSpan(ctx context.Context, entries []metadata.IndexEntry, want []bool) ([]*cachedExtent, error) {
 	first, last := entries[0], entries[len(entries)-1]
 	data, err := r.readRange(ctx, first.Object, first.Offset, last.Offset+last.Length-first.Offset)

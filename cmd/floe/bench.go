@@ -123,7 +123,7 @@ internal/bench/report.go for every field.`,
 			ctx := cmd.Context()
 			var cl benchCluster
 			if local {
-				lc, err := startLocalCluster(ctx, cmd.ErrOrStderr(), cfg.Agent, compression, keepStack, agentBinary)
+				lc, err := startLocalCluster(ctx, cmd.ErrOrStderr(), cfg.Agent, compression, cfg.Keep, keepStack, agentBinary)
 				if err != nil {
 					return err
 				}

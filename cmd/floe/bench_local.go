@@ -48,12 +48,13 @@ import (
 // its real flags, and the bench reads it only from the outside (Kafka,
 // /metrics, /debug/pprof), exactly as it reads a cluster named with -b.
 type localCluster struct {
-	log      io.Writer
-	root     string // the floe checkout holding localstack/
-	stackDir string
-	stackEnv map[string]string // FLOE_LOCALSTACK_* for start.sh and stop.sh
-	started  bool              // the bench started MinIO or etcd, and stops them
-	keep     bool
+	log       io.Writer
+	root      string // the floe checkout holding localstack/
+	stackDir  string
+	stackEnv  map[string]string // FLOE_LOCALSTACK_* for start.sh and stop.sh
+	started   bool              // the bench started MinIO or etcd, and stops them
+	keepData  bool              // --keep: the run's etcd keys, objects and agent log stay
+	keepStack bool              // --keep or --keep-localstack: MinIO and etcd stay running
 
 	id         string
 	exe        string
@@ -74,7 +75,7 @@ type localCluster struct {
 }
 
 // startLocalCluster starts localstack (or reuses it) and one agent.
-func startLocalCluster(ctx context.Context, log io.Writer, settings bench.AgentSettings, codec string, keep bool, agentBinary string) (_ *localCluster, err error) {
+func startLocalCluster(ctx context.Context, log io.Writer, settings bench.AgentSettings, codec string, keepData, keepStack bool, agentBinary string) (_ *localCluster, err error) {
 	root, err := findCheckout()
 	if err != nil {
 		return nil, err
@@ -82,7 +83,7 @@ func startLocalCluster(ctx context.Context, log io.Writer, settings bench.AgentS
 	var idb [4]byte
 	rand.Read(idb[:])
 	c := &localCluster{
-		log: log, root: root, keep: keep, settings: settings, codec: codec, flush: settings.FlushInterval,
+		log: log, root: root, keepData: keepData, keepStack: keepStack || keepData, settings: settings, codec: codec, flush: settings.FlushInterval,
 		id: hex.EncodeToString(idb[:]),
 	}
 	c.stackEnv = benchStackEnv(root)
@@ -399,7 +400,7 @@ func (c *localCluster) Close() error {
 	err := c.stopAgent()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if !c.keep {
+	if !c.keepData {
 		if c.etcd != nil && c.clusterKey != "" {
 			if _, derr := c.etcd.Delete(ctx, "/floe/"+c.clusterKey+"/", clientv3.WithPrefix()); derr != nil {
 				fmt.Fprintf(c.log, "bench: removing the run's etcd keys: %v\n", derr)
@@ -418,7 +419,7 @@ func (c *localCluster) Close() error {
 	if c.etcd != nil {
 		c.etcd.Close()
 	}
-	if c.started && !c.keep && c.root != "" {
+	if c.started && !c.keepStack && c.root != "" {
 		sh := exec.Command("bash", filepath.Join(c.root, "localstack", "stop.sh"), "--clean")
 		sh.Dir = c.root
 		sh.Env = c.stackEnviron()
