@@ -8,9 +8,12 @@ package agent
 // same answer while its view is current and groups move only when their
 // agent comes or goes. v4+ batches keys.
 //
-// Key type 1 (transaction) gets COORDINATOR_NOT_AVAILABLE: floe does not
-// implement transactions yet. Share-group keys (type 2) get
-// INVALID_REQUEST.
+// Key type 1 (transaction) gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED, as
+// InitProducerId does for a transactional ID: floe does not implement
+// transactions yet, and a non-retriable error tells a transactional
+// producer so at once (COORDINATOR_NOT_AVAILABLE is retried until the
+// client's own timeout, a minute for Java's max.block.ms). Share-group
+// keys (type 2) get INVALID_REQUEST.
 
 import (
 	"context"
@@ -44,8 +47,8 @@ func (a *Agent) handleFindCoordinator(_ context.Context, rq *request, req *kmsg.
 			ag := a.groups.coordinatorOf(key)
 			c.NodeID, c.Host, c.Port = ag.NodeID, ag.Host, ag.Port
 		case 1:
-			c.ErrorCode = kerr.CoordinatorNotAvailable.Code
-			c.ErrorMessage = errMessage("floe does not support transactions yet, so there is no transaction coordinator")
+			c.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+			c.ErrorMessage = errMessage("floe does not support transactions yet; produce without a transactional ID")
 		default:
 			c.ErrorCode = kerr.InvalidRequest.Code
 			c.ErrorMessage = errMessage("floe serves group (0) coordinators only")

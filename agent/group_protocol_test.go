@@ -238,7 +238,7 @@ func TestGroupProtocolErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantCode(t, "transaction coordinator", fr.Coordinators[0].ErrorCode, kerr.CoordinatorNotAvailable)
+	wantCode(t, "transaction coordinator", fr.Coordinators[0].ErrorCode, kerr.TransactionalIDAuthorizationFailed)
 }
 
 func TestStaticMembersAreFenced(t *testing.T) {

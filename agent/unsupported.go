@@ -16,7 +16,7 @@ package agent
 //     classic group protocol is served instead, which every client
 //     supports.
 //   - Transactions (AddPartitionsToTxn, EndTxn, TxnOffsetCommit, ...):
-//     InitProducerId refuses transactional IDs and FindCoordinator answers
-//     COORDINATOR_NOT_AVAILABLE for them.
+//     InitProducerId and FindCoordinator answer transactional IDs with
+//     TRANSACTIONAL_ID_AUTHORIZATION_FAILED, which clients do not retry.
 //   - OffsetCommit and OffsetFetch v10, which name topics by ID; v9 is
 //     served.
