@@ -420,7 +420,12 @@ type ObjectMark struct {
 // does not decode gets the time it is read as Since, so its object waits a
 // full grace period rather than being deleted early.
 func (s *Store) ObjectMarks(ctx context.Context) ([]ObjectMark, error) {
-	prefix := s.key(prefixUnreferenced)
+	return s.readMarks(ctx, s.key(prefixUnreferenced), "unreferenced marks")
+}
+
+// readMarks reads the object marks under prefix, in pages; what names
+// them in errors.
+func (s *Store) readMarks(ctx context.Context, prefix, what string) ([]ObjectMark, error) {
 	var out []ObjectMark
 	now := time.Now()
 	err := s.rangePages(ctx, prefix, clientv3.GetPrefixRangeEnd(prefix), func(key string, value []byte, modRev int64) error {
@@ -433,7 +438,7 @@ func (s *Store) ObjectMarks(ctx context.Context) ([]ObjectMark, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("reading unreferenced marks: %w", err)
+		return nil, fmt.Errorf("reading %s: %w", what, err)
 	}
 	return out, nil
 }
@@ -503,22 +508,7 @@ func (s *Store) doomKey(object string) string { return s.key(prefixDoomed, objec
 
 // DoomMarks reads every doom mark, in pages (Since is when it was made).
 func (s *Store) DoomMarks(ctx context.Context) ([]ObjectMark, error) {
-	prefix := s.key(prefixDoomed)
-	var out []ObjectMark
-	now := time.Now()
-	err := s.rangePages(ctx, prefix, clientv3.GetPrefixRangeEnd(prefix), func(key string, value []byte, modRev int64) error {
-		m := ObjectMark{Object: strings.TrimPrefix(key, prefix), Since: now, ModRevision: modRev}
-		var v markValue
-		if decode(key, value, &v) == nil && v.Since > 0 {
-			m.Since = time.UnixMilli(v.Since)
-		}
-		out = append(out, m)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("reading doom marks: %w", err)
-	}
-	return out, nil
+	return s.readMarks(ctx, s.key(prefixDoomed), "doom marks")
 }
 
 // DoomObjects marks objects for deletion, fenced by f. From then on no
