@@ -2,6 +2,7 @@ package segments
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"time"
 )
@@ -58,3 +59,23 @@ type Bucket interface {
 // MaxDeleteBatch is the largest number of keys passed to one Bucket.Delete
 // call, matching S3's DeleteObjects limit.
 const MaxDeleteBatch = 1000
+
+// DeletePrefix removes every object whose key starts with prefix ("" for
+// all of them), MaxDeleteBatch keys per Delete.
+func DeletePrefix(ctx context.Context, b Bucket, prefix string) error {
+	var keys []string
+	if err := b.List(ctx, prefix, func(o ObjectInfo) error {
+		keys = append(keys, o.Key)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("listing %q: %w", prefix, err)
+	}
+	for len(keys) > 0 {
+		n := min(len(keys), MaxDeleteBatch)
+		if err := b.Delete(ctx, keys[:n]); err != nil {
+			return fmt.Errorf("deleting under %q: %w", prefix, err)
+		}
+		keys = keys[n:]
+	}
+	return nil
+}

@@ -232,17 +232,7 @@ func openRemote(t *testing.T, rawURL string, opts segments.BucketOptions) segmen
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		var keys []string
-		err := b.List(ctx, "", func(o segments.ObjectInfo) error {
-			keys = append(keys, o.Key)
-			return nil
-		})
-		for len(keys) > 0 && err == nil {
-			n := min(len(keys), segments.MaxDeleteBatch)
-			err = b.Delete(ctx, keys[:n])
-			keys = keys[n:]
-		}
-		if err != nil {
+		if err := segments.DeletePrefix(ctx, b, ""); err != nil {
 			t.Errorf("cleaning up %s: %v", segments.RedactURL(rawURL), err)
 		}
 		b.Close()

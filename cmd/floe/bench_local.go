@@ -407,7 +407,7 @@ func (c *localCluster) Close() error {
 			}
 		}
 		if c.bucket != nil {
-			if derr := deleteAll(ctx, c.bucket); derr != nil {
+			if derr := segments.DeletePrefix(ctx, c.bucket, ""); derr != nil {
 				fmt.Fprintf(c.log, "bench: removing the run's objects: %v\n", derr)
 			}
 		}
@@ -428,24 +428,6 @@ func (c *localCluster) Close() error {
 		}
 	}
 	return err
-}
-
-func deleteAll(ctx context.Context, b segments.Bucket) error {
-	var keys []string
-	if err := b.List(ctx, "", func(o segments.ObjectInfo) error {
-		keys = append(keys, o.Key)
-		return nil
-	}); err != nil {
-		return err
-	}
-	for len(keys) > 0 {
-		n := min(len(keys), segments.MaxDeleteBatch)
-		if err := b.Delete(ctx, keys[:n]); err != nil {
-			return err
-		}
-		keys = keys[n:]
-	}
-	return nil
 }
 
 // remoteCluster is a running cluster named with -b.

@@ -219,25 +219,6 @@ func measureEtcd(ctx context.Context, cli *clientv3.Client, prefix string, parti
 	}, nil
 }
 
-// deletePrefix removes every object under prefix.
-func deletePrefix(ctx context.Context, b segments.Bucket, prefix string) error {
-	var keys []string
-	if err := b.List(ctx, prefix, func(o segments.ObjectInfo) error {
-		keys = append(keys, o.Key)
-		return nil
-	}); err != nil {
-		return err
-	}
-	for len(keys) > 0 {
-		n := min(len(keys), segments.MaxDeleteBatch)
-		if err := b.Delete(ctx, keys[:n]); err != nil {
-			return err
-		}
-		keys = keys[n:]
-	}
-	return nil
-}
-
 func mibps(bytes int64, d time.Duration) float64 {
 	if d <= 0 {
 		return 0

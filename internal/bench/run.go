@@ -20,6 +20,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/floe-io/floe/segments"
 )
 
 // runner is one run: its configuration, what it drives, and the report
@@ -217,7 +219,7 @@ func (r *runner) runLimits(ctx context.Context) error {
 	} else {
 		prefix := "floe-bench/" + r.id + "/"
 		defer func() {
-			if err := deletePrefix(context.WithoutCancel(ctx), b, prefix); err != nil {
+			if err := segments.DeletePrefix(context.WithoutCancel(ctx), b, prefix); err != nil {
 				r.note("removing the raw PUT objects under %s: %v", prefix, err)
 			}
 		}()
