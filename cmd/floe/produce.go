@@ -16,6 +16,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floe-io/floe/internal/kafkaopt"
+	"github.com/floe-io/floe/internal/units"
 )
 
 func newProduceCmd() *cobra.Command {
@@ -74,9 +77,9 @@ records sent.`,
 			default:
 				return usageError(cmd, "--acks %q: use all, 1 or 0", acks)
 			}
-			codec, err := parseCompression(compression)
+			codec, err := kafkaopt.Compression(compression)
 			if err != nil {
-				return usageError(cmd, "%v", err)
+				return usageError(cmd, "--%v", err)
 			}
 			opts = append(opts, kgo.ProducerBatchCompression(codec), kgo.AllowAutoTopicCreation())
 			if deliveryTimeout > 0 {
@@ -142,22 +145,6 @@ records sent.`,
 	fs.BoolVarP(&quiet, "quiet", "q", false, "print no summary")
 	fs.StringVarP(&output, "output", "o", "text", "summary format: text (on stderr) or json (on stdout)")
 	return cmd
-}
-
-func parseCompression(name string) (kgo.CompressionCodec, error) {
-	switch name {
-	case "none", "":
-		return kgo.NoCompression(), nil
-	case "gzip":
-		return kgo.GzipCompression(), nil
-	case "snappy":
-		return kgo.SnappyCompression(), nil
-	case "lz4":
-		return kgo.Lz4Compression(), nil
-	case "zstd":
-		return kgo.ZstdCompression(), nil
-	}
-	return kgo.CompressionCodec{}, fmt.Errorf("--compression %q: use none, gzip, snappy, lz4 or zstd", name)
 }
 
 // checkProduceTopic fails fast, before reading any input, when the topic
@@ -367,7 +354,7 @@ func (p *producer) printSummary(w io.Writer, s produceSummary, sep string) {
 		where = fmt.Sprintf(", partitions %s", strings.Join(parts, ","))
 	}
 	fmt.Fprintf(w, "produced %d of %d records to %s (%s%s) in %v, %.0f records/s\n",
-		s.Produced, s.Lines, s.Topic, humanBytes(s.Bytes), where, d.Round(time.Millisecond), rate)
+		s.Produced, s.Lines, s.Topic, units.Bytes(s.Bytes), where, d.Round(time.Millisecond), rate)
 	if s.Unkeyed > 0 {
 		fmt.Fprintf(w, "%d lines had no key separator %q and were produced without a key\n", s.Unkeyed, sep)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/floe-io/floe/internal/kafkaopt"
 	"github.com/floe-io/floe/segments"
 )
 
@@ -179,7 +180,7 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("payload %q: use random or text", c.Payload)
 	}
-	if _, err := compressionCodec(c.Compression); err != nil {
+	if _, err := kafkaopt.Compression(c.Compression); err != nil {
 		return err
 	}
 	if c.Duration <= 0 {
@@ -195,20 +196,4 @@ func (c *Config) Validate() error {
 		c.Agent.FlushInterval = 250 * time.Millisecond
 	}
 	return nil
-}
-
-func compressionCodec(name string) (kgo.CompressionCodec, error) {
-	switch name {
-	case "none", "":
-		return kgo.NoCompression(), nil
-	case "gzip":
-		return kgo.GzipCompression(), nil
-	case "snappy":
-		return kgo.SnappyCompression(), nil
-	case "lz4":
-		return kgo.Lz4Compression(), nil
-	case "zstd":
-		return kgo.ZstdCompression(), nil
-	}
-	return kgo.NoCompression(), fmt.Errorf("compression %q: use none, gzip, snappy, lz4 or zstd", name)
 }

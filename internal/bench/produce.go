@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/floe-io/floe/internal/kafkaopt"
 )
 
 // producerBufferBytes bounds what each producer client holds unsent or
@@ -61,7 +63,7 @@ func (r *runner) linger() time.Duration {
 }
 
 func (r *runner) producerClient(topic string) (*kgo.Client, error) {
-	codec, _ := compressionCodec(r.cfg.Compression)
+	codec, _ := kafkaopt.Compression(r.cfg.Compression)
 	opts := append(r.clientOpts("producer"),
 		kgo.DefaultProduceTopic(topic),
 		kgo.RequiredAcks(kgo.AllISRAcks()), // and idempotence, kgo's default

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
+
+	"github.com/floe-io/floe/internal/units"
 )
 
 // Phase is one step of the run, for progress displays: what it measures,
@@ -69,7 +71,7 @@ func FormatProgress(p *Phase) string {
 	amount := fmt.Sprintf("%d %s", done, p.Unit)
 	rate := ""
 	if p.Unit == "bytes" {
-		amount = formatBytes(done)
+		amount = units.Bytes(done)
 		if elapsed > 0 {
 			rate = fmt.Sprintf("  %.1f MiB/s", float64(done)/(1<<20)/elapsed.Seconds())
 		}
@@ -90,18 +92,4 @@ func FormatProgress(p *Phase) string {
 		}
 	}
 	return fmt.Sprintf("%-18s [%s] %3.0f%%  %s%s  %s", p.Name, bar, frac*100, amount, rate, elapsed.Round(time.Second))
-}
-
-// formatBytes formats a byte count: 512 B, 45.1 KiB, 3.0 MiB.
-func formatBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/floe-io/floe/internal/units"
 )
 
 // Report is everything one run measured. Its JSON form is what
@@ -286,14 +288,14 @@ func (rep *Report) evaluate() {
 		t := Target{Name: "agent memory", Want: "peak RSS ≤ buffer + cache + fixed overhead"}
 		if m.MemoryLimit > 0 {
 			over := m.MemoryLimit - budget
-			t.Want = fmt.Sprintf("peak RSS ≤ buffer + cache + %s (its memory limit)", formatBytes(over))
+			t.Want = fmt.Sprintf("peak RSS ≤ buffer + cache + %s (its memory limit)", units.Bytes(over))
 			t.Ratio = float64(m.MaxRSS) / float64(m.MemoryLimit)
-			t.Got = fmt.Sprintf("%.2f (peak RSS %s / limit %s)", t.Ratio, formatBytes(m.MaxRSS), formatBytes(m.MemoryLimit))
+			t.Got = fmt.Sprintf("%.2f (peak RSS %s / limit %s)", t.Ratio, units.Bytes(m.MaxRSS), units.Bytes(m.MemoryLimit))
 			met := m.MaxRSS <= m.MemoryLimit
 			t.Met = &met
 		} else {
 			t.Ratio = float64(m.MaxRSS) / float64(max(budget, 1))
-			t.Got = fmt.Sprintf("peak RSS %s = buffer + cache %s %s %s", formatBytes(m.MaxRSS), formatBytes(budget), signOf(m.OverheadOverSum), formatBytes(abs(m.OverheadOverSum)))
+			t.Got = fmt.Sprintf("peak RSS %s = buffer + cache %s %s %s", units.Bytes(m.MaxRSS), units.Bytes(budget), signOf(m.OverheadOverSum), units.Bytes(abs(m.OverheadOverSum)))
 			t.Note = "the agents have no memory limit: the Go heap may grow to twice what is live"
 		}
 		ts = append(ts, t)
@@ -323,20 +325,20 @@ func (rep *Report) WriteText(w io.Writer) error {
 	keys := wl.Keys
 	pr("floe bench  %s  (%.0fs, %d CPUs on the bench's machine)", rep.Started.Format(time.RFC3339), rep.Seconds, rep.CPUs)
 	pr("cluster     %s", rep.Cluster)
-	pr("agent       segment %s, flush %s, buffer %s, cache %s, %d PUTs in flight", formatBytes(rep.Agent.SegmentTargetBytes), rep.Agent.FlushInterval, formatBytes(rep.Agent.MaxBufferBytes), formatBytes(rep.Agent.CacheBytes), rep.Agent.MaxUploads)
+	pr("agent       segment %s, flush %s, buffer %s, cache %s, %d PUTs in flight", units.Bytes(rep.Agent.SegmentTargetBytes), rep.Agent.FlushInterval, units.Bytes(rep.Agent.MaxBufferBytes), units.Bytes(rep.Agent.CacheBytes), rep.Agent.MaxUploads)
 	linger := "(flush interval + 40ms) / 4"
 	if wl.LingerMs > 0 {
 		linger = fms(wl.LingerMs)
 	}
-	pr("workload    %s records (%s payload, client compression %s), %d partitions, %d producers (linger %s), keys %s, %d consumers per group", formatBytes(int64(wl.RecordSize)), wl.Payload, wl.Compression, wl.Partitions, wl.Producers, linger, keys, wl.Consumers)
+	pr("workload    %s records (%s payload, client compression %s), %d partitions, %d producers (linger %s), keys %s, %d consumers per group", units.Bytes(int64(wl.RecordSize)), wl.Payload, wl.Compression, wl.Partitions, wl.Producers, linger, keys, wl.Consumers)
 	pr("")
 
 	pr("LIMIT (raw, same store, same run)\tthroughput\tp50\tp99\tmax")
 	if l := rep.Limits.Put; l != nil {
-		pr("  PUT %s objects, %d at a time\t%.1f MiB/s\t%s\t%s\t%s", formatBytes(l.ObjectBytes), l.Concurrency, l.MiBps, fms(l.Latency.P50), fms(l.Latency.P99), fms(l.Latency.Max))
+		pr("  PUT %s objects, %d at a time\t%.1f MiB/s\t%s\t%s\t%s", units.Bytes(l.ObjectBytes), l.Concurrency, l.MiBps, fms(l.Latency.P50), fms(l.Latency.P99), fms(l.Latency.Max))
 	}
 	if l := rep.Limits.Get; l != nil {
-		pr("  GET %s objects, %d at a time\t%.1f MiB/s\t%s\t%s\t%s", formatBytes(l.ObjectBytes), l.Concurrency, l.MiBps, fms(l.Latency.P50), fms(l.Latency.P99), fms(l.Latency.Max))
+		pr("  GET %s objects, %d at a time\t%.1f MiB/s\t%s\t%s\t%s", units.Bytes(l.ObjectBytes), l.Concurrency, l.MiBps, fms(l.Latency.P50), fms(l.Latency.P99), fms(l.Latency.Max))
 	}
 	if l := rep.Limits.Etcd; l != nil {
 		pr("  etcd txn like a commit (%d compares, %d puts)\t%.0f txn/s\t%s\t%s\t%s", l.Compares, l.Puts, l.TxnPerS, fms(l.Latency.P50), fms(l.Latency.P99), fms(l.Latency.Max))
@@ -350,9 +352,9 @@ func (rep *Report) WriteText(w io.Writer) error {
 		pr("PRODUCE (acks=all, idempotent)\t")
 		pr("  throughput\t%.0f records/s\t%.1f MiB/s\t%s of raw PUT", p.RecordsPerS, p.MiBps, fratio(p.MiBps, rep.Limits.Put))
 		pr("  latency at full load\tp50 %s\tp95 %s\tp99 %s\tmax %s", fms(p.Latency.P50), fms(p.Latency.P95), fms(p.Latency.P99), fms(p.Latency.Max))
-		pr("  written\t%s in %.1fs\t%.0f PUTs (mean %s)\t%.0f commits (mean %s)", formatBytes(p.Bytes), p.Seconds, p.Store.Puts, fms(p.Store.PutMeanMs), p.Commits, fms(p.CommitMeanMs))
+		pr("  written\t%s in %.1fs\t%.0f PUTs (mean %s)\t%.0f commits (mean %s)", units.Bytes(p.Bytes), p.Seconds, p.Store.Puts, fms(p.Store.PutMeanMs), p.Commits, fms(p.CommitMeanMs))
 		if p.Store.PutBytes > 0 {
-			pr("  stored\t%s\t%.2f : 1 compression", formatBytes(int64(p.Store.PutBytes)), float64(p.Bytes)/p.Store.PutBytes)
+			pr("  stored\t%s\t%.2f : 1 compression", units.Bytes(int64(p.Store.PutBytes)), float64(p.Bytes)/p.Store.PutBytes)
 		}
 		if p.Errors > 0 {
 			pr("  errors\t%d\t%s", p.Errors, p.FirstError)
@@ -369,7 +371,7 @@ func (rep *Report) WriteText(w io.Writer) error {
 	}
 	row("cold (1 group)", rep.Cold)
 	if w := rep.Warm; w != nil {
-		row(fmt.Sprintf("warm (1 group, last %s ×%d)", formatBytes(w.WindowBytes), max(w.Passes, 1)), w)
+		row(fmt.Sprintf("warm (1 group, last %s ×%d)", units.Bytes(w.WindowBytes), max(w.Passes, 1)), w)
 	}
 	if f := rep.FanOut; f != nil {
 		row(fmt.Sprintf("%d groups at once (all groups)", f.Groups), f)
@@ -411,11 +413,11 @@ func (rep *Report) WriteText(w io.Writer) error {
 
 	if m := rep.Memory; m != nil {
 		pr("AGENT MEMORY (sampled every %s, %d samples)", memInterval, m.Samples)
-		pr("  RSS idle / peak\t%s / %s\tGo heap in use peak %s\tGo sys peak %s", formatBytes(m.IdleRSS), formatBytes(m.MaxRSS), formatBytes(m.MaxHeapInuse), formatBytes(m.MaxGoSys))
-		pr("  buffered / cached peak\t%s / %s\tsettings %s / %s", formatBytes(m.MaxBuffered), formatBytes(m.MaxCached), formatBytes(m.BufferSetting), formatBytes(m.CacheSetting))
-		pr("  fixed overhead\tpeak RSS − buffered − cached = %s;  peak RSS − (buffer + cache settings) = %s%s", formatBytes(m.MaxUnaccounted), signOf(m.OverheadOverSum), formatBytes(abs(m.OverheadOverSum)))
+		pr("  RSS idle / peak\t%s / %s\tGo heap in use peak %s\tGo sys peak %s", units.Bytes(m.IdleRSS), units.Bytes(m.MaxRSS), units.Bytes(m.MaxHeapInuse), units.Bytes(m.MaxGoSys))
+		pr("  buffered / cached peak\t%s / %s\tsettings %s / %s", units.Bytes(m.MaxBuffered), units.Bytes(m.MaxCached), units.Bytes(m.BufferSetting), units.Bytes(m.CacheSetting))
+		pr("  fixed overhead\tpeak RSS − buffered − cached = %s;  peak RSS − (buffer + cache settings) = %s%s", units.Bytes(m.MaxUnaccounted), signOf(m.OverheadOverSum), units.Bytes(abs(m.OverheadOverSum)))
 		if m.MemoryLimit > 0 {
-			pr("  memory limit\t%s = buffer + cache + %s (floe agent --memory-limit)", formatBytes(m.MemoryLimit), formatBytes(m.MemoryLimit-m.BufferSetting-m.CacheSetting))
+			pr("  memory limit\t%s = buffer + cache + %s (floe agent --memory-limit)", units.Bytes(m.MemoryLimit), units.Bytes(m.MemoryLimit-m.BufferSetting-m.CacheSetting))
 		}
 		pr("")
 	}
