@@ -61,28 +61,40 @@ func (f *clientFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.saslPassword, "sasl-password", "", "SASL password (prefer the FLOE_SASL_PASSWORD environment variable)")
 }
 
+// clientTLS is the TLS configuration of a client whose flags are
+// flag+"-ca", flag+"-cert" and flag+"-key": the servers' CA (the system's
+// if ca is empty) and a client certificate (none if cert and key are
+// empty). Errors name the flags.
+func clientTLS(flag, ca, cert, key string) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if ca != "" {
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return nil, fmt.Errorf("%s-ca: %v", flag, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s-ca %s holds no PEM certificate", flag, ca)
+		}
+		cfg.RootCAs = pool
+	}
+	if cert != "" || key != "" {
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return nil, fmt.Errorf("%s-cert/%s-key: %v", flag, flag, err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return cfg, nil
+}
+
 // securityOpts turns the TLS and SASL flags into client options.
 func (f *clientFlags) securityOpts() ([]kgo.Opt, error) {
 	var opts []kgo.Opt
 	if f.tls || f.tlsCA != "" || f.tlsCert != "" {
-		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-		if f.tlsCA != "" {
-			pem, err := os.ReadFile(f.tlsCA)
-			if err != nil {
-				return nil, exitError{code: exitUsage, err: fmt.Errorf("--tls-ca: %v", err)}
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, exitError{code: exitUsage, err: fmt.Errorf("--tls-ca %s holds no PEM certificate", f.tlsCA)}
-			}
-			cfg.RootCAs = pool
-		}
-		if f.tlsCert != "" || f.tlsKey != "" {
-			cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
-			if err != nil {
-				return nil, exitError{code: exitUsage, err: fmt.Errorf("--tls-cert/--tls-key: %v", err)}
-			}
-			cfg.Certificates = []tls.Certificate{cert}
+		cfg, err := clientTLS("--tls", f.tlsCA, f.tlsCert, f.tlsKey)
+		if err != nil {
+			return nil, exitError{code: exitUsage, err: err}
 		}
 		opts = append(opts, kgo.DialTLSConfig(cfg))
 	}

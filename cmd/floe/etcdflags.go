@@ -2,11 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -44,24 +40,9 @@ func (f *etcdFlags) dial(ctx context.Context) (*clientv3.Client, error) {
 	}
 	cfg := metadata.DialConfig{Endpoints: f.endpoints, Username: f.username, Password: f.password}
 	if f.caFile != "" || f.certFile != "" || f.keyFile != "" || anyHTTPS(f.endpoints) {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12}
-		if f.caFile != "" {
-			pem, err := os.ReadFile(f.caFile)
-			if err != nil {
-				return nil, fmt.Errorf("--etcd-ca: %v", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("--etcd-ca %s holds no PEM certificate", f.caFile)
-			}
-			tc.RootCAs = pool
-		}
-		if f.certFile != "" || f.keyFile != "" {
-			cert, err := tls.LoadX509KeyPair(f.certFile, f.keyFile)
-			if err != nil {
-				return nil, fmt.Errorf("--etcd-cert/--etcd-key: %v", err)
-			}
-			tc.Certificates = []tls.Certificate{cert}
+		tc, err := clientTLS("--etcd", f.caFile, f.certFile, f.keyFile)
+		if err != nil {
+			return nil, err
 		}
 		cfg.TLS = tc
 	}
