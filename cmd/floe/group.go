@@ -765,8 +765,7 @@ group that was not deleted.`,
 				}
 				gr := result{Group: g}
 				if e != nil {
-					fails = append(fails, explain(fmt.Sprintf("group %q", g), e, r.ErrMessage))
-					gr.Error = fails[len(fails)-1].Error()
+					gr.Error = fails.add(explain(fmt.Sprintf("group %q", g), e, r.ErrMessage))
 				} else if out == outputText {
 					fmt.Fprintf(cmd.OutOrStdout(), "deleted group %s\n", g)
 				}

@@ -63,6 +63,12 @@ type topicResults struct {
 // failures collects per-item errors of a command acting on several items.
 type failures []error
 
+// add records err and returns its text, for the item's own result.
+func (f *failures) add(err error) string {
+	*f = append(*f, err)
+	return err.Error()
+}
+
 // err returns nil when nothing failed, the error itself when one item was
 // asked for, and otherwise prints every error and returns a count.
 func (f failures) err(cmd *cobra.Command, total int, what string) error {
@@ -125,8 +131,7 @@ JSON output: {"topics": [{"name", "id", "partitions", "replication_factor",
 					fails = append(fails, fmt.Errorf("topic %q: no answer from the cluster", name))
 					tr.Error = fails[len(fails)-1].Error()
 				case r.Err != nil:
-					fails = append(fails, explain(fmt.Sprintf("topic %q", name), r.Err, r.ErrMessage))
-					tr.Error = fails[len(fails)-1].Error()
+					tr.Error = fails.add(explain(fmt.Sprintf("topic %q", name), r.Err, r.ErrMessage))
 				default:
 					tr.ID, tr.Partitions, tr.ReplicationFactor = topicID(r.ID), r.NumPartitions, r.ReplicationFactor
 					if out == outputText {
@@ -527,8 +532,7 @@ topic that was not altered.`,
 					err = r.Err
 				}
 				if err != nil {
-					fails = append(fails, explain(fmt.Sprintf("topic %q", name), err, r.ErrMessage))
-					tr.Error = fails[len(fails)-1].Error()
+					tr.Error = fails.add(explain(fmt.Sprintf("topic %q", name), err, r.ErrMessage))
 				} else if out == outputText {
 					var what []string
 					for _, a := range alters {
@@ -604,8 +608,7 @@ JSON output: {"topics": [{"name", "partitions_before", "partitions",
 					if e == nil {
 						e = kerr.UnknownTopicOrPartition
 					}
-					fails = append(fails, explain(fmt.Sprintf("topic %q", name), e, ""))
-					tr.Error = fails[len(fails)-1].Error()
+					tr.Error = fails.add(explain(fmt.Sprintf("topic %q", name), e, ""))
 				case int32(len(td.Partitions)) > total:
 					fails = append(fails, fmt.Errorf("topic %q has %d partitions, more than --total %d: partitions cannot be removed", name, len(td.Partitions), total))
 					tr.Error = fails[len(fails)-1].Error()
@@ -643,8 +646,7 @@ JSON output: {"topics": [{"name", "partitions_before", "partitions",
 					err = r.Err
 				}
 				if err != nil {
-					fails = append(fails, explain(fmt.Sprintf("topic %q", tr.Name), err, r.ErrMessage))
-					tr.Error = fails[len(fails)-1].Error()
+					tr.Error = fails.add(explain(fmt.Sprintf("topic %q", tr.Name), err, r.ErrMessage))
 					continue
 				}
 				tr.Partitions = total
@@ -731,8 +733,7 @@ topic that was not deleted.`,
 					err = r.Err
 				}
 				if err != nil {
-					fails = append(fails, explain(fmt.Sprintf("topic %q", name), err, r.ErrMessage))
-					tr.Error = fails[len(fails)-1].Error()
+					tr.Error = fails.add(explain(fmt.Sprintf("topic %q", name), err, r.ErrMessage))
 				} else if out == outputText {
 					fmt.Fprintf(cmd.OutOrStdout(), "deleted topic %s\n", name)
 				}
