@@ -86,15 +86,10 @@ func TestTwoGroupsConsumeTheSameTopicIndependently(t *testing.T) {
 
 func TestCoordinatorShutdownMidConsumptionLosesNoCommittedProgress(t *testing.T) {
 	c := newTestCluster(t)
-	a0 := c.addAgent(fastGroups)
-	a1 := c.addAgent(fastGroups)
+	agents := c.twoAgents()
 	createTopic(t, c, "log", 4, nil)
 	ctx := testCtx(t)
 	adm := c.admin()
-	waitUntil(t, func() bool {
-		m, err := adm.BrokerMetadata(ctx)
-		return err == nil && len(m.Brokers) == 2
-	}, "both agents listed")
 	producer := c.client()
 	const half = 2000
 	first := produceAll(t, producer, "log", half, false)
@@ -104,20 +99,7 @@ func TestCoordinatorShutdownMidConsumptionLosesNoCommittedProgress(t *testing.T)
 	waitFor(t, 30*time.Second, func() bool { return len(received("log", m1, m2)) == half }, "the first half was read")
 	waitFor(t, 10*time.Second, func() bool { return committedTo(ctx, adm, "g", "log", ends(first)) }, "the first half was committed")
 
-	co := adm.FindGroupCoordinators(ctx, "g")["g"]
-	if co.Err != nil {
-		t.Fatal(co.Err)
-	}
-	coordinator, survivor := a0, a1
-	if co.NodeID == a1.NodeID() {
-		coordinator, survivor = a1, a0
-	}
-	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := coordinator.Shutdown(sctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("shut down coordinator node %d", co.NodeID)
+	survivor := shutDownCoordinator(t, adm, "g", agents)
 
 	second := produceAll(t, producer, "log", half, false)
 	total := map[int32]int64{}

@@ -295,17 +295,47 @@ func TestStaticMemberRestartKeepsItsPartitionsWithoutRebalance(t *testing.T) {
 	}
 }
 
+// twoAgents starts two agents with fastGroups and waits until the
+// cluster lists both.
+func (c *testCluster) twoAgents() [2]*agent.Agent {
+	c.t.Helper()
+	agents := [2]*agent.Agent{c.addAgent(fastGroups), c.addAgent(fastGroups)}
+	adm := c.admin()
+	waitUntil(c.t, func() bool {
+		m, err := adm.BrokerMetadata(testCtx(c.t))
+		return err == nil && len(m.Brokers) == 2
+	}, "both agents listed")
+	return agents
+}
+
+// shutDownCoordinator shuts down whichever of agents coordinates group
+// and returns the other.
+func shutDownCoordinator(t *testing.T, adm *kadm.Client, group string, agents [2]*agent.Agent) (survivor *agent.Agent) {
+	t.Helper()
+	ctx := testCtx(t)
+	co := adm.FindGroupCoordinators(ctx, group)[group]
+	if co.Err != nil {
+		t.Fatal(co.Err)
+	}
+	coordinator, survivor := agents[0], agents[1]
+	if co.NodeID == agents[1].NodeID() {
+		coordinator, survivor = agents[1], agents[0]
+	}
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := coordinator.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("shut down coordinator node %d", co.NodeID)
+	return survivor
+}
+
 func TestGroupSurvivesItsCoordinatorShuttingDown(t *testing.T) {
 	c := newTestCluster(t)
-	a0 := c.addAgent(fastGroups)
-	a1 := c.addAgent(fastGroups)
+	agents := c.twoAgents()
 	createTopic(t, c, "t", 4, nil)
 	ctx := testCtx(t)
 	adm := c.admin()
-	waitUntil(t, func() bool {
-		m, err := adm.BrokerMetadata(ctx)
-		return err == nil && len(m.Brokers) == 2
-	}, "both agents listed")
 
 	// The session timeout must cover a client's own failover: a failed
 	// heartbeat, FindCoordinator, backoff and, over SASL_SSL, a new
@@ -325,19 +355,7 @@ func TestGroupSurvivesItsCoordinatorShuttingDown(t *testing.T) {
 	a1Before, r1Before := m1.callbacks()
 	a2Before, r2Before := m2.callbacks()
 
-	co := adm.FindGroupCoordinators(ctx, "g")["g"]
-	if co.Err != nil {
-		t.Fatal(co.Err)
-	}
-	coordinator, survivor := a0, a1
-	if co.NodeID == a1.NodeID() {
-		coordinator, survivor = a1, a0
-	}
-	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := coordinator.Shutdown(sctx); err != nil {
-		t.Fatal(err)
-	}
+	survivor := shutDownCoordinator(t, adm, "g", agents)
 
 	// The survivor loads the group: same generation and members, no
 	// rebalance, and the members' heartbeats keep them in past their
