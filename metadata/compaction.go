@@ -42,7 +42,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -184,91 +183,97 @@ func (s *Store) compactorTxn(ctx context.Context, f Fence, what string, cmps []c
 	return resp, nil
 }
 
-// StoredIndexEntry is an index entry with its key's mod revision, which
+// StoredLogEntry is a log entry with its key's mod revision, which
 // compactor writes compare.
-type StoredIndexEntry struct {
-	IndexEntry
+type StoredLogEntry struct {
+	LogEntry
 	ModRevision int64
 }
 
-// PartitionIndex reads all of a partition's index entries, in offset
-// order, in pages.
-func (s *Store) PartitionIndex(ctx context.Context, id PartitionID) ([]StoredIndexEntry, error) {
-	var out []StoredIndexEntry
-	prefix := s.indexPrefix(id)
+// ShardLog is what the compactor reads of a shard.
+type ShardLog struct {
+	Shard ShardID
+	// Entries are all of the shard's entries in sequence order, read in
+	// pages (each page consistent) before State.
+	Entries []StoredLogEntry
+	// State is the shard's state, read after the entries: a commit between
+	// the two reads only adds entries after the last one read.
+	State ShardState
+	// ProducerFloor is the sequence number up to which every partition's
+	// producer state is in a snapshot: entries at or below it may be
+	// merged (merged entries carry no producer deltas).
+	ProducerFloor int64
+}
+
+// ReadShardLog reads a shard's entries, state and producer floor.
+func (s *Store) ReadShardLog(ctx context.Context, sh ShardID) (ShardLog, error) {
+	out := ShardLog{Shard: sh}
+	prefix := s.logPrefix(sh)
 	err := s.rangePages(ctx, prefix, clientv3.GetPrefixRangeEnd(prefix), func(key string, value []byte, modRev int64) error {
-		e, err := DecodeIndexEntry(key, value)
+		e, err := s.decodeLogKV(key, value)
 		if err != nil {
 			return err
 		}
-		out = append(out, StoredIndexEntry{IndexEntry: e, ModRevision: modRev})
+		out.Entries = append(out.Entries, StoredLogEntry{LogEntry: e, ModRevision: modRev})
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("reading index of %s: %w", id, err)
+		return out, fmt.Errorf("reading the log of shard %s: %w", sh, err)
+	}
+	if out.State, err = s.GetShardState(ctx, sh); err != nil {
+		return out, err
+	}
+	floorKey := s.pstateFloorKey(sh)
+	resp, err := s.cli.Get(ctx, floorKey)
+	if err != nil {
+		return out, fmt.Errorf("reading the producer floor of shard %s: %w", sh, err)
+	}
+	if len(resp.Kvs) > 0 {
+		var f floorValue
+		if err := decode(floorKey, resp.Kvs[0].Value, &f); err != nil {
+			return out, err
+		}
+		out.ProducerFloor = f.Seq
 	}
 	return out, nil
 }
 
-// ForEachIndexEntry calls fn for every index entry of the cluster, reading
-// in pages (each page is consistent; the whole is not a snapshot). A
-// value that does not decode stops the scan with ErrCorruptValue: a
-// garbage collector must not guess what it references.
-func (s *Store) ForEachIndexEntry(ctx context.Context, fn func(PartitionID, IndexEntry) error) error {
-	prefix := s.key(prefixIndex)
-	return s.rangePages(ctx, prefix, clientv3.GetPrefixRangeEnd(prefix), func(key string, value []byte, _ int64) error {
-		rest := strings.TrimPrefix(key, prefix)
-		i := strings.LastIndexByte(rest, '/')
-		if i < 0 {
-			return fmt.Errorf("%w: %s: not an index key", ErrCorruptValue, key)
-		}
-		id, ok := parsePartitionKey(rest[:i])
-		if !ok {
-			return fmt.Errorf("%w: %s: not an index key", ErrCorruptValue, key)
-		}
-		e, err := DecodeIndexEntry(key, value)
-		if err != nil {
-			return err
-		}
-		return fn(id, e)
-	})
-}
-
-// ForEachPartitionState calls fn for every partition that has state (was
-// ever written to), reading in pages.
-func (s *Store) ForEachPartitionState(ctx context.Context, fn func(PartitionID, PartitionState) error) error {
-	prefix := s.key(prefixPartitions)
-	return s.rangePages(ctx, prefix, clientv3.GetPrefixRangeEnd(prefix), func(key string, value []byte, modRev int64) error {
-		id, ok := parsePartitionKey(strings.TrimPrefix(key, prefix))
-		if !ok {
-			return fmt.Errorf("%w: %s: not a partition key", ErrCorruptValue, key)
-		}
-		st, err := DecodePartitionState(key, value)
-		if err != nil {
-			return err
-		}
-		st.ModRevision = modRev
-		return fn(id, st)
-	})
-}
-
-// rangePages reads [from, end) in pages of pageSize keys.
-func (s *Store) rangePages(ctx context.Context, from, end string, fn func(key string, value []byte, modRev int64) error) error {
-	for {
-		resp, err := s.cli.Get(ctx, from, clientv3.WithRange(end), clientv3.WithLimit(pageSize))
-		if err != nil {
-			return err
-		}
-		for _, kv := range resp.Kvs {
-			if err := fn(string(kv.Key), kv.Value, kv.ModRevision); err != nil {
-				return err
-			}
-		}
-		if !resp.More || len(resp.Kvs) == 0 {
-			return nil
-		}
-		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+// RefreshProducerSnapshots rebuilds a shard's producer state from its
+// snapshots and log and writes it as of the latest entry, raising the
+// producer floor to it, so entries up to there can be merged.
+func (s *Store) RefreshProducerSnapshots(ctx context.Context, sh ShardID) (int64, error) {
+	var cfg CommitConfig
+	cfg.setDefaults()
+	st, err := s.loadShardState(ctx, sh, cfg)
+	if err != nil {
+		return 0, err
 	}
+	if st.floor >= st.seq {
+		return st.floor, nil
+	}
+	if err := s.writeSnapshots(ctx, sh, st, cfg.txnBudget()); err != nil {
+		return 0, fmt.Errorf("writing producer snapshots of shard %s: %w", sh, err)
+	}
+	return st.seq, nil
+}
+
+// ForEachLogEntry calls fn for every log entry of the cluster, reading in
+// pages (each page is consistent; the whole is not a snapshot). A value
+// that does not decode stops the scan with ErrCorruptValue: a garbage
+// collector must not guess what it references.
+func (s *Store) ForEachLogEntry(ctx context.Context, fn func(ShardID, LogEntry) error) error {
+	prefix := s.key(prefixLog)
+	return s.rangePages(ctx, prefix, clientv3.GetPrefixRangeEnd(prefix), func(key string, value []byte, _ int64) error {
+		sh, _, ok := parseLogKey(key[len(prefix):])
+		if !ok {
+			return fmt.Errorf("%w: %s: not a log key", ErrCorruptValue, key)
+		}
+		e, err := s.decodeLogKV(key, value)
+		if err != nil {
+			return err
+		}
+		return fn(sh, e)
+	})
 }
 
 // markOps returns puts stamping each distinct object of entries as
@@ -291,121 +296,89 @@ type markValue struct {
 	Since int64 `json:"since"`
 }
 
-// TrimOps is the number of etcd operations TrimLog needs to remove
-// entries referencing the given objects: the state put, one delete per
-// entry, one mark per distinct object. Callers keep it within etcd's
-// --max-txn-ops.
-func TrimOps(entries []IndexEntry) int {
-	objs := map[string]bool{}
-	for _, e := range entries {
-		objs[e.Object] = true
-	}
-	return 1 + len(entries) + len(objs)
+// ShardEdit is one fenced change the compactor makes to a shard's log:
+// retention (log starts raised, entries removed or rewritten without
+// their expired extents) or a merge (consecutive entries replaced by one
+// that covers them all).
+type ShardEdit struct {
+	Shard ShardID
+	// Starts raises log starts, by slot, compared with the starts key as
+	// State read it.
+	Starts map[int32]int64
+	State  ShardState
+	// Delete removes entries; Put writes entries (a merged entry at the
+	// key of the first it replaces, or an entry rewritten), each compared
+	// with the mod revision read (0: the key must not exist).
+	Delete []StoredLogEntry
+	Put    []StoredLogEntry
+	// Unreferenced are the objects that lost a reference: their marks are
+	// stamped in the same transaction.
+	Unreferenced []string
 }
 
-// TrimLog advances a partition's log start offset to start and deletes the
-// index entries remove, in one transaction fenced by f that also compares
-// the partition state st (as read, with its ModRevision) and stamps the
-// removed entries' objects unreferenced. Every entry removed must end
-// below the new start; start never moves backwards (a lower start keeps
-// the current one) nor beyond the high watermark. An agent's commit or a
-// DeleteRecords since st was read fails the compare with ErrConflict:
-// re-read and plan again.
-func (s *Store) TrimLog(ctx context.Context, f Fence, id PartitionID, st PartitionState, start int64, remove []IndexEntry) (PartitionState, error) {
-	if st.ModRevision == 0 {
-		return st, fmt.Errorf("trimming %s: the partition has no state", id)
-	}
-	start = max(start, st.Start)
-	if start > st.Next {
-		return st, fmt.Errorf("%w: trimming %s to %d beyond its high watermark %d", ErrOffsetOutOfRange, id, start, st.Next)
-	}
-	for _, e := range remove {
-		if e.Last >= start {
-			return st, fmt.Errorf("trimming %s: entry %d-%d holds offsets at or above the new start %d", id, e.First, e.Last, start)
+// Ops is the number of etcd operations (and, less one, compares) the
+// edit needs; callers keep it within etcd's --max-txn-ops.
+func (e ShardEdit) Ops() int {
+	n := len(e.Delete) + len(e.Put) + len(dedupe(e.Unreferenced)) + 1
+	return n
+}
+
+func dedupe(s []string) []string {
+	seen := make(map[string]bool, len(s))
+	out := s[:0:0]
+	for _, x := range s {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
 		}
 	}
-	if start == st.Start && len(remove) == 0 {
-		return st, nil
+	return out
+}
+
+// EditShard applies an edit in one transaction fenced by f. Every entry
+// deleted or rewritten must be unchanged since read, and the starts too;
+// otherwise nothing is written and the error is ErrConflict. It never
+// touches the entries agents add meanwhile (those after the last one
+// read), so callers must never delete or merge away a shard's latest
+// entry: it holds the shard's high watermarks.
+func (s *Store) EditShard(ctx context.Context, f Fence, e ShardEdit) (int64, error) {
+	var (
+		cmps []clientv3.Cmp
+		ops  []clientv3.Op
+	)
+	for _, d := range e.Delete {
+		k := s.logKey(e.Shard, d.Seq)
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", d.ModRevision))
+		ops = append(ops, clientv3.OpDelete(k))
 	}
-	next := st.clone()
-	next.Start = start
-	key := s.partitionKey(id)
-	ops := []clientv3.Op{clientv3.OpPut(key, next.value())}
-	objects := make([]string, len(remove))
-	for i, e := range remove {
-		ops = append(ops, clientv3.OpDelete(s.indexKey(id, e.First)))
-		objects[i] = e.Object
+	for _, p := range e.Put {
+		k := s.logKey(e.Shard, p.Seq)
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", p.ModRevision))
+		ops = append(ops, clientv3.OpPut(k, string(p.Encode())))
 	}
-	ops = append(ops, s.markOps(objects, time.Now())...)
-	resp, err := s.compactorTxn(ctx, f, fmt.Sprintf("trimming %s to %d", id, start),
-		[]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", st.ModRevision)}, ops)
+	if len(e.Starts) > 0 {
+		n := len(e.State.Starts)
+		for slot := range e.Starts {
+			n = max(n, int(slot)+1)
+		}
+		starts := make([]int64, n)
+		copy(starts, e.State.Starts)
+		for slot, v := range e.Starts {
+			starts[slot] = max(starts[slot], v)
+		}
+		key := s.startsKey(e.Shard)
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", e.State.StartsRev))
+		ops = append(ops, clientv3.OpPut(key, encode(startsValue{V: 1, Starts: starts})))
+	}
+	if len(ops) == 0 {
+		return 0, nil
+	}
+	ops = append(ops, s.markOps(e.Unreferenced, time.Now())...)
+	resp, err := s.compactorTxn(ctx, f, fmt.Sprintf("editing the log of shard %s", e.Shard), cmps, ops)
 	if err != nil {
-		return st, err
+		return 0, err
 	}
-	next.ModRevision = resp.Header.Revision
-	return next, nil
-}
-
-// SwapOps is the number of etcd operations (and compares) SwapIndexEntries
-// needs to replace old: a delete or put per entry and a mark per distinct
-// object (compares: one per entry and the fence).
-func SwapOps(old []StoredIndexEntry) int {
-	objs := map[string]bool{}
-	for _, e := range old {
-		objs[e.Object] = true
-	}
-	return len(old) + len(objs)
-}
-
-// SwapIndexEntries replaces a partition's consecutive index entries old
-// with merged, which must hold exactly their records (First of the first,
-// Last of the last, their accepted batches and no skips), in one
-// transaction fenced by f that compares every old entry's mod revision and
-// stamps the old objects unreferenced. Readers see either the old entries
-// or the new one, never a gap or an overlap. If any old entry changed or
-// went (retention removed it) the swap fails with ErrConflict and nothing
-// is written.
-func (s *Store) SwapIndexEntries(ctx context.Context, f Fence, id PartitionID, old []StoredIndexEntry, merged IndexEntry) error {
-	if len(old) == 0 {
-		return fmt.Errorf("swapping index entries of %s: nothing to replace", id)
-	}
-	var batches int64
-	for i, e := range old {
-		if i > 0 && e.First != old[i-1].Last+1 {
-			return fmt.Errorf("swapping index entries of %s: entries %d-%d and %d-%d are not consecutive", id, old[i-1].First, old[i-1].Last, e.First, e.Last)
-		}
-		if e.ModRevision <= 0 {
-			return fmt.Errorf("swapping index entries of %s: entry %d has no revision", id, e.First)
-		}
-		batches += int64(e.Batches)
-	}
-	switch {
-	case merged.First != old[0].First || merged.Last != old[len(old)-1].Last:
-		return fmt.Errorf("swapping index entries of %s: merged entry holds %d-%d, replaces %d-%d", id, merged.First, merged.Last, old[0].First, old[len(old)-1].Last)
-	case int64(merged.Batches) != batches || len(merged.Skip) != 0:
-		return fmt.Errorf("swapping index entries of %s: merged entry has %d batches (%d skipped), the old ones %d", id, merged.Batches, len(merged.Skip), batches)
-	case merged.Object == "" || merged.Length <= 0:
-		return fmt.Errorf("swapping index entries of %s: merged entry names no extent", id)
-	case slices.ContainsFunc(old, func(e StoredIndexEntry) bool { return e.Object == merged.Object }):
-		return fmt.Errorf("swapping index entries of %s: merged entry reuses object %s", id, merged.Object)
-	}
-	cmps := make([]clientv3.Cmp, 0, len(old))
-	ops := make([]clientv3.Op, 0, SwapOps(old))
-	objects := make([]string, len(old))
-	for i, e := range old {
-		key := s.indexKey(id, e.First)
-		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", e.ModRevision))
-		if i == 0 {
-			// The merged entry starts where the first old one did: same key.
-			ops = append(ops, clientv3.OpPut(key, encode(merged)))
-		} else {
-			ops = append(ops, clientv3.OpDelete(key))
-		}
-		objects[i] = e.Object
-	}
-	ops = append(ops, s.markOps(objects, time.Now())...)
-	_, err := s.compactorTxn(ctx, f, fmt.Sprintf("swapping %d index entries of %s for %s", len(old), id, merged.Object), cmps, ops)
-	return err
+	return resp.Header.Revision, nil
 }
 
 // ObjectMark is a garbage-collection stamp: when an object last lost an
@@ -462,47 +435,6 @@ func (s *Store) DeleteObjectMarks(ctx context.Context, f Fence, marks []ObjectMa
 	return err
 }
 
-// AdvanceLogStart moves a partition's log start offset up to offset, as
-// Kafka's DeleteRecords does: -1 means the high watermark; an offset at or
-// below the current start changes nothing; one beyond the high watermark
-// (or another negative one) is ErrOffsetOutOfRange. It compares the
-// partition's mod revision and retries on a concurrent commit. It returns
-// the state after the call; index entries left below the start are
-// removed by the compactor.
-func (s *Store) AdvanceLogStart(ctx context.Context, id PartitionID, offset int64) (PartitionState, error) {
-	key := s.partitionKey(id)
-	for {
-		st, err := s.GetPartitionState(ctx, id)
-		if err != nil {
-			return st, err
-		}
-		target := offset
-		if target == -1 {
-			target = st.Next
-		}
-		if target < 0 || target > st.Next {
-			return st, fmt.Errorf("%w: %d is not between the log start %d and the high watermark %d of %s (-1 means the high watermark)", ErrOffsetOutOfRange, offset, st.Start, st.Next, id)
-		}
-		if target <= st.Start {
-			return st, nil
-		}
-		next := st.clone()
-		next.Start = target
-		resp, err := s.cli.Txn(ctx).
-			If(clientv3.Compare(clientv3.ModRevision(key), "=", st.ModRevision)).
-			Then(clientv3.OpPut(key, next.value())).
-			Commit()
-		if err != nil {
-			return st, fmt.Errorf("advancing the log start of %s: %w", id, err)
-		}
-		if resp.Succeeded {
-			next.ModRevision = resp.Header.Revision
-			return next, nil
-		}
-		// An agent committed meanwhile: re-read and retry.
-	}
-}
-
 // doomKey is the doom mark of an object.
 func (s *Store) doomKey(object string) string { return s.key(prefixDoomed, object) }
 
@@ -539,4 +471,23 @@ func (s *Store) DeleteDoomMarks(ctx context.Context, f Fence, objects []string) 
 	}
 	_, err := s.compactorTxn(ctx, f, fmt.Sprintf("removing %d doom marks", len(objects)), nil, ops)
 	return err
+}
+
+// rangePages reads [from, end) in pages of pageSize keys.
+func (s *Store) rangePages(ctx context.Context, from, end string, fn func(key string, value []byte, modRev int64) error) error {
+	for {
+		resp, err := s.cli.Get(ctx, from, clientv3.WithRange(end), clientv3.WithLimit(pageSize))
+		if err != nil {
+			return err
+		}
+		for _, kv := range resp.Kvs {
+			if err := fn(string(kv.Key), kv.Value, kv.ModRevision); err != nil {
+				return err
+			}
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			return nil
+		}
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
 }

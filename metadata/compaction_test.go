@@ -28,6 +28,15 @@ func commitN(t *testing.T, s *metadata.Store, tp metadata.Topic, partition int32
 	return metadata.PartitionID{Topic: tp.ID, Partition: partition}
 }
 
+func readLog(t *testing.T, s *metadata.Store, tp metadata.Topic, shard int32) metadata.ShardLog {
+	t.Helper()
+	l, err := s.ReadShardLog(ctxT(t), metadata.ShardID{Topic: tp.ID, Shard: shard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
 func lead(t *testing.T, s *metadata.Store, id string) *metadata.CompactorLeadership {
 	t.Helper()
 	l, err := s.CampaignCompactor(ctxT(t), id, 5*time.Second)
@@ -55,100 +64,104 @@ func marked(t *testing.T, s *metadata.Store) []string {
 	return out
 }
 
-func TestTrimLog(t *testing.T) {
+// Retention's edit: the log start raised, entries below it removed, in
+// one fenced transaction that compares what was read.
+func TestEditShardRetention(t *testing.T) {
 	s := newStore(t)
 	tp := mkTopic(t, s, "trim", 1)
-	id := commitN(t, s, tp, 0, 5, 10) // entries 0-9, 10-19, ..., 40-49
+	commitN(t, s, tp, 0, 5, 10) // entries 1-5 hold 0-9, 10-19, ..., 40-49
 	l := lead(t, s, "c1")
 	ctx := ctxT(t)
-
-	st, _ := s.GetPartitionState(ctx, id)
-	idx, _ := s.PartitionIndex(ctx, id)
-	if len(idx) != 5 || idx[0].ModRevision == 0 {
-		t.Fatalf("index %+v", idx)
+	lg := readLog(t, s, tp, 0)
+	if len(lg.Entries) != 5 || lg.Entries[0].ModRevision == 0 || lg.State.Seq != 5 || lg.State.Nexts[0] != 50 {
+		t.Fatalf("log %+v", lg)
 	}
-	// An entry at or above the new start is never removed.
-	if _, err := s.TrimLog(ctx, l.Fence(), id, st, 15, []metadata.IndexEntry{idx[0].IndexEntry, idx[1].IndexEntry}); err == nil {
-		t.Fatal("trim removed the entry holding the new start")
+	edit := metadata.ShardEdit{
+		Shard: lg.Shard, State: lg.State, Starts: map[int32]int64{0: 20},
+		Delete: lg.Entries[:2], Unreferenced: []string{"o0-0", "o0-1"},
 	}
-	if _, err := s.TrimLog(ctx, l.Fence(), id, st, 51, nil); !errors.Is(err, metadata.ErrOffsetOutOfRange) {
-		t.Fatalf("trim beyond the high watermark: %v", err)
+	if _, err := s.EditShard(ctx, metadata.Fence{}, edit); !errors.Is(err, metadata.ErrNotLeader) {
+		t.Fatalf("unfenced edit: %v", err)
 	}
-	if _, err := s.TrimLog(ctx, metadata.Fence{}, id, st, 20, nil); !errors.Is(err, metadata.ErrNotLeader) {
-		t.Fatalf("unfenced trim: %v", err)
-	}
-	nst, err := s.TrimLog(ctx, l.Fence(), id, st, 20, []metadata.IndexEntry{idx[0].IndexEntry, idx[1].IndexEntry})
-	if err != nil {
+	if _, err := s.EditShard(ctx, l.Fence(), edit); err != nil {
 		t.Fatal(err)
 	}
-	got, _ := s.GetPartitionState(ctx, id)
-	if got.Start != 20 || got.Next != 50 || got.ModRevision != nst.ModRevision {
-		t.Fatalf("state after trim %+v (returned %+v)", got, nst)
+	got, _ := s.GetPartitionState(ctx, tp, 0)
+	if got.Start != 20 || got.Next != 50 {
+		t.Fatalf("state after trim %+v", got)
 	}
-	left, _ := s.IndexEntries(ctx, id, 0, 0)
+	left, _ := s.PartitionEntries(ctx, tp, 0, 20, 0)
 	if len(left) != 3 || left[0].First != 20 {
 		t.Fatalf("index after trim %+v", left)
 	}
 	if m := marked(t, s); fmt.Sprint(m) != "[o0-0 o0-1]" {
 		t.Fatalf("marks %v", m)
 	}
-	// Trimming with the stale state conflicts; so does a commit in between.
-	if _, err := s.TrimLog(ctx, l.Fence(), id, st, 30, []metadata.IndexEntry{idx[2].IndexEntry}); !errors.Is(err, metadata.ErrConflict) {
-		t.Fatalf("stale trim: %v", err)
+	// The same edit again conflicts: the entries are gone and the starts
+	// changed.
+	if _, err := s.EditShard(ctx, l.Fence(), edit); !errors.Is(err, metadata.ErrConflict) {
+		t.Fatalf("stale edit: %v", err)
 	}
+	// Agents' commits do not conflict with retention: they only add
+	// entries after the latest.
 	commitN(t, s, tp, 0, 1, 1)
-	if _, err := s.TrimLog(ctx, l.Fence(), id, nst, 30, []metadata.IndexEntry{idx[2].IndexEntry}); !errors.Is(err, metadata.ErrConflict) {
-		t.Fatalf("trim racing a commit: %v", err)
+	lg2 := readLog(t, s, tp, 0)
+	edit2 := metadata.ShardEdit{Shard: lg2.Shard, State: lg2.State, Starts: map[int32]int64{0: 30}, Delete: lg2.Entries[:1]}
+	commitN(t, s, tp, 0, 1, 1)
+	if _, err := s.EditShard(ctx, l.Fence(), edit2); err != nil {
+		t.Fatalf("retention racing a commit: %v", err)
+	}
+	if st, _ := s.GetPartitionState(ctx, tp, 0); st.Start != 30 || st.Next != 52 {
+		t.Fatalf("state %+v", st)
 	}
 }
 
-func TestSwapIndexEntries(t *testing.T) {
+// A merge's edit: consecutive entries replaced by one entry at the first
+// one's key that covers them all.
+func TestEditShardMerge(t *testing.T) {
 	s := newStore(t)
 	tp := mkTopic(t, s, "swap", 1)
-	id := commitN(t, s, tp, 0, 4, 3) // 0-2, 3-5, 6-8, 9-11
+	commitN(t, s, tp, 0, 4, 3) // 0-2, 3-5, 6-8, 9-11
 	l := lead(t, s, "c1")
 	ctx := ctxT(t)
-	idx, _ := s.PartitionIndex(ctx, id)
-	merged := metadata.IndexEntry{Object: "m1", Offset: 16, Length: 300, First: 3, Last: 11, Batches: 3, MinTimestamp: 1, MaxTimestamp: 3, Committed: time.Now().UnixMilli()}
-
-	bad := merged
-	bad.Last = 10
-	if err := s.SwapIndexEntries(ctx, l.Fence(), id, idx[1:], bad); err == nil {
-		t.Fatal("swap accepted a merged entry that does not cover the old ones")
-	}
-	bad = merged
-	bad.Batches = 2
-	if err := s.SwapIndexEntries(ctx, l.Fence(), id, idx[1:], bad); err == nil {
-		t.Fatal("swap accepted a merged entry with missing batches")
-	}
-	if err := s.SwapIndexEntries(ctx, l.Fence(), id, []metadata.StoredIndexEntry{idx[1], idx[3]}, merged); err == nil {
-		t.Fatal("swap accepted entries with a gap")
-	}
-	if err := s.SwapIndexEntries(ctx, l.Fence(), id, idx[1:], merged); err != nil {
+	lg := readLog(t, s, tp, 0)
+	run := lg.Entries[1:3] // seq 2-3: offsets 3-8
+	merged := metadata.StoredLogEntry{ModRevision: run[0].ModRevision, LogEntry: metadata.LogEntry{
+		Seq: 2, SeqLast: 3, Committed: run[1].Committed, Base: 0, Nexts: run[1].Nexts, Flags: metadata.EntryMerged,
+		Objects: []metadata.ObjectRef{{Key: "m1", Size: 400}},
+		Extents: []metadata.Extent{{Partition: 0, Object: 0, Offset: 16, Length: 300, First: 3, Last: 8, Batches: 2}},
+	}}
+	edit := metadata.ShardEdit{Shard: lg.Shard, Put: []metadata.StoredLogEntry{merged}, Delete: run[1:], Unreferenced: []string{"o0-1", "o0-2"}}
+	if _, err := s.EditShard(ctx, l.Fence(), edit); err != nil {
 		t.Fatal(err)
 	}
-	got, _ := s.IndexEntries(ctx, id, 0, 0)
-	if len(got) != 2 || got[0].Object != "o0-0" || got[1].Object != "m1" || got[1].First != 3 || got[1].Last != 11 {
-		t.Fatalf("index after swap %+v", got)
+	got, _ := s.PartitionEntries(ctx, tp, 0, 0, 0)
+	if len(got) != 3 || got[0].Object != "o0-0" || got[1].Object != "m1" || got[1].First != 3 || got[1].Last != 8 || got[2].First != 9 {
+		t.Fatalf("index after merge %+v", got)
 	}
-	if m := marked(t, s); fmt.Sprint(m) != "[o0-1 o0-2 o0-3]" {
+	for off, want := range map[int64]string{0: "o0-0", 4: "m1", 8: "m1", 10: "o0-3"} {
+		if e, err := s.PartitionEntries(ctx, tp, 0, off, 1); err != nil || len(e) != 1 || e[0].Object != want {
+			t.Fatalf("entry holding %d: %+v %v", off, e, err)
+		}
+	}
+	if m := marked(t, s); fmt.Sprint(m) != "[o0-1 o0-2]" {
 		t.Fatalf("marks %v", m)
 	}
-	// The old entries are gone: swapping them again conflicts.
-	merged.Object = "m2"
-	if err := s.SwapIndexEntries(ctx, l.Fence(), id, idx[1:], merged); !errors.Is(err, metadata.ErrConflict) {
-		t.Fatalf("second swap: %v", err)
+	// The old entries changed: the same merge again conflicts and changes
+	// nothing.
+	if _, err := s.EditShard(ctx, l.Fence(), edit); !errors.Is(err, metadata.ErrConflict) {
+		t.Fatalf("second merge: %v", err)
 	}
-	got2, _ := s.IndexEntries(ctx, id, 0, 0)
+	got2, _ := s.PartitionEntries(ctx, tp, 0, 0, 0)
 	if fmt.Sprint(got2) != fmt.Sprint(got) {
-		t.Fatalf("a failed swap changed the index: %+v", got2)
+		t.Fatalf("a failed merge changed the index: %+v", got2)
 	}
 }
 
 func TestCompactorElectionFencesDeposedLeader(t *testing.T) {
 	s := newStore(t)
 	tp := mkTopic(t, s, "fence", 1)
-	id := commitN(t, s, tp, 0, 3, 1)
+	commitN(t, s, tp, 0, 3, 1)
 	ctx := ctxT(t)
 
 	a, err := s.CampaignCompactor(ctx, "a", 5*time.Second)
@@ -173,8 +186,12 @@ func TestCompactorElectionFencesDeposedLeader(t *testing.T) {
 	if who, ok, err := s.CompactorLeader(ctx); err != nil || !ok || who != "a" {
 		t.Fatalf("leader %q %v %v", who, ok, err)
 	}
-	st, _ := s.GetPartitionState(ctx, id)
-	if st, err = s.TrimLog(ctx, a.Fence(), id, st, 1, nil); err != nil {
+	trim := func(f metadata.Fence, start int64) error {
+		lg := readLog(t, s, tp, 0)
+		_, err := s.EditShard(ctx, f, metadata.ShardEdit{Shard: lg.Shard, State: lg.State, Starts: map[int32]int64{0: start}})
+		return err
+	}
+	if err := trim(a.Fence(), 1); err != nil {
 		t.Fatal(err)
 	}
 	// a loses its session (as when its lease lapses); b takes over.
@@ -191,13 +208,13 @@ func TestCompactorElectionFencesDeposedLeader(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("a's Done did not close")
 	}
-	if _, err := s.TrimLog(ctx, a.Fence(), id, st, 2, nil); !errors.Is(err, metadata.ErrNotLeader) {
+	if err := trim(a.Fence(), 2); !errors.Is(err, metadata.ErrNotLeader) {
 		t.Fatalf("deposed leader's trim: %v", err)
 	}
 	if err := s.DeleteObjectMarks(ctx, a.Fence(), []metadata.ObjectMark{{Object: "x", ModRevision: 0}}); !errors.Is(err, metadata.ErrNotLeader) {
 		t.Fatalf("deposed leader's mark delete: %v", err)
 	}
-	if _, err := s.TrimLog(ctx, b.Fence(), id, st, 2, nil); err != nil {
+	if err := trim(b.Fence(), 2); err != nil {
 		t.Fatalf("new leader's trim: %v", err)
 	}
 	if who, _, _ := s.CompactorLeader(ctx); who != "b" {
@@ -208,39 +225,35 @@ func TestCompactorElectionFencesDeposedLeader(t *testing.T) {
 func TestAdvanceLogStart(t *testing.T) {
 	s := newStore(t)
 	tp := mkTopic(t, s, "dr", 2)
-	id := commitN(t, s, tp, 0, 2, 5) // 0-4, 5-9
+	commitN(t, s, tp, 0, 2, 5) // 0-4, 5-9
 	ctx := ctxT(t)
-	st, err := s.AdvanceLogStart(ctx, id, 3)
+	st, err := s.AdvanceLogStart(ctx, tp, 0, 3)
 	if err != nil || st.Start != 3 || st.Next != 10 {
 		t.Fatalf("advance to 3: %+v %v", st, err)
 	}
-	if st, err = s.AdvanceLogStart(ctx, id, 1); err != nil || st.Start != 3 {
+	if st, err = s.AdvanceLogStart(ctx, tp, 0, 1); err != nil || st.Start != 3 {
 		t.Fatalf("advance backwards: %+v %v", st, err)
 	}
-	if _, err = s.AdvanceLogStart(ctx, id, 11); !errors.Is(err, metadata.ErrOffsetOutOfRange) {
+	if _, err = s.AdvanceLogStart(ctx, tp, 0, 11); !errors.Is(err, metadata.ErrOffsetOutOfRange) {
 		t.Fatalf("beyond the high watermark: %v", err)
 	}
-	if _, err = s.AdvanceLogStart(ctx, id, -7); !errors.Is(err, metadata.ErrOffsetOutOfRange) {
+	if _, err = s.AdvanceLogStart(ctx, tp, 0, -7); !errors.Is(err, metadata.ErrOffsetOutOfRange) {
 		t.Fatalf("negative: %v", err)
 	}
-	if st, err = s.AdvanceLogStart(ctx, id, -1); err != nil || st.Start != 10 {
+	if st, err = s.AdvanceLogStart(ctx, tp, 0, -1); err != nil || st.Start != 10 {
 		t.Fatalf("to the high watermark: %+v %v", st, err)
 	}
 	// A partition never written to: 0 and -1 are fine, anything else is out
-	// of range, and no state is created.
-	empty := metadata.PartitionID{Topic: tp.ID, Partition: 1}
-	if _, err = s.AdvanceLogStart(ctx, empty, -1); err != nil {
+	// of range.
+	if _, err = s.AdvanceLogStart(ctx, tp, 1, -1); err != nil {
 		t.Fatal(err)
 	}
-	if _, err = s.AdvanceLogStart(ctx, empty, 1); !errors.Is(err, metadata.ErrOffsetOutOfRange) {
+	if _, err = s.AdvanceLogStart(ctx, tp, 1, 1); !errors.Is(err, metadata.ErrOffsetOutOfRange) {
 		t.Fatalf("empty partition: %v", err)
 	}
-	if st, _ := s.GetPartitionState(ctx, empty); st.ModRevision != 0 {
-		t.Fatalf("state created: %+v", st)
-	}
-	// The index is untouched: entries below the start are the compactor's.
-	if idx, _ := s.IndexEntries(ctx, id, 0, 0); len(idx) != 2 {
-		t.Fatalf("index %+v", idx)
+	// The log is untouched: entries below the start are the compactor's.
+	if lg := readLog(t, s, tp, 0); len(lg.Entries) != 2 {
+		t.Fatalf("log %+v", lg)
 	}
 }
 
@@ -252,31 +265,22 @@ func TestScansAndMarks(t *testing.T) {
 	}
 	ctx := ctxT(t)
 	refs := map[string]bool{}
-	if err := s.ForEachIndexEntry(ctx, func(id metadata.PartitionID, e metadata.IndexEntry) error {
-		if id.Topic != tp.ID {
-			t.Fatalf("entry of %v", id)
+	if err := s.ForEachLogEntry(ctx, func(sh metadata.ShardID, e metadata.LogEntry) error {
+		if sh.Topic != tp.ID {
+			t.Fatalf("entry of %v", sh)
 		}
-		refs[e.Object] = true
+		for _, o := range e.Objects {
+			refs[o.Key] = true
+		}
 		return nil
 	}); err != nil || len(refs) != 9 {
 		t.Fatalf("%d objects referenced, %v", len(refs), err)
 	}
-	parts := 0
-	if err := s.ForEachPartitionState(ctx, func(id metadata.PartitionID, st metadata.PartitionState) error {
-		if st.Next != 3 || st.ModRevision == 0 {
-			t.Fatalf("%v: %+v", id, st)
-		}
-		parts++
-		return nil
-	}); err != nil || parts != 3 {
-		t.Fatalf("%d partitions, %v", parts, err)
-	}
 
 	l := lead(t, s, "c")
-	id := metadata.PartitionID{Topic: tp.ID, Partition: 1}
-	st, _ := s.GetPartitionState(ctx, id)
-	idx, _ := s.IndexEntries(ctx, id, 0, 0)
-	if _, err := s.TrimLog(ctx, l.Fence(), id, st, 3, idx); err != nil {
+	lg := readLog(t, s, tp, 1)
+	if _, err := s.EditShard(ctx, l.Fence(), metadata.ShardEdit{Shard: lg.Shard, State: lg.State, Starts: map[int32]int64{0: 2},
+		Delete: lg.Entries[:2], Unreferenced: []string{"o1-0", "o1-1", "o1-2"}}); err != nil {
 		t.Fatal(err)
 	}
 	marks, err := s.ObjectMarks(ctx)

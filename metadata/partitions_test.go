@@ -45,29 +45,31 @@ func TestCommitAssignsContiguousOffsets(t *testing.T) {
 	if got := []int64{res[0].Batches[0].BaseOffset, res[0].Batches[1].BaseOffset, res[1].Batches[0].BaseOffset}; fmt.Sprint(got) != "[0 3 0]" {
 		t.Fatalf("offsets %v", got)
 	}
-	if res[0].State.Next != 5 || res[0].Entry.First != 0 || res[0].Entry.Last != 4 || res[0].Entry.Batches != 2 {
-		t.Fatalf("state %+v entry %+v", res[0].State, res[0].Entry)
+	if res[0].Next != 5 || res[0].Entry.First != 0 || res[0].Entry.Last != 4 || res[0].Entry.Batches != 2 {
+		t.Fatalf("state %+v entry %+v", res[0].Next, res[0].Entry)
 	}
 	res, err = c.Commit(ctx, []metadata.Append{{Topic: tp, Partition: 0, Object: "o2", Offset: 0, Length: 10, Batches: plain(4)}})
 	if err != nil || res[0].Batches[0].BaseOffset != 5 {
 		t.Fatalf("second commit: %v %+v", err, res)
 	}
-	p0 := metadata.PartitionID{Topic: tp.ID, Partition: 0}
-	st, err := s.GetPartitionState(ctx, p0)
+	st, err := s.GetPartitionState(ctx, tp, 0)
 	if err != nil || st.Next != 9 || st.Start != 0 {
 		t.Fatalf("state %+v %v", st, err)
 	}
-	entries, err := s.IndexEntries(ctx, p0, 0, 0)
+	entries, err := s.PartitionEntries(ctx, tp, 0, 0, 0)
 	if err != nil || len(entries) != 2 || entries[1].First != 5 || entries[1].Object != "o2" {
 		t.Fatalf("index %+v %v", entries, err)
 	}
-	e, ok, err := s.IndexEntryBefore(ctx, p0, 7)
-	if err != nil || !ok || e.First != 5 {
-		t.Fatalf("entry before 7: %+v %v %v", e, ok, err)
+	e, err := s.PartitionEntries(ctx, tp, 0, 7, 1)
+	if err != nil || len(e) != 1 || e[0].First != 5 {
+		t.Fatalf("entry holding 7: %+v %v", e, err)
 	}
-	e, ok, err = s.IndexEntryBefore(ctx, p0, 4)
-	if err != nil || !ok || e.First != 0 {
-		t.Fatalf("entry before 4: %+v %v %v", e, ok, err)
+	e, err = s.PartitionEntries(ctx, tp, 0, 4, 1)
+	if err != nil || len(e) != 1 || e[0].First != 0 {
+		t.Fatalf("entry holding 4: %+v %v", e, err)
+	}
+	if e, err = s.PartitionEntries(ctx, tp, 0, 9, 1); err != nil || len(e) != 0 {
+		t.Fatalf("entry holding the high watermark: %+v %v", e, err)
 	}
 }
 
@@ -127,11 +129,11 @@ func TestConcurrentCommittersNeverReuseOffsets(t *testing.T) {
 			}
 			next += int64(g.n)
 		}
-		st, _ := s.GetPartitionState(ctx, metadata.PartitionID{Topic: tp.ID, Partition: p})
+		st, _ := s.GetPartitionState(ctx, tp, p)
 		if st.Next != next {
 			t.Fatalf("partition %d: high watermark %d, batches end at %d", p, st.Next, next)
 		}
-		entries, _ := s.IndexEntries(ctx, metadata.PartitionID{Topic: tp.ID, Partition: p}, 0, 0)
+		entries, _ := s.PartitionEntries(ctx, tp, p, 0, 0)
 		if len(entries) != writers*rounds {
 			t.Fatalf("partition %d: %d index entries, want %d", p, len(entries), writers*rounds)
 		}
@@ -280,7 +282,7 @@ func TestCommitOfDoomedObjectFails(t *testing.T) {
 	if !errors.Is(res[0].Batches[0].Err, metadata.ErrObjectDoomed) {
 		t.Fatalf("commit of a doomed object: %+v", res[0].Batches[0])
 	}
-	st, _ := s.GetPartitionState(ctx, metadata.PartitionID{Topic: tp.ID, Partition: 0})
+	st, _ := s.GetPartitionState(ctx, tp, 0)
 	if st.Next != 0 {
 		t.Fatalf("high watermark %d after a refused commit", st.Next)
 	}

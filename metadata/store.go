@@ -103,11 +103,11 @@ const (
 	prefixAgents   = "agents/"
 	prefixTopics   = "topics/"
 	prefixProducer = "producer-ids"
-	// partitions/<topic id>/<partition> holds a partition's state.
-	prefixPartitions = "partitions/"
-	// index/<topic id>/<partition>/<first offset> holds segment index
-	// entries.
-	prefixIndex = "index/"
+	// Shard logs, log starts and producer snapshots: shards.go.
+
+	// legacyPartitions is where floe's first layout kept partition
+	// state; a cluster holding it is refused (CheckLayout).
+	legacyPartitions = "partitions/"
 )
 
 func (s *Store) key(parts ...string) string {

@@ -26,6 +26,9 @@ type Topic struct {
 	Name              string
 	ID                uuid.UUID
 	Partitions        int32
+	// ShardSize is how many consecutive partitions share a shard (set at
+	// creation, DefaultShardSize).
+	ShardSize         int32
 	ReplicationFactor int16
 	// Configs holds the topic's overrides only; BrokerConfig.Resolve gives
 	// effective values.
@@ -46,6 +49,7 @@ type topicValue struct {
 	V                 int               `json:"v"`
 	ID                uuid.UUID         `json:"id"`
 	Partitions        int32             `json:"partitions"`
+	ShardSize         int32             `json:"shard_size,omitempty"`
 	ReplicationFactor int16             `json:"replication_factor"`
 	Configs           map[string]string `json:"configs,omitempty"`
 	Created           time.Time         `json:"created"`
@@ -56,13 +60,17 @@ func decodeTopic(key string, name string, data []byte, createRev, modRev int64) 
 	if err := decode(key, data, &v); err != nil {
 		return Topic{}, err
 	}
-	if v.Partitions < 0 || v.ID == uuid.Nil {
+	if v.ShardSize == 0 {
+		v.ShardSize = 1
+	}
+	if v.Partitions < 0 || v.ID == uuid.Nil || v.ShardSize < 0 || v.ShardSize > MaxShardSize {
 		return Topic{}, fmt.Errorf("%w: %s: partitions %d, id %s", ErrCorruptValue, key, v.Partitions, v.ID)
 	}
 	return Topic{
 		Name:              name,
 		ID:                v.ID,
 		Partitions:        v.Partitions,
+		ShardSize:         v.ShardSize,
 		ReplicationFactor: v.ReplicationFactor,
 		Configs:           v.Configs,
 		Created:           v.Created,
@@ -72,7 +80,7 @@ func decodeTopic(key string, name string, data []byte, createRev, modRev int64) 
 }
 
 func (t Topic) value() string {
-	return encode(topicValue{V: 1, ID: t.ID, Partitions: t.Partitions, ReplicationFactor: t.ReplicationFactor, Configs: t.Configs, Created: t.Created})
+	return encode(topicValue{V: 1, ID: t.ID, Partitions: t.Partitions, ShardSize: t.ShardSize, ReplicationFactor: t.ReplicationFactor, Configs: t.Configs, Created: t.Created})
 }
 
 // ValidateTopicName checks a topic name as Kafka does: 1 to 249 characters
@@ -100,6 +108,8 @@ type TopicSpec struct {
 	Partitions        int32
 	ReplicationFactor int16
 	Configs           map[string]string
+	// ShardSize overrides DefaultShardSize (0: the default).
+	ShardSize int32
 }
 
 // Validate checks the spec without touching etcd.
@@ -109,6 +119,9 @@ func (spec TopicSpec) Validate() error {
 	}
 	if spec.Partitions < 1 || spec.Partitions > MaxPartitions {
 		return fmt.Errorf("%w: %d partitions requested; a topic has between 1 and %d", ErrInvalidPartitions, spec.Partitions, MaxPartitions)
+	}
+	if spec.ShardSize < 0 || spec.ShardSize > MaxShardSize {
+		return fmt.Errorf("%w: shard size %d; it must be between 1 and %d", ErrInvalidPartitions, spec.ShardSize, MaxShardSize)
 	}
 	if spec.ReplicationFactor < 1 || spec.ReplicationFactor > MaxReplicationFactor {
 		return fmt.Errorf("%w: %d requested; it must be between 1 and %d (floe's durability comes from the object store and etcd, so any value in range is accepted)", ErrInvalidReplicationFactor, spec.ReplicationFactor, MaxReplicationFactor)
@@ -128,9 +141,13 @@ func (s *Store) CreateTopic(ctx context.Context, spec TopicSpec) (Topic, error) 
 		Name:              spec.Name,
 		ID:                uuid.New(),
 		Partitions:        spec.Partitions,
+		ShardSize:         spec.ShardSize,
 		ReplicationFactor: spec.ReplicationFactor,
 		Configs:           normalizeConfigs(spec.Configs),
 		Created:           time.Now().UTC().Truncate(time.Millisecond),
+	}
+	if t.ShardSize == 0 {
+		t.ShardSize = DefaultShardSize(spec.Partitions)
 	}
 	key := s.topicKey(spec.Name)
 	resp, err := s.cli.Txn(ctx).
@@ -192,8 +209,8 @@ func (s *Store) ListTopics(ctx context.Context) ([]Topic, int64, error) {
 	return topics, resp.Header.Revision, nil
 }
 
-// DeleteTopic removes a topic and all of its partition state and index
-// entries in one transaction. The segment objects that held its data are
+// DeleteTopic removes a topic and all of its shards' logs, log starts and
+// producer snapshots in one transaction. The segment objects that held its data are
 // then referenced by nothing and are collected by the compactor.
 func (s *Store) DeleteTopic(ctx context.Context, name string) (Topic, error) {
 	for {
@@ -207,8 +224,9 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) (Topic, error) {
 			If(clientv3.Compare(clientv3.ModRevision(key), "=", t.ModRevision)).
 			Then(
 				clientv3.OpDelete(key),
-				clientv3.OpDelete(s.key(prefixPartitions, id, "/"), clientv3.WithPrefix()),
-				clientv3.OpDelete(s.key(prefixIndex, id, "/"), clientv3.WithPrefix()),
+				clientv3.OpDelete(s.key(prefixLog, id, "/"), clientv3.WithPrefix()),
+				clientv3.OpDelete(s.key(prefixStarts, id, "/"), clientv3.WithPrefix()),
+				clientv3.OpDelete(s.key(prefixProducerState, id, "/"), clientv3.WithPrefix()),
 			).
 			Commit()
 		if err != nil {

@@ -1,7 +1,6 @@
 package metadata
 
 import (
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"math"
@@ -21,77 +20,82 @@ import (
 // that accepts an inconsistent value only moves the panic. scripts/fuzz.sh
 // runs each one for a while in `make test`.
 
-func FuzzDecodePartitionState(f *testing.F) {
-	st := PartitionState{Next: 42, Start: 7, Producers: map[int64]*ProducerState{
-		9: {Epoch: 1, Batches: []SeqEntry{{FirstSeq: 0, LastSeq: 4, BaseOffset: 30}, {FirstSeq: 5, LastSeq: 9, BaseOffset: 35}}, LastWrite: 1700000000000},
-	}}
-	f.Add([]byte(st.value()))
-	f.Add([]byte(`{"v":1,"next":0,"start":0}`))
-	f.Add([]byte(`{"v":1,"next":5,"start":6}`))
-	f.Add([]byte(`{"v":1,"next":5,"start":0,"producers":{"x":null}}`))
-	f.Add([]byte(`{"v":1,"next":9223372036854775807,"start":0,"producers":{"1":{"epoch":32767,"batches":[{"first_seq":2147483647,"last_seq":2147483647,"base_offset":-1}]}}}`))
-	topic := Topic{Name: "t", ID: uuid.MustParse("00000000-0000-0000-0000-000000000001")}
+func FuzzDecodeLogEntry(f *testing.F) {
+	e := LogEntry{
+		Seq: 7, SeqLast: 9, Committed: 1700000000000, Base: 64, Nexts: []int64{10, 0, 300},
+		Objects: []ObjectRef{{Key: "flush/ab/20240501T120000Z-00000000000000ab.seg", Size: 4096}},
+		Extents: []Extent{
+			{Partition: 64, Object: 0, Offset: 16, Length: 200, First: 5, Last: 9, Batches: 2, Skip: []int32{1, 4}, MinTimestamp: -1, MaxTimestamp: 2},
+			{Partition: 66, Object: 0, Offset: 216, Length: 20, First: 299, Last: 299, Batches: 1},
+		},
+		Producers: []ProducerDelta{{Partition: 64, ProducerID: 9, Epoch: 3, Batches: []SeqEntry{{FirstSeq: 2147483647, LastSeq: 0, BaseOffset: 5}}}},
+	}
+	f.Add(e.Encode())
+	m := LogEntry{Seq: 1, SeqLast: 1, Flags: EntryMerged, Nexts: []int64{0}}
+	f.Add(m.Encode())
+	f.Add([]byte{1})
+	f.Add([]byte{2, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		st, err := DecodePartitionState("k", data)
+		e, err := DecodeLogEntry("k", 0, data)
 		if err != nil {
 			if !errors.Is(err, ErrCorruptValue) {
 				t.Fatalf("error %v does not wrap ErrCorruptValue", err)
 			}
 			return
 		}
-		if st.Next < 0 || st.Start < 0 || st.Start > st.Next {
-			t.Fatalf("accepted inconsistent watermarks %+v", st)
-		}
-		again, err := DecodePartitionState("k", []byte(st.value()))
-		if err != nil || again.Next != st.Next || again.Start != st.Start || len(again.Producers) != len(st.Producers) {
-			t.Fatalf("re-encoded state does not decode the same: %+v, %v", again, err)
-		}
-		// A commit offers batches to the decoded state: a known producer's
-		// retry, its next batch, a new epoch, and a non-idempotent batch.
-		var batches []BatchMeta
-		for id, p := range st.Producers {
-			b := BatchMeta{Ordinal: int32(len(batches)), Records: 3, ProducerID: id, ProducerEpoch: p.Epoch}
-			if n := len(p.Batches); n > 0 {
-				b.BaseSequence = p.Batches[n-1].FirstSeq
+		for _, x := range e.Extents {
+			if x.Length <= 0 || x.Last < x.First || x.Batches <= 0 || int(x.Object) >= len(e.Objects) {
+				t.Fatalf("accepted inconsistent extent %+v", x)
 			}
-			batches = append(batches, b, BatchMeta{Ordinal: int32(len(batches) + 1), Records: 1, ProducerID: id, ProducerEpoch: p.Epoch + 1})
+			if ie := e.IndexEntry(x); ie.Records() < 1 {
+				t.Fatalf("extent %+v holds %d records", x, ie.Records())
+			}
 		}
-		batches = append(batches, BatchMeta{Ordinal: int32(len(batches)), Records: 2, ProducerID: -1})
-		if st.Next > math.MaxInt64-1<<20 {
-			return // offsets this close to the limit would overflow before a real log got there
+		again, err := DecodeLogEntry("k", e.Seq, e.Encode())
+		if err != nil || !reflect.DeepEqual(again, e) {
+			t.Fatalf("re-encoded entry does not decode the same: %+v, %v", again, err)
 		}
-		next, res := applyAppend(st, Append{Topic: topic, Object: "o", Length: 1, Batches: batches}, time.UnixMilli(1700000000000), 24*time.Hour)
-		if next.Next < st.Next || len(res.Batches) != len(batches) {
-			t.Fatalf("applying batches moved the watermark from %d to %d (%d outcomes)", st.Next, next.Next, len(res.Batches))
+		// A committer applies a decoded entry's deltas.
+		pp := newPartitionProducers()
+		for _, d := range e.Producers {
+			pp.applyDelta(d, e.Committed)
+			pp.trim(e.Committed-1, 2)
 		}
 	})
 }
 
-func FuzzDecodeIndexEntry(f *testing.F) {
-	e := IndexEntry{Object: "flush/ab/20240501T120000Z-00000000000000ab.seg", Offset: 10, Length: 200, First: 5, Last: 9, Batches: 2, Skip: []int32{1}, MinTimestamp: 1, MaxTimestamp: 2, Committed: 3}
-	b, _ := json.Marshal(e)
-	f.Add(b)
-	f.Add([]byte(`{"o":"x","off":0,"len":1,"first":0,"last":0,"batches":1}`))
-	f.Add([]byte(`{"o":"x","off":0,"len":1,"first":9223372036854775807,"last":-9223372036854775808,"batches":1}`))
-	f.Add([]byte(`{"o":"","len":0}`))
+func FuzzDecodeSnapshot(f *testing.F) {
+	pp := newPartitionProducers()
+	pp.set(9, ProducerState{Epoch: 1, Batches: []SeqEntry{{FirstSeq: 0, LastSeq: 4, BaseOffset: 30}, {FirstSeq: 5, LastSeq: 9, BaseOffset: 35}}, LastWrite: 1700000000000})
+	pp.set(3, ProducerState{Epoch: 0, LastWrite: -5})
+	f.Add(encodeSnapshot(12, pp))
+	f.Add(encodeSnapshot(0, nil))
+	f.Add([]byte{1, 0, 200})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		e, err := DecodeIndexEntry("k", data)
+		seq, pp, err := decodeSnapshot("k", data)
 		if err != nil {
 			if !errors.Is(err, ErrCorruptValue) {
 				t.Fatalf("error %v does not wrap ErrCorruptValue", err)
 			}
 			return
 		}
-		if e.Object == "" || e.Offset < 0 || e.Length <= 0 || e.First < 0 || e.Last < e.First || e.Batches <= 0 {
-			t.Fatalf("accepted inconsistent entry %+v", e)
+		seq2, pp2, err := decodeSnapshot("k", encodeSnapshot(seq, pp))
+		if err != nil || seq2 != seq || pp2.len() != pp.len() {
+			t.Fatalf("re-encoded snapshot does not decode the same: %d %d, %v", seq2, pp2.len(), err)
 		}
-		if e.Records() < 1 && e.Last-e.First != math.MaxInt64 {
-			t.Fatalf("entry %+v holds %d records", e, e.Records())
+		for el := pp.lru.Front(); el != nil; el = el.Next() {
+			it := el.Value.(*producerItem)
+			b := BatchMeta{Records: 3, ProducerID: it.id, ProducerEpoch: it.Epoch}
+			if n := len(it.Batches); n > 0 {
+				b.BaseSequence = it.Batches[n-1].FirstSeq
+			}
+			checkBatch(it, b)
+			b.ProducerEpoch++
+			checkBatch(it, b)
 		}
-		b, _ := json.Marshal(e)
-		again, err := DecodeIndexEntry("k", b)
-		if err != nil || !reflect.DeepEqual(again, e) {
-			t.Fatalf("re-encoded entry does not decode the same: %+v, %v", again, err)
+		pp.trim(math.MaxInt64, 0)
+		if pp.len() != 0 {
+			t.Fatalf("trim left %d producers", pp.len())
 		}
 	})
 }
@@ -193,17 +197,14 @@ func FuzzDecodeUser(f *testing.F) {
 
 // FuzzDecodeSmallValues covers the remaining values: the cluster
 // identity, the producer ID counter, garbage-collection marks and the
-// watermark watcher's view of partition states.
+// log start offsets of a shard.
 func FuzzDecodeSmallValues(f *testing.F) {
 	f.Add(uint8(0), []byte(`{"v":1,"id":"0b5a5c5e-7f57-4a8e-9d0e-1f2a3b4c5d6e","created":"2024-05-01T12:00:00Z"}`))
 	f.Add(uint8(1), []byte(`{"v":1,"next":1000}`))
 	f.Add(uint8(1), []byte(`{"v":1,"next":9223372036854775807}`))
 	f.Add(uint8(2), []byte(`{"v":1,"since":1700000000000}`))
-	f.Add(uint8(3), []byte(`{"v":1,"next":10,"start":4}`))
-	f.Add(uint8(3), []byte(`{"next":1,"start":2}`))
-	s := &Store{root: "/floe/fuzz/"}
-	w := &WatermarkWatcher{store: s, log: slog.New(slog.DiscardHandler)}
-	pkey := s.partitionKey(PartitionID{Topic: uuid.MustParse("00000000-0000-0000-0000-000000000001"), Partition: 3})
+	f.Add(uint8(3), []byte(`{"v":1,"starts":[10,0,4]}`))
+	f.Add(uint8(3), []byte(`{"starts":[-1]}`))
 	f.Fuzz(func(t *testing.T, kind uint8, data []byte) {
 		var err error
 		switch kind % 4 {
@@ -219,9 +220,14 @@ func FuzzDecodeSmallValues(f *testing.F) {
 				_ = time.UnixMilli(v.Since)
 			}
 		case 3:
-			_, m, ok := w.decode(&mvccpb.KeyValue{Key: []byte(pkey), Value: data, ModRevision: 5})
-			if ok && (m.Start < 0 || m.Next < m.Start) {
-				t.Fatalf("watcher accepted inconsistent watermarks %+v", m)
+			var starts []int64
+			if starts, err = decodeStarts("k", data); err == nil {
+				st := ShardState{Starts: starts, Nexts: []int64{5}}
+				for i := range starts {
+					if m := st.Partition(int32(i)); m.Start < 0 || m.Start > m.Next {
+						t.Fatalf("inconsistent watermarks %+v", m)
+					}
+				}
 			}
 		}
 		if err != nil && !errors.Is(err, ErrCorruptValue) {

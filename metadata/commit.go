@@ -1,0 +1,974 @@
+package metadata
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Errors a batch can get at commit.
+var (
+	// ErrOutOfOrderSequence: an idempotent producer's batch does not
+	// follow its previous one.
+	ErrOutOfOrderSequence = errors.New("metadata: out of order sequence number")
+	// ErrInvalidProducerEpoch: the batch's producer epoch is older than
+	// the partition has seen; a newer producer instance fenced it.
+	ErrInvalidProducerEpoch = errors.New("metadata: producer epoch is older than the current one")
+	// ErrUnknownPartition: the topic was deleted (or recreated) or the
+	// partition does not exist.
+	ErrUnknownPartition = errors.New("metadata: unknown topic or partition")
+	// ErrObjectDoomed: the compactor has marked the segment object for
+	// deletion (it was unreferenced for longer than the grace period), so
+	// it may no longer be committed; the producer retries.
+	ErrObjectDoomed = errors.New("metadata: segment object is being garbage-collected; it can no longer be committed")
+	// ErrCommitTooLarge: one partition's share of a flush needs a log
+	// entry larger than an etcd request may be. Writers bound their
+	// flushes so this does not happen.
+	ErrCommitTooLarge = errors.New("metadata: a partition's share of the flush is too large for one etcd request")
+)
+
+// Append is one partition's share of a segment object, to be committed.
+type Append struct {
+	Topic     Topic // name, ID, partitions, shard size and CreateRevision are used
+	Partition int32
+	Object    string
+	// ObjectSize is the object's size in bytes (readers size their GETs
+	// with it).
+	ObjectSize int64
+	Offset     int64 // extent byte offset in the object
+	Length     int64
+	Batches    []BatchMeta
+}
+
+func (a Append) id() PartitionID { return PartitionID{Topic: a.Topic.ID, Partition: a.Partition} }
+
+// BatchOutcome is what a committed batch got.
+type BatchOutcome struct {
+	// BaseOffset is the batch's first offset (for a duplicate, the one it
+	// got the first time).
+	BaseOffset int64
+	// Duplicate is set for a retried batch that was already committed.
+	Duplicate bool
+	// Err is ErrOutOfOrderSequence, ErrInvalidProducerEpoch,
+	// ErrUnknownPartition, ErrObjectDoomed or ErrCommitTooLarge; the batch
+	// is not part of the log.
+	Err error
+}
+
+// CommitResult is the outcome of one Append.
+type CommitResult struct {
+	Batches []BatchOutcome
+	// Next is the partition's high watermark after the commit.
+	Next int64
+	// Entry is the index entry written, if any batch was accepted.
+	Entry *IndexEntry
+	// Revision is the etcd revision of the commit (0 if nothing was
+	// written).
+	Revision int64
+}
+
+// CommitConfig tunes a Committer.
+type CommitConfig struct {
+	// MaxTxnOps is etcd's per-transaction op limit (--max-txn-ops).
+	// Default 128, etcd's default.
+	MaxTxnOps int
+	// MaxRequestBytes is etcd's request size limit
+	// (--max-request-bytes). Default 1.5 MiB, etcd's default.
+	MaxRequestBytes int
+	// ProducerExpiry is how long an idle producer's sequences are kept.
+	// Default 24h (Kafka's producer.id.expiration.ms).
+	ProducerExpiry time.Duration
+	// MaxProducersPerPartition caps the idempotent producers a partition
+	// remembers; beyond it the least recently written is forgotten.
+	// Default DefaultMaxProducersPerPartition.
+	MaxProducersPerPartition int
+	// SnapshotEvery is how many entries a shard's log may grow past its
+	// producer snapshots before the committer writes new ones. Default 64.
+	SnapshotEvery int
+	// IdleShardTTL is how long the committer keeps a shard's state after
+	// its last commit there. Default 10m.
+	IdleShardTTL time.Duration
+	// Now returns the commit time; tests may replace it.
+	Now func() time.Time
+	// Observer, if set, is told about every transaction the committer
+	// runs.
+	Observer CommitObserver
+}
+
+// DefaultMaxRequestBytes is etcd's default --max-request-bytes.
+const DefaultMaxRequestBytes = 1536 * 1024
+
+func (c *CommitConfig) setDefaults() {
+	if c.MaxTxnOps <= 0 {
+		c.MaxTxnOps = 128
+	}
+	c.MaxTxnOps = max(c.MaxTxnOps, 8)
+	if c.MaxRequestBytes <= 0 {
+		c.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	c.MaxRequestBytes = max(c.MaxRequestBytes, 64<<10)
+	if c.ProducerExpiry == 0 {
+		c.ProducerExpiry = 24 * time.Hour
+	}
+	if c.MaxProducersPerPartition <= 0 {
+		c.MaxProducersPerPartition = DefaultMaxProducersPerPartition
+	}
+	if c.SnapshotEvery <= 0 {
+		c.SnapshotEvery = 64
+	}
+	if c.IdleShardTTL <= 0 {
+		c.IdleShardTTL = 10 * time.Minute
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// txnBudget is the bytes of a commit transaction the committer aims at:
+// the request limit less room for the request's framing.
+func (c *CommitConfig) txnBudget() int { return c.MaxRequestBytes - 16<<10 }
+
+// CommitObserver learns how a Committer's etcd transactions go, so the
+// caller can measure them without metadata depending on a metrics
+// library. It is called on the committing goroutine and must not block.
+type CommitObserver interface {
+	ObserveCommitTxn(d time.Duration, outcome TxnOutcome)
+}
+
+// TxnOutcome is how one commit transaction ended.
+type TxnOutcome int
+
+const (
+	// TxnCommitted: the compares held and the writes were made (or, for a
+	// commit with nothing to write, the state it checked was current).
+	TxnCommitted TxnOutcome = iota
+	// TxnConflict: a compare failed (another agent committed the shard,
+	// or the topic changed); the commit is recomputed.
+	TxnConflict
+	// TxnFailed: etcd could not be reached or refused the request.
+	TxnFailed
+)
+
+func (o TxnOutcome) String() string {
+	switch o {
+	case TxnCommitted:
+		return "committed"
+	case TxnConflict:
+		return "conflict"
+	}
+	return "failed"
+}
+
+// Committer commits segment objects' partition shares to etcd. For each
+// shard a flush touched it writes one log entry (next sequence number):
+// the extents, the offsets they get, every partition's new high
+// watermark and the idempotent batches accepted. The transaction compares
+// that no entry was added to the shard since the one the committer last
+// saw, so offsets are assigned exactly once whatever agents commit.
+// It remembers each shard's state (high watermarks, producers), so the
+// common case is one etcd round trip per flush; when another agent
+// committed meanwhile the transaction's else branch returns the new
+// entries and the commit is recomputed.
+//
+// A flush's shards are packed into as few transactions as etcd's op and
+// request size limits allow; each shard's commit is atomic. Commit calls
+// must not overlap (the agent commits its flushes one at a time, in
+// order, which also keeps each producer's batches in order).
+type Committer struct {
+	store  *Store
+	cfg    CommitConfig
+	shards map[ShardID]*shardState
+	swept  time.Time
+}
+
+// shardState is what the committer knows of a shard: the state after its
+// entry seq.
+type shardState struct {
+	seq       int64
+	nexts     []int64
+	producers map[int32]*partitionProducers
+	// Snapshots: the floor's sequence and mod revision, each partition's
+	// snapshot sequence, the partitions changed since theirs, and the
+	// entries applied since the floor.
+	floor    int64
+	floorRev int64
+	snapSeq  map[int32]int64
+	changed  map[int32]bool
+	since    int
+	used     time.Time
+}
+
+func (st *shardState) next(slot int) int64 {
+	if slot < len(st.nexts) {
+		return st.nexts[slot]
+	}
+	return 0
+}
+
+// NewCommitter returns a Committer.
+func (s *Store) NewCommitter(cfg CommitConfig) *Committer {
+	cfg.setDefaults()
+	return &Committer{store: s, cfg: cfg, shards: map[ShardID]*shardState{}}
+}
+
+// Forget drops what the committer knows of a partition's shard, so its
+// next commit there starts from etcd.
+func (c *Committer) Forget(id PartitionID) {
+	for sh := range c.shards {
+		if sh.Topic == id.Topic {
+			delete(c.shards, sh)
+		}
+	}
+}
+
+// unit is a part of a commit that becomes one log entry: appends of one
+// shard, in partition order.
+type unit struct {
+	shard ShardID
+	topic Topic
+	idx   []int // into the appends
+}
+
+// Commit commits appends and returns one result per append. An error means
+// etcd could not be reached or refused a transaction; appends of
+// transactions that did not commit are then not part of the log (or, if
+// etcd applied a transaction whose answer was lost, may be), and their
+// results are zero: no batch outcomes, no entry. Callers must not answer
+// producers with offsets from them.
+func (c *Committer) Commit(ctx context.Context, appends []Append) ([]CommitResult, error) {
+	results := make([]CommitResult, len(appends))
+	seen := make(map[PartitionID]bool, len(appends))
+	for _, a := range appends {
+		if seen[a.id()] {
+			return nil, fmt.Errorf("metadata: partition %s appears twice in one commit", a.id())
+		}
+		seen[a.id()] = true
+	}
+	c.sweep()
+	units := c.units(appends)
+	var load []unit
+	for _, u := range units {
+		if c.shards[u.shard] == nil {
+			load = append(load, u)
+		}
+	}
+	if err := c.loadShards(ctx, load); err != nil {
+		return results, err
+	}
+	units = c.splitUnits(appends, units, results)
+	for len(units) > 0 {
+		n := c.packTxn(appends, units)
+		if err := c.commitUnits(ctx, appends, units[:n], results); err != nil {
+			for _, u := range units {
+				delete(c.shards, u.shard)
+			}
+			return results, err
+		}
+		units = units[n:]
+	}
+	c.snapshot(ctx)
+	return results, nil
+}
+
+// units groups appends by shard, in the order shards first appear.
+func (c *Committer) units(appends []Append) []unit {
+	var out []unit
+	at := map[ShardID]int{}
+	for i, a := range appends {
+		sh := a.Topic.Shard(a.Partition)
+		j, ok := at[sh]
+		if !ok {
+			j = len(out)
+			at[sh] = j
+			out = append(out, unit{shard: sh, topic: a.Topic})
+		}
+		out[j].idx = append(out[j].idx, i)
+	}
+	for _, u := range out {
+		slices.SortFunc(u.idx, func(x, y int) int { return cmp.Compare(appends[x].Partition, appends[y].Partition) })
+	}
+	return out
+}
+
+// splitUnits splits units whose entry would exceed the request budget
+// into several (consecutive entries of one shard), by partitions. A
+// single partition too large for a request fails with ErrCommitTooLarge.
+func (c *Committer) splitUnits(appends []Append, units []unit, results []CommitResult) []unit {
+	out := make([]unit, 0, len(units))
+	var split func(u unit)
+	split = func(u unit) {
+		p := c.prepare(appends, u, c.cfg.Now())
+		if p.bytes() <= c.cfg.txnBudget()/2 {
+			out = append(out, u)
+			return
+		}
+		if len(u.idx) == 1 {
+			results[u.idx[0]] = failAll(appends[u.idx[0]], fmt.Errorf("%w: %d bytes of index for %s", ErrCommitTooLarge, p.bytes(), appends[u.idx[0]].id()))
+			return
+		}
+		h := len(u.idx) / 2
+		split(unit{shard: u.shard, topic: u.topic, idx: u.idx[:h]})
+		split(unit{shard: u.shard, topic: u.topic, idx: u.idx[h:]})
+	}
+	for _, u := range units {
+		split(u)
+	}
+	return out
+}
+
+// packTxn returns how many of units, from the first, one transaction
+// takes: distinct shards within the op and byte limits.
+func (c *Committer) packTxn(appends []Append, units []unit) int {
+	topics := map[uuid.UUID]bool{}
+	objects := map[string]bool{}
+	shards := map[ShardID]bool{}
+	bytes := 0
+	now := c.cfg.Now()
+	for i, u := range units {
+		if shards[u.shard] {
+			return i
+		}
+		nt, no := len(topics), len(objects)
+		if !topics[u.topic.ID] {
+			nt++
+		}
+		for _, j := range u.idx {
+			if !objects[appends[j].Object] {
+				no++
+			}
+		}
+		ops := len(shards) + 1 + nt + no
+		b := bytes + c.prepare(appends, u, now).bytes()
+		if i > 0 && (ops > c.cfg.MaxTxnOps || b > c.cfg.txnBudget()) {
+			return i
+		}
+		shards[u.shard] = true
+		topics[u.topic.ID] = true
+		for _, j := range u.idx {
+			objects[appends[j].Object] = true
+		}
+		bytes = b
+	}
+	return len(units)
+}
+
+// prepared is a unit's commit computed against the shard's known state.
+type prepared struct {
+	u       unit
+	key     string
+	entry   *LogEntry // nil when no batch was accepted
+	value   []byte
+	results map[int]CommitResult
+}
+
+// bytes estimates what the unit adds to a transaction request.
+func (p *prepared) bytes() int { return 3*len(p.key) + len(p.value) + 64 }
+
+// prepare computes a unit's entry and outcomes from the shard's known
+// state, without changing it.
+func (c *Committer) prepare(appends []Append, u unit, now time.Time) *prepared {
+	st := c.shards[u.shard]
+	nowMs := now.UnixMilli()
+	first, end := u.topic.ShardPartitions(u.shard.Shard)
+	p := &prepared{u: u, key: c.store.logKey(u.shard, st.seq+1), results: map[int]CommitResult{}}
+	e := &LogEntry{Seq: st.seq + 1, SeqLast: st.seq + 1, Committed: nowMs, Base: first}
+	e.Nexts = make([]int64, max(int(end-first), len(st.nexts)))
+	copy(e.Nexts, st.nexts)
+	objects := map[string]int32{}
+	// Tentative producer states of this unit, over the known ones.
+	type tentative struct {
+		st    ProducerState
+		delta int // index into e.Producers
+	}
+	accepted := 0
+	for _, i := range u.idx {
+		a := appends[i]
+		slot := a.Partition - first
+		if a.Partition < first || a.Partition >= end || slot >= int32(len(e.Nexts)) {
+			p.results[i] = failAll(a, ErrUnknownPartition)
+			continue
+		}
+		pp := st.producers[a.Partition]
+		over := map[int64]*tentative{}
+		res := CommitResult{Batches: make([]BatchOutcome, len(a.Batches))}
+		x := Extent{Partition: a.Partition, Offset: a.Offset, Length: a.Length, MinTimestamp: maxInt64, MaxTimestamp: minInt64}
+		next := e.Nexts[slot]
+		for bi, b := range a.Batches {
+			if b.ProducerID >= 0 {
+				var cur *producerItem
+				if t := over[b.ProducerID]; t != nil {
+					cur = &producerItem{id: b.ProducerID, ProducerState: t.st}
+				} else if it := pp.get(b.ProducerID); it != nil && it.LastWrite >= nowMs-c.cfg.ProducerExpiry.Milliseconds() {
+					cur = it
+				}
+				out := checkBatch(cur, b)
+				if out.Err != nil || out.Duplicate {
+					res.Batches[bi] = out
+					x.Skip = append(x.Skip, b.Ordinal)
+					continue
+				}
+				t := over[b.ProducerID]
+				if t == nil || t.st.Epoch != b.ProducerEpoch {
+					var prev []SeqEntry
+					if cur != nil && cur.Epoch == b.ProducerEpoch {
+						prev = cur.Batches
+					}
+					t = &tentative{st: ProducerState{Epoch: b.ProducerEpoch, Batches: slices.Clone(prev)}, delta: len(e.Producers)}
+					over[b.ProducerID] = t
+					e.Producers = append(e.Producers, ProducerDelta{Partition: a.Partition, ProducerID: b.ProducerID, Epoch: b.ProducerEpoch})
+				}
+				se := SeqEntry{FirstSeq: b.BaseSequence, LastSeq: b.lastSeq(), BaseOffset: next}
+				t.st.Batches = append(t.st.Batches, se)
+				if len(t.st.Batches) > MaxProducerBatches {
+					t.st.Batches = t.st.Batches[len(t.st.Batches)-MaxProducerBatches:]
+				}
+				t.st.LastWrite = nowMs
+				d := &e.Producers[t.delta]
+				d.Batches = append(d.Batches, se)
+			}
+			res.Batches[bi] = BatchOutcome{BaseOffset: next}
+			if x.Batches == 0 {
+				x.First = next
+			}
+			x.Batches++
+			next += int64(b.Records)
+			x.Last = next - 1
+			x.MinTimestamp = min(x.MinTimestamp, b.MinTimestamp)
+			x.MaxTimestamp = max(x.MaxTimestamp, b.MaxTimestamp)
+		}
+		res.Next = next
+		if x.Batches > 0 {
+			oi, ok := objects[a.Object]
+			if !ok {
+				oi = int32(len(e.Objects))
+				objects[a.Object] = oi
+				e.Objects = append(e.Objects, ObjectRef{Key: a.Object, Size: a.ObjectSize})
+			}
+			x.Object = oi
+			e.Extents = append(e.Extents, x)
+			e.Nexts[slot] = next
+			accepted++
+		}
+		p.results[i] = res
+	}
+	if accepted > 0 {
+		p.entry = e
+		p.value = e.Encode()
+		for i, res := range p.results {
+			a := appends[i]
+			if x, ok := e.ExtentOf(a.Partition); ok {
+				ie := e.IndexEntry(x)
+				res.Entry = &ie
+				p.results[i] = res
+			}
+		}
+	}
+	return p
+}
+
+const (
+	maxInt64 = int64(^uint64(0) >> 1)
+	minInt64 = -maxInt64 - 1
+)
+
+// commitUnits commits units (distinct shards) in one transaction,
+// recomputing after conflicts.
+func (c *Committer) commitUnits(ctx context.Context, appends []Append, units []unit, results []CommitResult) error {
+	live := slices.Clone(units)
+	for attempt := 0; len(live) > 0; attempt++ {
+		var (
+			cmps      []clientv3.Cmp
+			puts      []clientv3.Op
+			gets      []clientv3.Op
+			topics    []Topic
+			objects   []string
+			topicSeen = map[uuid.UUID]bool{}
+			objSeen   = map[string]bool{}
+			preps     = make([]*prepared, len(live))
+		)
+		now := c.cfg.Now()
+		for i, u := range live {
+			if !topicSeen[u.topic.ID] {
+				topicSeen[u.topic.ID] = true
+				topics = append(topics, u.topic)
+			}
+			preps[i] = c.prepare(appends, u, now)
+			if preps[i].entry == nil {
+				continue
+			}
+			for _, o := range preps[i].entry.Objects {
+				if !objSeen[o.Key] {
+					objSeen[o.Key] = true
+					objects = append(objects, o.Key)
+				}
+			}
+		}
+		for _, t := range topics {
+			tkey := c.store.topicKey(t.Name)
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(tkey), "=", t.CreateRevision))
+			gets = append(gets, clientv3.OpGet(tkey))
+		}
+		// The objects must not have been marked for deletion by the
+		// compactor: once marked, an object is deleted unless already
+		// referenced, so committing it now would acknowledge records it is
+		// about to lose.
+		for _, o := range objects {
+			dk := c.store.doomKey(o)
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(dk), "=", 0))
+			gets = append(gets, clientv3.OpGet(dk))
+		}
+		// No entry may have been added to a shard since the one known.
+		for _, p := range preps {
+			st := c.shards[p.u.shard]
+			from, end := c.store.logKey(p.u.shard, st.seq+1), clientv3.GetPrefixRangeEnd(c.store.logPrefix(p.u.shard))
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(from), "=", 0).WithRange(end))
+			gets = append(gets, clientv3.OpGet(from, clientv3.WithRange(end)))
+			if p.entry != nil {
+				puts = append(puts, clientv3.OpPut(p.key, string(p.value)))
+			}
+		}
+		start := time.Now()
+		txn := c.store.cli.Txn(ctx).If(cmps...)
+		if len(puts) > 0 {
+			txn = txn.Then(puts...)
+		}
+		resp, err := txn.Else(gets...).Commit()
+		c.observe(start, resp, err)
+		if err != nil {
+			return fmt.Errorf("committing: %w", err)
+		}
+		if resp.Succeeded {
+			for _, p := range preps {
+				c.applyPrepared(p, resp.Header.Revision, results)
+			}
+			return nil
+		}
+		var err2 error
+		live, err2 = c.absorb(ctx, appends, live, topics, objects, resp.Responses, results)
+		if err2 != nil {
+			return err2
+		}
+		if attempt > 0 && attempt%16 == 0 {
+			// Contention this heavy is unusual; let the other writer
+			// through.
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(attempt) * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// applyPrepared makes a committed unit the shard's known state and
+// records its results.
+func (c *Committer) applyPrepared(p *prepared, rev int64, results []CommitResult) {
+	for i, res := range p.results {
+		if p.entry != nil && res.Entry != nil {
+			res.Revision = rev
+		}
+		results[i] = res
+	}
+	if p.entry != nil {
+		c.applyEntry(c.shards[p.u.shard], p.entry)
+	}
+	c.shards[p.u.shard].used = time.Now()
+}
+
+// applyEntry advances a shard's known state past e.
+func (c *Committer) applyEntry(st *shardState, e *LogEntry) {
+	st.seq = e.SeqLast
+	st.nexts = slices.Clone(e.Nexts)
+	touched := map[int32]bool{}
+	for _, d := range e.Producers {
+		pp := st.producers[d.Partition]
+		if pp == nil {
+			pp = newPartitionProducers()
+			st.producers[d.Partition] = pp
+		}
+		pp.applyDelta(d, e.Committed)
+		touched[d.Partition] = true
+	}
+	for p := range touched {
+		st.producers[p].trim(e.Committed-c.cfg.ProducerExpiry.Milliseconds(), c.cfg.MaxProducersPerPartition)
+		st.changed[p] = true
+	}
+	st.since++
+}
+
+// absorb reads a failed transaction's else branch: topics that no longer
+// match and doomed objects fail their appends; shards that moved on learn
+// their new entries. It returns the units still to commit.
+func (c *Committer) absorb(ctx context.Context, appends []Append, live []unit, topics []Topic, objects []string, responses []*etcdserverpb.ResponseOp, results []CommitResult) ([]unit, error) {
+	gone := map[uuid.UUID]bool{}
+	for i, t := range topics {
+		kvs := responses[i].GetResponseRange().Kvs
+		if len(kvs) == 0 || kvs[0].CreateRevision != t.CreateRevision {
+			gone[t.ID] = true
+		}
+	}
+	doomed := map[string]bool{}
+	for i, o := range objects {
+		if len(responses[len(topics)+i].GetResponseRange().Kvs) > 0 {
+			doomed[o] = true
+		}
+	}
+	var reload []unit
+	out := live[:0:0]
+	for i, u := range live {
+		if gone[u.topic.ID] {
+			for _, j := range u.idx {
+				results[j] = failAll(appends[j], ErrUnknownPartition)
+			}
+			delete(c.shards, u.shard)
+			continue
+		}
+		var keep []int
+		for _, j := range u.idx {
+			if doomed[appends[j].Object] {
+				results[j] = failAll(appends[j], fmt.Errorf("%w: %s", ErrObjectDoomed, appends[j].Object))
+				continue
+			}
+			keep = append(keep, j)
+		}
+		if len(keep) == 0 {
+			continue
+		}
+		u.idx = keep
+		out = append(out, u)
+		kvs := responses[len(topics)+len(objects)+i].GetResponseRange().Kvs
+		st := c.shards[u.shard]
+		ok := true
+		for _, kv := range kvs {
+			_, seq, valid := parseLogKey(string(kv.Key)[len(c.store.key(prefixLog)):])
+			if !valid {
+				ok = false
+				break
+			}
+			e, err := DecodeLogEntry(string(kv.Key), seq, kv.Value)
+			if err != nil {
+				return nil, err
+			}
+			if e.Seq != st.seq+1 || e.Flags&EntryMerged != 0 {
+				ok = false // merged or missing entries: start again from etcd
+				break
+			}
+			c.applyEntry(st, &e)
+		}
+		if !ok {
+			delete(c.shards, u.shard)
+			reload = append(reload, u)
+		}
+	}
+	if err := c.loadShards(ctx, reload); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func failAll(a Append, err error) CommitResult {
+	r := CommitResult{Batches: make([]BatchOutcome, len(a.Batches))}
+	for i := range r.Batches {
+		r.Batches[i] = BatchOutcome{BaseOffset: -1, Err: err}
+	}
+	return r
+}
+
+// observe reports one transaction to the observer, if any.
+func (c *Committer) observe(start time.Time, resp *clientv3.TxnResponse, err error) {
+	if c.cfg.Observer == nil {
+		return
+	}
+	outcome := TxnCommitted
+	switch {
+	case err != nil:
+		outcome = TxnFailed
+	case !resp.Succeeded:
+		outcome = TxnConflict
+	}
+	c.cfg.Observer.ObserveCommitTxn(time.Since(start), outcome)
+}
+
+// sweep forgets shards not committed to for IdleShardTTL, at most once a
+// minute.
+func (c *Committer) sweep() {
+	now := time.Now()
+	if now.Sub(c.swept) < time.Minute {
+		return
+	}
+	c.swept = now
+	for sh, st := range c.shards {
+		if now.Sub(st.used) > c.cfg.IdleShardTTL {
+			delete(c.shards, sh)
+		}
+	}
+}
+
+// loadShards reads the state of shards the committer does not know, in
+// parallel: the latest entry, the producer snapshots, and the entries
+// since them.
+func (c *Committer) loadShards(ctx context.Context, units []unit) error {
+	if len(units) == 0 {
+		return nil
+	}
+	var (
+		mu    sync.Mutex
+		first error
+		wg    sync.WaitGroup
+		sem   = make(chan struct{}, 16)
+	)
+	for _, u := range units {
+		if c.shards[u.shard] != nil {
+			continue
+		}
+		c.shards[u.shard] = nil // claimed; filled below
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			st, err := c.store.loadShardState(ctx, u.shard, c.cfg)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if first == nil {
+					first = err
+				}
+				return
+			}
+			c.shards[u.shard] = st
+		}()
+	}
+	wg.Wait()
+	for sh, st := range c.shards {
+		if st == nil {
+			delete(c.shards, sh)
+		}
+	}
+	return first
+}
+
+// loadShardState reads a shard's state from etcd: the latest entry's
+// high watermarks, and its producers from their snapshots and the
+// entries since.
+func (s *Store) loadShardState(ctx context.Context, sh ShardID, cfg CommitConfig) (*shardState, error) {
+	prefix := s.logPrefix(sh)
+	floorKey := s.pstateFloorKey(sh)
+	resp, err := s.cli.Txn(ctx).Then(
+		clientv3.OpGet(prefix, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend), clientv3.WithLimit(1)),
+		clientv3.OpGet(floorKey),
+		clientv3.OpGet(floorKey+"/", clientv3.WithPrefix()),
+	).Commit()
+	if err != nil {
+		return nil, fmt.Errorf("reading the state of shard %s: %w", sh, err)
+	}
+	st := &shardState{
+		producers: map[int32]*partitionProducers{},
+		snapSeq:   map[int32]int64{},
+		changed:   map[int32]bool{},
+		used:      time.Now(),
+	}
+	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
+		_, seq, ok := parseLogKey(string(kvs[0].Key)[len(s.key(prefixLog)):])
+		if !ok {
+			return nil, fmt.Errorf("%w: %s: not a log key", ErrCorruptValue, kvs[0].Key)
+		}
+		e, err := DecodeLogEntry(string(kvs[0].Key), seq, kvs[0].Value)
+		if err != nil {
+			return nil, err
+		}
+		st.seq, st.nexts = e.SeqLast, e.Nexts
+	}
+	if kvs := resp.Responses[1].GetResponseRange().Kvs; len(kvs) > 0 {
+		var f floorValue
+		if err := decode(floorKey, kvs[0].Value, &f); err != nil {
+			return nil, err
+		}
+		st.floor, st.floorRev = f.Seq, kvs[0].ModRevision
+	}
+	for _, kv := range resp.Responses[2].GetResponseRange().Kvs {
+		p, ok := parseTail10(string(kv.Key))
+		if !ok {
+			return nil, fmt.Errorf("%w: %s: not a producer snapshot key", ErrCorruptValue, kv.Key)
+		}
+		seq, pp, err := decodeSnapshot(string(kv.Key), kv.Value)
+		if err != nil {
+			return nil, err
+		}
+		st.producers[p], st.snapSeq[p] = pp, seq
+	}
+	// A snapshot holds its partition's state as of its own sequence or
+	// the floor, whichever is later: the floor is written after every
+	// partition that changed since its snapshot was written again.
+	from := st.floor
+	if from >= st.seq {
+		return st, nil
+	}
+	startOf := func(p int32) int64 { return max(st.snapSeq[p], st.floor) }
+	err = s.rangePages(ctx, s.logKey(sh, from+1), s.logKey(sh, st.seq+1), func(key string, value []byte, _ int64) error {
+		_, seq, ok := parseLogKey(key[len(s.key(prefixLog)):])
+		if !ok {
+			return fmt.Errorf("%w: %s: not a log key", ErrCorruptValue, key)
+		}
+		e, err := DecodeLogEntry(key, seq, value)
+		if err != nil {
+			return err
+		}
+		touched := map[int32]bool{}
+		for _, d := range e.Producers {
+			if e.Seq <= startOf(d.Partition) {
+				continue
+			}
+			pp := st.producers[d.Partition]
+			if pp == nil {
+				pp = newPartitionProducers()
+				st.producers[d.Partition] = pp
+			}
+			pp.applyDelta(d, e.Committed)
+			touched[d.Partition] = true
+		}
+		if e.Flags&EntryMerged != 0 && e.SeqLast > from {
+			for p := range st.producers {
+				if e.SeqLast > startOf(p) {
+					return fmt.Errorf("%w: %s: a merged entry above the producer snapshot of partition %d", ErrCorruptValue, key, p)
+				}
+			}
+		}
+		for p := range touched {
+			st.producers[p].trim(e.Committed-cfg.ProducerExpiry.Milliseconds(), cfg.MaxProducersPerPartition)
+			st.changed[p] = true
+		}
+		st.since++
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("replaying the log of shard %s: %w", sh, err)
+	}
+	return st, nil
+}
+
+// floorValue is a shard's producer-state floor.
+type floorValue struct {
+	V   int   `json:"v"`
+	Seq int64 `json:"seq"`
+}
+
+// parseTail10 parses the 10-digit number ending a key.
+func parseTail10(key string) (int32, bool) {
+	if len(key) < 11 || key[len(key)-11] != '/' {
+		return 0, false
+	}
+	var n int64
+	for _, ch := range key[len(key)-10:] {
+		if ch < '0' || ch > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(ch-'0')
+	}
+	if n > MaxPartitions {
+		return 0, false
+	}
+	return int32(n), true
+}
+
+// snapshot writes producer snapshots of shards whose logs grew
+// SnapshotEvery entries past their floor, a few shards per call. A
+// failure is not an error of the commit: the snapshot is written later,
+// or by another agent.
+func (c *Committer) snapshot(ctx context.Context) {
+	done := 0
+	for sh, st := range c.shards {
+		if st.since < c.cfg.SnapshotEvery || done == 4 {
+			continue
+		}
+		done++
+		if err := c.store.writeSnapshots(ctx, sh, st, c.cfg.txnBudget()); err != nil {
+			delete(c.shards, sh) // learn what another writer wrote
+		}
+	}
+}
+
+// writeSnapshots writes the snapshots of a shard's changed partitions as
+// of st.seq and then its floor, each transaction compared with the floor
+// the state was loaded with.
+func (s *Store) writeSnapshots(ctx context.Context, sh ShardID, st *shardState, budget int) error {
+	floorKey := s.pstateFloorKey(sh)
+	fence := clientv3.Compare(clientv3.ModRevision(floorKey), "=", st.floorRev)
+	var (
+		ops   []clientv3.Op
+		bytes int
+		parts = slices.Sorted(func(yield func(int32) bool) {
+			for p := range st.changed {
+				if !yield(p) {
+					return
+				}
+			}
+		})
+	)
+	flush := func(final bool) error {
+		if final {
+			ops = append(ops, clientv3.OpPut(floorKey, encode(floorValue{V: 1, Seq: st.seq})))
+		}
+		resp, err := s.cli.Txn(ctx).If(fence).Then(ops...).Commit()
+		if err != nil {
+			return err
+		}
+		if !resp.Succeeded {
+			return ErrConflict
+		}
+		if final {
+			st.floorRev = resp.Header.Revision
+		}
+		ops, bytes = nil, 0
+		return nil
+	}
+	var dropped []int32
+	for _, p := range parts {
+		pp := st.producers[p]
+		key := s.pstateKey(sh, p)
+		if pp.len() == 0 {
+			// Deleted in the floor's transaction: a partition without a
+			// snapshot must have had no producers as of the floor.
+			dropped = append(dropped, p)
+			continue
+		}
+		v := encodeSnapshot(st.seq, pp)
+		if len(ops) > 0 && (bytes+len(v) > budget || len(ops) >= 100) {
+			if err := flush(false); err != nil {
+				return err
+			}
+		}
+		ops = append(ops, clientv3.OpPut(key, string(v)))
+		bytes += len(v) + len(key)
+	}
+	if len(ops)+len(dropped) >= 100 {
+		if err := flush(false); err != nil {
+			return err
+		}
+	}
+	for _, p := range dropped {
+		ops = append(ops, clientv3.OpDelete(s.pstateKey(sh, p)))
+	}
+	if err := flush(true); err != nil {
+		return err
+	}
+	for _, p := range parts {
+		st.snapSeq[p] = st.seq
+		if st.producers[p].len() == 0 {
+			delete(st.producers, p)
+			delete(st.snapSeq, p)
+		}
+	}
+	clear(st.changed)
+	st.floor, st.since = st.seq, 0
+	return nil
+}

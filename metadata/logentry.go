@@ -1,0 +1,354 @@
+package metadata
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+)
+
+// LogEntry is one entry of a shard's log: what one commit (or one merge of
+// consecutive entries) added to the shard. FORMAT.md specifies its bytes.
+type LogEntry struct {
+	// Seq is the entry's sequence number in its shard (its key); SeqLast
+	// is the last sequence number it covers (above Seq once the compactor
+	// merged entries Seq..SeqLast into it).
+	Seq, SeqLast int64
+	// Committed is when the entry was committed (Unix ms); for a merged
+	// entry, when its last constituent was.
+	Committed int64
+	// Base is the shard's first partition; Nexts[i] is the high watermark
+	// of partition Base+i after this entry. Nexts covers the partitions the
+	// shard had when the entry was written.
+	Base  int32
+	Nexts []int64
+	// Objects are the segment objects the extents are in.
+	Objects []ObjectRef
+	// Extents are the partitions' records this entry added, at most one
+	// per partition, in partition order. Partition p's extent holds
+	// exactly the offsets [previous entry's Nexts[p], Nexts[p]).
+	Extents []Extent
+	// Producers are the idempotent producers' batches accepted by this
+	// entry, per partition, in commit order; a merged entry has none
+	// (Flags&EntryMerged), its producers' state lives in the snapshots.
+	Producers []ProducerDelta
+	Flags     uint32
+}
+
+// Entry flags.
+const (
+	// EntryMerged: written by the compactor; carries no producer deltas.
+	EntryMerged uint32 = 1 << iota
+)
+
+const entryKnownFlags = EntryMerged
+
+// ObjectRef names a segment object and its size.
+type ObjectRef struct {
+	Key  string
+	Size int64
+}
+
+// Extent is one partition's run of batches in one object.
+type Extent struct {
+	Partition int32
+	Object    int32 // index into LogEntry.Objects
+	// Offset and Length are the extent's byte range in the object.
+	Offset, Length int64
+	// First and Last are the first and last offsets it holds (inclusive).
+	First, Last int64
+	// Batches is how many of the extent's batches are part of the log;
+	// Skip lists the ordinals of those that are not (duplicates and
+	// rejected batches written before the commit decided), ascending.
+	Batches int32
+	Skip    []int32
+	// MinTimestamp and MaxTimestamp bound the records' timestamps (ms).
+	MinTimestamp, MaxTimestamp int64
+}
+
+// ProducerDelta is one idempotent producer's batches accepted on one
+// partition by one entry.
+type ProducerDelta struct {
+	Partition  int32
+	ProducerID int64
+	Epoch      int16
+	Batches    []SeqEntry
+}
+
+// Next returns partition p's high watermark after e, and whether e knows
+// p (a partition added to the topic after e was written has 0).
+func (e *LogEntry) Next(p int32) (int64, bool) {
+	i := p - e.Base
+	if i < 0 || int(i) >= len(e.Nexts) {
+		return 0, false
+	}
+	return e.Nexts[i], true
+}
+
+// ExtentOf returns partition p's extent in e.
+func (e *LogEntry) ExtentOf(p int32) (Extent, bool) {
+	i, ok := slices.BinarySearchFunc(e.Extents, p, func(x Extent, p int32) int { return int(x.Partition - p) })
+	if !ok {
+		return Extent{}, false
+	}
+	return e.Extents[i], true
+}
+
+// IndexEntry returns x as a self-contained index entry of e.
+func (e *LogEntry) IndexEntry(x Extent) IndexEntry {
+	o := e.Objects[x.Object]
+	return IndexEntry{
+		Object: o.Key, ObjectSize: o.Size,
+		Offset: x.Offset, Length: x.Length,
+		First: x.First, Last: x.Last,
+		Batches: x.Batches, Skip: x.Skip,
+		MinTimestamp: x.MinTimestamp, MaxTimestamp: x.MaxTimestamp,
+		Committed: e.Committed,
+		Seq:       e.Seq,
+	}
+}
+
+// entryVersion is the version of the log entry encoding written.
+const entryVersion = 1
+
+// Bounds a decoded entry must keep, against corrupt or foreign values.
+const (
+	maxEntryObjects = 1 << 16
+	maxObjectKeyLen = 1024
+)
+
+// Encode returns the entry's bytes (FORMAT.md).
+func (e *LogEntry) Encode() []byte {
+	b := make([]byte, 0, 64+len(e.Nexts)*6+len(e.Extents)*24+len(e.Producers)*16)
+	b = append(b, entryVersion)
+	b = binary.AppendUvarint(b, uint64(e.Flags))
+	b = binary.AppendUvarint(b, uint64(e.Seq))
+	b = binary.AppendUvarint(b, uint64(e.SeqLast-e.Seq))
+	b = binary.AppendVarint(b, e.Committed)
+	b = binary.AppendUvarint(b, uint64(e.Base))
+	b = binary.AppendUvarint(b, uint64(len(e.Nexts)))
+	for _, n := range e.Nexts {
+		b = binary.AppendUvarint(b, uint64(n))
+	}
+	b = binary.AppendUvarint(b, uint64(len(e.Objects)))
+	for _, o := range e.Objects {
+		b = binary.AppendUvarint(b, uint64(len(o.Key)))
+		b = append(b, o.Key...)
+		b = binary.AppendUvarint(b, uint64(o.Size))
+	}
+	b = binary.AppendUvarint(b, uint64(len(e.Extents)))
+	for _, x := range e.Extents {
+		b = binary.AppendUvarint(b, uint64(x.Partition-e.Base))
+		b = binary.AppendUvarint(b, uint64(x.Object))
+		b = binary.AppendUvarint(b, uint64(x.Offset))
+		b = binary.AppendUvarint(b, uint64(x.Length))
+		b = binary.AppendUvarint(b, uint64(x.First))
+		b = binary.AppendUvarint(b, uint64(x.Last-x.First))
+		b = binary.AppendUvarint(b, uint64(x.Batches))
+		b = binary.AppendUvarint(b, uint64(len(x.Skip)))
+		prev := int32(-1)
+		for _, s := range x.Skip {
+			b = binary.AppendUvarint(b, uint64(s-prev-1))
+			prev = s
+		}
+		b = binary.AppendVarint(b, x.MinTimestamp)
+		b = binary.AppendVarint(b, x.MaxTimestamp)
+	}
+	b = binary.AppendUvarint(b, uint64(len(e.Producers)))
+	for _, d := range e.Producers {
+		b = binary.AppendUvarint(b, uint64(d.Partition-e.Base))
+		b = appendProducerBatches(b, d.ProducerID, d.Epoch, d.Batches)
+	}
+	return b
+}
+
+// appendProducerBatches encodes a producer's ID, epoch and batches, as
+// entries' deltas and snapshots both hold them.
+func appendProducerBatches(b []byte, pid int64, epoch int16, batches []SeqEntry) []byte {
+	b = binary.AppendUvarint(b, uint64(pid))
+	b = binary.AppendUvarint(b, uint64(uint16(epoch)))
+	b = binary.AppendUvarint(b, uint64(len(batches)))
+	for _, s := range batches {
+		b = binary.AppendUvarint(b, uint64(uint32(s.FirstSeq)))
+		b = binary.AppendUvarint(b, uint64(uint32(s.LastSeq)))
+		b = binary.AppendUvarint(b, uint64(s.BaseOffset))
+	}
+	return b
+}
+
+// errShortValue: a binary value ended early or held an out-of-range field.
+var errShortValue = errors.New("truncated or out of range")
+
+// reader decodes the varints of a binary value; the first failure sticks.
+type valueReader struct {
+	b   []byte
+	err error
+}
+
+func (r *valueReader) uvarint(limit uint64) uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 || v > limit {
+		r.err = errShortValue
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *valueReader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.err = errShortValue
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *valueReader) bytes(n int) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if n > len(r.b) {
+		r.err = errShortValue
+		return nil
+	}
+	out := r.b[:n]
+	r.b = r.b[n:]
+	return out
+}
+
+// count reads a count of items each taking at least minBytes, so a corrupt
+// count cannot make the decoder allocate more than the value could hold.
+func (r *valueReader) count(minBytes int) int {
+	return int(r.uvarint(uint64(len(r.b) / max(minBytes, 1))))
+}
+
+// readProducerBatches decodes what appendProducerBatches wrote.
+func (r *valueReader) producerBatches() (pid int64, epoch int16, batches []SeqEntry) {
+	pid = int64(r.uvarint(math.MaxInt64))
+	epoch = int16(uint16(r.uvarint(math.MaxUint16)))
+	n := r.count(3)
+	if n > 0 {
+		batches = make([]SeqEntry, 0, n)
+	}
+	for range n {
+		first := int32(uint32(r.uvarint(math.MaxUint32)))
+		last := int32(uint32(r.uvarint(math.MaxUint32)))
+		base := int64(r.uvarint(math.MaxInt64))
+		batches = append(batches, SeqEntry{FirstSeq: first, LastSeq: last, BaseOffset: base})
+	}
+	return pid, epoch, batches
+}
+
+// DecodeLogEntry decodes a log entry value; key names it in errors and
+// gives its sequence number (checked against the value's). It never
+// panics and never allocates much more than the value's size; an
+// inconsistent entry gives ErrCorruptValue.
+func DecodeLogEntry(key string, seq int64, data []byte) (LogEntry, error) {
+	bad := func(format string, args ...any) (LogEntry, error) {
+		return LogEntry{}, fmt.Errorf("%w: %s: log entry: %s", ErrCorruptValue, key, fmt.Sprintf(format, args...))
+	}
+	if len(data) == 0 {
+		return bad("empty")
+	}
+	if data[0] != entryVersion {
+		return bad("version %d, this floe reads %d", data[0], entryVersion)
+	}
+	r := &valueReader{b: data[1:]}
+	var e LogEntry
+	e.Flags = uint32(r.uvarint(math.MaxUint32))
+	e.Seq = int64(r.uvarint(math.MaxInt64))
+	e.SeqLast = e.Seq + int64(r.uvarint(uint64(math.MaxInt64-e.Seq)))
+	e.Committed = r.varint()
+	e.Base = int32(r.uvarint(MaxPartitions))
+	nn := r.count(1)
+	if nn > MaxShardSize {
+		return bad("%d partitions", nn)
+	}
+	e.Nexts = make([]int64, nn)
+	for i := range e.Nexts {
+		e.Nexts[i] = int64(r.uvarint(math.MaxInt64))
+	}
+	no := r.count(2)
+	if no > maxEntryObjects {
+		return bad("%d objects", no)
+	}
+	e.Objects = make([]ObjectRef, no)
+	for i := range e.Objects {
+		k := r.bytes(int(r.uvarint(maxObjectKeyLen)))
+		e.Objects[i] = ObjectRef{Key: string(k), Size: int64(r.uvarint(math.MaxInt64))}
+	}
+	nx := r.count(11)
+	if nx > len(e.Nexts) {
+		return bad("%d extents for %d partitions", nx, len(e.Nexts))
+	}
+	e.Extents = make([]Extent, nx)
+	for i := range e.Extents {
+		x := &e.Extents[i]
+		x.Partition = e.Base + int32(r.uvarint(uint64(max(len(e.Nexts)-1, 0))))
+		x.Object = int32(r.uvarint(uint64(max(no-1, 0))))
+		x.Offset = int64(r.uvarint(math.MaxInt64))
+		x.Length = int64(r.uvarint(math.MaxInt64))
+		x.First = int64(r.uvarint(math.MaxInt64))
+		x.Last = x.First + int64(r.uvarint(uint64(math.MaxInt64-x.First)))
+		x.Batches = int32(r.uvarint(math.MaxInt32))
+		ns := r.count(1)
+		if ns > 0 {
+			x.Skip = make([]int32, ns)
+		}
+		prev := int64(-1)
+		for j := range x.Skip {
+			prev += 1 + int64(r.uvarint(math.MaxInt32))
+			if prev > math.MaxInt32 {
+				return bad("skip ordinal out of range")
+			}
+			x.Skip[j] = int32(prev)
+		}
+		x.MinTimestamp = r.varint()
+		x.MaxTimestamp = r.varint()
+	}
+	np := r.count(5)
+	if np > 0 {
+		e.Producers = make([]ProducerDelta, np)
+	}
+	for i := range e.Producers {
+		d := &e.Producers[i]
+		d.Partition = e.Base + int32(r.uvarint(uint64(max(len(e.Nexts)-1, 0))))
+		d.ProducerID, d.Epoch, d.Batches = r.producerBatches()
+	}
+	if r.err != nil {
+		return bad("%v", r.err)
+	}
+	if len(r.b) != 0 {
+		return bad("%d bytes after the end", len(r.b))
+	}
+	if e.Flags&^entryKnownFlags != 0 {
+		return bad("unknown flags %#x", e.Flags)
+	}
+	if seq > 0 && e.Seq != seq {
+		return bad("holds sequence %d under key %d", e.Seq, seq)
+	}
+	if e.Seq <= 0 || len(e.Nexts) == 0 && len(e.Extents) > 0 {
+		return bad("sequence %d with %d partitions", e.Seq, len(e.Nexts))
+	}
+	for i, x := range e.Extents {
+		if i > 0 && x.Partition <= e.Extents[i-1].Partition {
+			return bad("extents out of partition order")
+		}
+		if x.Length <= 0 || x.Batches <= 0 || int64(x.Batches) > x.Last-x.First+1 {
+			return bad("extent of partition %d: %d bytes, %d batches, offsets %d-%d", x.Partition, x.Length, x.Batches, x.First, x.Last)
+		}
+		if next, _ := e.Next(x.Partition); x.Last >= next {
+			return bad("extent of partition %d ends at %d, its high watermark is %d", x.Partition, x.Last, next)
+		}
+	}
+	return e, nil
+}

@@ -1,0 +1,251 @@
+package metadata
+
+// Idempotent producers' state.
+//
+// For each partition, what it remembers of each idempotent producer: its
+// epoch, its last MaxProducerBatches batches (sequence range and first
+// offset), so a retry is answered with its original offset, and the time
+// of its last write. The state is a pure function of the shard's log:
+// every log entry lists the idempotent batches it accepted (its producer
+// deltas), and the state after entry n is the state after entry n-1 with
+// entry n's deltas applied, then producers idle past the expiry and those
+// beyond the per-partition cap (least recently written first) removed.
+// Every agent that replays the same entries therefore reaches the same
+// state, and any agent can commit to any shard.
+//
+// Snapshots bound the replay: pstate/<topic>/<shard>/<partition> holds a
+// partition's state as of some sequence number, and pstate/<topic>/<shard>
+// the shard's floor: partitions without a snapshot of their own had no
+// producers as of the floor. Agents write snapshots as the log grows; the
+// compactor merges only entries at or below every snapshot of the shard
+// (merged entries carry no deltas).
+
+import (
+	"container/list"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"time"
+)
+
+// ProducerState is what a partition remembers of one idempotent producer.
+type ProducerState struct {
+	Epoch   int16
+	Batches []SeqEntry // oldest first, at most MaxProducerBatches
+	// LastWrite is the commit time (Unix ms) of its last batch.
+	LastWrite int64
+}
+
+// SeqEntry is one committed batch of an idempotent producer.
+type SeqEntry struct {
+	FirstSeq   int32
+	LastSeq    int32
+	BaseOffset int64
+}
+
+// MaxProducerBatches is how many recent batches per producer a partition
+// remembers, matching Kafka's limit of five in-flight requests for
+// idempotent producers.
+const MaxProducerBatches = 5
+
+// DefaultMaxProducersPerPartition is how many idempotent producers a
+// partition remembers by default. Kafka bounds producer state only by
+// expiry; floe also caps it, so a partition's state (and its snapshot in
+// etcd) stays bounded however many producers write it.
+const DefaultMaxProducersPerPartition = 4096
+
+// partitionProducers is one partition's producers in least recently
+// written order (front: oldest).
+type partitionProducers struct {
+	byID map[int64]*list.Element // of *producerItem
+	lru  list.List
+}
+
+type producerItem struct {
+	id int64
+	ProducerState
+}
+
+func newPartitionProducers() *partitionProducers {
+	return &partitionProducers{byID: map[int64]*list.Element{}}
+}
+
+func (pp *partitionProducers) len() int {
+	if pp == nil {
+		return 0
+	}
+	return len(pp.byID)
+}
+
+func (pp *partitionProducers) get(id int64) *producerItem {
+	if pp == nil {
+		return nil
+	}
+	if el := pp.byID[id]; el != nil {
+		return el.Value.(*producerItem)
+	}
+	return nil
+}
+
+// set records a producer's new state as its most recent write.
+func (pp *partitionProducers) set(id int64, st ProducerState) {
+	if el := pp.byID[id]; el != nil {
+		el.Value.(*producerItem).ProducerState = st
+		pp.lru.MoveToBack(el)
+		return
+	}
+	pp.byID[id] = pp.lru.PushBack(&producerItem{id: id, ProducerState: st})
+}
+
+// trim removes producers idle since before expiredBefore (Unix ms) and,
+// beyond max, the least recently written.
+func (pp *partitionProducers) trim(expiredBefore int64, max int) {
+	for el := pp.lru.Front(); el != nil; el = pp.lru.Front() {
+		it := el.Value.(*producerItem)
+		if it.LastWrite >= expiredBefore && len(pp.byID) <= max {
+			return
+		}
+		pp.lru.Remove(el)
+		delete(pp.byID, it.id)
+	}
+}
+
+func (pp *partitionProducers) clone() *partitionProducers {
+	out := newPartitionProducers()
+	if pp == nil {
+		return out
+	}
+	for el := pp.lru.Front(); el != nil; el = el.Next() {
+		it := el.Value.(*producerItem)
+		cp := *it
+		cp.Batches = append([]SeqEntry(nil), it.Batches...)
+		out.byID[it.id] = out.lru.PushBack(&cp)
+	}
+	return out
+}
+
+// producerRules are the limits producer state is kept within.
+type producerRules struct {
+	expiry time.Duration
+	max    int
+}
+
+// applyDeltas applies one entry's deltas for a partition and then the
+// rules, as of the entry's commit time.
+func (pp *partitionProducers) applyDelta(d ProducerDelta, committed int64) {
+	cur := pp.get(d.ProducerID)
+	var st ProducerState
+	if cur != nil && cur.Epoch == d.Epoch {
+		st.Batches = append(st.Batches, cur.Batches...)
+	}
+	st.Epoch = d.Epoch
+	st.Batches = append(st.Batches, d.Batches...)
+	if len(st.Batches) > MaxProducerBatches {
+		st.Batches = append([]SeqEntry(nil), st.Batches[len(st.Batches)-MaxProducerBatches:]...)
+	}
+	st.LastWrite = committed
+	pp.set(d.ProducerID, st)
+}
+
+// BatchMeta describes one RecordBatch offered for commit.
+type BatchMeta struct {
+	// Ordinal is the batch's position in its extent of the segment object.
+	Ordinal       int32
+	Records       int32
+	ProducerID    int64 // -1: not idempotent
+	ProducerEpoch int16
+	BaseSequence  int32
+	MinTimestamp  int64
+	MaxTimestamp  int64
+}
+
+// lastSeq is the sequence of the batch's last record; sequences wrap from
+// MaxInt32 to 0.
+func (b BatchMeta) lastSeq() int32 {
+	return int32((int64(b.BaseSequence) + int64(b.Records) - 1) % (math.MaxInt32 + 1))
+}
+
+// checkBatch decides an idempotent batch against its producer's state, as
+// Kafka does: a retry of one of the last batches is a duplicate (answered
+// with its original offset), a batch from an older epoch is fenced, one
+// that does not follow the last sequence is out of order. A producer the
+// partition does not know (new, expired or evicted) may start at any
+// sequence, as Kafka accepts a producer whose state it no longer has.
+func checkBatch(cur *producerItem, b BatchMeta) BatchOutcome {
+	if cur == nil {
+		return BatchOutcome{}
+	}
+	switch {
+	case b.ProducerEpoch < cur.Epoch:
+		return BatchOutcome{BaseOffset: -1, Err: ErrInvalidProducerEpoch}
+	case b.ProducerEpoch == cur.Epoch:
+		for _, e := range cur.Batches {
+			if e.FirstSeq == b.BaseSequence && e.LastSeq == b.lastSeq() {
+				return BatchOutcome{BaseOffset: e.BaseOffset, Duplicate: true}
+			}
+		}
+		if n := len(cur.Batches); n > 0 {
+			want := int32((int64(cur.Batches[n-1].LastSeq) + 1) % (math.MaxInt32 + 1))
+			if b.BaseSequence != want {
+				return BatchOutcome{BaseOffset: -1, Err: fmt.Errorf("%w: expected sequence %d, got %d", ErrOutOfOrderSequence, want, b.BaseSequence)}
+			}
+		}
+	default: // a newer epoch starts its sequences again at 0
+		if b.BaseSequence != 0 {
+			return BatchOutcome{BaseOffset: -1, Err: fmt.Errorf("%w: a new producer epoch must start at sequence 0, got %d", ErrOutOfOrderSequence, b.BaseSequence)}
+		}
+	}
+	return BatchOutcome{}
+}
+
+// snapshotVersion is the version of the producer snapshot encoding.
+const snapshotVersion = 1
+
+// encodeSnapshot encodes a partition's producers as of seq (FORMAT.md).
+func encodeSnapshot(seq int64, pp *partitionProducers) []byte {
+	b := make([]byte, 0, 16+pp.len()*32)
+	b = append(b, snapshotVersion)
+	b = binary.AppendUvarint(b, uint64(seq))
+	b = binary.AppendUvarint(b, uint64(pp.len()))
+	if pp == nil {
+		return b
+	}
+	for el := pp.lru.Front(); el != nil; el = el.Next() {
+		it := el.Value.(*producerItem)
+		b = appendProducerBatches(b, it.id, it.Epoch, it.Batches)
+		b = binary.AppendVarint(b, it.LastWrite)
+	}
+	return b
+}
+
+// decodeSnapshot decodes a producer snapshot. It never panics.
+func decodeSnapshot(key string, data []byte) (int64, *partitionProducers, error) {
+	bad := func(format string, args ...any) (int64, *partitionProducers, error) {
+		return 0, nil, fmt.Errorf("%w: %s: producer snapshot: %s", ErrCorruptValue, key, fmt.Sprintf(format, args...))
+	}
+	if len(data) == 0 || data[0] != snapshotVersion {
+		return bad("unknown version")
+	}
+	r := &valueReader{b: data[1:]}
+	seq := int64(r.uvarint(math.MaxInt64))
+	n := r.count(5)
+	pp := newPartitionProducers()
+	for range n {
+		pid, epoch, batches := r.producerBatches()
+		last := r.varint()
+		if r.err != nil {
+			break
+		}
+		if pp.get(pid) != nil || len(batches) > MaxProducerBatches {
+			return bad("producer %d listed twice or with %d batches", pid, len(batches))
+		}
+		pp.set(pid, ProducerState{Epoch: epoch, Batches: batches, LastWrite: last})
+	}
+	if r.err != nil {
+		return bad("%v", r.err)
+	}
+	if len(r.b) != 0 {
+		return bad("%d bytes after the end", len(r.b))
+	}
+	return seq, pp, nil
+}

@@ -1,0 +1,327 @@
+package metadata
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Watermarks is a partition's log start offset and high watermark.
+type Watermarks struct {
+	Start int64
+	Next  int64 // high watermark
+}
+
+// WatermarkWatcher keeps the watermarks of the shards an agent uses in
+// memory, fresh through two etcd watches (log entries and log starts),
+// and wakes waiters when a shard moves. Fetch long polls wait on it, so
+// they wake on commit, not on a timer.
+//
+// A shard is read from etcd the first time it is asked for, then kept
+// from the watches. High watermarks and log starts only grow within a
+// topic incarnation, so what the watcher holds is the largest value seen
+// from any source (reads, watch events, the agent's own commits), and the
+// order those arrive in does not matter.
+type WatermarkWatcher struct {
+	store *Store
+	log   *slog.Logger
+	// onEntry, if set, learns every log entry written (the agent's reader
+	// extends its index windows with them). It is called without the
+	// watcher's lock held, on the watch goroutine or Observe's caller.
+	onEntry func(ShardID, *LogEntry)
+
+	mu      sync.Mutex
+	shards  map[ShardID]*shardMarks
+	waiters map[ShardID]map[*waiter]struct{}
+	wg      sync.WaitGroup
+}
+
+type shardMarks struct {
+	seq    int64
+	nexts  []int64
+	starts []int64
+	// loaded: read from etcd since the watches last started, so the
+	// watches have kept it complete.
+	loaded bool
+}
+
+type waiter struct{ ch chan struct{} }
+
+// StartWatermarkWatcher starts following log entries and log starts until
+// ctx is done. onEntry may be nil.
+func (s *Store) StartWatermarkWatcher(ctx context.Context, log *slog.Logger, onEntry func(ShardID, *LogEntry)) (*WatermarkWatcher, error) {
+	w := &WatermarkWatcher{store: s, log: log, onEntry: onEntry, shards: map[ShardID]*shardMarks{}, waiters: map[ShardID]map[*waiter]struct{}{}}
+	rev, err := w.currentRevision(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, prefix := range []string{s.key(prefixLog), s.key(prefixStarts)} {
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			w.run(ctx, prefix, rev)
+		}()
+	}
+	return w, nil
+}
+
+// Wait blocks until the watcher has stopped (after its context ends).
+func (w *WatermarkWatcher) Wait() { w.wg.Wait() }
+
+func (w *WatermarkWatcher) currentRevision(ctx context.Context) (int64, error) {
+	resp, err := w.store.cli.Get(ctx, w.store.key(keyCluster), clientv3.WithCountOnly())
+	if err != nil {
+		return 0, err
+	}
+	return resp.Header.Revision, nil
+}
+
+// run follows prefix from rev+1. When the watch breaks, events may have
+// been missed: every shard is marked for reloading and the watch starts
+// again from the current revision.
+func (w *WatermarkWatcher) run(ctx context.Context, prefix string, rev int64) {
+	for ctx.Err() == nil {
+		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+		for resp := range w.store.cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1)) {
+			if err := resp.Err(); err != nil {
+				w.log.Warn("watermark watch interrupted; reloading", "prefix", strings.TrimPrefix(prefix, w.store.root), "err", err)
+				break
+			}
+			for _, ev := range resp.Events {
+				w.apply(prefix, ev)
+			}
+			rev = resp.Header.Revision
+		}
+		cancel()
+		w.mu.Lock()
+		for sh, m := range w.shards {
+			m.loaded = false
+			w.wakeLocked(sh)
+		}
+		w.mu.Unlock()
+		for ctx.Err() == nil {
+			r, err := w.currentRevision(ctx)
+			if err == nil {
+				rev = r
+				break
+			}
+			w.log.Warn("reloading watermarks failed; retrying", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+func (w *WatermarkWatcher) apply(prefix string, ev *clientv3.Event) {
+	key := string(ev.Kv.Key)
+	rest := strings.TrimPrefix(key, prefix)
+	if prefix == w.store.key(prefixStarts) {
+		sh, ok := parseShardPart(rest)
+		if !ok || ev.Type == mvccpb.DELETE {
+			return
+		}
+		starts, err := decodeStarts(key, ev.Kv.Value)
+		if err != nil {
+			w.log.Error("ignoring undecodable log starts", "err", err)
+			return
+		}
+		w.mu.Lock()
+		w.mergeLocked(sh, 0, nil, starts)
+		w.mu.Unlock()
+		return
+	}
+	sh, seq, ok := parseLogKey(rest)
+	if !ok {
+		return
+	}
+	if ev.Type == mvccpb.DELETE {
+		// Retention and merges never remove a shard's latest entry; only
+		// deleting the topic does.
+		w.mu.Lock()
+		if m := w.shards[sh]; m != nil && m.seq == seq {
+			delete(w.shards, sh)
+			w.wakeLocked(sh)
+		}
+		w.mu.Unlock()
+		return
+	}
+	e, err := DecodeLogEntry(key, seq, ev.Kv.Value)
+	if err != nil {
+		w.log.Error("ignoring undecodable log entry", "err", err)
+		return
+	}
+	w.Observe(sh, &e)
+}
+
+// mergeLocked raises what is known of sh to the given values.
+func (w *WatermarkWatcher) mergeLocked(sh ShardID, seq int64, nexts, starts []int64) {
+	m := w.shards[sh]
+	if m == nil {
+		m = &shardMarks{}
+		w.shards[sh] = m
+	}
+	changed := false
+	if seq > m.seq {
+		m.seq = seq
+	}
+	m.nexts, changed = raise(m.nexts, nexts, changed)
+	m.starts, changed = raise(m.starts, starts, changed)
+	if changed {
+		w.wakeLocked(sh)
+	}
+}
+
+// raise returns cur with each element raised to the matching one of to.
+func raise(cur, to []int64, changed bool) ([]int64, bool) {
+	if len(to) > len(cur) {
+		cur = append(cur, make([]int64, len(to)-len(cur))...)
+		changed = true
+	}
+	for i, v := range to {
+		if v > cur[i] {
+			cur[i] = v
+			changed = true
+		}
+	}
+	return cur, changed
+}
+
+func (w *WatermarkWatcher) wakeLocked(sh ShardID) {
+	for wt := range w.waiters[sh] {
+		select {
+		case wt.ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Observe records a log entry the caller learned first-hand (its own
+// commit), so readers on this agent see it before the watch delivers it.
+func (w *WatermarkWatcher) Observe(sh ShardID, e *LogEntry) {
+	w.mu.Lock()
+	if e.Flags&EntryMerged == 0 {
+		w.mergeLocked(sh, e.SeqLast, e.Nexts, nil)
+	}
+	w.mu.Unlock()
+	if w.onEntry != nil {
+		w.onEntry(sh, e)
+	}
+}
+
+// ObserveStart records a log start offset the caller set itself.
+func (w *WatermarkWatcher) ObserveStart(t Topic, p int32, start int64) {
+	sh, slot := ShardOf(t.ID, t.ShardSize, p)
+	starts := make([]int64, slot+1)
+	starts[slot] = start
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.mergeLocked(sh, 0, nil, starts)
+}
+
+// Get returns partition p of t's watermarks, reading its shard from etcd
+// if the watcher does not follow it yet. A partition never written to has
+// zero watermarks.
+func (w *WatermarkWatcher) Get(ctx context.Context, t Topic, p int32) (Watermarks, error) {
+	sh, slot := ShardOf(t.ID, t.ShardSize, p)
+	w.mu.Lock()
+	m := w.shards[sh]
+	if m == nil || !m.loaded {
+		w.mu.Unlock()
+		if err := w.Reload(ctx, sh); err != nil {
+			return Watermarks{}, err
+		}
+		w.mu.Lock()
+		m = w.shards[sh]
+	}
+	defer w.mu.Unlock()
+	return m.marks(slot), nil
+}
+
+// Cached returns partition p of t's watermarks as known, without reading
+// etcd, and whether its shard is followed.
+func (w *WatermarkWatcher) Cached(t Topic, p int32) (Watermarks, bool) {
+	sh, slot := ShardOf(t.ID, t.ShardSize, p)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	m := w.shards[sh]
+	if m == nil {
+		return Watermarks{}, false
+	}
+	return m.marks(slot), m.loaded
+}
+
+func (m *shardMarks) marks(slot int32) Watermarks {
+	var wm Watermarks
+	if m == nil {
+		return wm
+	}
+	if int(slot) < len(m.nexts) {
+		wm.Next = m.nexts[slot]
+	}
+	if int(slot) < len(m.starts) {
+		wm.Start = min(m.starts[slot], wm.Next)
+	}
+	return wm
+}
+
+// Reload reads a shard's state from etcd (a lagging watch, or the first
+// use) and merges it into what the watcher knows.
+func (w *WatermarkWatcher) Reload(ctx context.Context, sh ShardID) error {
+	st, err := w.store.GetShardState(ctx, sh)
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.mergeLocked(sh, st.Seq, st.Nexts, st.Starts)
+	w.shards[sh].loaded = true
+	return nil
+}
+
+// Subscribe returns a channel that receives a value whenever any of the
+// shards' watermarks change, and a function that unsubscribes.
+func (w *WatermarkWatcher) Subscribe(shards []ShardID) (<-chan struct{}, func()) {
+	wt := &waiter{ch: make(chan struct{}, 1)}
+	w.mu.Lock()
+	for _, sh := range shards {
+		set := w.waiters[sh]
+		if set == nil {
+			set = map[*waiter]struct{}{}
+			w.waiters[sh] = set
+		}
+		set[wt] = struct{}{}
+	}
+	w.mu.Unlock()
+	return wt.ch, func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for _, sh := range shards {
+			if set := w.waiters[sh]; set != nil {
+				delete(set, wt)
+				if len(set) == 0 {
+					delete(w.waiters, sh)
+				}
+			}
+		}
+	}
+}
+
+// Forget drops what the watcher holds of a topic (deleted).
+func (w *WatermarkWatcher) Forget(topic uuid.UUID) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for sh := range w.shards {
+		if sh.Topic == topic {
+			delete(w.shards, sh)
+			w.wakeLocked(sh)
+		}
+	}
+}
