@@ -452,7 +452,7 @@ func (r *runner) readPhase(ctx context.Context, name string, groups []string, fr
 	}
 	after := r.scrape(ctx)
 	res := &ConsumeResult{Groups: len(groups), Consumers: r.cfg.Consumers, CPU: cpuUsed}
-	var first, last int64
+	var first, last, assigned int64
 	for _, g := range reads {
 		res.Bytes += g.bytes.Load()
 		res.Records += g.records.Load()
@@ -461,7 +461,15 @@ func (r *runner) readPhase(ctx context.Context, name string, groups []string, fr
 		if a := g.firstRec.Load(); first == 0 || a < first {
 			first = a
 		}
+		if a := g.assigned.Load(); assigned == 0 || a < assigned {
+			assigned = a
+		}
 		last = max(last, g.lastRec.Load())
+	}
+	if last <= first {
+		// Everything came in one poll (a small topic over many
+		// partitions): time it from the assignment instead.
+		first = assigned
 	}
 	elapsed := time.Duration(last - first)
 	res.Seconds = elapsed.Seconds()
