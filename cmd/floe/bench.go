@@ -73,6 +73,22 @@ Phases, in order (a progress bar on stderr follows each):
 Then costs (requests per GiB at S3 Standard prices), the agents' memory
 (sampled from /metrics), and the targets of issue 8.
 
+Partition sweep: --partitions with several counts (e.g. 16,1024,4096)
+runs produce, cold read and warm read at each count, smallest first, on a
+topic of its own; before each cold read the agents are restarted (--local).
+A sweep needs keyed records so that every flush touches every partition:
+--keys defaults to uniform with a sweep (over --key-space keys, which must
+be at least 4 per partition), and --keys none is refused. The fan-out and
+latency phases run at the first count only. The report adds one table:
+per count produce, cold and warm read MiB/s, GETs per GiB read cold, PUTs
+per GiB written, etcd commit transactions per flush and the agents' peak
+RSS against their memory limit, each followed by its ratio to the first
+count's. With --local, each count ends with one compaction pass (` + "`floe compactor --once`" + `
+as a child process, merging entries however recent): the merged objects it
+wrote (listed in the bucket before and after), its PUTs per GiB merged
+against the agents' PUTs per GiB stored, and the pass's duration against
+the compactor's interval.
+
 --local starts everything itself: MinIO and etcd on loopback with
 localstack/start.sh (run from a floe checkout; the first run builds MinIO,
 about 3 minutes; services already running are reused, and what it started it
@@ -88,10 +104,12 @@ restarted, so only their flush interval is measured for latency, and the
 fan-out reads whatever their caches still hold (the report says so).
 
 JSON (-o json): {"limits", "produce", "cold_read", "warm_read",
-"group_fan_out", "latency", "cost", "memory", "targets", "notes", ...}; see
-internal/bench/report.go for every field.`,
+"group_fan_out", "latency", "partition_sweep", "cost", "memory", "targets",
+"notes", ...}; see internal/bench/report.go and sweep.go for every field.`,
 		Example: `  floe bench --local                      # 1 KiB records, 16 partitions, 4 producers, 1 GiB or 60s
   floe bench --local --quick               # a smoke run of tens of seconds
+  floe bench --local --partitions 16,1024,4096
+  floe bench --local --quick --partitions 16,256
   floe bench --local --keys zipf --record-size 200 --bytes 256MiB -o json
   floe bench --local --profile-dir /tmp/prof && go tool pprof -top /tmp/prof/produce-agent0.pprof
   floe bench -b kafka:9092 --metrics http://agent-0:9644/metrics --bucket 's3://b/floe?region=eu-west-1' --etcd-endpoints http://etcd:2379`,
@@ -103,6 +121,9 @@ internal/bench/report.go for every field.`,
 			}
 			if local && cmd.Flags().Changed("brokers") {
 				return usageError(cmd, "--local starts its own cluster; drop -b/--brokers, or drop --local to measure that cluster")
+			}
+			if len(cfg.Partitions) > 1 && !cmd.Flags().Changed("keys") {
+				cfg.Keys = "uniform"
 			}
 			cfg.Bytes = int64(bytesFlag)
 			cfg.Agent.SegmentTargetBytes = int64(segFlag)
@@ -158,14 +179,14 @@ internal/bench/report.go for every field.`,
 	fs := cmd.Flags()
 	cf.register(fs)
 	fs.BoolVar(&local, "local", false, "start MinIO, etcd (localstack/start.sh) and an agent, measure them, and stop them")
-	fs.BoolVar(&quick, "quick", false, "a smoke run of tens of seconds: at most 64 MiB or 10s produced, 1s limits, 3s latency phases")
+	fs.BoolVar(&quick, "quick", false, "a smoke run of tens of seconds: at most 64 MiB or 10s produced (at each partition count), 1s limits, 3s latency phases")
 	addOutputFlag(fs, &output)
 	fs.StringVar(&cfg.Topic, "topic", cfg.Topic, "name prefix of the topics the run creates (and deletes)")
 	fs.IntVar(&cfg.RecordSize, "record-size", cfg.RecordSize, "bytes of each record's value")
-	fs.Int32Var(&cfg.Partitions, "partitions", cfg.Partitions, "partitions of the topic")
+	fs.Int32SliceVar(&cfg.Partitions, "partitions", cfg.Partitions, "partitions of the topic; several, comma-separated (16,1024,4096), run a partition sweep")
 	fs.IntVar(&cfg.Producers, "producers", cfg.Producers, "producer clients")
 	fs.IntVar(&cfg.Consumers, "consumers", cfg.Consumers, "consumer clients in each group")
-	fs.StringVar(&cfg.Keys, "keys", cfg.Keys, "record keys: none (the client spreads batches over partitions), uniform or zipf over --key-space keys")
+	fs.StringVar(&cfg.Keys, "keys", cfg.Keys, "record keys: none (the client spreads batches over partitions), uniform or zipf over --key-space keys (default uniform with a partition sweep, which needs keys)")
 	fs.IntVar(&cfg.KeySpace, "key-space", cfg.KeySpace, "distinct keys for --keys uniform and zipf")
 	fs.StringVar(&cfg.Payload, "payload", cfg.Payload, "record values: random (incompressible) or text (words of a 1000-word vocabulary: about 3.3:1 with zstd)")
 	fs.StringVar(&cfg.Compression, "compression", cfg.Compression, "producers' batch compression: none (the agent compresses), gzip, snappy, lz4 or zstd")

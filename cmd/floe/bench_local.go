@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -277,9 +278,7 @@ func (c *localCluster) startAgent(ctx context.Context) error {
 		return err
 	}
 	cmd := exec.Command(c.exe, c.agentArgs()...)
-	cmd.Env = append(os.Environ(),
-		"MINIO_ACCESS_KEY="+c.env["FLOE_TEST_MINIO_ACCESS_KEY"],
-		"MINIO_SECRET_KEY="+c.env["FLOE_TEST_MINIO_SECRET_KEY"])
+	cmd.Env = c.childEnv()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
@@ -318,6 +317,65 @@ func (c *localCluster) startAgent(ctx context.Context) error {
 	}
 }
 
+// childEnv is the environment of the agent and compactor processes: the
+// bench's, with MinIO's credentials.
+func (c *localCluster) childEnv() []string {
+	return append(os.Environ(),
+		"MINIO_ACCESS_KEY="+c.env["FLOE_TEST_MINIO_ACCESS_KEY"],
+		"MINIO_SECRET_KEY="+c.env["FLOE_TEST_MINIO_SECRET_KEY"])
+}
+
+// compactorArgs run one compaction pass over the bench's cluster as the
+// agents see it (same etcd, bucket, cluster and transaction size). It
+// merges index entries however recently they were committed
+// (--compaction-settle 1ms: 0 would mean the default), and deletes no
+// object the run may still read (--gc-grace 1h).
+func (c *localCluster) compactorArgs() []string {
+	return []string{
+		"compactor", "--once",
+		"--etcd-endpoints", c.env["FLOE_TEST_ETCD_ENDPOINTS"],
+		"--bucket", c.bucketURL,
+		"--cluster", c.clusterKey,
+		"--compaction-settle", "1ms",
+		"--gc-grace", "1h",
+		"--etcd-max-txn-ops", "2048",
+		"--log-level", "warn",
+	}
+}
+
+// passDone is the summary line `floe compactor --once` prints.
+var passDone = regexp.MustCompile(`compaction pass done in ([^:\s]+):[^\n]*`)
+
+// CompactOnce runs `floe compactor --once` as a child process and reads
+// the pass's duration from its summary line.
+func (c *localCluster) CompactOnce(ctx context.Context) (bench.CompactionPass, error) {
+	cmd := exec.CommandContext(ctx, c.exe, c.compactorArgs()...)
+	cmd.Env = c.childEnv()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	pass := bench.CompactionPass{Interval: compactorInterval()}
+	if m := passDone.FindStringSubmatch(out.String()); m != nil {
+		pass.Summary = m[0]
+		pass.Duration, _ = time.ParseDuration(m[1])
+	}
+	if err != nil {
+		return pass, fmt.Errorf("floe compactor --once: %v: %s", err, lastLines(out.String(), 5))
+	}
+	return pass, nil
+}
+
+// compactorInterval is the time between passes of a `floe compactor` run
+// with its defaults, as its command line states it.
+func compactorInterval() time.Duration {
+	f := newCompactorCmd().Flags().Lookup("retention-check-interval")
+	if f == nil {
+		return 0
+	}
+	d, _ := time.ParseDuration(f.DefValue)
+	return d
+}
+
 // stopAgent drains the agent with SIGTERM, as a deploy would.
 func (c *localCluster) stopAgent() error {
 	c.mu.Lock()
@@ -346,7 +404,11 @@ func (c *localCluster) stopAgent() error {
 
 func tail(path string, n int) string {
 	data, _ := os.ReadFile(path)
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	return lastLines(string(data), n)
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}

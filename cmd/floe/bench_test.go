@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -29,8 +31,11 @@ type inProcessCluster struct {
 	etcd   *clientv3.Client
 	bucket segments.Bucket
 	args   []string
-	mu     sync.Mutex // guards agent, kafka and http against the bench's sampler
-	agent  *running
+	// cluster and bucketDir are the agent's --cluster and --bucket, for
+	// the compactor.
+	cluster, bucketDir string
+	mu                 sync.Mutex // guards agent, kafka and http against the bench's sampler
+	agent              *running
 	// kafka and http are the agent's addresses, kept across restarts (as
 	// a restarted pod keeps its service address).
 	kafka, http string
@@ -39,16 +44,17 @@ type inProcessCluster struct {
 func newInProcessCluster(t *testing.T, args ...string) *inProcessCluster {
 	t.Helper()
 	cli := testenv.Etcd(t)
-	store, err := metadata.NewStore(cli, testenv.Cluster(t))
+	cluster, dir := testenv.Cluster(t), t.TempDir()
+	store, err := metadata.NewStore(cli, cluster)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bucket, err := segments.OpenBucket(context.Background(), t.TempDir(), segments.BucketOptions{})
+	bucket, err := segments.OpenBucket(context.Background(), dir, segments.BucketOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { bucket.Close() })
-	c := &inProcessCluster{t: t, store: store, etcd: cli, bucket: bucket, args: args}
+	c := &inProcessCluster{t: t, store: store, etcd: cli, bucket: bucket, args: args, cluster: cluster, bucketDir: dir}
 	if err := c.start(0); err != nil {
 		t.Fatal(err)
 	}
@@ -107,8 +113,22 @@ func (c *inProcessCluster) MetricsURLs() []string {
 	return []string{"http://" + http + "/metrics"}
 }
 func (c *inProcessCluster) Bucket() segments.Bucket { return c.bucket }
-func (c *inProcessCluster) Etcd() *clientv3.Client  { return c.etcd }
-func (c *inProcessCluster) Describe() string        { return "in-process agent, directory bucket" }
+
+// CompactOnce runs `floe compactor --once` in this process against the
+// agent's etcd and bucket, merging runs of two entries or more however
+// recent. The compactor prints its summary to the process's stderr, so
+// the bench times the pass by the command's run.
+func (c *inProcessCluster) CompactOnce(ctx context.Context) (bench.CompactionPass, error) {
+	res := runCLIWith(ctx, c.t, "", io.Discard, "compactor", "--once", "--log-level", "warn",
+		"--etcd-endpoints", strings.Join(testenv.EtcdEndpoints(c.t), ","), "--cluster", c.cluster, "--bucket", c.bucketDir,
+		"--compaction-settle", "1ms", "--compaction-min-entries", "2", "--gc-grace", "1h")
+	if res.code != 0 {
+		return bench.CompactionPass{}, fmt.Errorf("floe compactor --once: %v", res)
+	}
+	return bench.CompactionPass{Interval: compactorInterval()}, nil
+}
+func (c *inProcessCluster) Etcd() *clientv3.Client { return c.etcd }
+func (c *inProcessCluster) Describe() string       { return "in-process agent, directory bucket" }
 
 func (c *inProcessCluster) Restart(ctx context.Context, flush time.Duration) error {
 	c.mu.Lock()
@@ -128,7 +148,7 @@ func smokeConfig() bench.Config {
 	cfg.Quick()
 	cfg.Bytes = 4 << 20
 	cfg.RecordSize = 512
-	cfg.Partitions = 4
+	cfg.Partitions = []int32{4}
 	cfg.Producers = 2
 	cfg.Consumers = 1
 	cfg.Groups = 2
@@ -150,6 +170,9 @@ func TestBenchSmoke(t *testing.T) {
 	defer cancel()
 	cfg := smokeConfig()
 	cfg.ProfileDir = t.TempDir()
+	// A small partition sweep: its code paths, not its figures.
+	cfg.Partitions = []int32{2, 64}
+	cfg.Keys = "uniform"
 	rep, err := bench.Run(ctx, cfg, c, nil, bench.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -178,11 +201,26 @@ func TestBenchSmoke(t *testing.T) {
 	if rep.Memory == nil || rep.Memory.MaxRSS == 0 || rep.Cost == nil || len(rep.Targets) < 9 {
 		t.Fatalf("memory %+v, cost %+v, %d targets", rep.Memory, rep.Cost, len(rep.Targets))
 	}
+	s := rep.Sweep
+	if s == nil || len(s.Points) != 2 || s.Points[0].Produce != rep.Produce || s.Points[1].Partitions != 64 {
+		t.Fatalf("sweep: %+v", s)
+	}
+	for _, pt := range s.Points {
+		if pt.Produce == nil || pt.Produce.Records == 0 || pt.Flushes == 0 || pt.Cold == nil || pt.Cold.Bytes != pt.Produce.Bytes || pt.Warm == nil || pt.Warm.Records == 0 || pt.PeakRSS == 0 {
+			t.Errorf("sweep at %d partitions: %+v", pt.Partitions, pt)
+		}
+		if c := pt.Compaction; c == nil || c.Error != "" || c.Objects == 0 || c.PutsPerGiB == 0 || c.AgentPutsPerGiB == 0 || c.IntervalSeconds == 0 {
+			t.Errorf("compaction at %d partitions: %+v", pt.Partitions, c)
+		}
+	}
+	if q := s.Points[1].Ratios; q.ProduceMiBps == 0 || q.ColdMiBps == 0 || q.WarmMiBps == 0 || q.PutsPerGiB == 0 {
+		t.Errorf("sweep ratios: %+v", q)
+	}
 	var text bytes.Buffer
 	if err := rep.WriteText(&text); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"LIMIT", "PRODUCE", "CONSUME", "LATENCY", "COST", "AGENT MEMORY", "TARGETS", "cold (1 group)"} {
+	for _, want := range []string{"LIMIT", "PRODUCE", "CONSUME", "LATENCY", "COST", "AGENT MEMORY", "TARGETS", "cold (1 group)", "PARTITION SWEEP", "COMPACTION"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, text.String())
 		}
@@ -223,6 +261,17 @@ func TestBenchCommandAgainstARunningCluster(t *testing.T) {
 	}
 	if rep.FanOut == nil || rep.FanOut.Restarted || !strings.Contains(strings.Join(rep.Notes, "\n"), "could not be restarted") {
 		t.Errorf("fan-out against a running cluster: %+v, notes %q", rep.FanOut, rep.Notes)
+	}
+}
+
+func TestCompactorSummaryLine(t *testing.T) {
+	out := "level=WARN msg=x\ncompaction pass done in 1.234s: 64 partitions (0 behind retention), 0 index entries removed by retention, 64 merges of 400 entries, 0 objects deleted (0 unreferenced, 470 listed), 0 errors\n"
+	m := passDone.FindStringSubmatch(out)
+	if m == nil || m[1] != "1.234s" || !strings.HasPrefix(m[0], "compaction pass done") || strings.Contains(m[0], "\n") {
+		t.Fatalf("summary line: %q", m)
+	}
+	if compactorInterval() <= 0 {
+		t.Error("floe compactor's default interval is unknown")
 	}
 }
 

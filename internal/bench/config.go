@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -40,6 +41,29 @@ type Cluster interface {
 	Describe() string
 }
 
+// Compactor is implemented by clusters whose compactor the bench may
+// run (--local runs `floe compactor --once`): a partition sweep
+// then runs one compaction pass after each count and states what it
+// wrote per GiB it merged.
+type Compactor interface {
+	// CompactOnce runs one compaction pass over the cluster, merging
+	// index entries however recently they were committed, and returns
+	// when the pass is over. An error means the pass failed.
+	CompactOnce(ctx context.Context) (CompactionPass, error)
+}
+
+// CompactionPass is what a compactor said of one pass.
+type CompactionPass struct {
+	// Duration is the pass as the compactor timed it (0: it did not
+	// say).
+	Duration time.Duration
+	// Interval is the time between the starts of two passes of a
+	// compactor run with the same settings.
+	Interval time.Duration
+	// Summary is the compactor's own account of the pass, if it gave one.
+	Summary string
+}
+
 // ErrNoRestart: the cluster's agents cannot be restarted by the bench.
 var ErrNoRestart = errors.New("bench: the agents belong to a running cluster and cannot be restarted")
 
@@ -60,7 +84,13 @@ type Config struct {
 	Topic string
 	// RecordSize is the bytes of each record's value.
 	RecordSize int
-	Partitions int32
+	// Partitions are the partition counts of the throughput phases,
+	// smallest first (Validate sorts them). The first count runs every
+	// phase; with more than one (a sweep), each count runs the produce,
+	// cold read and warm read phases on a topic of its own, and the report
+	// states each count's figures as ratios of the first count's. A sweep
+	// needs keyed records, so that every flush touches every partition.
+	Partitions []int32
 	Producers  int
 	// Consumers is the clients in each consumer group.
 	Consumers int
@@ -116,7 +146,7 @@ func Defaults() Config {
 	return Config{
 		Topic:           "floe-bench",
 		RecordSize:      1024,
-		Partitions:      16,
+		Partitions:      []int32{16},
 		Producers:       4,
 		Consumers:       4,
 		Keys:            "none",
@@ -147,6 +177,13 @@ func (c *Config) Quick() {
 	c.LimitDuration = min(c.LimitDuration, time.Second)
 }
 
+// Sweep reports whether the run measures more than one partition count.
+func (c *Config) Sweep() bool { return len(c.Partitions) > 1 }
+
+// minKeysPerPartition is the fewest keys per partition a sweep accepts: with uniform keys over a few times the partitions, every
+// partition gets records in every flush.
+const minKeysPerPartition = 4
+
 // Validate checks the configuration and fills derived defaults.
 func (c *Config) Validate() error {
 	switch {
@@ -154,8 +191,8 @@ func (c *Config) Validate() error {
 		return errors.New("the topic name prefix is empty")
 	case c.RecordSize < 16:
 		return fmt.Errorf("record size %d: at least 16 bytes (a record carries its send time)", c.RecordSize)
-	case c.Partitions < 1:
-		return fmt.Errorf("partitions %d: at least 1", c.Partitions)
+	case len(c.Partitions) == 0:
+		return errors.New("give at least one partition count")
 	case c.Producers < 1 || c.Consumers < 1:
 		return errors.New("producers and consumers must be at least 1")
 	case c.Groups < 1:
@@ -174,6 +211,20 @@ func (c *Config) Validate() error {
 	}
 	if c.Keys != "none" && c.KeySpace < 2 {
 		return fmt.Errorf("key space %d: at least 2 keys", c.KeySpace)
+	}
+	c.Partitions = slices.Clone(c.Partitions)
+	slices.Sort(c.Partitions)
+	c.Partitions = slices.Compact(c.Partitions)
+	if c.Partitions[0] < 1 {
+		return fmt.Errorf("partitions %d: at least 1", c.Partitions[0])
+	}
+	if c.Sweep() {
+		if c.Keys == "none" {
+			return errors.New("a partition sweep needs keyed records, so that every flush touches every partition: use --keys uniform (or zipf)")
+		}
+		if widest := c.Partitions[len(c.Partitions)-1]; c.KeySpace < minKeysPerPartition*int(widest) {
+			return fmt.Errorf("key space %d: a sweep over %d partitions needs at least %d keys (%d per partition)", c.KeySpace, widest, minKeysPerPartition*int(widest), minKeysPerPartition)
+		}
 	}
 	switch c.Payload {
 	case "random", "text":

@@ -22,6 +22,7 @@ type memSampler struct {
 	maxCach float64
 	maxOver float64 // RSS - buffered - cached
 	limit   float64 // the Go runtime's soft memory limit (GOMEMLIMIT), if any
+	winRSS  float64 // peak RSS since the last resetWindow
 	cancel  context.CancelFunc
 	done    chan struct{}
 }
@@ -71,6 +72,7 @@ func (s *memSampler) sample(ctx context.Context) {
 		}
 		s.samples++
 		s.maxRSS = max(s.maxRSS, rss)
+		s.winRSS = max(s.winRSS, rss)
 		s.maxHeap = max(s.maxHeap, m.Sum("go_memstats_heap_inuse_bytes"))
 		s.maxSys = max(s.maxSys, m.Sum("go_memstats_sys_bytes"))
 		s.maxBuf = max(s.maxBuf, buf)
@@ -81,6 +83,22 @@ func (s *memSampler) sample(ctx context.Context) {
 		}
 		s.mu.Unlock()
 	}
+}
+
+// resetWindow starts a new window for windowPeak.
+func (s *memSampler) resetWindow() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.winRSS = 0
+}
+
+// windowPeak samples once more and returns the highest RSS of any agent
+// since resetWindow, and the agents' memory limit (0: none seen).
+func (s *memSampler) windowPeak(ctx context.Context) (rss, limit int64) {
+	s.sample(ctx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return int64(s.winRSS), int64(s.limit)
 }
 
 func (s *memSampler) result(a AgentSettings) *Memory {

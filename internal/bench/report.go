@@ -26,9 +26,12 @@ type Report struct {
 	Warm    *ConsumeResult   `json:"warm_read,omitempty"`
 	FanOut  *ConsumeResult   `json:"group_fan_out,omitempty"`
 	Latency []*LatencyResult `json:"latency,omitempty"`
-	Cost    *Cost            `json:"cost,omitempty"`
-	Memory  *Memory          `json:"memory,omitempty"`
-	Targets []Target         `json:"targets"`
+	// Sweep is the partition sweep (nil with one partition count); its
+	// first point's phases are Produce, Cold and Warm.
+	Sweep   *Sweep   `json:"partition_sweep,omitempty"`
+	Cost    *Cost    `json:"cost,omitempty"`
+	Memory  *Memory  `json:"memory,omitempty"`
+	Targets []Target `json:"targets"`
 
 	// MetricsSrc names the metrics each derived figure came from.
 	MetricsSrc map[string]string `json:"metrics_sources,omitempty"`
@@ -53,7 +56,7 @@ type WorkloadDesc struct {
 
 func workloadOf(c Config) WorkloadDesc {
 	return WorkloadDesc{
-		RecordSize: c.RecordSize, Partitions: c.Partitions, Producers: c.Producers, Consumers: c.Consumers,
+		RecordSize: c.RecordSize, Partitions: c.Partitions[0], Producers: c.Producers, Consumers: c.Consumers,
 		Groups: c.Groups, FetchBytes: c.FetchPartitionBytes, Keys: c.Keys, Payload: c.Payload, Compression: c.Compression,
 		LingerMs: ms(c.Linger), MaxBytes: c.Bytes, MaxSeconds: c.Duration.Seconds(),
 	}
@@ -216,6 +219,9 @@ type Target struct {
 
 // evaluate fills in costs, latency bounds and targets.
 func (rep *Report) evaluate() {
+	if rep.Sweep != nil {
+		rep.Sweep.ratios()
+	}
 	lim := rep.Limits
 	gib := float64(1 << 30)
 	if p := rep.Produce; p != nil {
@@ -300,7 +306,82 @@ func (rep *Report) evaluate() {
 		}
 		ts = append(ts, t)
 	}
+	ts = append(ts, rep.sweepTargets()...)
 	rep.Targets = ts
+}
+
+// sweepTargets are the partition sweep's targets: at the widest count,
+// throughput close to the first count's and the compactor's PUTs per GiB
+// close to the agents'; at every count, agent memory within its limit.
+func (rep *Report) sweepTargets() []Target {
+	s := rep.Sweep
+	if s == nil || len(s.Points) < 2 {
+		return nil
+	}
+	var ts []Target
+	first, last := s.Points[0], s.Points[len(s.Points)-1]
+	at := fmt.Sprintf(" at %d partitions", last.Partitions)
+	vs := fmt.Sprintf("× at %d", first.Partitions)
+	add := func(name, want string, got, base float64, ok func(float64) bool, unit string) {
+		t := Target{Name: name + at, Want: want}
+		if got <= 0 || base <= 0 {
+			t.Got = "not measured"
+		} else {
+			t.Ratio = got / base
+			t.Got = fmt.Sprintf("%.2f (%.1f / %.1f %s)", t.Ratio, got, base, unit)
+			met := ok(t.Ratio)
+			t.Met = &met
+		}
+		ts = append(ts, t)
+	}
+	atLeast := func(r float64) bool { return r >= 0.8 }
+	if last.Produce != nil && first.Produce != nil {
+		add("produce throughput", "≥ 0.80 "+vs, last.Produce.MiBps, first.Produce.MiBps, atLeast, "MiB/s")
+	}
+	if last.Cold != nil && first.Cold != nil {
+		add("cold read throughput", "≥ 0.80 "+vs, last.Cold.MiBps, first.Cold.MiBps, atLeast, "MiB/s")
+	}
+	if last.Warm != nil && first.Warm != nil {
+		add("warm read throughput", "≥ 0.80 "+vs, last.Warm.MiBps, first.Warm.MiBps, atLeast, "MiB/s")
+	}
+	ts = append(ts, Target{Name: "GETs per GiB read cold" + at, Want: "≤ 1.25 × (1 GiB / read chunk size)", Got: "not measured",
+		Note: "the agents state no read chunk size; the sweep table has GETs per GiB at every count"})
+	mem := Target{Name: "agent peak RSS at every partition count", Want: "≤ its memory limit", Got: "not measured"}
+	var worst *SweepPoint
+	measured, within := true, true
+	for _, p := range s.Points {
+		if p.PeakRSS == 0 || p.MemoryLimit == 0 {
+			measured = false
+			break
+		}
+		if worst == nil || float64(p.PeakRSS)/float64(p.MemoryLimit) > float64(worst.PeakRSS)/float64(worst.MemoryLimit) {
+			worst = p
+		}
+		within = within && p.PeakRSS <= p.MemoryLimit
+	}
+	if measured {
+		mem.Ratio = float64(worst.PeakRSS) / float64(worst.MemoryLimit)
+		mem.Got = fmt.Sprintf("%.2f at most (peak RSS %s / limit %s at %d partitions)", mem.Ratio, units.Bytes(worst.PeakRSS), units.Bytes(worst.MemoryLimit), worst.Partitions)
+		mem.Met = &within
+	}
+	ts = append(ts, mem)
+	if c := last.Compaction; c != nil && c.Error == "" {
+		t := Target{Name: "compactor PUTs per GiB" + at, Want: "≤ 2 × the agents'", Got: "not measured"}
+		if c.VsAgents > 0 {
+			t.Ratio = c.VsAgents
+			t.Got = fmt.Sprintf("%.2f (%.0f / %.0f PUTs per GiB stored)", c.VsAgents, c.PutsPerGiB, c.AgentPutsPerGiB)
+			met := c.VsAgents <= 2
+			t.Met = &met
+		}
+		ts = append(ts, t)
+		t = Target{Name: "compaction pass" + at, Want: "well under its interval", Got: "not measured"}
+		if c.IntervalSeconds > 0 {
+			t.Ratio = c.Seconds / c.IntervalSeconds
+			t.Got = fmt.Sprintf("%.3f (%.1fs / %.0fs)", t.Ratio, c.Seconds, c.IntervalSeconds)
+		}
+		ts = append(ts, t)
+	}
+	return ts
 }
 
 func signOf(n int64) string {
@@ -330,7 +411,11 @@ func (rep *Report) WriteText(w io.Writer) error {
 	if wl.LingerMs > 0 {
 		linger = fms(wl.LingerMs)
 	}
-	pr("workload    %s records (%s payload, client compression %s), %d partitions, %d producers (linger %s), keys %s, %d consumers per group", units.Bytes(int64(wl.RecordSize)), wl.Payload, wl.Compression, wl.Partitions, wl.Producers, linger, keys, wl.Consumers)
+	parts := fmt.Sprintf("%d partitions", wl.Partitions)
+	if s := rep.Sweep; s != nil {
+		parts += " (sweep: " + joinInts(s.Partitions) + ")"
+	}
+	pr("workload    %s records (%s payload, client compression %s), %s, %d producers (linger %s), keys %s, %d consumers per group", units.Bytes(int64(wl.RecordSize)), wl.Payload, wl.Compression, parts, wl.Producers, linger, keys, wl.Consumers)
 	pr("")
 
 	pr("LIMIT (raw, same store, same run)\tthroughput\tp50\tp99\tmax")
@@ -380,6 +465,8 @@ func (rep *Report) WriteText(w io.Writer) error {
 		}
 	}
 	pr("")
+
+	rep.writeSweep(pr)
 
 	if len(rep.Latency) > 0 {
 		pr("LATENCY (fixed rate, one group tailing)\trate\tproduce p50\tp99\tbound\tend-to-end p50\tp99\tbound")
@@ -519,4 +606,88 @@ func fratio(v float64, l *StoreLimit) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.2f×", v/l.MiBps)
+}
+
+// writeSweep writes the partition sweep as one table, every figure
+// followed by its ratio to the first count's, and the compaction passes
+// beside it.
+func (rep *Report) writeSweep(pr func(string, ...any)) {
+	s := rep.Sweep
+	if s == nil || len(s.Points) == 0 {
+		return
+	}
+	first := s.Points[0]
+	pr("PARTITION SWEEP (keys %s over %d keys; each figure, then its ratio to the figure at %d partitions)", s.Keys, s.KeySpace, first.Partitions)
+	pr("  partitions\tproduce MiB/s\tcold read MiB/s\twarm read MiB/s\tGETs/GiB cold\tPUTs/GiB written\tetcd txns/flush\tagent peak RSS (limit)")
+	for i, p := range s.Points {
+		cell := func(v, ratio float64, format string) string {
+			if v <= 0 {
+				return "-"
+			}
+			c := fmt.Sprintf(format, v)
+			if i > 0 && ratio > 0 {
+				c += fmt.Sprintf("  %.2f×", ratio)
+			}
+			return c
+		}
+		var produce, puts, cold, gets, warm float64
+		if p.Produce != nil {
+			produce, puts = p.Produce.MiBps, p.Produce.PutsPerGiB
+		}
+		if p.Cold != nil {
+			cold, gets = p.Cold.MiBps, p.Cold.GetsPerGiB
+		}
+		if p.Warm != nil {
+			warm = p.Warm.MiBps
+		}
+		rss := "-"
+		if p.PeakRSS > 0 {
+			rss = units.Bytes(p.PeakRSS)
+			if p.MemoryLimit > 0 {
+				rss += " (" + units.Bytes(p.MemoryLimit) + ")"
+			}
+			if i > 0 && p.Ratios.PeakRSS > 0 {
+				rss += fmt.Sprintf("  %.2f×", p.Ratios.PeakRSS)
+			}
+		}
+		q := p.Ratios
+		pr("  %d\t%s\t%s\t%s\t%s\t%s\t%s\t%s", p.Partitions, cell(produce, q.ProduceMiBps, "%.1f"), cell(cold, q.ColdMiBps, "%.1f"), cell(warm, q.WarmMiBps, "%.1f"),
+			cell(gets, q.ColdGetsPerGiB, "%.0f"), cell(puts, q.PutsPerGiB, "%.0f"), cell(p.TxnsPerFlush, q.TxnsPerFlush, "%.2f"), rss)
+	}
+	pr("  (cold reads from restarted agents where the bench owns them; fan-out and latency phases ran at %d partitions only)", first.Partitions)
+	pr("")
+	if first.Compaction == nil {
+		return
+	}
+	pr("COMPACTION (one pass after each partition count's reads, merging entries however recent)")
+	pr("  partitions\tmerged objects\tbytes\tPUTs/GiB merged\tagents' PUTs/GiB stored\tcompactor / agents\tpass\tpass / interval")
+	for _, p := range s.Points {
+		c := p.Compaction
+		switch {
+		case c == nil:
+			continue
+		case c.Error != "":
+			msg, _, _ := strings.Cut(c.Error, "\n")
+			pr("  %d\tfailed after %.1fs: %s", p.Partitions, c.ProcessSeconds, msg)
+			continue
+		}
+		interval := "-"
+		if c.IntervalSeconds > 0 {
+			interval = fmt.Sprintf("%.3f of %s", c.Seconds/c.IntervalSeconds, time.Duration(c.IntervalSeconds*float64(time.Second)))
+		}
+		vs := "-"
+		if c.VsAgents > 0 {
+			vs = fmt.Sprintf("%.2f", c.VsAgents)
+		}
+		pr("  %d\t%d\t%s\t%.0f\t%.0f\t%s\t%s\t%s", p.Partitions, c.Objects, units.Bytes(c.Bytes), c.PutsPerGiB, c.AgentPutsPerGiB, vs, fms(1000*c.Seconds), interval)
+	}
+	pr("")
+}
+
+func joinInts(ns []int32) string {
+	parts := make([]string, len(ns))
+	for i, n := range ns {
+		parts[i] = fmt.Sprint(n)
+	}
+	return strings.Join(parts, ", ")
 }

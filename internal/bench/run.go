@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -37,6 +38,9 @@ type runner struct {
 	rep   *Report
 	mem   *memSampler
 	flush time.Duration // the agents' current flush interval
+	// pt is the partition count being measured; points are those done.
+	pt     *SweepPoint
+	points []*SweepPoint
 }
 
 // Options are how the bench reaches what it measures, beyond the
@@ -97,25 +101,45 @@ func Run(ctx context.Context, cfg Config, cl Cluster, obs Observer, opts Options
 		r.cleanup(context.WithoutCancel(ctx), topics)
 	}()
 
-	steps := []struct {
+	type step struct {
 		name string
 		fn   func(context.Context) error
-	}{
-		{"limits", r.runLimits},
-		{"produce", func(ctx context.Context) error {
-			topics = append(topics, r.mainTopic())
-			return r.runProduce(ctx)
-		}},
-		{"cold read", r.runCold},
-		{"warm read", r.runWarm},
-		{"group fan-out", r.runFanOut},
-		{"latency", func(ctx context.Context) error {
-			for _, f := range r.cfg.FlushIntervals {
-				topics = append(topics, r.latencyTopic(f))
-			}
-			return r.runLatency(ctx)
-		}},
 	}
+	steps := []step{{"limits", r.runLimits}}
+	if cfg.Sweep() {
+		r.rep.Sweep = &Sweep{Partitions: cfg.Partitions, Keys: cfg.Keys, KeySpace: cfg.KeySpace}
+	}
+	// Each partition count: produce, read cold and warm; the first also
+	// fans out; in a sweep each ends with a compaction pass.
+	for i, n := range cfg.Partitions {
+		pt := &SweepPoint{Partitions: n, topic: r.mainTopic()}
+		if i > 0 {
+			pt.topic = r.sweepTopic(n)
+		}
+		at := r.atCount(n)
+		steps = append(steps,
+			step{"produce" + at, func(ctx context.Context) error {
+				r.pt = pt
+				topics = append(topics, pt.topic)
+				r.mem.resetWindow()
+				return r.runProduce(ctx)
+			}},
+			step{"cold read" + at, r.runCold},
+			step{"warm read" + at, r.runWarm})
+		if i == 0 {
+			steps = append(steps, step{"group fan-out", r.runFanOut})
+		}
+		if cfg.Sweep() {
+			steps = append(steps, step{"compaction" + at, r.runCompaction})
+		}
+		steps = append(steps, step{"partition count" + at, r.endCount})
+	}
+	steps = append(steps, step{"latency", func(ctx context.Context) error {
+		for _, f := range r.cfg.FlushIntervals {
+			topics = append(topics, r.latencyTopic(f))
+		}
+		return r.runLatency(ctx)
+	}})
 	start := time.Now()
 	for _, s := range steps {
 		if err := s.fn(ctx); err != nil {
@@ -156,12 +180,43 @@ func (r *runner) clientOpts(name string) []kgo.Opt {
 
 func (r *runner) mainTopic() string { return fmt.Sprintf("%s-%s", r.cfg.Topic, r.id) }
 
+// sweepTopic is the topic of a sweep's partition count after the first.
+func (r *runner) sweepTopic(partitions int32) string {
+	return fmt.Sprintf("%s-%s-p%d", r.cfg.Topic, r.id, partitions)
+}
+
+// atCount names a partition count in phase names, in a sweep only (a
+// single count's phases keep their plain names).
+func (r *runner) atCount(partitions int32) string {
+	if !r.cfg.Sweep() {
+		return ""
+	}
+	return fmt.Sprintf(" at %d partitions", partitions)
+}
+
+// profileName names the profiles of a phase of the current partition
+// count: the first count's phases by the phase alone.
+func (r *runner) profileName(phase string) string {
+	if r.pt == nil || r.pt.Partitions == r.cfg.Partitions[0] {
+		return phase
+	}
+	return fmt.Sprintf("%s-p%d", phase, r.pt.Partitions)
+}
+
 func (r *runner) latencyTopic(f time.Duration) string {
 	return fmt.Sprintf("%s-%s-latency-%s", r.cfg.Topic, r.id, f)
 }
 
 func (r *runner) note(format string, args ...any) {
 	r.rep.Notes = append(r.rep.Notes, fmt.Sprintf(format, args...))
+}
+
+// noteOnce adds a note unless the report has it already.
+func (r *runner) noteOnce(format string, args ...any) {
+	n := fmt.Sprintf(format, args...)
+	if !slices.Contains(r.rep.Notes, n) {
+		r.rep.Notes = append(r.rep.Notes, n)
+	}
 }
 
 // scrape reads the agents' metrics; nil when there are none to read.
@@ -178,9 +233,9 @@ func (r *runner) scrape(ctx context.Context) Metrics {
 	return m
 }
 
-func (r *runner) createTopic(ctx context.Context, name string) error {
+func (r *runner) createTopic(ctx context.Context, name string, partitions int32) error {
 	adm := kadm.NewClient(r.admin)
-	resp, err := adm.CreateTopic(ctx, r.cfg.Partitions, -1, nil, name)
+	resp, err := adm.CreateTopic(ctx, partitions, -1, nil, name)
 	if err == nil {
 		err = resp.Err
 	}
@@ -193,7 +248,7 @@ func (r *runner) createTopic(ctx context.Context, name string) error {
 	for {
 		md, err := adm.Metadata(ctx, name)
 		if err == nil {
-			if t, ok := md.Topics[name]; ok && t.Err == nil && len(t.Partitions) == int(r.cfg.Partitions) {
+			if t, ok := md.Topics[name]; ok && t.Err == nil && len(t.Partitions) == int(partitions) {
 				return nil
 			}
 		}
@@ -251,7 +306,7 @@ func (r *runner) runLimits(ctx context.Context) error {
 				r.note("removing etcd keys under %s: %v", prefix, err)
 			}
 		}()
-		parts := min(int(r.cfg.Partitions), 63) // as a commit splits at etcd's default 128 ops
+		parts := min(int(r.cfg.Partitions[0]), 63) // as a commit splits at etcd's default 128 ops
 		p, end := r.phase("limit: etcd txn", "txns", 0, d)
 		cpu := r.cpuNow()
 		e, err := measureEtcd(ctx, cli, prefix, parts, d, p)
@@ -265,19 +320,19 @@ func (r *runner) runLimits(ctx context.Context) error {
 	return nil
 }
 
-// runProduce is the throughput phase.
+// runProduce is the throughput phase of the current partition count.
 func (r *runner) runProduce(ctx context.Context) error {
-	topic := r.mainTopic()
-	if err := r.createTopic(ctx, topic); err != nil {
+	topic := r.pt.topic
+	if err := r.createTopic(ctx, topic, r.pt.Partitions); err != nil {
 		return err
 	}
 	before := r.scrape(ctx)
-	p, end := r.phase("produce", "bytes", r.cfg.Bytes, r.cfg.Duration)
-	stopProfile := r.profile(ctx, "produce")
+	p, end := r.phase("produce"+r.atCount(r.pt.Partitions), "bytes", r.cfg.Bytes, r.cfg.Duration)
+	stopProfile := r.profile(ctx, r.profileName("produce"))
 	cpu := r.cpuNow()
 	st, elapsed, err := r.produceMax(ctx, topic, p)
 	cpuUsed := r.cpuSince(cpu)
-	r.heapProfile(ctx, "produce")
+	r.heapProfile(ctx, r.profileName("produce"))
 	stopProfile()
 	end()
 	if err != nil {
@@ -316,20 +371,38 @@ func (r *runner) runProduce(ctx context.Context) error {
 		if res.Bytes > 0 {
 			res.PutsPerGiB = res.Store.Puts / (float64(res.Bytes) / (1 << 30))
 		}
+		// A flush is committed once, in as many transactions as
+		// etcd's op limit needs.
+		r.pt.Flushes = after.Sum("floe_produce_commit_duration_seconds_count") - before.Sum("floe_produce_commit_duration_seconds_count")
+		if after.Has("floe_etcd_commit_txn_duration_seconds_count") && r.pt.Flushes > 0 {
+			r.pt.TxnsPerFlush = res.Commits / r.pt.Flushes
+		}
 	}
-	r.rep.Produce = res
+	r.pt.Produce = res
 	return nil
 }
 
 // runCold reads everything produced once, with one group, from agents
 // that never served it: the agent's writes do not fill its fetch cache,
 // and nothing has read the topic yet.
+//
+// In a sweep the agents are restarted first when the bench owns them, so
+// no count reads what an earlier one left in their memory.
 func (r *runner) runCold(ctx context.Context) error {
-	res, err := r.readPhase(ctx, "cold read", []string{"cold"}, nil)
+	at := r.atCount(r.pt.Partitions)
+	if r.cfg.Sweep() {
+		r.obs.Logf("restarting the agents before the cold read%s", at)
+		if err := r.cl.Restart(ctx, 0); errors.Is(err, ErrNoRestart) {
+			r.noteOnce("cold reads: the agents could not be restarted before each partition count's cold read")
+		} else if err != nil {
+			return fmt.Errorf("restarting agents: %w", err)
+		}
+	}
+	res, err := r.readPhase(ctx, "cold read"+at, []string{r.groupName("cold")}, nil)
 	if err != nil {
 		return err
 	}
-	r.rep.Cold = res
+	r.pt.Cold = res
 	return nil
 }
 
@@ -340,11 +413,11 @@ func (r *runner) runWarm(ctx context.Context) error {
 		r.note("warm read skipped: the agents have no fetch cache")
 		return nil
 	}
-	start, end, err := r.endOffsets(ctx, r.mainTopic())
+	start, end, err := r.endOffsets(ctx, r.pt.topic)
 	if err != nil {
 		return err
 	}
-	total := r.rep.Produce.Bytes
+	total := r.pt.Produce.Bytes
 	window := min(total, r.cfg.Agent.CacheBytes/2)
 	from := map[int32]int64{}
 	for p, e := range end {
@@ -357,7 +430,7 @@ func (r *runner) runWarm(ctx context.Context) error {
 	passes := int(min(max((512<<20+window-1)/max(window, 1), 1), 4))
 	var res *ConsumeResult
 	for i := range passes {
-		one, err := r.readPhase(ctx, "warm read", []string{fmt.Sprintf("warm-%d", i+1)}, from)
+		one, err := r.readPhase(ctx, "warm read"+r.atCount(r.pt.Partitions), []string{r.groupName(fmt.Sprintf("warm-%d", i+1))}, from)
 		if err != nil {
 			return err
 		}
@@ -365,8 +438,17 @@ func (r *runner) runWarm(ctx context.Context) error {
 	}
 	res.WindowBytes = window
 	res.Passes = passes
-	r.rep.Warm = res
+	r.pt.Warm = res
 	return nil
+}
+
+// groupName names a read phase's group, by partition count in a sweep
+// after the first.
+func (r *runner) groupName(phase string) string {
+	if r.pt.Partitions == r.cfg.Partitions[0] {
+		return phase
+	}
+	return fmt.Sprintf("p%d-%s", r.pt.Partitions, phase)
 }
 
 // runFanOut reads everything with several groups at once, from agents
@@ -397,7 +479,7 @@ func (r *runner) runFanOut(ctx context.Context) error {
 // readPhase reads the main topic with the named groups at once, from
 // from (nil: the start) to the end, and measures it.
 func (r *runner) readPhase(ctx context.Context, name string, groups []string, from map[int32]int64) (*ConsumeResult, error) {
-	topic := r.mainTopic()
+	topic := r.pt.topic
 	start, end, err := r.endOffsets(ctx, topic)
 	if err != nil {
 		return nil, err
@@ -424,7 +506,7 @@ func (r *runner) readPhase(ctx context.Context, name string, groups []string, fr
 	approx := int64(float64(want) * float64(r.cfg.RecordSize+recordKeyBytes(r.cfg)) * float64(len(groups)))
 	before := r.scrape(ctx)
 	p, endPhase := r.phase(name, "bytes", approx, 0)
-	stopProfile := r.profile(ctx, strings.ReplaceAll(name, " ", "-"))
+	stopProfile := r.profile(ctx, r.profileName(strings.ReplaceAll(strings.TrimSuffix(name, r.atCount(r.pt.Partitions)), " ", "-")))
 	// CPU is counted from the first assignment: joining the group is idle
 	// time.
 	cpuc := make(chan *cpuSnap, 1)
@@ -531,7 +613,7 @@ func (r *runner) runLatency(ctx context.Context) error {
 }
 
 func (r *runner) latencyOnce(ctx context.Context, topic string, rate int) (*LatencyResult, error) {
-	if err := r.createTopic(ctx, topic); err != nil {
+	if err := r.createTopic(ctx, topic, r.cfg.Partitions[0]); err != nil {
 		return nil, err
 	}
 	var e2e Histogram

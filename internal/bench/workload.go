@@ -62,13 +62,19 @@ func newWorkload(c Config) *workload {
 // gen is one producer's record source; not safe for concurrent use.
 type gen struct {
 	w    *workload
+	dist string
 	r    *rand.Rand
 	zipf *rand.Zipf
 }
 
-func (w *workload) gen(seed uint64) *gen {
-	g := &gen{w: w, r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
-	if w.dist == "zipf" {
+// gen returns a record source with the run's key distribution.
+func (w *workload) gen(seed uint64) *gen { return w.genKeys(seed, w.dist) }
+
+// genKeys returns a record source whose keys follow dist (none, uniform
+// or zipf).
+func (w *workload) genKeys(seed uint64, dist string) *gen {
+	g := &gen{w: w, dist: dist, r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+	if dist == "zipf" {
 		g.zipf = rand.NewZipf(g.r, 1.1, 1, uint64(len(w.keys)-1))
 	}
 	return g
@@ -76,7 +82,7 @@ func (w *workload) gen(seed uint64) *gen {
 
 // key returns the next record's key (nil for none).
 func (g *gen) key() []byte {
-	switch g.w.dist {
+	switch g.dist {
 	case "uniform":
 		return g.w.keys[g.r.IntN(len(g.w.keys))]
 	case "zipf":

@@ -1,0 +1,95 @@
+package bench
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestSweepRatiosAndTargets(t *testing.T) {
+	const gib = 1 << 30
+	rep := &Report{
+		Agent: AgentSettings{SegmentTargetBytes: 8 << 20},
+		Sweep: &Sweep{Partitions: []int32{16, 4096}, Keys: "uniform", KeySpace: 100000, Points: []*SweepPoint{
+			{
+				Partitions: 16, TxnsPerFlush: 1, PeakRSS: 400 << 20, MemoryLimit: 800 << 20,
+				Produce:    &ProduceResult{MiBps: 100, PutsPerGiB: 128, Bytes: gib},
+				Cold:       &ConsumeResult{MiBps: 400, GetsPerGiB: 800},
+				Warm:       &ConsumeResult{MiBps: 1000},
+				Compaction: &CompactionResult{Seconds: 1, IntervalSeconds: 300, PutsPerGiB: 200, AgentPutsPerGiB: 128, VsAgents: 200.0 / 128},
+			},
+			{
+				Partitions: 4096, TxnsPerFlush: 4, PeakRSS: 900 << 20, MemoryLimit: 800 << 20,
+				Produce:    &ProduceResult{MiBps: 85, PutsPerGiB: 130, Bytes: gib},
+				Cold:       &ConsumeResult{MiBps: 200, GetsPerGiB: 1600},
+				Warm:       &ConsumeResult{MiBps: 900},
+				Compaction: &CompactionResult{Seconds: 30, IntervalSeconds: 300, PutsPerGiB: 65536, AgentPutsPerGiB: 130, VsAgents: 65536.0 / 130},
+			},
+		}},
+	}
+	rep.evaluate()
+	q := rep.Sweep.Points[1].Ratios
+	if q.ProduceMiBps != 0.85 || q.ColdMiBps != 0.5 || q.WarmMiBps != 0.9 || q.ColdGetsPerGiB != 2 || q.TxnsPerFlush != 4 || q.PeakRSS != 2.25 || q.CompactionSeconds != 30 {
+		t.Errorf("ratios %+v", q)
+	}
+	if q0 := rep.Sweep.Points[0].Ratios; q0.ProduceMiBps != 1 || q0.PeakRSS != 1 {
+		t.Errorf("the first count's ratios %+v, want 1", q0)
+	}
+	want := map[string]*bool{
+		"produce throughput at 4096 partitions":     ptr(true),  // 0.85
+		"cold read throughput at 4096 partitions":   ptr(false), // 0.5
+		"warm read throughput at 4096 partitions":   ptr(true),  // 0.9
+		"GETs per GiB read cold at 4096 partitions": nil,        // no chunk size
+		"agent peak RSS at every partition count":   ptr(false), // 900 MiB > 800 MiB
+		"compactor PUTs per GiB at 4096 partitions": ptr(false), // 504 × the agents'
+		"compaction pass at 4096 partitions":        nil,        // stated: 0.1 of the interval
+	}
+	for _, tg := range rep.Targets {
+		w, ok := want[tg.Name]
+		if !ok {
+			continue
+		}
+		delete(want, tg.Name)
+		if (w == nil) != (tg.Met == nil) || (w != nil && *w != *tg.Met) {
+			t.Errorf("%s: met %v, want %v (%s)", tg.Name, tg.Met, w, tg.Got)
+		}
+	}
+	for name := range want {
+		t.Errorf("no target %q", name)
+	}
+	var b bytes.Buffer
+	if err := rep.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"PARTITION SWEEP", "ratio to the figure at 16 partitions", "0.85×", "0.50×", "2.25×", "COMPACTION", "65536", "504.12"} {
+		if !strings.Contains(b.String(), s) {
+			t.Errorf("text report lacks %q:\n%s", s, b.String())
+		}
+	}
+}
+
+func TestValidateSweep(t *testing.T) {
+	c := Defaults()
+	c.Partitions = []int32{1024, 16, 1024}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "keyed records") {
+		t.Errorf("a sweep without keys: %v", err)
+	}
+	c.Keys = "uniform"
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Partitions) != 2 || c.Partitions[0] != 16 || c.Partitions[1] != 1024 {
+		t.Errorf("partitions %v, want [16 1024]", c.Partitions)
+	}
+	c.KeySpace = 4000
+	if err := c.Validate(); err == nil {
+		t.Error("4000 keys over 1024 partitions accepted")
+	}
+	c = Defaults()
+	c.Partitions = []int32{0}
+	if err := c.Validate(); err == nil {
+		t.Error("0 partitions accepted")
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
