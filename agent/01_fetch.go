@@ -31,6 +31,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -50,12 +51,14 @@ const maxFetchWait = 30 * time.Second
 // fetchPart is one partition of a fetch request.
 type fetchPart struct {
 	resp   *kmsg.FetchResponseTopicPartition
-	id     metadata.PartitionID
+	topic  metadata.Topic
+	part   int32
 	offset int64
 	max    int32 // partition max bytes
 	ok     bool  // resolved; read it
 	next   int64 // after a read that returned batches: the offset after them
 	hw     int64 // the high watermark that read saw
+	plan   []metadata.IndexEntry
 }
 
 func (a *Agent) serveFetch(ctx context.Context, rq *request) {
@@ -72,7 +75,8 @@ func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest) *kms
 		return resp
 	}
 	var parts []*fetchPart
-	var ids []metadata.PartitionID
+	var shards []metadata.ShardID
+	seenShard := map[metadata.ShardID]bool{}
 	failed := false
 	for _, rt := range req.Topics {
 		st := kmsg.NewFetchResponseTopic()
@@ -108,9 +112,11 @@ func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest) *kms
 				failed = true
 				continue
 			}
-			fp.id = metadata.PartitionID{Topic: t.ID, Partition: rp.Partition}
-			fp.ok = true
-			ids = append(ids, fp.id)
+			fp.topic, fp.part, fp.ok = t, rp.Partition, true
+			if sh := t.Shard(rp.Partition); !seenShard[sh] {
+				seenShard[sh] = true
+				shards = append(shards, sh)
+			}
 		}
 	}
 
@@ -123,7 +129,7 @@ func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest) *kms
 	for {
 		// Subscribe before reading, so a commit between the read and the
 		// wait is not missed.
-		woken, unsubscribe := a.marks.Subscribe(ids)
+		woken, unsubscribe := a.marks.Subscribe(shards)
 		n, errs := a.readParts(ctx, parts, maxBytes)
 		if n >= int64(req.MinBytes) || errs || failed || wait <= 0 || ctx.Err() != nil {
 			unsubscribe()
@@ -165,8 +171,19 @@ func (a *Agent) fetchTopic(ctx context.Context, version int16, rt kmsg.FetchRequ
 // readParts fills every resolved partition's response from its current
 // state. It returns the bytes of records gathered and whether any
 // partition got an error.
+//
+// Reads are planned across the request's partitions before any is read:
+// each partition's next index entries are found, and of the entries whose
+// object chunks are neither cached nor being read, only those in the
+// oldest chunks, up to about the response's size, are read now (all at
+// once, in the background). A partition whose next entry is in a later
+// chunk returns nothing this time (Kafka allows a broker to return less
+// than a partition's maximum). A consumer of many partitions therefore
+// moves through objects in the order they were written, reading each
+// chunk once for all its partitions, instead of reading every object once
+// per partition.
 func (a *Agent) readParts(ctx context.Context, parts []*fetchPart, maxBytes int32) (int64, bool) {
-	a.prefetchParts(parts, int64(maxBytes))
+	allowed := a.planParts(ctx, parts, int64(maxBytes))
 	var total int64
 	anyErr := false
 	for _, fp := range parts {
@@ -177,7 +194,7 @@ func (a *Agent) readParts(ctx context.Context, parts []*fetchPart, maxBytes int3
 		if budget < 0 {
 			budget = 0
 		}
-		n, err := a.readPart(ctx, fp, budget, total == 0)
+		n, err := a.readPart(ctx, fp, budget, total == 0, allowed)
 		if err != nil {
 			anyErr = true
 		}
@@ -188,65 +205,131 @@ func (a *Agent) readParts(ctx context.Context, parts []*fetchPart, maxBytes int3
 	return total, anyErr
 }
 
-// readAhead starts reading the extent each partition that returned
-// batches will need next, so those GETs overlap the client's processing
-// of this response (the next fetch's prefetchParts starts the rest).
+// planParts finds each partition's next entries (fp.plan) and starts
+// reading the chunks the response will use. It returns the entries that
+// may be read from the bucket for this response: the others must be
+// ready (reader.ready).
+func (a *Agent) planParts(ctx context.Context, parts []*fetchPart, maxBytes int64) map[extentKey]bool {
+	var cold []metadata.IndexEntry
+	for _, fp := range parts {
+		fp.plan = nil
+		if !fp.ok {
+			continue
+		}
+		marks, err := a.marks.Get(ctx, fp.topic, fp.part)
+		if err != nil || fp.offset < marks.Start || fp.offset >= marks.Next {
+			continue
+		}
+		entries, _, err := a.reader.entries(ctx, fp.topic, fp.part, fp.offset, marks.Next)
+		if err != nil {
+			continue // the read reports it
+		}
+		want := int64(fp.max)
+		for _, e := range entries {
+			if want <= 0 {
+				break
+			}
+			// Stored bytes stand in for decoded ones, which are at least
+			// as many: the estimate errs toward one entry more.
+			want -= e.Length
+			fp.plan = append(fp.plan, e)
+			if !a.reader.ready(e) {
+				cold = append(cold, e)
+			}
+		}
+	}
+	if len(cold) == 0 {
+		return nil
+	}
+	slices.SortFunc(cold, chunkOrder)
+	// Read the oldest chunks, about a response's worth (within the chunk
+	// cache), and always at least one.
+	_, chunkBudget, _ := readerBudget(a.cfg.CacheBytes)
+	budget := min(max(maxBytes, 16<<20), chunkBudget/2)
+	allowed := map[extentKey]bool{}
+	chunks := map[chunkKey]bool{}
+	var (
+		read  int64
+		start []metadata.IndexEntry
+	)
+	for _, e := range cold {
+		var add int64
+		spans := a.reader.chunksOf(e)
+		for _, s := range spans {
+			if !chunks[s.key] && !a.reader.chunks.cached(s.key) {
+				add += s.end - s.start
+			}
+		}
+		if len(spans) == 0 {
+			add = e.Length
+		}
+		if len(allowed) > 0 && read+add > budget {
+			continue
+		}
+		read += add
+		for _, s := range spans {
+			chunks[s.key] = true
+		}
+		allowed[keyOf(e)] = true
+		start = append(start, e)
+	}
+	if !a.draining.Load() {
+		a.reader.prefetch(a.ctx, &a.wg, start)
+	}
+	return allowed
+}
+
+// readAhead starts reading the entries each partition that returned
+// batches will need next, so those reads overlap the client's processing
+// of this response.
 func (a *Agent) readAhead(parts []*fetchPart) {
 	if a.draining.Load() {
 		return
 	}
 	var next []metadata.IndexEntry
 	for _, fp := range parts {
-		if fp.ok && fp.next > 0 {
-			next = append(next, a.reader.planPrefetch(a.ctx, fp.id, fp.next, fp.hw, int64(fp.max), 1)...)
-			fp.next = 0
+		if !fp.ok || fp.next <= 0 {
+			continue
+		}
+		entries, _, err := a.reader.entries(a.ctx, fp.topic, fp.part, fp.next, fp.hw)
+		fp.next = 0
+		if err != nil {
+			continue
+		}
+		want := int64(fp.max)
+		for _, e := range entries {
+			if want <= 0 {
+				break
+			}
+			want -= e.Length
+			if !a.reader.ready(e) {
+				next = append(next, e)
+			}
 		}
 	}
+	slices.SortFunc(next, chunkOrder)
 	a.reader.prefetch(a.ctx, &a.wg, next)
-}
-
-// prefetchParts starts reading the extents every partition will need, in
-// parallel, before readPart takes them in turn: a cold fetch then waits
-// for about one GET instead of one per extent.
-func (a *Agent) prefetchParts(parts []*fetchPart, budget int64) {
-	if a.draining.Load() {
-		return
-	}
-	var need []metadata.IndexEntry
-	for _, fp := range parts {
-		if !fp.ok || budget <= 0 {
-			continue
-		}
-		marks := a.marks.Get(fp.id)
-		if fp.offset < marks.Start || fp.offset >= marks.Next {
-			continue
-		}
-		want := min(int64(fp.max), budget)
-		need = append(need, a.reader.planPrefetch(a.ctx, fp.id, fp.offset, marks.Next, want, 0)...)
-		budget -= want
-	}
-	a.reader.prefetch(a.ctx, &a.wg, need)
 }
 
 // readPart reads one partition from fp.offset. budget bounds the bytes
 // taken across the response; first says no earlier partition returned
 // data, so one whole batch is returned even if it exceeds the limits.
-func (a *Agent) readPart(ctx context.Context, fp *fetchPart, budget int64, first bool) (int64, error) {
+// Entries that are not ready are read only if allowed.
+func (a *Agent) readPart(ctx context.Context, fp *fetchPart, budget int64, first bool, allowed map[extentKey]bool) (int64, error) {
 	sp := fp.resp
 	sp.ErrorCode = 0
 	sp.RecordBatches = []byte{}
-	marks := a.marks.Get(fp.id)
+	marks, err := a.marks.Get(ctx, fp.topic, fp.part)
+	if err != nil {
+		sp.ErrorCode = kerr.RequestTimedOut.Code
+		return 0, err
+	}
 	if fp.offset < marks.Start || fp.offset > marks.Next {
 		// The watch may lag: confirm with etcd before sending the client to
 		// auto.offset.reset.
-		st, err := a.store.GetPartitionState(ctx, fp.id)
-		if err != nil {
+		if marks, err = a.reloadMarks(ctx, fp.topic, fp.part); err != nil {
 			sp.ErrorCode = kerr.RequestTimedOut.Code
 			return 0, err
-		}
-		marks = metadata.Watermarks{Start: st.Start, Next: st.Next, Revision: st.ModRevision}
-		if st.ModRevision > 0 {
-			a.marks.Observe(fp.id, marks)
 		}
 	}
 	sp.HighWatermark = marks.Next
@@ -267,37 +350,62 @@ func (a *Agent) readPart(ctx context.Context, fp *fetchPart, budget int64, first
 	defer func() {
 		if out.n > 0 {
 			fp.next, fp.hw = out.next, marks.Next // for readAhead
-			a.reader.noteRead(fp.id, out.next)
 		}
 	}()
 	offset := fp.offset
 	retried := false
+	entries := fp.plan
+	// An entry not ready is read only if the plan allows it, or when the
+	// plan read nothing from the bucket and this partition has nothing yet.
+	mayRead := func(e metadata.IndexEntry) bool {
+		return allowed[keyOf(e)] || len(allowed) == 0 && out.n == 0 || a.reader.ready(e)
+	}
 	for iter := 0; offset < marks.Next && iter < 64; iter++ {
-		entries, err := a.reader.entries(ctx, fp.id, offset, marks.Next)
-		if err != nil {
-			sp.ErrorCode = kerr.RequestTimedOut.Code
-			a.log.Warn("reading index failed", "partition", fp.id, "err", err)
-			return out.n, err
-		}
-		if len(entries) == 0 {
-			break
+		reload := false
+		if len(entries) == 0 || entries[len(entries)-1].Last < offset {
+			var ok bool
+			entries, ok, err = a.reader.entries(ctx, fp.topic, fp.part, offset, marks.Next)
+			if err != nil {
+				sp.ErrorCode = kerr.RequestTimedOut.Code
+				a.log.Warn("reading index failed", "topic", fp.topic.Name, "partition", fp.part, "err", err)
+				return out.finish(sp), err
+			}
+			if !ok && out.n == 0 {
+				// No entry holds the offset any more: retention removed it
+				// since the log start was read.
+				sp.ErrorCode = kerr.OffsetOutOfRange.Code
+				return 0, kerr.OffsetOutOfRange
+			}
+			if len(entries) == 0 {
+				break
+			}
 		}
 		progressed := false
-		for _, e := range entries {
+		for len(entries) > 0 {
+			e := entries[0]
+			if e.Last < offset {
+				entries = entries[1:]
+				continue
+			}
+			if !mayRead(e) {
+				return out.finish(sp), nil // a later chunk: another response
+			}
 			ext, err := a.reader.extent(ctx, e)
 			if err != nil {
 				if errors.Is(err, errMissingObject) && !retried {
 					// The index may be stale (a merge replaced the entry):
 					// reload it once before calling the object missing.
-					retried = true
-					a.reader.invalidate(fp.id)
+					retried, reload = true, true
+					a.reader.invalidate(fp.topic, fp.part)
+					entries = nil
 					break
 				}
 				ke, _ := kafkaError(err)
 				sp.ErrorCode = ke.Code
-				a.log.Error("fetch failed reading segment", "partition", fp.id, "offset", offset, "object", e.Object, "err", err)
+				a.log.Error("fetch failed reading segment", "topic", fp.topic.Name, "partition", fp.part, "offset", offset, "object", e.Object, "err", err)
 				return out.finish(sp), err
 			}
+			entries = entries[1:]
 			data, nb := ext.from(offset)
 			if nb == 0 {
 				continue
@@ -329,14 +437,20 @@ func (a *Agent) readPart(ctx context.Context, fp *fetchPart, budget int64, first
 				return out.finish(sp), nil
 			}
 		}
-		if !progressed && retried {
-			continue
-		}
-		if !progressed {
+		if !progressed && !reload {
 			break
 		}
 	}
 	return out.finish(sp), nil
+}
+
+// reloadMarks reads a partition's watermarks from etcd into the watcher.
+func (a *Agent) reloadMarks(ctx context.Context, t metadata.Topic, p int32) (metadata.Watermarks, error) {
+	if err := a.marks.Reload(ctx, t.Shard(p)); err != nil {
+		return metadata.Watermarks{}, err
+	}
+	m, _ := a.marks.Cached(t, p)
+	return m, nil
 }
 
 // gathered is a partition's record batches for a response: slices of

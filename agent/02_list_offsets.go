@@ -48,7 +48,7 @@ func (a *Agent) handleListOffsets(ctx context.Context, rq *request, req *kmsg.Li
 				err = kerr.UnknownTopicOrPartition
 			}
 			if err == nil {
-				sp.Offset, sp.Timestamp, err = a.listOffset(ctx, metadata.PartitionID{Topic: t.ID, Partition: rp.Partition}, rp.Timestamp)
+				sp.Offset, sp.Timestamp, err = a.listOffset(ctx, t, rp.Partition, rp.Timestamp)
 			}
 			if err != nil {
 				ke, _ := kafkaError(err)
@@ -64,46 +64,40 @@ func (a *Agent) handleListOffsets(ctx context.Context, rq *request, req *kmsg.Li
 }
 
 // listOffset resolves one ListOffsets query against a partition.
-func (a *Agent) listOffset(ctx context.Context, id metadata.PartitionID, ts int64) (offset, timestamp int64, err error) {
+func (a *Agent) listOffset(ctx context.Context, t metadata.Topic, p int32, ts int64) (offset, timestamp int64, err error) {
 	if ts == -1 || ts == -2 || ts == -4 || ts == -5 {
 		// Earliest and latest come from the watched watermarks (lag tools
-		// ask often); a partition the watch has not seen is read from etcd.
-		if m := a.marks.Get(id); m.Revision > 0 {
-			if ts == -1 {
-				return m.Next, -1, nil
-			}
-			return m.Start, -1, nil
+		// ask often); a shard the watch does not follow yet is read from
+		// etcd.
+		m, err := a.marks.Get(ctx, t, p)
+		if err != nil {
+			return -1, -1, err
 		}
+		if ts == -1 {
+			return m.Next, -1, nil
+		}
+		return m.Start, -1, nil
 	}
-	st, err := a.store.GetPartitionState(ctx, id)
+	st, err := a.store.GetPartitionState(ctx, t, p)
 	if err != nil {
 		return -1, -1, err
 	}
 	switch ts {
-	case -2, -4, -5:
-		return st.Start, -1, nil
-	case -1:
-		return st.Next, -1, nil
 	case -3:
-		return a.maxTimestampOffset(ctx, id, st)
+		return a.maxTimestampOffset(ctx, t, p, st)
 	}
 	if ts < 0 {
 		return -1, -1, kafkaErrorf(kerr.InvalidRequest, "timestamp %d is not a time or a special value (-1, -2, -3)", ts)
 	}
-	return a.offsetForTime(ctx, id, st, ts)
+	return a.offsetForTime(ctx, t, p, st, ts)
 }
 
 // scanIndex calls fn for the partition's index entries from the log
 // start, a window at a time, until fn returns false.
-func (a *Agent) scanIndex(ctx context.Context, id metadata.PartitionID, st metadata.PartitionState, fn func(metadata.IndexEntry) bool) error {
+func (a *Agent) scanIndex(ctx context.Context, t metadata.Topic, p int32, st metadata.PartitionState, fn func(metadata.IndexEntry) bool) error {
 	from := st.Start
-	if e, ok, err := a.store.IndexEntryBefore(ctx, id, st.Start); err != nil {
-		return err
-	} else if ok {
-		from = e.First
-	}
 	for from < st.Next {
-		entries, err := a.store.IndexEntries(ctx, id, from, indexWindow)
+		entries, err := a.store.PartitionEntries(ctx, t, p, from, 256)
 		if err != nil {
 			return err
 		}
@@ -127,9 +121,9 @@ func batchTimestamps(b []byte) (base, maxTS int64) {
 	return int64(binary.BigEndian.Uint64(b[27:35])), int64(binary.BigEndian.Uint64(b[35:43]))
 }
 
-func (a *Agent) offsetForTime(ctx context.Context, id metadata.PartitionID, st metadata.PartitionState, ts int64) (int64, int64, error) {
+func (a *Agent) offsetForTime(ctx context.Context, t metadata.Topic, p int32, st metadata.PartitionState, ts int64) (int64, int64, error) {
 	var found *metadata.IndexEntry
-	err := a.scanIndex(ctx, id, st, func(e metadata.IndexEntry) bool {
+	err := a.scanIndex(ctx, t, p, st, func(e metadata.IndexEntry) bool {
 		if e.MaxTimestamp >= ts {
 			found = &e
 			return false
@@ -155,9 +149,9 @@ func (a *Agent) offsetForTime(ctx context.Context, id metadata.PartitionID, st m
 	return -1, -1, nil
 }
 
-func (a *Agent) maxTimestampOffset(ctx context.Context, id metadata.PartitionID, st metadata.PartitionState) (int64, int64, error) {
+func (a *Agent) maxTimestampOffset(ctx context.Context, t metadata.Topic, p int32, st metadata.PartitionState) (int64, int64, error) {
 	var best *metadata.IndexEntry
-	err := a.scanIndex(ctx, id, st, func(e metadata.IndexEntry) bool {
+	err := a.scanIndex(ctx, t, p, st, func(e metadata.IndexEntry) bool {
 		if best == nil || e.MaxTimestamp >= best.MaxTimestamp {
 			best = &e
 		}

@@ -3,9 +3,11 @@ package agent
 // Metadata, v0–v13.
 //
 // Every live agent is listed as a broker (node ID, advertised host and
-// port, zone as rack). Each partition's leader is chosen among live agents
-// by rendezvous hashing (metadata.Leader), so it is stable while agents
-// come and go and moves only when its agent's lease lapses. Replicas and
+// port, zone as rack). Each shard's leader (the leader of all its
+// partitions: metadata/shards.go) is chosen among live agents by
+// rendezvous hashing (metadata.Rank), so it is stable while agents come
+// and go and moves only when its agent's lease lapses. One agent then
+// writes a shard, and its commits rarely conflict with another's. Replicas and
 // ISR list the best-ranked agents up to the topic's replication factor;
 // durability does not depend on them (data is in the object store and
 // etcd). Leader epochs are reported as -1: floe has no log truncation, so
@@ -124,16 +126,23 @@ func (a *Agent) metadataTopic(version int16, t metadata.Topic, agents []metadata
 	replicas := int(t.ReplicationFactor)
 	replicas = max(1, min(replicas, len(agents)))
 	mt.Partitions = make([]kmsg.MetadataResponseTopicPartition, 0, t.Partitions)
+	// Partitions of a shard share their leader (and replica list): the
+	// ranking is computed once per shard.
+	var replicaIDs []int32
 	for p := int32(0); p < t.Partitions; p++ {
+		if p%t.ShardSize == 0 {
+			ranked := metadata.Rank(agents, metadata.PartitionKey(t.Name, p/t.ShardSize))
+			replicaIDs = make([]int32, replicas)
+			for i, r := range ranked[:replicas] {
+				replicaIDs[i] = r.NodeID
+			}
+		}
 		mp := kmsg.NewMetadataResponseTopicPartition()
 		mp.Partition = p
 		mp.LeaderEpoch = -1
-		ranked := metadata.Rank(agents, metadata.PartitionKey(t.Name, p))
-		mp.Leader = ranked[0].NodeID
-		for _, r := range ranked[:replicas] {
-			mp.Replicas = append(mp.Replicas, r.NodeID)
-		}
-		mp.ISR = mp.Replicas
+		mp.Leader = replicaIDs[0]
+		mp.Replicas = replicaIDs
+		mp.ISR = replicaIDs
 		mt.Partitions = append(mt.Partitions, mp)
 	}
 	return mt

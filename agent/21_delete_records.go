@@ -4,7 +4,7 @@ package agent
 //
 // Advances each partition's log start offset to the requested offset, as
 // Kafka's AdminClient.deleteRecords does, with one compare-and-swap on the
-// partition's state in etcd (metadata.Store.AdvanceLogStart): -1 means the
+// shard's log starts in etcd (metadata.Store.AdvanceLogStart): -1 means the
 // high watermark; an offset at or below the current log start changes
 // nothing; one beyond the high watermark, or another negative one, is
 // OFFSET_OUT_OF_RANGE. The response's low watermark is the log start after
@@ -57,7 +57,7 @@ func (a *Agent) handleDeleteRecords(ctx context.Context, rq *request, req *kmsg.
 				err = kerr.UnknownTopicOrPartition
 			}
 			if err == nil {
-				sp.LowWatermark, err = a.deleteRecords(ctx, metadata.PartitionID{Topic: t.ID, Partition: rp.Partition}, rp.Offset)
+				sp.LowWatermark, err = a.deleteRecords(ctx, t, rp.Partition, rp.Offset)
 			}
 			if err != nil {
 				ke, msg := kafkaError(err)
@@ -72,8 +72,8 @@ func (a *Agent) handleDeleteRecords(ctx context.Context, rq *request, req *kmsg.
 }
 
 // deleteRecords advances one partition's log start and returns it.
-func (a *Agent) deleteRecords(ctx context.Context, id metadata.PartitionID, offset int64) (int64, error) {
-	st, err := a.store.AdvanceLogStart(ctx, id, offset)
+func (a *Agent) deleteRecords(ctx context.Context, t metadata.Topic, p int32, offset int64) (int64, error) {
+	st, err := a.store.AdvanceLogStart(ctx, t, p, offset)
 	if err != nil {
 		if errors.Is(err, metadata.ErrOffsetOutOfRange) {
 			// Only this API gives the metadata error to a client.
@@ -81,11 +81,9 @@ func (a *Agent) deleteRecords(ctx context.Context, id metadata.PartitionID, offs
 		}
 		return -1, err
 	}
-	if st.ModRevision > 0 {
-		// Fetches on this agent see the new start at once, not when the
-		// watch delivers it.
-		a.marks.Observe(id, metadata.Watermarks{Start: st.Start, Next: st.Next, Revision: st.ModRevision})
-	}
-	a.log.Info("records deleted", "partition", id, "log_start", st.Start)
+	// Fetches on this agent see the new start at once, not when the watch
+	// delivers it.
+	a.marks.ObserveStart(t, p, st.Start)
+	a.log.Info("records deleted", "topic", t.Name, "partition", p, "log_start", st.Start)
 	return st.Start, nil
 }

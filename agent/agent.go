@@ -125,7 +125,8 @@ func (a *Agent) Start(ctx context.Context) error {
 		view.Wait()
 	}()
 
-	marks, err := a.store.StartWatermarkWatcher(a.ctx, a.log)
+	a.reader = newReader(a.store, a.bucket, a.cfg.CacheBytes, a.cfg.ReadChunkBytes, a.log, newReaderMetrics(a.registry))
+	marks, err := a.store.StartWatermarkWatcher(a.ctx, a.log, metadata.WatermarkHooks{OnEntry: a.reader.observe, OnReset: a.reader.windows.reset})
 	if err != nil {
 		return err
 	}
@@ -135,10 +136,14 @@ func (a *Agent) Start(ctx context.Context) error {
 		defer a.wg.Done()
 		marks.Wait()
 	}()
-	committer := a.store.NewCommitter(metadata.CommitConfig{MaxTxnOps: a.cfg.EtcdMaxTxnOps, Observer: newCommitTxnMetrics(a.registry)})
+	committer := a.store.NewCommitter(metadata.CommitConfig{
+		MaxTxnOps:                a.cfg.EtcdMaxTxnOps,
+		MaxRequestBytes:          a.cfg.EtcdMaxRequestBytes,
+		MaxProducersPerPartition: a.cfg.MaxProducersPerPartition,
+		Observer:                 newCommitTxnMetrics(a.registry),
+		OnCommit:                 marks.Observe,
+	})
 	a.writer = newWriter(a.ctx, a.cfg.Writer, a.bucket, committer, marks, a.log, newWriterMetrics(a.registry))
-	a.reader = newReader(a.store, a.bucket, a.cfg.CacheBytes, a.log, newReaderMetrics(a.registry))
-	a.writer.committed = a.reader.observe
 	registerLimitMetrics(a.registry, a.cfg)
 	a.startOffsetsFeed()
 	if err := a.startLagTracker(); err != nil {

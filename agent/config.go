@@ -47,8 +47,13 @@ type Config struct {
 	// Writer tunes segment objects: size, flush interval, buffer bound,
 	// compression.
 	Writer WriterConfig
-	// CacheBytes bounds the fetch cache of decoded batches. Default 256 MiB.
+	// CacheBytes bounds the fetch caches: decoded batches, object chunks
+	// as stored, and index windows. Default 256 MiB.
 	CacheBytes int64
+	// ReadChunkBytes is the size of the object chunks fetches read: one
+	// GET serves every partition's extent in a chunk. Objects up to 1.5
+	// times it are read whole. Default 8 MiB.
+	ReadChunkBytes int64
 	// Listeners are the Kafka listeners. Empty means one PLAINTEXT
 	// listener on KafkaAddr advertising AdvertiseAddr.
 	Listeners []ListenerConfig
@@ -57,6 +62,13 @@ type Config struct {
 	// EtcdMaxTxnOps is the etcd server's per-transaction op limit
 	// (--max-txn-ops); commits are split to fit. Default 128.
 	EtcdMaxTxnOps int
+	// EtcdMaxRequestBytes is the etcd server's request size limit
+	// (--max-request-bytes); commits are split to fit and flushes sealed
+	// before their index would outgrow it. Default 1.5 MiB.
+	EtcdMaxRequestBytes int
+	// MaxProducersPerPartition caps the idempotent producers a partition
+	// remembers (least recently written forgotten first). Default 4096.
+	MaxProducersPerPartition int
 }
 
 func (c *Config) setDefaults() {
@@ -85,8 +97,20 @@ func (c *Config) setDefaults() {
 	if c.CacheBytes == 0 {
 		c.CacheBytes = 256 << 20
 	}
+	if c.ReadChunkBytes == 0 {
+		c.ReadChunkBytes = defaultReadChunk
+	}
 	if c.EtcdMaxTxnOps == 0 {
 		c.EtcdMaxTxnOps = 128
+	}
+	if c.EtcdMaxRequestBytes == 0 {
+		c.EtcdMaxRequestBytes = metadata.DefaultMaxRequestBytes
+	}
+	if c.MaxProducersPerPartition == 0 {
+		c.MaxProducersPerPartition = metadata.DefaultMaxProducersPerPartition
+	}
+	if c.Writer.MaxCommitBytes == 0 {
+		c.Writer.MaxCommitBytes = c.EtcdMaxRequestBytes / 2
 	}
 	c.Writer.setDefaults()
 	c.Security.setDefaults()
@@ -116,8 +140,17 @@ func (c *Config) Validate() error {
 	if c.CacheBytes < 1<<20 {
 		return errors.New("cache bytes must be at least 1 MiB")
 	}
+	if c.ReadChunkBytes < 64<<10 {
+		return errors.New("read chunk bytes must be at least 64 KiB")
+	}
 	if c.EtcdMaxTxnOps < 8 {
 		return errors.New("etcd max txn ops must be at least 8")
+	}
+	if c.EtcdMaxRequestBytes < 256<<10 {
+		return errors.New("etcd max request bytes must be at least 256 KiB")
+	}
+	if c.MaxProducersPerPartition < 1 {
+		return errors.New("max producers per partition must be at least 1")
 	}
 	if err := c.Groups.validate(); err != nil {
 		return err

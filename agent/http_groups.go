@@ -272,7 +272,7 @@ func (a *Agent) groupReport(st metadata.GroupState, offsets []metadata.Committed
 		}
 		tp := topicPartition{o.Topic, o.Partition}
 		committed[tp] = true
-		m := a.marks.Get(metadata.PartitionID{Topic: t.ID, Partition: o.Partition})
+		m := a.watermarks(t, o.Partition)
 		off, at := o.Offset, o.Committed
 		add(partitionReport{
 			Topic: o.Topic, Partition: o.Partition, CommittedOffset: &off, CommittedAt: &at, Metadata: o.Metadata,
@@ -287,7 +287,7 @@ func (a *Agent) groupReport(st metadata.GroupState, offsets []metadata.Committed
 		if !ok || tp.partition < 0 || tp.partition >= t.Partitions {
 			continue
 		}
-		m := a.marks.Get(metadata.PartitionID{Topic: t.ID, Partition: tp.partition})
+		m := a.watermarks(t, tp.partition)
 		add(partitionReport{
 			Topic: tp.topic, Partition: tp.partition,
 			StartOffset: m.Start, EndOffset: m.Next, Lag: max(0, m.Next-m.Start), MemberID: member,

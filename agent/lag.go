@@ -44,6 +44,7 @@ package agent
 // partitions assigned to a member that have no commit yet.
 
 import (
+	"context"
 	"maps"
 	"slices"
 	"sort"
@@ -211,7 +212,20 @@ func (a *Agent) endOffset(o metadata.CommittedOffset) (int64, bool) {
 	if !ok {
 		return 0, false
 	}
-	return a.marks.Get(metadata.PartitionID{Topic: t.ID, Partition: o.Partition}).Next, true
+	return a.watermarks(t, o.Partition).Next, true
+}
+
+// watermarks returns a partition's watermarks as this agent follows them,
+// reading its shard from etcd the first time; zero if etcd cannot be
+// read (lag reports are best effort).
+func (a *Agent) watermarks(t metadata.Topic, p int32) metadata.Watermarks {
+	ctx, cancel := context.WithTimeout(a.ctx, 5*time.Second)
+	defer cancel()
+	m, err := a.marks.Get(ctx, t, p)
+	if err != nil {
+		a.log.Debug("reading watermarks failed", "topic", t.Name, "partition", p, "err", err)
+	}
+	return m
 }
 
 // partitionStatus evaluates one partition as Burrow does (see the file

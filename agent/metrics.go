@@ -110,6 +110,10 @@ type readerMetrics struct {
 	fetchBytes     prometheus.Counter
 	prefetches     prometheus.Counter
 	prefetchWasted prometheus.Counter
+	chunkHits      prometheus.Counter
+	chunkMisses    prometheus.Counter
+	chunkBytes     prometheus.Gauge
+	indexBytes     prometheus.Gauge
 }
 
 func newReaderMetrics(reg prometheus.Registerer) *readerMetrics {
@@ -137,9 +141,17 @@ func newReaderMetrics(reg prometheus.Registerer) *readerMetrics {
 			Help: "Extents read into the cache ahead of a fetch asking for them (they count as cache misses too)."}),
 		prefetchWasted: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "floe", Subsystem: "fetch", Name: "prefetches_wasted_total",
 			Help: "Extents read ahead that left the cache (or never entered it) before a fetch asked for them."}),
+		chunkHits: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "floe", Subsystem: "fetch", Name: "chunk_hits_total",
+			Help: "Extent decodes that found their object chunk cached or being read."}),
+		chunkMisses: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "floe", Subsystem: "fetch", Name: "chunk_reads_total",
+			Help: "Object chunks read from the object store (one GET each)."}),
+		chunkBytes: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "floe", Subsystem: "fetch", Name: "chunk_cache_bytes",
+			Help: "Bytes of object chunks, as stored, in the fetch cache."}),
+		indexBytes: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "floe", Subsystem: "fetch", Name: "index_cache_bytes",
+			Help: "Estimated bytes of index windows the agent holds."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.cacheHits, m.cacheMisses, m.cacheCoalesced, m.cacheBytes, m.getLatency, m.getBytes, m.indexLoads, m.indexLatency, m.fetchBytes, m.prefetches, m.prefetchWasted)
+		reg.MustRegister(m.cacheHits, m.cacheMisses, m.cacheCoalesced, m.cacheBytes, m.getLatency, m.getBytes, m.indexLoads, m.indexLatency, m.fetchBytes, m.prefetches, m.prefetchWasted, m.chunkHits, m.chunkMisses, m.chunkBytes, m.indexBytes)
 	}
 	return m
 }

@@ -3,8 +3,10 @@ package agent
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,6 +37,7 @@ func TestExtentCacheReadAheadBudget(t *testing.T) {
 		return func(context.Context) (*cachedExtent, error) { return &cachedExtent{arena: make([]byte, n)}, nil }
 	}
 	k := func(i int) extentKey { return extentKey{object: "o", offset: int64(i)} }
+	size := func(n int) int64 { return (&cachedExtent{arena: make([]byte, n)}).size() }
 	// one reads keys ahead with one load, each decoding to size bytes.
 	one := func(key extentKey, size int, reserved int64) {
 		c.readAhead(ctx, []extentKey{key}, reserved, func(_ context.Context, want []bool) ([]*cachedExtent, error) {
@@ -47,8 +50,8 @@ func TestExtentCacheReadAheadBudget(t *testing.T) {
 		t.Fatal("600 of a 1000-byte budget refused")
 	}
 	one(k(1), 500, 600) // decodes to 500: the reservation becomes 500
-	if c.ahead != 500 {
-		t.Fatalf("ahead = %d after reading 500 bytes ahead, want 500", c.ahead)
+	if c.ahead != size(500) {
+		t.Fatalf("ahead = %d after reading 500 bytes ahead, want %d", c.ahead, size(500))
 	}
 	if c.reserveAhead(600) {
 		t.Fatal("a read ahead past a quarter of the cache was allowed")
@@ -128,50 +131,56 @@ func TestExtentCacheReadAheadSpan(t *testing.T) {
 	if len(got) != 3 || !got[0] || got[1] || !got[2] {
 		t.Fatalf("want = %v, want [true false true] (k(1) was cached)", got)
 	}
-	if !c.has(k(0)) || c.ahead != 100 || counterValue(t, m.cacheMisses) != 3 {
+	if !c.has(k(0)) || c.ahead != (&cachedExtent{arena: make([]byte, 100)}).size() || counterValue(t, m.cacheMisses) != 3 {
 		t.Fatalf("after the read ahead: k(0) cached %v, ahead %d (want 100: k(0) unread), misses %v (want 3)", c.has(k(0)), c.ahead, counterValue(t, m.cacheMisses))
 	}
 }
 
-// Extents of one object are read together across gaps of up to maxGap,
-// and never past maxSpan bytes or into another object.
-func TestNextSpan(t *testing.T) {
+// An object is read in chunks: whole when small, else aligned ranges,
+// and an extent across a chunk boundary needs both chunks.
+func TestChunksOf(t *testing.T) {
 	const mib = 1 << 20
-	e := func(object string, offset, length int64) metadata.IndexEntry {
-		return metadata.IndexEntry{Object: object, Offset: offset, Length: length}
-	}
 	for _, tc := range []struct {
-		name    string
-		entries []metadata.IndexEntry
-		n       int
-		size    int64
+		name                  string
+		size, off, len, chunk int64
+		want                  string
 	}{
-		{"one", []metadata.IndexEntry{e("a", 100, 10)}, 1, 10},
-		{"adjacent", []metadata.IndexEntry{e("a", 0, mib), e("a", mib, mib), e("a", 2*mib, 5)}, 3, 2*mib + 5},
-		{"gap within maxGap", []metadata.IndexEntry{e("a", 0, 10), e("a", 10+maxGap, 10)}, 2, 20 + maxGap},
-		{"gap past maxGap", []metadata.IndexEntry{e("a", 0, 10), e("a", 11+maxGap, 10)}, 1, 10},
-		{"other object", []metadata.IndexEntry{e("a", 0, 10), e("b", 10, 10)}, 1, 10},
-		{"up to maxSpan", []metadata.IndexEntry{e("a", 0, maxSpan/2), e("a", maxSpan/2, maxSpan/2), e("a", maxSpan, 1)}, 2, maxSpan},
-		{"a first entry over maxSpan alone", []metadata.IndexEntry{e("a", 0, 2*maxSpan), e("a", 2*maxSpan, 1)}, 1, 2 * maxSpan},
+		{"small object whole", 9 * mib, 5 * mib, 100, 8 * mib, "[{{o -1} 0 9437184}]"},
+		{"unknown size", 0, 100, 10, 8 * mib, "[{{o 0} 0 8388608}]"},
+		{"inside a chunk", 40 * mib, 9 * mib, 100, 8 * mib, "[{{o 1} 8388608 16777216}]"},
+		{"across a boundary", 40 * mib, 16*mib - 10, 20, 8 * mib, "[{{o 1} 8388608 16777216} {{o 2} 16777216 25165824}]"},
+		{"last chunk clipped", 20 * mib, 17 * mib, 10, 8 * mib, "[{{o 2} 16777216 20971520}]"},
 	} {
-		if n, size := nextSpan(tc.entries); n != tc.n || size != tc.size {
-			t.Errorf("%s: nextSpan = %d entries, %d bytes; want %d, %d", tc.name, n, size, tc.n, tc.size)
+		if got := fmt.Sprint(chunksOf("o", tc.size, tc.off, tc.len, tc.chunk)); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
 		}
 	}
 }
 
-// A span read across a gap decodes each wanted extent from its own bytes:
-// the second and fourth of four partitions, read with one GET over the
-// third, come back with their own records and offsets.
-func TestLoadSpanAcrossAGap(t *testing.T) {
+// countingBucket counts GETs.
+type countingBucket struct {
+	segments.Bucket
+	gets atomic.Int64
+}
+
+func (b *countingBucket) GetRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
+	b.gets.Add(1)
+	return b.Bucket.GetRange(ctx, key, off, n)
+}
+
+// Every partition's extent in an object is served from one GET of the
+// object, each with its own records and offsets.
+func TestExtentsOfAnObjectShareOneGet(t *testing.T) {
 	ctx := context.Background()
-	bucket, err := segments.OpenBucket(ctx, t.TempDir(), segments.BucketOptions{})
+	dir, err := segments.OpenBucket(ctx, t.TempDir(), segments.BucketOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer bucket.Close()
-	b := segments.NewBuilder(segments.CodecNone)
-	for p := range 4 {
+	defer dir.Close()
+	bucket := &countingBucket{Bucket: dir}
+	b := segments.NewBuilder(segments.CodecZstd)
+	const parts = 64
+	for p := range parts {
 		for i := range 3 {
 			raw := kafkatest.RecordBatch(kafkatest.NoProducer, time.UnixMilli(1000), fmt.Sprintf("p%d-%d", p, i))
 			batch, err := segments.ParseBatch(raw)
@@ -189,21 +198,17 @@ func TestLoadSpanAcrossAGap(t *testing.T) {
 		t.Fatal(err)
 	}
 	entry := func(x segments.Extent, first int64) metadata.IndexEntry {
-		return metadata.IndexEntry{Object: "obj", Offset: x.Offset, Length: x.Length, First: first, Last: first + x.Records - 1, Batches: x.Batches}
+		return metadata.IndexEntry{Object: "obj", ObjectSize: int64(len(object)), Offset: x.Offset, Length: x.Length, First: first, Last: first + x.Records - 1, Batches: x.Batches}
 	}
-	span := []metadata.IndexEntry{entry(extents[1], 10), entry(extents[3], 20)}
-	if n, _ := nextSpan(span); n != 2 {
-		t.Fatalf("the two extents %d bytes apart are not one span", extents[3].Offset-extents[1].Offset-extents[1].Length)
-	}
-	r := newReader(nil, bucket, 1<<20, slog.New(slog.DiscardHandler), newReaderMetrics(nil))
-	got, err := r.loadSpan(ctx, span, []bool{true, true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, p := range []int{1, 3} {
-		ext := got[i]
-		if len(ext.bases) != 3 || ext.bases[0] != span[i].First || ext.lasts[2] != span[i].Last {
-			t.Fatalf("partition %d: bases %v lasts %v, want 3 batches from offset %d", p, ext.bases, ext.lasts, span[i].First)
+	r := newReader(nil, bucket, 64<<20, 0, slog.New(slog.DiscardHandler), newReaderMetrics(nil))
+	for p, x := range extents {
+		e := entry(x, int64(10*p))
+		ext, err := r.extent(ctx, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ext.bases) != 3 || ext.bases[0] != e.First || ext.lasts[2] != e.Last {
+			t.Fatalf("partition %d: bases %v lasts %v, want 3 batches from offset %d", p, ext.bases, ext.lasts, e.First)
 		}
 		for j := range 3 {
 			batch, err := segments.ParseBatch(ext.arena[ext.starts[j]:ext.batchEnd(j)])
@@ -211,9 +216,12 @@ func TestLoadSpanAcrossAGap(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := fmt.Sprintf("p%d-%d", p, j)
-			if batch.BaseOffset != span[i].First+int64(j) || !strings.Contains(string(batch.Raw), want) {
-				t.Fatalf("partition %d batch %d: base offset %d, holds %q: want %d and %q", p, j, batch.BaseOffset, batch.Raw, span[i].First+int64(j), want)
+			if batch.BaseOffset != e.First+int64(j) || !strings.Contains(string(batch.Raw), want) {
+				t.Fatalf("partition %d batch %d: base offset %d, holds %q: want %d and %q", p, j, batch.BaseOffset, batch.Raw, e.First+int64(j), want)
 			}
 		}
+	}
+	if n := bucket.gets.Load(); n != 1 {
+		t.Fatalf("%d GETs for %d extents of one object, want 1", n, parts)
 	}
 }

@@ -38,6 +38,12 @@ type WriterConfig struct {
 	// which may delete an object nothing references once it is that old.
 	// Default 4m (half of the default 10m grace, less the timeouts).
 	MaxCommitDelay time.Duration
+	// MaxCommitBytes seals the open flush once the index its commit
+	// writes to etcd (extents, idempotent batches) would reach this many
+	// bytes, so a flush of many small batches never needs a commit larger
+	// than etcd accepts. Default: half of the agent's
+	// EtcdMaxRequestBytes.
+	MaxCommitBytes int
 }
 
 func (c *WriterConfig) setDefaults() {
@@ -62,7 +68,18 @@ func (c *WriterConfig) setDefaults() {
 	if c.MaxCommitDelay == 0 {
 		c.MaxCommitDelay = 4 * time.Minute
 	}
+	if c.MaxCommitBytes == 0 {
+		c.MaxCommitBytes = metadata.DefaultMaxRequestBytes / 2
+	}
 }
+
+// Estimated bytes of a commit's log entries: per partition of a flush
+// (its extent and high watermark) and per idempotent batch (its producer
+// delta). Generous, so a flush sealed by them always fits.
+const (
+	commitBytesPerPartition = 64
+	commitBytesPerIdemBatch = 24
+)
 
 func (c *WriterConfig) validate() error {
 	switch {
@@ -105,10 +122,6 @@ type writer struct {
 	marks     *metadata.WatermarkWatcher
 	log       *slog.Logger
 	metrics   *writerMetrics
-	// committed, if set, learns every index entry the writer commits,
-	// before producers and the watermark watcher do. Set before the first
-	// append.
-	committed func(metadata.PartitionID, metadata.IndexEntry)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -135,6 +148,7 @@ type flush struct {
 	parts    []*partAppend // in first-append order
 	byKey    map[segments.PartitionKey]*partAppend
 	bytes    int64
+	index    int // estimated bytes of the commit's log entries
 	opened   time.Time
 	sealed   time.Time
 	uploaded chan struct{}
@@ -246,6 +260,7 @@ func (w *writer) append(ctx context.Context, t metadata.Topic, partition int32, 
 		pa = &partAppend{topic: t, partition: partition}
 		f.byKey[key] = pa
 		f.parts = append(f.parts, pa)
+		f.index += commitBytesPerPartition
 	}
 	res := &appendResult{done: make(chan struct{}), remaining: len(batches), baseOffset: -1, logStart: -1}
 	for _, b := range batches {
@@ -266,11 +281,14 @@ func (w *writer) append(ctx context.Context, t metadata.Topic, partition int32, 
 			},
 			res: res,
 		})
+		if b.ProducerID >= 0 {
+			f.index += commitBytesPerIdemBatch
+		}
 	}
 	f.bytes += size
 	w.held += size
 	w.metrics.buffered.Set(float64(w.held))
-	if f.bytes >= int64(w.cfg.SegmentTargetBytes) {
+	if f.bytes >= int64(w.cfg.SegmentTargetBytes) || f.index >= w.cfg.MaxCommitBytes {
 		w.sealLocked()
 	}
 	return res, nil
@@ -435,7 +453,7 @@ func (w *writer) commit(f *flush) {
 		for j, b := range pa.batches {
 			metas[j] = b.meta
 		}
-		appends[i] = metadata.Append{Topic: pa.topic, Partition: pa.partition, Object: f.key, Offset: ext.Offset, Length: ext.Length, Batches: metas}
+		appends[i] = metadata.Append{Topic: pa.topic, Partition: pa.partition, Object: f.key, ObjectSize: int64(f.objSize), Offset: ext.Offset, Length: ext.Length, Batches: metas}
 	}
 	ctx, cancel := context.WithTimeout(w.ctx, w.cfg.CommitTimeout)
 	start := time.Now()
@@ -450,13 +468,6 @@ func (w *writer) commit(f *flush) {
 		}
 	}
 	w.metrics.flushLatency.Observe(time.Since(f.sealed).Seconds())
-	if w.committed != nil {
-		for i, pa := range f.parts {
-			if i < len(results) && results[i].Entry != nil {
-				w.committed(metadata.PartitionID{Topic: pa.topic.ID, Partition: pa.partition}, *results[i].Entry)
-			}
-		}
-	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for i, pa := range f.parts {
@@ -464,36 +475,39 @@ func (w *writer) commit(f *flush) {
 		if i < len(results) {
 			r = results[i]
 		}
+		// The log start answered is the one this agent follows (the
+		// commit itself never moves it).
+		marks, _ := w.marks.Cached(pa.topic, pa.partition)
 		for j, b := range pa.batches {
 			var out metadata.BatchOutcome
 			switch {
 			case j < len(r.Batches):
 				out = r.Batches[j]
 			case err != nil:
-				out = metadata.BatchOutcome{BaseOffset: -1, LogStart: -1, Err: fmt.Errorf("%w: %v", errCommit, err)}
+				out = metadata.BatchOutcome{BaseOffset: -1, Err: fmt.Errorf("%w: %v", errCommit, err)}
 			default:
-				out = metadata.BatchOutcome{BaseOffset: -1, LogStart: -1, Err: errCommit}
+				out = metadata.BatchOutcome{BaseOffset: -1, Err: errCommit}
 			}
-			resolveLocked(b.res, out)
-		}
-		if r.Entry != nil {
-			w.marks.Observe(metadata.PartitionID{Topic: pa.topic.ID, Partition: pa.partition},
-				metadata.Watermarks{Start: r.State.Start, Next: r.State.Next, Revision: r.Revision})
+			logStart := int64(-1)
+			if out.Err == nil {
+				logStart = marks.Start
+			}
+			resolveLocked(b.res, out, logStart)
 		}
 	}
 }
 
 // resolveLocked records one batch's outcome in its request's result and
 // completes the result when it was the last batch.
-func resolveLocked(res *appendResult, out metadata.BatchOutcome) {
+func resolveLocked(res *appendResult, out metadata.BatchOutcome, logStart int64) {
 	if out.Err != nil && res.err == nil {
 		res.err = out.Err
 	}
 	if res.baseOffset < 0 && out.Err == nil {
 		res.baseOffset = out.BaseOffset
 	}
-	if out.LogStart >= 0 {
-		res.logStart = out.LogStart
+	if logStart >= 0 {
+		res.logStart = logStart
 	}
 	res.remaining--
 	if res.remaining == 0 {
@@ -506,7 +520,7 @@ func (w *writer) resolveAll(f *flush, err error) {
 	defer w.mu.Unlock()
 	for _, pa := range f.parts {
 		for _, b := range pa.batches {
-			resolveLocked(b.res, metadata.BatchOutcome{BaseOffset: -1, LogStart: -1, Err: err})
+			resolveLocked(b.res, metadata.BatchOutcome{BaseOffset: -1, Err: err}, -1)
 		}
 	}
 }

@@ -101,6 +101,9 @@ type CommitConfig struct {
 	// Observer, if set, is told about every transaction the committer
 	// runs.
 	Observer CommitObserver
+	// OnCommit, if set, learns every log entry the committer wrote, once
+	// its transaction committed, on the committing goroutine.
+	OnCommit func(ShardID, *LogEntry)
 }
 
 // DefaultMaxRequestBytes is etcd's default --max-request-bytes.
@@ -580,6 +583,9 @@ func (c *Committer) applyPrepared(p *prepared, rev int64, results []CommitResult
 	}
 	if p.entry != nil {
 		c.applyEntry(c.shards[p.u.shard], p.entry)
+		if c.cfg.OnCommit != nil {
+			c.cfg.OnCommit(p.u.shard, p.entry)
+		}
 	}
 	c.shards[p.u.shard].used = time.Now()
 }

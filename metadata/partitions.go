@@ -321,3 +321,35 @@ func (s *Store) setStarts(ctx context.Context, sh ShardID, st ShardState, raise 
 
 // errStopPages ends a paged read early, from inside its callback.
 var errStopPages = errors.New("metadata: stop reading pages")
+
+// ShardWindow reads up to limit of a shard's entries from sequence number
+// from on, and the high watermarks of the entry just before them (nil when
+// none is left: the window starts the shard's log), in one consistent
+// read.
+func (s *Store) ShardWindow(ctx context.Context, sh ShardID, from int64, limit int64) (floor []int64, entries []LogEntry, err error) {
+	from = max(from, 1)
+	resp, err := s.cli.Txn(ctx).Then(
+		clientv3.OpGet(s.logPrefix(sh), clientv3.WithRange(s.logKey(sh, from)), clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend), clientv3.WithLimit(1)),
+		clientv3.OpGet(s.logKey(sh, from), clientv3.WithRange(clientv3.GetPrefixRangeEnd(s.logPrefix(sh))), clientv3.WithLimit(limit)),
+	).Commit()
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the log of shard %s: %w", sh, err)
+	}
+	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
+		e, err := s.decodeLogKV(string(kvs[0].Key), kvs[0].Value)
+		if err != nil {
+			return nil, nil, err
+		}
+		floor = e.Nexts
+	}
+	kvs := resp.Responses[1].GetResponseRange().Kvs
+	entries = make([]LogEntry, 0, len(kvs))
+	for _, kv := range kvs {
+		e, err := s.decodeLogKV(string(kv.Key), kv.Value)
+		if err != nil {
+			return nil, nil, err
+		}
+		entries = append(entries, e)
+	}
+	return floor, entries, nil
+}

@@ -59,10 +59,12 @@ func Leader(agents []AgentInfo, key string) (AgentInfo, bool) {
 	return best, found
 }
 
-// PartitionKey is the placement key of a topic partition.
-func PartitionKey(topic string, partition int32) string {
+// PartitionKey is the placement key of a topic's shard (for a topic of
+// one partition per shard, of its partition): the partitions of a shard
+// share a leader.
+func PartitionKey(topic string, shard int32) string {
 	var b [4]byte
-	binary.BigEndian.PutUint32(b[:], uint32(partition))
+	binary.BigEndian.PutUint32(b[:], uint32(shard))
 	return "p\x00" + topic + "\x00" + string(b[:])
 }
 

@@ -97,14 +97,23 @@ func (v *View) watch(ctx context.Context, prefix string, rev int64, load func(co
 				broken = true
 				break
 			}
+			// A response's header revision is the store's when it was sent,
+			// not the last one delivered: a watch catching up gets later
+			// events in later responses. Only the events' own revisions
+			// (or a progress notification) say what has been applied.
+			seen := rev
+			if resp.IsProgressNotify() {
+				seen = resp.Header.Revision
+			}
 			v.mu.Lock()
 			for _, ev := range resp.Events {
 				apply(ev)
+				seen = max(seen, ev.Kv.ModRevision)
 			}
-			v.setRevLocked(prefix, resp.Header.Revision)
+			v.setRevLocked(prefix, seen)
 			v.notifyLocked()
 			v.mu.Unlock()
-			rev = resp.Header.Revision
+			rev = seen
 		}
 		cancel()
 		if ctx.Err() != nil {

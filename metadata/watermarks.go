@@ -31,10 +31,7 @@ type Watermarks struct {
 type WatermarkWatcher struct {
 	store *Store
 	log   *slog.Logger
-	// onEntry, if set, learns every log entry written (the agent's reader
-	// extends its index windows with them). It is called without the
-	// watcher's lock held, on the watch goroutine or Observe's caller.
-	onEntry func(ShardID, *LogEntry)
+	hooks WatermarkHooks
 
 	mu      sync.Mutex
 	shards  map[ShardID]*shardMarks
@@ -53,10 +50,21 @@ type shardMarks struct {
 
 type waiter struct{ ch chan struct{} }
 
+// WatermarkHooks let the watcher's owner follow what it sees. Each is
+// called without the watcher's lock held, on a watch goroutine or
+// Observe's caller; either may be nil.
+type WatermarkHooks struct {
+	// OnEntry learns every log entry written (the agent's reader extends
+	// its index windows with them).
+	OnEntry func(ShardID, *LogEntry)
+	// OnReset is called when a watch broke: entries may have been missed.
+	OnReset func()
+}
+
 // StartWatermarkWatcher starts following log entries and log starts until
-// ctx is done. onEntry may be nil.
-func (s *Store) StartWatermarkWatcher(ctx context.Context, log *slog.Logger, onEntry func(ShardID, *LogEntry)) (*WatermarkWatcher, error) {
-	w := &WatermarkWatcher{store: s, log: log, onEntry: onEntry, shards: map[ShardID]*shardMarks{}, waiters: map[ShardID]map[*waiter]struct{}{}}
+// ctx is done.
+func (s *Store) StartWatermarkWatcher(ctx context.Context, log *slog.Logger, hooks WatermarkHooks) (*WatermarkWatcher, error) {
+	w := &WatermarkWatcher{store: s, log: log, hooks: hooks, shards: map[ShardID]*shardMarks{}, waiters: map[ShardID]map[*waiter]struct{}{}}
 	rev, err := w.currentRevision(ctx)
 	if err != nil {
 		return nil, err
@@ -105,6 +113,9 @@ func (w *WatermarkWatcher) run(ctx context.Context, prefix string, rev int64) {
 			w.wakeLocked(sh)
 		}
 		w.mu.Unlock()
+		if w.hooks.OnReset != nil {
+			w.hooks.OnReset()
+		}
 		for ctx.Err() == nil {
 			r, err := w.currentRevision(ctx)
 			if err == nil {
@@ -211,8 +222,8 @@ func (w *WatermarkWatcher) Observe(sh ShardID, e *LogEntry) {
 		w.mergeLocked(sh, e.SeqLast, e.Nexts, nil)
 	}
 	w.mu.Unlock()
-	if w.onEntry != nil {
-		w.onEntry(sh, e)
+	if w.hooks.OnEntry != nil {
+		w.hooks.OnEntry(sh, e)
 	}
 }
 

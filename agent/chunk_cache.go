@@ -1,0 +1,151 @@
+package agent
+
+import (
+	"container/list"
+	"context"
+	"sync"
+	"time"
+)
+
+// Object chunks.
+//
+// Reads are object-granular: a flush object holds a small extent of every
+// partition written in its flush, so reading each partition's extent with
+// its own GET would cost one request per extent (thousands per object at
+// thousands of partitions). Instead the reader GETs whole chunks of an
+// object — the whole object when it is at most wholeObjectMax, else
+// chunkSize-aligned ranges — once, keeps their bytes as stored, and decodes
+// every extent it needs from them. GETs per GiB read are then about
+// 1 GiB / chunk size whatever the partition count. Extents of at least
+// directExtentMin bytes (per-partition data the compactor merged) are read
+// on their own: they are worth a request each.
+
+// chunkKey names one chunk: index -1 is the whole object.
+type chunkKey struct {
+	object string
+	index  int64
+}
+
+// chunkSpan is a chunk's byte range in its object.
+type chunkSpan struct {
+	key        chunkKey
+	start, end int64
+}
+
+// chunksOf returns the chunks holding [offset, offset+length) of an
+// object of size objSize.
+func chunksOf(object string, objSize, offset, length, chunkSize int64) []chunkSpan {
+	if objSize > 0 && objSize <= chunkSize+chunkSize/2 {
+		return []chunkSpan{{key: chunkKey{object, -1}, start: 0, end: objSize}}
+	}
+	var out []chunkSpan
+	for k := offset / chunkSize; k*chunkSize < offset+length; k++ {
+		end := (k + 1) * chunkSize
+		if objSize > 0 {
+			end = min(end, objSize)
+		}
+		out = append(out, chunkSpan{key: chunkKey{object, k}, start: k * chunkSize, end: end})
+	}
+	return out
+}
+
+// chunkCache is an LRU of object chunks as stored, with coalesced loads:
+// concurrent readers of one chunk share one GET.
+type chunkCache struct {
+	maxBytes int64
+	metrics  *readerMetrics
+
+	mu       sync.Mutex
+	bytes    int64
+	lru      list.List // of *chunkItem, most recent at front
+	items    map[chunkKey]*list.Element
+	inflight map[chunkKey]*chunkCall
+}
+
+type chunkItem struct {
+	key  chunkKey
+	data []byte
+}
+
+type chunkCall struct {
+	done chan struct{}
+	data []byte
+	err  error
+}
+
+func newChunkCache(maxBytes int64, m *readerMetrics) *chunkCache {
+	return &chunkCache{maxBytes: maxBytes, metrics: m, items: map[chunkKey]*list.Element{}, inflight: map[chunkKey]*chunkCall{}}
+}
+
+// cached reports whether a chunk is in the cache or being read.
+func (c *chunkCache) cached(k chunkKey) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.items[k]
+	_, loading := c.inflight[k]
+	return ok || loading
+}
+
+// get returns a chunk's bytes from the cache, from a read in flight, or by
+// calling load. The bytes are shared and must not be modified.
+func (c *chunkCache) get(ctx context.Context, k chunkKey, load func(context.Context) ([]byte, error)) ([]byte, error) {
+	c.mu.Lock()
+	if el, ok := c.items[k]; ok {
+		c.lru.MoveToFront(el)
+		c.mu.Unlock()
+		c.metrics.chunkHits.Inc()
+		return el.Value.(*chunkItem).data, nil
+	}
+	if call, ok := c.inflight[k]; ok {
+		c.mu.Unlock()
+		c.metrics.chunkHits.Inc()
+		select {
+		case <-call.done:
+			return call.data, call.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	call := &chunkCall{done: make(chan struct{})}
+	c.inflight[k] = call
+	c.mu.Unlock()
+	c.metrics.chunkMisses.Inc()
+
+	// The read is shared: one caller's cancellation must not fail the
+	// others.
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	call.data, call.err = load(lctx)
+	cancel()
+
+	c.mu.Lock()
+	delete(c.inflight, k)
+	if call.err == nil && int64(len(call.data)) <= c.maxBytes/2 {
+		c.items[k] = c.lru.PushFront(&chunkItem{key: k, data: call.data})
+		c.bytes += int64(len(call.data))
+		for c.bytes > c.maxBytes {
+			back := c.lru.Back()
+			old := back.Value.(*chunkItem)
+			c.lru.Remove(back)
+			delete(c.items, old.key)
+			c.bytes -= int64(len(old.data))
+		}
+	}
+	c.metrics.chunkBytes.Set(float64(c.bytes))
+	c.mu.Unlock()
+	close(call.done)
+	return call.data, call.err
+}
+
+// drop removes an object's chunks (it was found missing or corrupt).
+func (c *chunkCache) drop(object string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, el := range c.items {
+		if k.object == object {
+			c.lru.Remove(el)
+			delete(c.items, k)
+			c.bytes -= int64(len(el.Value.(*chunkItem).data))
+		}
+	}
+	c.metrics.chunkBytes.Set(float64(c.bytes))
+}

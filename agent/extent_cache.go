@@ -1,0 +1,244 @@
+package agent
+
+import (
+	"container/list"
+	"context"
+	"slices"
+	"sync"
+	"time"
+)
+
+// maxPrealloc bounds the buffers sized from an index entry or chunk
+// headers before their bytes are checked; larger extents grow as read.
+const maxPrealloc = 256 << 20
+
+// cachedExtent is one index entry's batches, back to back in arena, with
+// base offsets assigned.
+type cachedExtent struct {
+	arena  []byte
+	starts []int   // byte position of each batch in arena
+	bases  []int64 // base offset of each batch
+	lasts  []int64 // last offset of each batch
+}
+
+// size is the memory the extent holds: its batches and their positions.
+func (c *cachedExtent) size() int64 {
+	return int64(cap(c.arena)) + int64(cap(c.starts))*8 + int64(cap(c.bases)+cap(c.lasts))*8 + 96
+}
+
+// from returns the batches holding offset and after, as one slice of
+// arena, and the number of batches. A batch that straddles offset is
+// returned whole; clients skip its leading records.
+func (c *cachedExtent) from(offset int64) ([]byte, int) {
+	i, _ := slices.BinarySearch(c.lasts, offset)
+	if i == len(c.lasts) {
+		return nil, 0
+	}
+	return c.arena[c.starts[i]:], len(c.lasts) - i
+}
+
+// batchEnd returns the arena position just past batch i.
+func (c *cachedExtent) batchEnd(i int) int {
+	if i+1 < len(c.starts) {
+		return c.starts[i+1]
+	}
+	return len(c.arena)
+}
+
+type extentKey struct {
+	object string
+	offset int64
+	first  int64
+}
+
+// extentCache is an LRU of decoded extents with coalesced loads.
+//
+// Extents read ahead (prefetch) and not yet asked for are counted in
+// ahead, which a read ahead may not push past a quarter of the cache, so
+// reading ahead for many partitions cannot evict what is about to be read.
+type extentCache struct {
+	maxBytes int64
+	metrics  *readerMetrics
+
+	mu       sync.Mutex
+	bytes    int64
+	ahead    int64      // bytes read ahead and not yet asked for, or reserved for such reads
+	lru      *list.List // of *cacheItem, most recent at front
+	items    map[extentKey]*list.Element
+	inflight map[extentKey]*loadCall
+}
+
+type cacheItem struct {
+	key   extentKey
+	val   *cachedExtent
+	ahead bool // read ahead and not yet asked for; counted in extentCache.ahead
+}
+
+type loadCall struct {
+	done chan struct{}
+	val  *cachedExtent
+	err  error
+	used bool // a caller other than a read ahead waited for it; guarded by mu
+}
+
+func newExtentCache(maxBytes int64, m *readerMetrics) *extentCache {
+	return &extentCache{maxBytes: maxBytes, metrics: m, lru: list.New(), items: map[extentKey]*list.Element{}, inflight: map[extentKey]*loadCall{}}
+}
+
+// has reports whether key is cached or being loaded.
+func (c *extentCache) has(key extentKey) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, cached := c.items[key]
+	_, loading := c.inflight[key]
+	return cached || loading
+}
+
+// reserveAhead takes n bytes of the read-ahead budget, if there are.
+func (c *extentCache) reserveAhead(n int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ahead+n > c.maxBytes/4 {
+		return false
+	}
+	c.ahead += n
+	return true
+}
+
+func (c *extentCache) get(ctx context.Context, key extentKey, load func(context.Context) (*cachedExtent, error)) (*cachedExtent, error) {
+	return c.load(ctx, key, load)
+}
+
+// readAhead loads keys, with one load, into the cache for callers yet to
+// come, with reserved bytes of the read-ahead budget (reserveAhead), which
+// it returns. Keys already cached or being loaded are not loaded again:
+// load is told which to decode (want) and returns one extent per key
+// (nil where not wanted). Callers asking for a key meanwhile wait for
+// this load, as for any other.
+func (c *extentCache) readAhead(ctx context.Context, keys []extentKey, reserved int64, load func(ctx context.Context, want []bool) ([]*cachedExtent, error)) {
+	want := make([]bool, len(keys))
+	calls := make([]*loadCall, len(keys))
+	wanted := 0
+	c.mu.Lock()
+	for i, key := range keys {
+		_, cached := c.items[key]
+		_, loading := c.inflight[key]
+		if cached || loading {
+			continue
+		}
+		want[i] = true
+		wanted++
+		calls[i] = &loadCall{done: make(chan struct{})}
+		c.inflight[key] = calls[i]
+	}
+	if wanted == 0 {
+		c.ahead -= reserved
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	c.metrics.cacheMisses.Add(float64(wanted))
+
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	vals, err := load(lctx, want)
+	cancel()
+
+	c.mu.Lock()
+	c.ahead -= reserved
+	for i, key := range keys {
+		if !want[i] {
+			continue
+		}
+		if calls[i].err = err; err == nil {
+			calls[i].val = vals[i]
+		}
+		c.finishLocked(key, calls[i])
+	}
+	c.metrics.cacheBytes.Set(float64(c.bytes))
+	c.mu.Unlock()
+	for i, call := range calls {
+		if want[i] {
+			close(call.done)
+		}
+	}
+}
+
+// load is get: from the cache, from a load in flight, or by calling
+// load.
+func (c *extentCache) load(ctx context.Context, key extentKey, load func(context.Context) (*cachedExtent, error)) (*cachedExtent, error) {
+	c.mu.Lock()
+	if el, ok := c.items[key]; ok {
+		it := el.Value.(*cacheItem)
+		c.lru.MoveToFront(el)
+		if it.ahead {
+			it.ahead = false
+			c.ahead -= it.val.size()
+		}
+		c.mu.Unlock()
+		c.metrics.cacheHits.Inc()
+		return it.val, nil
+	}
+	if call, ok := c.inflight[key]; ok {
+		call.used = true
+		c.mu.Unlock()
+		c.metrics.cacheCoalesced.Inc()
+		select {
+		case <-call.done:
+			return call.val, call.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	call := &loadCall{done: make(chan struct{}), used: true}
+	c.inflight[key] = call
+	c.mu.Unlock()
+	c.metrics.cacheMisses.Inc()
+
+	// The load is shared: do not let one caller's cancellation fail the
+	// others.
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	call.val, call.err = load(lctx)
+	cancel()
+
+	c.mu.Lock()
+	c.finishLocked(key, call)
+	c.metrics.cacheBytes.Set(float64(c.bytes))
+	c.mu.Unlock()
+	close(call.done)
+	return call.val, call.err
+}
+
+// finishLocked ends key's load: the extent is cached (if it may be),
+// counted as read ahead if no caller has asked for it yet, and the least
+// recently used extents are evicted to make room.
+func (c *extentCache) finishLocked(key extentKey, call *loadCall) {
+	delete(c.inflight, key)
+	if call.err != nil || call.val == nil {
+		return
+	}
+	size := call.val.size()
+	if size > c.maxBytes/4 {
+		if !call.used {
+			c.metrics.prefetchWasted.Inc()
+		}
+		return
+	}
+	it := &cacheItem{key: key, val: call.val, ahead: !call.used}
+	if it.ahead {
+		c.ahead += size
+	}
+	c.items[key] = c.lru.PushFront(it)
+	c.bytes += size
+	for c.bytes > c.maxBytes {
+		back := c.lru.Back()
+		old := back.Value.(*cacheItem)
+		c.lru.Remove(back)
+		delete(c.items, old.key)
+		size := old.val.size()
+		c.bytes -= size
+		if old.ahead {
+			c.ahead -= size
+			c.metrics.prefetchWasted.Inc()
+		}
+	}
+}

@@ -1,0 +1,341 @@
+package agent
+
+import (
+	"container/list"
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/floe-io/floe/metadata"
+)
+
+// Index windows.
+//
+// A fetch needs, for a partition and an offset, the index entries from
+// the one holding that offset on. They come from the partition's shard
+// log (metadata: one entry per commit per shard, each with every
+// partition's high watermark). The reader keeps windows of shard logs in
+// memory: runs of consecutive entries loaded from etcd, found by a binary
+// search the first time a position is read, then extended with the
+// entries the agent learns from the watermark watch (its own commits and
+// every other agent's), so a consumer tailing or catching up reads etcd
+// once per window, not once per fetch. One window serves every partition
+// of its shard; a shard may have several (consumers far apart). Windows
+// are bounded in total (indexWindowBytes, least recently used dropped
+// first) and in length (maxWindowEntries, oldest entries dropped).
+//
+// An entry the compactor rewrites (a merge or retention) makes the
+// windows that hold it stale: they are loaded again at their next use.
+
+// Index window limits.
+const (
+	// windowLoad is how many entries one etcd read loads.
+	windowLoad = 256
+	// maxWindowEntries bounds one window; extending past it drops the
+	// oldest half.
+	maxWindowEntries = 1024
+)
+
+// shardWindow is a run of consecutive log entries of one shard.
+type shardWindow struct {
+	sh ShardRef
+	// floor is the high watermarks of the entry before entries[0] (nil:
+	// entries[0] starts the log), so the window holds partition p's
+	// offsets from floor[p] to the last entry's high watermark.
+	floor   []int64
+	entries []*metadata.LogEntry
+	stale   bool
+	bytes   int64
+	used    time.Time
+	el      *list.Element // in indexWindows.lru
+}
+
+// ShardRef is a shard and its topic's shard size.
+type ShardRef struct {
+	metadata.ShardID
+	size int32
+}
+
+// windowBytes estimates the memory an entry holds.
+func entryBytes(e *metadata.LogEntry) int64 {
+	n := int64(96 + 8*len(e.Nexts) + 96*len(e.Extents))
+	for _, o := range e.Objects {
+		n += int64(32 + len(o.Key))
+	}
+	for _, x := range e.Extents {
+		n += int64(4 * len(x.Skip))
+	}
+	return n
+}
+
+func (w *shardWindow) first() int64 { return w.entries[0].Seq }
+func (w *shardWindow) last() int64  { return w.entries[len(w.entries)-1].SeqLast }
+
+// floorOf is where the window starts holding partition p.
+func (w *shardWindow) floorOf(p int32) int64 {
+	i := p - w.entries[0].Base
+	if i < 0 || int(i) >= len(w.floor) {
+		return 0
+	}
+	return w.floor[i]
+}
+
+// nextOf is the window's last high watermark of p.
+func (w *shardWindow) nextOf(p int32) int64 {
+	n, _ := w.entries[len(w.entries)-1].Next(p)
+	return n
+}
+
+// holds reports whether the window holds p's offset, or could by
+// extending (offset at its end).
+func (w *shardWindow) holds(p int32, offset int64) bool {
+	return !w.stale && len(w.entries) > 0 && w.floorOf(p) <= offset && offset <= w.nextOf(p)
+}
+
+// indexWindows holds the reader's windows.
+//
+// Lock order: indexWindows.mu, then a window's fields are changed only
+// under it; loads from etcd run without it.
+type indexWindows struct {
+	store    *metadata.Store
+	metrics  *readerMetrics
+	maxBytes int64
+
+	mu      sync.Mutex
+	byShard map[metadata.ShardID][]*shardWindow
+	lru     list.List // of *shardWindow, most recent at front
+	bytes   int64
+}
+
+func newIndexWindows(store *metadata.Store, maxBytes int64, m *readerMetrics) *indexWindows {
+	return &indexWindows{store: store, metrics: m, maxBytes: maxBytes, byShard: map[metadata.ShardID][]*shardWindow{}}
+}
+
+// entries returns partition p of t's index entries that hold offset and
+// follow it, below hw, at most max of them. ok is false when no entry
+// holds offset although it is below hw: its records are gone (retention
+// removed them since the caller read the log start).
+func (iw *indexWindows) entries(ctx context.Context, t metadata.Topic, p int32, offset, hw int64, max int) (out []metadata.IndexEntry, ok bool, err error) {
+	sh := ShardRef{ShardID: t.Shard(p), size: t.ShardSize}
+	for attempt := 0; ; attempt++ {
+		out, ok, more := iw.lookup(sh, p, offset, hw, max)
+		if ok && !more || attempt == 2 {
+			return out, ok || len(out) > 0, nil
+		}
+		if ok && more {
+			// The window ends before hw: extend it from etcd (the watch
+			// may be behind, or the window was loaded before the entries
+			// after it were committed).
+			if err := iw.extend(ctx, sh, p, offset); err != nil {
+				return nil, false, err
+			}
+			continue
+		}
+		if err := iw.load(ctx, t, sh, p, offset); err != nil {
+			return nil, false, err
+		}
+	}
+}
+
+// lookup finds p's entries from offset in a window. ok: a window holds
+// offset; more: it ends before hw and the caller wants more entries.
+func (iw *indexWindows) lookup(sh ShardRef, p int32, offset, hw int64, max int) (out []metadata.IndexEntry, ok, more bool) {
+	iw.mu.Lock()
+	defer iw.mu.Unlock()
+	for _, w := range iw.byShard[sh.ShardID] {
+		if !w.holds(p, offset) {
+			continue
+		}
+		w.used = time.Now()
+		iw.lru.MoveToFront(w.el)
+		i, _ := slices.BinarySearchFunc(w.entries, offset, func(e *metadata.LogEntry, off int64) int {
+			if n, _ := e.Next(p); n <= off {
+				return -1
+			}
+			return 1
+		})
+		for ; i < len(w.entries) && len(out) < max; i++ {
+			e := w.entries[i]
+			x, found := e.ExtentOf(p)
+			if !found {
+				continue
+			}
+			if len(out) == 0 && x.First > offset {
+				// The entry that should hold offset does not: retention
+				// dropped those records.
+				return nil, false, false
+			}
+			out = append(out, e.IndexEntry(x))
+		}
+		next := w.nextOf(p)
+		return out, true, len(out) < max && next < hw
+	}
+	return nil, false, false
+}
+
+// load reads a new window holding p's offset.
+func (iw *indexWindows) load(ctx context.Context, t metadata.Topic, sh ShardRef, p int32, offset int64) error {
+	start := time.Now()
+	seq, found, err := iw.store.SeekEntry(ctx, t, p, offset)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return nil
+	}
+	floor, entries, err := iw.store.ShardWindow(ctx, sh.ShardID, seq, windowLoad)
+	if err != nil {
+		return err
+	}
+	iw.metrics.indexLoads.Inc()
+	iw.metrics.indexLatency.Observe(time.Since(start).Seconds())
+	if len(entries) == 0 {
+		return nil
+	}
+	w := &shardWindow{sh: sh, floor: floor, used: time.Now()}
+	for i := range entries {
+		w.entries = append(w.entries, trimEntry(&entries[i]))
+	}
+	iw.mu.Lock()
+	defer iw.mu.Unlock()
+	// Drop windows this one overlaps (and stale ones).
+	var keep []*shardWindow
+	for _, o := range iw.byShard[sh.ShardID] {
+		if o.stale || len(o.entries) == 0 || o.first() <= w.last() && w.first() <= o.last() {
+			iw.dropLocked(o)
+			continue
+		}
+		keep = append(keep, o)
+	}
+	iw.byShard[sh.ShardID] = append(keep, w)
+	w.el = iw.lru.PushFront(w)
+	iw.growLocked(w, 0)
+	return nil
+}
+
+// extend appends the entries after the window holding p's offset.
+func (iw *indexWindows) extend(ctx context.Context, sh ShardRef, p int32, offset int64) error {
+	iw.mu.Lock()
+	var w *shardWindow
+	for _, o := range iw.byShard[sh.ShardID] {
+		if o.holds(p, offset) {
+			w = o
+			break
+		}
+	}
+	if w == nil {
+		iw.mu.Unlock()
+		return nil
+	}
+	from := w.last() + 1
+	iw.mu.Unlock()
+	_, entries, err := iw.store.ShardWindow(ctx, sh.ShardID, from, windowLoad)
+	if err != nil {
+		return err
+	}
+	iw.metrics.indexLoads.Inc()
+	iw.mu.Lock()
+	defer iw.mu.Unlock()
+	for i := range entries {
+		iw.appendLocked(w, &entries[i])
+	}
+	return nil
+}
+
+// appendLocked adds e to w if it follows on from w's last entry.
+func (iw *indexWindows) appendLocked(w *shardWindow, e *metadata.LogEntry) {
+	if w.stale || len(w.entries) == 0 || e.Seq != w.last()+1 || e.Flags&metadata.EntryMerged != 0 {
+		return
+	}
+	w.entries = append(w.entries, trimEntry(e))
+	dropped := 0
+	if len(w.entries) > maxWindowEntries {
+		dropped = len(w.entries) / 2
+		w.floor = w.entries[dropped-1].Nexts
+		w.entries = slices.Clone(w.entries[dropped:])
+	}
+	iw.growLocked(w, dropped)
+}
+
+// growLocked recounts w's bytes and drops least recently used windows
+// past the budget.
+func (iw *indexWindows) growLocked(w *shardWindow, _ int) {
+	var n int64
+	for _, e := range w.entries {
+		n += entryBytes(e)
+	}
+	iw.bytes += n - w.bytes
+	w.bytes = n
+	for iw.bytes > iw.maxBytes && iw.lru.Len() > 1 {
+		old := iw.lru.Back().Value.(*shardWindow)
+		if old == w {
+			break
+		}
+		iw.dropLocked(old)
+	}
+	iw.metrics.indexBytes.Set(float64(iw.bytes))
+}
+
+func (iw *indexWindows) dropLocked(w *shardWindow) {
+	if w.el == nil {
+		return
+	}
+	iw.lru.Remove(w.el)
+	w.el = nil
+	iw.bytes -= w.bytes
+	ws := iw.byShard[w.sh.ShardID]
+	if i := slices.Index(ws, w); i >= 0 {
+		ws = slices.Delete(ws, i, i+1)
+	}
+	if len(ws) == 0 {
+		delete(iw.byShard, w.sh.ShardID)
+	} else {
+		iw.byShard[w.sh.ShardID] = ws
+	}
+}
+
+// observe learns a log entry written (the watch, or the agent's own
+// commit): a window that ends just before it is extended, and windows
+// holding an entry it rewrites are stale.
+func (iw *indexWindows) observe(sh metadata.ShardID, e *metadata.LogEntry) {
+	iw.mu.Lock()
+	defer iw.mu.Unlock()
+	for _, w := range iw.byShard[sh] {
+		switch {
+		case len(w.entries) == 0:
+		case e.Seq == w.last()+1 && e.Flags&metadata.EntryMerged == 0:
+			iw.appendLocked(w, e)
+		case e.Seq <= w.last() && e.SeqLast >= w.first():
+			w.stale = true
+		}
+	}
+}
+
+// reset drops every window (the watch broke: entries may have been
+// missed).
+func (iw *indexWindows) reset() {
+	iw.mu.Lock()
+	defer iw.mu.Unlock()
+	for _, ws := range iw.byShard {
+		for _, w := range ws {
+			w.stale = true
+		}
+	}
+}
+
+// invalidate marks the windows of a partition's shard stale.
+func (iw *indexWindows) invalidate(sh metadata.ShardID) {
+	iw.mu.Lock()
+	defer iw.mu.Unlock()
+	for _, w := range iw.byShard[sh] {
+		w.stale = true
+	}
+}
+
+// trimEntry returns the part of e a window keeps: no producer deltas.
+func trimEntry(e *metadata.LogEntry) *metadata.LogEntry {
+	cp := *e
+	cp.Producers = nil
+	return &cp
+}
