@@ -23,9 +23,9 @@ const (
 
 // Topic is a topic as stored in etcd.
 type Topic struct {
-	Name              string
-	ID                uuid.UUID
-	Partitions        int32
+	Name       string
+	ID         uuid.UUID
+	Partitions int32
 	// ShardSize is how many consecutive partitions share a shard (set at
 	// creation, DefaultShardSize).
 	ShardSize         int32
