@@ -38,6 +38,7 @@ func newBenchCmd() *cobra.Command {
 		keepStack   bool
 		compression string
 		agentBinary string
+		fleet       []string
 	)
 	cfg := bench.Defaults()
 	bytesFlag = byteSize(cfg.Bytes)
@@ -70,6 +71,13 @@ Phases, in order (a progress bar on stderr follows each):
               produce phase's, at most 20000/s), one group tails the topic,
               for each of --flush-intervals (--local restarts the agent
               for each)
+  fleet       for each --fleet NxP: N idempotent producers (separate
+              clients, acks=all) started a few milliseconds apart send
+              --fleet-rate keyed records per second together over a fresh
+              topic of P partitions for --fleet-duration; every record must
+              be acknowledged and the topic must hold exactly the
+              acknowledged records, or the report prints a FAIL line and
+              the command exits with status 1
 Then costs (requests per GiB at S3 Standard prices), the agents' memory
 (sampled from /metrics), and the targets of issue 8.
 
@@ -104,12 +112,13 @@ restarted, so only their flush interval is measured for latency, and the
 fan-out reads whatever their caches still hold (the report says so).
 
 JSON (-o json): {"limits", "produce", "cold_read", "warm_read",
-"group_fan_out", "latency", "partition_sweep", "cost", "memory", "targets",
-"notes", ...}; see internal/bench/report.go and sweep.go for every field.`,
+"group_fan_out", "latency", "partition_sweep", "fleet", "cost", "memory",
+"targets", "notes", ...}; see internal/bench/report.go, sweep.go and
+fleet.go for every field.`,
 		Example: `  floe bench --local                      # 1 KiB records, 16 partitions, 4 producers, 1 GiB or 60s
   floe bench --local --quick               # a smoke run of tens of seconds
-  floe bench --local --partitions 16,1024,4096
-  floe bench --local --quick --partitions 16,256
+  floe bench --local --partitions 16,1024,4096 --fleet 2000x256,300x64
+  floe bench --local --quick --partitions 16,256 --fleet 50x16
   floe bench --local --keys zipf --record-size 200 --bytes 256MiB -o json
   floe bench --local --profile-dir /tmp/prof && go tool pprof -top /tmp/prof/produce-agent0.pprof
   floe bench -b kafka:9092 --metrics http://agent-0:9644/metrics --bucket 's3://b/floe?region=eu-west-1' --etcd-endpoints http://etcd:2379`,
@@ -124,6 +133,14 @@ JSON (-o json): {"limits", "produce", "cold_read", "warm_read",
 			}
 			if len(cfg.Partitions) > 1 && !cmd.Flags().Changed("keys") {
 				cfg.Keys = "uniform"
+			}
+			cfg.Fleet = nil
+			for _, f := range fleet {
+				size, err := bench.ParseFleetSize(f)
+				if err != nil {
+					return usageError(cmd, "--fleet: %v", err)
+				}
+				cfg.Fleet = append(cfg.Fleet, size)
 			}
 			cfg.Bytes = int64(bytesFlag)
 			cfg.Agent.SegmentTargetBytes = int64(segFlag)
@@ -171,15 +188,23 @@ JSON (-o json): {"limits", "produce", "cold_read", "warm_read",
 				return err
 			}
 			if out == outputJSON {
-				return writeJSON(cmd.OutOrStdout(), rep)
+				err = writeJSON(cmd.OutOrStdout(), rep)
+			} else {
+				err = rep.WriteText(cmd.OutOrStdout())
 			}
-			return rep.WriteText(cmd.OutOrStdout())
+			if err != nil {
+				return err
+			}
+			if failed := rep.FleetFailures(); len(failed) > 0 {
+				return exitError{code: exitFailure, err: fmt.Errorf("FAIL %s", strings.Join(failed, "; FAIL "))}
+			}
+			return nil
 		},
 	})
 	fs := cmd.Flags()
 	cf.register(fs)
 	fs.BoolVar(&local, "local", false, "start MinIO, etcd (localstack/start.sh) and an agent, measure them, and stop them")
-	fs.BoolVar(&quick, "quick", false, "a smoke run of tens of seconds: at most 64 MiB or 10s produced (at each partition count), 1s limits, 3s latency phases")
+	fs.BoolVar(&quick, "quick", false, "a smoke run of tens of seconds: at most 64 MiB or 10s produced (at each partition count), 1s limits, 3s latency phases, 10s fleet phases")
 	addOutputFlag(fs, &output)
 	fs.StringVar(&cfg.Topic, "topic", cfg.Topic, "name prefix of the topics the run creates (and deletes)")
 	fs.IntVar(&cfg.RecordSize, "record-size", cfg.RecordSize, "bytes of each record's value")
@@ -201,6 +226,9 @@ JSON (-o json): {"limits", "produce", "cold_read", "warm_read",
 	fs.DurationVar(&cfg.LimitDuration, "limit-duration", cfg.LimitDuration, "how long each raw PUT, GET and etcd measurement runs")
 	fs.IntVar(&cfg.LimitConcurrency, "limit-concurrency", 0, "raw PUTs or GETs in flight (default --max-uploads, the agent's PUTs in flight)")
 	fs.StringVar(&cfg.ProfileDir, "profile-dir", "", "write the agents' CPU profiles of the produce and cold read phases, and heap profiles, here (needs their --pprof; --local sets it)")
+	fs.StringSliceVar(&fleet, "fleet", nil, "fleet phases, NxP: N idempotent producers over a fresh topic of P partitions (e.g. 2000x256); comma-separated or repeated")
+	fs.IntVar(&cfg.FleetRate, "fleet-rate", cfg.FleetRate, "records per second all of a fleet's producers send together")
+	fs.DurationVar(&cfg.FleetDuration, "fleet-duration", cfg.FleetDuration, "how long each fleet phase sends (10s at most with --quick)")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the topics (and with --local the agent's data and the services the bench started)")
 	fs.BoolVar(&keepStack, "keep-localstack", false, "with --local, leave MinIO and etcd running if the bench started them")
 	// The agents' settings: --local starts agents with them; otherwise

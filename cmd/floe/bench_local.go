@@ -269,6 +269,7 @@ func (c *localCluster) agentArgs() []string {
 		// delay only costs wall time, once per read phase.
 		"--group-initial-rebalance-delay", "100ms",
 		"--log-level", "warn",
+		"--log-format", "text", // AgentErrors reads level=ERROR
 	}
 }
 
@@ -374,6 +375,22 @@ func compactorInterval() time.Duration {
 	}
 	d, _ := time.ParseDuration(f.DefValue)
 	return d
+}
+
+// AgentErrors returns the lines the agent logged at level ERROR, across
+// its restarts (they append to one log).
+func (c *localCluster) AgentErrors() ([]string, error) {
+	data, err := os.ReadFile(c.agentLog)
+	if err != nil {
+		return nil, err
+	}
+	var lines []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.Contains(l, "level=ERROR") {
+			lines = append(lines, l)
+		}
+	}
+	return lines, nil
 }
 
 // stopAgent drains the agent with SIGTERM, as a deploy would.

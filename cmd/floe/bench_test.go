@@ -34,8 +34,8 @@ type inProcessCluster struct {
 	// cluster and bucketDir are the agent's --cluster and --bucket, for
 	// the compactor.
 	cluster, bucketDir string
-	mu                 sync.Mutex // guards agent, kafka and http against the bench's sampler
-	agent              *running
+	mu     sync.Mutex // guards agent, kafka and http against the bench's sampler
+	agent  *running
 	// kafka and http are the agent's addresses, kept across restarts (as
 	// a restarted pod keeps its service address).
 	kafka, http string
@@ -127,8 +127,8 @@ func (c *inProcessCluster) CompactOnce(ctx context.Context) (bench.CompactionPas
 	}
 	return bench.CompactionPass{Interval: compactorInterval()}, nil
 }
-func (c *inProcessCluster) Etcd() *clientv3.Client { return c.etcd }
-func (c *inProcessCluster) Describe() string       { return "in-process agent, directory bucket" }
+func (c *inProcessCluster) Etcd() *clientv3.Client  { return c.etcd }
+func (c *inProcessCluster) Describe() string        { return "in-process agent, directory bucket" }
 
 func (c *inProcessCluster) Restart(ctx context.Context, flush time.Duration) error {
 	c.mu.Lock()
@@ -170,9 +170,13 @@ func TestBenchSmoke(t *testing.T) {
 	defer cancel()
 	cfg := smokeConfig()
 	cfg.ProfileDir = t.TempDir()
-	// A small partition sweep: its code paths, not its figures.
+	// A small partition sweep and a tiny fleet: their code paths, not
+	// their figures.
 	cfg.Partitions = []int32{2, 64}
 	cfg.Keys = "uniform"
+	cfg.Fleet = []bench.FleetSize{{Producers: 20, Partitions: 8}}
+	cfg.FleetRate = 400
+	cfg.FleetDuration = 2 * time.Second
 	rep, err := bench.Run(ctx, cfg, c, nil, bench.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -216,11 +220,17 @@ func TestBenchSmoke(t *testing.T) {
 	if q := s.Points[1].Ratios; q.ProduceMiBps == 0 || q.ColdMiBps == 0 || q.WarmMiBps == 0 || q.PutsPerGiB == 0 {
 		t.Errorf("sweep ratios: %+v", q)
 	}
+	if len(rep.Fleet) != 1 {
+		t.Fatalf("fleet: %+v", rep.Fleet)
+	}
+	if f := rep.Fleet[0]; !f.Passed || f.Sent == 0 || f.Acked != f.Sent || f.Offsets != f.Acked || f.Agents == nil || f.Latency.Count == 0 || f.Agents.CommitFailures() != 0 {
+		t.Errorf("fleet: %+v, agents %+v", f, f.Agents)
+	}
 	var text bytes.Buffer
 	if err := rep.WriteText(&text); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"LIMIT", "PRODUCE", "CONSUME", "LATENCY", "COST", "AGENT MEMORY", "TARGETS", "cold (1 group)", "PARTITION SWEEP", "COMPACTION"} {
+	for _, want := range []string{"LIMIT", "PRODUCE", "CONSUME", "LATENCY", "COST", "AGENT MEMORY", "TARGETS", "cold (1 group)", "PARTITION SWEEP", "COMPACTION", "FLEET", "PASS fleet 20x8"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, text.String())
 		}

@@ -64,6 +64,15 @@ type CompactionPass struct {
 	Summary string
 }
 
+// AgentLogs is implemented by clusters whose agents' logs the bench can
+// read: the fleet phases state the errors the agents logged while they
+// ran.
+type AgentLogs interface {
+	// AgentErrors returns every line logged at level ERROR so far, oldest
+	// first, across restarts.
+	AgentErrors() ([]string, error)
+}
+
 // ErrNoRestart: the cluster's agents cannot be restarted by the bench.
 var ErrNoRestart = errors.New("bench: the agents belong to a running cluster and cannot be restarted")
 
@@ -134,6 +143,12 @@ type Config struct {
 	// ProfileDir, if set, receives CPU profiles of the agents' busiest
 	// phases, taken through their /debug/pprof (floe agent --pprof).
 	ProfileDir string
+	// Fleet are the fleet phases, run last: each starts many idempotent
+	// producers over a fresh topic, which together send FleetRate keyed
+	// records per second for FleetDuration.
+	Fleet         []FleetSize
+	FleetRate     int
+	FleetDuration time.Duration
 	// Keep leaves the topics in place at the end.
 	Keep bool
 
@@ -159,6 +174,8 @@ func Defaults() Config {
 		LatencyDuration: 15 * time.Second,
 		FlushIntervals:  []time.Duration{250 * time.Millisecond, 20 * time.Millisecond},
 		LimitDuration:   5 * time.Second,
+		FleetRate:       2000,
+		FleetDuration:   60 * time.Second,
 		Agent: AgentSettings{
 			SegmentTargetBytes: 8 << 20,
 			FlushInterval:      250 * time.Millisecond,
@@ -175,12 +192,14 @@ func (c *Config) Quick() {
 	c.Duration = min(c.Duration, 10*time.Second)
 	c.LatencyDuration = min(c.LatencyDuration, 3*time.Second)
 	c.LimitDuration = min(c.LimitDuration, time.Second)
+	c.FleetDuration = min(c.FleetDuration, 10*time.Second)
 }
 
 // Sweep reports whether the run measures more than one partition count.
 func (c *Config) Sweep() bool { return len(c.Partitions) > 1 }
 
-// minKeysPerPartition is the fewest keys per partition a sweep accepts: with uniform keys over a few times the partitions, every
+// minKeysPerPartition is the fewest keys per partition a sweep or fleet
+// accepts: with uniform keys over a few times the partitions, every
 // partition gets records in every flush.
 const minKeysPerPartition = 4
 
@@ -218,13 +237,24 @@ func (c *Config) Validate() error {
 	if c.Partitions[0] < 1 {
 		return fmt.Errorf("partitions %d: at least 1", c.Partitions[0])
 	}
+	widest := int32(0)
 	if c.Sweep() {
 		if c.Keys == "none" {
 			return errors.New("a partition sweep needs keyed records, so that every flush touches every partition: use --keys uniform (or zipf)")
 		}
-		if widest := c.Partitions[len(c.Partitions)-1]; c.KeySpace < minKeysPerPartition*int(widest) {
-			return fmt.Errorf("key space %d: a sweep over %d partitions needs at least %d keys (%d per partition)", c.KeySpace, widest, minKeysPerPartition*int(widest), minKeysPerPartition)
+		widest = c.Partitions[len(c.Partitions)-1]
+	}
+	for _, f := range c.Fleet {
+		if f.Producers < 1 || f.Partitions < 1 {
+			return fmt.Errorf("fleet %s: at least 1 producer and 1 partition", f)
 		}
+		widest = max(widest, f.Partitions)
+	}
+	if widest > 0 && c.KeySpace < minKeysPerPartition*int(widest) {
+		return fmt.Errorf("key space %d: a sweep or fleet over %d partitions needs at least %d keys (%d per partition)", c.KeySpace, widest, minKeysPerPartition*int(widest), minKeysPerPartition)
+	}
+	if len(c.Fleet) > 0 && (c.FleetRate < 1 || c.FleetDuration <= 0) {
+		return errors.New("fleet phases need a positive rate and duration")
 	}
 	switch c.Payload {
 	case "random", "text":

@@ -28,10 +28,11 @@ type Report struct {
 	Latency []*LatencyResult `json:"latency,omitempty"`
 	// Sweep is the partition sweep (nil with one partition count); its
 	// first point's phases are Produce, Cold and Warm.
-	Sweep   *Sweep   `json:"partition_sweep,omitempty"`
-	Cost    *Cost    `json:"cost,omitempty"`
-	Memory  *Memory  `json:"memory,omitempty"`
-	Targets []Target `json:"targets"`
+	Sweep   *Sweep         `json:"partition_sweep,omitempty"`
+	Fleet   []*FleetResult `json:"fleet,omitempty"`
+	Cost    *Cost          `json:"cost,omitempty"`
+	Memory  *Memory        `json:"memory,omitempty"`
+	Targets []Target       `json:"targets"`
 
 	// MetricsSrc names the metrics each derived figure came from.
 	MetricsSrc map[string]string `json:"metrics_sources,omitempty"`
@@ -307,6 +308,22 @@ func (rep *Report) evaluate() {
 		ts = append(ts, t)
 	}
 	ts = append(ts, rep.sweepTargets()...)
+	for _, f := range rep.Fleet {
+		met := f.Passed
+		t := Target{Name: "fleet " + FleetSize{f.Producers, f.Partitions}.String() + ": records", Want: "every record acknowledged, end offsets = acknowledged", Met: &met}
+		t.Got = fmt.Sprintf("%d of %d acknowledged, offsets %d", f.Acked, f.Sent, f.Offsets)
+		ts = append(ts, t)
+		t = Target{Name: "fleet " + FleetSize{f.Producers, f.Partitions}.String() + ": commits", Want: "no commit failures", Got: "not measured"}
+		if a := f.Agents; a != nil {
+			met := a.CommitFailures() == 0
+			t.Met = &met
+			t.Got = fmt.Sprintf("%.0f commit errors, %.0f failed txns", a.CommitErrors, a.TxnsFailed)
+			if a.LogRead {
+				t.Got += fmt.Sprintf(", %d ERROR lines logged", a.ErrorLines)
+			}
+		}
+		ts = append(ts, t)
+	}
 	rep.Targets = ts
 }
 
@@ -476,6 +493,8 @@ func (rep *Report) WriteText(w io.Writer) error {
 		pr("")
 	}
 
+	rep.writeFleet(pr)
+
 	if c := rep.Cost; c != nil {
 		pr("COST (S3 Standard request prices)")
 		pr("  PUTs per GiB written\t%.1f\t(bound %.1f)\t$%.5f per GiB", c.PutsPerGiB, c.PutsPerGiBMax, c.USDPerGiBWrite)
@@ -572,6 +591,9 @@ func (rep *Report) cpuRows() []cpuRow {
 	}
 	for _, l := range rep.Latency {
 		add("latency, flush "+l.FlushInterval, l.CPU, 0)
+	}
+	for _, f := range rep.Fleet {
+		add("fleet "+FleetSize{f.Producers, f.Partitions}.String(), f.CPU, 0)
 	}
 	return rows
 }
@@ -682,6 +704,57 @@ func (rep *Report) writeSweep(pr func(string, ...any)) {
 		pr("  %d\t%d\t%s\t%.0f\t%.0f\t%s\t%s\t%s", p.Partitions, c.Objects, units.Bytes(c.Bytes), c.PutsPerGiB, c.AgentPutsPerGiB, vs, fms(1000*c.Seconds), interval)
 	}
 	pr("")
+}
+
+// writeFleet writes each fleet phase, and a PASS or FAIL line for it.
+func (rep *Report) writeFleet(pr func(string, ...any)) {
+	if len(rep.Fleet) == 0 {
+		return
+	}
+	pr("FLEET (idempotent producers, acks=all, keyed records over every partition)")
+	for _, f := range rep.Fleet {
+		name := FleetSize{f.Producers, f.Partitions}.String()
+		pr("  %d producers × %d partitions\t%d records/s for %.0fs (producers started over %.1fs)", f.Producers, f.Partitions, f.RatePerS, f.Seconds, f.RampSeconds)
+		pr("    records\tsent %d\tacknowledged %d\tfailed %d\tunanswered %d\tend − start offsets %d", f.Sent, f.Acked, f.Failed, f.Unanswered, f.Offsets)
+		pr("    produce latency\tp50 %s\tp95 %s\tp99 %s\tmax %s", fms(f.Latency.P50), fms(f.Latency.P95), fms(f.Latency.P99), fms(f.Latency.Max))
+		pr("    errors the clients retried\t%s", sortedCounts(f.Retried))
+		pr("    records failed, by error\t%s", sortedCounts(f.FailedBy))
+		if a := f.Agents; a != nil {
+			logged := "log not read"
+			if a.LogRead {
+				logged = fmt.Sprintf("%d ERROR lines logged", a.ErrorLines)
+			}
+			pr("    agents\t%.0f flushes\t%.0f commit errors\t%.0f failed commit txns\t%.0f txn conflicts (retried)\t%.0f PUT errors\t%s", a.Flushes, a.CommitErrors, a.TxnsFailed, a.TxnConflicts, a.PutErrors, logged)
+			for _, l := range a.FirstErrors {
+				pr("      %s", strings.ReplaceAll(l, "\t", " "))
+			}
+		}
+		mem := "-"
+		if f.PeakRSS > 0 {
+			mem = units.Bytes(f.PeakRSS)
+			if f.MemoryLimit > 0 {
+				mem += " (limit " + units.Bytes(f.MemoryLimit) + ")"
+			}
+		}
+		pr("    memory\tagent peak RSS %s\tbench RSS with every client open %s", mem, units.Bytes(f.BenchRSS))
+		if f.Passed {
+			pr("  PASS fleet %s: every record acknowledged, end offsets equal the acknowledged count", name)
+		} else {
+			pr("  FAIL fleet %s: %s", name, strings.Join(f.Failures, "; "))
+		}
+	}
+	pr("")
+}
+
+// FleetFailures names the fleet phases that failed, with why.
+func (rep *Report) FleetFailures() []string {
+	var out []string
+	for _, f := range rep.Fleet {
+		if !f.Passed {
+			out = append(out, fmt.Sprintf("fleet %s: %s", FleetSize{f.Producers, f.Partitions}, strings.Join(f.Failures, "; ")))
+		}
+	}
+	return out
 }
 
 func joinInts(ns []int32) string {

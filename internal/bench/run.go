@@ -140,6 +140,12 @@ func Run(ctx context.Context, cfg Config, cl Cluster, obs Observer, opts Options
 		}
 		return r.runLatency(ctx)
 	}})
+	for i, f := range cfg.Fleet {
+		steps = append(steps, step{"fleet " + f.String(), func(ctx context.Context) error {
+			topics = append(topics, r.fleetTopic(i, f))
+			return r.runFleet(ctx, i, f)
+		}})
+	}
 	start := time.Now()
 	for _, s := range steps {
 		if err := s.fn(ctx); err != nil {
@@ -183,6 +189,10 @@ func (r *runner) mainTopic() string { return fmt.Sprintf("%s-%s", r.cfg.Topic, r
 // sweepTopic is the topic of a sweep's partition count after the first.
 func (r *runner) sweepTopic(partitions int32) string {
 	return fmt.Sprintf("%s-%s-p%d", r.cfg.Topic, r.id, partitions)
+}
+
+func (r *runner) fleetTopic(i int, f FleetSize) string {
+	return fmt.Sprintf("%s-%s-fleet%d-%s", r.cfg.Topic, r.id, i+1, f)
 }
 
 // atCount names a partition count in phase names, in a sweep only (a

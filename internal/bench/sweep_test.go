@@ -86,6 +86,11 @@ func TestValidateSweep(t *testing.T) {
 		t.Error("4000 keys over 1024 partitions accepted")
 	}
 	c = Defaults()
+	c.Fleet = []FleetSize{{Producers: 10, Partitions: 50000}}
+	if err := c.Validate(); err == nil {
+		t.Error("a fleet over more partitions than a quarter of the keys accepted")
+	}
+	c = Defaults()
 	c.Partitions = []int32{0}
 	if err := c.Validate(); err == nil {
 		t.Error("0 partitions accepted")

@@ -50,7 +50,7 @@ func newWorkload(c Config) *workload {
 		src := rand.NewChaCha8([32]byte{byte(r.Uint32())})
 		src.Read(w.payload)
 	}
-	if c.Keys != "none" {
+	if c.Keys != "none" || len(c.Fleet) > 0 {
 		w.keys = make([][]byte, c.KeySpace)
 		for i := range w.keys {
 			w.keys[i] = fmt.Appendf(nil, "key-%08d", i)
