@@ -19,7 +19,8 @@ package agent
 // Idempotent producers are de-duplicated at commit against the last five
 // batches per producer and partition kept in etcd (see
 // metadata.Committer), across agents and restarts: a retried batch gets
-// its original offset and is not written twice.
+// its original offset and is not written twice. A producer ID no agent of
+// the cluster ever allocated gets UNKNOWN_PRODUCER_ID.
 
 import (
 	"context"
@@ -88,6 +89,11 @@ func (a *Agent) serveProduce(ctx context.Context, rq *request) {
 			var batches []segments.Batch
 			if err == nil {
 				batches, err = a.validateBatches(req.TransactionID, rp.Records, settings, now)
+			}
+			for i := 0; err == nil && i < len(batches); i++ {
+				if pid := batches[i].ProducerID; pid >= 0 && (i == 0 || pid != batches[i-1].ProducerID) {
+					err = a.checkProducerID(ctx, pid)
+				}
 			}
 			if err == nil {
 				part.res, err = a.writer.append(ctx, t, rp.Partition, batches)

@@ -14,6 +14,7 @@ import (
 	"context"
 	"math"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -28,11 +29,44 @@ func init() {
 // producerIDBlock is how many producer IDs an agent reserves at a time.
 const producerIDBlock = 1000
 
-// producerIDs hands out producer IDs from reserved blocks.
+// producerIDs hands out producer IDs from reserved blocks, and knows the
+// cluster's allocation counter: a producer ID at or above it was never
+// handed out by any agent, and is refused.
 type producerIDs struct {
 	mu   sync.Mutex
 	next int64
 	end  int64
+	// limit is the allocation counter last read (or reserved up to), and
+	// checked when it was last read for an ID at or above it.
+	limit   int64
+	checked time.Time
+}
+
+// pidRecheck bounds how often an ID at or above the known counter makes
+// the agent read the counter again.
+const pidRecheck = 100 * time.Millisecond
+
+// checkProducerID refuses a producer ID no agent ever allocated, with
+// UNKNOWN_PRODUCER_ID: the client must get one with InitProducerId.
+func (a *Agent) checkProducerID(ctx context.Context, id int64) error {
+	p := &a.producerIDs
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if id < p.limit {
+		return nil
+	}
+	if time.Since(p.checked) >= pidRecheck {
+		p.checked = time.Now()
+		limit, err := a.store.ProducerIDLimit(ctx)
+		if err != nil {
+			return err
+		}
+		p.limit = max(p.limit, limit)
+		if id < p.limit {
+			return nil
+		}
+	}
+	return kafkaErrorf(kerr.UnknownProducerID, "producer ID %d was never allocated by this cluster; get one with InitProducerId", id)
 }
 
 func (a *Agent) handleInitProducerID(ctx context.Context, rq *request, req *kmsg.InitProducerIDRequest) (*kmsg.InitProducerIDResponse, error) {
@@ -48,6 +82,11 @@ func (a *Agent) handleInitProducerID(ctx context.Context, rq *request, req *kmsg
 		return resp, nil
 	}
 	if req.Version >= 3 && req.ProducerID >= 0 && req.ProducerEpoch >= 0 && req.ProducerEpoch < math.MaxInt16-1 {
+		if err := a.checkProducerID(ctx, req.ProducerID); err != nil {
+			ke, _ := kafkaError(err)
+			resp.ErrorCode = ke.Code
+			return resp, nil
+		}
 		resp.ProducerID = req.ProducerID
 		resp.ProducerEpoch = req.ProducerEpoch + 1
 		return resp, nil
@@ -73,6 +112,7 @@ func (a *Agent) nextProducerID(ctx context.Context) (int64, error) {
 			return 0, err
 		}
 		p.next, p.end = first, first+producerIDBlock
+		p.limit = max(p.limit, p.end)
 	}
 	id := p.next
 	p.next++

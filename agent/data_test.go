@@ -223,21 +223,22 @@ func TestIdempotentRetryAcrossAgentsIsNotWrittenTwice(t *testing.T) {
 	createTopic(t, c, "idem", 1, nil)
 	cl0, cl1 := c.clientAt(a0.Addr()), c.clientAt(a1.Addr())
 
-	batch := recordBatch(4242, 0, 0, "a", "b", "c")
+	pid := initProducerID(t, cl0)
+	batch := recordBatch(pid, 0, 0, "a", "b", "c")
 	first := produceRaw(t, cl0, "idem", 0, batch)
 	if first.ErrorCode != 0 || first.BaseOffset != 0 {
 		t.Fatalf("first: %+v", first)
 	}
 	// The same batch retried through the other agent: same offset.
-	retry := produceRaw(t, cl1, "idem", 0, recordBatch(4242, 0, 0, "a", "b", "c"))
+	retry := produceRaw(t, cl1, "idem", 0, recordBatch(pid, 0, 0, "a", "b", "c"))
 	if retry.ErrorCode != 0 || retry.BaseOffset != 0 {
 		t.Fatalf("retry: %+v", retry)
 	}
-	next := produceRaw(t, cl1, "idem", 0, recordBatch(4242, 0, 3, "d"))
+	next := produceRaw(t, cl1, "idem", 0, recordBatch(pid, 0, 3, "d"))
 	if next.ErrorCode != 0 || next.BaseOffset != 3 {
 		t.Fatalf("next: %+v", next)
 	}
-	gap := produceRaw(t, cl0, "idem", 0, recordBatch(4242, 0, 9, "z"))
+	gap := produceRaw(t, cl0, "idem", 0, recordBatch(pid, 0, 9, "z"))
 	if err := kerr.ErrorForCode(gap.ErrorCode); !errors.Is(err, kerr.OutOfOrderSequenceNumber) {
 		t.Fatalf("gap: %v", err)
 	}
@@ -248,6 +249,48 @@ func TestIdempotentRetryAcrossAgentsIsNotWrittenTwice(t *testing.T) {
 	}
 	if strings.Join(vals, "") != "abcd" {
 		t.Fatalf("read %q", vals)
+	}
+}
+
+// initProducerID gets an idempotent producer ID from an agent.
+func initProducerID(t *testing.T, cl *kgo.Client) int64 {
+	t.Helper()
+	req := kmsg.NewPtrInitProducerIDRequest()
+	resp, err := req.RequestWith(testCtx(t), cl)
+	if err != nil || resp.ErrorCode != 0 {
+		t.Fatalf("InitProducerId: %v %v", err, kerr.ErrorForCode(resp.ErrorCode))
+	}
+	return resp.ProducerID
+}
+
+// A producer ID no agent ever allocated is refused with
+// UNKNOWN_PRODUCER_ID, before anything is written; one allocated by
+// another agent is accepted.
+func TestUnallocatedProducerIDIsRefused(t *testing.T) {
+	c := newTestCluster(t)
+	a0 := c.addAgent(fastFlush)
+	a1 := c.addAgent(fastFlush)
+	createTopic(t, c, "pids", 1, nil)
+	cl0, cl1 := c.clientAt(a0.Addr()), c.clientAt(a1.Addr())
+	pid := initProducerID(t, cl0)
+
+	forged := produceRaw(t, cl1, "pids", 0, recordBatch(pid+1_000_000, 0, 0, "forged"))
+	if err := kerr.ErrorForCode(forged.ErrorCode); !errors.Is(err, kerr.UnknownProducerID) || forged.ErrorMessage == nil || !strings.Contains(*forged.ErrorMessage, "never allocated") {
+		t.Fatalf("forged producer ID: %v %v", err, forged.ErrorMessage)
+	}
+	// An epoch bump of a forged ID is refused too.
+	bump := kmsg.NewPtrInitProducerIDRequest()
+	bump.Version, bump.ProducerID, bump.ProducerEpoch = 4, pid+1_000_000, 0
+	if resp, err := bump.RequestWith(testCtx(t), cl1); err != nil || resp.ErrorCode != kerr.UnknownProducerID.Code {
+		t.Fatalf("epoch bump of a forged ID: %v %+v", err, resp)
+	}
+	// The ID a0 allocated is good on a1 too.
+	ok := produceRaw(t, cl1, "pids", 0, recordBatch(pid, 0, 0, "real"))
+	if ok.ErrorCode != 0 || ok.BaseOffset != 0 {
+		t.Fatalf("allocated producer ID: %+v", ok)
+	}
+	if hw := produceRaw(t, cl0, "pids", 0, recordBatch(-1, -1, -1, "plain")); hw.BaseOffset != 1 {
+		t.Fatalf("the forged batch was written: next offset %d", hw.BaseOffset)
 	}
 }
 

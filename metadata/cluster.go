@@ -2,6 +2,7 @@ package metadata
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -43,5 +44,26 @@ func (s *Store) EnsureCluster(ctx context.Context) (ClusterInfo, error) {
 	if err := decode(key, kvs[0].Value, &info); err != nil {
 		return ClusterInfo{}, err
 	}
+	if err := s.checkLayout(ctx); err != nil {
+		return ClusterInfo{}, err
+	}
 	return info, nil
+}
+
+// ErrOldLayout: the cluster's state in etcd is in a layout this floe
+// cannot read.
+var ErrOldLayout = errors.New("metadata: the cluster's etcd state is in floe's first layout (per-partition keys), which this version does not read")
+
+// checkLayout refuses a cluster written in floe's first layout, whose
+// partition state and index lived in per-partition keys: its topics
+// would appear empty here.
+func (s *Store) checkLayout(ctx context.Context) error {
+	resp, err := s.cli.Get(ctx, s.key(legacyPartitions), clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithLimit(1))
+	if err != nil {
+		return fmt.Errorf("checking the cluster's layout: %w", err)
+	}
+	if resp.Count > 0 {
+		return fmt.Errorf("%w: start a new cluster (another --cluster name, or a new etcd / floe dev data directory)", ErrOldLayout)
+	}
+	return nil
 }

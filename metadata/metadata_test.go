@@ -348,3 +348,19 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A cluster written in floe's first layout is refused with one clear
+// error instead of showing its topics empty.
+func TestOldLayoutIsRefused(t *testing.T) {
+	s := newStore(t)
+	ctx := ctxT(t)
+	if _, err := s.EnsureCluster(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Client().Put(ctx, s.Root()+"partitions/00000000-0000-0000-0000-000000000001/0000000000", `{"v":1,"next":5,"start":0}`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.EnsureCluster(ctx); !errors.Is(err, metadata.ErrOldLayout) {
+		t.Fatalf("EnsureCluster on the old layout: %v", err)
+	}
+}

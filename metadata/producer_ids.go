@@ -51,3 +51,21 @@ func (s *Store) AllocateProducerIDs(ctx context.Context, n int64) (int64, error)
 		}
 	}
 }
+
+// ProducerIDLimit reads the producer ID allocation counter: every ID
+// below it was handed out to some agent, none at or above it ever was.
+func (s *Store) ProducerIDLimit(ctx context.Context) (int64, error) {
+	key := s.key(prefixProducer)
+	resp, err := s.cli.Get(ctx, key)
+	if err != nil {
+		return 0, fmt.Errorf("reading producer ID counter: %w", err)
+	}
+	if len(resp.Kvs) == 0 {
+		return 0, nil
+	}
+	var cur producerIDsValue
+	if err := decode(key, resp.Kvs[0].Value, &cur); err != nil {
+		return 0, err
+	}
+	return cur.Next, nil
+}
