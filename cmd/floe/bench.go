@@ -31,6 +31,7 @@ func newBenchCmd() *cobra.Command {
 		segFlag     = byteSize(0)
 		bufFlag     = byteSize(0)
 		cacheFlag   = byteSize(0)
+		chunkFlag   = byteSize(0)
 		metrics     []string
 		token       string
 		bucketURL   string
@@ -45,6 +46,7 @@ func newBenchCmd() *cobra.Command {
 	segFlag = byteSize(cfg.Agent.SegmentTargetBytes)
 	bufFlag = byteSize(cfg.Agent.MaxBufferBytes)
 	cacheFlag = byteSize(cfg.Agent.CacheBytes)
+	chunkFlag = byteSize(cfg.Agent.ReadChunkBytes)
 	cmd := clientCommand(&cobra.Command{
 		Use:   "bench",
 		Short: "Measure floe against the object store's and etcd's own limits, in one run",
@@ -146,6 +148,7 @@ fleet.go for every field.`,
 			cfg.Agent.SegmentTargetBytes = int64(segFlag)
 			cfg.Agent.MaxBufferBytes = int64(bufFlag)
 			cfg.Agent.CacheBytes = int64(cacheFlag)
+			cfg.Agent.ReadChunkBytes = int64(chunkFlag)
 			if quick {
 				cfg.Quick()
 			}
@@ -237,6 +240,7 @@ fleet.go for every field.`,
 	fs.DurationVar(&cfg.Agent.FlushInterval, "flush-interval", cfg.Agent.FlushInterval, "agents' --flush-interval")
 	fs.Var(&bufFlag, "max-buffer-bytes", "agents' --max-buffer-bytes")
 	fs.Var(&cacheFlag, "cache-bytes", "agents' --cache-bytes (the warm read reads half of it)")
+	fs.Var(&chunkFlag, "read-chunk-bytes", "the agents' read chunk size (one GET each), for a sweep's bound on GETs per GiB read cold; it describes the agents and is not passed to them; 0: unknown")
 	fs.IntVar(&cfg.Agent.MaxUploads, "max-uploads", cfg.Agent.MaxUploads, "agents' --max-uploads")
 	fs.StringVar(&compression, "segment-compression", "zstd", "with --local, the agent's --segment-compression")
 	fs.StringVar(&agentBinary, "agent-binary", "", "with --local, the floe binary to run the agent with (default: this one), to compare builds under the same bench")

@@ -84,7 +84,11 @@ type AgentSettings struct {
 	FlushInterval      time.Duration `json:"flush_interval_ns"`
 	MaxBufferBytes     int64         `json:"max_buffer_bytes"`
 	CacheBytes         int64         `json:"cache_bytes"`
-	MaxUploads         int           `json:"max_uploads"`
+	// ReadChunkBytes is the size of the object chunks the agents' fetches
+	// read with one GET, for the cold read's GETs-per-GiB bound (0:
+	// unknown). It describes the agents; --local does not pass it.
+	ReadChunkBytes int64 `json:"read_chunk_bytes,omitempty"`
+	MaxUploads     int   `json:"max_uploads"`
 }
 
 // Config is one run's workload.
@@ -181,6 +185,7 @@ func Defaults() Config {
 			FlushInterval:      250 * time.Millisecond,
 			MaxBufferBytes:     256 << 20,
 			CacheBytes:         256 << 20,
+			ReadChunkBytes:     8 << 20,
 			MaxUploads:         4,
 		},
 	}

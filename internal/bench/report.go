@@ -361,8 +361,18 @@ func (rep *Report) sweepTargets() []Target {
 	if last.Warm != nil && first.Warm != nil {
 		add("warm read throughput", "≥ 0.80 "+vs, last.Warm.MiBps, first.Warm.MiBps, atLeast, "MiB/s")
 	}
-	ts = append(ts, Target{Name: "GETs per GiB read cold" + at, Want: "≤ 1.25 × (1 GiB / read chunk size)", Got: "not measured",
-		Note: "the agents state no read chunk size; the sweep table has GETs per GiB at every count"})
+	gets := Target{Name: "GETs per GiB read cold" + at, Want: "≤ 1.25 × (1 GiB / read chunk size)", Got: "not measured"}
+	if chunk := rep.Agent.ReadChunkBytes; chunk <= 0 {
+		gets.Note = "the read chunk size is unknown (--read-chunk-bytes)"
+	} else if last.Cold != nil && last.Cold.Store.Source != "" {
+		bound := float64(1<<30) / float64(chunk)
+		gets.Want = fmt.Sprintf("≤ 1.25 × (1 GiB / %s read chunk)", units.Bytes(chunk))
+		gets.Ratio = last.Cold.GetsPerGiB / bound
+		gets.Got = fmt.Sprintf("%.2f (%.0f / %.0f GETs per GiB)", gets.Ratio, last.Cold.GetsPerGiB, bound)
+		met := gets.Ratio <= 1.25
+		gets.Met = &met
+	}
+	ts = append(ts, gets)
 	mem := Target{Name: "agent peak RSS at every partition count", Want: "≤ its memory limit", Got: "not measured"}
 	var worst *SweepPoint
 	measured, within := true, true

@@ -9,7 +9,7 @@ import (
 func TestSweepRatiosAndTargets(t *testing.T) {
 	const gib = 1 << 30
 	rep := &Report{
-		Agent: AgentSettings{SegmentTargetBytes: 8 << 20},
+		Agent: AgentSettings{SegmentTargetBytes: 8 << 20, ReadChunkBytes: 8 << 20},
 		Sweep: &Sweep{Partitions: []int32{16, 4096}, Keys: "uniform", KeySpace: 100000, Points: []*SweepPoint{
 			{
 				Partitions: 16, TxnsPerFlush: 1, PeakRSS: 400 << 20, MemoryLimit: 800 << 20,
@@ -21,7 +21,7 @@ func TestSweepRatiosAndTargets(t *testing.T) {
 			{
 				Partitions: 4096, TxnsPerFlush: 4, PeakRSS: 900 << 20, MemoryLimit: 800 << 20,
 				Produce:    &ProduceResult{MiBps: 85, PutsPerGiB: 130, Bytes: gib},
-				Cold:       &ConsumeResult{MiBps: 200, GetsPerGiB: 1600},
+				Cold:       &ConsumeResult{MiBps: 200, GetsPerGiB: 1600, Store: StoreRequests{Source: "x"}},
 				Warm:       &ConsumeResult{MiBps: 900},
 				Compaction: &CompactionResult{Seconds: 30, IntervalSeconds: 300, PutsPerGiB: 65536, AgentPutsPerGiB: 130, VsAgents: 65536.0 / 130},
 			},
@@ -39,7 +39,7 @@ func TestSweepRatiosAndTargets(t *testing.T) {
 		"produce throughput at 4096 partitions":     ptr(true),  // 0.85
 		"cold read throughput at 4096 partitions":   ptr(false), // 0.5
 		"warm read throughput at 4096 partitions":   ptr(true),  // 0.9
-		"GETs per GiB read cold at 4096 partitions": nil,        // no chunk size
+		"GETs per GiB read cold at 4096 partitions": ptr(false), // 1600 > 1.25 × 128
 		"agent peak RSS at every partition count":   ptr(false), // 900 MiB > 800 MiB
 		"compactor PUTs per GiB at 4096 partitions": ptr(false), // 504 × the agents'
 		"compaction pass at 4096 partitions":        nil,        // stated: 0.1 of the interval
@@ -61,7 +61,7 @@ func TestSweepRatiosAndTargets(t *testing.T) {
 	if err := rep.WriteText(&b); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"PARTITION SWEEP", "ratio to the figure at 16 partitions", "0.85×", "0.50×", "2.25×", "COMPACTION", "65536", "504.12"} {
+	for _, s := range []string{"PARTITION SWEEP", "ratio to the figure at 16 partitions", "0.85×", "0.50×", "2.25×", "COMPACTION", "65536", "504.12", "12.50 (1600 / 128 GETs per GiB)"} {
 		if !strings.Contains(b.String(), s) {
 			t.Errorf("text report lacks %q:\n%s", s, b.String())
 		}
