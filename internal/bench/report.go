@@ -725,7 +725,11 @@ func (rep *Report) writeFleet(pr func(string, ...any)) {
 	for _, f := range rep.Fleet {
 		name := FleetSize{f.Producers, f.Partitions}.String()
 		pr("  %d producers × %d partitions\t%d records/s for %.0fs (producers started over %.1fs)", f.Producers, f.Partitions, f.RatePerS, f.Seconds, f.RampSeconds)
-		pr("    records\tsent %d\tacknowledged %d\tfailed %d\tunanswered %d\tend − start offsets %d", f.Sent, f.Acked, f.Failed, f.Unanswered, f.Offsets)
+		rate := 0.0
+		if f.Seconds > 0 {
+			rate = float64(f.Sent) / f.Seconds
+		}
+		pr("    records\tsent %d (%.0f/s)\tacknowledged %d\tfailed %d\tunanswered %d\tend − start offsets %d", f.Sent, rate, f.Acked, f.Failed, f.Unanswered, f.Offsets)
 		pr("    produce latency\tp50 %s\tp95 %s\tp99 %s\tmax %s", fms(f.Latency.P50), fms(f.Latency.P95), fms(f.Latency.P99), fms(f.Latency.Max))
 		pr("    errors the clients retried\t%s", sortedCounts(f.Retried))
 		pr("    records failed, by error\t%s", sortedCounts(f.FailedBy))

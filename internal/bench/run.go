@@ -125,7 +125,8 @@ func Run(ctx context.Context, cfg Config, cl Cluster, obs Observer, opts Options
 				return r.runProduce(ctx)
 			}},
 			step{"cold read" + at, r.runCold},
-			step{"warm read" + at, r.runWarm})
+			step{"warm read" + at, r.runWarm},
+			step{"agent memory" + at, r.countMemory})
 		if i == 0 {
 			steps = append(steps, step{"group fan-out", r.runFanOut})
 		}

@@ -31,8 +31,8 @@ type SweepPoint struct {
 	Flushes      float64 `json:"flushes"`
 	TxnsPerFlush float64 `json:"etcd_txns_per_flush,omitempty"`
 	// PeakRSS is the highest RSS of any agent from this count's produce
-	// phase to the end of its reads; MemoryLimit the agents' Go memory
-	// limit (0: none).
+	// phase to the end of its warm read (so not the first count's
+	// fan-out); MemoryLimit is the agents' Go memory limit (0: none).
 	PeakRSS     int64 `json:"agent_peak_rss"`
 	MemoryLimit int64 `json:"agent_memory_limit,omitempty"`
 	// Compaction is the compaction pass run after this count's reads;
@@ -159,12 +159,17 @@ func listSizes(ctx context.Context, b segments.Bucket, prefix string) (map[strin
 	return m, nil
 }
 
-// endCount closes the current partition count: its memory window, and
-// its place in the report (the first count's phases are the report's
-// main ones).
-func (r *runner) endCount(ctx context.Context) error {
+// countMemory ends the current count's memory window after its reads,
+// before the phases only the first count runs.
+func (r *runner) countMemory(ctx context.Context) error {
+	r.pt.PeakRSS, r.pt.MemoryLimit = r.mem.windowPeak(ctx)
+	return nil
+}
+
+// endCount gives the current partition count its place in the report
+// (the first count's phases are the report's main ones).
+func (r *runner) endCount(context.Context) error {
 	pt := r.pt
-	pt.PeakRSS, pt.MemoryLimit = r.mem.windowPeak(ctx)
 	if len(r.points) == 0 {
 		r.rep.Produce, r.rep.Cold, r.rep.Warm = pt.Produce, pt.Cold, pt.Warm
 	}
