@@ -19,7 +19,7 @@ import (
 )
 
 // TestIngestVersusCompaction measures, on this machine, how fast agents
-// create index entries and objects at full produce rate, how fast the
+// create log entries and objects at full produce rate, how fast the
 // compactor removes them (retention) and merges them, and what is left in
 // the bucket and etcd afterwards. It produces FLOE_COMPACTOR_BENCH_BYTES
 // bytes of record values (e.g. 1073741824) and is skipped without it:
@@ -41,13 +41,13 @@ func TestIngestVersusCompaction(t *testing.T) {
 	expire := e.createTopic("expire", partitions, map[string]string{"retention.ms": "-1"})
 	prod := e.clientAt([]string{a.Addr()}, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerBatchMaxBytes(1<<20), kgo.MaxBufferedRecords(100_000))
 
-	countKeys := func() (all, index int64) {
+	countKeys := func() (all, logs int64) {
 		cli := e.store.Client()
 		r1, err := cli.Get(ctx(t), e.store.Root(), clientv3.WithPrefix(), clientv3.WithCountOnly())
 		if err != nil {
 			t.Fatal(err)
 		}
-		r2, err := cli.Get(ctx(t), e.store.Root()+"index/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+		r2, err := cli.Get(ctx(t), e.store.Root()+"log/", clientv3.WithPrefix(), clientv3.WithCountOnly())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -95,7 +95,7 @@ func TestIngestVersusCompaction(t *testing.T) {
 	took := produceBytes("bench", total)
 	objs, objBytes := countObjects()
 	keys, idx := countKeys()
-	t.Logf("ingest: %d MiB in %v = %.1f MiB/s; created %d objects (%.1f/s, %d MiB stored) and %d index entries (%.1f/s); etcd keys %d",
+	t.Logf("ingest: %d MiB in %v = %.1f MiB/s; created %d objects (%.1f/s, %d MiB stored) and %d log entries (%.1f/s); etcd keys %d",
 		total>>20, took.Round(time.Millisecond), float64(total)/(1<<20)/took.Seconds(),
 		objs, float64(objs)/took.Seconds(), objBytes>>20, idx, float64(idx)/took.Seconds(), keys)
 
@@ -105,7 +105,7 @@ func TestIngestVersusCompaction(t *testing.T) {
 	objsE, _ := countObjects()
 	objsE -= objs
 	entE := entries(expire)
-	t.Logf("ingest of the expiring topic: %d MiB in %v; %d objects, %d index entries", total>>22, tookE.Round(time.Millisecond), objsE, entE)
+	t.Logf("ingest of the expiring topic: %d MiB in %v; %d objects, %d partition extents", total>>22, tookE.Round(time.Millisecond), objsE, entE)
 	if _, err := e.store.UpdateTopicConfigs(ctx(t), "expire", func(m map[string]string) (map[string]string, error) {
 		m["retention.ms"] = "0"
 		return m, nil
@@ -117,19 +117,19 @@ func TestIngestVersusCompaction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("retention (etcd --max-txn-ops 128): removed %d index entries in %v = %.0f entries/s (pass %v)",
-		st.RetentionEntries, st.Compacting.Round(time.Millisecond), float64(st.RetentionEntries)/st.Compacting.Seconds(), st.Duration.Round(time.Millisecond))
+	t.Logf("retention (etcd --max-txn-ops 128): removed %d extents and %d log entries in %v = %.0f extents/s (pass %v)",
+		st.RetentionExtents, st.RetentionEntries, st.Compacting.Round(time.Millisecond), float64(st.RetentionExtents)/st.Compacting.Seconds(), st.Duration.Round(time.Millisecond))
 	time.Sleep(1100 * time.Millisecond)
 	st, err = ret.RunOnce(ctx(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("collection: deleted %d objects (%d MiB) in %v = %.0f objects/s (listed %d, read %d index entries; pass %v)",
-		st.Deleted, st.DeletedBytes>>20, st.Collecting.Round(time.Millisecond), float64(st.Deleted)/st.Collecting.Seconds(), st.Objects, st.IndexEntries, st.Duration.Round(time.Millisecond))
+	t.Logf("collection: deleted %d objects (%d MiB) in %v = %.0f objects/s (listed %d, read %d log entries; pass %v)",
+		st.Deleted, st.DeletedBytes>>20, st.Collecting.Round(time.Millisecond), float64(st.Deleted)/st.Collecting.Seconds(), st.Objects, st.Entries, st.Duration.Round(time.Millisecond))
 
 	// Merging the kept topic until nothing more merges, then collection.
 	merger := e.newCompactor(compactor.Config{GCGrace: time.Second, MergeSettle: time.Millisecond})
-	var merged, mergedEntries int
+	var merged, mergedEntries, written int
 	var mergedBytes int64
 	var mergeTime time.Duration
 	for {
@@ -141,6 +141,7 @@ func TestIngestVersusCompaction(t *testing.T) {
 			break
 		}
 		merged += st.Merges
+		written += st.ObjectsWritten
 		mergedEntries += st.MergedEntries
 		mergedBytes += st.MergedBytes
 		mergeTime += st.Compacting
@@ -152,9 +153,9 @@ func TestIngestVersusCompaction(t *testing.T) {
 	}
 	objsAfter, objBytesAfter := countObjects()
 	keysAfter, idxAfter := countKeys()
-	t.Logf("merge: %d entries (%d MiB) into %d objects in %v = %.1f MiB/s, %.0f entries/s; then deleted %d objects",
-		mergedEntries, mergedBytes>>20, merged, mergeTime.Round(time.Millisecond), float64(mergedBytes)/(1<<20)/mergeTime.Seconds(),
+	t.Logf("merge: %d entries (%d MiB) into %d merged entries in %d objects in %v = %.1f MiB/s, %.0f entries/s; then deleted %d objects",
+		mergedEntries, mergedBytes>>20, merged, written, mergeTime.Round(time.Millisecond), float64(mergedBytes)/(1<<20)/mergeTime.Seconds(),
 		float64(mergedEntries)/mergeTime.Seconds(), st.Deleted)
-	t.Logf("after compaction: %d objects (%d MiB), %d index entries (%d for %d partitions of bench), %d etcd keys in all",
+	t.Logf("after compaction: %d objects (%d MiB), %d log entries (%d extents for %d partitions of bench), %d etcd keys in all",
 		objsAfter, objBytesAfter>>20, idxAfter, entries(keep), partitions, keysAfter)
 }

@@ -1,16 +1,17 @@
 package compactor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/floe-io/floe/metadata"
@@ -49,24 +50,27 @@ type PassStats struct {
 	// time garbage collection took (both within Duration).
 	Compacting, Collecting time.Duration
 
-	// Partitions is how many partitions with data were looked at;
-	// Behind how many of them were past their retention.
-	Partitions, Behind int
-	// RetentionEntries index entries (RetentionBytes stored bytes) were
-	// removed by retention; TrimmedPartitions had their log start moved.
-	RetentionEntries, TrimmedPartitions int
-	RetentionBytes                      int64
-	// Merges objects were written, replacing MergedEntries entries of
-	// MergedBytes stored bytes.
-	Merges, MergedEntries int
-	MergedBytes           int64
-	// Objects were listed in the bucket, IndexEntries read from etcd;
-	// Unreferenced objects were referenced by none of them, of which
-	// Deleted (DeletedBytes) were past their grace and deleted.
-	Objects, IndexEntries, Unreferenced, Deleted int
-	DeletedBytes                                 int64
-	// Errors is how many partitions or batches failed (each logged); the
-	// pass went on with the rest.
+	// Shards is how many shards with log entries were looked at,
+	// Partitions how many partitions with data they have; Behind how
+	// many of those were past their retention.
+	Shards, Partitions, Behind int
+	// RetentionExtents partition extents (RetentionBytes stored bytes)
+	// were removed by retention, RetentionEntries log entries left empty
+	// by it were deleted; TrimmedPartitions had their log start moved.
+	RetentionEntries, RetentionExtents, TrimmedPartitions int
+	RetentionBytes                                        int64
+	// Merges merged entries replaced MergedEntries entries holding
+	// MergedBytes stored bytes; ObjectsWritten objects (BytesWritten
+	// bytes) were written for them.
+	Merges, MergedEntries, ObjectsWritten int
+	MergedBytes, BytesWritten             int64
+	// Objects were listed in the bucket, Entries log entries read from
+	// etcd; Unreferenced objects were referenced by none of them, of
+	// which Deleted (DeletedBytes) were past their grace and deleted.
+	Objects, Entries, Unreferenced, Deleted int
+	DeletedBytes                            int64
+	// Errors is how many shards or merges failed (each logged); the pass
+	// went on with the rest.
 	Errors int
 }
 
@@ -209,9 +213,9 @@ func (c *Compactor) lead(ctx context.Context, l *metadata.CompactorLeadership, w
 	work(lctx, l.Fence())
 }
 
-// partitionWork is one partition a pass looks at.
-type partitionWork struct {
-	id       metadata.PartitionID
+// shardWork is one shard a pass looks at.
+type shardWork struct {
+	id       metadata.ShardID
 	topic    metadata.Topic
 	settings metadata.TopicSettings
 }
@@ -233,13 +237,15 @@ func (c *Compactor) pass(ctx context.Context, f metadata.Fence) (PassStats, erro
 	c.last = st
 	c.statsMu.Unlock()
 	logf := c.log.Info
-	if st.RetentionEntries+st.Merges+st.Deleted+st.Errors == 0 {
+	if st.RetentionExtents+st.RetentionEntries+st.Merges+st.Deleted+st.Errors == 0 {
 		logf = c.log.Debug // an idle pass every interval is not news
 	}
 	logf("compaction pass done", "took", st.Duration.Round(time.Millisecond),
-		"partitions", st.Partitions, "behind", st.Behind,
-		"retention_entries", st.RetentionEntries, "merges", st.Merges, "merged_entries", st.MergedEntries,
-		"objects", st.Objects, "index_entries", st.IndexEntries, "unreferenced", st.Unreferenced,
+		"shards", st.Shards, "partitions", st.Partitions, "behind", st.Behind,
+		"retention_extents", st.RetentionExtents, "retention_entries", st.RetentionEntries,
+		"merges", st.Merges, "merged_entries", st.MergedEntries, "merged_bytes", st.MergedBytes,
+		"objects_written", st.ObjectsWritten, "bytes_written", st.BytesWritten,
+		"objects", st.Objects, "entries", st.Entries, "unreferenced", st.Unreferenced,
 		"deleted", st.Deleted, "errors", st.Errors)
 	return st, nil
 }
@@ -256,19 +262,18 @@ func (c *Compactor) runPass(ctx context.Context, f metadata.Fence, st *PassStats
 	st.Objects = len(objects)
 	c.metrics.objects.Set(float64(len(objects)))
 
-	// 2 and 3. Retention and merges, partition by partition.
-	work, err := c.partitions(ctx)
+	// 2 and 3. Retention and merges, shard by shard.
+	work, err := c.shards(ctx)
 	if err != nil {
 		c.metrics.errors.WithLabelValues("retention").Inc()
 		return err
 	}
-	st.Partitions = len(work)
 	compactStart := time.Now()
 	sizes := make(map[string]int64, len(objects))
 	for _, o := range objects {
 		sizes[o.Key] = o.Size
 	}
-	if err := c.compactPartitions(ctx, f, work, sizes, st); err != nil {
+	if err := c.compactShards(ctx, f, work, sizes, st); err != nil {
 		return err
 	}
 	c.metrics.behind.Set(float64(st.Behind))
@@ -288,132 +293,202 @@ func (c *Compactor) runPass(ctx context.Context, f metadata.Fence, st *PassStats
 	return nil
 }
 
-// partitions lists every partition that holds state, with its topic's
-// effective settings, in a stable order.
-func (c *Compactor) partitions(ctx context.Context) ([]partitionWork, error) {
+// shards lists every shard of every topic with its topic's effective
+// settings, ordered so that topics of the same retention are next to
+// each other: merges pack the runs of consecutive shards into shared
+// objects, and an object is deleted only once all of its data is gone.
+func (c *Compactor) shards(ctx context.Context) ([]shardWork, error) {
 	topics, _, err := c.store.ListTopics(ctx)
 	if err != nil {
 		return nil, err
 	}
-	byID := make(map[uuid.UUID]metadata.Topic, len(topics))
+	var work []shardWork
 	for _, t := range topics {
-		byID[t.ID] = t
-	}
-	var work []partitionWork
-	err = c.store.ForEachPartitionState(ctx, func(id metadata.PartitionID, _ metadata.PartitionState) error {
-		t, ok := byID[id.Topic]
-		if !ok {
-			return nil // created after the topic list was read; next pass
+		s := c.cfg.Broker.Settings(t.Configs)
+		for i := range t.Shards() {
+			work = append(work, shardWork{id: metadata.ShardID{Topic: t.ID, Shard: i}, topic: t, settings: s})
 		}
-		work = append(work, partitionWork{id: id, topic: t, settings: c.cfg.Broker.Settings(t.Configs)})
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("listing partitions: %w", err)
 	}
-	slices.SortFunc(work, func(a, b partitionWork) int {
-		if a.topic.Name != b.topic.Name {
-			if a.topic.Name < b.topic.Name {
-				return -1
-			}
-			return 1
+	lifetime := func(s metadata.TopicSettings) int64 {
+		if !s.RetentionApplies() || s.RetentionMs < 0 {
+			return math.MaxInt64
 		}
-		return int(a.id.Partition - b.id.Partition)
+		return s.RetentionMs
+	}
+	slices.SortFunc(work, func(a, b shardWork) int {
+		return cmp.Or(
+			cmp.Compare(lifetime(a.settings), lifetime(b.settings)),
+			cmp.Compare(a.topic.Name, b.topic.Name),
+			cmp.Compare(a.id.Shard, b.id.Shard))
 	})
 	return work, nil
 }
 
-// compactPartitions runs compactPartition over work with Concurrency
-// workers, adding what each did to st. A lost fence or a cancelled ctx
-// stops every worker and is returned; other failures are counted in
-// st.Errors.
-func (c *Compactor) compactPartitions(ctx context.Context, f metadata.Fence, work []partitionWork, sizes map[string]int64, st *PassStats) error {
+// fatal reports whether err ends the pass: the leadership is lost or
+// ctx ended.
+func fatal(ctx context.Context, err error) bool {
+	return ctx.Err() != nil || errors.Is(err, metadata.ErrNotLeader)
+}
+
+// compactShards applies retention to every shard and merges what is left.
+// Concurrency workers read and retain shards and plan their runs; one
+// packer groups the runs into jobs, and Concurrency workers write each
+// job's objects and swap its runs in. The stages are joined by unbuffered
+// channels, so a pass holds at most about Concurrency shard logs and
+// Concurrency jobs' data at a time. A lost fence or a cancelled ctx stops
+// every worker and is returned; other failures are counted in st.Errors.
+func (c *Compactor) compactShards(ctx context.Context, f metadata.Fence, work []shardWork, sizes map[string]int64, st *PassStats) error {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
-		mu    sync.Mutex
-		fatal error
-		wg    sync.WaitGroup
-		next  = make(chan partitionWork)
+		mu       sync.Mutex
+		fatalErr error
+		shardWG  sync.WaitGroup
+		mergeWG  sync.WaitGroup
+		next     = make(chan shardWork)
+		runs     = make(chan []*mergeRun)
+		jobs     = make(chan *mergeJob)
+		workers  = min(c.cfg.Concurrency, max(1, len(work)))
+		policy   = c.mergePolicy()
+		finish   = func(ps PassStats, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			st.add(ps)
+			if err == nil {
+				return
+			}
+			if fatal(wctx, err) {
+				if fatalErr == nil {
+					fatalErr = err
+				}
+				cancel()
+				return
+			}
+			st.Errors++
+		}
 	)
-	for range min(c.cfg.Concurrency, max(1, len(work))) {
-		wg.Add(1)
+	for range workers {
+		shardWG.Add(1)
 		go func() {
-			defer wg.Done()
+			defer shardWG.Done()
 			for w := range next {
 				var ps PassStats
-				err := c.compactPartition(wctx, f, w, sizes, &ps)
-				mu.Lock()
-				st.add(ps)
-				if err != nil {
-					if wctx.Err() != nil || errors.Is(err, metadata.ErrNotLeader) {
-						if fatal == nil {
-							fatal = err
-						}
-						cancel()
-					} else {
-						st.Errors++
-					}
+				rs, err := c.compactShard(wctx, f, w, policy, sizes, &ps)
+				finish(ps, err)
+				if len(rs) == 0 {
+					continue
 				}
-				mu.Unlock()
+				select {
+				case runs <- rs:
+				case <-wctx.Done():
+				}
 			}
 		}()
 	}
-feed:
-	for _, w := range work {
+	for range workers {
+		mergeWG.Add(1)
+		go func() {
+			defer mergeWG.Done()
+			for j := range jobs {
+				var ps PassStats
+				err := c.runJob(wctx, f, j, &ps)
+				finish(ps, err)
+			}
+		}()
+	}
+	go func() {
+		defer close(next)
+		for _, w := range work {
+			select {
+			case next <- w:
+			case <-wctx.Done():
+				return
+			}
+		}
+	}()
+	go func() {
+		shardWG.Wait()
+		close(runs)
+	}()
+	// The packer: this goroutine.
+	pk := packer{target: c.cfg.TargetBytes}
+	send := func(j *mergeJob) {
+		if j == nil || wctx.Err() != nil {
+			return
+		}
 		select {
-		case next <- w:
+		case jobs <- j:
 		case <-wctx.Done():
-			break feed
 		}
 	}
-	close(next)
-	wg.Wait()
-	if fatal == nil {
-		fatal = ctx.Err()
+	for rs := range runs {
+		for _, r := range rs {
+			for _, j := range pk.add(r) {
+				send(j)
+			}
+		}
 	}
-	return fatal
+	send(pk.flush())
+	close(jobs)
+	mergeWG.Wait()
+	if fatalErr == nil {
+		fatalErr = ctx.Err()
+	}
+	return fatalErr
 }
 
 // add accumulates the retention and merge counters of o.
 func (st *PassStats) add(o PassStats) {
+	st.Shards += o.Shards
+	st.Partitions += o.Partitions
 	st.Behind += o.Behind
 	st.RetentionEntries += o.RetentionEntries
+	st.RetentionExtents += o.RetentionExtents
 	st.TrimmedPartitions += o.TrimmedPartitions
 	st.RetentionBytes += o.RetentionBytes
 	st.Merges += o.Merges
 	st.MergedEntries += o.MergedEntries
 	st.MergedBytes += o.MergedBytes
+	st.ObjectsWritten += o.ObjectsWritten
+	st.BytesWritten += o.BytesWritten
 	st.Errors += o.Errors
 }
 
-// compactPartition enforces retention on one partition, then merges what
-// is left.
-func (c *Compactor) compactPartition(ctx context.Context, f metadata.Fence, w partitionWork, sizes map[string]int64, st *PassStats) error {
-	state, entries, err := c.retain(ctx, f, w, st)
+// compactShard enforces retention on one shard, then plans the runs of
+// its entries to merge.
+func (c *Compactor) compactShard(ctx context.Context, f metadata.Fence, w shardWork, policy mergePolicy, sizes map[string]int64, ps *PassStats) ([]*mergeRun, error) {
+	lg, err := c.retain(ctx, f, w, ps)
 	if err != nil {
-		if ctx.Err() == nil && !errors.Is(err, metadata.ErrNotLeader) {
+		if !fatal(ctx, err) {
 			c.metrics.errors.WithLabelValues("retention").Inc()
-			c.log.Error("retention failed", "topic", w.topic.Name, "partition", w.id.Partition, "err", err)
+			c.log.Error("retention failed", "topic", w.topic.Name, "shard", w.id.Shard, "err", err)
 		}
-		return err
+		return nil, err
 	}
-	runs := planMerges(state, entries, c.mergePolicy(), sizes, time.Now())
-	var firstErr error
-	for _, run := range runs {
-		if err := c.merge(ctx, f, w, run, st); err != nil {
-			if ctx.Err() != nil || errors.Is(err, metadata.ErrNotLeader) {
-				return err
-			}
-			c.metrics.errors.WithLabelValues("merge").Inc()
-			c.log.Error("merge failed", "topic", w.topic.Name, "partition", w.id.Partition,
-				"first", run[0].First, "last", run[len(run)-1].Last, "entries", len(run), "err", err)
-			if firstErr == nil {
-				firstErr = err
-			}
+	if len(lg.Entries) == 0 {
+		return nil, nil
+	}
+	ps.Shards++
+	for _, n := range lg.State.Nexts {
+		if n > 0 {
+			ps.Partitions++
 		}
 	}
-	return firstErr
+	now := time.Now()
+	planned := planMerges(lg, math.MaxInt64, policy, sizes, now)
+	if slices.ContainsFunc(planned, func(run []metadata.StoredLogEntry) bool { return run[len(run)-1].SeqLast > lg.ProducerFloor }) {
+		// Entries are ready but their producer deltas are not all in
+		// snapshots yet.
+		if floor, err := c.refreshFloor(ctx, w); err == nil {
+			lg.ProducerFloor = max(lg.ProducerFloor, floor)
+		}
+		planned = planMerges(lg, lg.ProducerFloor, policy, sizes, now)
+	}
+	out := make([]*mergeRun, len(planned))
+	for i, run := range planned {
+		out[i] = newMergeRun(w, run, c.cfg.PartitionObjectBytes)
+	}
+	return out, ctx.Err()
 }
 
 func sleep(ctx context.Context, d time.Duration) {

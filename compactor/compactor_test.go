@@ -176,9 +176,11 @@ func (e *env) objects() map[string][]string {
 	return out
 }
 
-func (e *env) index(tp metadata.Topic, p int32) []metadata.StoredIndexEntry {
+// index returns partition p's index entries: its extents in its shard's
+// log.
+func (e *env) index(tp metadata.Topic, p int32) []metadata.IndexEntry {
 	e.t.Helper()
-	idx, err := e.store.PartitionIndex(ctx(e.t), metadata.PartitionID{Topic: tp.ID, Partition: p})
+	idx, err := e.store.PartitionEntries(ctx(e.t), tp, p, 0, 0)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -411,7 +413,7 @@ func TestRetentionByBytes(t *testing.T) {
 		for _, en := range idx {
 			held += en.Length
 		}
-		st, _ := e.store.GetPartitionState(ctx(t), metadata.PartitionID{Topic: tp.ID})
+		st, _ := e.store.GetPartitionState(ctx(t), tp, 0)
 		t.Logf("round %d: %d entries, %d bytes, offsets %d-%d", round, len(idx), held, st.Start, st.Next)
 		if held > limit || len(idx) == 0 {
 			t.Fatalf("round %d: the partition holds %d bytes in %d entries; the cap is %d", round, held, len(idx), limit)
@@ -438,7 +440,9 @@ func TestRetentionByBytes(t *testing.T) {
 
 // A merge of 100 small objects keeps every record readable with the same
 // offsets, byte for byte, while consumers read through it, the merge
-// swaps the index and the old objects are deleted under them.
+// swaps the log entries and the old objects are deleted under them. Both
+// partitions' runs share one merged object; each shard's latest entry
+// stays as it was.
 func TestMergeWhileConsuming(t *testing.T) {
 	e := newEnv(t)
 	a := e.addAgent()
@@ -515,11 +519,11 @@ func TestMergeWhileConsuming(t *testing.T) {
 
 	c := e.compactor(compactor.Config{RetentionCheckInterval: 300 * time.Millisecond, GCGrace: time.Second, MergeSettle: time.Millisecond})
 	eventually(t, 30*time.Second, "the merge", func() bool {
-		return len(e.index(tp, 0)) == 1 && len(e.index(tp, 1)) == 1
+		return len(e.index(tp, 0)) == 2 && len(e.index(tp, 1)) == 2
 	})
 	eventually(t, 30*time.Second, "the old objects are deleted", func() bool {
 		objs := e.objects()
-		return len(objs[segments.KindFlush]) == 0 && len(objs[segments.KindMerged]) == 2
+		return len(objs[segments.KindFlush]) == 1 && len(objs[segments.KindMerged]) == 1
 	})
 	time.Sleep(time.Second) // and read some more
 	close(stop)
@@ -532,8 +536,13 @@ func TestMergeWhileConsuming(t *testing.T) {
 	}
 	for p := range int32(2) {
 		idx := e.index(tp, p)
-		if idx[0].First != 0 || idx[0].Last != want[p][len(want[p])-1].offset || idx[0].Batches != batches[p] || len(idx[0].Skip) != 0 {
-			t.Fatalf("partition %d merged entry %+v", p, idx[0].IndexEntry)
+		m, latest := idx[0], idx[1]
+		if m.First != 0 || m.Last+1 != latest.First || latest.Last != want[p][len(want[p])-1].offset ||
+			m.Batches+latest.Batches != batches[p] || len(m.Skip) != 0 {
+			t.Fatalf("partition %d merged entry %+v, latest %+v", p, m, latest)
+		}
+		if _, kind, _ := segments.ParseObjectKey(m.Object); kind != segments.KindMerged {
+			t.Fatalf("partition %d: merged entry in %s", p, m.Object)
 		}
 	}
 	// The agent with the stale index window reads everything.
@@ -702,7 +711,9 @@ func TestRunOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if stats.RetentionEntries != 3 || stats.Partitions != 1 || stats.Behind != 1 {
+	// Three extents expired; two entries went with them, the latest
+	// (which holds the high watermark) is kept without its extent.
+	if stats.RetentionExtents != 3 || stats.RetentionEntries != 2 || stats.Partitions != 1 || stats.Behind != 1 {
 		t.Fatalf("pass %+v", stats)
 	}
 	if once.Leading() {

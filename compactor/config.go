@@ -30,26 +30,36 @@ type Config struct {
 	// index windows every minute). Default 10m.
 	GCGrace time.Duration
 
-	// TargetBytes is the size merged extents grow to: consecutive entries
-	// smaller than this merge into one entry of at most this many stored
-	// bytes. Default 64 MiB.
+	// TargetBytes is the size of the objects merges write, and the most
+	// stored data one merged log entry (a run of a shard's entries) holds:
+	// a shard's consecutive entries merge until they reach it, and
+	// entries that reached it are left alone. Default 64 MiB.
 	TargetBytes int64
 
-	// MergeSettle is how long an index entry must have been committed
+	// PartitionObjectBytes is the share of a merge at which a partition
+	// gets an object of its own. Below it, partitions' batches travel
+	// together in objects shared by many shards and topics, so a merge of
+	// thousands of small partitions writes a few large objects, not one
+	// per partition. A value above TargetBytes gives no partition an
+	// object of its own. Default 16 MiB.
+	PartitionObjectBytes int64
+
+	// MergeSettle is how long a log entry must have been committed
 	// before it is merged, so the newest data, which tailing consumers
 	// read from the agents' caches, is not rewritten while it is hot.
 	// Default 30s.
 	MergeSettle time.Duration
 
-	// MinMergeEntries is the fewest fresh entries (from agents' flush
-	// objects) worth a merge. Fewer merge only when their objects are
-	// mostly other partitions' data, or to join earlier merged entries.
+	// MinMergeEntries is the fewest fresh entries (from agents' flushes)
+	// of a shard worth a merge. Fewer merge only when their objects are
+	// mostly other shards' data, or to join earlier merged entries.
 	// Default 4.
 	MinMergeEntries int
 
-	// Concurrency is how many partitions a pass works on at once. Each
-	// merge holds up to TargetBytes of stored data (more once
-	// decompressed) in memory. Default 4.
+	// Concurrency is how many shards a pass reads and retains at once, and
+	// how many merged objects it builds at once. Each build holds up to
+	// TargetBytes of stored data in memory, more once decompressed.
+	// Default 4.
 	Concurrency int
 
 	// Compression compresses runs of uncompressed client batches in merged
@@ -65,7 +75,7 @@ type Config struct {
 
 	// EtcdMaxTxnOps is etcd's --max-txn-ops. Retention and merge
 	// transactions are sized to fit; it also bounds how many entries one
-	// merge replaces (about half of it). Default 128.
+	// merged entry replaces (about half of it). Default 128.
 	EtcdMaxTxnOps int
 
 	// LeaseTTL is the election session's lease: how long a compactor that
@@ -86,6 +96,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.TargetBytes == 0 {
 		c.TargetBytes = 64 << 20
+	}
+	if c.PartitionObjectBytes == 0 {
+		c.PartitionObjectBytes = 16 << 20
 	}
 	if c.MergeSettle == 0 {
 		c.MergeSettle = 30 * time.Second
@@ -123,6 +136,8 @@ func (c *Config) Validate() error {
 		return bad("GC grace %v: must be at least 1s (and in production well above the agents' commit time and their one-minute index refresh)", c.GCGrace)
 	case c.TargetBytes < 1<<10 || c.TargetBytes > segments.MaxChunkRawSize*16:
 		return bad("compaction target bytes %d: must be between 1 KiB and %d", c.TargetBytes, segments.MaxChunkRawSize*16)
+	case c.PartitionObjectBytes < 1<<10:
+		return bad("partition object bytes %d: must be at least 1 KiB", c.PartitionObjectBytes)
 	case c.MergeSettle < 0:
 		return bad("merge settle %v: must not be negative", c.MergeSettle)
 	case c.MinMergeEntries < 2:
@@ -160,10 +175,11 @@ func (c *Config) Validate() error {
 func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.RetentionCheckInterval, "retention-check-interval", 5*time.Minute, "time between compaction passes (retention, merging, garbage collection)")
 	fs.DurationVar(&c.GCGrace, "gc-grace", 10*time.Minute, "how long an object must exist, and be unreferenced, before it is deleted")
-	fs.Int64Var(&c.TargetBytes, "compaction-target-bytes", 64<<20, "size merged per-partition extents grow to")
-	fs.DurationVar(&c.MergeSettle, "compaction-settle", 30*time.Second, "how long an index entry must have been committed before it is merged")
-	fs.IntVar(&c.MinMergeEntries, "compaction-min-entries", 4, "fewest fresh index entries of a partition worth a merge")
-	fs.IntVar(&c.Concurrency, "compaction-concurrency", 4, "partitions a pass retains and merges at once (each merge holds up to --compaction-target-bytes in memory)")
+	fs.Int64Var(&c.TargetBytes, "compaction-target-bytes", 64<<20, "size of merged objects, and the most stored data one merged log entry of a shard holds")
+	fs.Int64Var(&c.PartitionObjectBytes, "compaction-partition-object-bytes", 16<<20, "a partition's share of a merge at which it gets an object of its own; smaller shares share objects")
+	fs.DurationVar(&c.MergeSettle, "compaction-settle", 30*time.Second, "how long a log entry must have been committed before it is merged")
+	fs.IntVar(&c.MinMergeEntries, "compaction-min-entries", 4, "fewest fresh log entries of a shard worth a merge")
+	fs.IntVar(&c.Concurrency, "compaction-concurrency", 4, "shards a pass reads at once, and merged objects it builds at once (each build holds up to --compaction-target-bytes of stored data in memory)")
 	fs.DurationVar(&c.LeaseTTL, "lease-ttl", 10*time.Second, "election lease: how long a dead compactor keeps the leadership")
 	fs.IntVar(&c.EtcdMaxTxnOps, "etcd-max-txn-ops", 128, "etcd's --max-txn-ops; transactions are sized to fit it")
 }

@@ -34,7 +34,7 @@ func testBatch(value string, ts int64) []byte {
 	return raw
 }
 
-// writeAndCommit writes n single-batch objects for one partition, as an
+// writeAndCommit writes n single-batch objects for partition 0, as an
 // agent would, and commits them.
 func writeAndCommit(t *testing.T, store *metadata.Store, bucket segments.Bucket, tp metadata.Topic, n int, ts int64) {
 	t.Helper()
@@ -55,7 +55,7 @@ func writeAndCommit(t *testing.T, store *metadata.Store, bucket segments.Bucket,
 			t.Fatal(err)
 		}
 		if _, err := committer.Commit(context.Background(), []metadata.Append{{
-			Topic: tp, Object: key, Offset: extents[0].Offset, Length: extents[0].Length,
+			Topic: tp, Object: key, ObjectSize: int64(len(obj)), Offset: extents[0].Offset, Length: extents[0].Length,
 			Batches: []metadata.BatchMeta{{Records: 1, ProducerID: -1, MinTimestamp: ts, MaxTimestamp: ts}},
 		}}); err != nil {
 			t.Fatal(err)
@@ -64,8 +64,10 @@ func writeAndCommit(t *testing.T, store *metadata.Store, bucket segments.Bucket,
 }
 
 // A compactor deposed mid-flight (its lease lost, another elected) writes
-// nothing: its retention trims and merge swaps fail on the fence, and the
-// merged object it wrote is removed.
+// nothing: its retention edits and merge swaps fail on the fence, and the
+// merged object it wrote is removed. (It may still write producer
+// snapshots, which are not the compactor's state: any agent writes the
+// same ones from the same log.)
 func TestDeposedCompactorWritesNothing(t *testing.T) {
 	cli := testenv.Etcd(t)
 	store, err := metadata.NewStore(cli, testenv.Cluster(t))
@@ -116,10 +118,15 @@ func TestDeposedCompactorWritesNothing(t *testing.T) {
 	snapshot := func() string {
 		var s string
 		for _, tp := range []metadata.Topic{expiring, kept} {
-			id := metadata.PartitionID{Topic: tp.ID}
-			st, _ := store.GetPartitionState(ctx, id)
-			idx, _ := store.PartitionIndex(ctx, id)
-			s += fmt.Sprintf("%s %d-%d %v;", tp.Name, st.Start, st.Next, idx)
+			lg, err := store.ReadShardLog(ctx, tp.Shard(0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s += fmt.Sprintf("%s starts %v@%d:", tp.Name, lg.State.Starts, lg.State.StartsRev)
+			for _, e := range lg.Entries {
+				s += fmt.Sprintf(" %d-%d@%d %v", e.Seq, e.SeqLast, e.ModRevision, e.Extents)
+			}
+			s += ";"
 		}
 		// Merged objects a cancelled pass wrote may be left unreferenced
 		// for the collector; flush objects must all stay.
@@ -141,18 +148,37 @@ func TestDeposedCompactorWritesNothing(t *testing.T) {
 		t.Fatalf("the deposed compactor changed state:\nbefore %s\nafter  %s", before, after)
 	}
 	// Its merge of "kept" fails too, and leaves no object behind.
-	w := partitionWork{id: metadata.PartitionID{Topic: kept.ID}, topic: kept, settings: metadata.BrokerConfig{}.Settings(kept.Configs)}
-	idx, _ := store.PartitionIndex(ctx, w.id)
-	if err := c.merge(ctx, one.Fence(), w, idx, &PassStats{}); !errors.Is(err, metadata.ErrNotLeader) {
+	lg, err := store.ReadShardLog(ctx, kept.Shard(0))
+	if err != nil || len(lg.Entries) != 5 {
+		t.Fatalf("log of kept: %d entries, %v", len(lg.Entries), err)
+	}
+	w := shardWork{id: kept.Shard(0), topic: kept, settings: metadata.BrokerConfig{}.Settings(kept.Configs)}
+	job := &mergeJob{runs: []*mergeRun{newMergeRun(w, lg.Entries[:4], c.cfg.PartitionObjectBytes)}}
+	var ps PassStats
+	if err := c.runJob(ctx, one.Fence(), job, &ps); !errors.Is(err, metadata.ErrNotLeader) {
 		t.Fatalf("deposed merge: %v", err)
+	}
+	if ps.ObjectsWritten != 1 {
+		t.Fatalf("the deposed merge wrote %d objects", ps.ObjectsWritten)
 	}
 	if after := snapshot(); after != before {
 		t.Fatalf("the deposed merge changed state:\nbefore %s\nafter  %s", before, after)
 	}
+	bucket.List(ctx, "", func(o segments.ObjectInfo) error {
+		if o.Key == job.runs[0].placed[0].obj.ref.Key {
+			t.Errorf("the deposed merge left its object %s", o.Key)
+		}
+		return nil
+	})
 	// Whatever the deposed compactor wrote to the bucket is referenced by
 	// nothing.
 	refs := map[string]bool{}
-	store.ForEachIndexEntry(ctx, func(_ metadata.PartitionID, e metadata.IndexEntry) error { refs[e.Object] = true; return nil })
+	store.ForEachLogEntry(ctx, func(_ metadata.ShardID, e metadata.LogEntry) error {
+		for _, o := range e.Objects {
+			refs[o.Key] = true
+		}
+		return nil
+	})
 	bucket.List(ctx, "", func(o segments.ObjectInfo) error {
 		if _, kind, _ := segments.ParseObjectKey(o.Key); kind == segments.KindMerged && refs[o.Key] {
 			t.Errorf("merged object %s of the deposed compactor is referenced", o.Key)
@@ -165,7 +191,9 @@ func TestDeposedCompactorWritesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.RetentionEntries != 3 || st.Merges != 1 || st.MergedEntries != 5 {
+	// expiring: all three extents go, two entries with them (the latest
+	// is kept, empty); kept: the four entries before its latest merge.
+	if st.RetentionExtents != 3 || st.RetentionEntries != 2 || st.Merges != 1 || st.MergedEntries != 4 || st.ObjectsWritten != 1 {
 		t.Fatalf("successor's pass %+v", st)
 	}
 }

@@ -16,7 +16,8 @@ import (
 //
 //   - it was listed in the bucket (keys that are not segment object keys,
 //     segments.ParseObjectKey, are never touched);
-//   - no index entry references it, as read after the listing;
+//   - no log entry references it (among the objects of any entry of any
+//     shard), as read after the listing;
 //   - its creation (the later of its key's timestamp, rounded up to the
 //     next second, and its LastModified) and its unreferenced mark, if
 //     any, are both older than GCGrace;
@@ -33,8 +34,9 @@ import (
 // or an agent stalls between PUT and commit, an acknowledged record's
 // object is never deleted. Deletion takes one more pass than the grace.
 //
-// References disappear through retention and merge swaps, which stamp the object's mark in the same
-// transaction, so a reader that loaded the old index entry just before has
+// References disappear through retention and merge swaps, which stamp the
+// object's mark in the same transaction, so a reader that loaded the old
+// entry just before has
 // a full grace period to finish; and through DeleteTopic, after which the
 // topic's data is unreachable anyway. An agent that crashed between PUT and
 // commit leaves an object nothing will ever reference; it goes once older
@@ -78,15 +80,17 @@ func (c *Compactor) collect(ctx context.Context, f metadata.Fence, objects []seg
 	}
 	refs := map[string]struct{}{}
 	entries := 0
-	if err := c.store.ForEachIndexEntry(ctx, func(_ metadata.PartitionID, e metadata.IndexEntry) error {
-		refs[e.Object] = struct{}{}
+	if err := c.store.ForEachLogEntry(ctx, func(_ metadata.ShardID, e metadata.LogEntry) error {
+		for _, o := range e.Objects {
+			refs[o.Key] = struct{}{}
+		}
 		entries++
 		return nil
 	}); err != nil {
-		return fmt.Errorf("reading the index: %w", err)
+		return fmt.Errorf("reading the shard logs: %w", err)
 	}
-	st.IndexEntries = entries
-	c.metrics.indexEntries.Set(float64(entries))
+	st.Entries = entries
+	c.metrics.entries.Set(float64(entries))
 
 	markOf := make(map[string]metadata.ObjectMark, len(marks))
 	for _, m := range marks {

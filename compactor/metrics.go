@@ -11,6 +11,7 @@ type metrics struct {
 	errors       *prometheus.CounterVec
 
 	retentionEntries prometheus.Counter
+	retentionExtents prometheus.Counter
 	retentionBytes   prometheus.Counter
 	behind           prometheus.Gauge
 
@@ -23,7 +24,7 @@ type metrics struct {
 	bytesDeleted   prometheus.Counter
 	objects        prometheus.Gauge
 	unreferenced   prometheus.Gauge
-	indexEntries   prometheus.Gauge
+	entries        prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -46,29 +47,30 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Failures, by stage (election, list, retention, merge, gc). Each is logged.",
 		}, []string{"stage"}),
 
-		retentionEntries: counter("retention_entries_removed_total", "Index entries removed by retention (time, bytes, or below a DeleteRecords start)."),
+		retentionEntries: counter("retention_entries_removed_total", "Log entries removed by retention (all their extents expired, by time or bytes, or below a DeleteRecords start)."),
+		retentionExtents: counter("retention_extents_removed_total", "Partition extents removed from log entries by retention."),
 		retentionBytes:   counter("retention_bytes_removed_total", "Stored bytes of the extents retention removed."),
 		behind:           gauge("partitions_behind_retention", "Partitions whose oldest data was past their retention when the last pass looked."),
 
-		mergedEntries:  counter("merged_entries_total", "Index entries replaced by merges."),
+		mergedEntries:  counter("merged_entries_total", "Log entries replaced by merged entries."),
 		mergedBytes:    counter("merged_bytes_total", "Stored bytes of the extents read by merges."),
-		objectsWritten: counter("objects_written_total", "Merged objects written and swapped into the index."),
+		objectsWritten: counter("objects_written_total", "Merged objects written (PUTs), each shared by the merged entries of many shards or holding one partition."),
 		bytesWritten:   counter("bytes_written_total", "Bytes of merged objects written."),
 
 		objectsDeleted: counter("objects_deleted_total", "Unreferenced objects deleted from the bucket."),
 		bytesDeleted:   counter("bytes_deleted_total", "Bytes of the objects deleted."),
 		objects:        gauge("bucket_objects", "Segment objects in the bucket when the last pass listed it."),
-		unreferenced:   gauge("unreferenced_objects", "Objects referenced by no index entry after the last pass, still within their grace period."),
-		indexEntries:   gauge("index_entries", "Index entries in etcd when the last pass's garbage collection read them."),
+		unreferenced:   gauge("unreferenced_objects", "Objects referenced by no log entry after the last pass, still within their grace period."),
+		entries:        gauge("log_entries", "Shard log entries in etcd when the last pass's garbage collection read them."),
 	}
 	for _, stage := range []string{"election", "list", "retention", "merge", "gc"} {
 		m.errors.WithLabelValues(stage)
 	}
 	if reg != nil {
 		reg.MustRegister(m.leader, m.passes, m.passDuration, m.errors,
-			m.retentionEntries, m.retentionBytes, m.behind,
+			m.retentionEntries, m.retentionExtents, m.retentionBytes, m.behind,
 			m.mergedEntries, m.mergedBytes, m.objectsWritten, m.bytesWritten,
-			m.objectsDeleted, m.bytesDeleted, m.objects, m.unreferenced, m.indexEntries)
+			m.objectsDeleted, m.bytesDeleted, m.objects, m.unreferenced, m.entries)
 	}
 	return m
 }

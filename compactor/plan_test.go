@@ -2,8 +2,11 @@ package compactor
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/floe-io/floe/metadata"
 	"github.com/floe-io/floe/segments"
@@ -11,193 +14,388 @@ import (
 
 var planNow = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
-// entry is an index entry of records offsets from first, length stored
-// bytes, newest timestamp maxAgo before planNow, committed committedAgo
-// before planNow, in a new object of kind.
-func entry(first, records, length int64, maxAgo, committedAgo time.Duration, kind string) metadata.StoredIndexEntry {
-	return metadata.StoredIndexEntry{
-		IndexEntry: metadata.IndexEntry{
-			Object: segments.NewObjectKey(planNow, kind), Offset: 16, Length: length,
-			First: first, Last: first + records - 1, Batches: 1,
-			MinTimestamp: planNow.Add(-maxAgo).UnixMilli() - 10, MaxTimestamp: planNow.Add(-maxAgo).UnixMilli(),
-			Committed: planNow.Add(-committedAgo).UnixMilli(),
-		},
-		ModRevision: 1,
-	}
+// ext is one partition's extent of an entry: records offsets, length
+// stored bytes, newest timestamp maxAgo before planNow.
+type ext struct {
+	p       int32
+	records int64
+	length  int64
+	maxAgo  time.Duration
 }
 
-// log builds consecutive entries of 10 records each with the given ages
-// (newest timestamp) and lengths.
-func log(ages []time.Duration, lengths []int64, kinds ...string) []metadata.StoredIndexEntry {
-	var out []metadata.StoredIndexEntry
-	for i := range ages {
-		kind := segments.KindFlush
-		if i < len(kinds) {
-			kind = kinds[i]
-		}
-		out = append(out, entry(int64(i)*10, 10, lengths[i], ages[i], time.Hour, kind))
+// logBuilder builds a shard log (partitions from 0) entry by entry, each
+// entry in a new flush object of objectSize bytes (0: the entry's own
+// bytes), committed an hour before planNow.
+type logBuilder struct {
+	lg    metadata.ShardLog
+	nexts []int64
+}
+
+func newLog(partitions int) *logBuilder {
+	return &logBuilder{lg: metadata.ShardLog{Shard: metadata.ShardID{Topic: uuid.New()}}, nexts: make([]int64, partitions)}
+}
+
+func (b *logBuilder) add(objectSize int64, xs ...ext) *logBuilder {
+	seq := int64(1)
+	if n := len(b.lg.Entries); n > 0 {
+		seq = b.lg.Entries[n-1].SeqLast + 1
 	}
-	return out
+	e := metadata.LogEntry{Seq: seq, SeqLast: seq, Committed: planNow.Add(-time.Hour).UnixMilli()}
+	var bytes int64
+	for _, x := range xs {
+		ts := planNow.Add(-x.maxAgo).UnixMilli()
+		e.Extents = append(e.Extents, metadata.Extent{
+			Partition: x.p, Offset: 16 + bytes, Length: x.length,
+			First: b.nexts[x.p], Last: b.nexts[x.p] + x.records - 1, Batches: 1,
+			MinTimestamp: ts - 10, MaxTimestamp: ts,
+		})
+		b.nexts[x.p] += x.records
+		bytes += x.length
+	}
+	if objectSize == 0 {
+		objectSize = bytes
+	}
+	e.Objects = []metadata.ObjectRef{{Key: segments.NewObjectKey(planNow, segments.KindFlush), Size: objectSize}}
+	e.Nexts = append([]int64(nil), b.nexts...)
+	b.lg.Entries = append(b.lg.Entries, metadata.StoredLogEntry{LogEntry: e, ModRevision: seq})
+	return b
+}
+
+// merged adds a merged entry standing for n entries.
+func (b *logBuilder) merged(n int64, xs ...ext) *logBuilder {
+	b.add(0, xs...)
+	e := &b.lg.Entries[len(b.lg.Entries)-1]
+	e.SeqLast = e.Seq + n - 1
+	e.Flags = metadata.EntryMerged
+	e.Objects[0].Key = segments.NewObjectKey(planNow, segments.KindMerged)
+	return b
+}
+
+// log returns the built log with the given log starts and producer floor
+// (-1: every entry).
+func (b *logBuilder) log(floor int64, starts ...int64) metadata.ShardLog {
+	lg := b.lg
+	if n := len(lg.Entries); n > 0 {
+		lg.State.Seq = lg.Entries[n-1].SeqLast
+	}
+	lg.State.Nexts = append([]int64(nil), b.nexts...)
+	lg.State.Starts = starts
+	lg.State.StartsRev = 7
+	lg.ProducerFloor = floor
+	if floor < 0 {
+		lg.ProducerFloor = lg.State.Seq
+	}
+	return lg
+}
+
+// single is a one-partition log of entries of 10 records with the given
+// ages (newest timestamp) and lengths.
+func single(ages []time.Duration, lengths []int64) *logBuilder {
+	b := newLog(1)
+	for i := range ages {
+		b.add(0, ext{0, 10, lengths[i], ages[i]})
+	}
+	return b
+}
+
+// describe summarizes a retention plan's entry changes: "-3" deletes
+// entry 3, "~3[0 2]" rewrites it keeping partitions 0 and 2.
+func describe(p retentionPlan) string {
+	var out []string
+	for _, ch := range p.changes {
+		if ch.put == nil {
+			out = append(out, fmt.Sprintf("-%d", ch.old.Seq))
+			continue
+		}
+		var parts []int32
+		for _, x := range ch.put.Extents {
+			parts = append(parts, x.Partition)
+		}
+		out = append(out, fmt.Sprintf("~%d%v", ch.old.Seq, parts))
+	}
+	return strings.Join(out, " ")
+}
+
+func settings(ms, bytes int64, policy string) metadata.TopicSettings {
+	return metadata.BrokerConfig{}.Settings(map[string]string{
+		"retention.ms": fmt.Sprint(ms), "retention.bytes": fmt.Sprint(bytes), "cleanup.policy": policy,
+	})
 }
 
 func TestPlanRetention(t *testing.T) {
 	h := time.Hour
-	settings := func(ms, bytes int64, policy string) metadata.TopicSettings {
-		return metadata.BrokerConfig{}.Settings(map[string]string{
-			"retention.ms": fmt.Sprint(ms), "retention.bytes": fmt.Sprint(bytes), "cleanup.policy": policy,
-		})
-	}
+	ms := func(d time.Duration) int64 { return int64(d / time.Millisecond) }
+	three := []time.Duration{3 * h, 2 * h, h}
+	ones := []int64{1, 1, 1}
 	for _, tc := range []struct {
-		name      string
-		start     int64
-		entries   []metadata.StoredIndexEntry
-		settings  metadata.TopicSettings
-		remove    int
-		wantStart int64
-		behind    bool
+		name     string
+		lg       metadata.ShardLog
+		settings metadata.TopicSettings
+		changes  string
+		starts   string // map[slot:start]
+		behind   int
+		extents  int
 	}{
-		{"nothing expired", 0, log([]time.Duration{3 * h, 2 * h, h}, []int64{1, 1, 1}), settings(int64(4*h/time.Millisecond), -1, "delete"), 0, 0, false},
-		{"oldest expired", 0, log([]time.Duration{3 * h, 2 * h, h}, []int64{1, 1, 1}), settings(int64(150*time.Minute/time.Millisecond), -1, "delete"), 1, 10, true},
-		{"everything expired", 0, log([]time.Duration{3 * h, 2 * h, h}, []int64{1, 1, 1}), settings(1000, -1, "delete"), 3, 30, true},
-		{"expiry stops at the first kept entry", 0, log([]time.Duration{3 * h, h, 3 * h}, []int64{1, 1, 1}), settings(int64(2*h/time.Millisecond), -1, "delete"), 1, 10, true},
-		{"forever", 0, log([]time.Duration{300 * h}, []int64{1}), settings(-1, -1, "delete"), 0, 0, false},
-		{"compact is exempt", 0, log([]time.Duration{300 * h}, []int64{1}), settings(1000, 0, "compact"), 0, 0, false},
-		{"compact,delete is not", 0, log([]time.Duration{300 * h}, []int64{1}), settings(1000, -1, "compact,delete"), 1, 10, true},
-		{"bytes: fits", 0, log([]time.Duration{h, h, h}, []int64{10, 10, 10}), settings(-1, 30, "delete"), 0, 0, false},
-		{"bytes: oldest go until it fits", 0, log([]time.Duration{h, h, h}, []int64{10, 10, 10}), settings(-1, 25, "delete"), 1, 10, true},
-		{"bytes: a cap below one entry removes all", 0, log([]time.Duration{h, h}, []int64{10, 10}), settings(-1, 5, "delete"), 2, 20, true},
-		{"below a DeleteRecords start, even compact", 25, log([]time.Duration{h, h, h}, []int64{1, 1, 1}), settings(-1, -1, "compact"), 2, 25, false},
-		{"straddling entry stays, start kept", 25, log([]time.Duration{h, h, h}, []int64{1, 1, 1}), settings(int64(2*h/time.Millisecond), -1, "delete"), 2, 25, false},
-		{"straddling entry expires", 25, log([]time.Duration{3 * h, 3 * h, 3 * h, h}, []int64{1, 1, 1, 1}), settings(int64(2*h/time.Millisecond), -1, "delete"), 3, 30, true},
-		{"no entries", 0, nil, settings(1000, 0, "delete"), 0, 0, false},
+		{"nothing expired", single(three, ones).log(-1), settings(ms(4*h), -1, "delete"), "", "map[]", 0, 0},
+		{"oldest expired", single(three, ones).log(-1), settings(ms(150*time.Minute), -1, "delete"), "-1", "map[0:10]", 1, 1},
+		{"everything expired: the latest entry is emptied, not deleted", single(three, ones).log(-1), settings(1000, -1, "delete"), "-1 -2 ~3[]", "map[0:30]", 1, 3},
+		{"expiry stops at the first kept extent", single([]time.Duration{3 * h, h, 3 * h}, ones).log(-1), settings(ms(2*h), -1, "delete"), "-1", "map[0:10]", 1, 1},
+		{"forever", single([]time.Duration{300 * h}, []int64{1}).log(-1), settings(-1, -1, "delete"), "", "map[]", 0, 0},
+		{"compact is exempt", single([]time.Duration{300 * h}, []int64{1}).log(-1), settings(1000, 0, "compact"), "", "map[]", 0, 0},
+		{"compact,delete is not", single([]time.Duration{300 * h}, []int64{1}).log(-1), settings(1000, -1, "compact,delete"), "~1[]", "map[0:10]", 1, 1},
+		{"bytes: fits", single([]time.Duration{h, h, h}, []int64{10, 10, 10}).log(-1), settings(-1, 30, "delete"), "", "map[]", 0, 0},
+		{"bytes: oldest go until it fits", single([]time.Duration{h, h, h}, []int64{10, 10, 10}).log(-1), settings(-1, 25, "delete"), "-1", "map[0:10]", 1, 1},
+		{"bytes: a cap below one extent removes all", single([]time.Duration{h, h}, []int64{10, 10}).log(-1), settings(-1, 5, "delete"), "-1 ~2[]", "map[0:20]", 1, 2},
+		{"below a DeleteRecords start, even compact", single(three, ones).log(-1, 25), settings(-1, -1, "compact"), "-1 -2", "map[]", 0, 2},
+		{"straddling extent stays, start kept", single(three, ones).log(-1, 25), settings(ms(150*time.Minute), -1, "delete"), "-1 -2", "map[]", 0, 2},
+		{"straddling extent expires", single([]time.Duration{3 * h, 3 * h, 3 * h, h}, []int64{1, 1, 1, 1}).log(-1, 25), settings(ms(2*h), -1, "delete"), "-1 -2 -3", "map[0:30]", 1, 3},
+		{"entries above the producer floor are emptied, not deleted", single(three, ones).log(1), settings(1000, -1, "delete"), "-1 ~2[] ~3[]", "map[0:30]", 1, 3},
+		{
+			"an entry keeps the live extents of other partitions",
+			newLog(3).add(0, ext{0, 5, 100, h}, ext{1, 5, 1, h}, ext{2, 5, 1, 3 * h}).add(0, ext{0, 5, 100, h}, ext{1, 5, 1, h}).log(-1),
+			settings(ms(2*h), 150, "delete"), "~1[1]", "map[0:5 2:5]", 2, 2,
+		},
+		{
+			"each partition by its own bytes",
+			newLog(2).add(0, ext{0, 5, 10, h}, ext{1, 5, 10, h}).add(0, ext{0, 5, 10, h}).add(0, ext{0, 5, 10, h}, ext{1, 5, 10, h}).log(-1),
+			settings(-1, 20, "delete"), "~1[1]", "map[0:5]", 1, 1,
+		},
+		{
+			"empty entries left by earlier rewrites go once below the floor",
+			newLog(2).add(0).add(0, ext{1, 5, 10, h}).add(0).add(0, ext{1, 5, 10, h}).log(-1),
+			settings(-1, -1, "delete"), "-1 -3", "map[]", 0, 0,
+		},
+		{"no entries", newLog(1).log(-1), settings(1000, 0, "delete"), "", "map[]", 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			next := int64(0)
-			if n := len(tc.entries); n > 0 {
-				next = tc.entries[n-1].Last + 1
+			p := planRetention(tc.lg, tc.lg.ProducerFloor, tc.settings, planNow)
+			if got := describe(p); got != tc.changes {
+				t.Errorf("changes %q, want %q", got, tc.changes)
 			}
-			st := metadata.PartitionState{Start: tc.start, Next: next, ModRevision: 5}
-			p := planRetention(st, tc.entries, tc.settings, planNow)
-			if len(p.remove) != tc.remove || p.start != tc.wantStart || p.behind != tc.behind {
-				t.Fatalf("removes %d, start %d, behind %v; want %d, %d, %v", len(p.remove), p.start, p.behind, tc.remove, tc.wantStart, tc.behind)
+			if got := fmt.Sprint(p.starts); got != tc.starts {
+				t.Errorf("starts %s, want %s", got, tc.starts)
 			}
-			for _, e := range p.remove {
-				if e.Last >= p.start {
-					t.Fatalf("removes entry %d-%d at or above the new start %d", e.First, e.Last, p.start)
+			if p.behind != tc.behind || p.extents != tc.extents {
+				t.Errorf("behind %d, %d extents removed; want %d, %d", p.behind, p.extents, tc.behind, tc.extents)
+			}
+			// No extent at or above a partition's new start is removed,
+			// and rewritten entries keep their objects consistent.
+			newStart := func(slot int32) int64 {
+				if s, ok := p.starts[slot]; ok {
+					return s
+				}
+				return tc.lg.State.Partition(slot).Start
+			}
+			for _, ch := range p.changes {
+				kept := map[int32]bool{}
+				if ch.put != nil {
+					for _, x := range ch.put.Extents {
+						kept[x.Partition] = true
+						if int(x.Object) >= len(ch.put.Objects) {
+							t.Fatalf("entry %d: extent of partition %d names object %d of %d", ch.old.Seq, x.Partition, x.Object, len(ch.put.Objects))
+						}
+					}
+					if fmt.Sprint(ch.put.Nexts) != fmt.Sprint(ch.old.Nexts) || ch.put.Seq != ch.old.Seq {
+						t.Fatalf("entry %d rewritten with another sequence or watermarks", ch.old.Seq)
+					}
+				}
+				for _, x := range ch.old.Extents {
+					if !kept[x.Partition] && x.Last >= newStart(x.Partition) {
+						t.Fatalf("entry %d loses partition %d's extent %d-%d, at or above its new start %d", ch.old.Seq, x.Partition, x.First, x.Last, newStart(x.Partition))
+					}
+				}
+				if ch.put == nil && ch.old.Seq == tc.lg.Entries[len(tc.lg.Entries)-1].Seq {
+					t.Fatal("the latest entry is deleted")
 				}
 			}
 		})
+	}
+	// Entries above the floor name the floor they wait for.
+	if p := planRetention(single(three, ones).log(1), 1, settings(1000, -1, "delete"), planNow); p.needFloor != 2 {
+		t.Fatalf("needs floor %d, want 2", p.needFloor)
 	}
 }
 
-func TestPlanMerges(t *testing.T) {
-	m, f := segments.KindMerged, segments.KindFlush
-	policy := mergePolicy{target: 100, settle: 30 * time.Second, minEntries: 4, maxTxnOps: 128}
-	lengths := func(n int, l int64) []int64 {
-		out := make([]int64, n)
-		for i := range out {
-			out[i] = l
-		}
-		return out
+// shape describes runs by the sequence numbers they cover.
+func shape(runs [][]metadata.StoredLogEntry) string {
+	var s []string
+	for _, r := range runs {
+		s = append(s, fmt.Sprintf("%d-%d", r[0].Seq, r[len(r)-1].SeqLast))
 	}
-	ages := func(n int) []time.Duration { return make([]time.Duration, n) }
-	shape := func(runs [][]metadata.StoredIndexEntry) string {
-		var s []string
-		for _, r := range runs {
-			s = append(s, fmt.Sprintf("%d-%d", r[0].First, r[len(r)-1].Last))
+	return fmt.Sprint(s)
+}
+
+func TestPlanMerges(t *testing.T) {
+	policy := mergePolicy{target: 100, settle: 30 * time.Second, minEntries: 4, maxTxnOps: 128}
+	// flushes is a one-partition log of n entries of length bytes each,
+	// alone in their objects.
+	flushes := func(n int, length int64) *logBuilder {
+		b := newLog(1)
+		for range n {
+			b.add(0, ext{0, 10, length, 0})
 		}
-		return fmt.Sprint(s)
+		return b
 	}
 	for _, tc := range []struct {
-		name    string
-		entries []metadata.StoredIndexEntry
-		sizes   map[string]int64
-		policy  mergePolicy
-		start   int64
-		want    string
+		name   string
+		lg     metadata.ShardLog
+		policy mergePolicy
+		want   string
 	}{
-		{"five small flushes", log(ages(5), lengths(5, 10)), nil, policy, 0, "[0-49]"},
-		{"three are not enough", log(ages(3), lengths(3, 10)), nil, policy, 0, "[]"},
-		{"split at the target", log(ages(12), lengths(12, 20)), nil, policy, 0, "[0-49 50-99]"},
-		{"big entries stay", log(ages(5), lengths(5, 100)), nil, policy, 0, "[]"},
-		{"entries below the start stay", log(ages(6), lengths(6, 10)), nil, policy, 15, "[20-59]"},
-		{"two thin entries in shared objects", log(ages(2), lengths(2, 10)), nil, policy, 0, "sparse"},
-		{"small merged head joins equal followers", log(ages(5), []int64{30, 10, 10, 10, 10}, m), nil, policy, 0, "[0-49]"},
-		{"large merged head waits", log(ages(5), []int64{60, 10, 10, 10, 10}, m), nil, policy, 0, "[10-49]"},
-		{"two equal merged entries tier up", log(ages(2), []int64{30, 30}, m, m), nil, policy, 0, "[0-19]"},
-		{"op limit splits runs", log(ages(8), lengths(8, 1)), nil, mergePolicy{target: 100, settle: 0, minEntries: 4, maxTxnOps: 9}, 0, "[0-39 40-79]"},
-		{"kinds mixed", log(ages(4), lengths(4, 10), f, f, f, f), nil, policy, 0, "[0-39]"},
+		{"five small flushes and the latest", flushes(6, 10).log(-1), policy, "[1-5]"},
+		{"the latest entry never merges", flushes(2, 10).merged(1, ext{0, 10, 10, 0}).log(-1), policy, "[]"},
+		{"three are not enough", flushes(4, 10).log(-1), policy, "[]"},
+		{"split at the target", flushes(13, 20).log(-1), policy, "[1-5 6-10]"},
+		{"big entries stay", flushes(6, 100).log(-1), policy, "[]"},
+		{"not above the producer floor", flushes(9, 10).log(6), policy, "[1-6]"},
+		{"extents wholly below the start stay", flushes(7, 10).log(-1, 15), policy, "[2-6]"},
+		{"thin entries in shared objects", newLog(1).add(1000, ext{0, 10, 10, 0}).add(1000, ext{0, 10, 10, 0}).add(0, ext{0, 1, 1, 0}).log(-1), policy, "[1-2]"},
+		{"entries alone in their objects are not thin", newLog(1).add(0, ext{0, 10, 10, 0}).add(0, ext{0, 10, 10, 0}).add(0, ext{0, 1, 1, 0}).log(-1), policy, "[]"},
+		{"a small merged head joins equal followers", newLog(1).merged(3, ext{0, 30, 30, 0}).add(0, ext{0, 10, 10, 0}).add(0, ext{0, 10, 10, 0}).add(0, ext{0, 10, 10, 0}).add(0, ext{0, 1, 1, 0}).log(-1), policy, "[1-6]"},
+		{"a large merged head waits, the run starts after it", newLog(1).merged(6, ext{0, 60, 60, 0}).add(0, ext{0, 10, 10, 0}).add(0, ext{0, 10, 10, 0}).add(0, ext{0, 10, 10, 0}).add(0, ext{0, 10, 10, 0}).add(0, ext{0, 1, 1, 0}).log(-1), policy, "[7-10]"},
+		{"two equal merged entries tier up", newLog(1).merged(3, ext{0, 30, 30, 0}).merged(3, ext{0, 30, 30, 0}).add(0, ext{0, 1, 1, 0}).log(-1), policy, "[1-6]"},
+		{"op limit splits runs", flushes(9, 1).log(-1), mergePolicy{target: 100, minEntries: 4, maxTxnOps: 9}, "[1-4 5-8]"},
+		{
+			"many partitions: bytes are the shard's",
+			newLog(3).add(0, ext{0, 1, 20, 0}, ext{1, 1, 20, 0}).add(0, ext{2, 1, 20, 0}).add(0, ext{0, 1, 20, 0}, ext{2, 1, 20, 0}).add(0, ext{1, 1, 30, 0}).add(0, ext{1, 1, 1, 0}).log(-1),
+			mergePolicy{target: 100, minEntries: 2, maxTxnOps: 128}, "[1-3]",
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			sizes := tc.sizes
-			want := tc.want
-			if want == "sparse" {
-				sizes = map[string]int64{}
-				for _, e := range tc.entries {
-					sizes[e.Object] = 1000
-				}
-				want = "[0-19]"
-				// Without sizes, the same two entries do not merge.
-				st := metadata.PartitionState{Next: 20}
-				if got := shape(planMerges(st, tc.entries, tc.policy, nil, planNow)); got != "[]" {
-					t.Fatalf("without sizes: %s", got)
-				}
+			runs := planMerges(tc.lg, tc.lg.ProducerFloor, tc.policy, nil, planNow)
+			if got := shape(runs); got != tc.want {
+				t.Fatalf("runs %s, want %s", got, tc.want)
 			}
-			st := metadata.PartitionState{Start: tc.start, Next: tc.entries[len(tc.entries)-1].Last + 1}
-			runs := planMerges(st, tc.entries, tc.policy, sizes, planNow)
-			if got := shape(runs); got != want {
-				t.Fatalf("runs %s, want %s", got, want)
-			}
+			last := tc.lg.Entries[len(tc.lg.Entries)-1].Seq
 			for _, r := range runs {
-				if ops := metadata.SwapOps(r); ops > tc.policy.maxTxnOps || len(r)+1 > tc.policy.maxTxnOps {
-					t.Fatalf("run of %d entries needs %d ops", len(r), ops)
+				objs := map[string]bool{}
+				var bytes int64
+				for _, e := range r {
+					if e.Seq == last || e.SeqLast > tc.lg.ProducerFloor {
+						t.Fatalf("run holds entry %d: the latest, or above the floor", e.Seq)
+					}
+					for _, o := range e.Objects {
+						objs[o.Key] = true
+					}
+					bytes += entryBytes(&e.LogEntry)
+				}
+				if ops := len(r) + len(objs) + 1; ops > tc.policy.maxTxnOps || bytes > tc.policy.target {
+					t.Fatalf("run of %d entries: %d ops, %d bytes", len(r), ops, bytes)
 				}
 			}
 		})
 	}
 
 	// Unsettled entries are not merged yet.
-	fresh := log(ages(5), lengths(5, 10))
-	for i := range fresh {
-		fresh[i].Committed = planNow.Add(-time.Second).UnixMilli()
+	fresh := flushes(6, 10).log(-1)
+	for i := range fresh.Entries {
+		fresh.Entries[i].Committed = planNow.Add(-time.Second).UnixMilli()
 	}
-	if runs := planMerges(metadata.PartitionState{Next: 50}, fresh, policy, nil, planNow); len(runs) != 0 {
+	if runs := planMerges(fresh, fresh.ProducerFloor, policy, nil, planNow); len(runs) != 0 {
 		t.Fatalf("merged unsettled entries: %s", shape(runs))
 	}
 }
 
-// A slowly written partition is rewritten about log2(target/flush) times,
-// not once per pass: simulate passes that each add four small entries.
+// A slowly written shard is rewritten about log2(target/increment) times,
+// not once per pass: simulate passes that each add four small entries
+// over 64 partitions.
 func TestMergeTieringBoundsRewrites(t *testing.T) {
 	policy := mergePolicy{target: 1 << 20, settle: 0, minEntries: 4, maxTxnOps: 1024}
-	var entries []metadata.StoredIndexEntry
-	var next, rewritten, written int64
-	for pass := 0; pass < 200; pass++ {
-		for range 4 {
-			entries = append(entries, entry(next, 10, 1000, 0, time.Hour, segments.KindFlush))
-			next += 10
-			written += 1000
+	b := newLog(64)
+	var rewritten, written int64
+	flush := func() {
+		var xs []ext
+		for p := range int32(64) {
+			xs = append(xs, ext{p, 2, 16, 0})
 		}
-		runs := planMerges(metadata.PartitionState{Next: next}, entries, policy, nil, planNow)
+		b.add(0, xs...)
+		written += 64 * 16
+	}
+	flush() // the latest entry
+	for range 400 {
+		for range 4 {
+			flush()
+		}
+		lg := b.log(-1)
+		runs := planMerges(lg, lg.ProducerFloor, policy, nil, planNow)
 		for _, r := range runs {
 			var bytes int64
 			for _, e := range r {
-				bytes += e.Length
-				rewritten += e.Length
+				bytes += entryBytes(&e.LogEntry)
 			}
-			m := entry(r[0].First, r[len(r)-1].Last-r[0].First+1, bytes, 0, time.Hour, segments.KindMerged)
+			rewritten += bytes
+			// The merged entry: one extent per partition.
+			m := r[len(r)-1].LogEntry
+			m.Seq, m.Flags, m.Extents = r[0].Seq, metadata.EntryMerged, nil
+			for p := range int32(64) {
+				var first, last int64 = -1, 0
+				var length int64
+				for _, e := range r {
+					if x, ok := e.ExtentOf(p); ok {
+						if first < 0 {
+							first = x.First
+						}
+						last, length = x.Last, length+x.Length
+					}
+				}
+				m.Extents = append(m.Extents, metadata.Extent{Partition: p, First: first, Last: last, Length: length, Batches: 1})
+			}
 			i := 0
-			for entries[i].First != r[0].First {
+			for b.lg.Entries[i].Seq != r[0].Seq {
 				i++
 			}
-			entries = append(append(entries[:i:i], m), entries[i+len(r):]...)
+			b.lg.Entries = append(append(b.lg.Entries[:i:i], metadata.StoredLogEntry{LogEntry: m}), b.lg.Entries[i+len(r):]...)
 		}
 	}
-	t.Logf("rewrote %.2fx, %d entries left", float64(rewritten)/float64(written), len(entries))
-	if amp := float64(rewritten) / float64(written); amp > 10 {
+	amp := float64(rewritten) / float64(written)
+	t.Logf("rewrote %.2fx, %d entries left for %d KiB", amp, len(b.lg.Entries), written>>10)
+	if amp > 12 {
 		t.Fatalf("rewrote %.1f times the data written", amp)
 	}
-	if len(entries) > 20 {
-		t.Fatalf("%d entries left for %d bytes", len(entries), written)
+	if len(b.lg.Entries) > 30 {
+		t.Fatalf("%d entries left for %d bytes", len(b.lg.Entries), written)
+	}
+}
+
+// Runs are packed into jobs whose shared object holds up to the target,
+// one run per shard; partitions with a large share get their own object
+// and do not count.
+func TestPacker(t *testing.T) {
+	shard := func(n int32) shardWork { return shardWork{id: metadata.ShardID{Shard: n}} }
+	run := func(n int32, shares ...int64) *mergeRun {
+		b := newLog(len(shares))
+		var xs []ext
+		for p, s := range shares {
+			xs = append(xs, ext{int32(p), 1, s, 0})
+		}
+		b.add(0, xs...).add(0, xs...)
+		return newMergeRun(shard(n), b.lg.Entries, 50)
+	}
+	r := run(0, 10, 30, 5)
+	if r.bytes != 90 || fmt.Sprint(r.own) != "[1]" || r.shared != 30 || r.parts != 2 {
+		t.Fatalf("run: %d bytes, own %v, %d shared in %d partitions", r.bytes, r.own, r.shared, r.parts)
+	}
+	pk := packer{target: 100}
+	var jobs []*mergeJob
+	// Each run's entries hold the shares twice.
+	for _, r := range []*mergeRun{run(0, 20, 10), run(1, 20), run(2, 10, 100), run(2, 5), run(3, 20, 20, 20), run(4, 1), run(5, 60, 1)} {
+		jobs = append(jobs, pk.add(r)...)
+	}
+	if j := pk.flush(); j != nil {
+		jobs = append(jobs, j)
+	}
+	var got []string
+	for _, j := range jobs {
+		var shards []int32
+		for _, r := range j.runs {
+			shards = append(shards, r.w.id.Shard)
+		}
+		got = append(got, fmt.Sprintf("%v:%d", shards, j.shared))
+	}
+	// Shards 0 and 1 fill a job; shard 2's second run opens a new one,
+	// and shard 3's 100 shared bytes would take that over the target;
+	// shard 5's large partition has an object of its own.
+	if fmt.Sprint(got) != "[[0 1]:100 [2]:20 [2]:10 [3]:120 [4 5]:4]" {
+		t.Fatalf("jobs %v", got)
 	}
 }

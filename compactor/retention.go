@@ -4,163 +4,345 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/floe-io/floe/metadata"
 )
 
-// retentionPlan is what retention removes from one partition.
+// Retention.
+//
+// Retention works per partition but writes per shard: it decides, for
+// every partition of a shard, which of its extents go (planRetention),
+// and then changes the shard's log in fenced edits that raise the
+// partitions' log starts and delete the entries left with no extent, or
+// rewrite the entries that still hold other partitions' live extents
+// without the expired ones. The shard's latest entry is never deleted (it
+// holds the high watermarks), only rewritten; entries above the shard's
+// producer floor are deleted only once the floor is raised past them
+// (their producer deltas are then in the snapshots).
+
+// retentionPlan is what retention changes in one shard's log.
 type retentionPlan struct {
-	// remove is a prefix of the partition's entries, oldest first.
-	remove []metadata.StoredIndexEntry
-	// start is the new log start: the first offset of the first entry
-	// kept, or just past the last entry removed.
-	start int64
-	// behind: the partition's oldest data was past its retention.
-	behind bool
+	// starts are the raised log starts, by slot.
+	starts map[int32]int64
+	// changes are the entries deleted or rewritten, in log order.
+	changes []entryChange
+	// behind is how many partitions held data past their retention;
+	// extents and bytes are what the plan removes.
+	behind  int
+	extents int
+	bytes   int64
+	// needFloor is the producer floor that entries left with no extent
+	// need before they can be deleted (0: none waits).
+	needFloor int64
 }
 
-// planRetention decides what retention removes. entries are the
-// partition's index entries in offset order, all of them; st is its state.
+// entryChange is one entry retention deletes or rewrites.
+type entryChange struct {
+	old metadata.StoredLogEntry
+	// put is the entry without its expired extents; nil deletes it.
+	put *metadata.LogEntry
+	// lost are the objects the entry no longer references.
+	lost []string
+	// extents and bytes are what it loses.
+	extents int
+	bytes   int64
+}
+
+// planRetention decides what retention removes from a shard. lg is the
+// shard's log as read, all of it; floor its producer floor.
 //
-// Removed, oldest first, while any rule holds:
-//   - entries wholly below the log start (DeleteRecords moved it; the
-//     entries are unreadable);
+// For each partition, its extents are removed oldest first while any rule
+// holds:
+//   - the extent is wholly below the log start (DeleteRecords moved it;
+//     the records are unreadable);
 //   - if retention applies to the topic (cleanup.policy has delete, or not
-//     compact): entries whose newest timestamp is older than retention.ms
-//     (Kafka deletes a segment by its largest timestamp too), then the
-//     oldest entries while the partition holds more than retention.bytes
-//     stored bytes.
+//     compact): the extent's newest timestamp is older than retention.ms
+//     (Kafka deletes a segment by its largest timestamp too); then, while
+//     the partition's extents hold more than retention.bytes stored
+//     bytes, the oldest.
 //
-// Kafka deletes whole segments and keeps at least retention.bytes; floe's
-// unit is the index entry, and it removes entries until the rest fits
-// within retention.bytes. Entries a commit adds after entries were read
-// are never considered, so the start never passes a record this plan did
-// not look at.
-func planRetention(st metadata.PartitionState, entries []metadata.StoredIndexEntry, s metadata.TopicSettings, now time.Time) retentionPlan {
-	i, n := 0, len(entries)
-	for i < n && entries[i].Last < st.Start {
-		i++
+// The partition's log start moves to the first offset of its first extent
+// kept, or just past its last one removed. An entry left with no extent
+// is deleted, unless it is the last one read (the shard's latest, as far
+// as this plan knows) or above floor; then, like an entry that keeps some
+// extents, it is rewritten without the removed ones. Entries a commit adds
+// after the log was read are never considered, so no start passes a
+// record this plan did not look at.
+func planRetention(lg metadata.ShardLog, floor int64, s metadata.TopicSettings, now time.Time) retentionPlan {
+	var p retentionPlan
+	if len(lg.Entries) == 0 {
+		return p
 	}
-	live := i
-	if s.RetentionApplies() {
-		if s.RetentionMs >= 0 {
-			cutoff := now.UnixMilli() - s.RetentionMs
-			for i < n && entries[i].MaxTimestamp < cutoff {
-				i++
-			}
-		}
-		if s.RetentionBytes >= 0 {
-			var total int64
-			for _, e := range entries[i:] {
-				total += e.Length
-			}
-			for i < n && total > s.RetentionBytes {
-				total -= entries[i].Length
-				i++
-			}
+	type ref struct {
+		entry int
+		x     metadata.Extent
+	}
+	byPartition := map[int32][]ref{}
+	for i, e := range lg.Entries {
+		for _, x := range e.Extents {
+			byPartition[x.Partition] = append(byPartition[x.Partition], ref{i, x})
 		}
 	}
-	p := retentionPlan{remove: entries[:i], start: st.Start, behind: i > live}
-	switch {
-	case i < n:
-		p.start = max(st.Start, entries[i].First)
-	case n > 0:
-		p.start = max(st.Start, entries[n-1].Last+1)
+	base := lg.Entries[0].Base
+	dead := make([]map[int32]bool, len(lg.Entries))
+	cutoff := now.UnixMilli() - s.RetentionMs
+	for _, part := range slices.Sorted(mapKeys(byPartition)) {
+		xs := byPartition[part]
+		slot := part - base
+		start := lg.State.Partition(slot).Start
+		k := 0
+		for k < len(xs) && xs[k].x.Last < start {
+			k++
+		}
+		live := k
+		if s.RetentionApplies() {
+			if s.RetentionMs >= 0 {
+				for k < len(xs) && xs[k].x.MaxTimestamp < cutoff {
+					k++
+				}
+			}
+			if s.RetentionBytes >= 0 {
+				var total int64
+				for _, r := range xs[k:] {
+					total += r.x.Length
+				}
+				for k < len(xs) && total > s.RetentionBytes {
+					total -= xs[k].x.Length
+					k++
+				}
+			}
+		}
+		if k > live {
+			p.behind++
+		}
+		if k == 0 {
+			continue
+		}
+		next := xs[k-1].x.Last + 1
+		if k < len(xs) {
+			next = xs[k].x.First
+		}
+		if next > start {
+			if p.starts == nil {
+				p.starts = map[int32]int64{}
+			}
+			p.starts[slot] = next
+		}
+		for _, r := range xs[:k] {
+			if dead[r.entry] == nil {
+				dead[r.entry] = map[int32]bool{}
+			}
+			dead[r.entry][part] = true
+		}
+	}
+	last := len(lg.Entries) - 1
+	for i, e := range lg.Entries {
+		ch := entryChange{old: e}
+		for _, x := range e.Extents {
+			if dead[i][x.Partition] {
+				ch.extents++
+				ch.bytes += x.Length
+			}
+		}
+		switch {
+		case ch.extents == len(e.Extents) && i < last && e.SeqLast <= floor:
+			ch.lost = objectKeys(e.Objects)
+		case ch.extents == 0:
+			if len(e.Extents) == 0 && i < last {
+				// Left empty by an earlier rewrite; its producer deltas
+				// are not in a snapshot yet.
+				p.needFloor = max(p.needFloor, e.SeqLast)
+			}
+			continue
+		default:
+			if ch.extents == len(e.Extents) && i < last {
+				p.needFloor = max(p.needFloor, e.SeqLast)
+			}
+			put, lost := withoutExtents(e.LogEntry, dead[i])
+			ch.put, ch.lost = &put, lost
+		}
+		p.changes = append(p.changes, ch)
+		p.extents += ch.extents
+		p.bytes += ch.bytes
 	}
 	return p
 }
 
-// maxRetentionAttempts bounds how often one partition's retention is
-// re-planned after losing a race with an agent's commit in one pass.
-const maxRetentionAttempts = 8
+// withoutExtents returns e without the extents of the given partitions,
+// its objects narrowed to those still referenced, and the objects it no
+// longer references.
+func withoutExtents(e metadata.LogEntry, drop map[int32]bool) (metadata.LogEntry, []string) {
+	out := e
+	out.Extents = nil
+	out.Objects = nil
+	index := map[int32]int32{}
+	for _, x := range e.Extents {
+		if drop[x.Partition] {
+			continue
+		}
+		i, ok := index[x.Object]
+		if !ok {
+			i = int32(len(out.Objects))
+			index[x.Object] = i
+			out.Objects = append(out.Objects, e.Objects[x.Object])
+		}
+		x.Object = i
+		out.Extents = append(out.Extents, x)
+	}
+	var lost []string
+	for i, o := range e.Objects {
+		if _, ok := index[int32(i)]; !ok {
+			lost = append(lost, o.Key)
+		}
+	}
+	return out, lost
+}
 
-// retain applies retention to one partition and returns its state and the
-// entries left, for merging.
-func (c *Compactor) retain(ctx context.Context, f metadata.Fence, w partitionWork, ps *PassStats) (metadata.PartitionState, []metadata.StoredIndexEntry, error) {
-	counted := false
-	for attempt := 1; ; attempt++ {
-		// Entries first, then the state: a commit between the two reads
-		// only adds entries the plan does not touch, and the trim compares
-		// the state read.
-		entries, err := c.store.PartitionIndex(ctx, w.id)
-		if err != nil {
-			return metadata.PartitionState{}, nil, err
+func objectKeys(objs []metadata.ObjectRef) []string {
+	out := make([]string, len(objs))
+	for i, o := range objs {
+		out[i] = o.Key
+	}
+	return out
+}
+
+func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
+	return func(yield func(K) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
 		}
-		st, err := c.store.GetPartitionState(ctx, w.id)
-		if err != nil {
-			return st, nil, err
-		}
-		if st.ModRevision == 0 {
-			return st, nil, nil // the topic was deleted meanwhile
-		}
-		plan := planRetention(st, entries, w.settings, time.Now())
-		if !counted && plan.behind {
-			ps.Behind++
-		}
-		counted = true
-		if len(plan.remove) == 0 && plan.start <= st.Start {
-			return st, entries, nil
-		}
-		st, err = c.trim(ctx, f, w, st, plan, ps)
-		if err == nil {
-			return st, entries[len(plan.remove):], nil
-		}
-		if !errors.Is(err, metadata.ErrConflict) || attempt == maxRetentionAttempts {
-			return st, nil, err
-		}
-		// An agent committed (or DeleteRecords ran) meanwhile: read again.
 	}
 }
 
-// trim applies a plan in as many transactions as the op limit needs. Each
-// one advances the start to the first offset of the next entry it keeps,
-// so every intermediate state holds: no entry holding an offset at or
-// above the start is ever removed.
-func (c *Compactor) trim(ctx context.Context, f metadata.Fence, w partitionWork, st metadata.PartitionState, plan retentionPlan, ps *PassStats) (metadata.PartitionState, error) {
-	rest := plan.remove
-	initial := st.Start
-	for {
-		n, ops := 0, 1
-		objs := map[string]bool{}
-		for n < len(rest) {
-			add := 1
-			if !objs[rest[n].Object] {
-				add++
+// maxRetentionAttempts bounds how often one shard's retention is
+// re-planned after losing a race (with DeleteRecords) in one pass.
+const maxRetentionAttempts = 8
+
+// retain reads a shard's log, applies retention to it, and returns the
+// log as it is afterwards, for merging.
+func (c *Compactor) retain(ctx context.Context, f metadata.Fence, w shardWork, ps *PassStats) (metadata.ShardLog, error) {
+	counted := false
+	for attempt := 1; ; attempt++ {
+		lg, err := c.store.ReadShardLog(ctx, w.id)
+		if err != nil || len(lg.Entries) == 0 {
+			return lg, err
+		}
+		now := time.Now()
+		plan := planRetention(lg, lg.ProducerFloor, w.settings, now)
+		if plan.needFloor > lg.ProducerFloor {
+			if floor, err := c.refreshFloor(ctx, w); err == nil && floor > lg.ProducerFloor {
+				lg.ProducerFloor = floor
+				plan = planRetention(lg, floor, w.settings, now)
 			}
-			if ops+add > c.cfg.EtcdMaxTxnOps && n > 0 {
+		}
+		if !counted {
+			ps.Behind += plan.behind
+			counted = true
+		}
+		if len(plan.changes) == 0 {
+			return lg, nil
+		}
+		err = c.applyRetention(ctx, f, w, &lg, plan, ps)
+		if err == nil {
+			return lg, nil
+		}
+		if !errors.Is(err, metadata.ErrConflict) || attempt == maxRetentionAttempts {
+			return lg, err
+		}
+		// DeleteRecords moved a start meanwhile (or the topic went): read
+		// again.
+	}
+}
+
+// refreshFloor raises a shard's producer floor to its latest entry.
+func (c *Compactor) refreshFloor(ctx context.Context, w shardWork) (int64, error) {
+	floor, err := c.store.RefreshProducerSnapshots(ctx, w.id)
+	if err != nil && ctx.Err() == nil {
+		// An agent writing snapshots at the same time, say; the entries
+		// above the floor wait for a later pass.
+		c.log.Debug("raising the producer floor failed", "topic", w.topic.Name, "shard", w.id.Shard, "err", err)
+	}
+	return floor, err
+}
+
+// applyRetention makes a plan's changes in as many edits as the op limit
+// needs. The first raises the starts, so every intermediate state holds:
+// an entry is removed only once the offsets it held are below the start.
+// lg is updated to what the edits wrote.
+func (c *Compactor) applyRetention(ctx context.Context, f metadata.Fence, w shardWork, lg *metadata.ShardLog, plan retentionPlan, ps *PassStats) error {
+	rest := plan.changes
+	starts := plan.starts
+	for len(rest) > 0 {
+		edit := metadata.ShardEdit{Shard: lg.Shard, State: lg.State, Starts: starts}
+		marks := map[string]bool{}
+		n := 0
+		for n < len(rest) {
+			ch := rest[n]
+			added := 0
+			for _, o := range ch.lost {
+				if !marks[o] {
+					added++
+				}
+			}
+			if n > 0 && len(edit.Delete)+len(edit.Put)+1+len(marks)+added+1 > c.cfg.EtcdMaxTxnOps {
 				break
 			}
-			objs[rest[n].Object] = true
-			ops += add
+			for _, o := range ch.lost {
+				marks[o] = true
+			}
+			if ch.put == nil {
+				edit.Delete = append(edit.Delete, ch.old)
+			} else {
+				edit.Put = append(edit.Put, metadata.StoredLogEntry{LogEntry: *ch.put, ModRevision: ch.old.ModRevision})
+			}
+			edit.Unreferenced = append(edit.Unreferenced, ch.lost...)
 			n++
 		}
-		chunk := make([]metadata.IndexEntry, n)
-		var bytes int64
-		for i, e := range rest[:n] {
-			chunk[i] = e.IndexEntry
-			bytes += e.Length
-		}
-		start := plan.start
-		if n < len(rest) {
-			start = rest[n].First
-		}
-		next, err := c.store.TrimLog(ctx, f, w.id, st, start, chunk)
+		rev, err := c.store.EditShard(ctx, f, edit)
 		if err != nil {
-			return st, fmt.Errorf("trimming %s/%d to %d: %w", w.topic.Name, w.id.Partition, start, err)
+			return fmt.Errorf("retention of %s shard %d: %w", w.topic.Name, w.id.Shard, err)
 		}
-		st = next
-		ps.RetentionEntries += n
-		ps.RetentionBytes += bytes
-		c.metrics.retentionEntries.Add(float64(n))
-		c.metrics.retentionBytes.Add(float64(bytes))
-		rest = rest[n:]
-		if len(rest) == 0 {
-			if st.Start != initial {
-				ps.TrimmedPartitions++
+		// What the edit wrote is now the log as known.
+		changed := map[int64]*metadata.LogEntry{}
+		for _, ch := range rest[:n] {
+			changed[ch.old.Seq] = ch.put
+			if ch.put == nil {
+				ps.RetentionEntries++
+				c.metrics.retentionEntries.Inc()
 			}
-			c.log.Debug("retention applied", "topic", w.topic.Name, "partition", w.id.Partition, "start", st.Start, "entries_removed", len(plan.remove))
-			return st, nil
+			ps.RetentionExtents += ch.extents
+			ps.RetentionBytes += ch.bytes
+			c.metrics.retentionExtents.Add(float64(ch.extents))
+			c.metrics.retentionBytes.Add(float64(ch.bytes))
 		}
+		entries := lg.Entries[:0:0]
+		for _, e := range lg.Entries {
+			put, ok := changed[e.Seq]
+			switch {
+			case !ok:
+				entries = append(entries, e)
+			case put != nil:
+				entries = append(entries, metadata.StoredLogEntry{LogEntry: *put, ModRevision: rev})
+			}
+		}
+		lg.Entries = entries
+		if len(starts) > 0 {
+			for slot, v := range starts {
+				for int(slot) >= len(lg.State.Starts) {
+					lg.State.Starts = append(lg.State.Starts, 0)
+				}
+				lg.State.Starts[slot] = max(lg.State.Starts[slot], v)
+			}
+			lg.State.StartsRev = rev
+			ps.TrimmedPartitions += len(starts)
+			starts = nil
+		}
+		rest = rest[n:]
 	}
+	c.log.Debug("retention applied", "topic", w.topic.Name, "shard", w.id.Shard, "extents_removed", plan.extents, "entries_changed", len(plan.changes))
+	return nil
 }
