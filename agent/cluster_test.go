@@ -63,9 +63,9 @@ func TestLeadersSpreadAndMoveWhenAgentLeaves(t *testing.T) {
 	}, "all leaders on the remaining agent")
 }
 
-func (c *testCluster) clientAt(addr string) *kgo.Client {
+func (c *testCluster) clientAt(addr string, opts ...kgo.Opt) *kgo.Client {
 	c.t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.RetryTimeout(15 * time.Second)}, c.clientOpts()...)...)
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.RetryTimeout(15 * time.Second)}, c.clientOpts()...), opts...)...)
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package metadata
 
 import (
 	"cmp"
+	"maps"
 	"context"
 	"errors"
 	"fmt"
@@ -727,16 +728,18 @@ func (c *Committer) loadShards(ctx context.Context, units []unit) error {
 		return nil
 	}
 	var (
-		mu    sync.Mutex
-		first error
-		wg    sync.WaitGroup
-		sem   = make(chan struct{}, 16)
+		mu     sync.Mutex
+		first  error
+		wg     sync.WaitGroup
+		sem    = make(chan struct{}, 16)
+		loaded = map[ShardID]*shardState{} // guarded by mu
+		seen   = map[ShardID]bool{}
 	)
 	for _, u := range units {
-		if c.shards[u.shard] != nil {
+		if c.shards[u.shard] != nil || seen[u.shard] {
 			continue
 		}
-		c.shards[u.shard] = nil // claimed; filled below
+		seen[u.shard] = true
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
@@ -751,15 +754,11 @@ func (c *Committer) loadShards(ctx context.Context, units []unit) error {
 				}
 				return
 			}
-			c.shards[u.shard] = st
+			loaded[u.shard] = st
 		}()
 	}
 	wg.Wait()
-	for sh, st := range c.shards {
-		if st == nil {
-			delete(c.shards, sh)
-		}
-	}
+	maps.Copy(c.shards, loaded)
 	return first
 }
 
