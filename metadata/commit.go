@@ -239,6 +239,10 @@ type unit struct {
 	shard ShardID
 	topic Topic
 	idx   []int // into the appends
+	// prep is the unit prepared against prepFor's state at prepSeq.
+	prep    *prepared
+	prepFor *shardState
+	prepSeq int64
 }
 
 // Commit commits appends and returns one result per append. An error means
@@ -258,7 +262,7 @@ func (c *Committer) Commit(ctx context.Context, appends []Append) ([]CommitResul
 	}
 	c.sweep()
 	units := c.units(appends)
-	var load []unit
+	var load []*unit
 	for _, u := range units {
 		if c.shards[u.shard] == nil {
 			load = append(load, u)
@@ -283,8 +287,8 @@ func (c *Committer) Commit(ctx context.Context, appends []Append) ([]CommitResul
 }
 
 // units groups appends by shard, in the order shards first appear.
-func (c *Committer) units(appends []Append) []unit {
-	var out []unit
+func (c *Committer) units(appends []Append) []*unit {
+	var out []*unit
 	at := map[ShardID]int{}
 	for i, a := range appends {
 		sh := a.Topic.Shard(a.Partition)
@@ -292,7 +296,7 @@ func (c *Committer) units(appends []Append) []unit {
 		if !ok {
 			j = len(out)
 			at[sh] = j
-			out = append(out, unit{shard: sh, topic: a.Topic})
+			out = append(out, &unit{shard: sh, topic: a.Topic})
 		}
 		out[j].idx = append(out[j].idx, i)
 	}
@@ -305,10 +309,10 @@ func (c *Committer) units(appends []Append) []unit {
 // splitUnits splits units whose entry would exceed the request budget
 // into several (consecutive entries of one shard), by partitions. A
 // single partition too large for a request fails with ErrCommitTooLarge.
-func (c *Committer) splitUnits(appends []Append, units []unit, results []CommitResult) []unit {
-	out := make([]unit, 0, len(units))
-	var split func(u unit)
-	split = func(u unit) {
+func (c *Committer) splitUnits(appends []Append, units []*unit, results []CommitResult) []*unit {
+	out := make([]*unit, 0, len(units))
+	var split func(u *unit)
+	split = func(u *unit) {
 		p := c.prepare(appends, u, c.cfg.Now())
 		if p.bytes() <= c.cfg.txnBudget()/2 {
 			out = append(out, u)
@@ -319,8 +323,8 @@ func (c *Committer) splitUnits(appends []Append, units []unit, results []CommitR
 			return
 		}
 		h := len(u.idx) / 2
-		split(unit{shard: u.shard, topic: u.topic, idx: u.idx[:h]})
-		split(unit{shard: u.shard, topic: u.topic, idx: u.idx[h:]})
+		split(&unit{shard: u.shard, topic: u.topic, idx: u.idx[:h]})
+		split(&unit{shard: u.shard, topic: u.topic, idx: u.idx[h:]})
 	}
 	for _, u := range units {
 		split(u)
@@ -330,7 +334,7 @@ func (c *Committer) splitUnits(appends []Append, units []unit, results []CommitR
 
 // packTxn returns how many of units, from the first, one transaction
 // takes: distinct shards within the op and byte limits.
-func (c *Committer) packTxn(appends []Append, units []unit) int {
+func (c *Committer) packTxn(appends []Append, units []*unit) int {
 	topics := map[uuid.UUID]bool{}
 	objects := map[string]bool{}
 	shards := map[ShardID]bool{}
@@ -366,7 +370,7 @@ func (c *Committer) packTxn(appends []Append, units []unit) int {
 
 // prepared is a unit's commit computed against the shard's known state.
 type prepared struct {
-	u       unit
+	u       *unit
 	key     string
 	entry   *LogEntry // nil when no batch was accepted
 	value   []byte
@@ -378,8 +382,18 @@ func (p *prepared) bytes() int { return 3*len(p.key) + len(p.value) + 64 }
 
 // prepare computes a unit's entry and outcomes from the shard's known
 // state, without changing it.
-func (c *Committer) prepare(appends []Append, u unit, now time.Time) *prepared {
+func (c *Committer) prepare(appends []Append, u *unit, now time.Time) *prepared {
 	st := c.shards[u.shard]
+	if u.prep != nil && u.prepFor == st && u.prepSeq == st.seq {
+		return u.prep
+	}
+	p := c.prepareFresh(appends, u, st, now)
+	u.prep, u.prepFor, u.prepSeq = p, st, st.seq
+	return p
+}
+
+// prepareFresh is prepare without the cache.
+func (c *Committer) prepareFresh(appends []Append, u *unit, st *shardState, now time.Time) *prepared {
 	nowMs := now.UnixMilli()
 	first, end := u.topic.ShardPartitions(u.shard.Shard)
 	p := &prepared{u: u, key: c.store.logKey(u.shard, st.seq+1), results: map[int]CommitResult{}}
@@ -485,7 +499,7 @@ const (
 
 // commitUnits commits units (distinct shards) in one transaction,
 // recomputing after conflicts.
-func (c *Committer) commitUnits(ctx context.Context, appends []Append, units []unit, results []CommitResult) error {
+func (c *Committer) commitUnits(ctx context.Context, appends []Append, units []*unit, results []CommitResult) error {
 	live := slices.Clone(units)
 	for attempt := 0; len(live) > 0; attempt++ {
 		var (
@@ -615,7 +629,7 @@ func (c *Committer) applyEntry(st *shardState, e *LogEntry) {
 // absorb reads a failed transaction's else branch: topics that no longer
 // match and doomed objects fail their appends; shards that moved on learn
 // their new entries. It returns the units still to commit.
-func (c *Committer) absorb(ctx context.Context, appends []Append, live []unit, topics []Topic, objects []string, responses []*etcdserverpb.ResponseOp, results []CommitResult) ([]unit, error) {
+func (c *Committer) absorb(ctx context.Context, appends []Append, live []*unit, topics []Topic, objects []string, responses []*etcdserverpb.ResponseOp, results []CommitResult) ([]*unit, error) {
 	gone := map[uuid.UUID]bool{}
 	for i, t := range topics {
 		kvs := responses[i].GetResponseRange().Kvs
@@ -629,7 +643,7 @@ func (c *Committer) absorb(ctx context.Context, appends []Append, live []unit, t
 			doomed[o] = true
 		}
 	}
-	var reload []unit
+	var reload []*unit
 	out := live[:0:0]
 	for i, u := range live {
 		if gone[u.topic.ID] {
@@ -649,6 +663,9 @@ func (c *Committer) absorb(ctx context.Context, appends []Append, live []unit, t
 		}
 		if len(keep) == 0 {
 			continue
+		}
+		if len(keep) != len(u.idx) {
+			u.prep = nil
 		}
 		u.idx = keep
 		out = append(out, u)
@@ -723,7 +740,7 @@ func (c *Committer) sweep() {
 // loadShards reads the state of shards the committer does not know, in
 // parallel: the latest entry, the producer snapshots, and the entries
 // since them.
-func (c *Committer) loadShards(ctx context.Context, units []unit) error {
+func (c *Committer) loadShards(ctx context.Context, units []*unit) error {
 	if len(units) == 0 {
 		return nil
 	}

@@ -18,14 +18,15 @@ func (c *txnCounter) ObserveCommitTxn(time.Duration, metadata.TxnOutcome) { c.n.
 
 // BenchmarkCommit commits flushes one after another, as an agent's commit
 // loop does: each flush appends four batches of an idempotent producer to
-// every partition of a topic. With 16 partitions a flush is one
-// transaction; with 256 it is split to fit etcd's default 128 operations.
+// every partition of a topic, one log entry per shard. It reports the
+// transactions and etcd bytes written per flush: 16 partitions are 16
+// shards of one, 1024 are 16 shards of 64, 4096 are 64 shards of 64.
 // Against the test etcd (embedded unless FLOE_TEST_ETCD_ENDPOINTS names
 // one):
 //
 //	go test -run='^$' -bench=Commit ./metadata/
 func BenchmarkCommit(b *testing.B) {
-	for _, parts := range []int32{16, 256} {
+	for _, parts := range []int32{16, 1024, 4096} {
 		b.Run(fmt.Sprintf("partitions-%d", parts), func(b *testing.B) {
 			store, err := metadata.NewStore(testenv.Etcd(b), testenv.Cluster(b))
 			if err != nil {
@@ -37,8 +38,13 @@ func BenchmarkCommit(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			var txns txnCounter
-			c := store.NewCommitter(metadata.CommitConfig{Observer: &txns})
+			var (
+				txns  txnCounter
+				bytes atomic.Int64
+			)
+			c := store.NewCommitter(metadata.CommitConfig{Observer: &txns, OnCommit: func(_ metadata.ShardID, e *metadata.LogEntry) {
+				bytes.Add(int64(len(e.Encode())))
+			}})
 			seq := make([]int32, parts)
 			flush := 0
 			appends := func() []metadata.Append {
@@ -66,6 +72,7 @@ func BenchmarkCommit(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(txns.n.Load())/float64(b.N), "txns/op")
+			b.ReportMetric(float64(bytes.Load())/float64(b.N), "etcd-bytes/op")
 		})
 	}
 }
