@@ -60,8 +60,9 @@ const (
 	// directExtentMin: extents at least this large are read with a GET of
 	// their own instead of through chunks.
 	directExtentMin = 1 << 20
-	// maxPrefetches is how many chunks the agent reads ahead at once.
-	maxPrefetches = 16
+	// maxPrefetches is how many chunks the agent reads ahead at once
+	// (each up to 1.5 read chunks in memory while it is read).
+	maxPrefetches = 8
 )
 
 // readerBudget splits the cache bytes between the reader's caches:

@@ -48,13 +48,16 @@ type agentOptions struct {
 	cleanupPolicy     string
 	timestampType     string
 
-	segmentTarget int
-	flushInterval time.Duration
-	maxBuffer     int64
-	compression   string
-	cacheBytes    int64
-	etcdMaxTxnOps int
-	maxUploads    int
+	segmentTarget  int
+	flushInterval  time.Duration
+	maxBuffer      int64
+	compression    string
+	cacheBytes     int64
+	etcdMaxTxnOps  int
+	readChunk      int64
+	etcdMaxRequest int
+	maxProducers   int
+	maxUploads     int
 
 	groups agent.GroupConfig
 
@@ -93,8 +96,11 @@ func (o *agentOptions) register(fs *pflag.FlagSet, autoCreateDefault bool) {
 	fs.Int64Var(&o.maxBuffer, "max-buffer-bytes", 256<<20, "most bytes held in segments not yet committed; producers beyond it wait")
 	fs.StringVar(&o.compression, "segment-compression", "zstd", "compression of uncompressed client batches in segment objects: zstd, s2 or none")
 	fs.IntVar(&o.maxUploads, "max-uploads", 4, "segment object PUTs in flight at once")
-	fs.Int64Var(&o.cacheBytes, "cache-bytes", 256<<20, "memory for the fetch cache of decoded batches")
+	fs.Int64Var(&o.cacheBytes, "cache-bytes", 256<<20, "memory for the fetch caches: decoded batches, object chunks as stored, index windows")
+	fs.Int64Var(&o.readChunk, "read-chunk-bytes", 8<<20, "size of the object chunks fetches read, each with one GET for every partition in it; objects up to 1.5 times it are read whole")
 	fs.IntVar(&o.etcdMaxTxnOps, "etcd-max-txn-ops", 128, "etcd's --max-txn-ops; commits are split to fit it")
+	fs.IntVar(&o.etcdMaxRequest, "etcd-max-request-bytes", 1536*1024, "etcd's --max-request-bytes; commits are split to fit it, and flushes sealed before their index would outgrow half of it")
+	fs.IntVar(&o.maxProducers, "max-producers-per-partition", 4096, "idempotent producers a partition remembers; beyond it the least recently written is forgotten (its next batch is accepted as from a new producer)")
 	o.groups.RegisterFlags(fs)
 	fs.StringArrayVar(&o.listeners, "listener", nil, "a Kafka listener PROTOCOL://host:port (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL); repeat for several. Default: PLAINTEXT on --kafka-addr")
 	fs.StringArrayVar(&o.advertisedListeners, "advertised-listener", nil, "PROTOCOL://host:port clients of that listener are told to connect to; repeat per listener")
@@ -149,7 +155,10 @@ func (o *agentOptions) agentConfig() (agent.Config, error) {
 			MaxUploads:         o.maxUploads,
 		},
 		CacheBytes:               o.cacheBytes,
+		ReadChunkBytes:           o.readChunk,
 		EtcdMaxTxnOps:            o.etcdMaxTxnOps,
+		EtcdMaxRequestBytes:      o.etcdMaxRequest,
+		MaxProducersPerPartition: o.maxProducers,
 		KafkaAddr:                o.kafkaAddr,
 		AdvertiseAddr:            o.advertiseAddr,
 		Zone:                     o.zone,
