@@ -312,6 +312,7 @@ func (s source) takes(p int32) bool {
 // in ps.Errors); the error returned ends the pass (lost leadership, ctx
 // ended).
 func (c *Compactor) runJob(ctx context.Context, f metadata.Fence, job *mergeJob, ps *PassStats) error {
+	start := time.Now()
 	var written []*mergedObject
 	abandon := func(err error) error {
 		c.deleteUnswapped(ctx, written)
@@ -416,6 +417,8 @@ func (c *Compactor) runJob(ctx context.Context, f metadata.Fence, job *mergeJob,
 		}
 	}
 	c.deleteUnswapped(ctx, unswapped)
+	c.log.Debug("merge job done", "runs", len(job.runs), "shared_bytes", job.shared, "objects", len(written),
+		"unswapped", len(unswapped), "took", time.Since(start).Round(time.Millisecond))
 	return fatalErr
 }
 
@@ -583,32 +586,41 @@ func (c *Compactor) appendSource(ctx context.Context, b *segments.Builder, s sou
 
 // appendExtent checks one extent's bytes against its entry and appends
 // its batches that are part of the log to b, with their assigned base
-// offsets, extending m (the partition's merged extent).
+// offsets, extending m (the partition's merged extent). The batches are
+// copied out of the decoder's buffers into one allocation of the extent's
+// raw size, which b references until it is finished.
 func appendExtent(b *segments.Builder, k segments.PartitionKey, object string, x metadata.Extent, data []byte, m *metadata.Extent) error {
-	raws, err := segments.DecodeExtentBatches(data)
-	if err != nil {
-		return fmt.Errorf("decoding extent of %s at %d: %w", object, x.Offset, err)
-	}
 	if m.First >= 0 && x.First != m.Last+1 {
 		return fmt.Errorf("%w: %s at %d holds offsets from %d; the merged extent of partition %d ends at %d",
 			ErrExtentMismatch, object, x.Offset, x.First, x.Partition, m.Last)
 	}
+	rawLen, err := segments.ExtentRawLen(data)
+	if err != nil {
+		return fmt.Errorf("decoding extent of %s at %d: %w", object, x.Offset, err)
+	}
+	arena := make([]byte, 0, rawLen)
 	next := x.First
 	var kept int32
-	for ord, raw := range raws {
+	err = segments.DecodeExtent(data, func(ord int, batch []byte) error {
 		if _, skip := slices.BinarySearch(x.Skip, int32(ord)); skip {
-			continue
+			return nil
 		}
-		batch, err := segments.ParseBatch(raw)
+		arena = append(arena, batch...)
+		raw := arena[len(arena)-len(batch) : len(arena) : len(arena)]
+		parsed, err := segments.ParseBatch(raw)
 		if err != nil {
 			return fmt.Errorf("batch %d of %s at %d: %w", ord, object, x.Offset, err)
 		}
 		segments.SetBaseOffset(raw, next)
-		next += int64(batch.RecordCount)
-		if b.Append(k, batch) < 0 {
+		next += int64(parsed.RecordCount)
+		if b.Append(k, parsed) < 0 {
 			return fmt.Errorf("batch %d of %s at %d: not appendable", ord, object, x.Offset)
 		}
 		kept++
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("decoding extent of %s at %d: %w", object, x.Offset, err)
 	}
 	if kept != x.Batches || next != x.Last+1 {
 		return fmt.Errorf("%w: %s at %d holds %d batches with offsets %d-%d, the entry says %d batches, %d-%d",

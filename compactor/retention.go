@@ -218,6 +218,12 @@ func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
 	}
 }
 
+// editBytes bounds the entries one retention edit writes, so the
+// transaction stays within etcd's request size (--max-request-bytes, 1.5
+// MiB by default). A rewritten entry keeps its producer deltas; committers
+// keep each entry within half a request, so one always fits.
+const editBytes = metadata.DefaultMaxRequestBytes * 2 / 3
+
 // maxRetentionAttempts bounds how often one shard's retention is
 // re-planned after losing a race (with DeleteRecords) in one pass.
 const maxRetentionAttempts = 8
@@ -279,7 +285,7 @@ func (c *Compactor) applyRetention(ctx context.Context, f metadata.Fence, w shar
 	for len(rest) > 0 {
 		edit := metadata.ShardEdit{Shard: lg.Shard, State: lg.State, Starts: starts}
 		marks := map[string]bool{}
-		n := 0
+		n, bytes := 0, 0
 		for n < len(rest) {
 			ch := rest[n]
 			added := 0
@@ -288,9 +294,14 @@ func (c *Compactor) applyRetention(ctx context.Context, f metadata.Fence, w shar
 					added++
 				}
 			}
-			if n > 0 && len(edit.Delete)+len(edit.Put)+1+len(marks)+added+1 > c.cfg.EtcdMaxTxnOps {
+			size := 256 * (1 + added) // keys and marks
+			if ch.put != nil {
+				size += len(ch.put.Encode())
+			}
+			if n > 0 && (len(edit.Delete)+len(edit.Put)+1+len(marks)+added+1 > c.cfg.EtcdMaxTxnOps || bytes+size > editBytes) {
 				break
 			}
+			bytes += size
 			for _, o := range ch.lost {
 				marks[o] = true
 			}
