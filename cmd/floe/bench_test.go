@@ -34,8 +34,8 @@ type inProcessCluster struct {
 	// cluster and bucketDir are the agent's --cluster and --bucket, for
 	// the compactor.
 	cluster, bucketDir string
-	mu     sync.Mutex // guards agent, kafka and http against the bench's sampler
-	agent  *running
+	mu                 sync.Mutex // guards agent, kafka and http against the bench's sampler
+	agent              *running
 	// kafka and http are the agent's addresses, kept across restarts (as
 	// a restarted pod keeps its service address).
 	kafka, http string
@@ -127,8 +127,8 @@ func (c *inProcessCluster) CompactOnce(ctx context.Context) (bench.CompactionPas
 	}
 	return bench.CompactionPass{Interval: compactorInterval()}, nil
 }
-func (c *inProcessCluster) Etcd() *clientv3.Client  { return c.etcd }
-func (c *inProcessCluster) Describe() string        { return "in-process agent, directory bucket" }
+func (c *inProcessCluster) Etcd() *clientv3.Client { return c.etcd }
+func (c *inProcessCluster) Describe() string       { return "in-process agent, directory bucket" }
 
 func (c *inProcessCluster) Restart(ctx context.Context, flush time.Duration) error {
 	c.mu.Lock()
