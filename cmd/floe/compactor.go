@@ -60,8 +60,9 @@ func newCompactorCmd() *cobra.Command {
 		Use:   "compactor",
 		Short: "Run the compactor: retention, merging small segment objects, deleting unreferenced ones",
 		Long: `Run the floe compactor. It enforces retention (retention.ms, retention.bytes,
-and the log start DeleteRecords sets), merges agents' small segment objects
-into larger per-partition ones, and deletes objects no index entry
+and the log start DeleteRecords sets), merges the shard log entries of
+agents' flushes into few large objects (shared by many partitions; a
+partition with enough data gets its own), and deletes objects no log entry
 references once they are older than --gc-grace.
 
 Run as many replicas as you like: they elect one active compactor through
@@ -104,8 +105,8 @@ cluster's index does not reference is deleted once older than --gc-grace.`,
 				if err != nil {
 					return exitError{code: 1, err: err}
 				}
-				fmt.Fprintf(os.Stderr, "compaction pass done in %v: %d partitions (%d behind retention), %d index entries removed by retention, %d merges of %d entries, %d objects deleted (%d unreferenced, %d listed), %d errors\n",
-					st.Duration.Round(time.Millisecond), st.Partitions, st.Behind, st.RetentionEntries, st.Merges, st.MergedEntries, st.Deleted, st.Unreferenced, st.Objects, st.Errors)
+				fmt.Fprintf(os.Stderr, "compaction pass done in %v: %d shards, %d partitions (%d behind retention), %d extents and %d log entries removed by retention, %d merges of %d entries into %d objects, %d objects deleted (%d unreferenced, %d listed), %d errors\n",
+					st.Duration.Round(time.Millisecond), st.Shards, st.Partitions, st.Behind, st.RetentionExtents, st.RetentionEntries, st.Merges, st.MergedEntries, st.ObjectsWritten, st.Deleted, st.Unreferenced, st.Objects, st.Errors)
 				if st.Errors > 0 {
 					return exitError{code: 1, err: fmt.Errorf("the pass had %d errors; the log names them", st.Errors)}
 				}
