@@ -164,7 +164,10 @@ fleet.go for every field.`,
 			ctx := cmd.Context()
 			var cl benchCluster
 			if local {
-				lc, err := startLocalCluster(ctx, cmd.ErrOrStderr(), cfg.Agent, compression, cfg.Keep, keepStack, agentBinary)
+				lc, err := startLocalCluster(ctx, cmd.ErrOrStderr(), cfg.Agent, localOptions{
+					codec: compression, keepData: cfg.Keep, keepStack: keepStack, agentBinary: agentBinary,
+					readChunk: cmd.Flags().Changed("read-chunk-bytes"),
+				})
 				if err != nil {
 					return err
 				}
@@ -240,7 +243,7 @@ fleet.go for every field.`,
 	fs.DurationVar(&cfg.Agent.FlushInterval, "flush-interval", cfg.Agent.FlushInterval, "agents' --flush-interval")
 	fs.Var(&bufFlag, "max-buffer-bytes", "agents' --max-buffer-bytes")
 	fs.Var(&cacheFlag, "cache-bytes", "agents' --cache-bytes (the warm read reads half of it)")
-	fs.Var(&chunkFlag, "read-chunk-bytes", "the agents' read chunk size (one GET each), for a sweep's bound on GETs per GiB read cold; it describes the agents and is not passed to them; 0: unknown")
+	fs.Var(&chunkFlag, "read-chunk-bytes", "agents' --read-chunk-bytes (one GET each), for a sweep's bound on GETs per GiB read cold; --local passes it only when given; 0: unknown")
 	fs.IntVar(&cfg.Agent.MaxUploads, "max-uploads", cfg.Agent.MaxUploads, "agents' --max-uploads")
 	fs.StringVar(&compression, "segment-compression", "zstd", "with --local, the agent's --segment-compression")
 	fs.StringVar(&agentBinary, "agent-binary", "", "with --local, the floe binary to run the agent with (default: this one), to compare builds under the same bench")

@@ -63,6 +63,7 @@ type localCluster struct {
 	bucketURL  string
 	settings   bench.AgentSettings
 	codec      string
+	readChunk  bool // pass settings.ReadChunkBytes to the agent
 	flush      time.Duration
 	kafkaAddr  string
 	httpAddr   string
@@ -75,8 +76,22 @@ type localCluster struct {
 	clusterKey string
 }
 
+// localOptions are how `floe bench --local` runs its cluster, beyond the
+// agents' settings.
+type localOptions struct {
+	codec       string // the agent's --segment-compression
+	keepData    bool   // --keep
+	keepStack   bool   // --keep-localstack
+	agentBinary string // --agent-binary
+	// readChunk passes the settings' read chunk size to the agent: only
+	// when --read-chunk-bytes was given, as agents of older builds (see
+	// --agent-binary) have no such flag.
+	readChunk bool
+}
+
 // startLocalCluster starts localstack (or reuses it) and one agent.
-func startLocalCluster(ctx context.Context, log io.Writer, settings bench.AgentSettings, codec string, keepData, keepStack bool, agentBinary string) (_ *localCluster, err error) {
+func startLocalCluster(ctx context.Context, log io.Writer, settings bench.AgentSettings, opts localOptions) (_ *localCluster, err error) {
+	keepData, keepStack, codec, agentBinary := opts.keepData, opts.keepStack, opts.codec, opts.agentBinary
 	root, err := findCheckout()
 	if err != nil {
 		return nil, err
@@ -85,7 +100,7 @@ func startLocalCluster(ctx context.Context, log io.Writer, settings bench.AgentS
 	rand.Read(idb[:])
 	c := &localCluster{
 		log: log, root: root, keepData: keepData, keepStack: keepStack || keepData, settings: settings, codec: codec, flush: settings.FlushInterval,
-		id: hex.EncodeToString(idb[:]),
+		readChunk: opts.readChunk, id: hex.EncodeToString(idb[:]),
 	}
 	c.stackEnv = benchStackEnv(root)
 	c.stackDir = c.stackEnv["FLOE_LOCALSTACK_DIR"]
@@ -248,7 +263,7 @@ func freeAddr() (string, error) {
 
 func (c *localCluster) agentArgs() []string {
 	s := c.settings
-	return []string{
+	args := []string{
 		"agent",
 		"--etcd-endpoints", c.env["FLOE_TEST_ETCD_ENDPOINTS"],
 		"--bucket", c.bucketURL,
@@ -271,6 +286,10 @@ func (c *localCluster) agentArgs() []string {
 		"--log-level", "warn",
 		"--log-format", "text", // AgentErrors reads level=ERROR
 	}
+	if c.readChunk {
+		args = append(args, "--read-chunk-bytes", strconv.FormatInt(s.ReadChunkBytes, 10))
+	}
+	return args
 }
 
 func (c *localCluster) startAgent(ctx context.Context) error {

@@ -86,7 +86,7 @@ type AgentSettings struct {
 	CacheBytes         int64         `json:"cache_bytes"`
 	// ReadChunkBytes is the size of the object chunks the agents' fetches
 	// read with one GET, for the cold read's GETs-per-GiB bound (0:
-	// unknown). It describes the agents; --local does not pass it.
+	// unknown).
 	ReadChunkBytes int64 `json:"read_chunk_bytes,omitempty"`
 	MaxUploads     int   `json:"max_uploads"`
 }
