@@ -143,6 +143,7 @@ func (a *Agent) Start(ctx context.Context) error {
 		Observer:                 newCommitTxnMetrics(a.registry),
 		OnCommit:                 marks.Observe,
 	})
+	registerCommitterMetrics(a.registry, committer)
 	a.writer = newWriter(a.ctx, a.cfg.Writer, a.bucket, committer, marks, a.log, newWriterMetrics(a.registry))
 	registerLimitMetrics(a.registry, a.cfg)
 	a.startOffsetsFeed()

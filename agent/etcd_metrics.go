@@ -50,3 +50,26 @@ func (m *commitTxnMetrics) ObserveCommitTxn(d time.Duration, outcome metadata.Tx
 		m.conflicts.Inc()
 	}
 }
+
+// registerCommitterMetrics exposes what the committer holds and writes:
+// the producer state it keeps in memory, and the etcd bytes its log
+// entries take (the scaling model's bytes per flush).
+func registerCommitterMetrics(reg prometheus.Registerer, c *metadata.Committer) {
+	if reg == nil {
+		return
+	}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "floe", Subsystem: "commit", Name: "shards",
+			Help: "Shards whose state (high watermarks, producers) the agent's committer holds."},
+			func() float64 { return float64(c.Stats().Shards) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "floe", Subsystem: "commit", Name: "producers",
+			Help: "Idempotent producers (per partition) whose state the agent's committer holds."},
+			func() float64 { return float64(c.Stats().Producers) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "floe", Subsystem: "commit", Name: "log_entries_total",
+			Help: "Shard log entries the agent committed (one per shard per flush, or more when a shard's share is split)."},
+			func() float64 { return float64(c.Stats().Entries) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "floe", Subsystem: "commit", Name: "log_entry_bytes_total",
+			Help: "Bytes of the shard log entries the agent committed to etcd."},
+			func() float64 { return float64(c.Stats().EntryBytes) }),
+	)
+}

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -191,6 +192,41 @@ type Committer struct {
 	cfg    CommitConfig
 	shards map[ShardID]*shardState
 	swept  time.Time
+	stats  struct {
+		shards, producers   atomic.Int64
+		entries, entryBytes atomic.Int64
+	}
+}
+
+// CommitterStats says what a Committer holds and has written.
+type CommitterStats struct {
+	// Shards and Producers are the shards whose state it holds and the
+	// idempotent producers in them (each at most the cap per partition).
+	Shards, Producers int64
+	// Entries and EntryBytes count the log entries it wrote and their
+	// bytes.
+	Entries, EntryBytes int64
+}
+
+// Stats returns the committer's figures. It is safe to call while a
+// Commit runs.
+func (c *Committer) Stats() CommitterStats {
+	return CommitterStats{
+		Shards: c.stats.shards.Load(), Producers: c.stats.producers.Load(),
+		Entries: c.stats.entries.Load(), EntryBytes: c.stats.entryBytes.Load(),
+	}
+}
+
+// count refreshes the held figures.
+func (c *Committer) count() {
+	var producers int64
+	for _, st := range c.shards {
+		for _, pp := range st.producers {
+			producers += int64(pp.len())
+		}
+	}
+	c.stats.shards.Store(int64(len(c.shards)))
+	c.stats.producers.Store(producers)
 }
 
 // shardState is what the committer knows of a shard: the state after its
@@ -283,6 +319,7 @@ func (c *Committer) Commit(ctx context.Context, appends []Append) ([]CommitResul
 		units = units[n:]
 	}
 	c.snapshot(ctx)
+	c.count()
 	return results, nil
 }
 
@@ -597,6 +634,8 @@ func (c *Committer) applyPrepared(p *prepared, rev int64, results []CommitResult
 		results[i] = res
 	}
 	if p.entry != nil {
+		c.stats.entries.Add(1)
+		c.stats.entryBytes.Add(int64(len(p.value)))
 		c.applyEntry(c.shards[p.u.shard], p.entry)
 		if c.cfg.OnCommit != nil {
 			c.cfg.OnCommit(p.u.shard, p.entry)
