@@ -300,9 +300,13 @@ func TestStaticMemberRestartKeepsItsPartitionsWithoutRebalance(t *testing.T) {
 func (c *testCluster) twoAgents() [2]*agent.Agent {
 	c.t.Helper()
 	agents := [2]*agent.Agent{c.addAgent(fastGroups), c.addAgent(fastGroups)}
-	adm := c.admin()
+	// Metadata requests of their own: kadm's BrokerMetadata answers from
+	// the client's cached broker list, which may predate the second agent.
+	cl := c.client()
 	waitUntil(c.t, func() bool {
-		m, err := adm.BrokerMetadata(testCtx(c.t))
+		req := kmsg.NewPtrMetadataRequest()
+		req.Topics = []kmsg.MetadataRequestTopic{}
+		m, err := req.RequestWith(testCtx(c.t), cl)
 		return err == nil && len(m.Brokers) == 2
 	}, "both agents listed")
 	return agents
