@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"slices"
 	"time"
@@ -500,17 +499,39 @@ func (c *Compactor) build(ctx context.Context, srcs []source, ps *PassStats) (ob
 		x   *metadata.Extent
 	}
 	parts := map[segments.PartitionKey]part{}
-	for si, s := range srcs {
-		if err := c.appendSource(ctx, b, s, func(k segments.PartitionKey) *metadata.Extent {
-			pt, ok := parts[k]
-			if !ok {
-				pt = part{src: si, x: &metadata.Extent{Partition: k.Partition, First: -1, MinTimestamp: math.MaxInt64, MaxTimestamp: math.MinInt64}}
-				parts[k] = pt
+	pcs := planPieces(srcs)
+	for i := 0; i < len(pcs); {
+		// A window of pieces is read with parallel GETs, then appended in
+		// order.
+		j, n, bytes := i, 0, int64(0)
+		for ; j < len(pcs); j++ {
+			if j > i && (n+len(pcs[j].spans) > readWindowSpans || bytes+pcs[j].bytes > readWindowBytes) {
+				break
 			}
-			return pt.x
-		}); err != nil {
-			return nil, si, err
+			n += len(pcs[j].spans)
+			bytes += pcs[j].bytes
 		}
+		window := pcs[i:j]
+		c.fetch(ctx, window)
+		for _, pc := range window {
+			if err := pc.err(); err != nil {
+				return nil, pc.src, err
+			}
+			topic := srcs[pc.src].run.w.id.Topic
+			for k, x := range pc.xs {
+				key := segments.PartitionKey{TopicID: topic, Partition: x.Partition}
+				pt, ok := parts[key]
+				if !ok {
+					pt = part{src: pc.src, x: &metadata.Extent{Partition: x.Partition, First: -1, MinTimestamp: math.MaxInt64, MaxTimestamp: math.MinInt64}}
+					parts[key] = pt
+				}
+				if err := appendExtent(b, key, pc.object, x, pc.extent(k), pt.x); err != nil {
+					return nil, pc.src, err
+				}
+			}
+			pc.release()
+		}
+		i = j
 	}
 	if len(parts) == 0 {
 		return nil, -1, nil
@@ -552,36 +573,6 @@ func (c *Compactor) build(ctx context.Context, srcs []source, ps *PassStats) (ob
 		}
 	}
 	return obj, -1, nil
-}
-
-// appendSource reads the extents a source takes from its run's entries,
-// in entry order, and appends their batches to b. extentOf returns the
-// merged extent a partition's batches add to.
-func (c *Compactor) appendSource(ctx context.Context, b *segments.Builder, s source, extentOf func(segments.PartitionKey) *metadata.Extent) error {
-	topic := s.run.w.id.Topic
-	for _, e := range s.run.entries {
-		byObject := map[int32][]metadata.Extent{}
-		for _, x := range e.Extents {
-			if s.takes(x.Partition) {
-				byObject[x.Object] = append(byObject[x.Object], x)
-			}
-		}
-		for _, oi := range slices.Sorted(mapKeys(byObject)) {
-			xs := byObject[oi]
-			key := e.Objects[oi].Key
-			data, err := c.readExtents(ctx, key, xs)
-			if err != nil {
-				return err
-			}
-			for i, x := range xs {
-				k := segments.PartitionKey{TopicID: topic, Partition: x.Partition}
-				if err := appendExtent(b, k, key, x, data[i], extentOf(k)); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return nil
 }
 
 // appendExtent checks one extent's bytes against its entry and appends
@@ -634,65 +625,4 @@ func appendExtent(b *segments.Builder, k segments.PartitionKey, object string, x
 	m.MinTimestamp = min(m.MinTimestamp, x.MinTimestamp)
 	m.MaxTimestamp = max(m.MaxTimestamp, x.MaxTimestamp)
 	return nil
-}
-
-// Reads of one object's extents for one entry are coalesced: extents at
-// most readGap apart are read with one ranged GET of at most readSpan
-// bytes. A shard's extents are adjacent in the objects agents and merges
-// write (extents sort by partition), so an entry usually costs one GET
-// per object, not one per partition.
-const (
-	readGap  = 256 << 10
-	readSpan = 32 << 20
-)
-
-// readExtents returns the bytes of xs, extents of object.
-func (c *Compactor) readExtents(ctx context.Context, object string, xs []metadata.Extent) ([][]byte, error) {
-	order := make([]int, len(xs))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortFunc(order, func(a, b int) int { return int(xs[a].Offset - xs[b].Offset) })
-	out := make([][]byte, len(xs))
-	for i := 0; i < len(order); {
-		start := xs[order[i]].Offset
-		end := start + xs[order[i]].Length
-		j := i + 1
-		for ; j < len(order); j++ {
-			x := xs[order[j]]
-			if x.Offset-end > readGap || x.Offset+x.Length-start > readSpan {
-				break
-			}
-			end = max(end, x.Offset+x.Length)
-		}
-		data, err := c.getRange(ctx, object, start, end-start)
-		if err != nil {
-			return nil, err
-		}
-		for _, k := range order[i:j] {
-			x := xs[k]
-			lo := x.Offset - start
-			out[k] = data[lo : lo+x.Length : lo+x.Length]
-		}
-		i = j
-	}
-	return out, nil
-}
-
-// getRange reads exactly length bytes of object from offset.
-func (c *Compactor) getRange(ctx context.Context, object string, offset, length int64) ([]byte, error) {
-	rc, err := c.bucket.GetRange(ctx, object, offset, length)
-	if err != nil {
-		return nil, fmt.Errorf("reading %d-%d of %s: %w", offset, offset+length, object, err)
-	}
-	defer rc.Close()
-	data := make([]byte, length)
-	n, err := io.ReadFull(rc, data)
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: %s: read %d bytes at %d, the entries say %d", ErrExtentMismatch, object, n, offset, length)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading %d-%d of %s: %w", offset, offset+length, object, err)
-	}
-	return data, nil
 }
