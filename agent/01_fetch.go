@@ -350,6 +350,7 @@ func (a *Agent) readPart(ctx context.Context, fp *fetchPart, budget int64, first
 	defer func() {
 		if out.n > 0 {
 			fp.next, fp.hw = out.next, marks.Next // for readAhead
+			a.reader.noteRead(metadata.PartitionID{Topic: fp.topic.ID, Partition: fp.part}, out.next)
 		}
 	}()
 	offset := fp.offset

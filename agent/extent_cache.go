@@ -94,11 +94,16 @@ func (c *extentCache) has(key extentKey) bool {
 	return cached || loading
 }
 
+// aheadShare is the part of the cache extents read ahead and not yet
+// asked for may take: what one consumer's read decodes for the others of
+// its group waits there until they come.
+func (c *extentCache) aheadMax() int64 { return c.maxBytes / 2 }
+
 // reserveAhead takes n bytes of the read-ahead budget, if there are.
 func (c *extentCache) reserveAhead(n int64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.ahead+n > c.maxBytes/4 {
+	if c.ahead+n > c.aheadMax() {
 		return false
 	}
 	c.ahead += n
@@ -161,6 +166,23 @@ func (c *extentCache) readAhead(ctx context.Context, keys []extentKey, reserved 
 			close(call.done)
 		}
 	}
+}
+
+// offer caches an extent decoded ahead of any fetch asking for it (from a
+// chunk read for another partition), if it is not cached or being loaded
+// and the read-ahead budget has room. It reports whether it was taken.
+func (c *extentCache) offer(key extentKey, val *cachedExtent) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, cached := c.items[key]
+	_, loading := c.inflight[key]
+	size := val.size()
+	if cached || loading || c.ahead+size > c.aheadMax() || size > c.maxBytes/4 {
+		return false
+	}
+	c.finishLocked(key, &loadCall{val: val})
+	c.metrics.cacheBytes.Set(float64(c.bytes))
+	return true
 }
 
 // load is get: from the cache, from a load in flight, or by calling

@@ -1,11 +1,14 @@
 package agent
 
 import (
+	"cmp"
 	"container/list"
 	"context"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/floe-io/floe/metadata"
 )
@@ -104,12 +107,68 @@ type indexWindows struct {
 
 	mu      sync.Mutex
 	byShard map[metadata.ShardID][]*shardWindow
-	lru     list.List // of *shardWindow, most recent at front
-	bytes   int64
+	// byObject finds the windows' extents in an object.
+	byObject map[string][]objectRef
+	lru      list.List // of *shardWindow, most recent at front
+	bytes    int64
+}
+
+// objectRef is an entry of a window that has extents in an object.
+type objectRef struct {
+	w *shardWindow
+	e *metadata.LogEntry
+}
+
+// windowExtent is an extent of a window with its partition.
+type windowExtent struct {
+	metadata.IndexEntry
+	topic     uuid.UUID
+	partition int32
+}
+
+// extentsIn returns the extents the windows hold in [start, end) of
+// object.
+func (iw *indexWindows) extentsIn(object string, start, end int64) []windowExtent {
+	iw.mu.Lock()
+	defer iw.mu.Unlock()
+	var out []windowExtent
+	for _, ref := range iw.byObject[object] {
+		if ref.w.stale {
+			continue
+		}
+		for oi, o := range ref.e.Objects {
+			if o.Key != object {
+				continue
+			}
+			for _, x := range ref.e.Extents {
+				if int(x.Object) == oi && x.Offset >= start && x.Offset+x.Length <= end {
+					out = append(out, windowExtent{IndexEntry: ref.e.IndexEntry(x), topic: ref.w.sh.Topic, partition: x.Partition})
+				}
+			}
+		}
+	}
+	return out
+}
+
+// linkLocked adds (or, with remove, drops) e's objects to byObject.
+func (iw *indexWindows) linkLocked(w *shardWindow, e *metadata.LogEntry, remove bool) {
+	for _, o := range e.Objects {
+		refs := iw.byObject[o.Key]
+		if remove {
+			refs = slices.DeleteFunc(refs, func(r objectRef) bool { return r.e == e })
+		} else {
+			refs = append(refs, objectRef{w: w, e: e})
+		}
+		if len(refs) == 0 {
+			delete(iw.byObject, o.Key)
+		} else {
+			iw.byObject[o.Key] = refs
+		}
+	}
 }
 
 func newIndexWindows(store *metadata.Store, maxBytes int64, m *readerMetrics) *indexWindows {
-	return &indexWindows{store: store, metrics: m, maxBytes: maxBytes, byShard: map[metadata.ShardID][]*shardWindow{}}
+	return &indexWindows{store: store, metrics: m, maxBytes: maxBytes, byShard: map[metadata.ShardID][]*shardWindow{}, byObject: map[string][]objectRef{}}
 }
 
 // entries returns partition p of t's index entries that hold offset and
@@ -210,6 +269,9 @@ func (iw *indexWindows) load(ctx context.Context, t metadata.Topic, sh ShardRef,
 	}
 	iw.byShard[sh.ShardID] = append(keep, w)
 	w.el = iw.lru.PushFront(w)
+	for _, e := range w.entries {
+		iw.linkLocked(w, e, false)
+	}
 	iw.growLocked(w, 0)
 	return nil
 }
@@ -248,10 +310,15 @@ func (iw *indexWindows) appendLocked(w *shardWindow, e *metadata.LogEntry) {
 	if w.stale || len(w.entries) == 0 || e.Seq != w.last()+1 || e.Flags&metadata.EntryMerged != 0 {
 		return
 	}
-	w.entries = append(w.entries, trimEntry(e))
+	e = trimEntry(e)
+	w.entries = append(w.entries, e)
+	iw.linkLocked(w, e, false)
 	dropped := 0
 	if len(w.entries) > maxWindowEntries {
 		dropped = len(w.entries) / 2
+		for _, old := range w.entries[:dropped] {
+			iw.linkLocked(w, old, true)
+		}
 		w.floor = w.entries[dropped-1].Nexts
 		w.entries = slices.Clone(w.entries[dropped:])
 	}
@@ -284,6 +351,9 @@ func (iw *indexWindows) dropLocked(w *shardWindow) {
 	iw.lru.Remove(w.el)
 	w.el = nil
 	iw.bytes -= w.bytes
+	for _, e := range w.entries {
+		iw.linkLocked(w, e, true)
+	}
 	ws := iw.byShard[w.sh.ShardID]
 	if i := slices.Index(ws, w); i >= 0 {
 		ws = slices.Delete(ws, i, i+1)
@@ -306,7 +376,9 @@ func (iw *indexWindows) observe(sh metadata.ShardID, e *metadata.LogEntry) {
 		case len(w.entries) == 0:
 		case e.Seq == w.last()+1 && e.Flags&metadata.EntryMerged == 0:
 			iw.appendLocked(w, e)
-		case e.Seq <= w.last() && e.SeqLast >= w.first():
+		case e.Seq <= w.last() && e.SeqLast >= w.first() && !w.has(e):
+			// A rewrite by the compactor (a merge, or retention), not the
+			// watch echoing an entry the window already holds.
 			w.stale = true
 		}
 	}
@@ -331,6 +403,25 @@ func (iw *indexWindows) invalidate(sh metadata.ShardID) {
 	for _, w := range iw.byShard[sh] {
 		w.stale = true
 	}
+}
+
+// has reports whether the window holds e as it is (the agent's own
+// commit, learned first-hand and then from the watch).
+func (w *shardWindow) has(e *metadata.LogEntry) bool {
+	i, ok := slices.BinarySearchFunc(w.entries, e.Seq, func(x *metadata.LogEntry, seq int64) int { return cmp.Compare(x.Seq, seq) })
+	if !ok {
+		return false
+	}
+	x := w.entries[i]
+	if x.SeqLast != e.SeqLast || x.Flags != e.Flags || x.Committed != e.Committed || len(x.Extents) != len(e.Extents) || len(x.Objects) != len(e.Objects) {
+		return false
+	}
+	for j := range x.Objects {
+		if x.Objects[j] != e.Objects[j] {
+			return false
+		}
+	}
+	return true
 }
 
 // trimEntry returns the part of e a window keeps: no producer deltas.

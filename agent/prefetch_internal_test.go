@@ -27,8 +27,8 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 }
 
 // The read-ahead budget: extents read ahead count until asked for, a read
-// ahead is refused past a quarter of the cache, and one evicted unread
-// counts as wasted.
+// ahead is refused past half of the cache, and one evicted unread counts
+// as wasted.
 func TestExtentCacheReadAheadBudget(t *testing.T) {
 	m := newReaderMetrics(nil)
 	c := newExtentCache(4000, m)
@@ -53,8 +53,8 @@ func TestExtentCacheReadAheadBudget(t *testing.T) {
 	if c.ahead != size(500) {
 		t.Fatalf("ahead = %d after reading 500 bytes ahead, want %d", c.ahead, size(500))
 	}
-	if c.reserveAhead(600) {
-		t.Fatal("a read ahead past a quarter of the cache was allowed")
+	if c.reserveAhead(1500) {
+		t.Fatal("a read ahead past half of the cache was allowed")
 	}
 	if v, err := c.get(ctx, k(1), ext(999)); err != nil || len(v.arena) != 500 {
 		t.Fatalf("get after read ahead: %v, %v; want the 500 bytes read ahead", v, err)

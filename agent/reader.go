@@ -51,7 +51,26 @@ type reader struct {
 	// across the agent; a read ahead that finds no slot is skipped, never
 	// queued.
 	prefetchSlots chan struct{}
+
+	// reading is where fetches last read each partition, so a chunk read
+	// for one partition decodes the extents in it of the others being
+	// read (the other members of a consumer group).
+	posMu   sync.Mutex
+	reading map[metadata.PartitionID]readPos
 }
+
+// readPos is where a fetch last read a partition, and when.
+type readPos struct {
+	next int64
+	at   time.Time
+}
+
+// Partitions read within activeFor count as being read; at most
+// maxReading are followed.
+const (
+	activeFor  = 30 * time.Second
+	maxReading = 1 << 16
+)
 
 // Read sizes.
 const (
@@ -67,9 +86,13 @@ const (
 
 // readerBudget splits the cache bytes between the reader's caches:
 // decoded extents, chunks as stored, index windows.
+//
+// Chunks are kept for the extents not decoded when they were read (of
+// partitions nobody was reading yet); what consumers read is decoded as
+// soon as its chunk arrives, so decoded extents get the larger share.
 func readerBudget(cacheBytes int64) (extents, chunks, index int64) {
 	index = min(cacheBytes/8, 64<<20)
-	chunks = (cacheBytes - index) * 2 / 5
+	chunks = (cacheBytes - index) / 4
 	extents = cacheBytes - index - chunks
 	return extents, chunks, index
 }
@@ -89,7 +112,37 @@ func newReader(store *metadata.Store, bucket segments.BucketReader, cacheBytes, 
 		chunks:        newChunkCache(chunks, m),
 		cache:         newExtentCache(extents, m),
 		prefetchSlots: make(chan struct{}, maxPrefetches),
+		reading:       map[metadata.PartitionID]readPos{},
 	}
+}
+
+// noteRead records that a fetch read partition id up to next.
+func (r *reader) noteRead(id metadata.PartitionID, next int64) {
+	now := time.Now()
+	r.posMu.Lock()
+	defer r.posMu.Unlock()
+	if _, ok := r.reading[id]; !ok && len(r.reading) >= maxReading {
+		for k, p := range r.reading {
+			if now.Sub(p.at) > activeFor {
+				delete(r.reading, k)
+			}
+		}
+		if len(r.reading) >= maxReading {
+			return
+		}
+	}
+	r.reading[id] = readPos{next: next, at: now}
+}
+
+// readingAt returns where partition id is being read, if it is.
+func (r *reader) readingAt(id metadata.PartitionID) (int64, bool) {
+	r.posMu.Lock()
+	defer r.posMu.Unlock()
+	p, ok := r.reading[id]
+	if !ok || time.Since(p.at) > activeFor {
+		return 0, false
+	}
+	return p.next, true
 }
 
 // observe learns a log entry written (watch or own commit).
@@ -186,11 +239,43 @@ func (r *reader) extentBytes(ctx context.Context, e metadata.IndexEntry) ([]byte
 	return out, nil
 }
 
-// chunk returns a chunk's bytes, reading it once however many ask.
+// chunk returns a chunk's bytes, reading it once however many ask. A
+// chunk read from the bucket has the extents in it of the partitions
+// being read decoded at once (decodeNeighbours).
 func (r *reader) chunk(ctx context.Context, s chunkSpan) ([]byte, error) {
 	return r.chunks.get(ctx, s.key, func(ctx context.Context) ([]byte, error) {
-		return r.readRange(ctx, s.key.object, s.start, s.end-s.start)
+		data, err := r.readRange(ctx, s.key.object, s.start, s.end-s.start)
+		if err == nil {
+			r.decodeNeighbours(s, data)
+		}
+		return data, err
 	})
+}
+
+// decodeNeighbours decodes, from a chunk just read, the extents in it of
+// partitions fetches are reading that they have not read yet, into the
+// cache (within its read-ahead budget): the members of a consumer group
+// each ask for their own partitions, and one GET of a chunk then serves
+// them all, however far apart their fetches come.
+func (r *reader) decodeNeighbours(s chunkSpan, data []byte) {
+	for _, e := range r.windows.extentsIn(s.key.object, s.start, s.end) {
+		if e.Offset+e.Length > s.start+int64(len(data)) {
+			continue // a short read: the fetch that needs it reports it
+		}
+		next, ok := r.readingAt(metadata.PartitionID{Topic: e.topic, Partition: e.partition})
+		if !ok || e.Last < next || r.cache.has(keyOf(e.IndexEntry)) {
+			continue
+		}
+		lo := e.Offset - s.start
+		ce, err := r.decodeEntry(e.IndexEntry, data[lo:lo+e.Length:lo+e.Length])
+		if err != nil {
+			continue // the fetch that needs it decodes it again and reports it
+		}
+		if !r.cache.offer(keyOf(e.IndexEntry), ce) {
+			return // the read-ahead budget is spent
+		}
+		r.metrics.prefetches.Inc()
+	}
 }
 
 // readRange reads length bytes of object at offset with one ranged GET

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,8 +38,16 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 
 // A consumer of a wide topic reads each flush object about once, however
 // many partitions it holds: reads are object-granular and fetches move
-// through objects in the order they were written.
+// through objects in the order they were written. So does a consumer
+// group whose members each read a quarter of the partitions: a chunk read
+// for one member has the others' extents decoded at once.
 func TestWideTopicIsReadObjectByObject(t *testing.T) {
+	for _, members := range []int{1, 4} {
+		t.Run(fmt.Sprintf("members-%d", members), func(t *testing.T) { testWideTopicRead(t, members) })
+	}
+}
+
+func testWideTopicRead(t *testing.T, members int) {
 	c := newTestCluster(t)
 	writer := c.addAgent(func(cfg *agent.Config) {
 		cfg.Writer.FlushInterval = 50 * time.Millisecond
@@ -75,32 +84,83 @@ func TestWideTopicIsReadObjectByObject(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	c.registry = reg
 	reader := c.addAgent(nil)
-	consumer := c.clientAt(reader.Addr(), kgo.ConsumeTopics("wide"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
+	var (
+		mu    sync.Mutex
+		got   = map[int32]int64{}
+		total int
+	)
 	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	got := map[int32]int64{}
-	total := 0
-	for total < records {
-		fs := consumer.PollFetches(cctx)
-		if cctx.Err() != nil {
-			t.Fatalf("read %d of %d records", total, records)
-		}
-		fs.EachError(func(_ string, p int32, err error) { t.Fatalf("fetch error on %d: %v", p, err) })
-		fs.EachRecord(func(r *kgo.Record) {
-			if r.Offset != got[r.Partition] {
-				t.Fatalf("partition %d: offset %d, want %d", r.Partition, r.Offset, got[r.Partition])
+	var wg sync.WaitGroup
+	for range members {
+		consumer := c.clientAt(reader.Addr(), kgo.ConsumeTopics("wide"), kgo.ConsumerGroup("readers"),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				fs := consumer.PollFetches(cctx)
+				if cctx.Err() != nil {
+					return
+				}
+				fs.EachError(func(_ string, p int32, err error) { t.Errorf("fetch error on %d: %v", p, err) })
+				mu.Lock()
+				fs.EachRecord(func(r *kgo.Record) {
+					if r.Offset == got[r.Partition] {
+						got[r.Partition]++
+						total++
+					}
+				})
+				done := total == records
+				mu.Unlock()
+				if done {
+					cancel()
+					return
+				}
 			}
-			got[r.Partition]++
-			total++
-		})
+		}()
 	}
-	if len(got) != parts {
-		t.Fatalf("records in %d partitions, want %d", len(got), parts)
+	wg.Wait()
+	if total != records || len(got) != parts {
+		t.Fatalf("read %d of %d records in %d partitions", total, records, len(got))
 	}
 	reads := metricValue(t, reg, "floe_fetch_chunk_reads_total")
-	t.Logf("%d objects, %d partitions: %.0f chunk reads", objects, parts, reads)
+	t.Logf("%d objects, %d partitions, %d members: %.0f chunk reads", objects, parts, members, reads)
 	if reads < float64(objects) || reads > 1.25*float64(objects)+2 {
 		t.Fatalf("%.0f chunk reads for %d objects; each object should be read about once", reads, objects)
+	}
+}
+
+// A consumer tailing a topic finds what the agent commits in its index
+// window, learned first-hand: it does not read the log from etcd again
+// for each flush.
+func TestTailingReadsNoIndexFromEtcd(t *testing.T) {
+	c := newTestCluster(t)
+	reg := prometheus.NewRegistry()
+	c.registry = reg
+	a := c.addAgent(fastFlush)
+	createTopic(t, c, "tail", 4, nil)
+	producer := c.clientAt(a.Addr())
+	consumer := c.clientAt(a.Addr(), kgo.ConsumeTopics("tail"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(500*time.Millisecond))
+	ctx := testCtx(t)
+	const rounds = 40
+	for i := range rounds {
+		if err := producer.ProduceSync(ctx, &kgo.Record{Topic: "tail", Key: []byte(fmt.Sprint(i)), Value: []byte("v")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for n == 0 {
+			fs := consumer.PollFetches(ctx)
+			if ctx.Err() != nil {
+				t.Fatal(ctx.Err())
+			}
+			n = fs.NumRecords()
+		}
+	}
+	loads := metricValue(t, reg, "floe_fetch_index_loads_total")
+	t.Logf("%d flushes read as they were committed: %.0f index loads", rounds, loads)
+	if loads > 8 {
+		t.Fatalf("%.0f index loads for %d flushes tailed: windows are read again from etcd", loads, rounds)
 	}
 }
 
