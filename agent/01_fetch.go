@@ -6,18 +6,20 @@ package agent
 // offset against the log start and high watermark it follows through etcd
 // (re-reading etcd before answering OFFSET_OUT_OF_RANGE, so a lagging
 // watch never sends a consumer to auto.offset.reset), finds the index
-// entries from the fetch offset, and reads their extents through the
-// agent's cache, which coalesces concurrent reads of the same extent and
-// keeps batches with their offsets already assigned. A batch that
-// straddles the fetch offset is returned whole (clients skip the leading
-// records). MaxBytes and per-partition MaxBytes are honoured, except that
-// the first batch of the first non-empty partition is always returned
-// whole, as Kafka does, so a batch larger than MaxBytes never stalls a
-// consumer.
+// entries from the fetch offset in its index windows, and serves their
+// extents from its cache of decoded batches (offsets assigned), which
+// object chunks read once for every partition in them fill (reader.go;
+// readParts says how a request's reads are planned and flow-controlled).
+// A batch that straddles the fetch offset is returned whole (clients skip
+// the leading records). MaxBytes and per-partition MaxBytes are honoured,
+// except that the first batch of the first non-empty partition is always
+// returned whole, as Kafka does, so a batch larger than MaxBytes never
+// stalls a consumer. The record batches of all responses held at once are
+// bounded (fetchMemBytes): with many fetches at once, each gets less.
 //
 // MaxWaitMs/MinBytes is a real long poll: the request waits on the
-// watermark watcher and wakes when a commit moves one of its partitions,
-// not on a timer.
+// watermark watcher and wakes when a commit moves one of its shards, not
+// on a timer.
 //
 // Fetch sessions (KIP-227) are answered without caching: the response's
 // session ID is 0, so clients keep sending full fetch requests. A request
@@ -32,6 +34,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -47,6 +50,41 @@ func init() {
 
 // maxFetchWait bounds a long poll whatever the client asks.
 const maxFetchWait = 30 * time.Second
+
+// throttleRecheck is how soon a flow-controlled fetch looks again.
+const throttleRecheck = 10 * time.Millisecond
+
+// Fetch memory: the record batches of the responses being assembled or
+// written, across the agent. Each response is joined from cached extents
+// (a copy, for partitions whose data spans several), then encoded (a
+// second copy), so this bounds about twice as much.
+const (
+	fetchMemBytes = 64 << 20
+	fetchMemFloor = 1 << 20
+)
+
+// byteBudget hands out bytes of a fixed budget.
+type byteBudget struct {
+	mu        sync.Mutex
+	cap, used int64
+}
+
+// take reserves up to want bytes: what is free, but at least floor (so a
+// request always makes progress, possibly over the budget).
+func (b *byteBudget) take(want, floor int64) int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := min(want, max(b.cap-b.used, floor))
+	b.used += n
+	return n
+}
+
+// give returns bytes take reserved.
+func (b *byteBudget) give(n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.used -= n
+}
 
 // fetchPart is one partition of a fetch request.
 type fetchPart struct {
@@ -64,11 +102,17 @@ type fetchPart struct {
 func (a *Agent) serveFetch(ctx context.Context, rq *request) {
 	req := rq.req.(*kmsg.FetchRequest)
 	rq.conn.goAsync(func() {
-		rq.reply(a.fetch(ctx, rq.conn, req))
+		var held int64
+		resp := a.fetch(ctx, rq.conn, req, &held)
+		rq.written = func() { a.fetchMem.give(held) }
+		rq.reply(resp)
 	})
 }
 
-func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest) *kmsg.FetchResponse {
+// fetch serves a fetch request. held receives the bytes of record
+// batches its response holds, taken from the agent's fetch memory budget
+// (fetchMem) until the response is written.
+func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest, held *int64) *kmsg.FetchResponse {
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	if req.Version >= 7 && req.SessionID != 0 {
 		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
@@ -126,11 +170,24 @@ func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest) *kms
 	if req.Version < 3 || maxBytes <= 0 {
 		maxBytes = 1<<31 - 1
 	}
+	// The response's record batches come out of the agent's fetch memory
+	// budget: with many fetches at once, each gets less than it asked for
+	// (at least fetchMemFloor), never more than the agent can hold.
+	reserved := a.fetchMem.take(int64(maxBytes), fetchMemFloor)
+	maxBytes = int32(reserved)
+	defer func() {
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				*held += int64(len(p.RecordBatches))
+			}
+		}
+		a.fetchMem.give(reserved - *held)
+	}()
 	for {
 		// Subscribe before reading, so a commit between the read and the
 		// wait is not missed.
 		woken, unsubscribe := a.marks.Subscribe(shards)
-		n, errs := a.readParts(ctx, parts, maxBytes)
+		n, errs, throttled := a.readParts(ctx, parts, maxBytes)
 		if n >= int64(req.MinBytes) || errs || failed || wait <= 0 || ctx.Err() != nil {
 			unsubscribe()
 			return resp
@@ -139,6 +196,11 @@ func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest) *kms
 		if remaining <= 0 {
 			unsubscribe()
 			return resp
+		}
+		if throttled {
+			// Data is there, held back for the cache's room: look again
+			// shortly rather than at the next commit.
+			remaining = min(remaining, throttleRecheck)
 		}
 		timer := time.NewTimer(remaining)
 		select {
@@ -182,8 +244,13 @@ func (a *Agent) fetchTopic(ctx context.Context, version int16, rt kmsg.FetchRequ
 // moves through objects in the order they were written, reading each
 // chunk once for all its partitions, instead of reading every object once
 // per partition.
-func (a *Agent) readParts(ctx context.Context, parts []*fetchPart, maxBytes int32) (int64, bool) {
-	allowed := a.planParts(ctx, parts, int64(maxBytes))
+func (a *Agent) readParts(ctx context.Context, parts []*fetchPart, maxBytes int32) (n int64, errs, throttled bool) {
+	allowed, throttled, pinned := a.planParts(ctx, parts, int64(maxBytes))
+	defer a.reader.chunks.unpin(pinned)
+	// When the plan found everything ready but an extent left the cache
+	// since, one partition may read it again; the others wait for the
+	// next response.
+	spare := allowed == nil
 	var total int64
 	anyErr := false
 	for _, fp := range parts {
@@ -194,7 +261,7 @@ func (a *Agent) readParts(ctx context.Context, parts []*fetchPart, maxBytes int3
 		if budget < 0 {
 			budget = 0
 		}
-		n, err := a.readPart(ctx, fp, budget, total == 0, allowed)
+		n, err := a.readPart(ctx, fp, budget, total == 0, allowed, &spare)
 		if err != nil {
 			anyErr = true
 		}
@@ -202,15 +269,40 @@ func (a *Agent) readParts(ctx context.Context, parts []*fetchPart, maxBytes int3
 	}
 	a.reader.metrics.fetchBytes.Add(float64(total))
 	a.readAhead(parts)
-	return total, anyErr
+	return total, anyErr, throttled
 }
 
 // planParts finds each partition's next entries (fp.plan) and starts
 // reading the chunks the response will use. It returns the entries that
 // may be read from the bucket for this response: the others must be
 // ready (reader.ready).
-func (a *Agent) planParts(ctx context.Context, parts []*fetchPart, maxBytes int64) map[extentKey]bool {
+//
+// Reads are flow-controlled: what a chunk brings in for the partitions
+// being read waits in the cache's read-ahead budget until they are read,
+// so a chunk is read only while that budget has room for it. A fetch with
+// something ready and no room reads nothing from the bucket (throttled:
+// it serves what is ready, and its long poll looks again shortly, as
+// slower readers, such as other consumer groups, read what was brought in
+// for them and free the budget; what nobody asks for within aheadTTL stops
+// counting). A fetch with nothing ready always reads its oldest chunk, so
+// every reader makes progress.
+//
+// The chunks the plan allows reading from (cached, or to be read) are
+// pinned in the chunk cache until the caller unpins them, so they are not
+// evicted between the plan and the read.
+func (a *Agent) planParts(ctx context.Context, parts []*fetchPart, maxBytes int64) (allowed map[extentKey]bool, throttled bool, pinned []chunkKey) {
 	var cold []metadata.IndexEntry
+	ready := false
+	pinSeen := map[chunkKey]bool{}
+	pin := func(e metadata.IndexEntry) {
+		for _, s := range a.reader.chunksOf(e) {
+			if !pinSeen[s.key] {
+				pinSeen[s.key] = true
+				pinned = append(pinned, s.key)
+				a.reader.chunks.pin(s.key)
+			}
+		}
+	}
 	for _, fp := range parts {
 		fp.plan = nil
 		if !fp.ok {
@@ -220,6 +312,9 @@ func (a *Agent) planParts(ctx context.Context, parts []*fetchPart, maxBytes int6
 		if err != nil || fp.offset < marks.Start || fp.offset >= marks.Next {
 			continue
 		}
+		// Being read from here: chunks read for any partition decode this
+		// one's extents too.
+		a.reader.noteRead(metadata.PartitionID{Topic: fp.topic.ID, Partition: fp.part}, fp.offset)
 		entries, _, err := a.reader.entries(ctx, fp.topic, fp.part, fp.offset, marks.Next)
 		if err != nil {
 			continue // the read reports it
@@ -232,21 +327,28 @@ func (a *Agent) planParts(ctx context.Context, parts []*fetchPart, maxBytes int6
 			// Stored bytes stand in for decoded ones, which are at least
 			// as many: the estimate errs toward one entry more.
 			want -= e.Length
+			first := len(fp.plan) == 0
 			fp.plan = append(fp.plan, e)
-			if !a.reader.ready(e) {
+			// ready: some partition can serve its next batches now, decoded
+			// (only a partition's first entry counts: it reads in order).
+			// Entries to decode from chunks are planned like those to read:
+			// a cached chunk costs nothing, and is pinned if it is used.
+			if a.reader.cache.has(keyOf(e)) {
+				ready = ready || first
+			} else {
 				cold = append(cold, e)
 			}
 		}
 	}
 	if len(cold) == 0 {
-		return nil
+		return nil, false, pinned
 	}
 	slices.SortFunc(cold, chunkOrder)
-	// Read the oldest chunks, about a response's worth (within the chunk
-	// cache), and always at least one.
-	_, chunkBudget, _ := readerBudget(a.cfg.CacheBytes)
-	budget := min(max(maxBytes, 16<<20), chunkBudget/2)
-	allowed := map[extentKey]bool{}
+	// Read the oldest chunks, about a response's worth, within what the
+	// cache can take of what they bring in (a chunk's other partitions
+	// are decoded for their readers), and always at least one.
+	budget := min(maxBytes, a.reader.cache.aheadFree())
+	allowed = map[extentKey]bool{}
 	chunks := map[chunkKey]bool{}
 	var (
 		read  int64
@@ -263,7 +365,8 @@ func (a *Agent) planParts(ctx context.Context, parts []*fetchPart, maxBytes int6
 		if len(spans) == 0 {
 			add = e.Length
 		}
-		if len(allowed) > 0 && read+add > budget {
+		if read+add > budget && (len(allowed) > 0 || ready) {
+			throttled = true
 			continue
 		}
 		read += add
@@ -272,11 +375,12 @@ func (a *Agent) planParts(ctx context.Context, parts []*fetchPart, maxBytes int6
 		}
 		allowed[keyOf(e)] = true
 		start = append(start, e)
+		pin(e)
 	}
 	if !a.draining.Load() {
 		a.reader.prefetch(a.ctx, &a.wg, start)
 	}
-	return allowed
+	return allowed, throttled, pinned
 }
 
 // readAhead starts reading the entries each partition that returned
@@ -315,7 +419,7 @@ func (a *Agent) readAhead(parts []*fetchPart) {
 // taken across the response; first says no earlier partition returned
 // data, so one whole batch is returned even if it exceeds the limits.
 // Entries that are not ready are read only if allowed.
-func (a *Agent) readPart(ctx context.Context, fp *fetchPart, budget int64, first bool, allowed map[extentKey]bool) (int64, error) {
+func (a *Agent) readPart(ctx context.Context, fp *fetchPart, budget int64, first bool, allowed map[extentKey]bool, spare *bool) (int64, error) {
 	sp := fp.resp
 	sp.ErrorCode = 0
 	sp.RecordBatches = []byte{}
@@ -356,10 +460,17 @@ func (a *Agent) readPart(ctx context.Context, fp *fetchPart, budget int64, first
 	offset := fp.offset
 	retried := false
 	entries := fp.plan
-	// An entry not ready is read only if the plan allows it, or when the
-	// plan read nothing from the bucket and this partition has nothing yet.
+	// An entry not ready is read only if the plan allows it, or with the
+	// response's one spare read (readParts).
 	mayRead := func(e metadata.IndexEntry) bool {
-		return allowed[keyOf(e)] || len(allowed) == 0 && out.n == 0 || a.reader.ready(e)
+		if allowed[keyOf(e)] || a.reader.ready(e) {
+			return true
+		}
+		if *spare && out.n == 0 {
+			*spare = false
+			return true
+		}
+		return false
 	}
 	for iter := 0; offset < marks.Next && iter < 64; iter++ {
 		reload := false

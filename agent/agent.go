@@ -44,7 +44,9 @@ type Agent struct {
 	marks   *metadata.WatermarkWatcher
 	writer  *writer
 	reader  *reader
-	lns     []*listener
+	// fetchMem bounds the record batches of fetch responses held at once.
+	fetchMem *byteBudget
+	lns      []*listener
 
 	producerIDs producerIDs
 
@@ -125,6 +127,7 @@ func (a *Agent) Start(ctx context.Context) error {
 		view.Wait()
 	}()
 
+	a.fetchMem = &byteBudget{cap: fetchMemBytes}
 	a.reader = newReader(a.store, a.bucket, a.cfg.CacheBytes, a.cfg.ReadChunkBytes, a.log, newReaderMetrics(a.registry))
 	marks, err := a.store.StartWatermarkWatcher(a.ctx, a.log, metadata.WatermarkHooks{OnEntry: a.reader.observe, OnReset: a.reader.windows.reset})
 	if err != nil {

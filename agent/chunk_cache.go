@@ -60,6 +60,9 @@ type chunkCache struct {
 	lru      list.List // of *chunkItem, most recent at front
 	items    map[chunkKey]*list.Element
 	inflight map[chunkKey]*chunkCall
+	// pinned counts the fetches relying on a chunk (cached or to come):
+	// it is not evicted while they do.
+	pinned map[chunkKey]int
 }
 
 type chunkItem struct {
@@ -74,7 +77,7 @@ type chunkCall struct {
 }
 
 func newChunkCache(maxBytes int64, m *readerMetrics) *chunkCache {
-	return &chunkCache{maxBytes: maxBytes, metrics: m, items: map[chunkKey]*list.Element{}, inflight: map[chunkKey]*chunkCall{}}
+	return &chunkCache{maxBytes: maxBytes, metrics: m, items: map[chunkKey]*list.Element{}, inflight: map[chunkKey]*chunkCall{}, pinned: map[chunkKey]int{}}
 }
 
 // cached reports whether a chunk is in the cache or being read.
@@ -120,20 +123,52 @@ func (c *chunkCache) get(ctx context.Context, k chunkKey, load func(context.Cont
 	c.mu.Lock()
 	delete(c.inflight, k)
 	if call.err == nil && int64(len(call.data)) <= c.maxBytes/2 {
-		c.items[k] = c.lru.PushFront(&chunkItem{key: k, data: call.data})
+		el := c.lru.PushFront(&chunkItem{key: k, data: call.data})
+		c.items[k] = el
 		c.bytes += int64(len(call.data))
-		for c.bytes > c.maxBytes {
-			back := c.lru.Back()
-			old := back.Value.(*chunkItem)
-			c.lru.Remove(back)
-			delete(c.items, old.key)
-			c.bytes -= int64(len(old.data))
-		}
+		c.evictLocked(el)
 	}
 	c.metrics.chunkBytes.Set(float64(c.bytes))
 	c.mu.Unlock()
 	close(call.done)
 	return call.data, call.err
+}
+
+// evictLocked drops the least recently used chunks no fetch has pinned
+// until the cache is within its size (pinned ones may hold it over), but
+// never keep (the chunk just read).
+func (c *chunkCache) evictLocked(keep *list.Element) {
+	for el := c.lru.Back(); el != nil && c.bytes > c.maxBytes; {
+		prev := el.Prev()
+		if el == keep {
+			break
+		}
+		if it := el.Value.(*chunkItem); c.pinned[it.key] == 0 {
+			c.lru.Remove(el)
+			delete(c.items, it.key)
+			c.bytes -= int64(len(it.data))
+		}
+		el = prev
+	}
+}
+
+// pin keeps a chunk cached (once read) until unpin.
+func (c *chunkCache) pin(k chunkKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pinned[k]++
+}
+
+// unpin releases what pin took.
+func (c *chunkCache) unpin(keys []chunkKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, k := range keys {
+		if c.pinned[k]--; c.pinned[k] <= 0 {
+			delete(c.pinned, k)
+		}
+	}
+	c.evictLocked(nil)
 }
 
 // drop removes an object's chunks (it was found missing or corrupt).

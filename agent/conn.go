@@ -66,6 +66,20 @@ type request struct {
 	// closeAfter closes the connection once the response is written
 	// (failed authentication).
 	closeAfter bool
+	// written, if set, runs once the response was written or will never
+	// be (the connection closed): a fetch gives back the memory budget its
+	// response held.
+	written     func()
+	writtenOnce sync.Once
+}
+
+// settle runs rq.written, once.
+func (rq *request) settle() {
+	rq.writtenOnce.Do(func() {
+		if rq.written != nil {
+			rq.written()
+		}
+	})
 }
 
 func (rq *request) finish(resp kmsg.Response, err error) {
@@ -133,6 +147,10 @@ func (c *conn) serve() {
 	<-writerDone
 	c.cancel()
 	c.async.Wait()
+	// Requests the writer did not get to are never answered.
+	for rq := range c.pending {
+		rq.settle()
+	}
 	c.nc.Close()
 }
 
@@ -263,76 +281,81 @@ func (c *conn) writeLoop() {
 		}
 	}()
 	for rq := range c.pending {
-		select {
-		case <-rq.done:
-		default:
-			// The next response is not ready (a pipelined produce waiting
-			// for a later flush): send the ones written so far now, not
-			// when it is.
-			if bw.Buffered() > 0 {
-				if err := bw.Flush(); err != nil {
-					c.log.Debug("write failed", "err", err)
-					c.cancel()
-					c.nc.Close()
-					return
-				}
-			}
-			select {
-			case <-rq.done:
-			case <-c.ctx.Done():
-				return
-			}
-		}
-		c.a.metrics.observeLatency(rq)
-		if rq.err != nil {
-			c.log.Warn("closing connection", "api", kmsg.NameForKey(rq.req.Key()), "client_id", rq.clientID, "err", rq.err)
-			c.cancel()
-			c.nc.Close()
-			return
-		}
-		if rq.resp == nil {
-			continue
-		}
-		closeAfter := rq.closeAfter
-		dst := buf[:0]
-		if f, ok := rq.resp.(*kmsg.FetchResponse); ok && fetchResponseSize(f) > 1<<20 {
-			large = responseBufs.Get().(*[]byte)
-			dst = (*large)[:0]
-		}
-		out := encodeResponse(dst, rq.corr, rq.resp)
-		c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-		_, err := bw.Write(out)
-		if large != nil {
-			if cap(out) <= maxResponseBuf {
-				*large = out[:0]
-				responseBufs.Put(large)
-			}
-			large = nil
-		} else if cap(out) <= 1<<20 {
-			buf = out // small responses reuse the connection's buffer
-		}
-		if err != nil {
-			c.log.Debug("write failed", "err", err)
-			c.cancel()
-			c.nc.Close()
-			return
-		}
-		if len(c.pending) == 0 {
-			if err := bw.Flush(); err != nil {
-				c.log.Debug("write failed", "err", err)
-				c.cancel()
-				c.nc.Close()
-				return
-			}
-		}
-		if closeAfter {
-			bw.Flush()
-			c.cancel()
-			c.nc.Close()
+		if !c.writeOne(bw, rq, &buf, &large) {
 			return
 		}
 	}
 	bw.Flush()
+}
+
+// writeOne writes one request's response (waiting for it), and reports
+// whether the connection is still good to write to.
+func (c *conn) writeOne(bw *bufio.Writer, rq *request, buf *[]byte, large **[]byte) bool {
+	defer rq.settle()
+	fail := func(err error) bool {
+		c.log.Debug("write failed", "err", err)
+		c.cancel()
+		c.nc.Close()
+		return false
+	}
+	select {
+	case <-rq.done:
+	default:
+		// The next response is not ready (a pipelined produce waiting for
+		// a later flush): send the ones written so far now, not when it is.
+		if bw.Buffered() > 0 {
+			if err := bw.Flush(); err != nil {
+				return fail(err)
+			}
+		}
+		select {
+		case <-rq.done:
+		case <-c.ctx.Done():
+			return false
+		}
+	}
+	c.a.metrics.observeLatency(rq)
+	if rq.err != nil {
+		c.log.Warn("closing connection", "api", kmsg.NameForKey(rq.req.Key()), "client_id", rq.clientID, "err", rq.err)
+		c.cancel()
+		c.nc.Close()
+		return false
+	}
+	if rq.resp == nil {
+		return true
+	}
+	dst := (*buf)[:0]
+	if f, ok := rq.resp.(*kmsg.FetchResponse); ok && fetchResponseSize(f) > 1<<20 {
+		*large = responseBufs.Get().(*[]byte)
+		dst = (**large)[:0]
+	}
+	out := encodeResponse(dst, rq.corr, rq.resp)
+	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err := bw.Write(out)
+	if *large != nil {
+		if cap(out) <= maxResponseBuf {
+			**large = out[:0]
+			responseBufs.Put(*large)
+		}
+		*large = nil
+	} else if cap(out) <= 1<<20 {
+		*buf = out // small responses reuse the connection's buffer
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if len(c.pending) == 0 {
+		if err := bw.Flush(); err != nil {
+			return fail(err)
+		}
+	}
+	if rq.closeAfter {
+		bw.Flush()
+		c.cancel()
+		c.nc.Close()
+		return false
+	}
+	return true
 }
 
 // responseBufs holds buffers large responses are encoded into; those over

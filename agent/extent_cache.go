@@ -51,7 +51,9 @@ type extentKey struct {
 	first  int64
 }
 
-// extentCache is an LRU of decoded extents with coalesced loads.
+// extentCache is an LRU of decoded extents with coalesced loads. Extents
+// read ahead and not yet asked for are kept in an LRU of their own and
+// evicted only after every extent already served.
 //
 // Extents read ahead (prefetch) and not yet asked for are counted in
 // ahead, which a read ahead may not push past a quarter of the cache, so
@@ -59,11 +61,13 @@ type extentKey struct {
 type extentCache struct {
 	maxBytes int64
 	metrics  *readerMetrics
+	aheadTTL time.Duration
 
 	mu       sync.Mutex
 	bytes    int64
 	ahead    int64      // bytes read ahead and not yet asked for, or reserved for such reads
-	lru      *list.List // of *cacheItem, most recent at front
+	lru      *list.List // of *cacheItem that fetches asked for, most recent at front
+	aheadLRU *list.List // of *cacheItem read ahead and not asked for yet
 	items    map[extentKey]*list.Element
 	inflight map[extentKey]*loadCall
 }
@@ -72,6 +76,7 @@ type cacheItem struct {
 	key   extentKey
 	val   *cachedExtent
 	ahead bool // read ahead and not yet asked for; counted in extentCache.ahead
+	added time.Time
 }
 
 type loadCall struct {
@@ -82,7 +87,7 @@ type loadCall struct {
 }
 
 func newExtentCache(maxBytes int64, m *readerMetrics) *extentCache {
-	return &extentCache{maxBytes: maxBytes, metrics: m, lru: list.New(), items: map[extentKey]*list.Element{}, inflight: map[extentKey]*loadCall{}}
+	return &extentCache{maxBytes: maxBytes, metrics: m, aheadTTL: defaultAheadTTL, lru: list.New(), aheadLRU: list.New(), items: map[extentKey]*list.Element{}, inflight: map[extentKey]*loadCall{}}
 }
 
 // has reports whether key is cached or being loaded.
@@ -98,6 +103,14 @@ func (c *extentCache) has(key extentKey) bool {
 // asked for may take: what one consumer's read decodes for the others of
 // its group waits there until they come.
 func (c *extentCache) aheadMax() int64 { return c.maxBytes / 2 }
+
+// aheadFree is what is left of the read-ahead budget.
+func (c *extentCache) aheadFree() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.expireAheadLocked()
+	return max(c.aheadMax()-c.ahead, 0)
+}
 
 // reserveAhead takes n bytes of the read-ahead budget, if there are.
 func (c *extentCache) reserveAhead(n int64) bool {
@@ -170,19 +183,45 @@ func (c *extentCache) readAhead(ctx context.Context, keys []extentKey, reserved 
 
 // offer caches an extent decoded ahead of any fetch asking for it (from a
 // chunk read for another partition), if it is not cached or being loaded
-// and the read-ahead budget has room. It reports whether it was taken.
-func (c *extentCache) offer(key extentKey, val *cachedExtent) bool {
+// and the read-ahead budget has room. taken says it was cached; full that
+// the budget is spent.
+func (c *extentCache) offer(key extentKey, val *cachedExtent) (taken, full bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.expireAheadLocked()
 	_, cached := c.items[key]
 	_, loading := c.inflight[key]
 	size := val.size()
-	if cached || loading || c.ahead+size > c.aheadMax() || size > c.maxBytes/4 {
-		return false
+	if c.ahead+size > c.aheadMax() {
+		return false, true
+	}
+	if cached || loading || size > c.maxBytes/4 {
+		return false, false
 	}
 	c.finishLocked(key, &loadCall{val: val})
 	c.metrics.cacheBytes.Set(float64(c.bytes))
-	return true
+	return true, false
+}
+
+// defaultAheadTTL is how long an extent read ahead may wait to be asked
+// for before it counts as served (and may be evicted like one): its
+// readers may be gone, and it must not hold the read-ahead budget
+// forever.
+const defaultAheadTTL = 30 * time.Second
+
+// expireAheadLocked demotes extents read ahead longer than aheadTTL ago.
+func (c *extentCache) expireAheadLocked() {
+	now := time.Now()
+	for el := c.aheadLRU.Back(); el != nil; el = c.aheadLRU.Back() {
+		it := el.Value.(*cacheItem)
+		if now.Sub(it.added) < c.aheadTTL {
+			return
+		}
+		c.aheadLRU.Remove(el)
+		it.ahead = false
+		c.ahead -= it.val.size()
+		c.items[it.key] = c.lru.PushBack(it)
+	}
 }
 
 // load is get: from the cache, from a load in flight, or by calling
@@ -191,10 +230,13 @@ func (c *extentCache) load(ctx context.Context, key extentKey, load func(context
 	c.mu.Lock()
 	if el, ok := c.items[key]; ok {
 		it := el.Value.(*cacheItem)
-		c.lru.MoveToFront(el)
 		if it.ahead {
 			it.ahead = false
 			c.ahead -= it.val.size()
+			c.aheadLRU.Remove(el)
+			c.items[key] = c.lru.PushFront(it)
+		} else {
+			c.lru.MoveToFront(el)
 		}
 		c.mu.Unlock()
 		c.metrics.cacheHits.Inc()
@@ -245,16 +287,24 @@ func (c *extentCache) finishLocked(key extentKey, call *loadCall) {
 		}
 		return
 	}
-	it := &cacheItem{key: key, val: call.val, ahead: !call.used}
+	it := &cacheItem{key: key, val: call.val, ahead: !call.used, added: time.Now()}
 	if it.ahead {
 		c.ahead += size
+		c.items[key] = c.aheadLRU.PushFront(it)
+	} else {
+		c.items[key] = c.lru.PushFront(it)
 	}
-	c.items[key] = c.lru.PushFront(it)
 	c.bytes += size
+	// Extents already served go first: one read ahead is about to be
+	// asked for, one served may never be again.
 	for c.bytes > c.maxBytes {
-		back := c.lru.Back()
+		from := c.lru
+		if from.Len() == 0 {
+			from = c.aheadLRU
+		}
+		back := from.Back()
 		old := back.Value.(*cacheItem)
-		c.lru.Remove(back)
+		from.Remove(back)
 		delete(c.items, old.key)
 		size := old.val.size()
 		c.bytes -= size

@@ -31,14 +31,9 @@ import (
 // An entry the compactor rewrites (a merge or retention) makes the
 // windows that hold it stale: they are loaded again at their next use.
 
-// Index window limits.
-const (
-	// windowLoad is how many entries one etcd read loads.
-	windowLoad = 256
-	// maxWindowEntries bounds one window; extending past it drops the
-	// oldest half.
-	maxWindowEntries = 1024
-)
+// windowLoad bounds the entries one etcd read loads (loadSize); a window
+// extended past four loads drops its oldest half.
+const windowLoad = 256
 
 // shardWindow is a run of consecutive log entries of one shard.
 type shardWindow struct {
@@ -52,6 +47,9 @@ type shardWindow struct {
 	bytes   int64
 	used    time.Time
 	el      *list.Element // in indexWindows.lru
+	// lowSeen is the lowest sequence number a lookup used since the
+	// window was last trimmed: entries before it are behind every reader.
+	lowSeen int64
 }
 
 // ShardRef is a shard and its topic's shard size.
@@ -177,90 +175,180 @@ func newIndexWindows(store *metadata.Store, maxBytes int64, m *readerMetrics) *i
 // removed them since the caller read the log start).
 func (iw *indexWindows) entries(ctx context.Context, t metadata.Topic, p int32, offset, hw int64, max int) (out []metadata.IndexEntry, ok bool, err error) {
 	sh := ShardRef{ShardID: t.Shard(p), size: t.ShardSize}
-	for attempt := 0; ; attempt++ {
-		out, ok, more := iw.lookup(sh, p, offset, hw, max)
-		if ok && !more || attempt == 2 {
-			return out, ok || len(out) > 0, nil
+	w := iw.find(sh, p, offset)
+	if w == nil {
+		if w, err = iw.load(ctx, t, sh, p, offset); err != nil || w == nil {
+			// No entry holds offset: it is at or past the high watermark
+			// etcd has.
+			return nil, true, err
 		}
-		if ok && more {
+	}
+	for range 4 {
+		out, status := iw.lookupIn(w, p, offset, hw, max)
+		switch status {
+		case lookupFound:
+			return out, true, nil
+		case lookupGone:
+			return nil, false, nil
+		case lookupShort:
 			// The window ends before hw: extend it from etcd (the watch
 			// may be behind, or the window was loaded before the entries
 			// after it were committed).
-			if err := iw.extend(ctx, sh, p, offset); err != nil {
+			more, err := iw.extend(ctx, w)
+			if err != nil {
 				return nil, false, err
 			}
-			continue
-		}
-		if err := iw.load(ctx, t, sh, p, offset); err != nil {
-			return nil, false, err
+			if !more {
+				return out, true, nil
+			}
+		case lookupMiss:
+			// The window went stale (a merge) or was dropped meanwhile.
+			if w, err = iw.load(ctx, t, sh, p, offset); err != nil || w == nil {
+				return nil, true, err
+			}
 		}
 	}
+	out, _ = iw.lookupIn(w, p, offset, hw, max)
+	return out, true, nil
 }
 
-// lookup finds p's entries from offset in a window. ok: a window holds
-// offset; more: it ends before hw and the caller wants more entries.
-func (iw *indexWindows) lookup(sh ShardRef, p int32, offset, hw int64, max int) (out []metadata.IndexEntry, ok, more bool) {
+// Outcomes of looking up an offset in a window.
+const (
+	lookupFound = iota // entries found, or none below hw
+	lookupShort        // none found up to the window's end, below hw
+	lookupGone         // the window holds offset, but its records are gone
+	lookupMiss         // the window does not hold offset (any more)
+)
+
+// find returns a window holding p's offset, if one does.
+func (iw *indexWindows) find(sh ShardRef, p int32, offset int64) *shardWindow {
 	iw.mu.Lock()
 	defer iw.mu.Unlock()
 	for _, w := range iw.byShard[sh.ShardID] {
-		if !w.holds(p, offset) {
-			continue
+		if w.holds(p, offset) {
+			return w
 		}
-		w.used = time.Now()
-		iw.lru.MoveToFront(w.el)
-		i, _ := slices.BinarySearchFunc(w.entries, offset, func(e *metadata.LogEntry, off int64) int {
-			if n, _ := e.Next(p); n <= off {
-				return -1
-			}
-			return 1
-		})
-		for ; i < len(w.entries) && len(out) < max; i++ {
-			e := w.entries[i]
-			x, found := e.ExtentOf(p)
-			if !found {
-				continue
-			}
-			if len(out) == 0 && x.First > offset {
-				// The entry that should hold offset does not: retention
-				// dropped those records.
-				return nil, false, false
-			}
-			out = append(out, e.IndexEntry(x))
-		}
-		next := w.nextOf(p)
-		return out, true, len(out) < max && next < hw
 	}
-	return nil, false, false
+	return nil
 }
 
-// load reads a new window holding p's offset.
-func (iw *indexWindows) load(ctx context.Context, t metadata.Topic, sh ShardRef, p int32, offset int64) error {
+// lookupIn finds p's entries from offset in w.
+func (iw *indexWindows) lookupIn(w *shardWindow, p int32, offset, hw int64, max int) ([]metadata.IndexEntry, int) {
+	iw.mu.Lock()
+	defer iw.mu.Unlock()
+	if !w.holds(p, offset) {
+		return nil, lookupMiss
+	}
+	w.used = time.Now()
+	if w.el != nil {
+		iw.lru.MoveToFront(w.el)
+	}
+	i, _ := slices.BinarySearchFunc(w.entries, offset, func(e *metadata.LogEntry, off int64) int {
+		if n, _ := e.Next(p); n <= off {
+			return -1
+		}
+		return 1
+	})
+	if i < len(w.entries) && (w.lowSeen == 0 || w.entries[i].Seq < w.lowSeen) {
+		w.lowSeen = w.entries[i].Seq
+	}
+	var out []metadata.IndexEntry
+	for ; i < len(w.entries) && len(out) < max; i++ {
+		e := w.entries[i]
+		x, found := e.ExtentOf(p)
+		if !found {
+			continue
+		}
+		if len(out) == 0 && x.First > offset {
+			// The entry that should hold offset does not: retention
+			// dropped those records.
+			return nil, lookupGone
+		}
+		out = append(out, e.IndexEntry(x))
+	}
+	if len(out) == 0 && w.nextOf(p) < hw {
+		// Nothing of p in the window from offset on, yet more was
+		// committed: read on (entries found are enough for now; a later
+		// lookup from further on extends the window when it needs to).
+		return out, lookupShort
+	}
+	return out, lookupFound
+}
+
+// loadSize is how many entries one read of a shard's log takes: about
+// 256 KiB of them.
+func loadSize(shardSize int32) int64 {
+	return min(max((256<<10)/(100*int64(shardSize)+100), 16), windowLoad)
+}
+
+// load finds the entry holding p's offset in etcd and returns a window
+// holding it: an existing window of the shard extended forward or
+// backward to it when they meet, else a new one. Several readers of a
+// shard far apart get windows of their own; readers that meet share one.
+// It returns nil when no entry holds offset (it is at or past the high
+// watermark).
+func (iw *indexWindows) load(ctx context.Context, t metadata.Topic, sh ShardRef, p int32, offset int64) (*shardWindow, error) {
 	start := time.Now()
 	seq, found, err := iw.store.SeekEntry(ctx, t, p, offset)
-	if err != nil {
-		return err
+	if err != nil || !found {
+		return nil, err
 	}
-	if !found {
-		return nil
+	n := loadSize(sh.size)
+	iw.mu.Lock()
+	var next *shardWindow // the first window after seq
+	for _, w := range iw.byShard[sh.ShardID] {
+		if w.stale || len(w.entries) == 0 {
+			continue
+		}
+		if w.first() <= seq && seq <= w.last()+1 {
+			iw.mu.Unlock()
+			// Forward: the caller's lookup extends it as far as needed.
+			if seq > w.last() {
+				if _, err := iw.extend(ctx, w); err != nil {
+					return nil, err
+				}
+			}
+			return w, nil
+		}
+		if w.first() > seq && (next == nil || w.first() < next.first()) {
+			next = w
+		}
 	}
-	floor, entries, err := iw.store.ShardWindow(ctx, sh.ShardID, seq, windowLoad)
+	iw.mu.Unlock()
+	limit := n
+	if next != nil {
+		limit = min(n, next.first()-seq)
+	}
+	floor, entries, err := iw.store.ShardWindow(ctx, sh.ShardID, seq, limit)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	iw.metrics.indexLoads.Inc()
 	iw.metrics.indexLatency.Observe(time.Since(start).Seconds())
 	if len(entries) == 0 {
-		return nil
+		return nil, nil
 	}
-	w := &shardWindow{sh: sh, floor: floor, used: time.Now()}
+	loaded := make([]*metadata.LogEntry, len(entries))
 	for i := range entries {
-		w.entries = append(w.entries, trimEntry(&entries[i]))
+		loaded[i] = trimEntry(&entries[i])
 	}
 	iw.mu.Lock()
 	defer iw.mu.Unlock()
-	// Drop windows this one overlaps (and stale ones).
+	if next != nil && next.el != nil && !next.stale && len(next.entries) > 0 && loaded[len(loaded)-1].SeqLast+1 == next.first() {
+		// Backward: the loaded entries end where next begins.
+		for _, e := range loaded {
+			iw.linkLocked(next, e, false)
+		}
+		next.entries = append(loaded, next.entries...)
+		next.floor = floor
+		next.lowSeen = 0
+		iw.growLocked(next, 0)
+		return next, nil
+	}
+	w := &shardWindow{sh: sh, floor: floor, entries: loaded, used: time.Now()}
+	// Drop stale windows and any this one overlaps (a log that changed).
 	var keep []*shardWindow
-	for _, o := range iw.byShard[sh.ShardID] {
+	for _, o := range slices.Clone(iw.byShard[sh.ShardID]) { // dropLocked edits the slice
 		if o.stale || len(o.entries) == 0 || o.first() <= w.last() && w.first() <= o.last() {
 			iw.dropLocked(o)
 			continue
@@ -273,28 +361,22 @@ func (iw *indexWindows) load(ctx context.Context, t metadata.Topic, sh ShardRef,
 		iw.linkLocked(w, e, false)
 	}
 	iw.growLocked(w, 0)
-	return nil
+	return w, nil
 }
 
-// extend appends the entries after the window holding p's offset.
-func (iw *indexWindows) extend(ctx context.Context, sh ShardRef, p int32, offset int64) error {
+// extend appends the entries after w's last from etcd. It reports whether
+// there were any.
+func (iw *indexWindows) extend(ctx context.Context, w *shardWindow) (bool, error) {
 	iw.mu.Lock()
-	var w *shardWindow
-	for _, o := range iw.byShard[sh.ShardID] {
-		if o.holds(p, offset) {
-			w = o
-			break
-		}
-	}
-	if w == nil {
+	if w.stale || len(w.entries) == 0 {
 		iw.mu.Unlock()
-		return nil
+		return false, nil
 	}
 	from := w.last() + 1
 	iw.mu.Unlock()
-	_, entries, err := iw.store.ShardWindow(ctx, sh.ShardID, from, windowLoad)
+	_, entries, err := iw.store.ShardWindow(ctx, w.sh.ShardID, from, loadSize(w.sh.size))
 	if err != nil {
-		return err
+		return false, err
 	}
 	iw.metrics.indexLoads.Inc()
 	iw.mu.Lock()
@@ -302,7 +384,7 @@ func (iw *indexWindows) extend(ctx context.Context, sh ShardRef, p int32, offset
 	for i := range entries {
 		iw.appendLocked(w, &entries[i])
 	}
-	return nil
+	return len(entries) > 0, nil
 }
 
 // appendLocked adds e to w if it follows on from w's last entry.
@@ -312,22 +394,39 @@ func (iw *indexWindows) appendLocked(w *shardWindow, e *metadata.LogEntry) {
 	}
 	e = trimEntry(e)
 	w.entries = append(w.entries, e)
-	iw.linkLocked(w, e, false)
-	dropped := 0
-	if len(w.entries) > maxWindowEntries {
-		dropped = len(w.entries) / 2
+	if w.el != nil {
+		iw.linkLocked(w, e, false)
+	}
+	iw.trimLocked(w)
+	iw.growLocked(w, 0)
+}
+
+// trimLocked drops a long window's entries that every reader has passed
+// (before the lowest one a lookup used since the last trim).
+func (iw *indexWindows) trimLocked(w *shardWindow) {
+	if len(w.entries) <= int(4*loadSize(w.sh.size)) || w.lowSeen == 0 {
+		return
+	}
+	dropped, _ := slices.BinarySearchFunc(w.entries, w.lowSeen, func(e *metadata.LogEntry, seq int64) int { return cmp.Compare(e.Seq, seq) })
+	w.lowSeen = 0
+	if dropped == 0 {
+		return
+	}
+	if w.el != nil {
 		for _, old := range w.entries[:dropped] {
 			iw.linkLocked(w, old, true)
 		}
-		w.floor = w.entries[dropped-1].Nexts
-		w.entries = slices.Clone(w.entries[dropped:])
 	}
-	iw.growLocked(w, dropped)
+	w.floor = w.entries[dropped-1].Nexts
+	w.entries = slices.Clone(w.entries[dropped:])
 }
 
 // growLocked recounts w's bytes and drops least recently used windows
 // past the budget.
 func (iw *indexWindows) growLocked(w *shardWindow, _ int) {
+	if w.el == nil {
+		return // dropped meanwhile
+	}
 	var n int64
 	for _, e := range w.entries {
 		n += entryBytes(e)
@@ -371,9 +470,9 @@ func (iw *indexWindows) dropLocked(w *shardWindow) {
 func (iw *indexWindows) observe(sh metadata.ShardID, e *metadata.LogEntry) {
 	iw.mu.Lock()
 	defer iw.mu.Unlock()
-	for _, w := range iw.byShard[sh] {
+	for _, w := range slices.Clone(iw.byShard[sh]) { // appending may drop windows
 		switch {
-		case len(w.entries) == 0:
+		case w.el == nil || len(w.entries) == 0:
 		case e.Seq == w.last()+1 && e.Flags&metadata.EntryMerged == 0:
 			iw.appendLocked(w, e)
 		case e.Seq <= w.last() && e.SeqLast >= w.first() && !w.has(e):

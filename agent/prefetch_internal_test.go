@@ -63,7 +63,8 @@ func TestExtentCacheReadAheadBudget(t *testing.T) {
 		t.Fatalf("ahead = %d, hits = %v after the extent was asked for; want 0, 1", c.ahead, counterValue(t, m.cacheHits))
 	}
 
-	// Read ahead, then evicted by reads before anyone asks: wasted.
+	// Read ahead, then reads that fill the cache: the extents already
+	// served go first, the one read ahead stays.
 	if !c.reserveAhead(900) {
 		t.Fatal("reserve refused")
 	}
@@ -71,13 +72,33 @@ func TestExtentCacheReadAheadBudget(t *testing.T) {
 	for i := 10; i < 15; i++ {
 		c.get(ctx, k(i), ext(900))
 	}
-	if c.ahead != 0 || counterValue(t, m.prefetchWasted) != 1 {
-		t.Fatalf("ahead = %d, wasted = %v after eviction; want 0, 1", c.ahead, counterValue(t, m.prefetchWasted))
+	if !c.has(k(2)) || c.ahead != size(900) || counterValue(t, m.prefetchWasted) != 0 {
+		t.Fatalf("after reads: read-ahead extent cached %v, ahead = %d, wasted = %v; want true, %d, 0", c.has(k(2)), c.ahead, counterValue(t, m.prefetchWasted), size(900))
+	}
+	// Reads ahead past the budget are refused.
+	if taken, full := c.offer(k(20), &cachedExtent{arena: make([]byte, 900)}); !taken || full {
+		t.Fatalf("an offer within the budget: taken %v, full %v", taken, full)
+	}
+	if taken, full := c.offer(k(21), &cachedExtent{arena: make([]byte, 900)}); taken || !full {
+		t.Fatalf("an offer past the budget: taken %v, full %v", taken, full)
+	}
+	// What nobody asks for within the TTL stops holding the budget, and is
+	// evicted like what was served.
+	c.aheadTTL = 0
+	if free := c.aheadFree(); free != c.aheadMax() || c.ahead != 0 {
+		t.Fatalf("after the TTL: ahead %d, free %d", c.ahead, free)
+	}
+	c.aheadTTL = defaultAheadTTL
+	for i := 20; i < 25; i++ {
+		c.get(ctx, k(i), ext(900))
+	}
+	if c.ahead != 0 {
+		t.Fatalf("ahead = %d after every extent read ahead was asked for or evicted, want 0", c.ahead)
 	}
 
 	// A read ahead of something already cached gives its reservation back.
 	c.reserveAhead(100)
-	one(k(14), 900, 100)
+	one(k(24), 900, 100)
 	if c.ahead != 0 {
 		t.Fatalf("ahead = %d after reading ahead a cached extent, want 0", c.ahead)
 	}

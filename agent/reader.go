@@ -59,16 +59,23 @@ type reader struct {
 	reading map[metadata.PartitionID]readPos
 }
 
-// readPos is where a fetch last read a partition, and when.
+// readPos is where fetches read a partition: the lowest offset any of
+// them asked for since lowAt (several consumer groups may read it at
+// different places), and when one last did.
 type readPos struct {
-	next int64
-	at   time.Time
+	low   int64
+	lowAt time.Time
+	at    time.Time
 }
 
 // Partitions read within activeFor count as being read; at most
-// maxReading are followed.
+// maxReading are followed. The lowest offset a partition is read from is
+// kept for lowFor: a slower reader of it notes its own within that time
+// (fetches come every few hundred milliseconds), a reader that moved on
+// no longer holds it down.
 const (
 	activeFor  = 30 * time.Second
+	lowFor     = 2 * time.Second
 	maxReading = 1 << 16
 )
 
@@ -91,8 +98,8 @@ const (
 // partitions nobody was reading yet); what consumers read is decoded as
 // soon as its chunk arrives, so decoded extents get the larger share.
 func readerBudget(cacheBytes int64) (extents, chunks, index int64) {
-	index = min(cacheBytes/8, 64<<20)
-	chunks = (cacheBytes - index) / 4
+	index = min(cacheBytes/8, 32<<20)
+	chunks = cacheBytes / 8
 	extents = cacheBytes - index - chunks
 	return extents, chunks, index
 }
@@ -131,10 +138,18 @@ func (r *reader) noteRead(id metadata.PartitionID, next int64) {
 			return
 		}
 	}
-	r.reading[id] = readPos{next: next, at: now}
+	p, ok := r.reading[id]
+	if !ok || next <= p.low || now.Sub(p.lowAt) > lowFor {
+		// A new lowest reader, or the lowest one has not been seen there
+		// lately (it has moved on, or stopped).
+		p.low, p.lowAt = next, now
+	}
+	p.at = now
+	r.reading[id] = p
 }
 
-// readingAt returns where partition id is being read, if it is.
+// readingAt returns the lowest offset partition id is being read from, if
+// it is being read.
 func (r *reader) readingAt(id metadata.PartitionID) (int64, bool) {
 	r.posMu.Lock()
 	defer r.posMu.Unlock()
@@ -142,7 +157,7 @@ func (r *reader) readingAt(id metadata.PartitionID) (int64, bool) {
 	if !ok || time.Since(p.at) > activeFor {
 		return 0, false
 	}
-	return p.next, true
+	return p.low, true
 }
 
 // observe learns a log entry written (watch or own commit).
@@ -239,6 +254,23 @@ func (r *reader) extentBytes(ctx context.Context, e metadata.IndexEntry) ([]byte
 	return out, nil
 }
 
+// decodeHeld decodes e from chunks already read (spans and their bytes).
+func (r *reader) decodeHeld(e metadata.IndexEntry, spans []chunkSpan, held [][]byte) (*cachedExtent, error) {
+	var data []byte
+	for i, s := range spans {
+		lo, hi := max(e.Offset, s.start)-s.start, min(e.Offset+e.Length, s.end)-s.start
+		if hi > int64(len(held[i])) || lo > hi {
+			return nil, fmt.Errorf("%w: %s: read %d bytes at %d, the index says the extent at %d is %d bytes", errCorruptObject, e.Object, len(held[i]), s.start, e.Offset, e.Length)
+		}
+		if len(spans) == 1 {
+			data = held[i][lo:hi:hi]
+			break
+		}
+		data = append(data, held[i][lo:hi]...)
+	}
+	return r.decodeEntry(e, data)
+}
+
 // chunk returns a chunk's bytes, reading it once however many ask. A
 // chunk read from the bucket has the extents in it of the partitions
 // being read decoded at once (decodeNeighbours).
@@ -271,10 +303,13 @@ func (r *reader) decodeNeighbours(s chunkSpan, data []byte) {
 		if err != nil {
 			continue // the fetch that needs it decodes it again and reports it
 		}
-		if !r.cache.offer(keyOf(e.IndexEntry), ce) {
-			return // the read-ahead budget is spent
+		taken, full := r.cache.offer(keyOf(e.IndexEntry), ce)
+		if taken {
+			r.metrics.prefetches.Inc()
 		}
-		r.metrics.prefetches.Inc()
+		if full {
+			return // the read-ahead budget is spent: the chunk serves the rest
+		}
 	}
 }
 
@@ -399,13 +434,23 @@ func (r *reader) prefetch(ctx context.Context, wg *sync.WaitGroup, entries []met
 		}
 	}
 	for _, g := range groups {
-		if !r.cache.reserveAhead(g.bytes) {
+		// A chunk read brings in every active partition's extent in it
+		// (decodeNeighbours), about the chunk's size in all: reserve that
+		// much of the read-ahead budget, not just this group's extents, so
+		// reads ahead cannot outrun what the cache holds.
+		reserve := g.bytes
+		for _, s := range g.spans {
+			if !r.chunks.cached(s.key) {
+				reserve += s.end - s.start
+			}
+		}
+		if !r.cache.reserveAhead(reserve) {
 			return
 		}
 		select {
 		case r.prefetchSlots <- struct{}{}:
 		default:
-			r.cache.reserveAhead(-g.bytes)
+			r.cache.reserveAhead(-reserve)
 			return
 		}
 		wg.Add(1)
@@ -417,13 +462,31 @@ func (r *reader) prefetch(ctx context.Context, wg *sync.WaitGroup, entries []met
 			for i, e := range g.entries {
 				keys[i] = keyOf(e)
 			}
-			r.cache.readAhead(ctx, keys, g.bytes, func(ctx context.Context, want []bool) ([]*cachedExtent, error) {
+			r.cache.readAhead(ctx, keys, reserve, func(ctx context.Context, want []bool) ([]*cachedExtent, error) {
+				// The group's chunks are held for all of its entries, so a
+				// chunk evicted meanwhile is not read again.
+				held := make([][]byte, len(g.spans))
+				for i, s := range g.spans {
+					data, err := r.chunk(ctx, s)
+					if err != nil {
+						return nil, err
+					}
+					held[i] = data
+				}
 				out := make([]*cachedExtent, len(g.entries))
 				for i, e := range g.entries {
 					if !want[i] {
 						continue
 					}
-					ce, err := r.loadExtent(ctx, e)
+					var (
+						ce  *cachedExtent
+						err error
+					)
+					if len(g.spans) == 0 {
+						ce, err = r.loadExtent(ctx, e)
+					} else {
+						ce, err = r.decodeHeld(e, g.spans, held)
+					}
 					if err != nil {
 						return nil, err
 					}
