@@ -301,9 +301,10 @@ func (iw *indexWindows) load(ctx context.Context, t metadata.Topic, sh ShardRef,
 			continue
 		}
 		if w.first() <= seq && seq <= w.last()+1 {
+			past := seq > w.last()
 			iw.mu.Unlock()
 			// Forward: the caller's lookup extends it as far as needed.
-			if seq > w.last() {
+			if past {
 				if _, err := iw.extend(ctx, w); err != nil {
 					return nil, err
 				}
@@ -314,11 +315,11 @@ func (iw *indexWindows) load(ctx context.Context, t metadata.Topic, sh ShardRef,
 			next = w
 		}
 	}
-	iw.mu.Unlock()
 	limit := n
 	if next != nil {
 		limit = min(n, next.first()-seq)
 	}
+	iw.mu.Unlock()
 	floor, entries, err := iw.store.ShardWindow(ctx, sh.ShardID, seq, limit)
 	if err != nil {
 		return nil, err

@@ -120,7 +120,7 @@ func (o *agentOptions) register(fs *pflag.FlagSet, autoCreateDefault bool) {
 	fs.StringSliceVar(&o.httpOpen, "http-open-paths", []string{"/healthz", "/readyz"}, "HTTP paths served without authentication (add /metrics for a scraper without credentials)")
 	fs.BoolVar(&o.httpTLS, "http-tls", false, "serve HTTP over TLS with --tls-cert and --tls-key")
 	fs.StringVar(&o.authorize, "authorizer", "auto", "enforce ACLs: auto (when any listener authenticates with SASL or client certificates), on, or off")
-	fs.Int64Var(&o.memoryLimit, "memory-limit", 0, "soft limit of the process's memory, as GOMEMLIMIT: near it the Go garbage collector works harder instead of letting the heap grow to twice what is live. 0 picks --max-buffer-bytes + --cache-bytes + 256 MiB + 2 × --max-uploads × --segment-target-bytes; -1 sets none. A GOMEMLIMIT in the environment wins")
+	fs.Int64Var(&o.memoryLimit, "memory-limit", 0, "soft limit of the process's memory, as GOMEMLIMIT: near it the Go garbage collector works harder instead of letting the heap grow to twice what is live. 0 picks --max-buffer-bytes + --cache-bytes + 256 MiB + 2 × --max-uploads × --segment-target-bytes + 12 × --read-chunk-bytes; -1 sets none. A GOMEMLIMIT in the environment wins")
 	fs.BoolVar(&o.pprof, "pprof", false, "serve Go's profiler (net/http/pprof) under /debug/pprof/ on the HTTP listener, behind the same authentication as /metrics; for benchmarks and diagnosis (floe bench --local turns it on)")
 }
 
@@ -196,9 +196,10 @@ func parseCodec(name string) (segments.Codec, error) {
 
 // memoryOverhead is what an agent needs beyond its flush buffer and fetch
 // cache: the runtime and code, connections, compression state, fetch
-// responses being written, and the segment objects being uploaded.
+// responses being written, the segment objects being uploaded, and the
+// object chunks being read (at most 8 reads ahead, each up to 1.5 chunks).
 func (o *agentOptions) memoryOverhead() int64 {
-	return 256<<20 + 2*int64(o.maxUploads)*int64(o.segmentTarget)
+	return 256<<20 + 2*int64(o.maxUploads)*int64(o.segmentTarget) + 12*o.readChunk
 }
 
 // applyMemoryLimit sets the Go runtime's soft memory limit from
