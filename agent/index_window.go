@@ -24,9 +24,10 @@ import (
 // entries the agent learns from the watermark watch (its own commits and
 // every other agent's), so a consumer tailing or catching up reads etcd
 // once per window, not once per fetch. One window serves every partition
-// of its shard; a shard may have several (consumers far apart). Windows
-// are bounded in total (indexWindowBytes, least recently used dropped
-// first) and in length (maxWindowEntries, oldest entries dropped).
+// of its shard; a shard may have several (readers far apart), which merge
+// when a load makes them meet. Windows are bounded in total (the reader's
+// index budget, least recently used dropped first), and a long one drops
+// the entries every reader has passed.
 //
 // An entry the compactor rewrites (a merge or retention) makes the
 // windows that hold it stale: they are loaded again at their next use.
@@ -58,7 +59,7 @@ type ShardRef struct {
 	size int32
 }
 
-// windowBytes estimates the memory an entry holds.
+// entryBytes estimates the memory an entry holds in a window.
 func entryBytes(e *metadata.LogEntry) int64 {
 	n := int64(96 + 8*len(e.Nexts) + 96*len(e.Extents))
 	for _, o := range e.Objects {
@@ -343,7 +344,7 @@ func (iw *indexWindows) load(ctx context.Context, t metadata.Topic, sh ShardRef,
 		next.entries = append(loaded, next.entries...)
 		next.floor = floor
 		next.lowSeen = 0
-		iw.growLocked(next, 0)
+		iw.growLocked(next)
 		return next, nil
 	}
 	w := &shardWindow{sh: sh, floor: floor, entries: loaded, used: time.Now()}
@@ -361,7 +362,7 @@ func (iw *indexWindows) load(ctx context.Context, t metadata.Topic, sh ShardRef,
 	for _, e := range w.entries {
 		iw.linkLocked(w, e, false)
 	}
-	iw.growLocked(w, 0)
+	iw.growLocked(w)
 	return w, nil
 }
 
@@ -399,7 +400,7 @@ func (iw *indexWindows) appendLocked(w *shardWindow, e *metadata.LogEntry) {
 		iw.linkLocked(w, e, false)
 	}
 	iw.trimLocked(w)
-	iw.growLocked(w, 0)
+	iw.growLocked(w)
 }
 
 // trimLocked drops a long window's entries that every reader has passed
@@ -424,7 +425,7 @@ func (iw *indexWindows) trimLocked(w *shardWindow) {
 
 // growLocked recounts w's bytes and drops least recently used windows
 // past the budget.
-func (iw *indexWindows) growLocked(w *shardWindow, _ int) {
+func (iw *indexWindows) growLocked(w *shardWindow) {
 	if w.el == nil {
 		return // dropped meanwhile
 	}
