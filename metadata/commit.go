@@ -648,8 +648,17 @@ func (c *Committer) applyPrepared(p *prepared, rev int64, results []CommitResult
 func (c *Committer) applyEntry(st *shardState, e *LogEntry) {
 	st.seq = e.SeqLast
 	st.nexts = slices.Clone(e.Nexts)
+	st.applyProducers(e, c.cfg, nil)
+}
+
+// applyProducers applies e's producer deltas (but those of partitions
+// skip names), then the producer rules to the partitions they touched.
+func (st *shardState) applyProducers(e *LogEntry, cfg CommitConfig, skip func(int32) bool) {
 	touched := map[int32]bool{}
 	for _, d := range e.Producers {
+		if skip != nil && skip(d.Partition) {
+			continue
+		}
 		pp := st.producers[d.Partition]
 		if pp == nil {
 			pp = newPartitionProducers()
@@ -659,7 +668,7 @@ func (c *Committer) applyEntry(st *shardState, e *LogEntry) {
 		touched[d.Partition] = true
 	}
 	for p := range touched {
-		st.producers[p].trim(e.Committed-c.cfg.ProducerExpiry.Milliseconds(), c.cfg.MaxProducersPerPartition)
+		st.producers[p].trim(e.Committed-cfg.ProducerExpiry.Milliseconds(), cfg.MaxProducersPerPartition)
 		st.changed[p] = true
 	}
 	st.since++
@@ -884,19 +893,6 @@ func (s *Store) loadShardState(ctx context.Context, sh ShardID, cfg CommitConfig
 		if err != nil {
 			return err
 		}
-		touched := map[int32]bool{}
-		for _, d := range e.Producers {
-			if e.Seq <= startOf(d.Partition) {
-				continue
-			}
-			pp := st.producers[d.Partition]
-			if pp == nil {
-				pp = newPartitionProducers()
-				st.producers[d.Partition] = pp
-			}
-			pp.applyDelta(d, e.Committed)
-			touched[d.Partition] = true
-		}
 		if e.Flags&EntryMerged != 0 && e.SeqLast > from {
 			for p := range st.producers {
 				if e.SeqLast > startOf(p) {
@@ -904,11 +900,7 @@ func (s *Store) loadShardState(ctx context.Context, sh ShardID, cfg CommitConfig
 				}
 			}
 		}
-		for p := range touched {
-			st.producers[p].trim(e.Committed-cfg.ProducerExpiry.Milliseconds(), cfg.MaxProducersPerPartition)
-			st.changed[p] = true
-		}
-		st.since++
+		st.applyProducers(&e, cfg, func(p int32) bool { return e.Seq <= startOf(p) })
 		return nil
 	})
 	if err != nil {
