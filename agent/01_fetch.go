@@ -51,8 +51,12 @@ func init() {
 // maxFetchWait bounds a long poll whatever the client asks.
 const maxFetchWait = 30 * time.Second
 
-// throttleRecheck is how soon a flow-controlled fetch looks again.
-const throttleRecheck = 10 * time.Millisecond
+// throttleRecheck is how soon a flow-controlled fetch looks again;
+// throttleHold is the longest it waits with nothing to serve.
+const (
+	throttleRecheck = 10 * time.Millisecond
+	throttleHold    = 250 * time.Millisecond
+)
 
 // Fetch memory: the record batches of the responses being assembled or
 // written, across the agent. Each response is joined from cached extents
@@ -183,11 +187,21 @@ func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest, held
 		}
 		a.fetchMem.give(reserved - *held)
 	}()
+	// A fetch held back with nothing to serve waits at most
+	// throttleHold for slower readers to free the cache's read-ahead
+	// share, then reads anyway.
+	var heldSince time.Time
 	for {
 		// Subscribe before reading, so a commit between the read and the
 		// wait is not missed.
 		woken, unsubscribe := a.marks.Subscribe(shards)
-		n, errs, throttled := a.readParts(ctx, parts, maxBytes)
+		force := !heldSince.IsZero() && time.Since(heldSince) >= throttleHold
+		n, errs, throttled := a.readParts(ctx, parts, maxBytes, force)
+		if throttled && n == 0 && heldSince.IsZero() {
+			heldSince = time.Now()
+		} else if !throttled || n > 0 {
+			heldSince = time.Time{}
+		}
 		if n >= int64(req.MinBytes) || errs || failed || wait <= 0 || ctx.Err() != nil {
 			unsubscribe()
 			return resp
@@ -212,7 +226,7 @@ func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest, held
 		unsubscribe()
 		if time.Now().After(deadline) {
 			// Read once more: a commit may have landed right at the end.
-			a.readParts(ctx, parts, maxBytes)
+			a.readParts(ctx, parts, maxBytes, true)
 			return resp
 		}
 	}
@@ -244,8 +258,8 @@ func (a *Agent) fetchTopic(ctx context.Context, version int16, rt kmsg.FetchRequ
 // moves through objects in the order they were written, reading each
 // chunk once for all its partitions, instead of reading every object once
 // per partition.
-func (a *Agent) readParts(ctx context.Context, parts []*fetchPart, maxBytes int32) (n int64, errs, throttled bool) {
-	allowed, throttled, pinned := a.planParts(ctx, parts, int64(maxBytes))
+func (a *Agent) readParts(ctx context.Context, parts []*fetchPart, maxBytes int32, force bool) (n int64, errs, throttled bool) {
+	allowed, throttled, pinned := a.planParts(ctx, parts, int64(maxBytes), force)
 	defer a.reader.chunks.unpin(pinned)
 	// When the plan found everything ready but an extent left the cache
 	// since, one partition may read it again; the others wait for the
@@ -280,17 +294,17 @@ func (a *Agent) readParts(ctx context.Context, parts []*fetchPart, maxBytes int3
 // Reads are flow-controlled: what a chunk brings in for the partitions
 // being read waits in the cache's read-ahead budget until they are read,
 // so a chunk is read only while that budget has room for it. A fetch with
-// something ready and no room reads nothing from the bucket (throttled:
-// it serves what is ready, and its long poll looks again shortly, as
-// slower readers, such as other consumer groups, read what was brought in
-// for them and free the budget; what nobody asks for within aheadTTL stops
-// counting). A fetch with nothing ready always reads its oldest chunk, so
-// every reader makes progress.
+// no room reads nothing from the bucket (throttled: it serves what is
+// ready, and its long poll looks again shortly, as slower readers, such as
+// other consumer groups, read what was brought in for them and free the
+// budget; what nobody asks for within aheadTTL stops counting). A fetch
+// held back with nothing to serve for throttleHold (force) reads its oldest
+// chunk anyway, so every reader makes progress.
 //
 // The chunks the plan allows reading from (cached, or to be read) are
 // pinned in the chunk cache until the caller unpins them, so they are not
 // evicted between the plan and the read.
-func (a *Agent) planParts(ctx context.Context, parts []*fetchPart, maxBytes int64) (allowed map[extentKey]bool, throttled bool, pinned []chunkKey) {
+func (a *Agent) planParts(ctx context.Context, parts []*fetchPart, maxBytes int64, force bool) (allowed map[extentKey]bool, throttled bool, pinned []chunkKey) {
 	var cold []metadata.IndexEntry
 	ready := false
 	pinSeen := map[chunkKey]bool{}
@@ -365,7 +379,7 @@ func (a *Agent) planParts(ctx context.Context, parts []*fetchPart, maxBytes int6
 		if len(spans) == 0 {
 			add = e.Length
 		}
-		if read+add > budget && (len(allowed) > 0 || ready) {
+		if read+add > budget && (len(allowed) > 0 || ready || !force) {
 			throttled = true
 			continue
 		}
