@@ -306,7 +306,6 @@ func (a *Agent) readParts(ctx context.Context, parts []*fetchPart, maxBytes int3
 // evicted between the plan and the read.
 func (a *Agent) planParts(ctx context.Context, parts []*fetchPart, maxBytes int64, force bool) (allowed map[extentKey]bool, throttled bool, pinned []chunkKey) {
 	var cold []metadata.IndexEntry
-	ready := false
 	pinSeen := map[chunkKey]bool{}
 	pin := func(e metadata.IndexEntry) {
 		for _, s := range a.reader.chunksOf(e) {
@@ -341,15 +340,10 @@ func (a *Agent) planParts(ctx context.Context, parts []*fetchPart, maxBytes int6
 			// Stored bytes stand in for decoded ones, which are at least
 			// as many: the estimate errs toward one entry more.
 			want -= e.Length
-			first := len(fp.plan) == 0
 			fp.plan = append(fp.plan, e)
-			// ready: some partition can serve its next batches now, decoded
-			// (only a partition's first entry counts: it reads in order).
 			// Entries to decode from chunks are planned like those to read:
 			// a cached chunk costs nothing, and is pinned if it is used.
-			if a.reader.cache.has(keyOf(e)) {
-				ready = ready || first
-			} else {
+			if !a.reader.cache.has(keyOf(e)) {
 				cold = append(cold, e)
 			}
 		}
@@ -379,7 +373,7 @@ func (a *Agent) planParts(ctx context.Context, parts []*fetchPart, maxBytes int6
 		if len(spans) == 0 {
 			add = e.Length
 		}
-		if read+add > budget && (len(allowed) > 0 || ready || !force) {
+		if read+add > budget && (len(allowed) > 0 || !force) {
 			throttled = true
 			continue
 		}

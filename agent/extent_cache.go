@@ -207,7 +207,7 @@ func (c *extentCache) offer(key extentKey, val *cachedExtent) (taken, full bool)
 // for before it counts as served (and may be evicted like one): its
 // readers may be gone, and it must not hold the read-ahead budget
 // forever.
-const defaultAheadTTL = 30 * time.Second
+const defaultAheadTTL = 5 * time.Second
 
 // expireAheadLocked demotes extents read ahead longer than aheadTTL ago.
 func (c *extentCache) expireAheadLocked() {
