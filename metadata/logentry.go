@@ -227,6 +227,9 @@ func (r *valueReader) bytes(n int) []byte {
 
 // count reads a count of items each taking at least minBytes, so a corrupt
 // count cannot make the decoder allocate more than the value could hold.
+//
+// minBytes must be the smallest encoding of one item (one byte per
+// varint), or a value re-encoded with minimal varints can be refused.
 func (r *valueReader) count(minBytes int) int {
 	return int(r.uvarint(uint64(len(r.b) / max(minBytes, 1))))
 }
@@ -286,7 +289,7 @@ func DecodeLogEntry(key string, seq int64, data []byte) (LogEntry, error) {
 		k := r.bytes(int(r.uvarint(maxObjectKeyLen)))
 		e.Objects[i] = ObjectRef{Key: string(k), Size: int64(r.uvarint(math.MaxInt64))}
 	}
-	nx := r.count(11)
+	nx := r.count(10)
 	if nx > len(e.Nexts) {
 		return bad("%d extents for %d partitions", nx, len(e.Nexts))
 	}
@@ -315,7 +318,7 @@ func DecodeLogEntry(key string, seq int64, data []byte) (LogEntry, error) {
 		x.MinTimestamp = r.varint()
 		x.MaxTimestamp = r.varint()
 	}
-	np := r.count(5)
+	np := r.count(4)
 	if np > 0 {
 		e.Producers = make([]ProducerDelta, np)
 	}

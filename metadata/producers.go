@@ -228,7 +228,7 @@ func decodeSnapshot(key string, data []byte) (int64, *partitionProducers, error)
 	}
 	r := &valueReader{b: data[1:]}
 	seq := int64(r.uvarint(math.MaxInt64))
-	n := r.count(5)
+	n := r.count(4)
 	pp := newPartitionProducers()
 	for range n {
 		pid, epoch, batches := r.producerBatches()
