@@ -600,14 +600,16 @@ func TestOrphanCollectedAfterGrace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	orphan := segments.NewObjectKey(time.Now(), segments.KindFlush)
+	// The grace runs from the object's creation: its key's time, which is
+	// before the PUT (a slow PUT must not look like an early delete).
+	named := time.Now()
+	orphan := segments.NewObjectKey(named, segments.KindFlush)
 	if err := e.bucket.Put(ctx(t), orphan, obj); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.bucket.Put(ctx(t), "notes/readme.txt", []byte("not a segment")); err != nil {
 		t.Fatal(err)
 	}
-	put := time.Now()
 
 	const grace = 4 * time.Second
 	c := e.compactor(compactor.Config{RetentionCheckInterval: 250 * time.Millisecond, GCGrace: grace})
@@ -624,13 +626,13 @@ func TestOrphanCollectedAfterGrace(t *testing.T) {
 	// Young: several passes leave it alone.
 	eventually(t, 10*time.Second, "three passes", func() bool { n, _ := c.Stats(); return n >= 3 })
 	if !has(orphan) {
-		t.Fatalf("a young orphan was deleted %v after it was written; the grace is %v", time.Since(put), grace)
+		t.Fatalf("a young orphan was deleted %v after it was named; the grace is %v", time.Since(named), grace)
 	}
 	if _, last := c.Stats(); last.Unreferenced != 1 || last.Deleted != 0 {
 		t.Fatalf("last pass %+v", last)
 	}
 	eventually(t, grace+5*time.Second, "the orphan is deleted", func() bool { return !has(orphan) })
-	if age := time.Since(put); age < grace {
+	if age := time.Since(named); age < grace {
 		t.Fatalf("orphan deleted at %v, before its grace of %v", age, grace)
 	}
 	for _, k := range referenced {
