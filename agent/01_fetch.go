@@ -99,6 +99,7 @@ type fetchPart struct {
 	max    int32 // partition max bytes
 	ok     bool  // resolved; read it
 	next   int64 // after a read that returned batches: the offset after them
+	got    int64 // and the bytes it returned
 	hw     int64 // the high watermark that read saw
 	plan   []metadata.IndexEntry
 }
@@ -316,6 +317,13 @@ func (a *Agent) planParts(ctx context.Context, parts []*fetchPart, maxBytes int6
 			}
 		}
 	}
+	// The plan covers what the response can hold, partitions in the
+	// request's order (as readParts fills it): with thousands of
+	// partitions a response holds a few of each one's entries, and
+	// planning more would cost lookups for nothing. A partition past that
+	// still gives its next entry, so chunks are read oldest first for all
+	// of them.
+	room := maxBytes
 	for _, fp := range parts {
 		fp.plan = nil
 		if !fp.ok {
@@ -328,11 +336,17 @@ func (a *Agent) planParts(ctx context.Context, parts []*fetchPart, maxBytes int6
 		// Being read from here: chunks read for any partition decode this
 		// one's extents too.
 		a.reader.noteRead(metadata.PartitionID{Topic: fp.topic.ID, Partition: fp.part}, fp.offset)
-		entries, _, err := a.reader.entries(ctx, fp.topic, fp.part, fp.offset, marks.Next)
+		want := min(int64(fp.max), room)
+		entries, _, err := a.reader.entries(ctx, fp.topic, fp.part, fp.offset, marks.Next, max(want, 1))
 		if err != nil {
 			continue // the read reports it
 		}
-		want := int64(fp.max)
+		if want <= 0 {
+			if len(entries) > 0 && !a.reader.cache.has(keyOf(entries[0])) {
+				cold = append(cold, entries[0])
+			}
+			continue
+		}
 		for _, e := range entries {
 			if want <= 0 {
 				break
@@ -340,6 +354,7 @@ func (a *Agent) planParts(ctx context.Context, parts []*fetchPart, maxBytes int6
 			// Stored bytes stand in for decoded ones, which are at least
 			// as many: the estimate errs toward one entry more.
 			want -= e.Length
+			room -= e.Length
 			fp.plan = append(fp.plan, e)
 			// Entries to decode from chunks are planned like those to read:
 			// a cached chunk costs nothing, and is pinned if it is used.
@@ -393,7 +408,7 @@ func (a *Agent) planParts(ctx context.Context, parts []*fetchPart, maxBytes int6
 
 // readAhead starts reading the entries each partition that returned
 // batches will need next, so those reads overlap the client's processing
-// of this response.
+// of this response: about as much of each as it returned this time.
 func (a *Agent) readAhead(parts []*fetchPart) {
 	if a.draining.Load() {
 		return
@@ -403,12 +418,12 @@ func (a *Agent) readAhead(parts []*fetchPart) {
 		if !fp.ok || fp.next <= 0 {
 			continue
 		}
-		entries, _, err := a.reader.entries(a.ctx, fp.topic, fp.part, fp.next, fp.hw)
-		fp.next = 0
+		want := min(int64(fp.max), fp.got)
+		entries, _, err := a.reader.entries(a.ctx, fp.topic, fp.part, fp.next, fp.hw, want)
+		fp.next, fp.got = 0, 0
 		if err != nil {
 			continue
 		}
-		want := int64(fp.max)
 		for _, e := range entries {
 			if want <= 0 {
 				break
@@ -461,7 +476,7 @@ func (a *Agent) readPart(ctx context.Context, fp *fetchPart, budget int64, first
 	var out gathered
 	defer func() {
 		if out.n > 0 {
-			fp.next, fp.hw = out.next, marks.Next // for readAhead
+			fp.next, fp.got, fp.hw = out.next, out.n, marks.Next // for readAhead
 			a.reader.noteRead(metadata.PartitionID{Topic: fp.topic.ID, Partition: fp.part}, out.next)
 		}
 	}()
@@ -484,7 +499,7 @@ func (a *Agent) readPart(ctx context.Context, fp *fetchPart, budget int64, first
 		reload := false
 		if len(entries) == 0 || entries[len(entries)-1].Last < offset {
 			var ok bool
-			entries, ok, err = a.reader.entries(ctx, fp.topic, fp.part, offset, marks.Next)
+			entries, ok, err = a.reader.entries(ctx, fp.topic, fp.part, offset, marks.Next, max(limit-out.n, 1))
 			if err != nil {
 				sp.ErrorCode = kerr.RequestTimedOut.Code
 				a.log.Warn("reading index failed", "topic", fp.topic.Name, "partition", fp.part, "err", err)

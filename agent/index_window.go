@@ -171,10 +171,11 @@ func newIndexWindows(store *metadata.Store, maxBytes int64, m *readerMetrics) *i
 }
 
 // entries returns partition p of t's index entries that hold offset and
-// follow it, below hw, at most max of them. ok is false when no entry
+// follow it, below hw: at most max of them, and no more once they hold
+// maxBytes (at least one). ok is false when no entry
 // holds offset although it is below hw: its records are gone (retention
 // removed them since the caller read the log start).
-func (iw *indexWindows) entries(ctx context.Context, t metadata.Topic, p int32, offset, hw int64, max int) (out []metadata.IndexEntry, ok bool, err error) {
+func (iw *indexWindows) entries(ctx context.Context, t metadata.Topic, p int32, offset, hw int64, max int, maxBytes int64) (out []metadata.IndexEntry, ok bool, err error) {
 	sh := ShardRef{ShardID: t.Shard(p), size: t.ShardSize}
 	w := iw.find(sh, p, offset)
 	if w == nil {
@@ -185,7 +186,7 @@ func (iw *indexWindows) entries(ctx context.Context, t metadata.Topic, p int32, 
 		}
 	}
 	for range 4 {
-		out, status := iw.lookupIn(w, p, offset, hw, max)
+		out, status := iw.lookupIn(w, p, offset, hw, max, maxBytes)
 		switch status {
 		case lookupFound:
 			return out, true, nil
@@ -209,7 +210,7 @@ func (iw *indexWindows) entries(ctx context.Context, t metadata.Topic, p int32, 
 			}
 		}
 	}
-	out, _ = iw.lookupIn(w, p, offset, hw, max)
+	out, _ = iw.lookupIn(w, p, offset, hw, max, maxBytes)
 	return out, true, nil
 }
 
@@ -233,8 +234,9 @@ func (iw *indexWindows) find(sh ShardRef, p int32, offset int64) *shardWindow {
 	return nil
 }
 
-// lookupIn finds p's entries from offset in w.
-func (iw *indexWindows) lookupIn(w *shardWindow, p int32, offset, hw int64, max int) ([]metadata.IndexEntry, int) {
+// lookupIn finds p's entries from offset in w, at most max of them or
+// maxBytes' worth.
+func (iw *indexWindows) lookupIn(w *shardWindow, p int32, offset, hw int64, max int, maxBytes int64) ([]metadata.IndexEntry, int) {
 	iw.mu.Lock()
 	defer iw.mu.Unlock()
 	if !w.holds(p, offset) {
@@ -253,8 +255,11 @@ func (iw *indexWindows) lookupIn(w *shardWindow, p int32, offset, hw int64, max 
 	if i < len(w.entries) && (w.lowSeen == 0 || w.entries[i].Seq < w.lowSeen) {
 		w.lowSeen = w.entries[i].Seq
 	}
-	var out []metadata.IndexEntry
-	for ; i < len(w.entries) && len(out) < max; i++ {
+	var (
+		out   []metadata.IndexEntry
+		bytes int64
+	)
+	for ; i < len(w.entries) && len(out) < max && (len(out) == 0 || bytes < maxBytes); i++ {
 		e := w.entries[i]
 		x, found := e.ExtentOf(p)
 		if !found {
@@ -266,6 +271,7 @@ func (iw *indexWindows) lookupIn(w *shardWindow, p int32, offset, hw int64, max 
 			return nil, lookupGone
 		}
 		out = append(out, e.IndexEntry(x))
+		bytes += x.Length
 	}
 	if len(out) == 0 && w.nextOf(p) < hw {
 		// Nothing of p in the window from offset on, yet more was

@@ -166,9 +166,12 @@ func (r *reader) observe(sh metadata.ShardID, e *metadata.LogEntry) { r.windows.
 // entries returns index entries of partition p of t that hold offset and
 // the ones after it, below hw (at most 64). ok is false when the records at
 // offset are gone.
-func (r *reader) entries(ctx context.Context, t metadata.Topic, p int32, offset, hw int64) ([]metadata.IndexEntry, bool, error) {
-	return r.windows.entries(ctx, t, p, offset, hw, 64)
+func (r *reader) entries(ctx context.Context, t metadata.Topic, p int32, offset, hw, maxBytes int64) ([]metadata.IndexEntry, bool, error) {
+	return r.windows.entries(ctx, t, p, offset, hw, maxLookup, maxBytes)
 }
+
+// maxLookup bounds the index entries one lookup returns.
+const maxLookup = 64
 
 // invalidate drops what the reader holds of a partition's index.
 func (r *reader) invalidate(t metadata.Topic, p int32) { r.windows.invalidate(t.Shard(p)) }
@@ -405,33 +408,37 @@ func (r *reader) prefetch(ctx context.Context, wg *sync.WaitGroup, entries []met
 		entries []metadata.IndexEntry
 		bytes   int64
 	}
+	// A group is read by one GET, or two for an extent across a chunk
+	// boundary: its first chunk, its last, or for a direct read the
+	// extent's offset.
+	type groupID struct {
+		object      string
+		first, last int64
+	}
 	var (
 		groups []*group
-		byKey  = map[string]*group{}
+		byID   = map[groupID]*group{}
+		seen   = map[extentKey]bool{}
 	)
 	for _, e := range entries {
-		if r.cache.has(keyOf(e)) {
+		k := keyOf(e)
+		if seen[k] || r.cache.has(k) {
 			continue
 		}
+		seen[k] = true
 		spans := r.chunksOf(e)
-		id := e.Object + "\x00" + fmt.Sprint(e.Offset) // a direct read is a group of its own
+		id := groupID{object: e.Object, first: -1, last: e.Offset} // a direct read is a group of its own
 		if len(spans) > 0 {
-			var b strings.Builder
-			for _, s := range spans {
-				fmt.Fprintf(&b, "%s\x00%d\x00", s.key.object, s.key.index)
-			}
-			id = b.String()
+			id = groupID{object: e.Object, first: int64(spans[0].key.index), last: int64(spans[len(spans)-1].key.index)}
 		}
-		g := byKey[id]
+		g := byID[id]
 		if g == nil {
 			g = &group{spans: spans}
-			byKey[id] = g
+			byID[id] = g
 			groups = append(groups, g)
 		}
-		if !slices.ContainsFunc(g.entries, func(x metadata.IndexEntry) bool { return keyOf(x) == keyOf(e) }) {
-			g.entries = append(g.entries, e)
-			g.bytes += e.Length
-		}
+		g.entries = append(g.entries, e)
+		g.bytes += e.Length
 	}
 	for _, g := range groups {
 		// A chunk read brings in every active partition's extent in it
