@@ -88,6 +88,11 @@ func (e *LogEntry) Next(p int32) (int64, bool) {
 
 // ExtentOf returns partition p's extent in e.
 func (e *LogEntry) ExtentOf(p int32) (Extent, bool) {
+	// An entry of a flush with keyed records has an extent of every
+	// partition of its shard: p's is then at p's place.
+	if i := p - e.Base; i >= 0 && int(i) < len(e.Extents) && e.Extents[i].Partition == p {
+		return e.Extents[i], true
+	}
 	i, ok := slices.BinarySearchFunc(e.Extents, p, func(x Extent, p int32) int { return int(x.Partition - p) })
 	if !ok {
 		return Extent{}, false
