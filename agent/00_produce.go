@@ -218,10 +218,7 @@ func (a *Agent) validateBatches(txnID *string, records []byte, s metadata.TopicS
 			return nil, kafkaErrorf(kerr.TransactionalIDAuthorizationFailed, "transactions are not supported by floe yet")
 		}
 		if s.LogAppendTime {
-			segments.SetLogAppendTime(b.Raw, now)
-			b.Attributes |= 0x08
-			b.MaxTimestamp = now
-			b.BaseTimestamp = now
+			b.SetLogAppendTime(now)
 		}
 	}
 	return batches, nil

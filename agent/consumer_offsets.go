@@ -56,10 +56,8 @@ package agent
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"log/slog"
 	"math"
 	"strconv"
@@ -85,9 +83,6 @@ const (
 	groupValueVersion         = 1 // GroupMetadataValue
 	groupValueVersionInstance = 3 // GroupMetadataValue with static members
 )
-
-// castagnoli is the CRC-32C table of RecordBatch checksums.
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // maxFeedPending bounds the records waiting to be appended.
 const maxFeedPending = 100_000
@@ -462,44 +457,16 @@ func feedBatch(recs []feedRecord) (segments.Batch, error) {
 	for _, r := range recs {
 		base, maxTS = min(base, r.ts), max(maxTS, r.ts)
 	}
-	raw := make([]byte, segments.BatchHeaderSize, segments.BatchHeaderSize+64*len(recs))
+	body := make([]byte, 0, 64*len(recs))
 	for i, r := range recs {
-		raw = appendRecord(raw, r.ts-base, int64(i), r.key, r.value)
+		body = segments.AppendRecord(body, r.ts-base, int32(i), r.key, r.value)
 	}
-	be := binary.BigEndian
-	be.PutUint64(raw[0:], 0)                    // base offset (assigned at commit)
-	be.PutUint32(raw[8:], uint32(len(raw)-12))  // batch length
-	be.PutUint32(raw[12:], math.MaxUint32)      // partition leader epoch -1
-	raw[16] = segments.BatchMagic               // magic
-	be.PutUint16(raw[21:], 0)                   // attributes: uncompressed, create time
-	be.PutUint32(raw[23:], uint32(len(recs)-1)) // last offset delta
-	be.PutUint64(raw[27:], uint64(base))
-	be.PutUint64(raw[35:], uint64(maxTS))
-	be.PutUint64(raw[43:], math.MaxUint64)    // producer ID -1
-	be.PutUint16(raw[51:], math.MaxUint16)    // producer epoch -1
-	be.PutUint32(raw[53:], math.MaxUint32)    // base sequence -1
-	be.PutUint32(raw[57:], uint32(len(recs))) // record count
-	be.PutUint32(raw[17:], crc32.Checksum(raw[21:], castagnoli))
+	raw := segments.AppendBatch(make([]byte, 0, segments.BatchHeaderSize+len(body)), segments.BatchHeader{
+		BaseTimestamp: base, MaxTimestamp: maxTS,
+		ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1,
+		LastOffsetDelta: int32(len(recs) - 1), RecordCount: int32(len(recs)),
+	}, body)
 	return segments.ParseBatch(raw)
-}
-
-// appendRecord appends one Record (Kafka's v2 record format).
-func appendRecord(dst []byte, tsDelta, offsetDelta int64, key, value []byte) []byte {
-	body := make([]byte, 0, 16+len(key)+len(value))
-	body = append(body, 0) // attributes
-	body = binary.AppendVarint(body, tsDelta)
-	body = binary.AppendVarint(body, offsetDelta)
-	body = binary.AppendVarint(body, int64(len(key)))
-	body = append(body, key...)
-	if value == nil {
-		body = binary.AppendVarint(body, -1)
-	} else {
-		body = binary.AppendVarint(body, int64(len(value)))
-		body = append(body, value...)
-	}
-	body = binary.AppendVarint(body, 0) // headers
-	dst = binary.AppendVarint(dst, int64(len(body)))
-	return append(dst, body...)
 }
 
 // Hooks for the group coordinator. Each is called with the group's mu

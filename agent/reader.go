@@ -3,7 +3,6 @@ package agent
 import (
 	"cmp"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -362,23 +361,11 @@ func (r *reader) decodeEntry(e metadata.IndexEntry, data []byte) (*cachedExtent,
 		bases:  make([]int64, 0, e.Batches),
 		lasts:  make([]int64, 0, e.Batches),
 	}
-	next := e.First
-	skip := e.Skip
-	err = segments.DecodeExtent(data, func(ordinal int, batch []byte) error {
-		if slices.Contains(skip, int32(ordinal)) {
-			return nil
-		}
-		if len(batch) < 61 {
-			return fmt.Errorf("%w: %s: short batch", errCorruptObject, e.Object)
-		}
-		pos := len(ce.arena)
-		ce.arena = append(ce.arena, batch...)
-		segments.SetBaseOffset(ce.arena[pos:], next)
-		lastDelta := int64(int32(binary.BigEndian.Uint32(batch[23:27])))
-		ce.starts = append(ce.starts, pos)
-		ce.bases = append(ce.bases, next)
-		next += lastDelta + 1
-		ce.lasts = append(ce.lasts, next-1)
+	var next int64
+	ce.arena, next, err = segments.ReadExtent(data, e.First, e.Skip, ce.arena, func(b segments.AssignedBatch) error {
+		ce.starts = append(ce.starts, b.Start)
+		ce.bases = append(ce.bases, b.Base)
+		ce.lasts = append(ce.lasts, b.Last)
 		return nil
 	})
 	if err != nil {

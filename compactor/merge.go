@@ -589,23 +589,14 @@ func appendExtent(b *segments.Builder, k segments.PartitionKey, object string, x
 	if err != nil {
 		return fmt.Errorf("decoding extent of %s at %d: %w", object, x.Offset, err)
 	}
-	arena := make([]byte, 0, rawLen)
-	next := x.First
 	var kept int32
-	err = segments.DecodeExtent(data, func(ord int, batch []byte) error {
-		if _, skip := slices.BinarySearch(x.Skip, int32(ord)); skip {
-			return nil
-		}
-		arena = append(arena, batch...)
-		raw := arena[len(arena)-len(batch) : len(arena) : len(arena)]
-		parsed, err := segments.ParseBatch(raw)
+	_, next, err := segments.ReadExtent(data, x.First, x.Skip, make([]byte, 0, rawLen), func(ab segments.AssignedBatch) error {
+		parsed, err := segments.ParseBatch(ab.Raw)
 		if err != nil {
-			return fmt.Errorf("batch %d of %s at %d: %w", ord, object, x.Offset, err)
+			return fmt.Errorf("batch %d of %s at %d: %w", ab.Ordinal, object, x.Offset, err)
 		}
-		segments.SetBaseOffset(raw, next)
-		next += int64(parsed.RecordCount)
 		if b.Append(k, parsed) < 0 {
-			return fmt.Errorf("batch %d of %s at %d: not appendable", ord, object, x.Offset)
+			return fmt.Errorf("batch %d of %s at %d: not appendable", ab.Ordinal, object, x.Offset)
 		}
 		kept++
 		return nil

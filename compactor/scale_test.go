@@ -22,11 +22,13 @@ import (
 )
 
 // testLog logs at debug level with FLOE_TEST_LOG set, else discards.
+// testLog logs everything with FLOE_TEST_LOG set, else warnings and
+// errors into the test's output (shown when it fails).
 func testLog(t testing.TB) *slog.Logger {
 	if os.Getenv("FLOE_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return slog.New(slog.DiscardHandler)
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 // countingBucket counts PUTs.

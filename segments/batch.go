@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"math"
 )
 
 // Kafka RecordBatch v2 ("magic 2") header layout. All fields are big-endian.
@@ -116,6 +117,12 @@ func (b *Batch) IsCompressed() bool { return b.Attributes&attrCompressionMask !=
 // NumRecords returns the number of records in the batch.
 func (b *Batch) NumRecords() int32 { return b.RecordCount }
 
+// OffsetSpan returns the number of offsets the batch spans: its records
+// are at base offset to base offset + lastOffsetDelta. A produced batch
+// spans one offset per record; a batch a cleaner compacted keeps its
+// offsets and spans more offsets than it has records.
+func (b *Batch) OffsetSpan() int64 { return int64(b.LastOffsetDelta) + 1 }
+
 // Transactional reports whether the batch is part of a transaction.
 func (b *Batch) Transactional() bool { return b.Attributes&attrTransactional != 0 }
 
@@ -131,7 +138,9 @@ func (b *Batch) LogAppendTime() bool { return b.Attributes&attrLogAppendTime != 
 // concatenated RecordBatch v2) into batches. The returned batches alias
 // records; nothing is copied.
 //
-// Every batch is checked with ParseBatch. The first failure is returned,
+// Every batch is checked with ParseBatch, and its records must have
+// consecutive offset deltas (lastOffsetDelta is recordCount-1), as a
+// producer writes them. The first failure is returned,
 // wrapped with the batch's index and byte position, and matches one of
 // ErrCorruptBatch, ErrInvalidBatch or ErrUnsupportedMagic. An empty records
 // field is ErrInvalidBatch.
@@ -152,6 +161,9 @@ func ParseBatches(records []byte) ([]Batch, error) {
 			return nil, fmt.Errorf("batch %d at byte %d: %w", len(batches), pos, err)
 		}
 		b, err := ParseBatch(rest[:n:n])
+		if err == nil && b.LastOffsetDelta != b.RecordCount-1 {
+			err = fmt.Errorf("%w: lastOffsetDelta %d with %d records: a produced batch has one offset per record", ErrInvalidBatch, b.LastOffsetDelta, b.RecordCount)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("batch %d at byte %d: %w", len(batches), pos, err)
 		}
@@ -204,8 +216,9 @@ func checkMagic(magic int8) error {
 
 // ParseBatch parses and validates raw, which must be exactly one RecordBatch
 // v2. It checks the length, magic and CRC, that the batch has records, that
-// lastOffsetDelta is recordCount-1, and that the compression codec is known.
-// The returned Batch aliases raw.
+// it spans at least one offset per record (lastOffsetDelta at least
+// recordCount-1; more in a compacted batch), and that the compression codec
+// is known. The returned Batch aliases raw.
 func ParseBatch(raw []byte) (Batch, error) {
 	n, err := batchSize(raw)
 	if err != nil {
@@ -222,7 +235,7 @@ func ParseBatch(raw []byte) (Batch, error) {
 	if b.RecordCount <= 0 {
 		return Batch{}, fmt.Errorf("%w: record count %d", ErrInvalidBatch, b.RecordCount)
 	}
-	if b.LastOffsetDelta != b.RecordCount-1 {
+	if b.LastOffsetDelta < b.RecordCount-1 {
 		return Batch{}, fmt.Errorf("%w: lastOffsetDelta %d with %d records", ErrInvalidBatch, b.LastOffsetDelta, b.RecordCount)
 	}
 	if c := b.Compression(); c > CompressionZstd {
@@ -282,4 +295,98 @@ func SetLogAppendTime(raw []byte, ts int64) {
 	be.PutUint16(raw[offAttributes:], attrs|attrLogAppendTime)
 	be.PutUint64(raw[offMaxTimestamp:], uint64(ts))
 	be.PutUint32(raw[offCRC:], crc32.Checksum(raw[offAttributes:], castagnoli))
+}
+
+// SetLogAppendTime stamps b (SetLogAppendTime of b.Raw) and updates its
+// parsed fields to match: the timestamp type, maxTimestamp (every
+// record's timestamp from now on) and the CRC.
+func (b *Batch) SetLogAppendTime(ts int64) {
+	SetLogAppendTime(b.Raw, ts)
+	b.Attributes |= attrLogAppendTime
+	b.CRC = binary.BigEndian.Uint32(b.Raw[offCRC:])
+	b.MaxTimestamp = ts
+}
+
+// BatchHeader is what a new batch's header says of its records
+// (AppendBatch).
+type BatchHeader struct {
+	// Attributes: the compression codec of Records and flags; a new
+	// batch's records are usually uncompressed (0).
+	Attributes    int16
+	BaseTimestamp int64
+	MaxTimestamp  int64
+	// ProducerID, ProducerEpoch and BaseSequence: -1, -1, -1 for a batch
+	// without a producer (NoProducer).
+	ProducerID    int64
+	ProducerEpoch int16
+	BaseSequence  int32
+	// LastOffsetDelta is the offset delta of the last record; RecordCount
+	// the number of records.
+	LastOffsetDelta int32
+	RecordCount     int32
+}
+
+// AppendBatch appends a RecordBatch v2 with header h and records (Records
+// encoded as AppendRecord writes them, compressed as h.Attributes says) to
+// dst: base offset 0 (assigned at commit), partition leader epoch -1, its
+// length and CRC filled in.
+func AppendBatch(dst []byte, h BatchHeader, records []byte) []byte {
+	start := len(dst)
+	dst = append(dst, make([]byte, BatchHeaderSize)...)
+	dst = append(dst, records...)
+	raw := dst[start:]
+	be := binary.BigEndian
+	be.PutUint64(raw[offBaseOffset:], 0)
+	be.PutUint32(raw[offBatchLength:], uint32(len(raw)-batchLengthOverhead))
+	be.PutUint32(raw[offLeaderEpoch:], math.MaxUint32)
+	raw[offMagic] = BatchMagic
+	be.PutUint16(raw[offAttributes:], uint16(h.Attributes))
+	be.PutUint32(raw[offLastOffsetDelta:], uint32(h.LastOffsetDelta))
+	be.PutUint64(raw[offBaseTimestamp:], uint64(h.BaseTimestamp))
+	be.PutUint64(raw[offMaxTimestamp:], uint64(h.MaxTimestamp))
+	be.PutUint64(raw[offProducerID:], uint64(h.ProducerID))
+	be.PutUint16(raw[offProducerEpoch:], uint16(h.ProducerEpoch))
+	be.PutUint32(raw[offBaseSequence:], uint32(h.BaseSequence))
+	be.PutUint32(raw[offRecordCount:], uint32(h.RecordCount))
+	be.PutUint32(raw[offCRC:], crc32.Checksum(raw[offAttributes:], castagnoli))
+	return dst
+}
+
+// AppendRecord appends one record in Kafka's v2 record format, without
+// headers, to dst: its timestamp and offset deltas from the batch's base
+// timestamp and offset, its key and its value (nil: null; a null value is
+// a tombstone).
+func AppendRecord(dst []byte, tsDelta int64, offsetDelta int32, key, value []byte) []byte {
+	n := 1 + varintLen(tsDelta) + varintLen(int64(offsetDelta)) + bytesLen(key) + bytesLen(value) + 1
+	dst = binary.AppendVarint(dst, int64(n))
+	dst = append(dst, 0) // attributes
+	dst = binary.AppendVarint(dst, tsDelta)
+	dst = binary.AppendVarint(dst, int64(offsetDelta))
+	dst = appendBytes(dst, key)
+	dst = appendBytes(dst, value)
+	return binary.AppendVarint(dst, 0) // headers
+}
+
+// appendBytes appends b as a record field: its length as a varint (-1
+// for nil), then b.
+func appendBytes(dst, b []byte) []byte {
+	if b == nil {
+		return binary.AppendVarint(dst, -1)
+	}
+	dst = binary.AppendVarint(dst, int64(len(b)))
+	return append(dst, b...)
+}
+
+// bytesLen is the length of b as appendBytes writes it.
+func bytesLen(b []byte) int {
+	if b == nil {
+		return varintLen(-1)
+	}
+	return varintLen(int64(len(b))) + len(b)
+}
+
+// varintLen is the length of v as a zigzag varint.
+func varintLen(v int64) int {
+	var b [binary.MaxVarintLen64]byte
+	return binary.PutVarint(b[:], v)
 }

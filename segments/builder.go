@@ -98,7 +98,7 @@ func (b *Builder) Append(p PartitionKey, batch Batch) (ordinal int) {
 	} else {
 		part.minTS, part.maxTS = min(part.minTS, minTS), max(part.maxTS, maxTS)
 	}
-	part.records += int64(be.Uint32(raw[offRecordCount:]))
+	part.records += int64(int32(be.Uint32(raw[offLastOffsetDelta:]))) + 1 // the offsets it spans
 	part.rawLen += int64(len(raw))
 	part.batches = append(part.batches, raw)
 	b.rawLen += len(raw)

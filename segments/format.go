@@ -148,8 +148,9 @@ type Extent struct {
 	// Offset and Length locate the extent in the object.
 	Offset, Length int64
 	// Batches is the number of RecordBatches, Records the number of
-	// records in them. Offsets are assigned at commit: the extent takes
-	// Records consecutive offsets.
+	// offsets they span (the sum of lastOffsetDelta+1: their records,
+	// unless a batch was compacted). Offsets are assigned at commit: the
+	// extent takes Records consecutive offsets.
 	Batches int32
 	Records int64
 	// MinTimestamp and MaxTimestamp bound the record timestamps, from the

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"slices"
 	"sync"
 
 	"github.com/klauspost/compress/s2"
@@ -410,4 +411,52 @@ func readRange(ctx context.Context, r BucketReader, key string, off, n int64) ([
 		return nil, fmt.Errorf("reading bytes %d-%d: %w", off, off+n-1, err)
 	}
 	return buf, nil
+}
+
+// AssignedBatch is a batch of an extent as ReadExtent copies it out: at
+// Start in the arena, with base offset Base and last offset Last.
+type AssignedBatch struct {
+	Ordinal    int
+	Raw        []byte
+	Start      int
+	Base, Last int64
+}
+
+// ReadExtent decodes an extent (DecodeExtent) and gives its batches their
+// offsets, as the partition's log holds them: the batches whose ordinals
+// are in skip (ascending; batches a commit refused) are dropped, and each
+// other batch is appended to arena with its base offset set to next,
+// which starts at first and then follows the batch's last offset (base +
+// lastOffsetDelta). A batch's offsets are its span, not its record count:
+// a compacted batch keeps the offsets of the records it lost.
+//
+// fn, when not nil, sees each batch as appended (Raw aliases the arena
+// until it next grows). ReadExtent returns the grown arena and the offset
+// after the last batch. A batch shorter than a header, or with a negative
+// lastOffsetDelta, is ErrCorruptSegment.
+func ReadExtent(data []byte, first int64, skip []int32, arena []byte, fn func(AssignedBatch) error) ([]byte, int64, error) {
+	next := first
+	err := DecodeExtent(data, func(ordinal int, batch []byte) error {
+		if _, skipped := slices.BinarySearch(skip, int32(ordinal)); skipped {
+			return nil
+		}
+		if len(batch) < BatchHeaderSize {
+			return fmt.Errorf("%w: batch %d of %d bytes, shorter than a batch header", ErrCorruptSegment, ordinal, len(batch))
+		}
+		delta := int32(binary.BigEndian.Uint32(batch[offLastOffsetDelta:]))
+		if delta < 0 {
+			return fmt.Errorf("%w: batch %d has lastOffsetDelta %d", ErrCorruptSegment, ordinal, delta)
+		}
+		start := len(arena)
+		arena = append(arena, batch...)
+		raw := arena[start:len(arena):len(arena)]
+		SetBaseOffset(raw, next)
+		ab := AssignedBatch{Ordinal: ordinal, Raw: raw, Start: start, Base: next, Last: next + int64(delta)}
+		next = ab.Last + 1
+		if fn != nil {
+			return fn(ab)
+		}
+		return nil
+	})
+	return arena, next, err
 }
