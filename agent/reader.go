@@ -163,7 +163,8 @@ func (r *reader) readingAt(id metadata.PartitionID) (int64, bool) {
 func (r *reader) observe(sh metadata.ShardID, e *metadata.LogEntry) { r.windows.observe(sh, e) }
 
 // entries returns index entries of partition p of t that hold offset and
-// the ones after it, below hw (at most 64). ok is false when the records at
+// the ones after it, below hw: at most maxLookup of them, and no more once
+// they hold maxBytes (at least one). ok is false when the records at
 // offset are gone.
 func (r *reader) entries(ctx context.Context, t metadata.Topic, p int32, offset, hw, maxBytes int64) ([]metadata.IndexEntry, bool, error) {
 	return r.windows.entries(ctx, t, p, offset, hw, maxLookup, maxBytes)
