@@ -3,7 +3,6 @@ package agent_test
 import (
 	"context"
 	"crypto/tls"
-	"log/slog"
 	"os"
 	"testing"
 	"time"
@@ -43,13 +42,6 @@ const (
 	testAdmin         = "admin"
 	testAdminPassword = "admin-secret"
 )
-
-func testLogger(t *testing.T) *slog.Logger {
-	if os.Getenv("FLOE_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.DiscardHandler)
-}
 
 func newTestCluster(t *testing.T) *testCluster {
 	t.Helper()
@@ -121,7 +113,7 @@ func (c *testCluster) addAgent(mod func(*agent.Config)) *agent.Agent {
 	if mod != nil {
 		mod(&cfg)
 	}
-	deps := agent.Deps{Store: c.store, Bucket: c.bucket, Log: testLogger(c.t)}
+	deps := agent.Deps{Store: c.store, Bucket: c.bucket, Log: testenv.Logger(c.t)}
 	if c.registry != nil {
 		deps.Registry = c.registry
 		c.registry = nil

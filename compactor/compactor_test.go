@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"sort"
 	"strings"
@@ -38,13 +37,6 @@ type env struct {
 	store  *metadata.Store
 	bucket segments.Bucket
 	agents []*agent.Agent
-}
-
-func testLogger() *slog.Logger {
-	if os.Getenv("FLOE_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.DiscardHandler)
 }
 
 func newEnv(t *testing.T) *env {
@@ -85,7 +77,7 @@ func (e *env) addAgent() *agent.Agent {
 
 func (e *env) addAgentWith(cfg agent.Config) *agent.Agent {
 	e.t.Helper()
-	a, err := agent.New(cfg, agent.Deps{Store: e.store, Bucket: e.bucket, Log: testLogger()})
+	a, err := agent.New(cfg, agent.Deps{Store: e.store, Bucket: e.bucket, Log: testenv.Logger(e.t)})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -143,7 +135,7 @@ func (e *env) newCompactor(cfg compactor.Config) *compactor.Compactor {
 	if cfg.EtcdMaxTxnOps == 0 {
 		cfg.EtcdMaxTxnOps = 2048 // both test etcds allow it
 	}
-	c, err := compactor.New(cfg, compactor.Deps{Store: e.store, Bucket: e.bucket, Log: testLogger()})
+	c, err := compactor.New(cfg, compactor.Deps{Store: e.store, Bucket: e.bucket, Log: testenv.Logger(e.t)})
 	if err != nil {
 		e.t.Fatal(err)
 	}

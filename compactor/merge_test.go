@@ -34,7 +34,7 @@ func TestMergeConflictLeavesTheLogAndDropsItsObjects(t *testing.T) {
 		}
 		writes = append(writes, w)
 	}
-	c, err := New(Config{ID: "conflict", PartitionObjectBytes: 4 << 10}, Deps{Store: store, Bucket: bucket, Log: testLog(t)})
+	c, err := New(Config{ID: "conflict", PartitionObjectBytes: 4 << 10}, Deps{Store: store, Bucket: bucket, Log: testenv.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,7 +37,7 @@ func TestRetentionRewritesSharedEntries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := New(Config{ID: "retention", MergeSettle: time.Hour, GCGrace: time.Hour, EtcdMaxTxnOps: 8}, Deps{Store: store, Bucket: bucket, Log: testLog(t)})
+	c, err := New(Config{ID: "retention", MergeSettle: time.Hour, GCGrace: time.Hour, EtcdMaxTxnOps: 8}, Deps{Store: store, Bucket: bucket, Log: testenv.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -20,16 +19,6 @@ import (
 	"github.com/floe-io/floe/metadata"
 	"github.com/floe-io/floe/segments"
 )
-
-// testLog logs at debug level with FLOE_TEST_LOG set, else discards.
-// testLog logs everything with FLOE_TEST_LOG set, else warnings and
-// errors into the test's output (shown when it fails).
-func testLog(t testing.TB) *slog.Logger {
-	if os.Getenv("FLOE_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
 
 // countingBucket counts PUTs.
 type countingBucket struct {
@@ -274,7 +263,7 @@ func TestMergeKeyedPartitionsBoundsPuts(t *testing.T) {
 	}
 	w := newKeyedWrites(t, store, bucket, tp)
 	c, err := New(Config{ID: "scale", MergeSettle: time.Millisecond, GCGrace: time.Hour, PartitionObjectBytes: 256 << 10},
-		Deps{Store: store, Bucket: bucket, Log: testLog(t)})
+		Deps{Store: store, Bucket: bucket, Log: testenv.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

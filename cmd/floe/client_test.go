@@ -7,9 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -46,11 +44,7 @@ func startTestAgent(t *testing.T, mod func(*agent.Config)) string {
 	if mod != nil {
 		mod(&cfg)
 	}
-	log := slog.New(slog.DiscardHandler)
-	if os.Getenv("FLOE_TEST_LOG") != "" {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	a, err := agent.New(cfg, agent.Deps{Store: store, Bucket: bucket, Log: log})
+	a, err := agent.New(cfg, agent.Deps{Store: store, Bucket: bucket, Log: testenv.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -113,4 +114,15 @@ func MinIO(t testing.TB) MinIOConfig {
 		cfg.Bucket = "floe-test"
 	}
 	return cfg
+}
+
+// Logger is the logger for agents and compactors under test: warnings and
+// errors go into the test's output (shown when it fails, or with -v), and
+// with FLOE_TEST_LOG set everything goes to stderr. What it logs must stop
+// before the test ends (the components' Cleanup shutdowns see to that).
+func Logger(t testing.TB) *slog.Logger {
+	if os.Getenv("FLOE_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
