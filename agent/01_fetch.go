@@ -8,8 +8,9 @@ package agent
 // watch never sends a consumer to auto.offset.reset), finds the index
 // entries from the fetch offset in its index windows, and serves their
 // extents from its cache of decoded batches (offsets assigned), which
-// object chunks read once for every partition in them fill (reader.go;
-// readParts says how a request's reads are planned and flow-controlled).
+// object chunks read once for every partition in them fill (the logread
+// package, whose fetch.go says how a request's reads are planned and
+// flow-controlled).
 // A batch that straddles the fetch offset is returned whole (clients skip
 // the leading records). MaxBytes and per-partition MaxBytes are honoured,
 // except that the first batch of the first non-empty partition is always
@@ -32,8 +33,6 @@ package agent
 import (
 	"bytes"
 	"context"
-	"errors"
-	"slices"
 	"sync"
 	"time"
 
@@ -41,6 +40,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floe-io/floe/agent/internal/logread"
 	"github.com/floe-io/floe/metadata"
 )
 
@@ -92,16 +92,9 @@ func (b *byteBudget) give(n int64) {
 
 // fetchPart is one partition of a fetch request.
 type fetchPart struct {
-	resp   *kmsg.FetchResponseTopicPartition
-	topic  metadata.Topic
-	part   int32
-	offset int64
-	max    int32 // partition max bytes
-	ok     bool  // resolved; read it
-	next   int64 // after a read that returned batches: the offset after them
-	got    int64 // and the bytes it returned
-	hw     int64 // the high watermark that read saw
-	plan   []metadata.IndexEntry
+	resp *kmsg.FetchResponseTopicPartition
+	ok   bool // resolved; read it
+	read logread.Part
 }
 
 func (a *Agent) serveFetch(ctx context.Context, rq *request) {
@@ -149,7 +142,7 @@ func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest, held
 			sp.LogStartOffset = -1
 			// Empty, not null: librdkafka rejects a null record set.
 			sp.RecordBatches = []byte{}
-			fp := &fetchPart{resp: sp, offset: rp.FetchOffset, max: rp.PartitionMaxBytes}
+			fp := &fetchPart{resp: sp, read: logread.Part{Offset: rp.FetchOffset, Max: int64(rp.PartitionMaxBytes)}}
 			parts = append(parts, fp)
 			err := terr
 			if err == nil && (rp.Partition < 0 || rp.Partition >= t.Partitions) {
@@ -161,7 +154,7 @@ func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest, held
 				failed = true
 				continue
 			}
-			fp.topic, fp.part, fp.ok = t, rp.Partition, true
+			fp.read.Topic, fp.read.Partition, fp.ok = t, rp.Partition, true
 			if sh := t.Shard(rp.Partition); !seenShard[sh] {
 				seenShard[sh] = true
 				shards = append(shards, sh)
@@ -246,215 +239,57 @@ func (a *Agent) fetchTopic(ctx context.Context, version int16, rt kmsg.FetchRequ
 }
 
 // readParts fills every resolved partition's response from its current
-// state. It returns the bytes of records gathered and whether any
-// partition got an error.
-//
-// Reads are planned across the request's partitions before any is read:
-// each partition's next index entries are found, and of the entries whose
-// object chunks are neither cached nor being read, only those in the
-// oldest chunks, up to about the response's size, are read now (all at
-// once, in the background). A partition whose next entry is in a later
-// chunk returns nothing this time (Kafka allows a broker to return less
-// than a partition's maximum). A consumer of many partitions therefore
-// moves through objects in the order they were written, reading each
-// chunk once for all its partitions, instead of reading every object once
-// per partition.
+// state, reading through one planned pass of the reader (logread.Fetch).
+// It returns the bytes of records gathered, whether any partition got an
+// error, and whether the plan was throttled (data is there, held back for
+// the cache's room).
 func (a *Agent) readParts(ctx context.Context, parts []*fetchPart, maxBytes int32, force bool) (n int64, errs, throttled bool) {
-	allowed, throttled, pinned := a.planParts(ctx, parts, int64(maxBytes), force)
-	defer a.reader.chunks.unpin(pinned)
-	// When the plan found everything ready but an extent left the cache
-	// since, one partition may read it again; the others wait for the
-	// next response.
-	spare := allowed == nil
+	var plan []*logread.Part
+	for _, fp := range parts {
+		if !fp.ok {
+			continue
+		}
+		fp.read.Start, fp.read.HW = 0, 0
+		if marks, err := a.marks.Get(ctx, fp.read.Topic, fp.read.Partition); err == nil {
+			fp.read.Start, fp.read.HW = marks.Start, marks.Next
+		}
+		plan = append(plan, &fp.read)
+	}
+	f := a.reader.Plan(ctx, plan, int64(maxBytes), force)
+	defer f.Done()
 	var total int64
 	anyErr := false
 	for _, fp := range parts {
 		if !fp.ok {
 			continue
 		}
-		budget := int64(maxBytes) - total
-		if budget < 0 {
-			budget = 0
-		}
-		n, err := a.readPart(ctx, fp, budget, total == 0, allowed, &spare)
+		n, err := a.readPart(ctx, f, fp, max(int64(maxBytes)-total, 0), total == 0)
 		if err != nil {
 			anyErr = true
 		}
 		total += n
 	}
-	a.reader.metrics.fetchBytes.Add(float64(total))
-	a.readAhead(parts)
-	return total, anyErr, throttled
+	return total, anyErr, f.Throttled()
 }
 
-// planParts finds each partition's next entries (fp.plan) and starts
-// reading the chunks the response will use. It returns the entries that
-// may be read from the bucket for this response: the others must be
-// ready (reader.ready).
-//
-// Reads are flow-controlled: what a chunk brings in for the partitions
-// being read waits in the cache's read-ahead budget until they are read,
-// so a chunk is read only while that budget has room for it. A fetch with
-// no room reads nothing from the bucket (throttled: it serves what is
-// ready, and its long poll looks again shortly, as slower readers, such as
-// other consumer groups, read what was brought in for them and free the
-// budget; what nobody asks for within aheadTTL stops counting). A fetch
-// held back with nothing to serve for throttleHold (force) reads its oldest
-// chunk anyway, so every reader makes progress.
-//
-// The chunks the plan allows reading from (cached, or to be read) are
-// pinned in the chunk cache until the caller unpins them, so they are not
-// evicted between the plan and the read.
-func (a *Agent) planParts(ctx context.Context, parts []*fetchPart, maxBytes int64, force bool) (allowed map[extentKey]bool, throttled bool, pinned []chunkKey) {
-	var cold []metadata.IndexEntry
-	pinSeen := map[chunkKey]bool{}
-	pin := func(e metadata.IndexEntry) {
-		for _, s := range a.reader.chunksOf(e) {
-			if !pinSeen[s.key] {
-				pinSeen[s.key] = true
-				pinned = append(pinned, s.key)
-				a.reader.chunks.pin(s.key)
-			}
-		}
-	}
-	// The plan covers what the response can hold, partitions in the
-	// request's order (as readParts fills it): with thousands of
-	// partitions a response holds a few of each one's entries, and
-	// planning more would cost lookups for nothing. A partition past that
-	// still gives its next entry, so chunks are read oldest first for all
-	// of them.
-	room := maxBytes
-	for _, fp := range parts {
-		fp.plan = nil
-		if !fp.ok {
-			continue
-		}
-		marks, err := a.marks.Get(ctx, fp.topic, fp.part)
-		if err != nil || fp.offset < marks.Start || fp.offset >= marks.Next {
-			continue
-		}
-		// Being read from here: chunks read for any partition decode this
-		// one's extents too.
-		a.reader.noteRead(metadata.PartitionID{Topic: fp.topic.ID, Partition: fp.part}, fp.offset)
-		want := min(int64(fp.max), room)
-		entries, _, err := a.reader.entries(ctx, fp.topic, fp.part, fp.offset, marks.Next, max(want, 1))
-		if err != nil {
-			continue // the read reports it
-		}
-		if want <= 0 {
-			if len(entries) > 0 && !a.reader.cache.has(keyOf(entries[0])) {
-				cold = append(cold, entries[0])
-			}
-			continue
-		}
-		for _, e := range entries {
-			if want <= 0 {
-				break
-			}
-			// Stored bytes stand in for decoded ones, which are at least
-			// as many: the estimate errs toward one entry more.
-			want -= e.Length
-			room -= e.Length
-			fp.plan = append(fp.plan, e)
-			// Entries to decode from chunks are planned like those to read:
-			// a cached chunk costs nothing, and is pinned if it is used.
-			if !a.reader.cache.has(keyOf(e)) {
-				cold = append(cold, e)
-			}
-		}
-	}
-	if len(cold) == 0 {
-		return nil, false, pinned
-	}
-	slices.SortFunc(cold, chunkOrder)
-	// Read the oldest chunks, about a response's worth, within what the
-	// cache can take of what they bring in (a chunk's other partitions
-	// are decoded for their readers), and always at least one.
-	budget := min(maxBytes, a.reader.cache.aheadFree())
-	allowed = map[extentKey]bool{}
-	chunks := map[chunkKey]bool{}
-	var (
-		read  int64
-		start []metadata.IndexEntry
-	)
-	for _, e := range cold {
-		var add int64
-		spans := a.reader.chunksOf(e)
-		for _, s := range spans {
-			if !chunks[s.key] && !a.reader.chunks.cached(s.key) {
-				add += s.end - s.start
-			}
-		}
-		if len(spans) == 0 {
-			add = e.Length
-		}
-		if read+add > budget && (len(allowed) > 0 || !force) {
-			throttled = true
-			continue
-		}
-		read += add
-		for _, s := range spans {
-			chunks[s.key] = true
-		}
-		allowed[keyOf(e)] = true
-		start = append(start, e)
-		pin(e)
-	}
-	if !a.draining.Load() {
-		a.reader.prefetch(a.ctx, &a.wg, start)
-	}
-	return allowed, throttled, pinned
-}
-
-// readAhead starts reading the entries each partition that returned
-// batches will need next, so those reads overlap the client's processing
-// of this response: about as much of each as it returned this time.
-func (a *Agent) readAhead(parts []*fetchPart) {
-	if a.draining.Load() {
-		return
-	}
-	var next []metadata.IndexEntry
-	for _, fp := range parts {
-		if !fp.ok || fp.next <= 0 {
-			continue
-		}
-		want := min(int64(fp.max), fp.got)
-		entries, _, err := a.reader.entries(a.ctx, fp.topic, fp.part, fp.next, fp.hw, want)
-		fp.next, fp.got = 0, 0
-		if err != nil {
-			continue
-		}
-		for _, e := range entries {
-			if want <= 0 {
-				break
-			}
-			want -= e.Length
-			if !a.reader.ready(e) {
-				next = append(next, e)
-			}
-		}
-	}
-	slices.SortFunc(next, chunkOrder)
-	a.reader.prefetch(a.ctx, &a.wg, next)
-}
-
-// readPart reads one partition from fp.offset. budget bounds the bytes
+// readPart reads one partition from its fetch offset, after checking the
+// offset against the partition's watermarks. budget bounds the bytes
 // taken across the response; first says no earlier partition returned
 // data, so one whole batch is returned even if it exceeds the limits.
-// Entries that are not ready are read only if allowed.
-func (a *Agent) readPart(ctx context.Context, fp *fetchPart, budget int64, first bool, allowed map[extentKey]bool, spare *bool) (int64, error) {
+func (a *Agent) readPart(ctx context.Context, f *logread.Fetch, fp *fetchPart, budget int64, first bool) (int64, error) {
 	sp := fp.resp
+	p := &fp.read
 	sp.ErrorCode = 0
 	sp.RecordBatches = []byte{}
-	marks, err := a.marks.Get(ctx, fp.topic, fp.part)
+	marks, err := a.marks.Get(ctx, p.Topic, p.Partition)
 	if err != nil {
 		sp.ErrorCode = kerr.RequestTimedOut.Code
 		return 0, err
 	}
-	if fp.offset < marks.Start || fp.offset > marks.Next {
+	if p.Offset < marks.Start || p.Offset > marks.Next {
 		// The watch may lag: confirm with etcd before sending the client to
 		// auto.offset.reset.
-		if marks, err = a.reloadMarks(ctx, fp.topic, fp.part); err != nil {
+		if marks, err = a.reloadMarks(ctx, p.Topic, p.Partition); err != nil {
 			sp.ErrorCode = kerr.RequestTimedOut.Code
 			return 0, err
 		}
@@ -462,121 +297,33 @@ func (a *Agent) readPart(ctx context.Context, fp *fetchPart, budget int64, first
 	sp.HighWatermark = marks.Next
 	sp.LastStableOffset = marks.Next
 	sp.LogStartOffset = marks.Start
-	if fp.offset < marks.Start || fp.offset > marks.Next {
+	if p.Offset < marks.Start || p.Offset > marks.Next {
 		sp.ErrorCode = kerr.OffsetOutOfRange.Code
 		return 0, kerr.OffsetOutOfRange
 	}
-	if fp.offset == marks.Next {
+	if p.Offset == marks.Next {
 		return 0, nil
 	}
-	limit := min(int64(fp.max), budget)
+	limit := min(p.Max, budget)
 	if limit <= 0 && !first {
 		return 0, nil
 	}
-	var out gathered
-	defer func() {
-		if out.n > 0 {
-			fp.next, fp.got, fp.hw = out.next, out.n, marks.Next // for readAhead
-			a.reader.noteRead(metadata.PartitionID{Topic: fp.topic.ID, Partition: fp.part}, out.next)
-		}
-	}()
-	offset := fp.offset
-	retried := false
-	entries := fp.plan
-	// An entry not ready is read only if the plan allows it, or with the
-	// response's one spare read (readParts).
-	mayRead := func(e metadata.IndexEntry) bool {
-		if allowed[keyOf(e)] || a.reader.ready(e) {
-			return true
-		}
-		if *spare && out.n == 0 {
-			*spare = false
-			return true
-		}
-		return false
+	p.Start, p.HW = marks.Start, marks.Next
+	out, err := f.Read(ctx, p, limit, first)
+	switch len(out.Parts) {
+	case 0:
+	case 1:
+		// Batches from one extent are referenced, not copied (the
+		// response is encoded from them once, when it is written).
+		sp.RecordBatches = out.Parts[0]
+	default:
+		sp.RecordBatches = bytes.Join(out.Parts, nil) // not zeroed first, unlike make
 	}
-	for iter := 0; offset < marks.Next && iter < 64; iter++ {
-		reload := false
-		if len(entries) == 0 || entries[len(entries)-1].Last < offset {
-			var ok bool
-			entries, ok, err = a.reader.entries(ctx, fp.topic, fp.part, offset, marks.Next, max(limit-out.n, 1))
-			if err != nil {
-				sp.ErrorCode = kerr.RequestTimedOut.Code
-				a.log.Warn("reading index failed", "topic", fp.topic.Name, "partition", fp.part, "err", err)
-				return out.finish(sp), err
-			}
-			if !ok && out.n == 0 {
-				// No entry holds the offset any more: retention removed it
-				// since the log start was read.
-				sp.ErrorCode = kerr.OffsetOutOfRange.Code
-				return 0, kerr.OffsetOutOfRange
-			}
-			if len(entries) == 0 {
-				break
-			}
-		}
-		progressed := false
-		for len(entries) > 0 {
-			e := entries[0]
-			if e.Last < offset {
-				entries = entries[1:]
-				continue
-			}
-			if !mayRead(e) {
-				return out.finish(sp), nil // a later chunk: another response
-			}
-			ext, err := a.reader.extent(ctx, e)
-			if err != nil {
-				if errors.Is(err, errMissingObject) && !retried {
-					// The index may be stale (a merge replaced the entry):
-					// reload it once before calling the object missing.
-					retried, reload = true, true
-					a.reader.invalidate(fp.topic, fp.part)
-					entries = nil
-					break
-				}
-				ke, _ := kafkaError(err)
-				sp.ErrorCode = ke.Code
-				a.log.Error("fetch failed reading segment", "topic", fp.topic.Name, "partition", fp.part, "offset", offset, "object", e.Object, "err", err)
-				return out.finish(sp), err
-			}
-			entries = entries[1:]
-			data, nb := ext.from(offset)
-			if nb == 0 {
-				continue
-			}
-			room := limit - out.n
-			if int64(len(data)) <= room {
-				out.add(data, ext.lasts[len(ext.lasts)-1]+1)
-			} else {
-				// Take whole batches that fit; the first batch of the
-				// response always goes in.
-				start := len(ext.arena) - len(data)
-				i := len(ext.starts) - nb
-				end := start
-				for ; i < len(ext.starts); i++ {
-					be := ext.batchEnd(i)
-					if int64(be-start) > room && !(first && out.n == 0 && end == start) {
-						break
-					}
-					end = be
-				}
-				if end > start {
-					out.add(ext.arena[start:end], ext.lasts[i-1]+1)
-				}
-				return out.finish(sp), nil
-			}
-			offset = ext.lasts[len(ext.lasts)-1] + 1
-			progressed = true
-			if out.n >= limit {
-				return out.finish(sp), nil
-			}
-		}
-		if !progressed && !reload {
-			break
-		}
+	if err != nil {
+		ke, _ := kafkaError(err)
+		sp.ErrorCode = ke.Code
 	}
-	return out.finish(sp), nil
+	return out.Bytes, err
 }
 
 // reloadMarks reads a partition's watermarks from etcd into the watcher.
@@ -586,36 +333,4 @@ func (a *Agent) reloadMarks(ctx context.Context, t metadata.Topic, p int32) (met
 	}
 	m, _ := a.marks.Cached(t, p)
 	return m, nil
-}
-
-// gathered is a partition's record batches for a response: slices of
-// cached extents, which are immutable once loaded.
-type gathered struct {
-	parts [][]byte
-	n     int64
-	next  int64 // the offset after the last batch
-}
-
-func (g *gathered) add(b []byte, next int64) {
-	if len(b) > 0 {
-		g.parts = append(g.parts, b)
-		g.n += int64(len(b))
-		g.next = next
-	}
-}
-
-// finish puts the batches in the response and returns their size. Batches
-// from one extent are referenced, not copied (the response is encoded
-// from them once, when it is written); several are joined into one
-// buffer of their exact size.
-func (g *gathered) finish(sp *kmsg.FetchResponseTopicPartition) int64 {
-	switch len(g.parts) {
-	case 0:
-		sp.RecordBatches = []byte{}
-	case 1:
-		sp.RecordBatches = g.parts[0]
-	default:
-		sp.RecordBatches = bytes.Join(g.parts, nil) // not zeroed first, unlike make
-	}
-	return g.n
 }

@@ -16,12 +16,12 @@ package agent
 
 import (
 	"context"
-	"encoding/binary"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floe-io/floe/metadata"
+	"github.com/floe-io/floe/segments"
 )
 
 func init() {
@@ -117,10 +117,6 @@ func (a *Agent) scanIndex(ctx context.Context, t metadata.Topic, p int32, st met
 	return nil
 }
 
-func batchTimestamps(b []byte) (base, maxTS int64) {
-	return int64(binary.BigEndian.Uint64(b[27:35])), int64(binary.BigEndian.Uint64(b[35:43]))
-}
-
 func (a *Agent) offsetForTime(ctx context.Context, t metadata.Topic, p int32, st metadata.PartitionState, ts int64) (int64, int64, error) {
 	var found *metadata.IndexEntry
 	err := a.scanIndex(ctx, t, p, st, func(e metadata.IndexEntry) bool {
@@ -133,20 +129,22 @@ func (a *Agent) offsetForTime(ctx context.Context, t metadata.Topic, p int32, st
 	if err != nil || found == nil {
 		return -1, -1, err
 	}
-	ext, err := a.reader.extent(ctx, *found)
+	off, at := int64(-1), int64(-1)
+	err = a.reader.Batches(ctx, *found, func(base, last int64, raw []byte) bool {
+		if last < st.Start {
+			return true
+		}
+		first, maxTS := segments.BatchTimestamps(raw)
+		if maxTS >= ts {
+			off, at = max(base, st.Start), max(first, ts)
+			return false
+		}
+		return true
+	})
 	if err != nil {
 		return -1, -1, err
 	}
-	for i, start := range ext.starts {
-		if ext.lasts[i] < st.Start {
-			continue
-		}
-		base, maxTS := batchTimestamps(ext.arena[start:])
-		if maxTS >= ts {
-			return max(ext.bases[i], st.Start), max(base, ts), nil
-		}
-	}
-	return -1, -1, nil
+	return off, at, nil
 }
 
 func (a *Agent) maxTimestampOffset(ctx context.Context, t metadata.Topic, p int32, st metadata.PartitionState) (int64, int64, error) {
@@ -160,16 +158,15 @@ func (a *Agent) maxTimestampOffset(ctx context.Context, t metadata.Topic, p int3
 	if err != nil || best == nil {
 		return -1, -1, err
 	}
-	ext, err := a.reader.extent(ctx, *best)
+	off, ts := int64(-1), int64(-1)
+	err = a.reader.Batches(ctx, *best, func(_, last int64, raw []byte) bool {
+		if _, maxTS := segments.BatchTimestamps(raw); maxTS >= ts && last >= st.Start {
+			off, ts = last, maxTS
+		}
+		return true
+	})
 	if err != nil {
 		return -1, -1, err
-	}
-	off, ts := int64(-1), int64(-1)
-	for i, start := range ext.starts {
-		_, maxTS := batchTimestamps(ext.arena[start:])
-		if maxTS >= ts && ext.lasts[i] >= st.Start {
-			off, ts = ext.lasts[i], maxTS
-		}
 	}
 	return off, ts, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/floe-io/floe/agent/internal/logread"
 	"github.com/floe-io/floe/metadata"
 	"github.com/floe-io/floe/segments"
 )
@@ -43,7 +44,7 @@ type Agent struct {
 	view    *metadata.View
 	marks   *metadata.WatermarkWatcher
 	writer  *writer
-	reader  *reader
+	reader  *logread.Reader
 	// fetchMem bounds the record batches of fetch responses held at once.
 	fetchMem *byteBudget
 	lns      []*listener
@@ -128,8 +129,8 @@ func (a *Agent) Start(ctx context.Context) error {
 	}()
 
 	a.fetchMem = &byteBudget{cap: fetchMemBytes}
-	a.reader = newReader(a.store, a.bucket, a.cfg.CacheBytes, a.cfg.ReadChunkBytes, a.log, newReaderMetrics(a.registry))
-	marks, err := a.store.StartWatermarkWatcher(a.ctx, a.log, metadata.WatermarkHooks{OnEntry: a.reader.observe, OnReset: a.reader.windows.reset})
+	a.reader = logread.New(a.ctx, a.store, a.bucket, logread.Config{CacheBytes: a.cfg.CacheBytes, ChunkBytes: a.cfg.ReadChunkBytes}, a.log, a.registry)
+	marks, err := a.store.StartWatermarkWatcher(a.ctx, a.log, metadata.WatermarkHooks{OnEntry: a.reader.Observe, OnReset: a.reader.Reset})
 	if err != nil {
 		return err
 	}
@@ -420,6 +421,7 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 
 	a.cancel()
 	<-drained
+	a.reader.Close()
 	a.wg.Wait()
 	a.log.Info("agent stopped")
 	return err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/floe-io/floe/agent/internal/logread"
 	"github.com/floe-io/floe/metadata"
 )
 
@@ -98,7 +99,7 @@ func (c *Config) setDefaults() {
 		c.CacheBytes = 256 << 20
 	}
 	if c.ReadChunkBytes == 0 {
-		c.ReadChunkBytes = defaultReadChunk
+		c.ReadChunkBytes = logread.DefaultChunkBytes
 	}
 	if c.EtcdMaxTxnOps == 0 {
 		c.EtcdMaxTxnOps = 128

@@ -8,6 +8,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/floe-io/floe/agent/internal/logread"
 	"github.com/floe-io/floe/metadata"
 	"github.com/floe-io/floe/segments"
 )
@@ -24,6 +25,11 @@ func kafkaError(err error) (*kerr.Error, string) {
 	switch {
 	case errors.As(err, &ke):
 		return ke, msg
+	case errors.Is(err, logread.ErrIndex):
+		// etcd is slow or unreachable: the client retries.
+		return kerr.RequestTimedOut, msg
+	case errors.Is(err, logread.ErrOffsetGone):
+		return kerr.OffsetOutOfRange, msg
 	case errors.Is(err, metadata.ErrTopicExists):
 		return kerr.TopicAlreadyExists, msg
 	case errors.Is(err, metadata.ErrUnknownTopic):
@@ -54,9 +60,9 @@ func kafkaError(err error) (*kerr.Error, string) {
 		return kerr.RequestTimedOut, msg
 	case errors.Is(err, errWriterClosed):
 		return kerr.NotLeaderForPartition, msg
-	case errors.Is(err, errCorruptObject):
+	case errors.Is(err, logread.ErrCorruptObject):
 		return kerr.CorruptMessage, msg
-	case errors.Is(err, errMissingObject):
+	case errors.Is(err, logread.ErrMissingObject):
 		return kerr.KafkaStorageError, msg
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return kerr.RequestTimedOut, "timed out waiting for etcd: " + msg

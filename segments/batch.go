@@ -266,6 +266,14 @@ func parseHeader(raw []byte) Batch {
 	}
 }
 
+// BatchTimestamps returns the base and max timestamps of the batch in raw,
+// which must be at least BatchHeaderSize bytes (a batch ParseBatch
+// accepted, or one a decoded extent holds).
+func BatchTimestamps(raw []byte) (base, max int64) {
+	be := binary.BigEndian
+	return int64(be.Uint64(raw[offBaseTimestamp:])), int64(be.Uint64(raw[offMaxTimestamp:]))
+}
+
 // SetBaseOffset sets the baseOffset of the batch in raw. The CRC does not
 // cover it, so the batch stays valid. raw must be a batch accepted by
 // ParseBatches or returned by DecodeExtent; SetBaseOffset panics if raw is

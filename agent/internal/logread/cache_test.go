@@ -1,4 +1,4 @@
-package agent
+package logread
 
 import (
 	"context"
@@ -221,7 +221,7 @@ func TestExtentsOfAnObjectShareOneGet(t *testing.T) {
 	entry := func(x segments.Extent, first int64) metadata.IndexEntry {
 		return metadata.IndexEntry{Object: "obj", ObjectSize: int64(len(object)), Offset: x.Offset, Length: x.Length, First: first, Last: first + x.Records - 1, Batches: x.Batches}
 	}
-	r := newReader(nil, bucket, 64<<20, 0, slog.New(slog.DiscardHandler), newReaderMetrics(nil))
+	r := New(ctx, nil, bucket, Config{CacheBytes: 64 << 20}, slog.New(slog.DiscardHandler), nil)
 	for p, x := range extents {
 		e := entry(x, int64(10*p))
 		ext, err := r.extent(ctx, e)

@@ -1,4 +1,4 @@
-package agent
+package logread
 
 import (
 	"container/list"

@@ -1,49 +1,11 @@
-package agent
+package logread
 
 import (
 	"container/list"
 	"context"
-	"slices"
 	"sync"
 	"time"
 )
-
-// maxPrealloc bounds the buffers sized from an index entry or chunk
-// headers before their bytes are checked; larger extents grow as read.
-const maxPrealloc = 256 << 20
-
-// cachedExtent is one index entry's batches, back to back in arena, with
-// base offsets assigned.
-type cachedExtent struct {
-	arena  []byte
-	starts []int   // byte position of each batch in arena
-	bases  []int64 // base offset of each batch
-	lasts  []int64 // last offset of each batch
-}
-
-// size is the memory the extent holds: its batches and their positions.
-func (c *cachedExtent) size() int64 {
-	return int64(cap(c.arena)) + int64(cap(c.starts))*8 + int64(cap(c.bases)+cap(c.lasts))*8 + 96
-}
-
-// from returns the batches holding offset and after, as one slice of
-// arena, and the number of batches. A batch that straddles offset is
-// returned whole; clients skip its leading records.
-func (c *cachedExtent) from(offset int64) ([]byte, int) {
-	i, _ := slices.BinarySearch(c.lasts, offset)
-	if i == len(c.lasts) {
-		return nil, 0
-	}
-	return c.arena[c.starts[i]:], len(c.lasts) - i
-}
-
-// batchEnd returns the arena position just past batch i.
-func (c *cachedExtent) batchEnd(i int) int {
-	if i+1 < len(c.starts) {
-		return c.starts[i+1]
-	}
-	return len(c.arena)
-}
 
 type extentKey struct {
 	object string

@@ -1,4 +1,4 @@
-package agent
+package logread
 
 import (
 	"cmp"
@@ -38,7 +38,7 @@ const windowLoad = 256
 
 // shardWindow is a run of consecutive log entries of one shard.
 type shardWindow struct {
-	sh ShardRef
+	sh shardRef
 	// floor is the high watermarks of the entry before entries[0] (nil:
 	// entries[0] starts the log), so the window holds partition p's
 	// offsets from floor[p] to the last entry's high watermark.
@@ -53,8 +53,8 @@ type shardWindow struct {
 	lowSeen int64
 }
 
-// ShardRef is a shard and its topic's shard size.
-type ShardRef struct {
+// shardRef is a shard and its topic's shard size.
+type shardRef struct {
 	metadata.ShardID
 	size int32
 }
@@ -176,7 +176,7 @@ func newIndexWindows(store *metadata.Store, maxBytes int64, m *readerMetrics) *i
 // holds offset although it is below hw: its records are gone (retention
 // removed them since the caller read the log start).
 func (iw *indexWindows) entries(ctx context.Context, t metadata.Topic, p int32, offset, hw int64, max int, maxBytes int64) (out []metadata.IndexEntry, ok bool, err error) {
-	sh := ShardRef{ShardID: t.Shard(p), size: t.ShardSize}
+	sh := shardRef{ShardID: t.Shard(p), size: t.ShardSize}
 	w := iw.find(sh, p, offset)
 	if w == nil {
 		if w, err = iw.load(ctx, t, sh, p, offset); err != nil || w == nil {
@@ -223,7 +223,7 @@ const (
 )
 
 // find returns a window holding p's offset, if one does.
-func (iw *indexWindows) find(sh ShardRef, p int32, offset int64) *shardWindow {
+func (iw *indexWindows) find(sh shardRef, p int32, offset int64) *shardWindow {
 	iw.mu.Lock()
 	defer iw.mu.Unlock()
 	for _, w := range iw.byShard[sh.ShardID] {
@@ -294,7 +294,7 @@ func loadSize(shardSize int32) int64 {
 // shard far apart get windows of their own; readers that meet share one.
 // It returns nil when no entry holds offset (it is at or past the high
 // watermark).
-func (iw *indexWindows) load(ctx context.Context, t metadata.Topic, sh ShardRef, p int32, offset int64) (*shardWindow, error) {
+func (iw *indexWindows) load(ctx context.Context, t metadata.Topic, sh shardRef, p int32, offset int64) (*shardWindow, error) {
 	start := time.Now()
 	seq, found, err := iw.store.SeekEntry(ctx, t, p, offset)
 	if err != nil || !found {

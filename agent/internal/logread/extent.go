@@ -1,0 +1,104 @@
+package logread
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/floe-io/floe/metadata"
+	"github.com/floe-io/floe/segments"
+)
+
+// Decoded extents: an index entry's batches with their offsets assigned,
+// as the cache holds them and fetches take them.
+
+// maxPrealloc bounds the buffers sized from an index entry or chunk
+// headers before their bytes are checked; larger extents grow as read.
+const maxPrealloc = 256 << 20
+
+// cachedExtent is one index entry's batches, back to back in arena, with
+// base offsets assigned.
+type cachedExtent struct {
+	arena  []byte
+	starts []int   // byte position of each batch in arena
+	bases  []int64 // base offset of each batch
+	lasts  []int64 // last offset of each batch
+}
+
+// size is the memory the extent holds: its batches and their positions.
+func (c *cachedExtent) size() int64 {
+	return int64(cap(c.arena)) + int64(cap(c.starts))*8 + int64(cap(c.bases)+cap(c.lasts))*8 + 96
+}
+
+// take returns the batches holding offset and after that fit in room
+// bytes, as one slice of arena, and the offset after them; with whole set
+// the first batch is taken even when it does not fit. rest reports that
+// batches of the extent were left out. A batch that straddles offset is
+// taken whole (clients skip its leading records).
+func (c *cachedExtent) take(offset, room int64, whole bool) (data []byte, next int64, rest bool) {
+	i, _ := slices.BinarySearch(c.lasts, offset)
+	if i == len(c.lasts) {
+		return nil, offset, false
+	}
+	start := c.starts[i]
+	if int64(len(c.arena)-start) <= room {
+		return c.arena[start:], c.lasts[len(c.lasts)-1] + 1, false
+	}
+	end := start
+	j := i
+	for ; j < len(c.starts); j++ {
+		be := c.batchEnd(j)
+		if int64(be-start) > room && !(whole && j == i) {
+			break
+		}
+		end = be
+	}
+	if j == i {
+		return nil, offset, true
+	}
+	return c.arena[start:end], c.lasts[j-1] + 1, true
+}
+
+// batchEnd returns the arena position just past batch i.
+func (c *cachedExtent) batchEnd(i int) int {
+	if i+1 < len(c.starts) {
+		return c.starts[i+1]
+	}
+	return len(c.arena)
+}
+
+// decodeEntry decodes an index entry's extent, data, into its batches
+// with their offsets.
+func (r *Reader) decodeEntry(e metadata.IndexEntry, data []byte) (*cachedExtent, error) {
+	if int64(len(data)) != e.Length {
+		return nil, fmt.Errorf("%w: %s: read %d bytes of extent at %d, index says %d", ErrCorruptObject, e.Object, len(data), e.Offset, e.Length)
+	}
+	raw, err := segments.ExtentRawLen(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s at byte %d: %v", ErrCorruptObject, e.Object, e.Offset, err)
+	}
+	ce := &cachedExtent{
+		arena:  make([]byte, 0, min(raw, maxPrealloc)),
+		starts: make([]int, 0, e.Batches),
+		bases:  make([]int64, 0, e.Batches),
+		lasts:  make([]int64, 0, e.Batches),
+	}
+	var next int64
+	ce.arena, next, err = segments.ReadExtent(data, e.First, e.Skip, ce.arena, func(b segments.AssignedBatch) error {
+		ce.starts = append(ce.starts, b.Start)
+		ce.bases = append(ce.bases, b.Base)
+		ce.lasts = append(ce.lasts, b.Last)
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, segments.ErrCorruptSegment) || errors.Is(err, segments.ErrUnsupportedVersion) {
+			return nil, fmt.Errorf("%w: %s at byte %d: %v", ErrCorruptObject, e.Object, e.Offset, err)
+		}
+		return nil, err
+	}
+	if next-1 != e.Last || len(ce.bases) != int(e.Batches) {
+		return nil, fmt.Errorf("%w: %s: extent holds offsets %d..%d in %d batches, index says %d..%d in %d", ErrCorruptObject, e.Object, e.First, next-1, len(ce.bases), e.First, e.Last, e.Batches)
+	}
+	ce.arena = slices.Clip(ce.arena)
+	return ce, nil
+}

@@ -1,0 +1,469 @@
+package logread
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/floe-io/floe/metadata"
+)
+
+// Fetches.
+//
+// A fetch request reads many partitions. Reads are planned across them
+// before any is read (Plan): each partition's next index entries are
+// found, and of the entries whose object chunks are neither cached nor
+// being read, only those in the oldest chunks, up to about the response's
+// size, are read now (all at once, in the background). A partition whose
+// next entry is in a later chunk returns nothing this time (Kafka allows a
+// broker to return less than a partition's maximum). A consumer of many
+// partitions therefore moves through objects in the order they were
+// written, reading each chunk once for all its partitions, instead of
+// reading every object once per partition.
+//
+// Reads are flow-controlled: what a chunk brings in for the partitions
+// being read waits in the cache's read-ahead budget until they are read,
+// so a chunk is read only while that budget has room for it. A fetch with
+// no room reads nothing from the bucket (Throttled: it serves what is
+// ready, and the caller looks again shortly, as slower readers, such as
+// other consumer groups, read what was brought in for them and free the
+// budget; what nobody asks for within aheadTTL stops counting). A fetch
+// held back with nothing to serve for a while is planned with force, and
+// reads its oldest chunk anyway, so every reader makes progress.
+//
+// After the reads (Done), each partition that returned batches has about
+// as much again read ahead, so those reads overlap the client's
+// processing of the response.
+
+// Part is one partition a fetch reads. The caller sets the exported fields
+// before Plan and before Read; the reader keeps the partition's plan and
+// what it returned, for reading ahead.
+type Part struct {
+	Topic     metadata.Topic
+	Partition int32
+	// Offset is where the fetch reads from, Max the most bytes it may
+	// return.
+	Offset int64
+	Max    int64
+	// Start and HW are the partition's log start and high watermark: a
+	// part whose Offset is outside [Start, HW) has nothing to read.
+	Start, HW int64
+
+	plan          []metadata.IndexEntry
+	next, got, hw int64 // after a read that returned batches: the offset after them, their bytes, the high watermark
+}
+
+func (p *Part) id() metadata.PartitionID {
+	return metadata.PartitionID{Topic: p.Topic.ID, Partition: p.Partition}
+}
+
+// Batches are a partition's record batches for a response: slices of
+// cached extents, which are immutable, in offset order.
+type Batches struct {
+	Parts [][]byte
+	Bytes int64
+	Next  int64 // the offset after the last batch
+}
+
+func (b *Batches) add(data []byte, next int64) {
+	if len(data) > 0 {
+		b.Parts = append(b.Parts, data)
+		b.Bytes += int64(len(data))
+		b.Next = next
+	}
+}
+
+// Fetch is one pass of reads over a request's partitions: Plan, then Read
+// each part, then Done.
+type Fetch struct {
+	r     *Reader
+	parts []*Part
+	// allowed are the entries that may be read from the bucket for this
+	// response; the others must be ready (Reader.ready). nil: everything
+	// planned was ready.
+	allowed   map[extentKey]bool
+	throttled bool
+	// spare: when the plan found everything ready but an extent left the
+	// cache since, one partition may read it again; the others wait for
+	// the next response.
+	spare  bool
+	pinned []chunkKey
+	bytes  int64
+}
+
+// Plan finds each part's next entries and starts reading the chunks the
+// response, of at most maxBytes, will use. The chunks it allows reading
+// from (cached, or to be read) are pinned in the chunk cache until Done,
+// so they are not evicted between the plan and the read.
+func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force bool) *Fetch {
+	f := &Fetch{r: r, parts: parts}
+	var cold []metadata.IndexEntry
+	pinSeen := map[chunkKey]bool{}
+	pin := func(e metadata.IndexEntry) {
+		for _, s := range r.chunksOf(e) {
+			if !pinSeen[s.key] {
+				pinSeen[s.key] = true
+				f.pinned = append(f.pinned, s.key)
+				r.chunks.pin(s.key)
+			}
+		}
+	}
+	// The plan covers what the response can hold, partitions in the
+	// request's order (as the caller reads them): with thousands of
+	// partitions a response holds a few of each one's entries, and
+	// planning more would cost lookups for nothing. A partition past that
+	// still gives its next entry, so chunks are read oldest first for all
+	// of them.
+	room := maxBytes
+	for _, p := range parts {
+		p.plan = nil
+		if p.Offset < p.Start || p.Offset >= p.HW {
+			continue
+		}
+		// Being read from here: chunks read for any partition decode this
+		// one's extents too.
+		r.noteRead(p.id(), p.Offset)
+		want := min(p.Max, room)
+		entries, _, err := r.entries(ctx, p.Topic, p.Partition, p.Offset, p.HW, max(want, 1))
+		if err != nil {
+			continue // the read reports it
+		}
+		if want <= 0 {
+			if len(entries) > 0 && !r.cache.has(keyOf(entries[0])) {
+				cold = append(cold, entries[0])
+			}
+			continue
+		}
+		for _, e := range entries {
+			if want <= 0 {
+				break
+			}
+			// Stored bytes stand in for decoded ones, which are at least
+			// as many: the estimate errs toward one entry more.
+			want -= e.Length
+			room -= e.Length
+			p.plan = append(p.plan, e)
+			// Entries to decode from chunks are planned like those to read:
+			// a cached chunk costs nothing, and is pinned if it is used.
+			if !r.cache.has(keyOf(e)) {
+				cold = append(cold, e)
+			}
+		}
+	}
+	if len(cold) == 0 {
+		f.spare = true
+		return f
+	}
+	slices.SortFunc(cold, chunkOrder)
+	// Read the oldest chunks, about a response's worth, within what the
+	// cache can take of what they bring in (a chunk's other partitions
+	// are decoded for their readers), and always at least one.
+	budget := min(maxBytes, r.cache.aheadFree())
+	f.allowed = map[extentKey]bool{}
+	chunks := map[chunkKey]bool{}
+	var (
+		read  int64
+		start []metadata.IndexEntry
+	)
+	for _, e := range cold {
+		var add int64
+		spans := r.chunksOf(e)
+		for _, s := range spans {
+			if !chunks[s.key] && !r.chunks.cached(s.key) {
+				add += s.end - s.start
+			}
+		}
+		if len(spans) == 0 {
+			add = e.Length
+		}
+		if read+add > budget && (len(f.allowed) > 0 || !force) {
+			f.throttled = true
+			continue
+		}
+		read += add
+		for _, s := range spans {
+			chunks[s.key] = true
+		}
+		f.allowed[keyOf(e)] = true
+		start = append(start, e)
+		pin(e)
+	}
+	r.prefetch(start)
+	return f
+}
+
+// Throttled reports that the plan left chunks unread for want of room in
+// the read-ahead budget: the caller should look again shortly.
+func (f *Fetch) Throttled() bool { return f.throttled }
+
+// Read reads part p (one of the planned parts) from p.Offset, below p.HW:
+// at most limit bytes, except that with first set (no earlier partition of
+// the response returned batches) one whole batch is returned even when it
+// exceeds limit, as Kafka does, so a batch larger than the limits never
+// stalls a consumer. Entries that are not ready are read only if the plan
+// allows it.
+//
+// It returns what it read even with an error: ErrIndex, ErrOffsetGone
+// (nothing read), ErrMissingObject or ErrCorruptObject.
+func (f *Fetch) Read(ctx context.Context, p *Part, limit int64, first bool) (out Batches, err error) {
+	r := f.r
+	defer func() {
+		if out.Bytes > 0 {
+			p.next, p.got, p.hw = out.Next, out.Bytes, p.HW // for Done's read ahead
+			r.noteRead(p.id(), out.Next)
+		}
+		f.bytes += out.Bytes
+	}()
+	offset := p.Offset
+	retried := false
+	entries := p.plan
+	// An entry not ready is read only if the plan allows it, or with the
+	// response's one spare read.
+	mayRead := func(e metadata.IndexEntry) bool {
+		if f.allowed[keyOf(e)] || r.ready(e) {
+			return true
+		}
+		if f.spare && out.Bytes == 0 {
+			f.spare = false
+			return true
+		}
+		return false
+	}
+	for iter := 0; offset < p.HW && iter < 64; iter++ {
+		reload := false
+		if len(entries) == 0 || entries[len(entries)-1].Last < offset {
+			var ok bool
+			entries, ok, err = r.entries(ctx, p.Topic, p.Partition, offset, p.HW, max(limit-out.Bytes, 1))
+			if err != nil {
+				r.log.Warn("reading index failed", "topic", p.Topic.Name, "partition", p.Partition, "err", err)
+				return out, fmt.Errorf("%w: %w", ErrIndex, err)
+			}
+			if !ok && out.Bytes == 0 {
+				return out, ErrOffsetGone
+			}
+			if len(entries) == 0 {
+				break
+			}
+		}
+		progressed := false
+		for len(entries) > 0 {
+			e := entries[0]
+			if e.Last < offset {
+				entries = entries[1:]
+				continue
+			}
+			if !mayRead(e) {
+				return out, nil // a later chunk: another response
+			}
+			ext, err := r.extent(ctx, e)
+			if err != nil {
+				if errors.Is(err, ErrMissingObject) && !retried {
+					// The index may be stale (a merge replaced the entry):
+					// reload it once before calling the object missing.
+					retried, reload = true, true
+					r.invalidate(p.Topic, p.Partition)
+					entries = nil
+					break
+				}
+				r.log.Error("fetch failed reading segment", "topic", p.Topic.Name, "partition", p.Partition, "offset", offset, "object", e.Object, "err", err)
+				return out, err
+			}
+			entries = entries[1:]
+			data, next, rest := ext.take(offset, limit-out.Bytes, first && out.Bytes == 0)
+			out.add(data, next)
+			if rest {
+				return out, nil // the response is full
+			}
+			if len(data) == 0 {
+				continue
+			}
+			offset = next
+			progressed = true
+			if out.Bytes >= limit {
+				return out, nil
+			}
+		}
+		if !progressed && !reload {
+			break
+		}
+	}
+	return out, nil
+}
+
+// Done ends the fetch: it starts reading what each part that returned
+// batches will need next, about as much as it returned, and releases the
+// plan's chunks.
+func (f *Fetch) Done() {
+	r := f.r
+	defer r.chunks.unpin(f.pinned)
+	r.metrics.fetchBytes.Add(float64(f.bytes))
+	var next []metadata.IndexEntry
+	for _, p := range f.parts {
+		if p.next <= 0 {
+			continue
+		}
+		want := min(p.Max, p.got)
+		entries, _, err := r.entries(r.ctx, p.Topic, p.Partition, p.next, p.hw, want)
+		p.next, p.got = 0, 0
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			if want <= 0 {
+				break
+			}
+			want -= e.Length
+			if !r.ready(e) {
+				next = append(next, e)
+			}
+		}
+	}
+	slices.SortFunc(next, chunkOrder)
+	r.prefetch(next)
+}
+
+// prefetch reads entries into the cache in the background, so their GETs
+// overlap each other and the client instead of running one after another
+// when fetches ask for them. Entries are grouped by the chunk they are in:
+// each chunk is read once (with one GET), and the entries of it decoded
+// into the cache. What is read ahead and not yet asked for stays within a
+// quarter of the extent cache, with at most maxPrefetches reads at a time
+// per agent. It never blocks, and starts nothing once the reader is
+// closed.
+func (r *Reader) prefetch(entries []metadata.IndexEntry) {
+	type group struct {
+		spans   []chunkSpan
+		entries []metadata.IndexEntry
+		bytes   int64
+	}
+	// A group is read by one GET, or two for an extent across a chunk
+	// boundary: its first chunk, its last, or for a direct read the
+	// extent's offset.
+	type groupID struct {
+		object      string
+		first, last int64
+	}
+	var (
+		groups []*group
+		byID   = map[groupID]*group{}
+		seen   = map[extentKey]bool{}
+	)
+	for _, e := range entries {
+		k := keyOf(e)
+		if seen[k] || r.cache.has(k) {
+			continue
+		}
+		seen[k] = true
+		spans := r.chunksOf(e)
+		id := groupID{object: e.Object, first: -1, last: e.Offset} // a direct read is a group of its own
+		if len(spans) > 0 {
+			id = groupID{object: e.Object, first: int64(spans[0].key.index), last: int64(spans[len(spans)-1].key.index)}
+		}
+		g := byID[id]
+		if g == nil {
+			g = &group{spans: spans}
+			byID[id] = g
+			groups = append(groups, g)
+		}
+		g.entries = append(g.entries, e)
+		g.bytes += e.Length
+	}
+	for _, g := range groups {
+		// A chunk read brings in every active partition's extent in it
+		// (decodeNeighbours), about the chunk's size in all: reserve that
+		// much of the read-ahead budget, not just this group's extents, so
+		// reads ahead cannot outrun what the cache holds.
+		reserve := g.bytes
+		for _, s := range g.spans {
+			if !r.chunks.cached(s.key) {
+				reserve += s.end - s.start
+			}
+		}
+		if !r.cache.reserveAhead(reserve) {
+			return
+		}
+		select {
+		case r.prefetchSlots <- struct{}{}:
+		default:
+			r.cache.reserveAhead(-reserve)
+			return
+		}
+		started := r.goAhead(func() {
+			defer func() { <-r.prefetchSlots }()
+			r.metrics.prefetches.Add(float64(len(g.entries)))
+			keys := make([]extentKey, len(g.entries))
+			for i, e := range g.entries {
+				keys[i] = keyOf(e)
+			}
+			r.cache.readAhead(r.ctx, keys, reserve, func(ctx context.Context, want []bool) ([]*cachedExtent, error) {
+				// The group's chunks are held for all of its entries, so a
+				// chunk evicted meanwhile is not read again.
+				held := make([][]byte, len(g.spans))
+				for i, s := range g.spans {
+					data, err := r.chunk(ctx, s)
+					if err != nil {
+						return nil, err
+					}
+					held[i] = data
+				}
+				out := make([]*cachedExtent, len(g.entries))
+				for i, e := range g.entries {
+					if !want[i] {
+						continue
+					}
+					var (
+						ce  *cachedExtent
+						err error
+					)
+					if len(g.spans) == 0 {
+						ce, err = r.loadExtent(ctx, e)
+					} else {
+						ce, err = r.decodeHeld(e, g.spans, held)
+					}
+					if err != nil {
+						return nil, err
+					}
+					out[i] = ce
+				}
+				return out, nil
+			})
+		})
+		if !started {
+			<-r.prefetchSlots
+			r.cache.reserveAhead(-reserve)
+			return
+		}
+	}
+}
+
+// goAhead runs fn in a goroutine Close waits for, unless the reader is
+// closed.
+func (r *Reader) goAhead(fn func()) bool {
+	r.aheadMu.Lock()
+	defer r.aheadMu.Unlock()
+	if r.aheadClosed {
+		return false
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		fn()
+	}()
+	return true
+}
+
+// chunkOrder orders index entries by the age of their objects (commit
+// time, then object key), as consumers that read many partitions together
+// move through them.
+func chunkOrder(a, b metadata.IndexEntry) int {
+	if c := cmp.Compare(a.Committed, b.Committed); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.Object, b.Object); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Offset, b.Offset)
+}

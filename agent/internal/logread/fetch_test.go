@@ -1,0 +1,250 @@
+package logread
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/floe-io/floe/internal/kafkatest"
+	"github.com/floe-io/floe/internal/testenv"
+	"github.com/floe-io/floe/metadata"
+	"github.com/floe-io/floe/segments"
+)
+
+// take hands out whole batches from an offset within a byte budget.
+func TestExtentTake(t *testing.T) {
+	// Three batches of 10 bytes holding offsets 100-104, 105-109, 110.
+	c := &cachedExtent{arena: make([]byte, 30), starts: []int{0, 10, 20}, bases: []int64{100, 105, 110}, lasts: []int64{104, 109, 110}}
+	for _, tc := range []struct {
+		name         string
+		offset, room int64
+		whole        bool
+		wantLen      int
+		wantNext     int64
+		wantRest     bool
+	}{
+		{"everything fits", 100, 30, false, 30, 111, false},
+		{"from a straddled batch", 107, 30, false, 20, 111, false},
+		{"two of three fit", 100, 25, false, 20, 110, true},
+		{"none fits", 100, 5, false, 0, 100, true},
+		{"none fits, but the first goes whole", 100, 5, true, 10, 105, true},
+		{"past the extent", 111, 30, false, 0, 111, false},
+	} {
+		data, next, rest := c.take(tc.offset, tc.room, tc.whole)
+		if len(data) != tc.wantLen || next != tc.wantNext || rest != tc.wantRest {
+			t.Errorf("%s: take(%d, %d, %v) = %d bytes, next %d, rest %v; want %d, %d, %v",
+				tc.name, tc.offset, tc.room, tc.whole, len(data), next, rest, tc.wantLen, tc.wantNext, tc.wantRest)
+		}
+	}
+}
+
+// getCounter counts GETs.
+type getCounter struct {
+	segments.Bucket
+	gets atomic.Int64
+}
+
+func (b *getCounter) GetRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
+	b.gets.Add(1)
+	return b.Bucket.GetRange(ctx, key, off, n)
+}
+
+// logEnv is a topic whose partitions' batches are committed to etcd in
+// segment objects in MinIO, as agents write them.
+type logEnv struct {
+	store  *metadata.Store
+	bucket *getCounter
+	topic  metadata.Topic
+	commit *metadata.Committer
+}
+
+func newLogEnv(t *testing.T, partitions int32) *logEnv {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	store, err := metadata.NewStore(testenv.Etcd(t), testenv.Cluster(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := testenv.MinIO(t)
+	bucket, err := segments.OpenBucket(ctx, "minio://"+m.Endpoint+"/"+m.Bucket+"/"+testenv.Cluster(t)+"?secure=false",
+		segments.BucketOptions{AccessKey: os.Getenv("FLOE_TEST_MINIO_ACCESS_KEY"), SecretKey: os.Getenv("FLOE_TEST_MINIO_SECRET_KEY")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bucket.Close() })
+	topic, err := store.CreateTopic(ctx, metadata.TopicSpec{Name: "logread", Partitions: partitions, ReplicationFactor: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &logEnv{store: store, bucket: &getCounter{Bucket: bucket}, topic: topic, commit: store.NewCommitter(metadata.CommitConfig{})}
+}
+
+// flush writes one object holding batches batches of every partition (the
+// values name partition, flush and batch) and commits it.
+func (e *logEnv) flush(t *testing.T, object string, n, batches int) {
+	t.Helper()
+	ctx := context.Background()
+	b := segments.NewBuilder(segments.CodecZstd)
+	for p := range e.topic.Partitions {
+		for i := range batches {
+			raw := kafkatest.RecordBatch(kafkatest.NoProducer, time.UnixMilli(1000), fmt.Sprintf("p%d-f%d-b%d", p, n, i))
+			batch, err := segments.ParseBatch(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.Append(segments.PartitionKey{TopicID: e.topic.ID, Partition: p}, batch)
+		}
+	}
+	data, extents, err := b.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.bucket.Put(ctx, object, data); err != nil {
+		t.Fatal(err)
+	}
+	var appends []metadata.Append
+	for _, x := range extents {
+		a := metadata.Append{Topic: e.topic, Partition: x.Key.Partition, Object: object, ObjectSize: int64(len(data)), Offset: x.Offset, Length: x.Length}
+		for i := range x.Batches {
+			a.Batches = append(a.Batches, metadata.BatchMeta{Ordinal: i, Records: 1, ProducerID: -1, MinTimestamp: 1000, MaxTimestamp: 1000})
+		}
+		appends = append(appends, a)
+	}
+	results, err := e.commit.Commit(ctx, appends)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range results {
+		for _, b := range r.Batches {
+			if b.Err != nil {
+				t.Fatal(b.Err)
+			}
+		}
+	}
+}
+
+// parts returns a fetch part per partition from offset, with the
+// partitions' watermarks from etcd.
+func (e *logEnv) parts(t *testing.T, offset, max int64) []*Part {
+	t.Helper()
+	var out []*Part
+	for p := range e.topic.Partitions {
+		st, err := e.store.GetPartitionState(context.Background(), e.topic, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, &Part{Topic: e.topic, Partition: p, Offset: offset, Max: max, Start: st.Start, HW: st.Next})
+	}
+	return out
+}
+
+// read runs one fetch over parts and returns each one's batches.
+func read(t *testing.T, r *Reader, parts []*Part, maxBytes int64) ([]Batches, []error) {
+	t.Helper()
+	ctx := context.Background()
+	f := r.Plan(ctx, parts, maxBytes, true)
+	defer f.Done()
+	out := make([]Batches, len(parts))
+	errs := make([]error, len(parts))
+	var total int64
+	for i, p := range parts {
+		out[i], errs[i] = f.Read(ctx, p, max(min(p.Max, maxBytes-total), 0), total == 0)
+		total += out[i].Bytes
+	}
+	return out, errs
+}
+
+// A fetch of every partition of a wide topic is served from one GET of
+// each object, with every partition's batches and offsets, and fetches
+// that follow serve from memory.
+func TestFetchReadsObjectsOnce(t *testing.T) {
+	const partitions, flushes, batches = 64, 3, 2
+	e := newLogEnv(t, partitions)
+	for n := range flushes {
+		e.flush(t, fmt.Sprintf("flush-%d", n), n, batches)
+	}
+	r := New(context.Background(), e.store, e.bucket, Config{CacheBytes: 64 << 20}, testenv.Logger(t), nil)
+	defer r.Close()
+
+	got, errs := read(t, r, e.parts(t, 0, 1<<20), 64<<20)
+	for p := range partitions {
+		if errs[p] != nil {
+			t.Fatalf("partition %d: %v", p, errs[p])
+		}
+		var seen []string
+		for _, data := range got[p].Parts {
+			bs, err := segments.ParseBatches(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, b := range bs {
+				if b.BaseOffset != int64(len(seen)) {
+					t.Fatalf("partition %d: batch %d has base offset %d", p, len(seen), b.BaseOffset)
+				}
+				seen = append(seen, string(b.Raw))
+			}
+		}
+		if len(seen) != flushes*batches || got[p].Next != flushes*batches {
+			t.Fatalf("partition %d: %d batches up to offset %d, want %d", p, len(seen), got[p].Next, flushes*batches)
+		}
+		for i, raw := range seen {
+			if want := fmt.Sprintf("p%d-f%d-b%d", p, i/batches, i%batches); !strings.Contains(raw, want) {
+				t.Fatalf("partition %d batch %d does not hold %q", p, i, want)
+			}
+		}
+	}
+	if n := e.bucket.gets.Load(); n != flushes {
+		t.Fatalf("%d GETs for %d objects of %d partitions, want one per object", n, flushes, partitions)
+	}
+	// Again: served from the cache, without GETs.
+	if _, errs := read(t, r, e.parts(t, 0, 1<<20), 64<<20); errors.Join(errs...) != nil {
+		t.Fatal(errors.Join(errs...))
+	}
+	if n := e.bucket.gets.Load(); n != flushes {
+		t.Fatalf("%d GETs after reading again, want %d", n, flushes)
+	}
+}
+
+// A response bounded in bytes takes whole batches and leaves the rest
+// for the next fetch; the first batch always goes in whole.
+func TestFetchHonoursLimits(t *testing.T) {
+	e := newLogEnv(t, 2)
+	e.flush(t, "flush-0", 0, 4)
+	r := New(context.Background(), e.store, e.bucket, Config{CacheBytes: 64 << 20}, testenv.Logger(t), nil)
+	defer r.Close()
+
+	got, errs := read(t, r, e.parts(t, 0, 1), 1)
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if got[0].Next != 1 || len(got[0].Parts) != 1 || got[1].Bytes != 0 {
+		t.Fatalf("1-byte limits: partition 0 got %d bytes up to %d, partition 1 %d bytes; want one whole batch, then nothing", got[0].Bytes, got[0].Next, got[1].Bytes)
+	}
+	one := got[0].Bytes
+	got, _ = read(t, r, e.parts(t, 1, 2*one), 1<<20)
+	if got[0].Next != 3 || got[1].Next != 3 {
+		t.Fatalf("room for two batches each from offset 1: next offsets %d and %d, want 3", got[0].Next, got[1].Next)
+	}
+}
+
+// An index entry naming an object the bucket lost is reported as missing
+// (after one reload of the index).
+func TestFetchMissingObject(t *testing.T) {
+	e := newLogEnv(t, 1)
+	e.flush(t, "flush-0", 0, 2)
+	if err := e.bucket.Delete(context.Background(), []string{"flush-0"}); err != nil {
+		t.Fatal(err)
+	}
+	r := New(context.Background(), e.store, e.bucket, Config{CacheBytes: 64 << 20}, testenv.Logger(t), nil)
+	defer r.Close()
+	if _, errs := read(t, r, e.parts(t, 0, 1<<20), 1<<20); !errors.Is(errs[0], ErrMissingObject) {
+		t.Fatalf("reading a deleted object: %v, want ErrMissingObject", errs[0])
+	}
+}
