@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -100,37 +99,15 @@ func (f *OffsetFollower) load(ctx context.Context) (int64, error) {
 }
 
 func (f *OffsetFollower) run(ctx context.Context, rev int64) {
-	prefix := f.store.key(prefixOffsets)
-	for ctx.Err() == nil {
-		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		for resp := range f.store.cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1)) {
-			if err := resp.Err(); err != nil {
-				f.log.Warn("committed offsets watch interrupted; reloading", "err", err)
-				break
-			}
-			changes := make([]OffsetChange, 0, len(resp.Events))
-			for _, ev := range resp.Events {
-				if ch, ok := f.parse(ev.Kv, ev.Type == mvccpb.DELETE); ok {
-					changes = append(changes, ch)
-				}
-			}
-			if len(changes) > 0 {
-				f.fn(changes, false)
-			}
-			rev = resp.Header.Revision
-		}
-		cancel()
-		for ctx.Err() == nil {
-			r, err := f.load(ctx)
-			if err == nil {
-				rev = r
-				break
-			}
-			f.log.Warn("reloading committed offsets failed; retrying", "err", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
+	f.store.follow(ctx, f.log, "committed offsets", f.store.key(prefixOffsets), rev, func(events []*clientv3.Event, _ int64) {
+		changes := make([]OffsetChange, 0, len(events))
+		for _, ev := range events {
+			if ch, ok := f.parse(ev.Kv, ev.Type == mvccpb.DELETE); ok {
+				changes = append(changes, ch)
 			}
 		}
-	}
+		if len(changes) > 0 {
+			f.fn(changes, false)
+		}
+	}, f.load)
 }

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/google/uuid"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -84,58 +83,18 @@ func (s *Store) StartView(ctx context.Context, log *slog.Logger) (*View, error) 
 // Wait blocks until the view's watches have stopped (after ctx is done).
 func (v *View) Wait() { v.wg.Wait() }
 
-// watch follows prefix from rev+1. When the watch breaks (compaction,
-// etcd restart) it reloads the prefix and watches again.
+// watch follows prefix from rev+1, reloading it with load when the watch
+// breaks.
 func (v *View) watch(ctx context.Context, prefix string, rev int64, load func(context.Context) (int64, error), apply func(*clientv3.Event)) {
-	for ctx.Err() == nil {
-		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		wch := v.store.cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
-		broken := false
-		for resp := range wch {
-			if err := resp.Err(); err != nil {
-				v.log.Warn("metadata watch interrupted; reloading", "prefix", strings.TrimPrefix(prefix, v.store.root), "err", err)
-				broken = true
-				break
-			}
-			// A response's header revision is the store's when it was sent,
-			// not the last one delivered: a watch catching up gets later
-			// events in later responses. Only the events' own revisions
-			// (or a progress notification) say what has been applied.
-			seen := rev
-			if resp.IsProgressNotify() {
-				seen = resp.Header.Revision
-			}
-			v.mu.Lock()
-			for _, ev := range resp.Events {
-				apply(ev)
-				seen = max(seen, ev.Kv.ModRevision)
-			}
-			v.setRevLocked(prefix, seen)
-			v.notifyLocked()
-			v.mu.Unlock()
-			rev = seen
+	v.store.follow(ctx, v.log, "metadata", prefix, rev, func(events []*clientv3.Event, seen int64) {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		for _, ev := range events {
+			apply(ev)
 		}
-		cancel()
-		if ctx.Err() != nil {
-			return
-		}
-		if !broken {
-			// The channel closed without an error: etcd went away.
-			v.log.Warn("metadata watch closed; reloading", "prefix", strings.TrimPrefix(prefix, v.store.root))
-		}
-		for ctx.Err() == nil {
-			r, err := load(ctx)
-			if err == nil {
-				rev = r
-				break
-			}
-			v.log.Warn("reloading metadata failed; retrying", "prefix", strings.TrimPrefix(prefix, v.store.root), "err", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
-		}
-	}
+		v.setRevLocked(prefix, seen)
+		v.notifyLocked()
+	}, load)
 }
 
 func (v *View) setRevLocked(prefix string, rev int64) {

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/google/uuid"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -94,19 +93,11 @@ func (w *WatermarkWatcher) currentRevision(ctx context.Context) (int64, error) {
 // been missed: every shard is marked for reloading and the watch starts
 // again from the current revision.
 func (w *WatermarkWatcher) run(ctx context.Context, prefix string, rev int64) {
-	for ctx.Err() == nil {
-		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		for resp := range w.store.cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1)) {
-			if err := resp.Err(); err != nil {
-				w.log.Warn("watermark watch interrupted; reloading", "prefix", strings.TrimPrefix(prefix, w.store.root), "err", err)
-				break
-			}
-			for _, ev := range resp.Events {
-				w.apply(prefix, ev)
-			}
-			rev = resp.Header.Revision
+	w.store.follow(ctx, w.log, "watermark", prefix, rev, func(events []*clientv3.Event, _ int64) {
+		for _, ev := range events {
+			w.apply(prefix, ev)
 		}
-		cancel()
+	}, func(ctx context.Context) (int64, error) {
 		w.mu.Lock()
 		for sh, m := range w.shards {
 			m.loaded = false
@@ -116,19 +107,8 @@ func (w *WatermarkWatcher) run(ctx context.Context, prefix string, rev int64) {
 		if w.hooks.OnReset != nil {
 			w.hooks.OnReset()
 		}
-		for ctx.Err() == nil {
-			r, err := w.currentRevision(ctx)
-			if err == nil {
-				rev = r
-				break
-			}
-			w.log.Warn("reloading watermarks failed; retrying", "err", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
-		}
-	}
+		return w.currentRevision(ctx)
+	})
 }
 
 func (w *WatermarkWatcher) apply(prefix string, ev *clientv3.Event) {
