@@ -31,6 +31,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floe-io/floe/agent/internal/logwrite"
 	"github.com/floe-io/floe/metadata"
 	"github.com/floe-io/floe/segments"
 )
@@ -42,7 +43,7 @@ func init() {
 // producePart is one partition of a produce request on its way.
 type producePart struct {
 	resp *kmsg.ProduceResponseTopicPartition
-	res  *appendResult // nil when the partition failed validation
+	res  *logwrite.Result // nil when the partition failed validation
 }
 
 func (a *Agent) serveProduce(ctx context.Context, rq *request) {
@@ -96,8 +97,8 @@ func (a *Agent) serveProduce(ctx context.Context, rq *request) {
 				}
 			}
 			if err == nil {
-				part.res, err = a.writer.append(ctx, t, rp.Partition, batches)
-				if errors.Is(err, errWriterClosed) {
+				part.res, err = a.writer.Append(ctx, t, rp.Partition, batches)
+				if errors.Is(err, logwrite.ErrClosed) {
 					err = kafkaErrorf(kerr.NotLeaderForPartition, "agent is shutting down; retry on another agent")
 				}
 			}
@@ -112,8 +113,7 @@ func (a *Agent) serveProduce(ctx context.Context, rq *request) {
 					n += int64(len(b.Raw))
 					recs += int64(b.RecordCount)
 				}
-				a.writer.metrics.produceBytes.Add(float64(n))
-				a.writer.metrics.produceRecs.Add(float64(recs))
+				a.writer.CountProduced(n, recs)
 				if settings.LogAppendTime {
 					sp.LogAppendTime = now
 				}
@@ -139,7 +139,7 @@ func (a *Agent) serveProduce(ctx context.Context, rq *request) {
 				continue
 			}
 			select {
-			case <-p.res.done:
+			case <-p.res.Done():
 				a.finishProducePart(p)
 			case <-timer.C:
 				p.resp.ErrorCode = kerr.RequestTimedOut.Code
@@ -156,15 +156,15 @@ func (a *Agent) serveProduce(ctx context.Context, rq *request) {
 // finishProducePart copies a resolved append into the response.
 func (a *Agent) finishProducePart(p producePart) {
 	r := p.res
-	if r.err != nil {
-		ke, msg := kafkaError(r.err)
+	if r.Err != nil {
+		ke, msg := kafkaError(r.Err)
 		p.resp.ErrorCode = ke.Code
 		p.resp.ErrorMessage = errMessage(msg)
 		p.resp.LogAppendTime = -1
 		return
 	}
-	p.resp.BaseOffset = r.baseOffset
-	p.resp.LogStartOffset = r.logStart
+	p.resp.BaseOffset = r.BaseOffset
+	p.resp.LogStartOffset = r.LogStart
 }
 
 // produceTopic resolves a produce request's topic, by name or (v13) ID,

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/floe-io/floe/agent/internal/logread"
+	"github.com/floe-io/floe/agent/internal/logwrite"
 	"github.com/floe-io/floe/metadata"
 	"github.com/floe-io/floe/segments"
 )
@@ -43,7 +44,7 @@ type Agent struct {
 	cluster metadata.ClusterInfo
 	view    *metadata.View
 	marks   *metadata.WatermarkWatcher
-	writer  *writer
+	writer  *logwrite.Writer
 	reader  *logread.Reader
 	// fetchMem bounds the record batches of fetch responses held at once.
 	fetchMem *byteBudget
@@ -148,7 +149,7 @@ func (a *Agent) Start(ctx context.Context) error {
 		OnCommit:                 marks.Observe,
 	})
 	registerCommitterMetrics(a.registry, committer)
-	a.writer = newWriter(a.ctx, a.cfg.Writer, a.bucket, committer, marks, a.log, newWriterMetrics(a.registry))
+	a.writer = logwrite.New(a.ctx, a.cfg.Writer, a.bucket, committer, marks, a.log, a.registry)
 	registerLimitMetrics(a.registry, a.cfg)
 	a.startOffsetsFeed()
 	if err := a.startLagTracker(); err != nil {
@@ -393,7 +394,7 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	a.feed.close()
 	// Admitted produce requests are waiting for their flush: seal it now
 	// rather than at the next interval.
-	a.writer.flushNow()
+	a.writer.FlushNow()
 
 	drained := make(chan struct{})
 	go func() {
@@ -409,7 +410,7 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 		err = fmt.Errorf("agent: drain did not finish: %w", dctx.Err())
 	}
 
-	if werr := a.writer.close(dctx); werr != nil && err == nil {
+	if werr := a.writer.Close(dctx); werr != nil && err == nil {
 		err = fmt.Errorf("agent: %w", werr)
 	}
 

@@ -6,8 +6,15 @@ import (
 	"time"
 
 	"github.com/floe-io/floe/agent/internal/logread"
+	"github.com/floe-io/floe/agent/internal/logwrite"
 	"github.com/floe-io/floe/metadata"
 )
+
+// WriterConfig tunes how produced batches become segment objects: their
+// size, flush interval, buffer bound and compression. It is the write
+// path's configuration (package agent/internal/logwrite), named here so
+// callers outside the agent can set it.
+type WriterConfig = logwrite.Config
 
 // Config configures an agent. Zero values take the defaults noted.
 type Config struct {
@@ -113,7 +120,7 @@ func (c *Config) setDefaults() {
 	if c.Writer.MaxCommitBytes == 0 {
 		c.Writer.MaxCommitBytes = c.EtcdMaxRequestBytes / 2
 	}
-	c.Writer.setDefaults()
+	c.Writer.SetDefaults()
 	c.Security.setDefaults()
 }
 
@@ -135,7 +142,7 @@ func (c *Config) Validate() error {
 	if c.DefaultReplicationFactor < 1 || c.DefaultReplicationFactor > metadata.MaxReplicationFactor {
 		return fmt.Errorf("default replication factor must be between 1 and %d", metadata.MaxReplicationFactor)
 	}
-	if err := c.Writer.validate(); err != nil {
+	if err := c.Writer.Validate(); err != nil {
 		return err
 	}
 	if c.CacheBytes < 1<<20 {

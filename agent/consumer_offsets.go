@@ -68,6 +68,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floe-io/floe/agent/internal/logwrite"
 	"github.com/floe-io/floe/metadata"
 	"github.com/floe-io/floe/segments"
 )
@@ -411,7 +412,7 @@ func (f *offsetsFeed) write(recs []feedRecord) {
 		byPart[p] = append(byPart[p], r)
 	}
 	type pending struct {
-		res *appendResult
+		res *logwrite.Result
 		n   int
 	}
 	var results []pending
@@ -419,8 +420,8 @@ func (f *offsetsFeed) write(recs []feedRecord) {
 		prs := byPart[p]
 		b, err := feedBatch(prs)
 		if err == nil {
-			var res *appendResult
-			res, err = a.writer.append(a.ctx, t, p, []segments.Batch{b})
+			var res *logwrite.Result
+			res, err = a.writer.Append(a.ctx, t, p, []segments.Batch{b})
 			if err == nil {
 				results = append(results, pending{res, len(prs)})
 				continue
@@ -437,12 +438,12 @@ func (f *offsetsFeed) write(recs []feedRecord) {
 		defer a.wg.Done()
 		for _, r := range results {
 			select {
-			case <-r.res.done:
+			case <-r.res.Done():
 			case <-a.ctx.Done():
 				return
 			}
 			outcome := "written"
-			if r.res.err != nil {
+			if r.res.Err != nil {
 				outcome = "failed"
 			}
 			f.metrics.records.WithLabelValues(outcome).Add(float64(r.n))

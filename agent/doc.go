@@ -13,5 +13,11 @@
 // served and registers them; ApiVersions is derived from that registry.
 // unsupported.go lists what is not implemented.
 //
-// agent may import metadata and segments, never the reverse.
+// The write path, from validated batches to segment objects committed in
+// etcd, is package agent/internal/logwrite; Produce and the
+// __consumer_offsets feed append through it, and errors.go maps its errors
+// to Kafka codes.
+//
+// agent may import metadata, segments and its internal packages, never the
+// reverse.
 package agent

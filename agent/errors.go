@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/floe-io/floe/agent/internal/logread"
+	"github.com/floe-io/floe/agent/internal/logwrite"
 	"github.com/floe-io/floe/metadata"
 	"github.com/floe-io/floe/segments"
 )
@@ -54,11 +55,11 @@ func kafkaError(err error) (*kerr.Error, string) {
 		return kerr.KafkaStorageError, msg
 	case errors.Is(err, metadata.ErrUnknownPartition):
 		return kerr.UnknownTopicOrPartition, msg
-	case errors.Is(err, errUpload):
+	case errors.Is(err, logwrite.ErrUpload):
 		return kerr.KafkaStorageError, msg
-	case errors.Is(err, errCommit):
+	case errors.Is(err, logwrite.ErrCommit):
 		return kerr.RequestTimedOut, msg
-	case errors.Is(err, errWriterClosed):
+	case errors.Is(err, logwrite.ErrClosed):
 		return kerr.NotLeaderForPartition, msg
 	case errors.Is(err, logread.ErrCorruptObject):
 		return kerr.CorruptMessage, msg

@@ -1,4 +1,4 @@
-package agent
+package logwrite
 
 import (
 	"context"
@@ -8,12 +8,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/floe-io/floe/metadata"
 	"github.com/floe-io/floe/segments"
 )
 
-// WriterConfig tunes how produced batches become segment objects.
-type WriterConfig struct {
+// Config tunes how produced batches become segment objects. Zero values
+// take the defaults noted (SetDefaults).
+type Config struct {
 	// SegmentTargetBytes seals the open flush once it holds this many
 	// bytes. Default 8 MiB.
 	SegmentTargetBytes int
@@ -46,7 +49,8 @@ type WriterConfig struct {
 	MaxCommitBytes int
 }
 
-func (c *WriterConfig) setDefaults() {
+// SetDefaults fills in the defaults of fields left zero.
+func (c *Config) SetDefaults() {
 	if c.SegmentTargetBytes == 0 {
 		c.SegmentTargetBytes = 8 << 20
 	}
@@ -81,7 +85,8 @@ const (
 	commitBytesPerIdemBatch = 24
 )
 
-func (c *WriterConfig) validate() error {
+// Validate checks the configuration once defaults are set.
+func (c *Config) Validate() error {
 	switch {
 	case c.SegmentTargetBytes < 1<<10:
 		return errors.New("segment target bytes must be at least 1 KiB")
@@ -95,33 +100,26 @@ func (c *WriterConfig) validate() error {
 	return nil
 }
 
-// Errors the writer gives produce requests.
-var (
-	errWriterClosed = errors.New("agent is shutting down")
-	errUpload       = errors.New("writing the segment object failed")
-	errCommit       = errors.New("committing the segment to etcd failed")
-)
-
-// writer batches produced RecordBatches from every partition and client
+// Writer batches produced RecordBatches from every partition and client
 // into segment objects. A batch travels:
 //
-//	append → open flush → sealed (size or age) → uploaded (PUT, several
+//	Append → open flush → sealed (size or age) → uploaded (PUT, several
 //	in parallel) → committed (etcd, one flush at a time, in seal order)
-//	→ producers answered
+//	→ Results resolved (producers answered)
 //
 // Commits are serial and in order so each partition's batches keep the
 // order they were appended in, which idempotent producers and Kafka's
 // ordering guarantee need. Uploads overlap so a slow PUT does not stall
 // the pipeline.
 //
-// Lock order: writer.mu only; no other lock is taken while holding it.
-type writer struct {
-	cfg       WriterConfig
+// Lock order: Writer.mu only; no other lock is taken while holding it.
+type Writer struct {
+	cfg       Config
 	bucket    segments.Bucket
 	committer *metadata.Committer
 	marks     *metadata.WatermarkWatcher
 	log       *slog.Logger
-	metrics   *writerMetrics
+	metrics   *metrics
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -170,28 +168,46 @@ type partAppend struct {
 
 type pendingBatch struct {
 	meta metadata.BatchMeta
-	res  *appendResult
+	res  *Result
 }
 
-// appendResult is the outcome of one partition of one produce request:
-// one or more batches. The response reports the first batch's offset.
-type appendResult struct {
+// Result is the outcome of one Append: one partition's batches of one
+// request. Its fields are set once Done is closed and never change after;
+// read them only then.
+type Result struct {
 	done      chan struct{}
-	remaining int // batches not yet resolved; guarded by writer.mu
+	remaining int // batches not yet resolved; guarded by Writer.mu
 
-	baseOffset int64
-	logStart   int64
-	err        error
+	// BaseOffset is the offset of the first batch committed (a retried
+	// idempotent batch's original offset), -1 when none was.
+	BaseOffset int64
+	// LogStart is the partition's log start offset as this agent follows
+	// it, -1 when no batch was committed.
+	LogStart int64
+	// Err is the first failure among its batches: ErrUpload, ErrCommit,
+	// ErrClosed or one of metadata's commit errors (BatchOutcome.Err).
+	// Nil when every batch was committed.
+	Err error
 }
 
-func newWriter(ctx context.Context, cfg WriterConfig, bucket segments.Bucket, committer *metadata.Committer, marks *metadata.WatermarkWatcher, log *slog.Logger, m *writerMetrics) *writer {
-	w := &writer{
+// Done is closed when every batch of the Append is committed or has
+// failed.
+func (r *Result) Done() <-chan struct{} { return r.done }
+
+// New starts a Writer; Close stops it. ctx is the parent of every upload
+// and commit: ending it before Close stops the Writer abruptly, failing
+// the flushes queued with ErrClosed. cfg must have its defaults set and
+// be valid (Config.SetDefaults, Config.Validate). committer commits the
+// flushes; marks answers each committed partition's log start. The
+// floe_produce_* metrics are registered with reg (none when nil).
+func New(ctx context.Context, cfg Config, bucket segments.Bucket, committer *metadata.Committer, marks *metadata.WatermarkWatcher, log *slog.Logger, reg prometheus.Registerer) *Writer {
+	w := &Writer{
 		cfg:       cfg,
 		bucket:    bucket,
 		committer: committer,
 		marks:     marks,
 		log:       log,
-		metrics:   m,
+		metrics:   newMetrics(reg),
 		uploads:   make(chan struct{}, cfg.MaxUploads),
 		queued:    make(chan struct{}, 1),
 		freed:     make(chan struct{}),
@@ -207,10 +223,13 @@ func newWriter(ctx context.Context, cfg WriterConfig, bucket segments.Bucket, co
 	return w
 }
 
-// append adds one partition's batches to the open flush, waiting while
-// the buffer is full. It returns at once; the result resolves when the
-// flush is committed or fails.
-func (w *writer) append(ctx context.Context, t metadata.Topic, partition int32, batches []segments.Batch) (*appendResult, error) {
+// Append adds one partition's batches to the open flush, waiting while
+// the buffer is full (MaxBufferBytes). Once admitted it returns at once;
+// the Result resolves when the flush is committed or fails. The batches
+// must be valid RecordBatches (segments.ParseBatches) and are not copied:
+// the caller must not modify them afterwards. An Append that cannot be
+// admitted returns ErrClosed, or ctx's error when ctx ends first.
+func (w *Writer) Append(ctx context.Context, t metadata.Topic, partition int32, batches []segments.Batch) (*Result, error) {
 	var size int64
 	for _, b := range batches {
 		size += int64(len(b.Raw))
@@ -219,7 +238,7 @@ func (w *writer) append(ctx context.Context, t metadata.Topic, partition int32, 
 	for {
 		if w.closed {
 			w.mu.Unlock()
-			return nil, errWriterClosed
+			return nil, ErrClosed
 		}
 		// A request larger than the whole buffer still goes through when
 		// nothing else is held, so it cannot wait forever.
@@ -234,7 +253,7 @@ func (w *writer) append(ctx context.Context, t metadata.Topic, partition int32, 
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-w.ctx.Done():
-			return nil, errWriterClosed
+			return nil, ErrClosed
 		}
 		w.mu.Lock()
 	}
@@ -262,7 +281,7 @@ func (w *writer) append(ctx context.Context, t metadata.Topic, partition int32, 
 		f.parts = append(f.parts, pa)
 		f.index += commitBytesPerPartition
 	}
-	res := &appendResult{done: make(chan struct{}), remaining: len(batches), baseOffset: -1, logStart: -1}
+	res := &Result{done: make(chan struct{}), remaining: len(batches), BaseOffset: -1, LogStart: -1}
 	for _, b := range batches {
 		ord := f.builder.Append(key, b)
 		minTS, maxTS := b.BaseTimestamp, b.MaxTimestamp
@@ -295,7 +314,7 @@ func (w *writer) append(ctx context.Context, t metadata.Topic, partition int32, 
 }
 
 // sealIf seals the open flush if it is still flush seq (its timer fired).
-func (w *writer) sealIf(seq uint64) {
+func (w *Writer) sealIf(seq uint64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.open != nil && w.open.seq == seq {
@@ -303,8 +322,9 @@ func (w *writer) sealIf(seq uint64) {
 	}
 }
 
-// flushNow seals the open flush at once (shutdown, tests).
-func (w *writer) flushNow() {
+// FlushNow seals the open flush at once rather than at the next interval
+// (shutdown, tests).
+func (w *Writer) FlushNow() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.open != nil {
@@ -314,7 +334,7 @@ func (w *writer) flushNow() {
 
 // sealLocked closes the open flush to new batches, starts its upload and
 // queues it for commit.
-func (w *writer) sealLocked() {
+func (w *Writer) sealLocked() {
 	f := w.open
 	w.open = nil
 	if w.sealTime != nil {
@@ -337,13 +357,13 @@ func (w *writer) sealLocked() {
 
 // upload encodes the flush into a segment object and PUTs it, retrying
 // within the upload timeout.
-func (w *writer) upload(f *flush) {
+func (w *Writer) upload(f *flush) {
 	defer close(f.uploaded)
 	select {
 	case w.uploads <- struct{}{}:
 		defer func() { <-w.uploads }()
 	case <-w.ctx.Done():
-		f.uploadErr = errWriterClosed
+		f.uploadErr = ErrClosed
 		return
 	}
 	// The object stays in the builders' pooled buffer until its PUT is
@@ -385,12 +405,12 @@ func (w *writer) upload(f *flush) {
 		}
 		backoff = min(2*backoff, time.Second)
 	}
-	f.uploadErr = fmt.Errorf("%w: %s: %v", errUpload, f.key, err)
+	f.uploadErr = fmt.Errorf("%w: %s: %v", ErrUpload, f.key, err)
 	w.log.Error("segment upload failed; failing its produce requests", "object", f.key, "err", err)
 }
 
 // commitLoop commits sealed flushes one at a time, in seal order.
-func (w *writer) commitLoop() {
+func (w *Writer) commitLoop() {
 	for {
 		w.mu.Lock()
 		if len(w.queue) == 0 {
@@ -403,7 +423,7 @@ func (w *writer) commitLoop() {
 			case <-w.queued:
 				continue
 			case <-w.ctx.Done():
-				w.failQueued(errWriterClosed)
+				w.failQueued(ErrClosed)
 				return
 			}
 		}
@@ -413,7 +433,7 @@ func (w *writer) commitLoop() {
 		select {
 		case <-f.uploaded:
 		case <-w.ctx.Done():
-			w.failQueued(errWriterClosed)
+			w.failQueued(ErrClosed)
 			return
 		}
 		w.commit(f)
@@ -429,7 +449,7 @@ func (w *writer) commitLoop() {
 }
 
 // commit commits one uploaded flush and resolves its batches.
-func (w *writer) commit(f *flush) {
+func (w *Writer) commit(f *flush) {
 	if f.uploadErr != nil {
 		w.resolveAll(f, f.uploadErr)
 		return
@@ -439,7 +459,7 @@ func (w *writer) commit(f *flush) {
 		// committing it now could acknowledge records whose object is
 		// about to be deleted. Fail the flush; producers retry.
 		w.log.Error("segment waited too long for its commit; failing its produce requests", "object", f.key, "waited", age.Round(time.Second))
-		w.resolveAll(f, fmt.Errorf("%w: %s waited %s for etcd", errCommit, f.key, age.Round(time.Second)))
+		w.resolveAll(f, fmt.Errorf("%w: %s waited %s for etcd", ErrCommit, f.key, age.Round(time.Second)))
 		return
 	}
 	extentOf := make(map[segments.PartitionKey]segments.Extent, len(f.extents))
@@ -484,9 +504,9 @@ func (w *writer) commit(f *flush) {
 			case j < len(r.Batches):
 				out = r.Batches[j]
 			case err != nil:
-				out = metadata.BatchOutcome{BaseOffset: -1, Err: fmt.Errorf("%w: %v", errCommit, err)}
+				out = metadata.BatchOutcome{BaseOffset: -1, Err: fmt.Errorf("%w: %v", ErrCommit, err)}
 			default:
-				out = metadata.BatchOutcome{BaseOffset: -1, Err: errCommit}
+				out = metadata.BatchOutcome{BaseOffset: -1, Err: ErrCommit}
 			}
 			logStart := int64(-1)
 			if out.Err == nil {
@@ -499,15 +519,15 @@ func (w *writer) commit(f *flush) {
 
 // resolveLocked records one batch's outcome in its request's result and
 // completes the result when it was the last batch.
-func resolveLocked(res *appendResult, out metadata.BatchOutcome, logStart int64) {
-	if out.Err != nil && res.err == nil {
-		res.err = out.Err
+func resolveLocked(res *Result, out metadata.BatchOutcome, logStart int64) {
+	if out.Err != nil && res.Err == nil {
+		res.Err = out.Err
 	}
-	if res.baseOffset < 0 && out.Err == nil {
-		res.baseOffset = out.BaseOffset
+	if res.BaseOffset < 0 && out.Err == nil {
+		res.BaseOffset = out.BaseOffset
 	}
 	if logStart >= 0 {
-		res.logStart = logStart
+		res.LogStart = logStart
 	}
 	res.remaining--
 	if res.remaining == 0 {
@@ -515,7 +535,7 @@ func resolveLocked(res *appendResult, out metadata.BatchOutcome, logStart int64)
 	}
 }
 
-func (w *writer) resolveAll(f *flush, err error) {
+func (w *Writer) resolveAll(f *flush, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, pa := range f.parts {
@@ -527,7 +547,7 @@ func (w *writer) resolveAll(f *flush, err error) {
 
 // failQueued fails every flush that will not be committed (forced
 // shutdown).
-func (w *writer) failQueued(err error) {
+func (w *Writer) failQueued(err error) {
 	w.mu.Lock()
 	queue := w.queue
 	w.queue = nil
@@ -542,10 +562,12 @@ func (w *writer) failQueued(err error) {
 	}
 }
 
-// close stops accepting batches, seals the open flush and waits until
-// everything queued is committed or ctx ends, after which remaining
-// flushes fail.
-func (w *writer) close(ctx context.Context) error {
+// Close stops accepting batches (appends waiting for room fail with
+// ErrClosed), seals the open flush and waits until everything queued is
+// committed or ctx ends, after which remaining flushes fail. It returns
+// ctx's error, wrapped, when ctx ended first. Every goroutine of the
+// Writer has stopped when it returns.
+func (w *Writer) Close(ctx context.Context) error {
 	w.mu.Lock()
 	w.closed = true
 	if w.open != nil {
@@ -568,4 +590,12 @@ func (w *writer) close(ctx context.Context) error {
 	w.cancel()
 	w.wg.Wait()
 	return err
+}
+
+// CountProduced counts bytes and records accepted from producers
+// (floe_produce_bytes_total, floe_produce_records_total). Append does not
+// count them itself, since not every append comes from a producer.
+func (w *Writer) CountProduced(bytes, records int64) {
+	w.metrics.produceBytes.Add(float64(bytes))
+	w.metrics.produceRecs.Add(float64(records))
 }
