@@ -24,6 +24,7 @@ func CheckImports(t testing.TB, allowed []string, banned ...string) {
 		t.Fatal(err)
 	}
 	fset := token.NewFileSet()
+	checked := 0
 	for _, f := range files {
 		name := f.Name()
 		if !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
@@ -33,6 +34,7 @@ func CheckImports(t testing.TB, allowed []string, banned ...string) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		checked++
 		for _, imp := range parsed.Imports {
 			path, _ := strconv.Unquote(imp.Path.Value)
 			if strings.HasPrefix(path, module) && !slices.Contains(allowed, path) {
@@ -44,5 +46,8 @@ func CheckImports(t testing.TB, allowed []string, banned ...string) {
 				}
 			}
 		}
+	}
+	if checked == 0 {
+		t.Fatal("no source files to check in the working directory")
 	}
 }

@@ -26,8 +26,9 @@ type Config struct {
 	// MaxBufferBytes bounds the bytes held in flushes that are open,
 	// uploading or committing. Producers beyond it wait. Default 256 MiB.
 	MaxBufferBytes int64
-	// Compression compresses runs of uncompressed client batches.
-	// Default zstd.
+	// Compression compresses runs of uncompressed client batches. The
+	// zero value is CodecNone; floe's --segment-compression flag defaults
+	// to zstd.
 	Compression segments.Codec
 	// MaxUploads bounds concurrent object PUTs. Default 4.
 	MaxUploads int
