@@ -19,17 +19,13 @@ import (
 
 	"github.com/floe-io/floe/agent/internal/logread"
 	"github.com/floe-io/floe/agent/internal/logwrite"
+	"github.com/floe-io/floe/internal/node"
 	"github.com/floe-io/floe/metadata"
 	"github.com/floe-io/floe/segments"
 )
 
-// Deps are the components an agent runs on.
-type Deps struct {
-	Store    *metadata.Store
-	Bucket   segments.Bucket
-	Log      *slog.Logger
-	Registry prometheus.Registerer // may be nil
-}
+// Deps are the components an agent runs on (shared with the other roles).
+type Deps = node.Deps
 
 // Agent is one floe agent: a Kafka listener backed by etcd and the object
 // store.

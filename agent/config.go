@@ -8,6 +8,7 @@ import (
 	"github.com/floe-io/floe/agent/internal/logread"
 	"github.com/floe-io/floe/agent/internal/logwrite"
 	"github.com/floe-io/floe/metadata"
+	"github.com/spf13/pflag"
 )
 
 // WriterConfig tunes how produced batches become segment objects: their
@@ -109,7 +110,7 @@ func (c *Config) setDefaults() {
 		c.ReadChunkBytes = logread.DefaultChunkBytes
 	}
 	if c.EtcdMaxTxnOps == 0 {
-		c.EtcdMaxTxnOps = 128
+		c.EtcdMaxTxnOps = metadata.DefaultMaxTxnOps
 	}
 	if c.EtcdMaxRequestBytes == 0 {
 		c.EtcdMaxRequestBytes = metadata.DefaultMaxRequestBytes
@@ -122,6 +123,31 @@ func (c *Config) setDefaults() {
 	}
 	c.Writer.SetDefaults()
 	c.Security.setDefaults()
+}
+
+// RegisterFlags adds the agent's flags, with the defaults a zero Config
+// takes (--auto-create-topics defaults to the value c holds), and those
+// of its writer, groups and security. --etcd-max-txn-ops, listeners,
+// topic defaults and the HTTP listener are the command's.
+func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+	var d Config
+	d.setDefaults()
+	fs.StringVar(&c.KafkaAddr, "kafka-addr", d.KafkaAddr, "host:port the Kafka listener binds")
+	fs.StringVar(&c.AdvertiseAddr, "advertise-addr", "", "host:port clients are told to connect to (default: the listener's address, with the hostname for a wildcard host)")
+	fs.StringVar(&c.Zone, "zone", "", "availability zone of this agent, reported to clients as the broker rack")
+	fs.DurationVar(&c.LeaseTTL, "lease-ttl", d.LeaseTTL, "how long a dead agent stays registered before its partitions move")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", d.DrainTimeout, "on SIGTERM, how long to wait for admitted requests before exiting")
+	fs.Int32Var(&c.MaxRequestBytes, "max-request-bytes", d.MaxRequestBytes, "largest Kafka request accepted (socket.request.max.bytes)")
+	fs.BoolVar(&c.AutoCreateTopics, "auto-create-topics", c.AutoCreateTopics, "create unknown topics on first use (auto.create.topics.enable)")
+	fs.Int32Var(&c.DefaultPartitions, "num-partitions", d.DefaultPartitions, "partitions of auto-created topics (num.partitions)")
+	fs.Int16Var(&c.DefaultReplicationFactor, "default-replication-factor", d.DefaultReplicationFactor, "replication factor reported for topics created with -1 (default.replication.factor)")
+	c.Writer.RegisterFlags(fs)
+	fs.Int64Var(&c.CacheBytes, "cache-bytes", d.CacheBytes, "memory for the fetch caches: decoded batches, object chunks as stored, index windows")
+	fs.Int64Var(&c.ReadChunkBytes, "read-chunk-bytes", d.ReadChunkBytes, "size of the object chunks fetches read, each with one GET for every partition in it; objects up to 1.5 times it are read whole")
+	fs.IntVar(&c.EtcdMaxRequestBytes, "etcd-max-request-bytes", d.EtcdMaxRequestBytes, "etcd's --max-request-bytes; commits are split to fit it, and flushes sealed before their index would outgrow half of it")
+	fs.IntVar(&c.MaxProducersPerPartition, "max-producers-per-partition", d.MaxProducersPerPartition, "idempotent producers a partition remembers; beyond it the least recently written is forgotten (its next batch is accepted as from a new producer)")
+	c.Groups.RegisterFlags(fs)
+	c.Security.RegisterFlags(fs)
 }
 
 // Validate checks the configuration once, before anything starts.

@@ -132,18 +132,21 @@ func (c *GroupConfig) validate() error {
 	return nil
 }
 
-// RegisterFlags adds the group flags, named after Kafka's broker settings.
+// RegisterFlags adds the group flags, named after Kafka's broker settings,
+// with the defaults a zero GroupConfig takes.
 func (c *GroupConfig) RegisterFlags(fs *pflag.FlagSet) {
-	fs.DurationVar(&c.InitialRebalanceDelay, "group-initial-rebalance-delay", 3*time.Second, "how long the first rebalance of an empty group waits for more members (group.initial.rebalance.delay.ms); negative disables it")
-	fs.DurationVar(&c.MinSessionTimeout, "group-min-session-timeout", 6*time.Second, "smallest session timeout a group member may ask for (group.min.session.timeout.ms)")
-	fs.DurationVar(&c.MaxSessionTimeout, "group-max-session-timeout", 30*time.Minute, "largest session timeout a group member may ask for (group.max.session.timeout.ms)")
-	fs.DurationVar(&c.OffsetsRetention, "offsets-retention", 7*24*time.Hour, "how long committed offsets of an empty group are kept (offsets.retention.minutes)")
-	fs.DurationVar(&c.OffsetsRetentionCheckInterval, "offsets-retention-check-interval", 10*time.Minute, "how often expired committed offsets are removed (offsets.retention.check.interval.ms)")
-	fs.Int32Var(&c.OffsetsTopicPartitions, "offsets-topic-num-partitions", 50, "partitions of __consumer_offsets when an agent creates it (offsets.topic.num.partitions)")
-	fs.DurationVar(&c.OffsetsTopicReemitInterval, "offsets-topic-reemit-interval", time.Hour, "how often coordinators write their groups' latest offsets and metadata to __consumer_offsets again, keeping them within its retention")
-	fs.DurationVar(&c.OffsetsTopicLinger, "offsets-topic-linger", time.Second, "how long records for __consumer_offsets are gathered before they are written")
-	fs.IntVar(&c.LagWindow, "group-lag-window", 10, "commits per partition a group's lag status is evaluated over (Burrow's intervals)")
-	fs.DurationVar(&c.LagMinDistance, "group-lag-min-distance", time.Second, "a commit closer than this to the previous one replaces it in the lag window (Burrow's min-distance)")
-	fs.DurationVar(&c.LagMetricsInterval, "group-lag-metrics-interval", 30*time.Second, "how often coordinators update the floe_group_* lag metrics")
-	fs.IntVar(&c.LagMetricsMaxPartitions, "group-lag-metrics-max-partitions", 10000, "most floe_group_lag series (group, topic, partition) one agent exports")
+	var d GroupConfig
+	d.setDefaults()
+	fs.DurationVar(&c.InitialRebalanceDelay, "group-initial-rebalance-delay", d.InitialRebalanceDelay, "how long the first rebalance of an empty group waits for more members (group.initial.rebalance.delay.ms); negative disables it")
+	fs.DurationVar(&c.MinSessionTimeout, "group-min-session-timeout", d.MinSessionTimeout, "smallest session timeout a group member may ask for (group.min.session.timeout.ms)")
+	fs.DurationVar(&c.MaxSessionTimeout, "group-max-session-timeout", d.MaxSessionTimeout, "largest session timeout a group member may ask for (group.max.session.timeout.ms)")
+	fs.DurationVar(&c.OffsetsRetention, "offsets-retention", d.OffsetsRetention, "how long committed offsets of an empty group are kept (offsets.retention.minutes)")
+	fs.DurationVar(&c.OffsetsRetentionCheckInterval, "offsets-retention-check-interval", d.OffsetsRetentionCheckInterval, "how often expired committed offsets are removed (offsets.retention.check.interval.ms)")
+	fs.Int32Var(&c.OffsetsTopicPartitions, "offsets-topic-num-partitions", d.OffsetsTopicPartitions, "partitions of __consumer_offsets when an agent creates it (offsets.topic.num.partitions)")
+	fs.DurationVar(&c.OffsetsTopicReemitInterval, "offsets-topic-reemit-interval", d.OffsetsTopicReemitInterval, "how often coordinators write their groups' latest offsets and metadata to __consumer_offsets again, keeping them within its retention")
+	fs.DurationVar(&c.OffsetsTopicLinger, "offsets-topic-linger", d.OffsetsTopicLinger, "how long records for __consumer_offsets are gathered before they are written")
+	fs.IntVar(&c.LagWindow, "group-lag-window", d.LagWindow, "commits per partition a group's lag status is evaluated over (Burrow's intervals)")
+	fs.DurationVar(&c.LagMinDistance, "group-lag-min-distance", d.LagMinDistance, "a commit closer than this to the previous one replaces it in the lag window (Burrow's min-distance)")
+	fs.DurationVar(&c.LagMetricsInterval, "group-lag-metrics-interval", d.LagMetricsInterval, "how often coordinators update the floe_group_* lag metrics")
+	fs.IntVar(&c.LagMetricsMaxPartitions, "group-lag-metrics-max-partitions", d.LagMetricsMaxPartitions, "most floe_group_lag series (group, topic, partition) one agent exports")
 }

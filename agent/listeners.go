@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/spf13/pflag"
 )
 
 // Kafka's security protocols for a listener.
@@ -100,6 +102,24 @@ func (s *SecurityConfig) setDefaults() {
 	if s.FailedAuthDelay == 0 {
 		s.FailedAuthDelay = time.Second
 	}
+}
+
+// RegisterFlags adds the TLS, SASL and ACL flags, with the defaults a
+// zero SecurityConfig takes. Authorize is decided by the command (from
+// its listeners), not a flag of its own here.
+func (s *SecurityConfig) RegisterFlags(fs *pflag.FlagSet) {
+	var d SecurityConfig
+	d.setDefaults()
+	fs.StringVar(&s.TLSCertFile, "tls-cert", "", "PEM certificate of SSL and SASL_SSL listeners (reloaded when the file changes)")
+	fs.StringVar(&s.TLSKeyFile, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&s.TLSClientCAFile, "tls-client-ca", "", "PEM CAs that sign client certificates; a verified certificate's subject becomes the principal")
+	fs.BoolVar(&s.TLSRequireClientCert, "tls-require-client-cert", false, "refuse TLS clients without a certificate signed by --tls-client-ca")
+	fs.StringSliceVar(&s.SASLMechanisms, "sasl-mechanisms", d.SASLMechanisms, "SASL mechanisms offered on SASL listeners")
+	fs.BoolVar(&s.AllowPlainWithoutTLS, "sasl-allow-plain-without-tls", false, "offer PLAIN on SASL_PLAINTEXT listeners, where passwords cross the network in the clear")
+	fs.DurationVar(&s.SessionLifetime, "sasl-session-lifetime", 0, "make SASL clients re-authenticate this often (KIP-368); 0 never")
+	fs.DurationVar(&s.FailedAuthDelay, "sasl-failure-delay", d.FailedAuthDelay, "delay before answering a failed authentication")
+	fs.StringSliceVar(&s.SuperUsers, "super-users", nil, "principals that bypass ACLs, e.g. User:admin")
+	fs.BoolVar(&s.AllowEveryoneIfNoACL, "allow-everyone-if-no-acl-found", false, "allow operations on resources no ACL names (when ACLs are enforced)")
 }
 
 func (c *Config) validateListeners() error {

@@ -12,19 +12,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
+	"github.com/floe-io/floe/internal/node"
 	"github.com/floe-io/floe/metadata"
 	"github.com/floe-io/floe/segments"
 )
 
-// Deps are what a compactor runs on.
-type Deps struct {
-	Store    *metadata.Store
-	Bucket   segments.Bucket
-	Log      *slog.Logger
-	Registry prometheus.Registerer // may be nil
-}
+// Deps are the components the compactor runs on (shared with the other roles).
+type Deps = node.Deps
 
 // Compactor enforces retention, merges small objects and collects
 // unreferenced ones while it holds the cluster's compactor election.

@@ -116,7 +116,7 @@ func (c *Config) setDefaults() {
 		c.Broker = metadata.BrokerConfig{}
 	}
 	if c.EtcdMaxTxnOps == 0 {
-		c.EtcdMaxTxnOps = 128
+		c.EtcdMaxTxnOps = metadata.DefaultMaxTxnOps
 	}
 	if c.LeaseTTL == 0 {
 		c.LeaseTTL = 10 * time.Second
@@ -149,16 +149,11 @@ func (c *Config) Validate() error {
 	case c.LeaseTTL < time.Second:
 		return bad("lease TTL %v: must be at least 1s", c.LeaseTTL)
 	}
-	switch c.Compression {
-	case "zstd":
-		c.codec = segments.CodecZstd
-	case "s2":
-		c.codec = segments.CodecS2
-	case "none":
-		c.codec = segments.CodecNone
-	default:
-		return bad("compression %q: use zstd, s2 or none", c.Compression)
+	codec, err := segments.ParseCodec(c.Compression)
+	if err != nil {
+		return bad("%v", err)
 	}
+	c.codec = codec
 	for _, def := range metadata.TopicConfigDefs {
 		if v, ok := c.Broker[def.BrokerName]; ok {
 			if err := metadata.ValidateTopicConfig(def.Name, v); err != nil {
@@ -169,17 +164,19 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// RegisterFlags adds the compactor's own flags. The cluster's topic
-// defaults (--log-retention-ms and friends) are registered by the command,
-// under the same names as the agent's.
+// RegisterFlags adds the compactor's own flags, with the defaults a zero
+// Config takes. The cluster's topic defaults (--log-retention-ms and
+// friends) and --etcd-max-txn-ops are registered by the command, under
+// the same names as the agent's.
 func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
-	fs.DurationVar(&c.RetentionCheckInterval, "retention-check-interval", 5*time.Minute, "time between compaction passes (retention, merging, garbage collection)")
-	fs.DurationVar(&c.GCGrace, "gc-grace", 10*time.Minute, "how long an object must exist, and be unreferenced, before it is deleted")
-	fs.Int64Var(&c.TargetBytes, "compaction-target-bytes", 64<<20, "size of merged objects, and the most stored data one merged log entry of a shard holds")
-	fs.Int64Var(&c.PartitionObjectBytes, "compaction-partition-object-bytes", 16<<20, "a partition's share of a merge at which it gets an object of its own; smaller shares share objects")
-	fs.DurationVar(&c.MergeSettle, "compaction-settle", 30*time.Second, "how long a log entry must have been committed before it is merged")
-	fs.IntVar(&c.MinMergeEntries, "compaction-min-entries", 4, "fewest fresh log entries of a shard worth a merge")
-	fs.IntVar(&c.Concurrency, "compaction-concurrency", 4, "shards a pass reads at once, and merged objects it builds at once (each build holds up to --compaction-target-bytes of stored data in memory)")
-	fs.DurationVar(&c.LeaseTTL, "lease-ttl", 10*time.Second, "election lease: how long a dead compactor keeps the leadership")
-	fs.IntVar(&c.EtcdMaxTxnOps, "etcd-max-txn-ops", 128, "etcd's --max-txn-ops; transactions are sized to fit it")
+	var d Config
+	d.setDefaults()
+	fs.DurationVar(&c.RetentionCheckInterval, "retention-check-interval", d.RetentionCheckInterval, "time between compaction passes (retention, merging, garbage collection)")
+	fs.DurationVar(&c.GCGrace, "gc-grace", d.GCGrace, "how long an object must exist, and be unreferenced, before it is deleted")
+	fs.Int64Var(&c.TargetBytes, "compaction-target-bytes", d.TargetBytes, "size of merged objects, and the most stored data one merged log entry of a shard holds")
+	fs.Int64Var(&c.PartitionObjectBytes, "compaction-partition-object-bytes", d.PartitionObjectBytes, "a partition's share of a merge at which it gets an object of its own; smaller shares share objects")
+	fs.DurationVar(&c.MergeSettle, "compaction-settle", d.MergeSettle, "how long a log entry must have been committed before it is merged")
+	fs.IntVar(&c.MinMergeEntries, "compaction-min-entries", d.MinMergeEntries, "fewest fresh log entries of a shard worth a merge")
+	fs.IntVar(&c.Concurrency, "compaction-concurrency", d.Concurrency, "shards a pass reads at once, and merged objects it builds at once (each build holds up to --compaction-target-bytes of stored data in memory)")
+	fs.DurationVar(&c.LeaseTTL, "lease-ttl", d.LeaseTTL, "election lease: how long a dead compactor keeps the leadership")
 }

@@ -111,9 +111,13 @@ type CommitConfig struct {
 // DefaultMaxRequestBytes is etcd's default --max-request-bytes.
 const DefaultMaxRequestBytes = 1536 * 1024
 
+// DefaultMaxTxnOps is etcd's default --max-txn-ops: the most operations
+// one transaction may hold.
+const DefaultMaxTxnOps = 128
+
 func (c *CommitConfig) setDefaults() {
 	if c.MaxTxnOps <= 0 {
-		c.MaxTxnOps = 128
+		c.MaxTxnOps = DefaultMaxTxnOps
 	}
 	c.MaxTxnOps = max(c.MaxTxnOps, 8)
 	if c.MaxRequestBytes <= 0 {

@@ -115,6 +115,30 @@ func (c Codec) String() string {
 
 func (c Codec) valid() bool { return c <= CodecS2 }
 
+// ParseCodec returns the codec a setting names: zstd, s2 or none.
+func ParseCodec(name string) (Codec, error) {
+	for _, c := range []Codec{CodecZstd, CodecS2, CodecNone} {
+		if name == c.String() {
+			return c, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown compression %q: use zstd, s2 or none", name)
+}
+
+// Set parses name into c (ParseCodec), so a *Codec is a command-line flag
+// value.
+func (c *Codec) Set(name string) error {
+	v, err := ParseCodec(name)
+	if err != nil {
+		return err
+	}
+	*c = v
+	return nil
+}
+
+// Type names a Codec's values in command-line help.
+func (c *Codec) Type() string { return "codec" }
+
 // PartitionKey identifies a partition: the topic's UUID and the partition
 // number.
 type PartitionKey struct {

@@ -1037,3 +1037,16 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// Codecs parse from the names they print, and a *Codec is a flag value.
+func TestParseCodec(t *testing.T) {
+	for _, c := range []Codec{CodecNone, CodecZstd, CodecS2} {
+		var got Codec
+		if err := got.Set(c.String()); err != nil || got != c {
+			t.Errorf("Set(%q) = %v, %v; want %v", c.String(), got, err, c)
+		}
+	}
+	if _, err := ParseCodec("lz4"); err == nil || !strings.Contains(err.Error(), "use zstd, s2 or none") {
+		t.Fatalf("ParseCodec(lz4): %v, want an error naming the choices", err)
+	}
+}

@@ -49,7 +49,7 @@ The bucket is a URL:
 			log.Info("floe agent started", "kafka", r.agent.AdvertisedAddr(), "http", r.HTTPAddr(), "bucket", segments.RedactURL(bucketURL), "etcd", etcd.String(), "cluster", o.cluster)
 			<-ctx.Done()
 			log.Info("shutting down: draining connections")
-			return r.stop(o.drainTimeout + 5*time.Second)
+			return r.stop(o.cfg.DrainTimeout + 5*time.Second)
 		},
 	}
 	fs := cmd.Flags()

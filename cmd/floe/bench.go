@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/floe-io/floe/internal/bench"
+	"github.com/floe-io/floe/segments"
 )
 
 func newBenchCmd() *cobra.Command {
@@ -158,7 +159,7 @@ fleet.go for every field.`,
 			if err := cfg.Validate(); err != nil {
 				return usageError(cmd, "%v", err)
 			}
-			if _, err := parseCodec(compression); err != nil {
+			if _, err := segments.ParseCodec(compression); err != nil {
 				return usageError(cmd, "%v", err)
 			}
 			ctx := cmd.Context()

@@ -24,8 +24,8 @@ import (
 )
 
 // retentionDefaults are the cluster's topic defaults the compactor
-// enforces. Their flags have the agent's names and defaults, so one set of
-// FLOE_* variables configures both.
+// enforces and the agents report: one declaration of their flags for
+// both, so one set of FLOE_* variables configures both.
 type retentionDefaults struct {
 	retentionMs    int64
 	retentionBytes int64
@@ -33,9 +33,9 @@ type retentionDefaults struct {
 }
 
 func (r *retentionDefaults) register(fs *pflag.FlagSet) {
-	fs.Int64Var(&r.retentionMs, "log-retention-ms", 7*24*3600*1000, "default retention.ms of topics; -1 keeps data forever (log.retention.ms); set it as on the agents")
-	fs.Int64Var(&r.retentionBytes, "log-retention-bytes", -1, "default retention.bytes per partition; -1 means no limit (log.retention.bytes); set it as on the agents")
-	fs.StringVar(&r.cleanupPolicy, "log-cleanup-policy", "delete", "default cleanup.policy of topics (log.cleanup.policy); set it as on the agents")
+	fs.Int64Var(&r.retentionMs, "log-retention-ms", 7*24*3600*1000, "default retention.ms of topics; -1 keeps data forever (log.retention.ms); the same on agents and the compactor")
+	fs.Int64Var(&r.retentionBytes, "log-retention-bytes", -1, "default retention.bytes per partition; -1 means no limit (log.retention.bytes); the same on agents and the compactor")
+	fs.StringVar(&r.cleanupPolicy, "log-cleanup-policy", "delete", "default cleanup.policy of topics (log.cleanup.policy); the same on agents and the compactor")
 }
 
 func (r *retentionDefaults) broker() metadata.BrokerConfig {
@@ -127,6 +127,7 @@ cluster's index does not reference is deleted once older than --gc-grace.`,
 	}
 	fs := cmd.Flags()
 	cfg.RegisterFlags(fs)
+	registerEtcdMaxTxnOps(fs, &cfg.EtcdMaxTxnOps)
 	defaults.register(fs)
 	etcd.register(fs)
 	fs.StringVar(&bucketURL, "bucket", "", "object store URL of the segment objects, as for floe agent")
@@ -223,10 +224,6 @@ func devCompactorConfig(o *agentOptions) compactor.Config {
 		RetentionCheckInterval: 10 * time.Second,
 		GCGrace:                time.Minute,
 		EtcdMaxTxnOps:          o.etcdMaxTxnOps,
-		Broker: (&retentionDefaults{
-			retentionMs:    o.retentionMs,
-			retentionBytes: o.retentionBytes,
-			cleanupPolicy:  o.cleanupPolicy,
-		}).broker(),
+		Broker:                 o.topics.broker(),
 	}
 }

@@ -74,14 +74,14 @@ directory, and one agent with topic auto-creation on. State lives under
 			// Retention, merging and garbage collection, checked every 10s.
 			comp, err := startCompactor(ctx, log, devCompactorConfig(&o), store, bucket, "")
 			if err != nil {
-				r.stop(o.drainTimeout + 5*time.Second)
+				r.stop(o.cfg.DrainTimeout + 5*time.Second)
 				return err
 			}
 			printDevBanner(r.agent.AdvertisedAddr(), r.HTTPAddr(), endpoint, abs)
 			<-ctx.Done()
 			log.Info("shutting down")
 			comp.stop()
-			return r.stop(o.drainTimeout + 5*time.Second)
+			return r.stop(o.cfg.DrainTimeout + 5*time.Second)
 		},
 	}
 	fs := cmd.Flags()

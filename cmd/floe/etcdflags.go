@@ -32,6 +32,12 @@ func (f *etcdFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.keyFile, "etcd-key", "", "PEM private key of --etcd-cert")
 }
 
+// registerEtcdMaxTxnOps declares --etcd-max-txn-ops, by which agents and
+// the compactor size their transactions, into ops.
+func registerEtcdMaxTxnOps(fs *pflag.FlagSet, ops *int) {
+	fs.IntVar(ops, "etcd-max-txn-ops", metadata.DefaultMaxTxnOps, "etcd's --max-txn-ops; transactions are split to fit it")
+}
+
 // dial connects to etcd; the error is one line and never holds the
 // password.
 func (f *etcdFlags) dial(ctx context.Context) (*clientv3.Client, error) {

@@ -28,42 +28,20 @@ import (
 	"github.com/floe-io/floe/segments/instrumented"
 )
 
-// agentOptions are the flags shared by `floe agent` and `floe dev`.
+// agentOptions are the flags shared by `floe agent` and `floe dev`: the
+// agent's own (agent.Config.RegisterFlags) and the process's.
 type agentOptions struct {
-	kafkaAddr     string
-	advertiseAddr string
+	cfg           agent.Config
 	httpAddr      string
-	zone          string
 	cluster       string
-	leaseTTL      time.Duration
-	drainTimeout  time.Duration
-	maxRequest    int32
-	autoCreate    bool
+	etcdMaxTxnOps int
 
-	numPartitions     int32
-	replicationFactor int16
-	retentionMs       int64
-	retentionBytes    int64
-	messageMaxBytes   int32
-	cleanupPolicy     string
-	timestampType     string
-
-	segmentTarget  int
-	flushInterval  time.Duration
-	maxBuffer      int64
-	compression    string
-	cacheBytes     int64
-	etcdMaxTxnOps  int
-	readChunk      int64
-	etcdMaxRequest int
-	maxProducers   int
-	maxUploads     int
-
-	groups agent.GroupConfig
+	topics          retentionDefaults
+	messageMaxBytes int32
+	timestampType   string
 
 	listeners           []string
 	advertisedListeners []string
-	security            agent.SecurityConfig
 	bootstrapUser       string
 	authorize           string
 	httpAuth            string
@@ -75,46 +53,17 @@ type agentOptions struct {
 }
 
 func (o *agentOptions) register(fs *pflag.FlagSet, autoCreateDefault bool) {
-	fs.StringVar(&o.kafkaAddr, "kafka-addr", "127.0.0.1:9092", "host:port the Kafka listener binds")
-	fs.StringVar(&o.advertiseAddr, "advertise-addr", "", "host:port clients are told to connect to (default: the listener's address, with the hostname for a wildcard host)")
+	o.cfg.AutoCreateTopics = autoCreateDefault
+	o.cfg.RegisterFlags(fs)
+	registerEtcdMaxTxnOps(fs, &o.etcdMaxTxnOps)
 	fs.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:9644", "host:port of the HTTP listener (/healthz, /readyz, /metrics, /v1/groups); empty disables it")
-	fs.StringVar(&o.zone, "zone", "", "availability zone of this agent, reported to clients as the broker rack")
 	fs.StringVar(&o.cluster, "cluster", "default", "cluster name: the etcd key prefix /floe/<cluster>/, so several clusters can share one etcd")
-	fs.DurationVar(&o.leaseTTL, "lease-ttl", 10*time.Second, "how long a dead agent stays registered before its partitions move")
-	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long to wait for admitted requests before exiting")
-	fs.Int32Var(&o.maxRequest, "max-request-bytes", 100<<20, "largest Kafka request accepted (socket.request.max.bytes)")
-	fs.BoolVar(&o.autoCreate, "auto-create-topics", autoCreateDefault, "create unknown topics on first use (auto.create.topics.enable)")
-	fs.Int32Var(&o.numPartitions, "num-partitions", 1, "partitions of auto-created topics (num.partitions)")
-	fs.Int16Var(&o.replicationFactor, "default-replication-factor", 1, "replication factor reported for topics created with -1 (default.replication.factor)")
-	fs.Int64Var(&o.retentionMs, "log-retention-ms", 7*24*3600*1000, "default retention.ms of topics; -1 keeps data forever (log.retention.ms)")
-	fs.Int64Var(&o.retentionBytes, "log-retention-bytes", -1, "default retention.bytes per partition; -1 means no limit (log.retention.bytes)")
+	o.topics.register(fs)
 	fs.Int32Var(&o.messageMaxBytes, "message-max-bytes", 1048588, "default max.message.bytes: the largest record batch accepted (message.max.bytes)")
-	fs.StringVar(&o.cleanupPolicy, "log-cleanup-policy", "delete", "default cleanup.policy of topics (log.cleanup.policy)")
 	fs.StringVar(&o.timestampType, "log-message-timestamp-type", "CreateTime", "default message.timestamp.type: CreateTime or LogAppendTime")
-	fs.IntVar(&o.segmentTarget, "segment-target-bytes", 8<<20, "seal a segment object once it holds this many bytes")
-	fs.DurationVar(&o.flushInterval, "flush-interval", 250*time.Millisecond, "seal a segment object when its oldest batch is this old; the floor of produce latency")
-	fs.Int64Var(&o.maxBuffer, "max-buffer-bytes", 256<<20, "most bytes held in segments not yet committed; producers beyond it wait")
-	fs.StringVar(&o.compression, "segment-compression", "zstd", "compression of uncompressed client batches in segment objects: zstd, s2 or none")
-	fs.IntVar(&o.maxUploads, "max-uploads", 4, "segment object PUTs in flight at once")
-	fs.Int64Var(&o.cacheBytes, "cache-bytes", 256<<20, "memory for the fetch caches: decoded batches, object chunks as stored, index windows")
-	fs.Int64Var(&o.readChunk, "read-chunk-bytes", 8<<20, "size of the object chunks fetches read, each with one GET for every partition in it; objects up to 1.5 times it are read whole")
-	fs.IntVar(&o.etcdMaxTxnOps, "etcd-max-txn-ops", 128, "etcd's --max-txn-ops; commits are split to fit it")
-	fs.IntVar(&o.etcdMaxRequest, "etcd-max-request-bytes", 1536*1024, "etcd's --max-request-bytes; commits are split to fit it, and flushes sealed before their index would outgrow half of it")
-	fs.IntVar(&o.maxProducers, "max-producers-per-partition", 4096, "idempotent producers a partition remembers; beyond it the least recently written is forgotten (its next batch is accepted as from a new producer)")
-	o.groups.RegisterFlags(fs)
 	fs.StringArrayVar(&o.listeners, "listener", nil, "a Kafka listener PROTOCOL://host:port (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL); repeat for several. Default: PLAINTEXT on --kafka-addr")
 	fs.StringArrayVar(&o.advertisedListeners, "advertised-listener", nil, "PROTOCOL://host:port clients of that listener are told to connect to; repeat per listener")
-	fs.StringVar(&o.security.TLSCertFile, "tls-cert", "", "PEM certificate of SSL and SASL_SSL listeners (reloaded when the file changes)")
-	fs.StringVar(&o.security.TLSKeyFile, "tls-key", "", "PEM private key of --tls-cert")
-	fs.StringVar(&o.security.TLSClientCAFile, "tls-client-ca", "", "PEM CAs that sign client certificates; a verified certificate's subject becomes the principal")
-	fs.BoolVar(&o.security.TLSRequireClientCert, "tls-require-client-cert", false, "refuse TLS clients without a certificate signed by --tls-client-ca")
-	fs.StringSliceVar(&o.security.SASLMechanisms, "sasl-mechanisms", []string{"SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"}, "SASL mechanisms offered on SASL listeners")
-	fs.BoolVar(&o.security.AllowPlainWithoutTLS, "sasl-allow-plain-without-tls", false, "offer PLAIN on SASL_PLAINTEXT listeners, where passwords cross the network in the clear")
-	fs.DurationVar(&o.security.SessionLifetime, "sasl-session-lifetime", 0, "make SASL clients re-authenticate this often (KIP-368); 0 never")
-	fs.DurationVar(&o.security.FailedAuthDelay, "sasl-failure-delay", time.Second, "delay before answering a failed authentication")
 	fs.StringVar(&o.bootstrapUser, "sasl-bootstrap-user", "", "NAME:PASSWORD of a user to create or update at start (SCRAM-SHA-256 and -512), so a new cluster can be administered")
-	fs.StringSliceVar(&o.security.SuperUsers, "super-users", nil, "principals that bypass ACLs, e.g. User:admin")
-	fs.BoolVar(&o.security.AllowEveryoneIfNoACL, "allow-everyone-if-no-acl-found", false, "allow operations on resources no ACL names (when ACLs are enforced)")
 	fs.StringVar(&o.httpAuth, "http-auth", "auto", "require a bearer token or a SCRAM user on the HTTP listener: auto (when Kafka listeners authenticate), on, or off")
 	fs.StringSliceVar(&o.httpTokens, "http-token", nil, "bearer tokens the HTTP listener accepts (prefer FLOE_HTTP_TOKEN)")
 	fs.StringSliceVar(&o.httpOpen, "http-open-paths", []string{"/healthz", "/readyz"}, "HTTP paths served without authentication (add /metrics for a scraper without credentials)")
@@ -125,15 +74,12 @@ func (o *agentOptions) register(fs *pflag.FlagSet, autoCreateDefault bool) {
 }
 
 func (o *agentOptions) agentConfig() (agent.Config, error) {
-	codec, err := parseCodec(o.compression)
-	if err != nil {
-		return agent.Config{}, err
-	}
 	listeners, err := o.parseListeners()
 	if err != nil {
 		return agent.Config{}, err
 	}
-	sec := o.security
+	cfg := o.cfg
+	sec := &cfg.Security
 	switch o.authorize {
 	case "on":
 		sec.Authorize = true
@@ -146,52 +92,13 @@ func (o *agentOptions) agentConfig() (agent.Config, error) {
 	default:
 		return agent.Config{}, fmt.Errorf("--authorizer %q: use auto, on or off", o.authorize)
 	}
-	return agent.Config{
-		Writer: agent.WriterConfig{
-			SegmentTargetBytes: o.segmentTarget,
-			FlushInterval:      o.flushInterval,
-			MaxBufferBytes:     o.maxBuffer,
-			Compression:        codec,
-			MaxUploads:         o.maxUploads,
-		},
-		CacheBytes:               o.cacheBytes,
-		ReadChunkBytes:           o.readChunk,
-		EtcdMaxTxnOps:            o.etcdMaxTxnOps,
-		EtcdMaxRequestBytes:      o.etcdMaxRequest,
-		MaxProducersPerPartition: o.maxProducers,
-		KafkaAddr:                o.kafkaAddr,
-		AdvertiseAddr:            o.advertiseAddr,
-		Zone:                     o.zone,
-		LeaseTTL:                 o.leaseTTL,
-		MaxRequestBytes:          o.maxRequest,
-		AutoCreateTopics:         o.autoCreate,
-		DefaultPartitions:        o.numPartitions,
-		DefaultReplicationFactor: o.replicationFactor,
-		DrainTimeout:             o.drainTimeout,
-		Version:                  version,
-		Groups:                   o.groups,
-		Listeners:                listeners,
-		Security:                 sec,
-		Broker: metadata.BrokerConfig{
-			"log.retention.ms":           strconv.FormatInt(o.retentionMs, 10),
-			"log.retention.bytes":        strconv.FormatInt(o.retentionBytes, 10),
-			"message.max.bytes":          strconv.FormatInt(int64(o.messageMaxBytes), 10),
-			"log.cleanup.policy":         o.cleanupPolicy,
-			"log.message.timestamp.type": o.timestampType,
-		},
-	}, nil
-}
-
-func parseCodec(name string) (segments.Codec, error) {
-	switch name {
-	case "zstd":
-		return segments.CodecZstd, nil
-	case "s2":
-		return segments.CodecS2, nil
-	case "none":
-		return segments.CodecNone, nil
-	}
-	return 0, fmt.Errorf("--segment-compression %q: use zstd, s2 or none", name)
+	cfg.EtcdMaxTxnOps = o.etcdMaxTxnOps
+	cfg.Listeners = listeners
+	cfg.Version = version
+	cfg.Broker = o.topics.broker()
+	cfg.Broker["message.max.bytes"] = strconv.FormatInt(int64(o.messageMaxBytes), 10)
+	cfg.Broker["log.message.timestamp.type"] = o.timestampType
+	return cfg, nil
 }
 
 // memoryOverhead is what an agent needs beyond its flush buffer and fetch
@@ -199,7 +106,8 @@ func parseCodec(name string) (segments.Codec, error) {
 // responses being written, the segment objects being uploaded, and the
 // object chunks being read (at most 8 reads ahead, each up to 1.5 chunks).
 func (o *agentOptions) memoryOverhead() int64 {
-	return 256<<20 + 2*int64(o.maxUploads)*int64(o.segmentTarget) + 12*o.readChunk
+	w := &o.cfg.Writer
+	return 256<<20 + 2*int64(w.MaxUploads)*int64(w.SegmentTargetBytes) + 12*o.cfg.ReadChunkBytes
 }
 
 // applyMemoryLimit sets the Go runtime's soft memory limit from
@@ -212,7 +120,7 @@ func (o *agentOptions) applyMemoryLimit(log *slog.Logger) {
 	}
 	limit := o.memoryLimit
 	if limit == 0 {
-		limit = o.maxBuffer + o.cacheBytes + o.memoryOverhead()
+		limit = o.cfg.Writer.MaxBufferBytes + o.cfg.CacheBytes + o.memoryOverhead()
 	}
 	debug.SetMemoryLimit(limit)
 	log.Debug("memory limit set", "bytes", limit)

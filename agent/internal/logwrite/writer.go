@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
 
 	"github.com/floe-io/floe/metadata"
 	"github.com/floe-io/floe/segments"
@@ -76,6 +77,19 @@ func (c *Config) SetDefaults() {
 	if c.MaxCommitBytes == 0 {
 		c.MaxCommitBytes = metadata.DefaultMaxRequestBytes / 2
 	}
+}
+
+// RegisterFlags adds the write path's flags, with the defaults a zero
+// Config takes; --segment-compression defaults to zstd.
+func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+	var d Config
+	d.SetDefaults()
+	fs.IntVar(&c.SegmentTargetBytes, "segment-target-bytes", d.SegmentTargetBytes, "seal a segment object once it holds this many bytes")
+	fs.DurationVar(&c.FlushInterval, "flush-interval", d.FlushInterval, "seal a segment object when its oldest batch is this old; the floor of produce latency")
+	fs.Int64Var(&c.MaxBufferBytes, "max-buffer-bytes", d.MaxBufferBytes, "most bytes held in segments not yet committed; producers beyond it wait")
+	c.Compression = segments.CodecZstd
+	fs.Var(&c.Compression, "segment-compression", "compression of uncompressed client batches in segment objects: zstd, s2 or none")
+	fs.IntVar(&c.MaxUploads, "max-uploads", d.MaxUploads, "segment object PUTs in flight at once")
 }
 
 // Estimated bytes of a commit's log entries: per partition of a flush
