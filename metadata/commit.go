@@ -546,7 +546,7 @@ func (c *Committer) commitUnits(ctx context.Context, appends []Append, units []*
 		var (
 			cmps      []clientv3.Cmp
 			puts      []clientv3.Op
-			gets      []clientv3.Op
+			reads     elseReads
 			topics    []Topic
 			objects   []string
 			topicSeen = map[uuid.UUID]bool{}
@@ -573,7 +573,7 @@ func (c *Committer) commitUnits(ctx context.Context, appends []Append, units []*
 		for _, t := range topics {
 			tkey := c.store.topicKey(t.Name)
 			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(tkey), "=", t.CreateRevision))
-			gets = append(gets, clientv3.OpGet(tkey))
+			reads.add(&reads.topics, clientv3.OpGet(tkey))
 		}
 		// The objects must not have been marked for deletion by the
 		// compactor: once marked, an object is deleted unless already
@@ -582,14 +582,14 @@ func (c *Committer) commitUnits(ctx context.Context, appends []Append, units []*
 		for _, o := range objects {
 			dk := c.store.doomKey(o)
 			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(dk), "=", 0))
-			gets = append(gets, clientv3.OpGet(dk))
+			reads.add(&reads.objects, clientv3.OpGet(dk))
 		}
 		// No entry may have been added to a shard since the one known.
 		for _, p := range preps {
 			st := c.shards[p.u.shard]
 			from, end := c.store.logKey(p.u.shard, st.seq+1), clientv3.GetPrefixRangeEnd(c.store.logPrefix(p.u.shard))
 			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(from), "=", 0).WithRange(end))
-			gets = append(gets, clientv3.OpGet(from, clientv3.WithRange(end)))
+			reads.add(&reads.shards, clientv3.OpGet(from, clientv3.WithRange(end)))
 			if p.entry != nil {
 				puts = append(puts, clientv3.OpPut(p.key, string(p.value)))
 			}
@@ -599,7 +599,7 @@ func (c *Committer) commitUnits(ctx context.Context, appends []Append, units []*
 		if len(puts) > 0 {
 			txn = txn.Then(puts...)
 		}
-		resp, err := txn.Else(gets...).Commit()
+		resp, err := txn.Else(reads.ops...).Commit()
 		c.observe(start, resp, err)
 		if err != nil {
 			return fmt.Errorf("committing: %w", err)
@@ -611,7 +611,7 @@ func (c *Committer) commitUnits(ctx context.Context, appends []Append, units []*
 			return nil
 		}
 		var err2 error
-		live, err2 = c.absorb(ctx, appends, live, topics, objects, resp.Responses, results)
+		live, err2 = c.absorb(ctx, appends, live, topics, objects, &reads, resp.Responses, results)
 		if err2 != nil {
 			return err2
 		}
@@ -678,20 +678,36 @@ func (st *shardState) applyProducers(e *LogEntry, cfg CommitConfig, skip func(in
 	st.since++
 }
 
-// absorb reads a failed transaction's else branch: topics that no longer
-// match and doomed objects fail their appends; shards that moved on learn
-// their new entries. It returns the units still to commit.
-func (c *Committer) absorb(ctx context.Context, appends []Append, live []*unit, topics []Topic, objects []string, responses []*etcdserverpb.ResponseOp, results []CommitResult) ([]*unit, error) {
+// elseReads are the reads a commit's transaction runs when a comparison
+// fails, and where each kind is among them: topics[i] reads the key of the
+// commit's i-th topic, objects[i] the doom mark of its i-th object,
+// shards[i] the log of its i-th unit past the entry known.
+type elseReads struct {
+	ops                     []clientv3.Op
+	topics, objects, shards []int
+}
+
+// add appends op to the reads, its position to kind.
+func (r *elseReads) add(kind *[]int, op clientv3.Op) {
+	*kind = append(*kind, len(r.ops))
+	r.ops = append(r.ops, op)
+}
+
+// absorb reads a failed transaction's else branch (reads, answered by
+// responses): topics that no longer match and doomed objects fail their
+// appends; shards that moved on learn their new entries. It returns the
+// units still to commit.
+func (c *Committer) absorb(ctx context.Context, appends []Append, live []*unit, topics []Topic, objects []string, reads *elseReads, responses []*etcdserverpb.ResponseOp, results []CommitResult) ([]*unit, error) {
 	gone := map[uuid.UUID]bool{}
 	for i, t := range topics {
-		kvs := responses[i].GetResponseRange().Kvs
+		kvs := responses[reads.topics[i]].GetResponseRange().Kvs
 		if len(kvs) == 0 || kvs[0].CreateRevision != t.CreateRevision {
 			gone[t.ID] = true
 		}
 	}
 	doomed := map[string]bool{}
 	for i, o := range objects {
-		if len(responses[len(topics)+i].GetResponseRange().Kvs) > 0 {
+		if len(responses[reads.objects[i]].GetResponseRange().Kvs) > 0 {
 			doomed[o] = true
 		}
 	}
@@ -721,7 +737,7 @@ func (c *Committer) absorb(ctx context.Context, appends []Append, live []*unit, 
 		}
 		u.idx = keep
 		out = append(out, u)
-		kvs := responses[len(topics)+len(objects)+i].GetResponseRange().Kvs
+		kvs := responses[reads.shards[i]].GetResponseRange().Kvs
 		st := c.shards[u.shard]
 		ok := true
 		for _, kv := range kvs {

@@ -134,3 +134,22 @@ func decode(key string, data []byte, v any) error {
 	}
 	return nil
 }
+
+// rangePages reads [from, end) in pages of pageSize keys.
+func (s *Store) rangePages(ctx context.Context, from, end string, fn func(key string, value []byte, modRev int64) error) error {
+	for {
+		resp, err := s.cli.Get(ctx, from, clientv3.WithRange(end), clientv3.WithLimit(pageSize))
+		if err != nil {
+			return err
+		}
+		for _, kv := range resp.Kvs {
+			if err := fn(string(kv.Key), kv.Value, kv.ModRevision); err != nil {
+				return err
+			}
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			return nil
+		}
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+}

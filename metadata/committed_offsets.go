@@ -1,0 +1,173 @@
+package metadata
+
+// Committed offsets in etcd: offsets/<group>/<topic>/<part> holds a
+// group's CommittedOffset for a partition (groups.go describes the keys
+// and the ownership claim that fences every write).
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/google/uuid"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// TopicPartition names one partition of a topic by name.
+type TopicPartition struct {
+	Topic     string
+	Partition int32
+}
+
+// CommittedOffset is a group's committed position in one partition.
+type CommittedOffset struct {
+	Topic     string    `json:"-"`
+	Partition int32     `json:"-"`
+	TopicID   uuid.UUID `json:"topic_id"` // the topic incarnation committed to
+	Offset    int64     `json:"offset"`
+	// LeaderEpoch is the client's leader epoch of the record at Offset-1,
+	// or -1.
+	LeaderEpoch int32 `json:"leader_epoch"`
+	// Metadata is the client's metadata string; nil when the client sent
+	// null.
+	Metadata *string `json:"metadata,omitempty"`
+	// Committed is the commit time (Unix ms).
+	Committed int64 `json:"committed"`
+}
+
+type offsetValue struct {
+	V int `json:"v"`
+	CommittedOffset
+}
+
+// DecodeCommittedOffset decodes an offset value. It never panics.
+func DecodeCommittedOffset(key string, data []byte) (CommittedOffset, error) {
+	var v offsetValue
+	if err := decode(key, data, &v); err != nil {
+		return CommittedOffset{}, err
+	}
+	if v.V != 1 {
+		return CommittedOffset{}, fmt.Errorf("%w: %s: version %d (this agent reads version 1)", ErrCorruptValue, key, v.V)
+	}
+	return v.CommittedOffset, nil
+}
+
+func (s *Store) parseOffsetKey(group, key string) (string, int32, bool) {
+	rest, ok := strings.CutPrefix(key, s.offsetsPrefix(group))
+	if !ok {
+		return "", 0, false
+	}
+	i := strings.LastIndexByte(rest, '/')
+	if i <= 0 {
+		return "", 0, false
+	}
+	p, err := strconv.ParseInt(rest[i+1:], 10, 32)
+	if err != nil || p < 0 {
+		return "", 0, false
+	}
+	return rest[:i], int32(p), true
+}
+
+// FetchOffsets reads every offset the group has committed, sorted by topic
+// and partition. Undecodable values are skipped and reported in bad.
+func (s *Store) FetchOffsets(ctx context.Context, group string) (offsets []CommittedOffset, bad []error, err error) {
+	if err := ValidateGroupName(group); err != nil {
+		return nil, nil, err
+	}
+	resp, err := s.cli.Get(ctx, s.offsetsPrefix(group), clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading offsets of group %q: %w", group, err)
+	}
+	for _, kv := range resp.Kvs {
+		o, err := s.decodeOffsetKV(group, kv)
+		if err != nil {
+			bad = append(bad, err)
+			continue
+		}
+		offsets = append(offsets, o)
+	}
+	slices.SortFunc(offsets, func(a, b CommittedOffset) int {
+		if c := strings.Compare(a.Topic, b.Topic); c != 0 {
+			return c
+		}
+		return int(a.Partition) - int(b.Partition)
+	})
+	return offsets, bad, nil
+}
+
+func (s *Store) decodeOffsetKV(group string, kv *mvccpb.KeyValue) (CommittedOffset, error) {
+	topic, part, ok := s.parseOffsetKey(group, string(kv.Key))
+	if !ok {
+		return CommittedOffset{}, fmt.Errorf("%w: %s: bad offset key", ErrCorruptValue, kv.Key)
+	}
+	o, err := DecodeCommittedOffset(string(kv.Key), kv.Value)
+	if err != nil {
+		return CommittedOffset{}, err
+	}
+	o.Topic, o.Partition = topic, part
+	return o, nil
+}
+
+// txnOps returns how many puts or deletes fit one transaction beside
+// reserved other operations, given etcd's per-transaction limit (which
+// applies to the compare, then and else lists separately).
+func txnOps(maxOps, reserved int) int {
+	return max(1, maxOps-reserved)
+}
+
+// CommitOffsets writes committed offsets through the claim, in as few
+// transactions as maxOps (etcd's --max-txn-ops) allows. If st is not nil
+// the group's state is written in the first transaction, so a group that
+// so far existed only in memory is stored together with its first
+// offsets. It returns how many offsets were committed, in order, before
+// an error.
+func (s *Store) CommitOffsets(ctx context.Context, c GroupClaim, st *GroupState, offsets []CommittedOffset, maxOps int) (int, error) {
+	done := 0
+	first := true
+	for first || done < len(offsets) {
+		var ops []clientv3.Op
+		if first && st != nil {
+			ops = append(ops, clientv3.OpPut(s.groupKey(c.Group), st.value()))
+		}
+		n := min(len(offsets)-done, txnOps(maxOps, len(ops)))
+		for _, o := range offsets[done : done+n] {
+			ops = append(ops, clientv3.OpPut(s.offsetKey(c.Group, o.Topic, o.Partition), encode(offsetValue{V: 1, CommittedOffset: o})))
+		}
+		if len(ops) > 0 {
+			if _, err := s.fencedTxn(ctx, c, "committing offsets", ops...); err != nil {
+				return done, err
+			}
+		}
+		done += n
+		first = false
+	}
+	return done, nil
+}
+
+// DeleteOffsets removes committed offsets through the claim, in as few
+// transactions as maxOps allows. Partitions with no commit are ignored.
+func (s *Store) DeleteOffsets(ctx context.Context, c GroupClaim, parts []TopicPartition, maxOps int) error {
+	step := txnOps(maxOps, 0)
+	for lo := 0; lo < len(parts); lo += step {
+		hi := min(len(parts), lo+step)
+		ops := make([]clientv3.Op, 0, hi-lo)
+		for _, p := range parts[lo:hi] {
+			ops = append(ops, clientv3.OpDelete(s.offsetKey(c.Group, p.Topic, p.Partition)))
+		}
+		if _, err := s.fencedTxn(ctx, c, "deleting offsets", ops...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) offsetsPrefix(group string) string {
+	return s.key(prefixOffsets, escapeGroup(group), "/")
+}
+
+func (s *Store) offsetKey(group, topic string, partition int32) string {
+	return s.offsetsPrefix(group) + topic + "/" + strconv.FormatInt(int64(partition), 10)
+}
