@@ -756,7 +756,7 @@ group that was not deleted.`,
 			res := struct {
 				Groups []result `json:"groups"`
 			}{Groups: []result{}}
-			var fails failures
+			rep := newItemReport(cmd, out, "groups", len(names))
 			for _, g := range names {
 				r, ok := resps[g]
 				e := r.Err
@@ -765,18 +765,13 @@ group that was not deleted.`,
 				}
 				gr := result{Group: g}
 				if e != nil {
-					gr.Error = fails.add(explain(fmt.Sprintf("group %q", g), e, r.ErrMessage))
-				} else if out == outputText {
-					fmt.Fprintf(cmd.OutOrStdout(), "deleted group %s\n", g)
+					gr.Error = rep.fail(explain(fmt.Sprintf("group %q", g), e, r.ErrMessage))
+				} else {
+					rep.ok("deleted group %s", g)
 				}
 				res.Groups = append(res.Groups, gr)
 			}
-			if out == outputJSON {
-				if err := writeJSON(cmd.OutOrStdout(), res); err != nil {
-					return err
-				}
-			}
-			return fails.err(cmd, len(names), "groups")
+			return rep.finish(res)
 		},
 	}
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "delete without asking")
