@@ -226,6 +226,11 @@ func TestGroupConsumeDescribeLagAndReset(t *testing.T) {
 	wantFail(t, 1, `group "g" does not exist (list groups with `+"`floe group list`)", "", "group", "describe", "g", "-b", b)
 	wantFail(t, 1, `group "g" does not exist`, "", "group", "delete", "g", "-b", b)
 	wantFail(t, 1, `group "g" does not exist`, "", "lag", "g", "-b", b)
+	r = wantFail(t, 1, "2 of 2 groups failed", "", "group", "delete", "g", "nope", "-o", "json", "-b", b)
+	if !strings.Contains(r.stderr, `floe: group "g" does not exist`) ||
+		!strings.Contains(r.stdout, `"group": "g",`+"\n"+`      "error": "group \"g\" does not exist`) || !strings.Contains(r.stdout, `"group": "nope",`) {
+		t.Errorf("delete json of groups that do not exist: %v", r)
+	}
 	r = mustRun(t, "", "group", "delete", "new", "-o", "json", "-y", "-b", b)
 	if !strings.Contains(r.stdout, `"group": "new"`) {
 		t.Errorf("delete json %q", r.stdout)
