@@ -15,6 +15,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/floe-io/floe/internal/lagapi"
 )
 
 func newGroupCmd() *cobra.Command {
@@ -118,31 +120,21 @@ of the broker coordinating the group.`,
 }
 
 // groupReport is a group with its members and lag, as `floe group describe`
-// and `floe lag` print it in JSON.
+// and `floe lag` print it in JSON. Its members are the lag API's (GET
+// /v1/groups/{group}); the rest is its own, built from what kadm reports:
+// an offset that could not be read is null, with an "error", and there is
+// no status or commit window.
 type groupReport struct {
-	Group        string         `json:"group"`
-	State        string         `json:"state"`
-	ProtocolType string         `json:"protocol_type"`
-	Protocol     string         `json:"protocol"`
-	Coordinator  int32          `json:"coordinator"`
-	Members      []memberReport `json:"members"`
-	Partitions   []partitionLag `json:"partitions"`
-	Topics       []topicLag     `json:"topics"`
-	TotalLag     int64          `json:"total_lag"`
-	MaxLag       int64          `json:"max_lag"`
-}
-
-type memberReport struct {
-	MemberID    string            `json:"member_id"`
-	InstanceID  *string           `json:"instance_id"`
-	ClientID    string            `json:"client_id"`
-	ClientHost  string            `json:"client_host"`
-	Assignments []topicPartitions `json:"assignments"`
-}
-
-type topicPartitions struct {
-	Topic      string  `json:"topic"`
-	Partitions []int32 `json:"partitions"`
+	Group        string                `json:"group"`
+	State        string                `json:"state"`
+	ProtocolType string                `json:"protocol_type"`
+	Protocol     string                `json:"protocol"`
+	Coordinator  int32                 `json:"coordinator"`
+	Members      []lagapi.MemberReport `json:"members"`
+	Partitions   []partitionLag        `json:"partitions"`
+	Topics       []topicLag            `json:"topics"`
+	TotalLag     int64                 `json:"total_lag"`
+	MaxLag       int64                 `json:"max_lag"`
 }
 
 type partitionLag struct {
@@ -207,15 +199,15 @@ func newGroupReport(l kadm.DescribedGroupLag) groupReport {
 	r := groupReport{
 		Group: l.Group, State: l.State, ProtocolType: l.ProtocolType, Protocol: l.Protocol,
 		Coordinator: l.Coordinator.NodeID,
-		Members:     []memberReport{}, Partitions: []partitionLag{}, Topics: []topicLag{},
+		Members:     []lagapi.MemberReport{}, Partitions: []partitionLag{}, Topics: []topicLag{},
 	}
 	for _, m := range l.Members {
-		mr := memberReport{MemberID: m.MemberID, InstanceID: m.InstanceID, ClientID: m.ClientID, ClientHost: m.ClientHost, Assignments: []topicPartitions{}}
+		mr := lagapi.MemberReport{MemberID: m.MemberID, InstanceID: m.InstanceID, ClientID: m.ClientID, ClientHost: m.ClientHost, Assignments: []lagapi.TopicPartitions{}}
 		if a, ok := m.Assigned.AsConsumer(); ok {
 			for _, t := range a.Topics {
 				ps := slices.Clone(t.Partitions)
 				slices.Sort(ps)
-				mr.Assignments = append(mr.Assignments, topicPartitions{Topic: t.Topic, Partitions: ps})
+				mr.Assignments = append(mr.Assignments, lagapi.TopicPartitions{Topic: t.Topic, Partitions: ps})
 			}
 			sort.Slice(mr.Assignments, func(i, j int) bool { return mr.Assignments[i].Topic < mr.Assignments[j].Topic })
 		}
