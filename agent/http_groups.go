@@ -1,7 +1,8 @@
 package agent
 
 // The lag API: GET /v1/groups and GET /v1/groups/{group}, JSON, served
-// by every agent for every group (docs/http-api.md is the reference).
+// by every agent for every group (docs/http-api.md is the reference; the
+// response types are package internal/lagapi).
 //
 // A group's state, members and committed offsets come from etcd (the
 // list reads offsets from the agent's watched copy, milliseconds behind
@@ -23,76 +24,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/floe-io/floe/internal/lagapi"
 	"github.com/floe-io/floe/metadata"
 )
-
-// groupSummary is one group in GET /v1/groups.
-type groupSummary struct {
-	Group        string `json:"group"`
-	State        string `json:"state"`
-	ProtocolType string `json:"protocol_type"`
-	Members      int    `json:"members"`
-	Coordinator  int32  `json:"coordinator"`
-	Partitions   int    `json:"partitions"`
-	TotalLag     int64  `json:"total_lag"`
-	MaxLag       int64  `json:"max_lag"`
-	Status       string `json:"status"`
-}
-
-// groupReport is GET /v1/groups/{group}.
-type groupReport struct {
-	Group           string            `json:"group"`
-	State           string            `json:"state"`
-	ProtocolType    string            `json:"protocol_type"`
-	Protocol        string            `json:"protocol"`
-	Generation      int32             `json:"generation"`
-	Coordinator     int32             `json:"coordinator"`
-	Members         []memberReport    `json:"members"`
-	Partitions      []partitionReport `json:"partitions"`
-	TotalLag        int64             `json:"total_lag"`
-	MaxLag          int64             `json:"max_lag"`
-	MaxLagPartition *topicPartitionID `json:"max_lag_partition"`
-	Status          string            `json:"status"`
-	Complete        float64           `json:"complete"`
-	Window          windowReport      `json:"window"`
-}
-
-type memberReport struct {
-	MemberID    string            `json:"member_id"`
-	InstanceID  *string           `json:"instance_id"`
-	ClientID    string            `json:"client_id"`
-	ClientHost  string            `json:"client_host"`
-	Assignments []topicPartitions `json:"assignments"`
-}
-
-type topicPartitions struct {
-	Topic      string  `json:"topic"`
-	Partitions []int32 `json:"partitions"`
-}
-
-type topicPartitionID struct {
-	Topic     string `json:"topic"`
-	Partition int32  `json:"partition"`
-}
-
-type partitionReport struct {
-	Topic           string      `json:"topic"`
-	Partition       int32       `json:"partition"`
-	CommittedOffset *int64      `json:"committed_offset"`
-	CommittedAt     *int64      `json:"committed_at"` // Unix ms
-	Metadata        *string     `json:"metadata"`
-	StartOffset     int64       `json:"start_offset"`
-	EndOffset       int64       `json:"end_offset"` // the high watermark
-	Lag             int64       `json:"lag"`
-	MemberID        string      `json:"member_id"`
-	Status          string      `json:"status"`
-	Commits         []lagSample `json:"commits"`
-}
-
-type windowReport struct {
-	Commits       int   `json:"commits"`
-	MinDistanceMs int64 `json:"min_distance_ms"`
-}
 
 // registerGroupsHTTP adds the lag API to mux.
 func (a *Agent) registerGroupsHTTP(mux *http.ServeMux) {
@@ -178,8 +112,8 @@ func (a *Agent) serveGroupList(w http.ResponseWriter, r *http.Request) {
 	}
 	now := time.Now()
 	out := struct {
-		Groups []groupSummary `json:"groups"`
-	}{Groups: []groupSummary{}}
+		Groups []lagapi.GroupSummary `json:"groups"`
+	}{Groups: []lagapi.GroupSummary{}}
 	for _, name := range slices.Sorted(maps.Keys(byName)) {
 		st := byName[name]
 		var offsets []metadata.CommittedOffset
@@ -187,7 +121,7 @@ func (a *Agent) serveGroupList(w http.ResponseWriter, r *http.Request) {
 			offsets = append(offsets, cw.latest)
 		}
 		rep := a.groupReport(st, offsets, now)
-		out.Groups = append(out.Groups, groupSummary{
+		out.Groups = append(out.Groups, lagapi.GroupSummary{
 			Group: rep.Group, State: rep.State, ProtocolType: rep.ProtocolType,
 			Members: len(rep.Members), Coordinator: rep.Coordinator, Partitions: len(rep.Partitions),
 			TotalLag: rep.TotalLag, MaxLag: rep.MaxLag, Status: rep.Status,
@@ -198,11 +132,11 @@ func (a *Agent) serveGroupList(w http.ResponseWriter, r *http.Request) {
 
 // groupReport computes a group's lag and status from its state and
 // committed offsets.
-func (a *Agent) groupReport(st metadata.GroupState, offsets []metadata.CommittedOffset, now time.Time) groupReport {
-	rep := groupReport{
+func (a *Agent) groupReport(st metadata.GroupState, offsets []metadata.CommittedOffset, now time.Time) lagapi.GroupReport {
+	rep := lagapi.GroupReport{
 		Group: st.Name, State: st.State, ProtocolType: st.ProtocolType, Protocol: st.Protocol,
-		Generation: st.Generation, Members: []memberReport{}, Partitions: []partitionReport{},
-		Window: windowReport{Commits: a.cfg.Groups.LagWindow, MinDistanceMs: a.cfg.Groups.LagMinDistance.Milliseconds()},
+		Generation: st.Generation, Members: []lagapi.MemberReport{}, Partitions: []lagapi.PartitionReport{},
+		Window: lagapi.WindowReport{Commits: a.cfg.Groups.LagWindow, MinDistanceMs: a.cfg.Groups.LagMinDistance.Milliseconds()},
 	}
 	if c, ok := metadata.Leader(a.liveAgents(), metadata.GroupKey(st.Name)); ok {
 		rep.Coordinator = c.NodeID
@@ -218,19 +152,19 @@ func (a *Agent) groupReport(st metadata.GroupState, offsets []metadata.Committed
 
 	owner := map[topicPartition]string{}
 	for _, m := range st.Members {
-		mr := memberReport{MemberID: m.MemberID, InstanceID: m.InstanceID, ClientID: m.ClientID, ClientHost: m.ClientHost, Assignments: []topicPartitions{}}
+		mr := lagapi.MemberReport{MemberID: m.MemberID, InstanceID: m.InstanceID, ClientID: m.ClientID, ClientHost: m.ClientHost, Assignments: []lagapi.TopicPartitions{}}
 		if st.ProtocolType == consumerProtocolType && st.State == metadata.GroupStable && len(m.Assignment) > 0 {
 			var ca kmsg.ConsumerMemberAssignment
 			if ca.ReadFrom(m.Assignment) == nil {
 				for _, t := range ca.Topics {
 					ps := slices.Clone(t.Partitions)
 					slices.Sort(ps)
-					mr.Assignments = append(mr.Assignments, topicPartitions{Topic: t.Topic, Partitions: ps})
+					mr.Assignments = append(mr.Assignments, lagapi.TopicPartitions{Topic: t.Topic, Partitions: ps})
 					for _, p := range ps {
 						owner[topicPartition{t.Topic, p}] = m.MemberID
 					}
 				}
-				slices.SortFunc(mr.Assignments, func(x, y topicPartitions) int {
+				slices.SortFunc(mr.Assignments, func(x, y lagapi.TopicPartitions) int {
 					if x.Topic < y.Topic {
 						return -1
 					}
@@ -248,8 +182,8 @@ func (a *Agent) groupReport(st metadata.GroupState, offsets []metadata.Committed
 	committed := map[topicPartition]bool{}
 	var statuses []string
 	full := 0
-	add := func(pr partitionReport) {
-		pr.Commits = []lagSample{}
+	add := func(pr lagapi.PartitionReport) {
+		pr.Commits = []lagapi.Sample{}
 		if w, ok := windows[topicPartition{pr.Topic, pr.Partition}]; ok && pr.CommittedOffset != nil {
 			pr.Commits = w.samples
 		}
@@ -261,7 +195,7 @@ func (a *Agent) groupReport(st metadata.GroupState, offsets []metadata.Committed
 		rep.TotalLag += pr.Lag
 		if rep.MaxLagPartition == nil || pr.Lag > rep.MaxLag {
 			rep.MaxLag = pr.Lag
-			rep.MaxLagPartition = &topicPartitionID{pr.Topic, pr.Partition}
+			rep.MaxLagPartition = &lagapi.TopicPartitionID{Topic: pr.Topic, Partition: pr.Partition}
 		}
 		rep.Partitions = append(rep.Partitions, pr)
 	}
@@ -274,7 +208,7 @@ func (a *Agent) groupReport(st metadata.GroupState, offsets []metadata.Committed
 		committed[tp] = true
 		m := a.watermarks(t, o.Partition)
 		off, at := o.Offset, o.Committed
-		add(partitionReport{
+		add(lagapi.PartitionReport{
 			Topic: o.Topic, Partition: o.Partition, CommittedOffset: &off, CommittedAt: &at, Metadata: o.Metadata,
 			StartOffset: m.Start, EndOffset: m.Next, Lag: max(0, m.Next-o.Offset), MemberID: owner[tp],
 		})
@@ -288,7 +222,7 @@ func (a *Agent) groupReport(st metadata.GroupState, offsets []metadata.Committed
 			continue
 		}
 		m := a.watermarks(t, tp.partition)
-		add(partitionReport{
+		add(lagapi.PartitionReport{
 			Topic: tp.topic, Partition: tp.partition,
 			StartOffset: m.Start, EndOffset: m.Next, Lag: max(0, m.Next-m.Start), MemberID: member,
 		})

@@ -55,6 +55,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/floe-io/floe/internal/lagapi"
 	"github.com/floe-io/floe/metadata"
 )
 
@@ -68,17 +69,10 @@ const (
 	statusRewind = "REWIND"
 )
 
-// lagSample is one commit in a partition's window.
-type lagSample struct {
-	Offset    int64 `json:"offset"`
-	Lag       int64 `json:"lag"`
-	Timestamp int64 `json:"timestamp"` // commit time, Unix ms
-}
-
 // commitWindow is one partition's recent commits, oldest first.
 type commitWindow struct {
 	latest  metadata.CommittedOffset
-	samples []lagSample
+	samples []lagapi.Sample
 }
 
 type topicPartition struct {
@@ -163,7 +157,7 @@ func (lt *lagTracker) addLocked(group string, tp topicPartition, o metadata.Comm
 		return // the same commit seen again (a reload)
 	}
 	w.latest = o
-	s := lagSample{Offset: o.Offset, Timestamp: o.Committed, Lag: -1}
+	s := lagapi.Sample{Offset: o.Offset, Timestamp: o.Committed, Lag: -1}
 	if end, ok := lt.a.endOffset(o); ok {
 		s.Lag = max(0, end-o.Offset)
 	}
@@ -230,7 +224,7 @@ func (a *Agent) watermarks(t metadata.Topic, p int32) metadata.Watermarks {
 
 // partitionStatus evaluates one partition as Burrow does (see the file
 // comment). lag is the current lag.
-func partitionStatus(samples []lagSample, lag int64, now time.Time) string {
+func partitionStatus(samples []lagapi.Sample, lag int64, now time.Time) string {
 	if len(samples) == 0 || lag <= 0 {
 		return statusOK
 	}
@@ -409,7 +403,7 @@ func (gc *groupCoordinator) updateLagMetrics() {
 }
 
 // sortPartitions orders partition reports by topic and partition.
-func sortPartitions(ps []partitionReport) {
+func sortPartitions(ps []lagapi.PartitionReport) {
 	sort.Slice(ps, func(i, j int) bool {
 		if ps[i].Topic != ps[j].Topic {
 			return ps[i].Topic < ps[j].Topic

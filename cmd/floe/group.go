@@ -15,6 +15,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/floe-io/floe/internal/lagapi"
 )
 
 func newGroupCmd() *cobra.Command {
@@ -118,31 +120,21 @@ of the broker coordinating the group.`,
 }
 
 // groupReport is a group with its members and lag, as `floe group describe`
-// and `floe lag` print it in JSON.
+// and `floe lag` print it in JSON. Its members are the lag API's (GET
+// /v1/groups/{group}); the rest is its own, built from what kadm reports:
+// an offset that could not be read is null, with an "error", and there is
+// no status or commit window.
 type groupReport struct {
-	Group        string         `json:"group"`
-	State        string         `json:"state"`
-	ProtocolType string         `json:"protocol_type"`
-	Protocol     string         `json:"protocol"`
-	Coordinator  int32          `json:"coordinator"`
-	Members      []memberReport `json:"members"`
-	Partitions   []partitionLag `json:"partitions"`
-	Topics       []topicLag     `json:"topics"`
-	TotalLag     int64          `json:"total_lag"`
-	MaxLag       int64          `json:"max_lag"`
-}
-
-type memberReport struct {
-	MemberID    string            `json:"member_id"`
-	InstanceID  *string           `json:"instance_id"`
-	ClientID    string            `json:"client_id"`
-	ClientHost  string            `json:"client_host"`
-	Assignments []topicPartitions `json:"assignments"`
-}
-
-type topicPartitions struct {
-	Topic      string  `json:"topic"`
-	Partitions []int32 `json:"partitions"`
+	Group        string                `json:"group"`
+	State        string                `json:"state"`
+	ProtocolType string                `json:"protocol_type"`
+	Protocol     string                `json:"protocol"`
+	Coordinator  int32                 `json:"coordinator"`
+	Members      []lagapi.MemberReport `json:"members"`
+	Partitions   []partitionLag        `json:"partitions"`
+	Topics       []topicLag            `json:"topics"`
+	TotalLag     int64                 `json:"total_lag"`
+	MaxLag       int64                 `json:"max_lag"`
 }
 
 type partitionLag struct {
@@ -207,15 +199,15 @@ func newGroupReport(l kadm.DescribedGroupLag) groupReport {
 	r := groupReport{
 		Group: l.Group, State: l.State, ProtocolType: l.ProtocolType, Protocol: l.Protocol,
 		Coordinator: l.Coordinator.NodeID,
-		Members:     []memberReport{}, Partitions: []partitionLag{}, Topics: []topicLag{},
+		Members:     []lagapi.MemberReport{}, Partitions: []partitionLag{}, Topics: []topicLag{},
 	}
 	for _, m := range l.Members {
-		mr := memberReport{MemberID: m.MemberID, InstanceID: m.InstanceID, ClientID: m.ClientID, ClientHost: m.ClientHost, Assignments: []topicPartitions{}}
+		mr := lagapi.MemberReport{MemberID: m.MemberID, InstanceID: m.InstanceID, ClientID: m.ClientID, ClientHost: m.ClientHost, Assignments: []lagapi.TopicPartitions{}}
 		if a, ok := m.Assigned.AsConsumer(); ok {
 			for _, t := range a.Topics {
 				ps := slices.Clone(t.Partitions)
 				slices.Sort(ps)
-				mr.Assignments = append(mr.Assignments, topicPartitions{Topic: t.Topic, Partitions: ps})
+				mr.Assignments = append(mr.Assignments, lagapi.TopicPartitions{Topic: t.Topic, Partitions: ps})
 			}
 			sort.Slice(mr.Assignments, func(i, j int) bool { return mr.Assignments[i].Topic < mr.Assignments[j].Topic })
 		}
@@ -756,7 +748,7 @@ group that was not deleted.`,
 			res := struct {
 				Groups []result `json:"groups"`
 			}{Groups: []result{}}
-			var fails failures
+			rep := newItemReport(cmd, out, "groups", len(names))
 			for _, g := range names {
 				r, ok := resps[g]
 				e := r.Err
@@ -765,18 +757,13 @@ group that was not deleted.`,
 				}
 				gr := result{Group: g}
 				if e != nil {
-					gr.Error = fails.add(explain(fmt.Sprintf("group %q", g), e, r.ErrMessage))
-				} else if out == outputText {
-					fmt.Fprintf(cmd.OutOrStdout(), "deleted group %s\n", g)
+					gr.Error = rep.fail(explain(fmt.Sprintf("group %q", g), e, r.ErrMessage))
+				} else {
+					rep.ok("deleted group %s", g)
 				}
 				res.Groups = append(res.Groups, gr)
 			}
-			if out == outputJSON {
-				if err := writeJSON(cmd.OutOrStdout(), res); err != nil {
-					return err
-				}
-			}
-			return fails.err(cmd, len(names), "groups")
+			return rep.finish(res)
 		},
 	}
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "delete without asking")

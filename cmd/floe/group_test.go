@@ -1,11 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/floe-io/floe/internal/lagapi"
 )
 
 type groupDescribeJSON struct {
@@ -226,6 +231,11 @@ func TestGroupConsumeDescribeLagAndReset(t *testing.T) {
 	wantFail(t, 1, `group "g" does not exist (list groups with `+"`floe group list`)", "", "group", "describe", "g", "-b", b)
 	wantFail(t, 1, `group "g" does not exist`, "", "group", "delete", "g", "-b", b)
 	wantFail(t, 1, `group "g" does not exist`, "", "lag", "g", "-b", b)
+	r = wantFail(t, 1, "2 of 2 groups failed", "", "group", "delete", "g", "nope", "-o", "json", "-b", b)
+	if !strings.Contains(r.stderr, `floe: group "g" does not exist`) ||
+		!strings.Contains(r.stdout, `"group": "g",`+"\n"+`      "error": "group \"g\" does not exist`) || !strings.Contains(r.stdout, `"group": "nope",`) {
+		t.Errorf("delete json of groups that do not exist: %v", r)
+	}
 	r = mustRun(t, "", "group", "delete", "new", "-o", "json", "-y", "-b", b)
 	if !strings.Contains(r.stdout, `"group": "new"`) {
 		t.Errorf("delete json %q", r.stdout)
@@ -280,4 +290,59 @@ func TestResetToDatetime(t *testing.T) {
 	if l := lagOf(t, b, "wide-group"); l.TotalLag != 0 {
 		t.Errorf("wide lag %+v", l)
 	}
+}
+
+// The JSON of a group report has exactly the fields the help of `floe
+// group describe` and `floe lag` lists (groupReportFields), in that
+// order, including the members' fields, which come from lagapi.
+func TestGroupReportFieldsDocumented(t *testing.T) {
+	id := "i"
+	r := groupReport{
+		Members:    []lagapi.MemberReport{{InstanceID: &id, Assignments: []lagapi.TopicPartitions{{Partitions: []int32{0}}}}},
+		Partitions: []partitionLag{{Error: "e"}},
+		Topics:     []topicLag{{}},
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if err := jsonKeys(json.NewDecoder(bytes.NewReader(b)), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := regexp.MustCompile(`"([a-z_]+)"`).FindAllStringSubmatch(groupReportFields, -1)
+	var wantKeys []string
+	for _, m := range want {
+		wantKeys = append(wantKeys, m[1])
+	}
+	if strings.Join(got, ",") != strings.Join(wantKeys, ",") {
+		t.Errorf("group report JSON fields\n got %v\nwant %v (groupReportFields)", got, wantKeys)
+	}
+}
+
+// jsonKeys reads one JSON value from dec and appends the keys of its
+// objects to keys, in document order.
+func jsonKeys(dec *json.Decoder, keys *[]string) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	d, ok := tok.(json.Delim)
+	if !ok {
+		return nil
+	}
+	for dec.More() {
+		if d == '{' {
+			k, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			*keys = append(*keys, k.(string))
+		}
+		if err := jsonKeys(dec, keys); err != nil {
+			return err
+		}
+	}
+	_, err = dec.Token() // the closing delimiter
+	return err
 }

@@ -60,30 +60,6 @@ type topicResults struct {
 	Topics []topicResult `json:"topics"`
 }
 
-// failures collects per-item errors of a command acting on several items.
-type failures []error
-
-// add records err and returns its text, for the item's own result.
-func (f *failures) add(err error) string {
-	*f = append(*f, err)
-	return err.Error()
-}
-
-// err returns nil when nothing failed, the error itself when one item was
-// asked for, and otherwise prints every error and returns a count.
-func (f failures) err(cmd *cobra.Command, total int, what string) error {
-	switch {
-	case len(f) == 0:
-		return nil
-	case total <= 1:
-		return f[0]
-	}
-	for _, e := range f[:len(f)-1] {
-		fmt.Fprintf(cmd.ErrOrStderr(), "floe: %v\n", e)
-	}
-	return fmt.Errorf("%v\n%d of %d %s failed", f[len(f)-1], len(f), total, what)
-}
-
 func newTopicCreateCmd(cf *clientFlags) *cobra.Command {
 	var (
 		partitions int32
@@ -121,31 +97,23 @@ JSON output: {"topics": [{"name", "id", "partitions", "replication_factor",
 			if err != nil {
 				return explain("creating topics", err, "")
 			}
+			rep := newItemReport(cmd, out, "topics", len(names))
 			var res topicResults
-			var fails failures
 			for _, name := range names {
 				r, ok := resps[name]
 				tr := topicResult{Name: name}
 				switch {
 				case !ok:
-					fails = append(fails, fmt.Errorf("topic %q: no answer from the cluster", name))
-					tr.Error = fails[len(fails)-1].Error()
+					tr.Error = rep.fail(fmt.Errorf("topic %q: no answer from the cluster", name))
 				case r.Err != nil:
-					tr.Error = fails.add(explain(fmt.Sprintf("topic %q", name), r.Err, r.ErrMessage))
+					tr.Error = rep.fail(explain(fmt.Sprintf("topic %q", name), r.Err, r.ErrMessage))
 				default:
 					tr.ID, tr.Partitions, tr.ReplicationFactor = topicID(r.ID), r.NumPartitions, r.ReplicationFactor
-					if out == outputText {
-						fmt.Fprintf(cmd.OutOrStdout(), "created topic %s (%s, replication factor %d)\n", name, plural(int(r.NumPartitions), "partition"), r.ReplicationFactor)
-					}
+					rep.ok("created topic %s (%s, replication factor %d)", name, plural(int(r.NumPartitions), "partition"), r.ReplicationFactor)
 				}
 				res.Topics = append(res.Topics, tr)
 			}
-			if out == outputJSON {
-				if err := writeJSON(cmd.OutOrStdout(), res); err != nil {
-					return err
-				}
-			}
-			return fails.err(cmd, len(names), "topics")
+			return rep.finish(res)
 		},
 	}
 	fs := cmd.Flags()
@@ -523,8 +491,16 @@ topic that was not altered.`,
 			if err != nil {
 				return explain("altering topic configs", err, "")
 			}
+			var what []string
+			for _, a := range alters {
+				if a.Op == kadm.SetConfig {
+					what = append(what, "set "+a.Name+"="+*a.Value)
+				} else {
+					what = append(what, "deleted "+a.Name)
+				}
+			}
+			rep := newItemReport(cmd, out, "topics", len(names))
 			var res topicResults
-			var fails failures
 			for _, name := range names {
 				tr := topicResult{Name: name}
 				r, err := resps.On(name, nil)
@@ -532,26 +508,13 @@ topic that was not altered.`,
 					err = r.Err
 				}
 				if err != nil {
-					tr.Error = fails.add(explain(fmt.Sprintf("topic %q", name), err, r.ErrMessage))
-				} else if out == outputText {
-					var what []string
-					for _, a := range alters {
-						if a.Op == kadm.SetConfig {
-							what = append(what, "set "+a.Name+"="+*a.Value)
-						} else {
-							what = append(what, "deleted "+a.Name)
-						}
-					}
-					fmt.Fprintf(cmd.OutOrStdout(), "altered topic %s: %s\n", name, strings.Join(what, "; "))
+					tr.Error = rep.fail(explain(fmt.Sprintf("topic %q", name), err, r.ErrMessage))
+				} else {
+					rep.ok("altered topic %s: %s", name, strings.Join(what, "; "))
 				}
 				res.Topics = append(res.Topics, tr)
 			}
-			if out == outputJSON {
-				if err := writeJSON(cmd.OutOrStdout(), res); err != nil {
-					return err
-				}
-			}
-			return fails.err(cmd, len(names), "topics")
+			return rep.finish(res)
 		},
 	}
 	cmd.Flags().StringArrayVar(&set, "set", nil, "set a config, key=value (repeatable)")
@@ -595,8 +558,8 @@ JSON output: {"topics": [{"name", "partitions_before", "partitions",
 			if err != nil {
 				return explain("describing topics", err, "")
 			}
+			rep := newItemReport(cmd, out, "topics", len(names))
 			var res topicResults
-			var fails failures
 			var grow []string
 			before := map[string]int32{}
 			for _, name := range names {
@@ -608,10 +571,9 @@ JSON output: {"topics": [{"name", "partitions_before", "partitions",
 					if e == nil {
 						e = kerr.UnknownTopicOrPartition
 					}
-					tr.Error = fails.add(explain(fmt.Sprintf("topic %q", name), e, ""))
+					tr.Error = rep.fail(explain(fmt.Sprintf("topic %q", name), e, ""))
 				case int32(len(td.Partitions)) > total:
-					fails = append(fails, fmt.Errorf("topic %q has %d partitions, more than --total %d: partitions cannot be removed", name, len(td.Partitions), total))
-					tr.Error = fails[len(fails)-1].Error()
+					tr.Error = rep.fail(fmt.Errorf("topic %q has %d partitions, more than --total %d: partitions cannot be removed", name, len(td.Partitions), total))
 					tr.PartitionsBefore, tr.Partitions = int32(len(td.Partitions)), int32(len(td.Partitions))
 				default:
 					before[name] = int32(len(td.Partitions))
@@ -636,9 +598,7 @@ JSON output: {"topics": [{"name", "partitions_before", "partitions",
 					continue
 				}
 				if b == total {
-					if out == outputText {
-						fmt.Fprintf(cmd.OutOrStdout(), "topic %s already has %s\n", tr.Name, plural(int(b), "partition"))
-					}
+					rep.ok("topic %s already has %s", tr.Name, plural(int(b), "partition"))
 					continue
 				}
 				r, err := resps.On(tr.Name, nil)
@@ -646,20 +606,13 @@ JSON output: {"topics": [{"name", "partitions_before", "partitions",
 					err = r.Err
 				}
 				if err != nil {
-					tr.Error = fails.add(explain(fmt.Sprintf("topic %q", tr.Name), err, r.ErrMessage))
+					tr.Error = rep.fail(explain(fmt.Sprintf("topic %q", tr.Name), err, r.ErrMessage))
 					continue
 				}
 				tr.Partitions = total
-				if out == outputText {
-					fmt.Fprintf(cmd.OutOrStdout(), "topic %s: %d -> %d partitions\n", tr.Name, b, total)
-				}
+				rep.ok("topic %s: %d -> %d partitions", tr.Name, b, total)
 			}
-			if out == outputJSON {
-				if err := writeJSON(cmd.OutOrStdout(), res); err != nil {
-					return err
-				}
-			}
-			return fails.err(cmd, len(names), "topics")
+			return rep.finish(res)
 		},
 	}
 	cmd.Flags().Int32Var(&total, "total", 0, "the number of partitions each topic should have (required)")
@@ -724,8 +677,8 @@ topic that was not deleted.`,
 			if err != nil {
 				return explain("deleting topics", err, "")
 			}
+			rep := newItemReport(cmd, out, "topics", len(names))
 			var res topicResults
-			var fails failures
 			for _, name := range names {
 				tr := topicResult{Name: name}
 				r, err := resps.On(name, nil)
@@ -733,18 +686,13 @@ topic that was not deleted.`,
 					err = r.Err
 				}
 				if err != nil {
-					tr.Error = fails.add(explain(fmt.Sprintf("topic %q", name), err, r.ErrMessage))
-				} else if out == outputText {
-					fmt.Fprintf(cmd.OutOrStdout(), "deleted topic %s\n", name)
+					tr.Error = rep.fail(explain(fmt.Sprintf("topic %q", name), err, r.ErrMessage))
+				} else {
+					rep.ok("deleted topic %s", name)
 				}
 				res.Topics = append(res.Topics, tr)
 			}
-			if out == outputJSON {
-				if err := writeJSON(cmd.OutOrStdout(), res); err != nil {
-					return err
-				}
-			}
-			return fails.err(cmd, len(names), "topics")
+			return rep.finish(res)
 		},
 	}
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "delete without asking")

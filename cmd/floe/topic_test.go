@@ -117,6 +117,13 @@ func TestTopicCommands(t *testing.T) {
 	}
 	wantFail(t, 1, "retention.ms", "", "topic", "alter", "orders", "--set", "retention.ms=tomorrow", "-b", b)
 	wantFail(t, 1, `topic "nope" does not exist`, "", "topic", "alter", "nope", "--set", "retention.ms=1", "-b", b)
+	// One unknown topic among several, in JSON: every topic has its result,
+	// the exit is 1.
+	r = wantFail(t, 1, "1 of 2 topics failed", "", "topic", "alter", "events", "nope", "--set", "retention.bytes=2097152", "-o", "json", "-b", b)
+	if res := decodeJSON[topicResults](t, r.stdout); len(res.Topics) != 2 || res.Topics[0].Name != "events" || res.Topics[0].Error != "" ||
+		res.Topics[1].Name != "nope" || !strings.Contains(res.Topics[1].Error, `topic "nope" does not exist`) {
+		t.Errorf("alter json with an unknown topic %+v", res)
+	}
 
 	// add-partitions: grow, same count is fine, shrinking is not.
 	r = mustRun(t, "", "topic", "add-partitions", "orders", "--total", "5", "-b", b)
