@@ -16,7 +16,10 @@
 // The write path, from validated batches to segment objects committed in
 // etcd, is package agent/internal/logwrite; Produce and the
 // __consumer_offsets feed append through it, and errors.go maps its errors
-// to Kafka codes.
+// to Kafka codes. The read path, from index entries to record batches with
+// their offsets, is package agent/internal/logread; Fetch and ListOffsets
+// read through it, and 01_fetch.go keeps the protocol's part (watermarks,
+// error codes, the long poll, response sizes).
 //
 // agent may import metadata, segments and its internal packages, never the
 // reverse.
