@@ -1,21 +1,20 @@
-// Package kafkatest builds Kafka wire structures by hand for tests that
-// need what real clients rarely send: a RecordBatch with chosen producer
-// IDs and sequences, or a Fetch at a chosen offset. Bodies are still
-// encoded with kmsg; only the RecordBatch length and CRC, which kmsg
-// leaves to the caller, are filled in here.
+// Package kafkatest builds Kafka wire structures for tests that need what
+// real clients rarely send: a RecordBatch with chosen producer IDs and
+// sequences, or a Fetch at a chosen offset. Requests are kmsg's; batches
+// are segments' encoding (the one owner of the RecordBatch layout), which
+// the tests that send them to an agent check against real Kafka clients
+// reading them back.
 //
-// kafkatest is for tests only; it imports nothing from floe.
+// kafkatest is for tests only.
 package kafkatest
 
 import (
-	"encoding/binary"
-	"hash/crc32"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
-)
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+	"github.com/floe-io/floe/segments"
+)
 
 // Producer identifies a batch's producer: ID -1, epoch -1 and sequence -1
 // for a non-idempotent producer (NoProducer).
@@ -33,27 +32,13 @@ var NoProducer = Producer{ID: -1, Epoch: -1, Sequence: -1}
 func RecordBatch(p Producer, at time.Time, values ...string) []byte {
 	var recs []byte
 	for i, v := range values {
-		r := kmsg.NewRecord()
-		r.OffsetDelta = int32(i)
-		r.Value = []byte(v)
-		r.Length = int32(len(r.AppendTo(nil)) - 1)
-		recs = r.AppendTo(recs)
+		recs = segments.AppendRecord(recs, 0, int32(i), nil, []byte(v))
 	}
-	b := kmsg.NewRecordBatch()
-	b.PartitionLeaderEpoch = -1
-	b.Magic = 2
-	b.LastOffsetDelta = int32(len(values) - 1)
-	b.FirstTimestamp = at.UnixMilli()
-	b.MaxTimestamp = b.FirstTimestamp
-	b.ProducerID = p.ID
-	b.ProducerEpoch = p.Epoch
-	b.FirstSequence = p.Sequence
-	b.NumRecords = int32(len(values))
-	b.Records = recs
-	raw := b.AppendTo(nil)
-	binary.BigEndian.PutUint32(raw[8:12], uint32(len(raw)-12))
-	binary.BigEndian.PutUint32(raw[17:21], crc32.Checksum(raw[21:], castagnoli))
-	return raw
+	return segments.AppendBatch(nil, segments.BatchHeader{
+		BaseTimestamp: at.UnixMilli(), MaxTimestamp: at.UnixMilli(),
+		ProducerID: p.ID, ProducerEpoch: p.Epoch, BaseSequence: p.Sequence,
+		LastOffsetDelta: int32(len(values) - 1), RecordCount: int32(len(values)),
+	}, recs)
 }
 
 // FetchRequest is a one-partition Fetch of up to 1 MiB from offset,
