@@ -2,36 +2,21 @@ package compactor
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kmsg"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/floe-io/floe/internal/kafkatest"
 	"github.com/floe-io/floe/internal/testenv"
 	"github.com/floe-io/floe/metadata"
 	"github.com/floe-io/floe/segments"
 )
 
 func testBatch(value string, ts int64) []byte {
-	rec := kmsg.NewRecord()
-	rec.Value = []byte(value)
-	rec.Length = int32(len(rec.AppendTo(nil)) - 1)
-	b := kmsg.NewRecordBatch()
-	b.Magic = 2
-	b.PartitionLeaderEpoch = -1
-	b.ProducerID, b.ProducerEpoch, b.FirstSequence = -1, -1, -1
-	b.FirstTimestamp, b.MaxTimestamp = ts, ts
-	b.NumRecords = 1
-	b.Records = rec.AppendTo(nil)
-	raw := b.AppendTo(nil)
-	binary.BigEndian.PutUint32(raw[8:12], uint32(len(raw)-12))
-	binary.BigEndian.PutUint32(raw[17:21], crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli)))
-	return raw
+	return kafkatest.RecordBatch(kafkatest.NoProducer, time.UnixMilli(ts), value)
 }
 
 // writeAndCommit writes n single-batch objects for partition 0, as an

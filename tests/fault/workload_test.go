@@ -2,10 +2,8 @@ package fault
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"maps"
 	"net"
@@ -21,6 +19,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floe-io/floe/internal/kafkatest"
 )
 
 // The workload: idempotent acks=all producers writing keyed records with
@@ -511,21 +511,5 @@ func probe(ctx context.Context, seeds []string, rec *recorder, interval time.Dur
 
 // rawBatch is one RecordBatch v2 holding value, without a producer ID.
 func rawBatch(value []byte) []byte {
-	r := kmsg.NewRecord()
-	r.Value = value
-	r.Length = int32(len(r.AppendTo(nil)) - 1)
-	b := kmsg.NewRecordBatch()
-	b.PartitionLeaderEpoch = -1
-	b.Magic = 2
-	b.FirstTimestamp = time.Now().UnixMilli()
-	b.MaxTimestamp = b.FirstTimestamp
-	b.ProducerID = -1
-	b.ProducerEpoch = -1
-	b.FirstSequence = -1
-	b.NumRecords = 1
-	b.Records = r.AppendTo(nil)
-	raw := b.AppendTo(nil)
-	binary.BigEndian.PutUint32(raw[8:12], uint32(len(raw)-12))
-	binary.BigEndian.PutUint32(raw[17:21], crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli)))
-	return raw
+	return kafkatest.RecordBatch(kafkatest.NoProducer, time.Now(), string(value))
 }
