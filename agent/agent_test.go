@@ -51,7 +51,7 @@ func newTestCluster(t *testing.T) *testCluster {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	bucket, err := segments.OpenBucket(ctx, testBucketURL(t), testBucketOptions())
+	bucket, err := segments.OpenBucket(ctx, testenv.BucketURL(t), testenv.BucketOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,20 +155,6 @@ func (c *testCluster) client(opts ...kgo.Opt) *kgo.Client {
 
 func (c *testCluster) admin() *kadm.Client {
 	return kadm.NewClient(c.client())
-}
-
-// testBucketURL is the localstack MinIO (a fresh prefix per test) when
-// one is configured, else a temporary directory.
-func testBucketURL(t *testing.T) string {
-	if os.Getenv("FLOE_TEST_MINIO_ENDPOINT") == "" {
-		return t.TempDir()
-	}
-	m := testenv.MinIO(t)
-	return "minio://" + m.Endpoint + "/" + m.Bucket + "/" + testenv.Cluster(t) + "?secure=false"
-}
-
-func testBucketOptions() segments.BucketOptions {
-	return segments.BucketOptions{AccessKey: os.Getenv("FLOE_TEST_MINIO_ACCESS_KEY"), SecretKey: os.Getenv("FLOE_TEST_MINIO_SECRET_KEY")}
 }
 
 func testCtx(t *testing.T) context.Context {

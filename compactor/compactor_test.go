@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -45,21 +44,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := t.TempDir()
-	if os.Getenv("FLOE_TEST_MINIO_ENDPOINT") != "" {
-		m := testenv.MinIO(t)
-		url = "minio://" + m.Endpoint + "/" + m.Bucket + "/" + testenv.Cluster(t) + "?secure=false"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	bucket, err := segments.OpenBucket(ctx, url, segments.BucketOptions{
-		AccessKey: os.Getenv("FLOE_TEST_MINIO_ACCESS_KEY"), SecretKey: os.Getenv("FLOE_TEST_MINIO_SECRET_KEY"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bucket.Close() })
-	return &env{t: t, store: store, bucket: bucket}
+	return &env{t: t, store: store, bucket: testenv.Bucket(t)}
 }
 
 // agentDefaults is an agent on a free port with production defaults.

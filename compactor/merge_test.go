@@ -19,7 +19,7 @@ func TestMergeConflictLeavesTheLogAndDropsItsObjects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bucket := testBucket(t)
+	bucket := testenv.Bucket(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var writes []*keyedWrites

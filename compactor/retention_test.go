@@ -21,7 +21,7 @@ func TestRetentionRewritesSharedEntries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bucket := testBucket(t)
+	bucket := testenv.Bucket(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	tp, err := store.CreateTopic(ctx, metadata.TopicSpec{Name: "uneven", Partitions: 2, ShardSize: 2, ReplicationFactor: 1, Configs: map[string]string{"retention.bytes": "20000"}})

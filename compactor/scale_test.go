@@ -32,31 +32,6 @@ func (b *countingBucket) Put(ctx context.Context, key string, data []byte) error
 	return b.Bucket.Put(ctx, key, data)
 }
 
-// testBucket is the localstack MinIO when configured, else a directory.
-func testBucket(t testing.TB) segments.Bucket {
-	t.Helper()
-	url := t.TempDir()
-	if os.Getenv("FLOE_TEST_MINIO_ENDPOINT") != "" {
-		m := testenv.MinIO(t)
-		url = "minio://" + m.Endpoint + "/" + m.Bucket + "/" + testenv.Cluster(t) + "?secure=false"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	b, err := segments.OpenBucket(ctx, url, segments.BucketOptions{
-		AccessKey: os.Getenv("FLOE_TEST_MINIO_ACCESS_KEY"), SecretKey: os.Getenv("FLOE_TEST_MINIO_SECRET_KEY"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if os.Getenv("FLOE_TEST_MINIO_ENDPOINT") != "" {
-			segments.DeletePrefix(context.Background(), b, "")
-		}
-		b.Close()
-	})
-	return b
-}
-
 // keyedWrites writes flushes as agents do for keyed records spread over
 // every partition of a topic: each flush is one object holding one batch
 // per partition, committed as one log entry per shard. It remembers every
@@ -254,7 +229,7 @@ func TestMergeKeyedPartitionsBoundsPuts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bucket := &countingBucket{Bucket: testBucket(t)}
+	bucket := &countingBucket{Bucket: testenv.Bucket(t)}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	tp, err := store.CreateTopic(ctx, metadata.TopicSpec{Name: "keyed", Partitions: partitions, ReplicationFactor: 1, Configs: map[string]string{"retention.ms": "-1"}})

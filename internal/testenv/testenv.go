@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/floe-io/floe/metadata/embedded"
+	"github.com/floe-io/floe/segments"
 )
 
 var (
@@ -125,4 +126,40 @@ func Logger(t testing.TB) *slog.Logger {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// BucketURL is a bucket for one test: the localstack MinIO under a fresh
+// prefix when one is configured, else a temporary directory. Open it with
+// BucketOptions.
+func BucketURL(t testing.TB) string {
+	t.Helper()
+	if os.Getenv("FLOE_TEST_MINIO_ENDPOINT") == "" {
+		return t.TempDir()
+	}
+	m := MinIO(t)
+	return "minio://" + m.Endpoint + "/" + m.Bucket + "/" + Cluster(t) + "?secure=false"
+}
+
+// BucketOptions are the credentials of the buckets BucketURL names.
+func BucketOptions() segments.BucketOptions {
+	return segments.BucketOptions{AccessKey: os.Getenv("FLOE_TEST_MINIO_ACCESS_KEY"), SecretKey: os.Getenv("FLOE_TEST_MINIO_SECRET_KEY")}
+}
+
+// Bucket opens a bucket for one test (BucketURL), emptied and closed when
+// the test ends.
+func Bucket(t testing.TB) segments.Bucket {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b, err := segments.OpenBucket(ctx, BucketURL(t), BucketOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		segments.DeletePrefix(ctx, b, "")
+		b.Close()
+	})
+	return b
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -72,13 +71,7 @@ func newLogEnv(t *testing.T, partitions int32) *logEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := testenv.MinIO(t)
-	bucket, err := segments.OpenBucket(ctx, "minio://"+m.Endpoint+"/"+m.Bucket+"/"+testenv.Cluster(t)+"?secure=false",
-		segments.BucketOptions{AccessKey: os.Getenv("FLOE_TEST_MINIO_ACCESS_KEY"), SecretKey: os.Getenv("FLOE_TEST_MINIO_SECRET_KEY")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bucket.Close() })
+	bucket := testenv.Bucket(t)
 	topic, err := store.CreateTopic(ctx, metadata.TopicSpec{Name: "logread", Partitions: partitions, ReplicationFactor: 1})
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
 	"sort"
 	"strings"
@@ -45,20 +44,9 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := t.TempDir()
-	if os.Getenv("FLOE_TEST_MINIO_ENDPOINT") != "" {
-		m := testenv.MinIO(t)
-		url = "minio://" + m.Endpoint + "/" + m.Bucket + "/" + cluster + "?secure=false"
-	}
+	bucket := testenv.Bucket(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	bucket, err := segments.OpenBucket(ctx, url, segments.BucketOptions{
-		AccessKey: os.Getenv("FLOE_TEST_MINIO_ACCESS_KEY"), SecretKey: os.Getenv("FLOE_TEST_MINIO_SECRET_KEY"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bucket.Close() })
 	if _, err := store.EnsureCluster(ctx); err != nil {
 		t.Fatal(err)
 	}
