@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,22 +41,11 @@ func TestExtentTake(t *testing.T) {
 	}
 }
 
-// getCounter counts GETs.
-type getCounter struct {
-	segments.Bucket
-	gets atomic.Int64
-}
-
-func (b *getCounter) GetRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
-	b.gets.Add(1)
-	return b.Bucket.GetRange(ctx, key, off, n)
-}
-
 // logEnv is a topic whose partitions' batches are committed to etcd in
 // segment objects in MinIO, as agents write them.
 type logEnv struct {
 	store  *metadata.Store
-	bucket *getCounter
+	bucket *countingBucket
 	topic  metadata.Topic
 	commit *metadata.Committer
 }
@@ -76,7 +63,7 @@ func newLogEnv(t *testing.T, partitions int32) *logEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &logEnv{store: store, bucket: &getCounter{Bucket: bucket}, topic: topic, commit: store.NewCommitter(metadata.CommitConfig{})}
+	return &logEnv{store: store, bucket: &countingBucket{Bucket: bucket}, topic: topic, commit: store.NewCommitter(metadata.CommitConfig{})}
 }
 
 // flush writes one object holding batches batches of every partition (the
