@@ -123,8 +123,20 @@ func (a *Agent) serveProduce(ctx context.Context, rq *request) {
 	}
 
 	if acks == 0 {
-		// The client expects no response; the batches are still written.
+		// The client expects no response; the batches are still written,
+		// and until they are the request body they point into stays in
+		// the request memory it counts against.
+		held := rq.held
+		rq.held = 0
 		rq.noReply()
+		rq.conn.goAsync(func() {
+			defer a.requestMem.give(held)
+			for _, p := range parts {
+				if p.res != nil {
+					<-p.res.Done()
+				}
+			}
+		})
 		return
 	}
 	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond

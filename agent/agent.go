@@ -44,7 +44,10 @@ type Agent struct {
 	reader  *logread.Reader
 	// fetchMem bounds the record batches of fetch responses held at once.
 	fetchMem *byteBudget
-	lns      []*listener
+	// requestMem bounds request bodies read and not yet answered.
+	requestMem *waitBudget
+	limits     *connLimits
+	lns        []*listener
 
 	producerIDs producerIDs
 
@@ -126,6 +129,9 @@ func (a *Agent) Start(ctx context.Context) error {
 	}()
 
 	a.fetchMem = &byteBudget{cap: fetchMemBytes}
+	a.requestMem = newWaitBudget(a.cfg.QueuedMaxRequestBytes)
+	a.limits = newConnLimits(a.cfg.MaxConnections, a.cfg.MaxConnectionsPerIP)
+	registerRequestMemMetric(a.registry, a.requestMem)
 	a.reader = logread.New(a.ctx, a.store, a.bucket, logread.Config{CacheBytes: a.cfg.CacheBytes, ChunkBytes: a.cfg.ReadChunkBytes}, a.log, a.registry)
 	marks, err := a.store.StartWatermarkWatcher(a.ctx, a.log, metadata.WatermarkHooks{OnEntry: a.reader.Observe, OnReset: a.reader.Reset})
 	if err != nil {
@@ -298,8 +304,12 @@ func (a *Agent) keepRegistered() {
 
 func (a *Agent) acceptLoop(l *listener) {
 	for {
+		if !a.limits.waitSlot(a.ctx) {
+			return
+		}
 		nc, err := l.ln.Accept()
 		if err != nil {
+			a.limits.freeSlot()
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
@@ -309,6 +319,14 @@ func (a *Agent) acceptLoop(l *listener) {
 				return
 			case <-time.After(50 * time.Millisecond):
 			}
+			continue
+		}
+		ip, ok := a.limits.admitIP(nc.RemoteAddr())
+		if !ok {
+			a.log.Info("closing connection: too many from one address", "client", nc.RemoteAddr().String(), "max", a.cfg.MaxConnectionsPerIP)
+			a.metrics.connectionsRefused.Inc()
+			nc.Close()
+			a.limits.freeSlot()
 			continue
 		}
 		if tc, ok := nc.(*net.TCPConn); ok {
@@ -322,6 +340,8 @@ func (a *Agent) acceptLoop(l *listener) {
 		if a.draining.Load() {
 			a.connsMu.Unlock()
 			nc.Close()
+			a.limits.leaveIP(ip)
+			a.limits.freeSlot()
 			continue
 		}
 		a.conns[c] = struct{}{}
@@ -329,6 +349,8 @@ func (a *Agent) acceptLoop(l *listener) {
 		a.connsMu.Unlock()
 		go func() {
 			defer a.connsWG.Done()
+			defer a.limits.freeSlot()
+			defer a.limits.leaveIP(ip)
 			c.serve()
 			a.connsMu.Lock()
 			delete(a.conns, c)

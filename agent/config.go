@@ -34,6 +34,23 @@ type Config struct {
 	// MaxRequestBytes caps one request frame (Kafka's
 	// socket.request.max.bytes). Default 100 MiB.
 	MaxRequestBytes int32
+	// QueuedMaxRequestBytes bounds the request bytes being read or waiting
+	// to be answered, across connections (Kafka's
+	// queued.max.request.bytes): connections wait to read more beyond it.
+	// Default 256 MiB.
+	QueuedMaxRequestBytes int64
+	// ConnectionsMaxIdle closes connections that send no request for this
+	// long (connections.max.idle.ms). Default 10m; negative: never.
+	ConnectionsMaxIdle time.Duration
+	// MaxConnections bounds the agent's client connections: beyond it new
+	// ones wait to be accepted (max.connections). 0: no limit.
+	MaxConnections int
+	// MaxConnectionsPerIP bounds the connections from one address: beyond
+	// it new ones are closed (max.connections.per.ip). 0: no limit.
+	MaxConnectionsPerIP int
+	// FetchMaxBytes caps the record bytes of one fetch response, whatever
+	// the client asks (Kafka's broker fetch.max.bytes). Default 55 MiB.
+	FetchMaxBytes int32
 	// AutoCreateTopics creates unknown topics on metadata requests and
 	// produce, as Kafka's auto.create.topics.enable.
 	AutoCreateTopics bool
@@ -90,6 +107,15 @@ func (c *Config) setDefaults() {
 	if c.MaxRequestBytes == 0 {
 		c.MaxRequestBytes = 100 << 20
 	}
+	if c.FetchMaxBytes == 0 {
+		c.FetchMaxBytes = 55 << 20
+	}
+	if c.QueuedMaxRequestBytes == 0 {
+		c.QueuedMaxRequestBytes = 256 << 20
+	}
+	if c.ConnectionsMaxIdle == 0 {
+		c.ConnectionsMaxIdle = 10 * time.Minute
+	}
 	if c.DefaultPartitions == 0 {
 		c.DefaultPartitions = 1
 	}
@@ -138,6 +164,11 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.LeaseTTL, "lease-ttl", d.LeaseTTL, "how long a dead agent stays registered before its partitions move")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", d.DrainTimeout, "on SIGTERM, how long to wait for admitted requests before exiting")
 	fs.Int32Var(&c.MaxRequestBytes, "max-request-bytes", d.MaxRequestBytes, "largest Kafka request accepted (socket.request.max.bytes)")
+	fs.Int64Var(&c.QueuedMaxRequestBytes, "queued-max-request-bytes", d.QueuedMaxRequestBytes, "most request bytes being read or awaiting an answer, across connections; beyond it connections wait to read more (queued.max.request.bytes)")
+	fs.DurationVar(&c.ConnectionsMaxIdle, "connections-max-idle", d.ConnectionsMaxIdle, "close connections that send no request for this long; negative never (connections.max.idle.ms)")
+	fs.IntVar(&c.MaxConnections, "max-connections", 0, "most client connections; beyond it new ones wait to be accepted; 0 no limit (max.connections)")
+	fs.IntVar(&c.MaxConnectionsPerIP, "max-connections-per-ip", 0, "most connections from one address; beyond it new ones are closed; 0 no limit (max.connections.per.ip)")
+	fs.Int32Var(&c.FetchMaxBytes, "fetch-max-bytes", d.FetchMaxBytes, "most record bytes in one fetch response, whatever the client asks (fetch.max.bytes)")
 	fs.BoolVar(&c.AutoCreateTopics, "auto-create-topics", c.AutoCreateTopics, "create unknown topics on first use (auto.create.topics.enable)")
 	fs.Int32Var(&c.DefaultPartitions, "num-partitions", d.DefaultPartitions, "partitions of auto-created topics (num.partitions)")
 	fs.Int16Var(&c.DefaultReplicationFactor, "default-replication-factor", d.DefaultReplicationFactor, "replication factor reported for topics created with -1 (default.replication.factor)")
@@ -161,6 +192,15 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxRequestBytes < 1<<20 {
 		return errors.New("max request bytes must be at least 1 MiB")
+	}
+	if c.QueuedMaxRequestBytes < 1<<20 {
+		return errors.New("queued max request bytes must be at least 1 MiB")
+	}
+	if c.MaxConnections < 0 || c.MaxConnectionsPerIP < 0 {
+		return errors.New("max connections and max connections per IP must not be negative")
+	}
+	if c.FetchMaxBytes < 1<<10 {
+		return errors.New("fetch max bytes must be at least 1 KiB")
 	}
 	if c.DefaultPartitions < 1 || c.DefaultPartitions > metadata.MaxPartitions {
 		return fmt.Errorf("default partitions must be between 1 and %d", metadata.MaxPartitions)

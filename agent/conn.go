@@ -49,6 +49,11 @@ type conn struct {
 
 	pending chan *request // admitted requests, in order, to the writer
 	async   sync.WaitGroup
+
+	// deadlineMu orders the idle deadline the read loop sets against
+	// stopReading's, so a drain's stop is never overwritten.
+	deadlineMu sync.Mutex
+	stopping   bool
 }
 
 // request is one admitted request and, once ready, its response.
@@ -71,11 +76,15 @@ type request struct {
 	// response held.
 	written     func()
 	writtenOnce sync.Once
+	// held is the request's bytes in the agent's request memory budget,
+	// given back when it settles.
+	held int64
 }
 
 // settle runs rq.written, once.
 func (rq *request) settle() {
 	rq.writtenOnce.Do(func() {
+		rq.conn.a.requestMem.give(rq.held)
 		if rq.written != nil {
 			rq.written()
 		}
@@ -158,37 +167,76 @@ func (c *conn) serve() {
 // admitted requests finish and their responses be written (graceful
 // drain).
 func (c *conn) stopReading() {
+	c.deadlineMu.Lock()
+	defer c.deadlineMu.Unlock()
+	c.stopping = true
 	c.nc.SetReadDeadline(time.Now())
+}
+
+// armIdle gives the client until the idle limit to send its next request
+// (unless reading has stopped).
+func (c *conn) armIdle() {
+	c.deadlineMu.Lock()
+	defer c.deadlineMu.Unlock()
+	if c.stopping {
+		c.nc.SetReadDeadline(time.Now()) // a TLS handshake may have cleared it
+		return
+	}
+	if idle := c.a.cfg.ConnectionsMaxIdle; idle > 0 {
+		c.nc.SetReadDeadline(time.Now().Add(idle))
+	} else {
+		c.nc.SetReadDeadline(time.Time{})
+	}
+}
+
+// maxRequest is the largest request the connection accepts now: small
+// until a SASL client has authenticated.
+func (c *conn) maxRequest() int32 {
+	if !c.auth.authenticated {
+		return min(c.a.cfg.MaxRequestBytes, c.a.cfg.Security.SASLMaxReceiveBytes)
+	}
+	return c.a.cfg.MaxRequestBytes
 }
 
 func (c *conn) readLoop() {
 	br := bufio.NewReaderSize(c.nc, 64<<10)
 	var sizeBuf [4]byte
 	for {
+		c.armIdle()
 		if _, err := io.ReadFull(br, sizeBuf[:]); err != nil {
 			c.logReadError(err)
 			return
 		}
 		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
-		if size < 8 || size > c.a.cfg.MaxRequestBytes {
-			c.log.Warn("closing connection: request size out of range", "size", size, "max", c.a.cfg.MaxRequestBytes)
+		if max := c.maxRequest(); size < 8 || size > max {
+			c.log.Warn("closing connection: request size out of range", "size", size, "max", max, "authenticated", c.auth.authenticated)
 			c.a.metrics.protocolErrors.Inc()
 			return
 		}
-		body := make([]byte, size)
-		if _, err := io.ReadFull(br, body); err != nil {
+		// The body counts against the agent's request memory from before
+		// it is read until it is answered; it is read as it arrives, so a
+		// size announced and not sent holds little.
+		if err := c.a.requestMem.take(c.ctx, int64(size)); err != nil {
+			return
+		}
+		body, err := readFrame(br, int(size))
+		if err != nil {
+			c.a.requestMem.give(int64(size))
 			c.logReadError(err)
 			return
 		}
 		rq, err := c.parse(body)
 		if err != nil {
+			c.a.requestMem.give(int64(size))
 			c.log.Warn("closing connection: bad request", "err", err)
 			c.a.metrics.protocolErrors.Inc()
 			return
 		}
+		rq.held = int64(size)
 		select {
 		case c.pending <- rq:
 		case <-c.ctx.Done():
+			rq.settle()
 			return
 		}
 		c.dispatch(rq)

@@ -90,6 +90,10 @@ type SecurityConfig struct {
 	// Authorize turns ACL checks on. The command line turns it on when any
 	// listener authenticates (SASL or client certificates).
 	Authorize bool
+	// SASLMaxReceiveBytes bounds a request on a SASL listener before the
+	// client has authenticated (Kafka's sasl.server.max.receive.size).
+	// Default 512 KiB.
+	SASLMaxReceiveBytes int32
 	// FailedAuthDelay slows the answer to a failed authentication.
 	// Default 1s.
 	FailedAuthDelay time.Duration
@@ -101,6 +105,9 @@ func (s *SecurityConfig) setDefaults() {
 	}
 	if s.FailedAuthDelay == 0 {
 		s.FailedAuthDelay = time.Second
+	}
+	if s.SASLMaxReceiveBytes == 0 {
+		s.SASLMaxReceiveBytes = 512 << 10
 	}
 }
 
@@ -117,6 +124,7 @@ func (s *SecurityConfig) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&s.SASLMechanisms, "sasl-mechanisms", d.SASLMechanisms, "SASL mechanisms offered on SASL listeners")
 	fs.BoolVar(&s.AllowPlainWithoutTLS, "sasl-allow-plain-without-tls", false, "offer PLAIN on SASL_PLAINTEXT listeners, where passwords cross the network in the clear")
 	fs.DurationVar(&s.SessionLifetime, "sasl-session-lifetime", 0, "make SASL clients re-authenticate this often (KIP-368); 0 never")
+	fs.Int32Var(&s.SASLMaxReceiveBytes, "sasl-server-max-receive-size", d.SASLMaxReceiveBytes, "largest request accepted on a SASL listener before the client authenticates (sasl.server.max.receive.size)")
 	fs.DurationVar(&s.FailedAuthDelay, "sasl-failure-delay", d.FailedAuthDelay, "delay before answering a failed authentication")
 	fs.StringSliceVar(&s.SuperUsers, "super-users", nil, "principals that bypass ACLs, e.g. User:admin")
 	fs.BoolVar(&s.AllowEveryoneIfNoACL, "allow-everyone-if-no-acl-found", false, "allow operations on resources no ACL names (when ACLs are enforced)")

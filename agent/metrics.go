@@ -8,11 +8,14 @@ import (
 )
 
 type metrics struct {
-	connections     prometheus.Gauge
-	requests        *prometheus.CounterVec
-	latency         *prometheus.HistogramVec
-	protocolErrors  prometheus.Counter
-	authentications *prometheus.CounterVec
+	connections    prometheus.Gauge
+	requests       *prometheus.CounterVec
+	latency        *prometheus.HistogramVec
+	protocolErrors prometheus.Counter
+	// connectionsRefused counts connections closed at once for
+	// --max-connections-per-ip.
+	connectionsRefused prometheus.Counter
+	authentications    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -35,12 +38,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Connections closed for malformed, oversized or unsupported requests.",
 		}),
 	}
+	m.connectionsRefused = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "floe", Subsystem: "agent", Name: "connections_refused_total",
+		Help: "Connections closed on arrival because their address had --max-connections-per-ip open.",
+	})
 	m.authentications = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "floe", Subsystem: "agent", Name: "sasl_authentications_total",
 		Help: "SASL authentications, by mechanism and result (ok, failed); re-authentications count too.",
 	}, []string{"mechanism", "result"})
 	if reg != nil {
-		reg.MustRegister(m.connections, m.requests, m.latency, m.protocolErrors, m.authentications)
+		reg.MustRegister(m.connections, m.requests, m.latency, m.protocolErrors, m.connectionsRefused, m.authentications)
 	}
 	return m
 }

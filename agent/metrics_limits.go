@@ -20,3 +20,14 @@ func registerLimitMetrics(reg prometheus.Registerer, cfg Config) {
 	cache.Set(float64(cfg.CacheBytes))
 	reg.MustRegister(buffer, cache)
 }
+
+// registerRequestMemMetric exports the request bytes being read or
+// awaiting an answer (bounded by --queued-max-request-bytes).
+func registerRequestMemMetric(reg prometheus.Registerer, b *waitBudget) {
+	if reg == nil {
+		return
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "floe", Subsystem: "agent", Name: "request_bytes",
+		Help: "Bytes of requests being read or awaiting their answer (bounded by --queued-max-request-bytes)."},
+		func() float64 { return float64(b.held()) }))
+}

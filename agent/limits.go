@@ -1,0 +1,152 @@
+package agent
+
+import (
+	"context"
+	"io"
+	"net"
+	"sync"
+)
+
+// Limits on what clients can make an agent hold: request bodies being read
+// and queued (queued.max.request.bytes), connections in all and per
+// address (max.connections, max.connections.per.ip). Idle connections
+// close after connections.max.idle.ms (conn.go), and connections that
+// have not completed SASL may send only small requests
+// (sasl.server.max.receive.size).
+
+// waitBudget hands out bytes of a fixed budget, waiting for them when they
+// are taken. One request larger than the whole budget is let in when
+// nothing else holds any, so every request can be served.
+type waitBudget struct {
+	mu    sync.Mutex
+	cap   int64
+	used  int64
+	freed chan struct{} // closed and replaced when bytes are given back
+}
+
+func newWaitBudget(capacity int64) *waitBudget {
+	return &waitBudget{cap: capacity, freed: make(chan struct{})}
+}
+
+// take reserves n bytes, waiting until they are free or ctx ends.
+func (b *waitBudget) take(ctx context.Context, n int64) error {
+	for {
+		b.mu.Lock()
+		if b.used+n <= b.cap || b.used == 0 {
+			b.used += n
+			b.mu.Unlock()
+			return nil
+		}
+		freed := b.freed
+		b.mu.Unlock()
+		select {
+		case <-freed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// give returns n bytes take reserved.
+func (b *waitBudget) give(n int64) {
+	if n == 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.used -= n
+	close(b.freed)
+	b.freed = make(chan struct{})
+}
+
+// held is the bytes reserved now.
+func (b *waitBudget) held() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.used
+}
+
+// readFrame reads a request body of size bytes, growing its buffer as the
+// bytes arrive (doubling from 64 KiB), so a frame that announces a large
+// size and sends little costs little.
+func readFrame(r io.Reader, size int) ([]byte, error) {
+	const first = 64 << 10
+	buf := make([]byte, min(size, first))
+	read := 0
+	for {
+		n, err := io.ReadFull(r, buf[read:])
+		read += n
+		if err != nil {
+			return nil, err
+		}
+		if read == size {
+			return buf, nil
+		}
+		grown := make([]byte, min(size, 2*len(buf)))
+		copy(grown, buf[:read])
+		buf = grown
+	}
+}
+
+// connLimits counts connections per client address and in all.
+type connLimits struct {
+	mu    sync.Mutex
+	perIP map[string]int
+	maxIP int           // 0: no limit
+	slots chan struct{} // nil: no limit; else one token per open connection
+}
+
+func newConnLimits(maxConns, maxPerIP int) *connLimits {
+	l := &connLimits{perIP: map[string]int{}, maxIP: maxPerIP}
+	if maxConns > 0 {
+		l.slots = make(chan struct{}, maxConns)
+	}
+	return l
+}
+
+// waitSlot waits until the agent has room for one more connection (as
+// Kafka's max.connections, new connections wait in the listen backlog
+// meanwhile). It returns false once ctx ends.
+func (l *connLimits) waitSlot(ctx context.Context) bool {
+	if l.slots == nil {
+		return true
+	}
+	select {
+	case l.slots <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// freeSlot gives back what waitSlot took.
+func (l *connLimits) freeSlot() {
+	if l.slots != nil {
+		<-l.slots
+	}
+}
+
+// admitIP counts a connection from addr, unless that address already has
+// the most it may (max.connections.per.ip).
+func (l *connLimits) admitIP(addr net.Addr) (ip string, ok bool) {
+	ip = addr.String()
+	if host, _, err := net.SplitHostPort(ip); err == nil {
+		ip = host
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.maxIP > 0 && l.perIP[ip] >= l.maxIP {
+		return ip, false
+	}
+	l.perIP[ip]++
+	return ip, true
+}
+
+// leaveIP uncounts a connection admitIP counted.
+func (l *connLimits) leaveIP(ip string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.perIP[ip]--; l.perIP[ip] <= 0 {
+		delete(l.perIP, ip)
+	}
+}
