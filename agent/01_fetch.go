@@ -120,6 +120,7 @@ func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest, held
 	var shards []metadata.ShardID
 	seenShard := map[metadata.ShardID]bool{}
 	failed := false
+	req.Topics = uniqueFetchTopics(req.Version, req.Topics)
 	for _, rt := range req.Topics {
 		st := kmsg.NewFetchResponseTopic()
 		st.Topic = rt.Topic
@@ -168,6 +169,9 @@ func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest, held
 	if req.Version < 3 || maxBytes <= 0 {
 		maxBytes = 1<<31 - 1
 	}
+	// The broker's fetch.max.bytes bounds every response, whatever the
+	// client asks.
+	maxBytes = min(maxBytes, a.cfg.FetchMaxBytes)
 	// The response's record batches come out of the agent's fetch memory
 	// budget: with many fetches at once, each gets less than it asked for
 	// (at least fetchMemFloor), never more than the agent can hold.
@@ -224,6 +228,59 @@ func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest, held
 			return resp
 		}
 	}
+}
+
+// uniqueFetchTopics returns a fetch request's topics with each partition
+// once, as Kafka's broker reads a request into a map: a topic named twice
+// (by name, or from v13 by ID) is one topic, and a partition named twice
+// is answered once, with what the last naming asked, in the place of the
+// first. One small request therefore never makes a response of many
+// copies of one partition.
+func uniqueFetchTopics(version int16, topics []kmsg.FetchRequestTopic) []kmsg.FetchRequestTopic {
+	type topicKey struct {
+		name string
+		id   [16]byte
+	}
+	keyOf := func(rt kmsg.FetchRequestTopic) topicKey {
+		if version >= 13 {
+			return topicKey{id: rt.TopicID}
+		}
+		return topicKey{name: rt.Topic}
+	}
+	type partKey struct {
+		topic     topicKey
+		partition int32
+	}
+	total := 0
+	for _, rt := range topics {
+		total += len(rt.Partitions)
+	}
+	var (
+		out     []kmsg.FetchRequestTopic
+		topicAt = make(map[topicKey]int, len(topics))
+		partAt  = make(map[partKey]int, total)
+	)
+	for _, rt := range topics {
+		tk := keyOf(rt)
+		ti, ok := topicAt[tk]
+		if !ok {
+			ti = len(out)
+			topicAt[tk] = ti
+			t := rt
+			t.Partitions = nil
+			out = append(out, t)
+		}
+		for _, rp := range rt.Partitions {
+			pk := partKey{tk, rp.Partition}
+			if pi, ok := partAt[pk]; ok {
+				out[ti].Partitions[pi] = rp
+				continue
+			}
+			partAt[pk] = len(out[ti].Partitions)
+			out[ti].Partitions = append(out[ti].Partitions, rp)
+		}
+	}
+	return out
 }
 
 // fetchTopic resolves a fetch request's topic by name or (v13+) ID.

@@ -133,8 +133,17 @@ func (s *Store) CommitOffsets(ctx context.Context, c GroupClaim, st *GroupState,
 			ops = append(ops, clientv3.OpPut(s.groupKey(c.Group), st.value()))
 		}
 		n := min(len(offsets)-done, txnOps(maxOps, len(ops)))
-		for _, o := range offsets[done : done+n] {
-			ops = append(ops, clientv3.OpPut(s.offsetKey(c.Group, o.Topic, o.Partition), encode(offsetValue{V: 1, CommittedOffset: o})))
+		// A request may name a partition twice; etcd refuses a key twice
+		// in one transaction, and Kafka keeps the last: so do we.
+		chunk := offsets[done : done+n]
+		last := make(map[TopicPartition]int, len(chunk))
+		for i, o := range chunk {
+			last[TopicPartition{o.Topic, o.Partition}] = i
+		}
+		for i, o := range chunk {
+			if last[TopicPartition{o.Topic, o.Partition}] == i {
+				ops = append(ops, clientv3.OpPut(s.offsetKey(c.Group, o.Topic, o.Partition), encode(offsetValue{V: 1, CommittedOffset: o})))
+			}
 		}
 		if len(ops) > 0 {
 			if _, err := s.fencedTxn(ctx, c, "committing offsets", ops...); err != nil {
@@ -154,8 +163,12 @@ func (s *Store) DeleteOffsets(ctx context.Context, c GroupClaim, parts []TopicPa
 	for lo := 0; lo < len(parts); lo += step {
 		hi := min(len(parts), lo+step)
 		ops := make([]clientv3.Op, 0, hi-lo)
+		seen := make(map[TopicPartition]bool, hi-lo)
 		for _, p := range parts[lo:hi] {
-			ops = append(ops, clientv3.OpDelete(s.offsetKey(c.Group, p.Topic, p.Partition)))
+			if !seen[p] { // etcd refuses a key twice in one transaction
+				seen[p] = true
+				ops = append(ops, clientv3.OpDelete(s.offsetKey(c.Group, p.Topic, p.Partition)))
+			}
 		}
 		if _, err := s.fencedTxn(ctx, c, "deleting offsets", ops...); err != nil {
 			return err
