@@ -285,21 +285,21 @@ func (gc *groupCoordinator) dropAll(reason string) {
 }
 
 // releaseMoved gives up groups that placement now puts on another agent.
+// Each claim is released before its group is dropped, under the group's
+// lock: a request for the group meanwhile (placement may move back) waits,
+// finds the group gone and claims afresh, instead of adopting the claim
+// being released and then losing it.
 func (gc *groupCoordinator) releaseMoved() {
-	var claims []metadata.GroupClaim
 	for _, g := range gc.snapshot() {
 		if gc.isCoordinator(g.name) {
 			continue
 		}
 		g.mu.Lock()
 		if !g.gone {
-			claims = append(claims, g.claim)
+			gc.release(g.claim)
 			g.dropLocked("coordination moved to another agent")
 		}
 		g.mu.Unlock()
-	}
-	for _, c := range claims {
-		gc.release(c)
 	}
 }
 

@@ -255,6 +255,13 @@ func (f *Fetch) Read(ctx context.Context, p *Part, limit int64, first bool) (out
 				entries = entries[1:]
 				continue
 			}
+			if out.Bytes == 0 && e.First > offset {
+				// The records from offset on start later: those at offset
+				// are gone (retention removed them since the caller read
+				// the log start). Skipping to later ones would hide that
+				// from the consumer's auto.offset.reset.
+				return out, ErrOffsetGone
+			}
 			if !mayRead(e) {
 				return out, nil // a later chunk: another response
 			}

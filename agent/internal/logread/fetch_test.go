@@ -228,3 +228,26 @@ func TestFetchMissingObject(t *testing.T) {
 		t.Fatalf("reading a deleted object: %v, want ErrMissingObject", errs[0])
 	}
 }
+
+// A read whose first entry starts past the offset asked for reports the
+// records gone (OFFSET_OUT_OF_RANGE to the client), never the later ones:
+// here the plan holds only the second flush's entry, as a window loaded
+// after retention removed the first would.
+func TestFetchNeverSkipsGoneRecords(t *testing.T) {
+	e := newLogEnv(t, 1)
+	e.flush(t, "flush-0", 0, 2)
+	e.flush(t, "flush-1", 1, 2)
+	r := New(context.Background(), e.store, e.bucket, Config{CacheBytes: 64 << 20}, testenv.Logger(t), nil)
+	defer r.Close()
+	parts := e.parts(t, 0, 1<<20)
+	f := r.Plan(context.Background(), parts, 1<<20, true)
+	defer f.Done()
+	if len(parts[0].plan) != 2 {
+		t.Fatalf("plan of %d entries, want both flushes'", len(parts[0].plan))
+	}
+	parts[0].plan = parts[0].plan[1:]
+	got, err := f.Read(context.Background(), parts[0], 1<<20, true)
+	if !errors.Is(err, ErrOffsetGone) || got.Bytes != 0 {
+		t.Fatalf("reading offset 0 with only the entry from offset 2: %d bytes, %v; want none and ErrOffsetGone", got.Bytes, err)
+	}
+}
