@@ -874,3 +874,59 @@ func TestLateCommitOfCollectedObjectFails(t *testing.T) {
 		t.Fatalf("%d doom marks left after the delete", len(marks))
 	}
 }
+
+// A commit delayed past garbage collection (an agent paused between its
+// PUT and its commit for longer than the grace, while the collector dooms
+// and deletes the object and its doom mark) fails, instead of
+// acknowledging records whose object is gone.
+func TestCommitDelayedPastCollectionFails(t *testing.T) {
+	e := newEnv(t)
+	tp := e.createTopic("late", 1, nil)
+	raw := kafkatest.RecordBatch(kafkatest.NoProducer, time.Now(), "late record")
+	batch, err := segments.ParseBatch(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := segments.NewBuilder(segments.CodecZstd)
+	b.Append(segments.PartitionKey{TopicID: tp.ID}, batch)
+	obj, extents, err := b.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := segments.NewObjectKey(time.Now(), segments.KindFlush)
+	if err := e.bucket.Put(ctx(t), key, obj); err != nil {
+		t.Fatal(err)
+	}
+	// The agent stalls; the collector finds the object unreferenced past
+	// its grace, dooms it, and deletes it with its mark.
+	e.compactor(compactor.Config{RetentionCheckInterval: 100 * time.Millisecond, GCGrace: time.Second})
+	eventually(t, time.Minute, "the unreferenced object is deleted", func() bool {
+		return len(e.objects()[segments.KindFlush]) == 0
+	})
+	// The agent wakes and commits.
+	res, err := e.store.NewCommitter(metadata.CommitConfig{}).Commit(ctx(t), []metadata.Append{{
+		Topic: tp, Object: key, ObjectSize: int64(len(obj)), Offset: extents[0].Offset, Length: extents[0].Length,
+		Batches: []metadata.BatchMeta{{Records: 1, ProducerID: -1, MinTimestamp: batch.BaseTimestamp, MaxTimestamp: batch.MaxTimestamp}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res[0].Batches[0].Err; !errors.Is(got, metadata.ErrObjectDoomed) {
+		t.Fatalf("committing a deleted object: %v, want ErrObjectDoomed", got)
+	}
+	if st, err := e.store.GetPartitionState(ctx(t), tp, 0); err != nil || st.Next != 0 {
+		t.Fatalf("partition state %+v (%v): the late commit moved the high watermark", st, err)
+	}
+	// A fresh object still commits.
+	fresh := segments.NewObjectKey(time.Now().Add(time.Second), segments.KindFlush)
+	if err := e.bucket.Put(ctx(t), fresh, obj); err != nil {
+		t.Fatal(err)
+	}
+	res, err = e.store.NewCommitter(metadata.CommitConfig{}).Commit(ctx(t), []metadata.Append{{
+		Topic: tp, Object: fresh, ObjectSize: int64(len(obj)), Offset: extents[0].Offset, Length: extents[0].Length,
+		Batches: []metadata.BatchMeta{{Records: 1, ProducerID: -1, MinTimestamp: batch.BaseTimestamp, MaxTimestamp: batch.MaxTimestamp}},
+	}})
+	if err != nil || res[0].Batches[0].Err != nil {
+		t.Fatalf("committing a fresh object: %v %v", err, res[0].Batches[0].Err)
+	}
+}

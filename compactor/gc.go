@@ -23,6 +23,12 @@ import (
 //     any, are both older than GCGrace;
 //   - it carries a doom mark made at an earlier pass.
 //
+// Before deleting, the collector raises its horizon in etcd past the
+// objects' creation times; every agent commit compares that no horizon
+// reaches its objects, so a commit delayed past both the doom mark and the
+// deletion (an agent paused for longer than the grace) fails instead of
+// referencing a deleted object.
+//
 // Why this is safe. References to an object appear only by committing it:
 // an agent commits an object it PUT moments before, and a merge swaps in an
 // object it just wrote. An agent's commit compares, in its transaction, that
@@ -135,10 +141,22 @@ func (c *Compactor) collect(ctx context.Context, f metadata.Fence, objects []seg
 			return err
 		}
 		keys := make([]string, n)
-		var bytes int64
+		var (
+			bytes  int64
+			newest time.Time
+		)
 		for i, o := range batch {
 			keys[i] = o.Key
 			bytes += o.Size
+			if created, _, ok := segments.ParseObjectKey(o.Key); ok && created.After(newest) {
+				newest = created
+			}
+		}
+		// No commit of these may land once they are gone, however late it
+		// arrives (their doom marks go with them): raise the horizon
+		// every commit compares past them first.
+		if err := c.store.RaiseHorizon(ctx, f, newest); err != nil {
+			return err
 		}
 		if err := c.bucket.Delete(ctx, keys); err != nil {
 			c.log.Error("deleting unreferenced objects failed", "objects", n, "err", err)

@@ -28,8 +28,9 @@ var (
 	// partition does not exist.
 	ErrUnknownPartition = errors.New("metadata: unknown topic or partition")
 	// ErrObjectDoomed: the compactor has marked the segment object for
-	// deletion (it was unreferenced for longer than the grace period), so
-	// it may no longer be committed; the producer retries.
+	// deletion (it was unreferenced for longer than the grace period), or
+	// it is as old as the collector's horizon (object_marks.go), so it may
+	// no longer be committed; the producer retries.
 	ErrObjectDoomed = errors.New("metadata: segment object is being garbage-collected; it can no longer be committed")
 	// ErrCommitTooLarge: one partition's share of a flush needs a log
 	// entry larger than an etcd request may be. Writers bound their
@@ -584,6 +585,12 @@ func (c *Committer) commitUnits(ctx context.Context, appends []Append, units []*
 			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(dk), "=", 0))
 			reads.add(&reads.objects, clientv3.OpGet(dk))
 		}
+		// Nor be as old as the collector's horizon: it may have deleted
+		// them, marks and all, while this commit was delayed.
+		if cmp, read, ok := c.store.horizonCheck(objects); ok {
+			cmps = append(cmps, cmp)
+			reads.add(&reads.horizon, read)
+		}
 		// No entry may have been added to a shard since the one known.
 		for _, p := range preps {
 			st := c.shards[p.u.shard]
@@ -681,10 +688,12 @@ func (st *shardState) applyProducers(e *LogEntry, cfg CommitConfig, skip func(in
 // elseReads are the reads a commit's transaction runs when a comparison
 // fails, and where each kind is among them: topics[i] reads the key of the
 // commit's i-th topic, objects[i] the doom mark of its i-th object,
-// shards[i] the log of its i-th unit past the entry known.
+// shards[i] the log of its i-th unit past the entry known, horizon[0] (if
+// any) the collector's horizon.
 type elseReads struct {
 	ops                     []clientv3.Op
 	topics, objects, shards []int
+	horizon                 []int // the collector's horizon, when compared
 }
 
 // add appends op to the reads, its position to kind.
@@ -708,6 +717,11 @@ func (c *Committer) absorb(ctx context.Context, appends []Append, live []*unit, 
 	doomed := map[string]bool{}
 	for i, o := range objects {
 		if len(responses[reads.objects[i]].GetResponseRange().Kvs) > 0 {
+			doomed[o] = true
+		}
+	}
+	for _, at := range reads.horizon {
+		for o := range c.store.pastHorizon(responses[at].GetResponseRange().Kvs, objects) {
 			doomed[o] = true
 		}
 	}

@@ -3,9 +3,12 @@ package metadata
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/floe-io/floe/segments"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -124,4 +127,83 @@ func (s *Store) DeleteDoomMarks(ctx context.Context, f Fence, objects []string) 
 	}
 	_, err := s.compactorTxn(ctx, f, fmt.Sprintf("removing %d doom marks", len(objects)), nil, ops)
 	return err
+}
+
+// The collector's horizon. A doom mark stops commits of an object only
+// while it exists, and the collector removes it with the object; a commit
+// delayed past that (an agent paused, a request held in the network) would
+// reference a deleted object. So before deleting objects the collector
+// raises the horizon to the newest creation time among them, and every
+// commit compares, in its transaction, that no horizon reaches its
+// objects' creation: an object created at or before the horizon may be
+// gone and is never committed. Creation times come from object keys
+// (segments.ParseObjectKey), as the collector reads them; keys without
+// one are never collected, and not compared.
+//
+//	compactor/horizon/<unix ms, 20 digits>   (empty value): the latest
+//	                                         horizon; older ones removed
+
+// prefixHorizon holds the collector's horizon, as the key's name.
+const prefixHorizon = "compactor/horizon/"
+
+func (s *Store) horizonKey(t time.Time) string {
+	return s.key(prefixHorizon, fmt.Sprintf("%020d", t.UnixMilli()))
+}
+
+// parseHorizon returns the time a horizon key names.
+func (s *Store) parseHorizon(key string) (time.Time, bool) {
+	ms, err := strconv.ParseInt(strings.TrimPrefix(key, s.key(prefixHorizon)), 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(ms), true
+}
+
+// RaiseHorizon records, under the compactor's fence, that objects created
+// at or before t may be deleted from now on: no commit of one succeeds
+// after it returns. Call it before deleting them.
+func (s *Store) RaiseHorizon(ctx context.Context, f Fence, t time.Time) error {
+	prefix := s.key(prefixHorizon)
+	key := s.horizonKey(t)
+	_, err := s.compactorTxn(ctx, f, "raising the collector's horizon", nil, []clientv3.Op{
+		clientv3.OpPut(key, ""),
+		clientv3.OpDelete(prefix, clientv3.WithRange(key)), // older horizons
+	})
+	return err
+}
+
+// horizonCheck is a commit's comparison that no horizon reaches the
+// oldest of its objects' creation times, and the read that finds the
+// horizon when it fails. ok is false when none of objects has a creation
+// time (nothing to compare).
+func (s *Store) horizonCheck(objects []string) (cmp clientv3.Cmp, read clientv3.Op, ok bool) {
+	var oldest time.Time
+	for _, o := range objects {
+		if created, _, valid := segments.ParseObjectKey(o); valid && (oldest.IsZero() || created.Before(oldest)) {
+			oldest = created
+		}
+	}
+	if oldest.IsZero() {
+		return clientv3.Cmp{}, clientv3.Op{}, false
+	}
+	from, end := s.horizonKey(oldest), clientv3.GetPrefixRangeEnd(s.key(prefixHorizon))
+	return clientv3.Compare(clientv3.CreateRevision(from), "=", 0).WithRange(end), clientv3.OpGet(from, clientv3.WithRange(end)), true
+}
+
+// pastHorizon reports which of objects a horizon read (horizonCheck's)
+// puts at or before the horizon.
+func (s *Store) pastHorizon(kvs []*mvccpb.KeyValue, objects []string) map[string]bool {
+	var horizon time.Time
+	for _, kv := range kvs {
+		if t, ok := s.parseHorizon(string(kv.Key)); ok && t.After(horizon) {
+			horizon = t
+		}
+	}
+	out := map[string]bool{}
+	for _, o := range objects {
+		if created, _, valid := segments.ParseObjectKey(o); valid && !created.After(horizon) {
+			out[o] = true
+		}
+	}
+	return out
 }

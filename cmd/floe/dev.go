@@ -67,6 +67,12 @@ directory, and one agent with topic auto-creation on. State lives under
 			}
 			defer bucket.Close()
 
+			// The dev compactor's grace is a minute: a flush older than
+			// half of it is failed rather than committed (the commit
+			// would be refused at the collector's horizon anyway).
+			if o.cfg.Writer.MaxCommitDelay == 0 {
+				o.cfg.Writer.MaxCommitDelay = devCompactorConfig(&o).GCGrace / 2
+			}
 			r, err := startAgent(ctx, log, &o, store, bucket)
 			if err != nil {
 				return err
