@@ -462,6 +462,11 @@ func (c *Committer) prepareFresh(appends []Append, u *unit, st *shardState, now 
 		x := Extent{Partition: a.Partition, Offset: a.Offset, Length: a.Length, MinTimestamp: maxInt64, MaxTimestamp: minInt64}
 		next := e.Nexts[slot]
 		for bi, b := range a.Batches {
+			if b.Refuse != nil {
+				res.Batches[bi] = BatchOutcome{BaseOffset: -1, Err: b.Refuse}
+				x.Skip = append(x.Skip, b.Ordinal)
+				continue
+			}
 			if b.ProducerID >= 0 {
 				var cur *producerItem
 				if t := over[b.ProducerID]; t != nil {

@@ -157,6 +157,11 @@ type BatchMeta struct {
 	BaseSequence  int32
 	MinTimestamp  int64
 	MaxTimestamp  int64
+	// Refuse, when set, fails the batch with this error without checking
+	// it: its writer knows it must not be committed (an earlier batch of
+	// its producer on the partition failed, and committing this one would
+	// leave a gap in the producer's sequences).
+	Refuse error
 }
 
 // lastSeq is the sequence of the batch's last record; sequences wrap from

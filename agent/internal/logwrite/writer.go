@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 
@@ -142,17 +143,42 @@ type Writer struct {
 
 	uploads chan struct{} // semaphore of MaxUploads
 
-	mu       sync.Mutex
-	open     *flush
-	queue    []*flush // sealed, not yet committed, in seal order
-	queued   chan struct{}
-	held     int64         // bytes in open and queued flushes
-	freed    chan struct{} // closed and replaced when held drops
-	seq      uint64
+	mu     sync.Mutex
+	open   *flush
+	queue  []*flush // sealed, not yet committed, in seal order
+	queued chan struct{}
+	held   int64         // bytes in open and queued flushes
+	freed  chan struct{} // closed and replaced when held drops
+	seq    uint64
+	// broken are the idempotent producers (per partition and epoch) whose
+	// batch failed, with that batch's base sequence: their later batches
+	// are refused until it is retried, so their sequences have no gap.
+	broken   map[brokenKey]brokenSeq
 	closed   bool
 	drained  chan struct{} // closed when the commit loop exits
 	sealTime *time.Timer
 }
+
+// brokenKey is an idempotent producer's epoch on one partition.
+type brokenKey struct {
+	topic     uuid.UUID
+	partition int32
+	producer  int64
+	epoch     int16
+}
+
+// brokenSeq is the base sequence of a producer's failed batch, and when it
+// failed.
+type brokenSeq struct {
+	seq   int32
+	since time.Time
+}
+
+// brokenTTL is how long a producer's later batches are refused while its
+// failed batch is not retried: well past Kafka clients' delivery timeouts
+// (two minutes by default), after which they give up on the batch or bump
+// their epoch.
+const brokenTTL = 10 * time.Minute
 
 // flush is one future segment object.
 type flush struct {
@@ -225,6 +251,7 @@ func New(ctx context.Context, cfg Config, bucket segments.Bucket, committer *met
 		metrics:   newMetrics(reg),
 		uploads:   make(chan struct{}, cfg.MaxUploads),
 		queued:    make(chan struct{}, 1),
+		broken:    map[brokenKey]brokenSeq{},
 		freed:     make(chan struct{}),
 		drained:   make(chan struct{}),
 	}
@@ -482,14 +509,18 @@ func (w *Writer) commit(f *flush) {
 		extentOf[e.Key] = e
 	}
 	appends := make([]metadata.Append, len(f.parts))
+	w.mu.Lock()
+	w.sweepBrokenLocked()
 	for i, pa := range f.parts {
 		ext := extentOf[segments.PartitionKey{TopicID: pa.topic.ID, Partition: pa.partition}]
 		metas := make([]metadata.BatchMeta, len(pa.batches))
 		for j, b := range pa.batches {
 			metas[j] = b.meta
+			metas[j].Refuse = w.refusalLocked(pa, b.meta)
 		}
 		appends[i] = metadata.Append{Topic: pa.topic, Partition: pa.partition, Object: f.key, ObjectSize: int64(f.objSize), Offset: ext.Offset, Length: ext.Length, Batches: metas}
 	}
+	w.mu.Unlock()
 	ctx, cancel := context.WithTimeout(w.ctx, w.cfg.CommitTimeout)
 	start := time.Now()
 	results, err := w.committer.Commit(ctx, appends)
@@ -526,6 +557,8 @@ func (w *Writer) commit(f *flush) {
 			logStart := int64(-1)
 			if out.Err == nil {
 				logStart = marks.Start
+			} else {
+				w.breakLocked(pa, b.meta)
 			}
 			resolveLocked(b.res, out, logStart)
 		}
@@ -555,7 +588,51 @@ func (w *Writer) resolveAll(f *flush, err error) {
 	defer w.mu.Unlock()
 	for _, pa := range f.parts {
 		for _, b := range pa.batches {
+			w.breakLocked(pa, b.meta)
 			resolveLocked(b.res, metadata.BatchOutcome{BaseOffset: -1, Err: err}, -1)
+		}
+	}
+}
+
+// breakLocked records that an idempotent producer's batch failed: its
+// later batches on the partition are refused until this one is retried
+// (refusalLocked). The first failure is the one kept.
+func (w *Writer) breakLocked(pa *partAppend, b metadata.BatchMeta) {
+	if b.ProducerID < 0 {
+		return
+	}
+	k := brokenKey{pa.topic.ID, pa.partition, b.ProducerID, b.ProducerEpoch}
+	if _, ok := w.broken[k]; !ok {
+		w.broken[k] = brokenSeq{seq: b.BaseSequence, since: time.Now()}
+	}
+}
+
+// refusalLocked returns the error to refuse an idempotent batch with when
+// an earlier batch of its producer failed and has not been retried: a
+// client retries the refused batches in order after the failed one, as it
+// does for a Kafka broker's, so no gap opens in its sequences. The retry
+// of the failed batch itself ends the refusals.
+func (w *Writer) refusalLocked(pa *partAppend, b metadata.BatchMeta) error {
+	if b.ProducerID < 0 {
+		return nil
+	}
+	k := brokenKey{pa.topic.ID, pa.partition, b.ProducerID, b.ProducerEpoch}
+	broken, ok := w.broken[k]
+	switch {
+	case !ok:
+		return nil
+	case b.BaseSequence == broken.seq:
+		delete(w.broken, k)
+		return nil
+	}
+	return fmt.Errorf("%w: producer %d's batch from sequence %d on %s/%d failed; retry from it", ErrCommit, b.ProducerID, broken.seq, pa.topic.Name, pa.partition)
+}
+
+// sweepBrokenLocked forgets failed batches never retried within brokenTTL.
+func (w *Writer) sweepBrokenLocked() {
+	for k, b := range w.broken {
+		if time.Since(b.since) > brokenTTL {
+			delete(w.broken, k)
 		}
 	}
 }

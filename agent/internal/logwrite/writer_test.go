@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -488,5 +489,73 @@ func TestConfigSetDefaultsKeepsSetFields(t *testing.T) {
 	}
 	if c.MaxBufferBytes == 0 || c.MaxUploads == 0 || c.UploadTimeout == 0 || c.CommitTimeout == 0 || c.MaxCommitDelay == 0 {
 		t.Fatalf("SetDefaults left fields zero: %+v", c)
+	}
+}
+
+// idemBatch is a one-record batch of an idempotent producer at seq.
+func idemBatch(t *testing.T, producer int64, seq int32, value string) segments.Batch {
+	t.Helper()
+	raw := segments.AppendBatch(nil, segments.BatchHeader{
+		BaseTimestamp: 1_700_000_000_000, MaxTimestamp: 1_700_000_000_000,
+		ProducerID: producer, ProducerEpoch: 0, BaseSequence: seq,
+		LastOffsetDelta: 0, RecordCount: 1,
+	}, segments.AppendRecord(nil, 0, 0, nil, []byte(value)))
+	b, err := segments.ParseBatch(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// failingPuts fails every PUT while failing is set.
+type failingPuts struct {
+	segments.Bucket
+	failing atomic.Bool
+}
+
+func (b *failingPuts) Put(ctx context.Context, key string, data []byte) error {
+	if b.failing.Load() {
+		return errors.New("the bucket is unavailable")
+	}
+	return b.Bucket.Put(ctx, key, data)
+}
+
+// When a flush fails outright, a later flush does not commit the same
+// idempotent producer's later batches: they are refused (retriably) until
+// the failed batch is retried, so the producer's sequences never have a
+// gap (which would make its retry of the first batch out of order while
+// later ones were acknowledged).
+func TestFailedFlushHoldsBackItsProducersLaterBatches(t *testing.T) {
+	e := newEnv(t)
+	bucket := &failingPuts{Bucket: e.bucket}
+	e.bucket = bucket
+	w := e.writer(logwrite.Config{FlushInterval: time.Hour, UploadTimeout: 200 * time.Millisecond})
+	tp := e.topic("gapless", 1)
+	ctx := context.Background()
+	appendOne := func(seq int32) *logwrite.Result {
+		t.Helper()
+		r, err := w.Append(ctx, tp, 0, []segments.Batch{idemBatch(t, 1000, seq, fmt.Sprint("seq ", seq))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.FlushNow()
+		wait(t, r)
+		return r
+	}
+
+	bucket.failing.Store(true)
+	if r := appendOne(0); !errors.Is(r.Err, logwrite.ErrUpload) {
+		t.Fatalf("the first batch, whose PUT fails: %v, want ErrUpload", r.Err)
+	}
+	bucket.failing.Store(false)
+	if r := appendOne(1); r.Err == nil {
+		t.Fatalf("the second batch committed at offset %d while the first had failed", r.BaseOffset)
+	}
+	// The client retries in order: the first, then the second.
+	if r := appendOne(0); r.Err != nil || r.BaseOffset != 0 {
+		t.Fatalf("the first batch retried: offset %d, %v; want 0", r.BaseOffset, r.Err)
+	}
+	if r := appendOne(1); r.Err != nil || r.BaseOffset != 1 {
+		t.Fatalf("the second batch retried: offset %d, %v; want 1", r.BaseOffset, r.Err)
 	}
 }
