@@ -50,6 +50,9 @@ type Agent struct {
 	lns        []*listener
 
 	producerIDs producerIDs
+	// idScan lists every topic for ID lookups the view misses, at most
+	// once a second.
+	idScan topicScan
 
 	groups *groupCoordinator // consumer groups this agent coordinates
 	feed   *offsetsFeed      // records for __consumer_offsets
@@ -132,6 +135,7 @@ func (a *Agent) Start(ctx context.Context) error {
 	a.requestMem = newWaitBudget(a.cfg.QueuedMaxRequestBytes)
 	a.limits = newConnLimits(a.cfg.MaxConnections, a.cfg.MaxConnectionsPerIP)
 	registerRequestMemMetric(a.registry, a.requestMem)
+	a.idScan.scans = a.metrics.topicScans
 	a.reader = logread.New(a.ctx, a.store, a.bucket, logread.Config{CacheBytes: a.cfg.CacheBytes, ChunkBytes: a.cfg.ReadChunkBytes}, a.log, a.registry)
 	marks, err := a.store.StartWatermarkWatcher(a.ctx, a.log, metadata.WatermarkHooks{OnEntry: a.reader.Observe, OnReset: a.reader.Reset})
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -305,4 +306,41 @@ func TestFetchAmplification(t *testing.T) {
 		t.Fatalf("a fetch asking for 2 GiB got %d bytes; want some, within the agent's 256 KiB fetch.max.bytes", n)
 	}
 
+}
+
+// Fetches naming topic IDs nobody created are answered UNKNOWN_TOPIC_ID
+// without each one listing every topic in etcd: the agent lists them at
+// most once a second, whatever the requests.
+func TestUnknownTopicIDsAreCheap(t *testing.T) {
+	c := newTestCluster(t)
+	reg := prometheus.NewRegistry()
+	c.registry = reg
+	c.addAgent(nil)
+	ctx := testCtx(t)
+	cl := c.client()
+	start := time.Now()
+	const requests = 200
+	for range requests {
+		req := kmsg.NewPtrFetchRequest()
+		req.Version = 13
+		req.ReplicaID = -1
+		rt := kmsg.NewFetchRequestTopic()
+		rand.Read(rt.TopicID[:])
+		rt.Partitions = append(rt.Partitions, kmsg.NewFetchRequestTopicPartition())
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.UnknownTopicID.Code {
+			t.Fatalf("an unknown topic ID: error %d, want UNKNOWN_TOPIC_ID", code)
+		}
+	}
+	scans := metricValue(t, reg, "floe_agent_topic_id_scans_total")
+	if scans < 1 {
+		t.Fatal("no listing of the topics counted: the view's misses never reach etcd?")
+	}
+	if allowed := float64(time.Since(start)/time.Second) + 2; scans > allowed {
+		t.Fatalf("%v listings of every topic for %d requests in %v; at most one a second (%v)", scans, requests, time.Since(start), allowed)
+	}
 }

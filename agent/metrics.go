@@ -15,7 +15,10 @@ type metrics struct {
 	// connectionsRefused counts connections closed at once for
 	// --max-connections-per-ip.
 	connectionsRefused prometheus.Counter
-	authentications    *prometheus.CounterVec
+	// topicScans counts listings of every topic for topic IDs the view
+	// did not know.
+	topicScans      prometheus.Counter
+	authentications *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -42,12 +45,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Namespace: "floe", Subsystem: "agent", Name: "connections_refused_total",
 		Help: "Connections closed on arrival because their address had --max-connections-per-ip open.",
 	})
+	m.topicScans = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "floe", Subsystem: "agent", Name: "topic_id_scans_total",
+		Help: "Listings of every topic in etcd for topic IDs the agent's view did not know (at most one a second).",
+	})
 	m.authentications = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "floe", Subsystem: "agent", Name: "sasl_authentications_total",
 		Help: "SASL authentications, by mechanism and result (ok, failed); re-authentications count too.",
 	}, []string{"mechanism", "result"})
 	if reg != nil {
-		reg.MustRegister(m.connections, m.requests, m.latency, m.protocolErrors, m.connectionsRefused, m.authentications)
+		reg.MustRegister(m.connections, m.requests, m.latency, m.protocolErrors, m.connectionsRefused, m.topicScans, m.authentications)
 	}
 	return m
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/floe-io/floe/metadata"
 )
@@ -19,22 +22,59 @@ func (a *Agent) lookupTopic(ctx context.Context, name string) (metadata.Topic, e
 	return a.store.GetTopic(ctx, name)
 }
 
-// lookupTopicByID finds a topic by ID in the view, reloading from etcd on
-// a miss.
+// lookupTopicByID finds a topic by ID in the view, falling back to etcd
+// when the view has not seen it yet. Topics are keyed by name, so the
+// fallback lists them all: it runs at most once per idScanInterval for the
+// whole agent (misses meanwhile use its result), so requests naming
+// unknown IDs cannot make each one cost a scan of every topic.
 func (a *Agent) lookupTopicByID(ctx context.Context, id uuid.UUID) (metadata.Topic, error) {
 	if t, ok := a.view.TopicByID(id); ok {
 		return t, nil
 	}
-	topics, _, err := a.store.ListTopics(ctx)
+	byID, err := a.idScan.topics(ctx, a.store)
 	if err != nil {
 		return metadata.Topic{}, err
 	}
-	for _, t := range topics {
-		if t.ID == id {
-			return t, nil
-		}
+	if t, ok := byID[id]; ok {
+		return t, nil
 	}
 	return metadata.Topic{}, fmt.Errorf("%w: no topic has ID %s", metadata.ErrUnknownTopic, id)
+}
+
+// idScanInterval is how often lookupTopicByID may list every topic.
+const idScanInterval = time.Second
+
+// topicScan is the latest listing of every topic by ID, for lookups the
+// view cannot answer yet.
+type topicScan struct {
+	mu   sync.Mutex
+	at   time.Time
+	byID map[uuid.UUID]metadata.Topic
+	// scans counts the listings made.
+	scans prometheus.Counter
+}
+
+// topics returns the topics by ID as etcd has them: listed again when the
+// last listing is older than idScanInterval, one caller at a time.
+func (s *topicScan) topics(ctx context.Context, store *metadata.Store) (map[uuid.UUID]metadata.Topic, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byID != nil && time.Since(s.at) < idScanInterval {
+		return s.byID, nil
+	}
+	topics, _, err := store.ListTopics(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.byID = make(map[uuid.UUID]metadata.Topic, len(topics))
+	for _, t := range topics {
+		s.byID[t.ID] = t
+	}
+	s.at = time.Now()
+	if s.scans != nil {
+		s.scans.Inc()
+	}
+	return s.byID, nil
 }
 
 // createTopic creates a topic and waits until this agent's view has it, so
