@@ -88,10 +88,14 @@ func writeAll(tb testing.TB, w io.WriteCloser, raw []byte) {
 	}
 }
 
+// xerialStart returns the header of the Java client's snappy framing:
+// the magic, version 1, compatible with version 1.
+func xerialStart() []byte { return append(slices.Clone(xerialMagic), 0, 0, 0, 1, 0, 0, 0, 1) }
+
 // xerial frames raw as the Java client does: the header, then raw snappy
 // blocks of at most blockSize input bytes, each after its length.
 func xerial(raw []byte, blockSize int) []byte {
-	out := append(slices.Clone(xerialMagic), 0, 0, 0, 1, 0, 0, 0, 1)
+	out := xerialStart()
 	for chunk := range slices.Chunk(raw, blockSize) {
 		block := s2.EncodeSnappy(nil, chunk)
 		out = binary.BigEndian.AppendUint32(out, uint32(len(block)))
@@ -241,7 +245,7 @@ func TestRecordTimesErrors(t *testing.T) {
 // xerialDeclaring returns xerial framing of two snappy blocks that each
 // declare n bytes (and hold none of them).
 func xerialDeclaring(n int) []byte {
-	out := append(slices.Clone(xerialMagic), 0, 0, 0, 1, 0, 0, 0, 1)
+	out := xerialStart()
 	block := binary.AppendUvarint(nil, uint64(n))
 	for range 2 {
 		out = binary.BigEndian.AppendUint32(out, uint32(len(block)))
