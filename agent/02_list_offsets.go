@@ -5,14 +5,15 @@ package agent
 // -2 (earliest), and -4/-5 (earliest local/tiered, which floe does not
 // distinguish) answer the log start offset; -1 (latest) the high
 // watermark (which is also the last stable offset: floe has no open
-// transactions), both as the agent's etcd watch last saw them; -3 (max timestamp, v7+) the last offset of the batch
-// holding the newest timestamp; a timestamp answers the first offset of
-// the first batch whose max timestamp is at or after it, found through the
-// index entries' timestamp bounds, then the batch headers. Offsets are
-// batch-precise: a consumer starting there may first see a few records
-// older than the timestamp, never miss a newer one. No such batch answers
-// offset -1, as Kafka does. v0 answers in its old array form (Burrow
-// uses it).
+// transactions), both as the agent's etcd watch last saw them. -3 (max
+// timestamp, v7+) answers the record with the largest timestamp (the
+// first, if several share it) and a timestamp the first record at or
+// after it, each with the record's own offset and timestamp, as Kafka
+// does: the index entries' timestamp bounds, then the batch headers, find
+// the batch, and its records are read (decompressed, one batch at a time)
+// when its header does not settle the answer. Records before the log
+// start do not count. No such record answers offset -1, as Kafka does. v0
+// answers in its old array form (Burrow uses it).
 
 import (
 	"context"
@@ -117,56 +118,176 @@ func (a *Agent) scanIndex(ctx context.Context, t metadata.Topic, p int32, st met
 	return nil
 }
 
+// offsetForTime answers a timestamp as Kafka's
+// LogSegment.findOffsetByTimestamp does: the batches whose max timestamp
+// is at or after ts are searched in offset order, and the first record in
+// them at or after ts, and at or after the log start, answers with its
+// offset and timestamp. Records within a batch need not be in timestamp
+// order, so a batch's records are read unless its header settles it
+// (segments.Batch.FirstTimestamp). No such record answers -1.
 func (a *Agent) offsetForTime(ctx context.Context, t metadata.Topic, p int32, st metadata.PartitionState, ts int64) (int64, int64, error) {
-	var found *metadata.IndexEntry
+	var (
+		off, at = int64(-1), int64(-1)
+		found   bool
+		rerr    error
+	)
 	err := a.scanIndex(ctx, t, p, st, func(e metadata.IndexEntry) bool {
-		if e.MaxTimestamp >= ts {
-			found = &e
-			return false
-		}
-		return true
-	})
-	if err != nil || found == nil {
-		return -1, -1, err
-	}
-	off, at := int64(-1), int64(-1)
-	err = a.reader.Batches(ctx, *found, func(base, last int64, raw []byte) bool {
-		if last < st.Start {
+		if e.MaxTimestamp < ts {
 			return true
 		}
-		first, maxTS := segments.BatchTimestamps(raw)
-		if maxTS >= ts {
-			off, at = max(base, st.Start), max(first, ts)
-			return false
+		var berr error
+		rerr = a.reader.Batches(ctx, e, func(base, last int64, raw []byte) bool {
+			if _, maxTS := segments.BatchTimestamps(raw); last < st.Start || maxTS < ts {
+				return true
+			}
+			off, at, found, berr = recordAtOrAfter(raw, base, st.Start, ts)
+			return berr == nil && !found
+		})
+		if rerr == nil {
+			rerr = berr
 		}
-		return true
+		return rerr == nil && !found
 	})
-	if err != nil {
+	if err == nil {
+		err = rerr
+	}
+	if err != nil || !found {
 		return -1, -1, err
 	}
 	return off, at, nil
 }
 
-func (a *Agent) maxTimestampOffset(ctx context.Context, t metadata.Topic, p int32, st metadata.PartitionState) (int64, int64, error) {
-	var best *metadata.IndexEntry
-	err := a.scanIndex(ctx, t, p, st, func(e metadata.IndexEntry) bool {
-		if best == nil || e.MaxTimestamp >= best.MaxTimestamp {
-			best = &e
-		}
-		return true
-	})
-	if err != nil || best == nil {
-		return -1, -1, err
-	}
-	off, ts := int64(-1), int64(-1)
-	err = a.reader.Batches(ctx, *best, func(_, last int64, raw []byte) bool {
-		if _, maxTS := segments.BatchTimestamps(raw); maxTS >= ts && last >= st.Start {
-			off, ts = last, maxTS
-		}
-		return true
-	})
+// recordAtOrAfter returns the first record of the batch in raw (at base)
+// at offset from or later whose timestamp is at or after ts.
+func recordAtOrAfter(raw []byte, base, from, ts int64) (off, at int64, found bool, err error) {
+	b, err := segments.ParseBatch(raw)
 	if err != nil {
+		return -1, -1, false, err
+	}
+	if first, ok := b.FirstTimestamp(); ok && base >= from && first >= ts {
+		return base, first, true, nil
+	}
+	err = b.RecordTimes(func(delta int32, t int64) bool {
+		if o := base + int64(delta); o >= from && t >= ts {
+			off, at, found = o, t, true
+		}
+		return !found
+	})
+	if err != nil || !found {
+		return -1, -1, false, err
+	}
+	return off, at, true, nil
+}
+
+// maxTimestampOffset answers MAX_TIMESTAMP as Kafka's UnifiedLog does:
+// the first batch with the largest max timestamp answers with its first
+// record holding that timestamp (RecordBatch.offsetOfMaxTimestamp).
+// Records before the log start do not count: the index entry the log
+// starts in is read for its largest timestamp after the start; every
+// later entry's is in the index.
+func (a *Agent) maxTimestampOffset(ctx context.Context, t metadata.Topic, p int32, st metadata.PartitionState) (int64, int64, error) {
+	var (
+		best    *metadata.IndexEntry // the entry to read, unless off and at answer already
+		off, at = int64(-1), int64(-1)
+		found   bool
+		rerr    error
+	)
+	err := a.scanIndex(ctx, t, p, st, func(e metadata.IndexEntry) bool {
+		if e.First < st.Start {
+			off, at, found, rerr = a.maxRecordOf(ctx, e, st.Start)
+			return rerr == nil
+		}
+		if !found || e.MaxTimestamp > at {
+			best, at, found = &e, e.MaxTimestamp, true
+		}
+		return true
+	})
+	if err == nil {
+		err = rerr
+	}
+	if err == nil && best != nil {
+		off, at, found, err = a.maxRecordOf(ctx, *best, st.Start)
+	}
+	if err != nil || !found {
 		return -1, -1, err
 	}
-	return off, ts, nil
+	return off, at, nil
+}
+
+// maxRecordOf returns the record of index entry e that answers
+// MAX_TIMESTAMP among those at offset from or later. The first batch with
+// the largest timestamp is found from the headers (and from the records
+// of the batch the log start cuts), then read again for its record.
+func (a *Agent) maxRecordOf(ctx context.Context, e metadata.IndexEntry, from int64) (off, at int64, found bool, err error) {
+	var (
+		pick, i = -1, -1
+		bestAt  int64
+		berr    error
+	)
+	err = a.reader.Batches(ctx, e, func(base, last int64, raw []byte) bool {
+		i++
+		if last < from {
+			return true
+		}
+		_, ts := segments.BatchTimestamps(raw)
+		var o int64
+		cut := base < from
+		if cut {
+			var ok bool
+			if o, ts, ok, berr = maxRecord(raw, base, from); berr != nil || !ok {
+				return berr == nil
+			}
+		}
+		if pick < 0 || ts > bestAt {
+			pick, bestAt = i, ts
+			off, at, found = o, ts, cut
+		}
+		return true
+	})
+	if err == nil {
+		err = berr
+	}
+	switch {
+	case err != nil || pick < 0:
+		return -1, -1, false, err
+	case found:
+		return off, at, true, nil
+	}
+	i = -1
+	err = a.reader.Batches(ctx, e, func(base, _ int64, raw []byte) bool {
+		if i++; i < pick {
+			return true
+		}
+		off, at, found, berr = maxRecord(raw, base, from)
+		return false
+	})
+	if err == nil {
+		err = berr
+	}
+	if err != nil || !found {
+		return -1, -1, false, err
+	}
+	return off, at, true, nil
+}
+
+// maxRecord returns the first record of the batch in raw (at base) at
+// offset from or later with the largest timestamp.
+func maxRecord(raw []byte, base, from int64) (off, at int64, found bool, err error) {
+	b, err := segments.ParseBatch(raw)
+	if err != nil {
+		return -1, -1, false, err
+	}
+	if first, ok := b.FirstTimestamp(); ok && base >= from && first == b.MaxTimestamp {
+		return base, first, true, nil
+	}
+	err = b.RecordTimes(func(delta int32, t int64) bool {
+		if o := base + int64(delta); o >= from && (!found || t > at) {
+			off, at, found = o, t, true
+		}
+		return true
+	})
+	if err != nil || !found {
+		return -1, -1, false, err
+	}
+	return off, at, true, nil
 }

@@ -44,6 +44,9 @@ const (
 	attrLogAppendTime   = 0x08
 	attrTransactional   = 0x10
 	attrControl         = 0x20
+	// attrDeleteHorizon is set by a Kafka cleaner that repurposed
+	// baseTimestamp as the time to remove tombstones.
+	attrDeleteHorizon = 0x40
 )
 
 // castagnoli is the CRC-32C table used by Kafka batches and by every CRC in

@@ -11,5 +11,12 @@
 // partition's batches back with a single ranged GET. FORMAT.md is the
 // specification.
 //
+// It owns the Kafka RecordBatch v2 layout too (batch.go): nothing else
+// reads or writes a batch's bytes. It parses and checks the batches
+// clients produce, builds new ones (AppendBatch, AppendRecord), and reads
+// a batch's records' offsets and timestamps (RecordTimes, records.go),
+// decompressing records a client compressed with gzip, snappy, lz4 or
+// zstd, one batch at a time and up to MaxRecordsSize bytes of them.
+//
 // segments is a leaf: it imports neither metadata nor agent.
 package segments

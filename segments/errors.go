@@ -1,6 +1,9 @@
 package segments
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // ErrNotFound is returned (wrapped) when an object does not exist.
 var ErrNotFound = errors.New("segments: object not found")
@@ -45,14 +48,20 @@ var (
 
 	// ErrCorruptBatch is returned (wrapped) by ParseBatches when a record
 	// batch fails its CRC or its header is malformed (length below the
-	// minimum, unknown magic). Kafka: CORRUPT_MESSAGE.
+	// minimum, unknown magic), and by RecordTimes when its records do not
+	// decompress or decode. Kafka: CORRUPT_MESSAGE.
 	ErrCorruptBatch = errors.New("segments: corrupt record batch")
 
 	// ErrInvalidBatch is returned (wrapped) by ParseBatches when a record
 	// batch is well formed but not acceptable: truncated, no records, a
 	// lastOffsetDelta that disagrees with the record count, an unknown
-	// compression codec. Kafka: INVALID_RECORD.
+	// compression codec; and by RecordTimes for records that decompress
+	// to more than MaxRecordsSize. Kafka: INVALID_RECORD.
 	ErrInvalidBatch = errors.New("segments: invalid record batch")
+
+	// errRecordsTooLarge is the ErrInvalidBatch of RecordTimes for records
+	// that decompress to more than MaxRecordsSize.
+	errRecordsTooLarge = fmt.Errorf("%w: records decompress to more than %d bytes", ErrInvalidBatch, MaxRecordsSize)
 
 	// ErrUnsupportedMagic is returned (wrapped) by ParseBatches for a
 	// message set in the pre-0.11 formats (magic 0 or 1); floe only stores
