@@ -79,6 +79,9 @@ func (gc *groupCoordinator) joinGroup(ctx context.Context, rq *request, req *kms
 	}
 
 	if req.MemberID == "" {
+		if err := g.roomForLocked(req); err != nil && (req.InstanceID == nil || g.static[*req.InstanceID] == "") {
+			return fail(err)
+		}
 		if req.InstanceID != nil {
 			if old, ok := g.static[*req.InstanceID]; ok {
 				return g.replaceStaticLocked(old, rq, req, resp, session, rebalance)
@@ -99,6 +102,9 @@ func (gc *groupCoordinator) joinGroup(ctx context.Context, rq *request, req *kms
 		return fail(code)
 	}
 	if t, ok := g.pending[req.MemberID]; ok {
+		if err := g.roomForLocked(req); err != nil {
+			return fail(err)
+		}
 		t.Stop()
 		delete(g.pending, req.MemberID)
 		return g.addMemberLocked(g.newMemberLocked(req.MemberID, rq, req, session, rebalance), req)
@@ -140,6 +146,31 @@ func protocolNames(req *kmsg.JoinGroupRequest) []string {
 
 // addPendingLocked remembers a member ID handed out with
 // MEMBER_ID_REQUIRED for one session timeout.
+// roomForLocked refuses a new member when the group is full: it has
+// group.max.size members, or its state in etcd (every member's protocol
+// metadata and assignment) would outgrow what one etcd request may
+// carry, half of --etcd-max-request-bytes, with the newcomer's metadata
+// (GROUP_MAX_SIZE_REACHED, as Kafka answers a full group).
+func (g *group) roomForLocked(req *kmsg.JoinGroupRequest) error {
+	if max := g.gc.cfg.MaxSize; max > 0 && len(g.members) >= max {
+		return kafkaErrorf(kerr.GroupMaxSizeReached, "group %q has %d members, the most group.max.size allows", g.name, len(g.members))
+	}
+	size := 0
+	for _, p := range req.Protocols {
+		size += len(p.Name) + len(p.Metadata)
+	}
+	for _, m := range g.members {
+		size += len(m.assignment)
+		for _, p := range m.protocols {
+			size += len(p.Name) + len(p.Metadata)
+		}
+	}
+	if limit := g.gc.a.cfg.EtcdMaxRequestBytes / 2; size > limit {
+		return kafkaErrorf(kerr.GroupMaxSizeReached, "group %q's members' protocol metadata and assignments would take %d bytes, more than the %d its state in etcd may hold", g.name, size, limit)
+	}
+	return nil
+}
+
 func (g *group) addPendingLocked(id string, session time.Duration) {
 	var t *time.Timer
 	t = g.gc.afterFunc(session, func() {

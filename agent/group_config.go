@@ -25,6 +25,10 @@ type GroupConfig struct {
 	// Defaults 6s and 30m.
 	MinSessionTimeout time.Duration
 	MaxSessionTimeout time.Duration
+	// MaxSize bounds a group's members: a new member beyond it gets
+	// GROUP_MAX_SIZE_REACHED (group.max.size). 0: no bound but the
+	// state's size.
+	MaxSize int
 	// OffsetsRetention is how long committed offsets of a group with no
 	// members are kept, counted from the later of the commit and the
 	// group becoming empty (offsets.retention.minutes). Default 7 days.
@@ -139,6 +143,7 @@ func (c *GroupConfig) RegisterFlags(fs *pflag.FlagSet) {
 	d.setDefaults()
 	fs.DurationVar(&c.InitialRebalanceDelay, "group-initial-rebalance-delay", d.InitialRebalanceDelay, "how long the first rebalance of an empty group waits for more members (group.initial.rebalance.delay.ms); negative disables it")
 	fs.DurationVar(&c.MinSessionTimeout, "group-min-session-timeout", d.MinSessionTimeout, "smallest session timeout a group member may ask for (group.min.session.timeout.ms)")
+	fs.IntVar(&c.MaxSize, "group-max-size", 0, "most members of a consumer group; 0 bounds them only by the size of the group's state in etcd (group.max.size)")
 	fs.DurationVar(&c.MaxSessionTimeout, "group-max-session-timeout", d.MaxSessionTimeout, "largest session timeout a group member may ask for (group.max.session.timeout.ms)")
 	fs.DurationVar(&c.OffsetsRetention, "offsets-retention", d.OffsetsRetention, "how long committed offsets of an empty group are kept (offsets.retention.minutes)")
 	fs.DurationVar(&c.OffsetsRetentionCheckInterval, "offsets-retention-check-interval", d.OffsetsRetentionCheckInterval, "how often expired committed offsets are removed (offsets.retention.check.interval.ms)")

@@ -1,12 +1,14 @@
 package agent_test
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"io"
 	"net"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -342,5 +344,64 @@ func TestUnknownTopicIDsAreCheap(t *testing.T) {
 	}
 	if allowed := float64(time.Since(start)/time.Second) + 2; scans > allowed {
 		t.Fatalf("%v listings of every topic for %d requests in %v; at most one a second (%v)", scans, requests, time.Since(start), allowed)
+	}
+}
+
+// joinNew joins group as a new member with protocol metadata of size
+// bytes, as clients since KIP-394 do: a first JoinGroup gets a member ID
+// (MEMBER_ID_REQUIRED), the second joins with it.
+func joinNew(ctx context.Context, cl *kgo.Client, group string, size int) (*kmsg.JoinGroupResponse, error) {
+	req := kmsg.NewPtrJoinGroupRequest()
+	req.Group = group
+	req.SessionTimeoutMillis = 10000
+	req.RebalanceTimeoutMillis = 10000
+	req.ProtocolType = "consumer"
+	p := kmsg.NewJoinGroupRequestProtocol()
+	p.Name = "range"
+	p.Metadata = make([]byte, size)
+	req.Protocols = append(req.Protocols, p)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil || resp.ErrorCode != kerr.MemberIDRequired.Code {
+		return resp, err
+	}
+	req.MemberID = resp.MemberID
+	return req.RequestWith(ctx, cl)
+}
+
+// group.max.size turns away members beyond it with GROUP_MAX_SIZE_REACHED,
+// and so does a join whose protocol metadata would make the group's state
+// outgrow what etcd stores in one request.
+func TestGroupsAreBounded(t *testing.T) {
+	c := newTestCluster(t)
+	c.addAgent(func(cfg *agent.Config) {
+		cfg.Groups.MaxSize = 2
+		cfg.Groups.InitialRebalanceDelay = 10 * time.Millisecond
+	})
+	ctx := testCtx(t)
+	cl := c.client()
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if resp, err := joinNew(ctx, cl, "small", 16); err != nil || resp.ErrorCode != 0 {
+				t.Errorf("a member within group.max.size: %v, error %d", err, resp.ErrorCode)
+			}
+		}()
+	}
+	wg.Wait()
+	resp, err := joinNew(ctx, cl, "small", 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.ErrorCode != kerr.GroupMaxSizeReached.Code {
+		t.Fatalf("a third member of a group of at most 2: error %d, want GROUP_MAX_SIZE_REACHED", resp.ErrorCode)
+	}
+	resp, err = joinNew(ctx, cl, "heavy", 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.ErrorCode != kerr.GroupMaxSizeReached.Code {
+		t.Fatalf("a member with 1 MiB of protocol metadata: error %d, want GROUP_MAX_SIZE_REACHED", resp.ErrorCode)
 	}
 }
