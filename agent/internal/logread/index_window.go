@@ -196,9 +196,18 @@ func (iw *indexWindows) entries(ctx context.Context, t metadata.Topic, p int32, 
 			// The window ends before hw: extend it from etcd (the watch
 			// may be behind, or the window was loaded before the entries
 			// after it were committed).
-			more, err := iw.extend(ctx, w)
+			more, stale, err := iw.extend(ctx, w)
 			if err != nil {
 				return nil, false, err
+			}
+			if stale {
+				// A merge or retention rewrote the window's entries
+				// meanwhile: load it afresh rather than answer nothing
+				// (a long poll would wait out its whole MaxWait).
+				if w, err = iw.load(ctx, t, sh, p, offset); err != nil || w == nil {
+					return nil, true, err
+				}
+				continue
 			}
 			if !more {
 				return out, true, nil
@@ -312,7 +321,7 @@ func (iw *indexWindows) load(ctx context.Context, t metadata.Topic, sh shardRef,
 			iw.mu.Unlock()
 			// Forward: the caller's lookup extends it as far as needed.
 			if past {
-				if _, err := iw.extend(ctx, w); err != nil {
+				if _, _, err := iw.extend(ctx, w); err != nil {
 					return nil, err
 				}
 			}
@@ -374,25 +383,28 @@ func (iw *indexWindows) load(ctx context.Context, t metadata.Topic, sh shardRef,
 
 // extend appends the entries after w's last from etcd. It reports whether
 // there were any.
-func (iw *indexWindows) extend(ctx context.Context, w *shardWindow) (bool, error) {
+func (iw *indexWindows) extend(ctx context.Context, w *shardWindow) (more, stale bool, err error) {
 	iw.mu.Lock()
 	if w.stale || len(w.entries) == 0 {
 		iw.mu.Unlock()
-		return false, nil
+		return false, true, nil
 	}
 	from := w.last() + 1
 	iw.mu.Unlock()
 	_, entries, err := iw.store.ShardWindow(ctx, w.sh.ShardID, from, loadSize(w.sh.size))
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	iw.metrics.indexLoads.Inc()
 	iw.mu.Lock()
 	defer iw.mu.Unlock()
+	if w.stale {
+		return false, true, nil
+	}
 	for i := range entries {
 		iw.appendLocked(w, &entries[i])
 	}
-	return len(entries) > 0, nil
+	return len(entries) > 0, false, nil
 }
 
 // appendLocked adds e to w if it follows on from w's last entry.
