@@ -308,12 +308,8 @@ func (a *Agent) keepRegistered() {
 
 func (a *Agent) acceptLoop(l *listener) {
 	for {
-		if !a.limits.waitSlot(a.ctx) {
-			return
-		}
 		nc, err := l.ln.Accept()
 		if err != nil {
-			a.limits.freeSlot()
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
@@ -324,6 +320,13 @@ func (a *Agent) acceptLoop(l *listener) {
 			case <-time.After(50 * time.Millisecond):
 			}
 			continue
+		}
+		// At --max-connections the connection waits, unserved, for one to
+		// close, and this listener accepts no other meanwhile (the rest
+		// queue in its backlog).
+		if !a.limits.waitSlot(a.ctx) {
+			nc.Close()
+			return
 		}
 		ip, ok := a.limits.admitIP(nc.RemoteAddr())
 		if !ok {

@@ -73,7 +73,7 @@ func TestOffsetCommitWithDuplicatePartitions(t *testing.T) {
 	}
 }
 
-// rawConn dials the agent and sends a 4-byte frame size announcing size
+// announce dials the agent and sends a 4-byte frame size announcing size
 // bytes, and nothing more.
 func announce(t *testing.T, addr string, size uint32) net.Conn {
 	t.Helper()
@@ -109,7 +109,7 @@ func TestAnnouncedFramesHoldNothing(t *testing.T) {
 	a := c.addAgent(nil)
 	before := heapInUse()
 	for range 16 {
-		announce(t, a.Addr(), 100<<20)
+		announce(t, plainAddr(a), 100<<20)
 	}
 	// Two frames fit the default 256 MiB of request memory; the others
 	// wait for it.
@@ -152,7 +152,7 @@ func TestUnauthenticatedFramesAreSmall(t *testing.T) {
 func TestIdleConnectionsClose(t *testing.T) {
 	c := newTestCluster(t)
 	a := c.addAgent(func(cfg *agent.Config) { cfg.ConnectionsMaxIdle = 200 * time.Millisecond })
-	nc, err := net.Dial("tcp", a.Addr())
+	nc, err := net.Dial("tcp", plainAddr(a))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func TestConnectionLimits(t *testing.T) {
 	perIP := c.addAgent(func(cfg *agent.Config) { cfg.MaxConnectionsPerIP = 2 })
 	var open []net.Conn
 	for range 2 {
-		nc, err := net.Dial("tcp", perIP.Addr())
+		nc, err := net.Dial("tcp", plainAddr(perIP))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -182,7 +182,7 @@ func TestConnectionLimits(t *testing.T) {
 	for _, nc := range open {
 		apiVersions(t, nc)
 	}
-	third, err := net.Dial("tcp", perIP.Addr())
+	third, err := net.Dial("tcp", plainAddr(perIP))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,12 +193,12 @@ func TestConnectionLimits(t *testing.T) {
 	}
 
 	capped := c.addAgent(func(cfg *agent.Config) { cfg.MaxConnections = 1 })
-	first, err := net.Dial("tcp", capped.Addr())
+	first, err := net.Dial("tcp", plainAddr(capped))
 	if err != nil {
 		t.Fatal(err)
 	}
 	apiVersions(t, first)
-	second, err := net.Dial("tcp", capped.Addr()) // queued in the backlog
+	second, err := net.Dial("tcp", plainAddr(capped)) // queued in the backlog
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -105,8 +105,8 @@ func newConnLimits(maxConns, maxPerIP int) *connLimits {
 }
 
 // waitSlot waits until the agent has room for one more connection (as
-// Kafka's max.connections, new connections wait in the listen backlog
-// meanwhile). It returns false once ctx ends.
+// with Kafka's max.connections, new connections wait to be served). It
+// returns false once ctx ends.
 func (l *connLimits) waitSlot(ctx context.Context) bool {
 	if l.slots == nil {
 		return true

@@ -462,11 +462,6 @@ func (c *Committer) prepareFresh(appends []Append, u *unit, st *shardState, now 
 		x := Extent{Partition: a.Partition, Offset: a.Offset, Length: a.Length, MinTimestamp: maxInt64, MaxTimestamp: minInt64}
 		next := e.Nexts[slot]
 		for bi, b := range a.Batches {
-			if b.Refuse != nil {
-				res.Batches[bi] = BatchOutcome{BaseOffset: -1, Err: b.Refuse}
-				x.Skip = append(x.Skip, b.Ordinal)
-				continue
-			}
 			if b.ProducerID >= 0 {
 				var cur *producerItem
 				if t := over[b.ProducerID]; t != nil {
@@ -475,6 +470,11 @@ func (c *Committer) prepareFresh(appends []Append, u *unit, st *shardState, now 
 					cur = it
 				}
 				out := checkBatch(cur, b)
+				if cur == nil && b.Refuse != nil {
+					// A producer the partition does not know may start
+					// anywhere: its writer knows better.
+					out = BatchOutcome{BaseOffset: -1, Err: b.Refuse}
+				}
 				if out.Err != nil || out.Duplicate {
 					res.Batches[bi] = out
 					x.Skip = append(x.Skip, b.Ordinal)

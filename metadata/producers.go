@@ -157,10 +157,12 @@ type BatchMeta struct {
 	BaseSequence  int32
 	MinTimestamp  int64
 	MaxTimestamp  int64
-	// Refuse, when set, fails the batch with this error without checking
-	// it: its writer knows it must not be committed (an earlier batch of
-	// its producer on the partition failed, and committing this one would
-	// leave a gap in the producer's sequences).
+	// Refuse, when set, fails the batch with this error if the partition
+	// does not know its producer (whose first batch may otherwise start
+	// at any sequence): its writer knows an earlier batch of the producer
+	// failed, and committing this one would leave a gap. When the
+	// partition knows the producer (the failed batch was committed
+	// through another agent, say), its sequences are checked as usual.
 	Refuse error
 }
 

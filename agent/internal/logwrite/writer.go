@@ -557,6 +557,7 @@ func (w *Writer) commit(f *flush) {
 			logStart := int64(-1)
 			if out.Err == nil {
 				logStart = marks.Start
+				w.mendLocked(pa, b.meta) // the partition knows the producer now
 			} else {
 				w.breakLocked(pa, b.meta)
 			}
@@ -607,11 +608,22 @@ func (w *Writer) breakLocked(pa *partAppend, b metadata.BatchMeta) {
 	}
 }
 
+// mendLocked forgets a producer's failed batch once one of its batches is
+// committed: the partition knows the producer from then on, and checks its
+// sequences itself.
+func (w *Writer) mendLocked(pa *partAppend, b metadata.BatchMeta) {
+	if b.ProducerID >= 0 {
+		delete(w.broken, brokenKey{pa.topic.ID, pa.partition, b.ProducerID, b.ProducerEpoch})
+	}
+}
+
 // refusalLocked returns the error to refuse an idempotent batch with when
 // an earlier batch of its producer failed and has not been retried: a
 // client retries the refused batches in order after the failed one, as it
 // does for a Kafka broker's, so no gap opens in its sequences. The retry
-// of the failed batch itself ends the refusals.
+// of the failed batch itself ends the refusals, and so does any commit of
+// the producer's (mendLocked); the commit applies a refusal only to a
+// producer the partition does not know (metadata.BatchMeta.Refuse).
 func (w *Writer) refusalLocked(pa *partAppend, b metadata.BatchMeta) error {
 	if b.ProducerID < 0 {
 		return nil

@@ -559,3 +559,42 @@ func TestFailedFlushHoldsBackItsProducersLaterBatches(t *testing.T) {
 		t.Fatalf("the second batch retried: offset %d, %v; want 1", r.BaseOffset, r.Err)
 	}
 }
+
+// When the failed batch is retried through another agent, the partition
+// knows the producer from then on and this agent's refusals end: its
+// later batches are checked as usual, not held back until the retry
+// reaches this agent (which may never happen).
+func TestFailedBatchRetriedElsewhere(t *testing.T) {
+	e := newEnv(t)
+	bucket := &failingPuts{Bucket: e.bucket}
+	e.bucket = bucket
+	here := e.writer(logwrite.Config{FlushInterval: time.Hour, UploadTimeout: 200 * time.Millisecond})
+	// Another agent: its own bucket client, committer and metrics.
+	e.bucket = bucket.Bucket
+	e.committer = e.store.NewCommitter(metadata.CommitConfig{OnCommit: e.marks.Observe})
+	e.reg = prometheus.NewRegistry()
+	elsewhere := e.writer(logwrite.Config{FlushInterval: time.Hour})
+	tp := e.topic("moved", 1)
+	ctx := context.Background()
+	appendOne := func(w *logwrite.Writer, seq int32) *logwrite.Result {
+		t.Helper()
+		r, err := w.Append(ctx, tp, 0, []segments.Batch{idemBatch(t, 2000, seq, fmt.Sprint("seq ", seq))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.FlushNow()
+		wait(t, r)
+		return r
+	}
+	bucket.failing.Store(true)
+	if r := appendOne(here, 0); r.Err == nil {
+		t.Fatal("the first batch committed though its PUT failed")
+	}
+	bucket.failing.Store(false)
+	if r := appendOne(elsewhere, 0); r.Err != nil || r.BaseOffset != 0 {
+		t.Fatalf("the first batch retried through another agent: offset %d, %v", r.BaseOffset, r.Err)
+	}
+	if r := appendOne(here, 1); r.Err != nil || r.BaseOffset != 1 {
+		t.Fatalf("the second batch, after the first was committed elsewhere: offset %d, %v; want 1", r.BaseOffset, r.Err)
+	}
+}
