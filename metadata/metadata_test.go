@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"math"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -190,6 +191,23 @@ func TestTopicConfigDefsValidate(t *testing.T) {
 	// Values are read as Kafka reads them: trimmed.
 	if err := metadata.ValidateTopicConfig("compression.type", " lz4 "); err != nil {
 		t.Errorf("trimmed value refused: %v", err)
+	}
+}
+
+// docs/operations.md has a row for every topic config, with its default.
+func TestTopicConfigsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, def := range metadata.TopicConfigDefs {
+		value := "`" + def.Default + "`"
+		if def.Default == "" {
+			value = "(empty)"
+		}
+		if row := "| `" + def.Name + "` | " + value + " | "; !strings.Contains(string(doc), row) {
+			t.Errorf("docs/operations.md has no row %q", row)
+		}
 	}
 }
 
