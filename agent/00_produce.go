@@ -7,10 +7,13 @@ package agent
 // UNKNOWN_TOPIC_OR_PARTITION; magic 2, framing and CRC, else
 // CORRUPT_MESSAGE / UNSUPPORTED_FOR_MESSAGE_FORMAT; each batch within the
 // topic's max.message.bytes, else MESSAGE_TOO_LARGE; no client control or
-// transactional batches) and handed to the writer, which batches all
-// partitions of all clients into one segment object. The request is
-// answered only after that object is in the bucket and committed in
-// etcd, with each partition's real base offset: acks=1 and acks=all both
+// transactional batches; with CreateTime, every record's timestamp within
+// message.timestamp.before.max.ms and after.max.ms of the agent's clock,
+// else INVALID_TIMESTAMP, checked only when one is set, as it decompresses
+// the records) and handed to the writer, which batches all partitions of
+// all clients into one segment object. The request is answered only after
+// that object is in the bucket and committed in etcd, with each
+// partition's real base offset: acks=1 and acks=all both
 // mean "durable in the object store", stronger than Kafka's acks=1.
 // acks=0 gets no response at all. Admission happens in request order on
 // the connection's read goroutine, so pipelined requests keep their order;
@@ -232,6 +235,24 @@ func (a *Agent) validateBatches(txnID *string, records []byte, s metadata.TopicS
 		if s.LogAppendTime {
 			b.SetLogAppendTime(now)
 		}
+		if s.BoundsTimestamps() {
+			if err := checkTimestamps(b, i, s, now); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return batches, nil
+}
+
+// checkTimestamps refuses a batch holding a record whose timestamp is
+// outside what message.timestamp.before.max.ms and after.max.ms allow.
+func checkTimestamps(b *segments.Batch, index int, s metadata.TopicSettings, now int64) error {
+	return b.RecordTimestamps(func(r int, ts int64) error {
+		if s.TimestampAllowed(ts, now) {
+			return nil
+		}
+		lo, hi := s.TimestampRange(now)
+		return kafkaErrorf(kerr.InvalidTimestamp, "record %d of batch %d has timestamp %d, outside [%d, %d] (message.timestamp.before.max.ms=%d and after.max.ms=%d from the agent's time %d)",
+			r, index, ts, lo, hi, s.TimestampBeforeMaxMs, s.TimestampAfterMaxMs, now)
+	})
 }

@@ -2,13 +2,15 @@ package agent
 
 // DescribeConfigs, v0–v4.
 //
-// Topic resources list every topic config floe understands with its
+// Topic resources list every topic config Kafka defines with its
 // effective value and source: the topic's override (DYNAMIC_TOPIC_CONFIG),
 // the agent's broker default set by flag (STATIC_BROKER_CONFIG), or
-// Kafka's default (DEFAULT_CONFIG); synonyms (v1+) show the chain, and v3+
-// adds types and documentation. Broker resources (the agent's node ID, or
-// "" for cluster defaults) list the broker-level settings, which are set
-// by flags and are read-only. Other resource types get INVALID_REQUEST.
+// Kafka's default (DEFAULT_CONFIG); synonyms (v1+) show the chain, ending
+// with the broker-level config and its default where Kafka has one, and
+// v3+ adds types and documentation (what the config does in floe). Broker
+// resources (the agent's node ID, or "" for cluster defaults) list the
+// broker-level settings, which are set by flags and are read-only. Other
+// resource types get INVALID_REQUEST.
 
 import (
 	"context"
@@ -137,10 +139,12 @@ func (a *Agent) describeTopicConfigs(overrides map[string]string, names []string
 			if ov, ok := overrides[def.Name]; ok {
 				c.Synonyms = append(c.Synonyms, configSynonym{def.Name, ov, int8(metadata.SourceTopicOverride)})
 			}
-			if bv, ok := a.cfg.Broker[def.BrokerName]; ok && bv != def.Default {
-				c.Synonyms = append(c.Synonyms, configSynonym{def.BrokerName, bv, int8(metadata.SourceBrokerStatic)})
+			if def.BrokerName != "" {
+				if bv, ok := a.cfg.Broker[def.BrokerName]; ok && bv != def.Default {
+					c.Synonyms = append(c.Synonyms, configSynonym{def.BrokerName, bv, int8(metadata.SourceBrokerStatic)})
+				}
+				c.Synonyms = append(c.Synonyms, configSynonym{def.BrokerName, def.Default, int8(metadata.SourceDefault)})
 			}
-			c.Synonyms = append(c.Synonyms, configSynonym{def.BrokerName, def.Default, int8(metadata.SourceDefault)})
 		}
 		out = append(out, c)
 	}
@@ -163,7 +167,9 @@ func (a *Agent) brokerSettings() map[string]describedConfig {
 		"auto.create.topics.enable":  {metadata.ConfigBoolean, "true", "Whether unknown topics are created on first use."},
 	}
 	for _, d := range metadata.TopicConfigDefs {
-		defs[d.BrokerName] = brokerConfigDef{d.Type, d.Default, d.Doc}
+		if d.BrokerName != "" {
+			defs[d.BrokerName] = brokerConfigDef{d.Type, d.Default, d.Doc}
+		}
 	}
 	values := maps.Clone(a.cfg.Broker)
 	values["num.partitions"] = strconv.Itoa(int(a.cfg.DefaultPartitions))

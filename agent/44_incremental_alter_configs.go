@@ -3,9 +3,9 @@ package agent
 // IncrementalAlterConfigs, v0–v1.
 //
 // SET and DELETE change one topic config each; APPEND and SUBTRACT add to
-// or remove from list configs (cleanup.policy). The whole resource is
-// validated and written in one compare-and-swap, so either every change
-// lands or none does.
+// or remove from list configs (cleanup.policy, the replication
+// throttles). The whole resource is validated and written in one
+// compare-and-swap, so either every change lands or none does.
 
 import (
 	"context"
@@ -81,10 +81,7 @@ func applyIncremental(cur map[string]string, c kmsg.IncrementalAlterConfigsReque
 				items = slices.DeleteFunc(items, func(s string) bool { return s == v })
 			}
 		}
-		if len(items) == 0 {
-			return kafkaErrorf(kerr.InvalidConfig, "%s cannot be empty", c.Name)
-		}
-		cur[c.Name] = strings.Join(items, ",")
+		cur[c.Name] = strings.Join(items, ",") // validated with the rest
 	default:
 		return kafkaErrorf(kerr.InvalidRequest, "unknown config operation %d for %s", c.Op, c.Name)
 	}

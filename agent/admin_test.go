@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floe-io/floe/agent"
+	"github.com/floe-io/floe/metadata"
 )
 
 func TestTopicAdminWithKadm(t *testing.T) {
@@ -242,5 +243,116 @@ func TestAutoCreateFollowsConfig(t *testing.T) {
 	}
 	if resp.Topics[0].ErrorCode != 0 || len(resp.Topics[0].Partitions) != 4 {
 		t.Fatalf("auto-create on: code %d, %d partitions", resp.Topics[0].ErrorCode, len(resp.Topics[0].Partitions))
+	}
+}
+
+// Every topic config Kafka defines is accepted, as the tools that create
+// topics send them (here, a Kafka Streams changelog topic's and a
+// connector's settings), and DescribeConfigs reports the ones floe does not
+// act on with Kafka's defaults, types and synonyms.
+func TestTopicConfigsKafkaDefines(t *testing.T) {
+	c := newTestCluster(t)
+	c.addAgent(nil)
+	adm := c.admin()
+	ctx := testCtx(t)
+
+	streams := map[string]*string{
+		"cleanup.policy":                      kadm.StringPtr("compact"),
+		"segment.ms":                          kadm.StringPtr("600000"),
+		"segment.bytes":                       kadm.StringPtr("52428800"),
+		"min.compaction.lag.ms":               kadm.StringPtr("86400000"),
+		"min.cleanable.dirty.ratio":           kadm.StringPtr("0.01"),
+		"delete.retention.ms":                 kadm.StringPtr("100"),
+		"message.timestamp.type":              kadm.StringPtr("CreateTime"),
+		"message.timestamp.difference.max.ms": kadm.StringPtr("86400000"),
+		"compression.type":                    kadm.StringPtr("lz4"),
+		"unclean.leader.election.enable":      kadm.StringPtr("false"),
+		"local.retention.ms":                  kadm.StringPtr("3600000"),
+		"message.downconversion.enable":       kadm.StringPtr("true"),
+		"message.format.version":              kadm.StringPtr("2.8"),
+		"remote.storage.enable":               kadm.StringPtr("true"),
+	}
+	created, err := adm.CreateTopic(ctx, 3, 3, streams, "app-store-changelog")
+	if err != nil || created.Err != nil {
+		t.Fatalf("Streams-like create: %v %v %q", err, created.Err, created.ErrMessage)
+	}
+	if v := created.Configs["segment.ms"]; v.MaybeValue() != "600000" || v.Source != kmsg.ConfigSourceDynamicTopicConfig {
+		t.Fatalf("segment.ms in the create response: %+v", v)
+	}
+
+	// Unknown names and values outside Kafka's rules are still refused,
+	// with the config and the rule named.
+	for cfg, want := range map[string]string{"segment.msec": `unknown topic config "segment.msec"`, "segment.ms": "must be 1 or more"} {
+		r, _ := adm.CreateTopic(ctx, 1, 1, map[string]*string{cfg: kadm.StringPtr("0")}, "refused")
+		if !errors.Is(r.Err, kerr.InvalidConfig) || !strings.Contains(r.ErrMessage, want) {
+			t.Errorf("%s=0: %v %q, want INVALID_CONFIG saying %q", cfg, r.Err, r.ErrMessage, want)
+		}
+	}
+
+	req := kmsg.NewPtrDescribeConfigsRequest()
+	req.IncludeSynonyms = true
+	req.IncludeDocumentation = true
+	rr := kmsg.NewDescribeConfigsRequestResource()
+	rr.ResourceType = kmsg.ConfigResourceTypeTopic
+	rr.ResourceName = "app-store-changelog"
+	req.Resources = append(req.Resources, rr)
+	resp, err := req.RequestWith(ctx, c.client())
+	if err != nil || resp.Resources[0].ErrorCode != 0 {
+		t.Fatal(err, resp)
+	}
+	got := map[string]kmsg.DescribeConfigsResponseResourceConfig{}
+	for _, cfg := range resp.Resources[0].Configs {
+		got[cfg.Name] = cfg
+	}
+	for _, def := range metadata.TopicConfigDefs {
+		if _, ok := got[def.Name]; !ok {
+			t.Errorf("%s not described", def.Name)
+		}
+	}
+	synonyms := func(cfg kmsg.DescribeConfigsResponseResourceConfig) string {
+		var s []string
+		for _, syn := range cfg.ConfigSynonyms {
+			s = append(s, syn.Source.String()+":"+syn.Name+"="+*syn.Value)
+		}
+		return strings.Join(s, " ")
+	}
+	for _, want := range []struct {
+		name, value string
+		source      kmsg.ConfigSource
+		typ         kmsg.ConfigType
+		synonyms    string
+	}{
+		{"segment.jitter.ms", "0", kmsg.ConfigSourceDefaultConfig, kmsg.ConfigTypeLong, "DEFAULT_CONFIG:log.roll.jitter.ms=0"},
+		{"segment.ms", "600000", kmsg.ConfigSourceDynamicTopicConfig, kmsg.ConfigTypeLong, "DYNAMIC_TOPIC_CONFIG:segment.ms=600000 DEFAULT_CONFIG:log.roll.ms=604800000"},
+		{"min.cleanable.dirty.ratio", "0.01", kmsg.ConfigSourceDynamicTopicConfig, kmsg.ConfigTypeDouble, "DYNAMIC_TOPIC_CONFIG:min.cleanable.dirty.ratio=0.01 DEFAULT_CONFIG:log.cleaner.min.cleanable.ratio=0.5"},
+		{"preallocate", "false", kmsg.ConfigSourceDefaultConfig, kmsg.ConfigTypeBoolean, "DEFAULT_CONFIG:log.preallocate=false"},
+		{"flush.messages", "9223372036854775807", kmsg.ConfigSourceDefaultConfig, kmsg.ConfigTypeLong, "DEFAULT_CONFIG:log.flush.interval.messages=9223372036854775807"},
+		{"compression.zstd.level", "3", kmsg.ConfigSourceDefaultConfig, kmsg.ConfigTypeInt, "DEFAULT_CONFIG:compression.zstd.level=3"},
+		{"leader.replication.throttled.replicas", "", kmsg.ConfigSourceDefaultConfig, kmsg.ConfigTypeList, ""},
+		{"remote.storage.enable", "true", kmsg.ConfigSourceDynamicTopicConfig, kmsg.ConfigTypeBoolean, "DYNAMIC_TOPIC_CONFIG:remote.storage.enable=true"},
+	} {
+		cfg := got[want.name]
+		if cfg.Value == nil || *cfg.Value != want.value || cfg.Source != want.source || cfg.ConfigType != want.typ || synonyms(cfg) != want.synonyms {
+			t.Errorf("%s: value %q source %v type %v synonyms %q; want %q %v %v %q", want.name, (&kadm.Config{Value: cfg.Value}).MaybeValue(), cfg.Source, cfg.ConfigType, synonyms(cfg), want.value, want.source, want.typ, want.synonyms)
+		}
+		if cfg.Documentation == nil || !strings.Contains(*cfg.Documentation, "no effect in floe") {
+			t.Errorf("%s: documentation %v does not say it has no effect in floe", want.name, cfg.Documentation)
+		}
+	}
+	if doc := got["compression.type"].Documentation; doc == nil || !strings.Contains(*doc, "recompression is not implemented") {
+		t.Errorf("compression.type documentation %v", doc)
+	}
+
+	// Replication throttles are lists: APPEND and SUBTRACT work on them,
+	// down to the empty default.
+	for _, op := range []kadm.IncrementalOp{kadm.AppendConfig, kadm.SubtractConfig} {
+		ar, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: op, Name: "leader.replication.throttled.replicas", Value: kadm.StringPtr("0:1")}}, "app-store-changelog")
+		if err != nil || ar[0].Err != nil {
+			t.Fatalf("op %v: %v %v", op, err, ar)
+		}
+	}
+	bad, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SubtractConfig, Name: "cleanup.policy", Value: kadm.StringPtr("compact")}}, "app-store-changelog")
+	if err != nil || !errors.Is(bad[0].Err, kerr.InvalidConfig) {
+		t.Fatalf("emptying cleanup.policy: %v %v", err, bad)
 	}
 }

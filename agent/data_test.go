@@ -400,6 +400,72 @@ func TestProduceRejectsBadInput(t *testing.T) {
 	}
 }
 
+// With message.timestamp.before.max.ms and after.max.ms set, a batch
+// holding a record too far in the past or future is refused with
+// INVALID_TIMESTAMP, whichever record of the batch it is and however the
+// client compressed it; records within the bounds are accepted. The older
+// message.timestamp.difference.max.ms sets both while they are at their
+// defaults, and LogAppendTime topics do not check.
+func TestProduceTimestampBounds(t *testing.T) {
+	c := newTestCluster(t)
+	c.addAgent(fastFlush)
+	createTopic(t, c, "bounded", 1, map[string]*string{
+		"message.timestamp.before.max.ms": kadm.StringPtr("3600000"),
+		"message.timestamp.after.max.ms":  kadm.StringPtr("3600000"),
+	})
+	ctx := testCtx(t)
+	now := time.Now()
+	at := func(d time.Duration, v string) *kgo.Record {
+		return &kgo.Record{Topic: "bounded", Value: []byte(v), Timestamp: now.Add(d)}
+	}
+	for codec, compression := range map[string]kgo.CompressionCodec{"none": kgo.NoCompression(), "zstd": kgo.ZstdCompression(), "snappy": kgo.SnappyCompression()} {
+		// A linger long enough that records produced together share a batch.
+		cl := c.client(kgo.ProducerBatchCompression(compression), kgo.ProducerLinger(200*time.Millisecond))
+		if err := cl.ProduceSync(ctx, at(-59*time.Minute, "old but within"), at(59*time.Minute, "early but within")).FirstErr(); err != nil {
+			t.Fatalf("%s: records within the bounds: %v", codec, err)
+		}
+		for name, recs := range map[string][]*kgo.Record{
+			"past":                 {at(-2*time.Hour, "too old")},
+			"future":               {at(2*time.Hour, "too new")},
+			"second of the batch":  {at(0, "fine"), at(-2*time.Hour, "too old")},
+			"behind a future base": {at(2*time.Hour, "too new"), at(0, "fine")},
+		} {
+			for _, r := range cl.ProduceSync(ctx, recs...) {
+				if !errors.Is(r.Err, kerr.InvalidTimestamp) {
+					t.Errorf("%s, %s: record %q: %v, want INVALID_TIMESTAMP", codec, name, r.Record.Value, r.Err)
+				}
+			}
+		}
+	}
+	r := produceRaw(t, c.client(), "bounded", 0, kafkatest.RecordBatch(kafkatest.NoProducer, now.Add(2*time.Hour), "too new"))
+	if !errors.Is(kerr.ErrorForCode(r.ErrorCode), kerr.InvalidTimestamp) || r.ErrorMessage == nil || !strings.Contains(*r.ErrorMessage, "message.timestamp.before.max.ms=3600000 and after.max.ms=3600000") {
+		t.Errorf("raw batch too new: %v %v", kerr.ErrorForCode(r.ErrorCode), r.ErrorMessage)
+	}
+	if got := consumeAll(t, c, "bounded", 6); len(got[0]) != 6 {
+		t.Fatalf("read %d records, want the 6 within bounds", len(got[0]))
+	}
+
+	cl := c.client()
+	adm := kadm.NewClient(cl)
+	alter := func(configs ...kadm.AlterConfig) {
+		t.Helper()
+		r, err := adm.AlterTopicConfigs(ctx, configs, "bounded")
+		if err != nil || r[0].Err != nil {
+			t.Fatal(err, r)
+		}
+	}
+	alter(kadm.AlterConfig{Op: kadm.DeleteConfig, Name: "message.timestamp.before.max.ms"},
+		kadm.AlterConfig{Op: kadm.DeleteConfig, Name: "message.timestamp.after.max.ms"},
+		kadm.AlterConfig{Op: kadm.SetConfig, Name: "message.timestamp.difference.max.ms", Value: kadm.StringPtr("3600000")})
+	if err := cl.ProduceSync(ctx, at(-2*time.Hour, "too old")).FirstErr(); !errors.Is(err, kerr.InvalidTimestamp) {
+		t.Fatalf("with message.timestamp.difference.max.ms: %v, want INVALID_TIMESTAMP", err)
+	}
+	alter(kadm.AlterConfig{Op: kadm.SetConfig, Name: "message.timestamp.type", Value: kadm.StringPtr("LogAppendTime")})
+	if err := cl.ProduceSync(ctx, at(-2*time.Hour, "stamped by the agent")).FirstErr(); err != nil {
+		t.Fatalf("LogAppendTime topic: %v", err)
+	}
+}
+
 func fetchRaw(t *testing.T, cl *kgo.Client, topic string, partition int32, offset int64, maxWait time.Duration) kmsg.FetchResponseTopicPartition {
 	t.Helper()
 	resp, err := kafkatest.FetchRequest(topic, topicID(t, cl, topic), partition, offset, maxWait).RequestWith(testCtx(t), cl)

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -63,6 +66,7 @@ func TestValidateTopicConfigs(t *testing.T) {
 		{"retention.ms", "-2", false},
 		{"retention.ms", "soon", false},
 		{"retention.bytes", "1073741824", true},
+		{"retention.bytes", "-5", true}, // Kafka: any negative value means no limit
 		{"cleanup.policy", "delete", true},
 		{"cleanup.policy", "compact,delete", true},
 		{"cleanup.policy", "shred", false},
@@ -73,6 +77,29 @@ func TestValidateTopicConfigs(t *testing.T) {
 		{"segment.bytes", "1048576", true},
 		{"min.insync.replicas", "2", true},
 		{"min.insync.replicas", "0", false},
+		{"compression.type", "zstd", true},
+		{"compression.type", "brotli", false},
+		{"compression.gzip.level", "-1", true},
+		{"compression.gzip.level", "9", true},
+		{"compression.gzip.level", "0", false},
+		{"compression.zstd.level", "-131072", true},
+		{"min.cleanable.dirty.ratio", "0.01", true},
+		{"min.cleanable.dirty.ratio", "1.5", false},
+		{"min.cleanable.dirty.ratio", "NaN", false},
+		{"leader.replication.throttled.replicas", "*", true},
+		{"leader.replication.throttled.replicas", "0:1, 1:2", true},
+		{"leader.replication.throttled.replicas", "", true},
+		{"leader.replication.throttled.replicas", "0:1,*", false},
+		{"message.format.version", "0.10.2", true},
+		{"message.format.version", "2.8", true},
+		{"message.format.version", "3.0-IV1", true},
+		{"message.format.version", "0.10", false},
+		{"preallocate", "TRUE", true},
+		{"preallocate", "yes", false},
+		{"unclean.leader.election.enable", "false", true},
+		{"local.retention.ms", "-2", true},
+		{"local.retention.ms", "-3", false},
+		{"segment.ms", "0", false},
 		{"no.such.config", "1", false},
 	} {
 		err := metadata.ValidateTopicConfig(tc.k, tc.v)
@@ -82,6 +109,169 @@ func TestValidateTopicConfigs(t *testing.T) {
 		if err != nil && !errors.Is(err, metadata.ErrInvalidConfig) {
 			t.Errorf("%s=%s: %v does not wrap ErrInvalidConfig", tc.k, tc.v, err)
 		}
+	}
+}
+
+// badTopicConfigValues holds, for every topic config, values Kafka
+// refuses: out of range, of the wrong type, or not among the allowed ones.
+var badTopicConfigValues = map[string][]string{
+	"cleanup.policy":                          {"", "shred", "delete,Compact"},
+	"compression.gzip.level":                  {"0", "10", "-2", "fast"},
+	"compression.lz4.level":                   {"0", "18"},
+	"compression.type":                        {"none", "Zstd", "brotli"},
+	"compression.zstd.level":                  {"-131073", "23"},
+	"delete.retention.ms":                     {"-1", "1d"},
+	"file.delete.delay.ms":                    {"-1"},
+	"flush.messages":                          {"0", "9223372036854775808"},
+	"flush.ms":                                {"-1"},
+	"follower.replication.throttled.replicas": {"1", "a:b", "0:1:2", "*,0:1"},
+	"index.interval.bytes":                    {"-1", "2147483648"},
+	"leader.replication.throttled.replicas":   {"1", "0-1"},
+	"local.retention.bytes":                   {"-3"},
+	"local.retention.ms":                      {"-3"},
+	"max.compaction.lag.ms":                   {"0"},
+	"max.message.bytes":                       {"-1", "2147483648"},
+	"message.downconversion.enable":           {"yes", "1"},
+	"message.format.version":                  {"latest", "0.10", "3"},
+	"message.timestamp.after.max.ms":          {"-1", "1h"},
+	"message.timestamp.before.max.ms":         {"-1"},
+	"message.timestamp.difference.max.ms":     {"-1"},
+	"message.timestamp.type":                  {"createtime", "Now"},
+	"min.cleanable.dirty.ratio":               {"-0.1", "1.01", "half"},
+	"min.compaction.lag.ms":                   {"-1"},
+	"min.insync.replicas":                     {"0", "-1"},
+	"preallocate":                             {"on"},
+	"remote.log.copy.disable":                 {"no"},
+	"remote.log.delete.on.disable":            {"0"},
+	"remote.storage.enable":                   {"enabled"},
+	"retention.bytes":                         {"1GB", "9223372036854775808"},
+	"retention.ms":                            {"-2", "forever"},
+	"segment.bytes":                           {"13", "2147483648"},
+	"segment.index.bytes":                     {"3"},
+	"segment.jitter.ms":                       {"-1"},
+	"segment.ms":                              {"0"},
+	"unclean.leader.election.enable":          {"maybe"},
+}
+
+// Every config Kafka defines is accepted at its default and refuses
+// values outside its rules with one line naming the config and the rule.
+func TestTopicConfigDefsValidate(t *testing.T) {
+	defs := metadata.TopicConfigDefs
+	if !slices.IsSortedFunc(defs, func(a, b metadata.TopicConfigDef) int { return strings.Compare(a.Name, b.Name) }) {
+		t.Fatal("TopicConfigDefs is not sorted by name; LookupTopicConfig binary-searches it")
+	}
+	if len(defs) != len(badTopicConfigValues) {
+		t.Errorf("%d configs defined, %d with bad values to test", len(defs), len(badTopicConfigValues))
+	}
+	for _, def := range defs {
+		if got, ok := metadata.LookupTopicConfig(def.Name); !ok || got.Name != def.Name {
+			t.Errorf("LookupTopicConfig(%q) = %q, %v", def.Name, got.Name, ok)
+		}
+		if def.Doc == "" || def.Type == 0 {
+			t.Errorf("%s: no doc or type", def.Name)
+		}
+		if err := metadata.ValidateTopicConfig(def.Name, def.Default); err != nil {
+			t.Errorf("%s: default %q refused: %v", def.Name, def.Default, err)
+		}
+		bad, ok := badTopicConfigValues[def.Name]
+		if !ok {
+			t.Errorf("%s: no bad values to test", def.Name)
+		}
+		for _, v := range bad {
+			err := metadata.ValidateTopicConfig(def.Name, v)
+			if !errors.Is(err, metadata.ErrInvalidConfig) {
+				t.Errorf("%s=%q: %v, want ErrInvalidConfig", def.Name, v, err)
+				continue
+			}
+			if msg := err.Error(); !strings.Contains(msg, def.Name) || strings.Contains(msg, "\n") {
+				t.Errorf("%s=%q: error %q is not one line naming the config", def.Name, v, msg)
+			}
+		}
+	}
+	// Values are read as Kafka reads them: trimmed.
+	if err := metadata.ValidateTopicConfig("compression.type", " lz4 "); err != nil {
+		t.Errorf("trimmed value refused: %v", err)
+	}
+}
+
+// docs/operations.md has a row for every topic config, with its default.
+func TestTopicConfigsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, def := range metadata.TopicConfigDefs {
+		value := "`" + def.Default + "`"
+		if def.Default == "" {
+			value = "(empty)"
+		}
+		if row := "| `" + def.Name + "` | " + value + " | "; !strings.Contains(string(doc), row) {
+			t.Errorf("docs/operations.md has no row %q", row)
+		}
+	}
+}
+
+// A Kafka Streams changelog and repartition topic's configs, and the
+// compaction settings of connectors and schema registries, are accepted
+// together; compaction lags must be ordered, as Kafka checks.
+func TestValidateTopicConfigSets(t *testing.T) {
+	for _, configs := range []map[string]string{
+		{"cleanup.policy": "compact", "segment.ms": "600000", "min.compaction.lag.ms": "86400000", "message.timestamp.type": "CreateTime"},
+		{"cleanup.policy": "delete", "segment.bytes": "52428800", "retention.ms": "-1", "segment.index.bytes": "10485760"},
+		{"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.01", "delete.retention.ms": "100", "max.compaction.lag.ms": "604800000"},
+		{"compression.type": "lz4", "unclean.leader.election.enable": "false", "message.timestamp.difference.max.ms": "3600000", "local.retention.ms": "3600000"},
+	} {
+		if err := metadata.ValidateTopicConfigs(configs); err != nil {
+			t.Errorf("%v: %v", configs, err)
+		}
+	}
+	err := metadata.ValidateTopicConfigs(map[string]string{"min.compaction.lag.ms": "2000", "max.compaction.lag.ms": "1000"})
+	if !errors.Is(err, metadata.ErrInvalidConfig) || !strings.Contains(err.Error(), "min.compaction.lag.ms (2000) must not exceed max.compaction.lag.ms (1000)") {
+		t.Errorf("unordered compaction lags: %v", err)
+	}
+	if err := metadata.ValidateTopicConfigs(map[string]string{"max.compaction.lag.ms": "1000"}); err != nil {
+		t.Errorf("max.compaction.lag.ms above the default min: %v", err)
+	}
+}
+
+func TestSettingsTimestampBounds(t *testing.T) {
+	const now = 1_700_000_000_000
+	for _, tc := range []struct {
+		name          string
+		configs       map[string]string
+		broker        metadata.BrokerConfig
+		before, after int64
+	}{
+		{"defaults", nil, nil, math.MaxInt64, math.MaxInt64},
+		{"before and after", map[string]string{"message.timestamp.before.max.ms": "1000", "message.timestamp.after.max.ms": "2000"}, nil, 1000, 2000},
+		{"difference fills both", map[string]string{"message.timestamp.difference.max.ms": "500"}, nil, 500, 500},
+		{"difference fills the default one", map[string]string{"message.timestamp.difference.max.ms": "500", "message.timestamp.after.max.ms": "2000"}, nil, 500, 2000},
+		{"broker default", nil, metadata.BrokerConfig{"log.message.timestamp.after.max.ms": "3600000"}, math.MaxInt64, 3600000},
+	} {
+		s := tc.broker.Settings(tc.configs)
+		if s.TimestampBeforeMaxMs != tc.before || s.TimestampAfterMaxMs != tc.after {
+			t.Errorf("%s: before %d after %d, want %d %d", tc.name, s.TimestampBeforeMaxMs, s.TimestampAfterMaxMs, tc.before, tc.after)
+		}
+		if s.BoundsTimestamps() != (tc.before != math.MaxInt64 || tc.after != math.MaxInt64) {
+			t.Errorf("%s: BoundsTimestamps %v", tc.name, s.BoundsTimestamps())
+		}
+	}
+
+	s := metadata.BrokerConfig{}.Settings(map[string]string{"message.timestamp.before.max.ms": "1000", "message.timestamp.after.max.ms": "2000"})
+	for ts, ok := range map[int64]bool{now: true, now - 1000: true, now - 1001: false, now + 2000: true, now + 2001: false, -1: true, math.MinInt64: false, math.MaxInt64: false} {
+		if s.TimestampAllowed(ts, now) != ok {
+			t.Errorf("timestamp %d at %d: allowed %v, want %v", ts, int64(now), !ok, ok)
+		}
+	}
+	if lo, hi := (metadata.TopicSettings{TimestampBeforeMaxMs: math.MaxInt64, TimestampAfterMaxMs: math.MaxInt64}).TimestampRange(now); lo != now-math.MaxInt64 || hi != math.MaxInt64 {
+		t.Errorf("widest range [%d, %d] at %d", lo, hi, int64(now))
+	}
+	if lo, _ := (metadata.TopicSettings{TimestampBeforeMaxMs: math.MaxInt64}).TimestampRange(-10); lo != math.MinInt64 {
+		t.Errorf("range starts at %d, want saturated", lo)
+	}
+	lat := metadata.BrokerConfig{}.Settings(map[string]string{"message.timestamp.type": "LogAppendTime", "message.timestamp.before.max.ms": "0"})
+	if lat.BoundsTimestamps() || !lat.TimestampAllowed(0, now) {
+		t.Error("LogAppendTime topics do not check producers' timestamps")
 	}
 }
 

@@ -182,3 +182,32 @@ func TestProduceToMissingTopicWithoutAutoCreate(t *testing.T) {
 		t.Errorf("auto-created: %+v", l)
 	}
 }
+
+// Topics can be created and altered with any topic config Kafka defines,
+// as Kafka Streams and connectors create them; describe shows the configs
+// floe does not act on with their Kafka defaults.
+func TestTopicKafkaConfigs(t *testing.T) {
+	b := startTestAgent(t, nil)
+
+	mustRun(t, "", "topic", "create", "app-repartition", "-p", "2",
+		"-c", "cleanup.policy=delete", "-c", "segment.ms=600000", "-c", "segment.bytes=52428800",
+		"-c", "retention.ms=-1", "-c", "message.timestamp.type=CreateTime", "-c", "min.compaction.lag.ms=0",
+		"-c", "compression.type=producer", "-c", "message.timestamp.difference.max.ms=86400000", "-b", b)
+	mustRun(t, "", "topic", "alter", "app-repartition", "--set", "preallocate=true", "--set", "min.cleanable.dirty.ratio=0.1", "-b", b)
+	d := decodeJSON[topicDescribeJSON](t, mustRun(t, "", "topic", "describe", "app-repartition", "-o", "json", "-b", b).stdout).Topics[0]
+	for name, want := range map[string]struct{ value, source string }{
+		"segment.ms":                     {"600000", "DYNAMIC_TOPIC_CONFIG"},
+		"preallocate":                    {"true", "DYNAMIC_TOPIC_CONFIG"},
+		"min.cleanable.dirty.ratio":      {"0.1", "DYNAMIC_TOPIC_CONFIG"},
+		"segment.jitter.ms":              {"0", "DEFAULT_CONFIG"},
+		"file.delete.delay.ms":           {"60000", "DEFAULT_CONFIG"},
+		"unclean.leader.election.enable": {"false", "DEFAULT_CONFIG"},
+	} {
+		if c, ok := configOf(d, name); !ok || c.Value == nil || *c.Value != want.value || c.Source != want.source {
+			t.Errorf("%s: %+v, want %s from %s", name, c, want.value, want.source)
+		}
+	}
+	wantFail(t, 1, `segment.ms="0": must be 1 or more`, "", "topic", "alter", "app-repartition", "--set", "segment.ms=0", "-b", b)
+	wantFail(t, 1, `compression.type="brotli": must be one of`, "", "topic", "create", "bad", "-c", "compression.type=brotli", "-b", b)
+	wantFail(t, 1, "segment.msec", "", "topic", "create", "bad", "-c", "segment.msec=1", "-b", b)
+}
