@@ -247,12 +247,18 @@ func (a *Agent) validateBatches(txnID *string, records []byte, s metadata.TopicS
 // checkTimestamps refuses a batch holding a record whose timestamp is
 // outside what message.timestamp.before.max.ms and after.max.ms allow.
 func checkTimestamps(b *segments.Batch, index int, s metadata.TopicSettings, now int64) error {
-	return b.RecordTimestamps(func(r int, ts int64) error {
+	var refused error
+	err := b.RecordTimes(func(delta int32, ts int64) bool {
 		if s.TimestampAllowed(ts, now) {
-			return nil
+			return true
 		}
 		lo, hi := s.TimestampRange(now)
-		return kafkaErrorf(kerr.InvalidTimestamp, "record %d of batch %d has timestamp %d, outside [%d, %d] (message.timestamp.before.max.ms=%d and after.max.ms=%d from the agent's time %d)",
-			r, index, ts, lo, hi, s.TimestampBeforeMaxMs, s.TimestampAfterMaxMs, now)
+		refused = kafkaErrorf(kerr.InvalidTimestamp, "record at offset delta %d of batch %d has timestamp %d, outside [%d, %d] (message.timestamp.before.max.ms=%d and after.max.ms=%d from the agent's time %d)",
+			delta, index, ts, lo, hi, s.TimestampBeforeMaxMs, s.TimestampAfterMaxMs, now)
+		return false
 	})
+	if err != nil {
+		return err
+	}
+	return refused
 }

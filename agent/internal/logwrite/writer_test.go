@@ -507,6 +507,19 @@ func idemBatch(t *testing.T, producer int64, seq int32, value string) segments.B
 	return b
 }
 
+// appendFlushed appends producer's batch at seq to partition 0 of tp,
+// flushes, and waits for its result.
+func appendFlushed(t *testing.T, w *logwrite.Writer, tp metadata.Topic, producer int64, seq int32) *logwrite.Result {
+	t.Helper()
+	r, err := w.Append(context.Background(), tp, 0, []segments.Batch{idemBatch(t, producer, seq, fmt.Sprint("seq ", seq))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.FlushNow()
+	wait(t, r)
+	return r
+}
+
 // failingPuts fails every PUT while failing is set.
 type failingPuts struct {
 	segments.Bucket
@@ -531,17 +544,7 @@ func TestFailedFlushHoldsBackItsProducersLaterBatches(t *testing.T) {
 	e.bucket = bucket
 	w := e.writer(logwrite.Config{FlushInterval: time.Hour, UploadTimeout: 200 * time.Millisecond})
 	tp := e.topic("gapless", 1)
-	ctx := context.Background()
-	appendOne := func(seq int32) *logwrite.Result {
-		t.Helper()
-		r, err := w.Append(ctx, tp, 0, []segments.Batch{idemBatch(t, 1000, seq, fmt.Sprint("seq ", seq))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.FlushNow()
-		wait(t, r)
-		return r
-	}
+	appendOne := func(seq int32) *logwrite.Result { return appendFlushed(t, w, tp, 1000, seq) }
 
 	bucket.failing.Store(true)
 	if r := appendOne(0); !errors.Is(r.Err, logwrite.ErrUpload) {
@@ -575,17 +578,7 @@ func TestFailedBatchRetriedElsewhere(t *testing.T) {
 	e.reg = prometheus.NewRegistry()
 	elsewhere := e.writer(logwrite.Config{FlushInterval: time.Hour})
 	tp := e.topic("moved", 1)
-	ctx := context.Background()
-	appendOne := func(w *logwrite.Writer, seq int32) *logwrite.Result {
-		t.Helper()
-		r, err := w.Append(ctx, tp, 0, []segments.Batch{idemBatch(t, 2000, seq, fmt.Sprint("seq ", seq))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.FlushNow()
-		wait(t, r)
-		return r
-	}
+	appendOne := func(w *logwrite.Writer, seq int32) *logwrite.Result { return appendFlushed(t, w, tp, 2000, seq) }
 	bucket.failing.Store(true)
 	if r := appendOne(here, 0); r.Err == nil {
 		t.Fatal("the first batch committed though its PUT failed")
