@@ -841,16 +841,23 @@ func TestLateCommitOfCollectedObjectFails(t *testing.T) {
 	if err := e.bucket.Put(ctx(t), late, obj); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1500 * time.Millisecond) // past the grace by its LastModified too
-	// One pass: the object is old and unreferenced, so it is marked.
+	// Passes until one marks the object, once it is past the grace by its
+	// LastModified too: old and unreferenced. None deletes it yet.
 	once := e.newCompactor(compactor.Config{GCGrace: time.Second})
-	st, err := once.RunOnce(ctx(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Deleted != 0 {
-		t.Fatalf("deleted %d objects at the pass that marked them", st.Deleted)
-	}
+	var st compactor.PassStats
+	eventually(t, time.Minute, "a pass marks the object", func() bool {
+		if st, err = once.RunOnce(ctx(t)); err != nil {
+			t.Fatal(err)
+		}
+		if st.Deleted != 0 {
+			t.Fatalf("deleted %d objects at the pass that marked them", st.Deleted)
+		}
+		marks, err := e.store.DoomMarks(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(marks) == 1 && marks[0].Object == late
+	})
 	// The stalled agent's commit now fails, and writes nothing.
 	c := e.store.NewCommitter(metadata.CommitConfig{})
 	res, err := c.Commit(ctx(t), []metadata.Append{{
