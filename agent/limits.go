@@ -66,27 +66,37 @@ func (b *waitBudget) held() int64 {
 	return b.used
 }
 
-// readFrame reads a request body of size bytes, growing its buffer as the
-// bytes arrive (doubling from 64 KiB), so a frame that announces a large
-// size and sends little costs little.
+// readFrame reads a request body of size bytes. A body larger than
+// frameProbe is first read into a pooled probe buffer of that size, and
+// the body's own buffer allocated only once the probe is full: a frame
+// that announces a large size and sends little costs little, and one
+// that is really sent is allocated once, at its size.
 func readFrame(r io.Reader, size int) ([]byte, error) {
-	const first = 64 << 10
-	buf := make([]byte, min(size, first))
-	read := 0
-	for {
-		n, err := io.ReadFull(r, buf[read:])
-		read += n
-		if err != nil {
+	if size <= frameProbe {
+		buf := make([]byte, size)
+		if _, err := io.ReadFull(r, buf); err != nil {
 			return nil, err
 		}
-		if read == size {
-			return buf, nil
-		}
-		grown := make([]byte, min(size, 2*len(buf)))
-		copy(grown, buf[:read])
-		buf = grown
+		return buf, nil
 	}
+	probe := probes.Get().(*[frameProbe]byte)
+	defer probes.Put(probe)
+	if _, err := io.ReadFull(r, probe[:]); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, size)
+	copy(buf, probe[:])
+	if _, err := io.ReadFull(r, buf[frameProbe:]); err != nil {
+		return nil, err
+	}
+	return buf, nil
 }
+
+// frameProbe is how much of a large request body is read before its
+// buffer is allocated.
+const frameProbe = 64 << 10
+
+var probes = sync.Pool{New: func() any { return new([frameProbe]byte) }}
 
 // connLimits counts connections per client address and in all.
 type connLimits struct {
