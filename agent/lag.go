@@ -14,16 +14,23 @@ package agent
 // starts knows one commit per partition (the current one) and the window
 // fills as commits arrive ("complete" says how full it is).
 //
-// Status of a partition, Burrow's rules in Burrow's order (lag is the
-// current lag: high watermark minus the committed offset):
+// Status of a partition, as Burrow's evaluator decides it, in its order
+// (lag is the current lag: high watermark minus the last committed
+// offset; Burrow's allowed-lag is 0):
 //
-//  1. OK if the current lag is 0, or any commit in the window had lag 0.
-//  2. REWIND if the committed offset went backwards within the window.
-//  3. STOP if the time since the last commit is longer than the window
+//  1. OK if the current lag is 0.
+//  2. STOP if the time since the last commit is longer than the window
 //     spans (last commit minus first): the consumer stopped committing.
-//  4. STALL if every commit in the window is at the same offset.
-//  5. WARN if the lag never decreased from one commit to the next.
-//  6. OK otherwise.
+//     Not while the consumer was caught up recently: Burrow looks for a
+//     high watermark at or below the last commit among its recent
+//     samples of them (intervals × offset-refresh, 10 × 10s); floe
+//     looks for a commit at that offset seen with lag 0 within as long.
+//  3. REWIND if the committed offset went backwards within the window and
+//     has not since come back to where it was.
+//  4. OK if any commit in the window had lag 0.
+//  5. STALL if every commit in the window is at the same offset.
+//  6. WARN if the lag never decreased from one commit to the next.
+//  7. OK otherwise.
 //
 // A partition with no commit in the window is OK. A group is ERR if any
 // partition is STOP, STALL or REWIND, else WARN if any is WARN, else OK.
@@ -228,19 +235,17 @@ func partitionStatus(samples []lagapi.Sample, lag int64, now time.Time) string {
 	if len(samples) == 0 || lag <= 0 {
 		return statusOK
 	}
+	last := samples[len(samples)-1]
+	if now.UnixMilli()-last.Timestamp > last.Timestamp-samples[0].Timestamp && !recentlyCaughtUp(samples, now) {
+		return statusStop
+	}
+	if i := rewindAt(samples); i > 0 && !rewindRecovered(samples, i) {
+		return statusRewind
+	}
 	for _, s := range samples {
 		if s.Lag == 0 {
 			return statusOK
 		}
-	}
-	for i := 1; i < len(samples); i++ {
-		if samples[i].Offset < samples[i-1].Offset {
-			return statusRewind
-		}
-	}
-	first, last := samples[0].Timestamp, samples[len(samples)-1].Timestamp
-	if now.UnixMilli()-last > last-first {
-		return statusStop
 	}
 	stalled := true
 	for i := 1; i < len(samples); i++ {
@@ -251,12 +256,57 @@ func partitionStatus(samples []lagapi.Sample, lag int64, now time.Time) string {
 	if stalled {
 		return statusStall
 	}
-	for i := 1; i < len(samples); i++ {
-		if samples[i].Lag < samples[i-1].Lag {
+	prev := int64(-1) // commits whose lag is unknown (-1) are skipped, as Burrow's nil lags
+	for _, s := range samples {
+		if s.Lag < 0 {
+			continue
+		}
+		if prev >= 0 && s.Lag < prev {
 			return statusOK
 		}
+		prev = s.Lag
 	}
 	return statusWarn
+}
+
+// caughtUpWithin is how far back a consumer caught up keeps a partition
+// from STOP: Burrow's broker offset history, 10 intervals of its 10s
+// offset refresh.
+const caughtUpWithin = 100 * time.Second
+
+// recentlyCaughtUp reports whether a commit at the last committed offset
+// was seen with lag 0 within caughtUpWithin: the high watermark was then
+// at the consumer's position, as Burrow finds in its recent samples of it.
+func recentlyCaughtUp(samples []lagapi.Sample, now time.Time) bool {
+	last := samples[len(samples)-1].Offset
+	for _, s := range samples {
+		if s.Offset == last && s.Lag == 0 && now.UnixMilli()-s.Timestamp <= caughtUpWithin.Milliseconds() {
+			return true
+		}
+	}
+	return false
+}
+
+// rewindAt is the index of the first commit below the one before it, or
+// -1.
+func rewindAt(samples []lagapi.Sample) int {
+	for i := 1; i < len(samples); i++ {
+		if samples[i].Offset < samples[i-1].Offset {
+			return i
+		}
+	}
+	return -1
+}
+
+// rewindRecovered reports whether, after the rewind at i, a commit came
+// back to the offset committed before it.
+func rewindRecovered(samples []lagapi.Sample, i int) bool {
+	for _, s := range samples[i:] {
+		if s.Offset >= samples[i-1].Offset {
+			return true
+		}
+	}
+	return false
 }
 
 // groupStatus folds partition statuses into the group's: ERR if any
