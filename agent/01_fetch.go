@@ -33,7 +33,6 @@ package agent
 import (
 	"bytes"
 	"context"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -66,29 +65,6 @@ const (
 	fetchMemBytes = 64 << 20
 	fetchMemFloor = 1 << 20
 )
-
-// byteBudget hands out bytes of a fixed budget.
-type byteBudget struct {
-	mu        sync.Mutex
-	cap, used int64
-}
-
-// take reserves up to want bytes: what is free, but at least floor (so a
-// request always makes progress, possibly over the budget).
-func (b *byteBudget) take(want, floor int64) int64 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	n := min(want, max(b.cap-b.used, floor))
-	b.used += n
-	return n
-}
-
-// give returns bytes take reserved.
-func (b *byteBudget) give(n int64) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.used -= n
-}
 
 // fetchPart is one partition of a fetch request.
 type fetchPart struct {

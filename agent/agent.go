@@ -45,7 +45,7 @@ type Agent struct {
 	// fetchMem bounds the record batches of fetch responses held at once.
 	fetchMem *byteBudget
 	// requestMem bounds request bodies read and not yet answered.
-	requestMem *waitBudget
+	requestMem *byteBudget
 	limits     *connLimits
 	lns        []*listener
 
@@ -131,8 +131,8 @@ func (a *Agent) Start(ctx context.Context) error {
 		view.Wait()
 	}()
 
-	a.fetchMem = &byteBudget{cap: fetchMemBytes}
-	a.requestMem = newWaitBudget(a.cfg.QueuedMaxRequestBytes)
+	a.fetchMem = newByteBudget(fetchMemBytes)
+	a.requestMem = newByteBudget(a.cfg.QueuedMaxRequestBytes)
 	a.limits = newConnLimits(a.cfg.MaxConnections, a.cfg.MaxConnectionsPerIP)
 	registerRequestMemMetric(a.registry, a.requestMem)
 	a.idScan.scans = a.metrics.topicScans

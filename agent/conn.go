@@ -216,7 +216,7 @@ func (c *conn) readLoop() {
 		// The body counts against the agent's request memory from before
 		// it is read until it is answered; it is read as it arrives, so a
 		// size announced and not sent holds little.
-		if err := c.a.requestMem.take(c.ctx, int64(size)); err != nil {
+		if err := c.a.requestMem.wait(c.ctx, int64(size)); err != nil {
 			return
 		}
 		body, err := readFrame(br, int(size))

@@ -14,22 +14,33 @@ import (
 // have not completed SASL may send only small requests
 // (sasl.server.max.receive.size).
 
-// waitBudget hands out bytes of a fixed budget, waiting for them when they
-// are taken. One request larger than the whole budget is let in when
-// nothing else holds any, so every request can be served.
-type waitBudget struct {
+// byteBudget hands out bytes of a fixed budget: fetch responses take
+// what is free (take), request bodies wait for what they need (wait).
+type byteBudget struct {
 	mu    sync.Mutex
 	cap   int64
 	used  int64
 	freed chan struct{} // closed and replaced when bytes are given back
 }
 
-func newWaitBudget(capacity int64) *waitBudget {
-	return &waitBudget{cap: capacity, freed: make(chan struct{})}
+func newByteBudget(capacity int64) *byteBudget {
+	return &byteBudget{cap: capacity, freed: make(chan struct{})}
 }
 
-// take reserves n bytes, waiting until they are free or ctx ends.
-func (b *waitBudget) take(ctx context.Context, n int64) error {
+// take reserves up to want bytes: what is free, but at least floor (so a
+// request always makes progress, possibly over the budget).
+func (b *byteBudget) take(want, floor int64) int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := min(want, max(b.cap-b.used, floor))
+	b.used += n
+	return n
+}
+
+// wait reserves n bytes, waiting until they are free or ctx ends. One
+// reservation larger than the whole budget is let in when nothing else
+// holds any, so every request can be served.
+func (b *byteBudget) wait(ctx context.Context, n int64) error {
 	for {
 		b.mu.Lock()
 		if b.used+n <= b.cap || b.used == 0 {
@@ -47,8 +58,8 @@ func (b *waitBudget) take(ctx context.Context, n int64) error {
 	}
 }
 
-// give returns n bytes take reserved.
-func (b *waitBudget) give(n int64) {
+// give returns n bytes take or wait reserved.
+func (b *byteBudget) give(n int64) {
 	if n == 0 {
 		return
 	}
@@ -60,7 +71,7 @@ func (b *waitBudget) give(n int64) {
 }
 
 // held is the bytes reserved now.
-func (b *waitBudget) held() int64 {
+func (b *byteBudget) held() int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.used

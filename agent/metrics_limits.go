@@ -23,7 +23,7 @@ func registerLimitMetrics(reg prometheus.Registerer, cfg Config) {
 
 // registerRequestMemMetric exports the request bytes being read or
 // awaiting an answer (bounded by --queued-max-request-bytes).
-func registerRequestMemMetric(reg prometheus.Registerer, b *waitBudget) {
+func registerRequestMemMetric(reg prometheus.Registerer, b *byteBudget) {
 	if reg == nil {
 		return
 	}
