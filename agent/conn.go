@@ -451,11 +451,3 @@ func errMessage(msg string) *string {
 	}
 	return &msg
 }
-
-// kerrCode returns err's Kafka code, or 0 for nil.
-func kerrCode(err *kerr.Error) int16 {
-	if err == nil {
-		return 0
-	}
-	return err.Code
-}

@@ -251,13 +251,6 @@ type shardState struct {
 	used     time.Time
 }
 
-func (st *shardState) next(slot int) int64 {
-	if slot < len(st.nexts) {
-		return st.nexts[slot]
-	}
-	return 0
-}
-
 // NewCommitter returns a Committer.
 func (s *Store) NewCommitter(cfg CommitConfig) *Committer {
 	cfg.setDefaults()

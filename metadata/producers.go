@@ -25,7 +25,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"time"
 )
 
 // ProducerState is what a partition remembers of one idempotent producer.
@@ -108,26 +107,6 @@ func (pp *partitionProducers) trim(expiredBefore int64, max int) {
 		pp.lru.Remove(el)
 		delete(pp.byID, it.id)
 	}
-}
-
-func (pp *partitionProducers) clone() *partitionProducers {
-	out := newPartitionProducers()
-	if pp == nil {
-		return out
-	}
-	for el := pp.lru.Front(); el != nil; el = el.Next() {
-		it := el.Value.(*producerItem)
-		cp := *it
-		cp.Batches = append([]SeqEntry(nil), it.Batches...)
-		out.byID[it.id] = out.lru.PushBack(&cp)
-	}
-	return out
-}
-
-// producerRules are the limits producer state is kept within.
-type producerRules struct {
-	expiry time.Duration
-	max    int
 }
 
 // applyDeltas applies one entry's deltas for a partition and then the

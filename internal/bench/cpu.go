@@ -120,20 +120,3 @@ func machineTicks() (busy, total uint64, ok bool) {
 	}
 	return total - idle, total, true
 }
-
-// formatCPU renders a phase's CPU use: "agent 0.45  minio 0.90 ...".
-func formatCPU(m map[string]float64) string {
-	if len(m) == 0 {
-		return ""
-	}
-	var parts []string
-	for _, name := range []string{"agent", "minio", "etcd", "bench"} {
-		if v, ok := m[name]; ok {
-			parts = append(parts, name+" "+strconv.FormatFloat(v, 'f', 2, 64))
-		}
-	}
-	if v, ok := m["machine"]; ok {
-		parts = append(parts, "machine "+strconv.FormatFloat(v, 'f', 2, 64))
-	}
-	return strings.Join(parts, "  ")
-}

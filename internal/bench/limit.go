@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -224,13 +223,4 @@ func mibps(bytes int64, d time.Duration) float64 {
 		return 0
 	}
 	return float64(bytes) / (1 << 20) / d.Seconds()
-}
-
-// trimSlash makes prefix end in exactly one slash (or be empty).
-func trimSlash(prefix string) string {
-	prefix = strings.Trim(prefix, "/")
-	if prefix == "" {
-		return ""
-	}
-	return prefix + "/"
 }
