@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"testing"
@@ -203,12 +204,26 @@ func TestConnectionLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer second.Close()
+	// While the first is open the second is not served...
+	sendAPIVersions(t, second)
+	second.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if _, err := second.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a second connection beyond max.connections was answered (%v)", err)
+	}
+	// ...and it is once the first has gone.
 	first.Close()
-	apiVersions(t, second) // served once the first has gone
+	readResponse(t, second)
 }
 
 // apiVersions sends an ApiVersions v0 on nc and reads its answer.
 func apiVersions(t *testing.T, nc net.Conn) {
+	t.Helper()
+	sendAPIVersions(t, nc)
+	readResponse(t, nc)
+}
+
+// sendAPIVersions writes an ApiVersions v0 request on nc.
+func sendAPIVersions(t *testing.T, nc net.Conn) {
 	t.Helper()
 	req := kmsg.NewPtrApiVersionsRequest()
 	body := req.AppendTo(nil)
@@ -218,18 +233,24 @@ func apiVersions(t *testing.T, nc net.Conn) {
 	frame = binary.BigEndian.AppendUint32(frame, 1) // correlation ID
 	frame = binary.BigEndian.AppendUint16(frame, 0xffff)
 	frame = append(frame, body...)
-	nc.SetDeadline(time.Now().Add(30 * time.Second))
+	nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
 	if _, err := nc.Write(frame); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// readResponse reads one response frame from nc.
+func readResponse(t *testing.T, nc net.Conn) {
+	t.Helper()
+	nc.SetReadDeadline(time.Now().Add(30 * time.Second))
 	var size [4]byte
 	if _, err := io.ReadFull(nc, size[:]); err != nil {
-		t.Fatalf("ApiVersions: %v", err)
+		t.Fatalf("reading a response: %v", err)
 	}
 	if _, err := io.ReadFull(nc, make([]byte, binary.BigEndian.Uint32(size[:]))); err != nil {
-		t.Fatalf("ApiVersions: %v", err)
+		t.Fatalf("reading a response: %v", err)
 	}
-	nc.SetDeadline(time.Time{})
+	nc.SetReadDeadline(time.Time{})
 }
 
 // fill writes n records of size bytes to partition 0 of topic, with the
