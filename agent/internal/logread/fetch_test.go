@@ -251,3 +251,37 @@ func TestFetchNeverSkipsGoneRecords(t *testing.T) {
 		t.Fatalf("reading offset 0 with only the entry from offset 2: %d bytes, %v; want none and ErrOffsetGone", got.Bytes, err)
 	}
 }
+
+// A window that a merge makes stale between a lookup that found it short
+// and its extension from etcd is loaded afresh: the entries committed
+// after it are found, not answered as none (which left a long poll
+// waiting out its whole MaxWait).
+func TestWindowStaleWhileExtending(t *testing.T) {
+	e := newLogEnv(t, 1)
+	e.flush(t, "flush-0", 0, 2)
+	r := New(context.Background(), e.store, e.bucket, Config{CacheBytes: 64 << 20}, testenv.Logger(t), nil)
+	defer r.Close()
+	ctx := context.Background()
+	iw := r.windows
+	if got, ok, err := iw.entries(ctx, e.topic, 0, 0, 2, 16, 1<<20); err != nil || !ok || len(got) != 1 {
+		t.Fatalf("loading the window: %d entries, ok %v, %v; want the first flush's", len(got), ok, err)
+	}
+	e.flush(t, "flush-1", 1, 2) // committed; the window does not know it
+	staled := 0
+	iw.beforeExtend = func(w *shardWindow) {
+		staled++
+		iw.mu.Lock()
+		w.stale = true // as observe does when a merge rewrites the window's entries
+		iw.mu.Unlock()
+	}
+	got, ok, err := iw.entries(ctx, e.topic, 0, 2, 4, 16, 1<<20)
+	if err != nil || !ok {
+		t.Fatalf("entries from offset 2: ok %v, %v", ok, err)
+	}
+	if staled != 1 {
+		t.Fatalf("the window was found short %d times, want once (the test no longer reaches the extension)", staled)
+	}
+	if len(got) != 1 || got[0].First != 2 {
+		t.Fatalf("entries from offset 2 after the window went stale: %+v; want the second flush's, from offset 2", got)
+	}
+}

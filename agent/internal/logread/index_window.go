@@ -104,6 +104,10 @@ type indexWindows struct {
 	metrics  *readerMetrics
 	maxBytes int64
 
+	// beforeExtend, when set (tests only), runs between a lookup that
+	// found the window short and the extension from etcd.
+	beforeExtend func(*shardWindow)
+
 	mu      sync.Mutex
 	byShard map[metadata.ShardID][]*shardWindow
 	// byObject finds the windows' extents in an object.
@@ -196,6 +200,9 @@ func (iw *indexWindows) entries(ctx context.Context, t metadata.Topic, p int32, 
 			// The window ends before hw: extend it from etcd (the watch
 			// may be behind, or the window was loaded before the entries
 			// after it were committed).
+			if iw.beforeExtend != nil {
+				iw.beforeExtend(w)
+			}
 			more, stale, err := iw.extend(ctx, w)
 			if err != nil {
 				return nil, false, err
