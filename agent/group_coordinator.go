@@ -42,6 +42,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -60,6 +61,10 @@ type groupCoordinator struct {
 
 	ctx    context.Context // cancelled at shutdown
 	cancel context.CancelFunc
+
+	// beforeRelease, when set (tests only), runs just before a moved
+	// group's claim is released.
+	beforeRelease atomic.Pointer[func(metadata.GroupClaim)]
 
 	mu     sync.Mutex
 	groups map[string]*group // loaded (or loading) groups
@@ -296,6 +301,9 @@ func (gc *groupCoordinator) releaseMoved() {
 		}
 		g.mu.Lock()
 		if !g.gone {
+			if hook := gc.beforeRelease.Load(); hook != nil {
+				(*hook)(g.claim)
+			}
 			gc.release(g.claim)
 			g.dropLocked("coordination moved to another agent")
 		}
