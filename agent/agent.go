@@ -263,6 +263,8 @@ func (a *Agent) register(ctx context.Context) error {
 		Zone:      a.cfg.Zone,
 		Started:   time.Now().UTC(),
 		Version:   a.cfg.Version,
+
+		MaxCommitDelay: a.cfg.Writer.MaxCommitDelay,
 	}, a.cfg.LeaseTTL)
 	if err != nil {
 		return err

@@ -31,6 +31,10 @@ type Compactor struct {
 
 	leading atomic.Bool
 
+	// latePast remembers the agents (ID → max commit delay) already warned
+	// about a commit delay past the grace; used by the pass loop only.
+	latePast map[string]time.Duration
+
 	statsMu sync.Mutex
 	passes  int
 	last    PassStats

@@ -55,6 +55,35 @@ import (
 // compactor's clock against the agents' (key timestamps) and the bucket's
 // (LastModified); keep skew well under the grace.
 
+// checkCommitDelays warns, once per agent, about live agents whose
+// --max-commit-delay reaches the grace: they may commit a flush after the
+// collector doomed or deleted its object. Such a commit is refused (at the
+// doom mark or the horizon), so nothing acknowledged is lost, but the
+// flush's producers get an error and retry; the grace should exceed every
+// agent's delay. Agents that publish no delay (older versions) are skipped.
+func (c *Compactor) checkCommitDelays(ctx context.Context) {
+	agents, err := c.store.Agents(ctx)
+	if err != nil {
+		c.log.Debug("reading the agents' commit delays", "err", err)
+		return
+	}
+	live := make(map[string]time.Duration, len(agents))
+	past := 0
+	for _, a := range agents {
+		if a.MaxCommitDelay < c.cfg.GCGrace {
+			continue
+		}
+		past++
+		live[a.AgentID] = a.MaxCommitDelay
+		if c.latePast[a.AgentID] != a.MaxCommitDelay {
+			c.log.Warn("an agent may commit flushes later than the GC grace; such commits are refused and their producers retry: raise --gc-grace above the agents' --max-commit-delay",
+				"node", a.NodeID, "agent", a.AgentID, "max_commit_delay", a.MaxCommitDelay, "gc_grace", c.cfg.GCGrace)
+		}
+	}
+	c.latePast = live
+	c.metrics.agentsPastGrace.Set(float64(past))
+}
+
 // listObjects lists the bucket's segment objects.
 func (c *Compactor) listObjects(ctx context.Context) ([]segments.ObjectInfo, error) {
 	var out []segments.ObjectInfo
@@ -70,6 +99,7 @@ func (c *Compactor) listObjects(ctx context.Context) ([]segments.ObjectInfo, err
 // collect deletes the listed objects that are unreferenced and past their
 // grace, then the marks nothing needs.
 func (c *Compactor) collect(ctx context.Context, f metadata.Fence, objects []segments.ObjectInfo, listStart time.Time, st *PassStats) error {
+	c.checkCommitDelays(ctx)
 	marks, err := c.store.ObjectMarks(ctx)
 	if err != nil {
 		return err

@@ -25,6 +25,8 @@ type metrics struct {
 	objects        prometheus.Gauge
 	unreferenced   prometheus.Gauge
 	entries        prometheus.Gauge
+
+	agentsPastGrace prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -62,6 +64,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		objects:        gauge("bucket_objects", "Segment objects in the bucket when the last pass listed it."),
 		unreferenced:   gauge("unreferenced_objects", "Objects referenced by no log entry after the last pass, still within their grace period."),
 		entries:        gauge("log_entries", "Shard log entries in etcd when the last pass's garbage collection read them."),
+
+		agentsPastGrace: gauge("agents_commit_delay_past_grace", "Live agents whose --max-commit-delay is not below --gc-grace (their late commits are refused; raise the grace)."),
 	}
 	for _, stage := range []string{"election", "list", "retention", "merge", "gc"} {
 		m.errors.WithLabelValues(stage)
@@ -70,7 +74,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reg.MustRegister(m.leader, m.passes, m.passDuration, m.errors,
 			m.retentionEntries, m.retentionExtents, m.retentionBytes, m.behind,
 			m.mergedEntries, m.mergedBytes, m.objectsWritten, m.bytesWritten,
-			m.objectsDeleted, m.bytesDeleted, m.objects, m.unreferenced, m.entries)
+			m.objectsDeleted, m.bytesDeleted, m.objects, m.unreferenced, m.entries, m.agentsPastGrace)
 	}
 	return m
 }

@@ -1,13 +1,17 @@
 package metadata
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
@@ -30,6 +34,10 @@ type AgentInfo struct {
 	Zone      string            `json:"zone,omitempty"`
 	Started   time.Time         `json:"started"`
 	Version   string            `json:"version,omitempty"`
+	// MaxCommitDelay is the longest the agent may commit a flush after
+	// writing its object (older flushes fail instead). The compactor keeps
+	// unreferenced objects at least this long (see compactor's grace).
+	MaxCommitDelay time.Duration `json:"max_commit_delay,omitempty"`
 }
 
 // Addr is host:port.
@@ -95,6 +103,52 @@ func (s *Store) RegisterAgent(ctx context.Context, info AgentInfo, ttl time.Dura
 	}
 	session.Close()
 	return nil, errors.New("registering agent: no free node ID")
+}
+
+// Agents lists the live agents, by node ID.
+func (s *Store) Agents(ctx context.Context) ([]AgentInfo, error) {
+	agents, _, err := s.listAgents(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]AgentInfo, 0, len(agents))
+	for _, a := range agents {
+		out = append(out, a)
+	}
+	slices.SortFunc(out, func(a, b AgentInfo) int { return cmp.Compare(a.NodeID, b.NodeID) })
+	return out, nil
+}
+
+// listAgents reads the live agents and the revision read at. Registrations
+// that do not decode are left out and passed to bad, if set.
+func (s *Store) listAgents(ctx context.Context, bad func(error)) (map[int32]AgentInfo, int64, error) {
+	prefix := s.key(prefixAgents)
+	resp, err := s.cli.Get(ctx, prefix, clientv3.WithPrefix())
+	if err != nil {
+		return nil, 0, fmt.Errorf("listing agents: %w", err)
+	}
+	agents := make(map[int32]AgentInfo, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		if a, err := s.decodeAgent(kv); err == nil {
+			agents[a.NodeID] = a
+		} else if bad != nil {
+			bad(err)
+		}
+	}
+	return agents, resp.Header.Revision, nil
+}
+
+// decodeAgent decodes a registration, checking it against its key.
+func (s *Store) decodeAgent(kv *mvccpb.KeyValue) (AgentInfo, error) {
+	var a AgentInfo
+	if err := decode(string(kv.Key), kv.Value, &a); err != nil {
+		return a, err
+	}
+	id, ok := parseNodeID(strings.TrimPrefix(string(kv.Key), s.key(prefixAgents)))
+	if !ok || id != a.NodeID || a.Host == "" || a.Port <= 0 {
+		return a, fmt.Errorf("agent registration %s does not match its key or has no address", kv.Key)
+	}
+	return a, nil
 }
 
 func (s *Store) agentKey(id int32) string {

@@ -2,7 +2,6 @@ package metadata
 
 import (
 	"errors"
-	"log/slog"
 	"math"
 	"reflect"
 	"testing"
@@ -152,11 +151,11 @@ func FuzzDecodeAgentInfo(f *testing.F) {
 	f.Add(uint8(2), []byte(encode(a)))
 	f.Add(uint8(0), []byte(`{"v":1,"node_id":0,"host":"h","port":1,"listeners":{"SASL_SSL":"nonsense"}}`))
 	f.Add(uint8(3), []byte(`{"v":1,"node_id":3,"host":"","port":-1}`))
-	v := &View{store: &Store{root: "/floe/fuzz/"}, log: slog.New(slog.DiscardHandler)}
+	s := &Store{root: "/floe/fuzz/"}
 	f.Fuzz(func(t *testing.T, id uint8, data []byte) {
-		kv := &mvccpb.KeyValue{Key: []byte(v.store.agentKey(int32(id))), Value: data}
-		a, ok := v.decodeAgent(kv)
-		if !ok {
+		kv := &mvccpb.KeyValue{Key: []byte(s.agentKey(int32(id))), Value: data}
+		a, err := s.decodeAgent(kv)
+		if err != nil {
 			return
 		}
 		if a.NodeID != int32(id) || a.Host == "" || a.Port <= 0 {

@@ -204,38 +204,19 @@ func (v *View) applyTopic(ev *clientv3.Event) {
 }
 
 func (v *View) loadAgents(ctx context.Context) (int64, error) {
-	prefix := v.store.key(prefixAgents)
-	resp, err := v.store.cli.Get(ctx, prefix, clientv3.WithPrefix())
+	agents, rev, err := v.store.listAgents(ctx, v.badAgent)
 	if err != nil {
-		return 0, fmt.Errorf("listing agents: %w", err)
-	}
-	agents := make(map[int32]AgentInfo, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		if a, ok := v.decodeAgent(kv); ok {
-			agents[a.NodeID] = a
-		}
+		return 0, err
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.agents = agents
-	v.agentsRev = max(v.agentsRev, resp.Header.Revision)
+	v.agentsRev = max(v.agentsRev, rev)
 	v.notifyLocked()
-	return resp.Header.Revision, nil
+	return rev, nil
 }
 
-func (v *View) decodeAgent(kv *mvccpb.KeyValue) (AgentInfo, bool) {
-	var a AgentInfo
-	if err := decode(string(kv.Key), kv.Value, &a); err != nil {
-		v.log.Error("ignoring undecodable agent", "err", err)
-		return a, false
-	}
-	id, ok := parseNodeID(strings.TrimPrefix(string(kv.Key), v.store.key(prefixAgents)))
-	if !ok || id != a.NodeID || a.Host == "" || a.Port <= 0 {
-		v.log.Error("ignoring agent with inconsistent registration", "key", string(kv.Key))
-		return a, false
-	}
-	return a, true
-}
+func (v *View) badAgent(err error) { v.log.Error("ignoring agent registration", "err", err) }
 
 func (v *View) applyAgent(ev *clientv3.Event) {
 	id, ok := parseNodeID(strings.TrimPrefix(string(ev.Kv.Key), v.store.key(prefixAgents)))
@@ -246,8 +227,10 @@ func (v *View) applyAgent(ev *clientv3.Event) {
 		delete(v.agents, id)
 		return
 	}
-	if a, ok := v.decodeAgent(ev.Kv); ok {
+	if a, err := v.store.decodeAgent(ev.Kv); err == nil {
 		v.agents[id] = a
+	} else {
+		v.badAgent(err)
 	}
 }
 

@@ -32,6 +32,15 @@ directory, and one agent with topic auto-creation on. State lives under
 			if err != nil {
 				return err
 			}
+			// The dev compactor's grace is a minute: a flush older than
+			// half of it is failed rather than committed (the commit
+			// would be refused at the doom mark or the collector's
+			// horizon anyway).
+			if grace := devCompactorConfig(&o).GCGrace; !cmd.Flags().Changed("max-commit-delay") {
+				o.cfg.Writer.MaxCommitDelay = grace / 2
+			} else if o.cfg.Writer.MaxCommitDelay >= grace {
+				return fmt.Errorf("--max-commit-delay %v: must be below the dev compactor's GC grace (%v), or late flushes fail at commit", o.cfg.Writer.MaxCommitDelay, grace)
+			}
 			ctx := cmd.Context()
 			abs, err := filepath.Abs(dataDir)
 			if err != nil {
@@ -67,12 +76,6 @@ directory, and one agent with topic auto-creation on. State lives under
 			}
 			defer bucket.Close()
 
-			// The dev compactor's grace is a minute: a flush older than
-			// half of it is failed rather than committed (the commit
-			// would be refused at the collector's horizon anyway).
-			if o.cfg.Writer.MaxCommitDelay == 0 {
-				o.cfg.Writer.MaxCommitDelay = devCompactorConfig(&o).GCGrace / 2
-			}
 			r, err := startAgent(ctx, log, &o, store, bucket)
 			if err != nil {
 				return err

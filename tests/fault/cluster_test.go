@@ -273,7 +273,7 @@ func startCluster(t *testing.T, dir, floe, minioBin string, logf func(string, ..
 				"--kafka-addr", a.kafka, "--http-addr", a.http,
 				"--flush-interval", "50ms", "--lease-ttl", "3s", "--drain-timeout", "10s",
 				"--group-initial-rebalance-delay", "200ms", "--auto-create-topics=false",
-				"--log-retention-ms", "-1",
+				"--log-retention-ms", "-1", "--max-commit-delay", "20s",
 			},
 		}
 		c.agents = append(c.agents, a)

@@ -37,10 +37,11 @@
 //	fault: seed=S faults=[...] acked=N read=N lost=0 duplicated=0 ...
 //
 // The compactor runs with --gc-grace 30s so that garbage collection
-// happens during the run. That is only safe because outages last 10s:
-// agents commit a flush up to their MaxCommitDelay (4m, not a flag) after
-// writing its object, and an object committed after the compactor
-// collected it is lost. Longer outages need the production grace (10m).
+// happens during the run, and agents with --max-commit-delay 20s, below it:
+// a flush not committed 20s after its object was written fails (its
+// producers retry) rather than race the collector. A commit that came
+// later still would be refused in etcd (the object's doom mark, the
+// collector's horizon), never left referencing a deleted object.
 //
 // Environment:
 //

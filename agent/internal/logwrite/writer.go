@@ -40,9 +40,11 @@ type Config struct {
 	CommitTimeout time.Duration
 	// MaxCommitDelay fails a flush instead of committing it when its
 	// object was written longer ago than this (etcd slow or down for a
-	// long time). It must stay well below the compactor's --gc-grace,
-	// which may delete an object nothing references once it is that old.
-	// Default 4m (half of the default 10m grace, less the timeouts).
+	// long time). Keep it below the compactor's --gc-grace: agents publish
+	// it in their registration and the compactor warns about those above
+	// (their late commits are refused at the object's doom mark or the
+	// collector's horizon, so nothing acknowledged is lost, but producers
+	// see errors). Default 4m.
 	MaxCommitDelay time.Duration
 	// MaxCommitBytes seals the open flush once the index its commit
 	// writes to etcd (extents, idempotent batches) would reach this many
@@ -91,6 +93,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	c.Compression = segments.CodecZstd
 	fs.Var(&c.Compression, "segment-compression", "compression of uncompressed client batches in segment objects: zstd, s2 or none")
 	fs.IntVar(&c.MaxUploads, "max-uploads", d.MaxUploads, "segment object PUTs in flight at once")
+	fs.DurationVar(&c.MaxCommitDelay, "max-commit-delay", d.MaxCommitDelay, "fail a flush rather than commit it this long after its object was written (etcd slow or down); keep it below the compactor's --gc-grace (floe dev: half of its 1m grace)")
 }
 
 // Estimated bytes of a commit's log entries: per partition of a flush
@@ -112,6 +115,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("max buffer bytes (%d) must be at least the segment target (%d)", c.MaxBufferBytes, c.SegmentTargetBytes)
 	case c.MaxUploads < 1:
 		return errors.New("max uploads must be at least 1")
+	case c.MaxCommitDelay < time.Second:
+		return fmt.Errorf("max commit delay %v: must be at least 1s", c.MaxCommitDelay)
 	}
 	return nil
 }
