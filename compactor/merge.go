@@ -448,7 +448,7 @@ func (c *Compactor) swap(ctx context.Context, f metadata.Fence, r *mergeRun, ps 
 	first, last := r.entries[0], r.entries[len(r.entries)-1]
 	m := metadata.LogEntry{
 		Seq: first.Seq, SeqLast: last.SeqLast, Committed: last.Committed,
-		Base: last.Base, Nexts: slices.Clone(last.Nexts), Flags: metadata.EntryMerged,
+		Base: last.Base, Nexts: slices.Clone(last.Nexts), Stables: slices.Clone(last.Stables), Flags: metadata.EntryMerged,
 	}
 	index := map[*mergedObject]int32{}
 	for _, p := range slices.Sorted(mapKeys(r.placed)) {

@@ -239,6 +239,7 @@ func (c *Committer) count() {
 type shardState struct {
 	seq       int64
 	nexts     []int64
+	stables   []StableMark // the last entry's
 	producers map[int32]*partitionProducers
 	// Snapshots: the floor's sequence and mod revision, each partition's
 	// snapshot sequence, the partitions changed since theirs, and the
@@ -373,7 +374,7 @@ func (c *Committer) packTxn(appends []Append, units []*unit) int {
 	topics := map[uuid.UUID]bool{}
 	objects := map[string]bool{}
 	shards := map[ShardID]bool{}
-	bytes := 0
+	bytes, aborts := 0, 0
 	now := c.cfg.Now()
 	for i, u := range units {
 		if shards[u.shard] {
@@ -388,11 +389,13 @@ func (c *Committer) packTxn(appends []Append, units []*unit) int {
 				no++
 			}
 		}
-		ops := len(shards) + 1 + nt + no
-		b := bytes + c.prepare(appends, u, now).bytes()
+		prep := c.prepare(appends, u, now)
+		ops := len(shards) + 1 + nt + no + aborts + len(prep.aborted)
+		b := bytes + prep.bytes()
 		if i > 0 && (ops > c.cfg.MaxTxnOps || b > c.cfg.txnBudget()) {
 			return i
 		}
+		aborts += len(prep.aborted)
 		shards[u.shard] = true
 		topics[u.topic.ID] = true
 		for _, j := range u.idx {
@@ -410,10 +413,13 @@ type prepared struct {
 	entry   *LogEntry // nil when no batch was accepted
 	value   []byte
 	results map[int]CommitResult
+	// aborted are the transactions the entry's abort markers end, for
+	// the aborted-transaction index (aborted.go).
+	aborted []AbortedTxn
 }
 
 // bytes estimates what the unit adds to a transaction request.
-func (p *prepared) bytes() int { return 3*len(p.key) + len(p.value) + 64 }
+func (p *prepared) bytes() int { return 3*len(p.key) + len(p.value) + 64 + len(p.aborted)*(abortedKeyLen+64) }
 
 // prepare computes a unit's entry and outcomes from the shard's known
 // state, without changing it.
@@ -441,6 +447,10 @@ func (c *Committer) prepareFresh(appends []Append, u *unit, st *shardState, now 
 		st    ProducerState
 		delta int // index into e.Producers
 	}
+	stables := make(map[int32]int64, len(st.stables))
+	for _, m := range st.stables {
+		stables[m.Partition] = m.Offset
+	}
 	accepted := 0
 	for _, i := range u.idx {
 		a := appends[i]
@@ -451,6 +461,7 @@ func (c *Committer) prepareFresh(appends []Append, u *unit, st *shardState, now 
 		}
 		pp := st.producers[a.Partition]
 		over := map[int64]*tentative{}
+		var aborted []AbortedTxn
 		res := CommitResult{Batches: make([]BatchOutcome, len(a.Batches))}
 		x := Extent{Partition: a.Partition, Offset: a.Offset, Length: a.Length, MinTimestamp: maxInt64, MaxTimestamp: minInt64}
 		next := e.Nexts[slot]
@@ -459,14 +470,19 @@ func (c *Committer) prepareFresh(appends []Append, u *unit, st *shardState, now 
 				var cur *producerItem
 				if t := over[b.ProducerID]; t != nil {
 					cur = &producerItem{id: b.ProducerID, ProducerState: t.st}
-				} else if it := pp.get(b.ProducerID); it != nil && it.LastWrite >= nowMs-c.cfg.ProducerExpiry.Milliseconds() {
+				} else if it := pp.get(b.ProducerID); it != nil && (it.InTxn || it.LastWrite >= nowMs-c.cfg.ProducerExpiry.Milliseconds()) {
 					cur = it
 				}
-				out := checkBatch(cur, b)
-				if cur == nil && b.Refuse != nil {
-					// A producer the partition does not know may start
-					// anywhere: its writer knows better.
-					out = BatchOutcome{BaseOffset: -1, Err: b.Refuse}
+				var out BatchOutcome
+				if b.Marker != MarkerNone {
+					out = checkMarker(cur, b)
+				} else {
+					out = checkBatch(cur, b)
+					if cur == nil && b.Refuse != nil {
+						// A producer the partition does not know may start
+						// anywhere: its writer knows better.
+						out = BatchOutcome{BaseOffset: -1, Err: b.Refuse}
+					}
 				}
 				if out.Err != nil || out.Duplicate {
 					res.Batches[bi] = out
@@ -480,17 +496,34 @@ func (c *Committer) prepareFresh(appends []Append, u *unit, st *shardState, now 
 						prev = cur.Batches
 					}
 					t = &tentative{st: ProducerState{Epoch: b.ProducerEpoch, Batches: slices.Clone(prev)}, delta: len(e.Producers)}
+					if cur != nil {
+						// A transaction carries over an epoch bump; its
+						// marker ends it.
+						t.st.InTxn, t.st.TxnFirst = cur.InTxn, cur.TxnFirst
+					}
 					over[b.ProducerID] = t
 					e.Producers = append(e.Producers, ProducerDelta{Partition: a.Partition, ProducerID: b.ProducerID, Epoch: b.ProducerEpoch})
 				}
-				se := SeqEntry{FirstSeq: b.BaseSequence, LastSeq: b.lastSeq(), BaseOffset: next}
-				t.st.Batches = append(t.st.Batches, se)
-				if len(t.st.Batches) > MaxProducerBatches {
-					t.st.Batches = t.st.Batches[len(t.st.Batches)-MaxProducerBatches:]
+				d := &e.Producers[t.delta]
+				switch {
+				case b.Marker != MarkerNone:
+					if t.st.InTxn && b.Marker == MarkerAbort {
+						aborted = append(aborted, AbortedTxn{Partition: a.Partition, ProducerID: b.ProducerID, First: t.st.TxnFirst, Last: next})
+					}
+					t.st.InTxn, t.st.TxnFirst = false, 0
+				default:
+					se := SeqEntry{FirstSeq: b.BaseSequence, LastSeq: b.lastSeq(), BaseOffset: next}
+					t.st.Batches = append(t.st.Batches, se)
+					if len(t.st.Batches) > MaxProducerBatches {
+						t.st.Batches = t.st.Batches[len(t.st.Batches)-MaxProducerBatches:]
+					}
+					d.Batches = append(d.Batches, se)
+					if b.Transactional && !t.st.InTxn {
+						t.st.InTxn, t.st.TxnFirst = true, next
+					}
 				}
 				t.st.LastWrite = nowMs
-				d := &e.Producers[t.delta]
-				d.Batches = append(d.Batches, se)
+				d.InTxn, d.TxnFirst = t.st.InTxn, t.st.TxnFirst
 			}
 			res.Batches[bi] = BatchOutcome{BaseOffset: next}
 			if x.Batches == 0 {
@@ -514,9 +547,36 @@ func (c *Committer) prepareFresh(appends []Append, u *unit, st *shardState, now 
 			e.Extents = append(e.Extents, x)
 			e.Nexts[slot] = next
 			accepted++
+			// The partition's last stable offset: its oldest open
+			// transaction's first offset, over the tentative states.
+			lso := pp.stable(next, func(id int64) (ProducerState, bool) {
+				t, ok := over[id]
+				if !ok {
+					return ProducerState{}, false
+				}
+				return t.st, true
+			})
+			for _, t := range over {
+				if t.st.InTxn {
+					lso = min(lso, t.st.TxnFirst)
+				}
+			}
+			if lso < next {
+				stables[a.Partition] = lso
+			} else {
+				delete(stables, a.Partition)
+			}
+			for _, ab := range aborted {
+				ab.Stable = lso
+				p.aborted = append(p.aborted, ab)
+			}
 		}
 		p.results[i] = res
 	}
+	for part, off := range stables {
+		e.Stables = append(e.Stables, StableMark{Partition: part, Offset: off})
+	}
+	slices.SortFunc(e.Stables, func(x, y StableMark) int { return cmp.Compare(x.Partition, y.Partition) })
 	if accepted > 0 {
 		p.entry = e
 		p.value = e.Encode()
@@ -597,6 +657,9 @@ func (c *Committer) commitUnits(ctx context.Context, appends []Append, units []*
 			reads.add(&reads.shards, clientv3.OpGet(from, clientv3.WithRange(end)))
 			if p.entry != nil {
 				puts = append(puts, clientv3.OpPut(p.key, string(p.value)))
+				for _, ab := range p.aborted {
+					puts = append(puts, clientv3.OpPut(c.store.abortedKey(p.u.topic.ID, ab.Partition, ab.Last), ab.value()))
+				}
 			}
 		}
 		start := time.Now()
@@ -657,6 +720,7 @@ func (c *Committer) applyPrepared(p *prepared, rev int64, results []CommitResult
 func (c *Committer) applyEntry(st *shardState, e *LogEntry) {
 	st.seq = e.SeqLast
 	st.nexts = slices.Clone(e.Nexts)
+	st.stables = e.Stables
 	st.applyProducers(e, c.cfg, nil)
 }
 
@@ -888,7 +952,7 @@ func (s *Store) loadShardState(ctx context.Context, sh ShardID, cfg CommitConfig
 		if err != nil {
 			return nil, err
 		}
-		st.seq, st.nexts = e.SeqLast, e.Nexts
+		st.seq, st.nexts, st.stables = e.SeqLast, e.Nexts, e.Stables
 	}
 	if kvs := resp.Responses[1].GetResponseRange().Kvs; len(kvs) > 0 {
 		var f floorValue

@@ -1,6 +1,7 @@
 package metadata
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -33,7 +34,40 @@ type LogEntry struct {
 	// entry, per partition, in commit order; a merged entry has none
 	// (Flags&EntryMerged), its producers' state lives in the snapshots.
 	Producers []ProducerDelta
-	Flags     uint32
+	// Stables are the last stable offsets of the shard's partitions
+	// whose LSO is below their high watermark after this entry (a
+	// transaction is open there), in slot order; every other
+	// partition's LSO is its high watermark.
+	Stables []StableMark
+	Flags   uint32
+}
+
+// StableOffsets returns every slot's last stable offset after e.
+func (e *LogEntry) StableOffsets() []int64 {
+	out := slices.Clone(e.Nexts)
+	for _, m := range e.Stables {
+		if i := m.Partition - e.Base; i >= 0 && int(i) < len(out) {
+			out[i] = min(out[i], m.Offset)
+		}
+	}
+	return out
+}
+
+// StableMark is a partition's last stable offset: the first offset of its
+// oldest open transaction.
+type StableMark struct {
+	Partition int32
+	Offset    int64
+}
+
+// Stable returns partition p's last stable offset after e.
+func (e *LogEntry) Stable(p int32) int64 {
+	next, _ := e.Next(p)
+	i, ok := slices.BinarySearchFunc(e.Stables, p, func(m StableMark, p int32) int { return cmp.Compare(m.Partition, p) })
+	if ok {
+		return min(e.Stables[i].Offset, next)
+	}
+	return next
 }
 
 // Entry flags.
@@ -74,6 +108,10 @@ type ProducerDelta struct {
 	ProducerID int64
 	Epoch      int16
 	Batches    []SeqEntry
+	// InTxn and TxnFirst are the producer's transaction on the partition
+	// after the entry: open, from that offset, or not.
+	InTxn    bool
+	TxnFirst int64
 }
 
 // Next returns partition p's high watermark after e, and whether e knows
@@ -114,8 +152,9 @@ func (e *LogEntry) IndexEntry(x Extent) IndexEntry {
 	}
 }
 
-// entryVersion is the version of the log entry encoding written.
-const entryVersion = 1
+// entryVersion is the version of the log entry encoding written; the
+// decoder also reads version 1 (no transactions).
+const entryVersion = 2
 
 // Bounds a decoded entry must keep, against corrupt or foreign values.
 const (
@@ -164,8 +203,32 @@ func (e *LogEntry) Encode() []byte {
 	for _, d := range e.Producers {
 		b = binary.AppendUvarint(b, uint64(d.Partition-e.Base))
 		b = appendProducerBatches(b, d.ProducerID, d.Epoch, d.Batches)
+		b = appendTxn(b, d.InTxn, d.TxnFirst)
+	}
+	b = binary.AppendUvarint(b, uint64(len(e.Stables)))
+	for _, m := range e.Stables {
+		b = binary.AppendUvarint(b, uint64(m.Partition-e.Base))
+		b = binary.AppendUvarint(b, uint64(m.Offset))
 	}
 	return b
+}
+
+// appendTxn encodes a producer's open transaction: 0 for none, else its
+// first offset plus one.
+func appendTxn(b []byte, open bool, first int64) []byte {
+	if !open {
+		return binary.AppendUvarint(b, 0)
+	}
+	return binary.AppendUvarint(b, uint64(first)+1)
+}
+
+// txn decodes what appendTxn wrote.
+func (r *valueReader) txn() (open bool, first int64) {
+	v := r.uvarint(math.MaxInt64)
+	if v == 0 {
+		return false, 0
+	}
+	return true, int64(v - 1)
 }
 
 // appendProducerBatches encodes a producer's ID, epoch and batches, as
@@ -267,8 +330,9 @@ func DecodeLogEntry(key string, seq int64, data []byte) (LogEntry, error) {
 	if len(data) == 0 {
 		return bad("empty")
 	}
-	if data[0] != entryVersion {
-		return bad("version %d, this floe reads %d", data[0], entryVersion)
+	version := data[0]
+	if version != 1 && version != entryVersion {
+		return bad("version %d, this floe reads 1 to %d", data[0], entryVersion)
 	}
 	r := &valueReader{b: data[1:]}
 	var e LogEntry
@@ -331,6 +395,21 @@ func DecodeLogEntry(key string, seq int64, data []byte) (LogEntry, error) {
 		d := &e.Producers[i]
 		d.Partition = e.Base + int32(r.uvarint(uint64(max(len(e.Nexts)-1, 0))))
 		d.ProducerID, d.Epoch, d.Batches = r.producerBatches()
+		if version >= 2 {
+			d.InTxn, d.TxnFirst = r.txn()
+		}
+	}
+	if version >= 2 {
+		ns := r.count(2)
+		if ns > len(e.Nexts) {
+			return bad("%d stable offsets for %d partitions", ns, len(e.Nexts))
+		}
+		if ns > 0 {
+			e.Stables = make([]StableMark, ns)
+		}
+		for i := range e.Stables {
+			e.Stables[i] = StableMark{Partition: e.Base + int32(r.uvarint(uint64(max(len(e.Nexts)-1, 0)))), Offset: int64(r.uvarint(math.MaxInt64))}
+		}
 	}
 	if r.err != nil {
 		return bad("%v", r.err)
@@ -346,6 +425,14 @@ func DecodeLogEntry(key string, seq int64, data []byte) (LogEntry, error) {
 	}
 	if e.Seq <= 0 || len(e.Nexts) == 0 && len(e.Extents) > 0 {
 		return bad("sequence %d with %d partitions", e.Seq, len(e.Nexts))
+	}
+	for i, m := range e.Stables {
+		if i > 0 && m.Partition <= e.Stables[i-1].Partition {
+			return bad("stable offsets out of partition order")
+		}
+		if next, _ := e.Next(m.Partition); m.Offset >= next {
+			return bad("stable offset %d of partition %d is not below its high watermark %d", m.Offset, m.Partition, next)
+		}
 	}
 	for i, x := range e.Extents {
 		if i > 0 && x.Partition <= e.Extents[i-1].Partition {

@@ -32,6 +32,9 @@ type PartitionState struct {
 	Next int64
 	// Start is the log start offset: the earliest offset still readable.
 	Start int64
+	// Stable is the last stable offset: the first offset of the oldest
+	// open transaction, or Next when none is open.
+	Stable int64
 	// Revision is the etcd revision the state was read at.
 	Revision int64
 }
@@ -96,9 +99,9 @@ func decodeStarts(key string, data []byte) ([]int64, error) {
 // number and high watermarks, and its log start offsets.
 type ShardState struct {
 	Seq int64
-	// Nexts and Starts are by slot (partition - first partition of the
-	// shard); slots beyond their length are 0.
-	Nexts, Starts []int64
+	// Nexts, Stables and Starts are by slot (partition - first partition
+	// of the shard); slots beyond their length are 0.
+	Nexts, Stables, Starts []int64
 	// Revision is the etcd revision the state was read at; StartsRev the
 	// mod revision of the starts key (0: none).
 	Revision, StartsRev int64
@@ -109,6 +112,10 @@ func (st ShardState) Partition(i int32) PartitionState {
 	ps := PartitionState{Revision: st.Revision}
 	if int(i) < len(st.Nexts) {
 		ps.Next = st.Nexts[i]
+	}
+	ps.Stable = ps.Next
+	if int(i) < len(st.Stables) {
+		ps.Stable = min(st.Stables[i], ps.Next)
 	}
 	if int(i) < len(st.Starts) {
 		ps.Start = min(st.Starts[i], ps.Next)
@@ -132,7 +139,7 @@ func (s *Store) GetShardState(ctx context.Context, sh ShardID) (ShardState, erro
 		if err != nil {
 			return ShardState{}, err
 		}
-		st.Seq, st.Nexts = e.SeqLast, e.Nexts
+		st.Seq, st.Nexts, st.Stables = e.SeqLast, e.Nexts, e.StableOffsets()
 	}
 	if kvs := resp.Responses[1].GetResponseRange().Kvs; len(kvs) > 0 {
 		if st.Starts, err = decodeStarts(string(kvs[0].Key), kvs[0].Value); err != nil {

@@ -33,6 +33,11 @@ type ProducerState struct {
 	Batches []SeqEntry // oldest first, at most MaxProducerBatches
 	// LastWrite is the commit time (Unix ms) of its last batch.
 	LastWrite int64
+	// InTxn is set while the producer has a transaction open on the
+	// partition (a transactional batch committed, no marker yet);
+	// TxnFirst is that transaction's first offset there.
+	InTxn    bool
+	TxnFirst int64
 }
 
 // SeqEntry is one committed batch of an idempotent producer.
@@ -58,6 +63,7 @@ const DefaultMaxProducersPerPartition = 4096
 type partitionProducers struct {
 	byID map[int64]*list.Element // of *producerItem
 	lru  list.List
+	open int // producers with a transaction open
 }
 
 type producerItem struct {
@@ -88,8 +94,15 @@ func (pp *partitionProducers) get(id int64) *producerItem {
 
 // set records a producer's new state as its most recent write.
 func (pp *partitionProducers) set(id int64, st ProducerState) {
+	if st.InTxn {
+		pp.open++
+	}
 	if el := pp.byID[id]; el != nil {
-		el.Value.(*producerItem).ProducerState = st
+		it := el.Value.(*producerItem)
+		if it.InTxn {
+			pp.open--
+		}
+		it.ProducerState = st
 		pp.lru.MoveToBack(el)
 		return
 	}
@@ -97,16 +110,43 @@ func (pp *partitionProducers) set(id int64, st ProducerState) {
 }
 
 // trim removes producers idle since before expiredBefore (Unix ms) and,
-// beyond max, the least recently written.
+// beyond max, the least recently written. Producers with a transaction
+// open are kept (as Kafka keeps them): their transaction holds the
+// partition's last stable offset until its coordinator ends it.
 func (pp *partitionProducers) trim(expiredBefore int64, max int) {
-	for el := pp.lru.Front(); el != nil; el = pp.lru.Front() {
+	for el := pp.lru.Front(); el != nil; {
 		it := el.Value.(*producerItem)
 		if it.LastWrite >= expiredBefore && len(pp.byID) <= max {
 			return
 		}
-		pp.lru.Remove(el)
-		delete(pp.byID, it.id)
+		next := el.Next()
+		if !it.InTxn {
+			pp.lru.Remove(el)
+			delete(pp.byID, it.id)
+		}
+		el = next
 	}
+}
+
+// stable returns the partition's last stable offset given its high
+// watermark next: the first offset of its oldest open transaction, or
+// next when none is open. over, if set, replaces some producers' states.
+func (pp *partitionProducers) stable(next int64, over func(id int64) (ProducerState, bool)) int64 {
+	lso := next
+	if pp != nil && pp.open > 0 {
+		for el := pp.lru.Front(); el != nil; el = el.Next() {
+			it := el.Value.(*producerItem)
+			if over != nil {
+				if _, ok := over(it.id); ok {
+					continue
+				}
+			}
+			if it.InTxn {
+				lso = min(lso, it.TxnFirst)
+			}
+		}
+	}
+	return lso
 }
 
 // applyDeltas applies one entry's deltas for a partition and then the
@@ -123,6 +163,7 @@ func (pp *partitionProducers) applyDelta(d ProducerDelta, committed int64) {
 		st.Batches = append([]SeqEntry(nil), st.Batches[len(st.Batches)-MaxProducerBatches:]...)
 	}
 	st.LastWrite = committed
+	st.InTxn, st.TxnFirst = d.InTxn, d.TxnFirst
 	pp.set(d.ProducerID, st)
 }
 
@@ -136,6 +177,12 @@ type BatchMeta struct {
 	BaseSequence  int32
 	MinTimestamp  int64
 	MaxTimestamp  int64
+	// Transactional: a batch of the producer's open transaction (or the
+	// first of a new one). Marker, when set, makes the batch a control
+	// batch ending the producer's transaction on the partition (written by
+	// the transaction coordinator, with no sequence).
+	Transactional bool
+	Marker        Marker
 	// Refuse, when set, fails the batch with this error if the partition
 	// does not know its producer (whose first batch may otherwise start
 	// at any sequence): its writer knows an earlier batch of the producer
@@ -143,6 +190,37 @@ type BatchMeta struct {
 	// partition knows the producer (the failed batch was committed
 	// through another agent, say), its sequences are checked as usual.
 	Refuse error
+}
+
+// Marker is the kind of a transaction marker (a control batch).
+type Marker int8
+
+// Markers, as their control records' types say (Kafka's ControlRecordType:
+// 0 abort, 1 commit).
+const (
+	MarkerNone Marker = iota
+	MarkerAbort
+	MarkerCommit
+)
+
+func (m Marker) String() string {
+	switch m {
+	case MarkerAbort:
+		return "abort"
+	case MarkerCommit:
+		return "commit"
+	}
+	return "none"
+}
+
+// checkMarker decides a transaction marker against its producer's state:
+// one from an epoch older than the partition has seen is fenced (a newer
+// producer instance took over, and its own markers end what was open).
+func checkMarker(cur *producerItem, b BatchMeta) BatchOutcome {
+	if cur != nil && b.ProducerEpoch < cur.Epoch {
+		return BatchOutcome{BaseOffset: -1, Err: fmt.Errorf("%w: marker of epoch %d, the partition has seen %d", ErrInvalidProducerEpoch, b.ProducerEpoch, cur.Epoch)}
+	}
+	return BatchOutcome{}
 }
 
 // lastSeq is the sequence of the batch's last record; sequences wrap from
@@ -184,8 +262,9 @@ func checkBatch(cur *producerItem, b BatchMeta) BatchOutcome {
 	return BatchOutcome{}
 }
 
-// snapshotVersion is the version of the producer snapshot encoding.
-const snapshotVersion = 1
+// snapshotVersion is the version of the producer snapshot encoding
+// written; the decoder also reads version 1 (no transactions).
+const snapshotVersion = 2
 
 // encodeSnapshot encodes a partition's producers as of seq (FORMAT.md).
 func encodeSnapshot(seq int64, pp *partitionProducers) []byte {
@@ -200,6 +279,7 @@ func encodeSnapshot(seq int64, pp *partitionProducers) []byte {
 		it := el.Value.(*producerItem)
 		b = appendProducerBatches(b, it.id, it.Epoch, it.Batches)
 		b = binary.AppendVarint(b, it.LastWrite)
+		b = appendTxn(b, it.InTxn, it.TxnFirst)
 	}
 	return b
 }
@@ -209,9 +289,10 @@ func decodeSnapshot(key string, data []byte) (int64, *partitionProducers, error)
 	bad := func(format string, args ...any) (int64, *partitionProducers, error) {
 		return 0, nil, fmt.Errorf("%w: %s: producer snapshot: %s", ErrCorruptValue, key, fmt.Sprintf(format, args...))
 	}
-	if len(data) == 0 || data[0] != snapshotVersion {
+	if len(data) == 0 || data[0] != 1 && data[0] != snapshotVersion {
 		return bad("unknown version")
 	}
+	version := data[0]
 	r := &valueReader{b: data[1:]}
 	seq := int64(r.uvarint(math.MaxInt64))
 	n := r.count(4)
@@ -219,13 +300,18 @@ func decodeSnapshot(key string, data []byte) (int64, *partitionProducers, error)
 	for range n {
 		pid, epoch, batches := r.producerBatches()
 		last := r.varint()
+		var st ProducerState
+		if version >= 2 {
+			st.InTxn, st.TxnFirst = r.txn()
+		}
 		if r.err != nil {
 			break
 		}
 		if pp.get(pid) != nil || len(batches) > MaxProducerBatches {
 			return bad("producer %d listed twice or with %d batches", pid, len(batches))
 		}
-		pp.set(pid, ProducerState{Epoch: epoch, Batches: batches, LastWrite: last})
+		st.Epoch, st.Batches, st.LastWrite = epoch, batches, last
+		pp.set(pid, st)
 	}
 	if r.err != nil {
 		return bad("%v", r.err)

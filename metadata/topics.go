@@ -227,6 +227,7 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) (Topic, error) {
 				clientv3.OpDelete(s.key(prefixLog, id, "/"), clientv3.WithPrefix()),
 				clientv3.OpDelete(s.key(prefixStarts, id, "/"), clientv3.WithPrefix()),
 				clientv3.OpDelete(s.key(prefixProducerState, id, "/"), clientv3.WithPrefix()),
+				clientv3.OpDelete(s.key(prefixAborted, id, "/"), clientv3.WithPrefix()),
 			).
 			Commit()
 		if err != nil {

@@ -11,10 +11,12 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// Watermarks is a partition's log start offset and high watermark.
+// Watermarks is a partition's log start offset, high watermark and last
+// stable offset.
 type Watermarks struct {
-	Start int64
-	Next  int64 // high watermark
+	Start  int64
+	Next   int64 // high watermark
+	Stable int64 // last stable offset: Next unless a transaction is open
 }
 
 // WatermarkWatcher keeps the watermarks of the shards an agent uses in
@@ -39,9 +41,10 @@ type WatermarkWatcher struct {
 }
 
 type shardMarks struct {
-	seq    int64
-	nexts  []int64
-	starts []int64
+	seq     int64
+	nexts   []int64
+	stables []int64
+	starts  []int64
 	// loaded: read from etcd since the watches last started, so the
 	// watches have kept it complete.
 	loaded bool
@@ -125,7 +128,7 @@ func (w *WatermarkWatcher) apply(prefix string, ev *clientv3.Event) {
 			return
 		}
 		w.mu.Lock()
-		w.mergeLocked(sh, 0, nil, starts)
+		w.mergeLocked(sh, 0, nil, nil, starts)
 		w.mu.Unlock()
 		return
 	}
@@ -152,8 +155,9 @@ func (w *WatermarkWatcher) apply(prefix string, ev *clientv3.Event) {
 	w.Observe(sh, &e)
 }
 
-// mergeLocked raises what is known of sh to the given values.
-func (w *WatermarkWatcher) mergeLocked(sh ShardID, seq int64, nexts, starts []int64) {
+// mergeLocked raises what is known of sh to the given values (each only
+// grows within a topic incarnation).
+func (w *WatermarkWatcher) mergeLocked(sh ShardID, seq int64, nexts, stables, starts []int64) {
 	m := w.shards[sh]
 	if m == nil {
 		m = &shardMarks{}
@@ -164,6 +168,7 @@ func (w *WatermarkWatcher) mergeLocked(sh ShardID, seq int64, nexts, starts []in
 		m.seq = seq
 	}
 	m.nexts, changed = raise(m.nexts, nexts, changed)
+	m.stables, changed = raise(m.stables, stables, changed)
 	m.starts, changed = raise(m.starts, starts, changed)
 	if changed {
 		w.wakeLocked(sh)
@@ -199,7 +204,7 @@ func (w *WatermarkWatcher) wakeLocked(sh ShardID) {
 func (w *WatermarkWatcher) Observe(sh ShardID, e *LogEntry) {
 	w.mu.Lock()
 	if e.Flags&EntryMerged == 0 {
-		w.mergeLocked(sh, e.SeqLast, e.Nexts, nil)
+		w.mergeLocked(sh, e.SeqLast, e.Nexts, e.StableOffsets(), nil)
 	}
 	w.mu.Unlock()
 	if w.hooks.OnEntry != nil {
@@ -214,7 +219,7 @@ func (w *WatermarkWatcher) ObserveStart(t Topic, p int32, start int64) {
 	starts[slot] = start
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.mergeLocked(sh, 0, nil, starts)
+	w.mergeLocked(sh, 0, nil, nil, starts)
 }
 
 // Get returns partition p of t's watermarks, reading its shard from etcd
@@ -257,6 +262,10 @@ func (m *shardMarks) marks(slot int32) Watermarks {
 	if int(slot) < len(m.nexts) {
 		wm.Next = m.nexts[slot]
 	}
+	wm.Stable = wm.Next
+	if int(slot) < len(m.stables) {
+		wm.Stable = min(m.stables[slot], wm.Next)
+	}
 	if int(slot) < len(m.starts) {
 		wm.Start = min(m.starts[slot], wm.Next)
 	}
@@ -272,7 +281,7 @@ func (w *WatermarkWatcher) Reload(ctx context.Context, sh ShardID) error {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.mergeLocked(sh, st.Seq, st.Nexts, st.Starts)
+	w.mergeLocked(sh, st.Seq, st.Nexts, st.Stables, st.Starts)
 	w.shards[sh].loaded = true
 	return nil
 }
