@@ -419,7 +419,9 @@ type prepared struct {
 }
 
 // bytes estimates what the unit adds to a transaction request.
-func (p *prepared) bytes() int { return 3*len(p.key) + len(p.value) + 64 + len(p.aborted)*(abortedKeyLen+64) }
+func (p *prepared) bytes() int {
+	return 3*len(p.key) + len(p.value) + 64 + len(p.aborted)*(abortedKeyLen+64)
+}
 
 // prepare computes a unit's entry and outcomes from the shard's known
 // state, without changing it.

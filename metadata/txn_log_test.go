@@ -51,7 +51,7 @@ func testTransactionsInTheLog(t *testing.T, cfg metadata.CommitConfig) {
 		return st.Next, st.Stable
 	}
 
-	commit(a, plain(2)...) // offsets 0-1, outside any transaction
+	commit(a, plain(2)...)            // offsets 0-1, outside any transaction
 	commit(a, txnData(0, 7, 0, 0, 3)) // producer 7: 2-4
 	commit(a, txnData(0, 8, 0, 0, 2)) // producer 8: 5-6
 	if next, lso := stable(); next != 7 || lso != 2 {
