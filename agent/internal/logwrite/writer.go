@@ -278,8 +278,22 @@ func New(ctx context.Context, cfg Config, bucket segments.Bucket, committer *met
 // admitted returns ErrClosed, or ctx's error when ctx ends first.
 func (w *Writer) Append(ctx context.Context, t metadata.Topic, partition int32, batches []segments.Batch) (*Result, error) {
 	var size int64
-	for _, b := range batches {
+	markers := make([]metadata.Marker, len(batches))
+	for i, b := range batches {
 		size += int64(len(b.Raw))
+		if b.Control() {
+			typ, err := b.ControlType()
+			switch {
+			case err != nil:
+				return nil, err
+			case typ == segments.ControlAbort:
+				markers[i] = metadata.MarkerAbort
+			case typ == segments.ControlCommit:
+				markers[i] = metadata.MarkerCommit
+			default:
+				return nil, fmt.Errorf("%w: control record type %d", segments.ErrInvalidBatch, typ)
+			}
+		}
 	}
 	w.mu.Lock()
 	for {
@@ -329,7 +343,7 @@ func (w *Writer) Append(ctx context.Context, t metadata.Topic, partition int32, 
 		f.index += commitBytesPerPartition
 	}
 	res := &Result{done: make(chan struct{}), remaining: len(batches), BaseOffset: -1, LogStart: -1}
-	for _, b := range batches {
+	for i, b := range batches {
 		ord := f.builder.Append(key, b)
 		minTS, maxTS := b.BaseTimestamp, b.MaxTimestamp
 		if b.LogAppendTime() {
@@ -344,6 +358,8 @@ func (w *Writer) Append(ctx context.Context, t metadata.Topic, partition int32, 
 				BaseSequence:  b.BaseSequence,
 				MinTimestamp:  minTS,
 				MaxTimestamp:  maxTS,
+				Transactional: b.Transactional(),
+				Marker:        markers[i],
 			},
 			res: res,
 		})
@@ -604,7 +620,7 @@ func (w *Writer) resolveAll(f *flush, err error) {
 // later batches on the partition are refused until this one is retried
 // (refusalLocked). The first failure is the one kept.
 func (w *Writer) breakLocked(pa *partAppend, b metadata.BatchMeta) {
-	if b.ProducerID < 0 {
+	if b.ProducerID < 0 || b.Marker != metadata.MarkerNone {
 		return
 	}
 	k := brokenKey{pa.topic.ID, pa.partition, b.ProducerID, b.ProducerEpoch}
@@ -630,7 +646,7 @@ func (w *Writer) mendLocked(pa *partAppend, b metadata.BatchMeta) {
 // the producer's (mendLocked); the commit applies a refusal only to a
 // producer the partition does not know (metadata.BatchMeta.Refuse).
 func (w *Writer) refusalLocked(pa *partAppend, b metadata.BatchMeta) error {
-	if b.ProducerID < 0 {
+	if b.ProducerID < 0 || b.Marker != metadata.MarkerNone {
 		return nil
 	}
 	k := brokenKey{pa.topic.ID, pa.partition, b.ProducerID, b.ProducerEpoch}
