@@ -56,6 +56,10 @@ func (a *Agent) serveProduce(ctx context.Context, rq *request) {
 	validAcks := acks == 0 || acks == 1 || acks == -1
 	now := time.Now().UnixMilli()
 
+	var txnCheck *txnProduceCheck
+	if req.TransactionID != nil {
+		txnCheck = a.txns.produceCheck(*req.TransactionID, req.Version)
+	}
 	var parts []producePart
 	for _, rt := range req.Topics {
 		st := kmsg.NewProduceResponseTopic()
@@ -98,6 +102,9 @@ func (a *Agent) serveProduce(ctx context.Context, rq *request) {
 				if pid := batches[i].ProducerID; pid >= 0 && (i == 0 || pid != batches[i-1].ProducerID) {
 					err = a.checkProducerID(ctx, pid)
 				}
+			}
+			if err == nil && txnCheck != nil && len(batches) > 0 {
+				err = txnCheck.allow(ctx, rq, t, rp.Partition, batches)
 			}
 			if err == nil {
 				part.res, err = a.writer.Append(ctx, t, rp.Partition, batches)
@@ -214,9 +221,6 @@ func (a *Agent) lookupProduceTopic(ctx context.Context, c *conn, version int16, 
 
 // validateBatches parses and checks one partition's records field.
 func (a *Agent) validateBatches(txnID *string, records []byte, s metadata.TopicSettings, now int64) ([]segments.Batch, error) {
-	if txnID != nil {
-		return nil, kafkaErrorf(kerr.TransactionalIDAuthorizationFailed, "transactions are not supported by floe yet; produce without a transactional ID")
-	}
 	batches, err := segments.ParseBatches(records)
 	if err != nil {
 		return nil, err
@@ -229,8 +233,11 @@ func (a *Agent) validateBatches(txnID *string, records []byte, s metadata.TopicS
 		if b.Control() {
 			return nil, kafkaErrorf(kerr.InvalidRecord, "clients may not produce control batches")
 		}
-		if b.Transactional() {
-			return nil, kafkaErrorf(kerr.TransactionalIDAuthorizationFailed, "transactions are not supported by floe yet")
+		switch {
+		case b.Transactional() && txnID == nil:
+			return nil, kafkaErrorf(kerr.InvalidTxnState, "a transactional batch in a produce request without a transactional ID")
+		case txnID != nil && (!b.Transactional() || b.ProducerID < 0):
+			return nil, kafkaErrorf(kerr.InvalidRecord, "a produce request with transactional ID %q holds a batch that is not transactional", *txnID)
 		}
 		if s.LogAppendTime {
 			b.SetLogAppendTime(now)

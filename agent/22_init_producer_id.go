@@ -6,12 +6,19 @@ package agent
 // Agents reserve IDs from etcd in blocks (metadata.AllocateProducerIDs),
 // so most calls do not touch etcd. A producer that asks to bump its epoch
 // (KIP-360, v3+, after an error) gets the same ID with the next epoch, or
-// a new ID once the epoch would overflow. Transactional IDs are not
-// supported yet and get TRANSACTIONAL_ID_AUTHORIZATION_FAILED with a
-// message saying so.
+// a new ID once the epoch would overflow.
+//
+// With a transactional ID the request goes to the ID's coordinator
+// (txn_coordinator.go): the first call stores the ID's record with a new
+// producer ID at epoch 0; later ones complete or abort what the previous
+// instance left (its abort markers carrying the new epoch, which fences
+// it) and bump the epoch, or move to a new producer ID when the epoch
+// would overflow. A retry with the producer ID and epoch of before the
+// bump (KIP-360) gets the current ones.
 
 import (
 	"context"
+	"errors"
 	"math"
 	"sync"
 	"time"
@@ -23,7 +30,7 @@ import (
 )
 
 func init() {
-	register(apiSpec{key: 22, min: 0, max: 5, serve: handleSync((*Agent).handleInitProducerID)})
+	register(apiSpec{key: 22, min: 0, max: 5, serve: handleAsync((*Agent).handleInitProducerID)})
 }
 
 // producerIDBlock is how many producer IDs an agent reserves at a time.
@@ -74,7 +81,16 @@ func (a *Agent) handleInitProducerID(ctx context.Context, rq *request, req *kmsg
 	resp.ProducerID = -1
 	resp.ProducerEpoch = -1
 	if req.TransactionalID != nil {
-		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		pid, epoch, err := a.txns.initProducer(ctx, rq, req)
+		if err != nil {
+			ke, msg := kafkaError(err)
+			resp.ErrorCode = ke.Code
+			if ke == kerr.UnknownServerError {
+				a.log.Warn("InitProducerId", "transactional_id", *req.TransactionalID, "err", msg)
+			}
+			return resp, nil
+		}
+		resp.ProducerID, resp.ProducerEpoch = pid, epoch
 		return resp, nil
 	}
 	if !a.authorizedCluster(rq.conn, metadata.ACLOpIdempotentWrite) && !a.mayWriteAnyTopic(rq.conn) {
@@ -117,4 +133,89 @@ func (a *Agent) nextProducerID(ctx context.Context) (int64, error) {
 	id := p.next
 	p.next++
 	return id, nil
+}
+
+// initProducer serves InitProducerId for a transactional ID.
+func (tc *txnCoordinator) initProducer(ctx context.Context, rq *request, req *kmsg.InitProducerIDRequest) (int64, int16, error) {
+	id := *req.TransactionalID
+	if err := tc.check(rq, id); err != nil {
+		return -1, -1, err
+	}
+	timeout := time.Duration(req.TransactionTimeoutMillis) * time.Millisecond
+	if req.TransactionTimeoutMillis <= 0 || timeout > tc.cfg.MaxTimeout {
+		return -1, -1, kafkaErrorf(kerr.InvalidTransactionTimeout, "transaction.timeout.ms %d must be positive and at most transaction.max.timeout.ms (%d)", req.TransactionTimeoutMillis, tc.cfg.MaxTimeout.Milliseconds())
+	}
+	unlock := tc.lock(id)
+	defer unlock()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for attempt := 0; ; attempt++ {
+		pid, epoch, err := tc.initOnce(ctx, id, req)
+		if !errors.Is(err, metadata.ErrConflict) || attempt == 4 {
+			if err != nil {
+				err = tc.etcdErr("initializing transactional ID "+id, err)
+			}
+			return pid, epoch, err
+		}
+	}
+}
+
+func (tc *txnCoordinator) initOnce(ctx context.Context, id string, req *kmsg.InitProducerIDRequest) (int64, int16, error) {
+	st, found, err := tc.a.store.GetTxn(ctx, id)
+	if err != nil {
+		return -1, -1, err
+	}
+	now := time.Now().UnixMilli()
+	if !found {
+		pid, err := tc.a.nextProducerID(ctx)
+		if err != nil {
+			return -1, -1, err
+		}
+		st = metadata.TxnState{TransactionalID: id, ProducerID: pid, Epoch: 0, LastProducerID: -1, LastEpoch: -1,
+			Status: metadata.TxnEmpty, TimeoutMs: req.TransactionTimeoutMillis, Updated: now}
+		st, err = tc.a.store.PutTxn(ctx, st)
+		return st.ProducerID, st.Epoch, err
+	}
+	if req.Version >= 3 && req.ProducerID >= 0 {
+		switch {
+		case req.ProducerID == st.LastProducerID && req.ProducerEpoch == st.LastEpoch && st.Status != metadata.TxnOngoing:
+			// A retry of the bump that made the current epoch.
+			return st.ProducerID, st.Epoch, nil
+		case req.ProducerID != st.ProducerID:
+			return -1, -1, kafkaErrorf(kerr.InvalidProducerEpoch, "transactional ID %q has producer ID %d, not %d", id, st.ProducerID, req.ProducerID)
+		case req.ProducerEpoch != st.Epoch:
+			return -1, -1, kafkaErrorf(kerr.ProducerFenced, "producer epoch %d of transactional ID %q was fenced by epoch %d", req.ProducerEpoch, id, st.Epoch)
+		}
+	}
+	if st, err = tc.settle(ctx, st); err != nil {
+		return -1, -1, err
+	}
+	if st.Status == metadata.TxnOngoing {
+		// The previous instance left a transaction open: abort it under
+		// a new epoch, which fences that instance everywhere it wrote.
+		if st, err = tc.prepare(ctx, st, false, true); err != nil {
+			return -1, -1, err
+		}
+		if st, err = tc.complete(ctx, st, false); err != nil {
+			return -1, -1, err
+		}
+		st.TimeoutMs, st.Status, st.Updated = req.TransactionTimeoutMillis, metadata.TxnEmpty, now
+		st, err = tc.a.store.PutTxn(ctx, st)
+		return st.ProducerID, st.Epoch, err
+	}
+	next := st
+	next.LastProducerID, next.LastEpoch = st.ProducerID, st.Epoch
+	if st.Epoch >= math.MaxInt16-1 {
+		pid, err := tc.a.nextProducerID(ctx)
+		if err != nil {
+			return -1, -1, err
+		}
+		next.ProducerID, next.Epoch = pid, 0
+	} else {
+		next.Epoch = st.Epoch + 1
+	}
+	next.Status, next.TimeoutMs, next.Updated = metadata.TxnEmpty, req.TransactionTimeoutMillis, now
+	next.Partitions, next.Groups, next.Offsets, next.Started = nil, nil, nil, 0
+	next, err = tc.a.store.PutTxn(ctx, next)
+	return next.ProducerID, next.Epoch, err
 }

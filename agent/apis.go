@@ -48,6 +48,22 @@ func sortedAPIs() []apiSpec {
 // handleSync adapts a handler that answers before returning. A non-nil
 // error closes the connection (the request could not be answered at all);
 // Kafka errors belong in the response.
+// handleAsync is handleSync for requests that wait (for a flush, or for
+// etcd more than once): fn runs on a goroutine the connection owns, and
+// the connection reads on meanwhile; responses still go out in order.
+func handleAsync[Req kmsg.Request, Resp kmsg.Response](fn func(*Agent, context.Context, *request, Req) (Resp, error)) serveFunc {
+	return func(a *Agent, ctx context.Context, rq *request) {
+		rq.conn.goAsync(func() {
+			resp, err := fn(a, ctx, rq, rq.req.(Req))
+			if err != nil {
+				rq.fail(err)
+				return
+			}
+			rq.reply(resp)
+		})
+	}
+}
+
 func handleSync[Req kmsg.Request, Resp kmsg.Response](fn func(*Agent, context.Context, *request, Req) (Resp, error)) serveFunc {
 	return func(a *Agent, ctx context.Context, rq *request) {
 		resp, err := fn(a, ctx, rq, rq.req.(Req))

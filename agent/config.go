@@ -70,6 +70,8 @@ type Config struct {
 	Version string
 	// Groups tunes the consumer group coordinator.
 	Groups GroupConfig
+	// Txns tunes the transaction coordinator.
+	Txns TxnConfig
 	// Writer tunes segment objects: size, flush interval, buffer bound,
 	// compression.
 	Writer WriterConfig
@@ -129,6 +131,7 @@ func (c *Config) setDefaults() {
 		c.Broker = metadata.BrokerConfig{}
 	}
 	c.Groups.setDefaults()
+	c.Txns.setDefaults()
 	if c.CacheBytes == 0 {
 		c.CacheBytes = 256 << 20
 	}
@@ -178,6 +181,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.EtcdMaxRequestBytes, "etcd-max-request-bytes", d.EtcdMaxRequestBytes, "etcd's --max-request-bytes; commits are split to fit it, and flushes sealed before their index would outgrow half of it")
 	fs.IntVar(&c.MaxProducersPerPartition, "max-producers-per-partition", d.MaxProducersPerPartition, "idempotent producers a partition remembers; beyond it the least recently written is forgotten (its next batch is accepted as from a new producer)")
 	c.Groups.RegisterFlags(fs)
+	c.Txns.RegisterFlags(fs)
 	c.Security.RegisterFlags(fs)
 }
 
@@ -225,6 +229,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxProducersPerPartition < 1 {
 		return errors.New("max producers per partition must be at least 1")
+	}
+	if err := c.Txns.validate(); err != nil {
+		return err
 	}
 	if err := c.Groups.validate(); err != nil {
 		return err

@@ -1,0 +1,161 @@
+package agent
+
+// TxnOffsetCommit, v0–v5.
+//
+// Sent to the group's coordinator: offsets a transactional producer
+// commits for a consumer group, which become the group's committed offsets
+// only if the transaction commits. The group's generation, member ID and
+// instance ID (v3+) are checked as OffsetCommit checks them; the offsets
+// are kept in the transaction's record (txn_coordinator.go) until its end.
+// The group must be in the transaction (AddOffsetsToTxn), except under
+// transaction version 2 (v5+), where this request adds it.
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floe-io/floe/metadata"
+)
+
+func init() {
+	register(apiSpec{key: 28, min: 0, max: 5, serve: handleAsync((*Agent).handleTxnOffsetCommit)})
+}
+
+func (a *Agent) handleTxnOffsetCommit(ctx context.Context, rq *request, req *kmsg.TxnOffsetCommitRequest) (*kmsg.TxnOffsetCommitResponse, error) {
+	resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
+	var (
+		offsets []metadata.TxnOffset
+		codes   []*int16
+	)
+	groupDenied := !a.authorizedGroup(rq.conn, metadata.ACLOpRead, req.Group)
+	txnDenied := !a.authorized(rq.conn, metadata.ACLOpWrite, metadata.ACLResourceTransactionalID, req.TransactionalID)
+	for _, rt := range req.Topics {
+		st := kmsg.NewTxnOffsetCommitResponseTopic()
+		st.Topic = rt.Topic
+		st.Partitions = make([]kmsg.TxnOffsetCommitResponseTopicPartition, len(rt.Partitions))
+		topic, terr := a.lookupTopic(ctx, rt.Topic)
+		switch {
+		case txnDenied:
+			terr = kerr.TransactionalIDAuthorizationFailed
+		case groupDenied:
+			terr = kerr.GroupAuthorizationFailed
+		case terr == nil && !a.authorizedTopic(rq.conn, metadata.ACLOpRead, rt.Topic):
+			terr = kerr.TopicAuthorizationFailed
+		}
+		for i, rp := range rt.Partitions {
+			sp := &st.Partitions[i]
+			*sp = kmsg.NewTxnOffsetCommitResponseTopicPartition()
+			sp.Partition = rp.Partition
+			switch {
+			case terr != nil:
+				ke, _ := kafkaError(terr)
+				sp.ErrorCode = ke.Code
+			case rp.Partition < 0 || rp.Partition >= topic.Partitions:
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case rp.Metadata != nil && len(*rp.Metadata) > maxOffsetMetadata:
+				sp.ErrorCode = kerr.OffsetMetadataTooLarge.Code
+			default:
+				o := metadata.TxnOffset{Group: req.Group, Topic: rt.Topic, Partition: rp.Partition, Offset: rp.Offset, LeaderEpoch: -1, Metadata: rp.Metadata}
+				if req.Version >= 2 {
+					o.LeaderEpoch = rp.LeaderEpoch
+				}
+				offsets = append(offsets, o)
+			}
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	for ti := range resp.Topics {
+		for pi := range resp.Topics[ti].Partitions {
+			if resp.Topics[ti].Partitions[pi].ErrorCode == 0 {
+				codes = append(codes, &resp.Topics[ti].Partitions[pi].ErrorCode)
+			}
+		}
+	}
+	if len(codes) == 0 {
+		return resp, nil
+	}
+	setAll := func(err error) {
+		ke, _ := kafkaError(err)
+		for _, c := range codes {
+			*c = ke.Code
+		}
+	}
+	if err := metadata.ValidateTransactionalID(req.TransactionalID); err != nil {
+		setAll(kafkaErrorf(kerr.InvalidRequest, "%s", err))
+		return resp, nil
+	}
+	g, err := a.groups.acquire(ctx, req.Group)
+	if err != nil {
+		setAll(err)
+		return resp, nil
+	}
+	if req.Version >= 3 {
+		if _, err := g.checkCommitLocked(req.Generation, req.MemberID, req.InstanceID); err != nil {
+			g.unlockReleasingIdle()
+			setAll(err)
+			return resp, nil
+		}
+	}
+	g.unlockReleasingIdle()
+	if err := a.txns.addOffsets(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group, req.Version >= 5, offsets); err != nil {
+		setAll(err)
+	}
+	return resp, nil
+}
+
+// addOffsets records offsets committed through a transaction. Any agent
+// may do this (the group's coordinator does): the record's
+// compare-and-swap orders it with the transaction coordinator's writes.
+func (tc *txnCoordinator) addOffsets(ctx context.Context, id string, pid int64, epoch int16, group string, addGroup bool, offsets []metadata.TxnOffset) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var err error
+	for attempt := 0; attempt < 8; attempt++ {
+		if err = tc.addOffsetsOnce(ctx, id, pid, epoch, group, addGroup, offsets); !errors.Is(err, metadata.ErrConflict) {
+			break
+		}
+	}
+	if err != nil {
+		return tc.etcdErr("committing offsets in transaction "+id, err)
+	}
+	return nil
+}
+
+func (tc *txnCoordinator) addOffsetsOnce(ctx context.Context, id string, pid int64, epoch int16, group string, addGroup bool, offsets []metadata.TxnOffset) error {
+	st, found, err := tc.a.store.GetTxn(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return kafkaErrorf(kerr.InvalidProducerIDMapping, "transactional ID %q has no producer; call InitProducerId", id)
+	}
+	if err := producerMatches(st, pid, epoch); err != nil {
+		return err
+	}
+	now := time.Now().UnixMilli()
+	switch {
+	case st.Status == metadata.TxnPrepareCommit || st.Status == metadata.TxnPrepareAbort:
+		return kafkaErrorf(kerr.ConcurrentTransactions, "transaction %q is being ended; retry", id)
+	case addGroup:
+		st.AddGroup(group, now)
+	case st.Status != metadata.TxnOngoing || !hasGroup(st, group):
+		return kafkaErrorf(kerr.InvalidTxnState, "group %q is not in transaction %q; call AddOffsetsToTxn first", group, id)
+	}
+	st.AddOffsets(offsets)
+	st.Updated = now
+	_, err = tc.a.store.PutTxn(ctx, st)
+	return err
+}
+
+func hasGroup(st metadata.TxnState, group string) bool {
+	for _, g := range st.Groups {
+		if g == group {
+			return true
+		}
+	}
+	return false
+}
