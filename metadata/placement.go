@@ -74,6 +74,12 @@ func GroupKey(group string) string {
 	return "g\x00" + group
 }
 
+// TxnKey is the placement key of a transactional ID: the leader of this
+// key among live agents is its transaction coordinator.
+func TxnKey(transactionalID string) string {
+	return "x\x00" + transactionalID
+}
+
 func score(key string, node int32) uint64 {
 	h := fnv.New64a()
 	h.Write([]byte(key))
