@@ -43,6 +43,10 @@ type offsetValue struct {
 	CommittedOffset
 }
 
+// value encodes the offset as stored at its key (the key carries Topic and
+// Partition).
+func (o CommittedOffset) value() string { return encode(offsetValue{V: 1, CommittedOffset: o}) }
+
 // DecodeCommittedOffset decodes an offset value. It never panics.
 func DecodeCommittedOffset(key string, data []byte) (CommittedOffset, error) {
 	var v offsetValue
@@ -142,7 +146,7 @@ func (s *Store) CommitOffsets(ctx context.Context, c GroupClaim, st *GroupState,
 		}
 		for i, o := range chunk {
 			if last[TopicPartition{o.Topic, o.Partition}] == i {
-				ops = append(ops, clientv3.OpPut(s.offsetKey(c.Group, o.Topic, o.Partition), encode(offsetValue{V: 1, CommittedOffset: o})))
+				ops = append(ops, clientv3.OpPut(s.offsetKey(c.Group, o.Topic, o.Partition), o.value()))
 			}
 		}
 		if len(ops) > 0 {

@@ -1,7 +1,8 @@
 // Package metadata owns everything floe keeps in etcd: the cluster
 // identity, live agents (under leases), topics and their configuration,
 // partition state (high watermark, log start, producer sequences), the
-// segment index, consumer groups, and producer IDs.
+// segment index, consumer groups, producer IDs, and the transaction
+// coordinator's state.
 //
 // Every key lives under a per-cluster root, /floe/<cluster>/, so several
 // clusters can share one etcd. docs/design.md lists the key layout.

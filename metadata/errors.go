@@ -1,6 +1,9 @@
 package metadata
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 var (
 	// ErrTopicExists: a topic of that name already exists.
@@ -21,4 +24,10 @@ var (
 	ErrConflict = errors.New("metadata: concurrent update")
 	// ErrCorruptValue: a value in etcd could not be decoded.
 	ErrCorruptValue = errors.New("metadata: corrupt value")
+	// ErrInvalidTransactionalID: the transactional ID cannot be stored.
+	ErrInvalidTransactionalID = errors.New("metadata: invalid transactional ID")
+	// ErrTxnConflict: a transactional ID's state changed since the caller
+	// read it, so a compare-and-swap was not made; the caller re-reads and
+	// retries. It wraps ErrConflict.
+	ErrTxnConflict = fmt.Errorf("%w: the transactional ID's state changed since it was read", ErrConflict)
 )

@@ -103,6 +103,7 @@ const (
 	prefixAgents   = "agents/"
 	prefixTopics   = "topics/"
 	prefixProducer = "producer-ids"
+	prefixTxns     = "txns/" // transaction coordinator state: transactions.go
 	// Shard logs, log starts and producer snapshots: shards.go.
 
 	// legacyPartitions is where floe's first layout kept partition
