@@ -33,6 +33,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -68,9 +69,19 @@ const (
 
 // fetchPart is one partition of a fetch request.
 type fetchPart struct {
-	resp *kmsg.FetchResponseTopicPartition
-	ok   bool // resolved; read it
-	read logread.Part
+	resp      *kmsg.FetchResponseTopicPartition
+	ok        bool // resolved; read it
+	committed bool // read_committed: up to the last stable offset
+	read      logread.Part
+}
+
+// upper is where a fetch of the part stops: the high watermark, or for a
+// read_committed fetch the last stable offset.
+func (fp *fetchPart) upper(m metadata.Watermarks) int64 {
+	if fp.committed {
+		return m.Stable
+	}
+	return m.Next
 }
 
 func (a *Agent) serveFetch(ctx context.Context, rq *request) {
@@ -119,7 +130,7 @@ func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest, held
 			sp.LogStartOffset = -1
 			// Empty, not null: librdkafka rejects a null record set.
 			sp.RecordBatches = []byte{}
-			fp := &fetchPart{resp: sp, read: logread.Part{Offset: rp.FetchOffset, Max: int64(rp.PartitionMaxBytes)}}
+			fp := &fetchPart{resp: sp, committed: req.IsolationLevel == 1, read: logread.Part{Offset: rp.FetchOffset, Max: int64(rp.PartitionMaxBytes)}}
 			parts = append(parts, fp)
 			err := terr
 			if err == nil && (rp.Partition < 0 || rp.Partition >= t.Partitions) {
@@ -284,7 +295,7 @@ func (a *Agent) readParts(ctx context.Context, parts []*fetchPart, maxBytes int3
 		}
 		fp.read.Start, fp.read.HW = 0, 0
 		if marks, err := a.marks.Get(ctx, fp.read.Topic, fp.read.Partition); err == nil {
-			fp.read.Start, fp.read.HW = marks.Start, marks.Next
+			fp.read.Start, fp.read.HW = marks.Start, fp.upper(marks)
 		}
 		plan = append(plan, &fp.read)
 	}
@@ -328,21 +339,37 @@ func (a *Agent) readPart(ctx context.Context, f *logread.Fetch, fp *fetchPart, b
 		}
 	}
 	sp.HighWatermark = marks.Next
-	sp.LastStableOffset = marks.Next
+	sp.LastStableOffset = marks.Stable
 	sp.LogStartOffset = marks.Start
 	if p.Offset < marks.Start || p.Offset > marks.Next {
 		sp.ErrorCode = kerr.OffsetOutOfRange.Code
 		return 0, kerr.OffsetOutOfRange
 	}
-	if p.Offset == marks.Next {
+	upper := fp.upper(marks)
+	if p.Offset >= upper {
 		return 0, nil
 	}
 	limit := min(p.Max, budget)
 	if limit <= 0 && !first {
 		return 0, nil
 	}
-	p.Start, p.HW = marks.Start, marks.Next
+	p.Start, p.HW = marks.Start, upper
 	out, err := f.Read(ctx, p, limit, first)
+	if fp.committed && out.Bytes > 0 {
+		// The aborted transactions among what is returned, so the client
+		// drops their records.
+		aborted, aerr := a.store.AbortedTxns(ctx, p.Topic.ID, p.Partition, p.Offset, out.Next)
+		if aerr != nil {
+			sp.ErrorCode = kerr.RequestTimedOut.Code
+			sp.RecordBatches = []byte{}
+			return 0, fmt.Errorf("%w: %w", logread.ErrIndex, aerr)
+		}
+		for _, ab := range aborted {
+			t := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+			t.ProducerID, t.FirstOffset = ab.ProducerID, ab.First
+			sp.AbortedTransactions = append(sp.AbortedTransactions, t)
+		}
+	}
 	switch len(out.Parts) {
 	case 0:
 	case 1:

@@ -4,8 +4,8 @@ package agent
 //
 // -2 (earliest), and -4/-5 (earliest local/tiered, which floe does not
 // distinguish) answer the log start offset; -1 (latest) the high
-// watermark (which is also the last stable offset: floe has no open
-// transactions), both as the agent's etcd watch last saw them. -3 (max
+// watermark, or for read_committed (isolation level 1, v2+) the last
+// stable offset, all as the agent's etcd watch last saw them. -3 (max
 // timestamp, v7+) answers the record with the largest timestamp (the
 // first, if several share it) and a timestamp the first record at or
 // after it, each with the record's own offset and timestamp, as Kafka
@@ -49,7 +49,7 @@ func (a *Agent) handleListOffsets(ctx context.Context, rq *request, req *kmsg.Li
 				err = kerr.UnknownTopicOrPartition
 			}
 			if err == nil {
-				sp.Offset, sp.Timestamp, err = a.listOffset(ctx, t, rp.Partition, rp.Timestamp)
+				sp.Offset, sp.Timestamp, err = a.listOffset(ctx, t, rp.Partition, rp.Timestamp, req.Version >= 2 && req.IsolationLevel == 1)
 			}
 			if err != nil {
 				ke, _ := kafkaError(err)
@@ -65,7 +65,7 @@ func (a *Agent) handleListOffsets(ctx context.Context, rq *request, req *kmsg.Li
 }
 
 // listOffset resolves one ListOffsets query against a partition.
-func (a *Agent) listOffset(ctx context.Context, t metadata.Topic, p int32, ts int64) (offset, timestamp int64, err error) {
+func (a *Agent) listOffset(ctx context.Context, t metadata.Topic, p int32, ts int64, committed bool) (offset, timestamp int64, err error) {
 	if ts == -1 || ts == -2 || ts == -4 || ts == -5 {
 		// Earliest and latest come from the watched watermarks (lag tools
 		// ask often); a shard the watch does not follow yet is read from
@@ -73,6 +73,9 @@ func (a *Agent) listOffset(ctx context.Context, t metadata.Topic, p int32, ts in
 		m, err := a.marks.Get(ctx, t, p)
 		if err != nil {
 			return -1, -1, err
+		}
+		if ts == -1 && committed {
+			return m.Stable, -1, nil
 		}
 		if ts == -1 {
 			return m.Next, -1, nil

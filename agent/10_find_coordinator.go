@@ -8,12 +8,9 @@ package agent
 // same answer while its view is current and groups move only when their
 // agent comes or goes. v4+ batches keys.
 //
-// Key type 1 (transaction) gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED, as
-// InitProducerId does for a transactional ID: floe does not implement
-// transactions yet, and a non-retriable error tells a transactional
-// producer so at once (COORDINATOR_NOT_AVAILABLE is retried until the
-// client's own timeout, a minute for Java's max.block.ms). Share-group
-// keys (type 2) get INVALID_REQUEST.
+// Key type 1 (transaction): the same placement of metadata.TxnKey(id)
+// among live agents names the transaction coordinator. Share-group keys
+// (type 2) get INVALID_REQUEST.
 
 import (
 	"context"
@@ -45,13 +42,24 @@ func (a *Agent) handleFindCoordinator(_ context.Context, rq *request, req *kmsg.
 				break
 			}
 			ag := a.groups.coordinatorOf(key)
-			c.NodeID, c.Host, c.Port = ag.NodeID, ag.Host, ag.Port
+			c.NodeID = ag.NodeID
+			c.Host, c.Port = ag.Endpoint(rq.conn.lst.cfg.Protocol)
 		case 1:
-			c.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
-			c.ErrorMessage = errMessage("floe does not support transactions yet; produce without a transactional ID")
+			if !a.authorized(rq.conn, metadata.ACLOpDescribe, metadata.ACLResourceTransactionalID, key) {
+				c.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+				break
+			}
+			if err := metadata.ValidateTransactionalID(key); err != nil {
+				c.ErrorCode = kerr.InvalidRequest.Code
+				c.ErrorMessage = errMessage(err.Error())
+				break
+			}
+			ag := a.txns.coordinatorOf(key)
+			c.NodeID = ag.NodeID
+			c.Host, c.Port = ag.Endpoint(rq.conn.lst.cfg.Protocol)
 		default:
 			c.ErrorCode = kerr.InvalidRequest.Code
-			c.ErrorMessage = errMessage("floe serves group (0) coordinators only")
+			c.ErrorMessage = errMessage("floe serves group (0) and transaction (1) coordinators only")
 		}
 		resp.Coordinators = append(resp.Coordinators, c)
 	}

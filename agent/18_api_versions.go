@@ -34,5 +34,14 @@ func apiVersionsResponse(version int16, errCode int16) *kmsg.ApiVersionsResponse
 		k.MaxVersion = spec.max
 		resp.ApiKeys = append(resp.ApiKeys, k)
 	}
+	if version >= 3 {
+		// transaction.version 2 (KIP-890): EndTxn bumps the epoch, produce
+		// v12+ and TxnOffsetCommit v5+ add partitions and groups to the
+		// transaction themselves. floe's features never change, so their
+		// epoch is constant.
+		resp.SupportedFeatures = []kmsg.ApiVersionsResponseSupportedFeature{{Name: "transaction.version", MinVersion: 0, MaxVersion: 2}}
+		resp.FinalizedFeaturesEpoch = 1
+		resp.FinalizedFeatures = []kmsg.ApiVersionsResponseFinalizedFeature{{Name: "transaction.version", MinVersionLevel: 2, MaxVersionLevel: 2}}
+	}
 	return resp
 }

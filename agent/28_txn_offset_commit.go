@@ -59,7 +59,7 @@ func (a *Agent) handleTxnOffsetCommit(ctx context.Context, rq *request, req *kms
 			case rp.Metadata != nil && len(*rp.Metadata) > maxOffsetMetadata:
 				sp.ErrorCode = kerr.OffsetMetadataTooLarge.Code
 			default:
-				o := metadata.TxnOffset{Group: req.Group, Topic: rt.Topic, Partition: rp.Partition, Offset: rp.Offset, LeaderEpoch: -1, Metadata: rp.Metadata}
+				o := metadata.TxnOffset{Group: req.Group, Topic: rt.Topic, TopicID: topic.ID, Partition: rp.Partition, Offset: rp.Offset, LeaderEpoch: -1, Metadata: rp.Metadata}
 				if req.Version >= 2 {
 					o.LeaderEpoch = rp.LeaderEpoch
 				}

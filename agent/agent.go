@@ -55,6 +55,7 @@ type Agent struct {
 	idScan topicScan
 
 	groups *groupCoordinator // consumer groups this agent coordinates
+	txns   *txnCoordinator   // transactional IDs this agent coordinates
 	feed   *offsetsFeed      // records for __consumer_offsets
 	lag    *lagTracker       // every group's recent commits
 
@@ -170,6 +171,7 @@ func (a *Agent) Start(ctx context.Context) error {
 		return err
 	}
 	a.startGroups()
+	a.startTxns()
 
 	for _, l := range a.lns {
 		a.wg.Add(1)
@@ -417,6 +419,7 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	// Parked JoinGroup and SyncGroup requests are answered
 	// NOT_COORDINATOR now, so draining does not wait for rebalances.
 	a.stopGroups()
+	a.stopTxns()
 	// Records for __consumer_offsets go into the last flush.
 	a.feed.close()
 	// Admitted produce requests are waiting for their flush: seal it now

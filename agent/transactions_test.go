@@ -1,58 +1,311 @@
 package agent_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
+
+	"github.com/floe-io/floe/agent"
 )
 
-// Transactions are not served: a producer with a transactional ID is told
-// so with TRANSACTIONAL_ID_AUTHORIZATION_FAILED, and nothing it tried is
-// written. A read_committed consumer reads what an idempotent producer
-// wrote, as a read_uncommitted one does.
-func TestTransactionalProducersAreRefusedAndReadCommittedReads(t *testing.T) {
-	c := newTestCluster(t)
-	c.addAgent(nil)
-	createTopic(t, c, "tx", 2, nil)
+// txnVersions runs a transactional test as a transaction version 2
+// client (KIP-890: produce adds partitions, EndTxn bumps the epoch) and as
+// a version 1 client (AddPartitionsToTxn, AddOffsetsToTxn, one epoch per
+// producer session), which clients capped below EndTxn v5 are.
+func txnVersions(t *testing.T, test func(t *testing.T, producer []kgo.Opt)) {
+	v1 := kversion.Stable()
+	v1.SetMaxKeyVersion(int16(kmsg.EndTxn), 4)
+	v1.SetMaxKeyVersion(int16(kmsg.Produce), 11)
+	v1.SetMaxKeyVersion(int16(kmsg.TxnOffsetCommit), 4)
+	t.Run("v2", func(t *testing.T) { test(t, nil) })
+	t.Run("v1", func(t *testing.T) { test(t, []kgo.Opt{kgo.MaxVersions(v1)}) })
+}
+
+// readAll reads a topic from the start with the given isolation level
+// until it has read want records or the high watermark (for
+// read_committed, the last stable offset) of every partition.
+func readAll(t *testing.T, c *testCluster, topic string, level kgo.IsolationLevel, want int) []string {
+	t.Helper()
 	ctx := testCtx(t)
-
-	txp := c.client(kgo.TransactionalID("orders-tx"), kgo.DefaultProduceTopic("tx"), kgo.RetryTimeout(5*time.Second))
-	defer txp.Close()
-	err := txp.BeginTransaction()
-	if err == nil {
-		err = txp.ProduceSync(ctx, &kgo.Record{Value: []byte("in a transaction")}).FirstErr()
-	}
-	if !errors.Is(err, kerr.TransactionalIDAuthorizationFailed) {
-		t.Fatalf("a transactional producer got %v; want TRANSACTIONAL_ID_AUTHORIZATION_FAILED", err)
-	}
-
-	p := c.client(kgo.DefaultProduceTopic("tx"))
-	defer p.Close()
-	for _, v := range []string{"a", "b", "c", "d"} {
-		if err := p.ProduceSync(ctx, &kgo.Record{Value: []byte(v)}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	rc := c.client(kgo.ConsumeTopics("tx"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	cl := c.client(kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(level),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))
-	defer rc.Close()
+	defer cl.Close()
 	var got []string
-	for len(got) < 4 && ctx.Err() == nil {
-		fs := rc.PollFetches(ctx)
-		if errs := fs.Errors(); len(errs) > 0 {
-			t.Fatalf("read_committed fetch: %v", errs)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(got) < want && time.Now().Before(deadline) {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		fs := cl.PollFetches(pctx)
+		cancel()
+		for _, e := range fs.Errors() {
+			if !errors.Is(e.Err, context.DeadlineExceeded) {
+				t.Fatalf("fetch: %v", e.Err)
+			}
 		}
 		fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
 	}
-	if len(got) != 4 {
-		t.Fatalf("read_committed read %q, want the 4 records produced", got)
-	}
-	for _, v := range got {
-		if v == "in a transaction" {
-			t.Fatalf("the refused transactional record was written: read %q", got)
+	slices.Sort(got)
+	return got
+}
+
+// A transactional producer's committed transactions are read by
+// read_committed consumers and its aborted ones are not; read_uncommitted
+// consumers read both; records outside transactions are read by both.
+func TestTransactionsCommitAndAbort(t *testing.T) {
+	txnVersions(t, func(t *testing.T, producer []kgo.Opt) {
+		c := newTestCluster(t)
+		c.addAgent(nil)
+		createTopic(t, c, "tx", 3, nil)
+		ctx := testCtx(t)
+
+		p := c.client(append(producer, kgo.TransactionalID("orders-tx"), kgo.DefaultProduceTopic("tx"), kgo.TransactionTimeout(30*time.Second))...)
+		defer p.Close()
+		end := func(commit bool, values ...string) {
+			t.Helper()
+			if err := p.BeginTransaction(); err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range values {
+				if err := p.ProduceSync(ctx, &kgo.Record{Key: []byte(v), Value: []byte(v)}).FirstErr(); err != nil {
+					t.Fatalf("producing %s: %v", v, err)
+				}
+			}
+			if err := p.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+				t.Fatalf("ending the transaction (commit %v): %v", commit, err)
+			}
 		}
-	}
+		end(true, "c1", "c2", "c3")
+		end(false, "a1", "a2", "a3")
+		end(true, "c4", "c5")
+
+		plain := c.client(kgo.DefaultProduceTopic("tx"))
+		defer plain.Close()
+		if err := plain.ProduceSync(ctx, &kgo.Record{Key: []byte("p1"), Value: []byte("p1")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+
+		committed := readAll(t, c, "tx", kgo.ReadCommitted(), 6)
+		if want := []string{"c1", "c2", "c3", "c4", "c5", "p1"}; !slices.Equal(committed, want) {
+			t.Fatalf("read_committed read %q, want %q", committed, want)
+		}
+		uncommitted := readAll(t, c, "tx", kgo.ReadUncommitted(), 9)
+		if want := []string{"a1", "a2", "a3", "c1", "c2", "c3", "c4", "c5", "p1"}; !slices.Equal(uncommitted, want) {
+			t.Fatalf("read_uncommitted read %q, want %q", uncommitted, want)
+		}
+	})
+}
+
+// An open transaction holds read_committed consumers (and the last stable
+// offset ListOffsets reports) at its first offset until it ends.
+func TestOpenTransactionHoldsTheLastStableOffset(t *testing.T) {
+	txnVersions(t, func(t *testing.T, producer []kgo.Opt) {
+		c := newTestCluster(t)
+		c.addAgent(nil)
+		createTopic(t, c, "lso", 1, nil)
+		ctx := testCtx(t)
+
+		plain := c.client(kgo.DefaultProduceTopic("lso"))
+		defer plain.Close()
+		p := c.client(append(producer, kgo.TransactionalID("lso-tx"), kgo.DefaultProduceTopic("lso"))...)
+		defer p.Close()
+		if err := plain.ProduceSync(ctx, &kgo.Record{Value: []byte("before")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.ProduceSync(ctx, &kgo.Record{Value: []byte("open")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if err := plain.ProduceSync(ctx, &kgo.Record{Value: []byte("after")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		latest := func(level int8) int64 {
+			t.Helper()
+			req := kmsg.NewPtrListOffsetsRequest()
+			req.IsolationLevel = level
+			rt := kmsg.NewListOffsetsRequestTopic()
+			rt.Topic = "lso"
+			rp := kmsg.NewListOffsetsRequestTopicPartition()
+			rp.Partition, rp.Timestamp = 0, -1
+			rt.Partitions = append(rt.Partitions, rp)
+			req.Topics = append(req.Topics, rt)
+			resp, err := req.RequestWith(ctx, plain)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return resp.Topics[0].Partitions[0].Offset
+		}
+		if hw, lso := latest(0), latest(1); hw != 3 || lso != 1 {
+			t.Fatalf("with a transaction open from offset 1: latest %d (read_uncommitted), %d (read_committed); want 3, 1", hw, lso)
+		}
+		if got := readAll(t, c, "lso", kgo.ReadCommitted(), 1); !slices.Equal(got, []string{"before"}) {
+			t.Fatalf("read_committed while the transaction is open: %q, want only %q", got, "before")
+		}
+		if err := p.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			t.Fatal(err)
+		}
+		if hw, lso := latest(0), latest(1); hw != lso || hw < 4 {
+			t.Fatalf("after the commit: latest %d (read_uncommitted), %d (read_committed); want equal, past the marker", hw, lso)
+		}
+		if got := readAll(t, c, "lso", kgo.ReadCommitted(), 3); !slices.Equal(got, []string{"after", "before", "open"}) {
+			t.Fatalf("read_committed after the commit: %q", got)
+		}
+	})
+}
+
+// A second producer with the same transactional ID fences the first: the
+// first's open transaction is aborted, and its next request fails.
+func TestTransactionalProducerFenced(t *testing.T) {
+	txnVersions(t, func(t *testing.T, producer []kgo.Opt) {
+		c := newTestCluster(t)
+		c.addAgent(nil)
+		createTopic(t, c, "fence", 2, nil)
+		ctx := testCtx(t)
+
+		old := c.client(append(producer, kgo.TransactionalID("fence-tx"), kgo.DefaultProduceTopic("fence"))...)
+		defer old.Close()
+		if err := old.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		if err := old.ProduceSync(ctx, &kgo.Record{Value: []byte("zombie")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		newer := c.client(append(producer, kgo.TransactionalID("fence-tx"), kgo.DefaultProduceTopic("fence"))...)
+		defer newer.Close()
+		if err := newer.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		if err := newer.ProduceSync(ctx, &kgo.Record{Value: []byte("live")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if err := newer.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			t.Fatal(err)
+		}
+		err := old.ProduceSync(ctx, &kgo.Record{Value: []byte("zombie 2")}).FirstErr()
+		if err == nil {
+			err = old.EndTransaction(ctx, kgo.TryCommit)
+		}
+		if !errors.Is(err, kerr.ProducerFenced) && !errors.Is(err, kerr.InvalidProducerEpoch) && !errors.Is(err, kerr.InvalidProducerIDMapping) {
+			t.Fatalf("the fenced producer got %v; want PRODUCER_FENCED or INVALID_PRODUCER_EPOCH", err)
+		}
+		if got := readAll(t, c, "fence", kgo.ReadCommitted(), 1); !slices.Equal(got, []string{"live"}) {
+			t.Fatalf("read_committed: %q, want only the newer producer's", got)
+		}
+	})
+}
+
+// A transaction left open past its timeout is aborted by the coordinator;
+// the producer's commit then fails, and nothing of it is read committed.
+func TestTransactionTimesOut(t *testing.T) {
+	txnVersions(t, func(t *testing.T, producer []kgo.Opt) {
+		c := newTestCluster(t)
+		c.addAgent(func(cfg *agent.Config) { cfg.Txns.AbortCheckInterval = 100 * time.Millisecond })
+		createTopic(t, c, "timeout", 1, nil)
+		ctx := testCtx(t)
+
+		p := c.client(append(producer, kgo.TransactionalID("slow-tx"), kgo.DefaultProduceTopic("timeout"), kgo.TransactionTimeout(time.Second))...)
+		defer p.Close()
+		if err := p.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.ProduceSync(ctx, &kgo.Record{Value: []byte("late")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		plain := c.client(kgo.DefaultProduceTopic("timeout"))
+		defer plain.Close()
+		// Wait until the transaction is aborted: the last stable offset moves
+		// past its marker, so a record after it becomes readable.
+		if err := plain.ProduceSync(ctx, &kgo.Record{Value: []byte("after")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if got := readAll(t, c, "timeout", kgo.ReadCommitted(), 1); !slices.Equal(got, []string{"after"}) {
+			t.Fatalf("read_committed after the timeout: %q, want %q", got, "after")
+		}
+		if err := p.EndTransaction(ctx, kgo.TryCommit); err == nil {
+			t.Fatal("committing a transaction the coordinator aborted succeeded")
+		}
+	})
+}
+
+// Offsets committed in a transaction become the group's committed offsets
+// when it commits, and are dropped when it aborts.
+func TestTransactionalOffsetCommit(t *testing.T) {
+	txnVersions(t, func(t *testing.T, producer []kgo.Opt) {
+		c := newTestCluster(t)
+		c.addAgent(nil)
+		createTopic(t, c, "in", 1, nil)
+		createTopic(t, c, "out", 1, nil)
+		ctx := testCtx(t)
+
+		p := c.client(append(producer, kgo.TransactionalID("eos"), kgo.DefaultProduceTopic("out"))...)
+		defer p.Close()
+		fetched := func() int64 {
+			t.Helper()
+			req := kmsg.NewPtrOffsetFetchRequest()
+			req.Group = "eos-group"
+			rt := kmsg.NewOffsetFetchRequestTopic()
+			rt.Topic, rt.Partitions = "in", []int32{0}
+			req.Topics = append(req.Topics, rt)
+			resp, err := req.RequestWith(ctx, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(resp.Topics) == 0 || len(resp.Topics[0].Partitions) == 0 {
+				return -1
+			}
+			return resp.Topics[0].Partitions[0].Offset
+		}
+		commitOffset := func(offset int64, commit bool) {
+			t.Helper()
+			if err := p.BeginTransaction(); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.ProduceSync(ctx, &kgo.Record{Value: []byte(fmt.Sprint(offset))}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			// What GroupTransactSession does: the group joins the
+			// transaction and its offsets go with it.
+			id, epoch, err := p.ProducerID(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			add := kmsg.NewPtrAddOffsetsToTxnRequest()
+			add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = "eos", id, epoch, "eos-group"
+			if resp, err := add.RequestWith(ctx, p); err != nil || resp.ErrorCode != 0 {
+				t.Fatalf("AddOffsetsToTxn: %v, %v", err, resp)
+			}
+			toc := kmsg.NewPtrTxnOffsetCommitRequest()
+			toc.TransactionalID, toc.Group, toc.ProducerID, toc.ProducerEpoch = "eos", "eos-group", id, epoch
+			toc.Generation = -1
+			rt := kmsg.NewTxnOffsetCommitRequestTopic()
+			rt.Topic = "in"
+			rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+			rp.Partition, rp.Offset = 0, offset
+			rt.Partitions = append(rt.Partitions, rp)
+			toc.Topics = append(toc.Topics, rt)
+			resp, err := toc.RequestWith(ctx, p)
+			if err != nil || resp.Topics[0].Partitions[0].ErrorCode != 0 {
+				t.Fatalf("TxnOffsetCommit: %v, %+v", err, resp)
+			}
+			if err := p.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		commitOffset(5, true)
+		if got := fetched(); got != 5 {
+			t.Fatalf("committed offset after a committed transaction: %d, want 5", got)
+		}
+		commitOffset(9, false)
+		if got := fetched(); got != 5 {
+			t.Fatalf("committed offset after an aborted transaction: %d, want still 5", got)
+		}
+	})
 }

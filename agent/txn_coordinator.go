@@ -196,7 +196,9 @@ func (tc *txnCoordinator) complete(ctx context.Context, st metadata.TxnState, co
 		return st, err
 	}
 	if commit && len(st.Offsets) > 0 {
-		if err := tc.a.store.CommitTxnOffsets(ctx, st.Offsets, time.Now(), tc.a.cfg.EtcdMaxTxnOps); err != nil {
+		// Fenced by the record: a coordinator paused here cannot write
+		// these offsets over a later transaction's.
+		if err := tc.a.store.CommitPendingOffsets(ctx, st, time.Now(), tc.a.cfg.EtcdMaxTxnOps); err != nil {
 			return st, fmt.Errorf("committing the transaction's offsets: %w", err)
 		}
 	}

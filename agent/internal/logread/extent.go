@@ -32,21 +32,23 @@ func (c *cachedExtent) size() int64 {
 
 // take returns the batches holding offset and after that fit in room
 // bytes, as one slice of arena, and the offset after them; with whole set
-// the first batch is taken even when it does not fit. rest reports that
-// batches of the extent were left out. A batch that straddles offset is
-// taken whole (clients skip its leading records).
-func (c *cachedExtent) take(offset, room int64, whole bool) (data []byte, next int64, rest bool) {
+// the first batch is taken even when it does not fit. Batches starting at
+// or after below are left out (a read_committed fetch's last stable
+// offset). rest reports that batches below it were left out for room. A
+// batch that straddles offset is taken whole (clients skip its leading
+// records).
+func (c *cachedExtent) take(offset, below, room int64, whole bool) (data []byte, next int64, rest bool) {
 	i, _ := slices.BinarySearch(c.lasts, offset)
-	if i == len(c.lasts) {
+	if i == len(c.lasts) || c.bases[i] >= below {
 		return nil, offset, false
 	}
 	start := c.starts[i]
-	if int64(len(c.arena)-start) <= room {
+	if int64(len(c.arena)-start) <= room && c.bases[len(c.bases)-1] < below {
 		return c.arena[start:], c.lasts[len(c.lasts)-1] + 1, false
 	}
 	end := start
 	j := i
-	for ; j < len(c.starts); j++ {
+	for ; j < len(c.starts) && c.bases[j] < below; j++ {
 		be := c.batchEnd(j)
 		if int64(be-start) > room && !(whole && j == i) {
 			break
@@ -56,7 +58,7 @@ func (c *cachedExtent) take(offset, room int64, whole bool) (data []byte, next i
 	if j == i {
 		return nil, offset, true
 	}
-	return c.arena[start:end], c.lasts[j-1] + 1, true
+	return c.arena[start:end], c.lasts[j-1] + 1, j < len(c.starts) && c.bases[j] < below
 }
 
 // batchEnd returns the arena position just past batch i.

@@ -48,8 +48,10 @@ type Part struct {
 	// return.
 	Offset int64
 	Max    int64
-	// Start and HW are the partition's log start and high watermark: a
-	// part whose Offset is outside [Start, HW) has nothing to read.
+	// Start and HW are the partition's log start and high watermark (for
+	// a read_committed fetch, its last stable offset): a part whose Offset
+	// is outside [Start, HW) has nothing to read, and no batch starting at
+	// HW or later is read.
 	Start, HW int64
 
 	plan          []metadata.IndexEntry
@@ -279,7 +281,7 @@ func (f *Fetch) Read(ctx context.Context, p *Part, limit int64, first bool) (out
 				return out, err
 			}
 			entries = entries[1:]
-			data, next, rest := ext.take(offset, limit-out.Bytes, first && out.Bytes == 0)
+			data, next, rest := ext.take(offset, p.HW, limit-out.Bytes, first && out.Bytes == 0)
 			out.add(data, next)
 			if rest {
 				return out, nil // the response is full

@@ -22,18 +22,22 @@ func TestExtentTake(t *testing.T) {
 		name         string
 		offset, room int64
 		whole        bool
+		below        int64
 		wantLen      int
 		wantNext     int64
 		wantRest     bool
 	}{
-		{"everything fits", 100, 30, false, 30, 111, false},
-		{"from a straddled batch", 107, 30, false, 20, 111, false},
-		{"two of three fit", 100, 25, false, 20, 110, true},
-		{"none fits", 100, 5, false, 0, 100, true},
-		{"none fits, but the first goes whole", 100, 5, true, 10, 105, true},
-		{"past the extent", 111, 30, false, 0, 111, false},
+		{"everything fits", 100, 30, false, 200, 30, 111, false},
+		{"from a straddled batch", 107, 30, false, 200, 20, 111, false},
+		{"two of three fit", 100, 25, false, 200, 20, 110, true},
+		{"none fits", 100, 5, false, 200, 0, 100, true},
+		{"none fits, but the first goes whole", 100, 5, true, 200, 10, 105, true},
+		{"past the extent", 111, 30, false, 200, 0, 111, false},
+		{"below a last stable offset", 100, 30, false, 110, 20, 110, false},
+		{"below a last stable offset, room for one", 100, 15, false, 110, 10, 105, true},
+		{"at the last stable offset", 110, 30, true, 110, 0, 110, false},
 	} {
-		data, next, rest := c.take(tc.offset, tc.room, tc.whole)
+		data, next, rest := c.take(tc.offset, tc.below, tc.room, tc.whole)
 		if len(data) != tc.wantLen || next != tc.wantNext || rest != tc.wantRest {
 			t.Errorf("%s: take(%d, %d, %v) = %d bytes, next %d, rest %v; want %d, %d, %v",
 				tc.name, tc.offset, tc.room, tc.whole, len(data), next, rest, tc.wantLen, tc.wantNext, tc.wantRest)
