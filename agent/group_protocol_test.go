@@ -230,7 +230,8 @@ func TestGroupProtocolErrors(t *testing.T) {
 	wantCode(t, "heartbeat after leaving", g.heartbeat(leader, gen+1), kerr.UnknownMemberID)
 	wantCode(t, "simple commit to the empty group", g.commit("", -1, "t", 0)[0], nil)
 
-	// Transactions are not served.
+	// A transactional ID's coordinator is an agent; share-group keys are
+	// not served.
 	fc := kmsg.NewPtrFindCoordinatorRequest()
 	fc.CoordinatorType = 1
 	fc.CoordinatorKeys = []string{"txn"}
@@ -238,7 +239,15 @@ func TestGroupProtocolErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantCode(t, "transaction coordinator", fr.Coordinators[0].ErrorCode, kerr.TransactionalIDAuthorizationFailed)
+	wantCode(t, "transaction coordinator", fr.Coordinators[0].ErrorCode, nil)
+	if fr.Coordinators[0].NodeID < 0 {
+		t.Fatalf("transaction coordinator: node %d", fr.Coordinators[0].NodeID)
+	}
+	fc.CoordinatorType = 2
+	if fr, err = fc.RequestWith(g.ctx, g.cl); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, "share coordinator", fr.Coordinators[0].ErrorCode, kerr.InvalidRequest)
 }
 
 func TestStaticMembersAreFenced(t *testing.T) {

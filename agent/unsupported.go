@@ -15,8 +15,7 @@ package agent
 //   - KIP-848 consumer groups, share groups and streams groups: the
 //     classic group protocol is served instead, which every client
 //     supports.
-//   - Transactions (AddPartitionsToTxn, EndTxn, TxnOffsetCommit, ...):
-//     InitProducerId and FindCoordinator answer transactional IDs with
-//     TRANSACTIONAL_ID_AUTHORIZATION_FAILED, which clients do not retry.
+//   - DescribeTransactions, ListTransactions and DescribeProducers
+//     (transactions themselves are served: txn_coordinator.go).
 //   - OffsetCommit and OffsetFetch v10, which name topics by ID; v9 is
 //     served.
