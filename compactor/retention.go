@@ -350,6 +350,14 @@ func (c *Compactor) applyRetention(ctx context.Context, f metadata.Fence, w shar
 			}
 			lg.State.StartsRev = rev
 			ps.TrimmedPartitions += len(starts)
+			// Aborted transactions wholly below the new starts: no
+			// fetch reads them any more.
+			first, _ := w.topic.ShardPartitions(w.id.Shard)
+			for slot, v := range starts {
+				if err := c.store.TrimAbortedTxns(ctx, w.topic.ID, first+slot, v); err != nil && ctx.Err() == nil {
+					c.log.Debug("trimming aborted transactions failed; they are trimmed at the next raise of the log start", "topic", w.topic.Name, "partition", first+slot, "err", err)
+				}
+			}
 			starts = nil
 		}
 		rest = rest[n:]
