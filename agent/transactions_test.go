@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -306,6 +307,115 @@ func TestTransactionalOffsetCommit(t *testing.T) {
 		commitOffset(9, false)
 		if got := fetched(); got != 5 {
 			t.Fatalf("committed offset after an aborted transaction: %d, want still 5", got)
+		}
+	})
+}
+
+// A consume-transform-produce chain of two stages, each a group of two
+// transactional members (GroupTransactSession) with a different balancer:
+// every source record reaches the sink exactly once, in order per key, and
+// offsets in every topic only grow.
+func TestTransactionalChain(t *testing.T) {
+	txnVersions(t, func(t *testing.T, producer []kgo.Opt) {
+		c := newTestCluster(t)
+		c.addAgent(nil)
+		for _, name := range []string{"src", "mid", "dst"} {
+			createTopic(t, c, name, 4, nil)
+		}
+		ctx := testCtx(t)
+		const n = 400
+		src := c.client(kgo.DefaultProduceTopic("src"))
+		defer src.Close()
+		var recs []*kgo.Record
+		for i := range n {
+			recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("k%d", i%16)), Value: []byte(fmt.Sprintf("%05d", i))})
+		}
+		if err := src.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+
+		stage := func(name, from, to string, balancer kgo.GroupBalancer, member int) {
+			opts := append(append(c.clientOpts(), producer...),
+				kgo.SeedBrokers(c.agents[0].Addr()),
+				kgo.TransactionalID(fmt.Sprintf("%s-%d", name, member)),
+				kgo.ConsumerGroup(name), kgo.ConsumeTopics(from), kgo.Balancers(balancer),
+				kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+				kgo.DefaultProduceTopic(to), kgo.FetchMaxWait(200*time.Millisecond))
+			s, err := kgo.NewGroupTransactSession(opts...)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer s.Close()
+			for ctx.Err() == nil {
+				pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+				fs := s.PollFetches(pctx)
+				cancel()
+				if ctx.Err() != nil {
+					return
+				}
+				var recs []*kgo.Record
+				fs.EachRecord(func(r *kgo.Record) { recs = append(recs, r) })
+				if len(recs) == 0 {
+					continue
+				}
+				if err := s.Begin(); err != nil {
+					t.Errorf("%s-%d: begin: %v", name, member, err)
+					return
+				}
+				for _, r := range recs {
+					s.Produce(ctx, &kgo.Record{Key: r.Key, Value: r.Value}, nil)
+				}
+				if _, err := s.End(ctx, kgo.TryCommit); err != nil && ctx.Err() == nil {
+					// A rebalance or a retriable error aborts the
+					// transaction; the records are read again.
+					t.Logf("%s-%d: end: %v", name, member, err)
+				}
+			}
+		}
+		sctx, stop := context.WithCancel(ctx)
+		defer stop()
+		ctx = sctx
+		var wg sync.WaitGroup
+		for m := range 2 {
+			wg.Add(2)
+			go func() { defer wg.Done(); stage("stage-a", "src", "mid", kgo.CooperativeStickyBalancer(), m) }()
+			go func() { defer wg.Done(); stage("stage-b", "mid", "dst", kgo.RangeBalancer(), m) }()
+		}
+
+		// Read the sink until it holds every source record.
+		sink := c.client(kgo.ConsumeTopics("dst"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))
+		defer sink.Close()
+		seen := map[string]int{}
+		lastOffset := map[int32]int64{}
+		lastByKey := map[string]string{}
+		deadline := time.Now().Add(60 * time.Second)
+		for len(seen) < n && time.Now().Before(deadline) {
+			pctx, cancel := context.WithTimeout(testCtx(t), time.Second)
+			fs := sink.PollFetches(pctx)
+			cancel()
+			fs.EachRecord(func(r *kgo.Record) {
+				seen[string(r.Value)]++
+				if prev, ok := lastOffset[r.Partition]; ok && r.Offset <= prev {
+					t.Errorf("dst/%d: offset %d after %d", r.Partition, r.Offset, prev)
+				}
+				lastOffset[r.Partition] = r.Offset
+				if prev := lastByKey[string(r.Key)]; prev >= string(r.Value) {
+					t.Errorf("key %s: %s after %s", r.Key, r.Value, prev)
+				}
+				lastByKey[string(r.Key)] = string(r.Value)
+			})
+		}
+		stop()
+		wg.Wait()
+		if len(seen) != n {
+			t.Fatalf("the sink holds %d of the %d source records", len(seen), n)
+		}
+		for v, k := range seen {
+			if k != 1 {
+				t.Fatalf("record %s reached the sink %d times", v, k)
+			}
 		}
 	})
 }
