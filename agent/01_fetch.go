@@ -358,7 +358,7 @@ func (a *Agent) readPart(ctx context.Context, f *logread.Fetch, fp *fetchPart, b
 	if fp.committed && out.Bytes > 0 {
 		// The aborted transactions among what is returned, so the client
 		// drops their records.
-		aborted, aerr := a.store.AbortedTxns(ctx, p.Topic.ID, p.Partition, p.Offset, out.Next)
+		aborted, aerr := a.aborted.between(ctx, p.Topic, p.Partition, p.Offset, out.Next)
 		if aerr != nil {
 			sp.ErrorCode = kerr.RequestTimedOut.Code
 			sp.RecordBatches = []byte{}

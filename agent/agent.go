@@ -56,8 +56,10 @@ type Agent struct {
 
 	groups *groupCoordinator // consumer groups this agent coordinates
 	txns   *txnCoordinator   // transactional IDs this agent coordinates
-	feed   *offsetsFeed      // records for __consumer_offsets
-	lag    *lagTracker       // every group's recent commits
+
+	aborted *abortedCache // aborted transactions, for read_committed fetches
+	feed    *offsetsFeed  // records for __consumer_offsets
+	lag     *lagTracker   // every group's recent commits
 
 	tlsConfig *tls.Config // of SSL and SASL_SSL listeners
 
@@ -138,7 +140,17 @@ func (a *Agent) Start(ctx context.Context) error {
 	registerRequestMemMetric(a.registry, a.requestMem)
 	a.idScan.scans = a.metrics.topicScans
 	a.reader = logread.New(a.ctx, a.store, a.bucket, logread.Config{CacheBytes: a.cfg.CacheBytes, ChunkBytes: a.cfg.ReadChunkBytes}, a.log, a.registry)
-	marks, err := a.store.StartWatermarkWatcher(a.ctx, a.log, metadata.WatermarkHooks{OnEntry: a.reader.Observe, OnReset: a.reader.Reset})
+	a.aborted = newAbortedCache(a.store, a.registry)
+	marks, err := a.store.StartWatermarkWatcher(a.ctx, a.log, metadata.WatermarkHooks{
+		OnEntry: func(sh metadata.ShardID, e *metadata.LogEntry) {
+			a.reader.Observe(sh, e)
+			a.aborted.observe(sh, e)
+		},
+		OnReset: func() {
+			a.reader.Reset()
+			a.aborted.reset()
+		},
+	})
 	if err != nil {
 		return err
 	}

@@ -578,6 +578,7 @@ func (c *Committer) prepareFresh(appends []Append, u *unit, st *shardState, now 
 	for part, off := range stables {
 		e.Stables = append(e.Stables, StableMark{Partition: part, Offset: off})
 	}
+	e.Aborted = p.aborted // in partition order, as the unit's appends are
 	slices.SortFunc(e.Stables, func(x, y StableMark) int { return cmp.Compare(x.Partition, y.Partition) })
 	if accepted > 0 {
 		p.entry = e

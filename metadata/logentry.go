@@ -39,6 +39,11 @@ type LogEntry struct {
 	// transaction is open there), in slot order; every other
 	// partition's LSO is its high watermark.
 	Stables []StableMark
+	// Aborted are the transactions this entry's abort markers ended, in
+	// partition and marker order (also kept in the aborted-transaction
+	// index, aborted.go, which outlives the entry); a merged entry has
+	// none.
+	Aborted []AbortedTxn
 	Flags   uint32
 }
 
@@ -209,6 +214,14 @@ func (e *LogEntry) Encode() []byte {
 	for _, m := range e.Stables {
 		b = binary.AppendUvarint(b, uint64(m.Partition-e.Base))
 		b = binary.AppendUvarint(b, uint64(m.Offset))
+	}
+	b = binary.AppendUvarint(b, uint64(len(e.Aborted)))
+	for _, a := range e.Aborted {
+		b = binary.AppendUvarint(b, uint64(a.Partition-e.Base))
+		b = binary.AppendUvarint(b, uint64(a.ProducerID))
+		b = binary.AppendUvarint(b, uint64(a.First))
+		b = binary.AppendUvarint(b, uint64(a.Last-a.First))
+		b = binary.AppendUvarint(b, uint64(a.Stable))
 	}
 	return b
 }
@@ -410,6 +423,18 @@ func DecodeLogEntry(key string, seq int64, data []byte) (LogEntry, error) {
 		for i := range e.Stables {
 			e.Stables[i] = StableMark{Partition: e.Base + int32(r.uvarint(uint64(max(len(e.Nexts)-1, 0)))), Offset: int64(r.uvarint(math.MaxInt64))}
 		}
+		na := r.count(5)
+		if na > 0 {
+			e.Aborted = make([]AbortedTxn, na)
+		}
+		for i := range e.Aborted {
+			a := &e.Aborted[i]
+			a.Partition = e.Base + int32(r.uvarint(uint64(max(len(e.Nexts)-1, 0))))
+			a.ProducerID = int64(r.uvarint(math.MaxInt64))
+			a.First = int64(r.uvarint(math.MaxInt64))
+			a.Last = a.First + int64(r.uvarint(uint64(math.MaxInt64-a.First)))
+			a.Stable = int64(r.uvarint(math.MaxInt64))
+		}
 	}
 	if r.err != nil {
 		return bad("%v", r.err)
@@ -425,6 +450,14 @@ func DecodeLogEntry(key string, seq int64, data []byte) (LogEntry, error) {
 	}
 	if e.Seq <= 0 || len(e.Nexts) == 0 && len(e.Extents) > 0 {
 		return bad("sequence %d with %d partitions", e.Seq, len(e.Nexts))
+	}
+	for i, a := range e.Aborted {
+		if i > 0 && (a.Partition < e.Aborted[i-1].Partition || a.Partition == e.Aborted[i-1].Partition && a.Last <= e.Aborted[i-1].Last) {
+			return bad("aborted transactions out of order")
+		}
+		if next, _ := e.Next(a.Partition); a.Last >= next {
+			return bad("aborted transaction of partition %d ends at %d, its high watermark is %d", a.Partition, a.Last, next)
+		}
 	}
 	for i, m := range e.Stables {
 		if i > 0 && m.Partition <= e.Stables[i-1].Partition {

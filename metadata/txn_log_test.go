@@ -82,6 +82,9 @@ func testTransactionsInTheLog(t *testing.T, cfg metadata.CommitConfig) {
 		t.Fatalf("a marker of an older epoch: %+v, want fenced", r.Batches[0])
 	}
 
+	if r.Entry == nil {
+		t.Fatal("no entry for the abort")
+	}
 	got, err := s.AbortedTxns(ctx, tp.ID, 0, 0, 11)
 	if err != nil {
 		t.Fatal(err)
