@@ -227,6 +227,7 @@ fleet.go for every field.`,
 	fs.Var(&bytesFlag, "bytes", "bytes the produce phase writes, at most (e.g. 1GiB, 256MiB)")
 	fs.IntVar(&cfg.Groups, "groups", cfg.Groups, "consumer groups reading the same data at once in the fan-out phase")
 	fs.Int32Var(&cfg.FetchPartitionBytes, "fetch-max-partition-bytes", 0, "consumers' max.partition.fetch.bytes (default 1 MiB, Kafka's and franz-go's)")
+	fs.BoolVar(&cfg.ReadCommitted, "read-committed", false, "consumers read with isolation.level=read_committed")
 	fs.IntVar(&cfg.LatencyRate, "latency-rate", 0, "records per second of the latency phases (default: a twentieth of the produce phase's rate, at most 20000)")
 	fs.DurationVar(&cfg.LatencyDuration, "latency-duration", cfg.LatencyDuration, "how long each latency phase produces; 0 skips them")
 	fs.DurationSliceVar(&cfg.FlushIntervals, "flush-intervals", cfg.FlushIntervals, "agent flush intervals the latency phases run at (--local restarts the agent for each; default without --local: --flush-interval)")

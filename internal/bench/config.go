@@ -129,6 +129,9 @@ type Config struct {
 	// FetchPartitionBytes is the consumers' max.partition.fetch.bytes
 	// (0: franz-go's and Kafka's 1 MiB).
 	FetchPartitionBytes int32
+	// ReadCommitted makes the consumers read_committed (isolation.level),
+	// as Kafka Streams and exactly-once pipelines are.
+	ReadCommitted bool
 	// LatencyRate is the records per second of the latency phases; 0
 	// picks a twentieth of the throughput phase's rate (at most 20000),
 	// light enough that latency is not queueing.

@@ -88,6 +88,9 @@ func (r *runner) readGroups(ctx context.Context, groups []*groupRead, reset kgo.
 	if n := r.cfg.FetchPartitionBytes; n > 0 {
 		fetchOpts = append(fetchOpts, kgo.FetchMaxPartitionBytes(n))
 	}
+	if r.cfg.ReadCommitted {
+		fetchOpts = append(fetchOpts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
 	for _, g := range groups {
 		for i := range r.cfg.Consumers {
 			cl, err := kgo.NewClient(append(append(r.clientOpts(fmt.Sprintf("%s-%d", g.group, i)), fetchOpts...),

@@ -47,6 +47,7 @@ type WorkloadDesc struct {
 	Consumers   int     `json:"consumers_per_group"`
 	Groups      int     `json:"groups"`
 	FetchBytes  int32   `json:"fetch_max_partition_bytes,omitempty"` // 0: 1 MiB
+	Committed   bool    `json:"read_committed,omitempty"`
 	Keys        string  `json:"keys"`
 	Payload     string  `json:"payload"`
 	Compression string  `json:"client_compression"`
@@ -58,7 +59,7 @@ type WorkloadDesc struct {
 func workloadOf(c Config) WorkloadDesc {
 	return WorkloadDesc{
 		RecordSize: c.RecordSize, Partitions: c.Partitions[0], Producers: c.Producers, Consumers: c.Consumers,
-		Groups: c.Groups, FetchBytes: c.FetchPartitionBytes, Keys: c.Keys, Payload: c.Payload, Compression: c.Compression,
+		Groups: c.Groups, FetchBytes: c.FetchPartitionBytes, Committed: c.ReadCommitted, Keys: c.Keys, Payload: c.Payload, Compression: c.Compression,
 		LingerMs: ms(c.Linger), MaxBytes: c.Bytes, MaxSeconds: c.Duration.Seconds(),
 	}
 }
