@@ -18,9 +18,11 @@ broker="127.0.0.1:$k"
 
 "$FLOE_BIN" topic create rdk-in rdk-out -p 3 -b "$broker" >/dev/null
 
-if ! "$SYSPY" "$(dirname "$0")/transactions_librdkafka.py" "$broker"; then
-	echo "floe's log ends ($FLOE_TEST_TMPDIR/a1.log):" >&2
+out="$FLOE_TEST_TMPDIR/py.out"
+if ! "$SYSPY" "$(dirname "$0")/transactions_librdkafka.py" "$broker" 2>&1 | tee "$out"; then
+	echo "floe's log ends:" >&2
 	tail -n 40 "$FLOE_TEST_TMPDIR/a1.log" >&2
-	echo "transactions_librdkafka.py failed (its FAIL line above says what was expected and what happened)" >&2
+	# The script's own FAIL line (what was expected, what happened) last.
+	grep -m1 '^FAIL: ' "$out" >&2 || echo "transactions_librdkafka.py failed without a FAIL line (output above)" >&2
 	exit 1
 fi
