@@ -83,6 +83,7 @@ func (a *Agent) handleInitProducerID(ctx context.Context, rq *request, req *kmsg
 	if req.TransactionalID != nil {
 		pid, epoch, err := a.txns.initProducer(ctx, rq, req)
 		if err != nil {
+			err = fencedBefore(err, req.Version, 4)
 			ke, msg := kafkaError(err)
 			resp.ErrorCode = ke.Code
 			if ke == kerr.UnknownServerError {

@@ -38,6 +38,17 @@ func (a *Agent) handleAddPartitionsToTxn(ctx context.Context, rq *request, req *
 			topics[i] = kmsg.AddPartitionsToTxnRequestTransactionTopic{Topic: t.Topic, Partitions: t.Partitions}
 		}
 		codes := a.txns.addPartitions(ctx, rq, req.TransactionalID, req.ProducerID, req.ProducerEpoch, false, topics)
+		if req.Version < 2 {
+			// PRODUCER_FENCED came with v2; older versions get
+			// INVALID_PRODUCER_EPOCH, as Kafka answers them.
+			for _, cs := range codes {
+				for i, c := range cs {
+					if c == kerr.ProducerFenced.Code {
+						cs[i] = kerr.InvalidProducerEpoch.Code
+					}
+				}
+			}
+		}
 		for ti, t := range req.Topics {
 			rt := kmsg.NewAddPartitionsToTxnResponseTopic()
 			rt.Topic = t.Topic

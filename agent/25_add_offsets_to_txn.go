@@ -35,7 +35,7 @@ func (a *Agent) handleAddOffsetsToTxn(ctx context.Context, rq *request, req *kms
 		err = a.txns.addGroup(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group)
 	}
 	if err != nil {
-		ke, _ := kafkaError(err)
+		ke, _ := kafkaError(fencedBefore(err, req.Version, 2))
 		resp.ErrorCode = ke.Code
 	}
 	return resp, nil

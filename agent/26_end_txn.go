@@ -34,6 +34,7 @@ func (a *Agent) handleEndTxn(ctx context.Context, rq *request, req *kmsg.EndTxnR
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
 	st, err := a.txns.endTxn(ctx, rq, req)
 	if err != nil {
+		err = fencedBefore(err, req.Version, 2)
 		ke, msg := kafkaError(err)
 		resp.ErrorCode = ke.Code
 		if ke == kerr.UnknownServerError {

@@ -419,3 +419,47 @@ func TestTransactionalChain(t *testing.T) {
 		}
 	})
 }
+
+// A stale epoch is PRODUCER_FENCED from the versions that know that code
+// (EndTxn v2+, InitProducerId v4+), and INVALID_PRODUCER_EPOCH before, as
+// Kafka answers.
+func TestFencedCodeByVersion(t *testing.T) {
+	c := newTestCluster(t)
+	c.addAgent(nil)
+	ctx := testCtx(t)
+	cl := c.client()
+	defer cl.Close()
+	init := func() (int64, int16) {
+		t.Helper()
+		req := kmsg.NewPtrInitProducerIDRequest()
+		id := "raw-tx"
+		req.TransactionalID, req.TransactionTimeoutMillis = &id, 10000
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil || resp.ErrorCode != 0 {
+			t.Fatalf("InitProducerId: %v, %+v", err, resp)
+		}
+		return resp.ProducerID, resp.ProducerEpoch
+	}
+	pid, stale := init()
+	if _, epoch := init(); epoch != stale+1 {
+		t.Fatalf("second InitProducerId: epoch %d, want %d", epoch, stale+1)
+	}
+	for _, tc := range []struct {
+		version int16
+		want    *kerr.Error
+	}{{1, kerr.InvalidProducerEpoch}, {3, kerr.ProducerFenced}} {
+		vs := kversion.Stable()
+		vs.SetMaxKeyVersion(int16(kmsg.EndTxn), tc.version)
+		vcl := c.client(kgo.MaxVersions(vs))
+		req := kmsg.NewPtrEndTxnRequest()
+		req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Commit = "raw-tx", pid, stale, true
+		resp, err := req.RequestWith(ctx, vcl)
+		vcl.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := kerr.ErrorForCode(resp.ErrorCode); got != tc.want {
+			t.Errorf("EndTxn v%d with a stale epoch: %v, want %v", tc.version, got, tc.want)
+		}
+	}
+}

@@ -157,6 +157,18 @@ func producerMatches(st metadata.TxnState, pid int64, epoch int16) error {
 	return nil
 }
 
+// fencedBefore answers PRODUCER_FENCED as INVALID_PRODUCER_EPOCH to a
+// request older than the version that introduced it (Kafka's schemas:
+// EndTxn, AddPartitionsToTxn and AddOffsetsToTxn v2, InitProducerId v4),
+// as Kafka does.
+func fencedBefore(err error, version, since int16) error {
+	var ce *codedError
+	if version < since && errors.As(err, &ce) && ce.code == kerr.ProducerFenced {
+		return kafkaErrorf(kerr.InvalidProducerEpoch, "%s", ce.msg)
+	}
+	return err
+}
+
 // settle completes a transaction left between its Prepare and Complete
 // states, and returns the record after.
 func (tc *txnCoordinator) settle(ctx context.Context, st metadata.TxnState) (metadata.TxnState, error) {

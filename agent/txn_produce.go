@@ -68,7 +68,8 @@ func (c *txnProduceCheck) allowOnce(ctx context.Context, t metadata.Topic, p int
 		return kafkaErrorf(kerr.InvalidProducerIDMapping, "transactional ID %q has no producer; call InitProducerId", c.id)
 	}
 	if err := producerMatches(c.st, pid, epoch); err != nil {
-		return err
+		// A partition answers a stale epoch INVALID_PRODUCER_EPOCH.
+		return fencedBefore(err, 0, 1)
 	}
 	if c.st.Status == metadata.TxnOngoing && c.st.HasPartition(t.Name, p) {
 		return nil
