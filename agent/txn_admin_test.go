@@ -62,6 +62,17 @@ func TestDescribeAndListTransactions(t *testing.T) {
 			t.Fatal(err)
 		}
 		p := c.client(append(producer, manual, kgo.TransactionalID("admin-tx"), kgo.DefaultProduceTopic("txa"), kgo.TransactionTimeout(45*time.Second))...)
+		// franz-go opts in to transaction version 2 at the end of its
+		// first transaction: one to partition 0 first.
+		if err := p.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.ProduceSync(ctx, &kgo.Record{Partition: 0, Value: []byte("first")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			t.Fatal(err)
+		}
 		if err := p.BeginTransaction(); err != nil {
 			t.Fatal(err)
 		}
@@ -188,8 +199,12 @@ func TestDescribeAndListTransactions(t *testing.T) {
 			t.Fatal(err)
 		}
 		d = described["admin-tx"]
-		if d.Err != nil || d.State != "CompleteCommit" || d.ProducerID != pid || d.StartTimestamp != -1 || len(d.Topics) != 0 {
-			t.Fatalf("the committed transaction described as %+v", d)
+		wantEpoch := epoch
+		if producer == nil {
+			wantEpoch++ // transaction version 2: the end bumped it
+		}
+		if d.Err != nil || d.State != "CompleteCommit" || d.ProducerID != pid || d.ProducerEpoch != wantEpoch || d.StartTimestamp != -1 || len(d.Topics) != 0 {
+			t.Fatalf("the committed transaction described as %+v, want epoch %d", d, wantEpoch)
 		}
 		listed, err = adm.ListTransactions(ctx, nil, []string{"CompleteCommit"})
 		if err != nil || listed["admin-tx"].State != "CompleteCommit" {
