@@ -15,7 +15,9 @@ package agent
 //   - KIP-848 consumer groups, share groups and streams groups: the
 //     classic group protocol is served instead, which every client
 //     supports.
-//   - DescribeTransactions, ListTransactions and DescribeProducers
-//     (transactions themselves are served: txn_coordinator.go).
+//   - WriteTxnMarkers, and so kafka-transactions.sh abort: coordinators
+//     write their markers through the agent's own writer. Transactions,
+//     DescribeTransactions, ListTransactions and DescribeProducers are
+//     served (txn_coordinator.go).
 //   - OffsetCommit and OffsetFetch v10, which name topics by ID; v9 is
 //     served.

@@ -21,10 +21,13 @@ package metadata
 // (merged entries carry no deltas).
 
 import (
+	"cmp"
 	"container/list"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 )
 
 // ProducerState is what a partition remembers of one idempotent producer.
@@ -320,4 +323,69 @@ func decodeSnapshot(key string, data []byte) (int64, *partitionProducers, error)
 		return bad("%d bytes after the end", len(r.b))
 	}
 	return seq, pp, nil
+}
+
+// ProducerInfo is one producer a partition remembers, as
+// PartitionProducers reports it.
+type ProducerInfo struct {
+	ProducerID int64
+	ProducerState
+}
+
+// LastSequence is the sequence of the last record of the producer's last
+// batch the partition remembers, or -1 when it remembers none (a marker
+// of a new epoch was its last write there).
+func (pi ProducerInfo) LastSequence() int32 {
+	if n := len(pi.Batches); n > 0 {
+		return pi.Batches[n-1].LastSeq
+	}
+	return -1
+}
+
+// TxnStart is the first offset of the producer's open transaction on the
+// partition, or -1 when it has none open.
+func (pi ProducerInfo) TxnStart() int64 {
+	if pi.InTxn {
+		return pi.TxnFirst
+	}
+	return -1
+}
+
+// PartitionProducers returns the producers partition p of t remembers,
+// sorted by producer ID: the state a committer loads (the shard's
+// producer snapshots and the log entries since, replayed with cfg's
+// rules; cfg's defaults apply as in NewCommitter), as of the latest
+// entry. Producers idle past cfg.ProducerExpiry at cfg.Now and with no
+// transaction open are left out: the next commit to the partition
+// forgets them. A partition t does not have gives ErrUnknownPartition.
+//
+// It reads etcd every time (the shard's snapshots and the entries since
+// its floor), for the administrative reads that need it (Kafka's
+// DescribeProducers); the write path keeps its own state.
+func (s *Store) PartitionProducers(ctx context.Context, t Topic, p int32, cfg CommitConfig) ([]ProducerInfo, error) {
+	if p < 0 || p >= t.Partitions {
+		return nil, fmt.Errorf("%w: %s has no partition %d (it has %d)", ErrUnknownPartition, t.Name, p, t.Partitions)
+	}
+	cfg.setDefaults()
+	st, err := s.loadShardState(ctx, t.Shard(p), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("reading the producers of %s/%d: %w", t.Name, p, err)
+	}
+	pp := st.producers[p]
+	if pp == nil {
+		return nil, nil
+	}
+	expiredBefore := cfg.Now().UnixMilli() - cfg.ProducerExpiry.Milliseconds()
+	out := make([]ProducerInfo, 0, pp.len())
+	for el := pp.lru.Front(); el != nil; el = el.Next() {
+		it := el.Value.(*producerItem)
+		if !it.InTxn && it.LastWrite < expiredBefore {
+			continue
+		}
+		pi := ProducerInfo{ProducerID: it.id, ProducerState: it.ProducerState}
+		pi.Batches = slices.Clone(it.Batches)
+		out = append(out, pi)
+	}
+	slices.SortFunc(out, func(a, b ProducerInfo) int { return cmp.Compare(a.ProducerID, b.ProducerID) })
+	return out, nil
 }

@@ -1,6 +1,6 @@
 package main
 
-// The client commands (topic, produce, consume, group, lag) talk to any
+// The client commands (topic, produce, consume, group, txn, lag) talk to any
 // Kafka-compatible cluster through the Kafka protocol with franz-go. This
 // file holds what they share: the connection flags, building a client that
 // fails fast with an error a person can act on, usage errors (exit status
@@ -202,13 +202,16 @@ func explain(subject string, err error, brokerMsg string) error {
 		return fmt.Errorf("%s already exists", subject)
 	case errors.Is(err, kerr.GroupIDNotFound):
 		return fmt.Errorf("%s does not exist (list groups with `floe group list`)", subject)
+	case errors.Is(err, kerr.TransactionalIDNotFound):
+		return fmt.Errorf("%s does not exist (list transactional IDs with `floe txn list`)", subject)
 	case errors.Is(err, kerr.NonEmptyGroup):
 		return fmt.Errorf("%s has active members: stop its consumers first (see `floe group describe`)", subject)
 	case errors.Is(err, kerr.SaslAuthenticationFailed):
 		return fmt.Errorf("%s: authentication failed: check --sasl-user and --sasl-password (or FLOE_SASL_PASSWORD)%s", subject, detail)
 	case errors.Is(err, kerr.UnsupportedSaslMechanism), errors.Is(err, kerr.IllegalSaslState):
 		return fmt.Errorf("%s: the listener does not accept that SASL mechanism (%v); try another --sasl-mechanism, or --tls for PLAIN", subject, err)
-	case errors.Is(err, kerr.TopicAuthorizationFailed), errors.Is(err, kerr.GroupAuthorizationFailed), errors.Is(err, kerr.ClusterAuthorizationFailed):
+	case errors.Is(err, kerr.TopicAuthorizationFailed), errors.Is(err, kerr.GroupAuthorizationFailed), errors.Is(err, kerr.ClusterAuthorizationFailed),
+		errors.Is(err, kerr.TransactionalIDAuthorizationFailed):
 		return fmt.Errorf("%s: not authorized (%v)%s", subject, err, detail)
 	case errors.As(err, &ne):
 		return fmt.Errorf("%s: %v: a broker the cluster advertises cannot be reached; check its advertised address (floe agent --advertise-addr)", subject, err)

@@ -2,8 +2,9 @@ package main
 
 // Results of the commands that act on several items at once (topic
 // create, alter, add-partitions, delete and describe; group describe,
-// delete and reset-offsets; lag): one item failing does not stop the
-// others, and the command exits 1 when any failed.
+// delete and reset-offsets; txn list, describe and producers; lag): one
+// item failing does not stop the others, and the command exits 1 when any
+// failed.
 
 import (
 	"fmt"

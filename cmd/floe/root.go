@@ -29,7 +29,7 @@ Every flag can also be set through an environment variable: FLOE_ and the
 flag name in upper case with dashes as underscores (--etcd-endpoints is
 FLOE_ETCD_ENDPOINTS).
 
-topic, produce, consume, group and lag work with any Kafka-compatible
+topic, produce, consume, group, txn and lag work with any Kafka-compatible
 cluster through the Kafka protocol: -b/--brokers (FLOE_BROKERS) names it,
 127.0.0.1:9092 by default. They print tables, or JSON with -o json, and
 exit with status 0 on success, 1 on failure (the message says what to do),
@@ -49,6 +49,7 @@ value, missing argument).`,
 	root.AddCommand(newProduceCmd())
 	root.AddCommand(newConsumeCmd())
 	root.AddCommand(newGroupCmd())
+	root.AddCommand(newTxnCmd())
 	root.AddCommand(newLagCmd())
 	root.AddCommand(newCompactorCmd())
 	root.AddCommand(newUserCmd(), newACLCmd())
