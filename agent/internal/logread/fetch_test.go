@@ -289,3 +289,29 @@ func TestWindowStaleWhileExtending(t *testing.T) {
 		t.Fatalf("entries from offset 2 after the window went stale: %+v; want the second flush's, from offset 2", got)
 	}
 }
+
+// The index windows of partitions read once stay within the reader's index
+// budget, however many partitions are read: the least recently used go.
+func TestIndexWindowsStayWithinBudget(t *testing.T) {
+	e := newLogEnv(t, 256)
+	e.flush(t, "flush-0", 0, 1)
+	const budget = 8 << 10
+	iw := newIndexWindows(e.store, budget, newReaderMetrics(nil))
+	ctx := context.Background()
+	for p := range e.topic.Partitions {
+		if got, ok, err := iw.entries(ctx, e.topic, p, 0, 1, 16, 1<<20); err != nil || !ok || len(got) != 1 {
+			t.Fatalf("partition %d: %d entries, ok %v, %v", p, len(got), ok, err)
+		}
+		iw.mu.Lock()
+		bytes, windows := iw.bytes, iw.lru.Len()
+		iw.mu.Unlock()
+		if bytes > budget && windows > 1 {
+			t.Fatalf("after reading %d partitions: %d windows of %d bytes, budget %d", p+1, windows, bytes, budget)
+		}
+	}
+	iw.mu.Lock()
+	defer iw.mu.Unlock()
+	if shards := len(iw.byShard); shards >= int(e.topic.Partitions)/int(max(e.topic.ShardSize, 1)) {
+		t.Fatalf("%d shards' windows kept after reading every partition once; the budget holds fewer", shards)
+	}
+}
