@@ -14,11 +14,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floe-io/floe/agent"
+	"github.com/floe-io/floe/internal/kafkatest"
 )
 
 // Requests a careless or hostile client sends: each is answered as Kafka
@@ -424,5 +426,78 @@ func TestGroupsAreBounded(t *testing.T) {
 	}
 	if resp.ErrorCode != kerr.GroupMaxSizeReached.Code {
 		t.Fatalf("a member with 1 MiB of protocol metadata: error %d, want GROUP_MAX_SIZE_REACHED", resp.ErrorCode)
+	}
+}
+
+// A produce request's body stays counted in the agent's request memory
+// until the request is answered, whatever share of it was accepted: its
+// accepted batches point into it, so it is held that long.
+func TestProduceBodyCountedUntilAnswered(t *testing.T) {
+	skipRawInSecureMode(t)
+	c := newTestCluster(t)
+	gated := &gatedBucket{Bucket: c.bucket, gate: make(chan struct{})}
+	c.bucket = gated
+	reg := prometheus.NewRegistry()
+	c.registry = reg
+	a := c.addAgent(func(cfg *agent.Config) { cfg.Writer.UploadTimeout = time.Minute })
+	createTopic(t, c, "pinned", 1, nil)
+	ctx := testCtx(t)
+
+	// One small batch to a partition that exists, and 2 MiB of records
+	// to one that does not (refused, but in the same body).
+	big := make([]byte, 2<<20)
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks, req.TimeoutMillis = -1, 60000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = "pinned"
+	for _, p := range []struct {
+		partition int32
+		value     []byte
+	}{{0, []byte("kept")}, {7, big}} {
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Partition = p.partition
+		rp.Records = kafkatest.RecordBatch(kafkatest.NoProducer, time.Now(), string(p.value))
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	cl := c.clientAt(plainAddr(a), kgo.RequestTimeoutOverhead(time.Minute))
+	topics, err := kadm.NewClient(cl).ListTopics(ctx, "pinned")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt.TopicID = topics["pinned"].ID // produce v13 names topics by ID
+	req.Topics = append(req.Topics, rt)
+	done := make(chan error, 1)
+	go func() {
+		resp, err := req.RequestWith(ctx, cl)
+		if err == nil {
+			for _, rp := range resp.Topics[0].Partitions {
+				if rp.Partition == 0 && rp.ErrorCode != 0 {
+					err = kerr.ErrorForCode(rp.ErrorCode)
+				}
+			}
+		}
+		done <- err
+	}()
+	// The PUT of the kept batch waits at the gate: the request is not
+	// answered, and its whole body is held.
+	for metricValue(t, reg, "floe_agent_request_bytes") < 2<<20 {
+		select {
+		case err := <-done:
+			t.Fatalf("the produce was answered (%v) before its flush was written", err)
+		case <-ctx.Done():
+			t.Fatalf("request memory reached %v bytes, want the 2 MiB body counted while the produce waits", metricValue(t, reg, "floe_agent_request_bytes"))
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	close(gated.gate)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for metricValue(t, reg, "floe_agent_request_bytes") >= 2<<20 {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the body stayed counted after the produce was answered")
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 }
