@@ -14,9 +14,12 @@ package agent
 // offsets whose topic no longer exists (or was deleted and created again)
 // are filtered out here and removed by the coordinator's periodic sweep.
 //
-// RequireStable (v7+) is accepted and ignored: without transactions no
-// offset is ever pending. v9's member ID and epoch belong to KIP-848
-// groups and are ignored. v10 addresses topics by ID and is not served.
+// RequireStable (v7+, KIP-447; Java's read_committed consumers set it): a
+// partition for which an ongoing transaction holds offsets of the group
+// (TxnOffsetCommit, not yet committed or aborted) gets
+// UNSTABLE_OFFSET_COMMIT, which the client retries, instead of an offset
+// the transaction is about to replace. v9's member ID and epoch belong to
+// KIP-848 groups and are ignored. v10 addresses topics by ID and is not served.
 
 import (
 	"context"
@@ -43,7 +46,7 @@ func (a *Agent) handleOffsetFetch(ctx context.Context, rq *request, req *kmsg.Of
 				resp.Groups = append(resp.Groups, sg)
 				continue
 			}
-			resp.Groups = append(resp.Groups, a.fetchGroupOffsets(ctx, rg))
+			resp.Groups = append(resp.Groups, a.fetchGroupOffsets(ctx, rg, req.RequireStable))
 		}
 		return resp, nil
 	}
@@ -62,7 +65,7 @@ func (a *Agent) handleOffsetFetch(ctx context.Context, rq *request, req *kmsg.Of
 			rg.Topics = append(rg.Topics, rt)
 		}
 	}
-	sg := a.fetchGroupOffsets(ctx, rg)
+	sg := a.fetchGroupOffsets(ctx, rg, req.Version >= 7 && req.RequireStable)
 	resp.ErrorCode = sg.ErrorCode
 	if sg.ErrorCode != 0 && req.Version < 2 {
 		// v0 and v1 carry errors per partition only.
@@ -98,7 +101,7 @@ func (a *Agent) handleOffsetFetch(ctx context.Context, rq *request, req *kmsg.Of
 }
 
 // fetchGroupOffsets answers one group's part of an OffsetFetch.
-func (a *Agent) fetchGroupOffsets(ctx context.Context, rg kmsg.OffsetFetchRequestGroup) kmsg.OffsetFetchResponseGroup {
+func (a *Agent) fetchGroupOffsets(ctx context.Context, rg kmsg.OffsetFetchRequestGroup, requireStable bool) kmsg.OffsetFetchResponseGroup {
 	sg := kmsg.NewOffsetFetchResponseGroup()
 	sg.Group = rg.Group
 	if err := a.groups.checkCoordinator(rg.Group); err != nil {
@@ -114,6 +117,17 @@ func (a *Agent) fetchGroupOffsets(ctx context.Context, rg kmsg.OffsetFetchReques
 	}
 	for _, e := range bad {
 		a.log.Error("ignoring undecodable committed offset", "group", rg.Group, "err", e)
+	}
+	if requireStable {
+		pending, err := a.store.PendingTxnOffsets(ctx, rg.Group)
+		if err != nil {
+			ke, _ := kafkaError(err)
+			sg.ErrorCode = ke.Code
+			return sg
+		}
+		if len(pending) > 0 {
+			defer markUnstable(&sg, pending)
+		}
 	}
 	live := a.liveTopicFilter(ctx)
 	if rg.Topics == nil {
@@ -149,6 +163,20 @@ func (a *Agent) fetchGroupOffsets(ctx context.Context, rg kmsg.OffsetFetchReques
 		sg.Topics = append(sg.Topics, st)
 	}
 	return sg
+}
+
+// markUnstable answers the partitions with offsets pending in a
+// transaction UNSTABLE_OFFSET_COMMIT.
+func markUnstable(sg *kmsg.OffsetFetchResponseGroup, pending map[metadata.TopicPartition]bool) {
+	for ti := range sg.Topics {
+		t := &sg.Topics[ti]
+		for pi := range t.Partitions {
+			if pending[metadata.TopicPartition{Topic: t.Topic, Partition: t.Partitions[pi].Partition}] {
+				t.Partitions[pi].ErrorCode = kerr.UnstableOffsetCommit.Code
+				t.Partitions[pi].Offset = -1
+			}
+		}
+	}
 }
 
 func fetchedPartition(p int32, o *metadata.CommittedOffset) kmsg.OffsetFetchResponseGroupTopicPartition {

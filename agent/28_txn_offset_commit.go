@@ -101,6 +101,12 @@ func (a *Agent) handleTxnOffsetCommit(ctx context.Context, rq *request, req *kms
 		}
 	}
 	g.unlockReleasingIdle()
+	// Marked first: a require_stable OffsetFetch then finds the
+	// transaction (a mark without offsets behind it is ignored).
+	if err := a.store.MarkTxnGroup(ctx, req.Group, req.TransactionalID); err != nil {
+		setAll(a.txns.etcdErr("marking the group's transaction", err))
+		return resp, nil
+	}
 	if err := a.txns.addOffsets(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group, req.Version >= 5, offsets); err != nil {
 		setAll(err)
 	}

@@ -248,10 +248,10 @@ func TestTransactionalOffsetCommit(t *testing.T) {
 
 		p := c.client(append(producer, kgo.TransactionalID("eos"), kgo.DefaultProduceTopic("out"))...)
 		defer p.Close()
-		fetched := func() int64 {
+		fetchedStable := func(requireStable bool) (int64, error) {
 			t.Helper()
 			req := kmsg.NewPtrOffsetFetchRequest()
-			req.Group = "eos-group"
+			req.Group, req.RequireStable = "eos-group", requireStable
 			rt := kmsg.NewOffsetFetchRequestTopic()
 			rt.Topic, rt.Partitions = "in", []int32{0}
 			req.Topics = append(req.Topics, rt)
@@ -260,10 +260,20 @@ func TestTransactionalOffsetCommit(t *testing.T) {
 				t.Fatal(err)
 			}
 			if len(resp.Topics) == 0 || len(resp.Topics[0].Partitions) == 0 {
-				return -1
+				return -1, nil
 			}
-			return resp.Topics[0].Partitions[0].Offset
+			rp := resp.Topics[0].Partitions[0]
+			return rp.Offset, kerr.ErrorForCode(rp.ErrorCode)
 		}
+		fetched := func() int64 {
+			t.Helper()
+			o, err := fetchedStable(false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return o
+		}
+		var before int64
 		commitOffset := func(offset int64, commit bool) {
 			t.Helper()
 			if err := p.BeginTransaction(); err != nil {
@@ -296,16 +306,26 @@ func TestTransactionalOffsetCommit(t *testing.T) {
 			if err != nil || resp.Topics[0].Partitions[0].ErrorCode != 0 {
 				t.Fatalf("TxnOffsetCommit: %v, %+v", err, resp)
 			}
+			// Pending: a require_stable fetch is told to retry, a
+			// plain one gets the offset committed before.
+			if _, err := fetchedStable(true); !errors.Is(err, kerr.UnstableOffsetCommit) {
+				t.Fatalf("require_stable OffsetFetch with offsets pending: %v, want UNSTABLE_OFFSET_COMMIT", err)
+			}
+			if got := fetched(); got != before {
+				t.Fatalf("OffsetFetch with offsets pending: %d, want %d", got, before)
+			}
 			if err := p.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
 				t.Fatal(err)
 			}
 		}
+		before = -1
 		commitOffset(5, true)
-		if got := fetched(); got != 5 {
-			t.Fatalf("committed offset after a committed transaction: %d, want 5", got)
+		if got, err := fetchedStable(true); got != 5 || err != nil {
+			t.Fatalf("committed offset after a committed transaction: %d, %v; want 5", got, err)
 		}
+		before = 5
 		commitOffset(9, false)
-		if got := fetched(); got != 5 {
+		if got, err := fetchedStable(true); got != 5 || err != nil {
 			t.Fatalf("committed offset after an aborted transaction: %d, want still 5", got)
 		}
 	})

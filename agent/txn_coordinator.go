@@ -224,7 +224,14 @@ func (tc *txnCoordinator) complete(ctx context.Context, st metadata.TxnState, co
 	}
 	next.Partitions, next.Groups, next.Offsets, next.Started = nil, nil, nil, 0
 	next.Updated = time.Now().UnixMilli()
-	return tc.a.store.PutTxn(ctx, next)
+	done, err := tc.a.store.PutTxn(ctx, next)
+	if err == nil && len(st.Groups) > 0 {
+		if err := tc.a.store.UnmarkTxnGroups(ctx, st.TransactionalID, st.Groups); err != nil {
+			// Only a hint: require_stable readers check the record.
+			tc.log.Debug("unmarking a transaction's groups", "transactional_id", st.TransactionalID, "err", err)
+		}
+	}
+	return done, err
 }
 
 // writeMarkers appends a marker to every partition in st's transaction,

@@ -104,6 +104,7 @@ const (
 	prefixTopics   = "topics/"
 	prefixProducer = "producer-ids"
 	prefixTxns     = "txns/" // transaction coordinator state: transactions.go
+	// Groups with offsets in transactions: txn_groups.go.
 	// Shard logs, log starts and producer snapshots: shards.go.
 
 	// legacyPartitions is where floe's first layout kept partition
