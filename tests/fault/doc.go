@@ -31,13 +31,13 @@
 // transactional IDs) running transactions of one to six records across
 // the partitions of their own topic, one in five aborted on purpose, each
 // transaction's records and outcome recorded (committed; aborted; or
-// unknown, a commit sent that failed or timed out, which must then be all
-// or nothing); and a consume-transform-produce stage, a
-// kgo.GroupTransactSession reading that topic read_committed and copying
-// each record to an output topic in the transaction that commits its
-// offsets, one in ten aborted. Its choices are drawn from the seed; its
-// clients log to txn-clients.log and its history is written to
-// txn-history.json in the working directory.
+// unknown, a commit sent that failed or took more than 5s, as some do
+// during outages, which must then be all or nothing); and a
+// consume-transform-produce stage, a kgo.GroupTransactSession reading that
+// topic read_committed and copying each record to an output topic in the
+// transaction that commits its offsets, one in ten aborted. Its choices
+// are drawn from the seed; its clients log to txn-clients.log and its
+// history is written to txn-history.json in the working directory.
 //
 // After each fault it waits for acknowledgements and transaction commits
 // to resume. At the end it lets the stage copy everything committed, reads
@@ -75,6 +75,11 @@
 //	FLOE_FAULT_MINIO=PATH    the MinIO binary (default .cache/localstack/bin/minio,
 //	                         which localstack/start.sh installs)
 //	FLOE_FAULT_ETCD=PATH     the etcd binary (default etcd on PATH, else `floe etcd`)
+//	FLOE_FAULT_CTP_MEMBERS=N members of the consume-transform-produce stage (default 1)
+//	FLOE_FAULT_CTP_END_TIMEOUT=D  how long the stage lets ending a transaction take
+//	                         before it gives up and joins again (default 90s; 5s
+//	                         shows that OffsetFetch ignores require_stable:
+//	                         txn_workload_test.go, ctpEndTimeout)
 //	FLOE_TEST_LONG=1         more rounds
 //	FLOE_TEST_REQUIRE_LOCALSTACK=1  fail, not skip, when MinIO is not installed
 //

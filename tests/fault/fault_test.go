@@ -389,8 +389,10 @@ func TestFaults(t *testing.T) {
 		trng := rand.New(rand.NewPCG(seed, uint64(1000+i)))
 		run(func() error { defer prodWG.Done(); return transact(prodCtx, seeds, s.txns, i, trng, txnLogW) })
 	}
-	crng := rand.New(rand.NewPCG(seed, 2000))
-	run(func() error { return transform(ctpCtx, seeds, s.txns, crng, txnLogW) })
+	for i := range envInt(t, "FLOE_FAULT_CTP_MEMBERS", 1) {
+		crng := rand.New(rand.NewPCG(seed, uint64(2000+i)))
+		run(func() error { return transform(ctpCtx, seeds, s.txns, i, crng, txnLogW) })
+	}
 
 	if _, ok := s.waitAcks(500, 60*time.Second); !ok {
 		t.Fatalf("the workload did not get 500 acknowledgements within 60s of starting (%d)", s.rec.ackCount.Load())
