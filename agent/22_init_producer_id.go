@@ -180,7 +180,14 @@ func (tc *txnCoordinator) initOnce(ctx context.Context, id string, req *kmsg.Ini
 	if req.Version >= 3 && req.ProducerID >= 0 {
 		switch {
 		case req.ProducerID == st.LastProducerID && req.ProducerEpoch == st.LastEpoch && st.Status != metadata.TxnOngoing:
-			// A retry of the bump that made the current epoch.
+			// A retry of the bump that made the current epoch: an
+			// InitProducerId's, or an EndTxn's under transaction version
+			// 2 (a client that never heard how its end went). The epoch
+			// is the current one once what that bump began is complete,
+			// as Kafka answers CONCURRENT_TRANSACTIONS until then.
+			if st, err = tc.settle(ctx, st); err != nil {
+				return -1, -1, err
+			}
 			return st.ProducerID, st.Epoch, nil
 		case req.ProducerID != st.ProducerID:
 			return -1, -1, kafkaErrorf(kerr.InvalidProducerEpoch, "transactional ID %q has producer ID %d, not %d", id, st.ProducerID, req.ProducerID)

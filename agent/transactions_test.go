@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/floe-io/floe/agent"
+	"github.com/floe-io/floe/metadata"
 )
 
 // txnVersions runs a transactional test as a transaction version 2
@@ -481,5 +482,59 @@ func TestFencedCodeByVersion(t *testing.T) {
 		if got := kerr.ErrorForCode(resp.ErrorCode); got != tc.want {
 			t.Errorf("EndTxn v%d with a stale epoch: %v, want %v", tc.version, got, tc.want)
 		}
+	}
+}
+
+// An EndTxn (transaction version 2) that died after its prepare leaves
+// the record in PrepareCommit at the bumped epoch. A client that never
+// heard back re-initializes with the producer ID and epoch it had, as
+// franz-go does after an unconfirmed end: that is the bump's epoch, yet
+// the answer must come only once the transaction is complete, or the
+// client produces at an epoch whose partitions are still being ended
+// (CONCURRENT_TRANSACTIONS until the coordinator's check settles it) and
+// its next abort is refused with INVALID_TXN_STATE.
+func TestInitProducerIDCompletesAPreparedEnd(t *testing.T) {
+	c := newTestCluster(t)
+	c.addAgent(func(cfg *agent.Config) { cfg.Txns.AbortCheckInterval = time.Hour })
+	createTopic(t, c, "prepared", 1, nil)
+	ctx := testCtx(t)
+
+	p := c.client(kgo.TransactionalID("prepared-tx"), kgo.DefaultProduceTopic("prepared"))
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ProduceSync(ctx, &kgo.Record{Value: []byte("prepared")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	pid, epoch, err := p.ProducerID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What EndTxn v5 with commit writes first, as if its agent died next.
+	st, found, err := c.store.GetTxn(ctx, "prepared-tx")
+	if err != nil || !found || st.Status != metadata.TxnOngoing {
+		t.Fatalf("the transaction's record: %+v, %v, %v", st, found, err)
+	}
+	st.Status, st.LastProducerID, st.LastEpoch, st.Epoch = metadata.TxnPrepareCommit, pid, epoch, epoch+1
+	if _, err := c.store.PutTxn(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+
+	req := kmsg.NewPtrInitProducerIDRequest()
+	req.TransactionalID = kmsg.StringPtr("prepared-tx")
+	req.TransactionTimeoutMillis = 60_000
+	req.ProducerID, req.ProducerEpoch = pid, epoch
+	resp, err := req.RequestWith(ctx, c.client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil || resp.ProducerID != pid || resp.ProducerEpoch != epoch+1 {
+		t.Fatalf("InitProducerId with the epoch before the bump: %d/%d, %v; want %d/%d", resp.ProducerID, resp.ProducerEpoch, err, pid, epoch+1)
+	}
+	if st, _, _ := c.store.GetTxn(ctx, "prepared-tx"); st.Status != metadata.TxnCompleteCommit {
+		t.Fatalf("after InitProducerId the transaction is %s, want %s", st.Status, metadata.TxnCompleteCommit)
+	}
+	if got := readAll(t, c, "prepared", kgo.ReadCommitted(), 1); !slices.Equal(got, []string{"prepared"}) {
+		t.Fatalf("read_committed: %q, want the prepared commit's record", got)
 	}
 }

@@ -467,6 +467,24 @@ func (c *Committer) prepareFresh(appends []Append, u *unit, st *shardState, now 
 		res := CommitResult{Batches: make([]BatchOutcome, len(a.Batches))}
 		x := Extent{Partition: a.Partition, Offset: a.Offset, Length: a.Length, MinTimestamp: maxInt64, MaxTimestamp: minInt64}
 		next := e.Nexts[slot]
+		// The partition's last stable offset with the batches so far
+		// (end is past them): its oldest open transaction's first offset,
+		// over the tentative states.
+		stableAt := func(end int64) int64 {
+			lso := pp.stable(end, func(id int64) (ProducerState, bool) {
+				t, ok := over[id]
+				if !ok {
+					return ProducerState{}, false
+				}
+				return t.st, true
+			})
+			for _, t := range over {
+				if t.st.InTxn {
+					lso = min(lso, t.st.TxnFirst)
+				}
+			}
+			return lso
+		}
 		for bi, b := range a.Batches {
 			if b.ProducerID >= 0 {
 				var cur *producerItem
@@ -509,10 +527,16 @@ func (c *Committer) prepareFresh(appends []Append, u *unit, st *shardState, now 
 				d := &e.Producers[t.delta]
 				switch {
 				case b.Marker != MarkerNone:
-					if t.st.InTxn && b.Marker == MarkerAbort {
-						aborted = append(aborted, AbortedTxn{Partition: a.Partition, ProducerID: b.ProducerID, First: t.st.TxnFirst, Last: next})
-					}
+					wasOpen, first := t.st.InTxn, t.st.TxnFirst
 					t.st.InTxn, t.st.TxnFirst = false, 0
+					if wasOpen && b.Marker == MarkerAbort {
+						// The stable offset right after this marker, not
+						// after the append: a later marker of the append
+						// may end a transaction still open here, and the
+						// index scan (AbortedTxns) stops at the first
+						// entry whose stable offset reaches its end.
+						aborted = append(aborted, AbortedTxn{Partition: a.Partition, ProducerID: b.ProducerID, First: first, Last: next, Stable: stableAt(next + int64(b.Records))})
+					}
 				default:
 					se := SeqEntry{FirstSeq: b.BaseSequence, LastSeq: b.lastSeq(), BaseOffset: next}
 					t.st.Batches = append(t.st.Batches, se)
@@ -549,29 +573,12 @@ func (c *Committer) prepareFresh(appends []Append, u *unit, st *shardState, now 
 			e.Extents = append(e.Extents, x)
 			e.Nexts[slot] = next
 			accepted++
-			// The partition's last stable offset: its oldest open
-			// transaction's first offset, over the tentative states.
-			lso := pp.stable(next, func(id int64) (ProducerState, bool) {
-				t, ok := over[id]
-				if !ok {
-					return ProducerState{}, false
-				}
-				return t.st, true
-			})
-			for _, t := range over {
-				if t.st.InTxn {
-					lso = min(lso, t.st.TxnFirst)
-				}
-			}
-			if lso < next {
+			if lso := stableAt(next); lso < next {
 				stables[a.Partition] = lso
 			} else {
 				delete(stables, a.Partition)
 			}
-			for _, ab := range aborted {
-				ab.Stable = lso
-				p.aborted = append(p.aborted, ab)
-			}
+			p.aborted = append(p.aborted, aborted...)
 		}
 		p.results[i] = res
 	}

@@ -113,3 +113,50 @@ func testTransactionsInTheLog(t *testing.T, cfg metadata.CommitConfig) {
 		t.Fatalf("after trimming below 8: %+v", got)
 	}
 }
+
+// Two abort markers in one append: each index entry holds the last
+// stable offset right after its own marker, while the other transaction
+// is still open, not the one after the whole append. Otherwise a
+// read_committed fetch that ends between the markers stops its index scan
+// at the first entry and misses the second transaction, whose records it
+// then returns as committed.
+func TestAbortMarkersInOneAppend(t *testing.T) {
+	s := newStore(t)
+	tp := mkTopic(t, s, "txn", 1)
+	ctx := ctxT(t)
+	a := s.NewCommitter(metadata.CommitConfig{})
+	commit := func(b ...metadata.BatchMeta) {
+		t.Helper()
+		res, err := a.Commit(ctx, []metadata.Append{{Topic: tp, Partition: 0, Object: "o", Length: 1, Batches: b}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, o := range res[0].Batches {
+			if o.Err != nil {
+				t.Fatalf("batch %d: %v", i, o.Err)
+			}
+		}
+	}
+	commit(txnData(0, 7, 0, 0, 3))                                                       // producer 7: 0-2
+	commit(txnData(0, 8, 0, 0, 2))                                                       // producer 8: 3-4
+	commit(marker(0, 7, 1, metadata.MarkerAbort), marker(1, 8, 1, metadata.MarkerAbort)) // 5, 6
+
+	want := []metadata.AbortedTxn{{ProducerID: 7, First: 0, Last: 5, Stable: 3}, {ProducerID: 8, First: 3, Last: 6, Stable: 7}}
+	got, err := s.AbortedTxns(ctx, tp.ID, 0, 0, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("aborted transactions: %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("aborted transaction %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	// A fetch of [0, 6) returns producer 8's records 3-4: it must learn
+	// they were aborted.
+	if got, _ := s.AbortedTxns(ctx, tp.ID, 0, 0, 6); len(got) != 2 {
+		t.Fatalf("aborted transactions over [0, 6): %+v, want both", got)
+	}
+}

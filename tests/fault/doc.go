@@ -26,15 +26,37 @@
 // producers retry retriable errors without saying so), a consumer group of
 // two members, and a sampler of the group's committed offsets.
 //
-// After each fault it waits for acknowledgements to resume. At the end it
-// reads every partition from the start and checks the history (checker.go)
-// the way Jepsen's queue checkers do: every acknowledged record present
-// exactly once at the offset it was acknowledged at, offsets contiguous, no
-// record that was never sent, what the group consumed agreeing with the
-// log, committed offsets never going backwards, and every produce error
-// retriable. It logs one summary line:
+// Beside it, under the same faults, runs a transactional workload
+// (txn_workload_test.go): three transactional producers (distinct
+// transactional IDs) running transactions of one to six records across
+// the partitions of their own topic, one in five aborted on purpose, each
+// transaction's records and outcome recorded (committed; aborted; or
+// unknown, a commit sent that failed or took more than 5s, as some do
+// during outages, which must then be all or nothing); and a
+// consume-transform-produce stage, a kgo.GroupTransactSession reading that
+// topic read_committed and copying each record to an output topic in the
+// transaction that commits its offsets, one in ten aborted. Its choices
+// are drawn from the seed; its clients log to txn-clients.log and its
+// history is written to txn-history.json in the working directory.
 //
-//	fault: seed=S faults=[...] acked=N read=N lost=0 duplicated=0 ...
+// After each fault it waits for acknowledgements and transaction commits
+// to resume. At the end it lets the stage copy everything committed, reads
+// every partition from the start and checks the history (checker.go) the
+// way Jepsen's queue checkers do: every acknowledged record present exactly
+// once at the offset it was acknowledged at, offsets contiguous, no record
+// that was never sent, what the group consumed agreeing with the log,
+// committed offsets never going backwards, and every produce error
+// retriable. It reads both transactional topics read_committed and
+// read_uncommitted (transaction markers kept) once no transaction is open,
+// and checks their history (txn_checker.go): no record of an aborted
+// transaction read committed, during the run or at the end; every
+// committed transaction read whole and every unknown one whole or not at
+// all (never torn); no duplicates, offsets increasing, each producer's
+// transactions in order; and the stage's output holding every input below
+// the group's committed offsets exactly once and nothing else. It logs one
+// summary line:
+//
+//	fault: seed=S faults=[...] acked=N read=N lost=0 ... txns=N committed=N aborted=N unknown=N ... torn=0 aborted_read=0 ...
 //
 // The compactor runs with --gc-grace 30s so that garbage collection
 // happens during the run, and agents with --max-commit-delay 20s, below it:
@@ -53,6 +75,11 @@
 //	FLOE_FAULT_MINIO=PATH    the MinIO binary (default .cache/localstack/bin/minio,
 //	                         which localstack/start.sh installs)
 //	FLOE_FAULT_ETCD=PATH     the etcd binary (default etcd on PATH, else `floe etcd`)
+//	FLOE_FAULT_CTP_MEMBERS=N members of the consume-transform-produce stage (default 1)
+//	FLOE_FAULT_CTP_END_TIMEOUT=D  how long the stage lets ending a transaction take
+//	                         before it gives up and joins again (default 90s; 5s
+//	                         shows that OffsetFetch ignores require_stable:
+//	                         txn_workload_test.go, ctpEndTimeout)
 //	FLOE_TEST_LONG=1         more rounds
 //	FLOE_TEST_REQUIRE_LOCALSTACK=1  fail, not skip, when MinIO is not installed
 //

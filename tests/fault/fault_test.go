@@ -3,6 +3,7 @@ package fault
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -178,6 +179,7 @@ type suite struct {
 	c     *cluster
 	rng   *rand.Rand
 	rec   *recorder
+	txns  *txnRecorder
 	start time.Time
 }
 
@@ -197,6 +199,48 @@ func (s *suite) waitAcks(want int64, timeout time.Duration) (time.Duration, bool
 		time.Sleep(50 * time.Millisecond)
 	}
 	return timeout, false
+}
+
+// waitTxns waits until more than want transactions have committed.
+func (s *suite) waitTxns(want int64, timeout time.Duration) (time.Duration, bool) {
+	start := time.Now()
+	for time.Since(start) < timeout {
+		if s.txns.committed.Load() > want {
+			return time.Since(start), true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return timeout, false
+}
+
+// drainStage waits until no transaction is open in the transactional
+// topic and the consume-transform-produce stage has committed offsets
+// past all of it.
+func (s *suite) drainStage(seeds []string) error {
+	start := time.Now()
+	cl, err := kgo.NewClient(baseOpts(seeds)...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	// The transaction timeout and the coordinator's check end what a
+	// fault left open.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*txnTimeout+30*time.Second)
+	defer cancel()
+	st, end, err := stableOffsets(ctx, adm, txnTopic)
+	if err != nil {
+		return err
+	}
+	in, err := readTxnTopic(ctx, seeds, txnTopic, kgo.ReadCommitted(), st, end, payloadID)
+	if err != nil {
+		return err
+	}
+	if err := waitDrained(ctx, adm, in); err != nil {
+		return err
+	}
+	s.logf("the stage copied the transactional topic %v after the producers stopped", time.Since(start).Round(100*time.Millisecond))
+	return nil
 }
 
 func envInt(t *testing.T, name string, def int) int {
@@ -268,7 +312,7 @@ func TestFaults(t *testing.T) {
 		os.RemoveAll(dir)
 	})
 
-	s := &suite{t: t, rng: rng, rec: newRecorder(), start: time.Now()}
+	s := &suite{t: t, rng: rng, rec: newRecorder(), txns: newTxnRecorder(), start: time.Now()}
 	floe := buildFloe(t, root, dir)
 	s.logf("built floe in %v", time.Since(s.start).Round(100*time.Millisecond))
 	s.c = startCluster(t, dir, floe, minioBin, s.logf)
@@ -287,9 +331,11 @@ func TestFaults(t *testing.T) {
 	}
 	defer adminCl.Close()
 	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	if r, err := kadm.NewClient(adminCl).CreateTopic(cctx, partitions, 1, map[string]*string{"retention.ms": kadm.StringPtr("-1")}, topic); err != nil || r.Err != nil {
-		cancel()
-		t.Fatalf("creating topic %s: %v %v", topic, err, r.Err)
+	for name, n := range map[string]int32{topic: partitions, txnTopic: txnPartitions, outTopic: txnPartitions} {
+		if r, err := kadm.NewClient(adminCl).CreateTopic(cctx, n, 1, map[string]*string{"retention.ms": kadm.StringPtr("-1")}, name); err != nil || r.Err != nil {
+			cancel()
+			t.Fatalf("creating topic %s: %v %v", name, err, r.Err)
+		}
 	}
 	cancel()
 
@@ -327,17 +373,41 @@ func TestFaults(t *testing.T) {
 	run(func() error { return sampleCommits(wctx, seeds, s.rec, 500*time.Millisecond) })
 	run(func() error { return probe(prodCtx, seeds, s.rec, 100*time.Millisecond) })
 
+	// The transactional workload (txn_workload_test.go), its choices
+	// drawn from the seed apart from the faults'. The stage runs until it
+	// has copied everything, after the producers stop.
+	txnLog, err := os.Create(filepath.Join(dir, "txn-clients.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer txnLog.Close()
+	txnLogW := &lockedWriter{w: txnLog}
+	ctpCtx, stopCTP := context.WithCancel(wctx)
+	defer stopCTP()
+	for i := range 3 {
+		prodWG.Add(1)
+		trng := rand.New(rand.NewPCG(seed, uint64(1000+i)))
+		run(func() error { defer prodWG.Done(); return transact(prodCtx, seeds, s.txns, i, trng, txnLogW) })
+	}
+	for i := range envInt(t, "FLOE_FAULT_CTP_MEMBERS", 1) {
+		crng := rand.New(rand.NewPCG(seed, uint64(2000+i)))
+		run(func() error { return transform(ctpCtx, seeds, s.txns, i, crng, txnLogW) })
+	}
+
 	if _, ok := s.waitAcks(500, 60*time.Second); !ok {
 		t.Fatalf("the workload did not get 500 acknowledgements within 60s of starting (%d)", s.rec.ackCount.Load())
 	}
-	s.logf("workload running: %d acknowledged", s.rec.ackCount.Load())
+	if _, ok := s.waitTxns(10, 60*time.Second); !ok {
+		t.Fatalf("the transactional workload did not commit 10 transactions within 60s of starting (%d)", s.txns.committed.Load())
+	}
+	s.logf("workload running: %d acknowledged, %d transactions committed", s.rec.ackCount.Load(), s.txns.committed.Load())
 
 	// The faults, one at a time.
 	deadline, hasDeadline := t.Deadline()
 	var done []string
 	outages, outageErrs := 0, int64(0) // etcd and MinIO down, and the errors producers saw then
 	var lastHeal time.Time
-	var ackAtLastHeal int64
+	var ackAtLastHeal, txnsAtLastHeal int64
 	for i, f := range order {
 		if hasDeadline && time.Until(deadline) < 3*time.Minute {
 			s.logf("stopping after %d of %d faults: the test deadline is near", i, len(order))
@@ -347,6 +417,7 @@ func TestFaults(t *testing.T) {
 			t.Fatalf("before %s: the cluster is not healthy: %v", f.name, err)
 		}
 		acks0, errs0, probes0 := s.rec.ackCount.Load(), s.rec.errCount.Load(), s.rec.probeCounts()
+		txns0, ctp0 := s.txns.committed.Load(), s.txns.ctpCommitted.Load()
 		s.logf("inject %s", f.name)
 		detail, err := f.inject(s)
 		if err != nil {
@@ -354,27 +425,39 @@ func TestFaults(t *testing.T) {
 		}
 		lastHeal = time.Now()
 		ackAtLastHeal = s.rec.ackCount.Load()
+		txnsAtLastHeal = s.txns.committed.Load()
 		if strings.HasSuffix(f.name, "-stop") || strings.HasPrefix(f.name, "etcd-") || f.name == "minio-kill" {
 			outages++
 			outageErrs += s.rec.errCount.Load() - errs0
 		}
-		s.logf("healed %s (%s): %d acknowledged and %d produce errors meanwhile; the prober's requests were answered %s", f.name, detail,
-			ackAtLastHeal-acks0, s.rec.errCount.Load()-errs0, countsSince(probes0, s.rec.probeCounts()))
+		s.logf("healed %s (%s): %d acknowledged, %d transactions and %d of the stage's committed, and %d produce errors meanwhile; the prober's requests were answered %s", f.name, detail,
+			ackAtLastHeal-acks0, txnsAtLastHeal-txns0, s.txns.ctpCommitted.Load()-ctp0, s.rec.errCount.Load()-errs0, countsSince(probes0, s.rec.probeCounts()))
 		back, ok := s.waitAcks(ackAtLastHeal+50, 60*time.Second)
 		if !ok {
 			t.Fatalf("after %s healed, producers got fewer than 50 acknowledgements in 60s: throughput did not return", f.name)
 		}
 		s.logf("throughput back %v after healing %s", back.Round(10*time.Millisecond), f.name)
+		if back, ok := s.waitTxns(txnsAtLastHeal+3, 60*time.Second); ok {
+			s.logf("transactions committing again %v after healing %s", back.Round(10*time.Millisecond), f.name)
+		} else {
+			t.Errorf("after %s healed, fewer than 3 transactions committed in 60s: transactions did not resume", f.name)
+		}
 		done = append(done, f.name)
 		time.Sleep(2 * time.Second)
 	}
 	time.Sleep(3 * time.Second)
 	afterLast := s.rec.ackCount.Load() - ackAtLastHeal
-	s.logf("%d acknowledged since the last fault healed %v ago", afterLast, time.Since(lastHeal).Round(100*time.Millisecond))
+	txnsAfterLast := s.txns.committed.Load() - txnsAtLastHeal
+	s.logf("%d acknowledged and %d transactions committed since the last fault healed %v ago", afterLast, txnsAfterLast, time.Since(lastHeal).Round(100*time.Millisecond))
 
-	// Stop producing, let everything in flight resolve, stop the group.
+	// Stop producing, let everything in flight resolve, let the stage
+	// copy everything committed, stop the groups.
 	stopProducers()
 	prodWG.Wait()
+	if err := s.drainStage(seeds); err != nil {
+		t.Errorf("transactions: %v", err)
+	}
+	stopCTP()
 	time.Sleep(2 * time.Second) // the consumers catch up and commit
 	stopWorkload()
 	wg.Wait()
@@ -396,6 +479,16 @@ func TestFaults(t *testing.T) {
 		t.Errorf("reading the log back: %v", readErr)
 	}
 	res := Check(h)
+	th := s.txns.history()
+	if err := readTxnResults(seeds, th); err != nil {
+		t.Errorf("reading the transactional topics back: %v", err)
+	}
+	txnRes := CheckTxns(th)
+	// For a post-mortem: the transactional history, with the clients'
+	// log (txn-clients.log) and the agents'.
+	if b, err := json.Marshal(th); err == nil {
+		os.WriteFile(filepath.Join(dir, "txn-history.json"), b, 0o644)
+	}
 	merges, deleted := compactorTotals(s.c.compactor)
 
 	for _, p := range s.c.procs() {
@@ -412,12 +505,22 @@ func TestFaults(t *testing.T) {
 
 	t.Logf("fault: produce errors:%s", s.rec.errSummary())
 	t.Logf("fault: the prober's requests were answered %s", countsSince(nil, s.rec.probeCounts()))
-	summary := fmt.Sprintf("fault: seed=%d faults=[%s] %s merges=%d gc_deleted=%d produce_errors=%d elapsed=%v",
-		seed, strings.Join(done, ","), res, merges, deleted, s.rec.errCount.Load(), time.Since(s.start).Round(time.Second))
+	t.Logf("fault: transactional clients' errors:%s", s.txns.errSummary())
+	summary := fmt.Sprintf("fault: seed=%d faults=[%s] %s %s merges=%d gc_deleted=%d produce_errors=%d elapsed=%v",
+		seed, strings.Join(done, ","), res, txnRes, merges, deleted, s.rec.errCount.Load(), time.Since(s.start).Round(time.Second))
 	t.Log(summary)
 
 	if !res.OK() {
 		t.Errorf("the history is wrong: %s\n  %s", res, strings.Join(res.Problems, "\n  "))
+	}
+	if !txnRes.OK() {
+		t.Errorf("the transactional history is wrong: %s\n  %s", txnRes, strings.Join(txnRes.Problems, "\n  "))
+	}
+	if txnRes.Committed == 0 || txnRes.CTPCommitted == 0 {
+		t.Errorf("the transactional workload committed %d transactions and its stage %d: it did not exercise transactions", txnRes.Committed, txnRes.CTPCommitted)
+	}
+	if txnsAfterLast <= 0 {
+		t.Errorf("no transaction committed after the last fault healed")
 	}
 	if res.Unresolved > 0 {
 		t.Errorf("%d records were neither acknowledged nor failed when the producers finished", res.Unresolved)
