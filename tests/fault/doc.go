@@ -77,9 +77,9 @@
 //	FLOE_FAULT_ETCD=PATH     the etcd binary (default etcd on PATH, else `floe etcd`)
 //	FLOE_FAULT_CTP_MEMBERS=N members of the consume-transform-produce stage (default 1)
 //	FLOE_FAULT_CTP_END_TIMEOUT=D  how long the stage lets ending a transaction take
-//	                         before it gives up and joins again (default 90s; 5s
-//	                         shows that OffsetFetch ignores require_stable:
-//	                         txn_workload_test.go, ctpEndTimeout)
+//	                         before it gives up and joins again (default 5s, so
+//	                         outages exercise require_stable: txn_workload_test.go,
+//	                         ctpEndTimeout)
 //	FLOE_TEST_LONG=1         more rounds
 //	FLOE_TEST_REQUIRE_LOCALSTACK=1  fail, not skip, when MinIO is not installed
 //

@@ -43,9 +43,9 @@ const (
 	// (kgo retries within it) before it gives up: the outcome is then
 	// unknown. Shorter than the outages, so that some are.
 	txnEndTimeout = 5 * time.Second
-	// The same for the consume-transform-produce stage, long enough that
-	// it hardly ever gives up (see ctpEndTimeout).
-	ctpEndTimeoutDefault = 90 * time.Second
+	// The same for the consume-transform-produce stage (see
+	// ctpEndTimeout).
+	ctpEndTimeoutDefault = 5 * time.Second
 )
 
 // ctpEndTimeout is how long the stage lets ending a transaction take:
@@ -53,12 +53,11 @@ const (
 //
 // A stage that gives up closes its session and joins again; the new
 // session's OffsetFetch may come while the old transaction is still
-// being committed. Kafka answers UNSTABLE_OFFSET_COMMIT to such a fetch
-// (require_stable) until the commit completes; floe ignores require_stable
-// (docs/transactions.md, "Not yet") and answers the offsets from before the
-// transaction, so the stage copies those inputs again and the output holds
-// them twice (ctp_duplicated). A short timeout (5s) shows it within a run
-// or two; the default keeps the suite to what floe promises today.
+// being committed. floe answers UNSTABLE_OFFSET_COMMIT to such a fetch
+// (require_stable, which franz-go always sets) until the commit
+// completes, as Kafka does; answering the offsets from before the
+// transaction would make the stage copy those inputs again
+// (ctp_duplicated). The short default puts that path under every outage.
 func ctpEndTimeout() time.Duration {
 	if v := os.Getenv("FLOE_FAULT_CTP_END_TIMEOUT"); v != "" {
 		if d, err := time.ParseDuration(v); err == nil && d > 0 {
