@@ -3,42 +3,43 @@ package agent
 import (
 	"cmp"
 	"context"
-	"math"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/floe-io/floe/metadata"
 )
 
-// abortedCache holds the aborted transactions of the partitions this
-// agent serves read_committed fetches of, so such a fetch does not read
-// etcd for each partition. A partition's list is read from the aborted
-// index (metadata.Store.AbortedTxns) on its first read_committed fetch and
-// then kept current from the log entries the watermark watch delivers
-// (each carries the aborts it committed). A watch that broke drops
-// everything; lists are read again when next needed.
+// abortedCache holds the aborted transactions of the topics this agent
+// serves read_committed fetches of, so such a fetch does not read etcd. A
+// topic's transactions are read from the aborted index
+// (metadata.Store.TopicAbortedTxns, one range read however many
+// partitions) on its first read_committed fetch and then kept current from
+// the log entries the watermark watch delivers (each carries the aborts it
+// committed). A watch that broke drops everything; topics are read again
+// when next needed.
 //
 // Memory: at most maxTxns transactions are kept; beyond that the least
-// recently read partitions are dropped (and read from etcd again when
-// next fetched).
+// recently read topics are dropped (and read from etcd again when next
+// fetched).
 type abortedCache struct {
 	store   *metadata.Store
 	maxTxns int
 	loads   prometheus.Counter
 
-	mu    sync.Mutex
-	parts map[metadata.PartitionID]*abortedPart
-	total int
+	mu     sync.Mutex
+	topics map[uuid.UUID]*abortedTopic
+	total  int
 }
 
-type abortedPart struct {
-	id    metadata.PartitionID
+type abortedTopic struct {
+	id    uuid.UUID
 	ready chan struct{} // closed once loaded (err says how)
 	err   error
-	txns  []metadata.AbortedTxn // by marker offset
+	parts map[int32][]metadata.AbortedTxn // by marker offset
 	used  time.Time
 }
 
@@ -48,10 +49,10 @@ const abortedCacheTxns = 256 << 10
 
 func newAbortedCache(store *metadata.Store, reg prometheus.Registerer) *abortedCache {
 	c := &abortedCache{
-		store: store, maxTxns: abortedCacheTxns, parts: map[metadata.PartitionID]*abortedPart{},
+		store: store, maxTxns: abortedCacheTxns, topics: map[uuid.UUID]*abortedTopic{},
 		loads: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "floe", Subsystem: "agent", Name: "aborted_index_loads_total",
-			Help: "Partitions whose aborted transactions were read from etcd for read_committed fetches (first use, or after the watch broke or the cache dropped them).",
+			Help: "Topics whose aborted transactions were read from etcd for read_committed fetches (first use, or after the watch broke or the cache dropped them).",
 		}),
 	}
 	if reg != nil {
@@ -60,86 +61,91 @@ func newAbortedCache(store *metadata.Store, reg prometheus.Registerer) *abortedC
 	return c
 }
 
-// observe adds the aborts of a log entry to the partitions cached.
+// observe adds the aborts of a log entry to the topics cached.
 func (c *abortedCache) observe(sh metadata.ShardID, e *metadata.LogEntry) {
 	if len(e.Aborted) == 0 {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, a := range e.Aborted {
-		if p := c.parts[metadata.PartitionID{Topic: sh.Topic, Partition: a.Partition}]; p != nil {
-			c.insertLocked(p, a)
+	if t := c.topics[sh.Topic]; t != nil {
+		for _, a := range e.Aborted {
+			c.insertLocked(t, a)
 		}
 	}
 }
 
-// insertLocked adds a to p's list unless it is there (a load and the
-// watch may both deliver it). Only lists in the cache count toward its
-// bound (a reset may have dropped p while it loaded).
-func (c *abortedCache) insertLocked(p *abortedPart, a metadata.AbortedTxn) {
-	i, found := slices.BinarySearchFunc(p.txns, a.Last, func(x metadata.AbortedTxn, last int64) int { return cmp.Compare(x.Last, last) })
-	if !found {
-		p.txns = slices.Insert(p.txns, i, a)
-		if c.parts[p.id] == p {
-			c.total++
-		}
+// insertLocked adds a to its partition's list unless it is there (a load
+// and the watch may both deliver it). Only topics in the cache count
+// toward its bound (a reset may have dropped t while it loaded).
+func (c *abortedCache) insertLocked(t *abortedTopic, a metadata.AbortedTxn) {
+	txns := t.parts[a.Partition]
+	i, found := slices.BinarySearchFunc(txns, a.Last, func(x metadata.AbortedTxn, last int64) int { return cmp.Compare(x.Last, last) })
+	if found {
+		return
+	}
+	t.parts[a.Partition] = slices.Insert(txns, i, a)
+	if c.topics[t.id] == t {
+		c.total++
 	}
 }
 
-// reset drops every list (the watch broke: aborts may have been missed).
+// reset drops every topic (the watch broke: aborts may have been missed).
 func (c *abortedCache) reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.parts = map[metadata.PartitionID]*abortedPart{}
+	c.topics = map[uuid.UUID]*abortedTopic{}
 	c.total = 0
 }
 
 // between returns partition p of t's aborted transactions whose records
-// overlap [from, upper), as AbortedTxns does, from the cache.
+// overlap [from, upper), as metadata.Store.AbortedTxns does, from the
+// cache.
 func (c *abortedCache) between(ctx context.Context, t metadata.Topic, partition int32, from, upper int64) ([]metadata.AbortedTxn, error) {
-	id := metadata.PartitionID{Topic: t.ID, Partition: partition}
 	c.mu.Lock()
-	p := c.parts[id]
-	if p == nil {
+	at := c.topics[t.ID]
+	if at == nil {
 		// Registered before the load, so aborts the watch delivers
 		// meanwhile are kept: the load and the watch together miss none.
-		p = &abortedPart{id: id, ready: make(chan struct{})}
-		c.parts[id] = p
+		at = &abortedTopic{id: t.ID, ready: make(chan struct{}), parts: map[int32][]metadata.AbortedTxn{}}
+		c.topics[t.ID] = at
 		c.mu.Unlock()
 		c.loads.Inc()
-		loaded, err := c.store.AbortedTxns(ctx, t.ID, partition, 0, math.MaxInt64)
+		loaded, err := c.store.TopicAbortedTxns(ctx, t.ID)
 		c.mu.Lock()
 		if err != nil {
-			p.err = err
-			if c.parts[id] == p {
-				delete(c.parts, id)
-				c.total -= len(p.txns)
+			at.err = err
+			if c.topics[t.ID] == at {
+				delete(c.topics, t.ID)
+				c.total -= countTxns(at)
 			}
 		} else {
-			for _, a := range loaded {
-				c.insertLocked(p, a)
+			for _, txns := range loaded {
+				for _, a := range txns {
+					c.insertLocked(at, a)
+				}
 			}
 		}
-		close(p.ready)
+		close(at.ready)
 		c.evictLocked()
 	}
-	p.used = time.Now()
+	at.used = time.Now()
 	c.mu.Unlock()
 	select {
-	case <-p.ready:
+	case <-at.ready:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	if p.err != nil {
-		return nil, p.err
+	if at.err != nil {
+		return nil, at.err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	txns := at.parts[partition]
 	var out []metadata.AbortedTxn
-	i, _ := slices.BinarySearchFunc(p.txns, from, func(x metadata.AbortedTxn, from int64) int { return cmp.Compare(x.Last, from) })
-	for ; i < len(p.txns); i++ {
-		a := p.txns[i]
+	i, _ := slices.BinarySearchFunc(txns, from, func(x metadata.AbortedTxn, from int64) int { return cmp.Compare(x.Last, from) })
+	for ; i < len(txns); i++ {
+		a := txns[i]
 		if a.First < upper {
 			out = append(out, a)
 		}
@@ -150,29 +156,33 @@ func (c *abortedCache) between(ctx context.Context, t metadata.Topic, partition 
 	return out, nil
 }
 
-// evictLocked drops the least recently read loaded partitions while the
-// cache holds more than its bound.
+func countTxns(t *abortedTopic) int {
+	n := 0
+	for _, txns := range t.parts {
+		n += len(txns)
+	}
+	return n
+}
+
+// evictLocked drops the least recently read loaded topics while the cache
+// holds more than its bound.
 func (c *abortedCache) evictLocked() {
 	for c.total > c.maxTxns {
-		var (
-			oldest   metadata.PartitionID
-			oldestAt time.Time
-			found    bool
-		)
-		for id, p := range c.parts {
+		var oldest *abortedTopic
+		for _, t := range c.topics {
 			select {
-			case <-p.ready:
+			case <-t.ready:
 			default:
 				continue // loading
 			}
-			if !found || p.used.Before(oldestAt) {
-				oldest, oldestAt, found = id, p.used, true
+			if oldest == nil || t.used.Before(oldest.used) {
+				oldest = t
 			}
 		}
-		if !found {
+		if oldest == nil {
 			return
 		}
-		c.total -= len(c.parts[oldest].txns)
-		delete(c.parts, oldest)
+		c.total -= countTxns(oldest)
+		delete(c.topics, oldest.id)
 	}
 }

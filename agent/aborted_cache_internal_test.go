@@ -12,7 +12,7 @@ import (
 )
 
 // The aborted-transaction cache answers as the index in etcd does, reads
-// etcd once per partition, learns later aborts from the log entries it is
+// etcd once per topic, learns later aborts from the log entries it is
 // shown, and reads again after a reset.
 func TestAbortedCache(t *testing.T) {
 	store, err := metadata.NewStore(testenv.Etcd(t), testenv.Cluster(t))

@@ -125,3 +125,29 @@ func (s *Store) TrimAbortedTxns(ctx context.Context, topic uuid.UUID, partition 
 	}
 	return nil
 }
+
+// TopicAbortedTxns returns every aborted transaction of a topic's
+// partitions still in the index, by partition, in marker order: one range
+// read (paged) however many partitions the topic has.
+func (s *Store) TopicAbortedTxns(ctx context.Context, topic uuid.UUID) (map[int32][]AbortedTxn, error) {
+	prefix := s.key(prefixAborted, topic.String(), "/")
+	out := map[int32][]AbortedTxn{}
+	err := s.rangePages(ctx, prefix, clientv3.GetPrefixRangeEnd(prefix), func(key string, value []byte, _ int64) error {
+		rest := strings.TrimPrefix(key, prefix)
+		ps, _, ok := strings.Cut(rest, "/")
+		p, err := strconv.ParseInt(ps, 10, 32)
+		if !ok || err != nil || p < 0 {
+			return fmt.Errorf("%w: %s: not an aborted-transaction key", ErrCorruptValue, key)
+		}
+		a, err := decodeAborted(s.abortedPrefix(topic, int32(p)), key, int32(p), []byte(value))
+		if err != nil {
+			return err
+		}
+		out[int32(p)] = append(out[int32(p)], a)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading aborted transactions of topic %s: %w", topic, err)
+	}
+	return out, nil
+}
