@@ -17,7 +17,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -137,35 +136,19 @@ func (tc *txnCoordinator) addPartitions(ctx context.Context, rq *request, id str
 	defer unlock()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		if err = tc.addOnce(ctx, id, pid, epoch, verifyOnly, parts); !errors.Is(err, metadata.ErrConflict) {
-			break
-		}
-	}
-	if err != nil {
-		ke, _ := kafkaError(tc.etcdErr("adding partitions to transaction "+id, err))
+	if err := tc.retry("adding partitions to transaction "+id, 5, func() error {
+		return tc.addOnce(ctx, id, pid, epoch, verifyOnly, parts)
+	}); err != nil {
+		ke, _ := kafkaError(err)
 		return setAll(ke.Code)
 	}
 	return codes
 }
 
 func (tc *txnCoordinator) addOnce(ctx context.Context, id string, pid int64, epoch int16, verifyOnly bool, parts []metadata.TxnPartition) error {
-	st, found, err := tc.a.store.GetTxn(ctx, id)
+	st, err := tc.current(ctx, id, pid, epoch)
 	if err != nil {
 		return err
-	}
-	if !found {
-		return kafkaErrorf(kerr.InvalidProducerIDMapping, "transactional ID %q has no producer; call InitProducerId", id)
-	}
-	if err := producerMatches(st, pid, epoch); err != nil {
-		return err
-	}
-	switch st.Status {
-	case metadata.TxnPrepareCommit, metadata.TxnPrepareAbort:
-		return kafkaErrorf(kerr.ConcurrentTransactions, "transaction %q is being ended; retry", id)
-	case metadata.TxnDead:
-		return kafkaErrorf(kerr.InvalidTxnState, "transactional ID %q is being removed", id)
 	}
 	if verifyOnly {
 		for _, p := range parts {

@@ -9,7 +9,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -47,34 +46,15 @@ func (tc *txnCoordinator) addGroup(ctx context.Context, id string, pid int64, ep
 	defer unlock()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		if err = tc.addGroupOnce(ctx, id, pid, epoch, group); !errors.Is(err, metadata.ErrConflict) {
-			break
-		}
-	}
-	if err != nil {
-		return tc.etcdErr("adding a group to transaction "+id, err)
-	}
-	return nil
+	return tc.retry("adding a group to transaction "+id, 5, func() error {
+		return tc.addGroupOnce(ctx, id, pid, epoch, group)
+	})
 }
 
 func (tc *txnCoordinator) addGroupOnce(ctx context.Context, id string, pid int64, epoch int16, group string) error {
-	st, found, err := tc.a.store.GetTxn(ctx, id)
+	st, err := tc.current(ctx, id, pid, epoch)
 	if err != nil {
 		return err
-	}
-	if !found {
-		return kafkaErrorf(kerr.InvalidProducerIDMapping, "transactional ID %q has no producer; call InitProducerId", id)
-	}
-	if err := producerMatches(st, pid, epoch); err != nil {
-		return err
-	}
-	switch st.Status {
-	case metadata.TxnPrepareCommit, metadata.TxnPrepareAbort:
-		return kafkaErrorf(kerr.ConcurrentTransactions, "transaction %q is being ended; retry", id)
-	case metadata.TxnDead:
-		return kafkaErrorf(kerr.InvalidTxnState, "transactional ID %q is being removed", id)
 	}
 	now := time.Now().UnixMilli()
 	st.AddGroup(group, now)

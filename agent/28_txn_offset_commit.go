@@ -12,7 +12,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -119,33 +118,18 @@ func (a *Agent) handleTxnOffsetCommit(ctx context.Context, rq *request, req *kms
 func (tc *txnCoordinator) addOffsets(ctx context.Context, id string, pid int64, epoch int16, group string, addGroup bool, offsets []metadata.TxnOffset) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	var err error
-	for attempt := 0; attempt < 8; attempt++ {
-		if err = tc.addOffsetsOnce(ctx, id, pid, epoch, group, addGroup, offsets); !errors.Is(err, metadata.ErrConflict) {
-			break
-		}
-	}
-	if err != nil {
-		return tc.etcdErr("committing offsets in transaction "+id, err)
-	}
-	return nil
+	return tc.retry("committing offsets in transaction "+id, 8, func() error {
+		return tc.addOffsetsOnce(ctx, id, pid, epoch, group, addGroup, offsets)
+	})
 }
 
 func (tc *txnCoordinator) addOffsetsOnce(ctx context.Context, id string, pid int64, epoch int16, group string, addGroup bool, offsets []metadata.TxnOffset) error {
-	st, found, err := tc.a.store.GetTxn(ctx, id)
+	st, err := tc.current(ctx, id, pid, epoch)
 	if err != nil {
-		return err
-	}
-	if !found {
-		return kafkaErrorf(kerr.InvalidProducerIDMapping, "transactional ID %q has no producer; call InitProducerId", id)
-	}
-	if err := producerMatches(st, pid, epoch); err != nil {
 		return err
 	}
 	now := time.Now().UnixMilli()
 	switch {
-	case st.Status == metadata.TxnPrepareCommit || st.Status == metadata.TxnPrepareAbort:
-		return kafkaErrorf(kerr.ConcurrentTransactions, "transaction %q is being ended; retry", id)
 	case addGroup:
 		st.AddGroup(group, now)
 	case st.Status != metadata.TxnOngoing || !hasGroup(st, group):

@@ -157,6 +157,45 @@ func producerMatches(st metadata.TxnState, pid int64, epoch int16) error {
 	return nil
 }
 
+// current reads a transactional ID's record for a request of producer
+// pid at epoch that changes the transaction: the producer must be the
+// record's, and the transaction not being ended.
+func (tc *txnCoordinator) current(ctx context.Context, id string, pid int64, epoch int16) (metadata.TxnState, error) {
+	st, found, err := tc.a.store.GetTxn(ctx, id)
+	if err != nil {
+		return st, err
+	}
+	if !found {
+		return st, kafkaErrorf(kerr.InvalidProducerIDMapping, "transactional ID %q has no producer; call InitProducerId", id)
+	}
+	if err := producerMatches(st, pid, epoch); err != nil {
+		return st, err
+	}
+	switch st.Status {
+	case metadata.TxnPrepareCommit, metadata.TxnPrepareAbort:
+		return st, kafkaErrorf(kerr.ConcurrentTransactions, "transaction %q is being ended; retry", id)
+	case metadata.TxnDead:
+		return st, kafkaErrorf(kerr.InvalidTxnState, "transactional ID %q is being removed", id)
+	}
+	return st, nil
+}
+
+// retry runs fn again while it loses a compare-and-swap to another writer
+// of the record, at most attempts times, and returns its last error as a
+// client sees it.
+func (tc *txnCoordinator) retry(what string, attempts int, fn func() error) error {
+	var err error
+	for range attempts {
+		if err = fn(); !errors.Is(err, metadata.ErrConflict) {
+			break
+		}
+	}
+	if err != nil {
+		return tc.etcdErr(what, err)
+	}
+	return nil
+}
+
 // fencedBefore answers PRODUCER_FENCED as INVALID_PRODUCER_EPOCH to a
 // request older than the version that introduced it (Kafka's schemas:
 // EndTxn, AddPartitionsToTxn and AddOffsetsToTxn v2, InitProducerId v4),
