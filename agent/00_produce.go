@@ -103,11 +103,12 @@ func (a *Agent) serveProduce(ctx context.Context, rq *request) {
 					err = a.checkProducerID(ctx, pid)
 				}
 			}
+			var txnStarted int64
 			if err == nil && txnCheck != nil && len(batches) > 0 {
-				err = txnCheck.allow(ctx, rq, t, rp.Partition, batches)
+				txnStarted, err = txnCheck.allow(ctx, rq, t, rp.Partition, batches)
 			}
 			if err == nil {
-				part.res, err = a.writer.Append(ctx, t, rp.Partition, batches)
+				part.res, err = a.writer.AppendTxn(ctx, t, rp.Partition, batches, txnStarted)
 				if errors.Is(err, logwrite.ErrClosed) {
 					err = kafkaErrorf(kerr.NotLeaderForPartition, "agent is shutting down; retry on another agent")
 				}

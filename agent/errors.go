@@ -51,6 +51,8 @@ func kafkaError(err error) (*kerr.Error, string) {
 		return kerr.OutOfOrderSequenceNumber, msg
 	case errors.Is(err, metadata.ErrInvalidProducerEpoch):
 		return kerr.InvalidProducerEpoch, msg
+	case errors.Is(err, metadata.ErrTxnEnded):
+		return kerr.InvalidTxnState, msg
 	case errors.Is(err, metadata.ErrObjectDoomed):
 		return kerr.KafkaStorageError, msg
 	case errors.Is(err, metadata.ErrUnknownPartition):

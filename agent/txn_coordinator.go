@@ -289,7 +289,7 @@ func (tc *txnCoordinator) writeMarkers(ctx context.Context, st metadata.TxnState
 		if err != nil {
 			return fmt.Errorf("building a transaction marker: %w", err)
 		}
-		res, err := tc.a.writer.Append(ctx, t, p.Partition, []segments.Batch{b})
+		res, err := tc.a.writer.AppendTxn(ctx, t, p.Partition, []segments.Batch{b}, st.Started)
 		if err != nil {
 			return fmt.Errorf("writing a transaction marker to %s/%d: %w", p.Topic, p.Partition, err)
 		}

@@ -31,15 +31,16 @@ func (tc *txnCoordinator) produceCheck(id string, version int16) *txnProduceChec
 }
 
 // allow admits batches (already validated as transactional) for
-// partition p of t.
-func (c *txnProduceCheck) allow(ctx context.Context, rq *request, t metadata.Topic, p int32, batches []segments.Batch) error {
+// partition p of t, and returns their transaction's start time for the
+// commit's check that it has not ended there meanwhile.
+func (c *txnProduceCheck) allow(ctx context.Context, rq *request, t metadata.Topic, p int32, batches []segments.Batch) (int64, error) {
 	if !c.tc.a.authorized(rq.conn, metadata.ACLOpWrite, metadata.ACLResourceTransactionalID, c.id) {
-		return kafkaErrorf(kerr.TransactionalIDAuthorizationFailed, "%s may not use transactional ID %q", rq.conn.auth.principal, c.id)
+		return 0, kafkaErrorf(kerr.TransactionalIDAuthorizationFailed, "%s may not use transactional ID %q", rq.conn.auth.principal, c.id)
 	}
 	pid, epoch := batches[0].ProducerID, batches[0].ProducerEpoch
 	for _, b := range batches[1:] {
 		if b.ProducerID != pid || b.ProducerEpoch != epoch {
-			return kafkaErrorf(kerr.InvalidRecord, "the batches of one partition of a transactional produce name different producers")
+			return 0, kafkaErrorf(kerr.InvalidRecord, "the batches of one partition of a transactional produce name different producers")
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -48,9 +49,9 @@ func (c *txnProduceCheck) allow(ctx context.Context, rq *request, t metadata.Top
 		err := c.allowOnce(ctx, t, p, pid, epoch)
 		if !errors.Is(err, metadata.ErrConflict) || attempt == 4 {
 			if err != nil {
-				err = c.tc.etcdErr("checking transaction "+c.id, err)
+				return 0, c.tc.etcdErr("checking transaction "+c.id, err)
 			}
-			return err
+			return c.st.Started, nil
 		}
 		c.loaded = false
 	}

@@ -32,6 +32,9 @@ var (
 	// it is as old as the collector's horizon (object_marks.go), so it may
 	// no longer be committed; the producer retries.
 	ErrObjectDoomed = errors.New("metadata: segment object is being garbage-collected; it can no longer be committed")
+	// ErrTxnEnded: a transactional batch arrived after the marker that
+	// ended its transaction on the partition (delayed past the end).
+	ErrTxnEnded = errors.New("metadata: the batch's transaction already ended on this partition")
 	// ErrCommitTooLarge: one partition's share of a flush needs a log
 	// entry larger than an etcd request may be. Writers bound their
 	// flushes so this does not happen.
@@ -498,10 +501,16 @@ func (c *Committer) prepareFresh(appends []Append, u *unit, st *shardState, now 
 					out = checkMarker(cur, b)
 				} else {
 					out = checkBatch(cur, b)
-					if cur == nil && b.Refuse != nil {
+					switch {
+					case cur == nil && b.Refuse != nil:
 						// A producer the partition does not know may start
 						// anywhere: its writer knows better.
 						out = BatchOutcome{BaseOffset: -1, Err: b.Refuse}
+					case out.Err == nil && !out.Duplicate && b.Transactional && b.TxnStarted > 0 && cur != nil && b.TxnStarted <= cur.TxnEnded:
+						// Admitted for a transaction whose marker is
+						// already here: committing it would open a
+						// transaction its coordinator has ended.
+						out = BatchOutcome{BaseOffset: -1, Err: fmt.Errorf("%w: producer %d's transaction started at %d ended here (last ended: %d)", ErrTxnEnded, b.ProducerID, b.TxnStarted, cur.TxnEnded)}
 					}
 				}
 				if out.Err != nil || out.Duplicate {
@@ -519,7 +528,7 @@ func (c *Committer) prepareFresh(appends []Append, u *unit, st *shardState, now 
 					if cur != nil {
 						// A transaction carries over an epoch bump; its
 						// marker ends it.
-						t.st.InTxn, t.st.TxnFirst = cur.InTxn, cur.TxnFirst
+						t.st.InTxn, t.st.TxnFirst, t.st.TxnEnded = cur.InTxn, cur.TxnFirst, cur.TxnEnded
 					}
 					over[b.ProducerID] = t
 					e.Producers = append(e.Producers, ProducerDelta{Partition: a.Partition, ProducerID: b.ProducerID, Epoch: b.ProducerEpoch})
@@ -529,6 +538,7 @@ func (c *Committer) prepareFresh(appends []Append, u *unit, st *shardState, now 
 				case b.Marker != MarkerNone:
 					wasOpen, first := t.st.InTxn, t.st.TxnFirst
 					t.st.InTxn, t.st.TxnFirst = false, 0
+					t.st.TxnEnded = max(t.st.TxnEnded, b.TxnStarted)
 					if wasOpen && b.Marker == MarkerAbort {
 						// The stable offset right after this marker, not
 						// after the append: a later marker of the append
@@ -549,7 +559,7 @@ func (c *Committer) prepareFresh(appends []Append, u *unit, st *shardState, now 
 					}
 				}
 				t.st.LastWrite = nowMs
-				d.InTxn, d.TxnFirst = t.st.InTxn, t.st.TxnFirst
+				d.InTxn, d.TxnFirst, d.TxnEnded = t.st.InTxn, t.st.TxnFirst, t.st.TxnEnded
 			}
 			res.Batches[bi] = BatchOutcome{BaseOffset: next}
 			if x.Batches == 0 {

@@ -114,9 +114,11 @@ type ProducerDelta struct {
 	Epoch      int16
 	Batches    []SeqEntry
 	// InTxn and TxnFirst are the producer's transaction on the partition
-	// after the entry: open, from that offset, or not.
+	// after the entry: open, from that offset, or not. TxnEnded is the
+	// start time of the last transaction a marker ended there.
 	InTxn    bool
 	TxnFirst int64
+	TxnEnded int64
 }
 
 // Next returns partition p's high watermark after e, and whether e knows
@@ -208,7 +210,7 @@ func (e *LogEntry) Encode() []byte {
 	for _, d := range e.Producers {
 		b = binary.AppendUvarint(b, uint64(d.Partition-e.Base))
 		b = appendProducerBatches(b, d.ProducerID, d.Epoch, d.Batches)
-		b = appendTxn(b, d.InTxn, d.TxnFirst)
+		b = appendTxn(b, d.InTxn, d.TxnFirst, d.TxnEnded)
 	}
 	b = binary.AppendUvarint(b, uint64(len(e.Stables)))
 	for _, m := range e.Stables {
@@ -226,22 +228,26 @@ func (e *LogEntry) Encode() []byte {
 	return b
 }
 
-// appendTxn encodes a producer's open transaction: 0 for none, else its
-// first offset plus one.
-func appendTxn(b []byte, open bool, first int64) []byte {
+// appendTxn encodes a producer's transaction state on a partition: its
+// open transaction (0 for none, else its first offset plus one), then the
+// start time of the last transaction a marker ended.
+func appendTxn(b []byte, open bool, first, ended int64) []byte {
 	if !open {
-		return binary.AppendUvarint(b, 0)
+		b = binary.AppendUvarint(b, 0)
+	} else {
+		b = binary.AppendUvarint(b, uint64(first)+1)
 	}
-	return binary.AppendUvarint(b, uint64(first)+1)
+	return binary.AppendUvarint(b, uint64(max(ended, 0)))
 }
 
 // txn decodes what appendTxn wrote.
-func (r *valueReader) txn() (open bool, first int64) {
+func (r *valueReader) txn() (open bool, first, ended int64) {
 	v := r.uvarint(math.MaxInt64)
+	ended = int64(r.uvarint(math.MaxInt64))
 	if v == 0 {
-		return false, 0
+		return false, 0, ended
 	}
-	return true, int64(v - 1)
+	return true, int64(v - 1), ended
 }
 
 // appendProducerBatches encodes a producer's ID, epoch and batches, as
@@ -409,7 +415,7 @@ func DecodeLogEntry(key string, seq int64, data []byte) (LogEntry, error) {
 		d.Partition = e.Base + int32(r.uvarint(uint64(max(len(e.Nexts)-1, 0))))
 		d.ProducerID, d.Epoch, d.Batches = r.producerBatches()
 		if version >= 2 {
-			d.InTxn, d.TxnFirst = r.txn()
+			d.InTxn, d.TxnFirst, d.TxnEnded = r.txn()
 		}
 	}
 	if version >= 2 {

@@ -41,6 +41,12 @@ type ProducerState struct {
 	// TxnFirst is that transaction's first offset there.
 	InTxn    bool
 	TxnFirst int64
+	// TxnEnded is the start time (Unix ms, from its coordinator's record)
+	// of the last transaction a marker ended on the partition: a batch
+	// admitted for that transaction or an earlier one that commits after
+	// the marker (a produce delayed past the end) is refused rather than
+	// opening a transaction nobody will end.
+	TxnEnded int64
 }
 
 // SeqEntry is one committed batch of an idempotent producer.
@@ -166,7 +172,7 @@ func (pp *partitionProducers) applyDelta(d ProducerDelta, committed int64) {
 		st.Batches = append([]SeqEntry(nil), st.Batches[len(st.Batches)-MaxProducerBatches:]...)
 	}
 	st.LastWrite = committed
-	st.InTxn, st.TxnFirst = d.InTxn, d.TxnFirst
+	st.InTxn, st.TxnFirst, st.TxnEnded = d.InTxn, d.TxnFirst, d.TxnEnded
 	pp.set(d.ProducerID, st)
 }
 
@@ -186,6 +192,10 @@ type BatchMeta struct {
 	// the transaction coordinator, with no sequence).
 	Transactional bool
 	Marker        Marker
+	// TxnStarted is the start time of the transaction the batch belongs
+	// to, as its coordinator's record said when the batch was admitted
+	// (for a marker, the transaction it ends); 0 when unknown.
+	TxnStarted int64
 	// Refuse, when set, fails the batch with this error if the partition
 	// does not know its producer (whose first batch may otherwise start
 	// at any sequence): its writer knows an earlier batch of the producer
@@ -282,7 +292,7 @@ func encodeSnapshot(seq int64, pp *partitionProducers) []byte {
 		it := el.Value.(*producerItem)
 		b = appendProducerBatches(b, it.id, it.Epoch, it.Batches)
 		b = binary.AppendVarint(b, it.LastWrite)
-		b = appendTxn(b, it.InTxn, it.TxnFirst)
+		b = appendTxn(b, it.InTxn, it.TxnFirst, it.TxnEnded)
 	}
 	return b
 }
@@ -305,7 +315,7 @@ func decodeSnapshot(key string, data []byte) (int64, *partitionProducers, error)
 		last := r.varint()
 		var st ProducerState
 		if version >= 2 {
-			st.InTxn, st.TxnFirst = r.txn()
+			st.InTxn, st.TxnFirst, st.TxnEnded = r.txn()
 		}
 		if r.err != nil {
 			break

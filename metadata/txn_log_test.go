@@ -160,3 +160,50 @@ func TestAbortMarkersInOneAppend(t *testing.T) {
 		t.Fatalf("aborted transactions over [0, 6): %+v, want both", got)
 	}
 }
+
+// A transactional batch admitted for a transaction whose marker already
+// ended it on the partition (a produce delayed past its transaction's
+// end, under transaction version 1 where the epoch stays) is refused, not
+// left to open a transaction nobody will end; the next transaction's
+// batches, and retries of batches committed before the marker, are not.
+func TestLateBatchOfAnEndedTransactionIsRefused(t *testing.T) {
+	s := newStore(t)
+	tp := mkTopic(t, s, "late", 1)
+	ctx := ctxT(t)
+	c := s.NewCommitter(metadata.CommitConfig{})
+	commit := func(b metadata.BatchMeta) metadata.BatchOutcome {
+		t.Helper()
+		res, err := c.Commit(ctx, []metadata.Append{{Topic: tp, Partition: 0, Object: "o", Length: 1, Batches: []metadata.BatchMeta{b}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res[0].Batches[0]
+	}
+	in := func(b metadata.BatchMeta, started int64) metadata.BatchMeta {
+		b.TxnStarted = started
+		return b
+	}
+	first := commit(in(txnData(0, 9, 0, 0, 2), 100)) // offsets 0-1, transaction started at 100
+	if first.Err != nil {
+		t.Fatal(first.Err)
+	}
+	if out := commit(in(marker(0, 9, 0, metadata.MarkerAbort), 100)); out.Err != nil {
+		t.Fatal(out.Err)
+	}
+	if out := commit(in(txnData(0, 9, 0, 2, 1), 100)); !errors.Is(out.Err, metadata.ErrTxnEnded) {
+		t.Fatalf("a batch of the ended transaction after its marker: %+v, want ErrTxnEnded", out)
+	}
+	if out := commit(in(txnData(0, 9, 0, 0, 2), 100)); !out.Duplicate || out.BaseOffset != first.BaseOffset {
+		t.Fatalf("a retry of a batch committed before the marker: %+v, want the duplicate at %d", out, first.BaseOffset)
+	}
+	if out := commit(in(txnData(0, 9, 0, 2, 1), 200)); out.Err != nil {
+		t.Fatalf("the next transaction's batch: %+v", out)
+	}
+	st, err := s.GetPartitionState(ctx, tp, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Stable != 3 || st.Next != 4 {
+		t.Fatalf("next %d, stable %d; want 4 and 3 (only the second transaction open)", st.Next, st.Stable)
+	}
+}

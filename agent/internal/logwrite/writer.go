@@ -277,6 +277,14 @@ func New(ctx context.Context, cfg Config, bucket segments.Bucket, committer *met
 // the caller must not modify them afterwards. An Append that cannot be
 // admitted returns ErrClosed, or ctx's error when ctx ends first.
 func (w *Writer) Append(ctx context.Context, t metadata.Topic, partition int32, batches []segments.Batch) (*Result, error) {
+	return w.AppendTxn(ctx, t, partition, batches, 0)
+}
+
+// AppendTxn is Append for the batches of a transaction (or its marker)
+// that started at txnStarted (Unix ms, its coordinator's record): the
+// commit refuses them if a marker already ended that transaction on the
+// partition (metadata.ErrTxnEnded).
+func (w *Writer) AppendTxn(ctx context.Context, t metadata.Topic, partition int32, batches []segments.Batch, txnStarted int64) (*Result, error) {
 	var size int64
 	markers := make([]metadata.Marker, len(batches))
 	for i, b := range batches {
@@ -360,6 +368,7 @@ func (w *Writer) Append(ctx context.Context, t metadata.Topic, partition int32, 
 				MaxTimestamp:  maxTS,
 				Transactional: b.Transactional(),
 				Marker:        markers[i],
+				TxnStarted:    txnStarted,
 			},
 			res: res,
 		})
