@@ -111,9 +111,15 @@ func FuzzDecodeSnapshot(f *testing.F) {
 			b.ProducerEpoch++
 			checkBatch(it, b)
 		}
+		open := pp.open
+		if pp.stable(math.MaxInt64, nil) < math.MaxInt64 != (open > 0) {
+			t.Fatalf("%d producers with a transaction open, last stable offset %d", open, pp.stable(math.MaxInt64, nil))
+		}
+		// Trimming everything keeps only producers with a transaction
+		// open: they hold the partition's last stable offset.
 		pp.trim(math.MaxInt64, 0)
-		if pp.len() != 0 {
-			t.Fatalf("trim left %d producers", pp.len())
+		if pp.len() != open || pp.open != open {
+			t.Fatalf("trim left %d producers (%d open), want the %d with a transaction open", pp.len(), pp.open, open)
 		}
 	})
 }
