@@ -377,10 +377,9 @@ func (g *group) expireLocked(ctx context.Context, now time.Time) {
 	}
 	retention := gc.cfg.OffsetsRetention.Milliseconds()
 	subscribed := g.subscribedTopicsLocked()
-	var expired []metadata.TopicPartition
+	var expired []metadata.CommittedOffset
 	topicIDs := map[string]uuid.UUID{} // uuid.Nil: the topic is gone
 	for _, o := range offsets {
-		tp := metadata.TopicPartition{Topic: o.Topic, Partition: o.Partition}
 		id, ok := topicIDs[o.Topic]
 		if !ok {
 			t, err := gc.a.lookupTopic(ctx, o.Topic)
@@ -395,7 +394,7 @@ func (g *group) expireLocked(ctx context.Context, now time.Time) {
 			topicIDs[o.Topic] = id
 		}
 		if id == uuid.Nil || o.TopicID != uuid.Nil && o.TopicID != id {
-			expired = append(expired, tp)
+			expired = append(expired, o)
 			continue
 		}
 		base := o.Committed
@@ -409,16 +408,22 @@ func (g *group) expireLocked(ctx context.Context, now time.Time) {
 			continue
 		}
 		if base+retention <= now.UnixMilli() {
-			expired = append(expired, tp)
+			expired = append(expired, o)
 		}
 	}
 	if len(expired) > 0 {
-		if err := gc.a.store.DeleteOffsets(ctx, g.claim, expired, gc.a.cfg.EtcdMaxTxnOps); err != nil {
+		// Each only if unchanged: a transaction may commit an offset of
+		// the group meanwhile, without its claim.
+		if err := gc.a.store.ExpireOffsets(ctx, g.claim, expired, gc.a.cfg.EtcdMaxTxnOps); err != nil {
 			g.failLocked(err)
 			return
 		}
+		parts := make([]metadata.TopicPartition, len(expired))
+		for i, o := range expired {
+			parts[i] = metadata.TopicPartition{Topic: o.Topic, Partition: o.Partition}
+		}
 		gc.log.Info("expired committed offsets", "group", g.name, "partitions", len(expired))
-		gc.a.feed.offsetsDeleted(g.name, expired)
+		gc.a.feed.offsetsDeleted(g.name, parts)
 	}
 	if g.state != metadata.GroupEmpty || len(g.pending) > 0 || len(offsets) > len(expired) {
 		return

@@ -36,6 +36,9 @@ type CommittedOffset struct {
 	Metadata *string `json:"metadata,omitempty"`
 	// Committed is the commit time (Unix ms).
 	Committed int64 `json:"committed"`
+	// ModRevision is the etcd revision of the stored value, when read
+	// from etcd (not stored).
+	ModRevision int64 `json:"-"`
 }
 
 type offsetValue struct {
@@ -111,7 +114,7 @@ func (s *Store) decodeOffsetKV(group string, kv *mvccpb.KeyValue) (CommittedOffs
 	if err != nil {
 		return CommittedOffset{}, err
 	}
-	o.Topic, o.Partition = topic, part
+	o.Topic, o.Partition, o.ModRevision = topic, part, kv.ModRevision
 	return o, nil
 }
 
@@ -175,6 +178,35 @@ func (s *Store) DeleteOffsets(ctx context.Context, c GroupClaim, parts []TopicPa
 			}
 		}
 		if _, err := s.fencedTxn(ctx, c, "deleting offsets", ops...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ExpireOffsets removes committed offsets through the claim, each only if
+// it is unchanged since it was read (offsets as FetchOffsets returned
+// them, with their ModRevision): an
+// offset committed meanwhile, by a transaction's coordinator say, which
+// writes without the group's claim, is kept.
+func (s *Store) ExpireOffsets(ctx context.Context, c GroupClaim, offsets []CommittedOffset, maxOps int) error {
+	step := txnOps(maxOps, 0)
+	for lo := 0; lo < len(offsets); lo += step {
+		hi := min(len(offsets), lo+step)
+		ops := make([]clientv3.Op, 0, hi-lo)
+		seen := make(map[TopicPartition]bool, hi-lo)
+		for _, o := range offsets[lo:hi] {
+			tp := TopicPartition{Topic: o.Topic, Partition: o.Partition}
+			if seen[tp] { // etcd refuses a key twice in one transaction
+				continue
+			}
+			seen[tp] = true
+			key := s.offsetKey(c.Group, o.Topic, o.Partition)
+			ops = append(ops, clientv3.OpTxn(
+				[]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", o.ModRevision)},
+				[]clientv3.Op{clientv3.OpDelete(key)}, nil))
+		}
+		if _, err := s.fencedTxn(ctx, c, "expiring offsets", ops...); err != nil {
 			return err
 		}
 	}

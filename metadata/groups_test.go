@@ -255,3 +255,41 @@ func FuzzDecodeCommittedOffset(f *testing.F) {
 		}
 	})
 }
+
+// Expiring offsets removes each only if it is unchanged since it was read:
+// one a transaction's coordinator committed meanwhile (without the
+// group's claim) is kept.
+func TestExpireOffsetsKeepsOffsetsCommittedMeanwhile(t *testing.T) {
+	s := newStore(t)
+	ctx := ctxT(t)
+	sess := lease(t, s)
+	const g = "expiring"
+	claim, _, _, err := s.ClaimGroup(ctx, g, metadata.GroupOwner{NodeID: 0, AgentID: "a"}, sess.Lease())
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := []metadata.CommittedOffset{
+		{Topic: "t", Partition: 0, Offset: 1, LeaderEpoch: -1, Committed: 1},
+		{Topic: "t", Partition: 1, Offset: 1, LeaderEpoch: -1, Committed: 1},
+	}
+	if _, err := s.CommitOffsets(ctx, claim, nil, old, 128); err != nil {
+		t.Fatal(err)
+	}
+	read, _, err := s.FetchOffsets(ctx, g)
+	if err != nil || len(read) != 2 {
+		t.Fatalf("read %v, %v", read, err)
+	}
+	if err := s.CommitTxnOffsets(ctx, []metadata.TxnOffset{{Group: g, Topic: "t", Partition: 1, Offset: 9, LeaderEpoch: -1}}, time.Now(), 128); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ExpireOffsets(ctx, claim, read, 128); err != nil {
+		t.Fatal(err)
+	}
+	left, _, err := s.FetchOffsets(ctx, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 1 || left[0].Partition != 1 || left[0].Offset != 9 {
+		t.Fatalf("after expiry: %+v, want only partition 1's offset 9, committed after the read", left)
+	}
+}
