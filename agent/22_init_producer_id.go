@@ -18,7 +18,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"math"
 	"sync"
 	"time"
@@ -150,15 +149,15 @@ func (tc *txnCoordinator) initProducer(ctx context.Context, rq *request, req *km
 	defer unlock()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	for attempt := 0; ; attempt++ {
-		pid, epoch, err := tc.initOnce(ctx, id, req)
-		if !errors.Is(err, metadata.ErrConflict) || attempt == 4 {
-			if err != nil {
-				err = tc.etcdErr("initializing transactional ID "+id, err)
-			}
-			return pid, epoch, err
-		}
-	}
+	var (
+		pid   int64 = -1
+		epoch int16 = -1
+	)
+	err := tc.retry("initializing transactional ID "+id, 5, func() (err error) {
+		pid, epoch, err = tc.initOnce(ctx, id, req)
+		return err
+	})
+	return pid, epoch, err
 }
 
 func (tc *txnCoordinator) initOnce(ctx context.Context, id string, req *kmsg.InitProducerIDRequest) (int64, int16, error) {

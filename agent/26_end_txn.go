@@ -16,7 +16,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -57,15 +56,12 @@ func (tc *txnCoordinator) endTxn(ctx context.Context, rq *request, req *kmsg.End
 	defer unlock()
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	for attempt := 0; ; attempt++ {
-		st, err := tc.endOnce(ctx, id, req)
-		if err == nil || !errors.Is(err, metadata.ErrConflict) || attempt == 4 {
-			if err != nil {
-				err = tc.etcdErr("ending transaction "+id, err)
-			}
-			return st, err
-		}
-	}
+	var st metadata.TxnState
+	err := tc.retry("ending transaction "+id, 5, func() (err error) {
+		st, err = tc.endOnce(ctx, id, req)
+		return err
+	})
+	return st, err
 }
 
 func (tc *txnCoordinator) endOnce(ctx context.Context, id string, req *kmsg.EndTxnRequest) (metadata.TxnState, error) {

@@ -12,6 +12,7 @@ package agent
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -132,20 +133,11 @@ func (tc *txnCoordinator) addOffsetsOnce(ctx context.Context, id string, pid int
 	switch {
 	case addGroup:
 		st.AddGroup(group, now)
-	case st.Status != metadata.TxnOngoing || !hasGroup(st, group):
+	case st.Status != metadata.TxnOngoing || !slices.Contains(st.Groups, group):
 		return kafkaErrorf(kerr.InvalidTxnState, "group %q is not in transaction %q; call AddOffsetsToTxn first", group, id)
 	}
 	st.AddOffsets(offsets)
 	st.Updated = now
 	_, err = tc.a.store.PutTxn(ctx, st)
 	return err
-}
-
-func hasGroup(st metadata.TxnState, group string) bool {
-	for _, g := range st.Groups {
-		if g == group {
-			return true
-		}
-	}
-	return false
 }

@@ -201,8 +201,16 @@ func (tc *txnCoordinator) retry(what string, attempts int, fn func() error) erro
 // EndTxn, AddPartitionsToTxn and AddOffsetsToTxn v2, InitProducerId v4),
 // as Kafka does.
 func fencedBefore(err error, version, since int16) error {
+	if version < since {
+		return fencedAsEpoch(err)
+	}
+	return err
+}
+
+// fencedAsEpoch answers PRODUCER_FENCED as INVALID_PRODUCER_EPOCH.
+func fencedAsEpoch(err error) error {
 	var ce *codedError
-	if version < since && errors.As(err, &ce) && ce.code == kerr.ProducerFenced {
+	if errors.As(err, &ce) && ce.code == kerr.ProducerFenced {
 		return kafkaErrorf(kerr.InvalidProducerEpoch, "%s", ce.msg)
 	}
 	return err

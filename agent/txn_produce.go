@@ -45,16 +45,17 @@ func (c *txnProduceCheck) allow(ctx context.Context, rq *request, t metadata.Top
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	for attempt := 0; ; attempt++ {
+	err := c.tc.retry("checking transaction "+c.id, 5, func() error {
 		err := c.allowOnce(ctx, t, p, pid, epoch)
-		if !errors.Is(err, metadata.ErrConflict) || attempt == 4 {
-			if err != nil {
-				return 0, c.tc.etcdErr("checking transaction "+c.id, err)
-			}
-			return c.st.Started, nil
+		if errors.Is(err, metadata.ErrConflict) {
+			c.loaded = false // read the record again
 		}
-		c.loaded = false
+		return err
+	})
+	if err != nil {
+		return 0, err
 	}
+	return c.st.Started, nil
 }
 
 func (c *txnProduceCheck) allowOnce(ctx context.Context, t metadata.Topic, p int32, pid int64, epoch int16) error {
@@ -70,7 +71,7 @@ func (c *txnProduceCheck) allowOnce(ctx context.Context, t metadata.Topic, p int
 	}
 	if err := producerMatches(c.st, pid, epoch); err != nil {
 		// A partition answers a stale epoch INVALID_PRODUCER_EPOCH.
-		return fencedBefore(err, 0, 1)
+		return fencedAsEpoch(err)
 	}
 	if c.st.Status == metadata.TxnOngoing && c.st.HasPartition(t.Name, p) {
 		return nil

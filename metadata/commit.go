@@ -474,13 +474,7 @@ func (c *Committer) prepareFresh(appends []Append, u *unit, st *shardState, now 
 		// (end is past them): its oldest open transaction's first offset,
 		// over the tentative states.
 		stableAt := func(end int64) int64 {
-			lso := pp.stable(end, func(id int64) (ProducerState, bool) {
-				t, ok := over[id]
-				if !ok {
-					return ProducerState{}, false
-				}
-				return t.st, true
-			})
+			lso := pp.stable(end, func(id int64) bool { _, ok := over[id]; return ok })
 			for _, t := range over {
 				if t.st.InTxn {
 					lso = min(lso, t.st.TxnFirst)

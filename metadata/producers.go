@@ -139,16 +139,15 @@ func (pp *partitionProducers) trim(expiredBefore int64, max int) {
 
 // stable returns the partition's last stable offset given its high
 // watermark next: the first offset of its oldest open transaction, or
-// next when none is open. over, if set, replaces some producers' states.
-func (pp *partitionProducers) stable(next int64, over func(id int64) (ProducerState, bool)) int64 {
+// next when none is open. Producers overridden reports (if set) are left
+// out: the caller counts their tentative states itself.
+func (pp *partitionProducers) stable(next int64, overridden func(id int64) bool) int64 {
 	lso := next
 	if pp != nil && pp.open > 0 {
 		for el := pp.lru.Front(); el != nil; el = el.Next() {
 			it := el.Value.(*producerItem)
-			if over != nil {
-				if _, ok := over(it.id); ok {
-					continue
-				}
+			if overridden != nil && overridden(it.id) {
+				continue
 			}
 			if it.InTxn {
 				lso = min(lso, it.TxnFirst)
