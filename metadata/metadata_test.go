@@ -15,7 +15,7 @@ import (
 	"github.com/floe-io/floe/metadata"
 )
 
-func newStore(t *testing.T) *metadata.Store {
+func newStore(t testing.TB) *metadata.Store {
 	t.Helper()
 	s, err := metadata.NewStore(testenv.Etcd(t), testenv.Cluster(t))
 	if err != nil {

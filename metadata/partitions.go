@@ -15,6 +15,7 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -171,89 +172,129 @@ func (s *Store) decodeLogKV(key string, value []byte) (LogEntry, error) {
 	return DecodeLogEntry(key, seq, value)
 }
 
-// ShardEntries returns up to limit (0: no limit) of a shard's log entries
-// from sequence number from on, in order.
-func (s *Store) ShardEntries(ctx context.Context, sh ShardID, from int64, limit int64) ([]LogEntry, error) {
-	opts := []clientv3.OpOption{clientv3.WithRange(clientv3.GetPrefixRangeEnd(s.logPrefix(sh)))}
-	if limit > 0 {
-		opts = append(opts, clientv3.WithLimit(limit))
-	}
-	resp, err := s.cli.Get(ctx, s.logKey(sh, max(from, 1)), opts...)
-	if err != nil {
-		return nil, fmt.Errorf("reading the log of shard %s: %w", sh, err)
-	}
-	out := make([]LogEntry, 0, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		e, err := s.decodeLogKV(string(kv.Key), kv.Value)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, nil
+// Seek is where an offset of a partition is in its shard's log.
+type Seek struct {
+	// Seq is the sequence number of the entry holding the offset.
+	Seq int64
+	// Floor is the high watermarks of the entry before it (nil when it is
+	// the first entry left in the log).
+	Floor []int64
+	// Rev is the etcd revision the search read at: reading the log at it
+	// (ShardWindow) sees the entries the search saw.
+	Rev int64
 }
 
-// entryAtOrBefore returns the shard's entry with the greatest sequence
-// number at or below seq.
-func (s *Store) entryAtOrBefore(ctx context.Context, sh ShardID, seq int64) (LogEntry, bool, error) {
-	resp, err := s.cli.Get(ctx, s.logPrefix(sh),
-		clientv3.WithRange(s.logKey(sh, seq)+"\x00"),
-		clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend),
-		clientv3.WithLimit(1))
+// SeekEntry finds the first entry of partition p's shard whose high
+// watermark of p is above offset: the entry that holds offset, if any
+// does. ok is false when offset is at or beyond the high watermark.
+//
+// It searches sequence numbers (gallop, then bisect) with reads of the
+// first entry at or after a number, each of which costs etcd two entries
+// whatever the log's length, all at the revision of the first read. (A
+// read of the entry at or before a number would be one request, but etcd
+// sorts a descending read in memory after reading every entry of the
+// range: its cost grows with the log.)
+func (s *Store) SeekEntry(ctx context.Context, t Topic, p int32, offset int64) (Seek, bool, error) {
+	seek, ok, err := s.seekEntry(ctx, t, p, offset)
+	if errors.Is(err, ErrConflict) {
+		// etcd compacted the revision mid-search: search again.
+		seek, ok, err = s.seekEntry(ctx, t, p, offset)
+	}
+	return seek, ok, err
+}
+
+func (s *Store) seekEntry(ctx context.Context, t Topic, p int32, offset int64) (seek Seek, ok bool, err error) {
+	sh := t.Shard(p)
+	holds := func(e *LogEntry) bool {
+		next, _ := e.Next(p)
+		return next > offset
+	}
+	// lower: no entry starting at or below it holds offset (low is the
+	// last such entry read, nil for none); upper: the first entry at or
+	// after it, up (nil: none), holds offset or is past the log's end.
+	var (
+		lower, upper int64
+		low, up      *LogEntry
+		found        bool
+	)
+	probe := func(at int64) (*LogEntry, error) {
+		e, rev, err := s.entryAtOrAfter(ctx, sh, at, seek.Rev)
+		if seek.Rev == 0 {
+			seek.Rev = rev
+		}
+		return e, err
+	}
+	first, err := probe(1)
+	if err != nil || first == nil {
+		return Seek{}, false, err
+	}
+	if holds(first) {
+		return Seek{Seq: first.Seq, Rev: seek.Rev}, true, nil
+	}
+	lower, low = first.SeqLast, first
+	// Gallop: upper bounds 1, 2, 4, ... past the last entry that does
+	// not hold offset.
+	for step := int64(1); !found; step *= 2 {
+		at := lower + step
+		e, err := probe(at)
+		if err != nil {
+			return Seek{}, false, err
+		}
+		if e == nil || holds(e) {
+			upper, up, found = at, e, true
+			break
+		}
+		lower, low = e.SeqLast, e
+		if step > 1<<40 {
+			return Seek{}, false, fmt.Errorf("%w: the log of shard %s has no end", ErrCorruptValue, sh)
+		}
+	}
+	for upper > lower+1 {
+		mid := lower + (upper-lower)/2
+		e, err := probe(mid)
+		if err != nil {
+			return Seek{}, false, err
+		}
+		if e == nil || holds(e) {
+			upper, up = mid, e
+		} else {
+			lower, low = e.SeqLast, e
+		}
+	}
+	if up == nil {
+		return Seek{}, false, nil
+	}
+	return Seek{Seq: up.Seq, Floor: low.Nexts, Rev: seek.Rev}, true, nil
+}
+
+// entryAtOrAfter returns the shard's first entry with a sequence number
+// at or above seq (nil: none), read at revision rev (0: the latest), and
+// the revision read at.
+func (s *Store) entryAtOrAfter(ctx context.Context, sh ShardID, seq, rev int64) (*LogEntry, int64, error) {
+	resp, err := s.getLogAt(ctx, sh, seq, 1, rev)
 	if err != nil {
-		return LogEntry{}, false, fmt.Errorf("reading the log of shard %s: %w", sh, err)
+		return nil, 0, err
 	}
 	if len(resp.Kvs) == 0 {
-		return LogEntry{}, false, nil
+		return nil, resp.Header.Revision, nil
 	}
 	e, err := s.decodeLogKV(string(resp.Kvs[0].Key), resp.Kvs[0].Value)
-	return e, err == nil, err
-}
-
-// SeekEntry returns the sequence number of the first entry of partition
-// p's shard whose high watermark of p is above offset: the entry that
-// holds offset, if any entry does. It is a binary search over sequence
-// numbers, one etcd read per step (about log2 of the log's length). ok is
-// false when offset is at or beyond the high watermark.
-func (s *Store) SeekEntry(ctx context.Context, t Topic, p int32, offset int64) (seq int64, ok bool, err error) {
-	sh := t.Shard(p)
-	latest, found, err := s.entryAtOrBefore(ctx, sh, 1<<62)
-	if err != nil || !found {
-		return 0, false, err
+	if err != nil {
+		return nil, 0, err
 	}
-	if next, _ := latest.Next(p); next <= offset {
-		return 0, false, nil
-	}
-	lo, hi := int64(0), latest.Seq
-	for hi-lo > 1 {
-		mid := lo + (hi-lo)/2
-		e, found, err := s.entryAtOrBefore(ctx, sh, mid)
-		if err != nil {
-			return 0, false, err
-		}
-		if !found || e.Seq <= lo {
-			lo = mid
-			continue
-		}
-		if next, _ := e.Next(p); next > offset {
-			hi = e.Seq
-		} else {
-			lo = mid
-		}
-	}
-	return hi, true, nil
+	return &e, resp.Header.Revision, nil
 }
 
 // PartitionEntries returns partition p's index entries from the one
 // holding offset from on, at most limit (0: no limit), reading its
 // shard's log.
 func (s *Store) PartitionEntries(ctx context.Context, t Topic, p int32, from int64, limit int) ([]IndexEntry, error) {
-	seq, ok, err := s.SeekEntry(ctx, t, p, from)
+	seek, ok, err := s.SeekEntry(ctx, t, p, from)
 	if err != nil || !ok {
 		return nil, err
 	}
 	var out []IndexEntry
-	err = s.rangePages(ctx, s.logKey(t.Shard(p), seq), clientv3.GetPrefixRangeEnd(s.logPrefix(t.Shard(p))), func(key string, value []byte, _ int64) error {
+	err = s.rangePages(ctx, s.logKey(t.Shard(p), seek.Seq), clientv3.GetPrefixRangeEnd(s.logPrefix(t.Shard(p))), func(key string, value []byte, _ int64) error {
 		if limit > 0 && len(out) >= limit {
 			return errStopPages
 		}
@@ -329,34 +370,41 @@ func (s *Store) setStarts(ctx context.Context, sh ShardID, st ShardState, raise 
 // errStopPages ends a paged read early, from inside its callback.
 var errStopPages = errors.New("metadata: stop reading pages")
 
-// ShardWindow reads up to limit of a shard's entries from sequence number
-// from on, and the high watermarks of the entry just before them (nil when
-// none is left: the window starts the shard's log), in one consistent
-// read.
-func (s *Store) ShardWindow(ctx context.Context, sh ShardID, from int64, limit int64) (floor []int64, entries []LogEntry, err error) {
-	from = max(from, 1)
-	resp, err := s.cli.Txn(ctx).Then(
-		clientv3.OpGet(s.logPrefix(sh), clientv3.WithRange(s.logKey(sh, from)), clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend), clientv3.WithLimit(1)),
-		clientv3.OpGet(s.logKey(sh, from), clientv3.WithRange(clientv3.GetPrefixRangeEnd(s.logPrefix(sh))), clientv3.WithLimit(limit)),
-	).Commit()
+// getLogAt reads up to limit of a shard's log entries from sequence
+// number from on, at revision rev (0: the latest).
+func (s *Store) getLogAt(ctx context.Context, sh ShardID, from, limit, rev int64) (*clientv3.GetResponse, error) {
+	opts := []clientv3.OpOption{clientv3.WithRange(clientv3.GetPrefixRangeEnd(s.logPrefix(sh))), clientv3.WithLimit(limit)}
+	if rev > 0 {
+		opts = append(opts, clientv3.WithRev(rev))
+	}
+	resp, err := s.cli.Get(ctx, s.logKey(sh, max(from, 1)), opts...)
+	if errors.Is(err, rpctypes.ErrCompacted) {
+		return nil, fmt.Errorf("%w: the log of shard %s at revision %d: %w", ErrConflict, sh, rev, err)
+	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading the log of shard %s: %w", sh, err)
+		return nil, fmt.Errorf("reading the log of shard %s: %w", sh, err)
 	}
-	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
-		e, err := s.decodeLogKV(string(kvs[0].Key), kvs[0].Value)
-		if err != nil {
-			return nil, nil, err
-		}
-		floor = e.Nexts
+	return resp, nil
+}
+
+// ShardWindow reads up to limit of a shard's entries from sequence number
+// from on, at etcd revision rev (0: the latest; a Seek's Rev reads the log
+// as the seek saw it).
+//
+// A revision etcd has compacted away is ErrConflict: the log changed
+// since; seek again.
+func (s *Store) ShardWindow(ctx context.Context, sh ShardID, from, limit, rev int64) ([]LogEntry, error) {
+	resp, err := s.getLogAt(ctx, sh, from, limit, rev)
+	if err != nil {
+		return nil, err
 	}
-	kvs := resp.Responses[1].GetResponseRange().Kvs
-	entries = make([]LogEntry, 0, len(kvs))
-	for _, kv := range kvs {
+	entries := make([]LogEntry, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
 		e, err := s.decodeLogKV(string(kv.Key), kv.Value)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		entries = append(entries, e)
 	}
-	return floor, entries, nil
+	return entries, nil
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -37,7 +38,15 @@ type WatermarkWatcher struct {
 	mu      sync.Mutex
 	shards  map[ShardID]*shardMarks
 	waiters map[ShardID]map[*waiter]struct{}
+	// loading are the first reads of shards under way: the fetches of a
+	// shard's partitions that find it not followed yet share one.
+	loading map[ShardID]*shardLoad
 	wg      sync.WaitGroup
+}
+
+type shardLoad struct {
+	done chan struct{}
+	err  error
 }
 
 type shardMarks struct {
@@ -66,7 +75,7 @@ type WatermarkHooks struct {
 // StartWatermarkWatcher starts following log entries and log starts until
 // ctx is done.
 func (s *Store) StartWatermarkWatcher(ctx context.Context, log *slog.Logger, hooks WatermarkHooks) (*WatermarkWatcher, error) {
-	w := &WatermarkWatcher{store: s, log: log, hooks: hooks, shards: map[ShardID]*shardMarks{}, waiters: map[ShardID]map[*waiter]struct{}{}}
+	w := &WatermarkWatcher{store: s, log: log, hooks: hooks, shards: map[ShardID]*shardMarks{}, waiters: map[ShardID]map[*waiter]struct{}{}, loading: map[ShardID]*shardLoad{}}
 	rev, err := w.currentRevision(ctx)
 	if err != nil {
 		return nil, err
@@ -231,14 +240,45 @@ func (w *WatermarkWatcher) Get(ctx context.Context, t Topic, p int32) (Watermark
 	m := w.shards[sh]
 	if m == nil || !m.loaded {
 		w.mu.Unlock()
-		if err := w.Reload(ctx, sh); err != nil {
+		if err := w.load(ctx, sh); err != nil {
 			return Watermarks{}, err
 		}
 		w.mu.Lock()
-		m = w.shards[sh]
+		if m = w.shards[sh]; m == nil {
+			// The topic was deleted meanwhile.
+			m = &shardMarks{}
+		}
 	}
 	defer w.mu.Unlock()
 	return m.marks(slot), nil
+}
+
+// load reads a shard the watcher does not follow yet, once however many
+// ask at the same time.
+func (w *WatermarkWatcher) load(ctx context.Context, sh ShardID) error {
+	w.mu.Lock()
+	if l := w.loading[sh]; l != nil {
+		w.mu.Unlock()
+		select {
+		case <-l.done:
+			return l.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	l := &shardLoad{done: make(chan struct{})}
+	w.loading[sh] = l
+	w.mu.Unlock()
+	// The read is shared: one caller's cancellation must not fail the
+	// others.
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	l.err = w.Reload(lctx, sh)
+	cancel()
+	w.mu.Lock()
+	delete(w.loading, sh)
+	w.mu.Unlock()
+	close(l.done)
+	return l.err
 }
 
 // Cached returns partition p of t's watermarks as known, without reading

@@ -315,3 +315,47 @@ func TestIndexWindowsStayWithinBudget(t *testing.T) {
 		t.Fatalf("%d shards' windows kept after reading every partition once; the budget holds fewer", shards)
 	}
 }
+
+// Past the index budget, the entries a window's readers have passed go
+// before any window another reader still uses.
+func TestIndexWindowsDropPassedEntriesFirst(t *testing.T) {
+	e := newLogEnv(t, 32) // shards of 2 partitions
+	for n := range 6 {
+		e.flush(t, fmt.Sprintf("flush-%d", n), n, 1)
+	}
+	iw := newIndexWindows(e.store, 1<<30, newReaderMetrics(nil))
+	iw.trimAfter = 0 // every lookup is a period: readers look all the time
+	ctx := context.Background()
+	lookup := func(p int32, offset, hw int64) {
+		t.Helper()
+		if got, ok, err := iw.entries(ctx, e.topic, p, offset, hw, 1, 1<<20); err != nil || !ok || len(got) != 1 || got[0].First != offset {
+			t.Fatalf("partition %d offset %d: %+v, ok %v, %v", p, offset, got, ok, err)
+		}
+	}
+	lookup(2, 0, 6) // a reader of shard 1, at its start
+	iw.mu.Lock()
+	other := iw.byShard[e.topic.Shard(2)][0]
+	iw.mu.Unlock()
+	lookup(0, 0, 6) // a reader of shard 0 that moves on
+	iw.mu.Lock()
+	perEntry := iw.bytes / 12
+	iw.maxBytes = 14 * perEntry
+	iw.mu.Unlock()
+	for n := 6; n < 12; n++ {
+		e.flush(t, fmt.Sprintf("flush-%d", n), n, 1)
+	}
+	for offset := int64(1); offset < 12; offset++ {
+		lookup(0, offset, 12)
+	}
+	iw.mu.Lock()
+	defer iw.mu.Unlock()
+	if ws := iw.byShard[e.topic.Shard(2)]; len(ws) != 1 || ws[0] != other || len(other.entries) != 6 {
+		t.Fatalf("shard 1's window was dropped or cut (%d windows) while shard 0's reader had passed entries to drop", len(ws))
+	}
+	if iw.bytes > iw.maxBytes {
+		t.Fatalf("windows hold %d bytes, budget %d", iw.bytes, iw.maxBytes)
+	}
+	if w := iw.byShard[e.topic.Shard(0)][0]; w.first() < 6 {
+		t.Fatalf("shard 0's window still starts at entry %d, which its reader passed", w.first())
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"container/list"
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -26,15 +27,23 @@ import (
 // once per window, not once per fetch. One window serves every partition
 // of its shard; a shard may have several (readers far apart), which merge
 // when a load makes them meet. Windows are bounded in total (the reader's
-// index budget, least recently used dropped first), and a long one drops
-// the entries every reader has passed.
+// index budget): past it, the entries readers have passed are dropped
+// first, then least recently used windows; a long window drops the
+// entries its readers have passed anyway. Finding the entry that holds an
+// offset costs etcd a few reads of single entries however long the log
+// is (metadata.Store.SeekEntry).
 //
 // An entry the compactor rewrites (a merge or retention) makes the
 // windows that hold it stale: they are loaded again at their next use.
 
 // windowLoad bounds the entries one etcd read loads (loadSize); a window
-// extended past four loads drops its oldest half.
+// extended past four loads, or any window once the index budget is
+// spent, drops the entries its readers have passed (trimLocked).
 const windowLoad = 256
+
+// defaultTrimAfter is how often a window's readers must look to keep
+// the entries they have not passed.
+const defaultTrimAfter = time.Second
 
 // shardWindow is a run of consecutive log entries of one shard.
 type shardWindow struct {
@@ -48,9 +57,12 @@ type shardWindow struct {
 	bytes   int64
 	used    time.Time
 	el      *list.Element // in indexWindows.lru
-	// lowSeen is the lowest sequence number a lookup used since the
-	// window was last trimmed: entries before it are behind every reader.
-	lowSeen int64
+	// lowCur and lowPrev are the lowest sequence numbers lookups used in
+	// the current period of trimAfter (since lowSince) and in the one
+	// before (0: none): entries below both are behind every reader that
+	// looks at least once a period.
+	lowCur, lowPrev int64
+	lowSince        time.Time
 }
 
 // shardRef is a shard and its topic's shard size.
@@ -103,6 +115,8 @@ type indexWindows struct {
 	store    *metadata.Store
 	metrics  *readerMetrics
 	maxBytes int64
+	// trimAfter: see shardWindow.lowCur.
+	trimAfter time.Duration
 
 	// beforeExtend, when set (tests only), runs between a lookup that
 	// found the window short and the extension from etcd.
@@ -171,7 +185,7 @@ func (iw *indexWindows) linkLocked(w *shardWindow, e *metadata.LogEntry, remove 
 }
 
 func newIndexWindows(store *metadata.Store, maxBytes int64, m *readerMetrics) *indexWindows {
-	return &indexWindows{store: store, metrics: m, maxBytes: maxBytes, byShard: map[metadata.ShardID][]*shardWindow{}, byObject: map[string][]objectRef{}}
+	return &indexWindows{store: store, metrics: m, maxBytes: maxBytes, trimAfter: defaultTrimAfter, byShard: map[metadata.ShardID][]*shardWindow{}, byObject: map[string][]objectRef{}}
 }
 
 // entries returns partition p of t's index entries that hold offset and
@@ -262,14 +276,17 @@ func (iw *indexWindows) lookupIn(w *shardWindow, p int32, offset, hw int64, max 
 	if w.el != nil {
 		iw.lru.MoveToFront(w.el)
 	}
+	if w.used.Sub(w.lowSince) >= iw.trimAfter {
+		w.lowPrev, w.lowCur, w.lowSince = w.lowCur, 0, w.used
+	}
 	i, _ := slices.BinarySearchFunc(w.entries, offset, func(e *metadata.LogEntry, off int64) int {
 		if n, _ := e.Next(p); n <= off {
 			return -1
 		}
 		return 1
 	})
-	if i < len(w.entries) && (w.lowSeen == 0 || w.entries[i].Seq < w.lowSeen) {
-		w.lowSeen = w.entries[i].Seq
+	if i < len(w.entries) && (w.lowCur == 0 || w.entries[i].Seq < w.lowCur) {
+		w.lowCur = w.entries[i].Seq
 	}
 	var (
 		out   []metadata.IndexEntry
@@ -311,11 +328,21 @@ func loadSize(shardSize int32) int64 {
 // It returns nil when no entry holds offset (it is at or past the high
 // watermark).
 func (iw *indexWindows) load(ctx context.Context, t metadata.Topic, sh shardRef, p int32, offset int64) (*shardWindow, error) {
+	w, err := iw.loadOnce(ctx, t, sh, p, offset)
+	if errors.Is(err, metadata.ErrConflict) {
+		// etcd compacted the revision the seek read at: seek again.
+		w, err = iw.loadOnce(ctx, t, sh, p, offset)
+	}
+	return w, err
+}
+
+func (iw *indexWindows) loadOnce(ctx context.Context, t metadata.Topic, sh shardRef, p int32, offset int64) (*shardWindow, error) {
 	start := time.Now()
-	seq, found, err := iw.store.SeekEntry(ctx, t, p, offset)
+	seek, found, err := iw.store.SeekEntry(ctx, t, p, offset)
 	if err != nil || !found {
 		return nil, err
 	}
+	seq := seek.Seq
 	n := loadSize(sh.size)
 	iw.mu.Lock()
 	var next *shardWindow // the first window after seq
@@ -343,7 +370,8 @@ func (iw *indexWindows) load(ctx context.Context, t metadata.Topic, sh shardRef,
 		limit = min(n, next.first()-seq)
 	}
 	iw.mu.Unlock()
-	floor, entries, err := iw.store.ShardWindow(ctx, sh.ShardID, seq, limit)
+	floor := seek.Floor
+	entries, err := iw.store.ShardWindow(ctx, sh.ShardID, seq, limit, seek.Rev)
 	if err != nil {
 		return nil, err
 	}
@@ -365,7 +393,8 @@ func (iw *indexWindows) load(ctx context.Context, t metadata.Topic, sh shardRef,
 		}
 		next.entries = append(loaded, next.entries...)
 		next.floor = floor
-		next.lowSeen = 0
+		// Its new reader has not looked yet: no trim for a period.
+		next.lowPrev, next.lowCur, next.lowSince = 0, 0, time.Now()
 		iw.growLocked(next)
 		return next, nil
 	}
@@ -380,6 +409,7 @@ func (iw *indexWindows) load(ctx context.Context, t metadata.Topic, sh shardRef,
 		keep = append(keep, o)
 	}
 	iw.byShard[sh.ShardID] = append(keep, w)
+	w.lowSince = w.used
 	w.el = iw.lru.PushFront(w)
 	for _, e := range w.entries {
 		iw.linkLocked(w, e, false)
@@ -398,7 +428,7 @@ func (iw *indexWindows) extend(ctx context.Context, w *shardWindow) (more, stale
 	}
 	from := w.last() + 1
 	iw.mu.Unlock()
-	_, entries, err := iw.store.ShardWindow(ctx, w.sh.ShardID, from, loadSize(w.sh.size))
+	entries, err := iw.store.ShardWindow(ctx, w.sh.ShardID, from, loadSize(w.sh.size), 0)
 	if err != nil {
 		return false, false, err
 	}
@@ -424,32 +454,46 @@ func (iw *indexWindows) appendLocked(w *shardWindow, e *metadata.LogEntry) {
 	if w.el != nil {
 		iw.linkLocked(w, e, false)
 	}
-	iw.trimLocked(w)
+	if len(w.entries) > int(4*loadSize(w.sh.size)) {
+		iw.trimLocked(w)
+	}
 	iw.growLocked(w)
 }
 
-// trimLocked drops a long window's entries that every reader has passed
-// (before the lowest one a lookup used since the last trim).
+// trimLocked drops the window's entries every reader has passed: those
+// before the lowest one lookups used in this period of trimAfter and the
+// last (readers that look less often than that load their entries
+// again).
 func (iw *indexWindows) trimLocked(w *shardWindow) {
-	if len(w.entries) <= int(4*loadSize(w.sh.size)) || w.lowSeen == 0 {
-		return
+	if w.lowPrev == 0 || len(w.entries) == 0 {
+		return // not a whole period of lookups seen yet
 	}
-	dropped, _ := slices.BinarySearchFunc(w.entries, w.lowSeen, func(e *metadata.LogEntry, seq int64) int { return cmp.Compare(e.Seq, seq) })
-	w.lowSeen = 0
+	low := w.lowPrev
+	if w.lowCur != 0 {
+		low = min(low, w.lowCur)
+	}
+	dropped, _ := slices.BinarySearchFunc(w.entries, low, func(e *metadata.LogEntry, seq int64) int { return cmp.Compare(e.Seq, seq) })
 	if dropped == 0 {
 		return
 	}
-	if w.el != nil {
-		for _, old := range w.entries[:dropped] {
+	var n int64
+	for _, old := range w.entries[:dropped] {
+		n += entryBytes(old)
+		if w.el != nil {
 			iw.linkLocked(w, old, true)
 		}
 	}
 	w.floor = w.entries[dropped-1].Nexts
 	w.entries = slices.Clone(w.entries[dropped:])
+	if w.el != nil {
+		iw.bytes -= n
+		w.bytes -= n
+	}
 }
 
-// growLocked recounts w's bytes and drops least recently used windows
-// past the budget.
+// growLocked recounts w's bytes and, past the budget, drops what
+// readers have passed from the least recently used windows, then least
+// recently used windows.
 func (iw *indexWindows) growLocked(w *shardWindow) {
 	if w.el == nil {
 		return // dropped meanwhile
@@ -460,6 +504,9 @@ func (iw *indexWindows) growLocked(w *shardWindow) {
 	}
 	iw.bytes += n - w.bytes
 	w.bytes = n
+	for el := iw.lru.Back(); el != nil && iw.bytes > iw.maxBytes; el = el.Prev() {
+		iw.trimLocked(el.Value.(*shardWindow))
+	}
 	for iw.bytes > iw.maxBytes && iw.lru.Len() > 1 {
 		old := iw.lru.Back().Value.(*shardWindow)
 		if old == w {
