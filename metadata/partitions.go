@@ -210,79 +210,101 @@ func (s *Store) seekEntry(ctx context.Context, t Topic, p int32, offset int64) (
 		return next > offset
 	}
 	// lower: no entry starting at or below it holds offset (low is the
-	// last such entry read, nil for none); upper: the first entry at or
-	// after it, up (nil: none), holds offset or is past the log's end.
+	// last such entry read, nil for none); upper (once found): the first
+	// entry at or after it, up (nil: none), holds offset or is past the
+	// log's end. Each round reads seekProbes numbers in one request:
+	// while upper is unknown, lower+step, +2·step, +4·step, ...; then
+	// evenly between lower and upper.
 	var (
 		lower, upper int64
 		low, up      *LogEntry
 		found        bool
 	)
-	probe := func(at int64) (*LogEntry, error) {
-		e, rev, err := s.entryAtOrAfter(ctx, sh, at, seek.Rev)
-		if seek.Rev == 0 {
-			seek.Rev = rev
+	step := int64(1)
+	for !found || upper > lower+1 {
+		var ats []int64
+		for j := range int64(seekProbes) {
+			at := lower + step<<j
+			if found {
+				at = lower + (upper-lower)*(j+1)/(seekProbes+1)
+			}
+			if at > lower && (!found || at < upper) && (len(ats) == 0 || at > ats[len(ats)-1]) {
+				ats = append(ats, at)
+			}
 		}
-		return e, err
-	}
-	first, err := probe(1)
-	if err != nil || first == nil {
-		return Seek{}, false, err
-	}
-	if holds(first) {
-		return Seek{Seq: first.Seq, Rev: seek.Rev}, true, nil
-	}
-	lower, low = first.SeqLast, first
-	// Gallop: upper bounds 1, 2, 4, ... past the last entry that does
-	// not hold offset.
-	for step := int64(1); !found; step *= 2 {
-		at := lower + step
-		e, err := probe(at)
+		if len(ats) == 0 {
+			ats = []int64{lower + 1}
+		}
+		entries, rev, err := s.entriesAtOrAfter(ctx, sh, ats, seek.Rev)
 		if err != nil {
 			return Seek{}, false, err
 		}
-		if e == nil || holds(e) {
-			upper, up, found = at, e, true
-			break
+		seek.Rev = rev
+		for i, e := range entries {
+			if e == nil || holds(e) {
+				upper, up, found = ats[i], e, true
+				break
+			}
+			if e.SeqLast > lower {
+				lower, low = e.SeqLast, e
+			}
 		}
-		lower, low = e.SeqLast, e
-		if step > 1<<40 {
-			return Seek{}, false, fmt.Errorf("%w: the log of shard %s has no end", ErrCorruptValue, sh)
-		}
-	}
-	for upper > lower+1 {
-		mid := lower + (upper-lower)/2
-		e, err := probe(mid)
-		if err != nil {
-			return Seek{}, false, err
-		}
-		if e == nil || holds(e) {
-			upper, up = mid, e
-		} else {
-			lower, low = e.SeqLast, e
+		if !found {
+			if step > 1<<40 {
+				return Seek{}, false, fmt.Errorf("%w: the log of shard %s has no end", ErrCorruptValue, sh)
+			}
+			step <<= seekProbes
 		}
 	}
 	if up == nil {
 		return Seek{}, false, nil
 	}
-	return Seek{Seq: up.Seq, Floor: low.Nexts, Rev: seek.Rev}, true, nil
+	seek.Seq = up.Seq
+	if low != nil {
+		seek.Floor = low.Nexts
+	}
+	return seek, true, nil
 }
 
-// entryAtOrAfter returns the shard's first entry with a sequence number
-// at or above seq (nil: none), read at revision rev (0: the latest), and
-// the revision read at.
-func (s *Store) entryAtOrAfter(ctx context.Context, sh ShardID, seq, rev int64) (*LogEntry, int64, error) {
-	resp, err := s.getLogAt(ctx, sh, seq, 1, rev)
+// seekProbes is how many sequence numbers one round of SeekEntry reads:
+// etcd's cost is mostly per request, and each probe reads two entries.
+const seekProbes = 8
+
+// entriesAtOrAfter returns, for each of seqs, the shard's first entry
+// with a sequence number at or above it (nil: none), in one request read
+// at revision rev (0: the latest), and the revision read at.
+func (s *Store) entriesAtOrAfter(ctx context.Context, sh ShardID, seqs []int64, rev int64) ([]*LogEntry, int64, error) {
+	ops := make([]clientv3.Op, len(seqs))
+	for i, seq := range seqs {
+		opts := []clientv3.OpOption{clientv3.WithRange(clientv3.GetPrefixRangeEnd(s.logPrefix(sh))), clientv3.WithLimit(1)}
+		if rev > 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		ops[i] = clientv3.OpGet(s.logKey(sh, max(seq, 1)), opts...)
+	}
+	resp, err := s.cli.Txn(ctx).Then(ops...).Commit()
+	if errors.Is(err, rpctypes.ErrCompacted) {
+		return nil, 0, fmt.Errorf("%w: the log of shard %s at revision %d: %w", ErrConflict, sh, rev, err)
+	}
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, fmt.Errorf("reading the log of shard %s: %w", sh, err)
 	}
-	if len(resp.Kvs) == 0 {
-		return nil, resp.Header.Revision, nil
+	if rev == 0 {
+		rev = resp.Header.Revision
 	}
-	e, err := s.decodeLogKV(string(resp.Kvs[0].Key), resp.Kvs[0].Value)
-	if err != nil {
-		return nil, 0, err
+	out := make([]*LogEntry, len(seqs))
+	for i, r := range resp.Responses {
+		kvs := r.GetResponseRange().Kvs
+		if len(kvs) == 0 {
+			continue
+		}
+		e, err := s.decodeLogKV(string(kvs[0].Key), kvs[0].Value)
+		if err != nil {
+			return nil, 0, err
+		}
+		out[i] = &e
 	}
-	return &e, resp.Header.Revision, nil
+	return out, rev, nil
 }
 
 // PartitionEntries returns partition p's index entries from the one
