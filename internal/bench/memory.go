@@ -58,7 +58,7 @@ func (s *memSampler) stop() {
 
 func (s *memSampler) sample(ctx context.Context) {
 	urls := s.r.cl.MetricsURLs()
-	for _, u := range urls {
+	for i, u := range urls {
 		m, err := s.r.scr.scrapeOne(ctx, u)
 		if err != nil || !m.Has("process_resident_memory_bytes") {
 			continue // restarting, or no process metrics
@@ -71,6 +71,7 @@ func (s *memSampler) sample(ctx context.Context) {
 			s.idleRSS = rss
 		}
 		s.samples++
+		peak := rss > s.maxRSS && s.limit > 0 && rss > 0.9*s.limit
 		s.maxRSS = max(s.maxRSS, rss)
 		s.winRSS = max(s.winRSS, rss)
 		s.maxHeap = max(s.maxHeap, m.Sum("go_memstats_heap_inuse_bytes"))
@@ -82,6 +83,11 @@ func (s *memSampler) sample(ctx context.Context) {
 			s.limit = l
 		}
 		s.mu.Unlock()
+		if peak && s.r.cfg.ProfileDir != "" {
+			// The heap near the run's highest RSS so far, when that is
+			// close to the memory limit: what the agent holds there.
+			s.r.agentHeapProfile(ctx, i, u, "peak")
+		}
 	}
 }
 

@@ -765,10 +765,15 @@ func (r *runner) heapProfile(ctx context.Context, name string) {
 		return
 	}
 	for i, u := range r.cl.MetricsURLs() {
-		path := filepath.Join(r.cfg.ProfileDir, fmt.Sprintf("%s-agent%d.heap.pprof", name, i))
-		if err := r.fetchTo(ctx, strings.TrimSuffix(u, "/metrics")+"/debug/pprof/heap", path); err != nil {
-			r.obs.Logf("heap profile %s: %v", path, err)
-		}
+		r.agentHeapProfile(ctx, i, u, name)
+	}
+}
+
+// agentHeapProfile saves the heap profile of agent i (metrics at u).
+func (r *runner) agentHeapProfile(ctx context.Context, i int, u, name string) {
+	path := filepath.Join(r.cfg.ProfileDir, fmt.Sprintf("%s-agent%d.heap.pprof", name, i))
+	if err := r.fetchTo(ctx, strings.TrimSuffix(u, "/metrics")+"/debug/pprof/heap", path); err != nil {
+		r.obs.Logf("heap profile %s: %v", path, err)
 	}
 }
 
