@@ -941,15 +941,20 @@ func (c *Committer) loadShards(ctx context.Context, units []*unit) error {
 // high watermarks, and its producers from their snapshots and the
 // entries since.
 func (s *Store) loadShardState(ctx context.Context, sh ShardID, cfg CommitConfig) (*shardState, error) {
-	prefix := s.logPrefix(sh)
 	floorKey := s.pstateFloorKey(sh)
-	resp, err := s.cli.Txn(ctx).Then(
-		clientv3.OpGet(prefix, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend), clientv3.WithLimit(1)),
-		clientv3.OpGet(floorKey),
-		clientv3.OpGet(floorKey+"/", clientv3.WithPrefix()),
-	).Commit()
+	last, rev, err := s.lastEntry(ctx, sh, 0)
+	if errors.Is(err, ErrConflict) {
+		last, rev, err = s.lastEntry(ctx, sh, 0) // etcd compacted the revision mid-search
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading the state of shard %s: %w", sh, err)
+	}
+	resp, err := s.cli.Txn(ctx).Then(
+		clientv3.OpGet(floorKey, clientv3.WithRev(rev)),
+		clientv3.OpGet(floorKey+"/", clientv3.WithPrefix(), clientv3.WithRev(rev)),
+	).Commit()
+	if err != nil {
+		return nil, readAtErr(err, "the state of shard "+sh.String(), rev)
 	}
 	st := &shardState{
 		producers: map[int32]*partitionProducers{},
@@ -957,25 +962,17 @@ func (s *Store) loadShardState(ctx context.Context, sh ShardID, cfg CommitConfig
 		changed:   map[int32]bool{},
 		used:      time.Now(),
 	}
-	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
-		_, seq, ok := parseLogKey(string(kvs[0].Key)[len(s.key(prefixLog)):])
-		if !ok {
-			return nil, fmt.Errorf("%w: %s: not a log key", ErrCorruptValue, kvs[0].Key)
-		}
-		e, err := DecodeLogEntry(string(kvs[0].Key), seq, kvs[0].Value)
-		if err != nil {
-			return nil, err
-		}
-		st.seq, st.nexts, st.stables = e.SeqLast, e.Nexts, e.Stables
+	if last != nil {
+		st.seq, st.nexts, st.stables = last.SeqLast, last.Nexts, last.Stables
 	}
-	if kvs := resp.Responses[1].GetResponseRange().Kvs; len(kvs) > 0 {
+	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
 		var f floorValue
 		if err := decode(floorKey, kvs[0].Value, &f); err != nil {
 			return nil, err
 		}
 		st.floor, st.floorRev = f.Seq, kvs[0].ModRevision
 	}
-	for _, kv := range resp.Responses[2].GetResponseRange().Kvs {
+	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
 		p, ok := parseTail10(string(kv.Key))
 		if !ok {
 			return nil, fmt.Errorf("%w: %s: not a producer snapshot key", ErrCorruptValue, kv.Key)

@@ -126,29 +126,44 @@ func (st ShardState) Partition(i int32) PartitionState {
 
 // GetShardState reads a shard's state (linearizable).
 func (s *Store) GetShardState(ctx context.Context, sh ShardID) (ShardState, error) {
-	prefix := s.logPrefix(sh)
-	resp, err := s.cli.Txn(ctx).Then(
-		clientv3.OpGet(prefix, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend), clientv3.WithLimit(1)),
-		clientv3.OpGet(s.startsKey(sh)),
-	).Commit()
+	st, err := s.getShardState(ctx, sh)
+	if errors.Is(err, ErrConflict) {
+		// etcd compacted the revision mid-read: read again.
+		st, err = s.getShardState(ctx, sh)
+	}
+	return st, err
+}
+
+func (s *Store) getShardState(ctx context.Context, sh ShardID) (ShardState, error) {
+	last, rev, err := s.lastEntry(ctx, sh, 0)
 	if err != nil {
-		return ShardState{}, fmt.Errorf("reading shard %s: %w", sh, err)
+		return ShardState{}, err
 	}
-	st := ShardState{Revision: resp.Header.Revision}
-	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
-		e, err := s.decodeLogKV(string(kvs[0].Key), kvs[0].Value)
-		if err != nil {
-			return ShardState{}, err
-		}
-		st.Seq, st.Nexts, st.Stables = e.SeqLast, e.Nexts, e.StableOffsets()
+	resp, err := s.cli.Get(ctx, s.startsKey(sh), clientv3.WithRev(rev))
+	if err != nil {
+		return ShardState{}, readAtErr(err, "shard "+sh.String(), rev)
 	}
-	if kvs := resp.Responses[1].GetResponseRange().Kvs; len(kvs) > 0 {
+	st := ShardState{Revision: rev}
+	if last != nil {
+		st.Seq, st.Nexts, st.Stables = last.SeqLast, last.Nexts, last.StableOffsets()
+	}
+	if kvs := resp.Kvs; len(kvs) > 0 {
 		if st.Starts, err = decodeStarts(string(kvs[0].Key), kvs[0].Value); err != nil {
 			return ShardState{}, err
 		}
 		st.StartsRev = kvs[0].ModRevision
 	}
 	return st, nil
+}
+
+// readAtErr wraps the error of a read at revision rev: ErrConflict when
+// etcd compacted the revision away (what was read before it may have
+// changed since: read again).
+func readAtErr(err error, what string, rev int64) error {
+	if errors.Is(err, rpctypes.ErrCompacted) {
+		return fmt.Errorf("%w: %s at revision %d: %w", ErrConflict, what, rev, err)
+	}
+	return fmt.Errorf("reading %s: %w", what, err)
 }
 
 // GetPartitionState reads partition p of t (linearizable). A partition
@@ -188,12 +203,10 @@ type Seek struct {
 // watermark of p is above offset: the entry that holds offset, if any
 // does. ok is false when offset is at or beyond the high watermark.
 //
-// It searches sequence numbers (gallop, then bisect) with reads of the
-// first entry at or after a number, each of which costs etcd two entries
-// whatever the log's length, all at the revision of the first read. (A
-// read of the entry at or before a number would be one request, but etcd
-// sorts a descending read in memory after reading every entry of the
-// range: its cost grows with the log.)
+// It searches sequence numbers (searchLog) at the revision of its first
+// read. (A read of the entry at or before a number would be one request,
+// but etcd answers a descending read by reading and sorting every entry of
+// the range: its cost grows with the log.)
 func (s *Store) SeekEntry(ctx context.Context, t Topic, p int32, offset int64) (Seek, bool, error) {
 	seek, ok, err := s.seekEntry(ctx, t, p, offset)
 	if errors.Is(err, ErrConflict) {
@@ -203,21 +216,44 @@ func (s *Store) SeekEntry(ctx context.Context, t Topic, p int32, offset int64) (
 	return seek, ok, err
 }
 
-func (s *Store) seekEntry(ctx context.Context, t Topic, p int32, offset int64) (seek Seek, ok bool, err error) {
-	sh := t.Shard(p)
-	holds := func(e *LogEntry) bool {
+func (s *Store) seekEntry(ctx context.Context, t Topic, p int32, offset int64) (Seek, bool, error) {
+	low, up, rev, err := s.searchLog(ctx, t.Shard(p), 0, func(e *LogEntry) bool {
 		next, _ := e.Next(p)
 		return next > offset
+	})
+	if err != nil || up == nil {
+		return Seek{}, false, err
 	}
-	// lower: no entry starting at or below it holds offset (low is the
-	// last such entry read, nil for none); upper (once found): the first
-	// entry at or after it, up (nil: none), holds offset or is past the
-	// log's end. Each round reads seekProbes numbers in one request:
-	// while upper is unknown, lower+step, +2·step, +4·step, ...; then
-	// evenly between lower and upper.
+	seek := Seek{Seq: up.Seq, Rev: rev}
+	if low != nil {
+		seek.Floor = low.Nexts
+	}
+	return seek, true, nil
+}
+
+// lastEntry returns a shard's latest log entry (nil: none), read at
+// revision rev (0: the latest), and the revision read at.
+func (s *Store) lastEntry(ctx context.Context, sh ShardID, rev int64) (*LogEntry, int64, error) {
+	last, _, rev, err := s.searchLog(ctx, sh, rev, func(*LogEntry) bool { return false })
+	return last, rev, err
+}
+
+// searchLog finds where the entries of a shard's log start to hold
+// (holds must be false up to some entry and true from there on): it
+// returns the last entry that does not hold (nil: none) and the first
+// that does (nil: none), read at revision rev (0: the latest), and the
+// revision read at.
+//
+// It reads only "the first entry at or after n", which costs etcd one or
+// two values whatever the log's length, seekProbes numbers per request:
+// while no entry that holds is found, lower+step, +2·step, +4·step, ...
+// (the step growing each round); then evenly between the bounds.
+func (s *Store) searchLog(ctx context.Context, sh ShardID, rev int64, holds func(*LogEntry) bool) (low, up *LogEntry, _ int64, err error) {
+	// lower: no entry starting at or below it holds (low is the last
+	// such entry read); upper (once found): the first entry at or after
+	// it, up, holds or is past the log's end (nil).
 	var (
 		lower, upper int64
-		low, up      *LogEntry
 		found        bool
 	)
 	step := int64(1)
@@ -235,11 +271,11 @@ func (s *Store) seekEntry(ctx context.Context, t Topic, p int32, offset int64) (
 		if len(ats) == 0 {
 			ats = []int64{lower + 1}
 		}
-		entries, rev, err := s.entriesAtOrAfter(ctx, sh, ats, seek.Rev)
+		entries, r, err := s.entriesAtOrAfter(ctx, sh, ats, rev)
 		if err != nil {
-			return Seek{}, false, err
+			return nil, nil, 0, err
 		}
-		seek.Rev = rev
+		rev = r
 		for i, e := range entries {
 			if e == nil || holds(e) {
 				upper, up, found = ats[i], e, true
@@ -251,19 +287,12 @@ func (s *Store) seekEntry(ctx context.Context, t Topic, p int32, offset int64) (
 		}
 		if !found {
 			if step > 1<<40 {
-				return Seek{}, false, fmt.Errorf("%w: the log of shard %s has no end", ErrCorruptValue, sh)
+				return nil, nil, 0, fmt.Errorf("%w: the log of shard %s has no end", ErrCorruptValue, sh)
 			}
 			step <<= seekProbes
 		}
 	}
-	if up == nil {
-		return Seek{}, false, nil
-	}
-	seek.Seq = up.Seq
-	if low != nil {
-		seek.Floor = low.Nexts
-	}
-	return seek, true, nil
+	return low, up, rev, nil
 }
 
 // seekProbes is how many sequence numbers one round of SeekEntry reads:
@@ -283,11 +312,8 @@ func (s *Store) entriesAtOrAfter(ctx context.Context, sh ShardID, seqs []int64, 
 		ops[i] = clientv3.OpGet(s.logKey(sh, max(seq, 1)), opts...)
 	}
 	resp, err := s.cli.Txn(ctx).Then(ops...).Commit()
-	if errors.Is(err, rpctypes.ErrCompacted) {
-		return nil, 0, fmt.Errorf("%w: the log of shard %s at revision %d: %w", ErrConflict, sh, rev, err)
-	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("reading the log of shard %s: %w", sh, err)
+		return nil, 0, readAtErr(err, "the log of shard "+sh.String(), rev)
 	}
 	if rev == 0 {
 		rev = resp.Header.Revision
@@ -400,11 +426,8 @@ func (s *Store) getLogAt(ctx context.Context, sh ShardID, from, limit, rev int64
 		opts = append(opts, clientv3.WithRev(rev))
 	}
 	resp, err := s.cli.Get(ctx, s.logKey(sh, max(from, 1)), opts...)
-	if errors.Is(err, rpctypes.ErrCompacted) {
-		return nil, fmt.Errorf("%w: the log of shard %s at revision %d: %w", ErrConflict, sh, rev, err)
-	}
 	if err != nil {
-		return nil, fmt.Errorf("reading the log of shard %s: %w", sh, err)
+		return nil, readAtErr(err, "the log of shard "+sh.String(), rev)
 	}
 	return resp, nil
 }

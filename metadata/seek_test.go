@@ -11,7 +11,8 @@ import (
 )
 
 // SeekEntry against a brute-force search of the shard's log, for every
-// offset of every partition, on a log with gaps in its sequence numbers
+// offset of every partition (and the shard's state against its last
+// entry), on a log with gaps in its sequence numbers
 // (merged entries, entries removed by retention) and partitions that
 // entries skip.
 func TestSeekEntryFindsEveryOffset(t *testing.T) {
@@ -61,6 +62,11 @@ func TestSeekEntryFindsEveryOffset(t *testing.T) {
 	entries := readLog(t, s, tp, 0).Entries
 	if len(entries) >= len(lg.Entries)-10 {
 		t.Fatalf("the edit left %d of %d entries", len(entries), len(lg.Entries))
+	}
+	// The shard's state is its last entry's, found the same way.
+	st, err := s.GetShardState(ctx, lg.Shard)
+	if last := entries[len(entries)-1]; err != nil || st.Seq != last.SeqLast || !slices.Equal(st.Nexts, last.Nexts) || st.Starts == nil {
+		t.Fatalf("shard state %+v, %v; want the last entry's (seq %d, %v) and the starts", st, err, last.SeqLast, last.Nexts)
 	}
 	for p := range int32(3) {
 		hw, _ := entries[len(entries)-1].Next(p)
