@@ -96,7 +96,7 @@ func (a *Agent) serveProduce(ctx context.Context, rq *request) {
 			}
 			var batches []segments.Batch
 			if err == nil {
-				batches, err = a.validateBatches(req.TransactionID, rp.Records, settings, now)
+				batches, err = a.validateBatches(req.TransactionID, t.Name, rp.Partition, rp.Records, settings, now)
 			}
 			for i := 0; err == nil && i < len(batches); i++ {
 				if pid := batches[i].ProducerID; pid >= 0 && (i == 0 || pid != batches[i-1].ProducerID) {
@@ -117,6 +117,11 @@ func (a *Agent) serveProduce(ctx context.Context, rq *request) {
 				ke, msg := kafkaError(err)
 				sp.ErrorCode = ke.Code
 				sp.ErrorMessage = errMessage(msg)
+				if re := (*recordError)(nil); errors.As(err, &re) && req.Version >= 8 {
+					er := kmsg.NewProduceResponseTopicPartitionErrorRecord()
+					er.RelativeOffset, er.ErrorMessage = re.index, errMessage(msg)
+					sp.ErrorRecords = append(sp.ErrorRecords, er)
+				}
 			} else {
 				var n int64
 				var recs int64
@@ -221,7 +226,7 @@ func (a *Agent) lookupProduceTopic(ctx context.Context, c *conn, version int16, 
 }
 
 // validateBatches parses and checks one partition's records field.
-func (a *Agent) validateBatches(txnID *string, records []byte, s metadata.TopicSettings, now int64) ([]segments.Batch, error) {
+func (a *Agent) validateBatches(txnID *string, topic string, partition int32, records []byte, s metadata.TopicSettings, now int64) ([]segments.Batch, error) {
 	batches, err := segments.ParseBatches(records)
 	if err != nil {
 		return nil, err
@@ -248,8 +253,35 @@ func (a *Agent) validateBatches(txnID *string, records []byte, s metadata.TopicS
 				return nil, err
 			}
 		}
+		if s.Compact {
+			if err := checkKeys(b, topic, partition); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return batches, nil
+}
+
+// checkKeys refuses a batch holding a record without a key: compaction
+// keeps the latest record of each key, and a record without one has no
+// place in it (Kafka's message and code).
+func checkKeys(b *segments.Batch, topic string, partition int32) error {
+	var (
+		refused error
+		index   int32
+	)
+	err := b.Records(func(r segments.Record) bool {
+		if r.Key == nil {
+			refused = &recordError{index: index, err: kafkaErrorf(kerr.InvalidRecord, "Compacted topic cannot accept message without key in topic partition %s-%d.", topic, partition)}
+			return false
+		}
+		index++
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	return refused
 }
 
 // checkTimestamps refuses a batch holding a record whose timestamp is

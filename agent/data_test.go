@@ -569,3 +569,35 @@ func TestCorruptObjectFailsOnlyItsFetch(t *testing.T) {
 		t.Fatalf("healthy partition: %v", kerr.ErrorForCode(r.ErrorCode))
 	}
 }
+
+// A compacted topic refuses a batch holding a record without a key, as
+// Kafka does (INVALID_RECORD naming the record), and nothing of it is
+// written; keyed records and tombstones are accepted.
+func TestCompactedTopicRefusesRecordsWithoutKeys(t *testing.T) {
+	c := newTestCluster(t)
+	c.addAgent(fastFlush)
+	createTopic(t, c, "changelog", 1, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")})
+	ctx := testCtx(t)
+	for codec, compression := range map[string]kgo.CompressionCodec{"none": kgo.NoCompression(), "zstd": kgo.ZstdCompression(), "lz4": kgo.Lz4Compression()} {
+		// A linger long enough that records produced together share a batch.
+		cl := c.client(kgo.ProducerBatchCompression(compression), kgo.ProducerLinger(200*time.Millisecond), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+		ok := []*kgo.Record{{Topic: "changelog", Key: []byte("k1"), Value: []byte("v1")}, {Topic: "changelog", Key: []byte("k1")}} // an update and a tombstone
+		if err := cl.ProduceSync(ctx, ok...).FirstErr(); err != nil {
+			t.Fatalf("%s: keyed records: %v", codec, err)
+		}
+		mixed := []*kgo.Record{{Topic: "changelog", Key: []byte("k2"), Value: []byte("v2")}, {Topic: "changelog", Value: []byte("no key")}}
+		for _, r := range cl.ProduceSync(ctx, mixed...) {
+			if !errors.Is(r.Err, kerr.InvalidRecord) {
+				t.Errorf("%s: record %q of a batch with a keyless record: %v, want INVALID_RECORD", codec, r.Record.Value, r.Err)
+			}
+		}
+	}
+	r := produceRaw(t, c.client(), "changelog", 0, kafkatest.RecordBatch(kafkatest.NoProducer, time.Now(), "no key"))
+	if !errors.Is(kerr.ErrorForCode(r.ErrorCode), kerr.InvalidRecord) || r.ErrorMessage == nil || *r.ErrorMessage != "Compacted topic cannot accept message without key in topic partition changelog-0." ||
+		len(r.ErrorRecords) != 1 || r.ErrorRecords[0].RelativeOffset != 0 {
+		t.Errorf("raw keyless batch: %v %v %+v", kerr.ErrorForCode(r.ErrorCode), r.ErrorMessage, r.ErrorRecords)
+	}
+	if got := consumeAll(t, c, "changelog", 6); len(got[0]) != 6 {
+		t.Fatalf("read %d records, want the 6 keyed ones", len(got[0]))
+	}
+}

@@ -88,6 +88,16 @@ type codedError struct {
 func (e *codedError) Error() string { return e.msg }
 func (e *codedError) Unwrap() error { return e.code }
 
+// recordError refuses a batch for one of its records: the produce
+// response names the record (its index in the batch) as Kafka's does.
+type recordError struct {
+	err   error // a codedError
+	index int32
+}
+
+func (e *recordError) Error() string { return e.err.Error() }
+func (e *recordError) Unwrap() error { return e.err }
+
 // kafkaErrorf returns an error answered to clients as code, with a
 // message.
 func kafkaErrorf(code *kerr.Error, format string, args ...any) error {

@@ -49,24 +49,13 @@ func (b *Batch) ControlType() (int16, error) {
 	if b.RecordCount != 1 || b.IsCompressed() || len(b.Raw) < BatchHeaderSize {
 		return 0, fmt.Errorf("%w: a control batch holds one uncompressed record; this one %d records (%v)", ErrInvalidBatch, b.RecordCount, b.Compression())
 	}
-	data := b.Raw[BatchHeaderSize:]
-	_, _, size, err := readRecordTime(data)
+	r, err := readRecord(b.Raw[BatchHeaderSize:])
 	if err != nil {
 		return 0, err
 	}
-	// Skip the length, attributes, timestamp and offset deltas again to
-	// reach the key.
-	body := data[:size]
-	_, n := binary.Varint(body)
-	body = body[n+1:]
-	for range 2 {
-		_, k := binary.Varint(body)
-		body = body[k:]
+	if len(r.Key) < 4 {
+		return 0, fmt.Errorf("%w: control record key of %d bytes", ErrInvalidBatch, len(r.Key))
 	}
-	klen, k := binary.Varint(body)
-	if k <= 0 || klen < 4 || klen > int64(len(body)-k) {
-		return 0, fmt.Errorf("%w: control record key of %d bytes", ErrInvalidBatch, klen)
-	}
-	key := body[k : k+int(klen)]
+	key := r.Key
 	return int16(binary.BigEndian.Uint16(key[2:4])), nil
 }

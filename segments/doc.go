@@ -14,7 +14,8 @@
 // It owns the Kafka RecordBatch v2 layout too (batch.go): nothing else
 // reads or writes a batch's bytes. It parses and checks the batches
 // clients produce, builds new ones (AppendBatch, AppendRecord), and reads
-// a batch's records' offsets and timestamps (RecordTimes, records.go),
+// a batch's records (Records and RecordTimes, records.go: offsets,
+// timestamps, keys, values),
 // decompressing records a client compressed with gzip, snappy, lz4 or
 // zstd, one batch at a time and up to MaxRecordsSize bytes of them.
 //

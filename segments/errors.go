@@ -48,18 +48,18 @@ var (
 
 	// ErrCorruptBatch is returned (wrapped) by ParseBatches when a record
 	// batch fails its CRC or its header is malformed (length below the
-	// minimum, unknown magic), and by RecordTimes when its records do not
+	// minimum, unknown magic), and by Records when its records do not
 	// decompress or decode. Kafka: CORRUPT_MESSAGE.
 	ErrCorruptBatch = errors.New("segments: corrupt record batch")
 
 	// ErrInvalidBatch is returned (wrapped) by ParseBatches when a record
 	// batch is well formed but not acceptable: truncated, no records, a
 	// lastOffsetDelta that disagrees with the record count, an unknown
-	// compression codec; and by RecordTimes for records that decompress
+	// compression codec; and by Records for records that decompress
 	// to more than MaxRecordsSize. Kafka: INVALID_RECORD.
 	ErrInvalidBatch = errors.New("segments: invalid record batch")
 
-	// errRecordsTooLarge is the ErrInvalidBatch of RecordTimes for records
+	// errRecordsTooLarge is the ErrInvalidBatch of Records for records
 	// that decompress to more than MaxRecordsSize.
 	errRecordsTooLarge = fmt.Errorf("%w: records decompress to more than %d bytes", ErrInvalidBatch, MaxRecordsSize)
 

@@ -59,17 +59,34 @@ func (b *Batch) FirstTimestamp() (ts int64, ok bool) {
 	return b.BaseTimestamp, true
 }
 
-// RecordTimes calls fn with each record's offset delta (its offset less
-// the batch's base offset) and timestamp, in the order the batch holds
-// them, until fn returns false. A LogAppendTime batch's records all have
-// its max timestamp.
+// Record is one record of a batch, as Records reads it. Its slices point
+// into the batch, or into the records Records decompressed: they are
+// valid during the callback only.
+type Record struct {
+	// OffsetDelta is the record's offset less the batch's base offset.
+	OffsetDelta int32
+	// Timestamp is the record's timestamp (the batch's max timestamp in
+	// a LogAppendTime batch).
+	Timestamp int64
+	// Key and Value are nil when null (a null value is a tombstone).
+	Key, Value []byte
+	// Headers is how many headers the record has.
+	Headers int
+	// Raw is the whole record, its length field first.
+	Raw []byte
+}
+
+// Records calls fn with each record, in the order the batch holds them,
+// until fn returns false.
 //
 // Records a client compressed are decompressed first, all of them, into
-// memory RecordTimes allocates: at most MaxRecordsSize bytes, else
-// ErrInvalidBatch. Records that do not decode, fewer or more than the
-// record count, or an offset delta outside 0..lastOffsetDelta are
-// ErrCorruptBatch. b must be a batch ParseBatch accepted.
-func (b *Batch) RecordTimes(fn func(offsetDelta int32, timestamp int64) bool) error {
+// memory Records allocates: at most MaxRecordsSize bytes, else
+// ErrInvalidBatch. Records that do not decode (a length that does not
+// match the fields, a key, value or header that does not fit), fewer or
+// more than the record count, or an offset delta outside
+// 0..lastOffsetDelta are ErrCorruptBatch. b must be a batch ParseBatch
+// accepted.
+func (b *Batch) Records(fn func(Record) bool) error {
 	if len(b.Raw) < BatchHeaderSize {
 		return fmt.Errorf("%w: %d bytes, a batch header needs %d", ErrCorruptBatch, len(b.Raw), BatchHeaderSize)
 	}
@@ -79,21 +96,21 @@ func (b *Batch) RecordTimes(fn func(offsetDelta int32, timestamp int64) bool) er
 		return err
 	}
 	for i := range b.RecordCount {
-		tsDelta, offsetDelta, n, err := readRecordTime(data)
+		r, err := readRecord(data)
 		if err != nil {
 			return fmt.Errorf("record %d of %d (%v): %w", i, b.RecordCount, c, err)
 		}
-		if offsetDelta < 0 || offsetDelta > b.LastOffsetDelta {
-			return fmt.Errorf("%w: record %d has offset delta %d, the batch spans 0..%d", ErrCorruptBatch, i, offsetDelta, b.LastOffsetDelta)
+		if r.OffsetDelta < 0 || r.OffsetDelta > b.LastOffsetDelta {
+			return fmt.Errorf("%w: record %d has offset delta %d, the batch spans 0..%d", ErrCorruptBatch, i, r.OffsetDelta, b.LastOffsetDelta)
 		}
-		ts := b.BaseTimestamp + tsDelta
+		r.Timestamp += b.BaseTimestamp
 		if b.LogAppendTime() {
-			ts = b.MaxTimestamp
+			r.Timestamp = b.MaxTimestamp
 		}
-		if !fn(offsetDelta, ts) {
+		if !fn(r) {
 			return nil
 		}
-		data = data[n:]
+		data = data[len(r.Raw):]
 	}
 	if len(data) != 0 {
 		return fmt.Errorf("%w: %d bytes after the batch's %d records (%v)", ErrCorruptBatch, len(data), b.RecordCount, c)
@@ -101,27 +118,81 @@ func (b *Batch) RecordTimes(fn func(offsetDelta int32, timestamp int64) bool) er
 	return nil
 }
 
-// readRecordTime reads the record at the start of data: its timestamp
-// and offset deltas, and its size with its length field.
-func readRecordTime(data []byte) (tsDelta int64, offsetDelta int32, size int, err error) {
+// RecordTimes calls fn with each record's offset delta (its offset less
+// the batch's base offset) and timestamp, in the order the batch holds
+// them, until fn returns false, as Records reads them.
+func (b *Batch) RecordTimes(fn func(offsetDelta int32, timestamp int64) bool) error {
+	return b.Records(func(r Record) bool { return fn(r.OffsetDelta, r.Timestamp) })
+}
+
+// readRecord reads the record at the start of data, its timestamp as a
+// delta from the batch's base timestamp.
+func readRecord(data []byte) (Record, error) {
 	length, n := binary.Varint(data)
 	if n <= 0 || length < 0 || length > int64(len(data)-n) {
-		return 0, 0, 0, fmt.Errorf("%w: record length does not fit the %d bytes left", ErrCorruptBatch, len(data))
+		return Record{}, fmt.Errorf("%w: record length does not fit the %d bytes left", ErrCorruptBatch, len(data))
 	}
+	r := Record{Raw: data[:n+int(length)]}
 	body := data[n : n+int(length)]
 	if len(body) == 0 {
-		return 0, 0, 0, fmt.Errorf("%w: empty record", ErrCorruptBatch)
+		return Record{}, fmt.Errorf("%w: empty record", ErrCorruptBatch)
 	}
 	body = body[1:] // attributes
 	tsDelta, k := binary.Varint(body)
 	if k <= 0 {
-		return 0, 0, 0, fmt.Errorf("%w: record timestamp delta does not decode", ErrCorruptBatch)
+		return Record{}, fmt.Errorf("%w: record timestamp delta does not decode", ErrCorruptBatch)
 	}
-	od, k2 := binary.Varint(body[k:])
-	if k2 <= 0 || od < math.MinInt32 || od > math.MaxInt32 {
-		return 0, 0, 0, fmt.Errorf("%w: record offset delta does not decode", ErrCorruptBatch)
+	body = body[k:]
+	od, k := binary.Varint(body)
+	if k <= 0 || od < math.MinInt32 || od > math.MaxInt32 {
+		return Record{}, fmt.Errorf("%w: record offset delta does not decode", ErrCorruptBatch)
 	}
-	return tsDelta, int32(od), n + int(length), nil
+	body = body[k:]
+	r.Timestamp, r.OffsetDelta = tsDelta, int32(od)
+	var err error
+	if r.Key, body, err = readNullableBytes(body, "key"); err != nil {
+		return Record{}, err
+	}
+	if r.Value, body, err = readNullableBytes(body, "value"); err != nil {
+		return Record{}, err
+	}
+	headers, k := binary.Varint(body)
+	if k <= 0 || headers < 0 || headers > int64(len(body)) {
+		return Record{}, fmt.Errorf("%w: record header count does not decode", ErrCorruptBatch)
+	}
+	body = body[k:]
+	r.Headers = int(headers)
+	for range headers {
+		var hk []byte
+		if hk, body, err = readNullableBytes(body, "header key"); err != nil {
+			return Record{}, err
+		}
+		if hk == nil {
+			return Record{}, fmt.Errorf("%w: a record header has a null key", ErrCorruptBatch)
+		}
+		if _, body, err = readNullableBytes(body, "header value"); err != nil {
+			return Record{}, err
+		}
+	}
+	if len(body) != 0 {
+		return Record{}, fmt.Errorf("%w: %d bytes after a record's fields, within its length", ErrCorruptBatch, len(body))
+	}
+	return r, nil
+}
+
+// readNullableBytes reads a varint length (-1: null) and that many bytes
+// from the start of data, and returns them and what follows.
+func readNullableBytes(data []byte, what string) (field, rest []byte, err error) {
+	l, k := binary.Varint(data)
+	switch {
+	case k <= 0:
+		return nil, nil, fmt.Errorf("%w: record %s length does not decode", ErrCorruptBatch, what)
+	case l == -1:
+		return nil, data[k:], nil
+	case l < 0 || l > int64(len(data)-k):
+		return nil, nil, fmt.Errorf("%w: record %s of %d bytes does not fit the %d left", ErrCorruptBatch, what, l, len(data)-k)
+	}
+	return data[k : k+int(l) : k+int(l)], data[k+int(l):], nil
 }
 
 // decompressRecords returns a batch's records field decompressed with c:

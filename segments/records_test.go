@@ -13,6 +13,7 @@ import (
 	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // recordTime is what RecordTimes reports of a record.
@@ -297,4 +298,74 @@ func FuzzRecordTimes(f *testing.F) {
 			t.Fatalf("%d records reported, the batch has %d", calls, b.RecordCount)
 		}
 	})
+}
+
+// Records reads keys, values and headers as franz-go's kmsg encodes
+// them, null keys and values (tombstones) included, through every codec.
+func TestRecords(t *testing.T) {
+	type rec struct {
+		key, value []byte
+		headers    int
+	}
+	want := []rec{
+		{[]byte("k0"), []byte("v0"), 0},
+		{nil, []byte("no key"), 1},
+		{[]byte("tomb"), nil, 0},
+		{[]byte{}, []byte{}, 3},
+		{nil, nil, 2},
+		{bytes.Repeat([]byte("K"), 300), bytes.Repeat([]byte("V"), 5000), 1},
+	}
+	var body []byte
+	for i, r := range want {
+		kr := kmsg.NewRecord()
+		kr.TimestampDelta64, kr.OffsetDelta = int64(i*10), int32(i)
+		kr.Key, kr.Value = r.key, r.value
+		for h := range r.headers {
+			kr.Headers = append(kr.Headers, kmsg.Header{Key: fmt.Sprintf("h%d", h), Value: map[bool][]byte{true: nil, false: []byte("hv")}[h == 1]})
+		}
+		kr.Length = int32(len(kr.AppendTo(nil)) - varintLen(int64(kr.Length)))
+		body = kr.AppendTo(body)
+	}
+	h := BatchHeader{BaseTimestamp: 5000, MaxTimestamp: 5050, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, RecordCount: int32(len(want)), LastOffsetDelta: int32(len(want) - 1)}
+	for _, c := range compressors {
+		t.Run(c.name, func(t *testing.T) {
+			b := compressedBatch(t, c.codec, c.fn, body, h)
+			i := 0
+			err := b.Records(func(r Record) bool {
+				w := want[i]
+				if r.OffsetDelta != int32(i) || r.Timestamp != 5000+int64(i*10) || !bytes.Equal(r.Key, w.key) || (r.Key == nil) != (w.key == nil) ||
+					!bytes.Equal(r.Value, w.value) || (r.Value == nil) != (w.value == nil) || r.Headers != w.headers {
+					t.Errorf("record %d: %+v, want key %q value %d bytes (null %v) headers %d", i, r, w.key, len(w.value), w.value == nil, w.headers)
+				}
+				if l, n := binary.Varint(r.Raw); n <= 0 || int(l)+n != len(r.Raw) {
+					t.Errorf("record %d: Raw of %d bytes is not one whole record", i, len(r.Raw))
+				}
+				i++
+				return true
+			})
+			if err != nil || i != len(want) {
+				t.Fatalf("%d records, %v", i, err)
+			}
+		})
+	}
+}
+
+// A record whose fields do not add up to its length is corrupt.
+func TestRecordsCorrupt(t *testing.T) {
+	good := AppendRecord(nil, 0, 0, []byte("key"), []byte("value"))
+	for name, rec := range map[string][]byte{
+		"key longer than the record":   append(binary.AppendVarint(nil, 5), 0, 0, 0, 40, 'k'),
+		"bytes after the headers":      append(binary.AppendVarint(nil, int64(len(good))), append(slices.Clone(good[1:]), 0)...),
+		"header count beyond the data": append(binary.AppendVarint(nil, 6), 0, 0, 0, 1, 1, 20),
+		"null header key":              append(binary.AppendVarint(nil, 8), 0, 0, 0, 1, 1, 2, 1, 1),
+	} {
+		h := BatchHeader{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, RecordCount: 1}
+		b, err := ParseBatch(AppendBatch(nil, h, rec))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Records(func(Record) bool { return true }); !errors.Is(err, ErrCorruptBatch) {
+			t.Errorf("%s: %v, want ErrCorruptBatch", name, err)
+		}
+	}
 }
