@@ -747,7 +747,9 @@ func TestDeleteRecordsAndDeletedTopicsAreCollected(t *testing.T) {
 	e.addAgent()
 	tp := e.createTopic("trimmed", 1, nil)
 	e.createTopic("doomed", 1, nil)
-	prod := producer(e)
+	// Each round's four records in one batch, so one flush object each
+	// (without a linger the client may send the first record alone).
+	prod := e.client(kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(50*time.Millisecond), kgo.RequiredAcks(kgo.AllISRAcks()))
 	produce(t, prod, "trimmed", 1, 10, 4, func(int) time.Time { return time.Now() })
 	produce(t, prod, "doomed", 1, 5, 4, func(int) time.Time { return time.Now() })
 	adm := kadm.NewClient(prod)

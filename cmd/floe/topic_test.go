@@ -61,7 +61,8 @@ func TestTopicCommands(t *testing.T) {
 	}
 
 	// describe shows offsets once there are records.
-	mustRun(t, "a\nb\nc\nd\n", "produce", "orders", "--partition", "1", "-q", "-b", b)
+	// orders is compacted: its records need keys.
+	mustRun(t, "1:a\n2:b\n3:c\n4:d\n", "produce", "orders", "--partition", "1", "-K", ":", "-q", "-b", b)
 	desc := decodeJSON[topicDescribeJSON](t, mustRun(t, "", "topic", "describe", "orders", "-o", "json", "-b", b).stdout)
 	if len(desc.Topics) != 1 {
 		t.Fatalf("describe json %+v", desc)
