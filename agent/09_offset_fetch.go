@@ -109,7 +109,17 @@ func (a *Agent) fetchGroupOffsets(ctx context.Context, rg kmsg.OffsetFetchReques
 		sg.ErrorCode = ke.Code
 		return sg
 	}
-	offsets, bad, err := a.store.FetchOffsets(ctx, rg.Group)
+	// A request naming its partitions reads and decodes only theirs.
+	var want map[metadata.TopicPartition]bool
+	if rg.Topics != nil {
+		want = map[metadata.TopicPartition]bool{}
+		for _, rt := range rg.Topics {
+			for _, p := range rt.Partitions {
+				want[metadata.TopicPartition{Topic: rt.Topic, Partition: p}] = true
+			}
+		}
+	}
+	offsets, bad, err := a.store.FetchOffsetsOf(ctx, rg.Group, want)
 	if err != nil {
 		ke, _ := kafkaError(err)
 		sg.ErrorCode = ke.Code

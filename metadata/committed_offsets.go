@@ -81,20 +81,52 @@ func (s *Store) parseOffsetKey(group, key string) (string, int32, bool) {
 // FetchOffsets reads every offset the group has committed, sorted by topic
 // and partition. Undecodable values are skipped and reported in bad.
 func (s *Store) FetchOffsets(ctx context.Context, group string) (offsets []CommittedOffset, bad []error, err error) {
+	return s.FetchOffsetsOf(ctx, group, nil)
+}
+
+// FetchOffsetsOf is FetchOffsets for the partitions of want only (nil:
+// every partition): it reads only those topics' offsets from etcd, and
+// decodes only those partitions' (a member of a wide group asks for its
+// own partitions).
+func (s *Store) FetchOffsetsOf(ctx context.Context, group string, want map[TopicPartition]bool) (offsets []CommittedOffset, bad []error, err error) {
 	if err := ValidateGroupName(group); err != nil {
 		return nil, nil, err
 	}
-	resp, err := s.cli.Get(ctx, s.offsetsPrefix(group), clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+	prefix := s.offsetsPrefix(group)
+	var ops []clientv3.Op
+	if want != nil {
+		topics := map[string]bool{}
+		for tp := range want {
+			topics[tp.Topic] = true
+		}
+		if len(topics) <= maxTopicReads {
+			for t := range topics {
+				ops = append(ops, clientv3.OpGet(prefix+t+"/", clientv3.WithPrefix()))
+			}
+		}
+	}
+	if len(ops) == 0 {
+		ops = append(ops, clientv3.OpGet(prefix, clientv3.WithPrefix()))
+	}
+	resp, err := s.cli.Txn(ctx).Then(ops...).Commit()
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading offsets of group %q: %w", group, err)
 	}
-	for _, kv := range resp.Kvs {
-		o, err := s.decodeOffsetKV(group, kv)
-		if err != nil {
-			bad = append(bad, err)
-			continue
+	for _, r := range resp.Responses {
+		for _, kv := range r.GetResponseRange().Kvs {
+			if want != nil {
+				topic, part, ok := s.parseOffsetKey(group, string(kv.Key))
+				if ok && !want[TopicPartition{topic, part}] {
+					continue
+				}
+			}
+			o, err := s.decodeOffsetKV(group, kv)
+			if err != nil {
+				bad = append(bad, err)
+				continue
+			}
+			offsets = append(offsets, o)
 		}
-		offsets = append(offsets, o)
 	}
 	slices.SortFunc(offsets, func(a, b CommittedOffset) int {
 		if c := strings.Compare(a.Topic, b.Topic); c != 0 {
@@ -104,6 +136,10 @@ func (s *Store) FetchOffsets(ctx context.Context, group string) (offsets []Commi
 	})
 	return offsets, bad, nil
 }
+
+// maxTopicReads bounds the topics FetchOffsetsOf reads one by one (in one
+// transaction); for more it reads the whole group.
+const maxTopicReads = 16
 
 func (s *Store) decodeOffsetKV(group string, kv *mvccpb.KeyValue) (CommittedOffset, error) {
 	topic, part, ok := s.parseOffsetKey(group, string(kv.Key))

@@ -293,3 +293,46 @@ func TestExpireOffsetsKeepsOffsetsCommittedMeanwhile(t *testing.T) {
 		t.Fatalf("after expiry: %+v, want only partition 1's offset 9, committed after the read", left)
 	}
 }
+
+// FetchOffsetsOf returns the offsets of the partitions asked for only,
+// whether it reads their topics one by one or the whole group (many
+// topics), and every offset for nil.
+func TestFetchOffsetsOf(t *testing.T) {
+	s := newStore(t)
+	ctx := ctxT(t)
+	claim, _, _, err := s.ClaimGroup(ctx, "g", metadata.GroupOwner{AgentID: "a"}, lease(t, s).Lease())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var offs []metadata.CommittedOffset
+	for tp := range 20 {
+		for p := range int32(4) {
+			// Topic names that share prefixes: "t1" must not read "t10".
+			offs = append(offs, metadata.CommittedOffset{Topic: fmt.Sprintf("t%d", tp), Partition: p, TopicID: uuid.New(), Offset: int64(100*tp) + int64(p)})
+		}
+	}
+	if _, err := s.CommitOffsets(ctx, claim, nil, offs, 64); err != nil {
+		t.Fatal(err)
+	}
+	check := func(want map[metadata.TopicPartition]bool, n int) {
+		t.Helper()
+		got, bad, err := s.FetchOffsetsOf(ctx, "g", want)
+		if err != nil || len(bad) != 0 || len(got) != n {
+			t.Fatalf("asked for %d partitions: got %d (%v, %v), want %d", len(want), len(got), bad, err, n)
+		}
+		for _, o := range got {
+			var tp int
+			fmt.Sscanf(o.Topic, "t%d", &tp)
+			if (want != nil && !want[metadata.TopicPartition{Topic: o.Topic, Partition: o.Partition}]) || o.Offset != int64(100*tp)+int64(o.Partition) {
+				t.Fatalf("got %s/%d at %d", o.Topic, o.Partition, o.Offset)
+			}
+		}
+	}
+	check(nil, len(offs))
+	check(map[metadata.TopicPartition]bool{{Topic: "t1", Partition: 0}: true, {Topic: "t1", Partition: 3}: true, {Topic: "t1", Partition: 9}: true}, 2)
+	all := map[metadata.TopicPartition]bool{}
+	for tp := range 20 {
+		all[metadata.TopicPartition{Topic: fmt.Sprintf("t%d", tp), Partition: 1}] = true
+	}
+	check(all, 20) // more topics than are read one by one
+}
