@@ -263,7 +263,13 @@ func TestBucketRemotePrefixIsolation(t *testing.T) {
 	prefix := randomPrefix(t)
 	s3b := openRemote(t, s3URL(cfg, cfg.Bucket, prefix), staticKeys(cfg))
 	mb := openRemote(t, minioURL(cfg, cfg.Bucket, prefix), staticKeys(cfg))
-	outer := openRemote(t, s3URL(cfg, cfg.Bucket, ""), staticKeys(cfg))
+	// The whole bucket, which other tests (and other packages' tests,
+	// run at the same time) share: only read, and never emptied.
+	outer, err := segments.OpenBucket(ctx, s3URL(cfg, cfg.Bucket, ""), staticKeys(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer outer.Close()
 
 	if err := s3b.Put(ctx, "k/1", []byte("via s3")); err != nil {
 		t.Fatal(err)
