@@ -688,6 +688,14 @@ func (rep *Report) writeSweep(pr func(string, ...any)) {
 			cell(gets, q.ColdGetsPerGiB, "%.0f"), cell(puts, q.PutsPerGiB, "%.0f"), cell(p.TxnsPerFlush, q.TxnsPerFlush, "%.2f"), rss)
 	}
 	pr("  (cold reads from restarted agents where the bench owns them; fan-out and latency phases ran at %d partitions only)", first.Partitions)
+	if s.agentCPU() {
+		// What each MiB cost the agents at each count: a cost that follows
+		// bytes stays flat down the table.
+		pr("  agent core·ms per MiB	produce	cold read	warm read")
+		for _, p := range s.Points {
+			pr("  %d	%s	%s	%s", p.Partitions, agentPerMiB(p.Produce.cpu()), agentPerMiB(p.Cold.cpu()), agentPerMiB(p.Warm.cpu()))
+		}
+	}
 	pr("")
 	if first.Compaction == nil {
 		return
@@ -778,4 +786,42 @@ func joinInts(ns []int32) string {
 		parts[i] = fmt.Sprint(n)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// agentCPU reports whether the sweep knows the agents' CPU (the cluster
+// names its processes).
+func (s *Sweep) agentCPU() bool {
+	for _, p := range s.Points {
+		for _, c := range [][2]float64{p.Produce.cpu(), p.Cold.cpu(), p.Warm.cpu()} {
+			if c[0] > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// agentPerMiB formats the agent's core·ms per MiB from its cores busy and
+// the phase's MiB/s.
+func agentPerMiB(c [2]float64) string {
+	if c[0] <= 0 || c[1] <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", c[0]*1000/c[1])
+}
+
+// cpu returns the agent's cores busy in the produce phase and its MiB/s.
+func (r *ProduceResult) cpu() [2]float64 {
+	if r == nil {
+		return [2]float64{}
+	}
+	return [2]float64{r.CPU["agent"], r.MiBps}
+}
+
+// cpu returns the agent's cores busy in the read phase and its MiB/s.
+func (r *ConsumeResult) cpu() [2]float64 {
+	if r == nil {
+		return [2]float64{}
+	}
+	return [2]float64{r.CPU["agent"], r.MiBps}
 }

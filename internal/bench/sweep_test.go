@@ -20,8 +20,8 @@ func TestSweepRatiosAndTargets(t *testing.T) {
 			},
 			{
 				Partitions: 4096, TxnsPerFlush: 4, PeakRSS: 900 << 20, MemoryLimit: 800 << 20,
-				Produce:    &ProduceResult{MiBps: 85, PutsPerGiB: 130, Bytes: gib},
-				Cold:       &ConsumeResult{MiBps: 200, GetsPerGiB: 1600, Store: StoreRequests{Source: "x"}},
+				Produce:    &ProduceResult{MiBps: 85, PutsPerGiB: 130, Bytes: gib, CPU: map[string]float64{"agent": 0.5}},
+				Cold:       &ConsumeResult{MiBps: 200, GetsPerGiB: 1600, Store: StoreRequests{Source: "x"}, CPU: map[string]float64{"agent": 0.8}},
 				Warm:       &ConsumeResult{MiBps: 900},
 				Compaction: &CompactionResult{Seconds: 30, IntervalSeconds: 300, PutsPerGiB: 65536, AgentPutsPerGiB: 130, VsAgents: 65536.0 / 130},
 			},
@@ -61,7 +61,7 @@ func TestSweepRatiosAndTargets(t *testing.T) {
 	if err := rep.WriteText(&b); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"PARTITION SWEEP", "ratio to the figure at 16 partitions", "0.85×", "0.50×", "2.25×", "COMPACTION", "65536", "504.12", "12.50 (1600 / 128 GETs per GiB)"} {
+	for _, s := range []string{"PARTITION SWEEP", "ratio to the figure at 16 partitions", "0.85×", "0.50×", "2.25×", "COMPACTION", "65536", "504.12", "12.50 (1600 / 128 GETs per GiB)", "agent core·ms per MiB", "5.88", "4.00"} {
 		if !strings.Contains(b.String(), s) {
 			t.Errorf("text report lacks %q:\n%s", s, b.String())
 		}
