@@ -942,10 +942,7 @@ func (c *Committer) loadShards(ctx context.Context, units []*unit) error {
 // entries since.
 func (s *Store) loadShardState(ctx context.Context, sh ShardID, cfg CommitConfig) (*shardState, error) {
 	floorKey := s.pstateFloorKey(sh)
-	last, rev, err := s.lastEntry(ctx, sh, 0)
-	if errors.Is(err, ErrConflict) {
-		last, rev, err = s.lastEntry(ctx, sh, 0) // etcd compacted the revision mid-search
-	}
+	last, rev, err := s.lastEntry(ctx, sh)
 	if err != nil {
 		return nil, fmt.Errorf("reading the state of shard %s: %w", sh, err)
 	}

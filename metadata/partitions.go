@@ -135,7 +135,7 @@ func (s *Store) GetShardState(ctx context.Context, sh ShardID) (ShardState, erro
 }
 
 func (s *Store) getShardState(ctx context.Context, sh ShardID) (ShardState, error) {
-	last, rev, err := s.lastEntry(ctx, sh, 0)
+	last, rev, err := s.lastEntry(ctx, sh)
 	if err != nil {
 		return ShardState{}, err
 	}
@@ -203,21 +203,11 @@ type Seek struct {
 // watermark of p is above offset: the entry that holds offset, if any
 // does. ok is false when offset is at or beyond the high watermark.
 //
-// It searches sequence numbers (searchLog) at the revision of its first
-// read. (A read of the entry at or before a number would be one request,
+// It searches sequence numbers (searchLog). (A read of the entry at or before a number would be one request,
 // but etcd answers a descending read by reading and sorting every entry of
 // the range: its cost grows with the log.)
 func (s *Store) SeekEntry(ctx context.Context, t Topic, p int32, offset int64) (Seek, bool, error) {
-	seek, ok, err := s.seekEntry(ctx, t, p, offset)
-	if errors.Is(err, ErrConflict) {
-		// etcd compacted the revision mid-search: search again.
-		seek, ok, err = s.seekEntry(ctx, t, p, offset)
-	}
-	return seek, ok, err
-}
-
-func (s *Store) seekEntry(ctx context.Context, t Topic, p int32, offset int64) (Seek, bool, error) {
-	low, up, rev, err := s.searchLog(ctx, t.Shard(p), 0, func(e *LogEntry) bool {
+	low, up, rev, err := s.searchLog(ctx, t.Shard(p), func(e *LogEntry) bool {
 		next, _ := e.Next(p)
 		return next > offset
 	})
@@ -231,24 +221,32 @@ func (s *Store) seekEntry(ctx context.Context, t Topic, p int32, offset int64) (
 	return seek, true, nil
 }
 
-// lastEntry returns a shard's latest log entry (nil: none), read at
-// revision rev (0: the latest), and the revision read at.
-func (s *Store) lastEntry(ctx context.Context, sh ShardID, rev int64) (*LogEntry, int64, error) {
-	last, _, rev, err := s.searchLog(ctx, sh, rev, func(*LogEntry) bool { return false })
+// lastEntry returns a shard's latest log entry (nil: none) and the
+// revision it was read at.
+func (s *Store) lastEntry(ctx context.Context, sh ShardID) (*LogEntry, int64, error) {
+	last, _, rev, err := s.searchLog(ctx, sh, func(*LogEntry) bool { return false })
 	return last, rev, err
 }
 
 // searchLog finds where the entries of a shard's log start to hold
 // (holds must be false up to some entry and true from there on): it
 // returns the last entry that does not hold (nil: none) and the first
-// that does (nil: none), read at revision rev (0: the latest), and the
-// revision read at.
+// that does (nil: none), and the revision it read at: that of its first
+// read (it searches again if etcd compacts that revision meanwhile).
 //
 // It reads only "the first entry at or after n", which costs etcd one or
 // two values whatever the log's length, seekProbes numbers per request:
 // while no entry that holds is found, lower+step, +2·step, +4·step, ...
 // (the step growing each round); then evenly between the bounds.
-func (s *Store) searchLog(ctx context.Context, sh ShardID, rev int64, holds func(*LogEntry) bool) (low, up *LogEntry, _ int64, err error) {
+func (s *Store) searchLog(ctx context.Context, sh ShardID, holds func(*LogEntry) bool) (low, up *LogEntry, rev int64, err error) {
+	low, up, rev, err = s.searchLogOnce(ctx, sh, holds)
+	if errors.Is(err, ErrConflict) {
+		low, up, rev, err = s.searchLogOnce(ctx, sh, holds)
+	}
+	return low, up, rev, err
+}
+
+func (s *Store) searchLogOnce(ctx context.Context, sh ShardID, holds func(*LogEntry) bool) (low, up *LogEntry, rev int64, err error) {
 	// lower: no entry starting at or below it holds (low is the last
 	// such entry read); upper (once found): the first entry at or after
 	// it, up, holds or is past the log's end (nil).
@@ -305,11 +303,7 @@ const seekProbes = 8
 func (s *Store) entriesAtOrAfter(ctx context.Context, sh ShardID, seqs []int64, rev int64) ([]*LogEntry, int64, error) {
 	ops := make([]clientv3.Op, len(seqs))
 	for i, seq := range seqs {
-		opts := []clientv3.OpOption{clientv3.WithRange(clientv3.GetPrefixRangeEnd(s.logPrefix(sh))), clientv3.WithLimit(1)}
-		if rev > 0 {
-			opts = append(opts, clientv3.WithRev(rev))
-		}
-		ops[i] = clientv3.OpGet(s.logKey(sh, max(seq, 1)), opts...)
+		ops[i] = s.logOp(sh, seq, 1, rev)
 	}
 	resp, err := s.cli.Txn(ctx).Then(ops...).Commit()
 	if err != nil {
@@ -421,15 +415,21 @@ var errStopPages = errors.New("metadata: stop reading pages")
 // getLogAt reads up to limit of a shard's log entries from sequence
 // number from on, at revision rev (0: the latest).
 func (s *Store) getLogAt(ctx context.Context, sh ShardID, from, limit, rev int64) (*clientv3.GetResponse, error) {
+	resp, err := s.cli.Do(ctx, s.logOp(sh, from, limit, rev))
+	if err != nil {
+		return nil, readAtErr(err, "the log of shard "+sh.String(), rev)
+	}
+	return resp.Get(), nil
+}
+
+// logOp reads up to limit of a shard's log entries from sequence number
+// from on, at revision rev (0: the latest).
+func (s *Store) logOp(sh ShardID, from, limit, rev int64) clientv3.Op {
 	opts := []clientv3.OpOption{clientv3.WithRange(clientv3.GetPrefixRangeEnd(s.logPrefix(sh))), clientv3.WithLimit(limit)}
 	if rev > 0 {
 		opts = append(opts, clientv3.WithRev(rev))
 	}
-	resp, err := s.cli.Get(ctx, s.logKey(sh, max(from, 1)), opts...)
-	if err != nil {
-		return nil, readAtErr(err, "the log of shard "+sh.String(), rev)
-	}
-	return resp, nil
+	return clientv3.OpGet(s.logKey(sh, max(from, 1)), opts...)
 }
 
 // ShardWindow reads up to limit of a shard's entries from sequence number
