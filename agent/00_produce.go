@@ -248,13 +248,8 @@ func (a *Agent) validateBatches(txnID *string, topic string, partition int32, re
 		if s.LogAppendTime {
 			b.SetLogAppendTime(now)
 		}
-		if s.BoundsTimestamps() {
-			if err := checkTimestamps(b, i, s, now); err != nil {
-				return nil, err
-			}
-		}
-		if s.Compact {
-			if err := checkKeys(b, topic, partition); err != nil {
+		if s.BoundsTimestamps() || s.Compact {
+			if err := checkRecords(b, i, s, now, topic, partition); err != nil {
 				return nil, err
 			}
 		}
@@ -262,43 +257,37 @@ func (a *Agent) validateBatches(txnID *string, topic string, partition int32, re
 	return batches, nil
 }
 
-// checkKeys refuses a batch holding a record without a key: compaction
-// keeps the latest record of each key, and a record without one has no
-// place in it (Kafka's message and code).
-func checkKeys(b *segments.Batch, topic string, partition int32) error {
+// checkRecords reads a batch's records once (decompressing them) when the
+// topic's settings need it, and refuses the batch for a record whose
+// timestamp is outside what message.timestamp.before.max.ms and
+// after.max.ms allow or, on a compacted topic, for a record without a key:
+// compaction keeps the latest record of each key, and a record without one
+// has no place in it (Kafka's message and code). A timestamp refusal comes
+// first.
+func checkRecords(b *segments.Batch, index int, s metadata.TopicSettings, now int64, topic string, partition int32) error {
 	var (
-		refused error
-		index   int32
+		badTime, noKey error
+		n              int32
 	)
 	err := b.Records(func(r segments.Record) bool {
-		if r.Key == nil {
-			refused = &recordError{index: index, err: kafkaErrorf(kerr.InvalidRecord, "Compacted topic cannot accept message without key in topic partition %s-%d.", topic, partition)}
-			return false
+		if badTime == nil && s.BoundsTimestamps() && !s.TimestampAllowed(r.Timestamp, now) {
+			lo, hi := s.TimestampRange(now)
+			badTime = kafkaErrorf(kerr.InvalidTimestamp, "record at offset delta %d of batch %d has timestamp %d, outside [%d, %d] (message.timestamp.before.max.ms=%d and after.max.ms=%d from the agent's time %d)",
+				r.OffsetDelta, index, r.Timestamp, lo, hi, s.TimestampBeforeMaxMs, s.TimestampAfterMaxMs, now)
 		}
-		index++
-		return true
-	})
-	if err != nil {
-		return err
-	}
-	return refused
-}
-
-// checkTimestamps refuses a batch holding a record whose timestamp is
-// outside what message.timestamp.before.max.ms and after.max.ms allow.
-func checkTimestamps(b *segments.Batch, index int, s metadata.TopicSettings, now int64) error {
-	var refused error
-	err := b.RecordTimes(func(delta int32, ts int64) bool {
-		if s.TimestampAllowed(ts, now) {
-			return true
+		if noKey == nil && s.Compact && r.Key == nil {
+			noKey = &recordError{index: n, err: kafkaErrorf(kerr.InvalidRecord, "Compacted topic cannot accept message without key in topic partition %s-%d.", topic, partition)}
 		}
-		lo, hi := s.TimestampRange(now)
-		refused = kafkaErrorf(kerr.InvalidTimestamp, "record at offset delta %d of batch %d has timestamp %d, outside [%d, %d] (message.timestamp.before.max.ms=%d and after.max.ms=%d from the agent's time %d)",
-			delta, index, ts, lo, hi, s.TimestampBeforeMaxMs, s.TimestampAfterMaxMs, now)
-		return false
+		n++
+		// Read on only while a later record could still be refused for
+		// its timestamp, which is reported first.
+		return badTime == nil && (noKey == nil || s.BoundsTimestamps())
 	})
-	if err != nil {
+	switch {
+	case err != nil:
 		return err
+	case badTime != nil:
+		return badTime
 	}
-	return refused
+	return noKey
 }
