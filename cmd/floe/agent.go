@@ -37,7 +37,7 @@ The bucket is a URL:
 				return fmt.Errorf("--bucket is required (for example s3://my-bucket/floe?region=us-east-1)")
 			}
 			ctx := cmd.Context()
-			store, bucket, closeAll, err := connectCluster(ctx, &etcd, o.cluster, bucketURL)
+			store, bucket, closeAll, err := connectCluster(ctx, log, &etcd, o.cluster, bucketURL)
 			if err != nil {
 				return err
 			}

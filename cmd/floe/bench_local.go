@@ -166,9 +166,12 @@ func startLocalCluster(ctx context.Context, log io.Writer, settings bench.AgentS
 
 // benchStackEnv is the FLOE_LOCALSTACK_* settings of the bench's own
 // MinIO and etcd: its directory and ports, unless the environment sets
-// them.
+// them, and floe's embedded etcd (the etcd 3.6 floe's deploy files run):
+// an etcd from the system may be 3.4 (Debian's), which copies its write
+// buffer on every read and would make the bench measure that instead.
 func benchStackEnv(root string) map[string]string {
 	env := map[string]string{
+		"FLOE_LOCALSTACK_ETCD":               "embedded",
 		"FLOE_LOCALSTACK_DIR":                filepath.Join(root, ".cache", "bench-localstack"),
 		"FLOE_LOCALSTACK_ETCD_PORT":          "23890",
 		"FLOE_LOCALSTACK_ETCD_PEER_PORT":     "23900",

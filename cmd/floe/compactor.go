@@ -90,7 +90,7 @@ cluster's index does not reference is deleted once older than --gc-grace.`,
 				return err
 			}
 			ctx := cmd.Context()
-			store, bucket, closeAll, err := connectCluster(ctx, &etcd, cluster, bucketURL)
+			store, bucket, closeAll, err := connectCluster(ctx, log, &etcd, cluster, bucketURL)
 			if err != nil {
 				return err
 			}

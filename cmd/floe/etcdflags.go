@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -76,10 +77,21 @@ func (f etcdFlags) String() string {
 
 // connectCluster dials etcd and opens the bucket, as `floe agent` and
 // `floe compactor` do; closeAll releases both.
-func connectCluster(ctx context.Context, etcd *etcdFlags, cluster, bucketURL string) (*metadata.Store, segments.Bucket, func(), error) {
+func connectCluster(ctx context.Context, log *slog.Logger, etcd *etcdFlags, cluster, bucketURL string) (*metadata.Store, segments.Bucket, func(), error) {
 	cli, err := etcd.dial(ctx)
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	vctx, vcancel := context.WithTimeout(ctx, 5*time.Second)
+	advice, err := metadata.EtcdVersionAdvice(vctx, cli)
+	vcancel()
+	for _, a := range advice {
+		log.Warn(a)
+	}
+	if err != nil {
+		// The version is advice, not a requirement (a proxy in front of
+		// etcd may not answer Status).
+		log.Debug("could not read etcd's version", "err", err)
 	}
 	store, err := metadata.NewStore(cli, cluster)
 	if err != nil {
