@@ -299,6 +299,7 @@ func (a *Agent) readParts(ctx context.Context, parts []*fetchPart, maxBytes int3
 		}
 		plan = append(plan, &fp.read)
 	}
+	began := time.Now()
 	f := a.reader.Plan(ctx, plan, int64(maxBytes), force)
 	defer f.Done()
 	var total int64
@@ -307,7 +308,7 @@ func (a *Agent) readParts(ctx context.Context, parts []*fetchPart, maxBytes int3
 		if !fp.ok {
 			continue
 		}
-		n, err := a.readPart(ctx, f, fp, max(int64(maxBytes)-total, 0), total == 0)
+		n, err := a.readPart(ctx, f, fp, began, max(int64(maxBytes)-total, 0), total == 0)
 		if err != nil {
 			anyErr = true
 		}
@@ -317,10 +318,12 @@ func (a *Agent) readParts(ctx context.Context, parts []*fetchPart, maxBytes int3
 }
 
 // readPart reads one partition from its fetch offset, after checking the
-// offset against the partition's watermarks. budget bounds the bytes
-// taken across the response; first says no earlier partition returned
-// data, so one whole batch is returned even if it exceeds the limits.
-func (a *Agent) readPart(ctx context.Context, f *logread.Fetch, fp *fetchPart, budget int64, first bool) (int64, error) {
+// offset against the partition's watermarks (confirmed with etcd, by a
+// read begun at or after began, when out of range). budget bounds the
+// bytes taken across the response; first says no earlier partition
+// returned data, so one whole batch is returned even if it exceeds the
+// limits.
+func (a *Agent) readPart(ctx context.Context, f *logread.Fetch, fp *fetchPart, began time.Time, budget int64, first bool) (int64, error) {
 	sp := fp.resp
 	p := &fp.read
 	sp.ErrorCode = 0
@@ -333,7 +336,7 @@ func (a *Agent) readPart(ctx context.Context, f *logread.Fetch, fp *fetchPart, b
 	if p.Offset < marks.Start || p.Offset > marks.Next {
 		// The watch may lag: confirm with etcd before sending the client to
 		// auto.offset.reset.
-		if marks, err = a.reloadMarks(ctx, p.Topic, p.Partition); err != nil {
+		if marks, err = a.reloadMarks(ctx, p.Topic, p.Partition, began); err != nil {
 			sp.ErrorCode = kerr.RequestTimedOut.Code
 			return 0, err
 		}
@@ -386,9 +389,11 @@ func (a *Agent) readPart(ctx context.Context, f *logread.Fetch, fp *fetchPart, b
 	return out.Bytes, err
 }
 
-// reloadMarks reads a partition's watermarks from etcd into the watcher.
-func (a *Agent) reloadMarks(ctx context.Context, t metadata.Topic, p int32) (metadata.Watermarks, error) {
-	if err := a.marks.Reload(ctx, t.Shard(p)); err != nil {
+// reloadMarks reads a partition's watermarks from etcd into the watcher,
+// by a read begun at or after since (one read serves every partition of
+// the shard asking meanwhile).
+func (a *Agent) reloadMarks(ctx context.Context, t metadata.Topic, p int32, since time.Time) (metadata.Watermarks, error) {
+	if err := a.marks.Refresh(ctx, t.Shard(p), since); err != nil {
 		return metadata.Watermarks{}, err
 	}
 	m, _ := a.marks.Cached(t, p)

@@ -38,15 +38,17 @@ type WatermarkWatcher struct {
 	mu      sync.Mutex
 	shards  map[ShardID]*shardMarks
 	waiters map[ShardID]map[*waiter]struct{}
-	// loading are the first reads of shards under way: the fetches of a
-	// shard's partitions that find it not followed yet share one.
+	// loading are the reads of shards under way (the latest begun per
+	// shard): the fetches of a shard's partitions that find it not
+	// followed yet, or need it fresh, share one.
 	loading map[ShardID]*shardLoad
 	wg      sync.WaitGroup
 }
 
 type shardLoad struct {
-	done chan struct{}
-	err  error
+	began time.Time
+	done  chan struct{}
+	err   error
 }
 
 type shardMarks struct {
@@ -57,6 +59,8 @@ type shardMarks struct {
 	// loaded: read from etcd since the watches last started, so the
 	// watches have kept it complete.
 	loaded bool
+	// readBegan is when the latest read from etcd merged in began.
+	readBegan time.Time
 }
 
 type waiter struct{ ch chan struct{} }
@@ -256,8 +260,33 @@ func (w *WatermarkWatcher) Get(ctx context.Context, t Topic, p int32) (Watermark
 // load reads a shard the watcher does not follow yet, once however many
 // ask at the same time.
 func (w *WatermarkWatcher) load(ctx context.Context, sh ShardID) error {
+	return w.read(ctx, sh, time.Time{})
+}
+
+// Refresh makes the watcher hold shard sh as etcd had it at some moment
+// at or after since: it returns at once if a read from etcd that began at
+// or after since has completed, waits for one under way that began then,
+// and otherwise reads. The fetches that find an offset out of the range
+// the watch has seen (the watch may lag) confirm it with etcd this way:
+// however many partitions of a shard, and however many fetches, ask at
+// once, etcd is read about once.
+func (w *WatermarkWatcher) Refresh(ctx context.Context, sh ShardID, since time.Time) error {
+	if since.IsZero() {
+		since = time.Now()
+	}
+	return w.read(ctx, sh, since)
+}
+
+// read reads shard sh from etcd unless a read that began at or after
+// since has completed (not for the zero since: a first read) or is under
+// way; concurrent callers share one read.
+func (w *WatermarkWatcher) read(ctx context.Context, sh ShardID, since time.Time) error {
 	w.mu.Lock()
-	if l := w.loading[sh]; l != nil {
+	if m := w.shards[sh]; !since.IsZero() && m != nil && !m.readBegan.Before(since) {
+		w.mu.Unlock()
+		return nil
+	}
+	if l := w.loading[sh]; l != nil && !l.began.Before(since) {
 		w.mu.Unlock()
 		select {
 		case <-l.done:
@@ -266,16 +295,18 @@ func (w *WatermarkWatcher) load(ctx context.Context, sh ShardID) error {
 			return ctx.Err()
 		}
 	}
-	l := &shardLoad{done: make(chan struct{})}
+	l := &shardLoad{began: time.Now(), done: make(chan struct{})}
 	w.loading[sh] = l
 	w.mu.Unlock()
 	// The read is shared: one caller's cancellation must not fail the
 	// others.
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	l.err = w.Reload(lctx, sh)
+	l.err = w.reload(lctx, sh, l.began)
 	cancel()
 	w.mu.Lock()
-	delete(w.loading, sh)
+	if w.loading[sh] == l {
+		delete(w.loading, sh)
+	}
 	w.mu.Unlock()
 	close(l.done)
 	return l.err
@@ -312,9 +343,10 @@ func (m *shardMarks) marks(slot int32) Watermarks {
 	return wm
 }
 
-// Reload reads a shard's state from etcd (a lagging watch, or the first
-// use) and merges it into what the watcher knows.
-func (w *WatermarkWatcher) Reload(ctx context.Context, sh ShardID) error {
+// reload reads a shard's state from etcd (a lagging watch, or the first
+// use) and merges it into what the watcher knows; began is when the read
+// began.
+func (w *WatermarkWatcher) reload(ctx context.Context, sh ShardID, began time.Time) error {
 	st, err := w.store.GetShardState(ctx, sh)
 	if err != nil {
 		return err
@@ -322,7 +354,11 @@ func (w *WatermarkWatcher) Reload(ctx context.Context, sh ShardID) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.mergeLocked(sh, st.Seq, st.Nexts, st.Stables, st.Starts)
-	w.shards[sh].loaded = true
+	m := w.shards[sh]
+	m.loaded = true
+	if began.After(m.readBegan) {
+		m.readBegan = began
+	}
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -62,5 +63,69 @@ func TestWatermarksFirstReadIsShared(t *testing.T) {
 	wg.Wait()
 	if n := txns.Load() - before; n != 1 {
 		t.Fatalf("64 concurrent first reads of one shard sent %d etcd transactions, want 1", n)
+	}
+}
+
+// TestWatermarksRefreshIsShared: fetches that confirm a shard's
+// watermarks with etcd share reads: concurrent refreshes of one shard
+// send one transaction, a refresh satisfied by a read begun after its
+// time sends none, and a later one reads again and sees a new commit.
+func TestWatermarksRefreshIsShared(t *testing.T) {
+	cli := testenv.Etcd(t)
+	var txns atomic.Int64
+	cli.KV = countingKV{KV: cli.KV, txns: &txns}
+	s, err := metadata.NewStore(cli, testenv.Cluster(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	tp, err := s.CreateTopic(ctx, metadata.TopicSpec{Name: "refresh", Partitions: 64, ReplicationFactor: 1, ShardSize: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	committer := s.NewCommitter(metadata.CommitConfig{})
+	if _, err := committer.Commit(ctx, []metadata.Append{{Topic: tp, Partition: 5, Object: "o", Offset: 16, Length: 100, Batches: plain(3)}}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := s.StartWatermarkWatcher(ctx, slog.New(slog.DiscardHandler), metadata.WatermarkHooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Get(ctx, tp, 5); err != nil {
+		t.Fatal(err)
+	}
+	since := time.Now()
+	before := txns.Load()
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Go(func() {
+			if err := w.Refresh(ctx, tp.Shard(5), since); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := txns.Load() - before; n != 1 {
+		t.Fatalf("64 concurrent refreshes of one shard sent %d etcd transactions, want 1", n)
+	}
+	before = txns.Load()
+	if err := w.Refresh(ctx, tp.Shard(5), since); err != nil {
+		t.Fatal(err)
+	}
+	if n := txns.Load() - before; n != 0 {
+		t.Fatalf("a refresh already satisfied sent %d etcd transactions, want 0", n)
+	}
+	if _, err := committer.Commit(ctx, []metadata.Append{{Topic: tp, Partition: 5, Object: "o2", Offset: 16, Length: 100, Batches: plain(4)}}); err != nil {
+		t.Fatal(err)
+	}
+	before = txns.Load()
+	if err := w.Refresh(ctx, tp.Shard(5), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if n := txns.Load() - before; n < 1 {
+		t.Fatalf("a refresh after a commit sent no etcd transaction")
+	}
+	if m, _ := w.Cached(tp, 5); m.Next != 7 {
+		t.Fatalf("after the refresh, partition 5's high watermark is %d, want 7", m.Next)
 	}
 }
