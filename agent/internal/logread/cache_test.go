@@ -40,7 +40,7 @@ func TestExtentCacheReadAheadBudget(t *testing.T) {
 	size := func(n int) int64 { return (&cachedExtent{arena: make([]byte, n)}).size() }
 	// one reads keys ahead with one load, each decoding to size bytes.
 	one := func(key extentKey, size int, reserved int64) {
-		c.readAhead(ctx, []extentKey{key}, reserved, func(_ context.Context, want []bool) ([]*cachedExtent, error) {
+		c.readAhead(ctx, []extentKey{key}, &aheadReservation{left: reserved}, func(_ context.Context, want []bool) ([]*cachedExtent, error) {
 			v, err := ext(size)(ctx)
 			return []*cachedExtent{v}, err
 		})
@@ -76,10 +76,10 @@ func TestExtentCacheReadAheadBudget(t *testing.T) {
 		t.Fatalf("after reads: read-ahead extent cached %v, ahead = %d, wasted = %v; want true, %d, 0", c.has(k(2)), c.ahead, counterValue(t, m.prefetchWasted), size(900))
 	}
 	// Reads ahead past the budget are refused.
-	if taken, full := c.offer(k(20), &cachedExtent{arena: make([]byte, 900)}); !taken || full {
+	if taken, full := c.offer(k(20), &cachedExtent{arena: make([]byte, 900)}, nil); !taken || full {
 		t.Fatalf("an offer within the budget: taken %v, full %v", taken, full)
 	}
-	if taken, full := c.offer(k(21), &cachedExtent{arena: make([]byte, 900)}); taken || !full {
+	if taken, full := c.offer(k(21), &cachedExtent{arena: make([]byte, 900)}, nil); taken || !full {
 		t.Fatalf("an offer past the budget: taken %v, full %v", taken, full)
 	}
 	// What nobody asks for within the TTL stops holding the budget, and is
@@ -120,7 +120,7 @@ func TestExtentCacheReadAheadSpan(t *testing.T) {
 	c.reserveAhead(300)
 	go func() {
 		defer close(done)
-		c.readAhead(ctx, []extentKey{k(0), k(1), k(2)}, 300, func(_ context.Context, want []bool) ([]*cachedExtent, error) {
+		c.readAhead(ctx, []extentKey{k(0), k(1), k(2)}, &aheadReservation{left: 300}, func(_ context.Context, want []bool) ([]*cachedExtent, error) {
 			got = want
 			<-release
 			out := make([]*cachedExtent, len(want))
@@ -244,5 +244,46 @@ func TestExtentsOfAnObjectShareOneGet(t *testing.T) {
 	}
 	if n := bucket.gets.Load(); n != 1 {
 		t.Fatalf("%d GETs for %d extents of one object, want 1", n, parts)
+	}
+}
+
+// TestExtentCacheReservationCoversNeighbours: the extents a read ahead's
+// chunk brings in for other partitions count against the bytes the read
+// reserved for them, instead of being refused because the reservation
+// already holds the budget; past the reservation the budget decides, and
+// what is left of the reservation is given back.
+func TestExtentCacheReservationCoversNeighbours(t *testing.T) {
+	m := newReaderMetrics(nil)
+	c := newExtentCache(4000, m) // read-ahead budget: 2000
+	ctx := context.Background()
+	k := func(i int) extentKey { return extentKey{object: "o", offset: int64(i)} }
+	size := func(n int) int64 { return (&cachedExtent{arena: make([]byte, n)}).size() }
+	reserve := size(100) + 3*size(400)
+	filler := c.aheadMax() - reserve
+	if !c.reserveAhead(filler) || !c.reserveAhead(reserve) {
+		t.Fatal("reservations within the budget refused")
+	}
+	res := &aheadReservation{left: reserve}
+	c.readAhead(ctx, []extentKey{k(0)}, res, func(_ context.Context, want []bool) ([]*cachedExtent, error) {
+		for i := 1; i <= 3; i++ {
+			if taken, full := c.offer(k(i), &cachedExtent{arena: make([]byte, 400)}, res); !taken || full {
+				t.Errorf("neighbour %d within the reservation: taken %v, full %v", i, taken, full)
+			}
+		}
+		if taken, full := c.offer(k(4), &cachedExtent{arena: make([]byte, 400)}, res); taken || !full {
+			t.Errorf("a neighbour past the reservation, the budget spent: taken %v, full %v", taken, full)
+		}
+		return []*cachedExtent{{arena: make([]byte, 100)}}, nil
+	})
+	if want := filler + size(100) + 3*size(400); c.ahead != want {
+		t.Fatalf("ahead = %d after the read, want %d (the filler and what was decoded)", c.ahead, want)
+	}
+	for i := 0; i <= 3; i++ {
+		if !c.has(k(i)) {
+			t.Errorf("extent %d not cached", i)
+		}
+	}
+	if res.left != 0 {
+		t.Fatalf("reservation left %d after the read, want 0", res.left)
 	}
 }

@@ -89,13 +89,20 @@ func (c *extentCache) get(ctx context.Context, key extentKey, load func(context.
 	return c.load(ctx, key, load)
 }
 
+// aheadReservation is what is left of the bytes one read ahead took from
+// the read-ahead budget (reserveAhead). The extents the read's chunks bring
+// in for other partitions (offer) are counted against it first, so bytes
+// reserved for a chunk's contents are not counted twice, once reserved and
+// once decoded. It is read and changed only under the cache's lock.
+type aheadReservation struct{ left int64 }
+
 // readAhead loads keys, with one load, into the cache for callers yet to
-// come, with reserved bytes of the read-ahead budget (reserveAhead), which
-// it returns. Keys already cached or being loaded are not loaded again:
-// load is told which to decode (want) and returns one extent per key
-// (nil where not wanted). Callers asking for a key meanwhile wait for
+// come, with a reservation of the read-ahead budget (reserveAhead), whose
+// rest it returns. Keys already cached or being loaded are not loaded
+// again: load is told which to decode (want) and returns one extent per
+// key (nil where not wanted). Callers asking for a key meanwhile wait for
 // this load, as for any other.
-func (c *extentCache) readAhead(ctx context.Context, keys []extentKey, reserved int64, load func(ctx context.Context, want []bool) ([]*cachedExtent, error)) {
+func (c *extentCache) readAhead(ctx context.Context, keys []extentKey, res *aheadReservation, load func(ctx context.Context, want []bool) ([]*cachedExtent, error)) {
 	want := make([]bool, len(keys))
 	calls := make([]*loadCall, len(keys))
 	wanted := 0
@@ -112,7 +119,8 @@ func (c *extentCache) readAhead(ctx context.Context, keys []extentKey, reserved 
 		c.inflight[key] = calls[i]
 	}
 	if wanted == 0 {
-		c.ahead -= reserved
+		c.ahead -= res.left
+		res.left = 0
 		c.mu.Unlock()
 		return
 	}
@@ -124,7 +132,8 @@ func (c *extentCache) readAhead(ctx context.Context, keys []extentKey, reserved 
 	cancel()
 
 	c.mu.Lock()
-	c.ahead -= reserved
+	c.ahead -= res.left
+	res.left = 0
 	for i, key := range keys {
 		if !want[i] {
 			continue
@@ -145,20 +154,27 @@ func (c *extentCache) readAhead(ctx context.Context, keys []extentKey, reserved 
 
 // offer caches an extent decoded ahead of any fetch asking for it (from a
 // chunk read for another partition), if it is not cached or being loaded
-// and the read-ahead budget has room. taken says it was cached; full that
-// the budget is spent.
-func (c *extentCache) offer(key extentKey, val *cachedExtent) (taken, full bool) {
+// and the read ahead's reservation (res, nil for none) or else the
+// read-ahead budget has room. taken says it was cached; full that the
+// budget is spent.
+func (c *extentCache) offer(key extentKey, val *cachedExtent, res *aheadReservation) (taken, full bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.expireAheadLocked()
 	_, cached := c.items[key]
 	_, loading := c.inflight[key]
 	size := val.size()
-	if c.ahead+size > c.aheadMax() {
+	reserved := res != nil && res.left >= size
+	if !reserved && c.ahead+size > c.aheadMax() {
 		return false, true
 	}
 	if cached || loading || size > c.maxBytes/4 {
 		return false, false
+	}
+	if reserved {
+		// The reservation becomes the extent's (finishLocked counts it).
+		res.left -= size
+		c.ahead -= size
 	}
 	c.finishLocked(key, &loadCall{val: val})
 	c.metrics.cacheBytes.Set(float64(c.bytes))

@@ -407,12 +407,13 @@ func (r *Reader) prefetch(entries []metadata.IndexEntry) {
 			for i, e := range g.entries {
 				keys[i] = keyOf(e)
 			}
-			r.cache.readAhead(r.ctx, keys, reserve, func(ctx context.Context, want []bool) ([]*cachedExtent, error) {
+			res := &aheadReservation{left: reserve}
+			r.cache.readAhead(r.ctx, keys, res, func(ctx context.Context, want []bool) ([]*cachedExtent, error) {
 				// The group's chunks are held for all of its entries, so a
 				// chunk evicted meanwhile is not read again.
 				held := make([][]byte, len(g.spans))
 				for i, s := range g.spans {
-					data, err := r.chunk(ctx, s)
+					data, err := r.chunk(ctx, s, res)
 					if err != nil {
 						return nil, err
 					}

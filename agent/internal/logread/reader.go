@@ -280,7 +280,7 @@ func (r *Reader) extentBytes(ctx context.Context, e metadata.IndexEntry) ([]byte
 	}
 	var out []byte
 	for _, s := range spans {
-		chunk, err := r.chunk(ctx, s)
+		chunk, err := r.chunk(ctx, s, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -318,12 +318,13 @@ func (r *Reader) decodeHeld(e metadata.IndexEntry, spans []chunkSpan, held [][]b
 
 // chunk returns a chunk's bytes, reading it once however many ask. A
 // chunk read from the bucket has the extents in it of the partitions
-// being read decoded at once (decodeNeighbours).
-func (r *Reader) chunk(ctx context.Context, s chunkSpan) ([]byte, error) {
+// being read decoded at once (decodeNeighbours), counted against res
+// first when a read ahead reserved room for them (nil: none did).
+func (r *Reader) chunk(ctx context.Context, s chunkSpan, res *aheadReservation) ([]byte, error) {
 	return r.chunks.get(ctx, s.key, func(ctx context.Context) ([]byte, error) {
 		data, err := r.readRange(ctx, s.key.object, s.start, s.end-s.start)
 		if err == nil {
-			r.decodeNeighbours(s, data)
+			r.decodeNeighbours(s, data, res)
 		}
 		return data, err
 	})
@@ -334,7 +335,7 @@ func (r *Reader) chunk(ctx context.Context, s chunkSpan) ([]byte, error) {
 // cache (within its read-ahead budget): the members of a consumer group
 // each ask for their own partitions, and one GET of a chunk then serves
 // them all, however far apart their fetches come.
-func (r *Reader) decodeNeighbours(s chunkSpan, data []byte) {
+func (r *Reader) decodeNeighbours(s chunkSpan, data []byte, res *aheadReservation) {
 	for _, e := range r.windows.extentsIn(s.key.object, s.start, s.end) {
 		if e.Offset+e.Length > s.start+int64(len(data)) {
 			continue // a short read: the fetch that needs it reports it
@@ -348,7 +349,7 @@ func (r *Reader) decodeNeighbours(s chunkSpan, data []byte) {
 		if err != nil {
 			continue // the fetch that needs it decodes it again and reports it
 		}
-		taken, full := r.cache.offer(keyOf(e.IndexEntry), ce)
+		taken, full := r.cache.offer(keyOf(e.IndexEntry), ce, res)
 		if taken {
 			r.metrics.prefetches.Inc()
 		}
