@@ -25,28 +25,45 @@ func (k countingKV) Txn(ctx context.Context) clientv3.Txn {
 	return k.KV.Txn(ctx)
 }
 
-// Fetches of many partitions of a shard the watcher does not follow yet
-// read it from etcd once, not once each.
-func TestWatermarksFirstReadIsShared(t *testing.T) {
+// marksFixture is a topic of one 64-partition shard whose partition 5
+// holds 3 records, a watcher of it, and a count of the etcd transactions
+// the store sends.
+type marksFixture struct {
+	topic     metadata.Topic
+	committer *metadata.Committer
+	watcher   *metadata.WatermarkWatcher
+	txns      *atomic.Int64
+}
+
+func newMarksFixture(t *testing.T) marksFixture {
+	t.Helper()
 	cli := testenv.Etcd(t)
-	var txns atomic.Int64
-	cli.KV = countingKV{KV: cli.KV, txns: &txns}
+	f := marksFixture{txns: new(atomic.Int64)}
+	cli.KV = countingKV{KV: cli.KV, txns: f.txns}
 	s, err := metadata.NewStore(cli, testenv.Cluster(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := ctxT(t)
-	tp, err := s.CreateTopic(ctx, metadata.TopicSpec{Name: "marks", Partitions: 64, ReplicationFactor: 1, ShardSize: 64})
-	if err != nil {
+	if f.topic, err = s.CreateTopic(ctx, metadata.TopicSpec{Name: "marks", Partitions: 64, ReplicationFactor: 1, ShardSize: 64}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.NewCommitter(metadata.CommitConfig{}).Commit(ctx, []metadata.Append{{Topic: tp, Partition: 5, Object: "o", Offset: 16, Length: 100, Batches: plain(3)}}); err != nil {
+	f.committer = s.NewCommitter(metadata.CommitConfig{})
+	if _, err := f.committer.Commit(ctx, []metadata.Append{{Topic: f.topic, Partition: 5, Object: "o", Offset: 16, Length: 100, Batches: plain(3)}}); err != nil {
 		t.Fatal(err)
 	}
-	w, err := s.StartWatermarkWatcher(ctx, slog.New(slog.DiscardHandler), metadata.WatermarkHooks{})
-	if err != nil {
+	if f.watcher, err = s.StartWatermarkWatcher(ctx, slog.New(slog.DiscardHandler), metadata.WatermarkHooks{}); err != nil {
 		t.Fatal(err)
 	}
+	return f
+}
+
+// Fetches of many partitions of a shard the watcher does not follow yet
+// read it from etcd once, not once each.
+func TestWatermarksFirstReadIsShared(t *testing.T) {
+	ctx := ctxT(t)
+	f := newMarksFixture(t)
+	tp, w, txns := f.topic, f.watcher, f.txns
 	before := txns.Load()
 	var wg sync.WaitGroup
 	for p := range int32(64) {
@@ -71,26 +88,9 @@ func TestWatermarksFirstReadIsShared(t *testing.T) {
 // send one transaction, a refresh satisfied by a read begun after its
 // time sends none, and a later one reads again and sees a new commit.
 func TestWatermarksRefreshIsShared(t *testing.T) {
-	cli := testenv.Etcd(t)
-	var txns atomic.Int64
-	cli.KV = countingKV{KV: cli.KV, txns: &txns}
-	s, err := metadata.NewStore(cli, testenv.Cluster(t))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := ctxT(t)
-	tp, err := s.CreateTopic(ctx, metadata.TopicSpec{Name: "refresh", Partitions: 64, ReplicationFactor: 1, ShardSize: 64})
-	if err != nil {
-		t.Fatal(err)
-	}
-	committer := s.NewCommitter(metadata.CommitConfig{})
-	if _, err := committer.Commit(ctx, []metadata.Append{{Topic: tp, Partition: 5, Object: "o", Offset: 16, Length: 100, Batches: plain(3)}}); err != nil {
-		t.Fatal(err)
-	}
-	w, err := s.StartWatermarkWatcher(ctx, slog.New(slog.DiscardHandler), metadata.WatermarkHooks{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := newMarksFixture(t)
+	tp, w, txns, committer := f.topic, f.watcher, f.txns, f.committer
 	if _, err := w.Get(ctx, tp, 5); err != nil {
 		t.Fatal(err)
 	}
