@@ -139,7 +139,6 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 			}
 			continue
 		}
-		n := 0
 		for _, e := range entries {
 			if want <= 0 {
 				break
@@ -148,14 +147,13 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 			// as many: the estimate errs toward one entry more.
 			want -= e.Length
 			room -= e.Length
-			n++
+			p.plan = append(p.plan, e)
 			// Entries to decode from chunks are planned like those to read:
 			// a cached chunk costs nothing, and is pinned if it is used.
 			if !r.cache.has(keyOf(e)) {
 				cold = append(cold, e)
 			}
 		}
-		p.plan = entries[:n:n] // the lookup's own slice: no copy
 	}
 	if len(cold) == 0 {
 		f.spare = true
@@ -224,9 +222,6 @@ func (f *Fetch) Read(ctx context.Context, p *Part, limit int64, first bool) (out
 	offset := p.Offset
 	retried := false
 	entries := p.plan
-	if len(entries) > 1 {
-		out.Parts = make([][]byte, 0, len(entries))
-	}
 	// An entry not ready is read only if the plan allows it, or with the
 	// response's one spare read.
 	mayRead := func(e metadata.IndexEntry) bool {

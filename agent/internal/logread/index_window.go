@@ -264,10 +264,6 @@ func (iw *indexWindows) find(sh shardRef, p int32, offset int64) *shardWindow {
 	return nil
 }
 
-// lookupPrealloc bounds the entries a lookup's result is first sized for
-// (a partition's extents in a window are often fewer than its entries).
-const lookupPrealloc = 16
-
 // lookupIn finds p's entries from offset in w, at most max of them or
 // maxBytes' worth.
 func (iw *indexWindows) lookupIn(w *shardWindow, p int32, offset, hw int64, max int, maxBytes int64) ([]metadata.IndexEntry, int) {
@@ -293,7 +289,7 @@ func (iw *indexWindows) lookupIn(w *shardWindow, p int32, offset, hw int64, max 
 		w.lowCur = w.entries[i].Seq
 	}
 	var (
-		out   = make([]metadata.IndexEntry, 0, min(max, len(w.entries)-i, lookupPrealloc))
+		out   []metadata.IndexEntry
 		bytes int64
 	)
 	for ; i < len(w.entries) && len(out) < max && (len(out) == 0 || bytes < maxBytes); i++ {
