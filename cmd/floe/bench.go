@@ -103,7 +103,8 @@ the compactor's interval.
 --local starts everything itself: MinIO and etcd on loopback with
 localstack/start.sh (run from a floe checkout; the first run builds MinIO,
 about 3 minutes; services already running are reused, and what it started it
-stops), then ` + "`floe agent`" + ` as a child process of this binary with --pprof, so
+stops; etcd is floe's embedded etcd 3.6 unless FLOE_LOCALSTACK_ETCD=system),
+then ` + "`floe agent`" + ` as a child process of this binary with --pprof, so
 the agent's memory and CPU are its own and a restart gives a truly empty
 cache. Everything the run writes lives under its own cluster name and bucket
 prefix and is removed at the end.
