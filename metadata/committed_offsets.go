@@ -114,13 +114,11 @@ func (s *Store) FetchOffsetsOf(ctx context.Context, group string, want map[Topic
 	}
 	for _, r := range resp.Responses {
 		for _, kv := range r.GetResponseRange().Kvs {
-			if want != nil {
-				topic, part, ok := s.parseOffsetKey(group, string(kv.Key))
-				if ok && !want[TopicPartition{topic, part}] {
-					continue
-				}
+			topic, part, ok := s.parseOffsetKey(group, string(kv.Key))
+			if ok && want != nil && !want[TopicPartition{topic, part}] {
+				continue
 			}
-			o, err := s.decodeOffsetKV(group, kv)
+			o, err := decodeOffsetKV(kv, topic, part, ok)
 			if err != nil {
 				bad = append(bad, err)
 				continue
@@ -141,8 +139,9 @@ func (s *Store) FetchOffsetsOf(ctx context.Context, group string, want map[Topic
 // transaction); for more it reads the whole group.
 const maxTopicReads = 16
 
-func (s *Store) decodeOffsetKV(group string, kv *mvccpb.KeyValue) (CommittedOffset, error) {
-	topic, part, ok := s.parseOffsetKey(group, string(kv.Key))
+// decodeOffsetKV decodes a committed offset read from etcd, whose key
+// parseOffsetKey parsed into topic and part (ok).
+func decodeOffsetKV(kv *mvccpb.KeyValue, topic string, part int32, ok bool) (CommittedOffset, error) {
 	if !ok {
 		return CommittedOffset{}, fmt.Errorf("%w: %s: bad offset key", ErrCorruptValue, kv.Key)
 	}

@@ -203,9 +203,10 @@ type Seek struct {
 // watermark of p is above offset: the entry that holds offset, if any
 // does. ok is false when offset is at or beyond the high watermark.
 //
-// It searches sequence numbers (searchLog). (A read of the entry at or before a number would be one request,
-// but etcd answers a descending read by reading and sorting every entry of
-// the range: its cost grows with the log.)
+// It searches sequence numbers (searchLog). (A read of the entry at or
+// before a number would be one request, but etcd answers a descending
+// read by reading and sorting every entry of the range: its cost grows
+// with the log.)
 func (s *Store) SeekEntry(ctx context.Context, t Topic, p int32, offset int64) (Seek, bool, error) {
 	low, up, rev, err := s.searchLog(ctx, t.Shard(p), func(e *LogEntry) bool {
 		next, _ := e.Next(p)

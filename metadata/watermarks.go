@@ -271,9 +271,6 @@ func (w *WatermarkWatcher) load(ctx context.Context, sh ShardID) error {
 // however many partitions of a shard, and however many fetches, ask at
 // once, etcd is read about once.
 func (w *WatermarkWatcher) Refresh(ctx context.Context, sh ShardID, since time.Time) error {
-	if since.IsZero() {
-		since = time.Now()
-	}
 	return w.read(ctx, sh, since)
 }
 
