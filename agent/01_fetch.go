@@ -34,6 +34,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -161,17 +163,22 @@ func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest, held
 	maxBytes = min(maxBytes, a.cfg.FetchMaxBytes)
 	// The response's record batches come out of the agent's fetch memory
 	// budget: with many fetches at once, each gets less than it asked for
-	// (at least fetchMemFloor), never more than the agent can hold.
-	reserved := a.fetchMem.take(int64(maxBytes), fetchMemFloor)
-	maxBytes = int32(reserved)
-	defer func() {
+	// (at least fetchMemFloor), never more than the agent can hold. Each
+	// read pass takes its room and gives back at once what the response
+	// does not hold, so a long poll waiting for data holds nothing.
+	read := func(force bool) (int64, bool, bool) {
+		a.fetchMem.give(*held) // this pass replaces the previous one's batches
+		reserved := a.fetchMem.take(int64(maxBytes), fetchMemFloor)
+		n, errs, throttled := a.readParts(ctx, parts, int32(reserved), force)
+		*held = 0
 		for _, t := range resp.Topics {
 			for _, p := range t.Partitions {
 				*held += int64(len(p.RecordBatches))
 			}
 		}
 		a.fetchMem.give(reserved - *held)
-	}()
+		return n, errs, throttled
+	}
 	// A fetch held back with nothing to serve waits at most
 	// throttleHold for slower readers to free the cache's read-ahead
 	// share, then reads anyway.
@@ -181,7 +188,7 @@ func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest, held
 		// wait is not missed.
 		woken, unsubscribe := a.marks.Subscribe(shards)
 		force := !heldSince.IsZero() && time.Since(heldSince) >= throttleHold
-		n, errs, throttled := a.readParts(ctx, parts, maxBytes, force)
+		n, errs, throttled := read(force)
 		if throttled && n == 0 && heldSince.IsZero() {
 			heldSince = time.Now()
 		} else if !throttled || n > 0 {
@@ -211,7 +218,7 @@ func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest, held
 		unsubscribe()
 		if time.Now().After(deadline) {
 			// Read once more: a commit may have landed right at the end.
-			a.readParts(ctx, parts, maxBytes, true)
+			read(true)
 			return resp
 		}
 	}
@@ -287,8 +294,19 @@ func (a *Agent) fetchTopic(ctx context.Context, version int16, rt kmsg.FetchRequ
 // It returns the bytes of records gathered, whether any partition got an
 // error, and whether the plan was throttled (data is there, held back for
 // the cache's room).
+//
+// When everything the plan covers is cached, the partitions of a fetch of
+// thousands are read by several goroutines at once (up to GOMAXPROCS,
+// each with a contiguous run of at least readGroupParts partitions), all
+// taking from the response's one byte budget: serving such a fetch costs
+// per partition and per extent, not only per byte, and the client waits
+// for the whole response before it asks again. A plan that reads from the
+// bucket is read in order, oldest chunks first, by one goroutine.
 func (a *Agent) readParts(ctx context.Context, parts []*fetchPart, maxBytes int32, force bool) (n int64, errs, throttled bool) {
-	var plan []*logread.Part
+	var (
+		live []*fetchPart
+		plan []*logread.Part
+	)
 	for _, fp := range parts {
 		if !fp.ok {
 			continue
@@ -297,33 +315,89 @@ func (a *Agent) readParts(ctx context.Context, parts []*fetchPart, maxBytes int3
 		if marks, err := a.marks.Get(ctx, fp.read.Topic, fp.read.Partition); err == nil {
 			fp.read.Start, fp.read.HW = marks.Start, fp.upper(marks)
 		}
+		live = append(live, fp)
 		plan = append(plan, &fp.read)
 	}
 	began := time.Now()
 	f := a.reader.Plan(ctx, plan, int64(maxBytes), force)
 	defer f.Done()
-	var total int64
-	anyErr := false
-	for _, fp := range parts {
-		if !fp.ok {
-			continue
+	budget := &responseBudget{left: int64(maxBytes)}
+	readRun := func(run []*fetchPart) (n int64, errs bool) {
+		for _, fp := range run {
+			got, err := a.readPart(ctx, f, fp, began, budget)
+			if err != nil {
+				errs = true
+			}
+			n += got
 		}
-		n, err := a.readPart(ctx, f, fp, began, max(int64(maxBytes)-total, 0), total == 0)
-		if err != nil {
-			anyErr = true
-		}
-		total += n
+		return n, errs
 	}
-	return total, anyErr, f.Throttled()
+	groups := min(runtime.GOMAXPROCS(0), len(live)/readGroupParts)
+	if groups <= 1 || !f.Ready() {
+		n, errs = readRun(live)
+		return n, errs, f.Throttled()
+	}
+	type result struct {
+		n    int64
+		errs bool
+	}
+	results := make([]result, groups)
+	var wg sync.WaitGroup
+	for g := range groups {
+		run := live[len(live)*g/groups : len(live)*(g+1)/groups]
+		wg.Go(func() { results[g].n, results[g].errs = readRun(run) })
+	}
+	wg.Wait()
+	for _, r := range results {
+		n += r.n
+		errs = errs || r.errs
+	}
+	return n, errs, f.Throttled()
+}
+
+// readGroupParts is the fewest partitions of a fetch one goroutine reads.
+const readGroupParts = 256
+
+// responseBudget is what is left of a fetch response's bytes, shared by
+// the goroutines reading its partitions.
+type responseBudget struct {
+	mu      sync.Mutex
+	left    int64
+	got     int64 // bytes returned so far
+	reading int   // reads holding a reservation
+}
+
+// reserve takes bytes for one partition's read: up to want, and no more
+// than an equal share of what is left with the reads under way, so that
+// one partition's reservation (its maximum, mostly unused) does not leave
+// the others of the response nothing. first reports that no partition
+// has returned batches yet, so the read may return one whole batch beyond
+// the limit, as Kafka does (with several readers at once, each may; the
+// response then exceeds its maximum by those batches, as it may by one).
+func (b *responseBudget) reserve(want int64) (limit int64, first bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	limit = min(want, max(b.left, 0)/int64(b.reading+1))
+	b.left -= limit
+	b.reading++
+	return limit, b.got == 0
+}
+
+// settle ends a read that reserved limit bytes and returned used.
+func (b *responseBudget) settle(limit, used int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.left += limit - used
+	b.got += used
+	b.reading--
 }
 
 // readPart reads one partition from its fetch offset, after checking the
 // offset against the partition's watermarks (confirmed with etcd, by a
-// read begun at or after began, when out of range). budget bounds the
-// bytes taken across the response; first says no earlier partition
-// returned data, so one whole batch is returned even if it exceeds the
-// limits.
-func (a *Agent) readPart(ctx context.Context, f *logread.Fetch, fp *fetchPart, began time.Time, budget int64, first bool) (int64, error) {
+// read begun at or after began, when out of range). What it returns is
+// taken from budget; when nothing has been returned yet, one whole batch
+// is returned even if it exceeds the limits.
+func (a *Agent) readPart(ctx context.Context, f *logread.Fetch, fp *fetchPart, began time.Time, budget *responseBudget) (int64, error) {
 	sp := fp.resp
 	p := &fp.read
 	sp.ErrorCode = 0
@@ -352,8 +426,9 @@ func (a *Agent) readPart(ctx context.Context, f *logread.Fetch, fp *fetchPart, b
 	if p.Offset >= upper {
 		return 0, nil
 	}
-	limit := min(p.Max, budget)
+	limit, first := budget.reserve(p.Max)
 	if limit <= 0 && !first {
+		budget.settle(limit, 0)
 		return 0, nil
 	}
 	p.Start, p.HW = marks.Start, upper
@@ -363,6 +438,7 @@ func (a *Agent) readPart(ctx context.Context, f *logread.Fetch, fp *fetchPart, b
 		// drops their records.
 		aborted, aerr := a.aborted.between(ctx, p.Topic, p.Partition, p.Offset, out.Next)
 		if aerr != nil {
+			budget.settle(limit, 0)
 			sp.ErrorCode = kerr.RequestTimedOut.Code
 			sp.RecordBatches = []byte{}
 			return 0, fmt.Errorf("%w: %w", logread.ErrIndex, aerr)
@@ -373,6 +449,7 @@ func (a *Agent) readPart(ctx context.Context, f *logread.Fetch, fp *fetchPart, b
 			sp.AbortedTransactions = append(sp.AbortedTransactions, t)
 		}
 	}
+	budget.settle(limit, out.Bytes)
 	switch len(out.Parts) {
 	case 0:
 	case 1:

@@ -39,6 +39,14 @@ type cacheItem struct {
 	val   *cachedExtent
 	ahead bool // read ahead and not yet asked for; counted in extentCache.ahead
 	added time.Time
+	el    *list.Element // in lru or aheadLRU; guarded by mu
+	gone  bool          // evicted; guarded by mu
+}
+
+// placeLocked records that it is at el (of lru or aheadLRU).
+func (c *extentCache) placeLocked(it *cacheItem, el *list.Element) {
+	it.el = el
+	c.items[it.key] = el
 }
 
 type loadCall struct {
@@ -83,6 +91,45 @@ func (c *extentCache) reserveAhead(n int64) bool {
 	}
 	c.ahead += n
 	return true
+}
+
+// peek returns key's cache item if it is cached, without counting a use
+// (use does, when the fetch that planned it reads it); loading reports
+// that a load of it is under way.
+func (c *extentCache) peek(key extentKey) (it *cacheItem, loading bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.items[key]; ok {
+		return el.Value.(*cacheItem), false
+	}
+	_, loading = c.inflight[key]
+	return nil, loading
+}
+
+// use counts a fetch's use of it, found by peek, and returns its extent
+// (which stays valid after an eviction).
+func (c *extentCache) use(it *cacheItem) *cachedExtent {
+	c.mu.Lock()
+	if !it.gone {
+		c.usedLocked(it.el)
+	}
+	c.mu.Unlock()
+	c.metrics.cacheHits.Inc()
+	return it.val
+}
+
+// usedLocked marks a cached extent used by a fetch and returns it.
+func (c *extentCache) usedLocked(el *list.Element) *cachedExtent {
+	it := el.Value.(*cacheItem)
+	if it.ahead {
+		it.ahead = false
+		c.ahead -= it.val.size()
+		c.aheadLRU.Remove(el)
+		c.placeLocked(it, c.lru.PushFront(it))
+	} else {
+		c.lru.MoveToFront(el)
+	}
+	return it.val
 }
 
 func (c *extentCache) get(ctx context.Context, key extentKey, load func(context.Context) (*cachedExtent, error)) (*cachedExtent, error) {
@@ -198,7 +245,7 @@ func (c *extentCache) expireAheadLocked() {
 		c.aheadLRU.Remove(el)
 		it.ahead = false
 		c.ahead -= it.val.size()
-		c.items[it.key] = c.lru.PushBack(it)
+		c.placeLocked(it, c.lru.PushBack(it))
 	}
 }
 
@@ -207,18 +254,10 @@ func (c *extentCache) expireAheadLocked() {
 func (c *extentCache) load(ctx context.Context, key extentKey, load func(context.Context) (*cachedExtent, error)) (*cachedExtent, error) {
 	c.mu.Lock()
 	if el, ok := c.items[key]; ok {
-		it := el.Value.(*cacheItem)
-		if it.ahead {
-			it.ahead = false
-			c.ahead -= it.val.size()
-			c.aheadLRU.Remove(el)
-			c.items[key] = c.lru.PushFront(it)
-		} else {
-			c.lru.MoveToFront(el)
-		}
+		val := c.usedLocked(el)
 		c.mu.Unlock()
 		c.metrics.cacheHits.Inc()
-		return it.val, nil
+		return val, nil
 	}
 	if call, ok := c.inflight[key]; ok {
 		call.used = true
@@ -268,9 +307,9 @@ func (c *extentCache) finishLocked(key extentKey, call *loadCall) {
 	it := &cacheItem{key: key, val: call.val, ahead: !call.used, added: time.Now()}
 	if it.ahead {
 		c.ahead += size
-		c.items[key] = c.aheadLRU.PushFront(it)
+		c.placeLocked(it, c.aheadLRU.PushFront(it))
 	} else {
-		c.items[key] = c.lru.PushFront(it)
+		c.placeLocked(it, c.lru.PushFront(it))
 	}
 	c.bytes += size
 	// Extents already served go first: one read ahead is about to be
@@ -284,6 +323,7 @@ func (c *extentCache) finishLocked(key extentKey, call *loadCall) {
 		old := back.Value.(*cacheItem)
 		from.Remove(back)
 		delete(c.items, old.key)
+		old.gone = true
 		size := old.val.size()
 		c.bytes -= size
 		if old.ahead {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/floe-io/floe/metadata"
 )
@@ -54,7 +55,11 @@ type Part struct {
 	// HW or later is read.
 	Start, HW int64
 
-	plan          []metadata.IndexEntry
+	plan []metadata.IndexEntry
+	// ready holds, for each planned entry, its cache item when the plan
+	// found it cached (nil otherwise), so the read does not look it up
+	// again.
+	ready         []*cacheItem
 	next, got, hw int64 // after a read that returned batches: the offset after them, their bytes, the high watermark
 }
 
@@ -91,9 +96,9 @@ type Fetch struct {
 	// spare: when the plan found everything ready but an extent left the
 	// cache since, one partition may read it again; the others wait for
 	// the next response.
-	spare  bool
+	spare  atomic.Bool
 	pinned []chunkKey
-	bytes  int64
+	bytes  atomic.Int64
 }
 
 // Plan finds each part's next entries and starts reading the chunks the
@@ -121,7 +126,7 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 	// of them.
 	room := maxBytes
 	for _, p := range parts {
-		p.plan = nil
+		p.plan, p.ready = nil, nil
 		if p.Offset < p.Start || p.Offset >= p.HW {
 			continue
 		}
@@ -147,16 +152,18 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 			// as many: the estimate errs toward one entry more.
 			want -= e.Length
 			room -= e.Length
+			it, loading := r.cache.peek(keyOf(e))
 			p.plan = append(p.plan, e)
+			p.ready = append(p.ready, it)
 			// Entries to decode from chunks are planned like those to read:
 			// a cached chunk costs nothing, and is pinned if it is used.
-			if !r.cache.has(keyOf(e)) {
+			if it == nil && !loading {
 				cold = append(cold, e)
 			}
 		}
 	}
 	if len(cold) == 0 {
-		f.spare = true
+		f.spare.Store(true)
 		return f
 	}
 	slices.SortFunc(cold, chunkOrder)
@@ -197,11 +204,16 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 	return f
 }
 
+// Ready reports that the plan found every entry it covers cached or being
+// read: reading the parts costs no GET of the plan's.
+func (f *Fetch) Ready() bool { return f.allowed == nil }
+
 // Throttled reports that the plan left chunks unread for want of room in
 // the read-ahead budget: the caller should look again shortly.
 func (f *Fetch) Throttled() bool { return f.throttled }
 
-// Read reads part p (one of the planned parts) from p.Offset, below p.HW:
+// Read reads part p (one of the planned parts) from p.Offset, below p.HW
+// (parts may be read at once, each by one goroutine):
 // at most limit bytes, except that with first set (no earlier partition of
 // the response returned batches) one whole batch is returned even when it
 // exceeds limit, as Kafka does, so a batch larger than the limits never
@@ -217,28 +229,32 @@ func (f *Fetch) Read(ctx context.Context, p *Part, limit int64, first bool) (out
 			p.next, p.got, p.hw = out.Next, out.Bytes, p.HW // for Done's read ahead
 			r.noteRead(p.id(), out.Next)
 		}
-		f.bytes += out.Bytes
+		f.bytes.Add(out.Bytes)
 	}()
 	offset := p.Offset
 	retried := false
-	entries := p.plan
+	// exts is nil, or each entry's cache item as the plan found it.
+	entries, exts := p.plan, p.ready
+	drop := func() {
+		entries = entries[1:]
+		if len(exts) > 0 {
+			exts = exts[1:]
+		}
+	}
 	// An entry not ready is read only if the plan allows it, or with the
 	// response's one spare read.
 	mayRead := func(e metadata.IndexEntry) bool {
 		if f.allowed[keyOf(e)] || r.ready(e) {
 			return true
 		}
-		if f.spare && out.Bytes == 0 {
-			f.spare = false
-			return true
-		}
-		return false
+		return out.Bytes == 0 && f.spare.CompareAndSwap(true, false)
 	}
 	for iter := 0; offset < p.HW && iter < 64; iter++ {
 		reload := false
 		if len(entries) == 0 || entries[len(entries)-1].Last < offset {
 			var ok bool
 			entries, ok, err = r.entries(ctx, p.Topic, p.Partition, offset, p.HW, max(limit-out.Bytes, 1))
+			exts = nil
 			if err != nil {
 				r.log.Warn("reading index failed", "topic", p.Topic.Name, "partition", p.Partition, "err", err)
 				return out, fmt.Errorf("%w: %w", ErrIndex, err)
@@ -254,7 +270,7 @@ func (f *Fetch) Read(ctx context.Context, p *Part, limit int64, first bool) (out
 		for len(entries) > 0 {
 			e := entries[0]
 			if e.Last < offset {
-				entries = entries[1:]
+				drop()
 				continue
 			}
 			if out.Bytes == 0 && e.First > offset {
@@ -264,23 +280,32 @@ func (f *Fetch) Read(ctx context.Context, p *Part, limit int64, first bool) (out
 				// from the consumer's auto.offset.reset.
 				return out, ErrOffsetGone
 			}
-			if !mayRead(e) {
-				return out, nil // a later chunk: another response
+			var (
+				ext  *cachedExtent
+				xerr error
+			)
+			if len(exts) > 0 && exts[0] != nil {
+				ext = r.cache.use(exts[0])
 			}
-			ext, err := r.extent(ctx, e)
-			if err != nil {
+			if ext == nil {
+				if !mayRead(e) {
+					return out, nil // a later chunk: another response
+				}
+				ext, xerr = r.extent(ctx, e)
+			}
+			if err := xerr; err != nil {
 				if errors.Is(err, ErrMissingObject) && !retried {
 					// The index may be stale (a merge replaced the entry):
 					// reload it once before calling the object missing.
 					retried, reload = true, true
 					r.invalidate(p.Topic, p.Partition)
-					entries = nil
+					entries, exts = nil, nil
 					break
 				}
 				r.log.Error("fetch failed reading segment", "topic", p.Topic.Name, "partition", p.Partition, "offset", offset, "object", e.Object, "err", err)
 				return out, err
 			}
-			entries = entries[1:]
+			drop()
 			data, next, rest := ext.take(offset, p.HW, limit-out.Bytes, first && out.Bytes == 0)
 			out.add(data, next)
 			if rest {
@@ -308,7 +333,7 @@ func (f *Fetch) Read(ctx context.Context, p *Part, limit int64, first bool) (out
 func (f *Fetch) Done() {
 	r := f.r
 	defer r.chunks.unpin(f.pinned)
-	r.metrics.fetchBytes.Add(float64(f.bytes))
+	r.metrics.fetchBytes.Add(float64(f.bytes.Load()))
 	var next []metadata.IndexEntry
 	for _, p := range f.parts {
 		if p.next <= 0 {

@@ -249,7 +249,7 @@ func TestFetchNeverSkipsGoneRecords(t *testing.T) {
 	if len(parts[0].plan) != 2 {
 		t.Fatalf("plan of %d entries, want both flushes'", len(parts[0].plan))
 	}
-	parts[0].plan = parts[0].plan[1:]
+	parts[0].plan, parts[0].ready = parts[0].plan[1:], parts[0].ready[1:]
 	got, err := f.Read(context.Background(), parts[0], 1<<20, true)
 	if !errors.Is(err, ErrOffsetGone) || got.Bytes != 0 {
 		t.Fatalf("reading offset 0 with only the entry from offset 2: %d bytes, %v; want none and ErrOffsetGone", got.Bytes, err)

@@ -1,0 +1,192 @@
+package agent_test
+
+import (
+	"bytes"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floe-io/floe/agent"
+)
+
+// fetchOf is a fetch request for partitions of one topic (by ID), each
+// from its offset in from.
+func fetchOf(id [16]byte, from map[int32]int64, maxBytes, partMax int32, maxWait time.Duration) *kmsg.FetchRequest {
+	req := kmsg.NewPtrFetchRequest()
+	req.Version = 13
+	req.MaxWaitMillis = int32(maxWait / time.Millisecond)
+	req.MinBytes = 1
+	req.MaxBytes = maxBytes
+	rt := kmsg.NewFetchRequestTopic()
+	rt.TopicID = id
+	for p, off := range from {
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = p, off, partMax
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	return req
+}
+
+// batchRanges returns the first and last offset of each record batch in
+// raw.
+func batchRanges(t *testing.T, raw []byte) [][2]int64 {
+	t.Helper()
+	var out [][2]int64
+	for len(raw) > 0 {
+		if len(raw) < 12 {
+			t.Fatalf("%d stray bytes after the batches", len(raw))
+		}
+		n := 12 + int(int32(uint32(raw[8])<<24|uint32(raw[9])<<16|uint32(raw[10])<<8|uint32(raw[11])))
+		var b kmsg.RecordBatch
+		if n > len(raw) || b.ReadFrom(raw[:n]) != nil {
+			t.Fatalf("a batch of %d bytes in %d: unreadable", n, len(raw))
+		}
+		out = append(out, [2]int64{b.FirstOffset, b.FirstOffset + int64(b.LastOffsetDelta)})
+		raw = raw[n:]
+	}
+	return out
+}
+
+// A fetch of many partitions whose data is cached is read by several
+// goroutines at once, sharing the response's byte budget: every record
+// is returned once, in order, however small the budget, and a response
+// exceeds its maximum by at most one batch per goroutine.
+func TestFetchOfManyPartitionsSharesItsBudget(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	skipRawInSecureMode(t)
+	c := newTestCluster(t)
+	a := c.addAgent(fastFlush)
+	const partitions, perPartition = 1024, 3
+	createTopic(t, c, "many", partitions, nil)
+	cl := c.client(kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.ProducerLinger(5*time.Millisecond))
+	ctx := testCtx(t)
+	value := bytes.Repeat([]byte("v"), 200)
+	for i := range perPartition {
+		var rs []*kgo.Record
+		for p := range int32(partitions) {
+			rs = append(rs, &kgo.Record{Topic: "many", Partition: p, Value: value})
+		}
+		if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+	}
+	id := topicID(t, cl, "many")
+	broker := c.client(kgo.SeedBrokers(plainAddr(a)))
+
+	read := func(maxBytes int32) (got map[int32][][2]int64, fetches int) {
+		next := map[int32]int64{}
+		for p := range int32(partitions) {
+			next[p] = 0
+		}
+		got = map[int32][][2]int64{}
+		for len(next) > 0 {
+			fetches++
+			if fetches > 10*partitions {
+				t.Fatalf("%d fetches and %d partitions not read to their end", fetches, len(next))
+			}
+			resp, err := fetchOf(id, next, maxBytes, 1<<20, 500*time.Millisecond).RequestWith(ctx, broker)
+			if err != nil {
+				t.Fatal(err)
+			}
+			total, batches := 0, 0
+			for _, rt := range resp.Topics {
+				for _, rp := range rt.Partitions {
+					if rp.ErrorCode != 0 {
+						t.Fatalf("partition %d: error %d", rp.Partition, rp.ErrorCode)
+					}
+					total += len(rp.RecordBatches)
+					rs := batchRanges(t, rp.RecordBatches)
+					batches += len(rs)
+					for _, r := range rs {
+						got[rp.Partition] = append(got[rp.Partition], r)
+						next[rp.Partition] = r[1] + 1
+					}
+					if next[rp.Partition] >= perPartition {
+						delete(next, rp.Partition)
+					}
+				}
+			}
+			if batches == 0 {
+				t.Fatalf("fetch %d returned nothing", fetches)
+			}
+			// Batches here are under 1 KiB: a response over its maximum by
+			// more than one per goroutine took bytes it had no budget for.
+			if over := total - int(maxBytes); over > runtime.GOMAXPROCS(0)<<10 {
+				t.Fatalf("a response of %d bytes for a maximum of %d", total, maxBytes)
+			}
+		}
+		return got, fetches
+	}
+	read(50 << 20) // once to fill the cache
+	for _, maxBytes := range []int32{50 << 20, 64 << 10, 3 << 10} {
+		got, fetches := read(maxBytes)
+		for p := range int32(partitions) {
+			want := int64(0)
+			for _, r := range got[p] {
+				if r[0] != want {
+					t.Fatalf("maximum %d: partition %d read %v, want each offset from 0 once", maxBytes, p, got[p])
+				}
+				want = r[1] + 1
+			}
+			if want != perPartition {
+				t.Fatalf("maximum %d: partition %d read to %d, want %d", maxBytes, p, want, perPartition)
+			}
+		}
+		t.Logf("maximum %d: %d fetches", maxBytes, fetches)
+	}
+}
+
+// A long poll waiting for data holds none of the agent's fetch memory:
+// fetches of others meanwhile get the room they ask for, not the floor
+// left by the waiting ones' reservations.
+func TestLongPollHoldsNoFetchMemory(t *testing.T) {
+	skipRawInSecureMode(t)
+	c := newTestCluster(t)
+	a := c.addAgent(func(cfg *agent.Config) { fastFlush(cfg) })
+	createTopic(t, c, "idle", 1, nil)
+	createTopic(t, c, "full", 3, nil)
+	cl := c.client(kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	ctx := testCtx(t)
+	value := bytes.Repeat([]byte("x"), 300<<10)
+	var rs []*kgo.Record
+	for p := range int32(3) {
+		for range 4 { // 1.2 MiB a partition: more than its 1 MiB maximum
+			rs = append(rs, &kgo.Record{Topic: "full", Partition: p, Value: value})
+		}
+	}
+	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	broker := c.client(kgo.SeedBrokers(plainAddr(a)))
+	idle, full := topicID(t, cl, "idle"), topicID(t, cl, "full")
+
+	// Two long polls at the end of an empty topic, each asking for the
+	// most a response may hold; together they ask for more than the
+	// agent's fetch memory.
+	done := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, err := fetchOf(idle, map[int32]int64{0: 0}, 55<<20, 55<<20, 3*time.Second).RequestWith(ctx, broker)
+			done <- err
+		}()
+	}
+	time.Sleep(300 * time.Millisecond) // both are waiting
+	resp, err := fetchOf(full, map[int32]int64{0: 0, 1: 0, 2: 0}, 55<<20, 1<<20, 0).RequestWith(ctx, broker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rp := range resp.Topics[0].Partitions {
+		if rp.ErrorCode != 0 || len(rp.RecordBatches) == 0 {
+			t.Fatalf("partition %d: error %d, %d bytes; want data for every partition while two long polls wait", rp.Partition, rp.ErrorCode, len(rp.RecordBatches))
+		}
+	}
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
