@@ -287,3 +287,42 @@ func TestExtentCacheReservationCoversNeighbours(t *testing.T) {
 		t.Fatalf("reservation left %d after the read, want 0", res.left)
 	}
 }
+
+// An extent a plan found (peek) and the cache evicted before the read
+// (use) is still served, and its use does not bring it back into the
+// cache uncounted.
+func TestExtentCachePeekedThenEvicted(t *testing.T) {
+	m := newReaderMetrics(nil)
+	c := newExtentCache(4000, m)
+	ctx := context.Background()
+	k := func(i int) extentKey { return extentKey{object: "o", offset: int64(i)} }
+	ext := func(n int) *cachedExtent { return &cachedExtent{arena: make([]byte, n)} }
+	if taken, _ := c.offer(k(1), ext(500), nil); !taken {
+		t.Fatal("offer of a first extent refused")
+	}
+	it, loading := c.peek(k(1))
+	if it == nil || loading {
+		t.Fatalf("peek of a cached extent: %v, loading %v", it, loading)
+	}
+	if c.ahead == 0 {
+		t.Fatal("an extent read ahead and only peeked at no longer counts as read ahead")
+	}
+	// Unasked for too long, it counts as served and is evicted like one.
+	c.aheadTTL = 0
+	c.aheadFree()
+	for i := 2; i < 12; i++ { // push k(1) out
+		if _, err := c.get(ctx, k(i), func(context.Context) (*cachedExtent, error) { return ext(900), nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, _ := c.peek(k(1)); got != nil {
+		t.Fatal("the extent was not evicted; the test needs a smaller cache")
+	}
+	bytes, ahead, items := c.bytes, c.ahead, len(c.items)
+	if v := c.use(it); len(v.arena) != 500 {
+		t.Fatalf("use of an evicted extent returned %d bytes, want its 500", len(v.arena))
+	}
+	if c.bytes != bytes || c.ahead != ahead || len(c.items) != items || c.lru.Len()+c.aheadLRU.Len() != items {
+		t.Fatalf("after using an evicted extent: %d bytes, %d ahead, %d items, %d listed; want %d, %d, %d", c.bytes, c.ahead, len(c.items), c.lru.Len()+c.aheadLRU.Len(), bytes, ahead, items)
+	}
+}
