@@ -407,10 +407,15 @@ func (c *conn) writeOne(bw *bufio.Writer, rq *request, buf *[]byte, large **[]by
 }
 
 // responseBufs holds buffers large responses are encoded into; those over
-// maxResponseBuf are not kept.
+// maxResponseBuf are not kept. What the pool keeps is counted nowhere, so
+// it keeps only buffers of a few MiB: kept buffers of tens of MiB, one
+// for each connection that wrote a large fetch response lately, held
+// more than the fetch memory budget itself and pushed the agent past its
+// memory limit at thousands of partitions. A larger response's buffer
+// lives while it is written, as its batches do (fetchMemBytes).
 var responseBufs = sync.Pool{New: func() any { return new([]byte) }}
 
-const maxResponseBuf = 64 << 20
+const maxResponseBuf = 8 << 20
 
 // encodeResponse appends a size-prefixed response frame. Flexible
 // responses carry an empty tagged-field section in the header, except
