@@ -296,8 +296,9 @@ func (a *Agent) fetchTopic(ctx context.Context, version int16, rt kmsg.FetchRequ
 // the cache's room).
 //
 // When everything the plan covers is cached, the partitions of a fetch of
-// thousands are read by several goroutines at once (up to GOMAXPROCS,
-// each with a contiguous run of at least readGroupParts partitions), all
+// thousands are read by several goroutines at once (GOMAXPROCS shared
+// among the fetches reading at the time, each goroutine with a contiguous
+// run of at least readGroupParts partitions), all
 // taking from the response's one byte budget: serving such a fetch costs
 // per partition and per extent, not only per byte, and the client waits
 // for the whole response before it asks again. A plan that reads from the
@@ -332,7 +333,9 @@ func (a *Agent) readParts(ctx context.Context, parts []*fetchPart, maxBytes int3
 		}
 		return n, errs
 	}
-	groups := min(runtime.GOMAXPROCS(0), len(live)/readGroupParts)
+	busy := int(a.reading.Add(1))
+	defer a.reading.Add(-1)
+	groups := min(runtime.GOMAXPROCS(0)/busy, len(live)/readGroupParts)
 	if groups <= 1 || !f.Ready() {
 		n, errs = readRun(live)
 		return n, errs, f.Throttled()

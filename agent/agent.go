@@ -44,6 +44,9 @@ type Agent struct {
 	reader  *logread.Reader
 	// fetchMem bounds the record batches of fetch responses held at once.
 	fetchMem *byteBudget
+	// reading counts the fetches reading their partitions now: a fetch
+	// reads with several goroutines only while cores are left over.
+	reading atomic.Int32
 	// requestMem bounds request bodies read and not yet answered.
 	requestMem *byteBudget
 	limits     *connLimits
