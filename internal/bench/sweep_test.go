@@ -22,7 +22,7 @@ func TestSweepRatiosAndTargets(t *testing.T) {
 				Partitions: 4096, TxnsPerFlush: 4, PeakRSS: 900 << 20, MemoryLimit: 800 << 20,
 				Produce:    &ProduceResult{MiBps: 85, PutsPerGiB: 130, Bytes: gib, CPU: map[string]float64{"agent": 0.5}},
 				Cold:       &ConsumeResult{MiBps: 200, GetsPerGiB: 1600, Store: StoreRequests{Source: "x"}, CPU: map[string]float64{"agent": 0.8}},
-				Warm:       &ConsumeResult{MiBps: 900},
+				Warm:       &ConsumeResult{MiBps: 900, Bytes: 512 << 20, Store: StoreRequests{Source: "x", Gets: 37}},
 				Compaction: &CompactionResult{Seconds: 30, IntervalSeconds: 300, PutsPerGiB: 65536, AgentPutsPerGiB: 130, VsAgents: 65536.0 / 130},
 			},
 		}},
@@ -40,6 +40,7 @@ func TestSweepRatiosAndTargets(t *testing.T) {
 		"cold read throughput at 4096 partitions":   ptr(false), // 0.5
 		"warm read throughput at 4096 partitions":   ptr(true),  // 0.9
 		"GETs per GiB read cold at 4096 partitions": ptr(false), // 1600 > 1.25 × 128
+		"GETs of the warm read at 4096 partitions":  ptr(false), // 37 GETs
 		"agent peak RSS at every partition count":   ptr(false), // 900 MiB > 800 MiB
 		"compactor PUTs per GiB at 4096 partitions": ptr(false), // 504 × the agents'
 		"compaction pass at 4096 partitions":        nil,        // stated: 0.1 of the interval
@@ -61,7 +62,7 @@ func TestSweepRatiosAndTargets(t *testing.T) {
 	if err := rep.WriteText(&b); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"PARTITION SWEEP", "ratio to the figure at 16 partitions", "0.85×", "0.50×", "2.25×", "COMPACTION", "65536", "504.12", "12.50 (1600 / 128 GETs per GiB)", "agent core·ms per MiB", "5.88", "4.00"} {
+	for _, s := range []string{"PARTITION SWEEP", "ratio to the figure at 16 partitions", "0.85×", "0.50×", "2.25×", "COMPACTION", "65536", "504.12", "12.50 (1600 / 128 GETs per GiB)", "0.90× (37 GETs)", "37 GETs reading 512.0 MiB", "agent core·ms per MiB", "5.88", "4.00"} {
 		if !strings.Contains(b.String(), s) {
 			t.Errorf("text report lacks %q:\n%s", s, b.String())
 		}
