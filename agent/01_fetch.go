@@ -430,8 +430,9 @@ func (a *Agent) readPart(ctx context.Context, f *logread.Fetch, fp *fetchPart, b
 		return 0, nil
 	}
 	limit, first := budget.reserve(p.Max)
+	var returned int64
+	defer func() { budget.settle(limit, returned) }()
 	if limit <= 0 && !first {
-		budget.settle(limit, 0)
 		return 0, nil
 	}
 	p.Start, p.HW = marks.Start, upper
@@ -441,7 +442,6 @@ func (a *Agent) readPart(ctx context.Context, f *logread.Fetch, fp *fetchPart, b
 		// drops their records.
 		aborted, aerr := a.aborted.between(ctx, p.Topic, p.Partition, p.Offset, out.Next)
 		if aerr != nil {
-			budget.settle(limit, 0)
 			sp.ErrorCode = kerr.RequestTimedOut.Code
 			sp.RecordBatches = []byte{}
 			return 0, fmt.Errorf("%w: %w", logread.ErrIndex, aerr)
@@ -452,7 +452,7 @@ func (a *Agent) readPart(ctx context.Context, f *logread.Fetch, fp *fetchPart, b
 			sp.AbortedTransactions = append(sp.AbortedTransactions, t)
 		}
 	}
-	budget.settle(limit, out.Bytes)
+	returned = out.Bytes
 	switch len(out.Parts) {
 	case 0:
 	case 1:

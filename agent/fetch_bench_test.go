@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -230,20 +231,33 @@ func (f *fetchFixture) readParts(b *testing.B, parts []int32) int64 {
 	return total
 }
 
-// lastOffset is the last offset in a run of record batches.
+// lastOffset is the last offset in a run of record batches (of those
+// that parse).
 func lastOffset(batches []byte) (int64, bool) {
-	var last int64
-	ok := false
-	for len(batches) >= 61 {
-		var h kmsg.RecordBatch
-		n := 12 + int(int32(uint32(batches[8])<<24|uint32(batches[9])<<16|uint32(batches[10])<<8|uint32(batches[11])))
-		if n > len(batches) || h.ReadFrom(batches[:n]) != nil {
-			break
-		}
-		last, ok = h.FirstOffset+int64(h.LastOffsetDelta), true
-		batches = batches[n:]
+	rs, _ := batchOffsets(batches)
+	if len(rs) == 0 {
+		return 0, false
 	}
-	return last, ok
+	return rs[len(rs)-1][1], true
+}
+
+// batchOffsets returns the first and last offset of each record batch in
+// raw, up to the first that does not parse (then with an error).
+func batchOffsets(raw []byte) ([][2]int64, error) {
+	var out [][2]int64
+	for len(raw) > 0 {
+		if len(raw) < 12 {
+			return out, fmt.Errorf("%d stray bytes after the batches", len(raw))
+		}
+		n := 12 + int(int32(uint32(raw[8])<<24|uint32(raw[9])<<16|uint32(raw[10])<<8|uint32(raw[11])))
+		var b kmsg.RecordBatch
+		if n > len(raw) || b.ReadFrom(raw[:n]) != nil {
+			return out, fmt.Errorf("a batch of %d bytes in %d: unreadable", n, len(raw))
+		}
+		out = append(out, [2]int64{b.FirstOffset, b.FirstOffset + int64(b.LastOffsetDelta)})
+		raw = raw[n:]
+	}
+	return out, nil
 }
 
 // slowBucket adds a delay before every ranged GET, as an object store's

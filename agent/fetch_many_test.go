@@ -35,18 +35,9 @@ func fetchOf(id [16]byte, from map[int32]int64, maxBytes, partMax int32, maxWait
 // raw.
 func batchRanges(t *testing.T, raw []byte) [][2]int64 {
 	t.Helper()
-	var out [][2]int64
-	for len(raw) > 0 {
-		if len(raw) < 12 {
-			t.Fatalf("%d stray bytes after the batches", len(raw))
-		}
-		n := 12 + int(int32(uint32(raw[8])<<24|uint32(raw[9])<<16|uint32(raw[10])<<8|uint32(raw[11])))
-		var b kmsg.RecordBatch
-		if n > len(raw) || b.ReadFrom(raw[:n]) != nil {
-			t.Fatalf("a batch of %d bytes in %d: unreadable", n, len(raw))
-		}
-		out = append(out, [2]int64{b.FirstOffset, b.FirstOffset + int64(b.LastOffsetDelta)})
-		raw = raw[n:]
+	out, err := batchOffsets(raw)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }

@@ -280,30 +280,26 @@ func (f *Fetch) Read(ctx context.Context, p *Part, limit int64, first bool) (out
 				// from the consumer's auto.offset.reset.
 				return out, ErrOffsetGone
 			}
-			var (
-				ext  *cachedExtent
-				xerr error
-			)
+			var ext *cachedExtent
 			if len(exts) > 0 && exts[0] != nil {
-				ext = r.cache.use(exts[0])
-			}
-			if ext == nil {
+				ext = r.cache.use(exts[0]) // found by the plan
+			} else {
 				if !mayRead(e) {
 					return out, nil // a later chunk: another response
 				}
-				ext, xerr = r.extent(ctx, e)
-			}
-			if err := xerr; err != nil {
-				if errors.Is(err, ErrMissingObject) && !retried {
-					// The index may be stale (a merge replaced the entry):
-					// reload it once before calling the object missing.
-					retried, reload = true, true
-					r.invalidate(p.Topic, p.Partition)
-					entries, exts = nil, nil
-					break
+				var err error
+				if ext, err = r.extent(ctx, e); err != nil {
+					if errors.Is(err, ErrMissingObject) && !retried {
+						// The index may be stale (a merge replaced the entry):
+						// reload it once before calling the object missing.
+						retried, reload = true, true
+						r.invalidate(p.Topic, p.Partition)
+						entries, exts = nil, nil
+						break
+					}
+					r.log.Error("fetch failed reading segment", "topic", p.Topic.Name, "partition", p.Partition, "offset", offset, "object", e.Object, "err", err)
+					return out, err
 				}
-				r.log.Error("fetch failed reading segment", "topic", p.Topic.Name, "partition", p.Partition, "offset", offset, "object", e.Object, "err", err)
-				return out, err
 			}
 			drop()
 			data, next, rest := ext.take(offset, p.HW, limit-out.Bytes, first && out.Bytes == 0)
