@@ -18,6 +18,7 @@ package agent
 
 import (
 	"context"
+	"slices"
 
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -149,10 +150,18 @@ func (a *Agent) metadataTopic(version int16, t metadata.Topic, agents []metadata
 }
 
 // liveAgents returns the live agents, always including this one (the view
-// may not have seen its own registration yet). The result is never empty.
+// may not have seen its own registration yet) unless it has withdrawn from
+// the cluster to shut down. The result is never empty.
 func (a *Agent) liveAgents() []metadata.AgentInfo {
 	agents := a.view.Agents()
 	self := a.NodeID()
+	if a.withdrawn.Load() {
+		others := slices.DeleteFunc(agents, func(ag metadata.AgentInfo) bool { return ag.NodeID == self })
+		if len(others) > 0 {
+			return others
+		}
+		agents = others
+	}
 	for _, ag := range agents {
 		if ag.NodeID == self {
 			return agents

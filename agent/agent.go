@@ -71,6 +71,10 @@ type Agent struct {
 
 	ready    atomic.Bool
 	draining atomic.Bool
+	// withdrawn is set when a shutting-down agent takes itself out of
+	// the cluster's view: it no longer names itself a leader or a
+	// coordinator, while still serving what reaches it.
+	withdrawn atomic.Bool
 
 	ctx    context.Context // lives until Shutdown finishes
 	cancel context.CancelFunc
@@ -424,6 +428,7 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 		return errors.New("agent: already shut down")
 	}
 	a.ready.Store(false)
+	a.withdraw(ctx)
 	a.closeListeners()
 
 	a.connsMu.Lock()
@@ -471,6 +476,33 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	a.wg.Wait()
 	a.log.Info("agent stopped")
 	return err
+}
+
+// withdrawTimeout bounds how long a shutting-down agent waits for its
+// withdrawal to reach the cluster's view before it stops listening.
+const withdrawTimeout = 2 * time.Second
+
+// withdraw takes the agent out of the cluster before it stops serving, as
+// a Kafka broker's controlled shutdown moves leadership away first: its
+// registration is deleted (the lease, and the group claims under it, stay
+// until Shutdown ends), and once the view has seen that, every agent's
+// Metadata and FindCoordinator answers name others, and this agent's
+// groups move by placement. Clients that ask again meanwhile are sent
+// elsewhere instead of to an address about to refuse them.
+func (a *Agent) withdraw(ctx context.Context) {
+	a.withdrawn.Store(true)
+	a.regMu.Lock()
+	reg := a.reg
+	a.regMu.Unlock()
+	wctx, cancel := context.WithTimeout(ctx, withdrawTimeout)
+	defer cancel()
+	rev, err := reg.Withdraw(wctx)
+	if err == nil {
+		err = a.view.WaitAgentsRevision(wctx, rev)
+	}
+	if err != nil {
+		a.log.Warn("withdrawing from the cluster before shutting down", "err", err)
+	}
 }
 
 // RegisterHTTP adds the agent's HTTP endpoints to mux: /healthz (the

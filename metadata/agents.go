@@ -165,6 +165,24 @@ func (r *Registration) Lease() clientv3.LeaseID { return r.session.Lease() }
 // Done is closed when the lease is lost.
 func (r *Registration) Done() <-chan struct{} { return r.session.Done() }
 
+// Withdraw deletes the agent's registration while keeping its lease, so
+// other agents stop naming it (as a partition leader or a coordinator)
+// while keys it holds under the lease, such as group claims, stay until
+// released or until Close. It does nothing if the key is no longer this
+// registration's. It returns the revision of the deletion, which a View
+// has applied once WaitAgentsRevision returns.
+func (r *Registration) Withdraw(ctx context.Context) (int64, error) {
+	cli := r.session.Client()
+	resp, err := cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.LeaseValue(r.key), "=", r.session.Lease())).
+		Then(clientv3.OpDelete(r.key)).
+		Commit()
+	if err != nil {
+		return 0, fmt.Errorf("withdrawing agent registration: %w", err)
+	}
+	return resp.Header.Revision, nil
+}
+
 // Close revokes the lease, removing the agent at once rather than after
 // the TTL. A lease etcd already dropped (it was unreachable for longer than
 // the TTL) is not an error: the agent is deregistered already.
