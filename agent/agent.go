@@ -44,6 +44,8 @@ type Agent struct {
 	reader  *logread.Reader
 	// fetchMem bounds the record batches of fetch responses held at once.
 	fetchMem *byteBudget
+	// responseBufs are the buffers fetch responses are encoded into.
+	responseBufs *responseBufs
 	// reading counts the fetches reading their partitions now: a fetch
 	// reads with several goroutines only while cores are left over.
 	reading atomic.Int32
@@ -142,9 +144,11 @@ func (a *Agent) Start(ctx context.Context) error {
 	}()
 
 	a.fetchMem = newByteBudget(fetchMemBytes)
+	a.responseBufs = newResponseBufs(fetchMemBytes)
 	a.requestMem = newByteBudget(a.cfg.QueuedMaxRequestBytes)
 	a.limits = newConnLimits(a.cfg.MaxConnections, a.cfg.MaxConnectionsPerIP)
 	registerRequestMemMetric(a.registry, a.requestMem)
+	registerResponseBufsMetric(a.registry, a.responseBufs)
 	a.idScan.scans = a.metrics.topicScans
 	a.reader = logread.New(a.ctx, a.store, a.bucket, logread.Config{CacheBytes: a.cfg.CacheBytes, ChunkBytes: a.cfg.ReadChunkBytes}, a.log, a.registry)
 	a.aborted = newAbortedCache(a.store, a.registry)

@@ -319,17 +319,8 @@ func (c *conn) dispatch(rq *request) {
 func (c *conn) writeLoop() {
 	bw := bufio.NewWriterSize(c.nc, 64<<10)
 	var buf []byte
-	// Large responses (fetches) are encoded into buffers shared by every
-	// connection, so each one is neither allocated and zeroed anew nor
-	// pinned by an idle connection.
-	var large *[]byte
-	defer func() {
-		if large != nil {
-			responseBufs.Put(large)
-		}
-	}()
 	for rq := range c.pending {
-		if !c.writeOne(bw, rq, &buf, &large) {
+		if !c.writeOne(bw, rq, &buf) {
 			return
 		}
 	}
@@ -338,7 +329,7 @@ func (c *conn) writeLoop() {
 
 // writeOne writes one request's response (waiting for it), and reports
 // whether the connection is still good to write to.
-func (c *conn) writeOne(bw *bufio.Writer, rq *request, buf *[]byte, large **[]byte) bool {
+func (c *conn) writeOne(bw *bufio.Writer, rq *request, buf *[]byte) bool {
 	defer rq.settle()
 	fail := func(err error) bool {
 		c.log.Debug("write failed", "err", err)
@@ -372,20 +363,20 @@ func (c *conn) writeOne(bw *bufio.Writer, rq *request, buf *[]byte, large **[]by
 	if rq.resp == nil {
 		return true
 	}
+	// Large responses (fetches) are encoded into buffers shared by every
+	// connection (responseBufs), small ones into the connection's own.
 	dst := (*buf)[:0]
-	if f, ok := rq.resp.(*kmsg.FetchResponse); ok && fetchResponseSize(f) > 1<<20 {
-		*large = responseBufs.Get().(*[]byte)
-		dst = (**large)[:0]
+	large := false
+	if f, ok := rq.resp.(*kmsg.FetchResponse); ok {
+		if n := fetchResponseSize(f); n > 1<<20 {
+			dst, large = c.a.responseBufs.get(n), true
+		}
 	}
 	out := encodeResponse(dst, rq.corr, rq.resp)
 	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	_, err := bw.Write(out)
-	if *large != nil {
-		if cap(out) <= maxResponseBuf {
-			**large = out[:0]
-			responseBufs.Put(*large)
-		}
-		*large = nil
+	if large {
+		c.a.responseBufs.put(out)
 	} else if cap(out) <= 1<<20 {
 		*buf = out // small responses reuse the connection's buffer
 	}
@@ -405,17 +396,6 @@ func (c *conn) writeOne(bw *bufio.Writer, rq *request, buf *[]byte, large **[]by
 	}
 	return true
 }
-
-// responseBufs holds buffers large responses are encoded into; those over
-// maxResponseBuf are not kept. What the pool keeps is counted nowhere, so
-// it keeps only buffers of a few MiB: kept buffers of tens of MiB, one
-// for each connection that wrote a large fetch response lately, held
-// more than the fetch memory budget itself and pushed the agent past its
-// memory limit at thousands of partitions. A larger response's buffer
-// lives while it is written, as its batches do (fetchMemBytes).
-var responseBufs = sync.Pool{New: func() any { return new([]byte) }}
-
-const maxResponseBuf = 8 << 20
 
 // encodeResponse appends a size-prefixed response frame. Flexible
 // responses carry an empty tagged-field section in the header, except

@@ -31,3 +31,12 @@ func registerRequestMemMetric(reg prometheus.Registerer, b *byteBudget) {
 		Help: "Bytes of requests being read or awaiting their answer (bounded by --queued-max-request-bytes)."},
 		func() float64 { return float64(b.held()) }))
 }
+
+func registerResponseBufsMetric(reg prometheus.Registerer, p *responseBufs) {
+	if reg == nil {
+		return
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "floe", Subsystem: "agent", Name: "response_buffers_idle_bytes",
+		Help: "Capacity of the idle buffers kept for encoding large responses (bounded by the fetch memory budget, 64 MiB)."},
+		func() float64 { return float64(p.idleBytes()) }))
+}
