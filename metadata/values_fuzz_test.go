@@ -3,6 +3,7 @@ package metadata
 import (
 	"errors"
 	"math"
+	"math/rand/v2"
 	"reflect"
 	"testing"
 	"time"
@@ -50,6 +51,7 @@ func FuzzDecodeLogEntry(f *testing.F) {
 				t.Fatalf("extent %+v holds %d records", x, ie.Records())
 			}
 		}
+		checkExtentOf(t, &e)
 		again, err := DecodeLogEntry("k", e.Seq, e.Encode())
 		if err != nil || !reflect.DeepEqual(again, e) {
 			t.Fatalf("re-encoded entry does not decode the same: %+v, %v", again, err)
@@ -258,4 +260,40 @@ func FuzzDecodeSmallValues(f *testing.F) {
 			t.Fatalf("error %v does not wrap ErrCorruptValue", err)
 		}
 	})
+}
+
+// checkExtentOf compares ExtentOf with a scan of e's extents for every
+// partition of e's shard and a few outside it.
+func checkExtentOf(t *testing.T, e *LogEntry) {
+	t.Helper()
+	for p := e.Base - 2; p < e.Base+int32(len(e.Nexts))+2; p++ {
+		want, wantOK := Extent{}, false
+		for _, x := range e.Extents {
+			if x.Partition == p {
+				want, wantOK = x, true
+			}
+		}
+		got, ok := e.ExtentOf(p)
+		if ok != wantOK || !reflect.DeepEqual(got, want) {
+			t.Fatalf("ExtentOf(%d) = %+v, %v; want %+v, %v", p, got, ok, want, wantOK)
+		}
+	}
+}
+
+// ExtentOf finds every partition's extent, and only those, whichever
+// partitions of the shard have none: none, a few, most, all.
+func TestExtentOfFindsEveryPartition(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, missing := range []float64{0, 0.01, 0.13, 0.5, 0.99, 1} {
+		for range 20 {
+			span := 1 + rng.IntN(300)
+			e := LogEntry{Base: int32(rng.IntN(5000)), Nexts: make([]int64, span)}
+			for i := range span {
+				if rng.Float64() >= missing {
+					e.Extents = append(e.Extents, Extent{Partition: e.Base + int32(i), First: int64(i)})
+				}
+			}
+			checkExtentOf(t, &e)
+		}
+	}
 }
