@@ -171,6 +171,10 @@ func TestChunksOf(t *testing.T) {
 		{"inside a chunk", 40 * mib, 9 * mib, 100, 8 * mib, "[{{o 1} 8388608 16777216}]"},
 		{"across a boundary", 40 * mib, 16*mib - 10, 20, 8 * mib, "[{{o 1} 8388608 16777216} {{o 2} 16777216 25165824}]"},
 		{"last chunk clipped", 20 * mib, 17 * mib, 10, 8 * mib, "[{{o 2} 16777216 20971520}]"},
+		{"a small remainder joins the last chunk", 32*mib + 300<<10, 32 * mib, 100, 8 * mib, "[{{o 3} 25165824 33861632}]"},
+		{"the last chunk from its start", 32*mib + 300<<10, 25 * mib, 100, 8 * mib, "[{{o 3} 25165824 33861632}]"},
+		{"across into the last chunk", 32*mib + 300<<10, 24*mib - 10, 8*mib + 20, 8 * mib, "[{{o 2} 16777216 25165824} {{o 3} 25165824 33861632}]"},
+		{"half a chunk stays apart", 36 * mib, 33 * mib, 100, 8 * mib, "[{{o 4} 33554432 37748736}]"},
 	} {
 		if got := fmt.Sprint(chunksOf("o", tc.size, tc.off, tc.len, tc.chunk)); got != tc.want {
 			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)

@@ -3,6 +3,7 @@ package logread
 import (
 	"container/list"
 	"context"
+	"math"
 	"sync"
 	"time"
 )
@@ -33,16 +34,26 @@ type chunkSpan struct {
 }
 
 // chunksOf returns the chunks holding [offset, offset+length) of an
-// object of size objSize.
+// object of size objSize. The last chunk of an object takes a remainder
+// of less than half a chunk (an object is sealed once it reaches its
+// target size, so it is usually a little larger than a multiple of it),
+// rather than leaving it to a GET of its own.
 func chunksOf(object string, objSize, offset, length, chunkSize int64) []chunkSpan {
 	if objSize > 0 && objSize <= chunkSize+chunkSize/2 {
 		return []chunkSpan{{key: chunkKey{object, -1}, start: 0, end: objSize}}
 	}
+	last := int64(math.MaxInt64) // the last chunk's index; unknown size: none
+	if objSize > 0 {
+		last = objSize / chunkSize
+		if objSize-last*chunkSize < chunkSize/2 {
+			last--
+		}
+	}
 	var out []chunkSpan
-	for k := offset / chunkSize; k*chunkSize < offset+length; k++ {
+	for k := min(offset/chunkSize, last); k <= last && k*chunkSize < offset+length; k++ {
 		end := (k + 1) * chunkSize
-		if objSize > 0 {
-			end = min(end, objSize)
+		if k == last {
+			end = objSize
 		}
 		out = append(out, chunkSpan{key: chunkKey{object, k}, start: k * chunkSize, end: end})
 	}
