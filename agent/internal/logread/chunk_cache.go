@@ -17,9 +17,9 @@ import (
 // object — the whole object when it is at most wholeObjectMax, else
 // chunkSize-aligned ranges — once, keeps their bytes as stored, and decodes
 // every extent it needs from them. GETs per GiB read are then about
-// 1 GiB / chunk size whatever the partition count. Extents of at least
-// directExtentMin bytes (per-partition data the compactor merged) are read
-// on their own: they are worth a request each.
+// 1 GiB / chunk size whatever the partition count. Extents of at least a
+// chunk (per-partition data the compactor merged) are read on their own:
+// they are worth a request each (Reader.direct).
 
 // chunkKey names one chunk: index -1 is the whole object.
 type chunkKey struct {

@@ -79,9 +79,6 @@ const (
 const (
 	// DefaultChunkBytes is the default size of object reads.
 	DefaultChunkBytes = 8 << 20
-	// directExtentMin: extents at least this large are read with a GET of
-	// their own instead of through chunks.
-	directExtentMin = 1 << 20
 	// maxPrefetches is how many chunks the agent reads ahead at once
 	// (each up to 1.5 read chunks in memory while it is read).
 	maxPrefetches = 8
@@ -220,9 +217,13 @@ func (r *Reader) Batches(ctx context.Context, e metadata.IndexEntry, fn func(bas
 
 func keyOf(e metadata.IndexEntry) extentKey { return extentKey{e.Object, e.Offset, e.First} }
 
-// direct reports whether e is read with a GET of its own.
+// direct reports whether e is read with a GET of its own: an extent at
+// least a chunk long (a partition's data the compactor merged) is worth a
+// request, so GETs per GiB stay within 1 GiB / chunk size whichever way an
+// object is read; smaller ones are read with their chunk, which serves
+// the other partitions in it too.
 func (r *Reader) direct(e metadata.IndexEntry) bool {
-	return e.Length >= directExtentMin || e.ObjectSize <= 0
+	return e.Length >= r.chunkSize || e.ObjectSize <= 0
 }
 
 // chunksOf returns the chunks e is read from (none for a direct read).
