@@ -144,7 +144,7 @@ func (a *Agent) Start(ctx context.Context) error {
 	}()
 
 	a.fetchMem = newByteBudget(fetchMemBytes)
-	a.responseBufs = newResponseBufs(fetchMemBytes)
+	a.responseBufs = newResponseBufs(fetchMemBytes / 4)
 	a.requestMem = newByteBudget(a.cfg.QueuedMaxRequestBytes)
 	a.limits = newConnLimits(a.cfg.MaxConnections, a.cfg.MaxConnectionsPerIP)
 	registerRequestMemMetric(a.registry, a.requestMem)

@@ -37,6 +37,6 @@ func registerResponseBufsMetric(reg prometheus.Registerer, p *responseBufs) {
 		return
 	}
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "floe", Subsystem: "agent", Name: "response_buffers_idle_bytes",
-		Help: "Capacity of the idle buffers kept for encoding large responses (bounded by the fetch memory budget, 64 MiB)."},
+		Help: "Capacity of the idle buffers kept for encoding large responses (at most 16 MiB, a quarter of the fetch memory budget)."},
 		func() float64 { return float64(p.idleBytes()) }))
 }

@@ -11,9 +11,10 @@ import (
 // cost as much CPU as encoding it, and left as much garbage; a pool without
 // a bound kept one such buffer per connection that wrote a large response
 // lately, counted nowhere. This one keeps idle buffers up to a total size
-// (fetchMemBytes: the record batches of all responses held at once are
-// bounded by that too, so buffers in use and idle stay near twice it), and
-// hands out the smallest that fits.
+// (a quarter of fetchMemBytes, which bounds the record batches of the
+// responses in flight, and so the buffers in use; keeping the whole of it
+// idle as well pushed the agent past its memory limit when three groups
+// read 4096 partitions at once), and hands out the smallest that fits.
 type responseBufs struct {
 	mu   sync.Mutex
 	idle [][]byte // by capacity, ascending

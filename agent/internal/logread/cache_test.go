@@ -330,3 +330,53 @@ func TestExtentCachePeekedThenEvicted(t *testing.T) {
 		t.Fatalf("after using an evicted extent: %d bytes, %d ahead, %d items, %d listed; want %d, %d, %d", c.bytes, c.ahead, len(c.items), c.lru.Len()+c.aheadLRU.Len(), bytes, ahead, items)
 	}
 }
+
+// A partition's readers are followed one by one: a reader that moves on
+// stops holding the lowest position down at once (chunks read for others
+// then skip the extents it passed), a second group behind it holds it
+// down while it reads, and a reader not seen for lowFor no longer does.
+func TestReadersAreFollowedEachOnItsOwn(t *testing.T) {
+	ctx := t.Context()
+	r := New(ctx, nil, nil, Config{CacheBytes: 64 << 20}, slog.New(slog.DiscardHandler), nil)
+	id := metadata.PartitionID{Partition: 3}
+	low := func(want int64) {
+		t.Helper()
+		got, ok := r.readingAt(id)
+		if !ok || got != want {
+			t.Fatalf("readingAt = %d, %v; want %d", got, ok, want)
+		}
+	}
+	if _, ok := r.readingAt(id); ok {
+		t.Fatal("a partition nobody read is being read")
+	}
+	r.noteRead(id, 10, 10) // a plan from 10
+	low(10)
+	r.noteRead(id, 10, 50) // its read returned up to 50
+	low(50)
+	r.noteRead(id, 50, 90)
+	low(90)
+	r.noteRead(id, 20, 20) // a second group, behind
+	low(20)
+	r.noteRead(id, 90, 130) // the first moves on: the second still holds it
+	low(20)
+	r.noteRead(id, 20, 60)
+	low(60)
+	// The second group stops: once it has not been seen for lowFor, the
+	// first one's position is the lowest.
+	r.posMu.Lock()
+	p := r.reading[id]
+	for i := range p.readers {
+		if p.readers[i].off == 60 {
+			p.readers[i].at -= int64(lowFor + time.Second)
+		}
+	}
+	r.reading[id] = p
+	r.posMu.Unlock()
+	low(130)
+	// More readers than are followed: the one seen least recently gives
+	// way.
+	for i := range int64(maxReaders + 2) {
+		r.noteRead(id, 1000+i, 1000+i)
+	}
+	low(1000 + 2)
+}

@@ -132,7 +132,7 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 		}
 		// Being read from here: chunks read for any partition decode this
 		// one's extents too.
-		r.noteRead(p.id(), p.Offset)
+		r.noteRead(p.id(), p.Offset, p.Offset)
 		want := min(p.Max, room)
 		entries, _, err := r.entries(ctx, p.Topic, p.Partition, p.Offset, p.HW, max(want, 1))
 		if err != nil {
@@ -227,7 +227,7 @@ func (f *Fetch) Read(ctx context.Context, p *Part, limit int64, first bool) (out
 	defer func() {
 		if out.Bytes > 0 {
 			p.next, p.got, p.hw = out.Next, out.Bytes, p.HW // for Done's read ahead
-			r.noteRead(p.id(), out.Next)
+			r.noteRead(p.id(), p.Offset, out.Next)
 		}
 		f.bytes.Add(out.Bytes)
 	}()

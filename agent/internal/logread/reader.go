@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -55,24 +56,26 @@ type Reader struct {
 	reading map[metadata.PartitionID]readPos
 }
 
-// readPos is where fetches read a partition: the lowest offset any of
-// them asked for since lowAt (several consumer groups may read it at
-// different places), and when one last did.
+// readPos is where fetches read a partition: the offset each of its
+// readers (up to maxReaders: several consumer groups may read it at
+// different places) has read up to, and when each and any last read it.
 type readPos struct {
-	low   int64
-	lowAt time.Time
-	at    time.Time
+	readers [maxReaders]readerAt
+	at      int64 // Unix nanoseconds of the last fetch
 }
 
+// readerAt is one reader's position; at is 0 for an unused slot.
+type readerAt struct{ off, at int64 }
+
 // Partitions read within activeFor count as being read; at most
-// maxReading are followed. The lowest offset a partition is read from is
-// kept for lowFor: a slower reader of it notes its own within that time
-// (fetches come every few hundred milliseconds), a reader that moved on
-// no longer holds it down.
+// maxReading are followed. A reader's position counts toward the lowest
+// for lowFor after it was last seen (fetches come every few hundred
+// milliseconds): a reader that stopped no longer holds it down.
 const (
 	activeFor  = 30 * time.Second
 	lowFor     = 2 * time.Second
 	maxReading = 1 << 16
+	maxReaders = 4
 )
 
 // Read sizes.
@@ -140,14 +143,18 @@ func (r *Reader) Close() {
 	r.wg.Wait()
 }
 
-// noteRead records that a fetch read partition id up to next.
-func (r *Reader) noteRead(id metadata.PartitionID, next int64) {
-	now := time.Now()
+// noteRead records that a fetch of partition id read from offset from up
+// to next (with from == next, that it is about to read there): the reader
+// that was at from is now at next. Following each reader, rather than the
+// lowest offset asked for lately, keeps chunks read for one partition from
+// decoding the extents of others that their readers have already passed.
+func (r *Reader) noteRead(id metadata.PartitionID, from, next int64) {
+	now := time.Now().UnixNano()
 	r.posMu.Lock()
 	defer r.posMu.Unlock()
 	if _, ok := r.reading[id]; !ok && len(r.reading) >= maxReading {
 		for k, p := range r.reading {
-			if now.Sub(p.at) > activeFor {
+			if time.Duration(now-p.at) > activeFor {
 				delete(r.reading, k)
 			}
 		}
@@ -155,26 +162,54 @@ func (r *Reader) noteRead(id metadata.PartitionID, next int64) {
 			return
 		}
 	}
-	p, ok := r.reading[id]
-	if !ok || next <= p.low || now.Sub(p.lowAt) > lowFor {
-		// A new lowest reader, or the lowest one has not been seen there
-		// lately (it has moved on, or stopped).
-		p.low, p.lowAt = next, now
+	p := r.reading[id]
+	i := -1
+	for j, rd := range p.readers {
+		if rd.at != 0 && rd.off == from {
+			i = j
+			break
+		}
 	}
+	if i < 0 {
+		// A new reader takes an unused slot, else the one seen least
+		// recently.
+		i = 0
+		for j, rd := range p.readers {
+			if rd.at < p.readers[i].at {
+				i = j
+			}
+		}
+	}
+	p.readers[i] = readerAt{off: next, at: now}
 	p.at = now
 	r.reading[id] = p
 }
 
 // readingAt returns the lowest offset partition id is being read from, if
-// it is being read.
+// it is being read: the lowest of its readers seen within lowFor, else of
+// all it knows.
 func (r *Reader) readingAt(id metadata.PartitionID) (int64, bool) {
+	now := time.Now().UnixNano()
 	r.posMu.Lock()
 	defer r.posMu.Unlock()
 	p, ok := r.reading[id]
-	if !ok || time.Since(p.at) > activeFor {
+	if !ok || time.Duration(now-p.at) > activeFor {
 		return 0, false
 	}
-	return p.low, true
+	low, lowAll := int64(math.MaxInt64), int64(math.MaxInt64)
+	for _, rd := range p.readers {
+		if rd.at == 0 {
+			continue
+		}
+		lowAll = min(lowAll, rd.off)
+		if time.Duration(now-rd.at) <= lowFor {
+			low = min(low, rd.off)
+		}
+	}
+	if low == math.MaxInt64 {
+		low = lowAll
+	}
+	return low, true
 }
 
 // Observe learns a log entry written (the watermark watch, or the agent's
