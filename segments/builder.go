@@ -33,7 +33,18 @@ type Builder struct {
 	scratch []byte // concatenated batches of the chunk being compressed
 
 	probe, probeOut []byte // a chunk's first bytes and their compression
+
+	// small is, per topic, what the object's chunks too small to probe
+	// have gained from compression so far (smallGain).
+	small map[[16]byte]smallGain
+	// uncompressedSmall counts the small chunks stored as they are
+	// without being compressed, since the builder was made.
+	uncompressedSmall int
 }
+
+// smallGain is the raw bytes of a topic's small chunks compressed and what
+// they were stored in.
+type smallGain struct{ raw, stored int64 }
 
 type builderPartition struct {
 	key     PartitionKey
@@ -141,6 +152,7 @@ func (b *Builder) Reset() {
 	clear(b.order)
 	b.order = b.order[:0]
 	clear(b.parts)
+	clear(b.small)
 	b.rawLen = 0
 	b.err = nil
 }
@@ -249,6 +261,14 @@ func (b *Builder) maxObjectSize() int {
 // of the agent's CPU was zstd finding nothing to compress), and other data
 // only a byte count of 64 KiB. Data that compresses only across more than
 // probeBytes is rare; it loses its compression.
+//
+// Chunks too small to probe (a flush over thousands of partitions holds a
+// chunk of a few KiB per partition) are compressed until a topic's have
+// added up to probeMinRaw in the object; if they did not shrink by
+// probeGain, the topic's other small chunks in the object are stored as
+// they are. (At 4096 partitions with random values, compressing them for
+// nothing was a quarter of the agent's produce CPU.) Chunks are encoded in
+// key order, so this too gives the same bytes for the same appends.
 const (
 	probeMinRaw  = 256 << 10
 	probeBytes   = 64 << 10
@@ -325,7 +345,7 @@ func (b *Builder) appendExtent(out []byte, p *builderPartition) ([]byte, error) 
 			n++
 		}
 		var err error
-		out, err = b.appendChunk(out, codec, batches[:n], raw, ordinal, n == len(batches))
+		out, err = b.appendChunk(out, p.key.TopicID, codec, batches[:n], raw, ordinal, n == len(batches))
 		if err != nil {
 			return nil, err
 		}
@@ -335,13 +355,22 @@ func (b *Builder) appendExtent(out []byte, p *builderPartition) ([]byte, error) 
 	return out, nil
 }
 
-// appendChunk appends one chunk holding batches (raw bytes in total).
-func (b *Builder) appendChunk(out []byte, codec Codec, batches [][]byte, raw, firstOrdinal int, last bool) ([]byte, error) {
+// appendChunk appends one chunk of topic holding batches (raw bytes in
+// total).
+func (b *Builder) appendChunk(out []byte, topic [16]byte, codec Codec, batches [][]byte, raw, firstOrdinal int, last bool) ([]byte, error) {
 	at := len(out)
 	out = append(out, make([]byte, ChunkHeaderSize)...)
 	body := len(out)
-	if codec != CodecNone && raw >= probeMinRaw && !b.compressible(codec, batches) {
-		codec = CodecNone
+	small := raw < probeMinRaw
+	if codec != CodecNone {
+		if small {
+			if g := b.small[topic]; g.raw >= probeMinRaw && float64(g.stored) >= probeGain*float64(g.raw) {
+				codec = CodecNone
+				b.uncompressedSmall++
+			}
+		} else if !b.compressible(codec, batches) {
+			codec = CodecNone
+		}
 	}
 	if codec != CodecNone {
 		src := batches[0]
@@ -364,9 +393,19 @@ func (b *Builder) appendChunk(out []byte, codec Codec, batches [][]byte, raw, fi
 			enc := s2.Encode(out[body:cap(out)], src)
 			out = append(out[:body], enc...) // enc is out[body:] already: only the length changes
 		}
-		if len(out)-body >= raw {
+		stored := len(out) - body
+		if stored >= raw {
 			// Incompressible: store as is, which also decodes faster.
 			out, codec = out[:body], CodecNone
+		}
+		if small {
+			if b.small == nil {
+				b.small = map[[16]byte]smallGain{}
+			}
+			g := b.small[topic]
+			g.raw += int64(raw)
+			g.stored += int64(min(stored, raw))
+			b.small[topic] = g
 		}
 		if cap(b.scratch) > maxRetainedBuffer {
 			b.scratch = nil
