@@ -56,6 +56,12 @@ type logEnv struct {
 
 func newLogEnv(t *testing.T, partitions int32) *logEnv {
 	t.Helper()
+	return newShardedLogEnv(t, partitions, 0)
+}
+
+// newShardedLogEnv is newLogEnv with a shard size (0: the default).
+func newShardedLogEnv(t *testing.T, partitions, shardSize int32) *logEnv {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	store, err := metadata.NewStore(testenv.Etcd(t), testenv.Cluster(t))
@@ -63,7 +69,7 @@ func newLogEnv(t *testing.T, partitions int32) *logEnv {
 		t.Fatal(err)
 	}
 	bucket := testenv.Bucket(t)
-	topic, err := store.CreateTopic(ctx, metadata.TopicSpec{Name: "logread", Partitions: partitions, ReplicationFactor: 1})
+	topic, err := store.CreateTopic(ctx, metadata.TopicSpec{Name: "logread", Partitions: partitions, ReplicationFactor: 1, ShardSize: shardSize})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,5 +363,48 @@ func TestIndexWindowsDropPassedEntriesFirst(t *testing.T) {
 	}
 	if w := iw.byShard[e.topic.Shard(0)][0]; w.first() < 6 {
 		t.Fatalf("shard 0's window still starts at entry %d, which its reader passed", w.first())
+	}
+}
+
+// A chunk read for a reader that is ahead decodes the extents in it of
+// the partitions whose readers are behind, also when their shard's index
+// window does not reach the object yet: the window is extended first,
+// instead of the chunk being read again for them later.
+func TestChunkReadsReachBehindReadersWindows(t *testing.T) {
+	const shard, flushes = 64, 60 // a window load of 64-partition shards is about 40 entries
+	e := newShardedLogEnv(t, 2*shard, shard)
+	for n := range flushes {
+		e.flush(t, fmt.Sprintf("flush-%02d", n), n, 1)
+	}
+	r := New(context.Background(), e.store, e.bucket, Config{CacheBytes: 64 << 20}, testenv.Logger(t), nil)
+	defer r.Close()
+	all := e.parts(t, 0, 1<<20)
+	ahead, behind := all[:shard], all[shard:]
+	// Both shards' readers start at 0; the one behind reads a little.
+	if _, errs := read(t, r, ahead, 1<<10); errors.Join(errs...) != nil {
+		t.Fatal(errors.Join(errs...))
+	}
+	if _, errs := read(t, r, behind, 1<<10); errors.Join(errs...) != nil {
+		t.Fatal(errors.Join(errs...))
+	}
+	// The reader ahead jumps to the last flush, past the end of both
+	// windows.
+	for _, p := range ahead {
+		p.Offset = flushes - 1
+	}
+	if _, errs := read(t, r, ahead, 64<<20); errors.Join(errs...) != nil {
+		t.Fatal(errors.Join(errs...))
+	}
+	last := fmt.Sprintf("flush-%02d", flushes-1)
+	r.cache.mu.Lock()
+	decoded := 0
+	for k := range r.cache.items {
+		if k.object == last {
+			decoded++
+		}
+	}
+	r.cache.mu.Unlock()
+	if decoded != 2*shard {
+		t.Fatalf("%d extents of %s decoded, want %d: those of the shard behind too", decoded, last, 2*shard)
 	}
 }

@@ -63,6 +63,10 @@ type shardWindow struct {
 	// looks at least once a period.
 	lowCur, lowPrev int64
 	lowSince        time.Time
+	// coverTried is the commit time (Unix ms) of the latest object a
+	// chunk read asked this window to reach (coverObject), so it is
+	// extended for it once.
+	coverTried int64
 }
 
 // shardRef is a shard and its topic's shard size.
@@ -165,6 +169,68 @@ func (iw *indexWindows) extentsIn(object string, start, end int64) []windowExten
 		}
 	}
 	return out
+}
+
+// maxCoverLoads bounds the etcd reads one coverObject runs at once.
+const maxCoverLoads = 8
+
+// coverObject extends, before a chunk of object is decoded, the windows of
+// the object's topic that end before it: each shard's readers extend its
+// window as far as they look, and a consumer of a group that is ahead
+// reads chunks holding the extents of shards whose readers are behind,
+// whose windows then do not reach the object yet. Their extents were left
+// undecoded, and the chunk was read again for them (a whole chunk for a
+// few extents). A window is extended at most once for an object, by one
+// load; the loads run at once, up to maxCoverLoads.
+func (iw *indexWindows) coverObject(ctx context.Context, object string) {
+	iw.mu.Lock()
+	refs := iw.byObject[object]
+	if len(refs) == 0 {
+		iw.mu.Unlock()
+		return
+	}
+	committed := refs[0].e.Committed
+	topic := refs[0].w.sh.Topic
+	covered := make(map[metadata.ShardID]bool, len(refs))
+	for _, r := range refs {
+		covered[r.w.sh.ShardID] = true
+	}
+	var behind []*shardWindow
+	for sid, ws := range iw.byShard {
+		if sid.Topic != topic || covered[sid] {
+			continue
+		}
+		// The shard's window nearest the object from before it.
+		var near *shardWindow
+		for _, w := range ws {
+			if w.stale || w.el == nil || len(w.entries) == 0 || w.entries[0].Committed > committed {
+				continue
+			}
+			if near == nil || w.last() > near.last() {
+				near = w
+			}
+		}
+		if near != nil && near.entries[len(near.entries)-1].Committed < committed && near.coverTried < committed {
+			near.coverTried = committed
+			behind = append(behind, near)
+		}
+	}
+	iw.mu.Unlock()
+	if len(behind) == 0 {
+		return
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, maxCoverLoads)
+	for _, w := range behind {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			// A failed load leaves the extents to the fetches that need
+			// them, which report it.
+			_, _, _ = iw.extend(ctx, w)
+		})
+	}
+	wg.Wait()
 }
 
 // linkLocked adds (or, with remove, drops) e's objects to byObject.

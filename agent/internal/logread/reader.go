@@ -358,7 +358,15 @@ func (r *Reader) decodeHeld(e metadata.IndexEntry, spans []chunkSpan, held [][]b
 // first when a read ahead reserved room for them (nil: none did).
 func (r *Reader) chunk(ctx context.Context, s chunkSpan, res *aheadReservation) ([]byte, error) {
 	return r.chunks.get(ctx, s.key, func(ctx context.Context) ([]byte, error) {
+		// The windows that do not reach the object yet are extended while
+		// it is read, so decoding it finds every reader's extents in it.
+		covered := make(chan struct{})
+		go func() {
+			defer close(covered)
+			r.windows.coverObject(ctx, s.key.object)
+		}()
 		data, err := r.readRange(ctx, s.key.object, s.start, s.end-s.start)
+		<-covered
 		if err == nil {
 			r.decodeNeighbours(s, data, res)
 		}
