@@ -128,6 +128,11 @@ type indexWindows struct {
 
 	mu      sync.Mutex
 	byShard map[metadata.ShardID][]*shardWindow
+	// logEnd is, per shard with windows, the last sequence number its log
+	// is known to have: from the watch, or from a load that found
+	// nothing after a window (coverObject extends only windows short of
+	// it, or of a log end not known).
+	logEnd map[metadata.ShardID]int64
 	// byObject finds the windows' extents in an object.
 	byObject map[string][]objectRef
 	lru      list.List // of *shardWindow, most recent at front
@@ -210,6 +215,9 @@ func (iw *indexWindows) coverObject(ctx context.Context, object string) {
 				near = w
 			}
 		}
+		if end, known := iw.logEnd[sid]; known && near != nil && near.last() >= end {
+			continue // the window holds the whole log as far as known
+		}
 		if near != nil && near.entries[len(near.entries)-1].Committed < committed && near.coverTried < committed {
 			near.coverTried = committed
 			behind = append(behind, near)
@@ -251,7 +259,7 @@ func (iw *indexWindows) linkLocked(w *shardWindow, e *metadata.LogEntry, remove 
 }
 
 func newIndexWindows(store *metadata.Store, maxBytes int64, m *readerMetrics) *indexWindows {
-	return &indexWindows{store: store, metrics: m, maxBytes: maxBytes, trimAfter: defaultTrimAfter, byShard: map[metadata.ShardID][]*shardWindow{}, byObject: map[string][]objectRef{}}
+	return &indexWindows{store: store, metrics: m, maxBytes: maxBytes, trimAfter: defaultTrimAfter, byShard: map[metadata.ShardID][]*shardWindow{}, logEnd: map[metadata.ShardID]int64{}, byObject: map[string][]objectRef{}}
 }
 
 // entries returns partition p of t's index entries that hold offset and
@@ -507,6 +515,10 @@ func (iw *indexWindows) extend(ctx context.Context, w *shardWindow) (more, stale
 	for i := range entries {
 		iw.appendLocked(w, &entries[i])
 	}
+	if w.el != nil && int64(len(entries)) < loadSize(w.sh.size) {
+		// The load found the log's end: the window reaches it.
+		iw.logEnd[w.sh.ShardID] = max(iw.logEnd[w.sh.ShardID], w.last())
+	}
 	return len(entries) > 0, false, nil
 }
 
@@ -599,6 +611,7 @@ func (iw *indexWindows) dropLocked(w *shardWindow) {
 	}
 	if len(ws) == 0 {
 		delete(iw.byShard, w.sh.ShardID)
+		delete(iw.logEnd, w.sh.ShardID)
 	} else {
 		iw.byShard[w.sh.ShardID] = ws
 	}
@@ -610,6 +623,9 @@ func (iw *indexWindows) dropLocked(w *shardWindow) {
 func (iw *indexWindows) observe(sh metadata.ShardID, e *metadata.LogEntry) {
 	iw.mu.Lock()
 	defer iw.mu.Unlock()
+	if _, ok := iw.byShard[sh]; ok && e.SeqLast > iw.logEnd[sh] {
+		iw.logEnd[sh] = e.SeqLast
+	}
 	for _, w := range slices.Clone(iw.byShard[sh]) { // appending may drop windows
 		switch {
 		case w.el == nil || len(w.entries) == 0:
@@ -633,6 +649,7 @@ func (iw *indexWindows) reset() {
 			w.stale = true
 		}
 	}
+	clear(iw.logEnd)
 }
 
 // invalidate marks the windows of a partition's shard stale.
