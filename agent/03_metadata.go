@@ -156,11 +156,11 @@ func (a *Agent) liveAgents() []metadata.AgentInfo {
 	agents := a.view.Agents()
 	self := a.NodeID()
 	if a.withdrawn.Load() {
-		others := slices.DeleteFunc(agents, func(ag metadata.AgentInfo) bool { return ag.NodeID == self })
-		if len(others) > 0 {
-			return others
+		// Others, if there are any; a lone agent still names itself.
+		agents = slices.DeleteFunc(agents, func(ag metadata.AgentInfo) bool { return ag.NodeID == self })
+		if len(agents) > 0 {
+			return agents
 		}
-		agents = others
 	}
 	for _, ag := range agents {
 		if ag.NodeID == self {

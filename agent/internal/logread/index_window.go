@@ -215,13 +215,14 @@ func (iw *indexWindows) coverObject(ctx context.Context, object string) {
 				near = w
 			}
 		}
-		if end, known := iw.logEnd[sid]; known && near != nil && near.last() >= end {
+		if near == nil || near.entries[len(near.entries)-1].Committed >= committed || near.coverTried >= committed {
+			continue
+		}
+		if end, known := iw.logEnd[sid]; known && near.last() >= end {
 			continue // the window holds the whole log as far as known
 		}
-		if near != nil && near.entries[len(near.entries)-1].Committed < committed && near.coverTried < committed {
-			near.coverTried = committed
-			behind = append(behind, near)
-		}
+		near.coverTried = committed
+		behind = append(behind, near)
 	}
 	iw.mu.Unlock()
 	if len(behind) == 0 {
