@@ -91,7 +91,12 @@ func (a *Agent) serveFetch(ctx context.Context, rq *request) {
 	rq.conn.goAsync(func() {
 		var held int64
 		resp := a.fetch(ctx, rq.conn, req, &held)
-		rq.written = func() { a.fetchMem.give(held) }
+		rq.written = func() {
+			a.fetchMem.give(held)
+			if held > 0 {
+				a.fetchHolding.Add(-1)
+			}
+		}
 		rq.reply(resp)
 	})
 }
@@ -166,9 +171,21 @@ func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest, held
 	// (at least fetchMemFloor), never more than the agent can hold. Each
 	// read pass takes its room and gives back at once what the response
 	// does not hold, so a long poll waiting for data holds nothing.
+	//
+	// A pass takes no more than an equal share of the budget among the
+	// fetches holding some of it (reading, or with a response not yet
+	// written), so the first of several does not leave the others a
+	// floor's worth each until its response is written: a response costs
+	// per partition as well as per byte, and a thousand partitions in a
+	// 1 MiB response cost nearly what they cost in a 16 MiB one. A fetch
+	// is counted in holding while *held > 0, and during its passes.
 	read := func(force bool) (int64, bool, bool) {
+		if *held == 0 {
+			a.fetchHolding.Add(1)
+		}
+		share := fetchMemBytes / int64(max(a.fetchHolding.Load(), 1))
 		a.fetchMem.give(*held) // this pass replaces the previous one's batches
-		reserved := a.fetchMem.take(int64(maxBytes), fetchMemFloor)
+		reserved := a.fetchMem.take(min(int64(maxBytes), share), fetchMemFloor)
 		n, errs, throttled := a.readParts(ctx, parts, int32(reserved), force)
 		*held = 0
 		for _, t := range resp.Topics {
@@ -177,6 +194,9 @@ func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest, held
 			}
 		}
 		a.fetchMem.give(reserved - *held)
+		if *held == 0 {
+			a.fetchHolding.Add(-1)
+		}
 		return n, errs, throttled
 	}
 	// A fetch held back with nothing to serve waits at most

@@ -42,8 +42,10 @@ type Agent struct {
 	marks   *metadata.WatermarkWatcher
 	writer  *logwrite.Writer
 	reader  *logread.Reader
-	// fetchMem bounds the record batches of fetch responses held at once.
-	fetchMem *byteBudget
+	// fetchMem bounds the record batches of fetch responses held at once;
+	// fetchHolding counts the fetches holding some of it.
+	fetchMem     *byteBudget
+	fetchHolding atomic.Int32
 	// responseBufs are the buffers fetch responses are encoded into.
 	responseBufs *responseBufs
 	// reading counts the fetches reading their partitions now: a fetch

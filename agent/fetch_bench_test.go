@@ -37,7 +37,11 @@ import (
 //     MinIO or a directory do not have);
 //
 //   - cold-group: the same, read by four consumers at once, each fetching
-//     every fourth partition, as the members of a consumer group do.
+//     every fourth partition, as the members of a consumer group do;
+//
+//   - cold-group-4096: the same over 4096 partitions: what a group's
+//     fetches of a thousand partitions each cost when the reads share
+//     the agent's fetch memory.
 //
 //     go test -run='^$' -bench=FetchPath -benchmem ./agent/
 func BenchmarkFetchPath(b *testing.B) {
@@ -52,6 +56,7 @@ func BenchmarkFetchPath(b *testing.B) {
 		{"warm-4096", 4096, 1 << 30, 0, 1},
 		{"cold", fetchBenchPartitions, fetchBenchBytes * 3 / 4, 5 * time.Millisecond, 1},
 		{"cold-group", fetchBenchPartitions, fetchBenchBytes * 3 / 4, 5 * time.Millisecond, 4},
+		{"cold-group-4096", 4096, fetchBenchBytes * 3 / 4, 5 * time.Millisecond, 4},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			f := newFetchFixture(b, tc.partitions, tc.cache, tc.delay)

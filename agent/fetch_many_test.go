@@ -2,6 +2,10 @@ package agent_test
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"io"
+	"net"
 	"runtime"
 	"testing"
 	"time"
@@ -179,5 +183,88 @@ func TestLongPollHoldsNoFetchMemory(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// The agent's fetch memory is shared among the fetches holding some of it:
+// while one response waits to be written (its client is not reading), a
+// second fetch gets an equal share of the memory, not all that is free,
+// so a third arriving meanwhile is not left a floor's worth.
+func TestFetchMemoryIsSharedAmongFetches(t *testing.T) {
+	skipRawInSecureMode(t)
+	c := newTestCluster(t)
+	a := c.addAgent(fastFlush)
+	createTopic(t, c, "shared", 2, nil)
+	cl := c.client(kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	ctx := testCtx(t)
+	const perPartition = 20 << 20
+	var rs []*kgo.Record
+	for p := range int32(2) {
+		for range perPartition / (256 << 10) {
+			v := make([]byte, 256<<10)
+			rand.Read(v) // incompressible: batches as large as their records
+			rs = append(rs, &kgo.Record{Topic: "shared", Partition: p, Value: v})
+		}
+	}
+	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A fetch of 16 MiB whose client reads only the response's size: the
+	// rest of it waits to be written, holding its fetch memory.
+	nc, err := net.Dial("tcp", plainAddr(a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	held := kmsg.NewPtrFetchRequest()
+	held.Version = 11
+	// MinBytes: the response is whole, however the reads from the bucket
+	// are paced.
+	held.MaxWaitMillis, held.MinBytes, held.MaxBytes = 20_000, 15<<20, 16<<20
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = "shared"
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.PartitionMaxBytes = 16 << 20
+	rt.Partitions = append(rt.Partitions, rp)
+	held.Topics = append(held.Topics, rt)
+	sendRequest(t, nc, held)
+	nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+	var size [4]byte
+	if _, err := io.ReadFull(nc, size[:]); err != nil {
+		t.Fatalf("reading the held response's size: %v", err)
+	}
+	if n := binary.BigEndian.Uint32(size[:]); n < 15<<20 {
+		t.Fatalf("the held response is %d bytes, want about 16 MiB", n)
+	}
+
+	// A second fetch asks for everything (40 MiB): 48 MiB of the agent's
+	// 64 MiB are free, but two fetches now hold memory, so it gets 32.
+	second := fetchOf(topicID(t, cl, "shared"), map[int32]int64{0: 0, 1: 0}, 50<<20, 25<<20, 20*time.Second)
+	second.MinBytes = 24 << 20
+	resp, err := second.RequestWith(ctx, c.client(kgo.SeedBrokers(plainAddr(a))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := responseBytes(t, resp)
+	if got > 32<<20+(256<<10+1<<10) || got < 16<<20 {
+		t.Fatalf("the second fetch returned %d bytes; want about an equal share (32 MiB) of the fetch memory", got)
+	}
+}
+
+// sendRequest writes req on nc with a v1 request header (for requests of
+// versions that are not flexible).
+func sendRequest(t *testing.T, nc net.Conn, req kmsg.Request) {
+	t.Helper()
+	body := req.AppendTo(nil)
+	frame := binary.BigEndian.AppendUint32(nil, uint32(2+2+4+2+len(body)))
+	frame = binary.BigEndian.AppendUint16(frame, uint16(req.Key()))
+	frame = binary.BigEndian.AppendUint16(frame, uint16(req.GetVersion()))
+	frame = binary.BigEndian.AppendUint32(frame, 1) // correlation ID
+	frame = binary.BigEndian.AppendUint16(frame, 0xffff)
+	frame = append(frame, body...)
+	nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	if _, err := nc.Write(frame); err != nil {
+		t.Fatal(err)
 	}
 }

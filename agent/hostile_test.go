@@ -229,18 +229,7 @@ func apiVersions(t *testing.T, nc net.Conn) {
 // sendAPIVersions writes an ApiVersions v0 request on nc.
 func sendAPIVersions(t *testing.T, nc net.Conn) {
 	t.Helper()
-	req := kmsg.NewPtrApiVersionsRequest()
-	body := req.AppendTo(nil)
-	frame := binary.BigEndian.AppendUint32(nil, uint32(2+2+4+2+len(body)))
-	frame = binary.BigEndian.AppendUint16(frame, uint16(req.Key()))
-	frame = binary.BigEndian.AppendUint16(frame, 0)
-	frame = binary.BigEndian.AppendUint32(frame, 1) // correlation ID
-	frame = binary.BigEndian.AppendUint16(frame, 0xffff)
-	frame = append(frame, body...)
-	nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-	if _, err := nc.Write(frame); err != nil {
-		t.Fatal(err)
-	}
+	sendRequest(t, nc, kmsg.NewPtrApiVersionsRequest())
 }
 
 // readResponse reads one response frame from nc.

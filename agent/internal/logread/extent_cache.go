@@ -69,7 +69,7 @@ func (c *extentCache) has(key extentKey) bool {
 	return cached || loading
 }
 
-// aheadShare is the part of the cache extents read ahead and not yet
+// aheadMax is the part of the cache extents read ahead and not yet
 // asked for may take: what one consumer's read decodes for the others of
 // its group waits there until they come.
 func (c *extentCache) aheadMax() int64 { return c.maxBytes / 2 }
