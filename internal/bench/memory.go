@@ -21,7 +21,7 @@ type memSampler struct {
 	maxBuf  float64
 	maxCach float64
 	maxOver float64 // RSS - buffered - cached
-	limit   float64 // the Go runtime's soft memory limit (GOMEMLIMIT), if any
+	limit   float64 // the agents' memory limit (floe_agent_memory_limit_bytes, else GOMEMLIMIT), if any
 	winRSS  float64 // peak RSS since the last resetWindow
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -79,7 +79,11 @@ func (s *memSampler) sample(ctx context.Context) {
 		s.maxBuf = max(s.maxBuf, buf)
 		s.maxCach = max(s.maxCach, cache)
 		s.maxOver = max(s.maxOver, rss-buf-cache)
-		if l := m.Sum("go_gc_gomemlimit_bytes"); l > 0 && l < 1<<60 {
+		// The agent's own limit on its resident memory, else (agents
+		// given GOMEMLIMIT) the Go runtime's.
+		if l := m.Sum("floe_agent_memory_limit_bytes"); l > 0 {
+			s.limit = l
+		} else if l := m.Sum("go_gc_gomemlimit_bytes"); l > 0 && l < 1<<60 {
 			s.limit = l
 		}
 		s.mu.Unlock()

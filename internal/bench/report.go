@@ -203,9 +203,10 @@ type Memory struct {
 	// OverheadOverSum is the peak RSS beyond buffer + cache settings: the
 	// fixed overhead the run shows (negative: within the settings).
 	OverheadOverSum int64 `json:"rss_over_buffer_plus_cache"`
-	// MemoryLimit is the agents' Go soft memory limit (GOMEMLIMIT,
-	// floe agent --memory-limit), 0 when none: buffer + cache + the fixed
-	// overhead the agent is configured to stay within.
+	// MemoryLimit is the agents' limit on their resident memory (floe
+	// agent --memory-limit, else the Go runtime's GOMEMLIMIT), 0 when
+	// none: buffer + cache + the fixed overhead the agent is configured
+	// to stay within.
 	MemoryLimit int64 `json:"memory_limit,omitempty"`
 }
 
