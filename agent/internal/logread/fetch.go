@@ -124,7 +124,14 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 	// planning more would cost lookups for nothing. A partition past that
 	// still gives its next entry, so chunks are read oldest first for all
 	// of them.
+	//
+	// Nor does a partition plan more entries still to be read than the
+	// response could read chunks for (coldMax): a partition's entries are
+	// in successive objects, so with thousands of partitions in every
+	// object the first partitions' full plans would name every object,
+	// of which the response reads the oldest few.
 	room := maxBytes
+	coldMax := int(min(maxBytes, r.cache.aheadFree())/r.chunkSize) + 2
 	for _, p := range parts {
 		p.plan, p.ready = nil, nil
 		if p.Offset < p.Start || p.Offset >= p.HW {
@@ -134,7 +141,7 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 		// one's extents too.
 		r.noteRead(p.id(), p.Offset, p.Offset)
 		want := min(p.Max, room)
-		entries, _, err := r.entries(ctx, p.Topic, p.Partition, p.Offset, p.HW, max(want, 1))
+		entries, _, err := r.windows.entries(ctx, p.Topic, p.Partition, p.Offset, p.HW, coldMax, max(want, 1))
 		if err != nil {
 			continue // the read reports it
 		}
@@ -144,21 +151,32 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 			}
 			continue
 		}
-		for _, e := range entries {
-			if want <= 0 {
-				break
+		for planned := 0; want > 0 && planned < coldMax; {
+			for _, e := range entries {
+				if want <= 0 || planned == coldMax {
+					break
+				}
+				// Stored bytes stand in for decoded ones, which are at least
+				// as many: the estimate errs toward one entry more.
+				want -= e.Length
+				room -= e.Length
+				it, loading := r.cache.peek(keyOf(e))
+				p.plan = append(p.plan, e)
+				p.ready = append(p.ready, it)
+				// Entries to decode from chunks are planned like those to
+				// read: a cached chunk costs nothing, and is pinned if it is
+				// used.
+				if it == nil && !loading {
+					cold = append(cold, e)
+					planned++
+				}
 			}
-			// Stored bytes stand in for decoded ones, which are at least
-			// as many: the estimate errs toward one entry more.
-			want -= e.Length
-			room -= e.Length
-			it, loading := r.cache.peek(keyOf(e))
-			p.plan = append(p.plan, e)
-			p.ready = append(p.ready, it)
-			// Entries to decode from chunks are planned like those to read:
-			// a cached chunk costs nothing, and is pinned if it is used.
-			if it == nil && !loading {
-				cold = append(cold, e)
+			if len(entries) < coldMax || want <= 0 || planned == coldMax {
+				break // the log, the response's room or the reads end here
+			}
+			// Every entry so far is cached: plan on.
+			if entries, _, err = r.entries(ctx, p.Topic, p.Partition, entries[len(entries)-1].Last+1, p.HW, want); err != nil {
+				break
 			}
 		}
 	}

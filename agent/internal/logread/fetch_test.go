@@ -408,3 +408,55 @@ func TestChunkReadsReachBehindReadersWindows(t *testing.T) {
 		t.Fatalf("%d extents of %s decoded, want %d: those of the shard behind too", decoded, last, 2*shard)
 	}
 }
+
+// A partition plans no more entries still to be read than the response
+// could read chunks for, however many objects it has entries in; entries
+// already cached are planned as far as the response's room goes.
+func TestPlanStopsAtTheChunksItCanRead(t *testing.T) {
+	const partitions, flushes = 4, 12
+	e := newLogEnv(t, partitions)
+	for n := range flushes {
+		e.flush(t, fmt.Sprintf("flush-%d", n), n, 1)
+	}
+	r := New(context.Background(), e.store, e.bucket, Config{CacheBytes: 64 << 20}, testenv.Logger(t), nil)
+	defer r.Close()
+	ctx := context.Background()
+
+	coldMax := int(min(64<<20, r.cache.aheadFree())/r.chunkSize) + 2
+	if coldMax >= flushes {
+		t.Fatalf("the test needs more objects (%d) than a plan reads chunks for (%d)", flushes, coldMax)
+	}
+	parts := e.parts(t, 0, 1<<20)
+	f := r.Plan(ctx, parts, 64<<20, true)
+	for _, p := range parts {
+		if len(p.plan) == 0 || len(p.plan) > coldMax {
+			t.Fatalf("cold: partition %d planned %d entries, want 1 to %d", p.Partition, len(p.plan), coldMax)
+		}
+	}
+	f.Done()
+
+	// Read everything, so all of it is cached; then a plan names every
+	// entry, each found ready.
+	for n := 0; n < flushes; n++ {
+		got, errs := read(t, r, e.parts(t, 0, 1<<20), 64<<20)
+		if err := errors.Join(errs...); err != nil {
+			t.Fatal(err)
+		}
+		if got[0].Next == flushes {
+			break
+		}
+	}
+	parts = e.parts(t, 0, 1<<20)
+	f = r.Plan(ctx, parts, 64<<20, true)
+	defer f.Done()
+	for _, p := range parts {
+		if len(p.plan) != flushes {
+			t.Fatalf("warm: partition %d planned %d entries, want all %d", p.Partition, len(p.plan), flushes)
+		}
+		for i, it := range p.ready {
+			if it == nil {
+				t.Fatalf("warm: partition %d entry %d planned as not cached", p.Partition, i)
+			}
+		}
+	}
+}
