@@ -176,7 +176,7 @@ func TestChunksOf(t *testing.T) {
 		{"across into the last chunk", 32*mib + 300<<10, 24*mib - 10, 8*mib + 20, 8 * mib, "[{{o 2} 16777216 25165824} {{o 3} 25165824 33861632}]"},
 		{"half a chunk stays apart", 36 * mib, 33 * mib, 100, 8 * mib, "[{{o 4} 33554432 37748736}]"},
 	} {
-		if got := fmt.Sprint(chunksOf("o", tc.size, tc.off, tc.len, tc.chunk)); got != tc.want {
+		if got := fmt.Sprint(chunksOf(nil, "o", tc.size, tc.off, tc.len, tc.chunk)); got != tc.want {
 			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
 		}
 	}

@@ -33,14 +33,14 @@ type chunkSpan struct {
 	start, end int64
 }
 
-// chunksOf returns the chunks holding [offset, offset+length) of an
-// object of size objSize. The last chunk of an object takes a remainder
+// chunksOf appends to dst the chunks holding [offset, offset+length) of
+// an object of size objSize. The last chunk of an object takes a remainder
 // of less than half a chunk (an object is sealed once it reaches its
 // target size, so it is usually a little larger than a multiple of it),
 // rather than leaving it to a GET of its own.
-func chunksOf(object string, objSize, offset, length, chunkSize int64) []chunkSpan {
+func chunksOf(dst []chunkSpan, object string, objSize, offset, length, chunkSize int64) []chunkSpan {
 	if objSize > 0 && objSize <= chunkSize+chunkSize/2 {
-		return []chunkSpan{{key: chunkKey{object, -1}, start: 0, end: objSize}}
+		return append(dst, chunkSpan{key: chunkKey{object, -1}, start: 0, end: objSize})
 	}
 	last := int64(math.MaxInt64) // the last chunk's index; unknown size: none
 	if objSize > 0 {
@@ -49,15 +49,14 @@ func chunksOf(object string, objSize, offset, length, chunkSize int64) []chunkSp
 			last--
 		}
 	}
-	var out []chunkSpan
 	for k := min(offset/chunkSize, last); k <= last && k*chunkSize < offset+length; k++ {
 		end := (k + 1) * chunkSize
 		if k == last {
 			end = objSize
 		}
-		out = append(out, chunkSpan{key: chunkKey{object, k}, start: k * chunkSize, end: end})
+		dst = append(dst, chunkSpan{key: chunkKey{object, k}, start: k * chunkSize, end: end})
 	}
-	return out
+	return dst
 }
 
 // chunkCache is an LRU of object chunks as stored, with coalesced loads:

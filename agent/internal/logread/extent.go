@@ -19,10 +19,12 @@ const maxPrealloc = 256 << 20
 // cachedExtent is one index entry's batches, back to back in arena, with
 // base offsets assigned.
 type cachedExtent struct {
-	arena  []byte
-	starts []int   // byte position of each batch in arena
-	bases  []int64 // base offset of each batch
-	lasts  []int64 // last offset of each batch
+	arena []byte
+	// Of each batch: its byte position in arena, its base offset and its
+	// last offset (three slices of one array: an extent costs two
+	// allocations, and there are thousands of them per flush object at
+	// thousands of partitions).
+	starts, bases, lasts []int64
 }
 
 // size is the memory the extent holds: its batches and their positions.
@@ -42,7 +44,7 @@ func (c *cachedExtent) take(offset, below, room int64, whole bool) (data []byte,
 	if i == len(c.lasts) || c.bases[i] >= below {
 		return nil, offset, false
 	}
-	start := c.starts[i]
+	start := int(c.starts[i])
 	if int64(len(c.arena)-start) <= room && c.bases[len(c.bases)-1] < below {
 		return c.arena[start:], c.lasts[len(c.lasts)-1] + 1, false
 	}
@@ -64,7 +66,7 @@ func (c *cachedExtent) take(offset, below, room int64, whole bool) (data []byte,
 // batchEnd returns the arena position just past batch i.
 func (c *cachedExtent) batchEnd(i int) int {
 	if i+1 < len(c.starts) {
-		return c.starts[i+1]
+		return int(c.starts[i+1])
 	}
 	return len(c.arena)
 }
@@ -79,15 +81,19 @@ func (r *Reader) decodeEntry(e metadata.IndexEntry, data []byte) (*cachedExtent,
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s at byte %d: %v", ErrCorruptObject, e.Object, e.Offset, err)
 	}
+	// At most as many batches as the decoded bytes hold headers: the
+	// count comes from etcd, the bytes' size from checked chunk headers.
+	n := max(min(int(e.Batches), raw/segments.BatchHeaderSize+1), 0)
+	idx := make([]int64, 3*n)
 	ce := &cachedExtent{
 		arena:  make([]byte, 0, min(raw, maxPrealloc)),
-		starts: make([]int, 0, e.Batches),
-		bases:  make([]int64, 0, e.Batches),
-		lasts:  make([]int64, 0, e.Batches),
+		starts: idx[:0:n],
+		bases:  idx[n : n : 2*n],
+		lasts:  idx[2*n : 2*n : 3*n],
 	}
 	var next int64
 	ce.arena, next, err = segments.ReadExtent(data, e.First, e.Skip, ce.arena, func(b segments.AssignedBatch) error {
-		ce.starts = append(ce.starts, b.Start)
+		ce.starts = append(ce.starts, int64(b.Start))
 		ce.bases = append(ce.bases, b.Base)
 		ce.lasts = append(ce.lasts, b.Last)
 		return nil

@@ -109,8 +109,8 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 	f := &Fetch{r: r, parts: parts}
 	var cold []metadata.IndexEntry
 	pinSeen := map[chunkKey]bool{}
-	pin := func(e metadata.IndexEntry) {
-		for _, s := range r.chunksOf(e) {
+	pin := func(spans []chunkSpan) {
+		for _, s := range spans {
 			if !pinSeen[s.key] {
 				pinSeen[s.key] = true
 				f.pinned = append(f.pinned, s.key)
@@ -151,6 +151,8 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 			}
 			continue
 		}
+		p.plan = make([]metadata.IndexEntry, 0, len(entries))
+		p.ready = make([]*cacheItem, 0, len(entries))
 		for planned := 0; want > 0 && planned < coldMax; {
 			for _, e := range entries {
 				if want <= 0 || planned == coldMax {
@@ -195,9 +197,10 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 		read  int64
 		start []metadata.IndexEntry
 	)
+	var buf [2]chunkSpan
 	for _, e := range cold {
 		var add int64
-		spans := r.chunksOf(e)
+		spans := r.chunksOf(&buf, e)
 		for _, s := range spans {
 			if !chunks[s.key] && !r.chunks.cached(s.key) {
 				add += s.end - s.start
@@ -216,7 +219,7 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 		}
 		f.allowed[keyOf(e)] = true
 		start = append(start, e)
-		pin(e)
+		pin(spans)
 	}
 	r.prefetch(start)
 	return f
@@ -405,14 +408,15 @@ func (r *Reader) prefetch(entries []metadata.IndexEntry) {
 			continue
 		}
 		seen[k] = true
-		spans := r.chunksOf(e)
+		var buf [2]chunkSpan
+		spans := r.chunksOf(&buf, e)
 		id := groupID{object: e.Object, first: -1, last: e.Offset} // a direct read is a group of its own
 		if len(spans) > 0 {
 			id = groupID{object: e.Object, first: int64(spans[0].key.index), last: int64(spans[len(spans)-1].key.index)}
 		}
 		g := byID[id]
 		if g == nil {
-			g = &group{spans: spans}
+			g = &group{spans: slices.Clone(spans)}
 			byID[id] = g
 			groups = append(groups, g)
 		}

@@ -17,7 +17,7 @@ import (
 // take hands out whole batches from an offset within a byte budget.
 func TestExtentTake(t *testing.T) {
 	// Three batches of 10 bytes holding offsets 100-104, 105-109, 110.
-	c := &cachedExtent{arena: make([]byte, 30), starts: []int{0, 10, 20}, bases: []int64{100, 105, 110}, lasts: []int64{104, 109, 110}}
+	c := &cachedExtent{arena: make([]byte, 30), starts: []int64{0, 10, 20}, bases: []int64{100, 105, 110}, lasts: []int64{104, 109, 110}}
 	for _, tc := range []struct {
 		name         string
 		offset, room int64

@@ -363,10 +363,10 @@ func (iw *indexWindows) lookupIn(w *shardWindow, p int32, offset, hw int64, max 
 	if i < len(w.entries) && (w.lowCur == 0 || w.entries[i].Seq < w.lowCur) {
 		w.lowCur = w.entries[i].Seq
 	}
-	var (
-		out   []metadata.IndexEntry
-		bytes int64
-	)
+	// Sized for a few entries (a lookup mostly wants that many), so most
+	// lookups allocate once.
+	out := make([]metadata.IndexEntry, 0, min(max, len(w.entries)-i, 8))
+	var bytes int64
 	for ; i < len(w.entries) && len(out) < max && (len(out) == 0 || bytes < maxBytes); i++ {
 		e := w.entries[i]
 		x, found := e.ExtentOf(p)

@@ -243,7 +243,7 @@ func (r *Reader) Batches(ctx context.Context, e metadata.IndexEntry, fn func(bas
 		return err
 	}
 	for i, start := range ext.starts {
-		if !fn(ext.bases[i], ext.lasts[i], ext.arena[start:ext.batchEnd(i)]) {
+		if !fn(ext.bases[i], ext.lasts[i], ext.arena[int(start):ext.batchEnd(i)]) {
 			return nil
 		}
 	}
@@ -262,11 +262,15 @@ func (r *Reader) direct(e metadata.IndexEntry) bool {
 }
 
 // chunksOf returns the chunks e is read from (none for a direct read).
-func (r *Reader) chunksOf(e metadata.IndexEntry) []chunkSpan {
+//
+// The spans are appended to buf's array while they fit (an extent is in
+// one or two chunks but for the largest), so a caller that does not keep
+// them allocates nothing.
+func (r *Reader) chunksOf(buf *[2]chunkSpan, e metadata.IndexEntry) []chunkSpan {
 	if r.direct(e) {
 		return nil
 	}
-	return chunksOf(e.Object, e.ObjectSize, e.Offset, e.Length, r.chunkSize)
+	return chunksOf(buf[:0], e.Object, e.ObjectSize, e.Offset, e.Length, r.chunkSize)
 }
 
 // ready reports whether e can be served without reading the bucket: it is
@@ -275,7 +279,8 @@ func (r *Reader) ready(e metadata.IndexEntry) bool {
 	if r.cache.has(keyOf(e)) {
 		return true
 	}
-	spans := r.chunksOf(e)
+	var buf [2]chunkSpan
+	spans := r.chunksOf(&buf, e)
 	if len(spans) == 0 {
 		return false
 	}
@@ -310,7 +315,8 @@ func (r *Reader) loadExtent(ctx context.Context, e metadata.IndexEntry) (*cached
 // extentBytes returns e's stored bytes: a slice of a cached chunk, or
 // read on their own. They must not be modified.
 func (r *Reader) extentBytes(ctx context.Context, e metadata.IndexEntry) ([]byte, error) {
-	spans := r.chunksOf(e)
+	var buf [2]chunkSpan
+	spans := r.chunksOf(&buf, e)
 	if len(spans) == 0 {
 		return r.readRange(ctx, e.Object, e.Offset, e.Length)
 	}
