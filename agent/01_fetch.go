@@ -67,6 +67,7 @@ const (
 const (
 	fetchMemBytes = 64 << 20
 	fetchMemFloor = 1 << 20
+	fetchMemWait  = 25 * time.Millisecond
 )
 
 // fetchPart is one partition of a fetch request.
@@ -179,13 +180,26 @@ func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest, held
 	// per partition as well as per byte, and a thousand partitions in a
 	// 1 MiB response cost nearly what they cost in a 16 MiB one. A fetch
 	// is counted in holding while *held > 0, and during its passes.
+	//
+	// A fetch of hundreds of partitions or more waits up to fetchMemWait
+	// for its share to be free (responses being written give theirs back
+	// within milliseconds) rather than read them all into what is left:
+	// most of its cost is per partition, and a client reading a thousand
+	// partitions 1 MiB at a time makes a round trip per MiB. Fetches of a
+	// few partitions, such as tailing consumers', never wait.
 	read := func(force bool) (int64, bool, bool) {
 		if *held == 0 {
 			a.fetchHolding.Add(1)
 		}
 		share := fetchMemBytes / int64(max(a.fetchHolding.Load(), 1))
 		a.fetchMem.give(*held) // this pass replaces the previous one's batches
-		reserved := a.fetchMem.take(min(int64(maxBytes), share), fetchMemFloor)
+		want := min(int64(maxBytes), share)
+		var reserved int64
+		if len(parts) >= readGroupParts {
+			reserved = a.fetchMem.takeWithin(ctx, want, fetchMemFloor, fetchMemWait)
+		} else {
+			reserved = a.fetchMem.take(want, fetchMemFloor)
+		}
 		n, errs, throttled := a.readParts(ctx, parts, int32(reserved), force)
 		*held = 0
 		for _, t := range resp.Topics {

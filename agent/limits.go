@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 )
 
 // Limits on what clients can make an agent hold: request bodies being read
@@ -35,6 +36,38 @@ func (b *byteBudget) take(want, floor int64) int64 {
 	n := min(want, max(b.cap-b.used, floor))
 	b.used += n
 	return n
+}
+
+// takeWithin reserves want bytes once they are free, waiting at most
+// within for them (or until ctx ends); then, like take, what is free but at
+// least floor.
+func (b *byteBudget) takeWithin(ctx context.Context, want, floor int64, within time.Duration) int64 {
+	var deadline *time.Timer
+	defer func() {
+		if deadline != nil {
+			deadline.Stop()
+		}
+	}()
+	for {
+		b.mu.Lock()
+		if b.cap-b.used >= want {
+			b.used += want
+			b.mu.Unlock()
+			return want
+		}
+		freed := b.freed
+		b.mu.Unlock()
+		if deadline == nil {
+			deadline = time.NewTimer(within)
+		}
+		select {
+		case <-freed:
+			continue
+		case <-deadline.C:
+		case <-ctx.Done():
+		}
+		return b.take(want, floor)
+	}
 }
 
 // wait reserves n bytes, waiting until they are free or ctx ends. One

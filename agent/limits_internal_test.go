@@ -2,10 +2,12 @@ package agent
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 // readFrame returns exactly the body sent, whatever its size relative to
@@ -23,5 +25,37 @@ func TestReadFrame(t *testing.T) {
 		if _, err := readFrame(bytes.NewReader(body[:size-1]), size); !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 			t.Fatalf("size %d, one byte short: %v", size, err)
 		}
+	}
+}
+
+// takeWithin takes all it wants once that is free, waiting for bytes
+// given back meanwhile, and what is free (at least the floor) when the
+// wait ends.
+func TestByteBudgetTakeWithin(t *testing.T) {
+	ctx := context.Background()
+	b := newByteBudget(100)
+	if got := b.takeWithin(ctx, 60, 10, time.Hour); got != 60 {
+		t.Fatalf("with 100 free: took %d, want 60", got)
+	}
+	// 40 free: wait for the 60 to come back.
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		b.give(60)
+	}()
+	if got := b.takeWithin(ctx, 70, 10, time.Hour); got != 70 {
+		t.Fatalf("after bytes were given back: took %d, want 70", got)
+	}
+	// 30 free, nothing given back: what is free once the wait ends.
+	if got := b.takeWithin(ctx, 50, 10, 10*time.Millisecond); got != 30 {
+		t.Fatalf("at the end of the wait: took %d, want the 30 free", got)
+	}
+	// Nothing free: the floor, at once when ctx has ended.
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if got := b.takeWithin(cancelled, 50, 10, time.Hour); got != 10 {
+		t.Fatalf("with ctx ended and nothing free: took %d, want the floor 10", got)
+	}
+	if used := b.held(); used != 110 {
+		t.Fatalf("%d bytes held, want 110", used)
 	}
 }
