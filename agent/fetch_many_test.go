@@ -268,3 +268,38 @@ func sendRequest(t *testing.T, nc net.Conn, req kmsg.Request) {
 		t.Fatal(err)
 	}
 }
+
+// A fetch with fetch.min.bytes above what one read pass brings in from
+// the bucket (a partition's data spread over many objects, read a few at a
+// time) reads on at once until it has them, rather than waiting for new
+// records until its MaxWait.
+func TestFetchMinBytesOverManyObjects(t *testing.T) {
+	c := newTestCluster(t)
+	a := c.addAgent(fastFlush)
+	createTopic(t, c, "spread", 1, nil)
+	cl := c.client(kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	ctx := testCtx(t)
+	const objects, size = 12, 256 << 10
+	for range objects { // one object each: the agent flushes between them
+		v := make([]byte, size)
+		rand.Read(v)
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "spread", Value: v}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const maxWait = 30 * time.Second
+	req := fetchOf(topicID(t, cl, "spread"), map[int32]int64{0: 0}, 8<<20, 8<<20, maxWait)
+	req.MinBytes = objects * size * 3 / 4
+	start := time.Now()
+	resp, err := req.RequestWith(ctx, c.client(kgo.SeedBrokers(plainAddr(a))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := responseBytes(t, resp)
+	if got < int(req.MinBytes) {
+		t.Fatalf("the fetch returned %d bytes, want at least its minimum %d", got, req.MinBytes)
+	}
+	if took := time.Since(start); took >= maxWait/2 {
+		t.Fatalf("the fetch took %s: it waited for new records though it had more to read", took)
+	}
+}

@@ -173,6 +173,12 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 					planned++
 				}
 			}
+			if planned == coldMax && want > 0 {
+				// More of the partition may be there for this response:
+				// a later pass (the caller's, with this one's chunks
+				// cached) reads on.
+				f.throttled = true
+			}
 			if len(entries) < coldMax || want <= 0 || planned == coldMax {
 				break // the log, the response's room or the reads end here
 			}
@@ -229,8 +235,9 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 // read: reading the parts costs no GET of the plan's.
 func (f *Fetch) Ready() bool { return f.allowed == nil }
 
-// Throttled reports that the plan left chunks unread for want of room in
-// the read-ahead budget: the caller should look again shortly.
+// Throttled reports that the plan left chunks unread that the response
+// had room for (for want of room in the read-ahead budget, or past the
+// chunks one plan reads): the caller should look again shortly.
 func (f *Fetch) Throttled() bool { return f.throttled }
 
 // Read reads part p (one of the planned parts) from p.Offset, below p.HW
