@@ -291,7 +291,7 @@ func TestFetchMinBytesOverManyObjects(t *testing.T) {
 	req := fetchOf(topicID(t, cl, "spread"), map[int32]int64{0: 0}, 8<<20, 8<<20, maxWait)
 	req.MinBytes = objects * size * 3 / 4
 	start := time.Now()
-	resp, err := req.RequestWith(ctx, c.client(kgo.SeedBrokers(plainAddr(a))))
+	resp, err := req.RequestWith(ctx, cl.Broker(int(a.NodeID())))
 	if err != nil {
 		t.Fatal(err)
 	}
