@@ -1,38 +1,21 @@
 package main
 
-import (
-	"bufio"
-	"bytes"
-	"os"
-	"strconv"
-)
+import "github.com/prometheus/procfs"
 
 // residentFileBytes is how much of the process's resident memory is
 // mapped from files (its executable's code and read-only data, about
-// 35 MiB for floe), from /proc/self/status; 0 where that is not
-// available. Go's memory limit counts only the memory the runtime
-// manages, so a process held to a limit on its resident memory, as a
-// container is, leaves this much of the limit to the code.
+// 35 MiB for floe), from /proc; 0 where that is not available. Go's memory
+// limit counts only the memory the runtime manages, so a process held to a
+// limit on its resident memory, as a container is, leaves this much of the
+// limit to the code.
 func residentFileBytes() int64 {
-	status, err := os.ReadFile("/proc/self/status")
+	p, err := procfs.Self()
 	if err != nil {
 		return 0
 	}
-	sc := bufio.NewScanner(bytes.NewReader(status))
-	for sc.Scan() {
-		rest, ok := bytes.CutPrefix(sc.Bytes(), []byte("RssFile:"))
-		if !ok {
-			continue
-		}
-		kib, ok := bytes.CutSuffix(bytes.TrimSpace(rest), []byte(" kB"))
-		if !ok {
-			return 0
-		}
-		n, err := strconv.ParseInt(string(bytes.TrimSpace(kib)), 10, 64)
-		if err != nil || n < 0 {
-			return 0
-		}
-		return n << 10
+	st, err := p.NewStatus()
+	if err != nil {
+		return 0
 	}
-	return 0
+	return int64(st.RssFile)
 }
