@@ -141,7 +141,8 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 		// one's extents too.
 		r.noteRead(p.id(), p.Offset, p.Offset)
 		want := min(p.Max, room)
-		entries, _, err := r.windows.entries(ctx, p.Topic, p.Partition, p.Offset, p.HW, coldMax, max(want, 1))
+		// One entry past coldMax tells whether more is there.
+		entries, _, err := r.windows.entries(ctx, p.Topic, p.Partition, p.Offset, p.HW, coldMax+1, max(want, 1))
 		if err != nil {
 			continue // the read reports it
 		}
@@ -153,36 +154,41 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 		}
 		p.plan = make([]metadata.IndexEntry, 0, len(entries))
 		p.ready = make([]*cacheItem, 0, len(entries))
-		for planned := 0; want > 0 && planned < coldMax; {
+		planned, asked := 0, coldMax+1
+	plan:
+		for {
 			for _, e := range entries {
-				if want <= 0 || planned == coldMax {
-					break
+				if want <= 0 {
+					break plan
+				}
+				it, loading := r.cache.peek(keyOf(e))
+				toRead := it == nil && !loading
+				if toRead && planned == coldMax {
+					// More of the partition is there for this response: a
+					// later pass (the caller's, with this one's chunks
+					// cached) reads on.
+					f.throttled = true
+					break plan
 				}
 				// Stored bytes stand in for decoded ones, which are at least
 				// as many: the estimate errs toward one entry more.
 				want -= e.Length
 				room -= e.Length
-				it, loading := r.cache.peek(keyOf(e))
 				p.plan = append(p.plan, e)
 				p.ready = append(p.ready, it)
 				// Entries to decode from chunks are planned like those to
 				// read: a cached chunk costs nothing, and is pinned if it is
 				// used.
-				if it == nil && !loading {
+				if toRead {
 					cold = append(cold, e)
 					planned++
 				}
 			}
-			if planned == coldMax && want > 0 {
-				// More of the partition may be there for this response:
-				// a later pass (the caller's, with this one's chunks
-				// cached) reads on.
-				f.throttled = true
+			if len(entries) < asked {
+				break // the partition's log ends here
 			}
-			if len(entries) < coldMax || want <= 0 || planned == coldMax {
-				break // the log, the response's room or the reads end here
-			}
-			// Every entry so far is cached: plan on.
+			// Plan on past the entries looked up so far.
+			asked = maxLookup
 			if entries, _, err = r.entries(ctx, p.Topic, p.Partition, entries[len(entries)-1].Last+1, p.HW, want); err != nil {
 				break
 			}
