@@ -38,6 +38,11 @@ type Compactor struct {
 	statsMu sync.Mutex
 	passes  int
 	last    PassStats
+
+	// cleanMu serializes cleans, which share one key map (keys, made
+	// at the first clean).
+	cleanMu sync.Mutex
+	keys    *keyMap
 }
 
 // PassStats says what one pass did.
@@ -465,6 +470,19 @@ func (c *Compactor) compactShard(ctx context.Context, f metadata.Fence, w shardW
 	}
 	if len(lg.Entries) == 0 {
 		return nil, nil
+	}
+	if w.settings.Compact {
+		changed, err := c.clean(ctx, f, w, lg, ps)
+		if err != nil {
+			return nil, err
+		}
+		if changed {
+			floor := lg.ProducerFloor
+			if lg, err = c.store.ReadShardLog(ctx, w.id); err != nil {
+				return nil, err
+			}
+			lg.ProducerFloor = max(lg.ProducerFloor, floor)
+		}
 	}
 	ps.Shards++
 	for _, n := range lg.State.Nexts {

@@ -62,6 +62,12 @@ type Config struct {
 	// Default 4.
 	Concurrency int
 
+	// KeyMapBytes is the memory of the cleaner's key map (key-based
+	// compaction of cleanup.policy=compact topics): 24 bytes per distinct
+	// key of a partition's dirty part, filled to 90%. A partition with
+	// more keys than fit is cleaned in several passes. Default 64 MiB.
+	KeyMapBytes int64
+
 	// Compression compresses runs of uncompressed client batches in merged
 	// objects: "zstd" (default), "s2" or "none". Batches the client
 	// compressed are stored as they are.
@@ -115,6 +121,9 @@ func (c *Config) setDefaults() {
 	if c.Broker == nil {
 		c.Broker = metadata.BrokerConfig{}
 	}
+	if c.KeyMapBytes == 0 {
+		c.KeyMapBytes = 64 << 20
+	}
 	if c.EtcdMaxTxnOps == 0 {
 		c.EtcdMaxTxnOps = metadata.DefaultMaxTxnOps
 	}
@@ -136,6 +145,8 @@ func (c *Config) Validate() error {
 		return bad("GC grace %v: must be at least 1s (and in production well above the agents' commit time and their one-minute index refresh)", c.GCGrace)
 	case c.TargetBytes < 1<<10 || c.TargetBytes > segments.MaxChunkRawSize*16:
 		return bad("compaction target bytes %d: must be between 1 KiB and %d", c.TargetBytes, segments.MaxChunkRawSize*16)
+	case c.KeyMapBytes < minKeyMapBytes || c.KeyMapBytes > maxKeyMapBytes:
+		return bad("compaction key map bytes %d: must be between %d and %d", c.KeyMapBytes, int64(minKeyMapBytes), int64(maxKeyMapBytes))
 	case c.PartitionObjectBytes < 1<<10:
 		return bad("partition object bytes %d: must be at least 1 KiB", c.PartitionObjectBytes)
 	case c.MergeSettle < 0:

@@ -27,6 +27,13 @@ type metrics struct {
 	entries        prometheus.Gauge
 
 	agentsPastGrace prometheus.Gauge
+
+	cleanedPartitions prometheus.Counter
+	recordsRemoved    prometheus.Counter
+	cleanedBytes      prometheus.Counter
+	dirtyRatio        *prometheus.GaugeVec
+	dirtyBytes        *prometheus.GaugeVec
+	oldestDirty       *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -66,15 +73,32 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		entries:        gauge("log_entries", "Shard log entries in etcd when the last pass's garbage collection read them."),
 
 		agentsPastGrace: gauge("agents_commit_delay_past_grace", "Live agents whose --max-commit-delay is not below --gc-grace (their late commits are refused; raise the grace)."),
+
+		cleanedPartitions: counter("cleaned_partitions_total", "Partitions of compacted topics (cleanup.policy=compact) the cleaner rewrote."),
+		recordsRemoved:    counter("cleaner_records_removed_total", "Records the cleaner removed: superseded by a later record of their key, tombstones past delete.retention.ms, records without a key."),
+		cleanedBytes:      counter("cleaner_bytes_read_total", "Stored bytes of the extents the cleaner rewrote."),
+		dirtyRatio: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "floe", Subsystem: "compactor", Name: "cleaner_dirty_ratio",
+			Help: "Of a compacted partition's cleanable bytes, the share not cleaned yet, when the last pass looked.",
+		}, []string{"topic", "partition"}),
+		dirtyBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "floe", Subsystem: "compactor", Name: "cleaner_dirty_bytes",
+			Help: "Stored bytes of a compacted partition not cleaned yet, when the last pass looked.",
+		}, []string{"topic", "partition"}),
+		oldestDirty: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "floe", Subsystem: "compactor", Name: "cleaner_oldest_dirty_seconds",
+			Help: "Age of the oldest record of a compacted partition not cleaned yet, when the last pass looked (0: none).",
+		}, []string{"topic", "partition"}),
 	}
-	for _, stage := range []string{"election", "list", "retention", "merge", "gc"} {
+	for _, stage := range []string{"election", "list", "retention", "merge", "clean", "gc"} {
 		m.errors.WithLabelValues(stage)
 	}
 	if reg != nil {
 		reg.MustRegister(m.leader, m.passes, m.passDuration, m.errors,
 			m.retentionEntries, m.retentionExtents, m.retentionBytes, m.behind,
 			m.mergedEntries, m.mergedBytes, m.objectsWritten, m.bytesWritten,
-			m.objectsDeleted, m.bytesDeleted, m.objects, m.unreferenced, m.entries, m.agentsPastGrace)
+			m.objectsDeleted, m.bytesDeleted, m.objects, m.unreferenced, m.entries, m.agentsPastGrace,
+			m.cleanedPartitions, m.recordsRemoved, m.cleanedBytes, m.dirtyRatio, m.dirtyBytes, m.oldestDirty)
 	}
 	return m
 }

@@ -329,6 +329,15 @@ type TopicSettings struct {
 	// as well, retention does not apply.
 	Compact bool
 	Delete  bool
+	// The cleaner's settings for compacted topics: how long tombstones
+	// stay once cleaned (delete.retention.ms), how old records must be
+	// before they may be cleaned and by when they must have been
+	// (min. and max.compaction.lag.ms), and the dirty share at which a
+	// partition is worth cleaning (min.cleanable.dirty.ratio).
+	DeleteRetentionMs      int64
+	MinCompactionLagMs     int64
+	MaxCompactionLagMs     int64
+	MinCleanableDirtyRatio float64
 	// TimestampBeforeMaxMs and TimestampAfterMaxMs bound a CreateTime
 	// record's timestamp to [now-before, now+after] when it is produced
 	// (math.MaxInt64: no bound). As in Kafka, each is
@@ -360,6 +369,13 @@ func (b BrokerConfig) Settings(overrides map[string]string) TopicSettings {
 		LogAppendTime:        get("message.timestamp.type") == "LogAppendTime",
 		TimestampBeforeMaxMs: long("message.timestamp.before.max.ms"),
 		TimestampAfterMaxMs:  long("message.timestamp.after.max.ms"),
+		DeleteRetentionMs:    long("delete.retention.ms"),
+		MinCompactionLagMs:   long("min.compaction.lag.ms"),
+		MaxCompactionLagMs:   long("max.compaction.lag.ms"),
+	}
+	s.MinCleanableDirtyRatio, _ = strconv.ParseFloat(get("min.cleanable.dirty.ratio"), 64)
+	if r := s.MinCleanableDirtyRatio; !(r >= 0 && r <= 1) {
+		s.MinCleanableDirtyRatio = 0.5
 	}
 	if diff := long("message.timestamp.difference.max.ms"); diff != maxLong {
 		if s.TimestampBeforeMaxMs == maxLong {

@@ -209,8 +209,8 @@ func (s *Store) ListTopics(ctx context.Context) ([]Topic, int64, error) {
 	return topics, resp.Header.Revision, nil
 }
 
-// DeleteTopic removes a topic and all of its shards' logs, log starts and
-// producer snapshots in one transaction. The segment objects that held its data are
+// DeleteTopic removes a topic and all of its shards' logs, log starts,
+// producer snapshots and cleaner state in one transaction. The segment objects that held its data are
 // then referenced by nothing and are collected by the compactor.
 func (s *Store) DeleteTopic(ctx context.Context, name string) (Topic, error) {
 	for {
@@ -228,6 +228,7 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) (Topic, error) {
 				clientv3.OpDelete(s.key(prefixStarts, id, "/"), clientv3.WithPrefix()),
 				clientv3.OpDelete(s.key(prefixProducerState, id, "/"), clientv3.WithPrefix()),
 				clientv3.OpDelete(s.key(prefixAborted, id, "/"), clientv3.WithPrefix()),
+				clientv3.OpDelete(s.key(prefixCleaned, id, "/"), clientv3.WithPrefix()),
 			).
 			Commit()
 		if err != nil {

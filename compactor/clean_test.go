@@ -1,0 +1,193 @@
+package compactor_test
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/floe-io/floe/compactor"
+	"github.com/floe-io/floe/metadata"
+)
+
+// changelogRecord is one acknowledged record of a compacted topic.
+type changelogRecord struct {
+	offset     int64
+	key, value []byte // value nil: a tombstone
+}
+
+// produceChangelog writes rounds of updates and tombstones of keys over
+// partitions, each round its own produce (so its own log entries), and
+// returns what was acknowledged by partition, in offset order.
+func produceChangelog(t *testing.T, cl *kgo.Client, topic string, partitions int32, rounds, perRound, keys int, rng *rand.Rand) map[int32][]changelogRecord {
+	t.Helper()
+	out := map[int32][]changelogRecord{}
+	for range rounds {
+		recs := make([]*kgo.Record, perRound)
+		for j := range recs {
+			k := rng.IntN(keys)
+			r := &kgo.Record{Topic: topic, Partition: int32(k) % partitions, Key: fmt.Appendf(nil, "key-%d", k)}
+			if rng.IntN(8) != 0 {
+				r.Value = fmt.Appendf(nil, "value-%d-%d", k, rng.Int64())
+			}
+			recs[j] = r
+		}
+		if err := cl.ProduceSync(ctx(t), recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			out[r.Partition] = append(out[r.Partition], changelogRecord{offset: r.Offset, key: r.Key, value: r.Value})
+		}
+	}
+	for p := range out {
+		rs := out[p]
+		for i := 1; i < len(rs); i++ {
+			if rs[i].offset <= rs[i-1].offset {
+				t.Fatalf("partition %d: acknowledged offsets out of order", p)
+			}
+		}
+	}
+	return out
+}
+
+// readAll reads every partition of tp from the start up to its end
+// offset, ends given, with Fetch requests, and the client's own parsing
+// of the batches (kgo.ProcessFetchPartition), which also says where the
+// next fetch starts: after a batch's last offset, which a cleaned batch
+// may hold no record at.
+func readAll(t *testing.T, e *env, tp metadata.Topic, ends map[int32]int64) map[int32][]*kgo.Record {
+	t.Helper()
+	cl := e.client()
+	got := map[int32][]*kgo.Record{}
+	for p, end := range ends {
+		for next := int64(0); next < end; {
+			rp := fetchAt(t, cl, tp, p, next)
+			fp, after := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{Offset: next, Topic: tp.Name, Partition: p}, &rp, kgo.DefaultDecompressor(), nil)
+			if fp.Err != nil {
+				t.Fatalf("fetching partition %d at %d: %v", p, next, fp.Err)
+			}
+			if after <= next {
+				t.Fatalf("partition %d: a fetch at %d below the end %d returned nothing", p, next, end)
+			}
+			got[p] = append(got[p], fp.Records...)
+			next = after
+		}
+	}
+	return got
+}
+
+// checkCompacted checks Kafka's guarantees for a compacted partition read
+// from the start: offsets in order, each record one that was acknowledged
+// at that offset; the latest record of every key present (a tombstone
+// may be gone when tombstonesGone); no value of a key whose latest record
+// is a tombstone after one of that key's tombstones.
+func checkCompacted(t *testing.T, p int32, acked []changelogRecord, got []*kgo.Record, tombstonesGone bool) {
+	t.Helper()
+	byOffset := map[int64]changelogRecord{}
+	latest := map[string]changelogRecord{}
+	for _, r := range acked {
+		byOffset[r.offset] = r
+		latest[string(r.key)] = r
+	}
+	seen := map[int64]bool{}
+	prev := int64(-1)
+	for _, r := range got {
+		a, ok := byOffset[r.Offset]
+		switch {
+		case r.Offset <= prev:
+			t.Fatalf("partition %d: offset %d after %d", p, r.Offset, prev)
+		case !ok:
+			t.Fatalf("partition %d: offset %d was never acknowledged", p, r.Offset)
+		case !bytes.Equal(a.key, r.Key):
+			t.Fatalf("partition %d offset %d: key %q, acknowledged %q", p, r.Offset, r.Key, a.key)
+		case r.Value != nil && !bytes.Equal(a.value, r.Value):
+			t.Fatalf("partition %d offset %d: value %q, acknowledged %q", p, r.Offset, r.Value, a.value)
+		}
+		prev = r.Offset
+		seen[r.Offset] = true
+	}
+	final := map[string][]byte{}
+	present := map[string]bool{}
+	for _, r := range got {
+		final[string(r.Key)] = r.Value
+		present[string(r.Key)] = true
+	}
+	for k, l := range latest {
+		if l.value == nil {
+			if !tombstonesGone && !seen[l.offset] {
+				t.Fatalf("partition %d: tombstone of %s at %d is gone", p, k, l.offset)
+			}
+			if present[k] && final[k] != nil {
+				t.Fatalf("partition %d: %s was deleted at %d, a reader from the start ends with a value", p, k, l.offset)
+			}
+			continue
+		}
+		if !seen[l.offset] {
+			t.Fatalf("partition %d: the latest value of %s, at %d, is gone", p, k, l.offset)
+		}
+	}
+}
+
+// A compacted topic keeps the latest value of every key: after a pass,
+// reading from the start yields in-order acknowledged records holding
+// every key's latest, fewer than were written; after delete.retention.ms,
+// another pass removes the tombstones cleaned by the first. A key map too
+// small for the keys cleans in several passes, and the guarantees hold
+// after each.
+func TestCompactedTopicKeepsLatestPerKey(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		keyMap  int64
+		passes  int
+		maxRead float64 // of the records written, after all passes
+	}{
+		{name: "map-fits", keyMap: 1 << 20, passes: 1, maxRead: 0.5},
+		{name: "map-too-small", keyMap: 30 * 24, passes: 4, maxRead: 0.5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.addAgent()
+			topic := "changelog-" + tc.name
+			tp := e.createTopic(topic, 3, map[string]string{
+				"cleanup.policy":            "compact",
+				"min.cleanable.dirty.ratio": "0.01",
+				"delete.retention.ms":       "500",
+			})
+			rng := rand.New(rand.NewPCG(1, uint64(len(tc.name))))
+			acked := produceChangelog(t, producer(e), topic, 3, 30, 40, 150, rng)
+			written, ends := 0, map[int32]int64{}
+			for p, rs := range acked {
+				written += len(rs)
+				ends[p] = rs[len(rs)-1].offset + 1
+			}
+
+			c := e.newCompactor(compactor.Config{GCGrace: time.Minute, KeyMapBytes: tc.keyMap})
+			for range tc.passes {
+				if _, err := c.RunOnce(ctx(t)); err != nil {
+					t.Fatal(err)
+				}
+				got := readAll(t, e, tp, ends)
+				for p := range acked {
+					checkCompacted(t, p, acked[p], got[p], false)
+				}
+			}
+			time.Sleep(time.Second) // past delete.retention.ms
+			if _, err := c.RunOnce(ctx(t)); err != nil {
+				t.Fatal(err)
+			}
+			got := readAll(t, e, tp, ends)
+			read := 0
+			for p := range acked {
+				checkCompacted(t, p, acked[p], got[p], true)
+				read += len(got[p])
+			}
+			if float64(read) > tc.maxRead*float64(written) {
+				t.Fatalf("read %d of the %d records written after cleaning", read, written)
+			}
+			t.Logf("read %d of %d records written", read, written)
+		})
+	}
+}
