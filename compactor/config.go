@@ -189,5 +189,6 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.MergeSettle, "compaction-settle", d.MergeSettle, "how long a log entry must have been committed before it is merged")
 	fs.IntVar(&c.MinMergeEntries, "compaction-min-entries", d.MinMergeEntries, "fewest fresh log entries of a shard worth a merge")
 	fs.IntVar(&c.Concurrency, "compaction-concurrency", d.Concurrency, "shards a pass reads at once, and merged objects it builds at once (each build holds up to --compaction-target-bytes of stored data in memory)")
+	fs.Int64Var(&c.KeyMapBytes, "compaction-key-map-bytes", d.KeyMapBytes, "memory of the key map that cleans compacted topics (24 bytes per key); a partition with more keys is cleaned in several rounds")
 	fs.DurationVar(&c.LeaseTTL, "lease-ttl", d.LeaseTTL, "election lease: how long a dead compactor keeps the leadership")
 }
