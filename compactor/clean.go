@@ -101,13 +101,14 @@ func (m *keyMap) reset() {
 	m.seeds = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
 }
 
-func (m *keyMap) find(key []byte) *keySlot {
-	h1, h2 := maphash.Bytes(m.seeds[0], key), maphash.Bytes(m.seeds[1], key)
+// find returns key's slot, or the empty one where it would go, and its
+// hashes.
+func (m *keyMap) find(key []byte) (s *keySlot, h1, h2 uint64) {
+	h1, h2 = maphash.Bytes(m.seeds[0], key), maphash.Bytes(m.seeds[1], key)
 	for i := h1 % uint64(len(m.slots)); ; i = (i + 1) % uint64(len(m.slots)) {
-		s := &m.slots[i]
+		s = &m.slots[i]
 		if s.next == 0 || (s.h1 == h1 && s.h2 == h2) {
-			s.h1, s.h2 = h1, h2
-			return s
+			return s, h1, h2
 		}
 	}
 }
@@ -115,19 +116,19 @@ func (m *keyMap) find(key []byte) *keySlot {
 // put records offset as key's latest if it is later than the one mapped
 // (tomb: a tombstone); false when key is new and the map is full.
 func (m *keyMap) put(key []byte, offset int64, tomb bool) bool {
-	s := m.find(key)
+	s, h1, h2 := m.find(key)
 	if s.next == 0 {
 		if m.used >= m.limit {
-			s.h1, s.h2 = 0, 0
 			return false
 		}
 		m.used++
+		s.h1, s.h2 = h1, h2
+	} else if prev, _ := s.latest(); offset <= prev {
+		return true
 	}
-	if prev, _ := s.latest(); s.next == 0 || offset > prev {
-		s.next = offset + 1
-		if tomb {
-			s.next = -s.next
-		}
+	s.next = offset + 1
+	if tomb {
+		s.next = -s.next
 	}
 	return true
 }
@@ -135,9 +136,8 @@ func (m *keyMap) put(key []byte, offset int64, tomb bool) bool {
 // latest returns key's latest mapped offset, and whether it is a
 // tombstone.
 func (m *keyMap) latest(key []byte) (offset int64, tomb, ok bool) {
-	s := m.find(key)
+	s, _, _ := m.find(key)
 	if s.next == 0 {
-		s.h1, s.h2 = 0, 0
 		return 0, false, false
 	}
 	offset, tomb = s.latest()
@@ -238,8 +238,8 @@ func planCleans(lg metadata.ShardLog, states map[int32]metadata.CleanerState, s 
 }
 
 // clean cleans the partitions of a compacted topic's shard that are due,
-// and reports whether it changed the shard's log.
-func (c *Compactor) clean(ctx context.Context, f metadata.Fence, w shardWork, lg metadata.ShardLog, ps *PassStats) (bool, error) {
+// keeping lg what the log is after its edits.
+func (c *Compactor) clean(ctx context.Context, f metadata.Fence, w shardWork, lg *metadata.ShardLog, ps *PassStats) error {
 	if n := len(lg.Entries); n >= 2 && lg.Entries[n-2].SeqLast > lg.ProducerFloor {
 		// Entries above the floor are not cleaned: raise it first.
 		if floor, err := c.refreshFloor(ctx, w); err == nil {
@@ -248,11 +248,10 @@ func (c *Compactor) clean(ctx context.Context, f metadata.Fence, w shardWork, lg
 	}
 	states, err := c.store.CleanerStates(ctx, w.id.Topic)
 	if err != nil {
-		return false, err
+		return err
 	}
 	now := time.Now()
-	changed := false
-	for _, pl := range planCleans(lg, states, w.settings, now) {
+	for _, pl := range planCleans(*lg, states, w.settings, now) {
 		labels := []string{w.topic.Name, strconv.Itoa(int(pl.partition))}
 		c.metrics.dirtyBytes.WithLabelValues(labels...).Set(float64(pl.dirtyBytes))
 		c.metrics.dirtyRatio.WithLabelValues(labels...).Set(float64(pl.dirtyBytes) / float64(pl.totalBytes))
@@ -264,20 +263,19 @@ func (c *Compactor) clean(ctx context.Context, f metadata.Fence, w shardWork, lg
 		if !pl.due {
 			continue
 		}
-		err := c.cleanRounds(ctx, f, w, &lg, pl, states[pl.partition], now, &changed)
-		if err != nil {
+		if err := c.cleanRounds(ctx, f, w, lg, pl, states[pl.partition], now); err != nil {
 			if fatal(ctx, err) {
-				return changed, err
+				return err
 			}
 			c.metrics.errors.WithLabelValues("clean").Inc()
 			c.log.Error("cleaning failed", "topic", w.topic.Name, "partition", pl.partition, "err", err)
 			ps.Errors++
 			if errors.Is(err, metadata.ErrConflict) {
-				return changed, nil // the log changed: the next pass plans again
+				return nil // the log changed: the next pass plans again
 			}
 		}
 	}
-	return changed, nil
+	return nil
 }
 
 // maxCleanRounds bounds the cleans of one partition in one pass: a
@@ -286,12 +284,10 @@ func (c *Compactor) clean(ctx context.Context, f metadata.Fence, w shardWork, lg
 // start, until its dirty part is clean or this many cleans were made.
 const maxCleanRounds = 16
 
-// cleanRounds cleans one partition, again while its key map filled up,
-// and sets *changed when it edited the log.
-func (c *Compactor) cleanRounds(ctx context.Context, f metadata.Fence, w shardWork, lg *metadata.ShardLog, pl cleanPlan, st metadata.CleanerState, now time.Time, changed *bool) error {
+// cleanRounds cleans one partition, again while its key map filled up.
+func (c *Compactor) cleanRounds(ctx context.Context, f metadata.Fence, w shardWork, lg *metadata.ShardLog, pl cleanPlan, st metadata.CleanerState, now time.Time) error {
 	for round := 1; ; round++ {
-		edited, next, full, err := c.cleanPartition(ctx, f, w, lg, pl, st, now)
-		*changed = *changed || edited
+		next, full, err := c.cleanPartition(ctx, f, w, lg, pl, st, now)
 		if err != nil || !full || round == maxCleanRounds {
 			return err
 		}
@@ -306,9 +302,9 @@ func (c *Compactor) cleanRounds(ctx context.Context, f metadata.Fence, w shardWo
 }
 
 // cleanPartition cleans one partition (see the top of this file) and
-// reports whether it edited the log, the partition's cleaner state after,
-// and whether the key map filled before the end of the dirty part.
-func (c *Compactor) cleanPartition(ctx context.Context, f metadata.Fence, w shardWork, lg *metadata.ShardLog, pl cleanPlan, st metadata.CleanerState, now time.Time) (edited bool, next metadata.CleanerState, full bool, err error) {
+// returns its cleaner state after, and whether the key map filled before
+// the end of the dirty part.
+func (c *Compactor) cleanPartition(ctx context.Context, f metadata.Fence, w shardWork, lg *metadata.ShardLog, pl cleanPlan, st metadata.CleanerState, now time.Time) (next metadata.CleanerState, full bool, err error) {
 	c.cleanMu.Lock()
 	defer c.cleanMu.Unlock()
 	if c.keys == nil {
@@ -337,14 +333,14 @@ func (c *Compactor) cleanPartition(ctx context.Context, f metadata.Fence, w shar
 			})
 		})
 		if err != nil {
-			return false, st, false, err
+			return st, false, err
 		}
 		if full {
 			break
 		}
 	}
 	if end <= st.CleanedTo {
-		return false, st, false, fmt.Errorf("the key map (%d bytes) holds no key of the dirty part: raise --compaction-key-map-bytes", c.cfg.KeyMapBytes)
+		return st, false, fmt.Errorf("the key map (%d bytes) holds no key of the dirty part: raise --compaction-key-map-bytes", c.cfg.KeyMapBytes)
 	}
 	tombstonesBelow := min(st.TombstonesBelow(w.settings.DeleteRetentionMs, now.UnixMilli()), end)
 	keep := func(rec segments.Record, o int64) bool {
@@ -370,10 +366,8 @@ func (c *Compactor) cleanPartition(ctx context.Context, f metadata.Fence, w shar
 	}
 	for len(refs) > 0 {
 		n := c.cleanGroup(lg, refs)
-		done, err := c.rewriteGroup(ctx, f, w, lg, pl.partition, refs[:n], m, keep)
-		edited = edited || done
-		if err != nil {
-			return edited, st, false, err
+		if err := c.rewriteGroup(ctx, f, w, lg, pl.partition, refs[:n], m, keep); err != nil {
+			return st, false, err
 		}
 		refs = refs[n:]
 	}
@@ -381,11 +375,11 @@ func (c *Compactor) cleanPartition(ctx context.Context, f metadata.Fence, w shar
 	// 4. The checkpoint.
 	next = st.Cleaned(end, now.UnixMilli())
 	if err := c.store.PutCleanerState(ctx, f, w.id.Topic, pl.partition, next); err != nil {
-		return edited, st, false, err
+		return st, false, err
 	}
 	c.metrics.cleanedPartitions.Inc()
 	c.log.Debug("cleaned", "topic", w.topic.Name, "partition", pl.partition, "to", end, "map_full", full)
-	return edited, next, full, nil
+	return next, full, nil
 }
 
 // cleanGroup returns how many of refs one edit rewrites: up to
@@ -411,10 +405,10 @@ func (c *Compactor) cleanGroup(lg *metadata.ShardLog, refs []cleanRef) int {
 }
 
 // rewriteGroup rewrites one group of a partition's extents (the first
-// group's first extent at its log start) as one extent, and swaps it in.
-// It reports whether it edited the log; a group none of whose records go
-// is left as it is.
-func (c *Compactor) rewriteGroup(ctx context.Context, f metadata.Fence, w shardWork, lg *metadata.ShardLog, p int32, refs []cleanRef, keys *keyMap, keep func(segments.Record, int64) bool) (bool, error) {
+// group's first extent at its log start) as one extent, swaps it in, and
+// keeps lg what the log is after. A group none of whose records go is
+// left as it is.
+func (c *Compactor) rewriteGroup(ctx context.Context, f metadata.Fence, w shardWork, lg *metadata.ShardLog, p int32, refs []cleanRef, keys *keyMap, keep func(segments.Record, int64) bool) error {
 	first, last := refs[0].x.First, refs[len(refs)-1].x.Last
 	var (
 		out       []byte
@@ -466,11 +460,11 @@ func (c *Compactor) rewriteGroup(ctx context.Context, f metadata.Fence, w shardW
 			return nil
 		})
 		if err != nil {
-			return false, err
+			return err
 		}
 	}
 	if removed == 0 {
-		return false, nil
+		return nil
 	}
 	if lastStart < 0 {
 		// Nothing kept: keep the group's last record, so its offsets stay
@@ -479,11 +473,11 @@ func (c *Compactor) rewriteGroup(ctx context.Context, f metadata.Fence, w shardW
 		// tombstone, so a key deleted is never seen again once that
 		// tombstone goes.
 		if lastData == nil {
-			return false, fmt.Errorf("%w: a group of partition %d holds no records", ErrExtentMismatch, p)
+			return fmt.Errorf("%w: a group of partition %d holds no records", ErrExtentMismatch, p)
 		}
 		lastOD := int32(-1)
 		if err := lastData.Records(func(rec segments.Record) bool { lastOD = max(lastOD, rec.OffsetDelta); return true }); err != nil {
-			return false, err
+			return err
 		}
 		shift := lastBase - first
 		var kept int32
@@ -498,7 +492,7 @@ func (c *Compactor) rewriteGroup(ctx context.Context, f metadata.Fence, w shardW
 			},
 		})
 		if err != nil {
-			return false, err
+			return err
 		}
 		removed -= int64(kept)
 		lastStart, covered = 0, lastBase+int64(lastData.LastOffsetDelta)
@@ -506,7 +500,7 @@ func (c *Compactor) rewriteGroup(ctx context.Context, f metadata.Fence, w shardW
 	}
 	if covered < last {
 		if err := segments.ExtendLastOffset(out[lastStart:], last-covered); err != nil {
-			return false, err
+			return err
 		}
 	}
 
@@ -521,24 +515,24 @@ func (c *Compactor) rewriteGroup(ctx context.Context, f metadata.Fence, w shardW
 		}
 		bt, err := segments.ParseBatch(out[start:end])
 		if err != nil {
-			return false, fmt.Errorf("cleaned batch of partition %d: %w", p, err)
+			return fmt.Errorf("cleaned batch of partition %d: %w", p, err)
 		}
 		if b.Append(key, bt) < 0 {
-			return false, fmt.Errorf("%w: a cleaned batch of partition %d is not appendable", ErrExtentMismatch, p)
+			return fmt.Errorf("%w: a cleaned batch of partition %d is not appendable", ErrExtentMismatch, p)
 		}
 	}
 	o, extents, err := b.FinishObject()
 	if err != nil {
-		return false, fmt.Errorf("encoding cleaned object: %w", err)
+		return fmt.Errorf("encoding cleaned object: %w", err)
 	}
 	defer o.Release()
 	if len(extents) != 1 || extents[0].Records != last-first+1 {
-		return false, fmt.Errorf("%w: cleaned extent of partition %d does not cover offsets %d-%d", ErrExtentMismatch, p, first, last)
+		return fmt.Errorf("%w: cleaned extent of partition %d does not cover offsets %d-%d", ErrExtentMismatch, p, first, last)
 	}
 	ox := extents[0]
 	objKey := segments.NewObjectKey(time.Now(), segments.KindMerged)
 	if err := c.bucket.Put(ctx, objKey, o.Bytes); err != nil {
-		return false, fmt.Errorf("writing cleaned object %s: %w", objKey, err)
+		return fmt.Errorf("writing cleaned object %s: %w", objKey, err)
 	}
 	ref := metadata.ObjectRef{Key: objKey, Size: int64(len(o.Bytes))}
 	nx := metadata.Extent{
@@ -553,7 +547,7 @@ func (c *Compactor) rewriteGroup(ctx context.Context, f metadata.Fence, w shardW
 		old, err := entryOf(lg, r.seq)
 		if err != nil {
 			c.deleteObjects(ctx, objKey)
-			return false, err
+			return err
 		}
 		var (
 			e    metadata.LogEntry
@@ -571,23 +565,19 @@ func (c *Compactor) rewriteGroup(ctx context.Context, f metadata.Fence, w shardW
 			edit.Put = append(edit.Put, metadata.StoredLogEntry{LogEntry: e, ModRevision: old.ModRevision})
 		}
 	}
-	if _, err := c.store.EditShard(ctx, f, edit); err != nil {
+	rev, err := c.store.EditShard(ctx, f, edit)
+	if err != nil {
 		c.deleteObjects(ctx, objKey)
-		return false, fmt.Errorf("cleaning partition %d of %s: %w", p, w.topic.Name, err)
+		return fmt.Errorf("cleaning partition %d of %s: %w", p, w.topic.Name, err)
 	}
+	// What the edit wrote is now the log as known, for the next groups
+	// and the merges.
+	applyEdit(lg, edit, rev)
 	c.metrics.recordsRemoved.Add(float64(removed))
 	c.metrics.cleanedBytes.Add(float64(readBytes))
 	c.metrics.objectsWritten.Inc()
 	c.metrics.bytesWritten.Add(float64(ref.Size))
-
-	// The log as it is now, for the next groups and the merges.
-	fresh, err := c.store.ReadShardLog(ctx, w.id)
-	if err != nil {
-		return true, err
-	}
-	fresh.ProducerFloor = max(fresh.ProducerFloor, lg.ProducerFloor)
-	*lg = fresh
-	return true, nil
+	return nil
 }
 
 // withExtent returns e with partition x.Partition's extent replaced by x,

@@ -472,16 +472,8 @@ func (c *Compactor) compactShard(ctx context.Context, f metadata.Fence, w shardW
 		return nil, nil
 	}
 	if w.settings.Compact {
-		changed, err := c.clean(ctx, f, w, lg, ps)
-		if err != nil {
+		if err := c.clean(ctx, f, w, &lg, ps); err != nil {
 			return nil, err
-		}
-		if changed {
-			floor := lg.ProducerFloor
-			if lg, err = c.store.ReadShardLog(ctx, w.id); err != nil {
-				return nil, err
-			}
-			lg.ProducerFloor = max(lg.ProducerFloor, floor)
 		}
 	}
 	ps.Shards++

@@ -200,6 +200,29 @@ func withoutExtents(e metadata.LogEntry, drop map[int32]bool) (metadata.LogEntry
 	return out, lost
 }
 
+// applyEdit makes lg's entries what an edit applied at revision rev left:
+// its deletes gone, its puts in place at that revision.
+func applyEdit(lg *metadata.ShardLog, edit metadata.ShardEdit, rev int64) {
+	changed := make(map[int64]*metadata.LogEntry, len(edit.Put)+len(edit.Delete))
+	for _, d := range edit.Delete {
+		changed[d.Seq] = nil
+	}
+	for i := range edit.Put {
+		changed[edit.Put[i].Seq] = &edit.Put[i].LogEntry
+	}
+	entries := lg.Entries[:0:0]
+	for _, e := range lg.Entries {
+		put, ok := changed[e.Seq]
+		switch {
+		case !ok:
+			entries = append(entries, e)
+		case put != nil:
+			entries = append(entries, metadata.StoredLogEntry{LogEntry: *put, ModRevision: rev})
+		}
+	}
+	lg.Entries = entries
+}
+
 func objectKeys(objs []metadata.ObjectRef) []string {
 	out := make([]string, len(objs))
 	for i, o := range objs {
@@ -317,10 +340,7 @@ func (c *Compactor) applyRetention(ctx context.Context, f metadata.Fence, w shar
 		if err != nil {
 			return fmt.Errorf("retention of %s shard %d: %w", w.topic.Name, w.id.Shard, err)
 		}
-		// What the edit wrote is now the log as known.
-		changed := map[int64]*metadata.LogEntry{}
 		for _, ch := range rest[:n] {
-			changed[ch.old.Seq] = ch.put
 			if ch.put == nil {
 				ps.RetentionEntries++
 				c.metrics.retentionEntries.Inc()
@@ -330,17 +350,8 @@ func (c *Compactor) applyRetention(ctx context.Context, f metadata.Fence, w shar
 			c.metrics.retentionExtents.Add(float64(ch.extents))
 			c.metrics.retentionBytes.Add(float64(ch.bytes))
 		}
-		entries := lg.Entries[:0:0]
-		for _, e := range lg.Entries {
-			put, ok := changed[e.Seq]
-			switch {
-			case !ok:
-				entries = append(entries, e)
-			case put != nil:
-				entries = append(entries, metadata.StoredLogEntry{LogEntry: *put, ModRevision: rev})
-			}
-		}
-		lg.Entries = entries
+		// What the edit wrote is now the log as known.
+		applyEdit(lg, edit, rev)
 		if len(starts) > 0 {
 			for slot, v := range starts {
 				for int(slot) >= len(lg.State.Starts) {
