@@ -43,9 +43,10 @@ import (
 //     of consecutive extents at a time (as many as one etcd transaction
 //     may edit): a record below X goes if a later record of its key is
 //     mapped, if it is a tombstone first cleaned delete.retention.ms ago,
-//     or if it has no key (Kafka's cleaner drops those too); records from
-//     X on stay. Control batches and transactional batches stay whole
-//     (aborted records are left to read_committed consumers' filtering).
+//     or if it has no key (Kafka's cleaner drops those too), and the
+//     records of aborted transactions (metadata.AbortedTxns) go; records
+//     from X on stay. Committed transactional records are mapped and
+//     kept like any other; control batches (transaction markers) stay.
 //     A group's kept batches keep their records' offsets and cover the
 //     group's offsets without gaps (segments.AppendCleaned): where whole
 //     batches went, the batch kept before them ends later; where the
@@ -313,11 +314,22 @@ func (c *Compactor) cleanPartition(ctx context.Context, f metadata.Fence, w shar
 	m := c.keys
 	m.reset()
 
-	// 1. The key map, from the dirty part.
+	// The aborted transactions of the part to clean: their records are
+	// neither mapped nor kept.
 	end := pl.refs[len(pl.refs)-1].x.Last + 1
+	aborted, err := c.store.AbortedTxns(ctx, w.id.Topic, pl.partition, pl.refs[0].x.First, end)
+	if err != nil {
+		return st, false, err
+	}
+	rules := &cleanRules{keys: m, aborted: map[int64][]metadata.AbortedTxn{}}
+	for _, a := range aborted {
+		rules.aborted[a.ProducerID] = append(rules.aborted[a.ProducerID], a)
+	}
+
+	// 1. The key map, from the dirty part.
 	for _, r := range pl.refs[pl.dirty:] {
 		err := c.eachBatch(ctx, lg, r, func(b *segments.Batch, base int64) error {
-			if b.Control() || b.Transactional() {
+			if b.Control() || rules.abortedBatch(b, base) {
 				return nil
 			}
 			return b.Records(func(rec segments.Record) bool {
@@ -342,19 +354,8 @@ func (c *Compactor) cleanPartition(ctx context.Context, f metadata.Fence, w shar
 	if end <= st.CleanedTo {
 		return st, false, fmt.Errorf("the key map (%d bytes) holds no key of the dirty part: raise --compaction-key-map-bytes", c.cfg.KeyMapBytes)
 	}
-	tombstonesBelow := min(st.TombstonesBelow(w.settings.DeleteRetentionMs, now.UnixMilli()), end)
-	keep := func(rec segments.Record, o int64) bool {
-		switch {
-		case o >= end:
-			return true
-		case rec.Key == nil:
-			return false
-		}
-		if latest, _, ok := m.latest(rec.Key); ok && latest > o {
-			return false
-		}
-		return rec.Value != nil || o >= tombstonesBelow
-	}
+	rules.end = end
+	rules.tombstonesBelow = min(st.TombstonesBelow(w.settings.DeleteRetentionMs, now.UnixMilli()), end)
 
 	// 2 and 3. The rewrite, group by group.
 	var refs []cleanRef
@@ -366,7 +367,7 @@ func (c *Compactor) cleanPartition(ctx context.Context, f metadata.Fence, w shar
 	}
 	for len(refs) > 0 {
 		n := c.cleanGroup(lg, refs)
-		if err := c.rewriteGroup(ctx, f, w, lg, pl.partition, refs[:n], m, keep); err != nil {
+		if err := c.rewriteGroup(ctx, f, w, lg, pl.partition, refs[:n], rules); err != nil {
 			return st, false, err
 		}
 		refs = refs[n:]
@@ -380,6 +381,55 @@ func (c *Compactor) cleanPartition(ctx context.Context, f metadata.Fence, w shar
 	c.metrics.cleanedPartitions.Inc()
 	c.log.Debug("cleaned", "topic", w.topic.Name, "partition", pl.partition, "to", end, "map_full", full)
 	return next, full, nil
+}
+
+// cleanRules decide what a clean keeps of the records below end: a
+// record goes if a later record of its key is mapped, if it is a
+// tombstone below tombstonesBelow, if it has no key, or if its
+// transaction was aborted. Records from end on and control batches stay.
+type cleanRules struct {
+	keys            *keyMap
+	end             int64
+	tombstonesBelow int64
+	// aborted are the partition's aborted transactions, by producer.
+	aborted map[int64][]metadata.AbortedTxn
+}
+
+// abortedBatch reports whether b, at base, holds records of an aborted
+// transaction.
+func (cr *cleanRules) abortedBatch(b *segments.Batch, base int64) bool {
+	if !b.Transactional() || b.Control() {
+		return false
+	}
+	for _, a := range cr.aborted[b.ProducerID] {
+		if a.First <= base && base < a.Last {
+			return true
+		}
+	}
+	return false
+}
+
+// batch returns which records of b, at base, to keep.
+func (cr *cleanRules) batch(b *segments.Batch, base int64) func(segments.Record) bool {
+	switch {
+	case b.Control():
+		return func(segments.Record) bool { return true }
+	case base < cr.end && cr.abortedBatch(b, base):
+		return func(segments.Record) bool { return false }
+	}
+	return func(rec segments.Record) bool {
+		o := base + int64(rec.OffsetDelta)
+		switch {
+		case o >= cr.end:
+			return true
+		case rec.Key == nil:
+			return false
+		}
+		if latest, _, ok := cr.keys.latest(rec.Key); ok && latest > o {
+			return false
+		}
+		return rec.Value != nil || o >= cr.tombstonesBelow
+	}
 }
 
 // cleanGroup returns how many of refs one edit rewrites: up to
@@ -408,7 +458,7 @@ func (c *Compactor) cleanGroup(lg *metadata.ShardLog, refs []cleanRef) int {
 // group's first extent at its log start) as one extent, swaps it in, and
 // keeps lg what the log is after. A group none of whose records go is
 // left as it is.
-func (c *Compactor) rewriteGroup(ctx context.Context, f metadata.Fence, w shardWork, lg *metadata.ShardLog, p int32, refs []cleanRef, keys *keyMap, keep func(segments.Record, int64) bool) error {
+func (c *Compactor) rewriteGroup(ctx context.Context, f metadata.Fence, w shardWork, lg *metadata.ShardLog, p int32, refs []cleanRef, rules *cleanRules) error {
 	first, last := refs[0].x.First, refs[len(refs)-1].x.Last
 	var (
 		out       []byte
@@ -423,7 +473,6 @@ func (c *Compactor) rewriteGroup(ctx context.Context, f metadata.Fence, w shardW
 	for _, r := range refs {
 		readBytes += r.x.Length
 		err := c.eachBatch(ctx, lg, r, func(b *segments.Batch, base int64) error {
-			whole := b.Control() || b.Transactional()
 			var shift int64
 			if lastStart < 0 {
 				shift = base - first
@@ -437,13 +486,13 @@ func (c *Compactor) rewriteGroup(ctx context.Context, f metadata.Fence, w shardW
 			out, kept, err = segments.AppendCleaned(out, b, segments.CleanedBatch{
 				Shift:           int32(shift),
 				LastOffsetDelta: b.LastOffsetDelta + int32(shift),
-				Keep:            func(rec segments.Record) bool { return whole || keep(rec, base+int64(rec.OffsetDelta)) },
+				Keep:            rules.batch(b, base),
 			})
 			if err != nil {
 				return err
 			}
 			removed += int64(b.RecordCount - kept)
-			if !whole {
+			if !b.Control() {
 				cp := *b // its bytes stay valid: they are the extent's decoded copy
 				lastData, lastBase = &cp, base
 			}
@@ -487,7 +536,7 @@ func (c *Compactor) rewriteGroup(ctx context.Context, f metadata.Fence, w shardW
 			LastOffsetDelta: lastData.LastOffsetDelta + int32(shift),
 			Keep:            func(rec segments.Record) bool { return rec.OffsetDelta == lastOD },
 			Null: func(rec segments.Record) bool {
-				_, tomb, ok := keys.latest(rec.Key)
+				_, tomb, ok := rules.keys.latest(rec.Key)
 				return rec.Key != nil && ok && tomb
 			},
 		})

@@ -191,3 +191,73 @@ func TestCompactedTopicKeepsLatestPerKey(t *testing.T) {
 		})
 	}
 }
+
+// Cleaning drops the records of aborted transactions and keeps committed
+// ones like any other: read from the start (read_uncommitted), a
+// compacted partition holds no aborted record, every key's latest
+// committed value, and the guarantees of checkCompacted over what was
+// committed.
+func TestCleaningDropsAbortedRecords(t *testing.T) {
+	e := newEnv(t)
+	e.addAgent()
+	const topic = "changelog-txn"
+	tp := e.createTopic(topic, 2, map[string]string{"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.01"})
+	tx := e.client(kgo.TransactionalID("cleaner-tx"), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0))
+	committed := map[int32][]changelogRecord{}
+	aborted := map[int32]map[int64]bool{0: {}, 1: {}}
+	for round := range 12 {
+		if err := tx.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		// Every third transaction, the last among them, aborts; it also
+		// writes keys of its own, which no committed record follows.
+		commit := round%3 != 2
+		var recs []*kgo.Record
+		for k := range 8 {
+			recs = append(recs, &kgo.Record{Topic: topic, Partition: int32(k % 2), Key: fmt.Appendf(nil, "key-%d", k), Value: fmt.Appendf(nil, "round-%d", round)})
+			if !commit {
+				recs = append(recs, &kgo.Record{Topic: topic, Partition: int32(k % 2), Key: fmt.Appendf(nil, "aborted-%d-%d", round, k), Value: []byte("never")})
+			}
+		}
+		if err := tx.ProduceSync(ctx(t), recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.EndTransaction(ctx(t), kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			if commit {
+				committed[r.Partition] = append(committed[r.Partition], changelogRecord{offset: r.Offset, key: r.Key, value: r.Value})
+			} else {
+				aborted[r.Partition][r.Offset] = true
+			}
+		}
+	}
+	// Later writes, so the transactions are below the shard's latest entry.
+	rng := rand.New(rand.NewPCG(3, 4))
+	plain := produceChangelog(t, producer(e), topic, 2, 3, 10, 100, rng)
+	ends := map[int32]int64{}
+	for p := range committed {
+		committed[p] = append(committed[p], plain[p]...)
+		ends[p] = committed[p][len(committed[p])-1].offset + 1
+	}
+
+	c := e.newCompactor(compactor.Config{GCGrace: time.Minute})
+	if _, err := c.RunOnce(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, e, tp, ends)
+	for p := range committed {
+		var data []*kgo.Record
+		for _, r := range got[p] {
+			if aborted[p][r.Offset] {
+				t.Fatalf("partition %d: the aborted record at %d is still there", p, r.Offset)
+			}
+			data = append(data, r)
+		}
+		checkCompacted(t, p, committed[p], data, false)
+		if len(data) >= len(committed[p]) {
+			t.Fatalf("partition %d: read %d records of %d committed: nothing was cleaned", p, len(data), len(committed[p]))
+		}
+	}
+}
