@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"io"
 	"math"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/floe-io/floe/metadata"
@@ -264,7 +264,7 @@ func (c *Compactor) clean(ctx context.Context, f metadata.Fence, w shardWork, lg
 		if !pl.due {
 			continue
 		}
-		if err := c.cleanRounds(ctx, f, w, lg, pl, states[pl.partition], now); err != nil {
+		if err := c.cleanRounds(ctx, f, w, lg, pl, states[pl.partition], now, ps); err != nil {
 			if fatal(ctx, err) {
 				return err
 			}
@@ -286,9 +286,9 @@ func (c *Compactor) clean(ctx context.Context, f metadata.Fence, w shardWork, lg
 const maxCleanRounds = 16
 
 // cleanRounds cleans one partition, again while its key map filled up.
-func (c *Compactor) cleanRounds(ctx context.Context, f metadata.Fence, w shardWork, lg *metadata.ShardLog, pl cleanPlan, st metadata.CleanerState, now time.Time) error {
+func (c *Compactor) cleanRounds(ctx context.Context, f metadata.Fence, w shardWork, lg *metadata.ShardLog, pl cleanPlan, st metadata.CleanerState, now time.Time, ps *PassStats) error {
 	for round := 1; ; round++ {
-		next, full, err := c.cleanPartition(ctx, f, w, lg, pl, st, now)
+		next, full, err := c.cleanPartition(ctx, f, w, lg, pl, st, now, ps)
 		if err != nil || !full || round == maxCleanRounds {
 			return err
 		}
@@ -305,7 +305,7 @@ func (c *Compactor) cleanRounds(ctx context.Context, f metadata.Fence, w shardWo
 // cleanPartition cleans one partition (see the top of this file) and
 // returns its cleaner state after, and whether the key map filled before
 // the end of the dirty part.
-func (c *Compactor) cleanPartition(ctx context.Context, f metadata.Fence, w shardWork, lg *metadata.ShardLog, pl cleanPlan, st metadata.CleanerState, now time.Time) (next metadata.CleanerState, full bool, err error) {
+func (c *Compactor) cleanPartition(ctx context.Context, f metadata.Fence, w shardWork, lg *metadata.ShardLog, pl cleanPlan, st metadata.CleanerState, now time.Time, ps *PassStats) (next metadata.CleanerState, full bool, err error) {
 	c.cleanMu.Lock()
 	defer c.cleanMu.Unlock()
 	if c.keys == nil {
@@ -327,29 +327,28 @@ func (c *Compactor) cleanPartition(ctx context.Context, f metadata.Fence, w shar
 	}
 
 	// 1. The key map, from the dirty part.
-	for _, r := range pl.refs[pl.dirty:] {
-		err := c.eachBatch(ctx, lg, r, func(b *segments.Batch, base int64) error {
-			if b.Control() || rules.abortedBatch(b, base) {
-				return nil
-			}
-			return b.Records(func(rec segments.Record) bool {
-				o := base + int64(rec.OffsetDelta)
-				if o < st.CleanedTo || rec.Key == nil {
-					return true
-				}
-				if !m.put(rec.Key, o, rec.Value == nil) {
-					full, end = true, o
-					return false
-				}
+	err = c.eachBatch(ctx, lg, pl.refs[pl.dirty:], func(b *segments.Batch, base int64) error {
+		if b.Control() || rules.abortedBatch(b, base) {
+			return nil
+		}
+		err := b.Records(func(rec segments.Record) bool {
+			o := base + int64(rec.OffsetDelta)
+			if o < st.CleanedTo || rec.Key == nil {
 				return true
-			})
+			}
+			if !m.put(rec.Key, o, rec.Value == nil) {
+				full, end = true, o
+				return false
+			}
+			return true
 		})
-		if err != nil {
-			return st, false, err
+		if err == nil && full {
+			return errMapFull
 		}
-		if full {
-			break
-		}
+		return err
+	})
+	if err != nil && !errors.Is(err, errMapFull) {
+		return st, false, err
 	}
 	if end <= st.CleanedTo {
 		return st, false, fmt.Errorf("the key map (%d bytes) holds no key of the dirty part: raise --compaction-key-map-bytes", c.cfg.KeyMapBytes)
@@ -367,7 +366,7 @@ func (c *Compactor) cleanPartition(ctx context.Context, f metadata.Fence, w shar
 	}
 	for len(refs) > 0 {
 		n := c.cleanGroup(lg, refs)
-		if err := c.rewriteGroup(ctx, f, w, lg, pl.partition, refs[:n], rules); err != nil {
+		if err := c.rewriteGroup(ctx, f, w, lg, pl.partition, refs[:n], rules, ps); err != nil {
 			return st, false, err
 		}
 		refs = refs[n:]
@@ -379,6 +378,7 @@ func (c *Compactor) cleanPartition(ctx context.Context, f metadata.Fence, w shar
 		return st, false, err
 	}
 	c.metrics.cleanedPartitions.Inc()
+	ps.CleanedPartitions++
 	c.log.Debug("cleaned", "topic", w.topic.Name, "partition", pl.partition, "to", end, "map_full", full)
 	return next, full, nil
 }
@@ -458,7 +458,7 @@ func (c *Compactor) cleanGroup(lg *metadata.ShardLog, refs []cleanRef) int {
 // group's first extent at its log start) as one extent, swaps it in, and
 // keeps lg what the log is after. A group none of whose records go is
 // left as it is.
-func (c *Compactor) rewriteGroup(ctx context.Context, f metadata.Fence, w shardWork, lg *metadata.ShardLog, p int32, refs []cleanRef, rules *cleanRules) error {
+func (c *Compactor) rewriteGroup(ctx context.Context, f metadata.Fence, w shardWork, lg *metadata.ShardLog, p int32, refs []cleanRef, rules *cleanRules, ps *PassStats) error {
 	first, last := refs[0].x.First, refs[len(refs)-1].x.Last
 	var (
 		out       []byte
@@ -472,45 +472,45 @@ func (c *Compactor) rewriteGroup(ctx context.Context, f metadata.Fence, w shardW
 	)
 	for _, r := range refs {
 		readBytes += r.x.Length
-		err := c.eachBatch(ctx, lg, r, func(b *segments.Batch, base int64) error {
-			var shift int64
-			if lastStart < 0 {
-				shift = base - first
-			}
-			if shift > math.MaxInt32 || int64(b.LastOffsetDelta)+shift > math.MaxInt32 {
-				return fmt.Errorf("%w: a kept batch would span %d offsets", ErrExtentMismatch, int64(b.LastOffsetDelta)+shift+1)
-			}
-			start := len(out)
-			var kept int32
-			var err error
-			out, kept, err = segments.AppendCleaned(out, b, segments.CleanedBatch{
-				Shift:           int32(shift),
-				LastOffsetDelta: b.LastOffsetDelta + int32(shift),
-				Keep:            rules.batch(b, base),
-			})
-			if err != nil {
-				return err
-			}
-			removed += int64(b.RecordCount - kept)
-			if !b.Control() {
-				cp := *b // its bytes stay valid: they are the extent's decoded copy
-				lastData, lastBase = &cp, base
-			}
-			if kept == 0 {
-				return nil
-			}
-			if lastStart >= 0 && base > covered+1 {
-				if err := segments.ExtendLastOffset(out[lastStart:start], base-1-covered); err != nil {
-					return err
-				}
-			}
-			lastStart, covered = start, base+int64(b.LastOffsetDelta)
-			starts = append(starts, start)
-			return nil
+	}
+	err := c.eachBatch(ctx, lg, refs, func(b *segments.Batch, base int64) error {
+		var shift int64
+		if lastStart < 0 {
+			shift = base - first
+		}
+		if shift > math.MaxInt32 || int64(b.LastOffsetDelta)+shift > math.MaxInt32 {
+			return fmt.Errorf("%w: a kept batch would span %d offsets", ErrExtentMismatch, int64(b.LastOffsetDelta)+shift+1)
+		}
+		start := len(out)
+		var kept int32
+		var err error
+		out, kept, err = segments.AppendCleaned(out, b, segments.CleanedBatch{
+			Shift:           int32(shift),
+			LastOffsetDelta: b.LastOffsetDelta + int32(shift),
+			Keep:            rules.batch(b, base),
 		})
 		if err != nil {
 			return err
 		}
+		removed += int64(b.RecordCount - kept)
+		if !b.Control() {
+			cp := *b // its bytes stay valid: they are the extent's decoded copy
+			lastData, lastBase = &cp, base
+		}
+		if kept == 0 {
+			return nil
+		}
+		if lastStart >= 0 && base > covered+1 {
+			if err := segments.ExtendLastOffset(out[lastStart:start], base-1-covered); err != nil {
+				return err
+			}
+		}
+		lastStart, covered = start, base+int64(b.LastOffsetDelta)
+		starts = append(starts, start)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if removed == 0 {
 		return nil
@@ -622,6 +622,10 @@ func (c *Compactor) rewriteGroup(ctx context.Context, f metadata.Fence, w shardW
 	// What the edit wrote is now the log as known, for the next groups
 	// and the merges.
 	applyEdit(lg, edit, rev)
+	ps.CleanerRecordsRemoved += removed
+	ps.CleanerBytesRead += readBytes
+	ps.ObjectsWritten++
+	ps.BytesWritten += ref.Size
 	c.metrics.recordsRemoved.Add(float64(removed))
 	c.metrics.cleanedBytes.Add(float64(readBytes))
 	c.metrics.objectsWritten.Inc()
@@ -640,38 +644,72 @@ func withExtent(e metadata.LogEntry, x metadata.Extent, ref metadata.ObjectRef) 
 	return out, lost
 }
 
-// eachBatch reads extent r of the shard log and calls fn with each of its
-// batches that is part of the log, parsed, and its base offset.
-func (c *Compactor) eachBatch(ctx context.Context, lg *metadata.ShardLog, r cleanRef, fn func(b *segments.Batch, base int64) error) error {
-	e, err := entryOf(lg, r.seq)
-	if err != nil {
-		return err
+// errMapFull stops reading the dirty part once the key map is full.
+var errMapFull = errors.New("key map full")
+
+// eachBatch reads the extents refs of the shard log, a window of up to
+// readWindowBytes at a time with readParallel GETs at once, and calls fn
+// with each of their batches that is part of the log, parsed, with its
+// base offset, in order, until fn fails.
+func (c *Compactor) eachBatch(ctx context.Context, lg *metadata.ShardLog, refs []cleanRef, fn func(b *segments.Batch, base int64) error) error {
+	for i := 0; i < len(refs); {
+		j, bytes := i, int64(0)
+		for ; j < len(refs) && j-i < readWindowSpans && (j == i || bytes+refs[j].x.Length <= readWindowBytes); j++ {
+			bytes += refs[j].x.Length
+		}
+		objects := make([]string, j-i)
+		for k := range objects {
+			e, err := entryOf(lg, refs[i+k].seq)
+			if err != nil {
+				return err
+			}
+			objects[k] = e.Objects[refs[i+k].x.Object].Key
+		}
+		data := make([][]byte, j-i)
+		errs := make([]error, j-i)
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, readParallel)
+		for k := range data {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				x := refs[i+k].x
+				data[k], errs[k] = c.getRange(ctx, objects[k], x.Offset, x.Length)
+			}()
+		}
+		wg.Wait()
+		for k, x := range refs[i:j] {
+			if errs[k] != nil {
+				return errs[k]
+			}
+			if err := eachBatchOf(objects[k], x.x, data[k], fn); err != nil {
+				return err
+			}
+		}
+		i = j
 	}
-	object := e.Objects[r.x.Object].Key
-	rc, err := c.bucket.GetRange(ctx, object, r.x.Offset, r.x.Length)
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", object, err)
-	}
-	data, err := io.ReadAll(io.LimitReader(rc, r.x.Length))
-	rc.Close()
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", object, err)
-	}
-	if int64(len(data)) != r.x.Length {
-		return fmt.Errorf("%w: %s: read %d bytes of the extent at %d, the index says %d", ErrExtentMismatch, object, len(data), r.x.Offset, r.x.Length)
-	}
-	_, next, err := segments.ReadExtent(data, r.x.First, r.x.Skip, nil, func(ab segments.AssignedBatch) error {
+	return nil
+}
+
+// eachBatchOf calls fn with each batch of extent x of object, read as
+// data, that is part of the log, with its base offset.
+func eachBatchOf(object string, x metadata.Extent, data []byte, fn func(b *segments.Batch, base int64) error) error {
+	_, next, err := segments.ReadExtent(data, x.First, x.Skip, nil, func(ab segments.AssignedBatch) error {
 		b, err := segments.ParseBatch(ab.Raw)
 		if err != nil {
-			return fmt.Errorf("batch %d of %s at %d: %w", ab.Ordinal, object, r.x.Offset, err)
+			return fmt.Errorf("batch %d of %s at %d: %w", ab.Ordinal, object, x.Offset, err)
 		}
 		return fn(&b, ab.Base)
 	})
-	if err != nil {
-		return fmt.Errorf("decoding extent of %s at %d: %w", object, r.x.Offset, err)
-	}
-	if next != r.x.Last+1 {
-		return fmt.Errorf("%w: %s at %d holds offsets %d-%d, the entry says %d-%d", ErrExtentMismatch, object, r.x.Offset, r.x.First, next-1, r.x.First, r.x.Last)
+	switch {
+	case errors.Is(err, errMapFull):
+		return err
+	case err != nil:
+		return fmt.Errorf("decoding extent of %s at %d: %w", object, x.Offset, err)
+	case next != x.Last+1:
+		return fmt.Errorf("%w: %s at %d holds offsets %d-%d, the entry says %d-%d", ErrExtentMismatch, object, x.Offset, x.First, next-1, x.First, x.Last)
 	}
 	return nil
 }

@@ -67,6 +67,11 @@ type PassStats struct {
 	// bytes) were written for them.
 	Merges, MergedEntries, ObjectsWritten int
 	MergedBytes, BytesWritten             int64
+	// CleanedPartitions of compacted topics were cleaned (some more than
+	// once); the cleaner read CleanerBytesRead stored bytes to rewrite
+	// them and removed CleanerRecordsRemoved records.
+	CleanedPartitions                       int
+	CleanerBytesRead, CleanerRecordsRemoved int64
 	// Objects were listed in the bucket, Entries log entries read from
 	// etcd; Unreferenced objects were referenced by none of them, of
 	// which Deleted (DeletedBytes) were past their grace and deleted.
@@ -240,7 +245,7 @@ func (c *Compactor) pass(ctx context.Context, f metadata.Fence) (PassStats, erro
 	c.last = st
 	c.statsMu.Unlock()
 	logf := c.log.Info
-	if st.RetentionExtents+st.RetentionEntries+st.Merges+st.Deleted+st.Errors == 0 {
+	if st.RetentionExtents+st.RetentionEntries+st.Merges+st.CleanedPartitions+st.Deleted+st.Errors == 0 {
 		logf = c.log.Debug // an idle pass every interval is not news
 	}
 	logf("compaction pass done", "took", st.Duration.Round(time.Millisecond),
@@ -248,6 +253,7 @@ func (c *Compactor) pass(ctx context.Context, f metadata.Fence) (PassStats, erro
 		"retention_extents", st.RetentionExtents, "retention_entries", st.RetentionEntries,
 		"merges", st.Merges, "merged_entries", st.MergedEntries, "merged_bytes", st.MergedBytes,
 		"objects_written", st.ObjectsWritten, "bytes_written", st.BytesWritten,
+		"cleaned_partitions", st.CleanedPartitions, "cleaner_records_removed", st.CleanerRecordsRemoved,
 		"objects", st.Objects, "entries", st.Entries, "unreferenced", st.Unreferenced,
 		"deleted", st.Deleted, "errors", st.Errors)
 	return st, nil
@@ -454,6 +460,9 @@ func (st *PassStats) add(o PassStats) {
 	st.MergedBytes += o.MergedBytes
 	st.ObjectsWritten += o.ObjectsWritten
 	st.BytesWritten += o.BytesWritten
+	st.CleanedPartitions += o.CleanedPartitions
+	st.CleanerBytesRead += o.CleanerBytesRead
+	st.CleanerRecordsRemoved += o.CleanerRecordsRemoved
 	st.Errors += o.Errors
 }
 
