@@ -31,7 +31,9 @@ import (
 // the clean part, every record of which was compared with later records
 // at least once; from it on the dirty part. A partition is cleaned when
 // its dirty part is at least min.cleanable.dirty.ratio of its cleanable
-// bytes, or its oldest dirty record is older than max.compaction.lag.ms.
+// bytes, its oldest dirty record is older than max.compaction.lag.ms, or
+// tombstones it cleaned have outlived delete.retention.ms since its last
+// clean.
 //
 // A clean, one partition at a time:
 //
@@ -51,7 +53,9 @@ import (
 //     group's offsets without gaps (segments.AppendCleaned): where whole
 //     batches went, the batch kept before them ends later; where the
 //     group's first batches went, the first kept starts earlier. A group
-//     left with no record keeps its last one, so every offset stays
+//     left with no record takes in the next group (or the first extent
+//     from X on); should that keep none either, it keeps its last record
+//     (as a tombstone if its key's latest is one), so every offset stays
 //     served by some extent.
 //  3. Writes the group's batches as one extent of a new object and, in
 //     one fenced edit, puts that extent in the group's last entry and
@@ -233,6 +237,10 @@ func planCleans(lg metadata.ShardLog, states map[int32]metadata.CleanerState, s 
 			overdue := s.MaxCompactionLagMs < math.MaxInt64 && now.UnixMilli()-pl.oldestDirty > s.MaxCompactionLagMs
 			pl.due = ratio >= s.MinCleanableDirtyRatio || overdue
 		}
+		// Tombstones whose delete.retention.ms has passed since the last
+		// clean go even if nothing is dirty.
+		st := states[p]
+		pl.due = pl.due || min(st.TombstonesBelow(s.DeleteRetentionMs, now.UnixMilli()), refs[len(refs)-1].x.Last+1) > st.TombstonesCleared
 		out = append(out, pl)
 	}
 	return out
@@ -350,30 +358,38 @@ func (c *Compactor) cleanPartition(ctx context.Context, f metadata.Fence, w shar
 	if err != nil && !errors.Is(err, errMapFull) {
 		return st, false, err
 	}
-	if end <= st.CleanedTo {
+	if end <= st.CleanedTo && pl.dirty < len(pl.refs) {
 		return st, false, fmt.Errorf("the key map (%d bytes) holds no key of the dirty part: raise --compaction-key-map-bytes", c.cfg.KeyMapBytes)
 	}
 	rules.end = end
 	rules.tombstonesBelow = min(st.TombstonesBelow(w.settings.DeleteRetentionMs, now.UnixMilli()), end)
 
-	// 2 and 3. The rewrite, group by group.
-	var refs []cleanRef
-	for _, r := range pl.refs {
-		if r.x.First >= end {
-			break
-		}
-		refs = append(refs, r)
+	// 2 and 3. The rewrite, group by group, of the extents below end. A
+	// group that would keep no record takes in the next group (or the
+	// first extent from end on) rather than keep one it should not.
+	k := slices.IndexFunc(pl.refs, func(r cleanRef) bool { return r.x.First >= end })
+	if k < 0 {
+		k = len(pl.refs)
 	}
-	for len(refs) > 0 {
-		n := c.cleanGroup(lg, refs)
-		if err := c.rewriteGroup(ctx, f, w, lg, pl.partition, refs[:n], rules, ps); err != nil {
+	for i := 0; i < k; {
+		n := c.cleanGroup(lg, pl.refs[i:k])
+		err := c.rewriteGroup(ctx, f, w, lg, pl.partition, pl.refs[i:i+n], rules, false, ps)
+		if errors.Is(err, errEmptyGroup) {
+			if i+n < k {
+				n += c.cleanGroup(lg, pl.refs[i+n:k])
+			} else if i+n < len(pl.refs) {
+				n++
+			}
+			err = c.rewriteGroup(ctx, f, w, lg, pl.partition, pl.refs[i:i+n], rules, true, ps)
+		}
+		if err != nil {
 			return st, false, err
 		}
-		refs = refs[n:]
+		i += n
 	}
 
 	// 4. The checkpoint.
-	next = st.Cleaned(end, now.UnixMilli())
+	next = st.Cleaned(end, rules.tombstonesBelow, now.UnixMilli())
 	if err := c.store.PutCleanerState(ctx, f, w.id.Topic, pl.partition, next); err != nil {
 		return st, false, err
 	}
@@ -433,7 +449,8 @@ func (cr *cleanRules) batch(b *segments.Batch, base int64) func(segments.Record)
 }
 
 // cleanGroup returns how many of refs one edit rewrites: up to
-// TargetBytes of stored data, within etcd's op and request limits.
+// TargetBytes of stored data, within half of etcd's op and request
+// limits (a group left empty takes in the next one).
 func (c *Compactor) cleanGroup(lg *metadata.ShardLog, refs []cleanRef) int {
 	var bytes, size int64
 	ops := 2 // the fence and the new object's mark slack
@@ -444,7 +461,7 @@ func (c *Compactor) cleanGroup(lg *metadata.ShardLog, refs []cleanRef) int {
 		}
 		esize := int64(len(e.Encode())) + 512
 		// An entry put or deleted, and its object's mark.
-		if i > 0 && (bytes+r.x.Length > c.cfg.TargetBytes || ops+2 > c.cfg.EtcdMaxTxnOps || size+esize > editBytes) {
+		if i > 0 && (bytes+r.x.Length > c.cfg.TargetBytes || ops+2 > c.cfg.EtcdMaxTxnOps/2 || size+esize > editBytes/2) {
 			return i
 		}
 		bytes += r.x.Length
@@ -458,7 +475,7 @@ func (c *Compactor) cleanGroup(lg *metadata.ShardLog, refs []cleanRef) int {
 // group's first extent at its log start) as one extent, swaps it in, and
 // keeps lg what the log is after. A group none of whose records go is
 // left as it is.
-func (c *Compactor) rewriteGroup(ctx context.Context, f metadata.Fence, w shardWork, lg *metadata.ShardLog, p int32, refs []cleanRef, rules *cleanRules, ps *PassStats) error {
+func (c *Compactor) rewriteGroup(ctx context.Context, f metadata.Fence, w shardWork, lg *metadata.ShardLog, p int32, refs []cleanRef, rules *cleanRules, keepOne bool, ps *PassStats) error {
 	first, last := refs[0].x.First, refs[len(refs)-1].x.Last
 	var (
 		out       []byte
@@ -515,9 +532,12 @@ func (c *Compactor) rewriteGroup(ctx context.Context, f metadata.Fence, w shardW
 	if removed == 0 {
 		return nil
 	}
+	if lastStart < 0 && !keepOne {
+		return errEmptyGroup
+	}
 	if lastStart < 0 {
-		// Nothing kept: keep the group's last record, so its offsets stay
-		// served. It is superseded (or an expired tombstone, or keyless):
+		// Nothing kept, even with the next group: keep the group's last
+		// record, so its offsets stay served. It is superseded (or an expired tombstone, or keyless):
 		// when its key's latest record is a tombstone, it is kept as a
 		// tombstone, so a key deleted is never seen again once that
 		// tombstone goes.
@@ -646,6 +666,9 @@ func withExtent(e metadata.LogEntry, x metadata.Extent, ref metadata.ObjectRef) 
 
 // errMapFull stops reading the dirty part once the key map is full.
 var errMapFull = errors.New("key map full")
+
+// errEmptyGroup: a group would keep no record.
+var errEmptyGroup = errors.New("a cleaned group keeps no record")
 
 // eachBatch reads the extents refs of the shard log, a window of up to
 // readWindowBytes at a time with readParallel GETs at once, and calls fn

@@ -16,7 +16,7 @@ import (
 // Keys below the cluster root:
 //
 //	compactor/cleaned/<topic id>/<partition, 10 digits>
-//	    {"v":1,"to":<offset>,"h":[[<offset>,<unix ms>],...]}
+//	    {"v":1,"to":<offset>,"h":[[<offset>,<unix ms>],...],"t":<offset>}
 //
 // "to" is the cleaner's checkpoint: every record below it was compared
 // with a key map of later records at least once (the partition's clean
@@ -24,7 +24,9 @@ import (
 // cleaned by past passes and when: a record below an offset was first
 // cleaned at or before its time. A tombstone may be removed once
 // delete.retention.ms has passed since it was first cleaned (consumers
-// reading the partition had that long to see it).
+// reading the partition had that long to see it); "t" is the offset below
+// which the last clean removed such tombstones, so a partition whose
+// horizons have since passed is cleaned again even with nothing dirty.
 //
 // The compactor writes a partition's state after the edits that cleaned
 // it, fenced like its other writes. Losing that write only makes the next
@@ -51,12 +53,15 @@ type CleanerState struct {
 	CleanedTo int64
 	// Horizons, by ascending offset.
 	Horizons []CleanHorizon
+	// TombstonesCleared is the offset below which the last clean removed
+	// the tombstones past their delete.retention.ms.
+	TombstonesCleared int64
 }
 
 // Cleaned returns the state after a pass cleaned the records below to at
-// now (Unix ms).
-func (s CleanerState) Cleaned(to, now int64) CleanerState {
-	out := CleanerState{CleanedTo: max(s.CleanedTo, to)}
+// now (Unix ms), removing the tombstones below cleared.
+func (s CleanerState) Cleaned(to, cleared, now int64) CleanerState {
+	out := CleanerState{CleanedTo: max(s.CleanedTo, to), TombstonesCleared: max(s.TombstonesCleared, cleared)}
 	out.Horizons = append(out.Horizons, s.Horizons...)
 	if n := len(out.Horizons); n == 0 || out.Horizons[n-1].Offset < to {
 		out.Horizons = append(out.Horizons, CleanHorizon{Offset: to, At: now})
@@ -84,6 +89,7 @@ type cleanerValue struct {
 	V  int        `json:"v"`
 	To int64      `json:"to"`
 	H  [][2]int64 `json:"h,omitempty"`
+	T  int64      `json:"t,omitempty"`
 }
 
 func (s *Store) cleanedPrefix(topic uuid.UUID) string {
@@ -107,7 +113,7 @@ func (s *Store) CleanerStates(ctx context.Context, topic uuid.UUID) (map[int32]C
 		if v.V != 1 {
 			return fmt.Errorf("%w: %s: version %d", ErrCorruptValue, key, v.V)
 		}
-		st := CleanerState{CleanedTo: v.To}
+		st := CleanerState{CleanedTo: v.To, TombstonesCleared: v.T}
 		for _, h := range v.H {
 			st.Horizons = append(st.Horizons, CleanHorizon{Offset: h[0], At: h[1]})
 		}
@@ -122,7 +128,7 @@ func (s *Store) CleanerStates(ctx context.Context, topic uuid.UUID) (map[int32]C
 
 // PutCleanerState writes a partition's cleaning state, fenced by f.
 func (s *Store) PutCleanerState(ctx context.Context, f Fence, topic uuid.UUID, partition int32, st CleanerState) error {
-	v := cleanerValue{V: 1, To: st.CleanedTo}
+	v := cleanerValue{V: 1, To: st.CleanedTo, T: st.TombstonesCleared}
 	for _, h := range st.Horizons {
 		v.H = append(v.H, [2]int64{h.Offset, h.At})
 	}

@@ -16,9 +16,9 @@
 //	minio-stop       MinIO paused (SIGSTOP) for 10s
 //	minio-kill       MinIO killed, restarted on its data directory after 10s
 //	minio-slow       every write through the MinIO proxies delayed 200-500ms, for 15s
-//	compactor-kill   the compactor killed while a merged object's PUT is in
-//	                 flight, or just after MinIO answered it and before the
-//	                 index swap; restarted
+//	compactor-kill   the compactor killed while a merged (or cleaned)
+//	                 object's PUT is in flight, or just after MinIO answered
+//	                 it and before the index swap; restarted
 //
 // The workload is three franz-go producers (idempotent, acks=all, keyed,
 // every record's value starting with a unique ID), a prober that sends one
@@ -38,6 +38,15 @@
 // transaction that commits its offsets, one in ten aborted. Its choices
 // are drawn from the seed; its clients log to txn-clients.log and its
 // history is written to txn-history.json in the working directory.
+//
+// A third workload (changelog_workload_test.go) updates and deletes 60
+// keys of a compacted topic (cleanup.policy=compact) with an idempotent
+// producer, which the compactor cleans at every pass; at the end the topic
+// is read from the start and checked as Kafka promises: every record read
+// was sent, with its key, at the offset it was acknowledged at; offsets
+// increase; none twice; every key's latest acknowledged record is there
+// unless a later one of that key is; and fewer records are read than were
+// acknowledged.
 //
 // After each fault it waits for acknowledgements and transaction commits
 // to resume. At the end it lets the stage copy everything committed, reads

@@ -337,6 +337,10 @@ func TestFaults(t *testing.T) {
 			t.Fatalf("creating topic %s: %v %v", name, err, r.Err)
 		}
 	}
+	if r, err := kadm.NewClient(adminCl).CreateTopic(cctx, changelogPartitions, 1, changelogConfigs, changelogTopic); err != nil || r.Err != nil {
+		cancel()
+		t.Fatalf("creating topic %s: %v %v", changelogTopic, err, r.Err)
+	}
 	cancel()
 
 	// The workload.
@@ -372,6 +376,13 @@ func TestFaults(t *testing.T) {
 	}
 	run(func() error { return sampleCommits(wctx, seeds, s.rec, 500*time.Millisecond) })
 	run(func() error { return probe(prodCtx, seeds, s.rec, 100*time.Millisecond) })
+	// The changelog workload (changelog_workload_test.go).
+	clRec := newChangelogRecorder()
+	prodWG.Add(1)
+	run(func() error {
+		defer prodWG.Done()
+		return changelog(prodCtx, seeds, clRec, rand.New(rand.NewPCG(seed, 3000)), 50)
+	})
 
 	// The transactional workload (txn_workload_test.go), its choices
 	// drawn from the seed apart from the faults'. The stage runs until it
@@ -484,12 +495,17 @@ func TestFaults(t *testing.T) {
 		t.Errorf("reading the transactional topics back: %v", err)
 	}
 	txnRes := CheckTxns(th)
+	clLog, err := readChangelog(seeds)
+	if err != nil {
+		t.Errorf("reading the compacted topic back: %v", err)
+	}
+	clProblems, clRead, clAcked := checkChangelog(clRec, clLog)
 	// For a post-mortem: the transactional history, with the clients'
 	// log (txn-clients.log) and the agents'.
 	if b, err := json.Marshal(th); err == nil {
 		os.WriteFile(filepath.Join(dir, "txn-history.json"), b, 0o644)
 	}
-	merges, deleted := compactorTotals(s.c.compactor)
+	merges, deleted, cleaned := compactorTotals(s.c.compactor)
 
 	for _, p := range s.c.procs() {
 		for _, c := range p.Crashes() {
@@ -506,8 +522,8 @@ func TestFaults(t *testing.T) {
 	t.Logf("fault: produce errors:%s", s.rec.errSummary())
 	t.Logf("fault: the prober's requests were answered %s", countsSince(nil, s.rec.probeCounts()))
 	t.Logf("fault: transactional clients' errors:%s", s.txns.errSummary())
-	summary := fmt.Sprintf("fault: seed=%d faults=[%s] %s %s merges=%d gc_deleted=%d produce_errors=%d elapsed=%v",
-		seed, strings.Join(done, ","), res, txnRes, merges, deleted, s.rec.errCount.Load(), time.Since(s.start).Round(time.Second))
+	summary := fmt.Sprintf("fault: seed=%d faults=[%s] %s %s changelog_acked=%d changelog_read=%d merges=%d cleaned=%d gc_deleted=%d produce_errors=%d elapsed=%v",
+		seed, strings.Join(done, ","), res, txnRes, clAcked, clRead, merges, cleaned, deleted, s.rec.errCount.Load(), time.Since(s.start).Round(time.Second))
 	t.Log(summary)
 
 	if !res.OK() {
@@ -515,6 +531,12 @@ func TestFaults(t *testing.T) {
 	}
 	if !txnRes.OK() {
 		t.Errorf("the transactional history is wrong: %s\n  %s", txnRes, strings.Join(txnRes.Problems, "\n  "))
+	}
+	if len(clProblems) > 0 {
+		t.Errorf("the compacted topic is wrong (%d problems):\n  %s", len(clProblems), strings.Join(clProblems[:min(len(clProblems), 20)], "\n  "))
+	}
+	if cleaned == 0 {
+		t.Errorf("the compactor cleaned no partition of the compacted topic during the run (see %s)", s.c.compactor.LogPath)
 	}
 	if txnRes.Committed == 0 || txnRes.CTPCommitted == 0 {
 		t.Errorf("the transactional workload committed %d transactions and its stage %d: it did not exercise transactions", txnRes.Committed, txnRes.CTPCommitted)
@@ -563,21 +585,24 @@ func countsSince(before, now map[string]int) string {
 	return strings.Join(parts, ", ")
 }
 
-var passStat = regexp.MustCompile(`\b(merges|deleted)=(\d+)`)
+var passStat = regexp.MustCompile(`\b(merges|deleted|cleaned_partitions)=(\d+)`)
 
-// compactorTotals sums the merges and deletions of every pass the
-// compactor logged.
-func compactorTotals(p *Proc) (merges, deleted int) {
+// compactorTotals sums the merges, deletions and cleaned partitions of
+// every pass the compactor logged.
+func compactorTotals(p *Proc) (merges, deleted, cleaned int) {
 	lines, _ := p.Grep(`msg="compaction pass done"`)
 	for _, l := range lines {
 		for _, m := range passStat.FindAllStringSubmatch(l, -1) {
 			n, _ := strconv.Atoi(m[2])
-			if m[1] == "merges" {
+			switch m[1] {
+			case "merges":
 				merges += n
-			} else {
+			case "deleted":
 				deleted += n
+			default:
+				cleaned += n
 			}
 		}
 	}
-	return merges, deleted
+	return merges, deleted, cleaned
 }
