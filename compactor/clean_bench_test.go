@@ -20,8 +20,8 @@ import (
 // TestCleaningThroughput measures the cleaner on a changelog: keys
 // distinct keys (FLOE_CLEANER_BENCH_KEYS, e.g. 1000000) over 16
 // partitions, each written twice with 100-byte values, cleaned with a key
-// map that holds a quarter of a partition's keys, so every partition is
-// cleaned in rounds. It logs the dirty MiB cleaned per second and per
+// map that holds a FLOE_CLEANER_BENCH_ROUNDS-th (default 4) of a
+// partition's keys, so every partition is cleaned in that many rounds. It logs the dirty MiB cleaned per second and per
 // core (the test process's CPU, agent included), the records removed,
 // the Go heap in use at most during the passes against the key map's
 // size, and how long a pass took (the delay from a record becoming
@@ -80,7 +80,11 @@ func TestCleaningThroughput(t *testing.T) {
 	}
 	t.Logf("produced %d records (%d MiB of values) in %v", 2*keys+64, written>>20, time.Since(start).Round(time.Millisecond))
 
-	mapBytes := int64(keys/partitions/4) * 24 * 10 / 9
+	rounds, _ := strconv.Atoi(os.Getenv("FLOE_CLEANER_BENCH_ROUNDS"))
+	if rounds <= 0 {
+		rounds = 4
+	}
+	mapBytes := int64(keys/partitions/rounds+1) * 24 * 10 / 9
 	c := e.newCompactor(compactor.Config{GCGrace: time.Minute, MergeSettle: time.Hour, KeyMapBytes: max(mapBytes, 1<<10)})
 
 	var peak uint64
