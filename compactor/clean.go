@@ -255,7 +255,8 @@ func (c *Compactor) clean(ctx context.Context, f metadata.Fence, w shardWork, lg
 			lg.ProducerFloor = max(lg.ProducerFloor, floor)
 		}
 	}
-	states, err := c.store.CleanerStates(ctx, w.id.Topic)
+	first, end := w.topic.ShardPartitions(w.id.Shard)
+	states, err := c.store.CleanerStates(ctx, w.id.Topic, first, end)
 	if err != nil {
 		return err
 	}

@@ -331,7 +331,7 @@ func TestCleaningProperty(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := check(true)
-	states, err := e.store.CleanerStates(ctx(t), tp.ID)
+	states, err := e.store.CleanerStates(ctx(t), tp.ID, 0, tp.Partitions)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -96,12 +96,16 @@ func (s *Store) cleanedPrefix(topic uuid.UUID) string {
 	return s.key(prefixCleaned, topic.String(), "/")
 }
 
-// CleanerStates returns the cleaning state of a topic's partitions that
-// have one.
-func (s *Store) CleanerStates(ctx context.Context, topic uuid.UUID) (map[int32]CleanerState, error) {
+func (s *Store) cleanedKey(topic uuid.UUID, partition int32) string {
+	return s.cleanedPrefix(topic) + fmt.Sprintf("%010d", partition)
+}
+
+// CleanerStates returns the cleaning state of a topic's partitions from
+// first up to end (a shard's) that have one.
+func (s *Store) CleanerStates(ctx context.Context, topic uuid.UUID, first, end int32) (map[int32]CleanerState, error) {
 	prefix := s.cleanedPrefix(topic)
 	out := map[int32]CleanerState{}
-	err := s.rangePages(ctx, prefix, clientv3.GetPrefixRangeEnd(prefix), func(key string, value []byte, _ int64) error {
+	err := s.rangePages(ctx, s.cleanedKey(topic, first), s.cleanedKey(topic, end), func(key string, value []byte, _ int64) error {
 		p, err := strconv.ParseInt(strings.TrimPrefix(key, prefix), 10, 32)
 		if err != nil {
 			return fmt.Errorf("%w: %s: not a partition", ErrCorruptValue, key)
@@ -132,7 +136,7 @@ func (s *Store) PutCleanerState(ctx context.Context, f Fence, topic uuid.UUID, p
 	for _, h := range st.Horizons {
 		v.H = append(v.H, [2]int64{h.Offset, h.At})
 	}
-	key := s.cleanedPrefix(topic) + fmt.Sprintf("%010d", partition)
+	key := s.cleanedKey(topic, partition)
 	_, err := s.compactorTxn(ctx, f, "writing cleaner state", nil, []clientv3.Op{clientv3.OpPut(key, encode(v))})
 	return err
 }
