@@ -17,22 +17,26 @@ import (
 	"github.com/floe-io/floe/compactor"
 )
 
-// TestCleaningThroughput measures the cleaner on a changelog: keys
-// distinct keys (FLOE_CLEANER_BENCH_KEYS, e.g. 1000000) over 16
-// partitions, each written twice with 100-byte values, cleaned with a key
-// map that holds a FLOE_CLEANER_BENCH_ROUNDS-th (default 4) of a
-// partition's keys, so every partition is cleaned in that many rounds. It logs the dirty MiB cleaned per second and per
-// core (the test process's CPU, agent included), the records removed,
-// the Go heap in use at most during the passes against the key map's
-// size, and how long a pass took (the delay from a record becoming
-// eligible to its compaction is at most the pass interval plus that). It
-// is skipped without the variable:
+// TestCleaningThroughput cleans a changelog: keys distinct keys over 16
+// partitions, each written twice with 100-byte values, with a key map
+// that holds a FLOE_CLEANER_BENCH_ROUNDS-th (default 4) of a partition's
+// keys, so every partition is cleaned in that many rounds. It checks that
+// exactly the first write of every key went, and logs the stored MiB the
+// rewrites read per second and per CPU second (the test process's CPU,
+// agent included), the Go heap in use at most during the passes against
+// the key map's size, and how long the pass took (the delay from a record
+// becoming cleanable to its compaction is at most the pass interval plus
+// that). keys is 8,000, 1,000,000 with FLOE_TEST_LONG=1, or
+// FLOE_CLEANER_BENCH_KEYS:
 //
 //	FLOE_CLEANER_BENCH_KEYS=1000000 go test -run TestCleaningThroughput -v -timeout 1h ./compactor/
 func TestCleaningThroughput(t *testing.T) {
-	keys, _ := strconv.Atoi(os.Getenv("FLOE_CLEANER_BENCH_KEYS"))
-	if keys <= 0 {
-		t.Skip("set FLOE_CLEANER_BENCH_KEYS to run")
+	keys := 8_000
+	if os.Getenv("FLOE_TEST_LONG") == "1" {
+		keys = 1_000_000
+	}
+	if n, err := strconv.Atoi(os.Getenv("FLOE_CLEANER_BENCH_KEYS")); err == nil && n > 0 {
+		keys = n
 	}
 	const partitions, valueSize = 16, 100
 	e := newEnv(t)
@@ -131,6 +135,12 @@ func TestCleaningThroughput(t *testing.T) {
 	cpu := cpuTime() - cpu0
 	close(stop)
 	<-sampled
+	if removed != int64(keys) {
+		t.Errorf("the cleaner removed %d records; the first writes of the %d keys are %d", removed, keys, keys)
+	}
+	if passes == 0 {
+		t.Fatal("no pass cleaned anything")
+	}
 	mib := float64(read) / (1 << 20)
 	t.Logf("cleaned in %d passes, %v compacting: read %.0f MiB (%.1f MiB/s, %.1f MiB per CPU second), removed %d records of %d",
 		passes, took.Round(time.Millisecond), mib, mib/took.Seconds(), mib/cpu.Seconds(), removed, 2*keys+64)
