@@ -600,7 +600,7 @@ func (c *Compactor) rewriteGroup(ctx context.Context, f metadata.Fence, w shardW
 		return fmt.Errorf("%w: cleaned extent of partition %d does not cover offsets %d-%d", ErrExtentMismatch, p, first, last)
 	}
 	ox := extents[0]
-	objKey := segments.NewObjectKey(time.Now(), segments.KindMerged)
+	objKey := segments.NewObjectKey(time.Now(), segments.KindCleaned)
 	if err := c.bucket.Put(ctx, objKey, o.Bytes); err != nil {
 		return fmt.Errorf("writing cleaned object %s: %w", objKey, err)
 	}

@@ -13,7 +13,15 @@ const (
 	KindFlush = "flush"
 	// KindMerged is an object the compactor wrote by merging others.
 	KindMerged = "merged"
+	// KindCleaned is an object the compactor wrote cleaning a partition
+	// of a compacted topic (one extent).
+	KindCleaned = "cleaned"
 )
+
+// knownKind reports whether kind is one of the object kinds.
+func knownKind(kind string) bool {
+	return kind == KindFlush || kind == KindMerged || kind == KindCleaned
+}
 
 // Key layout (see FORMAT.md):
 //
@@ -31,10 +39,10 @@ const (
 )
 
 // NewObjectKey returns a new, unique key for a segment object of kind
-// (KindFlush or KindMerged) created at now. It panics on another kind, which
-// is a programming error.
+// (KindFlush, KindMerged or KindCleaned) created at now. It panics on
+// another kind, which is a programming error.
 func NewObjectKey(now time.Time, kind string) string {
-	if kind != KindFlush && kind != KindMerged {
+	if !knownKind(kind) {
 		panic(fmt.Sprintf("segments: NewObjectKey with unknown kind %q", kind))
 	}
 	r := rand.Uint64()
@@ -45,7 +53,7 @@ func NewObjectKey(now time.Time, kind string) string {
 // time (UTC, to the second) and kind. ok is false for any other key.
 func ParseObjectKey(key string) (created time.Time, kind string, ok bool) {
 	kind, rest, found := strings.Cut(key, "/")
-	if !found || (kind != KindFlush && kind != KindMerged) {
+	if !found || !knownKind(kind) {
 		return time.Time{}, "", false
 	}
 	prefix, name, found := strings.Cut(rest, "/")

@@ -9,14 +9,11 @@ import (
 
 func TestObjectKeys(t *testing.T) {
 	now := time.Date(2026, 1, 27, 5, 33, 14, 999_000_000, time.FixedZone("X", 3600))
-	re := regexp.MustCompile(`^(flush|merged)/([0-9a-f]{2})/20260127T043314Z-([0-9a-f]{16})\.seg$`)
+	re := regexp.MustCompile(`^(flush|merged|cleaned)/([0-9a-f]{2})/20260127T043314Z-([0-9a-f]{16})\.seg$`)
 	prefixes := map[string]bool{}
 	seen := map[string]bool{}
 	for i := range 2000 {
-		kind := KindFlush
-		if i%2 == 1 {
-			kind = KindMerged
-		}
+		kind := []string{KindFlush, KindMerged, KindCleaned}[i%3]
 		key := NewObjectKey(now, kind)
 		m := re.FindStringSubmatch(key)
 		if m == nil || m[1] != kind || m[2] != m[3][:2] {

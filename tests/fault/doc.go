@@ -16,9 +16,11 @@
 //	minio-stop       MinIO paused (SIGSTOP) for 10s
 //	minio-kill       MinIO killed, restarted on its data directory after 10s
 //	minio-slow       every write through the MinIO proxies delayed 200-500ms, for 15s
-//	compactor-kill   the compactor killed while a merged (or cleaned)
-//	                 object's PUT is in flight, or just after MinIO answered
-//	                 it and before the index swap; restarted
+//	compactor-kill   the compactor killed while a merged object's PUT is in
+//	                 flight, or just after MinIO answered it and before the
+//	                 index swap; restarted
+//	compactor-kill-clean  the same, with the object of a clean of the
+//	                 compacted topic
 //
 // The workload is three franz-go producers (idempotent, acks=all, keyed,
 // every record's value starting with a unique ID), a prober that sends one

@@ -102,22 +102,27 @@ var faults = []fault{
 		s.c.cs3.SetLatency(0)
 		return fmt.Sprintf("+%v a write for 15s", d), nil
 	}},
-	{"compactor-kill", killCompactorMidMerge},
+	{"compactor-kill", func(s *suite) (string, error) { return killCompactorMidPut(s, mergedPut, "merge") }},
+	{"compactor-kill-clean", func(s *suite) (string, error) { return killCompactorMidPut(s, cleanedPut, "clean") }},
 }
 
-var mergedPut = regexp.MustCompile(`^PUT /[^ ]*/merged/[^ ]* HTTP/1\.[01]\r?$`)
+var (
+	mergedPut  = regexp.MustCompile(`^PUT /[^ ]*/merged/[^ ]* HTTP/1\.[01]\r?$`)
+	cleanedPut = regexp.MustCompile(`^PUT /[^ ]*/cleaned/[^ ]* HTTP/1\.[01]\r?$`)
+)
 
-// killCompactorMidMerge kills the compactor when a merge is writing its
-// merged object: either as the PUT's request goes out (MinIO never gets
-// the whole object) or as MinIO's answer comes back (the object exists,
-// the index swap never happens). The proxy in front of the compactor's
-// MinIO sees the request line; the kill and the cut happen before it
-// forwards the bytes.
-func killCompactorMidMerge(s *suite) (string, error) {
+// killCompactorMidPut kills the compactor when a merge (or a clean of the
+// compacted topic) is writing its object, a PUT whose request line
+// matches put: either as the PUT's request goes out (MinIO never gets the
+// whole object) or as MinIO's answer comes back (the object exists, the
+// index swap never happens). The proxy in front of the compactor's MinIO
+// sees the request line; the kill and the cut happen before it forwards
+// the bytes.
+func killCompactorMidPut(s *suite, put *regexp.Regexp, writer string) (string, error) {
 	afterPut := s.rng.IntN(2) == 1
 	var (
 		mu     sync.Mutex
-		puts   = map[uint64]string{} // connections with a merged PUT outstanding
+		puts   = map[uint64]string{} // connections with a matching PUT outstanding
 		killed atomic.Bool
 		what   string
 		fired  = make(chan struct{})
@@ -135,7 +140,7 @@ func killCompactorMidMerge(s *suite) (string, error) {
 		}
 		if fromClient {
 			line, _, _ := bytes.Cut(chunk, []byte("\n"))
-			if !mergedPut.Match(line) {
+			if !put.Match(line) {
 				return true
 			}
 			obj := strings.Fields(string(line))[1]
@@ -161,7 +166,7 @@ func killCompactorMidMerge(s *suite) (string, error) {
 	select {
 	case <-fired:
 	case <-time.After(45 * time.Second):
-		kill("with no merge in flight for 45s")
+		kill("with no " + writer + " in flight for 45s")
 	}
 	if _, err := s.c.compactor.Wait(10 * time.Second); err != nil {
 		return what, err
