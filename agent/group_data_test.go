@@ -61,14 +61,20 @@ func TestTwoGroupsConsumeTheSameTopicIndependently(t *testing.T) {
 	c := newTestCluster(t)
 	c.addAgent(fastGroups)
 	createTopic(t, c, "events", 3, nil)
-	const n = 3000
-	acked := produceAll(t, c.client(), "events", n, true)
 	ctx := testCtx(t)
 	adm := c.admin()
 
+	// Group b's members both hold partitions before any record exists, so
+	// the first to join cannot have read everything alone.
 	a := c.joinGroup("group-a", []string{"events"}, fastCommits)
 	b1 := c.joinGroup("group-b", []string{"events"}, fastCommits)
 	b2 := c.joinGroup("group-b", []string{"events"}, fastCommits)
+	waitFor(t, 30*time.Second, func() bool {
+		n1, n2 := len(b1.partitions("events")), len(b2.partitions("events"))
+		return n1 > 0 && n2 > 0 && n1+n2 == 3
+	}, "group b's two members share the partitions")
+	const n = 3000
+	acked := produceAll(t, c.client(), "events", n, true)
 	waitFor(t, 30*time.Second, func() bool { return len(received("events", a)) == n }, "group a read every record")
 	waitFor(t, 30*time.Second, func() bool { return len(received("events", b1, b2)) == n }, "group b read every record")
 	waitFor(t, 10*time.Second, func() bool { return committedTo(ctx, adm, "group-a", "events", ends(acked)) }, "group a committed to the end")
