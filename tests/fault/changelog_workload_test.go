@@ -67,46 +67,28 @@ func changelog(ctx context.Context, seeds []string, rec *changelogRecorder, rng 
 		return err
 	}
 	defer cl.Close()
-	const tick = 20 * time.Millisecond
-	perTick := max(1, rate*int(tick)/int(time.Second))
-	ticker := time.NewTicker(tick)
-	defer ticker.Stop()
-	inflight := make(chan struct{}, 256)
 	var seq int64
-loop:
-	for {
-		select {
-		case <-ctx.Done():
-			break loop
-		case <-ticker.C:
+	paced(ctx, rate, func(done func()) {
+		id := fmt.Sprintf("c-%d", seq)
+		seq++
+		s := &changelogSent{key: fmt.Sprintf("ck-%03d", rng.IntN(changelogKeys)), tomb: rng.IntN(8) == 0}
+		r := &kgo.Record{Key: []byte(s.key), Headers: []kgo.RecordHeader{{Key: "id", Value: []byte(id)}}}
+		if !s.tomb {
+			r.Value = []byte(id + " " + strings.Repeat("v", 40))
 		}
-		for range perTick {
-			select {
-			case inflight <- struct{}{}:
-			case <-ctx.Done():
-				break loop
-			}
-			id := fmt.Sprintf("c-%d", seq)
-			seq++
-			s := &changelogSent{key: fmt.Sprintf("ck-%03d", rng.IntN(changelogKeys)), tomb: rng.IntN(8) == 0}
-			r := &kgo.Record{Key: []byte(s.key), Headers: []kgo.RecordHeader{{Key: "id", Value: []byte(id)}}}
-			if !s.tomb {
-				r.Value = []byte(id + " " + strings.Repeat("v", 40))
+		rec.mu.Lock()
+		rec.sent[id] = s
+		rec.mu.Unlock()
+		cl.Produce(context.Background(), r, func(r *kgo.Record, err error) {
+			done()
+			if err != nil {
+				return // may or may not be in the log
 			}
 			rec.mu.Lock()
-			rec.sent[id] = s
+			s.acked, s.partition, s.offset = true, r.Partition, r.Offset
 			rec.mu.Unlock()
-			cl.Produce(context.Background(), r, func(r *kgo.Record, err error) {
-				<-inflight
-				if err != nil {
-					return // may or may not be in the log
-				}
-				rec.mu.Lock()
-				s.acked, s.partition, s.offset = true, r.Partition, r.Offset
-				rec.mu.Unlock()
-			})
-		}
-	}
+		})
+	})
 	fctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := cl.Flush(fctx); err != nil {

@@ -256,49 +256,57 @@ func produce(ctx context.Context, seeds []string, rec *recorder, id, rate int) e
 		return err
 	}
 	defer cl.Close()
-	const tick = 20 * time.Millisecond
-	perTick := max(1, rate*int(tick)/int(time.Second))
-	ticker := time.NewTicker(tick)
-	defer ticker.Stop()
-	inflight := make(chan struct{}, 256) // bounds what waits in the client during an outage
 	padding := strings.Repeat("x", 64+id*16)
 	var seq int64
-loop:
-	for {
-		select {
-		case <-ctx.Done():
-			break loop
-		case <-ticker.C:
+	paced(ctx, rate, func(done func()) {
+		rid := fmt.Sprintf("p%d-%d", id, seq)
+		r := &kgo.Record{
+			Key:   fmt.Appendf(nil, "k%d-%d", id, seq%13),
+			Value: []byte(rid + " " + padding),
 		}
-		for range perTick {
-			select {
-			case inflight <- struct{}{}:
-			case <-ctx.Done():
-				break loop
+		rec.send(Sent{ID: rid, Producer: id, Seq: seq, At: time.Now()})
+		seq++
+		cl.Produce(context.Background(), r, func(r *kgo.Record, err error) {
+			done()
+			if err != nil {
+				rec.fail(rid, err)
+				return
 			}
-			rid := fmt.Sprintf("p%d-%d", id, seq)
-			r := &kgo.Record{
-				Key:   fmt.Appendf(nil, "k%d-%d", id, seq%13),
-				Value: []byte(rid + " " + padding),
-			}
-			rec.send(Sent{ID: rid, Producer: id, Seq: seq, At: time.Now()})
-			seq++
-			cl.Produce(context.Background(), r, func(r *kgo.Record, err error) {
-				<-inflight
-				if err != nil {
-					rec.fail(rid, err)
-					return
-				}
-				rec.ack(Ack{ID: rid, Partition: r.Partition, Offset: r.Offset, At: time.Now(), ProducerID: r.ProducerID, ProducerEpoch: r.ProducerEpoch})
-			})
-		}
-	}
+			rec.ack(Ack{ID: rid, Partition: r.Partition, Offset: r.Offset, At: time.Now(), ProducerID: r.ProducerID, ProducerEpoch: r.ProducerEpoch})
+		})
+	})
 	fctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := cl.Flush(fctx); err != nil {
 		return fmt.Errorf("producer %d: flushing at the end: %w", id, err)
 	}
 	return nil
+}
+
+// paced calls send about rate times a second until ctx ends, with at
+// most 256 records unresolved (what waits in the client during an
+// outage): send gets done to call when its record resolves.
+func paced(ctx context.Context, rate int, send func(done func())) {
+	const tick = 20 * time.Millisecond
+	perTick := max(1, rate*int(tick)/int(time.Second))
+	ticker := time.NewTicker(tick)
+	defer ticker.Stop()
+	inflight := make(chan struct{}, 256)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		for range perTick {
+			select {
+			case inflight <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			send(func() { <-inflight })
+		}
+	}
 }
 
 // consume runs one member of the group until ctx ends.
