@@ -1,6 +1,6 @@
 // Package compactor owns what happens to data after it is committed:
-// retention, merging small segment objects, and deleting objects nothing
-// references. One compactor is active per cluster; `floe compactor` runs
+// retention, cleaning compacted topics, merging small segment objects, and
+// deleting objects nothing references. One compactor is active per cluster; `floe compactor` runs
 // it (any number of replicas, one elected) and `floe dev` runs one in
 // process.
 //
@@ -16,17 +16,22 @@
 //     that still hold other partitions' live extents are rewritten without
 //     the removed ones, in fenced edits sized to etcd's limits
 //     (retention.go);
-//  3. plans merges of runs of the shard's consecutive settled entries,
+//  3. cleans the partitions of compacted topics (cleanup.policy=compact)
+//     that are due: a key map of fixed size of their dirty part, then a
+//     rewrite from their log start keeping the latest record of each key,
+//     group by group in fenced edits (clean.go);
+//  4. plans merges of runs of the shard's consecutive settled entries,
 //     tiered so that each byte is rewritten O(log) times, and packs the
 //     runs of many shards and topics into shared objects of up to
 //     TargetBytes; a partition whose share of a run reaches
 //     PartitionObjectBytes gets an object of its own. Each run is then
 //     swapped for one merged entry in one fenced edit (merge.go);
-//  4. deletes the objects no log entry references once they have been
+//  5. deletes the objects no log entry references once they have been
 //     unreferenced, and existed, for longer than GCGrace (gc.go).
 //
-// Steps 2 and 3 run as a pipeline: Concurrency workers read and retain
-// shards and plan their runs, one packer groups runs into jobs, and
+// Steps 2 to 4 run as a pipeline: Concurrency workers read, retain and
+// clean shards and plan their runs (cleans take turns: they share one key
+// map), one packer groups runs into jobs, and
 // Concurrency workers build and swap jobs, so a pass holds a few shard
 // logs and a few objects' data in memory at a time, whatever the number
 // of shards.
