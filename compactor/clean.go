@@ -263,6 +263,7 @@ func (c *Compactor) clean(ctx context.Context, f metadata.Fence, w shardWork, lg
 	now := time.Now()
 	for _, pl := range planCleans(*lg, states, w.settings, now) {
 		labels := []string{w.topic.Name, strconv.Itoa(int(pl.partition))}
+		c.gauge(labels)
 		c.metrics.dirtyBytes.WithLabelValues(labels...).Set(float64(pl.dirtyBytes))
 		c.metrics.dirtyRatio.WithLabelValues(labels...).Set(float64(pl.dirtyBytes) / float64(pl.totalBytes))
 		age := 0.0
@@ -293,6 +294,31 @@ func (c *Compactor) clean(ctx context.Context, f metadata.Fence, w shardWork, lg
 // cleaned once per map's worth, each clean rewriting it from its log
 // start, until its dirty part is clean or this many cleans were made.
 const maxCleanRounds = 16
+
+// gauge records that this pass sets the cleaner gauges of labels.
+func (c *Compactor) gauge(labels []string) {
+	c.gaugeMu.Lock()
+	defer c.gaugeMu.Unlock()
+	if c.gauging == nil {
+		c.gauging = map[[2]string]bool{}
+	}
+	c.gauging[[2]string{labels[0], labels[1]}] = true
+}
+
+// dropStaleGauges removes the cleaner gauges of the partitions the last
+// pass set and this one did not, at the end of a pass's cleaning.
+func (c *Compactor) dropStaleGauges() {
+	c.gaugeMu.Lock()
+	defer c.gaugeMu.Unlock()
+	for l := range c.gauged {
+		if !c.gauging[l] {
+			c.metrics.dirtyBytes.DeleteLabelValues(l[0], l[1])
+			c.metrics.dirtyRatio.DeleteLabelValues(l[0], l[1])
+			c.metrics.oldestDirty.DeleteLabelValues(l[0], l[1])
+		}
+	}
+	c.gauged, c.gauging = c.gauging, nil
+}
 
 // cleanRounds cleans one partition, again while its key map filled up.
 func (c *Compactor) cleanRounds(ctx context.Context, f metadata.Fence, w shardWork, lg *metadata.ShardLog, pl cleanPlan, st metadata.CleanerState, now time.Time, ps *PassStats) error {

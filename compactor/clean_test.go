@@ -7,9 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/floe-io/floe/compactor"
+	"github.com/floe-io/floe/internal/testenv"
 	"github.com/floe-io/floe/metadata"
 )
 
@@ -347,5 +349,57 @@ func TestCleaningProperty(t *testing.T) {
 		if below == 0 {
 			t.Fatalf("partition %d: no tombstone horizon past delete.retention.ms after the last passes (state %+v)", p, states[p])
 		}
+	}
+}
+
+// The cleaner's per-partition gauges follow the compacted partitions: a
+// pass sets them, and once a topic is deleted the next pass removes them.
+func TestCleanerGaugesFollowCompactedPartitions(t *testing.T) {
+	e := newEnv(t)
+	e.addAgent()
+	const topic = "changelog-gauges"
+	e.createTopic(topic, 2, map[string]string{"cleanup.policy": "compact"})
+	produceChangelog(t, producer(e), topic, 2, 3, 20, 10, rand.New(rand.NewPCG(7, 8)))
+	reg := prometheus.NewRegistry()
+	c, err := compactor.New(compactor.Config{GCGrace: time.Minute, LeaseTTL: 2 * time.Second, EtcdMaxTxnOps: 2048},
+		compactor.Deps{Store: e.store, Bucket: e.bucket, Log: testenv.Logger(t), Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gauged := func() []string {
+		t.Helper()
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, f := range families {
+			if f.GetName() != "floe_compactor_cleaner_dirty_ratio" {
+				continue
+			}
+			for _, m := range f.GetMetric() {
+				var l []string
+				for _, lp := range m.GetLabel() {
+					l = append(l, lp.GetValue())
+				}
+				out = append(out, fmt.Sprint(l))
+			}
+		}
+		return out
+	}
+	if _, err := c.RunOnce(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := gauged(); len(got) == 0 {
+		t.Fatal("no cleaner_dirty_ratio gauge after a pass over a compacted topic")
+	}
+	if _, err := e.store.DeleteTopic(ctx(t), topic); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RunOnce(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := gauged(); len(got) != 0 {
+		t.Fatalf("gauges of a deleted topic's partitions are still exported: %v", got)
 	}
 }

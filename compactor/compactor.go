@@ -43,6 +43,13 @@ type Compactor struct {
 	// at the first clean).
 	cleanMu sync.Mutex
 	keys    *keyMap
+
+	// gauged are the compacted partitions ([topic, partition]) whose
+	// cleaner gauges the last pass set, and gauging those this pass sets:
+	// the gauges of partitions no pass looks at any more (a deleted topic,
+	// one no longer compacted) are removed.
+	gaugeMu         sync.Mutex
+	gauged, gauging map[[2]string]bool
 }
 
 // PassStats says what one pass did.
@@ -286,6 +293,7 @@ func (c *Compactor) runPass(ctx context.Context, f metadata.Fence, st *PassStats
 		return err
 	}
 	c.metrics.behind.Set(float64(st.Behind))
+	c.dropStaleGauges()
 	st.Compacting = time.Since(compactStart)
 
 	// 4. Garbage collection.
