@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -48,7 +49,9 @@ import (
 //     or if it has no key (Kafka's cleaner drops those too), and the
 //     records of aborted transactions (metadata.AbortedTxns) go; records
 //     from X on stay. Committed transactional records are mapped and
-//     kept like any other; control batches (transaction markers) stay.
+//     kept like any other. A transaction marker goes once none of its
+//     transaction's records is left and it is below a horizon past
+//     delete.retention.ms, as Kafka's cleaner treats it.
 //     A group's kept batches keep their records' offsets and cover the
 //     group's offsets without gaps (segments.AppendCleaned): where whole
 //     batches went, the batch kept before them ends later; where the
@@ -356,7 +359,7 @@ func (c *Compactor) cleanPartition(ctx context.Context, f metadata.Fence, w shar
 	if err != nil {
 		return st, false, err
 	}
-	rules := &cleanRules{keys: m, aborted: map[int64][]metadata.AbortedTxn{}}
+	rules := &cleanRules{keys: m, aborted: map[int64][]metadata.AbortedTxn{}, live: map[int64]bool{}}
 	for _, a := range aborted {
 		rules.aborted[a.ProducerID] = append(rules.aborted[a.ProducerID], a)
 	}
@@ -400,8 +403,10 @@ func (c *Compactor) cleanPartition(ctx context.Context, f metadata.Fence, w shar
 	}
 	for i := 0; i < k; {
 		n := c.cleanGroup(lg, pl.refs[i:k])
+		live := maps.Clone(rules.live)
 		err := c.rewriteGroup(ctx, f, w, lg, pl.partition, pl.refs[i:i+n], rules, false, ps)
 		if errors.Is(err, errEmptyGroup) {
+			rules.live = live // read again, with the next group
 			if i+n < k {
 				n += c.cleanGroup(lg, pl.refs[i+n:k])
 			} else if i+n < len(pl.refs) {
@@ -429,13 +434,29 @@ func (c *Compactor) cleanPartition(ctx context.Context, f metadata.Fence, w shar
 // cleanRules decide what a clean keeps of the records below end: a
 // record goes if a later record of its key is mapped, if it is a
 // tombstone below tombstonesBelow, if it has no key, or if its
-// transaction was aborted. Records from end on and control batches stay.
+// transaction was aborted; a marker goes below tombstonesBelow once its
+// transaction kept nothing. Records from end on stay.
 type cleanRules struct {
 	keys            *keyMap
 	end             int64
 	tombstonesBelow int64
 	// aborted are the partition's aborted transactions, by producer.
 	aborted map[int64][]metadata.AbortedTxn
+	// live are the producers whose current transaction (since their
+	// last marker, in the order the rewrite reads) has a record kept: its
+	// marker stays. A marker whose transaction kept nothing goes once it
+	// is below tombstonesBelow, as Kafka's cleaner removes it.
+	live map[int64]bool
+}
+
+// kept records that the rewrite kept n records of b.
+func (cr *cleanRules) kept(b *segments.Batch, n int32) {
+	switch {
+	case b.Control():
+		delete(cr.live, b.ProducerID) // the transaction ended
+	case b.Transactional() && n > 0:
+		cr.live[b.ProducerID] = true
+	}
 }
 
 // abortedBatch reports whether b, at base, holds records of an aborted
@@ -456,7 +477,8 @@ func (cr *cleanRules) abortedBatch(b *segments.Batch, base int64) bool {
 func (cr *cleanRules) batch(b *segments.Batch, base int64) func(segments.Record) bool {
 	switch {
 	case b.Control():
-		return func(segments.Record) bool { return true }
+		drop := base < cr.tombstonesBelow && !cr.live[b.ProducerID]
+		return func(segments.Record) bool { return !drop }
 	case base < cr.end && cr.abortedBatch(b, base):
 		return func(segments.Record) bool { return false }
 	}
@@ -537,6 +559,7 @@ func (c *Compactor) rewriteGroup(ctx context.Context, f metadata.Fence, w shardW
 			return err
 		}
 		removed += int64(b.RecordCount - kept)
+		rules.kept(b, kept)
 		if !b.Control() {
 			cp := *b // its bytes stay valid: they are the extent's decoded copy
 			lastData, lastBase = &cp, base

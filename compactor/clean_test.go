@@ -62,12 +62,19 @@ func produceChangelog(t *testing.T, cl *kgo.Client, topic string, partitions int
 // may hold no record at.
 func readAll(t *testing.T, e *env, tp metadata.Topic, ends map[int32]int64) map[int32][]*kgo.Record {
 	t.Helper()
+	return readAllWith(t, e, tp, ends, false)
+}
+
+// readAllWith is readAll, with the transaction markers among the records
+// when keepControl is set.
+func readAllWith(t *testing.T, e *env, tp metadata.Topic, ends map[int32]int64, keepControl bool) map[int32][]*kgo.Record {
+	t.Helper()
 	cl := e.client()
 	got := map[int32][]*kgo.Record{}
 	for p, end := range ends {
 		for next := int64(0); next < end; {
 			rp := fetchAt(t, cl, tp, p, next)
-			fp, after := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{Offset: next, Topic: tp.Name, Partition: p}, &rp, kgo.DefaultDecompressor(), nil)
+			fp, after := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{Offset: next, Topic: tp.Name, Partition: p, KeepControlRecords: keepControl}, &rp, kgo.DefaultDecompressor(), nil)
 			if fp.Err != nil {
 				t.Fatalf("fetching partition %d at %d: %v", p, next, fp.Err)
 			}
@@ -270,6 +277,50 @@ func TestCleaningDropsAbortedRecords(t *testing.T) {
 		if len(data) >= len(committed[p]) {
 			t.Fatalf("partition %d: read %d records of %d committed: nothing was cleaned", p, len(data), len(committed[p]))
 		}
+	}
+
+	// Markers: all 12 stay while delete.retention.ms has not passed since
+	// they were first cleaned; then those whose transactions kept no
+	// record go, and every transactional record left is still followed
+	// by its marker.
+	markers := func() map[int32]int {
+		out := map[int32]int{}
+		for p, rs := range readAllWith(t, e, tp, ends, true) {
+			live := map[int64]bool{}
+			for _, r := range rs {
+				switch {
+				case r.Attrs.IsControl():
+					out[p]++
+					delete(live, r.ProducerID)
+				case r.Attrs.IsTransactional():
+					live[r.ProducerID] = true
+				}
+			}
+			if len(live) > 0 {
+				t.Fatalf("partition %d: transactional records of producers %v are left without their marker", p, live)
+			}
+		}
+		return out
+	}
+	if m := markers(); m[0] != 12 || m[1] != 12 {
+		t.Fatalf("markers after the first clean: %v, want 12 a partition", m)
+	}
+	if _, err := e.store.UpdateTopicConfigs(ctx(t), topic, func(m map[string]string) (map[string]string, error) {
+		m["delete.retention.ms"] = "100"
+		return m, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if _, err := c.RunOnce(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if m := markers(); m[0] >= 12 || m[1] >= 12 || m[0] == 0 || m[1] == 0 {
+		t.Fatalf("markers once past delete.retention.ms: %v, want fewer than 12 a partition (and the last committed transaction's)", m)
+	}
+	got = readAll(t, e, tp, ends)
+	for p := range committed {
+		checkCompacted(t, p, committed[p], got[p], true)
 	}
 }
 
