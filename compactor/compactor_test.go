@@ -297,7 +297,7 @@ func TestRetentionByTime(t *testing.T) {
 	e := newEnv(t)
 	e.addAgent()
 	tp := e.createTopic("expiring", 2, map[string]string{"retention.ms": "2000"})
-	e.createTopic("forever", 1, map[string]string{"retention.ms": "-1"})
+	forever := e.createTopic("forever", 1, map[string]string{"retention.ms": "-1"})
 	prod := producer(e)
 	// Old data: timestamps now. A topic kept forever shares the flushes.
 	old := produce(t, prod, "expiring", 2, 20, 10, func(int) time.Time { return time.Now() })
@@ -306,6 +306,12 @@ func TestRetentionByTime(t *testing.T) {
 	ends := map[int32]int64{}
 	for p, recs := range old {
 		ends[p] = recs[len(recs)-1].offset + 1
+	}
+	// The kept topic's objects: three, unless a round's records reached
+	// the agent in two requests that straddled a flush.
+	keptObjects := map[string]bool{}
+	for _, en := range e.index(forever, 0) {
+		keptObjects[en.Object] = true
 	}
 	before := e.objects()[segments.KindFlush]
 	if len(before) < 20 {
@@ -354,14 +360,20 @@ func TestRetentionByTime(t *testing.T) {
 	var deletedAt int
 	waited := eventually(t, time.Minute, "the expired objects are deleted", func() bool {
 		deletedAt, _ = c.Stats()
-		return len(e.objects()[segments.KindFlush]) <= 3
+		return len(e.objects()[segments.KindFlush]) <= len(keptObjects)
 	})
 	if n := deletedAt - graced; n > 3 {
 		t.Fatalf("objects deleted %d passes after the grace ended, want at most 3", n)
 	}
 	t.Logf("objects deleted %v after the grace ended (%d passes)", waited.Round(time.Millisecond), deletedAt-graced)
-	if n := len(e.objects()[segments.KindFlush]); n != 3 {
-		t.Fatalf("%d flush objects left; the 3 holding the kept topic must stay", n)
+	if left := e.objects()[segments.KindFlush]; len(left) != len(keptObjects) {
+		t.Fatalf("%d flush objects left; the %d holding the kept topic must stay", len(left), len(keptObjects))
+	} else {
+		for _, o := range left {
+			if !keptObjects[o] {
+				t.Fatalf("%s is left; it holds none of the kept topic", o)
+			}
+		}
 	}
 	if got, err := consume(ctx(t), e.client(kgo.ConsumeTopics("forever"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())), 12, 0); err != nil || len(got[0]) != 12 {
 		t.Fatalf("kept topic: %v, %d records", err, len(got[0]))
@@ -442,14 +454,17 @@ func TestMergeWhileConsuming(t *testing.T) {
 	tp := e.createTopic("merging", 2, nil)
 	prod := producer(e)
 	want := produce(t, prod, "merging", 2, 100, 10, func(i int) time.Time { return time.Now().Add(time.Duration(i) * time.Millisecond) })
-	if n := len(e.objects()[segments.KindFlush]); n != 100 {
-		t.Fatalf("%d flush objects, want 100", n)
+	// Each round is acknowledged before the next is sent, so each is in
+	// its own flush; a round whose records reach the agent in two
+	// requests may straddle a flush and make two.
+	if n := len(e.objects()[segments.KindFlush]); n < 100 {
+		t.Fatalf("%d flush objects, want at least 100", n)
 	}
 	batches := map[int32]int32{}
 	for p := range int32(2) {
 		idx := e.index(tp, p)
-		if len(idx) != 100 {
-			t.Fatalf("partition %d: %d index entries, want 100", p, len(idx))
+		if len(idx) < 100 {
+			t.Fatalf("partition %d: %d index entries, want at least 100", p, len(idx))
 		}
 		for _, en := range idx {
 			batches[p] += en.Batches
