@@ -1,6 +1,6 @@
 package agent
 
-// OffsetCommit, v0–v9.
+// OffsetCommit, v0–v10.
 //
 // Served by the group's coordinator only. Offsets are stored per (group,
 // topic, partition) in etcd with the client's metadata string, leader
@@ -25,7 +25,10 @@ package agent
 // Committed offsets are then written to __consumer_offsets
 // (consumer_offsets.go); the response does not wait for that.
 //
-// v10 addresses topics by ID and is not served.
+// Consumer-protocol (KIP-848) groups: the generation is the member epoch
+// (checkConsumerCommitLocked); a wrong one is STALE_MEMBER_EPOCH from v9
+// and ILLEGAL_GENERATION before. v10 addresses topics by ID
+// (UNKNOWN_TOPIC_ID for IDs no topic has).
 
 import (
 	"context"
@@ -38,7 +41,7 @@ import (
 )
 
 func init() {
-	register(apiSpec{key: 8, min: 0, max: 9, serve: handleSync((*Agent).handleOffsetCommit)})
+	register(apiSpec{key: 8, min: 0, max: 10, serve: handleSync((*Agent).handleOffsetCommit)})
 }
 
 // maxOffsetMetadata is Kafka's default offset.metadata.max.bytes.
@@ -54,13 +57,24 @@ func (a *Agent) handleOffsetCommit(ctx context.Context, rq *request, req *kmsg.O
 	)
 	for _, rt := range req.Topics {
 		st := kmsg.NewOffsetCommitResponseTopic()
-		st.Topic = rt.Topic
+		st.Topic, st.TopicID = rt.Topic, rt.TopicID
 		st.Partitions = make([]kmsg.OffsetCommitResponseTopicPartition, len(rt.Partitions))
-		topic, terr := a.lookupTopic(ctx, rt.Topic)
+		var (
+			topic metadata.Topic
+			terr  error
+		)
+		if req.Version >= 10 {
+			topic, terr = a.lookupTopicByID(ctx, rt.TopicID)
+			if isUnknownTopic(terr) {
+				terr = kerr.UnknownTopicID
+			}
+		} else {
+			topic, terr = a.lookupTopic(ctx, rt.Topic)
+		}
 		switch {
 		case groupDenied:
 			terr = kerr.GroupAuthorizationFailed
-		case terr == nil && !a.authorizedTopic(rq.conn, metadata.ACLOpRead, rt.Topic):
+		case terr == nil && !a.authorizedTopic(rq.conn, metadata.ACLOpRead, topic.Name):
 			terr = kerr.TopicAuthorizationFailed
 		}
 		for i, rp := range rt.Partitions {
@@ -77,7 +91,7 @@ func (a *Agent) handleOffsetCommit(ctx context.Context, rq *request, req *kmsg.O
 				sp.ErrorCode = kerr.OffsetMetadataTooLarge.Code
 			default:
 				o := metadata.CommittedOffset{
-					Topic:       rt.Topic,
+					Topic:       topic.Name,
 					Partition:   rp.Partition,
 					TopicID:     topic.ID,
 					Offset:      rp.Offset,
@@ -122,7 +136,15 @@ func (a *Agent) handleOffsetCommit(ctx context.Context, rq *request, req *kmsg.O
 		return resp, nil
 	}
 	defer g.unlockReleasingIdle()
-	m, err := g.checkCommitLocked(generation, memberID, req.InstanceID)
+	parts := make([]idPartition, len(offsets))
+	for i, o := range offsets {
+		parts[i] = idPartition{o.TopicID, o.Partition}
+	}
+	stale := kerr.IllegalGeneration
+	if req.Version >= 9 {
+		stale = kerr.StaleMemberEpoch
+	}
+	m, err := g.checkCommitLocked(generation, memberID, req.InstanceID, parts, stale)
 	if err != nil {
 		setAll(0, err)
 		return resp, nil
@@ -149,8 +171,13 @@ func (a *Agent) handleOffsetCommit(ctx context.Context, rq *request, req *kmsg.O
 }
 
 // checkCommitLocked validates a commit's generation and member as Kafka
-// does, and returns the committing member, if any.
-func (g *group) checkCommitLocked(generation int32, memberID string, instanceID *string) (*member, error) {
+// does, and returns the committing member, if any. parts are the
+// committed partitions and stale the error for a consumer-protocol
+// member's wrong epoch.
+func (g *group) checkCommitLocked(generation int32, memberID string, instanceID *string, parts []idPartition, stale *kerr.Error) (*member, error) {
+	if g.consumer != nil {
+		return nil, g.checkConsumerCommitLocked(generation, memberID, instanceID, parts, stale)
+	}
 	if code := g.checkInstanceLocked(instanceID, memberID); code != nil {
 		return nil, code
 	}
@@ -168,4 +195,38 @@ func (g *group) checkCommitLocked(generation int32, memberID string, instanceID 
 		return nil, kafkaErrorf(kerr.IllegalGeneration, "generation %d is not group %q's current generation %d", generation, g.name, g.generation)
 	}
 	return m, nil
+}
+
+// checkConsumerCommitLocked validates a commit to a consumer-protocol
+// group: one with epoch -1 and no member ID only while the group has no
+// members; otherwise the member's current epoch, or the one before for
+// partitions it still owns (a heartbeat response that moved it on may
+// have crossed the commit), else stale.
+func (g *group) checkConsumerCommitLocked(epoch int32, memberID string, instanceID *string, parts []idPartition, stale *kerr.Error) error {
+	cg := g.consumer
+	if epoch < 0 && memberID == "" {
+		if len(cg.members) > 0 {
+			return kafkaErrorf(kerr.UnknownMemberID, "group %q has %d members; commits without a member are taken only while it is empty", g.name, len(cg.members))
+		}
+		return nil
+	}
+	m, ok := cg.members[memberID]
+	if !ok {
+		return kafkaErrorf(kerr.UnknownMemberID, "member %q is not in group %q", memberID, g.name)
+	}
+	if instanceID != nil && !sameInstance(m.instanceID, instanceID) {
+		return kafkaErrorf(kerr.FencedInstanceID, "member %q of group %q has another instance ID", memberID, g.name)
+	}
+	if epoch == m.epoch {
+		return nil
+	}
+	if epoch == m.prevEpoch && epoch >= 0 {
+		for _, tp := range parts {
+			if !m.assigned.has(tp) && !m.revoking.has(tp) {
+				return kafkaErrorf(stale, "member %q of group %q committed at epoch %d a partition it does not own; its epoch is %d", memberID, g.name, epoch, m.epoch)
+			}
+		}
+		return nil
+	}
+	return kafkaErrorf(stale, "member %q of group %q committed at epoch %d; its epoch is %d", memberID, g.name, epoch, m.epoch)
 }

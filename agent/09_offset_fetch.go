@@ -18,8 +18,10 @@ package agent
 // partition for which an ongoing transaction holds offsets of the group
 // (TxnOffsetCommit, not yet committed or aborted) gets
 // UNSTABLE_OFFSET_COMMIT, which the client retries, instead of an offset
-// the transaction is about to replace. v9's member ID and epoch belong to
-// KIP-848 groups and are ignored. v10 addresses topics by ID and is not served.
+// the transaction is about to replace. v9's member ID and epoch are
+// checked for consumer-protocol (KIP-848) groups as Kafka checks them
+// (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH) and ignored for classic groups.
+// v10 addresses topics by ID and is not served.
 
 import (
 	"context"
@@ -108,6 +110,13 @@ func (a *Agent) fetchGroupOffsets(ctx context.Context, rg kmsg.OffsetFetchReques
 		ke, _ := kafkaError(err)
 		sg.ErrorCode = ke.Code
 		return sg
+	}
+	if rg.MemberID != nil && *rg.MemberID != "" {
+		if err := a.groups.checkFetchMember(ctx, rg.Group, *rg.MemberID, rg.MemberEpoch); err != nil {
+			ke, _ := kafkaError(err)
+			sg.ErrorCode = ke.Code
+			return sg
+		}
 	}
 	// A request naming its partitions reads and decodes only theirs.
 	var want map[metadata.TopicPartition]bool
@@ -227,4 +236,25 @@ func (a *Agent) liveTopicFilter(ctx context.Context) func(metadata.CommittedOffs
 		}
 		return id != uuid.Nil && (o.TopicID == uuid.Nil || o.TopicID == id)
 	}
+}
+
+// checkFetchMember checks the member an OffsetFetch names, for
+// consumer-protocol groups.
+func (gc *groupCoordinator) checkFetchMember(ctx context.Context, group, memberID string, epoch int32) error {
+	g, err := gc.acquire(ctx, group)
+	if err != nil {
+		return err
+	}
+	defer g.unlockReleasingIdle()
+	if g.consumer == nil {
+		return nil
+	}
+	m, ok := g.consumer.members[memberID]
+	switch {
+	case !ok:
+		return kafkaErrorf(kerr.UnknownMemberID, "member %q is not in group %q", memberID, group)
+	case epoch != m.epoch:
+		return kafkaErrorf(kerr.StaleMemberEpoch, "member %q of group %q fetched offsets at epoch %d; its epoch is %d", memberID, group, epoch, m.epoch)
+	}
+	return nil
 }

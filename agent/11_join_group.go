@@ -74,6 +74,9 @@ func (gc *groupCoordinator) joinGroup(ctx context.Context, rq *request, req *kms
 	if req.Reason != nil && *req.Reason != "" {
 		gc.log.Debug("member joining group", "group", g.name, "member", req.MemberID, "reason", *req.Reason)
 	}
+	if err := g.toClassicLocked(); err != nil {
+		return fail(err)
+	}
 	if !g.protocolsAcceptableLocked(req) {
 		return fail(kafkaErrorf(kerr.InconsistentGroupProtocol, "protocol type %q with protocols %v is not compatible with group %q", req.ProtocolType, protocolNames(req), g.name))
 	}

@@ -7,8 +7,10 @@ package agent
 // in etcd. States are Kafka's names. As in Kafka, the protocol name and
 // the members' metadata and assignments are reported only while the group
 // is Stable. A group that does not exist is reported as "Dead", with
-// GROUP_ID_NOT_FOUND from v6. Authorized operations are not computed (floe
-// has no ACLs) and reported as unset.
+// GROUP_ID_NOT_FOUND from v6, and so is a consumer-protocol (KIP-848)
+// group, as Kafka reports it (ConsumerGroupDescribe describes those).
+// Authorized operations are not computed (floe has no ACLs) and reported
+// as unset.
 
 import (
 	"context"
@@ -40,8 +42,15 @@ func (a *Agent) handleDescribeGroups(ctx context.Context, rq *request, req *kmsg
 			ke, msg := kafkaError(err)
 			sg.ErrorCode = ke.Code
 			sg.ErrorMessage = errMessage(msg)
-		case !found:
+		case !found || st.Type == metadata.GroupTypeConsumer:
+			// Kafka describes consumer-protocol groups with
+			// ConsumerGroupDescribe only.
 			sg.State = metadata.GroupDead
+			if found && req.Version >= 6 {
+				sg.ErrorCode = kerr.GroupIDNotFound.Code
+				sg.ErrorMessage = errMessage("group " + name + " is a consumer-protocol group; ConsumerGroupDescribe describes it")
+				break
+			}
 			if req.Version >= 6 {
 				sg.ErrorCode = kerr.GroupIDNotFound.Code
 				sg.ErrorMessage = errMessage("group " + name + " does not exist")
@@ -83,7 +92,7 @@ func (gc *groupCoordinator) describe(ctx context.Context, name string) (metadata
 	if g := gc.loaded(name); g != nil {
 		g.mu.Lock()
 		if !g.gone && g.loaded {
-			st, found := g.snapshotLocked(), g.persisted || len(g.members) > 0
+			st, found := g.snapshotLocked(), g.persisted || g.memberCountLocked() > 0
 			g.mu.Unlock()
 			return st, found, nil
 		}

@@ -6,7 +6,8 @@ package agent
 // that asks every broker (as admin clients do) sees each group once. The
 // list comes from the groups stored in etcd, with the live state of
 // groups this agent has loaded. v4+ filters by state (case-insensitive);
-// v5 reports every group as type "classic" and filters by type.
+// v5 reports each group's type ("classic", or "consumer" for KIP-848
+// groups) and filters by type.
 
 import (
 	"context"
@@ -21,15 +22,16 @@ func init() {
 	register(apiSpec{key: 16, min: 0, max: 5, serve: handleSync((*Agent).handleListGroups)})
 }
 
-// classicGroupType is the group type of classic-protocol groups (KIP-848
-// names).
-const classicGroupType = "classic"
+// groupType names a stored group's type as ListGroups reports it.
+func groupType(stored string) string {
+	if stored == "" {
+		return metadata.GroupTypeClassic
+	}
+	return stored
+}
 
 func (a *Agent) handleListGroups(ctx context.Context, rq *request, req *kmsg.ListGroupsRequest) (*kmsg.ListGroupsResponse, error) {
 	resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
-	if len(req.TypesFilter) > 0 && !containsFold(req.TypesFilter, classicGroupType) {
-		return resp, nil
-	}
 	groups, bad, err := a.store.ListGroups(ctx)
 	if err != nil {
 		ke, _ := kafkaError(err)
@@ -47,13 +49,21 @@ func (a *Agent) handleListGroups(ctx context.Context, rq *request, req *kmsg.Lis
 		if !allVisible && !a.authorizedGroup(rq.conn, metadata.ACLOpDescribe, st.Name) {
 			continue
 		}
-		state := st.State
+		state, typ := st.State, groupType(st.Type)
 		if g := a.groups.loaded(st.Name); g != nil {
 			g.mu.Lock()
 			if !g.gone && g.loaded {
 				state = g.state
+				if g.consumer != nil {
+					typ = metadata.GroupTypeConsumer
+				} else {
+					typ = metadata.GroupTypeClassic
+				}
 			}
 			g.mu.Unlock()
+		}
+		if len(req.TypesFilter) > 0 && !containsFold(req.TypesFilter, typ) {
+			continue
 		}
 		if len(req.StatesFilter) > 0 && !containsFold(req.StatesFilter, state) {
 			continue
@@ -62,7 +72,7 @@ func (a *Agent) handleListGroups(ctx context.Context, rq *request, req *kmsg.Lis
 		lg.Group = st.Name
 		lg.ProtocolType = st.ProtocolType
 		lg.GroupState = state
-		lg.GroupType = classicGroupType
+		lg.GroupType = typ
 		resp.Groups = append(resp.Groups, lg)
 	}
 	return resp, nil

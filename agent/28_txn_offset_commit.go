@@ -94,7 +94,11 @@ func (a *Agent) handleTxnOffsetCommit(ctx context.Context, rq *request, req *kms
 		return resp, nil
 	}
 	if req.Version >= 3 {
-		if _, err := g.checkCommitLocked(req.Generation, req.MemberID, req.InstanceID); err != nil {
+		parts := make([]idPartition, len(offsets))
+		for i, o := range offsets {
+			parts[i] = idPartition{o.TopicID, o.Partition}
+		}
+		if _, err := g.checkCommitLocked(req.Generation, req.MemberID, req.InstanceID, parts, kerr.IllegalGeneration); err != nil {
 			g.unlockReleasingIdle()
 			setAll(err)
 			return resp, nil

@@ -44,8 +44,8 @@ func (gc *groupCoordinator) deleteGroup(ctx context.Context, name string) error 
 		return err
 	}
 	defer g.unlockReleasingIdle()
-	if len(g.members) > 0 {
-		return kafkaErrorf(kerr.NonEmptyGroup, "group %q has %d members; it can be deleted once they leave", name, len(g.members))
+	if n := g.memberCountLocked(); n > 0 {
+		return kafkaErrorf(kerr.NonEmptyGroup, "group %q has %d members; it can be deleted once they leave", name, n)
 	}
 	offsets, _, err := gc.a.store.FetchOffsets(ctx, name)
 	if err != nil {

@@ -137,6 +137,15 @@ func (c *testCluster) addAgent(mod func(*agent.Config)) *agent.Agent {
 	return a
 }
 
+// seedOpts are the options that reach the cluster's agents.
+func (c *testCluster) seedOpts() []kgo.Opt {
+	var seeds []string
+	for _, a := range c.agents {
+		seeds = append(seeds, a.Addr())
+	}
+	return append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.RetryTimeout(15 * time.Second), kgo.MetadataMinAge(10 * time.Millisecond)}, c.clientOpts()...)
+}
+
 // client returns a franz-go client bootstrapped at the given agents.
 func (c *testCluster) client(opts ...kgo.Opt) *kgo.Client {
 	c.t.Helper()

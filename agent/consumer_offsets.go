@@ -475,8 +475,11 @@ func feedBatch(recs []feedRecord) (segments.Batch, error) {
 
 // feedMetadataLocked emits the group's metadata if Kafka would write it
 // now: a group with a protocol type that is Stable or Empty.
+//
+// Consumer-protocol groups are not written: Kafka writes them as its
+// consumer group record types, which floe does not emit yet.
 func (g *group) feedMetadataLocked() {
-	if g.protocolType == "" || g.state != metadata.GroupStable && g.state != metadata.GroupEmpty {
+	if g.consumer != nil || g.protocolType == "" || g.state != metadata.GroupStable && g.state != metadata.GroupEmpty {
 		return
 	}
 	g.gc.a.feed.groupMetadata(g.snapshotLocked())

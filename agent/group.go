@@ -159,6 +159,11 @@ type group struct {
 	pendingSync  map[string]bool        // members yet to SyncGroup this generation
 	nextOrder    uint64
 
+	// consumer is the state of a consumer-protocol (KIP-848) group; nil
+	// for a classic group. A consumer-protocol group has no classic
+	// members, so the fields above keep their Empty values.
+	consumer *consumerGroup
+
 	joinTimer        *time.Timer // deadline of the join barrier
 	joinSeq          uint64
 	syncTimer        *time.Timer // deadline for members to SyncGroup
@@ -198,6 +203,16 @@ func (g *group) loadLocked(ctx context.Context, reg *metadata.Registration) erro
 	g.stateSince = time.UnixMilli(st.StateSince)
 	if !found {
 		g.stateSince = time.Now()
+	}
+	if st.Type == metadata.GroupTypeConsumer {
+		g.consumer = loadConsumerGroup(st.Consumer)
+		g.protocolType = st.ProtocolType
+		g.loaded = true
+		gc.metrics.groups.WithLabelValues(g.state).Inc()
+		g.restoreConsumerTimersLocked()
+		gc.log.Info("consumer-protocol group loaded", "group", g.name, "state", g.state, "epoch", g.consumer.epoch, "members", len(g.consumer.members))
+		g.reemitLocked(ctx)
+		return nil
 	}
 	g.generation = st.Generation
 	g.protocolType = st.ProtocolType
@@ -257,6 +272,11 @@ func (g *group) dropLocked(reason string) {
 	for _, t := range g.pending {
 		t.Stop()
 	}
+	if g.consumer != nil {
+		for _, m := range g.consumer.members {
+			g.stopConsumerTimersLocked(m)
+		}
+	}
 	for _, m := range g.members {
 		if m.timer != nil {
 			m.timer.Stop()
@@ -273,7 +293,7 @@ func (g *group) dropLocked(reason string) {
 	}
 	if g.loaded {
 		g.gc.metrics.groups.WithLabelValues(g.state).Dec()
-		if len(g.members) > 0 || g.persisted {
+		if g.memberCountLocked() > 0 || g.persisted {
 			g.gc.log.Info("group dropped from memory", "group", g.name, "reason", reason)
 		}
 	}
@@ -309,6 +329,10 @@ func (g *group) snapshotLocked() metadata.GroupState {
 	}
 	for _, m := range g.sortedMembersLocked() {
 		st.Members = append(st.Members, m.persisted())
+	}
+	if g.consumer != nil {
+		st.Type = metadata.GroupTypeConsumer
+		st.Consumer = g.consumer.persisted()
 	}
 	return st
 }
@@ -823,6 +847,16 @@ func (g *group) syncResponseLocked(m *member, req *kmsg.SyncGroupRequest) *kmsg.
 // when that is unknown (not a consumer group, no protocol yet, or
 // metadata that does not decode).
 func (g *group) subscribedTopicsLocked() map[string]bool {
+	if g.consumer != nil {
+		if len(g.consumer.members) == 0 {
+			return nil
+		}
+		topics := map[string]bool{}
+		for _, t := range g.consumer.topics {
+			topics[t.Name] = true
+		}
+		return topics
+	}
 	if g.protocolType != consumerProtocolType || g.protocol == "" || len(g.members) == 0 {
 		return nil
 	}

@@ -3,10 +3,12 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/floe-io/floe/agent/internal/assignor"
 	"github.com/floe-io/floe/metadata"
 )
 
@@ -64,6 +66,22 @@ type GroupConfig struct {
 	// exports; partitions past it are counted in
 	// floe_group_lag_partitions_omitted instead. Default 10000.
 	LagMetricsMaxPartitions int
+
+	// ConsumerHeartbeatInterval is how often consumer-protocol (KIP-848)
+	// members are told to heartbeat
+	// (group.consumer.heartbeat.interval.ms). Default 5s.
+	ConsumerHeartbeatInterval time.Duration
+	// ConsumerSessionTimeout: a consumer-protocol member that does not
+	// heartbeat for this long is removed
+	// (group.consumer.session.timeout.ms). Default 45s.
+	ConsumerSessionTimeout time.Duration
+	// ConsumerMaxSize bounds a consumer-protocol group's members
+	// (group.consumer.max.size). 0: no bound.
+	ConsumerMaxSize int
+	// ConsumerAssignors are the server assignors members may ask for, the
+	// first the default (group.consumer.assignors). Default uniform,
+	// range.
+	ConsumerAssignors []string
 }
 
 func (c *GroupConfig) setDefaults() {
@@ -106,6 +124,15 @@ func (c *GroupConfig) setDefaults() {
 	if c.LagMetricsMaxPartitions == 0 {
 		c.LagMetricsMaxPartitions = 10000
 	}
+	if c.ConsumerHeartbeatInterval == 0 {
+		c.ConsumerHeartbeatInterval = 5 * time.Second
+	}
+	if c.ConsumerSessionTimeout == 0 {
+		c.ConsumerSessionTimeout = 45 * time.Second
+	}
+	if len(c.ConsumerAssignors) == 0 {
+		c.ConsumerAssignors = []string{"uniform", "range"}
+	}
 }
 
 func (c *GroupConfig) validate() error {
@@ -132,6 +159,19 @@ func (c *GroupConfig) validate() error {
 		return errors.New("group lag metrics interval must be at least 10ms")
 	case c.LagMetricsMaxPartitions < 0:
 		return errors.New("group lag metrics max partitions must not be negative")
+	case c.ConsumerHeartbeatInterval < time.Millisecond:
+		return errors.New("consumer group heartbeat interval must be at least 1ms")
+	case c.ConsumerSessionTimeout <= c.ConsumerHeartbeatInterval:
+		return errors.New("consumer group session timeout must be longer than the heartbeat interval")
+	case c.ConsumerSessionTimeout > time.Duration(math.MaxInt32)*time.Millisecond:
+		return errors.New("consumer group session timeout is too long")
+	case c.ConsumerMaxSize < 0:
+		return errors.New("consumer group max size must not be negative")
+	}
+	for _, name := range c.ConsumerAssignors {
+		if _, ok := assignor.Lookup(name); !ok {
+			return fmt.Errorf("unknown consumer group assignor %q (floe has uniform and range)", name)
+		}
 	}
 	return nil
 }
@@ -154,4 +194,8 @@ func (c *GroupConfig) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.LagMinDistance, "group-lag-min-distance", d.LagMinDistance, "a commit closer than this to the previous one replaces it in the lag window (Burrow's min-distance)")
 	fs.DurationVar(&c.LagMetricsInterval, "group-lag-metrics-interval", d.LagMetricsInterval, "how often coordinators update the floe_group_* lag metrics")
 	fs.IntVar(&c.LagMetricsMaxPartitions, "group-lag-metrics-max-partitions", d.LagMetricsMaxPartitions, "most floe_group_lag series (group, topic, partition) one agent exports")
+	fs.DurationVar(&c.ConsumerHeartbeatInterval, "group-consumer-heartbeat-interval", d.ConsumerHeartbeatInterval, "how often consumer-protocol (KIP-848) group members heartbeat (group.consumer.heartbeat.interval.ms)")
+	fs.DurationVar(&c.ConsumerSessionTimeout, "group-consumer-session-timeout", d.ConsumerSessionTimeout, "a consumer-protocol group member silent this long is removed (group.consumer.session.timeout.ms)")
+	fs.IntVar(&c.ConsumerMaxSize, "group-consumer-max-size", 0, "most members of a consumer-protocol group; 0 for no bound (group.consumer.max.size)")
+	fs.StringSliceVar(&c.ConsumerAssignors, "group-consumer-assignors", d.ConsumerAssignors, "server assignors consumer-protocol members may ask for, the first the default (group.consumer.assignors)")
 }

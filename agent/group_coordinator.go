@@ -448,7 +448,7 @@ func (g *group) expireLocked(ctx context.Context, now time.Time) {
 // leaves the coordinator's map, so a request for it waiting meanwhile
 // claims afresh instead of adopting the claim being released.
 func (g *group) releaseIfIdleLocked() {
-	if g.gone || g.persisted || len(g.members) > 0 || len(g.pending) > 0 {
+	if g.gone || g.persisted || g.memberCountLocked() > 0 || len(g.pending) > 0 {
 		return
 	}
 	g.gc.release(g.claim)

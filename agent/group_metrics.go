@@ -13,12 +13,18 @@ var groupStates = []string{
 	metadata.GroupPreparingRebalance,
 	metadata.GroupCompletingRebalance,
 	metadata.GroupStable,
+	metadata.ConsumerGroupAssigning,
+	metadata.ConsumerGroupReconciling,
 }
 
 type groupMetrics struct {
 	groups     *prometheus.GaugeVec
 	rebalances prometheus.Counter
 	duration   prometheus.Histogram
+
+	// Consumer-protocol (KIP-848) groups.
+	epochs            prometheus.Counter
+	assignmentSeconds prometheus.Histogram
 }
 
 func newGroupMetrics(reg prometheus.Registerer) *groupMetrics {
@@ -36,12 +42,21 @@ func newGroupMetrics(reg prometheus.Registerer) *groupMetrics {
 			Help:    "Time from a group starting to rebalance to it being stable (or empty) again.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 16),
 		}),
+		epochs: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "floe", Subsystem: "agent", Name: "consumer_group_epochs_total",
+			Help: "New group epochs (membership, subscription or topic changes) of consumer-protocol groups this agent coordinated.",
+		}),
+		assignmentSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "floe", Subsystem: "agent", Name: "consumer_group_assignment_seconds",
+			Help:    "Time the server assignor took to compute a consumer-protocol group's target assignment.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
+		}),
 	}
 	for _, s := range groupStates {
 		m.groups.WithLabelValues(s)
 	}
 	if reg != nil {
-		reg.MustRegister(m.groups, m.rebalances, m.duration)
+		reg.MustRegister(m.groups, m.rebalances, m.duration, m.epochs, m.assignmentSeconds)
 	}
 	return m
 }

@@ -93,7 +93,7 @@ func (g rawGroup) commit(memberID string, generation int32, topic string, partit
 	req.MemberID = memberID
 	req.Generation = generation
 	rt := kmsg.NewOffsetCommitRequestTopic()
-	rt.Topic = topic
+	rt.Topic, rt.TopicID = topic, topicID(g.t, g.cl, topic)
 	for _, p := range partitions {
 		rp := kmsg.NewOffsetCommitRequestTopicPartition()
 		rp.Partition = p
@@ -175,7 +175,8 @@ func TestGroupProtocolErrors(t *testing.T) {
 	wantCode(t, "commit with an old generation", g.commit(leader, gen-1, "t", 0)[0], kerr.IllegalGeneration)
 	wantCode(t, "commit by an unknown member", g.commit("nobody", gen, "t", 0)[0], kerr.UnknownMemberID)
 	wantCode(t, "simple commit to a group with members", g.commit("", -1, "t", 0)[0], kerr.UnknownMemberID)
-	wantCode(t, "commit to an unknown topic", g.commit(leader, gen, "nope", 0)[0], kerr.UnknownTopicOrPartition)
+	// OffsetCommit v10 names topics by ID.
+	wantCode(t, "commit to an unknown topic", g.commit(leader, gen, "nope", 0)[0], kerr.UnknownTopicID)
 	codes := g.commit(leader, gen, "t", 1, 2)
 	wantCode(t, "commit to partition 1", codes[0], nil)
 	wantCode(t, "commit to a partition that does not exist", codes[1], kerr.UnknownTopicOrPartition)

@@ -43,7 +43,7 @@ func TestOffsetCommitWithDuplicatePartitions(t *testing.T) {
 	req.Group = "dup-commits"
 	req.Generation = -1
 	rt := kmsg.NewOffsetCommitRequestTopic()
-	rt.Topic = "dups"
+	rt.Topic, rt.TopicID = "dups", topicID(t, cl, "dups")
 	for _, po := range [][2]int64{{0, 5}, {1, 7}, {0, 9}} {
 		rp := kmsg.NewOffsetCommitRequestTopicPartition()
 		rp.Partition, rp.Offset = int32(po[0]), po[1]

@@ -12,12 +12,11 @@ package agent
 //     ListPartitionReassignments, ElectLeaders: agents have no local logs
 //     and leadership follows live agents automatically.
 //   - Delegation tokens, client quotas, telemetry.
-//   - KIP-848 consumer groups, share groups and streams groups: the
-//     classic group protocol is served instead, which every client
-//     supports.
+//   - Share groups and streams groups. Consumer groups are served with
+//     both the classic protocol and KIP-848's (consumer_group.go).
 //   - WriteTxnMarkers, and so kafka-transactions.sh abort: coordinators
 //     write their markers through the agent's own writer. Transactions,
 //     DescribeTransactions, ListTransactions and DescribeProducers are
 //     served (txn_coordinator.go).
-//   - OffsetCommit and OffsetFetch v10, which name topics by ID; v9 is
-//     served.
+//   - OffsetFetch v10, which names topics by ID; v9 is served.
+//     OffsetCommit v10 is served.

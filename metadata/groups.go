@@ -144,6 +144,10 @@ type GroupState struct {
 	// StateSince is when the group entered State (Unix ms). Committed
 	// offsets of an Empty group expire counting from here.
 	StateSince int64 `json:"state_since"`
+	// Type is GroupTypeConsumer for a consumer-protocol (KIP-848) group,
+	// whose state is in Consumer; empty for a classic group.
+	Type     string              `json:"type,omitempty"`
+	Consumer *ConsumerGroupState `json:"consumer,omitempty"`
 	// ModRevision of the group's key (not stored).
 	ModRevision int64 `json:"-"`
 }
@@ -166,6 +170,22 @@ func DecodeGroupState(key, name string, data []byte) (GroupState, error) {
 	g.Name = name
 	if v.V != 1 {
 		return GroupState{}, fmt.Errorf("%w: %s: version %d (this agent reads version 1)", ErrCorruptValue, key, v.V)
+	}
+	switch g.Type {
+	case "":
+		if g.Consumer != nil {
+			return GroupState{}, fmt.Errorf("%w: %s: classic group with consumer-protocol state", ErrCorruptValue, key)
+		}
+	case GroupTypeConsumer:
+		if g.Consumer == nil || len(g.Members) > 0 {
+			return GroupState{}, fmt.Errorf("%w: %s: consumer-protocol group without its state or with classic members", ErrCorruptValue, key)
+		}
+		if err := g.Consumer.validate(key, g.State); err != nil {
+			return GroupState{}, err
+		}
+		return g, nil
+	default:
+		return GroupState{}, fmt.Errorf("%w: %s: group type %q", ErrCorruptValue, key, g.Type)
 	}
 	switch g.State {
 	case GroupEmpty, GroupPreparingRebalance, GroupCompletingRebalance, GroupStable:
