@@ -217,6 +217,10 @@ func (g *group) checkConsumerCommitLocked(epoch int32, memberID string, instance
 	if instanceID != nil && !sameInstance(m.instanceID, instanceID) {
 		return kafkaErrorf(kerr.FencedInstanceID, "member %q of group %q has another instance ID", memberID, g.name)
 	}
+	if m.classic != nil {
+		// A classic member knows generations, not epochs.
+		stale = kerr.IllegalGeneration
+	}
 	if epoch == m.epoch {
 		return nil
 	}

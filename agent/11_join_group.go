@@ -32,6 +32,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"errors"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -73,6 +74,17 @@ func (gc *groupCoordinator) joinGroup(ctx context.Context, rq *request, req *kms
 	defer g.unlockReleasingIdle()
 	if req.Reason != nil && *req.Reason != "" {
 		gc.log.Debug("member joining group", "group", g.name, "member", req.MemberID, "reason", *req.Reason)
+	}
+	if g.consumer != nil && len(g.consumer.members) > 0 {
+		err := g.consumerClassicJoinLocked(rq, req, resp, session, rebalance)
+		if errors.Is(err, kerr.MemberIDRequired) {
+			resp.ErrorCode = kerr.MemberIDRequired.Code
+			return resp, nil
+		}
+		if err != nil {
+			return fail(err)
+		}
+		return resp, nil
 	}
 	if err := g.toClassicLocked(); err != nil {
 		return fail(err)

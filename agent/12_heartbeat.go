@@ -42,6 +42,9 @@ func (gc *groupCoordinator) heartbeat(ctx context.Context, req *kmsg.HeartbeatRe
 		return err
 	}
 	defer g.unlockReleasingIdle()
+	if g.consumer != nil {
+		return g.consumerClassicHeartbeatLocked(req)
+	}
 	if code := g.checkInstanceLocked(req.InstanceID, req.MemberID); code != nil {
 		return code
 	}

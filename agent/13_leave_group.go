@@ -63,6 +63,22 @@ func (gc *groupCoordinator) leave(ctx context.Context, name string, members []km
 	}
 	defer g.unlockReleasingIdle()
 	codes := make([]int16, len(members))
+	if g.consumer != nil {
+		removed := 0
+		for i, rm := range members {
+			if code := g.consumerClassicLeaveLocked(rm); code != nil {
+				codes[i] = code.Code
+				continue
+			}
+			removed++
+		}
+		if removed > 0 {
+			if err := g.persistAfterRemovalLocked(); err != nil {
+				return nil, err
+			}
+		}
+		return codes, nil
+	}
 	removed := 0
 	for i, rm := range members {
 		id := rm.MemberID

@@ -44,6 +44,12 @@ func (gc *groupCoordinator) syncGroup(ctx context.Context, rq *request, req *kms
 		return fail(err)
 	}
 	defer g.unlockReleasingIdle()
+	if g.consumer != nil {
+		if err := g.consumerClassicSyncLocked(req, resp); err != nil {
+			return fail(err)
+		}
+		return resp, nil
+	}
 	if code := g.checkInstanceLocked(req.InstanceID, req.MemberID); code != nil {
 		return fail(code)
 	}

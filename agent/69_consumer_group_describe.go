@@ -25,9 +25,11 @@ func init() {
 	register(apiSpec{key: 69, min: 0, max: 1, serve: handleSync((*Agent).handleConsumerGroupDescribe)})
 }
 
-// memberTypeConsumer is ConsumerGroupDescribe v1's type of a member that
-// speaks the consumer protocol.
-const memberTypeConsumer = 1
+// ConsumerGroupDescribe v1's member types.
+const (
+	memberTypeClassic  = 0
+	memberTypeConsumer = 1
+)
 
 func (a *Agent) handleConsumerGroupDescribe(ctx context.Context, rq *request, req *kmsg.ConsumerGroupDescribeRequest) (*kmsg.ConsumerGroupDescribeResponse, error) {
 	resp := req.ResponseKind().(*kmsg.ConsumerGroupDescribeResponse)
@@ -105,6 +107,9 @@ func (a *Agent) describeConsumerGroup(sg *kmsg.ConsumerGroupDescribeResponseGrou
 		sm.Assignment = assignment(m.Assigned)
 		sm.TargetAssignment = assignment(m.Target)
 		sm.MemberType = memberTypeConsumer
+		if m.Classic != nil {
+			sm.MemberType = memberTypeClassic
+		}
 		sg.Members = append(sg.Members, sm)
 	}
 }

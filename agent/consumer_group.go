@@ -166,6 +166,10 @@ type consumerMember struct {
 	revoking  partitionSet // to be given up, not yet acknowledged
 	target    partitionSet
 
+	// classic is set for a member speaking the classic protocol
+	// (consumer_group_classic.go).
+	classic *classicMembership
+
 	sessionTimer *time.Timer
 	sessionSeq   uint64
 	revokeTimer  *time.Timer
@@ -189,6 +193,7 @@ func (m *consumerMember) persisted() metadata.ConsumerMember {
 		Assigned:           m.assigned.persisted(),
 		Revoking:           m.revoking.persisted(),
 		Target:             m.target.persisted(),
+		Classic:            m.classic.persisted(),
 	}
 }
 
@@ -239,6 +244,7 @@ func loadConsumerGroup(st *metadata.ConsumerGroupState) *consumerGroup {
 			assigned:     setOfPersisted(pm.Assigned),
 			revoking:     setOfPersisted(pm.Revoking),
 			target:       setOfPersisted(pm.Target),
+			classic:      loadClassicMembership(pm.Classic),
 		}
 		if m.regex != "" {
 			// A regex that no longer compiles subscribes to nothing.
@@ -499,7 +505,7 @@ func (g *group) armConsumerSessionLocked(m *consumerMember) {
 	}
 	m.sessionSeq++
 	seq := m.sessionSeq
-	m.sessionTimer = g.gc.afterFunc(g.gc.cfg.ConsumerSessionTimeout, func() { g.consumerSessionExpired(m, seq) })
+	m.sessionTimer = g.gc.afterFunc(g.consumerSessionTimeout(m), func() { g.consumerSessionExpired(m, seq) })
 }
 
 func (g *group) consumerSessionExpired(m *consumerMember, seq uint64) {
@@ -508,9 +514,9 @@ func (g *group) consumerSessionExpired(m *consumerMember, seq uint64) {
 	if g.gone || g.consumer == nil || g.consumer.members[m.id] != m || m.sessionSeq != seq {
 		return
 	}
-	g.gc.log.Info("consumer group member session expired", "group", g.name, "member", m.id, "session_timeout", g.gc.cfg.ConsumerSessionTimeout)
+	g.gc.log.Info("consumer group member session expired", "group", g.name, "member", m.id, "session_timeout", g.consumerSessionTimeout(m))
 	g.removeConsumerMemberLocked(m)
-	_ = g.persistConsumerLocked()
+	_ = g.persistAfterRemovalLocked()
 }
 
 func (g *group) armRevokeTimerLocked(m *consumerMember) {
@@ -535,7 +541,7 @@ func (g *group) revokeDeadline(m *consumerMember, seq uint64) {
 	}
 	g.gc.log.Info("consumer group member fenced: it did not revoke partitions within its rebalance timeout", "group", g.name, "member", m.id, "rebalance_timeout", m.rebalance)
 	g.removeConsumerMemberLocked(m)
-	_ = g.persistConsumerLocked()
+	_ = g.persistAfterRemovalLocked()
 }
 
 func (g *group) stopConsumerTimersLocked(m *consumerMember) {
@@ -570,14 +576,15 @@ func (g *group) memberCountLocked() int {
 // consumer-protocol group.
 func (g *group) isConsumerProtocolLocked() bool { return g.consumer != nil }
 
-// toConsumerProtocolLocked makes an empty classic group a consumer-protocol
-// group (in memory; the next write persists it).
+// toConsumerProtocolLocked makes a classic group a consumer-protocol group
+// (in memory; the next write persists it): an empty one always, one with
+// members as the migration policy allows (upgradeLocked).
 func (g *group) toConsumerProtocolLocked() error {
 	if g.consumer != nil {
 		return nil
 	}
 	if len(g.members) > 0 || len(g.pending) > 0 {
-		return kafkaErrorf(kerr.GroupIDNotFound, "group %q is a classic group with %d members; it can take consumer-protocol members once it is empty", g.name, len(g.members))
+		return g.upgradeLocked()
 	}
 	g.stopJoinTimerLocked()
 	g.stopSyncTimerLocked()
@@ -754,8 +761,11 @@ func (g *group) replaceStaticConsumerLocked(prev *consumerMember, id string) *co
 	m := &consumerMember{
 		id: id, instanceID: prev.instanceID, rackID: prev.rackID, rebalance: prev.rebalance,
 		topics: prev.topics, regex: prev.regex, compiled: prev.compiled, assignorName: prev.assignorName,
-		epoch: prev.prevEpoch, prevEpoch: prev.prevEpoch, state: prev.state,
+		epoch: prev.epoch, prevEpoch: prev.prevEpoch, state: prev.state,
 		assigned: prev.assigned, revoking: prev.revoking, target: prev.target,
+	}
+	if m.epoch == memberEpochStaticLeave {
+		m.epoch = prev.prevEpoch
 	}
 	cg.members[id] = m
 	cg.static[*m.instanceID] = id
@@ -796,7 +806,7 @@ func (g *group) consumerLeaveLocked(req *kmsg.ConsumerGroupHeartbeatRequest, res
 	}
 	g.gc.log.Debug("consumer group member left", "group", g.name, "member", m.id)
 	g.removeConsumerMemberLocked(m)
-	return g.persistConsumerLocked()
+	return g.persistAfterRemovalLocked()
 }
 
 func sameInstance(a, b *string) bool {
@@ -868,4 +878,12 @@ func validateConsumerHeartbeat(req *kmsg.ConsumerGroupHeartbeatRequest, assignor
 		}
 	}
 	return nil
+}
+
+// consumerSessionTimeout is how long m may go without a heartbeat.
+func (g *group) consumerSessionTimeout(m *consumerMember) time.Duration {
+	if m.classic != nil {
+		return m.classic.session
+	}
+	return g.gc.cfg.ConsumerSessionTimeout
 }

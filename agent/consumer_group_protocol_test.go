@@ -259,7 +259,7 @@ func TestConsumerGroupHeartbeatProtocol(t *testing.T) {
 
 	// The group is a consumer-protocol group to every other API.
 	classic := rawGroup{t: t, cl: cl, ctx: ctx, group: g.group}
-	wantCode(t, "a classic JoinGroup", classic.join("", 10000, "consumer", "range").ErrorCode, kerr.InconsistentGroupProtocol)
+	wantCode(t, "a classic JoinGroup of another protocol type", classic.join("", 10000, "connect", "range").ErrorCode, kerr.InconsistentGroupProtocol)
 	dg := kmsg.NewPtrDescribeGroupsRequest()
 	dg.Groups = []string{g.group}
 	if r, err := dg.RequestWith(ctx, cl); err != nil || r.Groups[0].State != "Dead" || r.Groups[0].ErrorCode != kerr.GroupIDNotFound.Code {
@@ -363,8 +363,8 @@ func TestConsumerGroupHeartbeatProtocol(t *testing.T) {
 
 // An empty classic group becomes a consumer-protocol group when a
 // consumer-protocol member joins, and back when a classic member joins it
-// empty; committed offsets stay. A classic group with members refuses
-// consumer-protocol members.
+// empty; committed offsets stay. A classic group with members that is not
+// Stable refuses consumer-protocol members.
 func TestConsumerGroupConvertsEmptyGroups(t *testing.T) {
 	skipRawInSecureMode(t)
 	c := newTestCluster(t)
@@ -379,7 +379,7 @@ func TestConsumerGroupConvertsEmptyGroups(t *testing.T) {
 	j := classic.join("", 10000, "consumer", "range")
 	j = classic.join(j.MemberID, 10000, "consumer", "range")
 	wantCode(t, "classic join", j.ErrorCode, nil)
-	wantCode(t, "a consumer-protocol member joining a classic group with members", cg.join("m", 1000, "t").ErrorCode, kerr.GroupIDNotFound)
+	wantCode(t, "a consumer-protocol member joining a classic group that is not Stable", cg.join("m", 1000, "t").ErrorCode, kerr.GroupIDNotFound)
 	classic.sync(j.MemberID, j.Generation, "range", map[string][]byte{j.MemberID: nil})
 	wantCode(t, "classic commit", classic.commit(j.MemberID, j.Generation, "t", 0)[0], nil)
 	leave := kmsg.NewPtrLeaveGroupRequest()
@@ -410,4 +410,72 @@ func TestConsumerGroupConvertsEmptyGroups(t *testing.T) {
 	j = classic.join("", 10000, "consumer", "range")
 	j = classic.join(j.MemberID, 10000, "consumer", "range")
 	wantCode(t, "classic join of the empty consumer-protocol group", j.ErrorCode, nil)
+}
+
+// The migration policy decides which live groups change protocol: with
+// upgrades disabled a classic group with members refuses consumer-protocol
+// members; with downgrades disabled a consumer-protocol group keeps its
+// protocol when only classic members are left, serving them from the
+// server's assignment.
+func TestConsumerGroupMigrationPolicy(t *testing.T) {
+	skipRawInSecureMode(t)
+	for _, policy := range []string{agent.MigrationDisabled, agent.MigrationUpgrade} {
+		t.Run(policy, func(t *testing.T) {
+			c := newTestCluster(t)
+			c.addAgent(func(cfg *agent.Config) {
+				consumerGroups(cfg)
+				cfg.Groups.ConsumerMigrationPolicy = policy
+			})
+			createTopic(t, c, "t", 4, nil)
+			cl := c.client()
+			ctx := testCtx(t)
+			classic := rawGroup{t: t, cl: cl, ctx: ctx, group: "pol"}
+			cg := rawConsumerGroup{t: t, cl: cl, ctx: ctx, group: "pol", topic: topicID(t, cl, "t")}
+			j := classic.join("", 10000, "consumer", "range")
+			j = classic.join(j.MemberID, 10000, "consumer", "range")
+			wantCode(t, "classic join", j.ErrorCode, nil)
+			wantCode(t, "classic sync", classic.sync(j.MemberID, j.Generation, "range", map[string][]byte{j.MemberID: nil}).ErrorCode, nil)
+
+			r := cg.join("n", 60000, "t")
+			if policy == agent.MigrationDisabled {
+				wantCode(t, "a consumer-protocol member joining a live classic group", r.ErrorCode, kerr.GroupIDNotFound)
+				wantCode(t, "the classic member's heartbeat", classic.heartbeat(j.MemberID, j.Generation), nil)
+				return
+			}
+			wantCode(t, "a consumer-protocol member upgrading the group", r.ErrorCode, nil)
+			d := cg.describe()
+			if d.ErrorCode != 0 || len(d.Members) != 2 {
+				t.Fatalf("after the upgrade: %v, %d members", kerr.ErrorForCode(d.ErrorCode), len(d.Members))
+			}
+			// The classic member is told to rejoin, and is served the
+			// server's assignment.
+			wantCode(t, "the classic member's heartbeat after the upgrade", classic.heartbeat(j.MemberID, j.Generation), kerr.RebalanceInProgress)
+			if r := cg.hb("n", -1, nil); r.ErrorCode != 0 {
+				t.Fatalf("n leaving: %v", kerr.ErrorForCode(r.ErrorCode))
+			}
+			// Downgrades are off: still a consumer-protocol group.
+			if d := cg.describe(); d.ErrorCode != 0 || len(d.Members) != 1 || d.Members[0].MemberType != 0 {
+				t.Fatalf("after the consumer-protocol member left: %v, %+v", kerr.ErrorForCode(d.ErrorCode), d.Members)
+			}
+			j2 := classic.join(j.MemberID, 10000, "consumer", "range")
+			if j2.ErrorCode != 0 || j2.LeaderID != "" {
+				t.Fatalf("the classic member rejoining: %v, leader %q", kerr.ErrorForCode(j2.ErrorCode), j2.LeaderID)
+			}
+			s := classic.sync(j.MemberID, j2.Generation, "range", nil)
+			var a kmsg.ConsumerMemberAssignment
+			if err := a.ReadFrom(s.MemberAssignment); s.ErrorCode != 0 || err != nil {
+				t.Fatalf("sync: %v, %v", kerr.ErrorForCode(s.ErrorCode), err)
+			}
+			n := 0
+			for _, at := range a.Topics {
+				n += len(at.Partitions)
+			}
+			if n != 4 {
+				t.Fatalf("the classic member is assigned %+v, want all 4 partitions", a.Topics)
+			}
+			wantCode(t, "the classic member's heartbeat once it has everything", classic.heartbeat(j.MemberID, j2.Generation), nil)
+			wantCode(t, "its commit at its epoch", classic.commit(j.MemberID, j2.Generation, "t", 0)[0], nil)
+			wantCode(t, "its commit at another epoch", classic.commit(j.MemberID, j2.Generation+5, "t", 0)[0], kerr.IllegalGeneration)
+		})
+	}
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -158,14 +160,20 @@ type nextGenMember struct {
 	once   sync.Once
 }
 
-// joinNextGen starts a member of group; opts name what it consumes.
+// joinNextGen starts a consumer-protocol member of group; opts name what
+// it consumes.
 func (c *testCluster) joinNextGen(l *ledger, name, group string, balancer kgo.GroupBalancer, opts ...kgo.Opt) *nextGenMember {
+	c.t.Helper()
+	return c.joinLedgered(l, name, group, append([]kgo.Opt{kgo.ServerSideBalancer(), kgo.Balancers(balancer)}, opts...)...)
+}
+
+// joinLedgered starts a member of group reporting to l; opts choose its
+// protocol and balancer and name what it consumes.
+func (c *testCluster) joinLedgered(l *ledger, name, group string, opts ...kgo.Opt) *nextGenMember {
 	c.t.Helper()
 	m := &nextGenMember{name: name, done: make(chan struct{})}
 	base := append(c.seedOpts(),
 		kgo.ConsumerGroup(group),
-		kgo.ServerSideBalancer(),
-		kgo.Balancers(balancer),
 		kgo.RebalanceTimeout(10*time.Second),
 		kgo.FetchMaxWait(100*time.Millisecond),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -444,5 +452,81 @@ func TestConsumerGroupRegexSubscription(t *testing.T) {
 	d := describeConsumerGroup(t, c.client(), "ngr-group")
 	if len(d.Members) != 1 || d.Members[0].SubscribedTopicRegex == nil {
 		t.Fatalf("described member: %+v", d.Members)
+	}
+}
+
+// A live classic group moves to the consumer protocol when a
+// consumer-protocol member joins it, and back when that member leaves:
+// classic members keep consuming throughout (served from the server's
+// assignment while the group is a consumer-protocol group), no partition
+// has two owners, and no member loses partitions.
+func TestConsumerGroupUpgradesAndDowngradesLive(t *testing.T) {
+	c := newTestCluster(t)
+	c.addAgent(fastConsumerGroups)
+	createTopic(t, c, "mig", 6, nil)
+	l := newLedger()
+	classic := func(name string) *nextGenMember {
+		return c.joinLedgered(l, name, "mig-group", kgo.ConsumeTopics("mig"), kgo.Balancers(kgo.CooperativeStickyBalancer()),
+			kgo.SessionTimeout(3*time.Second), kgo.HeartbeatInterval(100*time.Millisecond))
+	}
+	classic("c0")
+	classic("c1")
+	waitFor(t, 30*time.Second, func() bool { return l.balancedAmong("mig", 6, "c0", "c1") }, "two classic members balanced")
+	cl := c.client()
+
+	next := c.joinNextGen(l, "n0", "mig-group", kgo.CooperativeStickyBalancer(), kgo.ConsumeTopics("mig"))
+	waitFor(t, 30*time.Second, func() bool { return l.balancedAmong("mig", 6, "c0", "c1", "n0") }, "the upgraded group balanced over three members")
+	d := describeConsumerGroup(t, cl, "mig-group")
+	types := map[int8]int{}
+	for _, m := range d.Members {
+		types[m.MemberType]++
+	}
+	if d.ErrorCode != 0 || len(d.Members) != 3 || types[0] != 2 || types[1] != 1 {
+		t.Fatalf("upgraded group: error %d, members by type %v", d.ErrorCode, types)
+	}
+
+	next.stop()
+	waitFor(t, 30*time.Second, func() bool { return l.balancedAmong("mig", 6, "c0", "c1") }, "the downgraded group balanced over the classic members")
+	waitFor(t, 30*time.Second, func() bool {
+		described, err := kadm.NewClient(cl).DescribeGroups(testCtx(t), "mig-group")
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := described["mig-group"]
+		return g.Err == nil && g.State == "Stable" && len(g.Members) == 2
+	}, "DescribeGroups shows a Stable classic group of two")
+	violations, lost := l.problems()
+	if len(violations) > 0 || len(lost) > 0 {
+		t.Fatalf("two owners: %v; partitions lost: %v", violations, lost)
+	}
+}
+
+// Classic members, eager and cooperative, join a consumer-protocol group
+// and are served from the server's assignment beside consumer-protocol
+// members, one partition owner at a time.
+func TestConsumerGroupServesClassicMembers(t *testing.T) {
+	c := newTestCluster(t)
+	c.addAgent(fastConsumerGroups)
+	createTopic(t, c, "mixed", 9, nil)
+	l := newLedger()
+	c.joinNextGen(l, "n0", "mixed-group", kgo.RangeBalancer(), kgo.ConsumeTopics("mixed"))
+	waitFor(t, 30*time.Second, func() bool { return l.balancedAmong("mixed", 9, "n0") }, "n0 owns everything")
+	classic := func(name string, b ...kgo.GroupBalancer) *nextGenMember {
+		return c.joinLedgered(l, name, "mixed-group", kgo.ConsumeTopics("mixed"), kgo.Balancers(b...),
+			kgo.SessionTimeout(3*time.Second), kgo.HeartbeatInterval(100*time.Millisecond))
+	}
+	eager := classic("eager", kgo.RangeBalancer())
+	waitFor(t, 30*time.Second, func() bool { return l.balancedAmong("mixed", 9, "n0", "eager") }, "n0 and an eager classic member balanced")
+	// Classic members must share a protocol, as in a classic group.
+	classic("coop", kgo.CooperativeStickyBalancer(), kgo.RangeBalancer())
+	waitFor(t, 30*time.Second, func() bool { return l.balancedAmong("mixed", 9, "n0", "eager", "coop") }, "three members of two protocols balanced")
+	if d := describeConsumerGroup(t, c.client(), "mixed-group"); d.ErrorCode != 0 || d.State != "Stable" || d.AssignorName != "range" {
+		t.Fatalf("mixed group: %v %s assignor %q", kerr.ErrorForCode(d.ErrorCode), d.State, d.AssignorName)
+	}
+	eager.stop()
+	waitFor(t, 30*time.Second, func() bool { return l.balancedAmong("mixed", 9, "n0", "coop") }, "balanced after the eager member left")
+	violations, _ := l.problems()
+	if len(violations) > 0 {
+		t.Fatalf("two owners: %v", violations)
 	}
 }

@@ -82,6 +82,10 @@ type GroupConfig struct {
 	// first the default (group.consumer.assignors). Default uniform,
 	// range.
 	ConsumerAssignors []string
+	// ConsumerMigrationPolicy says which live groups move between the
+	// protocols (group.consumer.migration.policy): bidirectional (the
+	// default), upgrade, downgrade or disabled.
+	ConsumerMigrationPolicy string
 }
 
 func (c *GroupConfig) setDefaults() {
@@ -133,6 +137,9 @@ func (c *GroupConfig) setDefaults() {
 	if len(c.ConsumerAssignors) == 0 {
 		c.ConsumerAssignors = []string{"uniform", "range"}
 	}
+	if c.ConsumerMigrationPolicy == "" {
+		c.ConsumerMigrationPolicy = MigrationBidirectional
+	}
 }
 
 func (c *GroupConfig) validate() error {
@@ -168,6 +175,11 @@ func (c *GroupConfig) validate() error {
 	case c.ConsumerMaxSize < 0:
 		return errors.New("consumer group max size must not be negative")
 	}
+	switch c.ConsumerMigrationPolicy {
+	case MigrationBidirectional, MigrationUpgrade, MigrationDowngrade, MigrationDisabled:
+	default:
+		return fmt.Errorf("consumer group migration policy %q: want bidirectional, upgrade, downgrade or disabled", c.ConsumerMigrationPolicy)
+	}
 	for _, name := range c.ConsumerAssignors {
 		if _, ok := assignor.Lookup(name); !ok {
 			return fmt.Errorf("unknown consumer group assignor %q (floe has uniform and range)", name)
@@ -197,5 +209,6 @@ func (c *GroupConfig) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.ConsumerHeartbeatInterval, "group-consumer-heartbeat-interval", d.ConsumerHeartbeatInterval, "how often consumer-protocol (KIP-848) group members heartbeat (group.consumer.heartbeat.interval.ms)")
 	fs.DurationVar(&c.ConsumerSessionTimeout, "group-consumer-session-timeout", d.ConsumerSessionTimeout, "a consumer-protocol group member silent this long is removed (group.consumer.session.timeout.ms)")
 	fs.IntVar(&c.ConsumerMaxSize, "group-consumer-max-size", 0, "most members of a consumer-protocol group; 0 for no bound (group.consumer.max.size)")
+	fs.StringVar(&c.ConsumerMigrationPolicy, "group-consumer-migration-policy", d.ConsumerMigrationPolicy, "which live groups move between the classic and consumer protocols: bidirectional, upgrade, downgrade or disabled (group.consumer.migration.policy)")
 	fs.StringSliceVar(&c.ConsumerAssignors, "group-consumer-assignors", d.ConsumerAssignors, "server assignors consumer-protocol members may ask for, the first the default (group.consumer.assignors)")
 }

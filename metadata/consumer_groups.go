@@ -79,6 +79,17 @@ type ConsumerMember struct {
 	Assigned []TopicPartitions `json:"assigned,omitempty"`
 	Revoking []TopicPartitions `json:"revoking,omitempty"`
 	Target   []TopicPartitions `json:"target,omitempty"`
+
+	// Classic is set for a member that speaks the classic protocol
+	// (JoinGroup, SyncGroup) in a consumer-protocol group.
+	Classic *ClassicMembership `json:"classic,omitempty"`
+}
+
+// ClassicMembership is what a classic-protocol member of a
+// consumer-protocol group joined with.
+type ClassicMembership struct {
+	SessionTimeoutMs int32           `json:"session_timeout_ms"`
+	Protocols        []GroupProtocol `json:"protocols"`
 }
 
 // SubscribedTopic is one topic a consumer group's target assignment was
@@ -126,6 +137,9 @@ func (c *ConsumerGroupState) validate(key, state string) error {
 				return fmt.Errorf("%w: %s: instance %q held by two members", ErrCorruptValue, key, *m.InstanceID)
 			}
 			instances[*m.InstanceID] = true
+		}
+		if m.Classic != nil && (m.Classic.SessionTimeoutMs <= 0 || len(m.Classic.Protocols) == 0) {
+			return fmt.Errorf("%w: %s: classic member %q", ErrCorruptValue, key, m.MemberID)
 		}
 		switch m.State {
 		case MemberStable, MemberUnrevokedPartitions, MemberUnreleasedPartitions:
