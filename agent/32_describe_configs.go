@@ -9,8 +9,10 @@ package agent
 // with the broker-level config and its default where Kafka has one, and
 // v3+ adds types and documentation (what the config does in floe). Broker
 // resources (the agent's node ID, or "" for cluster defaults) list the
-// broker-level settings, which are set by flags and are read-only. Other
-// resource types get INVALID_REQUEST.
+// broker-level settings, which are set by flags and are read-only. Group
+// resources list the group configs (group_configs.go): the group's value
+// (GROUP_CONFIG) or the agents' default. Other resource types get
+// INVALID_REQUEST.
 
 import (
 	"context"
@@ -83,8 +85,10 @@ func (a *Agent) handleDescribeConfigs(ctx context.Context, rq *request, req *kms
 			if err == nil {
 				configs = a.describeBrokerConfigs(rr.ConfigNames, req.IncludeSynonyms, req.IncludeDocumentation)
 			}
+		case kmsg.ConfigResourceTypeGroupConfig:
+			configs, err = a.describeGroupConfigs(ctx, rq.conn, rr.ResourceName, rr.ConfigNames, req.IncludeSynonyms, req.IncludeDocumentation)
 		default:
-			err = kafkaErrorf(kerr.InvalidRequest, "floe describes topic and broker configs only (resource type %d asked)", rr.ResourceType)
+			err = kafkaErrorf(kerr.InvalidRequest, "floe describes topic, broker and group configs only (resource type %d asked)", rr.ResourceType)
 		}
 		if err != nil {
 			ke, msg := kafkaError(err)

@@ -5,7 +5,8 @@ package agent
 // SET and DELETE change one topic config each; APPEND and SUBTRACT add to
 // or remove from list configs (cleanup.policy, the replication
 // throttles). The whole resource is validated and written in one
-// compare-and-swap, so either every change lands or none does.
+// compare-and-swap, so either every change lands or none does. Group
+// resources take SET and DELETE of the group configs (group_configs.go).
 
 import (
 	"context"
@@ -28,14 +29,19 @@ func (a *Agent) handleIncrementalAlterConfigs(ctx context.Context, rq *request, 
 		sr := kmsg.NewIncrementalAlterConfigsResponseResource()
 		sr.ResourceType = rr.ResourceType
 		sr.ResourceName = rr.ResourceName
-		err := a.alterTopicConfigs(ctx, rq.conn, rr.ResourceType, rr.ResourceName, req.ValidateOnly, func(cur map[string]string) (map[string]string, error) {
-			for _, c := range rr.Configs {
-				if err := applyIncremental(cur, c); err != nil {
-					return nil, err
+		var err error
+		if rr.ResourceType == kmsg.ConfigResourceTypeGroupConfig {
+			err = a.alterGroupConfigs(ctx, rq.conn, rr.ResourceName, req.ValidateOnly, rr.Configs)
+		} else {
+			err = a.alterTopicConfigs(ctx, rq.conn, rr.ResourceType, rr.ResourceName, req.ValidateOnly, func(cur map[string]string) (map[string]string, error) {
+				for _, c := range rr.Configs {
+					if err := applyIncremental(cur, c); err != nil {
+						return nil, err
+					}
 				}
-			}
-			return cur, nil
-		})
+				return cur, nil
+			})
+		}
 		if err != nil {
 			ke, msg := kafkaError(err)
 			sr.ErrorCode = ke.Code

@@ -615,7 +615,7 @@ func (gc *groupCoordinator) consumerHeartbeat(g *group, rq *request, req *kmsg.C
 		return err
 	}
 	cg := g.consumer
-	resp.HeartbeatIntervalMillis = int32(gc.cfg.ConsumerHeartbeatInterval.Milliseconds())
+	resp.HeartbeatIntervalMillis = int32(g.consumerTimeoutsLocked().heartbeat.Milliseconds())
 	if req.MemberEpoch < 0 {
 		return g.consumerLeaveLocked(req, resp)
 	}
@@ -885,5 +885,5 @@ func (g *group) consumerSessionTimeout(m *consumerMember) time.Duration {
 	if m.classic != nil {
 		return m.classic.session
 	}
-	return g.gc.cfg.ConsumerSessionTimeout
+	return g.consumerTimeoutsLocked().session
 }

@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -477,5 +478,78 @@ func TestConsumerGroupMigrationPolicy(t *testing.T) {
 			wantCode(t, "its commit at its epoch", classic.commit(j.MemberID, j2.Generation, "t", 0)[0], nil)
 			wantCode(t, "its commit at another epoch", classic.commit(j.MemberID, j2.Generation+5, "t", 0)[0], kerr.IllegalGeneration)
 		})
+	}
+}
+
+// Group configs set a consumer-protocol group's heartbeat interval and
+// session timeout within the agents' bounds, and are described with their
+// source.
+func TestConsumerGroupConfigs(t *testing.T) {
+	skipRawInSecureMode(t)
+	c := newTestCluster(t)
+	c.addAgent(func(cfg *agent.Config) {
+		consumerGroups(cfg)
+		cfg.Groups.ConsumerMaxHeartbeatInterval = 2 * time.Second
+	})
+	createTopic(t, c, "t", 2, nil)
+	cl := c.client()
+	ctx := testCtx(t)
+	alter := func(op kmsg.IncrementalAlterConfigOp, name, value string) error {
+		req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+		rr := kmsg.NewIncrementalAlterConfigsRequestResource()
+		rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeGroupConfig, "cfg"
+		rc := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+		rc.Op, rc.Name, rc.Value = op, name, &value
+		rr.Configs = append(rr.Configs, rc)
+		req.Resources = append(req.Resources, rr)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			return err
+		}
+		return kerr.ErrorForCode(resp.Resources[0].ErrorCode)
+	}
+	type described struct {
+		value  string
+		source kmsg.ConfigSource
+	}
+	describe := func() map[string]described {
+		req := kmsg.NewPtrDescribeConfigsRequest()
+		rr := kmsg.NewDescribeConfigsRequestResource()
+		rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeGroupConfig, "cfg"
+		req.Resources = append(req.Resources, rr)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil || len(resp.Resources) != 1 || resp.Resources[0].ErrorCode != 0 {
+			t.Fatalf("describing group configs: %v %+v", err, resp)
+		}
+		out := map[string]described{}
+		for _, c := range resp.Resources[0].Configs {
+			out[c.Name] = described{*c.Value, c.Source}
+		}
+		return out
+	}
+	if d := describe()["consumer.heartbeat.interval.ms"]; d.value != "100" || d.source != kmsg.ConfigSourceDefaultConfig {
+		t.Fatalf("default heartbeat interval: %+v", d)
+	}
+	if err := alter(kmsg.IncrementalAlterConfigOpSet, "consumer.heartbeat.interval.ms", "5000"); !errors.Is(err, kerr.InvalidConfig) {
+		t.Fatalf("a heartbeat interval above the max: %v", err)
+	}
+	if err := alter(kmsg.IncrementalAlterConfigOpSet, "consumer.nope.ms", "5"); !errors.Is(err, kerr.InvalidConfig) {
+		t.Fatalf("an unknown group config: %v", err)
+	}
+	if err := alter(kmsg.IncrementalAlterConfigOpSet, "consumer.heartbeat.interval.ms", "1500"); err != nil {
+		t.Fatal(err)
+	}
+	if d := describe()["consumer.heartbeat.interval.ms"]; d.value != "1500" || d.source != kmsg.ConfigSourceGroupConfig {
+		t.Fatalf("set heartbeat interval: %+v", d)
+	}
+	g := rawConsumerGroup{t: t, cl: cl, ctx: ctx, group: "cfg"}
+	if r := g.join("m", 60000, "t"); r.ErrorCode != 0 || r.HeartbeatIntervalMillis != 1500 {
+		t.Fatalf("join: %v, heartbeat interval %d", kerr.ErrorForCode(r.ErrorCode), r.HeartbeatIntervalMillis)
+	}
+	if err := alter(kmsg.IncrementalAlterConfigOpDelete, "consumer.heartbeat.interval.ms", ""); err != nil {
+		t.Fatal(err)
+	}
+	if r := g.owning("m", 1, 0, 1); r.ErrorCode != 0 || r.HeartbeatIntervalMillis != 100 {
+		t.Fatalf("after the delete: %v, heartbeat interval %d", kerr.ErrorForCode(r.ErrorCode), r.HeartbeatIntervalMillis)
 	}
 }

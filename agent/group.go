@@ -159,6 +159,10 @@ type group struct {
 	pendingSync  map[string]bool        // members yet to SyncGroup this generation
 	nextOrder    uint64
 
+	// timeouts are the group's consumer-protocol heartbeat interval and
+	// session timeout (group_configs.go).
+	timeouts groupTimeouts
+
 	// consumer is the state of a consumer-protocol (KIP-848) group; nil
 	// for a classic group. A consumer-protocol group has no classic
 	// members, so the fields above keep their Empty values.

@@ -75,6 +75,17 @@ type GroupConfig struct {
 	// heartbeat for this long is removed
 	// (group.consumer.session.timeout.ms). Default 45s.
 	ConsumerSessionTimeout time.Duration
+	// ConsumerMinHeartbeatInterval, ConsumerMaxHeartbeatInterval,
+	// ConsumerMinSessionTimeout and ConsumerMaxSessionTimeout bound what a
+	// group's consumer.heartbeat.interval.ms and
+	// consumer.session.timeout.ms configs may set
+	// (group.consumer.{min,max}.{heartbeat.interval,session.timeout}.ms).
+	// Defaults Kafka's 5s, 15s, 45s and 60s, widened to take in the
+	// defaults above.
+	ConsumerMinHeartbeatInterval time.Duration
+	ConsumerMaxHeartbeatInterval time.Duration
+	ConsumerMinSessionTimeout    time.Duration
+	ConsumerMaxSessionTimeout    time.Duration
 	// ConsumerMaxSize bounds a consumer-protocol group's members
 	// (group.consumer.max.size). 0: no bound.
 	ConsumerMaxSize int
@@ -134,6 +145,18 @@ func (c *GroupConfig) setDefaults() {
 	if c.ConsumerSessionTimeout == 0 {
 		c.ConsumerSessionTimeout = 45 * time.Second
 	}
+	if c.ConsumerMinHeartbeatInterval == 0 {
+		c.ConsumerMinHeartbeatInterval = min(5*time.Second, c.ConsumerHeartbeatInterval)
+	}
+	if c.ConsumerMaxHeartbeatInterval == 0 {
+		c.ConsumerMaxHeartbeatInterval = max(15*time.Second, c.ConsumerHeartbeatInterval)
+	}
+	if c.ConsumerMinSessionTimeout == 0 {
+		c.ConsumerMinSessionTimeout = min(45*time.Second, c.ConsumerSessionTimeout)
+	}
+	if c.ConsumerMaxSessionTimeout == 0 {
+		c.ConsumerMaxSessionTimeout = max(60*time.Second, c.ConsumerSessionTimeout)
+	}
 	if len(c.ConsumerAssignors) == 0 {
 		c.ConsumerAssignors = []string{"uniform", "range"}
 	}
@@ -172,6 +195,13 @@ func (c *GroupConfig) validate() error {
 		return errors.New("consumer group session timeout must be longer than the heartbeat interval")
 	case c.ConsumerSessionTimeout > time.Duration(math.MaxInt32)*time.Millisecond:
 		return errors.New("consumer group session timeout is too long")
+	case c.ConsumerHeartbeatInterval < c.ConsumerMinHeartbeatInterval || c.ConsumerHeartbeatInterval > c.ConsumerMaxHeartbeatInterval:
+		return errors.New("consumer group heartbeat interval must lie within its min and max")
+	case c.ConsumerSessionTimeout < c.ConsumerMinSessionTimeout || c.ConsumerSessionTimeout > c.ConsumerMaxSessionTimeout:
+		return errors.New("consumer group session timeout must lie within its min and max")
+	case c.ConsumerMaxSessionTimeout > time.Duration(math.MaxInt32)*time.Millisecond,
+		c.ConsumerMaxHeartbeatInterval > time.Duration(math.MaxInt32)*time.Millisecond:
+		return errors.New("consumer group session timeout and heartbeat interval bounds must fit in int32 milliseconds")
 	case c.ConsumerMaxSize < 0:
 		return errors.New("consumer group max size must not be negative")
 	}
@@ -208,6 +238,10 @@ func (c *GroupConfig) RegisterFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.LagMetricsMaxPartitions, "group-lag-metrics-max-partitions", d.LagMetricsMaxPartitions, "most floe_group_lag series (group, topic, partition) one agent exports")
 	fs.DurationVar(&c.ConsumerHeartbeatInterval, "group-consumer-heartbeat-interval", d.ConsumerHeartbeatInterval, "how often consumer-protocol (KIP-848) group members heartbeat (group.consumer.heartbeat.interval.ms)")
 	fs.DurationVar(&c.ConsumerSessionTimeout, "group-consumer-session-timeout", d.ConsumerSessionTimeout, "a consumer-protocol group member silent this long is removed (group.consumer.session.timeout.ms)")
+	fs.DurationVar(&c.ConsumerMinHeartbeatInterval, "group-consumer-min-heartbeat-interval", 0, "smallest consumer.heartbeat.interval.ms a group config may set; 0 for Kafka's 5s, or the default interval if smaller (group.consumer.min.heartbeat.interval.ms)")
+	fs.DurationVar(&c.ConsumerMaxHeartbeatInterval, "group-consumer-max-heartbeat-interval", 0, "largest consumer.heartbeat.interval.ms a group config may set; 0 for Kafka's 15s, or the default interval if larger (group.consumer.max.heartbeat.interval.ms)")
+	fs.DurationVar(&c.ConsumerMinSessionTimeout, "group-consumer-min-session-timeout", 0, "smallest consumer.session.timeout.ms a group config may set; 0 for Kafka's 45s, or the default timeout if smaller (group.consumer.min.session.timeout.ms)")
+	fs.DurationVar(&c.ConsumerMaxSessionTimeout, "group-consumer-max-session-timeout", 0, "largest consumer.session.timeout.ms a group config may set; 0 for Kafka's 60s, or the default timeout if larger (group.consumer.max.session.timeout.ms)")
 	fs.IntVar(&c.ConsumerMaxSize, "group-consumer-max-size", 0, "most members of a consumer-protocol group; 0 for no bound (group.consumer.max.size)")
 	fs.StringVar(&c.ConsumerMigrationPolicy, "group-consumer-migration-policy", d.ConsumerMigrationPolicy, "which live groups move between the classic and consumer protocols: bidirectional, upgrade, downgrade or disabled (group.consumer.migration.policy)")
 	fs.StringSliceVar(&c.ConsumerAssignors, "group-consumer-assignors", d.ConsumerAssignors, "server assignors consumer-protocol members may ask for, the first the default (group.consumer.assignors)")

@@ -293,6 +293,7 @@ const (
 	SourceTopicOverride ConfigSource = 1 // DYNAMIC_TOPIC_CONFIG
 	SourceBrokerStatic  ConfigSource = 4 // STATIC_BROKER_CONFIG
 	SourceDefault       ConfigSource = 5 // DEFAULT_CONFIG
+	SourceGroup         ConfigSource = 8 // GROUP_CONFIG
 )
 
 // BrokerConfig holds broker-level settings by their Kafka broker config

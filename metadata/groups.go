@@ -2,7 +2,7 @@ package metadata
 
 // Consumer groups in etcd.
 //
-// Three prefixes hold a group's state, all keyed by the group name
+// Four prefixes hold a group's state, all keyed by the group name
 // escaped with url.PathEscape (group names are arbitrary strings; escaping
 // keeps '/' out of the key so one group's prefix never covers another's):
 //
@@ -10,8 +10,11 @@ package metadata
 //	                                 agent's registration lease
 //	groups/<group>                   GroupState: generation, protocol,
 //	                                 leader, members with their metadata
-//	                                 and assignments
+//	                                 and assignments; for a consumer-
+//	                                 protocol group, epochs and assignments
+//	                                 (consumer_groups.go)
 //	offsets/<group>/<topic>/<part>   CommittedOffset
+//	group-configs/<group>            the group's configs (group_configs.go)
 //
 // Ownership. The agent that coordinates a group first claims it: it
 // creates the owner key with its registration lease, so the claim vanishes
@@ -286,13 +289,14 @@ func (s *Store) SaveGroup(ctx context.Context, c GroupClaim, st GroupState) (int
 	return s.fencedTxn(ctx, c, "saving state", clientv3.OpPut(s.groupKey(c.Group), st.value()))
 }
 
-// DeleteGroup removes the group's state, its committed offsets and the
-// claim itself, through the claim.
+// DeleteGroup removes the group's state, its committed offsets, its
+// configs and the claim itself, through the claim.
 func (s *Store) DeleteGroup(ctx context.Context, c GroupClaim) error {
 	_, err := s.fencedTxn(ctx, c, "deleting",
 		clientv3.OpDelete(s.groupKey(c.Group)),
 		clientv3.OpDelete(s.offsetsPrefix(c.Group), clientv3.WithPrefix()),
 		clientv3.OpDelete(s.groupOwnerKey(c.Group)),
+		clientv3.OpDelete(s.groupConfigsKey(c.Group)),
 	)
 	return err
 }
