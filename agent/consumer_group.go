@@ -212,6 +212,9 @@ type consumerGroup struct {
 	members         map[string]*consumerMember
 	static          map[string]string      // instance ID -> member ID
 	owners          map[idPartition]string // member that owns or is revoking each partition
+	// resolvedView is the view's change channel when subscriptions were
+	// last resolved; until it closes, they resolve the same.
+	resolvedView <-chan struct{}
 }
 
 func newConsumerGroup() *consumerGroup {
@@ -310,6 +313,8 @@ func (cg *consumerGroup) release(m *consumerMember, s partitionSet) {
 func (g *group) resolveTopicsLocked() ([]metadata.SubscribedTopic, map[string][]uuid.UUID) {
 	cg := g.consumer
 	view := g.gc.a.view
+	// Taken before resolving, so a change during it is not missed.
+	cg.resolvedView = view.Changed()
 	byName := map[string]metadata.SubscribedTopic{}
 	perMember := make(map[string][]uuid.UUID, len(cg.members))
 	var all []metadata.Topic // listed once, when some member has a regex
@@ -413,6 +418,13 @@ func (g *group) bumpLocked() {
 // refreshTopicsLocked bumps the group epoch when a subscribed topic was
 // created, deleted or grew since the target was computed.
 func (g *group) refreshTopicsLocked() bool {
+	if cg := g.consumer; cg.resolvedView != nil {
+		select {
+		case <-cg.resolvedView:
+		default:
+			return false // no topic changed since the last resolution
+		}
+	}
 	topics, perMember := g.resolveTopicsLocked()
 	if slices.Equal(topics, g.consumer.topics) {
 		return false
@@ -655,8 +667,8 @@ func (gc *groupCoordinator) consumerHeartbeat(g *group, rq *request, req *kmsg.C
 			}
 		}
 		if m == nil {
-			if max := gc.cfg.ConsumerMaxSize; max > 0 && len(cg.members) >= max {
-				return kafkaErrorf(kerr.GroupMaxSizeReached, "group %q has %d members, the most group.consumer.max.size allows", g.name, len(cg.members))
+			if err := g.consumerRoomLocked(); err != nil {
+				return err
 			}
 			m = &consumerMember{
 				id:       req.MemberID,
@@ -886,4 +898,51 @@ func (g *group) consumerSessionTimeout(m *consumerMember) time.Duration {
 		return m.classic.session
 	}
 	return g.consumerTimeoutsLocked().session
+}
+
+// consumerRoomLocked refuses a new member when the group is full: it has
+// group.consumer.max.size members, or its state in etcd (every member
+// with its subscription and partitions) would outgrow what one etcd
+// request may carry, half of --etcd-max-request-bytes
+// (GROUP_MAX_SIZE_REACHED, as Kafka answers a full group). The size is
+// estimated generously from what the JSON value holds.
+func (g *group) consumerRoomLocked() error {
+	cg := g.consumer
+	if max := g.gc.cfg.ConsumerMaxSize; max > 0 && len(cg.members) >= max {
+		return kafkaErrorf(kerr.GroupMaxSizeReached, "group %q has %d members, the most group.consumer.max.size allows", g.name, len(cg.members))
+	}
+	// Per member: the JSON keys and small fields; per partition: its
+	// number and a comma; per topic in a partition list: the topic ID and
+	// keys; per subscribed topic: its ID, name and count.
+	const perMember, perPartition, perListedTopic, perTopic = 240, 7, 60, 100
+	size := perMember + 1024 // the newcomer, with room for its IDs and subscription
+	for _, m := range cg.members {
+		size += perMember + len(m.id) + len(m.clientID) + len(m.clientHost) + len(m.regex) + len(m.assignorName)
+		if m.instanceID != nil {
+			size += len(*m.instanceID)
+		}
+		if m.rackID != nil {
+			size += len(*m.rackID)
+		}
+		for _, t := range m.topics {
+			size += len(t) + 3
+		}
+		for _, set := range []partitionSet{m.assigned, m.revoking, m.target} {
+			topics := map[uuid.UUID]bool{}
+			for tp := range set {
+				topics[tp.topic] = true
+			}
+			size += perPartition*len(set) + perListedTopic*len(topics)
+		}
+		if m.classic != nil {
+			for _, p := range m.classic.protocols {
+				size += len(p.Name) + len(p.Metadata)*4/3 + 32
+			}
+		}
+	}
+	size += perTopic * len(cg.topics)
+	if limit := g.gc.a.cfg.EtcdMaxRequestBytes / 2; size > limit {
+		return kafkaErrorf(kerr.GroupMaxSizeReached, "group %q's state would take about %d bytes in etcd, more than the %d one value may hold; raise --etcd-max-request-bytes (and etcd's own limit) for larger groups", g.name, size, limit)
+	}
+	return nil
 }

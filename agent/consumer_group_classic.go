@@ -160,8 +160,8 @@ func (g *group) consumerClassicJoinLocked(rq *request, req *kmsg.JoinGroupReques
 			}
 		}
 		if !known {
-			if max := g.gc.cfg.ConsumerMaxSize; max > 0 && len(cg.members) >= max {
-				return kafkaErrorf(kerr.GroupMaxSizeReached, "group %q has %d members, the most group.consumer.max.size allows", g.name, len(cg.members))
+			if err := g.consumerRoomLocked(); err != nil {
+				return err
 			}
 			m = &consumerMember{id: id, state: metadata.MemberStable, assigned: partitionSet{}, revoking: partitionSet{}, target: partitionSet{}}
 			cg.members[id] = m

@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -552,4 +553,44 @@ func TestConsumerGroupConfigs(t *testing.T) {
 	if r := g.owning("m", 1, 0, 1); r.ErrorCode != 0 || r.HeartbeatIntervalMillis != 100 {
 		t.Fatalf("after the delete: %v, heartbeat interval %d", kerr.ErrorForCode(r.ErrorCode), r.HeartbeatIntervalMillis)
 	}
+}
+
+// A consumer-protocol group refuses new members past group.consumer.max.size
+// and before its state would outgrow what etcd takes in one request.
+func TestConsumerGroupMaxSize(t *testing.T) {
+	skipRawInSecureMode(t)
+	c := newTestCluster(t)
+	c.addAgent(func(cfg *agent.Config) {
+		consumerGroups(cfg)
+		cfg.EtcdMaxRequestBytes = 256 << 10
+	})
+	createTopic(t, c, "t", 8, nil)
+	cl := c.client()
+	g := rawConsumerGroup{t: t, cl: cl, ctx: testCtx(t), group: "big"}
+	joined := 0
+	for i := range 1000 {
+		r := g.join(fmt.Sprintf("member-%04d", i), 60000, "t")
+		if r.ErrorCode == kerr.GroupMaxSizeReached.Code {
+			break
+		}
+		if r.ErrorCode != 0 {
+			t.Fatalf("member %d: %v", i, kerr.ErrorForCode(r.ErrorCode))
+		}
+		joined++
+	}
+	// 128 KiB of state at under 300 bytes a member.
+	if joined < 300 || joined >= 1000 {
+		t.Fatalf("%d members joined before the group was full", joined)
+	}
+	if d := g.describe(); d.ErrorCode != 0 || len(d.Members) != joined {
+		t.Fatalf("the full group: %v, %d members, %d joined", kerr.ErrorForCode(d.ErrorCode), len(d.Members), joined)
+	}
+	// The estimate that refused the next member is generous but not
+	// wasteful: the value written is within the half of the limit a group
+	// may take, and uses more than half of that.
+	kv, err := c.store.Client().Get(g.ctx, c.store.Root()+"groups/big")
+	if err != nil || len(kv.Kvs) != 1 || len(kv.Kvs[0].Value) > 128<<10 || len(kv.Kvs[0].Value) < 64<<10 {
+		t.Fatalf("the group's value: %v, %d bytes", err, len(kv.Kvs[0].Value))
+	}
+	t.Logf("%d members fit in a 256 KiB etcd request limit; the value takes %d bytes", joined, len(kv.Kvs[0].Value))
 }
