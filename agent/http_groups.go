@@ -9,11 +9,21 @@ package agent
 // etcd); high watermarks and log start offsets from the agent's watched
 // watermarks; the status from the commit windows in lag.go. Lag follows
 // the rules `floe lag` and kadm use: the high watermark minus the
-// committed offset (never below 0); a partition assigned to a member of
-// a Stable consumer group with no commit yet counts from the log start
-// offset; offsets committed to topics that are gone are left out.
+// committed offset (never below 0); a partition assigned to a member
+// with no commit yet counts from the log start offset; offsets committed
+// to topics that are gone are left out.
+//
+// Members and who owns each partition come from the group's type. A
+// classic group's are decoded from the assignments its leader sent
+// (ConsumerMemberAssignment), only while it is Stable, as DescribeGroups
+// reports them. A consumer-protocol (KIP-848) group's are its members'
+// current assignments (metadata.ConsumerMember.Assigned), in every state,
+// as ConsumerGroupDescribe reports them: the coordinator persists them
+// before a member hears of a change. Those name topics by ID; the report
+// names them by the agent's view, leaving out topics deleted since.
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"maps"
@@ -122,7 +132,7 @@ func (a *Agent) serveGroupList(w http.ResponseWriter, r *http.Request) {
 		}
 		rep := a.groupReport(st, offsets, now)
 		out.Groups = append(out.Groups, lagapi.GroupSummary{
-			Group: rep.Group, State: rep.State, ProtocolType: rep.ProtocolType,
+			Group: rep.Group, Type: rep.Type, State: rep.State, ProtocolType: rep.ProtocolType,
 			Members: len(rep.Members), Coordinator: rep.Coordinator, Partitions: len(rep.Partitions),
 			TotalLag: rep.TotalLag, MaxLag: rep.MaxLag, Status: rep.Status,
 		})
@@ -134,7 +144,7 @@ func (a *Agent) serveGroupList(w http.ResponseWriter, r *http.Request) {
 // committed offsets.
 func (a *Agent) groupReport(st metadata.GroupState, offsets []metadata.CommittedOffset, now time.Time) lagapi.GroupReport {
 	rep := lagapi.GroupReport{
-		Group: st.Name, State: st.State, ProtocolType: st.ProtocolType, Protocol: st.Protocol,
+		Group: st.Name, Type: groupType(st.Type), State: st.State, ProtocolType: st.ProtocolType, Protocol: st.Protocol,
 		Generation: st.Generation, Members: []lagapi.MemberReport{}, Partitions: []lagapi.PartitionReport{},
 		Window: lagapi.WindowReport{Commits: a.cfg.Groups.LagWindow, MinDistanceMs: a.cfg.Groups.LagMinDistance.Milliseconds()},
 	}
@@ -150,32 +160,41 @@ func (a *Agent) groupReport(st metadata.GroupState, offsets []metadata.Committed
 		g.mu.Unlock()
 	}
 
+	// owner is the member each partition is assigned to.
 	owner := map[topicPartition]string{}
-	for _, m := range st.Members {
-		mr := lagapi.MemberReport{MemberID: m.MemberID, InstanceID: m.InstanceID, ClientID: m.ClientID, ClientHost: m.ClientHost, Assignments: []lagapi.TopicPartitions{}}
-		if st.ProtocolType == consumerProtocolType && st.State == metadata.GroupStable && len(m.Assignment) > 0 {
-			var ca kmsg.ConsumerMemberAssignment
-			if ca.ReadFrom(m.Assignment) == nil {
-				for _, t := range ca.Topics {
-					ps := slices.Clone(t.Partitions)
-					slices.Sort(ps)
-					mr.Assignments = append(mr.Assignments, lagapi.TopicPartitions{Topic: t.Topic, Partitions: ps})
-					for _, p := range ps {
-						owner[topicPartition{t.Topic, p}] = m.MemberID
-					}
-				}
-				slices.SortFunc(mr.Assignments, func(x, y lagapi.TopicPartitions) int {
-					if x.Topic < y.Topic {
-						return -1
-					}
-					if x.Topic > y.Topic {
-						return 1
-					}
-					return 0
-				})
+	if cg := st.Consumer; st.Type == metadata.GroupTypeConsumer && cg != nil {
+		rep.Epoch, rep.AssignmentEpoch, rep.Assignor = &cg.Epoch, &cg.AssignmentEpoch, cg.Assignor
+		for _, m := range cg.Members {
+			mr := lagapi.MemberReport{
+				MemberID: m.MemberID, InstanceID: m.InstanceID, ClientID: m.ClientID, ClientHost: m.ClientHost, MemberEpoch: &m.Epoch,
+				Assignments: a.namedPartitions(m.Assigned), TargetAssignments: a.namedPartitions(m.Target),
 			}
+			for _, tp := range mr.Assignments {
+				for _, p := range tp.Partitions {
+					owner[topicPartition{tp.Topic, p}] = m.MemberID
+				}
+			}
+			rep.Members = append(rep.Members, mr)
 		}
-		rep.Members = append(rep.Members, mr)
+	} else {
+		for _, m := range st.Members {
+			mr := lagapi.MemberReport{MemberID: m.MemberID, InstanceID: m.InstanceID, ClientID: m.ClientID, ClientHost: m.ClientHost, Assignments: []lagapi.TopicPartitions{}}
+			if st.ProtocolType == consumerProtocolType && st.State == metadata.GroupStable && len(m.Assignment) > 0 {
+				var ca kmsg.ConsumerMemberAssignment
+				if ca.ReadFrom(m.Assignment) == nil {
+					for _, t := range ca.Topics {
+						ps := slices.Clone(t.Partitions)
+						slices.Sort(ps)
+						mr.Assignments = append(mr.Assignments, lagapi.TopicPartitions{Topic: t.Topic, Partitions: ps})
+						for _, p := range ps {
+							owner[topicPartition{t.Topic, p}] = m.MemberID
+						}
+					}
+					sortByTopic(mr.Assignments)
+				}
+			}
+			rep.Members = append(rep.Members, mr)
+		}
 	}
 
 	windows := a.lag.groupWindows(st.Name)
@@ -233,4 +252,26 @@ func (a *Agent) groupReport(st metadata.GroupState, offsets []metadata.Committed
 		rep.Complete = float64(full) / float64(len(rep.Partitions))
 	}
 	return rep
+}
+
+// namedPartitions names a consumer-protocol member's partitions by topic
+// as the agent's view names each topic ID, sorted by topic, leaving out
+// topics that are gone. It is never nil.
+func (a *Agent) namedPartitions(tps []metadata.TopicPartitions) []lagapi.TopicPartitions {
+	out := []lagapi.TopicPartitions{}
+	for _, tp := range tps {
+		t, ok := a.view.TopicByID(tp.Topic)
+		if !ok || len(tp.Partitions) == 0 {
+			continue
+		}
+		ps := slices.Clone(tp.Partitions)
+		slices.Sort(ps)
+		out = append(out, lagapi.TopicPartitions{Topic: t.Name, Partitions: ps})
+	}
+	sortByTopic(out)
+	return out
+}
+
+func sortByTopic(tps []lagapi.TopicPartitions) {
+	slices.SortFunc(tps, func(x, y lagapi.TopicPartitions) int { return cmp.Compare(x.Topic, y.Topic) })
 }

@@ -12,7 +12,10 @@ package agent
 // any agent answers for any group, the window survives a coordinator
 // failover, and nothing is read from the object store. An agent that
 // starts knows one commit per partition (the current one) and the window
-// fills as commits arrive ("complete" says how full it is).
+// fills as commits arrive ("complete" says how full it is). Classic and
+// consumer-protocol (KIP-848) groups are followed alike: windows,
+// statuses and metrics read commits and watermarks only, never a group's
+// type, state or members.
 //
 // Status of a partition, as Burrow's evaluator decides it, in its order
 // (lag is the current lag: high watermark minus the last committed

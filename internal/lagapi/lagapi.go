@@ -4,12 +4,18 @@
 // `floe group describe` and `floe lag` print a group's members as
 // MemberReport too. Field names are the API: renaming one breaks clients.
 //
+// Groups are of two types, as ListGroups v5 names them: "classic"
+// (JoinGroup and SyncGroup) and "consumer" (KIP-848's consumer protocol,
+// ConsumerGroupHeartbeat). Fields that only a consumer-protocol group
+// has are omitted (omitzero) from a classic group's report.
+//
 // lagapi imports nothing of floe.
 package lagapi
 
 // GroupSummary is one group in GET /v1/groups.
 type GroupSummary struct {
 	Group        string `json:"group"`
+	Type         string `json:"type"` // "classic" or "consumer"
 	State        string `json:"state"`
 	ProtocolType string `json:"protocol_type"`
 	Members      int    `json:"members"`
@@ -22,11 +28,18 @@ type GroupSummary struct {
 
 // GroupReport is GET /v1/groups/{group}.
 type GroupReport struct {
-	Group           string            `json:"group"`
-	State           string            `json:"state"`
-	ProtocolType    string            `json:"protocol_type"`
-	Protocol        string            `json:"protocol"`
-	Generation      int32             `json:"generation"`
+	Group        string `json:"group"`
+	Type         string `json:"type"` // "classic" or "consumer"
+	State        string `json:"state"`
+	ProtocolType string `json:"protocol_type"`
+	Protocol     string `json:"protocol"`   // a classic group's chosen protocol
+	Generation   int32  `json:"generation"` // a classic group's generation
+	// Epoch, AssignmentEpoch and Assignor are a consumer-protocol
+	// group's: its group epoch, the epoch its target assignment was
+	// computed at, and the server assignor that computed it.
+	Epoch           *int32            `json:"epoch,omitzero"`
+	AssignmentEpoch *int32            `json:"assignment_epoch,omitzero"`
+	Assignor        string            `json:"assignor,omitzero"`
 	Coordinator     int32             `json:"coordinator"`
 	Members         []MemberReport    `json:"members"`
 	Partitions      []PartitionReport `json:"partitions"`
@@ -40,11 +53,19 @@ type GroupReport struct {
 
 // MemberReport is a group member and the partitions assigned to it.
 type MemberReport struct {
-	MemberID    string            `json:"member_id"`
-	InstanceID  *string           `json:"instance_id"`
-	ClientID    string            `json:"client_id"`
-	ClientHost  string            `json:"client_host"`
+	MemberID   string  `json:"member_id"`
+	InstanceID *string `json:"instance_id"`
+	ClientID   string  `json:"client_id"`
+	ClientHost string  `json:"client_host"`
+	// MemberEpoch is a consumer-protocol member's epoch (-2: a static
+	// member that left and may come back).
+	MemberEpoch *int32 `json:"member_epoch,omitzero"`
+	// Assignments are the partitions the member owns now.
 	Assignments []TopicPartitions `json:"assignments"`
+	// TargetAssignments are the partitions a consumer-protocol member is
+	// moving to (its share of the group's target assignment); never nil
+	// for one, nil for a classic member.
+	TargetAssignments []TopicPartitions `json:"target_assignments,omitzero"`
 }
 
 // TopicPartitions are partitions of one topic.
