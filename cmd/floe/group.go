@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floe-io/floe/internal/lagapi"
 )
@@ -32,6 +34,10 @@ func newGroupCmd() *cobra.Command {
   floe group reset-offsets billing --topic orders --to-earliest --execute
   floe group delete billing
 
+Groups of both types are covered: classic groups (JoinGroup, SyncGroup;
+described with DescribeGroups) and consumer-protocol groups (KIP-848,
+Kafka 4's group.protocol=consumer; described with ConsumerGroupDescribe).
+
 Every subcommand prints a table, or JSON with -o json.`,
 		RunE: parentRunE,
 	})
@@ -45,12 +51,20 @@ Every subcommand prints a table, or JSON with -o json.`,
 	return cmd
 }
 
+// Group types, as ListGroups v5 names them.
+const (
+	groupTypeClassic  = "classic"
+	groupTypeConsumer = "consumer" // KIP-848's consumer protocol
+)
+
 // groupSummary is a group in `floe group list -o json`.
 type groupSummary struct {
 	Group        string `json:"group"`
+	Type         string `json:"type"`
 	State        string `json:"state"`
 	ProtocolType string `json:"protocol_type"`
 	Protocol     string `json:"protocol"`
+	Assignor     string `json:"assignor,omitzero"`
 	Members      int    `json:"members"`
 	Coordinator  int32  `json:"coordinator"`
 }
@@ -60,11 +74,19 @@ func newGroupListCmd(cf *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List consumer groups",
-		Long: `List consumer groups with their state and number of members.
+		Long: `List consumer groups with their type, state and number of members.
 
-JSON output: {"groups": [{"group", "state", "protocol_type", "protocol",
-"members", "coordinator"}]}, sorted by group; "coordinator" is the node ID
-of the broker coordinating the group.`,
+The type is "classic" or "consumer" (a consumer-protocol group, KIP-848):
+as ListGroups reports it, or where it does not say (Kafka before 3.8) as
+describing the group shows.
+A classic group's protocol is the one its members chose (PROTOCOL shows
+"consumer/range"); a consumer-protocol group's assignor is the server
+assignor computing its assignment (PROTOCOL shows "consumer/uniform").
+
+JSON output: {"groups": [{"group", "type", "state", "protocol_type",
+"protocol", "assignor", "members", "coordinator"}]}, sorted by group;
+"assignor" only for consumer-protocol groups; "coordinator" is the node
+ID of the broker coordinating the group.`,
 		Args: argsRange(0, 0, ""),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out, err := outputFormat(cmd, output)
@@ -84,33 +106,51 @@ of the broker coordinating the group.`,
 			res := struct {
 				Groups []groupSummary `json:"groups"`
 			}{Groups: []groupSummary{}}
+			// DescribeGroups describes classic groups, ConsumerGroupDescribe
+			// consumer-protocol groups: those listed as such, and those
+			// DescribeGroups does not know (listed without a type).
+			var classic, consumer []string
+			for _, l := range listed.Sorted() {
+				if l.GroupType == groupTypeConsumer {
+					consumer = append(consumer, l.Group)
+				} else {
+					classic = append(classic, l.Group)
+				}
+			}
 			var described kadm.DescribedGroups
-			if len(listed) > 0 {
-				described, err = adm.DescribeGroups(ctx, listed.Groups()...)
+			if len(classic) > 0 {
+				described, err = adm.DescribeGroups(ctx, classic...)
 				if err != nil && len(described) == 0 {
 					return explain("describing groups", err, "")
 				}
 			}
+			for _, g := range classic {
+				if d, ok := described[g]; ok && notClassic(d.Err, d.State) {
+					consumer = append(consumer, g)
+				}
+			}
+			consumerGroups, _, err := describeConsumerGroups(ctx, adm, consumer)
+			if err != nil {
+				return err
+			}
 			for _, l := range listed.Sorted() {
-				gs := groupSummary{Group: l.Group, State: l.State, ProtocolType: l.ProtocolType, Coordinator: l.Coordinator}
-				if d, ok := described[l.Group]; ok && d.Err == nil {
+				gs := groupSummary{Group: l.Group, Type: l.GroupType, State: l.State, ProtocolType: l.ProtocolType, Coordinator: l.Coordinator}
+				if cg, ok := consumerGroups[l.Group]; ok {
+					gs.Type, gs.State, gs.Assignor, gs.Members = groupTypeConsumer, cg.State, cg.AssignorName, len(cg.Members)
+				} else if d, ok := described[l.Group]; ok && d.Err == nil {
 					gs.State, gs.Protocol, gs.Members = d.State, d.Protocol, len(d.Members)
+					if gs.Type == "" && d.State != "Dead" {
+						gs.Type = groupTypeClassic
+					}
 				}
 				res.Groups = append(res.Groups, gs)
 			}
 			if out == outputJSON {
 				return writeJSON(cmd.OutOrStdout(), res)
 			}
-			t := newTable(cmd.OutOrStdout(), "GROUP", "STATE", "MEMBERS", "PROTOCOL")
+			t := newTable(cmd.OutOrStdout(), "GROUP", "STATE", "MEMBERS", "PROTOCOL", "TYPE")
 			for _, g := range res.Groups {
-				proto := g.ProtocolType
-				if g.Protocol != "" {
-					proto += "/" + g.Protocol
-				}
-				if proto == "" {
-					proto = "-"
-				}
-				t.row(g.Group, g.State, g.Members, proto)
+				t.row(g.Group, g.State, g.Members, protocolOf(g.ProtocolType, g.Protocol, g.Assignor), dash(g.Type))
 			}
 			return t.flush()
 		},
@@ -119,22 +159,121 @@ of the broker coordinating the group.`,
 	return cmd
 }
 
+// protocolOf is a group's protocol as tables show it: the protocol type
+// and the classic protocol or server assignor ("consumer/range"), or "-".
+func protocolOf(protocolType, protocol, assignor string) string {
+	proto := protocolType
+	if protocol == "" {
+		protocol = assignor
+	}
+	if protocol != "" {
+		proto += "/" + protocol
+	}
+	return dash(proto)
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// notClassic reports whether DescribeGroups says a group is not a classic
+// group: Kafka 4 and floe answer GROUP_ID_NOT_FOUND (v6) for a
+// consumer-protocol group as for no group, older versions "Dead".
+func notClassic(err error, state string) bool {
+	return errors.Is(err, kerr.GroupIDNotFound) || err == nil && state == "Dead"
+}
+
+// describeConsumerGroups describes consumer-protocol (KIP-848) groups
+// with ConsumerGroupDescribe. It returns the groups that are
+// consumer-protocol groups, and the errors of those that could not be
+// described; a group in neither is no consumer-protocol group
+// (GROUP_ID_NOT_FOUND), or the cluster does not serve
+// ConsumerGroupDescribe (Kafka before 4.0) and so has none.
+func describeConsumerGroups(ctx context.Context, adm *kadm.Client, groups []string) (map[string]kadm.DescribedConsumerGroup, map[string]error, error) {
+	found := map[string]kadm.DescribedConsumerGroup{}
+	errs := map[string]error{}
+	if len(groups) == 0 {
+		return found, errs, nil // DescribeConsumerGroups with none describes them all
+	}
+	described, err := adm.DescribeConsumerGroups(ctx, groups...)
+	var se *kadm.ShardErrors
+	switch {
+	case err == nil:
+	case errors.As(err, &se):
+		for _, e := range se.Errs {
+			if req, ok := e.Req.(*kmsg.ConsumerGroupDescribeRequest); ok {
+				for _, g := range req.Groups {
+					errs[g] = e.Err
+				}
+			}
+		}
+	default:
+		if servesConsumerGroupDescribe(ctx, adm) {
+			return nil, nil, explain("describing consumer-protocol groups", err, "")
+		}
+		return found, errs, nil
+	}
+	for g, d := range described {
+		switch {
+		case d.Err == nil:
+			found[g] = d
+		case !errors.Is(d.Err, kerr.GroupIDNotFound):
+			errs[g] = d.Err
+		}
+	}
+	if len(errs) > 0 && !servesConsumerGroupDescribe(ctx, adm) {
+		clear(errs)
+	}
+	return found, errs, nil
+}
+
+// servesConsumerGroupDescribe reports whether some broker serves
+// ConsumerGroupDescribe; true when that cannot be told.
+func servesConsumerGroupDescribe(ctx context.Context, adm *kadm.Client) bool {
+	vs, err := adm.ApiVersions(ctx)
+	if err != nil {
+		return true
+	}
+	known := false
+	for _, v := range vs {
+		if v.Err != nil {
+			continue
+		}
+		known = true
+		if _, ok := v.KeyMaxVersion(kmsg.ConsumerGroupDescribe.Int16()); ok {
+			return true
+		}
+	}
+	return !known
+}
+
 // groupReport is a group with its members and lag, as `floe group describe`
 // and `floe lag` print it in JSON. Its members are the lag API's (GET
 // /v1/groups/{group}); the rest is its own, built from what kadm reports:
 // an offset that could not be read is null, with an "error", and there is
-// no status or commit window.
+// no status or commit window. A classic group's comes from kadm's Lag
+// (DescribeGroups), a consumer-protocol group's from
+// ConsumerGroupDescribe (consumerGroupLags).
 type groupReport struct {
-	Group        string                `json:"group"`
-	State        string                `json:"state"`
-	ProtocolType string                `json:"protocol_type"`
-	Protocol     string                `json:"protocol"`
-	Coordinator  int32                 `json:"coordinator"`
-	Members      []lagapi.MemberReport `json:"members"`
-	Partitions   []partitionLag        `json:"partitions"`
-	Topics       []topicLag            `json:"topics"`
-	TotalLag     int64                 `json:"total_lag"`
-	MaxLag       int64                 `json:"max_lag"`
+	Group        string `json:"group"`
+	Type         string `json:"type"`
+	State        string `json:"state"`
+	ProtocolType string `json:"protocol_type"`
+	Protocol     string `json:"protocol"`
+	// A consumer-protocol group's epoch, target assignment epoch and
+	// server assignor; omitted for a classic group.
+	Epoch           *int32                `json:"epoch,omitzero"`
+	AssignmentEpoch *int32                `json:"assignment_epoch,omitzero"`
+	Assignor        string                `json:"assignor,omitzero"`
+	Coordinator     int32                 `json:"coordinator"`
+	Members         []lagapi.MemberReport `json:"members"`
+	Partitions      []partitionLag        `json:"partitions"`
+	Topics          []topicLag            `json:"topics"`
+	TotalLag        int64                 `json:"total_lag"`
+	MaxLag          int64                 `json:"max_lag"`
 }
 
 type partitionLag struct {
@@ -153,51 +292,205 @@ type topicLag struct {
 	Lag   int64  `json:"lag"`
 }
 
-const groupReportFields = `{"group", "state", "protocol_type", "protocol", "coordinator",
-"members": [{"member_id", "instance_id", "client_id", "client_host",
-"assignments": [{"topic", "partitions"}]}], "partitions": [{"topic",
-"partition", "committed_offset", "start_offset", "end_offset", "lag",
-"member_id", "error"}], "topics": [{"topic", "lag"}], "total_lag",
-"max_lag"}`
+const groupReportFields = `{"group", "type", "state", "protocol_type", "protocol",
+"epoch", "assignment_epoch", "assignor", "coordinator", "members":
+[{"member_id", "instance_id", "client_id", "client_host", "member_epoch",
+"assignments": [{"topic", "partitions"}], "target_assignments":
+[{"topic", "partitions"}]}], "partitions": [{"topic", "partition",
+"committed_offset", "start_offset", "end_offset", "lag", "member_id",
+"error"}], "topics": [{"topic", "lag"}], "total_lag", "max_lag"}`
+
+// groupReportTypes says which fields of groupReportFields depend on the
+// group's type.
+const groupReportTypes = `"type" is "classic" or "consumer". Only a consumer-protocol group has
+"epoch" (the group epoch), "assignment_epoch" (that of its target
+assignment), "assignor" (its server assignor) and, per member,
+"member_epoch" and "target_assignments" (where the member is moving to).`
 
 const lagRules = `Lag is the end offset (high watermark) minus the committed offset. A
 partition assigned to a member but without a committed offset counts from
-the start offset (its committed_offset is null); partitions of an empty
-group count only where it committed. A partition whose offsets could not
-be read has a null lag and an "error", and is left out of the totals.
-member_id is "" for a partition no member owns.`
+the start offset (its committed_offset is null), as do the other
+partitions of the topics a group's members consume or committed to. A
+partition whose offsets could not be read has a null lag and an "error",
+and is left out of the totals. member_id is "" for a partition no member
+owns; a consumer-protocol group's members own their current assignments
+(a partition one member is giving up to another is nobody's until the
+other has it).`
 
 // groupReports describes groups and their lag. With no names, every group.
 // Named groups that do not exist come back as failures.
+//
+// kadm's Lag describes groups with DescribeGroups, which describes classic
+// groups only (and lists only those when no names are given): groups it
+// does not know (notClassic), and every group listed as a
+// consumer-protocol group, are described with ConsumerGroupDescribe.
 func groupReports(ctx context.Context, adm *kadm.Client, names []string) ([]groupReport, failures, error) {
 	lags, err := adm.Lag(ctx, names...)
 	if err != nil {
 		return nil, nil, explain("describing groups", err, "")
 	}
+	var others []string
+	for _, l := range lags.Sorted() {
+		if l.FetchErr == nil && notClassic(l.DescribeErr, l.State) && len(l.Lag) == 0 {
+			others = append(others, l.Group)
+		}
+	}
+	if len(names) == 0 {
+		listed, err := adm.ListGroupsByType(ctx, []string{groupTypeConsumer})
+		var se *kadm.ShardErrors
+		if err != nil && !errors.As(err, &se) {
+			return nil, nil, explain("listing groups", err, "")
+		}
+		for _, l := range listed {
+			// A broker before ListGroups v5 lists every group, untyped.
+			if _, ok := lags[l.Group]; !ok && l.GroupType == groupTypeConsumer {
+				others = append(others, l.Group)
+			}
+		}
+	}
+	consumerGroups, consumerErrs, err := describeConsumerGroups(ctx, adm, others)
+	if err != nil {
+		return nil, nil, err
+	}
+	consumerLags, fetchErrs, err := consumerGroupLags(ctx, adm, consumerGroups)
+	if err != nil {
+		return nil, nil, err
+	}
 	var fails failures
 	var out []groupReport
-	for _, l := range lags.Sorted() {
-		if err := l.Error(); err != nil {
-			if len(names) == 0 && errors.Is(err, kerr.GroupIDNotFound) {
-				continue // deleted while we looked
+	isOther := map[string]bool{}
+	for _, g := range others {
+		isOther[g] = true
+	}
+	all := slices.Concat(slices.Collect(maps.Keys(lags)), others)
+	slices.Sort(all)
+	for _, group := range slices.Compact(all) {
+		subject := fmt.Sprintf("group %q", group)
+		if !isOther[group] {
+			l := lags[group]
+			if err := l.Error(); err != nil {
+				fails = append(fails, explain(subject, err, ""))
+				continue
 			}
-			fails = append(fails, explain(fmt.Sprintf("group %q", l.Group), err, ""))
+			out = append(out, newGroupReport(l))
 			continue
 		}
-		if l.State == "Dead" && len(l.Lag) == 0 {
-			if len(names) > 0 {
-				fails = append(fails, explain(fmt.Sprintf("group %q", l.Group), kerr.GroupIDNotFound, ""))
-			}
-			continue
+		cg, ok := consumerGroups[group]
+		switch err := cmp.Or(consumerErrs[group], fetchErrs[group]); {
+		case err != nil:
+			fails = append(fails, explain(subject, err, ""))
+		case ok:
+			out = append(out, newConsumerGroupReport(cg, consumerLags[group]))
+		case len(names) > 0:
+			// Neither a classic nor a consumer-protocol group.
+			fails = append(fails, explain(subject, kerr.GroupIDNotFound, ""))
 		}
-		out = append(out, newGroupReport(l))
+		// Without names: deleted while we looked.
 	}
 	return out, fails, nil
 }
 
+// consumerGroupLags computes the lag of consumer-protocol groups by the
+// rules kadm's Lag follows for classic groups: it fetches their
+// committed offsets and the start and end offsets of the topics they
+// consume or committed to, and hands CalculateGroupLagWithStartOffsets
+// the commits with every other partition the group consumes added as
+// uncommitted (offset -1, as OffsetFetch answers for one), since it
+// cannot take a consumer-protocol group's members. A group whose offsets
+// cannot be fetched gets an error instead.
+func consumerGroupLags(ctx context.Context, adm *kadm.Client, groups map[string]kadm.DescribedConsumerGroup) (map[string]kadm.GroupLag, map[string]error, error) {
+	lags := map[string]kadm.GroupLag{}
+	errs := map[string]error{}
+	if len(groups) == 0 {
+		return lags, errs, nil
+	}
+	fetched := adm.FetchManyOffsets(ctx, slices.Sorted(maps.Keys(groups))...)
+	consumed := map[string]kadm.TopicsSet{} // per group: the partitions and topics it consumes
+	wanted := kadm.TopicsSet{}
+	for g, d := range groups {
+		if err := fetched[g].Err; err != nil {
+			var ae *kadm.AuthError
+			if errors.As(err, &ae) {
+				return nil, nil, explain(fmt.Sprintf("group %q", g), err, "")
+			}
+			errs[g] = err
+			continue
+		}
+		ts := d.AssignedPartitions()
+		ts.Merge(d.TargetPartitions())
+		ts.MergeTopics(d.SubscribedTopics())
+		delete(ts, "") // a topic deleted since it was assigned has no name
+		consumed[g] = ts
+		wanted.Merge(ts)
+		wanted.Merge(fetched[g].CommittedPartitions())
+	}
+	starts, ends, err := listGroupOffsets(ctx, adm, wanted)
+	if err != nil {
+		return nil, nil, err
+	}
+	for g, ts := range consumed {
+		commits := kadm.OffsetResponses{}
+		for t, ps := range fetched[g].Fetched {
+			commits[t] = maps.Clone(ps)
+		}
+		uncommitted := func(t string, p int32) {
+			if _, ok := commits[t][p]; ok {
+				return
+			}
+			if commits[t] == nil {
+				commits[t] = map[int32]kadm.OffsetResponse{}
+			}
+			commits[t][p] = kadm.OffsetResponse{Offset: kadm.Offset{Topic: t, Partition: p, At: -1, LeaderEpoch: -1}}
+		}
+		ts.Each(uncommitted) // owned and target partitions, even where no offset was listed
+		for _, t := range ts.Topics() {
+			for p := range ends[t] {
+				uncommitted(t, p)
+			}
+		}
+		lags[g] = kadm.CalculateGroupLagWithStartOffsets(kadm.DescribedGroup{Group: g}, commits, starts, ends)
+	}
+	return lags, errs, nil
+}
+
+// listGroupOffsets lists the start and end offsets of wanted's topics as
+// kadm's Lag does: partitions a broker did not answer for are missing
+// (CalculateGroupLag reports them), and those of a topic that does not
+// exist get UNKNOWN_TOPIC_OR_PARTITION.
+func listGroupOffsets(ctx context.Context, adm *kadm.Client, wanted kadm.TopicsSet) (starts, ends kadm.ListedOffsets, err error) {
+	topics := wanted.Topics()
+	if len(topics) == 0 {
+		return nil, nil, nil
+	}
+	list := func(what string, fn func(context.Context, ...string) (kadm.ListedOffsets, error)) (kadm.ListedOffsets, error) {
+		listed, err := fn(ctx, topics...)
+		var se *kadm.ShardErrors
+		if err != nil && !errors.As(err, &se) {
+			return nil, explain("listing "+what+" offsets", err, "")
+		}
+		for t, ps := range listed {
+			if _, ok := ps[-1]; !ok || len(ps) != 1 {
+				continue
+			}
+			delete(ps, -1)
+			for p := range wanted[t] {
+				ps[p] = kadm.ListedOffset{Topic: t, Partition: p, Err: kerr.UnknownTopicOrPartition}
+			}
+		}
+		return listed, nil
+	}
+	if starts, err = list("start", adm.ListStartOffsets); err != nil {
+		return nil, nil, err
+	}
+	if ends, err = list("end", adm.ListEndOffsets); err != nil {
+		return nil, nil, err
+	}
+	return starts, ends, nil
+}
+
 func newGroupReport(l kadm.DescribedGroupLag) groupReport {
 	r := groupReport{
-		Group: l.Group, State: l.State, ProtocolType: l.ProtocolType, Protocol: l.Protocol,
+		Group: l.Group, Type: groupTypeClassic, State: l.State, ProtocolType: l.ProtocolType, Protocol: l.Protocol,
 		Coordinator: l.Coordinator.NodeID,
 		Members:     []lagapi.MemberReport{}, Partitions: []partitionLag{}, Topics: []topicLag{},
 	}
@@ -213,12 +506,57 @@ func newGroupReport(l kadm.DescribedGroupLag) groupReport {
 		}
 		r.Members = append(r.Members, mr)
 	}
-	byTopic := map[string]int64{}
-	for _, ml := range l.Lag.Sorted() {
-		pl := partitionLag{Topic: ml.Topic, Partition: ml.Partition}
+	r.addLag(l.Lag, func(ml kadm.GroupMemberLag) string {
 		if ml.Member != nil {
-			pl.MemberID = ml.Member.MemberID
+			return ml.Member.MemberID
 		}
+		return ""
+	})
+	return r
+}
+
+func newConsumerGroupReport(d kadm.DescribedConsumerGroup, lag kadm.GroupLag) groupReport {
+	r := groupReport{
+		Group: d.Group, Type: groupTypeConsumer, State: d.State, ProtocolType: groupTypeConsumer,
+		Epoch: &d.Epoch, AssignmentEpoch: &d.AssignmentEpoch, Assignor: d.AssignorName,
+		Coordinator: d.Coordinator.NodeID,
+		Members:     []lagapi.MemberReport{}, Partitions: []partitionLag{}, Topics: []topicLag{},
+	}
+	owner := map[string]map[int32]string{}
+	for _, m := range d.Members {
+		r.Members = append(r.Members, lagapi.MemberReport{
+			MemberID: m.MemberID, InstanceID: m.InstanceID, ClientID: m.ClientID, ClientHost: m.ClientHost, MemberEpoch: &m.MemberEpoch,
+			Assignments: topicsOf(m.Assignment), TargetAssignments: topicsOf(m.TargetAssignment),
+		})
+		m.Assignment.Each(func(t string, p int32) {
+			if owner[t] == nil {
+				owner[t] = map[int32]string{}
+			}
+			owner[t][p] = m.MemberID
+		})
+	}
+	r.addLag(lag, func(ml kadm.GroupMemberLag) string { return owner[ml.Topic][ml.Partition] })
+	return r
+}
+
+// topicsOf lists s by topic, never nil, leaving out topics without a name
+// (deleted since they were assigned).
+func topicsOf(s kadm.TopicsSet) []lagapi.TopicPartitions {
+	out := []lagapi.TopicPartitions{}
+	for _, tp := range s.Sorted() {
+		if tp.Topic != "" && len(tp.Partitions) > 0 {
+			out = append(out, lagapi.TopicPartitions{Topic: tp.Topic, Partitions: tp.Partitions})
+		}
+	}
+	return out
+}
+
+// addLag adds lag's partitions, per-topic lag and totals to r; member
+// names the member owning a partition, or "".
+func (r *groupReport) addLag(lag kadm.GroupLag, member func(kadm.GroupMemberLag) string) {
+	byTopic := map[string]int64{}
+	for _, ml := range lag.Sorted() {
+		pl := partitionLag{Topic: ml.Topic, Partition: ml.Partition, MemberID: member(ml)}
 		if ml.Commit.At >= 0 {
 			pl.CommittedOffset = int64p(ml.Commit.At)
 		}
@@ -244,7 +582,6 @@ func newGroupReport(l kadm.DescribedGroupLag) groupReport {
 	for _, t := range slices.Sorted(maps.Keys(byTopic)) {
 		r.Topics = append(r.Topics, topicLag{Topic: t, Lag: byTopic[t]})
 	}
-	return r
 }
 
 func shortMember(id string) string {
@@ -259,12 +596,18 @@ func newGroupDescribeCmd(cf *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "describe GROUP...",
 		Short: "Show a group's state, members, assignments, committed offsets and lag",
-		Long: `Show each group's state, its members with the partitions assigned to
-them, and per partition the committed offset, the end offset and the lag.
+		Long: `Show each group's type and state, its members with the partitions assigned
+to them, and per partition the committed offset, the end offset and the
+lag. For a consumer-protocol group (KIP-848) also its group epoch, the
+epoch of its target assignment and its server assignor, and per member
+its epoch and its target assignment (where it is moving to while the
+group is Reconciling).
 
 ` + lagRules + `
 
-JSON output: {"groups": [` + groupReportFields + `]}.`,
+JSON output: {"groups": [` + groupReportFields + `]}.
+
+` + groupReportTypes,
 		Args: argsRange(1, -1, "GROUP"),
 		RunE: func(cmd *cobra.Command, names []string) error {
 			out, err := outputFormat(cmd, output)
@@ -309,29 +652,27 @@ JSON output: {"groups": [` + groupReportFields + `]}.`,
 }
 
 func printGroupReport(w io.Writer, r groupReport) error {
-	proto := r.ProtocolType
-	if r.Protocol != "" {
-		proto += "/" + r.Protocol
-	}
-	if proto == "" {
-		proto = "-"
-	}
 	fmt.Fprintf(w, "Group: %s\n", r.Group)
-	fmt.Fprintf(w, "State: %s   Protocol: %s   Members: %d   Coordinator: %d\n", r.State, proto, len(r.Members), r.Coordinator)
+	fmt.Fprintf(w, "Type: %s   State: %s   Protocol: %s   Members: %d   Coordinator: %d\n", dash(r.Type), r.State, protocolOf(r.ProtocolType, r.Protocol, ""), len(r.Members), r.Coordinator)
+	consumer := r.Epoch != nil
+	if consumer {
+		fmt.Fprintf(w, "Epoch: %d   Assignment epoch: %d   Assignor: %s\n", *r.Epoch, *r.AssignmentEpoch, dash(r.Assignor))
+	}
 	fmt.Fprintf(w, "Lag: %d total, %d max\n", r.TotalLag, r.MaxLag)
 	if len(r.Members) > 0 {
 		fmt.Fprintln(w)
-		t := newTable(w, "MEMBER", "CLIENT-ID", "HOST", "ASSIGNMENT")
+		var t *table
+		if consumer {
+			t = newTable(w, "MEMBER", "CLIENT-ID", "HOST", "EPOCH", "ASSIGNMENT", "TARGET")
+		} else {
+			t = newTable(w, "MEMBER", "CLIENT-ID", "HOST", "ASSIGNMENT")
+		}
 		for _, m := range r.Members {
-			var as []string
-			for _, a := range m.Assignments {
-				as = append(as, a.Topic+":"+joinInt32(a.Partitions))
+			if consumer {
+				t.row(m.MemberID, m.ClientID, m.ClientHost, *m.MemberEpoch, assignmentText(m.Assignments), assignmentText(m.TargetAssignments))
+			} else {
+				t.row(m.MemberID, m.ClientID, m.ClientHost, assignmentText(m.Assignments))
 			}
-			assigned := strings.Join(as, " ")
-			if assigned == "" {
-				assigned = "-"
-			}
-			t.row(m.MemberID, m.ClientID, m.ClientHost, assigned)
 		}
 		if err := t.flush(); err != nil {
 			return err
@@ -350,6 +691,15 @@ func printGroupReport(w io.Writer, r groupReport) error {
 		return t.flush()
 	}
 	return nil
+}
+
+// assignmentText shows partitions as "orders:0,1 payments:2", or "-".
+func assignmentText(tps []lagapi.TopicPartitions) string {
+	var as []string
+	for _, a := range tps {
+		as = append(as, a.Topic+":"+joinInt32(a.Partitions))
+	}
+	return dash(strings.Join(as, " "))
 }
 
 // resetPlanRow is one partition in `floe group reset-offsets -o json`.
@@ -561,20 +911,35 @@ func parseTopicSpec(spec string) (string, []int32, error) {
 }
 
 // checkInactive refuses to move the offsets of a group with members, as
-// Kafka does. A group that does not exist is fine.
+// Kafka does, whether it is a classic or a consumer-protocol group. A
+// group that does not exist is fine.
 func checkInactive(ctx context.Context, adm *kadm.Client, group string) error {
+	subject := fmt.Sprintf("group %q", group)
 	described, err := adm.DescribeGroups(ctx, group)
 	if err != nil && len(described) == 0 {
-		return explain(fmt.Sprintf("group %q", group), err, "")
+		return explain(subject, err, "")
 	}
 	d, ok := described[group]
-	switch {
-	case !ok, errors.Is(d.Err, kerr.GroupIDNotFound):
-		return nil
-	case d.Err != nil:
-		return explain(fmt.Sprintf("group %q", group), d.Err, "")
-	case len(d.Members) > 0 || (d.State != "Empty" && d.State != "Dead" && d.State != ""):
-		return fmt.Errorf("group %q is active (%s, %s): stop its consumers first; offsets can only be reset while a group is empty (see `floe group describe %s`)", group, d.State, plural(len(d.Members), "member"), group)
+	if ok && d.Err != nil && !errors.Is(d.Err, kerr.GroupIDNotFound) {
+		return explain(subject, d.Err, "")
+	}
+	state, members := d.State, len(d.Members)
+	if !ok || notClassic(d.Err, d.State) {
+		found, errs, err := describeConsumerGroups(ctx, adm, []string{group})
+		if err != nil {
+			return err
+		}
+		if err := errs[group]; err != nil {
+			return explain(subject, err, "")
+		}
+		cg, ok := found[group]
+		if !ok {
+			return nil
+		}
+		state, members = cg.State, len(cg.Members)
+	}
+	if members > 0 || (state != "Empty" && state != "Dead" && state != "") {
+		return fmt.Errorf("group %q is active (%s, %s): stop its consumers first; offsets can only be reset while a group is empty (see `floe group describe %s`)", group, state, plural(members, "member"), group)
 	}
 	return nil
 }

@@ -294,11 +294,15 @@ func TestResetToDatetime(t *testing.T) {
 
 // The JSON of a group report has exactly the fields the help of `floe
 // group describe` and `floe lag` lists (groupReportFields), in that
-// order, including the members' fields, which come from lagapi.
+// order, including the members' fields, which come from lagapi; those
+// only a consumer-protocol group has are set here.
 func TestGroupReportFieldsDocumented(t *testing.T) {
 	id := "i"
+	epoch := int32(1)
 	r := groupReport{
-		Members:    []lagapi.MemberReport{{InstanceID: &id, Assignments: []lagapi.TopicPartitions{{Partitions: []int32{0}}}}},
+		Epoch: &epoch, AssignmentEpoch: &epoch, Assignor: "uniform",
+		Members: []lagapi.MemberReport{{InstanceID: &id, MemberEpoch: &epoch,
+			Assignments: []lagapi.TopicPartitions{{Partitions: []int32{0}}}, TargetAssignments: []lagapi.TopicPartitions{{Partitions: []int32{0}}}}},
 		Partitions: []partitionLag{{Error: "e"}},
 		Topics:     []topicLag{{}},
 	}

@@ -31,13 +31,16 @@ func newLagCmd() *cobra.Command {
 		Short: "Show consumer lag per group, topic and partition",
 		Long: `Show how far consumer groups are behind: per partition the committed
 offset, the end offset and the lag, with a total per group. Without GROUP,
-every group. --watch redraws it every --interval until Ctrl-C (in place on
-a terminal; one snapshot after another otherwise).
+every group, classic and consumer-protocol (KIP-848) alike. --watch
+redraws it every --interval until Ctrl-C (in place on a terminal; one
+snapshot after another otherwise).
 
 ` + lagRules + `
 
 JSON output: {"time", "groups": [` + groupReportFields + `],
-"total_lag"}; with --watch one such object per line (JSON Lines).`,
+"total_lag"}; with --watch one such object per line (JSON Lines).
+
+` + groupReportTypes,
 		Example: `  floe lag
   floe lag billing --watch --interval 1s
   floe lag billing -o json | jq .total_lag`,
