@@ -192,8 +192,9 @@ func TestGroupConsumeDescribeLagAndReset(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan cliResult, 1)
+	liveOut := &syncBuffer{}
 	go func() {
-		done <- runCommand(ctx, t, newConsumeCmd(), "", &syncBuffer{}, "events", "--group", "live", "--from-beginning", "-b", b)
+		done <- runCommand(ctx, t, newConsumeCmd(), "", liveOut, "events", "--group", "live", "--from-beginning", "-b", b)
 	}()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -214,6 +215,15 @@ func TestGroupConsumeDescribeLagAndReset(t *testing.T) {
 	}
 	wantFail(t, 1, `group "live" is active (Stable, 1 member): stop its consumers first`, "", "group", "reset-offsets", "live", "--topic", "events", "--to-earliest", "-b", b)
 	wantFail(t, 1, `group "live" has active members: stop its consumers first`, "", "group", "delete", "live", "-b", b)
+	// It stops once it has printed all 60 records, so what it commits on
+	// the way out leaves no lag.
+	printedBy := time.Now().Add(20 * time.Second)
+	for len(nonEmptyLines(liveOut.String())) < 60 {
+		if time.Now().After(printedBy) {
+			t.Fatalf("the live consumer printed %d of 60 records", len(nonEmptyLines(liveOut.String())))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	cancel()
 	if r := <-done; r.code != 0 {
 		t.Fatalf("live consumer: %v", r)
