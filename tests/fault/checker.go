@@ -10,8 +10,8 @@ import (
 
 // The checker judges a run's history the way Jepsen's queue checkers do:
 // it knows what was sent, what was acknowledged where, what failed, what
-// the log holds at the end and what the group consumed and committed
-// meanwhile, and counts every way those disagree. It is pure, so
+// the log holds at the end and what each consumer group consumed and
+// committed meanwhile, and counts every way those disagree. It is pure, so
 // checker_test.go proves each count can go up.
 
 // Sent is a record a producer handed to its client. ID is unique in the
@@ -40,7 +40,7 @@ func (a Ack) String() string {
 	return fmt.Sprintf("%s at %d/%d (producer id %d epoch %d, acknowledged %s)", a.ID, a.Partition, a.Offset, a.ProducerID, a.ProducerEpoch, a.At.Format("15:04:05.000"))
 }
 
-// Record is a record read back: from the final read of the log or by the
+// Record is a record read back: from the final read of the log or by a
 // group's consumers.
 type Record struct {
 	Partition int32
@@ -59,11 +59,27 @@ type History struct {
 	// Start and End are each partition's log start offset and high
 	// watermark when the log was read.
 	Start, End map[int32]int64
-	// Consumed is what the group's members read during the run.
+	// Groups are the consumer groups that read the topic, each judged
+	// alike whatever protocol its members speak.
+	Groups []*GroupHistory
+}
+
+// GroupHistory is what one consumer group did during the run.
+type GroupHistory struct {
+	Group    string // the group ID
+	Protocol string // its members' group protocol: classic, or consumer (KIP-848)
+	// Consumed is what the group's members read, in the order read.
 	Consumed []Record
 	// Commits are the group's committed offsets per partition, sampled
-	// during the run in time order; -1 is a sample that had none.
+	// during the run in time order; -1 is a sample that had none. The
+	// last sample is taken after the members stopped.
 	Commits map[int32][]int64
+}
+
+// String names the group and its protocol, as every problem found in it
+// does.
+func (g *GroupHistory) String() string {
+	return fmt.Sprintf("group %s (%s protocol)", g.Group, g.Protocol)
 }
 
 // Result counts what the checker found. Every count but Acked, Read,
@@ -75,20 +91,44 @@ type Result struct {
 	FailedPresent int // of those, how many are in the log anyway (allowed: at most once)
 	Unresolved    int // sent, neither acknowledged nor failed
 
-	Lost             int // acknowledged, not in the log
-	Duplicated       int // extra copies of one record in the log
-	Misplaced        int // acknowledged at one offset, found at another
-	Phantom          int // in the log (or consumed) but never sent
-	Gaps             int // offsets missing, repeated or out of order in a partition's log
-	Reordered        int // one producer's acknowledged records out of send order in a partition
-	AckConflicts     int // one record acknowledged twice differently, or two records at one offset
+	Lost         int // acknowledged, not in the log
+	Duplicated   int // extra copies of one record in the log
+	Misplaced    int // acknowledged at one offset, found at another
+	Phantom      int // in the log (or consumed) but never sent
+	Gaps         int // offsets missing, repeated or out of order in a partition's log
+	Reordered    int // one producer's acknowledged records out of send order in a partition
+	AckConflicts int // one record acknowledged twice differently, or two records at one offset
+
+	// Summed over the groups (Groups has them one by one):
 	ConsumedMismatch int // consumed at an offset where the log holds another record
+	Unconsumed       int // in the log below a committed offset, never consumed by the group
 	CommitsBackwards int // a committed offset lower than one sampled before it
 	CommitsBeyondEnd int // a committed offset past the high watermark
+
+	Groups []GroupResult
 
 	// Problems describes the first problems found, for the failure
 	// message.
 	Problems []string
+}
+
+// GroupResult is what the checker found in one group.
+type GroupResult struct {
+	Name       string // as GroupHistory.String
+	Consumed   int    // records its members read
+	Reconsumed int    // of those, offsets the group had read before (allowed: at least once)
+	Committed  int64  // the highest committed offsets, summed over partitions
+
+	ConsumedMismatch int
+	Unconsumed       int
+	CommitsBackwards int
+	CommitsBeyondEnd int
+}
+
+// String is the group's counts on one line.
+func (g GroupResult) String() string {
+	return fmt.Sprintf("%s: consumed=%d reconsumed=%d committed=%d consumed_mismatch=%d unconsumed=%d commits_backwards=%d commits_beyond_end=%d",
+		g.Name, g.Consumed, g.Reconsumed, g.Committed, g.ConsumedMismatch, g.Unconsumed, g.CommitsBackwards, g.CommitsBeyondEnd)
 }
 
 const maxProblems = 20
@@ -102,14 +142,14 @@ func (r *Result) problem(format string, args ...any) {
 // OK reports whether the history is correct.
 func (r Result) OK() bool {
 	return r.Lost+r.Duplicated+r.Misplaced+r.Phantom+r.Gaps+r.Reordered+r.AckConflicts+
-		r.ConsumedMismatch+r.CommitsBackwards+r.CommitsBeyondEnd == 0
+		r.ConsumedMismatch+r.Unconsumed+r.CommitsBackwards+r.CommitsBeyondEnd == 0
 }
 
-// String is the counts on one line.
+// String is the counts on one line, the groups' summed.
 func (r Result) String() string {
-	return fmt.Sprintf("acked=%d read=%d lost=%d duplicated=%d misplaced=%d phantom=%d gaps=%d reordered=%d ack_conflicts=%d consumed_mismatch=%d commits_backwards=%d commits_beyond_end=%d failed=%d failed_present=%d unresolved=%d",
+	return fmt.Sprintf("acked=%d read=%d lost=%d duplicated=%d misplaced=%d phantom=%d gaps=%d reordered=%d ack_conflicts=%d consumed_mismatch=%d unconsumed=%d commits_backwards=%d commits_beyond_end=%d failed=%d failed_present=%d unresolved=%d",
 		r.Acked, r.Read, r.Lost, r.Duplicated, r.Misplaced, r.Phantom, r.Gaps, r.Reordered, r.AckConflicts,
-		r.ConsumedMismatch, r.CommitsBackwards, r.CommitsBeyondEnd, r.Failed, r.FailedPresent, r.Unresolved)
+		r.ConsumedMismatch, r.Unconsumed, r.CommitsBackwards, r.CommitsBeyondEnd, r.Failed, r.FailedPresent, r.Unresolved)
 }
 
 type place struct {
@@ -249,40 +289,75 @@ func Check(h *History) Result {
 		}
 	}
 
-	// What the group consumed is what the log holds there.
-	for _, c := range h.Consumed {
+	for _, g := range h.Groups {
+		r.Groups = append(r.Groups, r.checkGroup(h, g, logAt))
+	}
+	return r
+}
+
+// checkGroup judges one group: what it consumed is what the log holds
+// there; its committed offsets only move forward and never past the end;
+// and it consumed every record the log holds below the highest offset it
+// committed (at least once: a member commits only what it has read, and
+// starts from the group's committed offset). Its counts are added to r's.
+func (r *Result) checkGroup(h *History, g *GroupHistory, logAt map[place]string) GroupResult {
+	gr := GroupResult{Name: g.String(), Consumed: len(g.Consumed)}
+	consumed := map[place]bool{}
+	for _, c := range g.Consumed {
+		pl := place{c.Partition, c.Offset}
+		if consumed[pl] {
+			gr.Reconsumed++
+		}
+		consumed[pl] = true
 		if _, ok := h.Sent[c.ID]; !ok {
 			r.Phantom++
-			r.problem("consumer read %q at %d/%d, which was never sent", c.ID, c.Partition, c.Offset)
+			r.problem("%s: a member read %q at %d/%d, which was never sent", g, c.ID, c.Partition, c.Offset)
 			continue
 		}
-		if got, ok := logAt[place{c.Partition, c.Offset}]; !ok || got != c.ID {
-			r.ConsumedMismatch++
-			r.problem("consumer read %s at %d/%d; the log has %q there", c.ID, c.Partition, c.Offset, got)
+		if got, ok := logAt[pl]; !ok || got != c.ID {
+			gr.ConsumedMismatch++
+			r.problem("%s: a member read %s at %d/%d; the log has %q there", g, c.ID, c.Partition, c.Offset, got)
 		}
 	}
 
-	// Committed offsets only move forward, and never past the end.
-	cparts := make([]int32, 0, len(h.Commits))
-	for p := range h.Commits {
-		cparts = append(cparts, p)
+	parts := make([]int32, 0, len(g.Commits))
+	for p := range g.Commits {
+		parts = append(parts, p)
 	}
-	slices.Sort(cparts)
-	for _, p := range cparts {
+	slices.Sort(parts)
+	for _, p := range parts {
 		high := int64(-1)
-		for i, o := range h.Commits[p] {
+		for i, o := range g.Commits[p] {
 			if o < high {
-				r.CommitsBackwards++
-				r.problem("partition %d: committed offset went from %d to %d (sample %d)", p, high, o, i)
+				gr.CommitsBackwards++
+				r.problem("%s: partition %d: committed offset went from %d to %d (sample %d)", g, p, high, o, i)
 			}
 			high = max(high, o)
 		}
+		if high < 0 {
+			continue
+		}
+		gr.Committed += high
 		if end, ok := h.End[p]; ok && high > end {
-			r.CommitsBeyondEnd++
-			r.problem("partition %d: committed offset %d is past the high watermark %d", p, high, end)
+			gr.CommitsBeyondEnd++
+			r.problem("%s: partition %d: committed offset %d is past the high watermark %d", g, p, high, end)
+		}
+		var missed []int64
+		for _, rec := range h.Log[p] {
+			if rec.Offset < high && !consumed[place{p, rec.Offset}] {
+				missed = append(missed, rec.Offset)
+			}
+		}
+		if len(missed) > 0 {
+			gr.Unconsumed += len(missed)
+			r.problem("%s: partition %d: committed offset %d, but no member read the records at %s", g, p, high, offsetList(missed))
 		}
 	}
-	return r
+	r.ConsumedMismatch += gr.ConsumedMismatch
+	r.Unconsumed += gr.Unconsumed
+	r.CommitsBackwards += gr.CommitsBackwards
+	r.CommitsBeyondEnd += gr.CommitsBeyondEnd
+	return gr
 }
 
 // payloadID is a record value's ID: the value up to its first space.

@@ -31,6 +31,21 @@ const (
 	numAgents     = 3
 )
 
+// The consumer-protocol groups' heartbeat interval and session timeout,
+// which the agents set (Kafka's defaults are 5s and 45s). A member moves
+// one reconciliation step per heartbeat, so with 1s a rebalance takes
+// about as long as the classic group's, whose members heartbeat every 3s
+// (franz-go's default). A member is removed after 15s without a
+// heartbeat: longer than any outage the suite injects, so a fault alone
+// removes no member that keeps heartbeating, and short enough that a
+// member franz-go leaves heartbeating a coordinator that is gone (it looks
+// for the new one only when another request, such as a commit, fails to
+// reach the old) costs its group 15s, not 45s, before its partitions move.
+const (
+	consumerHeartbeat = time.Second
+	consumerSession   = 15 * time.Second
+)
+
 type cluster struct {
 	t   *testing.T
 	dir string
@@ -274,6 +289,8 @@ func startCluster(t *testing.T, dir, floe, minioBin string, logf func(string, ..
 				"--flush-interval", "50ms", "--lease-ttl", "3s", "--drain-timeout", "10s",
 				"--group-initial-rebalance-delay", "200ms", "--auto-create-topics=false",
 				"--log-retention-ms", "-1", "--max-commit-delay", "20s",
+				"--group-consumer-heartbeat-interval", consumerHeartbeat.String(),
+				"--group-consumer-session-timeout", consumerSession.String(),
 			},
 		}
 		c.agents = append(c.agents, a)

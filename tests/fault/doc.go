@@ -25,8 +25,17 @@
 // The workload is three franz-go producers (idempotent, acks=all, keyed,
 // every record's value starting with a unique ID), a prober that sends one
 // raw produce request every 100ms and records the agents' answer (the
-// producers retry retriable errors without saying so), a consumer group of
-// two members, and a sampler of the group's committed offsets.
+// producers retry retriable errors without saying so), two consumer groups
+// of two members each reading the topic side by side, and a sampler of
+// both groups' committed offsets. The groups differ only in protocol:
+// fault-group is classic, fault-group-kip848 the consumer protocol of
+// KIP-848 (kgo.ServerSideBalancer, the uniform server assignor), for
+// which the agents run with a 1s heartbeat interval and a 15s session
+// timeout (cluster_test.go). Their members commit every second and as they
+// leave, and log to group-clients.log in the working directory. During
+// every fault, 0-3s after it is injected (drawn from the seed), one member
+// of each group leaves and a new one joins, so both groups rebalance while
+// the fault goes on.
 //
 // Beside it, under the same faults, runs a transactional workload
 // (txn_workload_test.go): three transactional producers (distinct
@@ -50,22 +59,31 @@
 // unless a later one of that key is; and fewer records are read than were
 // acknowledged.
 //
-// After each fault it waits for acknowledgements and transaction commits
-// to resume. At the end it lets the stage copy everything committed, reads
-// every partition from the start and checks the history (checker.go) the
-// way Jepsen's queue checkers do: every acknowledged record present exactly
-// once at the offset it was acknowledged at, offsets contiguous, no record
-// that was never sent, what the group consumed agreeing with the log,
-// committed offsets never going backwards, and every produce error
-// retriable. It reads both transactional topics read_committed and
-// read_uncommitted (transaction markers kept) once no transaction is open,
-// and checks their history (txn_checker.go): no record of an aborted
-// transaction read committed, during the run or at the end; every
-// committed transaction read whole and every unknown one whole or not at
-// all (never torn); no duplicates, offsets increasing, each producer's
-// transactions in order; and the stage's output holding every input below
-// the group's committed offsets exactly once and nothing else. It logs one
-// summary line:
+// After each fault it waits for acknowledgements and transaction commits to
+// resume. At the end it lets the stage copy everything committed, waits for
+// both groups to commit the end of every partition (60s at most) and checks
+// that each is served by its protocol with both members in (DescribeGroups,
+// ConsumerGroupDescribe), reads every partition from the start and checks
+// the history (checker.go) the way Jepsen's queue checkers do: every
+// acknowledged record present exactly once at the offset it was
+// acknowledged at, offsets contiguous, no record that was never sent, and
+// every produce error retriable; and for each group alike, what it consumed
+// agreeing with the log, its committed offsets never going backwards nor
+// past the end, and every record below them consumed by one of its members
+// (at least once: rereads are counted, not faulted). Every problem names
+// its group and protocol. It reads both transactional topics read_committed
+// and read_uncommitted (transaction markers kept) once no transaction is
+// open, and checks their history (txn_checker.go): no record of an aborted
+// transaction read committed, during the run or at the end; every committed
+// transaction read whole and every unknown one whole or not at all (never
+// torn); no duplicates, offsets increasing, each producer's transactions in
+// order; and the stage's output holding every input below the group's
+// committed offsets exactly once and nothing else. It logs a line per
+// group,
+//
+//	fault: group fault-group-kip848 (consumer protocol): consumed=N reconsumed=N committed=N consumed_mismatch=0 unconsumed=0 ...
+//
+// and one summary line:
 //
 //	fault: seed=S faults=[...] acked=N read=N lost=0 ... txns=N committed=N aborted=N unknown=N ... torn=0 aborted_read=0 ...
 //

@@ -376,10 +376,24 @@ func TestFaults(t *testing.T) {
 		prodWG.Add(1)
 		run(func() error { defer prodWG.Done(); return produce(prodCtx, seeds, s.rec, i, 150) })
 	}
-	for i := range 2 {
-		run(func() error { return consume(wctx, seeds, s.rec, i) })
+	// The consumer groups, one per protocol; their clients log to
+	// group-clients.log. During every fault one member of each is
+	// replaced (groupMembers.replace).
+	groupLog, err := os.Create(filepath.Join(dir, "group-clients.log"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	run(func() error { return sampleCommits(wctx, seeds, s.rec, 500*time.Millisecond) })
+	defer groupLog.Close()
+	groupLogW := &lockedWriter{w: groupLog}
+	members := &groupMembers{start: func(g groupSpec, n int) context.CancelFunc {
+		ctx, cancel := context.WithCancel(wctx)
+		run(func() error { return consume(ctx, seeds, s.rec, g, n, groupLogW) })
+		return cancel
+	}}
+	members.startAll()
+	churn := rand.New(rand.NewPCG(seed, 4000))
+	sampler := newCommitSampler(kadm.NewClient(adminCl), s.rec)
+	run(func() error { sampler.run(wctx, 500*time.Millisecond); return nil })
 	run(func() error { return probe(prodCtx, seeds, s.rec, 100*time.Millisecond) })
 	// The changelog workload (changelog_workload_test.go).
 	clRec := newChangelogRecorder()
@@ -434,8 +448,15 @@ func TestFaults(t *testing.T) {
 		}
 		acks0, errs0, probes0 := s.rec.ackCount.Load(), s.rec.errCount.Load(), s.rec.probeCounts()
 		txns0, ctp0 := s.txns.committed.Load(), s.txns.ctpCommitted.Load()
+		consumed0, changes0 := s.rec.groupProgress()
 		s.logf("inject %s", f.name)
+		replaced := make(chan string, 1)
+		go func(after time.Duration, places []int) {
+			time.Sleep(after)
+			replaced <- fmt.Sprintf("%s at +%v", members.replace(places), after)
+		}(time.Duration(churn.IntN(3000))*time.Millisecond, members.draw(churn))
 		detail, err := f.inject(s)
+		s.logf("during %s: %s", f.name, <-replaced)
 		if err != nil {
 			t.Fatalf("%s (%s): %v", f.name, detail, err)
 		}
@@ -460,6 +481,12 @@ func TestFaults(t *testing.T) {
 		}
 		done = append(done, f.name)
 		time.Sleep(2 * time.Second)
+		consumed, changes := s.rec.groupProgress()
+		var progress []string
+		for i, g := range consumerGroups {
+			progress = append(progress, fmt.Sprintf("%s consumed %d records, its members were assigned or lost partitions %d times", g, consumed[i]-consumed0[i], changes[i]-changes0[i]))
+		}
+		s.logf("since %s was injected: %s", f.name, strings.Join(progress, "; "))
 	}
 	time.Sleep(3 * time.Second)
 	afterLast := s.rec.ackCount.Load() - ackAtLastHeal
@@ -467,16 +494,26 @@ func TestFaults(t *testing.T) {
 	s.logf("%d acknowledged and %d transactions committed since the last fault healed %v ago", afterLast, txnsAfterLast, time.Since(lastHeal).Round(100*time.Millisecond))
 
 	// Stop producing, let everything in flight resolve, let the stage
-	// copy everything committed, stop the groups.
+	// copy everything committed, let the groups commit the end of the
+	// topic and check their protocols, stop the groups.
 	stopProducers()
 	prodWG.Wait()
 	if err := s.drainStage(seeds); err != nil {
 		t.Errorf("transactions: %v", err)
 	}
 	stopCTP()
-	time.Sleep(2 * time.Second) // the consumers catch up and commit
+	adm := kadm.NewClient(adminCl)
+	if err := waitCaughtUp(adm, 60*time.Second, s.logf); err != nil {
+		t.Errorf("groups: %v", err)
+	}
+	if err := checkProtocols(adm, 30*time.Second); err != nil {
+		t.Errorf("groups: %v", err)
+	}
 	stopWorkload()
 	wg.Wait()
+	if err := sampler.final(30 * time.Second); err != nil {
+		t.Errorf("groups: %v", err)
+	}
 	endOfWorkload := time.Now()
 	for _, err := range wlErrs {
 		t.Errorf("workload: %v", err)
@@ -527,6 +564,10 @@ func TestFaults(t *testing.T) {
 	t.Logf("fault: produce errors:%s", s.rec.errSummary())
 	t.Logf("fault: the prober's requests were answered %s", countsSince(nil, s.rec.probeCounts()))
 	t.Logf("fault: transactional clients' errors:%s", s.txns.errSummary())
+	t.Logf("fault: %s", s.rec.groupSummary())
+	for _, g := range res.Groups {
+		t.Logf("fault: %s", g)
+	}
 	summary := fmt.Sprintf("fault: seed=%d faults=[%s] %s %s changelog_acked=%d changelog_read=%d merges=%d cleaned=%d gc_deleted=%d produce_errors=%d elapsed=%v",
 		seed, strings.Join(done, ","), res, txnRes, clAcked, clRead, merges, cleaned, deleted, s.rec.errCount.Load(), time.Since(s.start).Round(time.Second))
 	t.Log(summary)

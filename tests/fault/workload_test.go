@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"sort"
@@ -24,24 +25,53 @@ import (
 )
 
 // The workload: idempotent acks=all producers writing keyed records with
-// unique IDs, a consumer group reading them, and a sampler of the group's
+// unique IDs, consumer groups reading them, and a sampler of the groups'
 // committed offsets. Everything they see goes into a recorder, which
 // becomes the History the checker judges.
 
 const (
 	topic      = "fault"
 	partitions = 6
-	group      = "fault-group"
 )
+
+// groupSpec is one consumer group of the workload.
+type groupSpec struct {
+	id       string
+	protocol string // the members' group protocol: classic, or consumer (KIP-848)
+}
+
+// consumerGroups read the topic side by side, membersPerGroup members
+// each, one group per protocol; every check applies to both. The consumer-protocol group's
+// members ask for the uniform server assignor (a cooperative-sticky
+// balancer with kgo.ServerSideBalancer); the classic group's balance
+// cooperative-sticky themselves.
+var consumerGroups = []groupSpec{
+	{id: "fault-group", protocol: "classic"},
+	{id: "fault-group-kip848", protocol: "consumer"},
+}
+
+const membersPerGroup = 2
+
+func (g groupSpec) String() string { return fmt.Sprintf("group %s (%s protocol)", g.id, g.protocol) }
+
+// groupRecord is what one group did.
+type groupRecord struct {
+	consumed []Record
+	commits  map[int32][]int64
+	// Partition changes its members saw, counted per change: partitions
+	// assigned, and lost (a member fenced or removed). Revocations are not
+	// counted: a member's OnPartitionsRevoked would replace the commit
+	// autocommit makes on revoke.
+	assigned, lost int
+}
 
 // recorder collects the history while the workload runs.
 type recorder struct {
-	mu       sync.Mutex
-	sent     map[string]Sent
-	acks     []Ack
-	failed   map[string]error
-	consumed []Record
-	commits  map[int32][]int64
+	mu     sync.Mutex
+	sent   map[string]Sent
+	acks   []Ack
+	failed map[string]error
+	groups map[string]*groupRecord // by group ID
 
 	// Produce errors the clients saw and retried (from their logs), and
 	// records they gave up on, by message.
@@ -56,10 +86,14 @@ type recorder struct {
 }
 
 func newRecorder() *recorder {
-	return &recorder{
-		sent: map[string]Sent{}, failed: map[string]error{}, commits: map[int32][]int64{},
+	r := &recorder{
+		sent: map[string]Sent{}, failed: map[string]error{}, groups: map[string]*groupRecord{},
 		clientErrs: map[string]int{}, failedErrs: map[string]int{}, probes: map[string]int{},
 	}
+	for _, g := range consumerGroups {
+		r.groups[g.id] = &groupRecord{commits: map[int32][]int64{}}
+	}
+	return r
 }
 
 func (r *recorder) send(s Sent) {
@@ -101,33 +135,81 @@ func (r *recorder) probeCounts() map[string]int {
 	return maps.Clone(r.probes)
 }
 
-func (r *recorder) consume(rec Record) {
+func (r *recorder) consume(group string, recs []Record) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.consumed = append(r.consumed, rec)
+	g := r.groups[group]
+	g.consumed = append(g.consumed, recs...)
 }
 
-// commitSample records the group's committed offsets, keeping only
-// changes.
-func (r *recorder) commitSample(p int32, offset int64) {
+// partitionsChanged counts a change of a group member's partitions:
+// assigned or lost.
+func (r *recorder) partitionsChanged(group string, lost bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := r.commits[p]
+	g := r.groups[group]
+	if lost {
+		g.lost++
+	} else {
+		g.assigned++
+	}
+}
+
+// groupProgress is how many records each group has consumed and how many
+// partition changes its members have seen, in consumerGroups' order.
+func (r *recorder) groupProgress() (consumed, changes []int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, spec := range consumerGroups {
+		g := r.groups[spec.id]
+		consumed = append(consumed, len(g.consumed))
+		changes = append(changes, g.assigned+g.lost)
+	}
+	return consumed, changes
+}
+
+// commitSample records a group's committed offset of p, keeping only
+// changes.
+func (r *recorder) commitSample(group string, p int32, offset int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	g := r.groups[group]
+	s := g.commits[p]
 	if len(s) == 0 || s[len(s)-1] != offset {
-		r.commits[p] = append(s, offset)
+		g.commits[p] = append(s, offset)
 	}
 }
 
 func (r *recorder) history() *History {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return &History{
-		Sent:     r.sent,
-		Acks:     slices.Clone(r.acks),
-		Failed:   r.failed,
-		Consumed: slices.Clone(r.consumed),
-		Commits:  r.commits,
+	h := &History{
+		Sent:   r.sent,
+		Acks:   slices.Clone(r.acks),
+		Failed: r.failed,
 	}
+	for _, spec := range consumerGroups {
+		g := r.groups[spec.id]
+		commits := make(map[int32][]int64, len(g.commits))
+		for p, s := range g.commits {
+			commits[p] = slices.Clone(s)
+		}
+		h.Groups = append(h.Groups, &GroupHistory{Group: spec.id, Protocol: spec.protocol, Consumed: slices.Clone(g.consumed), Commits: commits})
+	}
+	return h
+}
+
+// groupSummary is the partition changes each group's members saw, for
+// the log.
+func (r *recorder) groupSummary() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var parts []string
+	for _, spec := range consumerGroups {
+		g := r.groups[spec.id]
+		parts = append(parts, fmt.Sprintf("%s: its members were assigned partitions %d times and lost them %d times", spec, g.assigned, g.lost))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // errSummary is the produce errors seen, most frequent first.
@@ -309,68 +391,312 @@ func paced(ctx context.Context, rate int, send func(done func())) {
 	}
 }
 
-// consume runs one member of the group until ctx ends.
-func consume(ctx context.Context, seeds []string, rec *recorder, member int) error {
-	cl, err := kgo.NewClient(append(baseOpts(seeds),
-		kgo.ConsumerGroup(group),
+// consume runs member n of group g until ctx ends, committing what it
+// read every second (autocommit) and as it leaves. Its client logs to
+// logTo.
+func consume(ctx context.Context, seeds []string, rec *recorder, g groupSpec, n int, logTo io.Writer) error {
+	name := memberName(g, n)
+	changed := func(lost bool) func(context.Context, *kgo.Client, map[string][]int32) {
+		return func(context.Context, *kgo.Client, map[string][]int32) { rec.partitionsChanged(g.id, lost) }
+	}
+	opts := append(baseOpts(seeds),
+		kgo.ConsumerGroup(g.id),
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(500*time.Millisecond),
 		kgo.AutoCommitInterval(time.Second),
-		kgo.ClientID(fmt.Sprintf("fault-consumer-%d", member)),
-	)...)
+		kgo.ClientID(name),
+		kgo.OnPartitionsAssigned(changed(false)),
+		kgo.OnPartitionsLost(changed(true)), // as the default, commits nothing
+		kgo.WithLogger(kgo.BasicLogger(logTo, kgo.LogLevelInfo, func() string {
+			return time.Now().Format("15:04:05.000 ") + name + " "
+		})),
+	)
+	if g.protocol == "consumer" {
+		opts = append(opts, kgo.ServerSideBalancer(), kgo.Balancers(kgo.CooperativeStickyBalancer()))
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
 	for {
 		fs := cl.PollFetches(ctx)
+		// Record before looking at ctx: what a poll returned counts as
+		// read, and Close commits it.
+		var recs []Record
+		fs.EachRecord(func(r *kgo.Record) {
+			recs = append(recs, Record{Partition: r.Partition, Offset: r.Offset, ID: payloadID(r.Value)})
+		})
+		rec.consume(g.id, recs)
 		if ctx.Err() != nil {
 			return nil
 		}
-		fs.EachRecord(func(r *kgo.Record) {
-			rec.consume(Record{Partition: r.Partition, Offset: r.Offset, ID: payloadID(r.Value)})
-		})
 	}
 }
 
-// sampleCommits reads the group's committed offsets every interval until
-// ctx ends.
-func sampleCommits(ctx context.Context, seeds []string, rec *recorder, interval time.Duration) error {
-	cl, err := kgo.NewClient(baseOpts(seeds)...)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	seen := map[int32]bool{}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
+// groupMembers runs the groups' members, membersPerGroup of each, and
+// replaces them: a replaced member leaves the group as it closes
+// (committing what it read) and a new one joins, owning nothing, so each
+// group rebalances (the consumer protocol's revoke-then-assign
+// reconciliation, the classic protocol's cooperative rebalance) while the
+// fault it is replaced in goes on. Only the test's goroutine calls it, or
+// one goroutine it waits for.
+type groupMembers struct {
+	// start runs member n of g until the returned function is called.
+	start func(g groupSpec, n int) context.CancelFunc
+
+	stop    [][]context.CancelFunc // per group, per place: the member there
+	names   [][]int                // per group, per place: its member number
+	started []int                  // per group: members started so far
+}
+
+func (m *groupMembers) startAll() {
+	for gi, g := range consumerGroups {
+		m.stop = append(m.stop, make([]context.CancelFunc, membersPerGroup))
+		m.names = append(m.names, make([]int, membersPerGroup))
+		m.started = append(m.started, 0)
+		for place := range membersPerGroup {
+			m.startAt(gi, g, place)
 		}
+	}
+}
+
+func (m *groupMembers) startAt(gi int, g groupSpec, place int) {
+	n := m.started[gi]
+	m.started[gi]++
+	m.names[gi][place] = n
+	m.stop[gi][place] = m.start(g, n)
+}
+
+// draw picks the place of the member to replace in each group.
+func (m *groupMembers) draw(rng *rand.Rand) []int {
+	places := make([]int, len(consumerGroups))
+	for gi := range places {
+		places[gi] = rng.IntN(membersPerGroup)
+	}
+	return places
+}
+
+// replace replaces the member at places[i] of each group i and says
+// which.
+func (m *groupMembers) replace(places []int) string {
+	var done []string
+	for gi, g := range consumerGroups {
+		place := places[gi]
+		old := m.names[gi][place]
+		m.stop[gi][place]()
+		m.startAt(gi, g, place)
+		done = append(done, fmt.Sprintf("%s replaced by %s", memberName(g, old), memberName(g, m.names[gi][place])))
+	}
+	return strings.Join(done, ", ")
+}
+
+// memberName is member n of g's client ID.
+func memberName(g groupSpec, n int) string { return fmt.Sprintf("%s-%d", g.id, n) }
+
+// groupOffsets reads every group's committed offsets of the topic; ok
+// says, per group, whether its read succeeded.
+func groupOffsets(ctx context.Context, adm *kadm.Client) (offsets []map[int32]int64, ok []bool) {
+	for _, g := range consumerGroups {
 		rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		resp, err := adm.FetchOffsets(rctx, group)
+		resp, err := adm.FetchOffsets(rctx, g.id)
 		cancel()
-		if err != nil {
+		if err == nil {
+			err = resp.Error()
+		}
+		got := map[int32]int64{}
+		if err == nil {
+			for p := range int32(partitions) {
+				if o, found := resp.Lookup(topic, p); found {
+					got[p] = o.At
+				}
+			}
+		}
+		offsets, ok = append(offsets, got), append(ok, err == nil)
+	}
+	return offsets, ok
+}
+
+// commitSampler samples the groups' committed offsets into a recorder.
+type commitSampler struct {
+	adm  *kadm.Client
+	rec  *recorder
+	seen []map[int32]bool // per group: the partitions that had a committed offset
+}
+
+func newCommitSampler(adm *kadm.Client, rec *recorder) *commitSampler {
+	s := &commitSampler{adm: adm, rec: rec}
+	for range consumerGroups {
+		s.seen = append(s.seen, map[int32]bool{})
+	}
+	return s
+}
+
+// sample reads every group's committed offsets once and records those it
+// could read; it reports whether it read every group's.
+func (s *commitSampler) sample(ctx context.Context) bool {
+	offsets, ok := groupOffsets(ctx, s.adm)
+	for i, g := range consumerGroups {
+		if !ok[i] {
 			continue // the coordinator is moving or etcd is down: no sample
 		}
 		for p := range int32(partitions) {
-			o, ok := resp.Lookup(topic, p)
+			o, found := offsets[i][p]
 			switch {
-			case ok && o.Err == nil:
-				rec.commitSample(p, o.At)
-				seen[p] = true
-			case !ok && seen[p]:
+			case found:
+				s.rec.commitSample(g.id, p, o)
+				s.seen[i][p] = true
+			case s.seen[i][p]:
 				// Had a committed offset, now has none: that went
 				// backwards too.
-				rec.commitSample(p, -1)
+				s.rec.commitSample(g.id, p, -1)
 			}
 		}
 	}
+	return !slices.Contains(ok, false)
+}
+
+// run samples every interval until ctx ends.
+func (s *commitSampler) run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.sample(ctx)
+	}
+}
+
+// final takes the last sample, once the members have stopped: every
+// group's offsets, retried for up to timeout.
+func (s *commitSampler) final(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for !s.sample(ctx) {
+		if ctx.Err() != nil {
+			return fmt.Errorf("the groups' committed offsets could not all be read for %v after their members stopped", timeout)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return nil
+}
+
+// waitCaughtUp waits until every group has committed every partition's
+// high watermark, once the producers have stopped, and logs how long each
+// took. A group that has not within timeout is an error naming it.
+func waitCaughtUp(adm *kadm.Client, timeout time.Duration, logf func(string, ...any)) error {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	done := make([]bool, len(consumerGroups))
+	behind := make([]string, len(consumerGroups))
+	for i := range behind {
+		behind[i] = "never read"
+	}
+	for {
+		ends, err := adm.ListEndOffsets(ctx, topic)
+		if err == nil {
+			err = ends.Error()
+		}
+		if err == nil {
+			offsets, ok := groupOffsets(ctx, adm)
+			for i, g := range consumerGroups {
+				if done[i] || !ok[i] {
+					continue
+				}
+				var lag []string
+				for p := range int32(partitions) {
+					e, _ := ends.Lookup(topic, p)
+					if o, found := offsets[i][p]; !found {
+						lag = append(lag, fmt.Sprintf("%d: none of %d", p, e.Offset))
+					} else if o < e.Offset {
+						lag = append(lag, fmt.Sprintf("%d: %d of %d", p, o, e.Offset))
+					}
+				}
+				if behind[i] = strings.Join(lag, ", "); len(lag) == 0 {
+					done[i] = true
+					logf("%s has committed the end of every partition (waited %v)", g, time.Since(start).Round(100*time.Millisecond))
+				}
+			}
+		}
+		if !slices.Contains(done, false) {
+			return nil
+		}
+		if ctx.Err() != nil {
+			var errs []error
+			for i, g := range consumerGroups {
+				if !done[i] {
+					errs = append(errs, fmt.Errorf("%s did not commit the end of every partition within %v (partition: committed of high watermark: %s)", g, timeout, behind[i]))
+				}
+			}
+			return errors.Join(errs...)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// checkProtocols checks, while the members run, that each group is
+// served by the protocol it is meant for, with all its members in and
+// every partition assigned (retried for up to timeout): a client that fell
+// back to the classic protocol must not pass for a consumer-protocol group.
+func checkProtocols(adm *kadm.Client, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var errs []error
+	for _, g := range consumerGroups {
+		for {
+			err := describeGroup(ctx, adm, g)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", g, err))
+				break
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// describeGroup checks g as checkProtocols does, once.
+func describeGroup(ctx context.Context, adm *kadm.Client, g groupSpec) error {
+	var members, assigned int
+	if g.protocol == "consumer" {
+		ds, err := adm.DescribeConsumerGroups(ctx, g.id)
+		if err != nil {
+			return fmt.Errorf("ConsumerGroupDescribe: %w", err)
+		}
+		d := ds[g.id]
+		if d.Err != nil {
+			return fmt.Errorf("ConsumerGroupDescribe: %w", d.Err)
+		}
+		if d.AssignorName != "uniform" {
+			return fmt.Errorf("ConsumerGroupDescribe: assignor %q, want uniform", d.AssignorName)
+		}
+		members, assigned = len(d.Members), len(d.AssignedPartitions()[topic])
+	} else {
+		ds, err := adm.DescribeGroups(ctx, g.id)
+		if err != nil {
+			return fmt.Errorf("DescribeGroups: %w", err)
+		}
+		d := ds[g.id]
+		if d.Err != nil {
+			return fmt.Errorf("DescribeGroups: %w", d.Err)
+		}
+		if d.ProtocolType != "consumer" {
+			return fmt.Errorf("DescribeGroups: protocol type %q, want consumer", d.ProtocolType)
+		}
+		members, assigned = len(d.Members), len(d.AssignedPartitions()[topic])
+	}
+	if members != membersPerGroup || assigned != partitions {
+		return fmt.Errorf("%d members with %d partitions assigned, want %d with %d", members, assigned, membersPerGroup, partitions)
+	}
+	return nil
 }
 
 // readAll reads every partition from its log start to its high
