@@ -684,9 +684,15 @@ func (c *Compactor) rewriteGroup(ctx context.Context, f metadata.Fence, w shardW
 			edit.Put = append(edit.Put, metadata.StoredLogEntry{LogEntry: e, ModRevision: old.ModRevision})
 		}
 	}
-	rev, err := c.store.EditShard(ctx, f, edit)
+	rev, err := c.editShard(ctx, f, edit)
 	if err != nil {
-		c.deleteObjects(ctx, objKey)
+		if errors.Is(err, metadata.ErrConflict) || errors.Is(err, metadata.ErrNotLeader) {
+			// The edit was refused: nothing references the object.
+			c.deleteObjects(ctx, objKey)
+		}
+		// Otherwise etcd did not answer and the edit may have applied:
+		// the object stays, for the collector to delete if nothing
+		// references it.
 		return fmt.Errorf("cleaning partition %d of %s: %w", p, w.topic.Name, err)
 	}
 	// What the edit wrote is now the log as known, for the next groups

@@ -50,6 +50,10 @@ type Compactor struct {
 	// one no longer compacted) are removed.
 	gaugeMu         sync.Mutex
 	gauged, gauging map[[2]string]bool
+
+	// editShard writes a shard edit: the store's, or in tests one that
+	// fails after applying.
+	editShard func(context.Context, metadata.Fence, metadata.ShardEdit) (int64, error)
 }
 
 // PassStats says what one pass did.
@@ -102,11 +106,12 @@ func New(cfg Config, deps Deps) (*Compactor, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Compactor{
-		cfg:     cfg,
-		store:   deps.Store,
-		bucket:  deps.Bucket,
-		log:     log.With("compactor", cfg.ID),
-		metrics: newMetrics(deps.Registry),
+		cfg:       cfg,
+		store:     deps.Store,
+		bucket:    deps.Bucket,
+		log:       log.With("compactor", cfg.ID),
+		metrics:   newMetrics(deps.Registry),
+		editShard: deps.Store.EditShard,
 	}, nil
 }
 
