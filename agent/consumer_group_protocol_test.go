@@ -174,7 +174,6 @@ func (g rawConsumerGroup) fetchOffsets(member string, epoch int32) int16 {
 // before reassignment, epochs and fencing, commits checked against member
 // epochs, leaves and static members, as Kafka's coordinator answers them.
 func TestConsumerGroupHeartbeatProtocol(t *testing.T) {
-	skipRawInSecureMode(t)
 	c := newTestCluster(t)
 	c.addAgent(consumerGroups)
 	createTopic(t, c, "cg", 6, nil)
@@ -368,7 +367,6 @@ func TestConsumerGroupHeartbeatProtocol(t *testing.T) {
 // empty; committed offsets stay. A classic group with members that is not
 // Stable refuses consumer-protocol members.
 func TestConsumerGroupConvertsEmptyGroups(t *testing.T) {
-	skipRawInSecureMode(t)
 	c := newTestCluster(t)
 	c.addAgent(consumerGroups)
 	createTopic(t, c, "t", 2, nil)
@@ -420,7 +418,6 @@ func TestConsumerGroupConvertsEmptyGroups(t *testing.T) {
 // protocol when only classic members are left, serving them from the
 // server's assignment.
 func TestConsumerGroupMigrationPolicy(t *testing.T) {
-	skipRawInSecureMode(t)
 	for _, policy := range []string{agent.MigrationDisabled, agent.MigrationUpgrade} {
 		t.Run(policy, func(t *testing.T) {
 			c := newTestCluster(t)
@@ -486,7 +483,6 @@ func TestConsumerGroupMigrationPolicy(t *testing.T) {
 // session timeout within the agents' bounds, and are described with their
 // source.
 func TestConsumerGroupConfigs(t *testing.T) {
-	skipRawInSecureMode(t)
 	c := newTestCluster(t)
 	c.addAgent(func(cfg *agent.Config) {
 		consumerGroups(cfg)
@@ -558,7 +554,6 @@ func TestConsumerGroupConfigs(t *testing.T) {
 // A consumer-protocol group refuses new members past group.consumer.max.size
 // and before its state would outgrow what etcd takes in one request.
 func TestConsumerGroupMaxSize(t *testing.T) {
-	skipRawInSecureMode(t)
 	c := newTestCluster(t)
 	c.addAgent(func(cfg *agent.Config) {
 		consumerGroups(cfg)
