@@ -13,6 +13,12 @@ package agent
 // etcd). Leader epochs are reported as -1: floe has no log truncation, so
 // clients need not validate epochs.
 //
+// A client in a zone (zones.go) is told the leaders of its zone instead:
+// the same rendezvous hashing among the live agents of its zone, falling
+// back to all agents when its zone has none alive. Any agent accepts any
+// produce or fetch, so each zone's clients write and read through their
+// own zone's agents. Every agent is still listed as a broker.
+//
 // Topics are auto-created here when the agent allows it and the request
 // does (v4+; always for v0–v3, as Kafka).
 
@@ -65,7 +71,7 @@ func (a *Agent) handleMetadata(ctx context.Context, rq *request, req *kmsg.Metad
 			if !a.authorizedTopic(rq.conn, metadata.ACLOpDescribe, t.Name) {
 				continue
 			}
-			resp.Topics = append(resp.Topics, a.metadataTopic(req.Version, t, agents))
+			resp.Topics = append(resp.Topics, a.metadataTopic(req.Version, t, agents, rq.zone))
 		}
 		return resp, nil
 	}
@@ -112,12 +118,12 @@ func (a *Agent) handleMetadata(ctx context.Context, rq *request, req *kmsg.Metad
 			resp.Topics = append(resp.Topics, mt)
 			continue
 		}
-		resp.Topics = append(resp.Topics, a.metadataTopic(req.Version, t, agents))
+		resp.Topics = append(resp.Topics, a.metadataTopic(req.Version, t, agents, rq.zone))
 	}
 	return resp, nil
 }
 
-func (a *Agent) metadataTopic(version int16, t metadata.Topic, agents []metadata.AgentInfo) kmsg.MetadataResponseTopic {
+func (a *Agent) metadataTopic(version int16, t metadata.Topic, agents []metadata.AgentInfo, zone string) kmsg.MetadataResponseTopic {
 	mt := kmsg.NewMetadataResponseTopic()
 	name := t.Name
 	mt.Topic = &name
@@ -126,13 +132,24 @@ func (a *Agent) metadataTopic(version int16, t metadata.Topic, agents []metadata
 	mt.AuthorizedOperations = authorizedOpsUnset
 	replicas := int(t.ReplicationFactor)
 	replicas = max(1, min(replicas, len(agents)))
+	// A zoned client's leaders (and first replicas) are agents of its
+	// zone; the others follow.
+	inZone := agentsForZone(agents, zone)
+	var outZone []metadata.AgentInfo
+	if len(inZone) < len(agents) {
+		outZone = slices.DeleteFunc(slices.Clone(agents), func(ag metadata.AgentInfo) bool { return ag.Zone == zone })
+	}
 	mt.Partitions = make([]kmsg.MetadataResponseTopicPartition, 0, t.Partitions)
 	// Partitions of a shard share their leader (and replica list): the
 	// ranking is computed once per shard.
 	var replicaIDs []int32
 	for p := int32(0); p < t.Partitions; p++ {
 		if p%t.ShardSize == 0 {
-			ranked := metadata.Rank(agents, metadata.PartitionKey(t.Name, p/t.ShardSize))
+			key := metadata.PartitionKey(t.Name, p/t.ShardSize)
+			ranked := metadata.Rank(inZone, key)
+			if len(ranked) < replicas {
+				ranked = append(ranked, metadata.Rank(outZone, key)...)
+			}
 			replicaIDs = make([]int32, replicas)
 			for i, r := range ranked[:replicas] {
 				replicaIDs[i] = r.NodeID

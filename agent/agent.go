@@ -36,6 +36,7 @@ type Agent struct {
 	log      *slog.Logger
 	metrics  *metrics
 	registry prometheus.Registerer
+	zoneNets zoneCIDRs // --zone-cidrs
 
 	cluster metadata.ClusterInfo
 	view    *metadata.View
@@ -101,6 +102,10 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	zoneNets, err := parseZoneCIDRs(cfg.ZoneCIDRs)
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
 	return &Agent{
 		cfg:      cfg,
 		store:    deps.Store,
@@ -109,6 +114,7 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 		metrics:  newMetrics(deps.Registry),
 		registry: deps.Registry,
 		conns:    map[*conn]struct{}{},
+		zoneNets: zoneNets,
 	}, nil
 }
 

@@ -28,6 +28,10 @@ type Config struct {
 	AdvertiseAddr string
 	// Zone is the agent's availability zone, reported as the broker rack.
 	Zone string
+	// ZoneCIDRs maps client addresses to zones, for clients that name no
+	// zone in their client ID or Fetch rack ID:
+	// "zoneA=10.0.0.0/19,10.0.32.0/19;zoneB=10.0.64.0/19" (zones.go).
+	ZoneCIDRs string
 	// LeaseTTL is how long an agent stays registered after it stops
 	// renewing its lease. Default 10s.
 	LeaseTTL time.Duration
@@ -164,6 +168,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.KafkaAddr, "kafka-addr", d.KafkaAddr, "host:port the Kafka listener binds")
 	fs.StringVar(&c.AdvertiseAddr, "advertise-addr", "", "host:port clients are told to connect to (default: the listener's address, with the hostname for a wildcard host)")
 	fs.StringVar(&c.Zone, "zone", "", "availability zone of this agent, reported to clients as the broker rack")
+	fs.StringVar(&c.ZoneCIDRs, "zone-cidrs", "", "zones of client addresses, for clients that name none in their client ID (floe_az=ZONE) or rack ID: 'zoneA=10.0.0.0/19,10.0.32.0/19;zoneB=10.0.64.0/19'")
 	fs.DurationVar(&c.LeaseTTL, "lease-ttl", d.LeaseTTL, "how long a dead agent stays registered before its partitions move")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", d.DrainTimeout, "on SIGTERM, how long to wait for admitted requests before exiting")
 	fs.Int32Var(&c.MaxRequestBytes, "max-request-bytes", d.MaxRequestBytes, "largest Kafka request accepted (socket.request.max.bytes)")
@@ -189,6 +194,9 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 func (c *Config) Validate() error {
 	c.setDefaults()
 	if err := c.validateListeners(); err != nil {
+		return err
+	}
+	if _, err := parseZoneCIDRs(c.ZoneCIDRs); err != nil {
 		return err
 	}
 	if c.LeaseTTL < time.Second {

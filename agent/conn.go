@@ -38,6 +38,12 @@ type conn struct {
 	lst    *listener
 	remote string
 	log    *slog.Logger
+	// cidrZone is the client's zone by its address (--zone-cidrs).
+	cidrZone string
+	// The metrics label of the last zone seen, and when it was worked
+	// out; the read goroutine's alone.
+	labelZone, zoneLabel string
+	labelAt              time.Time
 
 	// auth is the connection's identity. It is written by the read
 	// goroutine only (SASL requests are handled synchronously there) and
@@ -61,8 +67,12 @@ type request struct {
 	conn     *conn
 	req      kmsg.Request
 	clientID string
-	corr     int32
-	received time.Time
+	// zone is the client's zone (zones.go), "" when it has none;
+	// zoneLabel its metrics label.
+	zone      string
+	zoneLabel string
+	corr      int32
+	received  time.Time
 
 	once sync.Once
 	done chan struct{}
@@ -121,15 +131,16 @@ func (a *Agent) newConn(ctx context.Context, nc net.Conn, l *listener) *conn {
 	cctx, cancel := context.WithCancel(ctx)
 	remote := nc.RemoteAddr().String()
 	return &conn{
-		a:       a,
-		nc:      nc,
-		lst:     l,
-		auth:    connAuth{principal: anonymous},
-		remote:  remote,
-		log:     a.log.With("client", remote),
-		ctx:     cctx,
-		cancel:  cancel,
-		pending: make(chan *request, maxInFlight),
+		a:        a,
+		nc:       nc,
+		lst:      l,
+		auth:     connAuth{principal: anonymous},
+		remote:   remote,
+		cidrZone: a.zoneNets.zoneOf(remote),
+		log:      a.log.With("client", remote),
+		ctx:      cctx,
+		cancel:   cancel,
+		pending:  make(chan *request, maxInFlight),
 	}
 }
 
@@ -233,6 +244,11 @@ func (c *conn) readLoop() {
 			return
 		}
 		rq.held = int64(size)
+		if rq.zone != c.labelZone || c.zoneLabel == "" || time.Since(c.labelAt) > 10*time.Second {
+			c.labelZone, c.zoneLabel, c.labelAt = rq.zone, c.a.zoneLabel(rq.zone), time.Now()
+		}
+		rq.zoneLabel = c.zoneLabel
+		c.a.metrics.clientBytes.WithLabelValues("in", rq.bytesKind(), c.a.cfg.Zone, rq.zoneLabel).Add(float64(size) + 4)
 		select {
 		case c.pending <- rq:
 		case <-c.ctx.Done():
@@ -295,6 +311,13 @@ func (c *conn) parse(body []byte) (*request, error) {
 		return nil, fmt.Errorf("decoding %s v%d from client %q: %w", kmsg.NameForKey(key), version, rq.clientID, err)
 	}
 	rq.req = kreq
+	rq.zone = zoneFromClientID(rq.clientID)
+	if f, ok := kreq.(*kmsg.FetchRequest); ok && rq.zone == "" && len(f.Rack) <= maxZoneLength {
+		rq.zone = f.Rack
+	}
+	if rq.zone == "" {
+		rq.zone = c.cidrZone
+	}
 	return rq, nil
 }
 
@@ -373,6 +396,7 @@ func (c *conn) writeOne(bw *bufio.Writer, rq *request, buf *[]byte) bool {
 		}
 	}
 	out := encodeResponse(dst, rq.corr, rq.resp)
+	c.a.metrics.clientBytes.WithLabelValues("out", rq.bytesKind(), c.a.cfg.Zone, rq.zoneLabel).Add(float64(len(out)))
 	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	_, err := bw.Write(out)
 	if large {

@@ -19,6 +19,9 @@ type metrics struct {
 	// did not know.
 	topicScans      prometheus.Counter
 	authentications *prometheus.CounterVec
+	// clientBytes counts Kafka bytes to and from clients, by the client's
+	// zone (zones.go).
+	clientBytes *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -53,8 +56,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Namespace: "floe", Subsystem: "agent", Name: "sasl_authentications_total",
 		Help: "SASL authentications, by mechanism and result (ok, failed); re-authentications count too.",
 	}, []string{"mechanism", "result"})
+	m.clientBytes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "floe", Subsystem: "agent", Name: "client_bytes_total",
+		Help: "Kafka request (in) and response (out) bytes, by kind (data: Produce and Fetch; control: the rest), the agent's zone and the client's (none: the client has none; other: a zone no agent or --zone-cidrs names). Cross-zone bytes are those where the two zones differ.",
+	}, []string{"direction", "kind", "agent_zone", "client_zone"})
 	if reg != nil {
-		reg.MustRegister(m.connections, m.requests, m.latency, m.protocolErrors, m.connectionsRefused, m.topicScans, m.authentications)
+		reg.MustRegister(m.connections, m.requests, m.latency, m.protocolErrors, m.connectionsRefused, m.topicScans, m.authentications, m.clientBytes)
 	}
 	return m
 }

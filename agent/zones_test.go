@@ -1,0 +1,174 @@
+package agent_test
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/floe-io/floe/agent"
+)
+
+// zonedCluster starts four agents, two in zone a and two in zone b, each
+// with its own metrics registry.
+func zonedCluster(t *testing.T, mod func(*agent.Config)) (*testCluster, []*agent.Agent, []*prometheus.Registry) {
+	c := newTestCluster(t)
+	var agents []*agent.Agent
+	var regs []*prometheus.Registry
+	for _, zone := range []string{"a", "a", "b", "b"} {
+		reg := prometheus.NewRegistry()
+		c.registry = reg
+		agents = append(agents, c.addAgent(func(cfg *agent.Config) {
+			cfg.Zone = zone
+			if mod != nil {
+				mod(cfg)
+			}
+		}))
+		regs = append(regs, reg)
+	}
+	// Every agent sees every other before clients ask.
+	waitUntil(t, func() bool {
+		md, err := kadm.NewClient(c.client()).BrokerMetadata(testCtx(t))
+		return err == nil && len(md.Brokers) == 4
+	}, "four agents registered")
+	return c, agents, regs
+}
+
+// clientBytes sums floe_agent_client_bytes_total for a client zone label
+// and a kind ("" for both).
+func clientBytes(t *testing.T, reg *prometheus.Registry, clientZone, kind string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v float64
+	for _, mf := range mfs {
+		if mf.GetName() != "floe_agent_client_bytes_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			zoneOK, kindOK := false, kind == ""
+			for _, l := range m.GetLabel() {
+				zoneOK = zoneOK || l.GetName() == "client_zone" && l.GetValue() == clientZone
+				kindOK = kindOK || l.GetName() == "kind" && l.GetValue() == kind
+			}
+			if zoneOK && kindOK {
+				v += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return v
+}
+
+// leaderZones returns the zones of the agents a client is told lead
+// topic's partitions.
+func leaderZones(t *testing.T, cl *kgo.Client, topic string) map[string]int {
+	t.Helper()
+	md, err := kadm.NewClient(cl).Metadata(testCtx(t), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zoneOf := map[int32]string{}
+	for _, b := range md.Brokers {
+		zoneOf[b.NodeID] = *b.Rack
+	}
+	out := map[string]int{}
+	for _, p := range md.Topics[topic].Partitions {
+		out[zoneOf[p.Leader]]++
+	}
+	return out
+}
+
+// Zoned clients (client.id floe_az=…, bootstrapped at an agent of their
+// zone) produce and consume through agents of their own zone only: every
+// byte they exchange is counted by those agents, none by the other
+// zone's. Leadership is spread over the zone's agents. A client of a zone
+// with no live agent, and a client with no zone, use every agent.
+func TestZonedClientsStayInTheirZone(t *testing.T) {
+	c, agents, regs := zonedCluster(t, nil)
+	createTopic(t, c, "zoned", 8, nil)
+	ctx := testCtx(t)
+
+	for zi, zone := range []string{"a", "b"} {
+		home := agents[2*zi]
+		opts := []kgo.Opt{kgo.ClientID("orders-service,floe_az=" + zone), kgo.MetadataMinAge(10 * time.Millisecond)}
+		if lz := leaderZones(t, c.clientAt(home.Addr(), opts...), "zoned"); lz[zone] != 8 {
+			t.Fatalf("zone %s client's leaders by zone: %v", zone, lz)
+		}
+		prod := c.clientAt(home.Addr(), append(opts, kgo.DefaultProduceTopic("zoned"))...)
+		for i := range 200 {
+			prod.Produce(ctx, &kgo.Record{Key: []byte(fmt.Sprint(i)), Value: []byte("v")}, nil)
+		}
+		if err := prod.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cons := c.clientAt(home.Addr(), append(opts, kgo.ConsumeTopics("zoned"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+		got := 0
+		for got < 200*(zi+1) {
+			fs := cons.PollFetches(ctx)
+			if err := fs.Err0(); err != nil {
+				t.Fatal(err)
+			}
+			got += fs.NumRecords()
+		}
+	}
+	for i, reg := range regs {
+		own, other := "a", "b"
+		if i >= 2 {
+			own, other = "b", "a"
+		}
+		// Records never cross zones. Control requests may: clients ask
+		// any broker they know for metadata.
+		if n := clientBytes(t, reg, other, "data"); n != 0 {
+			t.Errorf("agent %d (zone %s) exchanged %.0f produce and fetch bytes with zone %s clients", i, own, n, other)
+		}
+		if n := clientBytes(t, reg, own, "data"); n == 0 {
+			t.Errorf("agent %d (zone %s) served no zone %s client: leadership is not spread", i, own, own)
+		}
+	}
+
+	// A zone with no live agent falls back to all of them; so does a
+	// client with no zone.
+	for _, id := range []string{"svc,floe_az=c", "plain-client"} {
+		lz := leaderZones(t, c.clientAt(agents[0].Addr(), kgo.ClientID(id)), "zoned")
+		if lz["a"] == 0 || lz["b"] == 0 || lz["a"]+lz["b"] != 8 {
+			t.Errorf("client %q: leaders by zone %v, want both zones", id, lz)
+		}
+	}
+}
+
+// Clients that name no zone are placed by their address (--zone-cidrs).
+func TestZoneByClientAddress(t *testing.T) {
+	c, agents, regs := zonedCluster(t, func(cfg *agent.Config) { cfg.ZoneCIDRs = "b=127.0.0.2/32" })
+	createTopic(t, c, "by-address", 4, nil)
+	from := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 10 * time.Second}
+	opts := []kgo.Opt{kgo.SeedBrokers(agents[2].Addr()), kgo.Dialer(func(ctx context.Context, network, host string) (net.Conn, error) {
+		nc, err := from.DialContext(ctx, network, host)
+		if err != nil || c.pki == nil {
+			return nc, err
+		}
+		return tls.Client(nc, &tls.Config{RootCAs: c.pki.pool, ServerName: "127.0.0.1"}), nil
+	})}
+	if c.pki != nil {
+		opts = append(opts, kgo.SASL(scram.Auth{User: testAdmin, Pass: testAdminPassword}.AsSha512Mechanism()))
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if lz := leaderZones(t, cl, "by-address"); lz["b"] != 4 {
+		t.Fatalf("a client from 127.0.0.2: leaders by zone %v", lz)
+	}
+	if n := clientBytes(t, regs[2], "b", ""); n == 0 {
+		t.Fatal("the zone b agent did not count the client as zone b")
+	}
+}
