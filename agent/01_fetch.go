@@ -29,12 +29,19 @@ package agent
 // A corrupt or missing segment object fails only the partitions that need
 // it (CORRUPT_MESSAGE or KAFKA_STORAGE_ERROR), with a log line naming the
 // object; other partitions are served.
+//
+// A client in a zone other than this agent's (zones.go: its client ID, its
+// rack ID, or its address) is answered, from v11, with no records and the
+// preferred read replica (KIP-392) of each partition that has a replica
+// in the client's zone (Metadata spreads replicas across zones). The
+// client fetches from there, and no record crosses zones.
 
 import (
 	"bytes"
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -91,7 +98,7 @@ func (a *Agent) serveFetch(ctx context.Context, rq *request) {
 	req := rq.req.(*kmsg.FetchRequest)
 	rq.conn.goAsync(func() {
 		var held int64
-		resp := a.fetch(ctx, rq.conn, req, &held)
+		resp := a.fetch(ctx, rq.conn, req, rq.zone, &held)
 		rq.written = func() {
 			a.fetchMem.give(held)
 			if held > 0 {
@@ -105,7 +112,7 @@ func (a *Agent) serveFetch(ctx context.Context, rq *request) {
 // fetch serves a fetch request. held receives the bytes of record
 // batches its response holds, taken from the agent's fetch memory budget
 // (fetchMem) until the response is written.
-func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest, held *int64) *kmsg.FetchResponse {
+func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest, zone string, held *int64) *kmsg.FetchResponse {
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	if req.Version >= 7 && req.SessionID != 0 {
 		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
@@ -115,6 +122,13 @@ func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest, held
 	var shards []metadata.ShardID
 	seenShard := map[metadata.ShardID]bool{}
 	failed := false
+	// A client in another zone is sent to a replica in its own, if the
+	// partition has one (KIP-392's preferred read replica).
+	var live []metadata.AgentInfo
+	if zone != "" && zone != a.cfg.Zone && req.Version >= 11 {
+		live = a.liveAgents()
+	}
+	redirected := false
 	req.Topics = uniqueFetchTopics(req.Version, req.Topics)
 	for _, rt := range req.Topics {
 		st := kmsg.NewFetchResponseTopic()
@@ -149,6 +163,14 @@ func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest, held
 				sp.ErrorCode = ke.Code
 				failed = true
 				continue
+			}
+			if live != nil {
+				replicas := rankReplicas(live, metadata.PartitionKey(t.Name, rp.Partition/t.ShardSize), max(1, int(t.ReplicationFactor)))
+				if i := slices.IndexFunc(replicas, func(ag metadata.AgentInfo) bool { return ag.Zone == zone }); i >= 0 {
+					sp.PreferredReadReplica = replicas[i].NodeID
+					redirected = true
+					continue
+				}
 			}
 			fp.read.Topic, fp.read.Partition, fp.ok = t, rp.Partition, true
 			if sh := t.Shard(rp.Partition); !seenShard[sh] {
@@ -228,7 +250,7 @@ func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest, held
 		} else if !throttled || n > 0 {
 			heldSince = time.Time{}
 		}
-		if n >= int64(req.MinBytes) || errs || failed || wait <= 0 || ctx.Err() != nil {
+		if n >= int64(req.MinBytes) || errs || failed || redirected || wait <= 0 || ctx.Err() != nil {
 			unsubscribe()
 			return resp
 		}

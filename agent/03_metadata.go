@@ -13,6 +13,10 @@ package agent
 // etcd). Leader epochs are reported as -1: floe has no log truncation, so
 // clients need not validate epochs.
 //
+// Replicas after the leader come from zones not yet listed first, as
+// Kafka places replicas across racks, so a rack-aware consumer finds one
+// in its zone when the replication factor reaches the zones' count.
+//
 // A client in a zone (zones.go) is told the leaders of its zone instead:
 // the same rendezvous hashing among the live agents of its zone, falling
 // back to all agents when its zone has none alive. Any agent accepts any
@@ -146,9 +150,14 @@ func (a *Agent) metadataTopic(version int16, t metadata.Topic, agents []metadata
 	for p := int32(0); p < t.Partitions; p++ {
 		if p%t.ShardSize == 0 {
 			key := metadata.PartitionKey(t.Name, p/t.ShardSize)
-			ranked := metadata.Rank(inZone, key)
-			if len(ranked) < replicas {
-				ranked = append(ranked, metadata.Rank(outZone, key)...)
+			var ranked []metadata.AgentInfo
+			if len(inZone) < len(agents) {
+				ranked = metadata.Rank(inZone, key)
+				if len(ranked) < replicas {
+					ranked = append(ranked, metadata.Rank(outZone, key)...)
+				}
+			} else {
+				ranked = rankReplicas(agents, key, replicas)
 			}
 			replicaIDs = make([]int32, replicas)
 			for i, r := range ranked[:replicas] {

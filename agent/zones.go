@@ -157,3 +157,33 @@ func (rq *request) bytesKind() string {
 	}
 	return "control"
 }
+
+// rankReplicas returns a shard's first n replicas among agents: the
+// rendezvous ranking, reordered so that the first replicas come from as
+// many zones as there are (the leader, the best ranked, stays first).
+func rankReplicas(agents []metadata.AgentInfo, key string, n int) []metadata.AgentInfo {
+	ranked := metadata.Rank(agents, key)
+	n = min(n, len(ranked))
+	out := make([]metadata.AgentInfo, 0, n)
+	used := make([]bool, len(ranked))
+	zones := map[string]bool{}
+	for i, a := range ranked {
+		if len(out) == n {
+			break
+		}
+		if !zones[a.Zone] {
+			zones[a.Zone] = true
+			used[i] = true
+			out = append(out, a)
+		}
+	}
+	for i, a := range ranked {
+		if len(out) == n {
+			break
+		}
+		if !used[i] {
+			out = append(out, a)
+		}
+	}
+	return out
+}

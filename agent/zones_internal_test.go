@@ -66,3 +66,21 @@ func TestAgentsForZone(t *testing.T) {
 		t.Errorf("no zone: %+v", got)
 	}
 }
+
+func TestRankReplicasSpreadsZones(t *testing.T) {
+	agents := []metadata.AgentInfo{{NodeID: 0, Zone: "a"}, {NodeID: 1, Zone: "a"}, {NodeID: 2, Zone: "b"}, {NodeID: 3, Zone: "b"}, {NodeID: 4, Zone: "c"}}
+	for _, key := range []string{"t/0", "t/1", "t/2", "u/7", "v/3"} {
+		ranked := metadata.Rank(agents, key)
+		got := rankReplicas(agents, key, 3)
+		zones := map[string]bool{}
+		for _, a := range got {
+			zones[a.Zone] = true
+		}
+		if len(got) != 3 || got[0].NodeID != ranked[0].NodeID || len(zones) != 3 {
+			t.Errorf("key %s: replicas %+v (ranked %+v): want the leader first and three zones", key, got, ranked)
+		}
+		if all := rankReplicas(agents, key, 10); len(all) != 5 {
+			t.Errorf("key %s: %d replicas of 5 agents", key, len(all))
+		}
+	}
+}

@@ -172,3 +172,44 @@ func TestZoneByClientAddress(t *testing.T) {
 		t.Fatal("the zone b agent did not count the client as zone b")
 	}
 }
+
+// A client that gives only its rack (KIP-392's client.rack) is sent by
+// agents of other zones to a replica in its own (replicas are spread over
+// zones): every record it reads is served by agents of its zone.
+func TestRackedFetchesReadFromTheirZone(t *testing.T) {
+	c, agents, regs := zonedCluster(t, nil)
+	// Two replicas: one in each zone.
+	if r, err := c.admin().CreateTopic(testCtx(t), 8, 2, nil, "racked"); err != nil || r.Err != nil {
+		t.Fatalf("creating racked: %v %v", err, r.Err)
+	}
+	ctx := testCtx(t)
+	prod := c.clientAt(agents[0].Addr(), kgo.ClientID("writer,floe_az=a"), kgo.DefaultProduceTopic("racked"))
+	for i := range 400 {
+		prod.Produce(ctx, &kgo.Record{Key: []byte(fmt.Sprint(i)), Value: []byte("value")}, nil)
+	}
+	if err := prod.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Unzoned by client ID, so Metadata names leaders in both zones.
+	cons := c.client(kgo.Rack("b"), kgo.ConsumeTopics("racked"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if lz := leaderZones(t, cons, "racked"); lz["a"] == 0 {
+		t.Fatalf("leaders by zone %v: want some in zone a, for the test to mean anything", lz)
+	}
+	got := 0
+	for got < 400 {
+		fs := cons.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatal(err)
+		}
+		got += fs.NumRecords()
+	}
+	for i, reg := range regs {
+		served := metricValue(t, reg, "floe_fetch_bytes_total")
+		if i < 2 && served != 0 {
+			t.Errorf("agent %d (zone a) served %.0f record bytes to a zone b client", i, served)
+		}
+		if i >= 2 && served == 0 {
+			t.Logf("agent %d (zone b) served nothing", i)
+		}
+	}
+}
