@@ -213,3 +213,45 @@ func TestRackedFetchesReadFromTheirZone(t *testing.T) {
 		}
 	}
 }
+
+// A zoned client follows its zone's agents as they come and go: when one
+// dies the other leads its partitions, when the zone has none left the
+// client falls back to the other zone's, and when one returns the
+// leadership comes back to the zone.
+func TestZonedClientsFollowTheirZoneAcrossAgentDeaths(t *testing.T) {
+	c, agents, regs := zonedCluster(t, func(cfg *agent.Config) { cfg.DrainTimeout = time.Second })
+	createTopic(t, c, "follow", 4, nil)
+	ctx := testCtx(t)
+	cl := c.client(kgo.ClientID("svc,floe_az=a"), kgo.DefaultProduceTopic("follow"), kgo.MetadataMinAge(10*time.Millisecond), kgo.MetadataMaxAge(200*time.Millisecond))
+	produce := func(n int) {
+		t.Helper()
+		for i := range n {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte(fmt.Sprint(i)), Value: []byte("v")}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	leadersIn := func(zone string) func() bool {
+		return func() bool { return leaderZones(t, cl, "follow")[zone] == 4 }
+	}
+	produce(20)
+	bBefore := clientBytes(t, regs[2], "a", "data") + clientBytes(t, regs[3], "a", "data")
+	if bBefore != 0 {
+		t.Fatalf("zone b agents served %.0f data bytes to zone a", bBefore)
+	}
+
+	agents[0].Shutdown(context.Background())
+	waitUntil(t, leadersIn("a"), "the other zone a agent leads every partition")
+	produce(20)
+	if n := clientBytes(t, regs[2], "a", "data") + clientBytes(t, regs[3], "a", "data"); n != 0 {
+		t.Fatalf("with one zone a agent left, zone b agents served %.0f data bytes to zone a", n)
+	}
+
+	agents[1].Shutdown(context.Background())
+	waitUntil(t, leadersIn("b"), "zone b agents lead every partition once zone a has none")
+	produce(20)
+
+	c.addAgent(func(cfg *agent.Config) { cfg.Zone = "a" })
+	waitUntil(t, leadersIn("a"), "leadership returns to zone a with its new agent")
+	produce(20)
+}
