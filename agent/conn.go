@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -40,10 +41,11 @@ type conn struct {
 	log    *slog.Logger
 	// cidrZone is the client's zone by its address (--zone-cidrs).
 	cidrZone string
-	// The metrics label of the last zone seen, and when it was worked
-	// out; the read goroutine's alone.
-	labelZone, zoneLabel string
-	labelAt              time.Time
+	// The last zone seen, when its metrics label was worked out, and the
+	// byte counters of that label (zoneBytes); the read goroutine's alone.
+	labelZone string
+	labelAt   time.Time
+	zoneBytes *zoneBytes
 
 	// auth is the connection's identity. It is written by the read
 	// goroutine only (SASL requests are handled synchronously there) and
@@ -68,11 +70,11 @@ type request struct {
 	req      kmsg.Request
 	clientID string
 	// zone is the client's zone (zones.go), "" when it has none;
-	// zoneLabel its metrics label.
-	zone      string
-	zoneLabel string
-	corr      int32
-	received  time.Time
+	// outBytes counts its response's bytes.
+	zone     string
+	outBytes prometheus.Counter
+	corr     int32
+	received time.Time
 
 	once sync.Once
 	done chan struct{}
@@ -244,11 +246,13 @@ func (c *conn) readLoop() {
 			return
 		}
 		rq.held = int64(size)
-		if rq.zone != c.labelZone || c.zoneLabel == "" || time.Since(c.labelAt) > 10*time.Second {
-			c.labelZone, c.zoneLabel, c.labelAt = rq.zone, c.a.zoneLabel(rq.zone), time.Now()
+		if rq.zone != c.labelZone || c.zoneBytes == nil || time.Since(c.labelAt) > 10*time.Second {
+			c.labelZone, c.labelAt = rq.zone, time.Now()
+			c.zoneBytes = c.a.zoneBytesFor(rq.zone)
 		}
-		rq.zoneLabel = c.zoneLabel
-		c.a.metrics.clientBytes.WithLabelValues("in", rq.bytesKind(), c.a.cfg.Zone, rq.zoneLabel).Add(float64(size) + 4)
+		in, out := c.zoneBytes.of(rq)
+		in.Add(float64(size) + 4)
+		rq.outBytes = out
 		select {
 		case c.pending <- rq:
 		case <-c.ctx.Done():
@@ -396,7 +400,9 @@ func (c *conn) writeOne(bw *bufio.Writer, rq *request, buf *[]byte) bool {
 		}
 	}
 	out := encodeResponse(dst, rq.corr, rq.resp)
-	c.a.metrics.clientBytes.WithLabelValues("out", rq.bytesKind(), c.a.cfg.Zone, rq.zoneLabel).Add(float64(len(out)))
+	if rq.outBytes != nil {
+		rq.outBytes.Add(float64(len(out)))
+	}
 	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	_, err := bw.Write(out)
 	if large {

@@ -584,10 +584,6 @@ func (g *group) memberCountLocked() int {
 	return n
 }
 
-// isConsumerProtocolLocked reports whether the group is a
-// consumer-protocol group.
-func (g *group) isConsumerProtocolLocked() bool { return g.consumer != nil }
-
 // toConsumerProtocolLocked makes a classic group a consumer-protocol group
 // (in memory; the next write persists it): an empty one always, one with
 // members as the migration policy allows (upgradeLocked).

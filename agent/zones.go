@@ -24,6 +24,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/floe-io/floe/metadata"
@@ -149,13 +150,32 @@ func (a *Agent) zoneLabel(zone string) string {
 	return "other"
 }
 
-// bytesKind labels a request's bytes: data (Produce, Fetch) or control.
-func (rq *request) bytesKind() string {
+// zoneBytes are the client byte counters of one client zone label:
+// requests and responses, of data (Produce, Fetch) and control requests.
+type zoneBytes struct {
+	dataIn, dataOut, controlIn, controlOut prometheus.Counter
+}
+
+// zoneBytesFor resolves the byte counters of a client zone once, so
+// requests count their bytes without a label lookup.
+func (a *Agent) zoneBytesFor(zone string) *zoneBytes {
+	label := a.zoneLabel(zone)
+	v := a.metrics.clientBytes
+	return &zoneBytes{
+		dataIn:     v.WithLabelValues("in", "data", a.cfg.Zone, label),
+		dataOut:    v.WithLabelValues("out", "data", a.cfg.Zone, label),
+		controlIn:  v.WithLabelValues("in", "control", a.cfg.Zone, label),
+		controlOut: v.WithLabelValues("out", "control", a.cfg.Zone, label),
+	}
+}
+
+// of returns the counters of a request's bytes and of its response's.
+func (z *zoneBytes) of(rq *request) (in, out prometheus.Counter) {
 	switch rq.req.(type) {
 	case *kmsg.ProduceRequest, *kmsg.FetchRequest:
-		return "data"
+		return z.dataIn, z.dataOut
 	}
-	return "control"
+	return z.controlIn, z.controlOut
 }
 
 // rankReplicas returns a shard's first n replicas among agents: the
