@@ -365,6 +365,18 @@ func TestUnknownTopicIDsAreCheap(t *testing.T) {
 // bytes, as clients since KIP-394 do: a first JoinGroup gets a member ID
 // (MEMBER_ID_REQUIRED), the second joins with it.
 func joinNew(ctx context.Context, cl *kgo.Client, group string, size int) (*kmsg.JoinGroupResponse, error) {
+	req := joinRequest(group, size)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil || resp.ErrorCode != kerr.MemberIDRequired.Code {
+		return resp, err
+	}
+	req.MemberID = resp.MemberID
+	return req.RequestWith(ctx, cl)
+}
+
+// joinRequest is a new member's JoinGroup with protocol metadata of size
+// bytes.
+func joinRequest(group string, size int) *kmsg.JoinGroupRequest {
 	req := kmsg.NewPtrJoinGroupRequest()
 	req.Group = group
 	req.SessionTimeoutMillis = 10000
@@ -374,12 +386,7 @@ func joinNew(ctx context.Context, cl *kgo.Client, group string, size int) (*kmsg
 	p.Name = "range"
 	p.Metadata = make([]byte, size)
 	req.Protocols = append(req.Protocols, p)
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil || resp.ErrorCode != kerr.MemberIDRequired.Code {
-		return resp, err
-	}
-	req.MemberID = resp.MemberID
-	return req.RequestWith(ctx, cl)
+	return req
 }
 
 // group.max.size turns away members beyond it with GROUP_MAX_SIZE_REACHED,
@@ -393,12 +400,25 @@ func TestGroupsAreBounded(t *testing.T) {
 	})
 	ctx := testCtx(t)
 	cl := c.client()
-	var wg sync.WaitGroup
+	// Both members get their IDs before either joins with it: the group
+	// waits for member IDs it handed out, so the two join one rebalance
+	// however slowly the machine runs.
+	var reqs []*kmsg.JoinGroupRequest
 	for range 2 {
+		req := joinRequest("small", 16)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil || resp.ErrorCode != kerr.MemberIDRequired.Code {
+			t.Fatalf("a first join: %v, error %d", err, resp.ErrorCode)
+		}
+		req.MemberID = resp.MemberID
+		reqs = append(reqs, req)
+	}
+	var wg sync.WaitGroup
+	for _, req := range reqs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if resp, err := joinNew(ctx, cl, "small", 16); err != nil || resp.ErrorCode != 0 {
+			if resp, err := req.RequestWith(ctx, cl); err != nil || resp.ErrorCode != 0 {
 				t.Errorf("a member within group.max.size: %v, error %d", err, resp.ErrorCode)
 			}
 		}()
