@@ -70,6 +70,9 @@ type Agent struct {
 	lag     *lagTracker   // every group's recent commits
 
 	tlsConfig *tls.Config // of SSL and SASL_SSL listeners
+	// peers is the zone's shared read cache, once its listener is up
+	// (peers.go); nil without --peer-addr.
+	peers atomic.Pointer[peers]
 
 	regMu sync.Mutex
 	reg   *metadata.Registration
@@ -158,7 +161,11 @@ func (a *Agent) Start(ctx context.Context) error {
 	registerRequestMemMetric(a.registry, a.requestMem)
 	registerResponseBufsMetric(a.registry, a.responseBufs)
 	a.idScan.scans = a.metrics.topicScans
-	a.reader = logread.New(a.ctx, a.store, a.bucket, logread.Config{CacheBytes: a.cfg.CacheBytes, ChunkBytes: a.cfg.ReadChunkBytes}, a.log, a.registry)
+	rcfg := logread.Config{CacheBytes: a.cfg.CacheBytes, ChunkBytes: a.cfg.ReadChunkBytes}
+	if a.cfg.PeerAddr != "" {
+		rcfg.Peers = peerReader{a}
+	}
+	a.reader = logread.New(a.ctx, a.store, a.bucket, rcfg, a.log, a.registry)
 	a.aborted = newAbortedCache(a.store, a.registry)
 	marks, err := a.store.StartWatermarkWatcher(a.ctx, a.log, metadata.WatermarkHooks{
 		OnEntry: func(sh metadata.ShardID, e *metadata.LogEntry) {
@@ -195,6 +202,10 @@ func (a *Agent) Start(ctx context.Context) error {
 	}
 
 	if err := a.listen(); err != nil {
+		return err
+	}
+	if err := a.startPeers(ctx); err != nil {
+		a.closeListeners()
 		return err
 	}
 	if err := a.register(ctx); err != nil {
@@ -294,6 +305,7 @@ func (a *Agent) register(ctx context.Context) error {
 		Port:      a.lns[0].port,
 		Listeners: endpoints,
 		Zone:      a.cfg.Zone,
+		Peer:      a.peerAddr(),
 		Started:   time.Now().UTC(),
 		Version:   a.cfg.Version,
 

@@ -32,6 +32,19 @@ type Config struct {
 	// zone in their client ID or Fetch rack ID:
 	// "zoneA=10.0.0.0/19,10.0.32.0/19;zoneB=10.0.64.0/19" (zones.go).
 	ZoneCIDRs string
+	// PeerAddr is the host:port of the peer listener, where the agents of
+	// this zone read the object ranges this agent owns: the zone's
+	// shared read cache (peers.go). Empty: the agent neither serves its
+	// reads to peers nor reads from them.
+	PeerAddr string
+	// PeerAdvertiseAddr is the host:port peers connect to. Default: the
+	// bound address, with the Kafka listener's advertised host in place of
+	// a wildcard host.
+	PeerAdvertiseAddr string
+	// PeerCAFile verifies peers' certificates when the peer listener uses
+	// TLS (it does when the agent has a certificate). Default: the client
+	// CA file, else the system's roots.
+	PeerCAFile string
 	// LeaseTTL is how long an agent stays registered after it stops
 	// renewing its lease. Default 10s.
 	LeaseTTL time.Duration
@@ -169,6 +182,9 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.AdvertiseAddr, "advertise-addr", "", "host:port clients are told to connect to (default: the listener's address, with the hostname for a wildcard host)")
 	fs.StringVar(&c.Zone, "zone", "", "availability zone of this agent, reported to clients as the broker rack")
 	fs.StringVar(&c.ZoneCIDRs, "zone-cidrs", "", "zones of client addresses, for clients that name none in their client ID (floe_az=ZONE) or rack ID: 'zoneA=10.0.0.0/19,10.0.32.0/19;zoneB=10.0.64.0/19'")
+	fs.StringVar(&c.PeerAddr, "peer-addr", "", "host:port of the peer listener: the agents of a zone share their reads of the bucket through it, so the zone reads each object chunk once (empty: this agent reads only for itself)")
+	fs.StringVar(&c.PeerAdvertiseAddr, "peer-advertise-addr", "", "host:port the zone's agents reach the peer listener at (default: its address, with the advertised Kafka host for a wildcard host)")
+	fs.StringVar(&c.PeerCAFile, "peer-ca-file", "", "CA certificates (PEM) that peers' TLS certificates are verified against (default: --tls-client-ca, else the system's)")
 	fs.DurationVar(&c.LeaseTTL, "lease-ttl", d.LeaseTTL, "how long a dead agent stays registered before its partitions move")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", d.DrainTimeout, "on SIGTERM, how long to wait for admitted requests before exiting")
 	fs.Int32Var(&c.MaxRequestBytes, "max-request-bytes", d.MaxRequestBytes, "largest Kafka request accepted (socket.request.max.bytes)")

@@ -32,8 +32,12 @@ type AgentInfo struct {
 	// first listener's.
 	Listeners map[string]string `json:"listeners,omitempty"`
 	Zone      string            `json:"zone,omitempty"`
-	Started   time.Time         `json:"started"`
-	Version   string            `json:"version,omitempty"`
+	// Peer is the host:port of the agent's peer listener, where agents of
+	// its zone read object ranges it owns (its share of the zone's read
+	// cache); empty when it shares none.
+	Peer    string    `json:"peer,omitempty"`
+	Started time.Time `json:"started"`
+	Version string    `json:"version,omitempty"`
 	// MaxCommitDelay is the longest the agent may commit a flush after
 	// writing its object (older flushes fail instead). The compactor keeps
 	// unreferenced objects at least this long (see compactor's grace).

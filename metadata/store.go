@@ -100,6 +100,7 @@ func (s *Store) Root() string { return s.root }
 // Key prefixes below the cluster root. docs/design.md explains each.
 const (
 	keyCluster     = "cluster"
+	keyPeerSecret  = "peer-secret" // peers.go
 	prefixAgents   = "agents/"
 	prefixTopics   = "topics/"
 	prefixProducer = "producer-ids"

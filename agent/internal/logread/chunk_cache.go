@@ -21,10 +21,12 @@ import (
 // chunk (per-partition data the compactor merged) are read on their own:
 // they are worth a request each (Reader.direct).
 
-// chunkKey names one chunk: index -1 is the whole object.
+// chunkKey names one chunk by its byte range in its object. Agents of a
+// zone that share reads (PeerReader) name chunks alike as long as they
+// read with the same chunk size.
 type chunkKey struct {
-	object string
-	index  int64
+	object     string
+	start, end int64
 }
 
 // chunkSpan is a chunk's byte range in its object.
@@ -40,7 +42,7 @@ type chunkSpan struct {
 // rather than leaving it to a GET of its own.
 func chunksOf(dst []chunkSpan, object string, objSize, offset, length, chunkSize int64) []chunkSpan {
 	if objSize > 0 && objSize <= chunkSize+chunkSize/2 {
-		return append(dst, chunkSpan{key: chunkKey{object, -1}, start: 0, end: objSize})
+		return append(dst, chunkSpan{key: chunkKey{object, 0, objSize}, start: 0, end: objSize})
 	}
 	last := int64(math.MaxInt64) // the last chunk's index; unknown size: none
 	if objSize > 0 {
@@ -54,7 +56,7 @@ func chunksOf(dst []chunkSpan, object string, objSize, offset, length, chunkSize
 		if k == last {
 			end = objSize
 		}
-		dst = append(dst, chunkSpan{key: chunkKey{object, k}, start: k * chunkSize, end: end})
+		dst = append(dst, chunkSpan{key: chunkKey{object, k * chunkSize, end}, start: k * chunkSize, end: end})
 	}
 	return dst
 }

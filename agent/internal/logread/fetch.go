@@ -425,7 +425,7 @@ func (r *Reader) prefetch(entries []metadata.IndexEntry) {
 		spans := r.chunksOf(&buf, e)
 		id := groupID{object: e.Object, first: -1, last: e.Offset} // a direct read is a group of its own
 		if len(spans) > 0 {
-			id = groupID{object: e.Object, first: int64(spans[0].key.index), last: int64(spans[len(spans)-1].key.index)}
+			id = groupID{object: e.Object, first: spans[0].start, last: spans[len(spans)-1].start}
 		}
 		g := byID[id]
 		if g == nil {

@@ -19,6 +19,11 @@ type readerMetrics struct {
 	chunkMisses    prometheus.Counter
 	chunkBytes     prometheus.Gauge
 	indexBytes     prometheus.Gauge
+
+	peerReads       *prometheus.CounterVec
+	peerReadBytes   prometheus.Counter
+	peerServed      prometheus.Counter
+	peerServedBytes prometheus.Counter
 }
 
 func newReaderMetrics(reg prometheus.Registerer) *readerMetrics {
@@ -54,9 +59,19 @@ func newReaderMetrics(reg prometheus.Registerer) *readerMetrics {
 			Help: "Bytes of object chunks, as stored, in the fetch cache."}),
 		indexBytes: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "floe", Subsystem: "fetch", Name: "index_cache_bytes",
 			Help: "Estimated bytes of index windows the agent holds."}),
+		peerReads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "floe", Subsystem: "fetch", Name: "peer_reads_total",
+			Help: "Object ranges this agent asked the zone agent owning them for instead of the bucket: ok, or failed (then read from the bucket)."}, []string{"result"}),
+		peerReadBytes: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "floe", Subsystem: "fetch", Name: "peer_read_bytes_total",
+			Help: "Bytes of object ranges read from zone peers."}),
+		peerServed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "floe", Subsystem: "fetch", Name: "peer_served_total",
+			Help: "Object ranges served to zone peers (from the cache, or read from the bucket once for all who asked)."}),
+		peerServedBytes: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "floe", Subsystem: "fetch", Name: "peer_served_bytes_total",
+			Help: "Bytes of object ranges served to zone peers."}),
 	}
+	m.peerReads.WithLabelValues("ok")
+	m.peerReads.WithLabelValues("failed")
 	if reg != nil {
-		reg.MustRegister(m.cacheHits, m.cacheMisses, m.cacheCoalesced, m.cacheBytes, m.getLatency, m.getBytes, m.indexLoads, m.indexLatency, m.fetchBytes, m.prefetches, m.prefetchWasted, m.chunkHits, m.chunkMisses, m.chunkBytes, m.indexBytes)
+		reg.MustRegister(m.cacheHits, m.cacheMisses, m.cacheCoalesced, m.cacheBytes, m.getLatency, m.getBytes, m.indexLoads, m.indexLatency, m.fetchBytes, m.prefetches, m.prefetchWasted, m.chunkHits, m.chunkMisses, m.chunkBytes, m.indexBytes, m.peerReads, m.peerReadBytes, m.peerServed, m.peerServedBytes)
 	}
 	return m
 }

@@ -35,6 +35,7 @@ type Reader struct {
 	metrics *readerMetrics
 
 	chunkSize int64
+	peers     PeerReader
 	windows   *indexWindows
 	chunks    *chunkCache
 	cache     *extentCache
@@ -105,8 +106,12 @@ type Config struct {
 	// CacheBytes bounds the reader's caches together: decoded batches,
 	// object chunks as stored, and index windows (readerBudget).
 	CacheBytes int64
-	// ChunkBytes is the size of object reads. Default 8 MiB.
+	// ChunkBytes is the size of object reads. Default 8 MiB. Agents that
+	// share reads (Peers) must use the same size.
 	ChunkBytes int64
+	// Peers, when set, reads what this agent does not own from the agent
+	// of its zone that does (peers.go).
+	Peers PeerReader
 }
 
 // New returns a Reader of the index in store and the objects in bucket.
@@ -125,6 +130,7 @@ func New(ctx context.Context, store *metadata.Store, bucket segments.BucketReade
 		log:           log,
 		metrics:       m,
 		chunkSize:     chunkSize,
+		peers:         cfg.Peers,
 		windows:       newIndexWindows(store, index, m),
 		chunks:        newChunkCache(chunks, m),
 		cache:         newExtentCache(extents, m),
@@ -318,7 +324,7 @@ func (r *Reader) extentBytes(ctx context.Context, e metadata.IndexEntry) ([]byte
 	var buf [2]chunkSpan
 	spans := r.chunksOf(&buf, e)
 	if len(spans) == 0 {
-		return r.readRange(ctx, e.Object, e.Offset, e.Length)
+		return r.readShared(ctx, e.Object, e.Offset, e.Length)
 	}
 	var out []byte
 	for _, s := range spans {
@@ -371,7 +377,7 @@ func (r *Reader) chunk(ctx context.Context, s chunkSpan, res *aheadReservation) 
 			defer close(covered)
 			r.windows.coverObject(ctx, s.key.object)
 		}()
-		data, err := r.readRange(ctx, s.key.object, s.start, s.end-s.start)
+		data, err := r.readShared(ctx, s.key.object, s.start, s.end-s.start)
 		<-covered
 		if err == nil {
 			r.decodeNeighbours(s, data, res)
