@@ -2,8 +2,8 @@ package agent
 
 // Metadata, v0–v13.
 //
-// Every live agent is listed as a broker (node ID, advertised host and
-// port, zone as rack). Each shard's leader (the leader of all its
+// Live agents are listed as brokers (node ID, advertised host and port,
+// zone as rack). Each shard's leader (the leader of all its
 // partitions: metadata/shards.go) is chosen among live agents by
 // rendezvous hashing (metadata.Rank), so it is stable while agents come
 // and go and moves only when its agent's lease lapses. One agent then
@@ -21,7 +21,10 @@ package agent
 // the same rendezvous hashing among the live agents of its zone, falling
 // back to all agents when its zone has none alive. Any agent accepts any
 // produce or fetch, so each zone's clients write and read through their
-// own zone's agents. Every agent is still listed as a broker.
+// own zone's agents. Only its zone's agents are listed as brokers, so the
+// requests a client sends to any broker it knows (metadata refreshes,
+// producer IDs) stay in the zone too; replicas in other zones are listed
+// by node ID only, as Kafka lists offline replicas.
 //
 // Topics are auto-created here when the agent allows it and the request
 // does (v4+; always for v0–v3, as Kafka).
@@ -48,7 +51,8 @@ const authorizedOpsUnset = -2147483648
 func (a *Agent) handleMetadata(ctx context.Context, rq *request, req *kmsg.MetadataRequest) (*kmsg.MetadataResponse, error) {
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 	agents := a.liveAgents()
-	for _, ag := range agents {
+	brokers := agentsForZone(agents, rq.zone)
+	for _, ag := range brokers {
 		b := kmsg.NewMetadataResponseBroker()
 		b.NodeID = ag.NodeID
 		b.Host, b.Port = ag.Endpoint(rq.conn.lst.cfg.Protocol)
@@ -60,7 +64,7 @@ func (a *Agent) handleMetadata(ctx context.Context, rq *request, req *kmsg.Metad
 	}
 	clusterID := a.cluster.ID
 	resp.ClusterID = &clusterID
-	resp.ControllerID = agents[0].NodeID
+	resp.ControllerID = brokers[0].NodeID
 	resp.AuthorizedOperations = authorizedOpsUnset
 
 	allowAuto := a.cfg.AutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)

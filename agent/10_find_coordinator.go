@@ -8,6 +8,9 @@ package agent
 // same answer while its view is current and groups move only when their
 // agent comes or goes. v4+ batches keys.
 //
+// A zoned client is named an agent of its zone, which forwards the
+// group's requests to a coordinator in another zone (group_forward.go).
+//
 // Key type 1 (transaction): the same placement of metadata.TxnKey(id)
 // among live agents names the transaction coordinator. Share-group keys
 // (type 2) get INVALID_REQUEST.
@@ -41,7 +44,7 @@ func (a *Agent) handleFindCoordinator(_ context.Context, rq *request, req *kmsg.
 				c.ErrorCode = kerr.GroupAuthorizationFailed.Code
 				break
 			}
-			ag := a.groups.coordinatorOf(key)
+			ag := a.zoneCoordinator(key, rq.zone)
 			c.NodeID = ag.NodeID
 			c.Host, c.Port = ag.Endpoint(rq.conn.lst.cfg.Protocol)
 		case 1:

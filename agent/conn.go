@@ -340,6 +340,9 @@ func (c *conn) dispatch(rq *request) {
 		rq.fail(err)
 		return
 	}
+	if c.forward(rq) {
+		return
+	}
 	spec.serve(c.a, c.ctx, rq)
 }
 

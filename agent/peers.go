@@ -22,7 +22,6 @@ package agent
 
 import (
 	"context"
-	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -64,7 +63,10 @@ type peers struct {
 	ln        net.Listener
 	srv       *http.Server
 	client    *http.Client
-	scheme    string
+	// forwardClient forwards group requests, which may wait for a
+	// rebalance (group_forward.go).
+	forwardClient *http.Client
+	scheme        string
 
 	mu   sync.Mutex
 	down map[string]time.Time // peer address → when it may be asked again
@@ -112,8 +114,12 @@ func (a *Agent) startPeers(ctx context.Context) error {
 		p.scheme = "https"
 	}
 	p.client = &http.Client{Transport: transport}
+	forwarding := transport.Clone()
+	forwarding.ResponseHeaderTimeout = 0
+	p.forwardClient = &http.Client{Transport: forwarding}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+peerRangePath, p.serveRange)
+	mux.HandleFunc("POST "+peerKafkaPath, p.serveForwarded)
 	p.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -132,6 +138,7 @@ func (a *Agent) startPeers(ctx context.Context) error {
 		<-a.ctx.Done()
 		p.srv.Close()
 		p.client.CloseIdleConnections()
+		p.forwardClient.CloseIdleConnections()
 	}()
 	a.log.Info("agent sharing reads with its zone", "zone", a.cfg.Zone, "peer_listen", ln.Addr().String(), "peer_advertised", p.advertise)
 	return nil
@@ -282,10 +289,7 @@ func (p *peers) get(ctx context.Context, addr, object string, start, end int64) 
 
 // serveRange answers a peer's GET of a range.
 func (p *peers) serveRange(w http.ResponseWriter, r *http.Request) {
-	tok, ok := cutBearer(r.Header.Get("Authorization"))
-	if !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(p.secret)) != 1 {
-		p.a.log.Warn("peer authentication failed", "peer", r.RemoteAddr)
-		http.Error(w, "peer authentication required", http.StatusUnauthorized)
+	if !p.authorized(w, r) {
 		return
 	}
 	q := r.URL.Query()

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/floe-io/floe/agent"
@@ -256,5 +257,98 @@ func TestZoneReadsFallBackToTheBucket(t *testing.T) {
 		if code, body := ask(tc.token, tc.q); code != tc.want {
 			t.Errorf("%s: status %d (%s), want %d", tc.name, code, strings.TrimSpace(body), tc.want)
 		}
+	}
+}
+
+// A zoned client's group is coordinated through an agent of its zone:
+// FindCoordinator names one, which forwards the group's requests to the
+// coordinator when that is in another zone. Members join, consume and
+// commit without a byte between them and the other zone's agents, and
+// the coordinator sees them as themselves (commits land in the group).
+func TestZonedGroupsAreCoordinatedInTheirZone(t *testing.T) {
+	for _, protocol := range []string{"classic", "consumer"} {
+		t.Run(protocol, func(t *testing.T) {
+			c := newTestCluster(t)
+			var regs []*prometheus.Registry
+			var agents []*agent.Agent
+			for _, zone := range []string{"a", "a", "b", "b"} {
+				reg := prometheus.NewRegistry()
+				c.registry = reg
+				agents = append(agents, c.addAgent(func(cfg *agent.Config) {
+					sharedReads(c)(cfg)
+					fastConsumerGroups(cfg)
+					cfg.Zone = zone
+				}))
+				regs = append(regs, reg)
+			}
+			ctx := testCtx(t)
+			adm := c.admin()
+			waitUntil(t, func() bool {
+				md, err := adm.BrokerMetadata(ctx)
+				return err == nil && len(md.Brokers) == 4
+			}, "four agents registered")
+			md, err := adm.BrokerMetadata(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			zoneOf := map[int32]string{}
+			for _, b := range md.Brokers {
+				zoneOf[b.NodeID] = *b.Rack
+			}
+			// A group whose coordinator is in zone b.
+			group := ""
+			for i := 0; group == ""; i++ {
+				name := fmt.Sprint("zoned-group-", i)
+				cs := adm.FindGroupCoordinators(ctx, name)
+				if err := cs.Error(); err != nil {
+					t.Fatal(err)
+				}
+				if zoneOf[cs[name].NodeID] == "b" {
+					group = name
+				}
+			}
+			createTopic(t, c, "zoned-group", 4, nil)
+			zoned := []kgo.Opt{kgo.ClientID("svc,floe_az=a")}
+			produceKeyed(t, c.clientAt(agents[0].Addr(), zoned...), "zoned-group", 200)
+
+			opts := append(zoned, kgo.ConsumerGroup(group), kgo.ConsumeTopics("zoned-group"),
+				kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
+			if protocol == "consumer" {
+				opts = append(opts, kgo.ServerSideBalancer(), kgo.Balancers(kgo.CooperativeStickyBalancer()))
+			}
+			cons := c.clientAt(agents[0].Addr(), opts...)
+			if err := readAllInGroup(t, cons, 200); err != nil {
+				t.Fatal(err)
+			}
+			if err := cons.CommitUncommittedOffsets(ctx); err != nil {
+				t.Fatal(err)
+			}
+			zc := kadm.NewClient(cons).FindGroupCoordinators(ctx, group)
+			if zoneOf[zc[group].NodeID] != "a" {
+				t.Errorf("the zoned client was told node %d (zone %q) coordinates its group", zc[group].NodeID, zoneOf[zc[group].NodeID])
+			}
+			cons.Close()
+
+			offsets, err := adm.FetchOffsets(ctx, group)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var committed int64
+			offsets.Each(func(o kadm.OffsetResponse) { committed += o.At })
+			if committed != 200 {
+				t.Errorf("the group committed %d records, want 200", committed)
+			}
+			forwards := metricValue(t, regs[0], "floe_agent_group_forwards_total") + metricValue(t, regs[1], "floe_agent_group_forwards_total")
+			if forwards == 0 {
+				t.Error("zone a's agents forwarded no group request")
+			}
+			if n := metricValue(t, regs[0], "floe_agent_group_forward_errors_total") + metricValue(t, regs[1], "floe_agent_group_forward_errors_total"); n != 0 {
+				t.Errorf("%v forwards failed", n)
+			}
+			if n := clientBytes(t, regs[2], "a", "") + clientBytes(t, regs[3], "a", ""); n != 0 {
+				t.Errorf("zone b's agents exchanged %.0f bytes with zone a's clients", n)
+			}
+			t.Logf("%s group %s: %v requests forwarded", protocol, group, forwards)
+		})
 	}
 }
