@@ -8,12 +8,13 @@ package agent
 // same answer while its view is current and groups move only when their
 // agent comes or goes. v4+ batches keys.
 //
-// A zoned client is named an agent of its zone, which forwards the
-// group's requests to a coordinator in another zone (group_forward.go).
-//
 // Key type 1 (transaction): the same placement of metadata.TxnKey(id)
 // among live agents names the transaction coordinator. Share-group keys
 // (type 2) get INVALID_REQUEST.
+//
+// A zoned client is named an agent of its zone, which forwards the
+// group's or transaction's requests to a coordinator in another zone
+// (forward.go).
 
 import (
 	"context"
@@ -44,7 +45,7 @@ func (a *Agent) handleFindCoordinator(_ context.Context, rq *request, req *kmsg.
 				c.ErrorCode = kerr.GroupAuthorizationFailed.Code
 				break
 			}
-			ag := a.zoneCoordinator(key, rq.zone)
+			ag := a.zoneCoordinator(coordinatorGroup, key, rq.zone)
 			c.NodeID = ag.NodeID
 			c.Host, c.Port = ag.Endpoint(rq.conn.lst.cfg.Protocol)
 		case 1:
@@ -57,7 +58,7 @@ func (a *Agent) handleFindCoordinator(_ context.Context, rq *request, req *kmsg.
 				c.ErrorMessage = errMessage(err.Error())
 				break
 			}
-			ag := a.txns.coordinatorOf(key)
+			ag := a.zoneCoordinator(coordinatorTxn, key, rq.zone)
 			c.NodeID = ag.NodeID
 			c.Host, c.Port = ag.Endpoint(rq.conn.lst.cfg.Protocol)
 		default:

@@ -22,10 +22,10 @@ type metrics struct {
 	// clientBytes counts Kafka bytes to and from clients, by the client's
 	// zone (zones.go).
 	clientBytes *prometheus.CounterVec
-	// groupForwards count group requests sent on to a coordinator in
-	// another zone (group_forward.go), and those that failed.
-	groupForwards      prometheus.Counter
-	groupForwardErrors prometheus.Counter
+	// forwards count group and transaction requests sent on to a
+	// coordinator in another zone (forward.go), and those that failed.
+	forwards      prometheus.Counter
+	forwardErrors prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -64,16 +64,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Namespace: "floe", Subsystem: "agent", Name: "client_bytes_total",
 		Help: "Kafka request (in) and response (out) bytes, by kind (data: Produce and Fetch; control: the rest), the agent's zone and the client's (none: the client has none; other: a zone no agent or --zone-cidrs names). Cross-zone bytes are those where the two zones differ.",
 	}, []string{"direction", "kind", "agent_zone", "client_zone"})
-	m.groupForwards = prometheus.NewCounter(prometheus.CounterOpts{
-		Namespace: "floe", Subsystem: "agent", Name: "group_forwards_total",
-		Help: "Group requests of this zone's clients forwarded to their group's coordinator in another zone.",
+	m.forwards = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "floe", Subsystem: "agent", Name: "coordinator_forwards_total",
+		Help: "Group and transaction requests of this zone's clients forwarded to their coordinator in another zone.",
 	})
-	m.groupForwardErrors = prometheus.NewCounter(prometheus.CounterOpts{
-		Namespace: "floe", Subsystem: "agent", Name: "group_forward_errors_total",
-		Help: "Forwarded group requests the coordinator could not be asked (answered NOT_COORDINATOR here, so the client looks again).",
+	m.forwardErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "floe", Subsystem: "agent", Name: "coordinator_forward_errors_total",
+		Help: "Forwarded requests the coordinator could not be asked (answered here, NOT_COORDINATOR, so the client looks again).",
 	})
 	if reg != nil {
-		reg.MustRegister(m.connections, m.requests, m.latency, m.protocolErrors, m.connectionsRefused, m.topicScans, m.authentications, m.clientBytes, m.groupForwards, m.groupForwardErrors)
+		reg.MustRegister(m.connections, m.requests, m.latency, m.protocolErrors, m.connectionsRefused, m.topicScans, m.authentications, m.clientBytes, m.forwards, m.forwardErrors)
 	}
 	return m
 }

@@ -63,8 +63,8 @@ type peers struct {
 	ln        net.Listener
 	srv       *http.Server
 	client    *http.Client
-	// forwardClient forwards group requests, which may wait for a
-	// rebalance (group_forward.go).
+	// forwardClient forwards coordinator requests, which may wait for a
+	// rebalance (forward.go).
 	forwardClient *http.Client
 	scheme        string
 

@@ -3,6 +3,7 @@ package agent_test
 import (
 	"crypto/rand"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -268,6 +269,17 @@ func TestZoneReadsFallBackToTheBucket(t *testing.T) {
 func TestZonedGroupsAreCoordinatedInTheirZone(t *testing.T) {
 	for _, protocol := range []string{"classic", "consumer"} {
 		t.Run(protocol, func(t *testing.T) {
+			testZonedCoordination(t, protocol)
+		})
+	}
+}
+
+// testZonedCoordination runs a zoned group (of the classic or consumer
+// protocol) and a zoned transactional producer whose coordinators are in
+// the other zone.
+func testZonedCoordination(t *testing.T, protocol string) {
+	{
+		{
 			c := newTestCluster(t)
 			var regs []*prometheus.Registry
 			var agents []*agent.Agent
@@ -295,24 +307,52 @@ func TestZonedGroupsAreCoordinatedInTheirZone(t *testing.T) {
 			for _, b := range md.Brokers {
 				zoneOf[b.NodeID] = *b.Rack
 			}
-			// A group whose coordinator is in zone b.
-			group := ""
-			for i := 0; group == ""; i++ {
-				name := fmt.Sprint("zoned-group-", i)
+			// A group and a transactional ID coordinated in zone b.
+			group, txnID := "", ""
+			for i := 0; group == "" || txnID == ""; i++ {
+				name := fmt.Sprint("zoned-", i)
 				cs := adm.FindGroupCoordinators(ctx, name)
-				if err := cs.Error(); err != nil {
+				ts := adm.FindTxnCoordinators(ctx, name)
+				if err := errors.Join(cs.Error(), ts.Error()); err != nil {
 					t.Fatal(err)
 				}
-				if zoneOf[cs[name].NodeID] == "b" {
+				if zoneOf[cs[name].NodeID] == "b" && group == "" {
 					group = name
+				}
+				if zoneOf[ts[name].NodeID] == "b" && txnID == "" {
+					txnID = name
 				}
 			}
 			createTopic(t, c, "zoned-group", 4, nil)
 			zoned := []kgo.Opt{kgo.ClientID("svc,floe_az=a")}
-			produceKeyed(t, c.clientAt(agents[0].Addr(), zoned...), "zoned-group", 200)
+			// 200 records in two transactions, one aborted.
+			txp := c.clientAt(agents[0].Addr(), append(zoned, kgo.TransactionalID(txnID), kgo.DefaultProduceTopic("zoned-group"))...)
+			for _, commit := range []kgo.TransactionEndTry{kgo.TryAbort, kgo.TryCommit} {
+				if err := txp.BeginTransaction(); err != nil {
+					t.Fatal(err)
+				}
+				for i := range 200 {
+					txp.Produce(ctx, &kgo.Record{Key: []byte(fmt.Sprint(i)), Value: []byte("v")}, func(_ *kgo.Record, err error) {
+						if err != nil {
+							t.Error(err)
+						}
+					})
+				}
+				if err := txp.Flush(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if err := txp.EndTransaction(ctx, commit); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tc := kadm.NewClient(txp).FindTxnCoordinators(ctx, txnID)
+			if zoneOf[tc[txnID].NodeID] != "a" {
+				t.Errorf("the zoned producer was told node %d (zone %q) coordinates its transactions", tc[txnID].NodeID, zoneOf[tc[txnID].NodeID])
+			}
 
 			opts := append(zoned, kgo.ConsumerGroup(group), kgo.ConsumeTopics("zoned-group"),
-				kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
+				kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit(),
+				kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 			if protocol == "consumer" {
 				opts = append(opts, kgo.ServerSideBalancer(), kgo.Balancers(kgo.CooperativeStickyBalancer()))
 			}
@@ -333,22 +373,25 @@ func TestZonedGroupsAreCoordinatedInTheirZone(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// Each partition's commit is past the aborted records, their
+			// abort marker and the committed records, short of the commit
+			// marker: 400 records and one marker in each of 4 partitions.
 			var committed int64
 			offsets.Each(func(o kadm.OffsetResponse) { committed += o.At })
-			if committed != 200 {
-				t.Errorf("the group committed %d records, want 200", committed)
+			if want := int64(400 + 4); committed != want {
+				t.Errorf("the group committed offsets summing to %d, want %d", committed, want)
 			}
-			forwards := metricValue(t, regs[0], "floe_agent_group_forwards_total") + metricValue(t, regs[1], "floe_agent_group_forwards_total")
+			forwards := metricValue(t, regs[0], "floe_agent_coordinator_forwards_total") + metricValue(t, regs[1], "floe_agent_coordinator_forwards_total")
 			if forwards == 0 {
 				t.Error("zone a's agents forwarded no group request")
 			}
-			if n := metricValue(t, regs[0], "floe_agent_group_forward_errors_total") + metricValue(t, regs[1], "floe_agent_group_forward_errors_total"); n != 0 {
+			if n := metricValue(t, regs[0], "floe_agent_coordinator_forward_errors_total") + metricValue(t, regs[1], "floe_agent_coordinator_forward_errors_total"); n != 0 {
 				t.Errorf("%v forwards failed", n)
 			}
 			if n := clientBytes(t, regs[2], "a", "") + clientBytes(t, regs[3], "a", ""); n != 0 {
 				t.Errorf("zone b's agents exchanged %.0f bytes with zone a's clients", n)
 			}
-			t.Logf("%s group %s: %v requests forwarded", protocol, group, forwards)
-		})
+			t.Logf("%s group %s, transactional ID %s: %v requests forwarded", protocol, group, txnID, forwards)
+		}
 	}
 }

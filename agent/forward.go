@@ -1,19 +1,19 @@
 package agent
 
-// Group coordination in the client's zone.
+// Coordination in the client's zone.
 //
-// A group's coordinator is placed among all live agents, so for a zoned
-// client it is often in another zone. Such a client is told (by
-// FindCoordinator) that an agent of its own zone coordinates the group;
-// that agent forwards the client's group requests to the real
-// coordinator over the peer listener and relays the answers. The
-// coordinator serves a forwarded request as if the client had sent it
-// itself (its principal, client ID and address travel with it: ACLs and
-// group descriptions see the client, not the forwarding agent), and a
-// request it cannot serve (it is no longer the coordinator) is answered
-// NOT_COORDINATOR as any other, so the client looks again. Only group
-// traffic crosses zones this way, and only between agents; clients'
-// connections stay in their zone.
+// Group and transaction coordinators are placed among all live agents,
+// so for a zoned client one is often in another zone. Such a client is
+// told (by FindCoordinator) that an agent of its own zone coordinates its
+// group or transactional ID; that agent forwards the client's requests
+// for it to the real coordinator over the peer listener and relays the
+// answers. The coordinator serves a forwarded request as if the client
+// had sent it itself (its principal, client ID and address travel with
+// it: ACLs and group descriptions see the client, not the forwarding
+// agent), and a request it cannot serve (it is no longer the
+// coordinator) is answered NOT_COORDINATOR as any other, so the client
+// looks again. Only coordination crosses zones this way, and only
+// between agents; clients' connections stay in their zone.
 //
 // Forwarding needs both agents to have peer listeners (--peer-addr); a
 // coordinator without one is named to clients as it is.
@@ -36,7 +36,7 @@ import (
 
 // Forwarding protocol.
 const (
-	// peerKafkaPath serves POST of one group request: the body is the API
+	// peerKafkaPath serves POST of one coordinator request: the body is the API
 	// key and version (2 bytes each, big-endian) then the request's body
 	// as Kafka encodes it; the answer is the response's body. The client's
 	// identity travels in the headers below.
@@ -50,9 +50,46 @@ const (
 	headerZone      = "Floe-Client-Zone"
 )
 
-// forwardedGroup returns the group of a request a proxy forwards to its
-// coordinator: the group requests of members and their commits, each
-// naming one group.
+// Coordinator kinds, as FindCoordinator numbers them.
+const (
+	coordinatorGroup int8 = 0
+	coordinatorTxn   int8 = 1
+)
+
+// forwardedKey returns the coordinator kind and key of a request a proxy
+// forwards to its coordinator: the requests of group members and their
+// commits, and those of transactional producers to their coordinator,
+// each naming one group or transactional ID.
+func forwardedKey(req kmsg.Request) (int8, string, bool) {
+	if id, ok := forwardedTxn(req); ok {
+		return coordinatorTxn, id, true
+	}
+	group, ok := forwardedGroup(req)
+	return coordinatorGroup, group, ok
+}
+
+// forwardedTxn returns the transactional ID of a request to its
+// transaction coordinator.
+func forwardedTxn(req kmsg.Request) (string, bool) {
+	switch r := req.(type) {
+	case *kmsg.InitProducerIDRequest:
+		if r.TransactionalID != nil {
+			return *r.TransactionalID, true
+		}
+	case *kmsg.AddPartitionsToTxnRequest:
+		if r.Version < 4 { // v4+ are brokers' verifications
+			return r.TransactionalID, true
+		}
+	case *kmsg.AddOffsetsToTxnRequest:
+		return r.TransactionalID, true
+	case *kmsg.EndTxnRequest:
+		return r.TransactionalID, true
+	}
+	return "", false
+}
+
+// forwardedGroup returns the group of a request to its group
+// coordinator.
 func forwardedGroup(req kmsg.Request) (string, bool) {
 	switch r := req.(type) {
 	case *kmsg.JoinGroupRequest:
@@ -82,12 +119,22 @@ func forwardedGroup(req kmsg.Request) (string, bool) {
 	return "", false
 }
 
+// coordinatorOf returns the agent coordinating a group or transactional
+// ID.
+func (a *Agent) coordinatorOf(kind int8, key string) metadata.AgentInfo {
+	if kind == coordinatorTxn {
+		return a.txns.coordinatorOf(key)
+	}
+	return a.groups.coordinatorOf(key)
+}
+
 // zoneCoordinator returns the agent a client of zone should be told
-// coordinates a group: the coordinator itself when it is in the zone (or
-// the client has none, or either agent cannot forward), else the zone's
-// agent ranked first for the group among those with peer listeners.
-func (a *Agent) zoneCoordinator(group, zone string) metadata.AgentInfo {
-	coord := a.groups.coordinatorOf(group)
+// coordinates a group or transactional ID: the coordinator itself when it
+// is in the zone (or the client has none, or either agent cannot
+// forward), else the zone's agent ranked first for the key among those
+// with peer listeners.
+func (a *Agent) zoneCoordinator(kind int8, key, zone string) metadata.AgentInfo {
+	coord := a.coordinatorOf(kind, key)
 	if zone == "" || coord.Zone == zone || coord.Peer == "" || a.peers.Load() == nil {
 		return coord
 	}
@@ -100,39 +147,46 @@ func (a *Agent) zoneCoordinator(group, zone string) metadata.AgentInfo {
 	if len(in) == 0 {
 		return coord
 	}
-	return metadata.Rank(in, metadata.GroupKey(group))[0]
+	rankKey := metadata.GroupKey(key)
+	if kind == coordinatorTxn {
+		rankKey = metadata.TxnKey(key)
+	}
+	return metadata.Rank(in, rankKey)[0]
 }
 
-// forward sends a group request for a group this agent does not
-// coordinate, from a client of this agent's zone, to the coordinator in
-// another zone, and answers the client with its response. It reports
-// whether it took the request.
+// forward sends a request for a group or transactional ID this agent does
+// not coordinate to the coordinator in another zone, and answers the
+// client with its response. It reports whether it took the request.
 func (c *conn) forward(rq *request) bool {
 	a := c.a
 	p := a.peers.Load()
 	if p == nil {
 		return false
 	}
-	group, ok := forwardedGroup(rq.req)
+	kind, key, ok := forwardedKey(rq.req)
 	if !ok {
 		return false
 	}
-	coord := a.groups.coordinatorOf(group)
-	if coord.Peer == "" || coord.Zone == a.cfg.Zone || a.groups.isCoordinator(group) {
+	coord := a.coordinatorOf(kind, key)
+	if coord.Peer == "" || coord.Zone == a.cfg.Zone || coord.NodeID == a.NodeID() {
 		return false
 	}
-	a.metrics.groupForwards.Inc()
+	stopping := a.groups.ctx
+	if kind == coordinatorTxn {
+		stopping = a.txns.ctx
+	}
+	a.metrics.forwards.Inc()
 	c.goAsync(func() {
-		// A shutdown of the group coordinator (the agent drains) ends the
-		// forward, which may be a join parked for a rebalance.
+		// The coordinators' shutdown (the agent drains) ends the forward,
+		// which may be a join parked for a rebalance.
 		ctx, cancel := context.WithCancel(c.ctx)
 		defer cancel()
-		defer context.AfterFunc(a.groups.ctx, cancel)()
+		defer context.AfterFunc(stopping, cancel)()
 		resp, err := p.forward(ctx, coord.Peer, rq)
 		if err != nil {
 			if ctx.Err() == nil {
-				c.log.Warn("forwarding a group request to its coordinator failed; answering it here", "group", group, "coordinator", coord.NodeID, "err", err)
-				a.metrics.groupForwardErrors.Inc()
+				c.log.Warn("forwarding a request to its coordinator failed; answering it here", "api", kmsg.NameForKey(rq.req.Key()), "key", key, "coordinator", coord.NodeID, "err", err)
+				a.metrics.forwardErrors.Inc()
 			}
 			// Served here, it is answered NOT_COORDINATOR, and the
 			// client looks for the coordinator again.
@@ -179,8 +233,8 @@ func (p *peers) forward(ctx context.Context, addr string, rq *request) (kmsg.Res
 	return kresp, nil
 }
 
-// serveForwarded serves a group request a zone's agent forwarded for its
-// client.
+// serveForwarded serves a coordinator request a zone's agent forwarded
+// for its client.
 func (p *peers) serveForwarded(w http.ResponseWriter, r *http.Request) {
 	if !p.authorized(w, r) {
 		return
@@ -207,7 +261,7 @@ func (p *peers) serveForwarded(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "decoding the request: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	if _, ok := forwardedGroup(kreq); !ok {
+	if _, _, ok := forwardedKey(kreq); !ok {
 		http.Error(w, kmsg.NameForKey(key)+" is not forwarded", http.StatusBadRequest)
 		return
 	}
