@@ -240,6 +240,11 @@ func (p *peers) serveForwarded(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a := p.a
+	if !a.ready.Load() {
+		// Starting (its coordinators are not up yet) or draining.
+		http.Error(w, "the agent is not serving", http.StatusServiceUnavailable)
+		return
+	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxForwardedRequest+1))
 	switch {
 	case err != nil:

@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -221,6 +223,40 @@ func (c *cluster) agentReady(a *agentProc) error {
 	return waitFor(a.Proc, 60*time.Second, func() error { return httpOK("http://"+a.http+"/readyz", "ready") })
 }
 
+// zoneCounters sums the agents' shared-read and forwarding counters, for
+// the log: what of the zone machinery the run exercised.
+func (c *cluster) zoneCounters() string {
+	series := []string{
+		`floe_fetch_peer_reads_total{result="ok"}`,
+		`floe_fetch_peer_reads_total{result="failed"}`,
+		`floe_fetch_peer_served_total`,
+		`floe_agent_coordinator_forwards_total`,
+		`floe_agent_coordinator_forward_errors_total`,
+	}
+	sums := make([]float64, len(series))
+	for _, a := range c.agents {
+		resp, err := http.Get("http://" + a.http + "/metrics")
+		if err != nil {
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, line := range strings.Split(string(body), "\n") {
+			for i, name := range series {
+				if v, ok := strings.CutPrefix(line, name+" "); ok {
+					f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+					sums[i] += f
+				}
+			}
+		}
+	}
+	var b strings.Builder
+	for i, name := range series {
+		fmt.Fprintf(&b, "%s=%.0f ", name, sums[i])
+	}
+	return strings.TrimSpace(b.String())
+}
+
 func (c *cluster) compactorReady() error {
 	return waitFor(c.compactor, 60*time.Second, func() error { return httpOK("http://"+c.compHTTP+"/healthz", "ok") })
 }
@@ -280,12 +316,20 @@ func startCluster(t *testing.T, dir, floe, minioBin string, logf func(string, ..
 			kafka: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 			http:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		}
+		// Two zones, sharing reads through their peer listeners: zone a's
+		// clients (agentZone) use agents 0 and 1, and reach coordinators
+		// on agent 2 through them.
+		zone := "a"
+		if i >= 2 {
+			zone = "b"
+		}
 		a.Proc = &Proc{
 			Name: fmt.Sprintf("agent-%d", i), Path: floe, Env: creds,
 			LogPath: filepath.Join(dir, fmt.Sprintf("agent-%d.log", i)),
 			Args: []string{"agent",
 				"--etcd-endpoints", c.etcdURL, "--bucket", bucket(c.s3), "--cluster", clusterName,
 				"--kafka-addr", a.kafka, "--http-addr", a.http,
+				"--zone", zone, "--peer-addr", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 				"--flush-interval", "50ms", "--lease-ttl", "3s", "--drain-timeout", "10s",
 				"--group-initial-rebalance-delay", "200ms", "--auto-create-topics=false",
 				"--log-retention-ms", "-1", "--max-commit-delay", "20s",

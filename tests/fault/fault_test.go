@@ -559,6 +559,7 @@ func TestFaults(t *testing.T) {
 			}
 		}
 	}
+	t.Logf("fault: zones (agents' counters since their last start): %s", s.c.zoneCounters())
 	stopErr := s.c.stopAll()
 
 	t.Logf("fault: produce errors:%s", s.rec.errSummary())

@@ -160,7 +160,7 @@ func txnOpts(seeds []string, name string, logTo io.Writer) []kgo.Opt {
 	return append(baseOpts(seeds),
 		kgo.TransactionTimeout(txnTimeout),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.ClientID(name),
+		kgo.ClientID(name+","+zoneA),
 		kgo.WithLogger(kgo.BasicLogger(logTo, kgo.LogLevelInfo, func() string {
 			return time.Now().Format("15:04:05.000 ") + name + " "
 		})),

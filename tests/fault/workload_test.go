@@ -314,6 +314,19 @@ func (l clientLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 	}
 }
 
+// clientID is a group member's client ID: the consumer-protocol group's
+// members are in zone a, so their agents forward to coordinators in zone b
+// (agents 0 and 1 are in zone a, agent 2 in zone b).
+func clientID(g groupSpec, name string) string {
+	if g.protocol == "consumer" {
+		return name + "," + zoneA
+	}
+	return name
+}
+
+// zoneA, in a client ID, places a client in zone a.
+const zoneA = "floe_az=a"
+
 func baseOpts(seeds []string) []kgo.Opt {
 	return []kgo.Opt{
 		kgo.SeedBrokers(seeds...),
@@ -405,7 +418,7 @@ func consume(ctx context.Context, seeds []string, rec *recorder, g groupSpec, n 
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(500*time.Millisecond),
 		kgo.AutoCommitInterval(time.Second),
-		kgo.ClientID(name),
+		kgo.ClientID(clientID(g, name)),
 		kgo.OnPartitionsAssigned(changed(false)),
 		kgo.OnPartitionsLost(changed(true)), // as the default, commits nothing
 		kgo.WithLogger(kgo.BasicLogger(logTo, kgo.LogLevelInfo, func() string {
