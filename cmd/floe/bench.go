@@ -7,6 +7,7 @@ package main
 // localstack/start.sh and agents as child processes (bench_local.go).
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -41,6 +42,9 @@ func newBenchCmd() *cobra.Command {
 		compression string
 		agentBinary string
 		fleet       []string
+		agents      int
+		zones       int
+		zoneBytes   = byteSize(0)
 	)
 	cfg := bench.Defaults()
 	bytesFlag = byteSize(cfg.Bytes)
@@ -48,6 +52,7 @@ func newBenchCmd() *cobra.Command {
 	bufFlag = byteSize(cfg.Agent.MaxBufferBytes)
 	cacheFlag = byteSize(cfg.Agent.CacheBytes)
 	chunkFlag = byteSize(cfg.Agent.ReadChunkBytes)
+	zoneBytes = byteSize(cfg.ZoneBytes)
 	cmd := clientCommand(&cobra.Command{
 		Use:   "bench",
 		Short: "Measure floe against the object store's and etcd's own limits, in one run",
@@ -70,6 +75,15 @@ Phases, in order (a progress bar on stderr follows each):
   fan-out     --groups groups read everything at once (with --local from
               agents restarted with empty caches); their GETs are compared
               with one group's
+  zones       with --local --agents N --zones Z, Z of 2 or more: zoned
+              producers (client ID floe_az=ZONE, bootstrapped at their
+              zone's agents) in every zone write a fresh keyed topic of
+              64 partitions (--zone-bytes, split over the zones); then
+              --groups groups of zoned consumers in every zone read all of
+              it, every zone at once, and one group of clients that name
+              no zone reads it again; per zone, the client bytes that
+              crossed zones (floe_agent_client_bytes_total), the zone's
+              agents' GETs and their reads from zone peers
   latency     at a fixed rate (--latency-rate; default a twentieth of the
               produce phase's, at most 20000/s), one group tails the topic,
               for each of --flush-intervals (--local restarts the agent
@@ -109,6 +123,13 @@ the agent's memory and CPU are its own and a restart gives a truly empty
 cache. Everything the run writes lives under its own cluster name and bucket
 prefix and is removed at the end.
 
+--local --agents N starts N agents, each on ports and with a log of its
+own, and with N of 2 or more each with --peer-addr (the zone's shared read
+cache) when the agent binary has that flag; --zones Z puts agent i in zone
+z(i mod Z + 1). Every phase uses all agents as brokers; restarts restart
+them all; the memory figures are the highest of any agent, and the agent
+CPU is all of theirs together.
+
 Without --local, -b names a running cluster: --metrics gives its agents'
 /metrics URLs, --bucket and --etcd-endpoints the store and etcd it uses (for
 the limits), and the agent flags describe its settings. Such agents cannot be
@@ -116,13 +137,14 @@ restarted, so only their flush interval is measured for latency, and the
 fan-out reads whatever their caches still hold (the report says so).
 
 JSON (-o json): {"limits", "produce", "cold_read", "warm_read",
-"group_fan_out", "latency", "partition_sweep", "fleet", "cost", "memory",
-"targets", "notes", ...}; see internal/bench/report.go, sweep.go and
-fleet.go for every field.`,
+"group_fan_out", "latency", "partition_sweep", "zones", "fleet", "cost",
+"memory", "targets", "notes", ...}; see internal/bench/report.go, sweep.go,
+zones.go and fleet.go for every field.`,
 		Example: `  floe bench --local                      # 1 KiB records, 16 partitions, 4 producers, 1 GiB or 60s
   floe bench --local --quick               # a smoke run of tens of seconds
   floe bench --local --partitions 16,1024,4096 --fleet 2000x256,300x64
   floe bench --local --quick --partitions 16,256 --fleet 50x16
+  floe bench --local --quick --agents 4 --zones 2   # 2 agents in each of 2 zones, and the zone phase
   floe bench --local --keys zipf --record-size 200 --bytes 256MiB -o json
   floe bench --local --profile-dir /tmp/prof && go tool pprof -top /tmp/prof/produce-agent0.pprof
   floe bench -b kafka:9092 --metrics http://agent-0:9644/metrics --bucket 's3://b/floe?region=eu-west-1' --etcd-endpoints http://etcd:2379`,
@@ -134,6 +156,9 @@ fleet.go for every field.`,
 			}
 			if local && cmd.Flags().Changed("brokers") {
 				return usageError(cmd, "--local starts its own cluster; drop -b/--brokers, or drop --local to measure that cluster")
+			}
+			if err := checkLocalAgents(local, agents, zones, cmd.Flags().Changed("agents") || cmd.Flags().Changed("zones")); err != nil {
+				return usageError(cmd, "%v", err)
 			}
 			if len(cfg.Partitions) > 1 && !cmd.Flags().Changed("keys") {
 				cfg.Keys = "uniform"
@@ -151,6 +176,7 @@ fleet.go for every field.`,
 			cfg.Agent.MaxBufferBytes = int64(bufFlag)
 			cfg.Agent.CacheBytes = int64(cacheFlag)
 			cfg.Agent.ReadChunkBytes = int64(chunkFlag)
+			cfg.ZoneBytes = int64(zoneBytes)
 			if quick {
 				cfg.Quick()
 			}
@@ -168,7 +194,7 @@ fleet.go for every field.`,
 			if local {
 				lc, err := startLocalCluster(ctx, cmd.ErrOrStderr(), cfg.Agent, localOptions{
 					codec: compression, keepData: cfg.Keep, keepStack: keepStack, agentBinary: agentBinary,
-					readChunk: cmd.Flags().Changed("read-chunk-bytes"),
+					readChunk: cmd.Flags().Changed("read-chunk-bytes"), agents: agents, zones: zones,
 				})
 				if err != nil {
 					return err
@@ -211,7 +237,10 @@ fleet.go for every field.`,
 	})
 	fs := cmd.Flags()
 	cf.register(fs)
-	fs.BoolVar(&local, "local", false, "start MinIO, etcd (localstack/start.sh) and an agent, measure them, and stop them")
+	fs.BoolVar(&local, "local", false, "start MinIO, etcd (localstack/start.sh) and an agent (--agents of them), measure them, and stop them")
+	fs.IntVar(&agents, "agents", 1, "with --local, how many agents to start, each a child process on ports of its own")
+	fs.IntVar(&zones, "zones", 0, "with --local and --agents 2 or more, spread the agents over this many zones (z1, z2, ... in turn: agent i in z(i mod zones + 1)); 2 or more adds the zone phase; 0 leaves the agents without a zone")
+	fs.Var(&zoneBytes, "zone-bytes", "bytes the zone phase produces, split over the zones (at most 64 MiB with --quick)")
 	fs.BoolVar(&quick, "quick", false, "a smoke run of tens of seconds: at most 64 MiB or 10s produced (at each partition count), 1s limits, 3s latency phases, 10s fleet phases")
 	addOutputFlag(fs, &output)
 	fs.StringVar(&cfg.Topic, "topic", cfg.Topic, "name prefix of the topics the run creates (and deletes)")
@@ -255,6 +284,25 @@ fleet.go for every field.`,
 	fs.StringVar(&bucketURL, "bucket", "", "without --local: the agents' bucket URL, for the raw PUT and GET limit (the bench writes under floe-bench/ and removes it)")
 	fs.StringSliceVar(&etcdEPs, "etcd-endpoints", nil, "without --local: the agents' etcd, for the transaction limit (the bench writes under /floe-bench/ and removes it)")
 	return cmd
+}
+
+// checkLocalAgents refuses --agents and --zones that make no cluster:
+// set (either flag given) without --local, fewer than one agent, more
+// zones than agents, or zones for a single agent.
+func checkLocalAgents(local bool, agents, zones int, set bool) error {
+	switch {
+	case set && !local:
+		return errors.New("--agents and --zones lay out the agents --local starts; a cluster named with -b has the agents it has")
+	case agents < 1:
+		return fmt.Errorf("--agents %d: at least 1", agents)
+	case zones < 0:
+		return fmt.Errorf("--zones %d: 0 (no zones) or more", zones)
+	case zones > 0 && agents < 2:
+		return fmt.Errorf("--zones %d needs --agents 2 or more: one agent is in one zone", zones)
+	case zones > agents:
+		return fmt.Errorf("--zones %d with --agents %d: every zone needs an agent", zones, agents)
+	}
+	return nil
 }
 
 // benchCluster is a bench.Cluster the command closes when done.

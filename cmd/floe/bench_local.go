@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,8 +30,9 @@ import (
 )
 
 // localCluster is `floe bench --local`: MinIO and etcd from
-// localstack/start.sh, and one agent run as a child process of this
-// binary (`floe agent`).
+// localstack/start.sh, and agents run as child processes of this binary
+// (`floe agent`): one by default, or --agents of them, each on ports and
+// with a log of its own, in --zones zones.
 //
 // The MinIO and etcd are the bench's own (.cache/bench-localstack, on
 // ports of their own), not the test suite's localstack: on a machine
@@ -65,15 +67,28 @@ type localCluster struct {
 	codec      string
 	readChunk  bool // pass settings.ReadChunkBytes to the agent
 	flush      time.Duration
-	kafkaAddr  string
-	httpAddr   string
-	agentLog   string
-	mu         sync.Mutex // guards agent, which Processes reads from the bench's sampler
-	agent      *exec.Cmd
-	agentDone  chan error
+	zones      int           // --zones: 0 leaves the agents without one
+	agents     []*localAgent // fixed once started; their processes change under mu
+	mu         sync.Mutex    // guards each agent's cmd, which Processes reads from the bench's sampler
 	bucket     segments.Bucket
 	etcd       *clientv3.Client
 	clusterKey string
+}
+
+// localAgent is one agent of the local cluster: its addresses and log,
+// which stay across restarts (as a restarted pod keeps its service
+// address), and its process.
+type localAgent struct {
+	zone      string // its --zone; "" none
+	kafkaAddr string
+	httpAddr  string
+	// peerAddr is its --peer-addr, the zone's shared read cache's
+	// listener: "" when the cluster has one agent, or the agent binary
+	// has no such flag.
+	peerAddr string
+	log      string
+	cmd      *exec.Cmd // guarded by localCluster.mu; nil when stopped
+	done     chan error
 }
 
 // localOptions are how `floe bench --local` runs its cluster, beyond the
@@ -87,9 +102,12 @@ type localOptions struct {
 	// when --read-chunk-bytes was given, as agents of older builds (see
 	// --agent-binary) have no such flag.
 	readChunk bool
+	// agents and zones are --agents (0 means 1) and --zones: agent i is
+	// in zone agentZone(i, zones).
+	agents, zones int
 }
 
-// startLocalCluster starts localstack (or reuses it) and one agent.
+// startLocalCluster starts localstack (or reuses it) and the agents.
 func startLocalCluster(ctx context.Context, log io.Writer, settings bench.AgentSettings, opts localOptions) (_ *localCluster, err error) {
 	keepData, keepStack, codec, agentBinary := opts.keepData, opts.keepStack, opts.codec, opts.agentBinary
 	root, err := findCheckout()
@@ -100,7 +118,7 @@ func startLocalCluster(ctx context.Context, log io.Writer, settings bench.AgentS
 	rand.Read(idb[:])
 	c := &localCluster{
 		log: log, root: root, keepData: keepData, keepStack: keepStack || keepData, settings: settings, codec: codec, flush: settings.FlushInterval,
-		readChunk: opts.readChunk, id: hex.EncodeToString(idb[:]),
+		readChunk: opts.readChunk, id: hex.EncodeToString(idb[:]), zones: opts.zones,
 	}
 	c.stackEnv = benchStackEnv(root)
 	c.stackDir = c.stackEnv["FLOE_LOCALSTACK_DIR"]
@@ -151,17 +169,60 @@ func startLocalCluster(ctx context.Context, log io.Writer, settings bench.AgentS
 	if c.etcd, err = metadata.Dial(ctx, metadata.DialConfig{Endpoints: strings.Split(c.env["FLOE_TEST_ETCD_ENDPOINTS"], ",")}); err != nil {
 		return nil, err
 	}
-	if c.kafkaAddr, err = freeAddr(); err != nil {
+	n := max(opts.agents, 1)
+	peers := n > 1
+	if peers && !agentHasFlag(c.exe, "peer-addr") {
+		peers = false
+		fmt.Fprintf(log, "bench: %s has no `floe agent --peer-addr`: its agents run without a zone's shared read cache\n", c.exe)
+	}
+	perAgent := 2
+	if peers {
+		perAgent = 3
+	}
+	addrs, err := freeAddrs(n * perAgent)
+	if err != nil {
 		return nil, err
 	}
-	if c.httpAddr, err = freeAddr(); err != nil {
-		return nil, err
-	}
-	c.agentLog = filepath.Join(os.TempDir(), c.clusterKey+"-agent.log")
-	if err := c.startAgent(ctx); err != nil {
+	c.agents = layoutAgents(n, opts.zones, addrs, filepath.Join(os.TempDir(), c.clusterKey))
+	if err := c.startAgents(ctx); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// agentZone is the zone of agent i of a cluster of zones zones (0: none):
+// z1, z2, ... in turn, so 4 agents in 2 zones are two in each.
+func agentZone(i, zones int) string {
+	if zones <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("z%d", i%zones+1)
+}
+
+// layoutAgents lays out n agents over zones zones: each takes its Kafka
+// and HTTP addresses, and its peer address when addrs holds three per
+// agent, from addrs in turn, and logs to logPrefix-agent.log (one agent)
+// or logPrefix-agentI.log.
+func layoutAgents(n, zones int, addrs []string, logPrefix string) []*localAgent {
+	per := len(addrs) / n
+	agents := make([]*localAgent, n)
+	for i := range agents {
+		a := &localAgent{zone: agentZone(i, zones), kafkaAddr: addrs[i*per], httpAddr: addrs[i*per+1], log: logPrefix + "-agent.log"}
+		if per > 2 {
+			a.peerAddr = addrs[i*per+2]
+		}
+		if n > 1 {
+			a.log = fmt.Sprintf("%s-agent%d.log", logPrefix, i)
+		}
+		agents[i] = a
+	}
+	return agents
+}
+
+// agentHasFlag reports whether `exe agent --help` lists --flag.
+func agentHasFlag(exe, flag string) bool {
+	out, _ := exec.Command(exe, "agent", "--help").CombinedOutput()
+	return bytes.Contains(out, []byte("--"+flag+" "))
 }
 
 // benchStackEnv is the FLOE_LOCALSTACK_* settings of the bench's own
@@ -254,25 +315,30 @@ func pidAlive(pidFile string) bool {
 	return syscall.Kill(pid, 0) == nil
 }
 
-// freeAddr returns a loopback address with a port nothing listens on.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+// freeAddrs returns n loopback addresses with ports nothing listens on,
+// all different: each port is held until all are found.
+func freeAddrs(n int) ([]string, error) {
+	var addrs []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer ln.Close()
+		addrs = append(addrs, ln.Addr().String())
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return addrs, nil
 }
 
-func (c *localCluster) agentArgs() []string {
+func (c *localCluster) agentArgs(a *localAgent) []string {
 	s := c.settings
 	args := []string{
 		"agent",
 		"--etcd-endpoints", c.env["FLOE_TEST_ETCD_ENDPOINTS"],
 		"--bucket", c.bucketURL,
 		"--cluster", c.clusterKey,
-		"--kafka-addr", c.kafkaAddr,
-		"--http-addr", c.httpAddr,
+		"--kafka-addr", a.kafkaAddr,
+		"--http-addr", a.httpAddr,
 		"--http-auth", "off",
 		"--pprof",
 		"--segment-target-bytes", strconv.FormatInt(s.SegmentTargetBytes, 10),
@@ -292,20 +358,54 @@ func (c *localCluster) agentArgs() []string {
 	if c.readChunk {
 		args = append(args, "--read-chunk-bytes", strconv.FormatInt(s.ReadChunkBytes, 10))
 	}
+	if a.zone != "" {
+		args = append(args, "--zone", a.zone)
+	}
+	if a.peerAddr != "" {
+		args = append(args, "--peer-addr", a.peerAddr)
+	}
 	return args
 }
 
-func (c *localCluster) startAgent(ctx context.Context) error {
-	logf, err := os.OpenFile(c.agentLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+// name names agent a in messages: "the agent" when it is the only one.
+func (c *localCluster) name(a *localAgent) string {
+	if len(c.agents) == 1 {
+		return "the agent"
+	}
+	i := slices.Index(c.agents, a)
+	if a.zone != "" {
+		return fmt.Sprintf("agent %d (%s)", i, a.zone)
+	}
+	return fmt.Sprintf("agent %d", i)
+}
+
+// startAgents starts every agent at once and returns when all serve, or
+// with the first that could not start.
+func (c *localCluster) startAgents(ctx context.Context) error {
+	errs := make([]error, len(c.agents))
+	var wg sync.WaitGroup
+	for i, a := range c.agents {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = c.startAgent(ctx, a)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (c *localCluster) startAgent(ctx context.Context, a *localAgent) error {
+	logf, err := os.OpenFile(a.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(c.exe, c.agentArgs()...)
+	cmd := exec.Command(c.exe, c.agentArgs(a)...)
 	cmd.Env = c.childEnv()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		return fmt.Errorf("starting the agent: %w", err)
+		return fmt.Errorf("starting %s: %w", c.name(a), err)
 	}
 	done := make(chan error, 1)
 	go func() {
@@ -313,11 +413,11 @@ func (c *localCluster) startAgent(ctx context.Context) error {
 		logf.Close()
 	}()
 	c.mu.Lock()
-	c.agent, c.agentDone = cmd, done
+	a.cmd, a.done = cmd, done
 	c.mu.Unlock()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		resp, err := http.Get("http://" + c.httpAddr + "/readyz")
+		resp, err := http.Get("http://" + a.httpAddr + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -327,15 +427,15 @@ func (c *localCluster) startAgent(ctx context.Context) error {
 		select {
 		case err := <-done:
 			c.mu.Lock()
-			c.agent = nil
+			a.cmd = nil
 			c.mu.Unlock()
-			return fmt.Errorf("the agent exited during startup (%v); its log, %s:\n%s", err, c.agentLog, tail(c.agentLog, 20))
+			return fmt.Errorf("%s exited during startup (%v); its log, %s:\n%s", c.name(a), err, a.log, tail(a.log, 20))
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the agent was not ready within 60s; its log, %s:\n%s", c.agentLog, tail(c.agentLog, 20))
+			return fmt.Errorf("%s was not ready within 60s; its log, %s:\n%s", c.name(a), a.log, tail(a.log, 20))
 		}
 	}
 }
@@ -399,44 +499,80 @@ func compactorInterval() time.Duration {
 	return d
 }
 
-// AgentErrors returns the lines the agent logged at level ERROR, across
-// its restarts (they append to one log).
+// AgentErrors returns the lines the agents logged at level ERROR, across
+// their restarts (each appends to its own log), oldest first. With
+// several agents each line starts with the agent's number.
 func (c *localCluster) AgentErrors() ([]string, error) {
-	data, err := os.ReadFile(c.agentLog)
-	if err != nil {
-		return nil, err
-	}
 	var lines []string
-	for _, l := range strings.Split(string(data), "\n") {
-		if strings.Contains(l, "level=ERROR") {
+	for i, a := range c.agents {
+		data, err := os.ReadFile(a.log)
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range strings.Split(string(data), "\n") {
+			if !strings.Contains(l, "level=ERROR") {
+				continue
+			}
+			if len(c.agents) > 1 {
+				l = fmt.Sprintf("agent%d: %s", i, l)
+			}
 			lines = append(lines, l)
 		}
+	}
+	if len(c.agents) > 1 {
+		slices.SortStableFunc(lines, func(a, b string) int { return strings.Compare(logTime(a), logTime(b)) })
 	}
 	return lines, nil
 }
 
+// logTime is the time= field of a text log line (RFC 3339 with
+// milliseconds, which sort as text), "" without one.
+func logTime(line string) string {
+	_, rest, ok := strings.Cut(line, "time=")
+	if !ok {
+		return ""
+	}
+	t, _, _ := strings.Cut(rest, " ")
+	return t
+}
+
+// stopAgents drains every agent at once.
+func (c *localCluster) stopAgents() error {
+	errs := make([]error, len(c.agents))
+	var wg sync.WaitGroup
+	for i, a := range c.agents {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = c.stopAgent(a)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
 // stopAgent drains the agent with SIGTERM, as a deploy would.
-func (c *localCluster) stopAgent() error {
+func (c *localCluster) stopAgent(a *localAgent) error {
 	c.mu.Lock()
-	agent := c.agent
+	cmd := a.cmd
 	c.mu.Unlock()
-	if agent == nil {
+	if cmd == nil {
 		return nil
 	}
-	agent.Process.Signal(syscall.SIGTERM)
+	cmd.Process.Signal(syscall.SIGTERM)
 	var err error
 	select {
-	case err = <-c.agentDone:
+	case err = <-a.done:
 	case <-time.After(45 * time.Second):
-		agent.Process.Kill()
-		err = <-c.agentDone
+		cmd.Process.Kill()
+		err = <-a.done
 	}
 	c.mu.Lock()
-	c.agent = nil
+	a.cmd = nil
 	c.mu.Unlock()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
-		return fmt.Errorf("the agent exited with %v; its log, %s:\n%s", err, c.agentLog, tail(c.agentLog, 20))
+		return fmt.Errorf("%s exited with %v; its log, %s:\n%s", c.name(a), err, a.log, tail(a.log, 20))
 	}
 	return err
 }
@@ -455,50 +591,106 @@ func lastLines(s string, n int) string {
 }
 
 // Processes names the processes of the cluster, for the report's CPU
-// figures.
-func (c *localCluster) Processes() map[string]int {
-	m := map[string]int{}
+// figures: "agent" is every agent.
+func (c *localCluster) Processes() map[string][]int {
+	m := map[string][]int{}
 	c.mu.Lock()
-	if c.agent != nil && c.agent.Process != nil {
-		m["agent"] = c.agent.Process.Pid
+	for _, a := range c.agents {
+		if a.cmd != nil && a.cmd.Process != nil {
+			m["agent"] = append(m["agent"], a.cmd.Process.Pid)
+		}
 	}
 	c.mu.Unlock()
 	for _, name := range []string{"minio", "etcd"} {
 		data, err := os.ReadFile(filepath.Join(c.stackDir, name+".pid"))
 		if pid, perr := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && perr == nil {
-			m[name] = pid
+			m[name] = []int{pid}
 		}
 	}
 	return m
 }
 
-func (c *localCluster) Brokers() []string     { return []string{c.kafkaAddr} }
+func (c *localCluster) Brokers() []string {
+	var addrs []string
+	for _, a := range c.agents {
+		addrs = append(addrs, a.kafkaAddr)
+	}
+	return addrs
+}
 func (c *localCluster) ClientOpts() []kgo.Opt { return nil }
 func (c *localCluster) MetricsURLs() []string {
-	return []string{"http://" + c.httpAddr + "/metrics"}
+	var urls []string
+	for _, a := range c.agents {
+		urls = append(urls, "http://"+a.httpAddr+"/metrics")
+	}
+	return urls
 }
 func (c *localCluster) Bucket() segments.Bucket { return c.bucket }
 func (c *localCluster) Etcd() *clientv3.Client  { return c.etcd }
 
-func (c *localCluster) Describe() string {
-	kind, _ := os.ReadFile(filepath.Join(c.stackDir, "etcd.kind"))
-	return fmt.Sprintf("--local: 1 agent (child process) + MinIO + etcd (%s) on loopback, all sharing this machine's CPUs with the bench", strings.TrimSpace(string(kind)))
+// Zones returns the agents of each zone, z1 first; none when the agents
+// have no zone.
+func (c *localCluster) Zones() []bench.Zone {
+	var zones []bench.Zone
+	for i := range c.zones {
+		z := bench.Zone{Name: agentZone(i, c.zones)}
+		for _, a := range c.agents {
+			if a.zone == z.Name {
+				z.Brokers = append(z.Brokers, a.kafkaAddr)
+				z.MetricsURLs = append(z.MetricsURLs, "http://"+a.httpAddr+"/metrics")
+			}
+		}
+		zones = append(zones, z)
+	}
+	return zones
 }
 
+func (c *localCluster) Describe() string {
+	kind, _ := os.ReadFile(filepath.Join(c.stackDir, "etcd.kind"))
+	return fmt.Sprintf("--local: %s + MinIO + etcd (%s) on loopback, all sharing this machine's CPUs with the bench", describeAgents(c.agents, c.zones), strings.TrimSpace(string(kind)))
+}
+
+// describeAgents says how many agents run, in which zones, and whether
+// they share a zone's reads.
+func describeAgents(agents []*localAgent, zones int) string {
+	if len(agents) == 1 {
+		return "1 agent (child process)"
+	}
+	s := fmt.Sprintf("%d agents (child processes", len(agents))
+	if zones > 0 {
+		var per []string
+		for i := range zones {
+			n := 0
+			for _, a := range agents {
+				if a.zone == agentZone(i, zones) {
+					n++
+				}
+			}
+			per = append(per, fmt.Sprintf("%d in %s", n, agentZone(i, zones)))
+		}
+		s += ", " + strings.Join(per, ", ")
+	}
+	if agents[0].peerAddr != "" {
+		return s + ", with --peer-addr)"
+	}
+	return s + ", without --peer-addr: no zone read sharing)"
+}
+
+// Restart restarts every agent at once, with empty caches.
 func (c *localCluster) Restart(ctx context.Context, flush time.Duration) error {
-	if err := c.stopAgent(); err != nil {
+	if err := c.stopAgents(); err != nil {
 		return err
 	}
 	if flush > 0 {
 		c.flush = flush
 	}
-	return c.startAgent(ctx)
+	return c.startAgents(ctx)
 }
 
-// Close stops the agent, removes what the run wrote, and stops the
+// Close stops the agents, removes what the run wrote, and stops the
 // services the bench started.
 func (c *localCluster) Close() error {
-	err := c.stopAgent()
+	err := c.stopAgents()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if !c.keepData {
@@ -512,7 +704,9 @@ func (c *localCluster) Close() error {
 				fmt.Fprintf(c.log, "bench: removing the run's objects: %v\n", derr)
 			}
 		}
-		os.Remove(c.agentLog)
+		for _, a := range c.agents {
+			os.Remove(a.log)
+		}
 	}
 	if c.bucket != nil {
 		c.bucket.Close()

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -22,8 +26,8 @@ import (
 	"github.com/floe-io/floe/segments"
 )
 
-// inProcessCluster is a bench.Cluster of one agent started in this
-// process with startAgent (as `floe agent` does), on the test etcd and a
+// inProcessCluster is a bench.Cluster of agents started in this process
+// with startAgent (as `floe agent` does), on the test etcd and a
 // directory bucket, so the bench's smoke test needs no MinIO.
 type inProcessCluster struct {
 	t      *testing.T
@@ -31,17 +35,26 @@ type inProcessCluster struct {
 	etcd   *clientv3.Client
 	bucket segments.Bucket
 	args   []string
-	// cluster and bucketDir are the agent's --cluster and --bucket, for
+	// cluster and bucketDir are the agents' --cluster and --bucket, for
 	// the compactor.
 	cluster, bucketDir string
-	mu                 sync.Mutex // guards agent, kafka and http against the bench's sampler
-	agent              *running
-	// kafka and http are the agent's addresses, kept across restarts (as
+	// zones are the agents' --zone, one per agent ("": none).
+	zones  []string
+	mu     sync.Mutex // guards agents, kafka and http against the bench's sampler
+	agents []*running
+	// kafka and http are the agents' addresses, kept across restarts (as
 	// a restarted pod keeps its service address).
-	kafka, http string
+	kafka, http []string
 }
 
+// newInProcessCluster starts one agent with args.
 func newInProcessCluster(t *testing.T, args ...string) *inProcessCluster {
+	return newInProcessAgents(t, []string{""}, args...)
+}
+
+// newInProcessAgents starts an agent for each of zones, in that zone,
+// with args.
+func newInProcessAgents(t *testing.T, zones []string, args ...string) *inProcessCluster {
 	t.Helper()
 	cli := testenv.Etcd(t)
 	cluster, dir := testenv.Cluster(t), t.TempDir()
@@ -54,32 +67,45 @@ func newInProcessCluster(t *testing.T, args ...string) *inProcessCluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { bucket.Close() })
-	c := &inProcessCluster{t: t, store: store, etcd: cli, bucket: bucket, args: args, cluster: cluster, bucketDir: dir}
+	c := &inProcessCluster{t: t, store: store, etcd: cli, bucket: bucket, args: args, cluster: cluster, bucketDir: dir, zones: zones}
+	t.Cleanup(func() { c.stop() })
 	if err := c.start(0); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		c.mu.Lock()
-		r := c.agent
-		c.mu.Unlock()
-		r.stop(10 * time.Second)
-	})
 	return c
 }
 
 func (c *inProcessCluster) start(flush time.Duration) error {
+	for i, zone := range c.zones {
+		if err := c.startOne(i, zone, flush); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *inProcessCluster) startOne(i int, zone string, flush time.Duration) error {
 	var o agentOptions
 	fs := pflag.NewFlagSet("agent", pflag.ContinueOnError)
 	o.register(fs, false)
-	kafka, http := c.addrs()
-	if kafka == "" {
-		kafka, http = "127.0.0.1:0", "127.0.0.1:0"
+	kafka, http := "127.0.0.1:0", "127.0.0.1:0"
+	c.mu.Lock()
+	if i < len(c.kafka) {
+		kafka, http = c.kafka[i], c.http[i]
 	}
+	c.mu.Unlock()
 	args := append([]string{
 		"--kafka-addr", kafka, "--http-addr", http, "--pprof",
 		"--memory-limit", "-1", // not this test process's business
 		"--group-initial-rebalance-delay", "-1ms", "--lease-ttl", "2s", "--drain-timeout", "5s",
 	}, c.args...)
+	if zone != "" {
+		args = append(args, "--zone", zone)
+	}
+	if len(c.zones) > 1 {
+		// The zone's shared reads and in-zone coordination.
+		args = append(args, "--peer-addr", "127.0.0.1:0")
+	}
 	if flush > 0 {
 		args = append(args, "--flush-interval", flush.String())
 	}
@@ -92,25 +118,65 @@ func (c *inProcessCluster) start(flush time.Duration) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.agent = r
-	c.kafka, c.http = r.agent.Addr(), r.HTTPAddr()
+	if i < len(c.agents) {
+		c.agents[i] = r
+		return nil
+	}
+	c.agents = append(c.agents, r)
+	c.kafka = append(c.kafka, r.agent.Addr())
+	c.http = append(c.http, r.HTTPAddr())
 	return nil
 }
 
-func (c *inProcessCluster) addrs() (kafka, http string) {
+// stop stops every agent that runs.
+func (c *inProcessCluster) stop() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.kafka, c.http
+	agents := slices.Clone(c.agents)
+	clear(c.agents)
+	c.mu.Unlock()
+	var errs []error
+	for _, r := range agents {
+		if r != nil {
+			errs = append(errs, r.stop(10*time.Second))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (c *inProcessCluster) Brokers() []string {
-	kafka, _ := c.addrs()
-	return []string{kafka}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.kafka)
 }
 func (c *inProcessCluster) ClientOpts() []kgo.Opt { return nil }
 func (c *inProcessCluster) MetricsURLs() []string {
-	_, http := c.addrs()
-	return []string{"http://" + http + "/metrics"}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var urls []string
+	for _, h := range c.http {
+		urls = append(urls, "http://"+h+"/metrics")
+	}
+	return urls
+}
+
+// Zones returns the agents by zone, in the order zones first appear.
+func (c *inProcessCluster) Zones() []bench.Zone {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var zones []bench.Zone
+	for i, name := range c.zones {
+		if name == "" {
+			continue
+		}
+		j := slices.IndexFunc(zones, func(z bench.Zone) bool { return z.Name == name })
+		if j < 0 {
+			zones = append(zones, bench.Zone{Name: name})
+			j = len(zones) - 1
+		}
+		zones[j].Brokers = append(zones[j].Brokers, c.kafka[i])
+		zones[j].MetricsURLs = append(zones[j].MetricsURLs, "http://"+c.http[i]+"/metrics")
+	}
+	return zones
 }
 func (c *inProcessCluster) Bucket() segments.Bucket { return c.bucket }
 
@@ -131,10 +197,7 @@ func (c *inProcessCluster) Etcd() *clientv3.Client { return c.etcd }
 func (c *inProcessCluster) Describe() string       { return "in-process agent, directory bucket" }
 
 func (c *inProcessCluster) Restart(ctx context.Context, flush time.Duration) error {
-	c.mu.Lock()
-	r := c.agent
-	c.mu.Unlock()
-	if err := r.stop(10 * time.Second); err != nil {
+	if err := c.stop(); err != nil {
 		return err
 	}
 	return c.start(flush)
@@ -295,5 +358,183 @@ func TestParseByteSize(t *testing.T) {
 		if _, err := parseByteSize(bad); err == nil {
 			t.Errorf("parseByteSize(%q) accepted", bad)
 		}
+	}
+}
+
+// The zone phase against four in-process agents in two zones: zoned
+// clients' data stays in their zone, the unzoned group's does not, and
+// every figure of the ZONES table is filled.
+func TestBenchZones(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipped with -short: runs floe bench against four agents")
+	}
+	c := newInProcessAgents(t, []string{"z1", "z2", "z1", "z2"}, smokeAgentArgs...)
+	if len(c.Zones()) != 2 || len(c.Zones()[0].Brokers) != 2 {
+		t.Fatalf("zones: %+v", c.Zones())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cfg := smokeConfig()
+	cfg.LatencyDuration = 0
+	cfg.FlushIntervals = []time.Duration{50 * time.Millisecond}
+	cfg.ZoneBytes = 4 << 20
+	cfg.ZonePartitions = 8
+	rep, err := bench.Run(ctx, cfg, c, nil, bench.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	z := rep.Zones
+	if z == nil || len(z.Zones) != 2 || z.Agents != 4 || z.Bytes < cfg.ZoneBytes*9/10 || rep.Agents != 4 {
+		t.Fatalf("zones: %+v (report agents %d)", z, rep.Agents)
+	}
+	for _, zr := range z.Zones {
+		if zr.ProducedBytes == 0 || zr.ReadBytes != int64(cfg.Groups)*z.Bytes || zr.Read.Gets == 0 || zr.GetsPerGiB == 0 {
+			t.Errorf("zone %s: %+v", zr.Zone, zr)
+		}
+		if zr.ProduceCrossed.Data != 0 || zr.ReadCrossed.Data != 0 {
+			t.Errorf("zone %s: data crossed zones: produce %+v, read %+v", zr.Zone, zr.ProduceCrossed, zr.ReadCrossed)
+		}
+	}
+	u := z.Unzoned
+	if u == nil || u.HomeZone != "z1" || u.ReadBytes != z.Bytes || u.Crossed.Data == 0 || u.CrossedFraction <= 0 || u.CrossedFraction >= 1 {
+		t.Errorf("unzoned read: %+v", u)
+	}
+	var text bytes.Buffer
+	if err := rep.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"ZONES (4 agents in 2 zones", "no zone (1 group, in z1)", "agent: all 4 together"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, text.String())
+		}
+	}
+}
+
+func TestCheckLocalAgents(t *testing.T) {
+	for _, c := range []struct {
+		local         bool
+		agents, zones int
+		set           bool
+		err           string // "" accepted
+	}{
+		{true, 1, 0, false, ""},
+		{false, 1, 0, false, ""},
+		{true, 4, 2, true, ""},
+		{true, 3, 2, true, ""},
+		{true, 2, 1, true, ""},
+		{true, 4, 0, true, ""},
+		{false, 4, 2, true, "--local"},
+		{false, 1, 0, true, "--local"},
+		{true, 0, 0, true, "at least 1"},
+		{true, 2, 3, true, "every zone needs an agent"},
+		{true, 1, 1, true, "--agents 2 or more"},
+		{true, 2, -1, true, "--zones -1"},
+	} {
+		err := checkLocalAgents(c.local, c.agents, c.zones, c.set)
+		if c.err == "" && err != nil || c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)) {
+			t.Errorf("local %v, --agents %d --zones %d: %v, want %q", c.local, c.agents, c.zones, err, c.err)
+		}
+		if err != nil && strings.Contains(err.Error(), "\n") {
+			t.Errorf("error of more than one line: %q", err)
+		}
+	}
+}
+
+// One agent runs with the arguments it always had; several each have
+// their own ports, log, zone and peer address.
+func TestLocalAgentLayout(t *testing.T) {
+	c := &localCluster{
+		env:      map[string]string{"FLOE_TEST_ETCD_ENDPOINTS": "http://127.0.0.1:23890"},
+		settings: bench.Defaults().Agent, bucketURL: "minio://h/b/k?secure=false", clusterKey: "floe-bench-x", codec: "zstd", flush: 250 * time.Millisecond,
+	}
+	c.agents = layoutAgents(1, 0, []string{"127.0.0.1:1", "127.0.0.1:2"}, "/tmp/floe-bench-x")
+	want := []string{
+		"agent", "--etcd-endpoints", "http://127.0.0.1:23890", "--bucket", "minio://h/b/k?secure=false", "--cluster", "floe-bench-x",
+		"--kafka-addr", "127.0.0.1:1", "--http-addr", "127.0.0.1:2", "--http-auth", "off", "--pprof",
+		"--segment-target-bytes", "8388608", "--flush-interval", "250ms", "--max-buffer-bytes", "268435456", "--cache-bytes", "268435456",
+		"--max-uploads", "4", "--segment-compression", "zstd", "--etcd-max-txn-ops", "2048", "--lease-ttl", "3s",
+		"--group-initial-rebalance-delay", "100ms", "--log-level", "warn", "--log-format", "text",
+	}
+	if got := c.agentArgs(c.agents[0]); !slices.Equal(got, want) {
+		t.Errorf("one agent's args:\n got %q\nwant %q", got, want)
+	}
+	if a := c.agents[0]; a.log != "/tmp/floe-bench-x-agent.log" || a.zone != "" || a.peerAddr != "" || c.name(a) != "the agent" {
+		t.Errorf("one agent: %+v", a)
+	}
+	if d := describeAgents(c.agents, 0); d != "1 agent (child process)" || len(c.Zones()) != 0 {
+		t.Errorf("one agent: %q, zones %+v", d, c.Zones())
+	}
+
+	var addrs []string
+	for i := range 12 {
+		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", 100+i))
+	}
+	c.agents, c.zones = layoutAgents(4, 2, addrs, "/tmp/floe-bench-x"), 2
+	for i, a := range c.agents {
+		args := strings.Join(c.agentArgs(a), " ")
+		zone := []string{"z1", "z2"}[i%2]
+		for _, w := range []string{
+			fmt.Sprintf("--kafka-addr 127.0.0.1:%d --http-addr 127.0.0.1:%d", 100+3*i, 101+3*i),
+			"--zone " + zone, fmt.Sprintf("--peer-addr 127.0.0.1:%d", 102+3*i),
+		} {
+			if !strings.Contains(args, w) {
+				t.Errorf("agent %d: args lack %q: %s", i, w, args)
+			}
+		}
+		if a.log != fmt.Sprintf("/tmp/floe-bench-x-agent%d.log", i) || c.name(a) != fmt.Sprintf("agent %d (%s)", i, zone) {
+			t.Errorf("agent %d: log %s, name %q", i, a.log, c.name(a))
+		}
+	}
+	zones := c.Zones()
+	if len(zones) != 2 || zones[0].Name != "z1" || !slices.Equal(zones[0].Brokers, []string{"127.0.0.1:100", "127.0.0.1:106"}) ||
+		!slices.Equal(zones[1].MetricsURLs, []string{"http://127.0.0.1:104/metrics", "http://127.0.0.1:110/metrics"}) {
+		t.Errorf("zones: %+v", zones)
+	}
+	if b := c.Brokers(); len(b) != 4 || len(c.MetricsURLs()) != 4 {
+		t.Errorf("brokers %v, metrics %v", b, c.MetricsURLs())
+	}
+	if d := describeAgents(c.agents, 2); d != "4 agents (child processes, 2 in z1, 2 in z2, with --peer-addr)" {
+		t.Errorf("describe: %q", d)
+	}
+	// Without peer addresses (a binary without --peer-addr) and zones.
+	c.agents, c.zones = layoutAgents(3, 0, addrs[:6], "/tmp/floe-bench-x"), 0
+	if args := strings.Join(c.agentArgs(c.agents[2]), " "); strings.Contains(args, "--zone") || strings.Contains(args, "--peer-addr") || !strings.Contains(args, "--kafka-addr 127.0.0.1:104") {
+		t.Errorf("unzoned agent without a peer address: %s", args)
+	}
+	if d := describeAgents(c.agents, 0); d != "3 agents (child processes, without --peer-addr: no zone read sharing)" {
+		t.Errorf("describe: %q", d)
+	}
+	if agentZone(4, 3) != "z2" || agentZone(0, 0) != "" {
+		t.Error("agentZone")
+	}
+}
+
+// Several agents' ERROR lines come oldest first, each with its agent.
+func TestLocalAgentErrors(t *testing.T) {
+	dir := t.TempDir()
+	c := &localCluster{agents: layoutAgents(2, 0, []string{"a", "b", "c", "d"}, filepath.Join(dir, "x"))}
+	os.WriteFile(c.agents[0].log, []byte("time=2026-12-06T00:00:01.000Z level=ERROR msg=one\ntime=2026-12-06T00:00:03.000Z level=WARN msg=no\ntime=2026-12-06T00:00:04.000Z level=ERROR msg=four\n"), 0o644)
+	os.WriteFile(c.agents[1].log, []byte("time=2026-12-06T00:00:02.000Z level=ERROR msg=two\n"), 0o644)
+	lines, err := c.AgentErrors()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"agent0: time=2026-12-06T00:00:01.000Z level=ERROR msg=one",
+		"agent1: time=2026-12-06T00:00:02.000Z level=ERROR msg=two",
+		"agent0: time=2026-12-06T00:00:04.000Z level=ERROR msg=four",
+	}
+	if !slices.Equal(lines, want) {
+		t.Errorf("AgentErrors:\n got %q\nwant %q", lines, want)
+	}
+}
+
+func TestFreeAddrs(t *testing.T) {
+	addrs, err := freeAddrs(9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(slices.Compact(slices.Sorted(slices.Values(addrs)))) != 9 {
+		t.Errorf("addresses repeat: %v", addrs)
 	}
 }

@@ -73,6 +73,25 @@ type AgentLogs interface {
 	AgentErrors() ([]string, error)
 }
 
+// Zoned is implemented by clusters whose agents are spread over
+// availability zones (`floe bench --local --zones`). With agents in two
+// zones or more the run adds the zone phase (zones.go). Zones must be
+// safe to call concurrently with Restart.
+type Zoned interface {
+	// Zones returns the agents of each zone, one Zone per zone.
+	Zones() []Zone
+}
+
+// Zone is the agents of one availability zone, as a zoned client
+// reaches them.
+type Zone struct {
+	Name string
+	// Brokers are the Kafka addresses of the zone's agents, where its
+	// clients bootstrap; MetricsURLs their /metrics.
+	Brokers     []string
+	MetricsURLs []string
+}
+
 // ErrNoRestart: the cluster's agents cannot be restarted by the bench.
 var ErrNoRestart = errors.New("bench: the agents belong to a running cluster and cannot be restarted")
 
@@ -156,6 +175,11 @@ type Config struct {
 	Fleet         []FleetSize
 	FleetRate     int
 	FleetDuration time.Duration
+	// ZoneBytes is what the zone phase produces (a Cluster with agents in
+	// two zones or more: see Zoned), split evenly over the zones, onto a
+	// fresh topic of ZonePartitions partitions with keyed records.
+	ZoneBytes      int64
+	ZonePartitions int32
 	// Keep leaves the topics in place at the end.
 	Keep bool
 
@@ -183,6 +207,8 @@ func Defaults() Config {
 		LimitDuration:   5 * time.Second,
 		FleetRate:       2000,
 		FleetDuration:   60 * time.Second,
+		ZoneBytes:       256 << 20,
+		ZonePartitions:  64,
 		Agent: AgentSettings{
 			SegmentTargetBytes: 8 << 20,
 			FlushInterval:      250 * time.Millisecond,
@@ -201,6 +227,7 @@ func (c *Config) Quick() {
 	c.LatencyDuration = min(c.LatencyDuration, 3*time.Second)
 	c.LimitDuration = min(c.LimitDuration, time.Second)
 	c.FleetDuration = min(c.FleetDuration, 10*time.Second)
+	c.ZoneBytes = min(c.ZoneBytes, 64<<20)
 }
 
 // Sweep reports whether the run measures more than one partition count.
@@ -228,6 +255,8 @@ func (c *Config) Validate() error {
 		return errors.New("give a duration or a byte count for the throughput phase")
 	case c.LatencyDuration < 0 || c.LimitDuration <= 0:
 		return errors.New("latency and limit durations must be positive")
+	case c.ZoneBytes < 1<<20 || c.ZonePartitions < 1:
+		return fmt.Errorf("zone phase: %d bytes and %d partitions: at least 1 MiB and 1 partition", c.ZoneBytes, c.ZonePartitions)
 	case c.Agent.SegmentTargetBytes < 1<<10 || c.Agent.CacheBytes < 0 || c.Agent.MaxBufferBytes < 0:
 		return errors.New("agent settings: segment target at least 1 KiB, buffer and cache not negative")
 	}

@@ -21,6 +21,9 @@ type groupRead struct {
 	topic string
 	// onRecord, if set, sees every record (on the consumer's goroutine).
 	onRecord func(*kgo.Record, time.Time)
+	// opts, if set, are the connection options of the group's client
+	// named name (default: the run's).
+	opts func(name string) []kgo.Opt
 
 	bytes    atomic.Int64
 	records  atomic.Int64
@@ -93,7 +96,12 @@ func (r *runner) readGroups(ctx context.Context, groups []*groupRead, reset kgo.
 	}
 	for _, g := range groups {
 		for i := range r.cfg.Consumers {
-			cl, err := kgo.NewClient(append(append(r.clientOpts(fmt.Sprintf("%s-%d", g.group, i)), fetchOpts...),
+			name := fmt.Sprintf("%s-%d", g.group, i)
+			base := r.clientOpts(name)
+			if g.opts != nil {
+				base = g.opts(name)
+			}
+			cl, err := kgo.NewClient(append(append(base, fetchOpts...),
 				kgo.ConsumerGroup(g.group),
 				kgo.ConsumeTopics(g.topic),
 				kgo.ConsumeResetOffset(reset),

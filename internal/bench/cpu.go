@@ -10,9 +10,11 @@ import (
 // Processes is implemented by clusters that know the processes they run
 // on this machine, by name ("agent", "minio", "etcd"); the report then
 // states the CPU each used in every phase, beside the bench's own and the
-// whole machine's (which includes whatever else runs on it).
+// whole machine's (which includes whatever else runs on it). A name may
+// stand for several processes (every agent of a cluster of several): the
+// report states their CPU together.
 type Processes interface {
-	Processes() map[string]int
+	Processes() map[string][]int
 }
 
 // clockTicks is USER_HZ, the unit of /proc's CPU times: 100 on every
@@ -31,14 +33,14 @@ type cpuSnap struct {
 
 func (r *runner) cpuNow() *cpuSnap {
 	s := &cpuSnap{at: time.Now(), ticks: map[string]uint64{}}
-	procs := map[string]int{"bench": os.Getpid()}
+	procs := map[string][]int{"bench": {os.Getpid()}}
 	if p, ok := r.cl.(Processes); ok {
-		for name, pid := range p.Processes() {
-			procs[name] = pid
+		for name, pids := range p.Processes() {
+			procs[name] = pids
 		}
 	}
-	for name, pid := range procs {
-		if t, ok := procTicks(pid); ok {
+	for name, pids := range procs {
+		if t, ok := sumTicks(pids); ok {
 			s.ticks[name] = t
 		}
 	}
@@ -72,6 +74,21 @@ func (r *runner) cpuSince(s *cpuSnap) map[string]float64 {
 }
 
 func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
+
+// sumTicks adds the CPU time of processes; false when any cannot be read
+// (one is restarting), as a sum without it would not compare with one
+// taken before.
+func sumTicks(pids []int) (uint64, bool) {
+	var sum uint64
+	for _, pid := range pids {
+		t, ok := procTicks(pid)
+		if !ok {
+			return 0, false
+		}
+		sum += t
+	}
+	return sum, len(pids) > 0
+}
 
 // procTicks reads a process's user + system CPU time from /proc.
 func procTicks(pid int) (uint64, bool) {

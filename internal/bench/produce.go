@@ -62,9 +62,14 @@ func (r *runner) linger() time.Duration {
 	return (r.flush + 40*time.Millisecond) / 4
 }
 
-func (r *runner) producerClient(topic string) (*kgo.Client, error) {
+// producerClient is a producer of topic; base are its connection options
+// (nil: the run's, named "producer").
+func (r *runner) producerClient(topic string, base []kgo.Opt) (*kgo.Client, error) {
 	codec, _ := kafkaopt.Compression(r.cfg.Compression)
-	opts := append(r.clientOpts("producer"),
+	if base == nil {
+		base = r.clientOpts("producer")
+	}
+	opts := append(base,
 		kgo.DefaultProduceTopic(topic),
 		kgo.RequiredAcks(kgo.AllISRAcks()), // and idempotence, kgo's default
 		kgo.ProducerBatchCompression(codec),
@@ -78,24 +83,45 @@ func (r *runner) producerClient(topic string) (*kgo.Client, error) {
 // produceMax produces as fast as the cluster accepts, until cfg.Bytes
 // are acknowledged or cfg.Duration has passed.
 func (r *runner) produceMax(ctx context.Context, topic string, prog *Phase) (*produceStats, time.Duration, error) {
+	return r.produceAll(ctx, produceJob{topic: topic, producers: r.cfg.Producers, bytes: r.cfg.Bytes, keys: r.cfg.Keys, seed: 1}, prog)
+}
+
+// produceJob is producers writing a topic as fast as it takes them.
+type produceJob struct {
+	topic     string
+	producers int
+	bytes     int64  // stop once this many key and value bytes are sent
+	keys      string // the key distribution: none, uniform or zipf
+	seed      uint64 // producer i draws records seeded with seed+i
+	// opts are producer i's connection options (nil: the run's).
+	opts func(i int) []kgo.Opt
+}
+
+// produceAll runs a produce job until its bytes are acknowledged or
+// cfg.Duration has passed.
+func (r *runner) produceAll(ctx context.Context, job produceJob, prog *Phase) (*produceStats, time.Duration, error) {
 	st := &produceStats{}
 	var (
 		enqueued atomic.Int64
 		wg       sync.WaitGroup
-		errs     = make(chan error, r.cfg.Producers)
+		errs     = make(chan error, job.producers)
 	)
 	start := time.Now()
 	deadline := start.Add(r.cfg.Duration)
 	pctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	for i := range r.cfg.Producers {
-		cl, err := r.producerClient(topic)
+	for i := range job.producers {
+		var base []kgo.Opt
+		if job.opts != nil {
+			base = job.opts(i)
+		}
+		cl, err := r.producerClient(job.topic, base)
 		if err != nil {
 			cancel()
 			wg.Wait()
 			return nil, 0, err
 		}
-		g := r.work.gen(uint64(i) + 1)
+		g := r.work.genKeys(job.seed+uint64(i), job.keys)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -112,7 +138,7 @@ func (r *runner) produceMax(ctx context.Context, topic string, prog *Phase) (*pr
 			for pctx.Err() == nil {
 				v := g.value()
 				k := g.key()
-				if enqueued.Add(int64(len(v)+len(k))) > r.cfg.Bytes {
+				if enqueued.Add(int64(len(v)+len(k))) > job.bytes {
 					break
 				}
 				rec := &kgo.Record{Key: k, Value: v, Timestamp: time.Now()}
@@ -148,7 +174,7 @@ func (r *runner) producePaced(ctx context.Context, topic string, rate int, d tim
 	start := time.Now()
 	per := float64(rate) / float64(r.cfg.Producers)
 	for i := range r.cfg.Producers {
-		cl, err := r.producerClient(topic)
+		cl, err := r.producerClient(topic, nil)
 		if err != nil {
 			wg.Wait()
 			return nil, err

@@ -19,6 +19,10 @@ type Report struct {
 	CPUs     int           `json:"cpus"`
 	Workload WorkloadDesc  `json:"workload"`
 	Agent    AgentSettings `json:"agent"`
+	// Agents is how many agents the bench scraped, when more than one:
+	// the agent memory figures are then the highest of any agent, and
+	// the agent CPU all of theirs together.
+	Agents int `json:"agents,omitempty"`
 
 	Limits  Limits           `json:"limits"`
 	Produce *ProduceResult   `json:"produce,omitempty"`
@@ -28,7 +32,10 @@ type Report struct {
 	Latency []*LatencyResult `json:"latency,omitempty"`
 	// Sweep is the partition sweep (nil with one partition count); its
 	// first point's phases are Produce, Cold and Warm.
-	Sweep   *Sweep         `json:"partition_sweep,omitempty"`
+	Sweep *Sweep `json:"partition_sweep,omitempty"`
+	// Zones is the zone phase (nil unless the agents are in two zones
+	// or more).
+	Zones   *Zones         `json:"zones,omitempty"`
 	Fleet   []*FleetResult `json:"fleet,omitempty"`
 	Cost    *Cost          `json:"cost,omitempty"`
 	Memory  *Memory        `json:"memory,omitempty"`
@@ -503,6 +510,7 @@ func (rep *Report) WriteText(w io.Writer) error {
 	pr("")
 
 	rep.writeSweep(pr)
+	rep.writeZones(pr)
 
 	if len(rep.Latency) > 0 {
 		pr("LATENCY (fixed rate, one group tailing)\trate\tproduce p50\tp99\tbound\tend-to-end p50\tp99\tbound")
@@ -523,7 +531,11 @@ func (rep *Report) WriteText(w io.Writer) error {
 	}
 
 	if rows := rep.cpuRows(); len(rows) > 0 {
-		pr("CPU (cores busy; the machine has %d)\tagent\tminio\tetcd\tbench\tmachine\tcore·ms per MiB", rep.CPUs)
+		agents := ""
+		if rep.Agents > 1 {
+			agents = fmt.Sprintf("; agent: all %d together", rep.Agents)
+		}
+		pr("CPU (cores busy; the machine has %d%s)\tagent\tminio\tetcd\tbench\tmachine\tcore·ms per MiB", rep.CPUs, agents)
 		for _, r := range rows {
 			cell := func(k string) string {
 				if v, ok := r.cpu[k]; ok {
@@ -537,7 +549,11 @@ func (rep *Report) WriteText(w io.Writer) error {
 	}
 
 	if m := rep.Memory; m != nil {
-		pr("AGENT MEMORY (sampled every %s, %d samples)", memInterval, m.Samples)
+		each := ""
+		if rep.Agents > 1 {
+			each = fmt.Sprintf("; each figure the highest of %d agents", rep.Agents)
+		}
+		pr("AGENT MEMORY (sampled every %s, %d samples%s)", memInterval, m.Samples, each)
 		pr("  RSS idle / peak\t%s / %s\tGo heap in use peak %s\tGo sys peak %s", units.Bytes(m.IdleRSS), units.Bytes(m.MaxRSS), units.Bytes(m.MaxHeapInuse), units.Bytes(m.MaxGoSys))
 		pr("  buffered / cached peak\t%s / %s\tsettings %s / %s", units.Bytes(m.MaxBuffered), units.Bytes(m.MaxCached), units.Bytes(m.BufferSetting), units.Bytes(m.CacheSetting))
 		pr("  fixed overhead\tpeak RSS − buffered − cached = %s;  peak RSS − (buffer + cache settings) = %s%s", units.Bytes(m.MaxUnaccounted), signOf(m.OverheadOverSum), units.Bytes(abs(m.OverheadOverSum)))
@@ -735,6 +751,43 @@ func (rep *Report) writeSweep(pr func(string, ...any)) {
 		pr("  %d\t%d\t%s\t%.0f\t%.0f\t%s\t%s\t%s", p.Partitions, c.Objects, units.Bytes(c.Bytes), c.PutsPerGiB, c.AgentPutsPerGiB, vs, fms(1000*c.Seconds), interval)
 	}
 	pr("")
+}
+
+// writeZones writes the zone phase: a row per zone, then the unzoned
+// group's read.
+func (rep *Report) writeZones(pr func(string, ...any)) {
+	z := rep.Zones
+	if z == nil {
+		return
+	}
+	pr("ZONES (%d agents in %d zones; %s keyed over %d partitions by %d producers per zone, then %d groups of %d consumers per zone read all of it, every zone at once; clients name their zone: floe_az=ZONE)",
+		z.Agents, len(z.Zones), units.Bytes(z.Bytes), z.Partitions, z.ProducersPerZone, z.GroupsPerZone, z.ConsumersPerGroup)
+	pr("  zone\tagents\tproduced\tread\tread MiB/s\tcrossed zones: produce\tread\tGETs\tGETs/GiB read\tpeer reads ok (failed)\tpeer-served")
+	for _, r := range z.Zones {
+		a := r.Read
+		pr("  %s\t%d\t%s\t%s\t%.1f\t%s\t%s\t%.0f\t%.0f\t%.0f (%.0f)\t%.0f", r.Zone, r.Agents, units.Bytes(r.ProducedBytes), units.Bytes(r.ReadBytes), r.ReadMiBps,
+			crossedCell(r.ProduceCrossed), crossedCell(r.ReadCrossed), a.Gets, r.GetsPerGiB, a.PeerReads, a.PeerReadsFailed, a.PeerServed)
+	}
+	if u := z.Unzoned; u != nil {
+		a := u.Agents
+		pr("  no zone (1 group, in %s)\t%d\t-\t%s\t%.1f\t-\t%s of %s (%.0f%%)\t%.0f\t-\t%.0f (%.0f)\t%.0f", u.HomeZone, z.Agents, units.Bytes(u.ReadBytes), u.MiBps,
+			units.Bytes(int64(u.Crossed.Total())), units.Bytes(int64(u.ClientBytes)), 100*u.CrossedFraction, a.Gets, a.PeerReads, a.PeerReadsFailed, a.PeerServed)
+	}
+	pr("  (crossed zones: Kafka request and response bytes of a zone's clients at agents of other zones, data (Produce, Fetch) / control, from floe_agent_client_bytes_total)")
+	if u := z.Unzoned; u != nil {
+		pr("  (the group that names no zone bootstraps at %s's agents and is taken to be in %s; it read after the zoned groups, from warm caches)", u.HomeZone, u.HomeZone)
+	}
+	for _, r := range z.Zones {
+		if r.ProduceErrors > 0 {
+			pr("  %s produce errors\t%d\t%s", r.Zone, r.ProduceErrors, r.ProduceFirstError)
+		}
+	}
+	pr("")
+}
+
+// crossedCell formats bytes that crossed zones as "data / control".
+func crossedCell(c CrossedBytes) string {
+	return units.Bytes(int64(c.Data)) + " / " + units.Bytes(int64(c.Control))
 }
 
 // writeFleet writes each fleet phase, and a PASS or FAIL line for it.

@@ -91,6 +91,19 @@ func Run(ctx context.Context, cfg Config, cl Cluster, obs Observer, opts Options
 	r.admin = admin
 	r.work = newWorkload(cfg)
 	r.settingsFromMetrics(ctx)
+	if n := len(cl.MetricsURLs()); n > 1 {
+		r.rep.Agents = n
+	}
+	var zones []Zone
+	if z, ok := cl.(Zoned); ok {
+		zones = z.Zones()
+	}
+	if len(zones) >= 2 {
+		if cfg.KeySpace < minKeysPerPartition*int(cfg.ZonePartitions) {
+			return nil, fmt.Errorf("key space %d: the zone phase writes %d partitions and needs at least %d keys (%d per partition)", cfg.KeySpace, cfg.ZonePartitions, minKeysPerPartition*int(cfg.ZonePartitions), minKeysPerPartition)
+		}
+		r.work.makeKeys(cfg.KeySpace)
+	}
 
 	r.mem = &memSampler{r: r}
 	r.mem.start(ctx)
@@ -134,6 +147,12 @@ func Run(ctx context.Context, cfg Config, cl Cluster, obs Observer, opts Options
 			steps = append(steps, step{"compaction" + at, r.runCompaction})
 		}
 		steps = append(steps, step{"partition count" + at, r.endCount})
+	}
+	if len(zones) >= 2 {
+		steps = append(steps, step{"zones", func(ctx context.Context) error {
+			topics = append(topics, r.zoneTopic())
+			return r.runZones(ctx, zones)
+		}})
 	}
 	steps = append(steps, step{"latency", func(ctx context.Context) error {
 		for _, f := range r.cfg.FlushIntervals {
@@ -181,7 +200,7 @@ func (r *runner) settingsFromMetrics(ctx context.Context) {
 func (r *runner) clientOpts(name string) []kgo.Opt {
 	return append([]kgo.Opt{
 		kgo.SeedBrokers(r.cl.Brokers()...),
-		kgo.ClientID("floe-bench-" + name),
+		kgo.ClientID(zoneClientID(name, "")),
 	}, r.cl.ClientOpts()...)
 }
 
@@ -557,26 +576,11 @@ func (r *runner) readPhase(ctx context.Context, name string, groups []string, fr
 	}
 	after := r.scrape(ctx)
 	res := &ConsumeResult{Groups: len(groups), Consumers: r.cfg.Consumers, CPU: cpuUsed}
-	var first, last, assigned int64
 	for _, g := range reads {
-		res.Bytes += g.bytes.Load()
 		res.Records += g.records.Load()
-		// From the first records, not the assignment: joining the group
-		// and finding its offsets are not reading.
-		if a := g.firstRec.Load(); first == 0 || a < first {
-			first = a
-		}
-		if a := g.assigned.Load(); assigned == 0 || a < assigned {
-			assigned = a
-		}
-		last = max(last, g.lastRec.Load())
 	}
-	if last <= first {
-		// Everything came in one poll (a small topic over many
-		// partitions): time it from the assignment instead.
-		first = assigned
-	}
-	elapsed := time.Duration(last - first)
+	var elapsed time.Duration
+	res.Bytes, elapsed = readSpan(reads)
 	res.Seconds = elapsed.Seconds()
 	res.MiBps = mibps(res.Bytes, elapsed)
 	if before != nil && after != nil {

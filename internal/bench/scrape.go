@@ -42,6 +42,17 @@ func (m Metrics) Sum(name string, match ...string) float64 {
 	return s
 }
 
+// sumWhere adds the samples of name whose labels keep accepts.
+func (m Metrics) sumWhere(name string, keep func(labels map[string]string) bool) float64 {
+	var s float64
+	for _, smp := range m[name] {
+		if keep(smp.labels) {
+			s += smp.value
+		}
+	}
+	return s
+}
+
 // add merges other into m (samples of several agents).
 func (m Metrics) add(other Metrics) {
 	for k, v := range other {

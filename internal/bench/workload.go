@@ -51,12 +51,21 @@ func newWorkload(c Config) *workload {
 		src.Read(w.payload)
 	}
 	if c.Keys != "none" || len(c.Fleet) > 0 {
-		w.keys = make([][]byte, c.KeySpace)
-		for i := range w.keys {
-			w.keys[i] = fmt.Appendf(nil, "key-%08d", i)
-		}
+		w.makeKeys(c.KeySpace)
 	}
 	return w
+}
+
+// makeKeys draws keys from n distinct keys, unless it has keys already
+// (a phase with keyed records in a run without them).
+func (w *workload) makeKeys(n int) {
+	if w.keys != nil {
+		return
+	}
+	w.keys = make([][]byte, n)
+	for i := range w.keys {
+		w.keys[i] = fmt.Appendf(nil, "key-%08d", i)
+	}
 }
 
 // gen is one producer's record source; not safe for concurrent use.
