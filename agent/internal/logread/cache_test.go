@@ -166,20 +166,50 @@ func TestChunksOf(t *testing.T) {
 		size, off, len, chunk int64
 		want                  string
 	}{
-		{"small object whole", 9 * mib, 5 * mib, 100, 8 * mib, "[{{o -1} 0 9437184}]"},
-		{"unknown size", 0, 100, 10, 8 * mib, "[{{o 0} 0 8388608}]"},
-		{"inside a chunk", 40 * mib, 9 * mib, 100, 8 * mib, "[{{o 1} 8388608 16777216}]"},
-		{"across a boundary", 40 * mib, 16*mib - 10, 20, 8 * mib, "[{{o 1} 8388608 16777216} {{o 2} 16777216 25165824}]"},
-		{"last chunk clipped", 20 * mib, 17 * mib, 10, 8 * mib, "[{{o 2} 16777216 20971520}]"},
-		{"a small remainder joins the last chunk", 32*mib + 300<<10, 32 * mib, 100, 8 * mib, "[{{o 3} 25165824 33861632}]"},
-		{"the last chunk from its start", 32*mib + 300<<10, 25 * mib, 100, 8 * mib, "[{{o 3} 25165824 33861632}]"},
-		{"across into the last chunk", 32*mib + 300<<10, 24*mib - 10, 8*mib + 20, 8 * mib, "[{{o 2} 16777216 25165824} {{o 3} 25165824 33861632}]"},
-		{"half a chunk stays apart", 36 * mib, 33 * mib, 100, 8 * mib, "[{{o 4} 33554432 37748736}]"},
+		{"small object whole", 9 * mib, 5 * mib, 100, 8 * mib, "[{{o 0 9437184} 0 9437184}]"},
+		{"unknown size", 0, 100, 10, 8 * mib, "[{{o 0 8388608} 0 8388608}]"},
+		{"inside a chunk", 40 * mib, 9 * mib, 100, 8 * mib, "[{{o 8388608 16777216} 8388608 16777216}]"},
+		{"across a boundary", 40 * mib, 16*mib - 10, 20, 8 * mib, "[{{o 8388608 16777216} 8388608 16777216} {{o 16777216 25165824} 16777216 25165824}]"},
+		{"last chunk clipped", 20 * mib, 17 * mib, 10, 8 * mib, "[{{o 16777216 20971520} 16777216 20971520}]"},
+		{"a small remainder joins the last chunk", 32*mib + 300<<10, 32 * mib, 100, 8 * mib, "[{{o 25165824 33861632} 25165824 33861632}]"},
+		{"the last chunk from its start", 32*mib + 300<<10, 25 * mib, 100, 8 * mib, "[{{o 25165824 33861632} 25165824 33861632}]"},
+		{"across into the last chunk", 32*mib + 300<<10, 24*mib - 10, 8*mib + 20, 8 * mib, "[{{o 16777216 25165824} 16777216 25165824} {{o 25165824 33861632} 25165824 33861632}]"},
+		{"half a chunk stays apart", 36 * mib, 33 * mib, 100, 8 * mib, "[{{o 33554432 37748736} 33554432 37748736}]"},
 	} {
 		if got := fmt.Sprint(chunksOf(nil, "o", tc.size, tc.off, tc.len, tc.chunk)); got != tc.want {
 			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
 		}
 	}
+}
+
+// putObject writes an object of 3 batches ("p<partition>-<i>") for each
+// of parts partitions, and returns an index entry per partition with
+// offsets from 0.
+func putObject(t *testing.T, bucket segments.Bucket, key string, parts int) []metadata.IndexEntry {
+	t.Helper()
+	b := segments.NewBuilder(segments.CodecZstd)
+	for p := range parts {
+		for i := range 3 {
+			raw := kafkatest.RecordBatch(kafkatest.NoProducer, time.UnixMilli(1000), fmt.Sprintf("p%d-%d", p, i))
+			batch, err := segments.ParseBatch(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.Append(segments.PartitionKey{Partition: int32(p)}, batch)
+		}
+	}
+	object, extents, err := b.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bucket.Put(context.Background(), key, object); err != nil {
+		t.Fatal(err)
+	}
+	out := make([]metadata.IndexEntry, len(extents))
+	for p, x := range extents {
+		out[p] = metadata.IndexEntry{Object: key, ObjectSize: int64(len(object)), Offset: x.Offset, Length: x.Length, First: 0, Last: x.Records - 1, Batches: x.Batches}
+	}
+	return out
 }
 
 // countingBucket counts GETs.
@@ -203,31 +233,16 @@ func TestExtentsOfAnObjectShareOneGet(t *testing.T) {
 	}
 	defer dir.Close()
 	bucket := &countingBucket{Bucket: dir}
-	b := segments.NewBuilder(segments.CodecZstd)
 	const parts = 64
-	for p := range parts {
-		for i := range 3 {
-			raw := kafkatest.RecordBatch(kafkatest.NoProducer, time.UnixMilli(1000), fmt.Sprintf("p%d-%d", p, i))
-			batch, err := segments.ParseBatch(raw)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b.Append(segments.PartitionKey{Partition: int32(p)}, batch)
-		}
-	}
-	object, extents, err := b.Finish()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := bucket.Put(ctx, "obj", object); err != nil {
-		t.Fatal(err)
-	}
-	entry := func(x segments.Extent, first int64) metadata.IndexEntry {
-		return metadata.IndexEntry{Object: "obj", ObjectSize: int64(len(object)), Offset: x.Offset, Length: x.Length, First: first, Last: first + x.Records - 1, Batches: x.Batches}
+	entries := putObject(t, bucket, "obj", parts)
+	entry := func(p int, first int64) metadata.IndexEntry {
+		e := entries[p]
+		e.First, e.Last = first, first+e.Last
+		return e
 	}
 	r := New(ctx, nil, bucket, Config{CacheBytes: 64 << 20}, slog.New(slog.DiscardHandler), nil)
-	for p, x := range extents {
-		e := entry(x, int64(10*p))
+	for p := range parts {
+		e := entry(p, int64(10*p))
 		ext, err := r.extent(ctx, e)
 		if err != nil {
 			t.Fatal(err)
