@@ -74,6 +74,24 @@ type Record struct {
 	Headers int
 	// Raw is the whole record, its length field first.
 	Raw []byte
+	// headers are the record's encoded headers, after their count.
+	headers []byte
+}
+
+// EachHeader calls fn with each of the record's headers, in order, until
+// fn returns false. The value is nil when null. The bytes alias the
+// batch's and must not be kept beyond it.
+func (r Record) EachHeader(fn func(key, value []byte) bool) {
+	body := r.headers
+	for range r.Headers {
+		// readRecord checked every header: these cannot fail.
+		k, rest, _ := readNullableBytes(body, "header key")
+		v, rest, _ := readNullableBytes(rest, "header value")
+		body = rest
+		if !fn(k, v) {
+			return
+		}
+	}
 }
 
 // Records calls fn with each record, in the order the batch holds them,
@@ -161,7 +179,7 @@ func readRecord(data []byte) (Record, error) {
 		return Record{}, fmt.Errorf("%w: record header count does not decode", ErrCorruptBatch)
 	}
 	body = body[k:]
-	r.Headers = int(headers)
+	r.Headers, r.headers = int(headers), body
 	for range headers {
 		var hk []byte
 		if hk, body, err = readNullableBytes(body, "header key"); err != nil {

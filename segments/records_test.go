@@ -340,6 +340,17 @@ func TestRecords(t *testing.T) {
 				if l, n := binary.Varint(r.Raw); n <= 0 || int(l)+n != len(r.Raw) {
 					t.Errorf("record %d: Raw of %d bytes is not one whole record", i, len(r.Raw))
 				}
+				h := 0
+				r.EachHeader(func(k, v []byte) bool {
+					if string(k) != fmt.Sprintf("h%d", h) || (v == nil) != (h == 1) || v != nil && string(v) != "hv" {
+						t.Errorf("record %d header %d: %q=%q", i, h, k, v)
+					}
+					h++
+					return true
+				})
+				if h != w.headers {
+					t.Errorf("record %d: %d headers seen, want %d", i, h, w.headers)
+				}
 				i++
 				return true
 			})
