@@ -130,7 +130,7 @@ func (a *FleetAgents) CommitFailures() float64 {
 func (r *runner) runFleet(ctx context.Context, i int, f FleetSize) error {
 	if want := r.cfg.Agent.FlushInterval; r.flush != want {
 		r.obs.Logf("restarting the agents with a %s flush interval for the fleet", want)
-		if err := r.cl.Restart(ctx, want); errors.Is(err, ErrNoRestart) {
+		if err := r.restart(ctx, want); errors.Is(err, ErrNoRestart) {
 			r.noteOnce("fleet: the agents could not be restarted with a %s flush interval; they ran at %s", want, r.flush)
 		} else if err != nil {
 			return fmt.Errorf("restarting agents: %w", err)

@@ -81,14 +81,14 @@ func Run(ctx context.Context, cfg Config, cl Cluster, obs Observer, opts Options
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
-	defer admin.Close()
+	r.admin = admin
+	defer func() { r.admin.Close() }() // restart replaces it
 	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	err = admin.Ping(pctx)
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach %s: %w", strings.Join(cl.Brokers(), ","), err)
 	}
-	r.admin = admin
 	r.work = newWorkload(cfg)
 	r.settingsFromMetrics(ctx)
 	if n := len(cl.MetricsURLs()); n > 1 {
@@ -177,6 +177,24 @@ func Run(ctx context.Context, cfg Config, cl Cluster, obs Observer, opts Options
 	r.rep.Memory = r.mem.result(r.cfg.Agent)
 	r.rep.evaluate()
 	return r.rep, nil
+}
+
+// restart restarts the agents (Cluster.Restart) and gives the run a new
+// admin client: restarted agents may take each other's node IDs, so the
+// old client's broker IDs and pooled connections lead to the stopped
+// agents or the wrong ones, and its next request can fail with EOF
+// rather than being retried.
+func (r *runner) restart(ctx context.Context, flush time.Duration) error {
+	if err := r.cl.Restart(ctx, flush); err != nil {
+		return err
+	}
+	admin, err := kgo.NewClient(r.clientOpts("admin")...)
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	r.admin.Close()
+	r.admin = admin
+	return nil
 }
 
 // settingsFromMetrics takes the buffer and cache sizes from the agents'
@@ -422,7 +440,7 @@ func (r *runner) runCold(ctx context.Context) error {
 	at := r.atCount(r.pt.Partitions)
 	if r.cfg.Sweep() {
 		r.obs.Logf("restarting the agents before the cold read%s", at)
-		if err := r.cl.Restart(ctx, 0); errors.Is(err, ErrNoRestart) {
+		if err := r.restart(ctx, 0); errors.Is(err, ErrNoRestart) {
 			r.noteOnce("cold reads: the agents could not be restarted before each partition count's cold read")
 		} else if err != nil {
 			return fmt.Errorf("restarting agents: %w", err)
@@ -498,7 +516,7 @@ func (r *runner) groupName(phase string) string {
 func (r *runner) runFanOut(ctx context.Context) error {
 	cold := true
 	r.obs.Logf("restarting the agents so the groups read from the object store")
-	if err := r.cl.Restart(ctx, 0); errors.Is(err, ErrNoRestart) {
+	if err := r.restart(ctx, 0); errors.Is(err, ErrNoRestart) {
 		cold = false
 		r.note("group fan-out: the agents could not be restarted; their caches may hold part of the data (see the hit ratio)")
 	} else if err != nil {
@@ -620,7 +638,7 @@ func (r *runner) runLatency(ctx context.Context) error {
 	for _, f := range r.cfg.FlushIntervals {
 		if f != r.flush {
 			r.obs.Logf("restarting the agents with a %s flush interval", f)
-			if err := r.cl.Restart(ctx, f); errors.Is(err, ErrNoRestart) {
+			if err := r.restart(ctx, f); errors.Is(err, ErrNoRestart) {
 				r.note("latency at a %s flush interval skipped: the agents could not be restarted with it", f)
 				continue
 			} else if err != nil {
