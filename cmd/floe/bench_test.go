@@ -408,6 +408,14 @@ func TestBenchZones(t *testing.T) {
 			t.Errorf("report lacks %q:\n%s", want, text.String())
 		}
 	}
+	data, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back bench.Report
+	if err := json.Unmarshal(data, &back); err != nil || back.Zones == nil || back.Zones.Zones[1].Zone != "z2" || back.Zones.Unzoned.ReadBytes != u.ReadBytes {
+		t.Errorf("-o json: %v, zones %+v", err, back.Zones)
+	}
 }
 
 func TestCheckLocalAgents(t *testing.T) {
