@@ -74,8 +74,9 @@ const (
 	pageSize = 1000
 )
 
-// Fence is proof of holding the compactor leadership: the leader key and
-// its create revision. Compactor writes compare it in their transaction.
+// Fence is proof of holding a leadership (the compactor's or the
+// exporter's): the leader key and its create revision. The leader's
+// writes compare it in their transaction.
 // The zero Fence fails every write.
 type Fence struct {
 	key string
@@ -91,29 +92,38 @@ func (f Fence) cmp() clientv3.Cmp {
 	return clientv3.Compare(clientv3.CreateRevision(f.key), "=", f.rev)
 }
 
-// CompactorLeadership is a won compactor election. Done is closed when the
-// session behind it ends; writes made with its Fence fail from then on
-// even if the holder has not noticed yet.
-type CompactorLeadership struct {
+// Leadership is a won election (of the compactor, or of the exporter).
+// Done is closed when the session behind it ends; writes made with its
+// Fence fail from then on even if the holder has not noticed yet.
+type Leadership struct {
 	session  *concurrency.Session
 	election *concurrency.Election
 	fence    Fence
 }
+
+// CompactorLeadership is a won compactor election.
+type CompactorLeadership = Leadership
 
 // CampaignCompactor joins the compactor election under a session lease of
 // ttl and blocks until id leads or ctx ends. Any number of compactors may
 // campaign; one leads at a time, and the next takes over when the
 // leader's lease lapses or it resigns.
 func (s *Store) CampaignCompactor(ctx context.Context, id string, ttl time.Duration) (*CompactorLeadership, error) {
+	return s.campaign(ctx, keyCompactorLeader, "compactor", id, ttl)
+}
+
+// campaign joins the election under prefix (of role) and blocks until id
+// leads or ctx ends.
+func (s *Store) campaign(ctx context.Context, prefix, role, id string, ttl time.Duration) (*Leadership, error) {
 	secs := max(1, int(ttl/time.Second))
 	session, err := concurrency.NewSession(s.cli, concurrency.WithTTL(secs), concurrency.WithContext(context.WithoutCancel(ctx)))
 	if err != nil {
-		return nil, fmt.Errorf("granting compactor election lease: %w", err)
+		return nil, fmt.Errorf("granting %s election lease: %w", role, err)
 	}
-	e := concurrency.NewElection(session, s.key(keyCompactorLeader))
+	e := concurrency.NewElection(session, s.key(prefix))
 	if err := e.Campaign(ctx, id); err != nil {
 		session.Close()
-		return nil, fmt.Errorf("campaigning for compactor leadership: %w", err)
+		return nil, fmt.Errorf("campaigning for %s leadership: %w", role, err)
 	}
 	// Campaign returns once every older candidate is gone; if our own
 	// lease lapsed meanwhile our key is gone too. Check before leading.
@@ -121,24 +131,24 @@ func (s *Store) CampaignCompactor(ctx context.Context, id string, ttl time.Durat
 	resp, err := s.cli.Get(ctx, f.key)
 	if err != nil {
 		session.Close()
-		return nil, fmt.Errorf("confirming compactor leadership: %w", err)
+		return nil, fmt.Errorf("confirming %s leadership: %w", role, err)
 	}
 	if len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision != f.rev {
 		session.Close()
-		return nil, fmt.Errorf("%w: the election key vanished while campaigning", ErrNotLeader)
+		return nil, fmt.Errorf("%w: the %s election key vanished while campaigning", ErrNotLeader, role)
 	}
-	return &CompactorLeadership{session: session, election: e, fence: f}, nil
+	return &Leadership{session: session, election: e, fence: f}, nil
 }
 
 // Fence returns the fence every write of this leadership carries.
-func (l *CompactorLeadership) Fence() Fence { return l.fence }
+func (l *Leadership) Fence() Fence { return l.fence }
 
 // Done is closed when the session ends: the leadership is over.
-func (l *CompactorLeadership) Done() <-chan struct{} { return l.session.Done() }
+func (l *Leadership) Done() <-chan struct{} { return l.session.Done() }
 
 // Resign gives up the leadership at once (rather than after the lease
 // TTL) and ends the session.
-func (l *CompactorLeadership) Resign(ctx context.Context) error {
+func (l *Leadership) Resign(ctx context.Context) error {
 	err := l.election.Resign(ctx)
 	if cerr := l.session.Close(); err == nil {
 		err = cerr
@@ -148,9 +158,14 @@ func (l *CompactorLeadership) Resign(ctx context.Context) error {
 
 // CompactorLeader returns the ID of the active compactor, if any.
 func (s *Store) CompactorLeader(ctx context.Context) (id string, ok bool, err error) {
-	resp, err := s.cli.Get(ctx, s.key(keyCompactorLeader)+"/", append(clientv3.WithFirstCreate(), clientv3.WithLimit(1))...)
+	return s.leader(ctx, keyCompactorLeader, "compactor")
+}
+
+// leader returns the ID of the leader of the election under prefix.
+func (s *Store) leader(ctx context.Context, prefix, role string) (id string, ok bool, err error) {
+	resp, err := s.cli.Get(ctx, s.key(prefix)+"/", append(clientv3.WithFirstCreate(), clientv3.WithLimit(1))...)
 	if err != nil {
-		return "", false, fmt.Errorf("reading compactor leader: %w", err)
+		return "", false, fmt.Errorf("reading %s leader: %w", role, err)
 	}
 	if len(resp.Kvs) == 0 {
 		return "", false, nil

@@ -1,0 +1,113 @@
+package metadata
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Exports of topics to Iceberg tables (package exporter): the exporter's
+// election, and what it last committed of each topic. The table's own
+// snapshots are the truth of what was exported (each records the offsets
+// it reached); the state here repeats the last one for reports and lag,
+// and is written after the table's commit, so it may trail the table but
+// never lead it.
+
+const (
+	// keyExporterLeader is the exporter's election prefix.
+	keyExporterLeader = "exporter/leader"
+	// prefixExports holds each exported topic's ExportState, by topic ID.
+	prefixExports = "exports/"
+)
+
+// ExportState is what the exporter last committed of a topic's table.
+type ExportState struct {
+	V     int    `json:"v"`
+	Topic string `json:"topic"`
+	Table string `json:"table"`
+	// Offsets is, by partition, the first offset not yet in the table.
+	Offsets map[int32]int64 `json:"offsets"`
+	// SnapshotID is the table's snapshot of the last commit, Committed
+	// when it was made.
+	SnapshotID int64     `json:"snapshot_id,omitempty"`
+	Committed  time.Time `json:"committed,omitzero"`
+	// Rows and DeadLetters count the rows the exporter has written, and
+	// of them the records whose values did not match the schema.
+	Rows        int64 `json:"rows"`
+	DeadLetters int64 `json:"dead_letters,omitempty"`
+	// Error is the last pass's failure for this topic (empty once a pass
+	// succeeds), at ErrorAt.
+	Error   string    `json:"error,omitempty"`
+	ErrorAt time.Time `json:"error_at,omitzero"`
+}
+
+// CampaignExporter joins the exporter election, as CampaignCompactor does
+// the compactor's.
+func (s *Store) CampaignExporter(ctx context.Context, id string, ttl time.Duration) (*Leadership, error) {
+	return s.campaign(ctx, keyExporterLeader, "exporter", id, ttl)
+}
+
+// ExporterLeader returns the ID of the active exporter, if any.
+func (s *Store) ExporterLeader(ctx context.Context) (id string, ok bool, err error) {
+	return s.leader(ctx, keyExporterLeader, "exporter")
+}
+
+func (s *Store) exportKey(topic uuid.UUID) string { return s.key(prefixExports, topic.String()) }
+
+// PutExportState records a topic's export state, fenced by the exporter's
+// leadership.
+func (s *Store) PutExportState(ctx context.Context, f Fence, topic uuid.UUID, st ExportState) error {
+	st.V = 1
+	_, err := s.compactorTxn(ctx, f, "recording the export of "+st.Topic, nil, []clientv3.Op{clientv3.OpPut(s.exportKey(topic), encode(st))})
+	return err
+}
+
+// ExportStateOf returns a topic's export state, if it has one.
+func (s *Store) ExportStateOf(ctx context.Context, topic uuid.UUID) (ExportState, bool, error) {
+	key := s.exportKey(topic)
+	resp, err := s.cli.Get(ctx, key)
+	if err != nil {
+		return ExportState{}, false, fmt.Errorf("reading the export state of %s: %w", topic, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return ExportState{}, false, nil
+	}
+	var st ExportState
+	if err := decode(key, resp.Kvs[0].Value, &st); err != nil {
+		return ExportState{}, false, err
+	}
+	return st, true, nil
+}
+
+// ExportStates returns every topic's export state, by topic ID.
+func (s *Store) ExportStates(ctx context.Context) (map[uuid.UUID]ExportState, error) {
+	prefix := s.key(prefixExports)
+	out := map[uuid.UUID]ExportState{}
+	err := s.rangePages(ctx, prefix, clientv3.GetPrefixRangeEnd(prefix), func(key string, value []byte, _ int64) error {
+		id, err := uuid.Parse(strings.TrimPrefix(key, prefix))
+		if err != nil {
+			return fmt.Errorf("%w: %s: not a topic ID", ErrCorruptValue, key)
+		}
+		var st ExportState
+		if err := decode(key, value, &st); err != nil {
+			return err
+		}
+		out[id] = st
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading export states: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteExportState forgets a topic's export (its topic was deleted, or
+// no longer exports), fenced by the exporter's leadership.
+func (s *Store) DeleteExportState(ctx context.Context, f Fence, topic uuid.UUID) error {
+	_, err := s.compactorTxn(ctx, f, "forgetting the export of "+topic.String(), nil, []clientv3.Op{clientv3.OpDelete(s.exportKey(topic))})
+	return err
+}
