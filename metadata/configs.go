@@ -8,6 +8,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
+
+	"github.com/floe-io/floe/internal/valueschema"
 )
 
 // ConfigType is Kafka's DescribeConfigs config type.
@@ -90,6 +93,41 @@ var TopicConfigDefs = []TopicConfigDef{
 		Name: "file.delete.delay.ms", BrokerName: "log.segment.delete.delay.ms", Type: ConfigLong, Default: "60000",
 		Doc:      noEffect("How long a deleted segment file is kept.", "floe has no local segments; the compactor deletes objects after --gc-grace"),
 		validate: longRange(0, maxLong),
+	},
+	{
+		Name: "floe.iceberg.commit.interval.ms", Type: ConfigLong, Default: "60000",
+		Doc:      "How often, in milliseconds, the exporter commits the records it has written to the topic's Iceberg table. At least 1000.",
+		validate: longRange(1000, maxLong),
+	},
+	{
+		Name: "floe.iceberg.enabled", Type: ConfigBoolean, Default: "false",
+		Doc:      "floe's, not Kafka's, like every floe.iceberg config: true exports the topic's committed records to an Iceberg table (floe.iceberg.table), written by the exporter.",
+		validate: validateBoolean,
+	},
+	{
+		Name: "floe.iceberg.partition.by", Type: ConfigString, Default: "",
+		Doc:      "How the topic's Iceberg table is partitioned, as comma-separated terms, each a column (identity) or year(col), month(col), day(col), hour(col), bucket(N, col) or truncate(W, col); a column is the record's timestamp, partition or offset, or a top-level field of floe.iceberg.value.schema. Empty: not partitioned.",
+		validate: validatePartitionBy,
+	},
+	{
+		Name: "floe.iceberg.snapshot.retention.ms", Type: ConfigLong, Default: "604800000",
+		Doc:      "How long, in milliseconds, the topic's Iceberg table keeps an old snapshot (and so how far back it can be read as of a time), whatever the topic's retention.ms. At least 60000.",
+		validate: longRange(60000, maxLong),
+	},
+	{
+		Name: "floe.iceberg.table", Type: ConfigString, Default: "",
+		Doc:      "The Iceberg table the topic is exported to, as namespace.table (more dotted parts nest namespaces), each part letters, digits and _. Empty: floe.<topic>, with the topic name's characters other than letters, digits and _ replaced by _.",
+		validate: validateIcebergTable,
+	},
+	{
+		Name: "floe.iceberg.value.format", Type: ConfigString, Default: "binary",
+		Doc:      "How record values are exported to the Iceberg table: binary exports each value as produced, as bytes; json decodes each value, a JSON object, into columns by floe.iceberg.value.schema, which json needs (set both in one request).",
+		validate: validateOneOf("binary", "json"),
+	},
+	{
+		Name: "floe.iceberg.value.schema", Type: ConfigString, Default: "",
+		Doc:      "With floe.iceberg.value.format=json, the JSON Schema of the topic's record values, inline: an object whose properties become the table's columns in the order written (type, properties, required, items, format date-time and date, additionalProperties; references and combinators such as $ref and oneOf are refused). At most 131072 bytes.",
+		validate: validateValueSchema,
 	},
 	{
 		Name: "flush.messages", BrokerName: "log.flush.interval.messages", Type: ConfigLong, Default: "9223372036854775807",
@@ -255,14 +293,30 @@ func ValidateTopicConfig(name, value string) error {
 		return fmt.Errorf("%w: unknown topic config %q", ErrInvalidConfig, name)
 	}
 	if err := def.validate(value); err != nil {
-		return fmt.Errorf("%w: %s=%q: %v", ErrInvalidConfig, name, value, err)
+		return fmt.Errorf("%w: %s=%s: %v", ErrInvalidConfig, name, quoteValue(value), err)
 	}
 	return nil
 }
 
+// quoteValue quotes a config value for a message, shortened to about 64
+// bytes: a value schema can be long.
+func quoteValue(v string) string {
+	const max = 64
+	if len(v) <= max {
+		return strconv.Quote(v)
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(v[cut]) {
+		cut--
+	}
+	return strconv.Quote(v[:cut]) + "…"
+}
+
 // ValidateTopicConfigs checks a set of topic config overrides, each alone
 // and, as Kafka does, min.compaction.lag.ms against max.compaction.lag.ms
-// (with Kafka's defaults for the one not set).
+// (with Kafka's defaults for the one not set); and
+// floe.iceberg.value.format and floe.iceberg.value.schema together: json
+// needs a schema, and binary takes none.
 func ValidateTopicConfigs(configs map[string]string) error {
 	for _, name := range slices.Sorted(maps.Keys(configs)) {
 		if err := ValidateTopicConfig(name, configs[name]); err != nil {
@@ -281,7 +335,78 @@ func ValidateTopicConfigs(configs map[string]string) error {
 	if lo, hi := lag("min.compaction.lag.ms"), lag("max.compaction.lag.ms"); lo > hi {
 		return fmt.Errorf("%w: min.compaction.lag.ms (%d) must not exceed max.compaction.lag.ms (%d)", ErrInvalidConfig, lo, hi)
 	}
+	format, schema := strings.TrimSpace(configs["floe.iceberg.value.format"]), strings.TrimSpace(configs["floe.iceberg.value.schema"])
+	switch {
+	case format == "json" && schema == "":
+		return fmt.Errorf("%w: floe.iceberg.value.format=json needs floe.iceberg.value.schema, the JSON Schema values are decoded by (set both in one request)", ErrInvalidConfig)
+	case format != "json" && schema != "":
+		return fmt.Errorf("%w: floe.iceberg.value.schema is set but floe.iceberg.value.format is binary, which exports values undecoded; set floe.iceberg.value.format=json too (both in one request)", ErrInvalidConfig)
+	}
 	return nil
+}
+
+// IcebergTableName is the Iceberg table a topic is exported to: its
+// floe.iceberg.table override, else floe.<topic> with every character of
+// the topic name other than letters, digits and _ replaced by _ (topic
+// orders.eu-1: table floe.orders_eu_1). Two topics can have the same
+// default (a.b and a_b: floe.a_b).
+func IcebergTableName(topic string, overrides map[string]string) string {
+	if t := strings.TrimSpace(overrides["floe.iceberg.table"]); t != "" {
+		return t
+	}
+	b := []byte(topic)
+	for i, c := range b {
+		if !isTableNameByte(c) {
+			b[i] = '_'
+		}
+	}
+	return "floe." + string(b)
+}
+
+func isTableNameByte(c byte) bool {
+	return c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
+
+// maxTableNamePart is the longest part of floe.iceberg.table.
+const maxTableNamePart = 255
+
+// validateIcebergTable accepts namespace.table, with more dotted parts for
+// nested namespaces, or empty (the default name).
+func validateIcebergTable(v string) error {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return nil
+	}
+	parts := strings.Split(v, ".")
+	bad := len(parts) < 2
+	for _, p := range parts {
+		bad = bad || p == "" || len(p) > maxTableNamePart || strings.IndexFunc(p, func(r rune) bool { return r >= utf8.RuneSelf || !isTableNameByte(byte(r)) }) >= 0
+	}
+	if bad {
+		return fmt.Errorf("must be namespace.table (more dotted parts nest namespaces), each part letters, digits and _, at most %d bytes", maxTableNamePart)
+	}
+	return nil
+}
+
+func validatePartitionBy(v string) error {
+	_, err := valueschema.ParsePartitionBy(v)
+	return err
+}
+
+// maxValueSchemaBytes bounds floe.iceberg.value.schema, which is stored
+// in the topic's etcd value and held by every agent's view.
+const maxValueSchemaBytes = 128 << 10
+
+func validateValueSchema(v string) error {
+	v = strings.TrimSpace(v)
+	switch {
+	case v == "":
+		return nil
+	case len(v) > maxValueSchemaBytes:
+		return fmt.Errorf("%d bytes; a value schema is at most %d", len(v), maxValueSchemaBytes)
+	}
+	_, err := valueschema.ParseJSONSchema([]byte(v))
+	return err
 }
 
 // ConfigSource says where an effective config value came from, with
