@@ -87,7 +87,7 @@ const shareMax = 4096
 
 // newString returns s, a string's contents read from data at start.
 func (d *decoder) newString(s []byte, start int) string {
-	if len(d.data) > shareMax || start < 0 {
+	if len(s) == 0 || len(d.data) > shareMax || start < 0 {
 		return string(s)
 	}
 	if d.text == "" {

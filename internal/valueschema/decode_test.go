@@ -330,3 +330,26 @@ func TestParseLong(t *testing.T) {
 		}
 	}
 }
+
+// Strings come out the same whether the value is small enough for them to
+// share one copy of it or large enough to be copied one by one.
+func TestDecodeStringsSmallAndLarge(t *testing.T) {
+	f := mustParse(t, `{"type":"object","properties":{"a":{"type":"string"},"b":{"type":"string"},"c":{"type":"array","items":{"type":"string"}}}}`)
+	for _, pad := range []int{0, shareMax} {
+		value := []byte(`{"pad":"` + strings.Repeat("p", pad) + `","a":"héllo","b":"x\ty","c":["","z"]}`)
+		got, err := f.Decode(value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []any{"héllo", "x\ty", []any{"", "z"}}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%d bytes: %#v", len(value), got)
+		}
+		for i := range value { // the result does not alias the value
+			value[i] = 'X'
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%d bytes: %#v after the value changed", len(value), got)
+		}
+	}
+}

@@ -73,8 +73,8 @@ func TestParseJSONSchema(t *testing.T) {
 		},
 		{
 			name:   "names are case-sensitive and may be anything printable",
-			schema: `{"type":"object","properties":{"ID":{"type":"string"},"id":{"type":"string"},"a.b c":{"type":"string"},"é":{"type":"string"},"\u0041x":{"type":"string"}}}`,
-			want:   []Field{{Name: "ID", Kind: String}, {Name: "id", Kind: String}, {Name: "a.b c", Kind: String}, {Name: "é", Kind: String}, {Name: "Ax", Kind: String}},
+			schema: `{"type":"object","properties":{"ID":{"type":"string"},"id":{"type":"string"},"a.b c":{"type":"string"},"é":{"type":"string"},"\u0041x":{"type":"string"},"$ref":{"type":"string"},"type":{"type":"string"}},"required":["$ref"]}`,
+			want:   []Field{{Name: "ID", Kind: String}, {Name: "id", Kind: String}, {Name: "a.b c", Kind: String}, {Name: "é", Kind: String}, {Name: "Ax", Kind: String}, {Name: "$ref", Kind: String, Required: true}, {Name: "type", Kind: String}},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
