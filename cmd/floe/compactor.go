@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -144,9 +142,7 @@ type runningCompactor struct {
 	c      *compactor.Compactor
 	cancel context.CancelFunc
 	done   chan struct{} // closed when Run has returned
-	http   *http.Server
-	httpL  net.Listener
-	served chan struct{} // closed when the HTTP server has stopped
+	http   *httpListener
 }
 
 // startCompactor starts a compactor, and an HTTP listener on httpAddr
@@ -159,12 +155,8 @@ func startCompactor(ctx context.Context, log *slog.Logger, cfg compactor.Config,
 	if err != nil {
 		return nil, err
 	}
-	r := &runningCompactor{c: c, done: make(chan struct{}), served: make(chan struct{})}
+	r := &runningCompactor{c: c, done: make(chan struct{})}
 	if httpAddr != "" {
-		ln, err := net.Listen("tcp", httpAddr)
-		if err != nil {
-			return nil, fmt.Errorf("http listener on %s: %w", httpAddr, err)
-		}
 		mux := http.NewServeMux()
 		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 			// A standby is healthy too: it is ready to take over.
@@ -175,16 +167,9 @@ func startCompactor(ctx context.Context, log *slog.Logger, cfg compactor.Config,
 			}
 		})
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-		r.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		r.httpL = ln
-		go func() {
-			defer close(r.served)
-			if err := r.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("http listener failed", "err", err)
-			}
-		}()
-	} else {
-		close(r.served)
+		if r.http, err = serveHTTP(log, httpAddr, mux); err != nil {
+			return nil, err
+		}
 	}
 	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	r.cancel = cancel
@@ -196,23 +181,13 @@ func startCompactor(ctx context.Context, log *slog.Logger, cfg compactor.Config,
 }
 
 // HTTPAddr is the bound HTTP address, or "" when disabled.
-func (r *runningCompactor) HTTPAddr() string {
-	if r.httpL == nil {
-		return ""
-	}
-	return r.httpL.Addr().String()
-}
+func (r *runningCompactor) HTTPAddr() string { return r.http.Addr() }
 
 // stop ends the compactor's pass, resigns, and closes the HTTP listener.
 func (r *runningCompactor) stop() {
 	r.cancel()
 	<-r.done
-	if r.http != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		r.http.Shutdown(ctx)
-		cancel()
-	}
-	<-r.served
+	r.http.close()
 }
 
 // devCompactorConfig is the compactor floe dev runs: the agent's topic

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/floe-io/floe/exporter"
 	"github.com/floe-io/floe/metadata"
 	"github.com/floe-io/floe/metadata/embedded"
 	"github.com/floe-io/floe/segments"
@@ -18,6 +19,7 @@ func newDevCmd() *cobra.Command {
 		o        agentOptions
 		dataDir  string
 		etcdAddr string
+		iceberg  string
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -86,9 +88,21 @@ directory, and one agent with topic auto-creation on. State lives under
 				r.stop(o.cfg.DrainTimeout + 5*time.Second)
 				return err
 			}
-			printDevBanner(r.agent.AdvertisedAddr(), r.HTTPAddr(), endpoint, abs)
+			// Topics with floe.iceberg.enabled=true become tables in a
+			// SQLite catalog beside the data, their files in the bucket.
+			if iceberg == "" {
+				iceberg = "sqlite://" + filepath.Join(abs, "iceberg-catalog.db")
+			}
+			exp, err := startExporter(ctx, log, exporter.Config{Catalog: iceberg, ID: "dev", Tick: time.Second}, bucketURL, store, bucket, "", false)
+			if err != nil {
+				comp.stop()
+				r.stop(o.cfg.DrainTimeout + 5*time.Second)
+				return err
+			}
+			printDevBanner(r.agent.AdvertisedAddr(), r.HTTPAddr(), endpoint, abs, iceberg)
 			<-ctx.Done()
 			log.Info("shutting down")
+			exp.stop()
 			comp.stop()
 			return r.stop(o.cfg.DrainTimeout + 5*time.Second)
 		},
@@ -97,10 +111,11 @@ directory, and one agent with topic auto-creation on. State lives under
 	o.register(fs, true)
 	fs.StringVar(&dataDir, "data-dir", "./floe-data", "directory for the embedded etcd and the local bucket")
 	fs.StringVar(&etcdAddr, "etcd-addr", "127.0.0.1:2379", "host:port the embedded etcd serves clients on (port 0 picks a free one)")
+	fs.StringVar(&iceberg, "iceberg-catalog", "", "the Iceberg catalog topics with floe.iceberg.enabled=true are exported to (default sqlite://<data-dir>/iceberg-catalog.db)")
 	return cmd
 }
 
-func printDevBanner(kafka, http, etcd, dir string) {
+func printDevBanner(kafka, http, etcd, dir, iceberg string) {
 	fmt.Fprintf(os.Stderr, `
 floe dev is running.
 
@@ -108,6 +123,7 @@ floe dev is running.
   HTTP      http://%s  (/healthz, /readyz, /metrics, /v1/groups)
   etcd      %s  (embedded)
   data      %s
+  Iceberg   %s  (topics with floe.iceberg.enabled=true; docs/iceberg.md)
 
 Try it with kcat:
   kcat -b %s -L
@@ -116,5 +132,5 @@ Try it with kcat:
 
 Ctrl-C stops it; the data stays in %s.
 
-`, kafka, http, etcd, dir, kafka, kafka, kafka, dir)
+`, kafka, http, etcd, dir, iceberg, kafka, kafka, kafka, dir)
 }

@@ -1,0 +1,585 @@
+package exporter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/catalog"
+	"github.com/apache/iceberg-go/table"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/floe-io/floe/metadata"
+	"github.com/floe-io/floe/segments"
+)
+
+// Snapshot summary properties of the exporter's commits.
+const (
+	// propOffsets is, as a JSON object by partition, the first offset of
+	// each partition not in the table after the snapshot.
+	propOffsets = "floe.offsets"
+	// propTopicID is the topic's ID: a topic deleted and created again
+	// under its name starts from offset 0.
+	propTopicID = "floe.topic-id"
+)
+
+// Config configures an exporter.
+type Config struct {
+	// Catalog is the Iceberg catalog's URL (OpenCatalog).
+	Catalog string
+	// Warehouse is where tables' files go: an s3:// or file:// location;
+	// a table is at Warehouse/<namespace>/<table>.
+	Warehouse string
+	// IOProps are the table IO's properties: the warehouse's S3 endpoint,
+	// region and credentials.
+	IOProps iceberg.Properties
+	// ID names this exporter in its election. Default: a random one.
+	ID string
+	// LeaseTTL bounds how long a dead exporter's leadership outlives it.
+	// Default 10s.
+	LeaseTTL time.Duration
+	// Tick is how often topics are checked for being due a commit.
+	// Default 1s.
+	Tick time.Duration
+	// MaxCommitBytes bounds the record bytes one commit of a topic takes
+	// (the rows are in memory until written). A topic with more waiting
+	// commits again at once. Default 128 MiB.
+	MaxCommitBytes int64
+	// TargetFileBytes is the Parquet file size tables are written toward.
+	// Default 128 MiB.
+	TargetFileBytes int64
+}
+
+func (c *Config) setDefaults() {
+	if c.ID == "" {
+		c.ID = "exporter-" + uuid.NewString()[:8]
+	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = 10 * time.Second
+	}
+	if c.Tick <= 0 {
+		c.Tick = time.Second
+	}
+	if c.MaxCommitBytes <= 0 {
+		c.MaxCommitBytes = 128 << 20
+	}
+	if c.TargetFileBytes <= 0 {
+		c.TargetFileBytes = 128 << 20
+	}
+}
+
+// Deps are an exporter's collaborators.
+type Deps struct {
+	Store    *metadata.Store
+	Bucket   segments.BucketReader
+	Catalog  catalog.Catalog
+	Log      *slog.Logger
+	Registry prometheus.Registerer
+}
+
+// Exporter exports topics that ask for it to Iceberg tables while it
+// leads.
+type Exporter struct {
+	cfg     Config
+	store   *metadata.Store
+	bucket  segments.BucketReader
+	cat     catalog.Catalog
+	log     *slog.Logger
+	metrics *metrics
+	mem     memory.Allocator
+
+	leading atomic.Bool
+
+	mu     sync.Mutex
+	topics map[uuid.UUID]*topicExport // by topic ID; the run loop's
+
+	// afterTableCommit, when set (tests), runs after a table commit and
+	// before its export state is recorded; an error it returns ends the
+	// pass there, as a crash would.
+	afterTableCommit func(topic string) error
+}
+
+// topicExport is what the exporter holds of one topic between passes.
+type topicExport struct {
+	name        string
+	settingsRev int64 // the topic's ModRevision its layout was built at
+	settings    TopicSettings
+	lay         *layout
+	lastCommit  time.Time
+	lastExpiry  time.Time
+	rows, dead  int64
+}
+
+// New returns an exporter.
+func New(cfg Config, deps Deps) (*Exporter, error) {
+	cfg.setDefaults()
+	if deps.Store == nil || deps.Bucket == nil || deps.Catalog == nil {
+		return nil, errors.New("exporter: a store, a bucket and a catalog are required")
+	}
+	if cfg.Warehouse == "" {
+		return nil, errors.New("exporter: no warehouse location")
+	}
+	log := deps.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Exporter{
+		cfg:     cfg,
+		store:   deps.Store,
+		bucket:  deps.Bucket,
+		cat:     deps.Catalog,
+		log:     log.With("component", "exporter"),
+		metrics: newMetrics(deps.Registry),
+		mem:     memory.DefaultAllocator,
+		topics:  map[uuid.UUID]*topicExport{},
+	}, nil
+}
+
+// Run campaigns for the exporter's leadership and exports while it leads,
+// until ctx ends. Leadership lost is campaigned for again.
+func (e *Exporter) Run(ctx context.Context) error {
+	for ctx.Err() == nil {
+		l, err := e.store.CampaignExporter(ctx, e.cfg.ID, e.cfg.LeaseTTL)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			e.log.Warn("campaigning for the exporter's leadership failed; retrying", "err", err)
+			select {
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+			}
+			continue
+		}
+		e.log.Info("exporter leading", "id", e.cfg.ID)
+		e.setLeading(true)
+		e.lead(ctx, l)
+		e.setLeading(false)
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		l.Resign(rctx)
+		cancel()
+	}
+	return nil
+}
+
+// ID is the exporter's name in its election.
+func (e *Exporter) ID() string { return e.cfg.ID }
+
+// Leading reports whether the exporter leads.
+func (e *Exporter) Leading() bool { return e.leading.Load() }
+
+func (e *Exporter) setLeading(on bool) {
+	e.leading.Store(on)
+	e.metrics.leading.Set(map[bool]float64{true: 1}[on])
+}
+
+// ErrAnotherExporter: RunOnce found another exporter leading.
+var ErrAnotherExporter = errors.New("another exporter is active")
+
+// RunOnce exports every exporting topic once as the leader, and resigns.
+// It fails with ErrAnotherExporter when another exporter leads.
+func (e *Exporter) RunOnce(ctx context.Context) (PassStats, error) {
+	if id, ok, err := e.store.ExporterLeader(ctx); err != nil {
+		return PassStats{}, err
+	} else if ok {
+		return PassStats{}, fmt.Errorf("%w (%s)", ErrAnotherExporter, id)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 2*e.cfg.LeaseTTL)
+	l, err := e.store.CampaignExporter(cctx, e.cfg.ID, e.cfg.LeaseTTL)
+	cancel()
+	if err != nil {
+		return PassStats{}, err
+	}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		l.Resign(rctx)
+		cancel()
+	}()
+	e.setLeading(true)
+	defer e.setLeading(false)
+	return e.Pass(ctx, l.Fence(), true)
+}
+
+// lead exports until the leadership ends or ctx does.
+func (e *Exporter) lead(ctx context.Context, l *metadata.Leadership) {
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-l.Done():
+			cancel()
+		case <-lctx.Done():
+		}
+	}()
+	t := time.NewTicker(e.cfg.Tick)
+	defer t.Stop()
+	for {
+		if _, err := e.Pass(lctx, l.Fence(), false); err != nil && lctx.Err() == nil {
+			e.log.Warn("export pass failed", "err", err)
+		}
+		select {
+		case <-lctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// PassStats counts what a pass did.
+type PassStats struct {
+	Commits     int
+	Rows        int64
+	DeadLetters int64
+}
+
+// Pass exports every topic due a commit (every exporting topic, when all
+// is set), fenced by f. A topic's failure is logged, counted and recorded
+// in its export state; the others go on.
+func (e *Exporter) Pass(ctx context.Context, f metadata.Fence, all bool) (PassStats, error) {
+	var st PassStats
+	topics, _, err := e.store.ListTopics(ctx)
+	if err != nil {
+		return st, err
+	}
+	live := map[uuid.UUID]bool{}
+	var errs []error
+	for _, t := range topics {
+		if t.Internal() {
+			continue
+		}
+		s, err := settingsOf(t)
+		if err == nil && !s.Enabled {
+			continue
+		}
+		live[t.ID] = true
+		te := e.topic(t)
+		if err == nil && !all && time.Since(te.lastCommit) < s.CommitInterval {
+			continue
+		}
+		if err == nil {
+			err = e.exportTopic(ctx, f, t, s, te, &st)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return st, ctx.Err()
+			}
+			e.metrics.commits.WithLabelValues("failed").Inc()
+			errs = append(errs, fmt.Errorf("topic %s: %w", t.Name, err))
+			e.recordError(ctx, f, t, err)
+			// Try again after an interval, not at every tick.
+			te.lastCommit = time.Now()
+		}
+	}
+	e.forget(live)
+	return st, errors.Join(errs...)
+}
+
+// topic returns what the exporter holds of t.
+func (e *Exporter) topic(t metadata.Topic) *topicExport {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	te := e.topics[t.ID]
+	if te == nil {
+		te = &topicExport{name: t.Name}
+		e.topics[t.ID] = te
+	}
+	return te
+}
+
+// forget drops what the exporter holds of topics that no longer export.
+func (e *Exporter) forget(live map[uuid.UUID]bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for id, te := range e.topics {
+		if !live[id] {
+			delete(e.topics, id)
+			e.metrics.forget(te.name)
+		}
+	}
+}
+
+// exportTopic commits what t has below its last stable offsets beyond
+// what its table holds, in commits of at most MaxCommitBytes, until
+// nothing is left.
+func (e *Exporter) exportTopic(ctx context.Context, f metadata.Fence, t metadata.Topic, s TopicSettings, te *topicExport, st *PassStats) error {
+	if te.lay == nil || te.settingsRev != t.ModRevision {
+		lay, err := newLayout(s)
+		if err != nil {
+			return err
+		}
+		te.lay, te.settings, te.settingsRev = lay, s, t.ModRevision
+	}
+	tbl, err := e.table(ctx, t, s, te.lay)
+	if err != nil {
+		return err
+	}
+	for {
+		offsets, err := resumeOffsets(tbl, t.ID)
+		if err != nil {
+			return err
+		}
+		next, err := e.commit(ctx, f, t, te, tbl, offsets, st)
+		if err != nil {
+			return err
+		}
+		if next == nil {
+			te.lastCommit = time.Now()
+			return nil
+		}
+		tbl = next
+	}
+}
+
+// table loads the topic's table, creating it (and its namespace) when
+// missing, and checks that it has the layout's shape.
+func (e *Exporter) table(ctx context.Context, t metadata.Topic, s TopicSettings, lay *layout) (*table.Table, error) {
+	tbl, err := e.cat.LoadTable(ctx, s.Table)
+	if errors.Is(err, catalog.ErrNoSuchTable) {
+		tbl, err = e.createTable(ctx, t, s, lay)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("loading table %s: %w", strings.Join(s.Table, "."), err)
+	}
+	if err := sameShape(tbl.Schema().Fields(), lay.schema.Fields()); err != nil {
+		return nil, fmt.Errorf("table %s does not have the columns the topic's settings give (%v): export it to another table (floe.iceberg.table)", strings.Join(s.Table, "."), err)
+	}
+	return tbl, nil
+}
+
+func (e *Exporter) createTable(ctx context.Context, t metadata.Topic, s TopicSettings, lay *layout) (*table.Table, error) {
+	ns := s.Table[:len(s.Table)-1]
+	if err := e.cat.CreateNamespace(ctx, ns, nil); err != nil && !errors.Is(err, catalog.ErrNamespaceAlreadyExists) {
+		return nil, fmt.Errorf("creating namespace %s: %w", strings.Join(ns, "."), err)
+	}
+	props := iceberg.Properties{
+		"write.parquet.compression-codec":    "zstd",
+		"write.target-file-size-bytes":       strconv.FormatInt(e.cfg.TargetFileBytes, 10),
+		"commit.retry.num-retries":           "0",
+		"history.expire.max-snapshot-age-ms": strconv.FormatInt(s.SnapshotRetention.Milliseconds(), 10),
+		"floe.topic":                         t.Name,
+		propTopicID:                          t.ID.String(),
+	}
+	loc := strings.TrimSuffix(e.cfg.Warehouse, "/") + "/" + strings.Join(s.Table, "/")
+	tbl, err := e.cat.CreateTable(ctx, s.Table, lay.schema,
+		catalog.WithPartitionSpec(&lay.spec), catalog.WithProperties(props), catalog.WithLocation(loc))
+	if errors.Is(err, catalog.ErrTableAlreadyExists) {
+		return e.cat.LoadTable(ctx, s.Table)
+	}
+	if err == nil {
+		e.log.Info("created table", "topic", t.Name, "table", strings.Join(s.Table, "."), "location", loc)
+	}
+	return tbl, err
+}
+
+// resumeOffsets returns where the table's rows of the topic end: the
+// offsets of its latest snapshot that records them, if of this topic.
+func resumeOffsets(tbl *table.Table, topic uuid.UUID) (map[int32]int64, error) {
+	meta := tbl.Metadata()
+	for snap := tbl.CurrentSnapshot(); snap != nil; {
+		if snap.Summary != nil {
+			if raw, ok := snap.Summary.Properties[propOffsets]; ok {
+				if snap.Summary.Properties[propTopicID] != topic.String() {
+					return map[int32]int64{}, nil // another topic of the name
+				}
+				var byPart map[string]int64
+				if err := json.Unmarshal([]byte(raw), &byPart); err != nil {
+					return nil, fmt.Errorf("snapshot %d: %s: %w", snap.SnapshotID, propOffsets, err)
+				}
+				out := make(map[int32]int64, len(byPart))
+				for k, v := range byPart {
+					p, err := strconv.ParseInt(k, 10, 32)
+					if err != nil || v < 0 {
+						return nil, fmt.Errorf("snapshot %d: %s: bad entry %q: %d", snap.SnapshotID, propOffsets, k, v)
+					}
+					out[int32(p)] = v
+				}
+				return out, nil
+			}
+		}
+		if snap.ParentSnapshotID == nil {
+			break
+		}
+		snap = meta.SnapshotByID(*snap.ParentSnapshotID)
+	}
+	return map[int32]int64{}, nil
+}
+
+// commit appends the topic's next records to the table, from offsets,
+// and records the export in etcd. It returns the table after the commit,
+// or nil when there was nothing to commit.
+func (e *Exporter) commit(ctx context.Context, f metadata.Fence, t metadata.Topic, te *topicExport, tbl *table.Table, offsets map[int32]int64, st *PassStats) (*table.Table, error) {
+	start := time.Now()
+	schema, err := table.SchemaToArrowSchema(tbl.Schema(), nil, true, false)
+	if err != nil {
+		return nil, fmt.Errorf("the table's Arrow schema: %w", err)
+	}
+	rb, err := newRowBuilder(e.mem, schema, te.lay, t.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer rb.release()
+
+	// Partitions by shard: one read of each shard's state.
+	next := maps.Clone(offsets)
+	budget := e.cfg.MaxCommitBytes
+	var lagRecords, skipped int64
+	states := map[metadata.ShardID]metadata.ShardState{}
+	for p := int32(0); p < t.Partitions && budget > 0; p++ {
+		sh, slot := metadata.ShardOf(t.ID, t.ShardSize, p)
+		state, ok := states[sh]
+		if !ok {
+			if state, err = e.store.GetShardState(ctx, sh); err != nil {
+				return nil, err
+			}
+			states[sh] = state
+		}
+		ps := state.Partition(slot)
+		from := next[p]
+		if from < ps.Start {
+			// Retention removed records before they were exported.
+			skipped += ps.Start - from
+			e.log.Warn("records were deleted by retention before they were exported", "topic", t.Name, "partition", p, "from", from, "log_start", ps.Start)
+			from = ps.Start
+		}
+		before := rb.approxBytes
+		n, err := e.readPartition(ctx, t, p, from, ps.Stable, budget, func(offset int64, logAppend bool, r segments.Record) {
+			rb.add(p, offset, logAppend, r)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("partition %d: %w", p, err)
+		}
+		budget -= rb.approxBytes - before
+		next[p] = n
+		lagRecords += ps.Stable - n
+	}
+	for p := t.Partitions; p < int32(len(next)); p++ {
+		delete(next, p) // partitions never shrink; an entry past the count is not ours
+	}
+	e.metrics.skipped.WithLabelValues(t.Name).Add(float64(skipped))
+	rows, dead := rb.rows, rb.deadLetters
+	if rows == 0 {
+		e.metrics.lag(t.Name, lagRecords, te.lastCommit)
+		return nil, nil
+	}
+	rec := rb.build()
+	defer rec.Release()
+	rdr, err := array.NewRecordReader(schema, []arrow.RecordBatch{rec})
+	if err != nil {
+		return nil, err
+	}
+	defer rdr.Release()
+	byPart := make(map[string]int64, len(next))
+	for p, o := range next {
+		byPart[strconv.Itoa(int(p))] = o
+	}
+	offJSON, _ := json.Marshal(byPart)
+	props := iceberg.Properties{propOffsets: string(offJSON), propTopicID: t.ID.String()}
+	txn := tbl.NewTransaction()
+	if err := txn.Append(ctx, rdr, props); err != nil {
+		return nil, fmt.Errorf("writing %d rows: %w", rows, err)
+	}
+	committed, err := txn.Commit(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("committing %d rows to %s: %w", rows, strings.Join(te.settings.Table, "."), err)
+	}
+	e.metrics.commits.WithLabelValues("ok").Inc()
+	e.metrics.rows.WithLabelValues(t.Name).Add(float64(rows))
+	e.metrics.deadLetters.WithLabelValues(t.Name).Add(float64(dead))
+	e.metrics.commitSeconds.Observe(time.Since(start).Seconds())
+	if snap := committed.CurrentSnapshot(); snap != nil && snap.Summary != nil {
+		if n, err := strconv.ParseInt(snap.Summary.Properties["added-files-size"], 10, 64); err == nil {
+			e.metrics.bytes.WithLabelValues(t.Name).Add(float64(n))
+		}
+	}
+	st.Commits++
+	st.Rows += rows
+	st.DeadLetters += dead
+	te.rows += rows
+	te.dead += dead
+	te.lastCommit = time.Now()
+	if e.afterTableCommit != nil {
+		if err := e.afterTableCommit(t.Name); err != nil {
+			return nil, err
+		}
+	}
+	e.metrics.lag(t.Name, lagRecords, te.lastCommit)
+	snapID := int64(0)
+	if snap := committed.CurrentSnapshot(); snap != nil {
+		snapID = snap.SnapshotID
+	}
+	if err := e.store.PutExportState(ctx, f, t.ID, metadata.ExportState{
+		Topic: t.Name, Table: strings.Join(te.settings.Table, "."), Offsets: next,
+		SnapshotID: snapID, Committed: te.lastCommit.UTC(), Rows: te.rows, DeadLetters: te.dead,
+	}); err != nil {
+		return nil, fmt.Errorf("recording the export: %w", err)
+	}
+	if err := e.expire(ctx, committed, te); err != nil {
+		e.log.Warn("expiring old snapshots failed", "topic", t.Name, "err", err)
+	}
+	e.log.Debug("exported", "topic", t.Name, "rows", rows, "dead_letters", dead, "snapshot", snapID, "took", time.Since(start))
+	if budget > 0 {
+		return nil, nil // everything below the stable offsets is in
+	}
+	return committed, nil
+}
+
+// expireEvery is how often a table's old snapshots are expired.
+const expireEvery = time.Hour
+
+// expire removes the table's snapshots older than the topic's snapshot
+// retention (keeping the current one), at most once an hour.
+func (e *Exporter) expire(ctx context.Context, tbl *table.Table, te *topicExport) error {
+	if time.Since(te.lastExpiry) < expireEvery {
+		return nil
+	}
+	te.lastExpiry = time.Now()
+	txn := tbl.NewTransaction()
+	if err := txn.ExpireSnapshots(table.WithOlderThan(te.settings.SnapshotRetention), table.WithRetainLast(1)); err != nil {
+		return err
+	}
+	_, err := txn.Commit(ctx)
+	return err
+}
+
+// recordError notes a topic's failure in its export state (keeping what
+// it last committed), for floe topic describe.
+func (e *Exporter) recordError(ctx context.Context, f metadata.Fence, t metadata.Topic, cause error) {
+	e.log.Warn("export failed", "topic", t.Name, "err", cause)
+	st, _, err := e.store.ExportStateOf(ctx, t.ID)
+	if err != nil {
+		return
+	}
+	st.Topic = t.Name
+	st.Error, st.ErrorAt = cause.Error(), time.Now().UTC()
+	if st.Offsets == nil {
+		st.Offsets = map[int32]int64{}
+	}
+	_ = e.store.PutExportState(ctx, f, t.ID, st)
+}
+
+// Topics returns the names of the topics the exporter holds, sorted (for
+// tests and reports).
+func (e *Exporter) Topics() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []string
+	for _, te := range e.topics {
+		out = append(out, te.name)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,335 @@
+package exporter
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/iceberg-go/catalog"
+	"github.com/apache/iceberg-go/table"
+	"github.com/parquet-go/parquet-go"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/floe-io/floe/agent"
+	"github.com/floe-io/floe/internal/testenv"
+	"github.com/floe-io/floe/metadata"
+	"github.com/floe-io/floe/segments"
+)
+
+// env is an agent, its etcd and bucket, and a SQLite catalog with its
+// warehouse in the bucket.
+type env struct {
+	t         *testing.T
+	store     *metadata.Store
+	bucket    segments.Bucket
+	agent     *agent.Agent
+	catalog   string // URL
+	bucketURL string
+	warehouse string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	store, err := metadata.NewStore(testenv.Etcd(t), testenv.Cluster(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := testenv.BucketURL(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	bucket, err := segments.OpenBucket(ctx, url, testenv.BucketOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bucket.Close() })
+	e := &env{t: t, store: store, bucket: bucket, bucketURL: url, catalog: "sqlite://" + filepath.Join(t.TempDir(), "catalog.db")}
+	wh, _, err := WarehouseOf(url, testenv.BucketOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.warehouse = wh
+	cfg := agent.Config{KafkaAddr: "127.0.0.1:0", LeaseTTL: 2 * time.Second, DrainTimeout: 5 * time.Second, EtcdMaxTxnOps: 2048}
+	cfg.Writer.FlushInterval = 20 * time.Millisecond
+	a, err := agent.New(cfg, agent.Deps{Store: store, Bucket: bucket, Log: testenv.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Shutdown(context.Background()) })
+	e.agent = a
+	return e
+}
+
+func (e *env) client(opts ...kgo.Opt) *kgo.Client {
+	e.t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(e.agent.Addr()), kgo.RetryTimeout(15 * time.Second)}, opts...)...)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(cl.Close)
+	return cl
+}
+
+// exporter returns a new exporter (a fresh process, as far as the
+// exporter knows) over the env's catalog, and a leadership it won.
+func (e *env) exporter(cfg Config) (*Exporter, *metadata.Leadership) {
+	e.t.Helper()
+	ctx := context.Background()
+	wh, props, err := WarehouseOf(e.bucketURL, testenv.BucketOptions())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cat, err := OpenCatalog(ctx, e.catalog, props)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { cat.Close() })
+	cfg.Catalog, cfg.Warehouse, cfg.IOProps = e.catalog, wh, props
+	x, err := New(cfg, Deps{Store: e.store, Bucket: e.bucket, Catalog: cat, Log: testenv.Logger(e.t)})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	l, err := e.store.CampaignExporter(ctx, x.cfg.ID, 2*time.Second)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { l.Resign(context.Background()) })
+	return x, l
+}
+
+// catalogOf opens the env's catalog for reading.
+func (e *env) loadTable(name string) *table.Table {
+	e.t.Helper()
+	_, props, _ := WarehouseOf(e.bucketURL, testenv.BucketOptions())
+	cat, err := OpenCatalog(context.Background(), e.catalog, props)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer cat.Close()
+	tbl, err := cat.LoadTable(context.Background(), catalog.ToIdentifier(name))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tbl
+}
+
+const ordersSchema = `{
+  "type": "object",
+  "properties": {
+    "id":      {"type": "integer"},
+    "item":    {"type": "string"},
+    "amount":  {"type": "number"},
+    "paid":    {"type": "boolean"},
+    "placed":  {"type": "string", "format": "date-time"}
+  },
+  "required": ["id", "item"]
+}`
+
+// parquetRow is what the test reads back of a row, by column path.
+type parquetRow struct {
+	partition int32
+	offset    int64
+	id        int64
+	item      string
+	dead      string // the dead letter's reason
+}
+
+// readTable reads every row of the table's current snapshot from its
+// Parquet files, with parquet-go (another Parquet implementation than the
+// writer's), through the cluster's bucket.
+func (e *env) readTable(tbl *table.Table) (rows []parquetRow, files int) {
+	e.t.Helper()
+	ctx := context.Background()
+	tasks, err := tbl.Scan().PlanFiles(ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	prefix := strings.TrimSuffix(e.warehouse, warehousePrefix)
+	var out []parquetRow
+	for _, task := range tasks {
+		files++
+		path := task.File.FilePath()
+		key, ok := strings.CutPrefix(path, prefix)
+		if !ok {
+			e.t.Fatalf("data file %s is not under the warehouse %s", path, e.warehouse)
+		}
+		rc, err := e.bucket.GetRange(ctx, key, 0, -1)
+		if err != nil {
+			e.t.Fatalf("reading %s: %v", key, err)
+		}
+		data, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			e.t.Fatalf("%s is not a Parquet file: %v", path, err)
+		}
+		col := func(path ...string) int {
+			leaf, ok := f.Schema().Lookup(path...)
+			if !ok {
+				e.t.Fatalf("%s has no column %v", key, path)
+			}
+			return leaf.ColumnIndex
+		}
+		cPart, cOff, cID, cItem, cDead := col("kafka", "partition"), col("kafka", "offset"), col("id"), col("item"), col("_dead_letter", "reason")
+		for _, rg := range f.RowGroups() {
+			rows := rg.Rows()
+			buf := make([]parquet.Row, 128)
+			for {
+				n, err := rows.ReadRows(buf)
+				for _, row := range buf[:n] {
+					var r parquetRow
+					for _, v := range row {
+						switch v.Column() {
+						case cPart:
+							r.partition = v.Int32()
+						case cOff:
+							r.offset = v.Int64()
+						case cID:
+							if !v.IsNull() {
+								r.id = v.Int64()
+							}
+						case cItem:
+							if !v.IsNull() {
+								r.item = string(v.ByteArray())
+							}
+						case cDead:
+							if !v.IsNull() {
+								r.dead = string(v.ByteArray())
+							}
+						}
+					}
+					out = append(out, r)
+				}
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					e.t.Fatal(err)
+				}
+			}
+			rows.Close()
+		}
+	}
+	return out, files
+}
+
+// A JSON topic with a schema is exported exactly once across an exporter
+// that dies between a table commit and recording it: every (partition,
+// offset) is in the table once, with typed columns matching the values
+// produced, and the values that do not match are dead letters.
+func TestExportJSONTopicExactlyOnceAcrossACrash(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	records := 100_000
+	if testing.Short() {
+		records = 20_000
+	}
+	const partitions = 8
+	adm := kadm.NewClient(e.client())
+	resp, err := adm.CreateTopic(ctx, partitions, 1, map[string]*string{
+		cfgEnabled:        kadm.StringPtr("true"),
+		cfgValueFormat:    kadm.StringPtr("json"),
+		cfgValueSchema:    kadm.StringPtr(ordersSchema),
+		cfgPartitionBy:    kadm.StringPtr("day(timestamp)"),
+		cfgTable:          kadm.StringPtr("shop.orders"),
+		cfgCommitInterval: kadm.StringPtr("1000"),
+	}, "orders")
+	if err != nil || resp.Err != nil {
+		t.Fatalf("creating the topic: %v %v", err, resp.Err)
+	}
+	prod := e.client(kgo.DefaultProduceTopic("orders"), kgo.ProducerLinger(5*time.Millisecond))
+	placed := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	for i := range records {
+		value := fmt.Sprintf(`{"id":%d,"item":"item-%d","amount":%d.5,"paid":%v,"placed":%q}`, i, i%100, i%1000, i%2 == 0, placed.Add(time.Duration(i)*time.Second).Format(time.RFC3339))
+		if i%1000 == 999 {
+			value = `{"id":"not a number"}` // a dead letter
+		}
+		prod.Produce(ctx, &kgo.Record{Key: []byte(fmt.Sprint(i)), Value: []byte(value), Headers: []kgo.RecordHeader{{Key: "n", Value: []byte(fmt.Sprint(i))}}}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	if err := prod.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	topic, err := e.store.GetTopic(ctx, "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The first exporter commits in small pieces and dies after its
+	// third table commit, before recording it.
+	x1, l1 := e.exporter(Config{MaxCommitBytes: 256 << 10})
+	commits := 0
+	crash := errors.New("killed")
+	x1.afterTableCommit = func(string) error {
+		if commits++; commits == 3 {
+			return crash
+		}
+		return nil
+	}
+	if _, err := x1.Pass(ctx, l1.Fence(), true); !errors.Is(err, crash) {
+		t.Fatalf("the first exporter's pass: %v, want it killed", err)
+	}
+	l1.Resign(ctx) // as its lease would lapse
+	st, ok, err := e.store.ExportStateOf(ctx, topic.ID)
+	if err != nil || !ok {
+		t.Fatalf("export state after two recorded commits: %v %v", ok, err)
+	}
+	recorded := int64(0)
+	for _, o := range st.Offsets {
+		recorded += o
+	}
+	// The second picks up from the table, not from etcd.
+	x2, l2 := e.exporter(Config{MaxCommitBytes: 4 << 20})
+	if _, err := x2.Pass(ctx, l2.Fence(), true); err != nil {
+		t.Fatal(err)
+	}
+
+	tbl := e.loadTable("shop.orders")
+	rows, files := e.readTable(tbl)
+	if len(rows) != records {
+		t.Fatalf("the table holds %d rows, want %d", len(rows), records)
+	}
+	seen := map[[2]int64]bool{}
+	dead := 0
+	for _, r := range rows {
+		k := [2]int64{int64(r.partition), r.offset}
+		if seen[k] {
+			t.Fatalf("partition %d offset %d is in the table twice", r.partition, r.offset)
+		}
+		seen[k] = true
+		if r.dead != "" {
+			dead++
+			continue
+		}
+		if r.item != fmt.Sprintf("item-%d", r.id%100) {
+			t.Fatalf("row id %d: item %q", r.id, r.item)
+		}
+	}
+	if dead != records/1000 {
+		t.Errorf("%d dead letters, want %d", dead, records/1000)
+	}
+	st, _, _ = e.store.ExportStateOf(ctx, topic.ID)
+	total := int64(0)
+	for _, o := range st.Offsets {
+		total += o
+	}
+	if total != int64(records) || recorded >= total {
+		t.Errorf("export state offsets sum to %d (were %d before the crash's restart), want %d", total, recorded, records)
+	}
+	t.Logf("%d rows (%d dead letters) in %d data files; the export state was at %d offsets before the restart", len(rows), dead, files, recorded)
+}
