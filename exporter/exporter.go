@@ -62,6 +62,8 @@ type Config struct {
 	// TargetFileBytes is the Parquet file size tables are written toward.
 	// Default 128 MiB.
 	TargetFileBytes int64
+	// EtcdMaxTxnOps is etcd's --max-txn-ops. Default 128.
+	EtcdMaxTxnOps int
 }
 
 func (c *Config) setDefaults() {
@@ -79,6 +81,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.TargetFileBytes <= 0 {
 		c.TargetFileBytes = 128 << 20
+	}
+	if c.EtcdMaxTxnOps <= 0 {
+		c.EtcdMaxTxnOps = 128
 	}
 }
 
@@ -122,6 +127,9 @@ type topicExport struct {
 	lastCommit  time.Time
 	lastExpiry  time.Time
 	rows, dead  int64
+	// grouped is what the export group's offsets were last set to (nil:
+	// unknown, all are written).
+	grouped map[int32]int64
 }
 
 // New returns an exporter.
@@ -527,6 +535,18 @@ func (e *Exporter) commit(ctx context.Context, f metadata.Fence, t metadata.Topi
 	}); err != nil {
 		return nil, fmt.Errorf("recording the export: %w", err)
 	}
+	moved := map[int32]int64{}
+	for p, o := range next {
+		if prev, ok := te.grouped[p]; !ok || prev != o {
+			moved[p] = o
+		}
+	}
+	if err := e.store.PutExportOffsets(ctx, f, t, moved, metadata.ExportOffsetMetadata{
+		Table: strings.Join(te.settings.Table, "."), SnapshotID: snapID, Committed: te.lastCommit.UTC(),
+	}, e.cfg.EtcdMaxTxnOps); err != nil {
+		return nil, fmt.Errorf("committing the export group's offsets: %w", err)
+	}
+	te.grouped = next
 	if err := e.expire(ctx, committed, te); err != nil {
 		e.log.Warn("expiring old snapshots failed", "topic", t.Name, "err", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/table"
 	"github.com/parquet-go/parquet-go"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -141,6 +142,7 @@ type parquetRow struct {
 	id        int64
 	item      string
 	dead      string // the dead letter's reason
+	value     string // binary values
 }
 
 // readTable reads every row of the table's current snapshot from its
@@ -178,11 +180,11 @@ func (e *env) readTable(tbl *table.Table) (rows []parquetRow, files int) {
 		col := func(path ...string) int {
 			leaf, ok := f.Schema().Lookup(path...)
 			if !ok {
-				e.t.Fatalf("%s has no column %v", key, path)
+				return -1
 			}
 			return leaf.ColumnIndex
 		}
-		cPart, cOff, cID, cItem, cDead := col("kafka", "partition"), col("kafka", "offset"), col("id"), col("item"), col("_dead_letter", "reason")
+		cPart, cOff, cID, cItem, cDead, cValue := col("kafka", "partition"), col("kafka", "offset"), col("id"), col("item"), col("_dead_letter", "reason"), col("value")
 		for _, rg := range f.RowGroups() {
 			rows := rg.Rows()
 			buf := make([]parquet.Row, 128)
@@ -207,6 +209,10 @@ func (e *env) readTable(tbl *table.Table) (rows []parquetRow, files int) {
 						case cDead:
 							if !v.IsNull() {
 								r.dead = string(v.ByteArray())
+							}
+						case cValue:
+							if !v.IsNull() {
+								r.value = string(v.ByteArray())
 							}
 						}
 					}
@@ -332,4 +338,156 @@ func TestExportJSONTopicExactlyOnceAcrossACrash(t *testing.T) {
 		t.Errorf("export state offsets sum to %d (were %d before the crash's restart), want %d", total, recorded, records)
 	}
 	t.Logf("%d rows (%d dead letters) in %d data files; the export state was at %d offsets before the restart", len(rows), dead, files, recorded)
+}
+
+// A transactional topic's table has its committed transactions' records
+// only: none of an aborted one, and an open one's once it commits. The
+// metrics count it, the export group's offsets mirror it, and a topic
+// whose table has other columns fails and says so.
+func TestExportLeavesAbortedTransactionsOut(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	adm := kadm.NewClient(e.client())
+	resp, err := adm.CreateTopic(ctx, 4, 1, map[string]*string{cfgEnabled: kadm.StringPtr("true")}, "payments")
+	if err != nil || resp.Err != nil {
+		t.Fatalf("creating the topic: %v %v", err, resp.Err)
+	}
+	txp := e.client(kgo.TransactionalID("payments-writer"), kgo.DefaultProduceTopic("payments"))
+	txn := func(prefix string, n int, end *kgo.TransactionEndTry) {
+		t.Helper()
+		if err := txp.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			txp.Produce(ctx, &kgo.Record{Key: []byte(fmt.Sprint(i)), Value: []byte(fmt.Sprintf("%s-%d", prefix, i))}, func(_ *kgo.Record, err error) {
+				if err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		if err := txp.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if end != nil {
+			if err := txp.EndTransaction(ctx, *end); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	commit, abort := kgo.TryCommit, kgo.TryAbort
+	txn("commit1", 100, &commit)
+	txn("abort", 100, &abort)
+	txn("commit2", 100, &commit)
+	txn("open", 50, nil) // still open: above the LSO
+
+	reg := prometheus.NewRegistry()
+	x, l := e.exporter(Config{})
+	x.metrics = newMetrics(reg)
+	if _, err := x.Pass(ctx, l.Fence(), true); err != nil {
+		t.Fatal(err)
+	}
+	count := func(want int) {
+		t.Helper()
+		rows, _ := e.readTable(e.loadTable("floe.payments"))
+		byPrefix := map[string]int{}
+		for _, r := range rows {
+			prefix, _, _ := strings.Cut(r.value, "-")
+			byPrefix[prefix]++
+		}
+		if len(rows) != want || byPrefix["abort"] != 0 {
+			t.Fatalf("the table holds %d rows %v, want %d and no aborted one", len(rows), byPrefix, want)
+		}
+	}
+	count(200)
+	if err := txp.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.Pass(ctx, l.Fence(), true); err != nil {
+		t.Fatal(err)
+	}
+	count(250)
+
+	if got := metricSum(t, reg, "floe_exporter_rows_total"); got != 250 {
+		t.Errorf("rows_total %v, want 250", got)
+	}
+	if got := metricSum(t, reg, "floe_exporter_lag_records"); got != 0 {
+		t.Errorf("lag_records %v, want 0 once caught up", got)
+	}
+	if got := metricSum(t, reg, "floe_exporter_bytes_total"); got <= 0 {
+		t.Errorf("bytes_total %v: no data file bytes counted", got)
+	}
+	// The export group: its offsets are where the table's rows end.
+	offs, err := adm.FetchOffsets(ctx, metadata.ExportGroup("payments"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, "payments")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends.Each(func(eo kadm.ListedOffset) {
+		o, ok := offs.Lookup("payments", eo.Partition)
+		// The export ends past the last commit's marker only once it
+		// reads it; each partition ends at most one marker short.
+		if !ok || eo.Offset-o.At > 1 {
+			t.Errorf("partition %d: the export group is at %v, the end offset is %d", eo.Partition, o.At, eo.Offset)
+		}
+	})
+
+	// A second topic whose table is the first's, with other columns:
+	// refused, counted, and recorded in its export state.
+	resp, err = adm.CreateTopic(ctx, 1, 1, map[string]*string{
+		cfgEnabled: kadm.StringPtr("true"), cfgTable: kadm.StringPtr("floe.payments"),
+		cfgValueFormat: kadm.StringPtr("json"), cfgValueSchema: kadm.StringPtr(ordersSchema),
+	}, "payments-json")
+	if err != nil || resp.Err != nil {
+		t.Fatalf("creating the second topic: %v %v", err, resp.Err)
+	}
+	if err := e.client().ProduceSync(ctx, &kgo.Record{Topic: "payments-json", Value: []byte(`{"id":1,"item":"x"}`)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.Pass(ctx, l.Fence(), true); err == nil || !strings.Contains(err.Error(), "does not have the columns") {
+		t.Fatalf("exporting a topic into another's table: %v", err)
+	}
+	if got := metricWith(t, reg, "floe_exporter_commits_total", "failed"); got < 1 {
+		t.Errorf("commits_total{failed} %v, want at least 1", got)
+	}
+	topic, _ := e.store.GetTopic(ctx, "payments-json")
+	if st, ok, _ := e.store.ExportStateOf(ctx, topic.ID); !ok || !strings.Contains(st.Error, "does not have the columns") {
+		t.Errorf("the second topic's export state: %+v", st)
+	}
+}
+
+// metricSum sums a family's counters and gauges.
+func metricSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v float64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				v += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			}
+		}
+	}
+	return v
+}
+
+// metricWith is a family's series whose first label has value.
+func metricWith(t *testing.T, reg *prometheus.Registry, name, value string) float64 {
+	t.Helper()
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				if m.GetLabel()[0].GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }

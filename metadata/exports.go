@@ -3,6 +3,7 @@ package metadata
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -64,6 +65,47 @@ func (s *Store) PutExportState(ctx context.Context, f Fence, topic uuid.UUID, st
 	st.V = 1
 	_, err := s.compactorTxn(ctx, f, "recording the export of "+st.Topic, nil, []clientv3.Op{clientv3.OpPut(s.exportKey(topic), encode(st))})
 	return err
+}
+
+// ExportGroup is the consumer group whose committed offsets mirror a
+// topic's export, as a Kafka Connect sink's do: Kafka tools (floe lag,
+// kafka-consumer-groups, Burrow) show the export's lag as its lag. Its
+// offsets are written by the exporter alone; the table is what counts,
+// so resetting them changes nothing.
+func ExportGroup(topic string) string { return "floe-iceberg." + topic }
+
+// ExportOffsetMetadata is the metadata string of the export group's
+// committed offsets.
+type ExportOffsetMetadata struct {
+	Table      string    `json:"table"`
+	SnapshotID int64     `json:"snapshot_id"`
+	Committed  time.Time `json:"committed"`
+}
+
+// PutExportOffsets commits the export group's offsets of the partitions
+// given (those the export moved), fenced by the exporter's leadership, in
+// transactions of at most maxOps operations.
+func (s *Store) PutExportOffsets(ctx context.Context, f Fence, t Topic, offsets map[int32]int64, meta ExportOffsetMetadata, maxOps int) error {
+	group := ExportGroup(t.Name)
+	md := encode(meta)
+	now := time.Now().UnixMilli()
+	parts := make([]int32, 0, len(offsets))
+	for p := range offsets {
+		parts = append(parts, p)
+	}
+	slices.Sort(parts)
+	step := txnOps(maxOps, 1)
+	for lo := 0; lo < len(parts); lo += step {
+		var ops []clientv3.Op
+		for _, p := range parts[lo:min(lo+step, len(parts))] {
+			o := CommittedOffset{TopicID: t.ID, Offset: offsets[p], LeaderEpoch: -1, Metadata: &md, Committed: now}
+			ops = append(ops, clientv3.OpPut(s.offsetKey(group, t.Name, p), o.value()))
+		}
+		if _, err := s.compactorTxn(ctx, f, "committing the export group's offsets of "+t.Name, nil, ops); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ExportStateOf returns a topic's export state, if it has one.

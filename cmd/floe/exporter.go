@@ -84,6 +84,7 @@ exporter, and exits.`,
 	}
 	fs := cmd.Flags()
 	etcd.register(fs)
+	registerEtcdMaxTxnOps(fs, &cfg.EtcdMaxTxnOps)
 	fs.StringVar(&bucketURL, "bucket", "", "object store URL of the segment objects, as for floe agent")
 	fs.StringVar(&cluster, "cluster", "default", "cluster name: the etcd key prefix /floe/<cluster>/, as for floe agent")
 	fs.StringVar(&cfg.Catalog, "catalog", "", "the Iceberg catalog: sqlite:PATH, postgres://..., rest+https://...")
