@@ -26,13 +26,29 @@ import (
 // address. Groups and flushes are fast so tests are.
 func startTestAgent(t *testing.T, mod func(*agent.Config)) string {
 	t.Helper()
-	store, err := metadata.NewStore(testenv.Etcd(t), testenv.Cluster(t))
+	return startTestCluster(t, mod).addr
+}
+
+// testCluster is an agent started by startTestCluster, with what other
+// roles need to join its cluster.
+type testCluster struct {
+	addr      string // Kafka
+	bucketDir string
+	cluster   string
+}
+
+// startTestCluster is startTestAgent, telling where the agent keeps its
+// state.
+func startTestCluster(t *testing.T, mod func(*agent.Config)) testCluster {
+	t.Helper()
+	tc := testCluster{bucketDir: t.TempDir(), cluster: testenv.Cluster(t)}
+	store, err := metadata.NewStore(testenv.Etcd(t), tc.cluster)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	bucket, err := segments.OpenBucket(ctx, t.TempDir(), segments.BucketOptions{})
+	bucket, err := segments.OpenBucket(ctx, tc.bucketDir, segments.BucketOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +68,8 @@ func startTestAgent(t *testing.T, mod func(*agent.Config)) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Shutdown(context.Background()) })
-	return a.Addr()
+	tc.addr = a.Addr()
+	return tc
 }
 
 // cliResult is what one run of the floe command line did.

@@ -93,7 +93,7 @@ directory, and one agent with topic auto-creation on. State lives under
 			if iceberg == "" {
 				iceberg = "sqlite://" + filepath.Join(abs, "iceberg-catalog.db")
 			}
-			exp, err := startExporter(ctx, log, exporter.Config{Catalog: iceberg, ID: "dev", Tick: time.Second, EtcdMaxTxnOps: o.etcdMaxTxnOps}, bucketURL, store, bucket, "", false)
+			exp, err := startExporter(ctx, log, exporter.Config{Catalog: iceberg, ID: "dev", Tick: time.Second, EtcdMaxTxnOps: o.etcdMaxTxnOps}, bucketURL, store, bucket, "", nil)
 			if err != nil {
 				comp.stop()
 				r.stop(o.cfg.DrainTimeout + 5*time.Second)

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -68,7 +68,11 @@ exporter, and exits.`,
 				return err
 			}
 			defer closeAll()
-			r, err := startExporter(ctx, log, cfg, bucketURL, store, bucket, httpAddr, once)
+			var onceTo io.Writer
+			if once {
+				onceTo = cmd.ErrOrStderr()
+			}
+			r, err := startExporter(ctx, log, cfg, bucketURL, store, bucket, httpAddr, onceTo)
 			if err != nil {
 				return err
 			}
@@ -112,8 +116,9 @@ type runningExporter struct {
 
 // startExporter opens the catalog and starts an exporter, and an HTTP
 // listener on httpAddr unless it is empty. With once it runs one pass
-// as the leader (wait reports it). stop ends it.
-func startExporter(ctx context.Context, log *slog.Logger, cfg exporter.Config, bucketURL string, store *metadata.Store, bucket segments.Bucket, httpAddr string, once bool) (*runningExporter, error) {
+// as the leader, and writes what it did there (wait reports it). stop
+// ends it.
+func startExporter(ctx context.Context, log *slog.Logger, cfg exporter.Config, bucketURL string, store *metadata.Store, bucket segments.Bucket, httpAddr string, once io.Writer) (*runningExporter, error) {
 	wh, props, err := exporter.WarehouseOf(bucketURL, segments.BucketOptions{})
 	if err != nil {
 		return nil, err
@@ -155,10 +160,10 @@ func startExporter(ctx context.Context, log *slog.Logger, cfg exporter.Config, b
 	r.cancel = cancel
 	go func() {
 		defer close(r.done)
-		if once {
+		if once != nil {
 			st, err := x.RunOnce(cctx)
 			if err == nil {
-				fmt.Fprintf(os.Stderr, "export pass done: %d commits, %d rows (%d dead letters)\n", st.Commits, st.Rows, st.DeadLetters)
+				fmt.Fprintf(once, "export pass done: %d commits, %d rows (%d dead letters)\n", st.Commits, st.Rows, st.DeadLetters)
 			}
 			r.err = err
 			return

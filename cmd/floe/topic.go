@@ -3,16 +3,20 @@ package main
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floe-io/floe/metadata"
 )
 
 func newTopicCmd() *cobra.Command {
@@ -229,6 +233,23 @@ type topicDescription struct {
 	Internal   bool                   `json:"internal"`
 	Partitions []partitionDescription `json:"partitions"`
 	Configs    []configDescription    `json:"configs"`
+	// Iceberg is the topic's export, when floe.iceberg.enabled=true.
+	Iceberg *icebergDescription `json:"iceberg,omitempty"`
+}
+
+// icebergDescription is a topic's export to an Iceberg table, from its
+// export group's offsets (metadata.ExportGroup).
+type icebergDescription struct {
+	Table string `json:"table"`
+	// SnapshotID and Committed are the table's last commit (0 and null
+	// before the first).
+	SnapshotID int64      `json:"snapshot_id"`
+	Committed  *time.Time `json:"committed"`
+	// LagRecords are the offsets below the end offsets not yet in the
+	// table (transaction markers count); LagSeconds how long the oldest
+	// of them has waited, about: since the last commit, 0 with no lag.
+	LagRecords int64   `json:"lag_records"`
+	LagSeconds float64 `json:"lag_seconds"`
 }
 
 type partitionDescription struct {
@@ -317,10 +338,56 @@ func describeTopics(ctx context.Context, adm *kadm.Client, names []string, withC
 				d.Configs = append(d.Configs, configDescription{Name: c.Key, Value: c.Value, Source: c.Source.String(), Sensitive: c.Sensitive})
 			}
 			sort.Slice(d.Configs, func(i, j int) bool { return d.Configs[i].Name < d.Configs[j].Name })
+			if ice, err := describeExport(ctx, adm, d); err != nil {
+				fails = append(fails, explain(fmt.Sprintf("the Iceberg export of topic %q", name), err, ""))
+			} else {
+				d.Iceberg = ice
+			}
 		}
 		out = append(out, d)
 	}
 	return out, fails, nil
+}
+
+// describeExport reads a topic's export from its export group, when its
+// configs say it is exported.
+func describeExport(ctx context.Context, adm *kadm.Client, d topicDescription) (*icebergDescription, error) {
+	configs := map[string]string{}
+	for _, c := range d.Configs {
+		if c.Value != nil {
+			configs[c.Name] = *c.Value
+		}
+	}
+	if !strings.EqualFold(configs["floe.iceberg.enabled"], "true") {
+		return nil, nil
+	}
+	ice := &icebergDescription{Table: metadata.IcebergTableName(d.Name, map[string]string{"floe.iceberg.table": configs["floe.iceberg.table"]})}
+	offs, err := adm.FetchOffsets(ctx, metadata.ExportGroup(d.Name))
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range d.Partitions {
+		if p.EndOffset == nil {
+			continue
+		}
+		at := int64(0)
+		if p.StartOffset != nil {
+			at = *p.StartOffset
+		}
+		if o, ok := offs.Lookup(d.Name, p.Partition); ok && o.Err == nil {
+			at = max(at, o.At)
+			var md metadata.ExportOffsetMetadata
+			if json.Unmarshal([]byte(o.Metadata), &md) == nil && (ice.Committed == nil || md.Committed.After(*ice.Committed)) {
+				committed := md.Committed
+				ice.Committed, ice.SnapshotID = &committed, md.SnapshotID
+			}
+		}
+		ice.LagRecords += max(0, *p.EndOffset-at)
+	}
+	if ice.LagRecords > 0 && ice.Committed != nil {
+		ice.LagSeconds = time.Since(*ice.Committed).Seconds()
+	}
+	return ice, nil
 }
 
 func nonNil(s []int32) []int32 {
@@ -370,7 +437,12 @@ JSON output: {"topics": [{"name", "id", "internal", "partitions":
 "error"}], "configs": [{"name", "value", "source", "sensitive"}]}]}.
 Offsets are null when they could not be listed ("error" says why); config
 sources are Kafka's names (DYNAMIC_TOPIC_CONFIG, DEFAULT_CONFIG, ...); a
-sensitive config's value is null.`,
+sensitive config's value is null.
+
+A topic exported to Iceberg (floe.iceberg.enabled=true) also shows its
+table, the table's last snapshot and the export's lag (from the export
+group floe-iceberg.<topic>): in JSON "iceberg": {"table", "snapshot_id",
+"committed", "lag_records", "lag_seconds"}.`,
 		Args: argsRange(1, -1, "NAME"),
 		RunE: func(cmd *cobra.Command, names []string) error {
 			out, err := outputFormat(cmd, output)
@@ -411,7 +483,15 @@ sensitive config's value is null.`,
 				if d.ID != "" {
 					fmt.Fprintf(w, "ID: %s\n", d.ID)
 				}
-				fmt.Fprintf(w, "Partitions: %d   Replication factor: %d\n\n", len(d.Partitions), rf)
+				fmt.Fprintf(w, "Partitions: %d   Replication factor: %d\n", len(d.Partitions), rf)
+				if ice := d.Iceberg; ice != nil {
+					last := "no commit yet"
+					if ice.Committed != nil {
+						last = fmt.Sprintf("snapshot %d at %s", ice.SnapshotID, ice.Committed.Format(time.RFC3339))
+					}
+					fmt.Fprintf(w, "Iceberg: table %s, %s, lag %d records (%.0fs)\n", ice.Table, last, ice.LagRecords, ice.LagSeconds)
+				}
+				fmt.Fprintln(w)
 				t := newTable(w, "PARTITION", "LEADER", "REPLICAS", "ISR", "START", "END")
 				for _, p := range d.Partitions {
 					t.row(p.Partition, p.Leader, joinInt32(p.Replicas), joinInt32(p.ISR), p.StartOffset, p.EndOffset)
