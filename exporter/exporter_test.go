@@ -27,7 +27,7 @@ import (
 // env is an agent, its etcd and bucket, and a SQLite catalog with its
 // warehouse in the bucket.
 type env struct {
-	t         *testing.T
+	t         testing.TB
 	store     *metadata.Store
 	bucket    segments.Bucket
 	agent     *agent.Agent
@@ -36,7 +36,7 @@ type env struct {
 	warehouse string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	store, err := metadata.NewStore(testenv.Etcd(t), testenv.Cluster(t))
 	if err != nil {
@@ -232,9 +232,10 @@ func (e *env) readTable(tbl *table.Table) (rows []parquetRow, files int) {
 }
 
 // A JSON topic with a schema is exported exactly once across an exporter
-// that dies between a table commit and recording it: every (partition,
-// offset) is in the table once, with typed columns matching the values
-// produced, and the values that do not match are dead letters.
+// that dies between a table commit and recording it, and another killed
+// while it works: every (partition, offset) is in the table once, with
+// typed columns matching the values produced, and the values that do not
+// match are dead letters.
 func TestExportJSONTopicExactlyOnceAcrossACrash(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
@@ -299,9 +300,17 @@ func TestExportJSONTopicExactlyOnceAcrossACrash(t *testing.T) {
 	for _, o := range st.Offsets {
 		recorded += o
 	}
-	// The second picks up from the table, not from etcd.
-	x2, l2 := e.exporter(Config{MaxCommitBytes: 4 << 20})
-	if _, err := x2.Pass(ctx, l2.Fence(), true); err != nil {
+	// The second picks up from the table, not from etcd, and is killed
+	// in the middle of its work (writing files, or committing them).
+	x2, l2 := e.exporter(Config{MaxCommitBytes: 1 << 20})
+	kctx, kill := context.WithTimeout(ctx, 150*time.Millisecond)
+	_, err = x2.Pass(kctx, l2.Fence(), true)
+	kill()
+	l2.Resign(ctx)
+	t.Logf("the second exporter, killed after 150ms: %v", err)
+	// The third finishes.
+	x3, l3 := e.exporter(Config{MaxCommitBytes: 4 << 20})
+	if _, err := x3.Pass(ctx, l3.Fence(), true); err != nil {
 		t.Fatal(err)
 	}
 
