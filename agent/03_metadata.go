@@ -24,7 +24,9 @@ package agent
 // own zone's agents. Only its zone's agents are listed as brokers, so the
 // requests a client sends to any broker it knows (metadata refreshes,
 // producer IDs) stay in the zone too; replicas in other zones are listed
-// by node ID only, as Kafka lists offline replicas.
+// by node ID only, as Kafka lists offline replicas. A zone down to one
+// live agent lists every agent: a client must know a broker that outlives
+// its zone's last one.
 //
 // Topics are auto-created here when the agent allows it and the request
 // does (v4+; always for v0–v3, as Kafka).
@@ -52,6 +54,11 @@ func (a *Agent) handleMetadata(ctx context.Context, rq *request, req *kmsg.Metad
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 	agents := a.liveAgents()
 	brokers := agentsForZone(agents, rq.zone)
+	if len(brokers) < 2 {
+		// A zone down to one agent: the client also learns the others,
+		// so that it still knows a live broker when that one goes.
+		brokers = agents
+	}
 	for _, ag := range brokers {
 		b := kmsg.NewMetadataResponseBroker()
 		b.NodeID = ag.NodeID
