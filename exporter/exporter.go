@@ -128,8 +128,12 @@ type topicExport struct {
 	lastExpiry  time.Time
 	rows, dead  int64
 	// grouped is what the export group's offsets were last set to (nil:
-	// unknown, all are written).
-	grouped map[int32]int64
+	// unknown, all are written), at groupedAt.
+	grouped   map[int32]int64
+	groupedAt time.Time
+	// skippedTo is, by partition, the log start up to which offsets
+	// retention removed before their export were counted.
+	skippedTo map[int32]int64
 }
 
 // New returns an exporter.
@@ -292,7 +296,7 @@ func (e *Exporter) Pass(ctx context.Context, f metadata.Fence, all bool) (PassSt
 			te.lastCommit = time.Now()
 		}
 	}
-	e.forget(live)
+	e.forget(ctx, f, live)
 	return st, errors.Join(errs...)
 }
 
@@ -308,14 +312,23 @@ func (e *Exporter) topic(t metadata.Topic) *topicExport {
 	return te
 }
 
-// forget drops what the exporter holds of topics that no longer export.
-func (e *Exporter) forget(live map[uuid.UUID]bool) {
+// forget drops what the exporter holds of topics that no longer export
+// (deleted, or export turned off), and their export state. Their tables
+// stay.
+func (e *Exporter) forget(ctx context.Context, f metadata.Fence, live map[uuid.UUID]bool) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	var gone []uuid.UUID
 	for id, te := range e.topics {
 		if !live[id] {
 			delete(e.topics, id)
 			e.metrics.forget(te.name)
+			gone = append(gone, id)
+		}
+	}
+	e.mu.Unlock()
+	for _, id := range gone {
+		if err := e.store.DeleteExportState(ctx, f, id); err != nil {
+			e.log.Warn("forgetting a topic's export state failed", "topic_id", id, "err", err)
 		}
 	}
 }
@@ -364,6 +377,9 @@ func (e *Exporter) table(ctx context.Context, t metadata.Topic, s TopicSettings,
 	}
 	if err := sameShape(tbl.Schema().Fields(), lay.schema.Fields()); err != nil {
 		return nil, fmt.Errorf("table %s does not have the columns the topic's settings give (%v): export it to another table (floe.iceberg.table)", strings.Join(s.Table, "."), err)
+	}
+	if err := samePartitioning(tbl, lay); err != nil {
+		return nil, fmt.Errorf("table %s is not partitioned as floe.iceberg.partition.by says (%v): export it to another table (floe.iceberg.table)", strings.Join(s.Table, "."), err)
 	}
 	return tbl, nil
 }
@@ -458,9 +474,16 @@ func (e *Exporter) commit(ctx context.Context, f metadata.Fence, t metadata.Topi
 		ps := state.Partition(slot)
 		from := next[p]
 		if from < ps.Start {
-			// Retention removed records before they were exported.
-			skipped += ps.Start - from
-			e.log.Warn("records were deleted by retention before they were exported", "topic", t.Name, "partition", p, "from", from, "log_start", ps.Start)
+			// Retention removed records before they were exported:
+			// counted and logged once.
+			if counted := max(from, te.skippedTo[p]); counted < ps.Start {
+				skipped += ps.Start - counted
+				e.log.Warn("records were deleted by retention before they were exported", "topic", t.Name, "partition", p, "from", counted, "log_start", ps.Start)
+				if te.skippedTo == nil {
+					te.skippedTo = map[int32]int64{}
+				}
+				te.skippedTo[p] = ps.Start
+			}
 			from = ps.Start
 		}
 		before := rb.approxBytes
@@ -481,6 +504,12 @@ func (e *Exporter) commit(ctx context.Context, f metadata.Fence, t metadata.Topi
 	rows, dead := rb.rows, rb.deadLetters
 	if rows == 0 {
 		e.metrics.lag(t.Name, lagRecords, te.lastCommit)
+		// A quiet topic's export group keeps its offsets from expiring.
+		if te.grouped != nil && time.Since(te.groupedAt) > groupRefresh {
+			if err := e.mirror(ctx, f, t, te, tbl, offsets, true); err != nil {
+				return nil, err
+			}
+		}
 		return nil, nil
 	}
 	rec := rb.build()
@@ -535,18 +564,9 @@ func (e *Exporter) commit(ctx context.Context, f metadata.Fence, t metadata.Topi
 	}); err != nil {
 		return nil, fmt.Errorf("recording the export: %w", err)
 	}
-	moved := map[int32]int64{}
-	for p, o := range next {
-		if prev, ok := te.grouped[p]; !ok || prev != o {
-			moved[p] = o
-		}
+	if err := e.mirror(ctx, f, t, te, committed, next, time.Since(te.groupedAt) > groupRefresh); err != nil {
+		return nil, err
 	}
-	if err := e.store.PutExportOffsets(ctx, f, t, moved, metadata.ExportOffsetMetadata{
-		Table: strings.Join(te.settings.Table, "."), SnapshotID: snapID, Committed: te.lastCommit.UTC(),
-	}, e.cfg.EtcdMaxTxnOps); err != nil {
-		return nil, fmt.Errorf("committing the export group's offsets: %w", err)
-	}
-	te.grouped = next
 	if err := e.expire(ctx, committed, te); err != nil {
 		e.log.Warn("expiring old snapshots failed", "topic", t.Name, "err", err)
 	}
@@ -555,6 +575,34 @@ func (e *Exporter) commit(ctx context.Context, f metadata.Fence, t metadata.Topi
 		return nil, nil // everything below the stable offsets is in
 	}
 	return committed, nil
+}
+
+// groupRefresh is how often every offset of an export group is written
+// again, moved or not, so that a quiet topic's do not expire
+// (offsets.retention.minutes is 7 days by default).
+const groupRefresh = 6 * time.Hour
+
+// mirror sets the export group's offsets to the table's (tbl's, at
+// offsets): those that moved since last time, or all of them.
+func (e *Exporter) mirror(ctx context.Context, f metadata.Fence, t metadata.Topic, te *topicExport, tbl *table.Table, offsets map[int32]int64, all bool) error {
+	md := metadata.ExportOffsetMetadata{Table: strings.Join(te.settings.Table, ".")}
+	if snap := tbl.CurrentSnapshot(); snap != nil {
+		md.SnapshotID, md.Committed = snap.SnapshotID, time.UnixMilli(snap.TimestampMs).UTC()
+	}
+	moved := map[int32]int64{}
+	for p, o := range offsets {
+		if prev, ok := te.grouped[p]; all || !ok || prev != o {
+			moved[p] = o
+		}
+	}
+	if err := e.store.PutExportOffsets(ctx, f, t, moved, md, e.cfg.EtcdMaxTxnOps); err != nil {
+		return fmt.Errorf("committing the export group's offsets: %w", err)
+	}
+	te.grouped = maps.Clone(offsets)
+	if all || te.groupedAt.IsZero() {
+		te.groupedAt = time.Now()
+	}
+	return nil
 }
 
 // expireEvery is how often a table's old snapshots are expired.

@@ -465,6 +465,20 @@ func TestExportLeavesAbortedTransactionsOut(t *testing.T) {
 	if st, ok, _ := e.store.ExportStateOf(ctx, topic.ID); !ok || !strings.Contains(st.Error, "does not have the columns") {
 		t.Errorf("the second topic's export state: %+v", st)
 	}
+	// Deleted, it is forgotten (its table, the first's, stays).
+	if _, err := adm.DeleteTopic(ctx, "payments-json"); err != nil {
+		t.Fatal(err)
+	}
+	// Partitioned otherwise than its table, the first topic is refused.
+	if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: cfgPartitionBy, Value: kadm.StringPtr("partition")}}, "payments"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.Pass(ctx, l.Fence(), true); err == nil || !strings.Contains(err.Error(), "not partitioned as floe.iceberg.partition.by says") {
+		t.Fatalf("exporting with another partitioning: %v", err)
+	}
+	if _, ok, _ := e.store.ExportStateOf(ctx, topic.ID); ok {
+		t.Error("a deleted topic's export state stays")
+	}
 }
 
 // metricSum sums a family's counters and gauges.

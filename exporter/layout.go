@@ -2,9 +2,11 @@ package exporter
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/table"
 
 	"github.com/floe-io/floe/internal/valueschema"
 )
@@ -182,12 +184,37 @@ func partitionSpec(schema *iceberg.Schema, terms []valueschema.PartitionTerm) (i
 	return iceberg.NewPartitionSpec(fields...), nil
 }
 
+// samePartitioning reports whether a table is partitioned as the layout
+// says: the same transforms of the same columns, in order.
+func samePartitioning(tbl *table.Table, lay *layout) error {
+	describe := func(schema *iceberg.Schema, spec iceberg.PartitionSpec) []string {
+		var out []string
+		for _, f := range spec.Fields() {
+			col, _ := schema.FindColumnName(f.SourceID())
+			out = append(out, fmt.Sprintf("%s(%s)", f.Transform, col))
+		}
+		return out
+	}
+	have, want := describe(tbl.Schema(), tbl.Spec()), describe(lay.schema, lay.spec)
+	if !slices.Equal(have, want) {
+		return fmt.Errorf("%v, want %v", have, want)
+	}
+	return nil
+}
+
 // sameShape reports whether two schemas have the same columns (names,
 // types, nesting and optionality), whatever their field IDs: whether a
 // table found in the catalog is the one the topic's settings describe.
 func sameShape(a, b []iceberg.NestedField) error {
 	if len(a) != len(b) {
-		return fmt.Errorf("%d columns, want %d", len(a), len(b))
+		names := func(fs []iceberg.NestedField) []string {
+			out := make([]string, len(fs))
+			for i, f := range fs {
+				out[i] = f.Name
+			}
+			return out
+		}
+		return fmt.Errorf("columns %v, want %v", names(a), names(b))
 	}
 	for i := range a {
 		if a[i].Name != b[i].Name {

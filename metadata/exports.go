@@ -40,8 +40,9 @@ type ExportState struct {
 	// of them the records whose values did not match the schema.
 	Rows        int64 `json:"rows"`
 	DeadLetters int64 `json:"dead_letters,omitempty"`
-	// Error is the last pass's failure for this topic (empty once a pass
-	// succeeds), at ErrorAt.
+	// Error is the last pass's failure for this topic, at ErrorAt (the
+	// exporter's log and floe_exporter_commits_total{result="failed"}
+	// report it too).
 	Error   string    `json:"error,omitempty"`
 	ErrorAt time.Time `json:"error_at,omitzero"`
 }
@@ -68,10 +69,12 @@ func (s *Store) PutExportState(ctx context.Context, f Fence, topic uuid.UUID, st
 }
 
 // ExportGroup is the consumer group whose committed offsets mirror a
-// topic's export, as a Kafka Connect sink's do: Kafka tools (floe lag,
-// kafka-consumer-groups, Burrow) show the export's lag as its lag. Its
-// offsets are written by the exporter alone; the table is what counts,
-// so resetting them changes nothing.
+// topic's export, as a Kafka Connect sink's do: OffsetFetch answers them
+// (floe topic describe reads the export's lag there; so can any tool that
+// fetches a group's offsets by name). The group has no members and no
+// state, so group listings do not show it. Its offsets are written by the
+// exporter alone; the table is what counts, so resetting them changes
+// nothing.
 func ExportGroup(topic string) string { return "floe-iceberg." + topic }
 
 // ExportOffsetMetadata is the metadata string of the export group's
