@@ -89,11 +89,12 @@ directory, and one agent with topic auto-creation on. State lives under
 				return err
 			}
 			// Topics with floe.iceberg.enabled=true become tables in a
-			// SQLite catalog beside the data, their files in the bucket.
+			// SQLite catalog beside the data, their files in the bucket;
+			// the exporter's metrics are the agent's /metrics.
 			if iceberg == "" {
 				iceberg = "sqlite://" + filepath.Join(abs, "iceberg-catalog.db")
 			}
-			exp, err := startExporter(ctx, log, exporter.Config{Catalog: iceberg, ID: "dev", Tick: time.Second, EtcdMaxTxnOps: o.etcdMaxTxnOps}, bucketURL, store, bucket, "", nil)
+			exp, err := startExporter(ctx, log, exporter.Config{Catalog: iceberg, ID: "dev", Tick: time.Second, EtcdMaxTxnOps: o.etcdMaxTxnOps}, bucketURL, store, bucket, "", r.reg, nil)
 			if err != nil {
 				comp.stop()
 				r.stop(o.cfg.DrainTimeout + 5*time.Second)

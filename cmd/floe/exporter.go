@@ -72,7 +72,7 @@ exporter, and exits.`,
 			if once {
 				onceTo = cmd.ErrOrStderr()
 			}
-			r, err := startExporter(ctx, log, cfg, bucketURL, store, bucket, httpAddr, onceTo)
+			r, err := startExporter(ctx, log, cfg, bucketURL, store, bucket, httpAddr, nil, onceTo)
 			if err != nil {
 				return err
 			}
@@ -115,10 +115,11 @@ type runningExporter struct {
 }
 
 // startExporter opens the catalog and starts an exporter, and an HTTP
-// listener on httpAddr unless it is empty. With once it runs one pass
+// listener on httpAddr unless it is empty. Its metrics go to reg, or to a
+// registry of its own when reg is nil. With once it runs one pass
 // as the leader, and writes what it did there (wait reports it). stop
 // ends it.
-func startExporter(ctx context.Context, log *slog.Logger, cfg exporter.Config, bucketURL string, store *metadata.Store, bucket segments.Bucket, httpAddr string, once io.Writer) (*runningExporter, error) {
+func startExporter(ctx context.Context, log *slog.Logger, cfg exporter.Config, bucketURL string, store *metadata.Store, bucket segments.Bucket, httpAddr string, reg *prometheus.Registry, once io.Writer) (*runningExporter, error) {
 	wh, props, err := exporter.WarehouseOf(bucketURL, segments.BucketOptions{})
 	if err != nil {
 		return nil, err
@@ -133,8 +134,10 @@ func startExporter(ctx context.Context, log *slog.Logger, cfg exporter.Config, b
 	if err != nil {
 		return nil, err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
 	x, err := exporter.New(cfg, exporter.Deps{Store: store, Bucket: bucket, Catalog: cat, Log: log, Registry: reg})
 	if err != nil {
 		cat.Close()

@@ -153,6 +153,8 @@ const gcPercentWithLimit = 50
 // running is a started agent with its HTTP listener.
 type running struct {
 	agent *agent.Agent
+	// reg is the agent's metrics registry, served on /metrics.
+	reg   *prometheus.Registry
 	http  *http.Server
 	httpL net.Listener
 	log   *slog.Logger
@@ -183,7 +185,7 @@ func startAgent(ctx context.Context, log *slog.Logger, o *agentOptions, store *m
 	if err := o.ensureBootstrapUser(ctx, store); err != nil {
 		return nil, err
 	}
-	r := &running{agent: a, log: log, done: make(chan struct{})}
+	r := &running{agent: a, reg: reg, log: log, done: make(chan struct{})}
 	if o.httpAddr != "" {
 		ln, err := net.Listen("tcp", o.httpAddr)
 		if err != nil {
