@@ -126,6 +126,7 @@ type topicExport struct {
 	lay         *layout
 	lastCommit  time.Time
 	lastExpiry  time.Time
+	lastCompact time.Time
 	rows, dead  int64
 	// grouped is what the export group's offsets were last set to (nil:
 	// unknown, all are written), at groupedAt.
@@ -353,16 +354,32 @@ func (e *Exporter) exportTopic(ctx context.Context, f metadata.Fence, t metadata
 		if err != nil {
 			return err
 		}
-		next, err := e.commit(ctx, f, t, te, tbl, offsets, st)
+		committed, more, err := e.commit(ctx, f, t, te, tbl, offsets, st)
 		if err != nil {
 			return err
 		}
-		if next == nil {
-			te.lastCommit = time.Now()
-			return nil
+		if committed != nil {
+			tbl = committed
 		}
-		tbl = next
+		if !more {
+			te.lastCommit = time.Now()
+			break
+		}
 	}
+	if time.Since(te.lastCompact) >= compactEvery {
+		te.lastCompact = time.Now()
+		start := time.Now()
+		_, cs, err := e.compactTable(ctx, tbl, t.ID, compactMinFiles)
+		if err != nil {
+			e.metrics.compactions.WithLabelValues("failed").Inc()
+			e.log.Warn("compacting the table's small files failed", "topic", t.Name, "err", err)
+		} else if cs.Groups > 0 {
+			e.metrics.compactions.WithLabelValues("ok").Inc()
+			e.metrics.compactedFiles.Add(float64(cs.FilesRemoved))
+			e.log.Info("compacted the table's small files", "topic", t.Name, "files", cs.FilesRemoved, "into", cs.FilesAdded, "took", time.Since(start))
+		}
+	}
+	return nil
 }
 
 // table loads the topic's table, creating it (and its namespace) when
@@ -443,17 +460,18 @@ func resumeOffsets(tbl *table.Table, topic uuid.UUID) (map[int32]int64, error) {
 }
 
 // commit appends the topic's next records to the table, from offsets,
-// and records the export in etcd. It returns the table after the commit,
-// or nil when there was nothing to commit.
-func (e *Exporter) commit(ctx context.Context, f metadata.Fence, t metadata.Topic, te *topicExport, tbl *table.Table, offsets map[int32]int64, st *PassStats) (*table.Table, error) {
+// and records the export in etcd. It returns the table after the commit
+// (nil when there was nothing to commit), and whether more records wait
+// (the commit took its most).
+func (e *Exporter) commit(ctx context.Context, f metadata.Fence, t metadata.Topic, te *topicExport, tbl *table.Table, offsets map[int32]int64, st *PassStats) (*table.Table, bool, error) {
 	start := time.Now()
 	schema, err := table.SchemaToArrowSchema(tbl.Schema(), nil, true, false)
 	if err != nil {
-		return nil, fmt.Errorf("the table's Arrow schema: %w", err)
+		return nil, false, fmt.Errorf("the table's Arrow schema: %w", err)
 	}
 	rb, err := newRowBuilder(e.mem, schema, te.lay, t.Name)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	defer rb.release()
 
@@ -467,7 +485,7 @@ func (e *Exporter) commit(ctx context.Context, f metadata.Fence, t metadata.Topi
 		state, ok := states[sh]
 		if !ok {
 			if state, err = e.store.GetShardState(ctx, sh); err != nil {
-				return nil, err
+				return nil, false, err
 			}
 			states[sh] = state
 		}
@@ -491,7 +509,7 @@ func (e *Exporter) commit(ctx context.Context, f metadata.Fence, t metadata.Topi
 			rb.add(p, offset, logAppend, r)
 		})
 		if err != nil {
-			return nil, fmt.Errorf("partition %d: %w", p, err)
+			return nil, false, fmt.Errorf("partition %d: %w", p, err)
 		}
 		budget -= rb.approxBytes - before
 		next[p] = n
@@ -507,16 +525,16 @@ func (e *Exporter) commit(ctx context.Context, f metadata.Fence, t metadata.Topi
 		// A quiet topic's export group keeps its offsets from expiring.
 		if te.grouped != nil && time.Since(te.groupedAt) > groupRefresh {
 			if err := e.mirror(ctx, f, t, te, tbl, offsets, true); err != nil {
-				return nil, err
+				return nil, false, err
 			}
 		}
-		return nil, nil
+		return nil, false, nil
 	}
 	rec := rb.build()
 	defer rec.Release()
 	rdr, err := array.NewRecordReader(schema, []arrow.RecordBatch{rec})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	defer rdr.Release()
 	byPart := make(map[string]int64, len(next))
@@ -527,11 +545,11 @@ func (e *Exporter) commit(ctx context.Context, f metadata.Fence, t metadata.Topi
 	props := iceberg.Properties{propOffsets: string(offJSON), propTopicID: t.ID.String()}
 	txn := tbl.NewTransaction()
 	if err := txn.Append(ctx, rdr, props); err != nil {
-		return nil, fmt.Errorf("writing %d rows: %w", rows, err)
+		return nil, false, fmt.Errorf("writing %d rows: %w", rows, err)
 	}
 	committed, err := txn.Commit(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("committing %d rows to %s: %w", rows, strings.Join(te.settings.Table, "."), err)
+		return nil, false, fmt.Errorf("committing %d rows to %s: %w", rows, strings.Join(te.settings.Table, "."), err)
 	}
 	e.metrics.commits.WithLabelValues("ok").Inc()
 	e.metrics.rows.WithLabelValues(t.Name).Add(float64(rows))
@@ -550,7 +568,7 @@ func (e *Exporter) commit(ctx context.Context, f metadata.Fence, t metadata.Topi
 	te.lastCommit = time.Now()
 	if e.afterTableCommit != nil {
 		if err := e.afterTableCommit(t.Name); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
 	e.metrics.lag(t.Name, lagRecords, te.lastCommit)
@@ -562,19 +580,16 @@ func (e *Exporter) commit(ctx context.Context, f metadata.Fence, t metadata.Topi
 		Topic: t.Name, Table: strings.Join(te.settings.Table, "."), Offsets: next,
 		SnapshotID: snapID, Committed: te.lastCommit.UTC(), Rows: te.rows, DeadLetters: te.dead,
 	}); err != nil {
-		return nil, fmt.Errorf("recording the export: %w", err)
+		return nil, false, fmt.Errorf("recording the export: %w", err)
 	}
 	if err := e.mirror(ctx, f, t, te, committed, next, time.Since(te.groupedAt) > groupRefresh); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := e.expire(ctx, committed, te); err != nil {
 		e.log.Warn("expiring old snapshots failed", "topic", t.Name, "err", err)
 	}
 	e.log.Debug("exported", "topic", t.Name, "rows", rows, "dead_letters", dead, "snapshot", snapID, "took", time.Since(start))
-	if budget > 0 {
-		return nil, nil // everything below the stable offsets is in
-	}
-	return committed, nil
+	return committed, budget <= 0, nil
 }
 
 // groupRefresh is how often every offset of an export group is written

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -347,6 +348,25 @@ func TestExportJSONTopicExactlyOnceAcrossACrash(t *testing.T) {
 		t.Errorf("export state offsets sum to %d (were %d before the crash's restart), want %d", total, recorded, records)
 	}
 	t.Logf("%d rows (%d dead letters) in %d data files; the export state was at %d offsets before the restart", len(rows), dead, files, recorded)
+
+	// The third exporter's pass ended by compacting the table's small
+	// files (the first two wrote several): one file for the one day
+	// partition, in a rewrite snapshot that carries where the export
+	// resumes.
+	if files != 1 {
+		t.Errorf("%d data files after the pass, want 1 (compacted)", files)
+	}
+	snap := tbl.CurrentSnapshot()
+	if snap.Summary == nil || snap.Summary.Operation != table.OpReplace {
+		t.Errorf("the current snapshot is %+v, want a compaction's replace", snap.Summary)
+	}
+	resume, err := resumeOffsets(tbl, topic.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(resume, st.Offsets) {
+		t.Errorf("the export resumes at %v after the compaction, the export state says %v", resume, st.Offsets)
+	}
 }
 
 // A transactional topic's table has its committed transactions' records

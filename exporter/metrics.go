@@ -17,6 +17,10 @@ type metrics struct {
 	skipped       *prometheus.CounterVec
 	lagRecords    *prometheus.GaugeVec
 	lagSeconds    *prometheus.GaugeVec
+	// compactions count table compactions by result; compactedFiles the
+	// small files they replaced.
+	compactions    *prometheus.CounterVec
+	compactedFiles prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -40,9 +44,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Committed records (below the last stable offsets) not yet in the topic's table, as of its last export."}, byTopic),
 		lagSeconds: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "floe", Subsystem: "exporter", Name: "lag_seconds",
 			Help: "Seconds since the topic's table last took its records, while some wait; 0 when none do."}, byTopic),
+		compactions: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "floe", Subsystem: "exporter", Name: "compactions_total",
+			Help: "Rewrites of tables' small files, by result (ok, failed)."}, []string{"result"}),
+		compactedFiles: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "floe", Subsystem: "exporter", Name: "compacted_files_total",
+			Help: "Small data files compactions replaced."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.leading, m.commits, m.commitSeconds, m.rows, m.bytes, m.deadLetters, m.skipped, m.lagRecords, m.lagSeconds)
+		reg.MustRegister(m.leading, m.commits, m.commitSeconds, m.rows, m.bytes, m.deadLetters, m.skipped, m.lagRecords, m.lagSeconds, m.compactions, m.compactedFiles)
 	}
 	return m
 }
