@@ -392,6 +392,9 @@ func DecodeLogEntry(key string, seq int64, data []byte) (LogEntry, error) {
 	if nx > len(e.Nexts) {
 		return bad("%d extents for %d partitions", nx, len(e.Nexts))
 	}
+	if nx > 0 && no == 0 {
+		return bad("%d extents in no object", nx)
+	}
 	e.Extents = make([]Extent, nx)
 	for i := range e.Extents {
 		x := &e.Extents[i]
