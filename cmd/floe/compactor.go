@@ -4,14 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -157,17 +155,7 @@ func startCompactor(ctx context.Context, log *slog.Logger, cfg compactor.Config,
 	}
 	r := &runningCompactor{c: c, done: make(chan struct{})}
 	if httpAddr != "" {
-		mux := http.NewServeMux()
-		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-			// A standby is healthy too: it is ready to take over.
-			if c.Leading() {
-				fmt.Fprintln(w, "ok: active")
-			} else {
-				fmt.Fprintln(w, "ok: standby")
-			}
-		})
-		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-		if r.http, err = serveHTTP(log, httpAddr, mux); err != nil {
+		if r.http, err = serveHTTP(log, httpAddr, electedRoleMux(c.Leading, reg)); err != nil {
 			return nil, err
 		}
 	}

@@ -145,16 +145,7 @@ func startExporter(ctx context.Context, log *slog.Logger, cfg exporter.Config, b
 	}
 	r := &runningExporter{x: x, cat: cat, warehouse: cfg.Warehouse, done: make(chan struct{})}
 	if httpAddr != "" {
-		mux := http.NewServeMux()
-		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-			if x.Leading() {
-				fmt.Fprintln(w, "ok: active")
-			} else {
-				fmt.Fprintln(w, "ok: standby")
-			}
-		})
-		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-		if r.http, err = serveHTTP(log, httpAddr, mux); err != nil {
+		if r.http, err = serveHTTP(log, httpAddr, electedRoleMux(x.Leading, reg)); err != nil {
 			cat.Close()
 			return nil, err
 		}
@@ -195,6 +186,22 @@ func (r *runningExporter) stop() {
 	<-r.done
 	r.http.close()
 	r.cat.Close()
+}
+
+// electedRoleMux serves an elected role's (the compactor's, the
+// exporter's) /healthz and /metrics. A standby is healthy too: it is ready
+// to take over.
+func electedRoleMux(leading func() bool, reg *prometheus.Registry) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if leading() {
+			fmt.Fprintln(w, "ok: active")
+		} else {
+			fmt.Fprintln(w, "ok: standby")
+		}
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	return mux
 }
 
 // httpListener is a started HTTP server.
