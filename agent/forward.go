@@ -27,6 +27,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -138,12 +139,7 @@ func (a *Agent) zoneCoordinator(kind int8, key, zone string) metadata.AgentInfo 
 	if zone == "" || coord.Zone == zone || coord.Peer == "" || a.peers.Load() == nil {
 		return coord
 	}
-	var in []metadata.AgentInfo
-	for _, ag := range a.view.Agents() {
-		if ag.Zone == zone && ag.Peer != "" {
-			in = append(in, ag)
-		}
-	}
+	in := a.zonePeers(zone)
 	if len(in) == 0 {
 		return coord
 	}
@@ -308,7 +304,7 @@ func (p *peers) serveForwarded(w http.ResponseWriter, r *http.Request) {
 
 // authorized checks a peer's secret, answering 401 when it is wrong.
 func (p *peers) authorized(w http.ResponseWriter, r *http.Request) bool {
-	tok, ok := cutBearer(r.Header.Get("Authorization"))
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if ok && subtle.ConstantTimeCompare([]byte(tok), []byte(p.secret)) == 1 {
 		return true
 	}

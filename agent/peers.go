@@ -205,15 +205,21 @@ func (a *Agent) peerClientTLS() (*tls.Config, error) {
 	return cfg, nil
 }
 
+// zonePeers returns the live agents of zone that have peer listeners.
+func (a *Agent) zonePeers(zone string) []metadata.AgentInfo {
+	var out []metadata.AgentInfo
+	for _, ag := range a.view.Agents() {
+		if ag.Zone == zone && ag.Peer != "" {
+			out = append(out, ag)
+		}
+	}
+	return out
+}
+
 // owner returns the peer address of the zone's agent owning the range of
 // object starting at start, and whether it is this agent (or none).
 func (p *peers) owner(object string, start int64) (string, bool) {
-	var zone []metadata.AgentInfo
-	for _, ag := range p.a.view.Agents() {
-		if ag.Zone == p.a.cfg.Zone && ag.Peer != "" {
-			zone = append(zone, ag)
-		}
-	}
+	zone := p.a.zonePeers(p.a.cfg.Zone)
 	if len(zone) == 0 {
 		return "", true
 	}
@@ -316,14 +322,4 @@ func (p *peers) serveRange(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
 	w.Write(data)
-}
-
-// cutBearer returns the token of an Authorization header's bearer
-// credentials.
-func cutBearer(h string) (string, bool) {
-	const prefix = "Bearer "
-	if len(h) < len(prefix) || h[:len(prefix)] != prefix {
-		return "", false
-	}
-	return h[len(prefix):], true
 }

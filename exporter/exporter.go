@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -652,17 +651,4 @@ func (e *Exporter) recordError(ctx context.Context, f metadata.Fence, t metadata
 		st.Offsets = map[int32]int64{}
 	}
 	_ = e.store.PutExportState(ctx, f, t.ID, st)
-}
-
-// Topics returns the names of the topics the exporter holds, sorted (for
-// tests and reports).
-func (e *Exporter) Topics() []string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var out []string
-	for _, te := range e.topics {
-		out = append(out, te.name)
-	}
-	slices.Sort(out)
-	return out
 }

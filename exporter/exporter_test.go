@@ -108,7 +108,7 @@ func (e *env) exporter(cfg Config) (*Exporter, *metadata.Leadership) {
 	return x, l
 }
 
-// catalogOf opens the env's catalog for reading.
+// loadTable loads a table from the env's catalog.
 func (e *env) loadTable(name string) *table.Table {
 	e.t.Helper()
 	_, props, _ := WarehouseOf(e.bucketURL, testenv.BucketOptions())

@@ -36,8 +36,9 @@ type ExportState struct {
 	// when it was made.
 	SnapshotID int64     `json:"snapshot_id,omitempty"`
 	Committed  time.Time `json:"committed,omitzero"`
-	// Rows and DeadLetters count the rows the exporter has written, and
-	// of them the records whose values did not match the schema.
+	// Rows and DeadLetters count the rows the leading exporter has
+	// written since it started, and of them the records whose values did
+	// not match the schema.
 	Rows        int64 `json:"rows"`
 	DeadLetters int64 `json:"dead_letters,omitempty"`
 	// Error is the last pass's failure for this topic, at ErrorAt (the
