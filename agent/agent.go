@@ -454,6 +454,7 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	a.ready.Store(false)
 	a.withdraw(ctx)
 	a.closeListeners()
+	a.handOff(ctx)
 
 	a.connsMu.Lock()
 	for c := range a.conns {
@@ -500,6 +501,37 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	a.wg.Wait()
 	a.log.Info("agent stopped")
 	return err
+}
+
+// handOff goes on serving the connections clients already have for up to
+// cfg.ShutdownHandoff after the agent left the cluster's view. Their
+// requests for groups and transactions that moved are answered
+// NOT_COORDINATOR, which every client follows to the new coordinator,
+// instead of meeting a closed connection and a refused dial mid-request
+// (franz-go gives up an OffsetFetch on a refused dial and ends its group
+// session). A Kafka broker's controlled shutdown likewise serves until its
+// leadership has moved. It ends early once no connection remains.
+func (a *Agent) handOff(ctx context.Context) {
+	if a.cfg.ShutdownHandoff <= 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.ShutdownHandoff)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		a.connsMu.Lock()
+		open := len(a.conns)
+		a.connsMu.Unlock()
+		if open == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // withdrawTimeout bounds how long a shutting-down agent waits for its

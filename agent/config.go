@@ -83,6 +83,12 @@ type Config struct {
 	// DrainTimeout bounds how long shutdown waits for admitted requests.
 	// Default 30s.
 	DrainTimeout time.Duration
+	// ShutdownHandoff is how long a shutting-down agent, once out of the
+	// cluster's view, goes on serving the connections clients already
+	// have, so their requests for what it no longer coordinates are
+	// answered NOT_COORDINATOR rather than refused. It ends early when no
+	// connection remains. Default 1s; negative: none.
+	ShutdownHandoff time.Duration
 	// Version is reported in logs and the agent's registration.
 	Version string
 	// Groups tunes the consumer group coordinator.
@@ -144,6 +150,9 @@ func (c *Config) setDefaults() {
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = 30 * time.Second
 	}
+	if c.ShutdownHandoff == 0 {
+		c.ShutdownHandoff = time.Second
+	}
 	if c.Broker == nil {
 		c.Broker = metadata.BrokerConfig{}
 	}
@@ -187,6 +196,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.PeerCAFile, "peer-ca-file", "", "CA certificates (PEM) that peers' TLS certificates are verified against (default: --tls-client-ca, else the system's)")
 	fs.DurationVar(&c.LeaseTTL, "lease-ttl", d.LeaseTTL, "how long a dead agent stays registered before its partitions move")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", d.DrainTimeout, "on SIGTERM, how long to wait for admitted requests before exiting")
+	fs.DurationVar(&c.ShutdownHandoff, "shutdown-handoff", d.ShutdownHandoff, "on SIGTERM, how long to go on serving open connections once out of the cluster's view, answering NOT_COORDINATOR for what moved; negative none")
 	fs.Int32Var(&c.MaxRequestBytes, "max-request-bytes", d.MaxRequestBytes, "largest Kafka request accepted (socket.request.max.bytes)")
 	fs.Int64Var(&c.QueuedMaxRequestBytes, "queued-max-request-bytes", d.QueuedMaxRequestBytes, "most request bytes being read or awaiting an answer, across connections; beyond it connections wait to read more (queued.max.request.bytes)")
 	fs.DurationVar(&c.ConnectionsMaxIdle, "connections-max-idle", d.ConnectionsMaxIdle, "close connections that send no request for this long; negative never (connections.max.idle.ms)")
