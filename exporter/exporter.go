@@ -344,7 +344,7 @@ func (e *Exporter) exportTopic(ctx context.Context, f metadata.Fence, t metadata
 		}
 		te.lay, te.settings, te.settingsRev = lay, s, t.ModRevision
 	}
-	tbl, err := e.table(ctx, t, s, te.lay)
+	tbl, ws, err := e.table(ctx, t, s, te.lay)
 	if err != nil {
 		return err
 	}
@@ -353,7 +353,7 @@ func (e *Exporter) exportTopic(ctx context.Context, f metadata.Fence, t metadata
 		if err != nil {
 			return err
 		}
-		committed, more, err := e.commit(ctx, f, t, te, tbl, offsets, st)
+		committed, more, err := e.commit(ctx, f, t, te, tbl, ws, offsets, st)
 		if err != nil {
 			return err
 		}
@@ -382,22 +382,36 @@ func (e *Exporter) exportTopic(ctx context.Context, f metadata.Fence, t metadata
 }
 
 // table loads the topic's table, creating it (and its namespace) when
-// missing, and checks that it has the layout's shape.
-func (e *Exporter) table(ctx context.Context, t metadata.Topic, s TopicSettings, lay *layout) (*table.Table, error) {
+// missing, and checks that it has the layout's shape, evolving the
+// topic's own table toward it (evolve.go). It returns the table and the
+// schema rows are written with.
+func (e *Exporter) table(ctx context.Context, t metadata.Topic, s TopicSettings, lay *layout) (*table.Table, *iceberg.Schema, error) {
+	name := strings.Join(s.Table, ".")
 	tbl, err := e.cat.LoadTable(ctx, s.Table)
 	if errors.Is(err, catalog.ErrNoSuchTable) {
 		tbl, err = e.createTable(ctx, t, s, lay)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("loading table %s: %w", strings.Join(s.Table, "."), err)
-	}
-	if err := sameShape(tbl.Schema().Fields(), lay.schema.Fields()); err != nil {
-		return nil, fmt.Errorf("table %s does not have the columns the topic's settings give (%v): export it to another table (floe.iceberg.table)", strings.Join(s.Table, "."), err)
+		return nil, nil, fmt.Errorf("loading table %s: %w", name, err)
 	}
 	if err := samePartitioning(tbl, lay); err != nil {
-		return nil, fmt.Errorf("table %s is not partitioned as floe.iceberg.partition.by says (%v): export it to another table (floe.iceberg.table)", strings.Join(s.Table, "."), err)
+		return nil, nil, fmt.Errorf("table %s is not partitioned as floe.iceberg.partition.by says (%v): export it to another table (floe.iceberg.table)", name, err)
 	}
-	return tbl, nil
+	if sameShape(tbl.Schema().Fields(), lay.schema.Fields()) == nil {
+		return tbl, tbl.Schema(), nil
+	}
+	if owner := tbl.Properties()[propTopicID]; owner != t.ID.String() {
+		err := sameShape(tbl.Schema().Fields(), lay.schema.Fields())
+		return nil, nil, fmt.Errorf("table %s does not have the columns the topic's settings give (%v), and it is not the topic's own table to evolve: export it to another table (floe.iceberg.table)", name, err)
+	}
+	if tbl, err = e.evolve(ctx, t.Name, tbl, lay); err != nil {
+		return nil, nil, err
+	}
+	ws, err := writeSchema(tbl.Schema(), lay.schema)
+	if err != nil {
+		return nil, nil, fmt.Errorf("table %s: %w", name, err)
+	}
+	return tbl, ws, nil
 }
 
 func (e *Exporter) createTable(ctx context.Context, t metadata.Topic, s TopicSettings, lay *layout) (*table.Table, error) {
@@ -462,9 +476,9 @@ func resumeOffsets(tbl *table.Table, topic uuid.UUID) (map[int32]int64, error) {
 // and records the export in etcd. It returns the table after the commit
 // (nil when there was nothing to commit), and whether more records wait
 // (the commit took its most).
-func (e *Exporter) commit(ctx context.Context, f metadata.Fence, t metadata.Topic, te *topicExport, tbl *table.Table, offsets map[int32]int64, st *PassStats) (*table.Table, bool, error) {
+func (e *Exporter) commit(ctx context.Context, f metadata.Fence, t metadata.Topic, te *topicExport, tbl *table.Table, ws *iceberg.Schema, offsets map[int32]int64, st *PassStats) (*table.Table, bool, error) {
 	start := time.Now()
-	schema, err := table.SchemaToArrowSchema(tbl.Schema(), nil, true, false)
+	schema, err := table.SchemaToArrowSchema(ws, nil, true, false)
 	if err != nil {
 		return nil, false, fmt.Errorf("the table's Arrow schema: %w", err)
 	}
