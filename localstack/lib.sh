@@ -16,6 +16,14 @@
 #   FLOE_LOCALSTACK_MINIO_ACCESS_KEY    MinIO root user (default floe-test)
 #   FLOE_LOCALSTACK_MINIO_SECRET_KEY    MinIO root password (default floe-test-secret)
 #   FLOE_LOCALSTACK_BUCKET              bucket to create (default floe-test)
+#   FLOE_LOCALSTACK_POSTGRES            auto | required | off (default auto:
+#                                       start PostgreSQL, installing Debian's
+#                                       postgresql with apt-get if missing, and
+#                                       only warn when that fails)
+#   FLOE_LOCALSTACK_POSTGRES_PORT       PostgreSQL port (default 25432)
+#   FLOE_LOCALSTACK_POSTGRES_BIN        directory with initdb and postgres
+#                                       (default: the newest
+#                                       /usr/lib/postgresql/*/bin, else PATH)
 
 LS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LS_DIR="${FLOE_LOCALSTACK_DIR:-$LS_ROOT/.cache/localstack}"
@@ -44,6 +52,20 @@ LS_MINIO_PID="$LS_DIR/minio.pid"
 # MinIO is AGPL: it is only ever run as a separate program, never imported.
 LS_MINIO_MODULE="github.com/minio/minio"
 LS_MINIO_VERSION="v0.0.0-20260212201848-7aac2a2c5b7c"
+
+LS_PG_MODE="${FLOE_LOCALSTACK_POSTGRES:-auto}"
+LS_PG_PORT="${FLOE_LOCALSTACK_POSTGRES_PORT:-25432}"
+LS_PG_BIN="${FLOE_LOCALSTACK_POSTGRES_BIN:-}"
+# The superuser, with trust authentication on loopback: for tests only.
+LS_PG_USER="postgres"
+LS_PG_URL="postgres://$LS_PG_USER@$LS_HOST:$LS_PG_PORT/postgres?sslmode=disable"
+# The data directory: postgres-data here, unless the server's user (postgres,
+# when start.sh runs as root) cannot reach it; postgres.datadir names the one
+# in use.
+LS_PG_DATA="$LS_DIR/postgres-data"
+LS_PG_DATADIR_FILE="$LS_DIR/postgres.datadir"
+LS_PG_LOG="$LS_DIR/postgres.log"
+LS_PG_PID="$LS_DIR/postgres.pid"
 
 ls_say() { printf 'localstack: %s\n' "$*"; }
 ls_warn() { printf 'localstack: WARNING: %s\n' "$*" >&2; }
@@ -132,7 +154,23 @@ ls_minio_healthy() {
 	ls_http_get "http://$LS_MINIO_ADDR/minio/health/live" >/dev/null 2>&1
 }
 
-# ls_running: succeeds when both localstack services run (by pid file).
+# ls_postgres_healthy: succeeds when the localstack PostgreSQL accepts the
+# superuser's connections (psql, else pg_isready, from LS_PG_BIN or PATH).
+ls_postgres_healthy() {
+	local dir="${LS_PG_BIN:+$LS_PG_BIN/}"
+	if command -v "${dir}psql" >/dev/null 2>&1; then
+		PGCONNECT_TIMEOUT=3 "${dir}psql" -X -q -A -t -d "$LS_PG_URL" -c 'SELECT 1' >/dev/null 2>&1
+		return
+	fi
+	if command -v "${dir}pg_isready" >/dev/null 2>&1; then
+		"${dir}pg_isready" -q -t 3 -h "$LS_HOST" -p "$LS_PG_PORT" -U "$LS_PG_USER" -d postgres
+		return
+	fi
+	ls_port_in_use "$LS_PG_PORT"
+}
+
+# ls_running: succeeds when etcd and MinIO run (by pid file). PostgreSQL is
+# optional and not part of it.
 ls_running() {
 	ls_pid_alive "$LS_ETCD_PID" && ls_pid_alive "$LS_MINIO_PID"
 }

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Starts the services floe's tests run against, on loopback, without Docker:
 #
-#   etcd    http://127.0.0.1:23790   (peer port 23800)
-#   MinIO   127.0.0.1:19100          (S3 API; console on 19101), bucket floe-test
+#   etcd        http://127.0.0.1:23790   (peer port 23800)
+#   MinIO       127.0.0.1:19100          (S3 API; console on 19101), bucket floe-test
+#   PostgreSQL  127.0.0.1:25432          (superuser postgres, trust auth), for
+#                                        the exporter's Iceberg catalog tests
 #
-# waits until both are healthy, creates the test bucket, and writes
+# waits until they are healthy, creates the test bucket, and writes
 # .cache/localstack/env, which exports the FLOE_TEST_* variables tests read:
 #
 #   . .cache/localstack/env && go test ./...
@@ -13,18 +15,28 @@
 # reused. Stop them with localstack/stop.sh. Ports and credentials can be
 # changed with FLOE_LOCALSTACK_* variables (see localstack/lib.sh).
 #
+# etcd and MinIO are required. PostgreSQL is not: when it cannot be installed
+# or started, start.sh warns and leaves FLOE_TEST_POSTGRES_URL out of the env
+# file, and the tests that need it skip (FLOE_LOCALSTACK_POSTGRES=required
+# makes that a failure, =off skips PostgreSQL).
+#
 # What it installs when missing, into places it owns or via apt:
-#   MinIO  go install github.com/minio/minio@<pinned> into .cache/localstack/bin
-#          (about 3 minutes the first time; MinIO is AGPL and only ever run
-#          as a separate program)
-#   etcd   `etcd` from PATH, else Debian's etcd-server package, else floe's
-#          embedded etcd (`floe etcd`)
+#   MinIO       go install github.com/minio/minio@<pinned> into .cache/localstack/bin
+#               (about 3 minutes the first time; MinIO is AGPL and only ever
+#               run as a separate program)
+#   etcd        `etcd` from PATH, else Debian's etcd-server package, else
+#               floe's embedded etcd (`floe etcd`)
+#   PostgreSQL  the newest /usr/lib/postgresql/*/bin, else initdb and postgres
+#               from PATH, else Debian's postgresql package. initdb and the
+#               server refuse to run as root: as root they run as the
+#               `postgres` user, on a data directory it owns.
 set -euo pipefail
 
 # shellcheck source=localstack/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ETCD_START_TIMEOUT="${FLOE_LOCALSTACK_ETCD_TIMEOUT:-60}"
+PG_START_TIMEOUT="${FLOE_LOCALSTACK_POSTGRES_TIMEOUT:-60}"
 MINIO_START_TIMEOUT="${FLOE_LOCALSTACK_MINIO_TIMEOUT:-120}"
 MINIO="$LS_BIN/minio"
 MINIO_STAMP="$LS_BIN/minio.version"
@@ -251,6 +263,209 @@ make_bucket() {
 	fi
 }
 
+# ---- PostgreSQL -------------------------------------------------------
+
+PG_OK=0
+PG_RUN_AS=""  # the server's user when start.sh runs as root
+PG_AS=()      # the command prefix that runs a program as PG_RUN_AS
+PG_DATA=""    # the data directory in use
+PG_VERSION="" # the server's version, e.g. 15.14
+
+# find_postgres_bin prints the newest /usr/lib/postgresql/*/bin (Debian's
+# layout) with initdb and postgres, else the directory of initdb on PATH
+# when postgres is beside it.
+find_postgres_bin() {
+	local d best="" initdb
+	while IFS= read -r d; do
+		if [[ -x $d/initdb && -x $d/postgres ]]; then
+			best="$d"
+		fi
+	done < <(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V)
+	if [[ -z $best ]]; then
+		initdb="$(command -v initdb || true)"
+		if [[ -n $initdb && -x "$(dirname "$initdb")/postgres" ]]; then
+			best="$(dirname "$initdb")"
+		fi
+	fi
+	printf '%s' "$best"
+}
+
+# pick_postgres sets LS_PG_BIN, installing Debian's postgresql when no
+# server binaries are found.
+pick_postgres() {
+	if [[ -n $LS_PG_BIN ]]; then
+		if [[ ! -x $LS_PG_BIN/initdb || ! -x $LS_PG_BIN/postgres ]]; then
+			ls_die "FLOE_LOCALSTACK_POSTGRES_BIN=$LS_PG_BIN has no initdb and postgres"
+		fi
+		return
+	fi
+	LS_PG_BIN="$(find_postgres_bin)"
+	if [[ -n $LS_PG_BIN ]]; then
+		return
+	fi
+	local log="$LS_DIR/postgres-install.log"
+	ls_say "PostgreSQL's initdb not found; installing Debian's postgresql with apt-get (log: $log)"
+	: >"$log"
+	if ! LS_APT_LOG="$log" ls_apt_install postgresql; then
+		ls_tail_log "$log"
+		ls_die "could not install postgresql with apt-get (log: $log)"
+	fi
+	LS_PG_BIN="$(find_postgres_bin)"
+	if [[ -z $LS_PG_BIN ]]; then
+		ls_die "installed postgresql, but found no initdb and postgres in /usr/lib/postgresql/*/bin or on PATH"
+	fi
+}
+
+# pick_postgres_user sets PG_RUN_AS and PG_AS: as root, the postgres user
+# (initdb and the server refuse root), through runuser or else su; otherwise
+# the current user.
+pick_postgres_user() {
+	PG_RUN_AS=""
+	PG_AS=()
+	if [[ $(id -u) -ne 0 ]]; then
+		return
+	fi
+	id postgres >/dev/null 2>&1 || ls_die "running as root, and there is no postgres user to run PostgreSQL as"
+	PG_RUN_AS=postgres
+	if command -v runuser >/dev/null 2>&1; then
+		PG_AS=(runuser -u "$PG_RUN_AS" --)
+	else
+		# su hands the arguments after the user to the shell as $0 and $@.
+		# shellcheck disable=SC2016 # expanded by that shell
+		PG_AS=(su -s /bin/bash -c 'exec "$0" "$@"' "$PG_RUN_AS")
+	fi
+}
+
+# pick_postgres_data sets PG_DATA: postgres-data in the localstack dir,
+# unless PG_RUN_AS cannot reach that dir (a repository under a private home
+# directory), then a directory of its own in /tmp.
+pick_postgres_data() {
+	PG_DATA="$LS_PG_DATA"
+	if [[ -n $PG_RUN_AS ]] && ! (cd / && "${PG_AS[@]}" test -x "$LS_DIR") 2>/dev/null; then
+		PG_DATA="/tmp/floe-localstack-postgres-$(printf '%s' "$LS_DIR" | cksum | cut -d ' ' -f 1)"
+		ls_say "user $PG_RUN_AS cannot reach $LS_DIR; PostgreSQL's data goes in $PG_DATA"
+		if [[ -L $PG_DATA ]] || { [[ -e $PG_DATA ]] && [[ ! -d $PG_DATA ]]; }; then
+			ls_die "$PG_DATA exists and is not a directory"
+		fi
+	fi
+	printf '%s\n' "$PG_DATA" >"$LS_PG_DATADIR_FILE"
+}
+
+# init_postgres_data creates the cluster in PG_DATA with initdb, unless it
+# holds one of the server's major version already (one of another version
+# is test data: it is replaced).
+init_postgres_data() {
+	local major="${PG_VERSION%%.*}" have="" log="$LS_DIR/postgres-initdb.log"
+	if [[ -f $PG_DATA/PG_VERSION ]]; then
+		have="$(cat "$PG_DATA/PG_VERSION")"
+		if [[ $have == "$major" ]]; then
+			if [[ -n $PG_RUN_AS ]]; then
+				chown -R "$PG_RUN_AS:" "$PG_DATA"
+			fi
+			return
+		fi
+		ls_say "PostgreSQL's data in $PG_DATA is of version $have, the server is $PG_VERSION; initializing it anew"
+	fi
+	rm -rf "$PG_DATA"
+	mkdir -p "$PG_DATA"
+	chmod 700 "$PG_DATA"
+	if [[ -n $PG_RUN_AS ]]; then
+		chown "$PG_RUN_AS:" "$PG_DATA"
+	fi
+	ls_say "initializing PostgreSQL's data in $PG_DATA (log: $log)"
+	if ! (cd / && "${PG_AS[@]}" "$LS_PG_BIN/initdb" -D "$PG_DATA" -U "$LS_PG_USER" \
+		--auth=trust --encoding=UTF8 --no-locale --no-sync) >"$log" 2>&1; then
+		ls_tail_log "$log"
+		ls_die "initdb failed (log: $log)"
+	fi
+}
+
+# write_postgres_hba lets anyone on loopback in as any user without a
+# password, and nothing else (the server listens on LS_HOST only and has
+# no Unix socket). Overwriting keeps the file's owner.
+write_postgres_hba() {
+	cat >"$PG_DATA/pg_hba.conf" <<'EOF'
+# Written by localstack/start.sh at every start: trust on loopback, for tests only.
+# TYPE  DATABASE  USER  ADDRESS       METHOD
+host    all       all   127.0.0.0/8   trust
+EOF
+}
+
+start_postgres() {
+	if ls_pid_alive "$LS_PG_PID"; then
+		local url
+		url="$(cat "$LS_DIR/postgres.url" 2>/dev/null || true)"
+		if [[ $url != "$LS_PG_URL" ]]; then
+			ls_die "PostgreSQL is already running (pid $(cat "$LS_PG_PID")) at ${url:-an unknown address}, not $LS_PG_URL; run localstack/stop.sh first"
+		fi
+		LS_PG_BIN="${LS_PG_BIN:-$(find_postgres_bin)}"
+		wait_healthy PostgreSQL "$LS_PG_PID" "$LS_PG_LOG" "$PG_START_TIMEOUT" ls_postgres_healthy
+		ls_say "PostgreSQL already running (pid $(cat "$LS_PG_PID")); reusing it"
+		return
+	fi
+	check_port "$LS_PG_PORT" PostgreSQL FLOE_LOCALSTACK_POSTGRES_PORT
+	pick_postgres
+	pick_postgres_user
+	PG_VERSION="$("$LS_PG_BIN/postgres" --version | awk '{print $3}')"
+	[[ -n $PG_VERSION ]] || ls_die "$LS_PG_BIN/postgres --version printed no version"
+	pick_postgres_data
+	init_postgres_data
+	write_postgres_hba
+	printf '%s\n' "PostgreSQL $PG_VERSION${PG_RUN_AS:+, as user $PG_RUN_AS}" >"$LS_DIR/postgres.kind"
+	printf '%s\n' "$LS_PG_URL" >"$LS_DIR/postgres.url"
+	ls_say "starting PostgreSQL $PG_VERSION on $LS_HOST:$LS_PG_PORT (log: $LS_PG_LOG)"
+	# Durability is off: the data is the tests', and a crash may lose it.
+	launch "$LS_PG_PID" "$LS_PG_LOG" "${PG_AS[@]}" "$LS_PG_BIN/postgres" \
+		-D "$PG_DATA" \
+		-p "$LS_PG_PORT" \
+		-c listen_addresses="$LS_HOST" \
+		-c unix_socket_directories= \
+		-c max_connections=300 \
+		-c shared_buffers=64MB \
+		-c fsync=off \
+		-c synchronous_commit=off \
+		-c full_page_writes=off \
+		-c log_min_messages=warning
+	wait_healthy PostgreSQL "$LS_PG_PID" "$LS_PG_LOG" "$PG_START_TIMEOUT" ls_postgres_healthy
+	# From here the pid file names the server itself (the postmaster), not
+	# runuser or su, so stop.sh signals it directly.
+	local pm
+	pm="$(head -n 1 "$PG_DATA/postmaster.pid" 2>/dev/null || true)"
+	if [[ $pm =~ ^[0-9]+$ ]] && kill -0 "$pm" 2>/dev/null; then
+		printf '%s\n' "$pm" >"$LS_PG_PID"
+	fi
+}
+
+# start_postgres_or_warn starts PostgreSQL and sets PG_OK; a failure only
+# warns, unless FLOE_LOCALSTACK_POSTGRES=required.
+start_postgres_or_warn() {
+	case "$LS_PG_MODE" in
+	off)
+		ls_say "not starting PostgreSQL (FLOE_LOCALSTACK_POSTGRES=off)"
+		return
+		;;
+	auto | required) ;;
+	*) ls_die "FLOE_LOCALSTACK_POSTGRES must be auto, required or off, not '$LS_PG_MODE'" ;;
+	esac
+	# In a subshell, so that ls_die ends only this service's start.
+	local rc=0
+	set +e
+	(
+		set -e
+		start_postgres
+	)
+	rc=$?
+	set -e
+	if ((rc == 0)); then
+		PG_OK=1
+		return
+	fi
+	if [[ $LS_PG_MODE == required ]]; then
+		ls_die "PostgreSQL could not be started (FLOE_LOCALSTACK_POSTGRES=required)"
+	fi
+	ls_warn "PostgreSQL could not be started (see above); FLOE_TEST_POSTGRES_URL is left out of $LS_ENV_FILE, so the tests that need it skip"
+}
+
 write_env() {
 	local tmp="$LS_ENV_FILE.tmp.$$"
 	{
@@ -261,6 +476,9 @@ write_env() {
 		printf 'export FLOE_TEST_MINIO_ACCESS_KEY=%q\n' "$LS_MINIO_ACCESS_KEY"
 		printf 'export FLOE_TEST_MINIO_SECRET_KEY=%q\n' "$LS_MINIO_SECRET_KEY"
 		printf 'export FLOE_TEST_MINIO_BUCKET=%q\n' "$LS_BUCKET"
+		if ((PG_OK)); then
+			printf 'export FLOE_TEST_POSTGRES_URL=%q\n' "$LS_PG_URL"
+		fi
 	} >"$tmp"
 	mv -f "$tmp" "$LS_ENV_FILE"
 }
@@ -268,14 +486,21 @@ write_env() {
 start_etcd
 start_minio
 make_bucket
+start_postgres_or_warn
 write_env
 
 rel() { printf '%s' "${1#"$LS_ROOT"/}"; }
+if ((PG_OK)); then
+	pg_line="$LS_PG_URL  ($(cat "$LS_DIR/postgres.kind" 2>/dev/null || echo PostgreSQL), pid $(cat "$LS_PG_PID"), log $(rel "$LS_PG_LOG"))"
+else
+	pg_line="not running: the tests that need it skip"
+fi
 cat <<EOF
 localstack: ready in $((SECONDS - started_at))s
-  etcd   $LS_ETCD_URL  ($(cat "$LS_DIR/etcd.kind" 2>/dev/null || echo etcd), pid $(cat "$LS_ETCD_PID"), log $(rel "$LS_ETCD_LOG"))
-  MinIO  http://$LS_MINIO_ADDR  (console http://$LS_HOST:$LS_MINIO_CONSOLE_PORT, pid $(cat "$LS_MINIO_PID"), log $(rel "$LS_MINIO_LOG"))
-         access key $LS_MINIO_ACCESS_KEY, secret key $LS_MINIO_SECRET_KEY, bucket $LS_BUCKET
-  env    . $(rel "$LS_ENV_FILE")
-  stop   localstack/stop.sh
+  etcd        $LS_ETCD_URL  ($(cat "$LS_DIR/etcd.kind" 2>/dev/null || echo etcd), pid $(cat "$LS_ETCD_PID"), log $(rel "$LS_ETCD_LOG"))
+  MinIO       http://$LS_MINIO_ADDR  (console http://$LS_HOST:$LS_MINIO_CONSOLE_PORT, pid $(cat "$LS_MINIO_PID"), log $(rel "$LS_MINIO_LOG"))
+              access key $LS_MINIO_ACCESS_KEY, secret key $LS_MINIO_SECRET_KEY, bucket $LS_BUCKET
+  PostgreSQL  $pg_line
+  env         . $(rel "$LS_ENV_FILE")
+  stop        localstack/stop.sh
 EOF
