@@ -9,11 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/catalog/rest"
 	sqlcat "github.com/apache/iceberg-go/catalog/sql"
+	"github.com/jackc/pgx/v5/pgconn"
 	// Registers the s3 scheme for warehouses in S3 and S3-compatible
 	// stores.
 	_ "github.com/apache/iceberg-go/io/gocloud/s3"
@@ -101,12 +103,45 @@ func openSQL(ctx context.Context, driver, dsn string, dialect sqlcat.SupportedDi
 		db.Close()
 		return nil, fmt.Errorf("connecting to the %s catalog: %w", dialect, err)
 	}
-	cat, err := sqlcat.NewCatalog(catalogName, db, dialect, props)
+	// NewCatalog creates the catalog's tables when missing. PostgreSQL
+	// lets only one of the sessions that create a table at once succeed
+	// (exporter replicas starting together on an empty database); the
+	// others fail once it commits, and find the table when they try again.
+	var cat *sqlcat.Catalog
+	for attempt := 1; ; attempt++ {
+		cat, err = sqlcat.NewCatalog(catalogName, db, dialect, props)
+		if err == nil || attempt == 5 || !createdConcurrently(err) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			db.Close()
+			return nil, fmt.Errorf("opening the %s catalog: %w", dialect, ctx.Err())
+		case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
+		}
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("opening the %s catalog: %w", dialect, err)
 	}
 	return &ownedSQL{Catalog: cat, db: db}, nil
+}
+
+// createdConcurrently reports whether err is PostgreSQL's answer to a
+// CREATE TABLE IF NOT EXISTS racing another session's: a unique violation
+// in its catalog, or a relation or type that exists after all.
+func createdConcurrently(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code {
+	case "23505", // unique_violation (pg_type_typname_nsp_index)
+		"42P07", // duplicate_table
+		"42710": // duplicate_object (the table's row type)
+		return true
+	}
+	return false
 }
 
 // ownedSQL closes the database the catalog was opened on with it.
