@@ -63,6 +63,9 @@ type Config struct {
 	TargetFileBytes int64
 	// EtcdMaxTxnOps is etcd's --max-txn-ops. Default 128.
 	EtcdMaxTxnOps int
+	// Parallelism is how many topics are exported at once, each holding
+	// up to MaxCommitBytes of records while it commits. Default 2.
+	Parallelism int
 }
 
 func (c *Config) setDefaults() {
@@ -83,6 +86,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.EtcdMaxTxnOps <= 0 {
 		c.EtcdMaxTxnOps = 128
+	}
+	if c.Parallelism <= 0 {
+		c.Parallelism = 2
 	}
 }
 
@@ -259,8 +265,9 @@ type PassStats struct {
 }
 
 // Pass exports every topic due a commit (every exporting topic, when all
-// is set), fenced by f. A topic's failure is logged, counted and recorded
-// in its export state; the others go on.
+// is set), fenced by f, up to Parallelism topics at once. A topic's
+// failure is logged, counted and recorded in its export state; the others
+// go on.
 func (e *Exporter) Pass(ctx context.Context, f metadata.Fence, all bool) (PassStats, error) {
 	var st PassStats
 	topics, _, err := e.store.ListTopics(ctx)
@@ -268,7 +275,12 @@ func (e *Exporter) Pass(ctx context.Context, f metadata.Fence, all bool) (PassSt
 		return st, err
 	}
 	live := map[uuid.UUID]bool{}
-	var errs []error
+	var (
+		mu   sync.Mutex // st, errs
+		errs []error
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, e.cfg.Parallelism)
+	)
 	for _, t := range topics {
 		if t.Internal() {
 			continue
@@ -282,19 +294,38 @@ func (e *Exporter) Pass(ctx context.Context, f metadata.Fence, all bool) (PassSt
 		if err == nil && !all && time.Since(te.lastCommit) < s.CommitInterval {
 			continue
 		}
-		if err == nil {
-			err = e.exportTopic(ctx, f, t, s, te, &st)
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
 		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return st, ctx.Err()
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			var ts PassStats
+			if err == nil {
+				err = e.exportTopic(ctx, f, t, s, te, &ts)
 			}
-			e.metrics.commits.WithLabelValues("failed").Inc()
-			errs = append(errs, fmt.Errorf("topic %s: %w", t.Name, err))
-			e.recordError(ctx, f, t, err)
-			// Try again after an interval, not at every tick.
-			te.lastCommit = time.Now()
-		}
+			if err != nil && ctx.Err() == nil {
+				e.metrics.commits.WithLabelValues("failed").Inc()
+				e.recordError(ctx, f, t, err)
+				// Try again after an interval, not at every tick.
+				te.lastCommit = time.Now()
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			st.Commits += ts.Commits
+			st.Rows += ts.Rows
+			st.DeadLetters += ts.DeadLetters
+			if err != nil && ctx.Err() == nil {
+				errs = append(errs, fmt.Errorf("topic %s: %w", t.Name, err))
+			}
+		})
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return st, ctx.Err()
 	}
 	e.forget(ctx, f, live)
 	return st, errors.Join(errs...)

@@ -97,6 +97,7 @@ exporter, and exits.`,
 	fs.StringVar(&cfg.ID, "id", "", "this exporter's name in the election and logs (default a random one)")
 	fs.DurationVar(&cfg.LeaseTTL, "lease-ttl", 10*time.Second, "how long a dead exporter's leadership outlives it")
 	fs.Int64Var(&cfg.MaxCommitBytes, "max-commit-bytes", 128<<20, "most record bytes one commit of a topic takes (held in memory until written)")
+	fs.IntVar(&cfg.Parallelism, "parallelism", 2, "how many topics are exported at once, each holding up to --max-commit-bytes")
 	fs.Int64Var(&cfg.TargetFileBytes, "target-file-bytes", 128<<20, "Parquet file size new tables are written toward (write.target-file-size-bytes)")
 	fs.BoolVar(&once, "once", false, "export every exporting topic once, as the active exporter, and exit")
 	return cmd
