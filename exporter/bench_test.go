@@ -13,17 +13,22 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// BenchmarkExport measures export throughput: a topic of 16 partitions
-// holding 64 MiB of ~300-byte JSON records is exported whole into a new
-// table per iteration (a fresh catalog), with values as bytes and as the
-// schema's typed columns. It reports MB/s of record values, and MiB/s per
-// core: values over the process's CPU time (the agent sharing the process
-// is idle meanwhile; MinIO and etcd are other processes).
+// BenchmarkExport measures export throughput: a topic of 16 (or 4096)
+// partitions holding 64 MiB of ~300-byte JSON records is exported whole
+// into a new table per iteration (a fresh catalog), with values as bytes
+// and as the schema's typed columns. It reports MB/s of record values,
+// MiB/s per core (values over the process's CPU time; the agent sharing
+// the process is idle meanwhile, MinIO and etcd are other processes), and
+// the bucket GETs per GiB of values.
 //
 //	go test -run '^$' -bench Export -benchtime 3x ./exporter/
 func BenchmarkExport(b *testing.B) {
-	for _, format := range []string{"binary", "json"} {
-		b.Run(format, func(b *testing.B) {
+	for _, c := range []struct {
+		format     string
+		partitions int32
+	}{{"binary", 16}, {"json", 16}, {"binary", 4096}} {
+		format := c.format
+		b.Run(fmt.Sprintf("%s-%d", format, c.partitions), func(b *testing.B) {
 			e := newEnv(b)
 			ctx := context.Background()
 			configs := map[string]*string{cfgEnabled: kadm.StringPtr("true")}
@@ -31,7 +36,7 @@ func BenchmarkExport(b *testing.B) {
 				configs[cfgValueFormat] = kadm.StringPtr("json")
 				configs[cfgValueSchema] = kadm.StringPtr(benchSchema)
 			}
-			if r, err := kadm.NewClient(e.client()).CreateTopic(ctx, 16, 1, configs, "bench"); err != nil || r.Err != nil {
+			if r, err := kadm.NewClient(e.client()).CreateTopic(ctx, c.partitions, 1, configs, "bench"); err != nil || r.Err != nil {
 				b.Fatalf("creating the topic: %v %v", err, r.Err)
 			}
 			prod := e.client(kgo.DefaultProduceTopic("bench"), kgo.ProducerLinger(10*time.Millisecond), kgo.ProducerBatchMaxBytes(1<<20))
@@ -52,9 +57,12 @@ func BenchmarkExport(b *testing.B) {
 			b.SetBytes(valueBytes)
 			b.ResetTimer()
 			var cpu time.Duration
+			var gets int64
 			for i := 0; i < b.N; i++ {
 				e.catalog = "sqlite://" + filepath.Join(b.TempDir(), "catalog.db")
 				x, l := e.exporter(Config{MaxCommitBytes: 256 << 20})
+				counting := &countingBucket{BucketReader: x.bucket}
+				x.bucket = counting
 				before := cpuTime()
 				st, err := x.Pass(ctx, l.Fence(), true)
 				cpu += cpuTime() - before
@@ -65,8 +73,10 @@ func BenchmarkExport(b *testing.B) {
 					b.Fatal("nothing exported")
 				}
 				l.Resign(ctx)
+				gets += counting.gets.Load()
 			}
 			b.ReportMetric(float64(valueBytes)*float64(b.N)/(1<<20)/cpu.Seconds(), "MiB/s/core")
+			b.ReportMetric(float64(gets)/(float64(valueBytes)*float64(b.N)/(1<<30)), "GETs/GiB")
 		})
 	}
 }

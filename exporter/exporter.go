@@ -521,10 +521,13 @@ func (e *Exporter) commit(ctx context.Context, f metadata.Fence, t metadata.Topi
 
 	// Partitions by shard: one read of each shard's state.
 	next := maps.Clone(offsets)
-	budget := e.cfg.MaxCommitBytes
-	var lagRecords, skipped int64
+	var (
+		lagRecords, skipped int64
+		parts               []*partRead
+		stable              = make([]int64, t.Partitions)
+	)
 	states := map[metadata.ShardID]metadata.ShardState{}
-	for p := int32(0); p < t.Partitions && budget > 0; p++ {
+	for p := int32(0); p < t.Partitions; p++ {
 		sh, slot := metadata.ShardOf(t.ID, t.ShardSize, p)
 		state, ok := states[sh]
 		if !ok {
@@ -548,16 +551,23 @@ func (e *Exporter) commit(ctx context.Context, f metadata.Fence, t metadata.Topi
 			}
 			from = ps.Start
 		}
-		before := rb.approxBytes
-		n, err := e.readPartition(ctx, t, p, from, ps.Stable, budget, func(offset int64, logAppend bool, r segments.Record) {
-			rb.add(p, offset, logAppend, r)
-		})
-		if err != nil {
-			return nil, false, fmt.Errorf("partition %d: %w", p, err)
+		next[p] = from
+		stable[p] = ps.Stable
+		if from < ps.Stable {
+			parts = append(parts, &partRead{p: p, next: from, upto: ps.Stable})
 		}
-		budget -= rb.approxBytes - before
-		next[p] = n
-		lagRecords += ps.Stable - n
+	}
+	err = e.readCommitted(ctx, t, parts, e.cfg.MaxCommitBytes, func() int64 { return rb.approxBytes }, rb.add)
+	if err != nil {
+		return nil, false, err
+	}
+	more := false
+	for _, pr := range parts {
+		next[pr.p] = pr.next
+		more = more || !pr.done
+	}
+	for p := int32(0); p < t.Partitions; p++ {
+		lagRecords += max(stable[p]-next[p], 0)
 	}
 	for p := t.Partitions; p < int32(len(next)); p++ {
 		delete(next, p) // partitions never shrink; an entry past the count is not ours
@@ -633,7 +643,7 @@ func (e *Exporter) commit(ctx context.Context, f metadata.Fence, t metadata.Topi
 		e.log.Warn("expiring old snapshots failed", "topic", t.Name, "err", err)
 	}
 	e.log.Debug("exported", "topic", t.Name, "rows", rows, "dead_letters", dead, "snapshot", snapID, "took", time.Since(start))
-	return committed, budget <= 0, nil
+	return committed, more, nil
 }
 
 // groupRefresh is how often every offset of an export group is written

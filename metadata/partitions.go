@@ -356,6 +356,63 @@ func (s *Store) PartitionEntries(ctx context.Context, t Topic, p int32, from int
 	return out, err
 }
 
+// ShardPartitionEntries returns the index entries of several partitions
+// of one shard, each from the entry holding its offset in from on, reading
+// the shard's log once for them all: from the first log entry holding one
+// of those offsets, at most limit log entries (0: no limit). complete
+// reports whether that read reached the end of the log: a partition with
+// no entry then has none from its offset on.
+func (s *Store) ShardPartitionEntries(ctx context.Context, t Topic, from map[int32]int64, limit int) (entries map[int32][]IndexEntry, complete bool, err error) {
+	var sh ShardID
+	first := true
+	for p := range from {
+		if first {
+			sh, first = t.Shard(p), false
+		} else if t.Shard(p) != sh {
+			return nil, false, fmt.Errorf("metadata: ShardPartitionEntries of partitions of more than one shard of %s", t.Name)
+		}
+	}
+	if first {
+		return nil, true, nil
+	}
+	_, up, _, err := s.searchLog(ctx, sh, func(e *LogEntry) bool {
+		for p, off := range from {
+			if next, _ := e.Next(p); next > off {
+				return true
+			}
+		}
+		return false
+	})
+	if err != nil || up == nil {
+		return nil, err == nil, err
+	}
+	entries, complete = map[int32][]IndexEntry{}, true
+	read := 0
+	err = s.rangePages(ctx, s.logKey(sh, up.Seq), clientv3.GetPrefixRangeEnd(s.logPrefix(sh)), func(key string, value []byte, _ int64) error {
+		if limit > 0 && read >= limit {
+			complete = false
+			return errStopPages
+		}
+		read++
+		e, err := s.decodeLogKV(key, value)
+		if err != nil {
+			return err
+		}
+		for p, off := range from {
+			if x, ok := e.ExtentOf(p); ok {
+				if ie := e.IndexEntry(x); ie.Last >= off {
+					entries[p] = append(entries[p], ie)
+				}
+			}
+		}
+		return nil
+	})
+	if err == errStopPages {
+		err = nil
+	}
+	return entries, complete, err
+}
+
 // AdvanceLogStart moves partition p's log start offset up to offset, as
 // Kafka's DeleteRecords does: -1 means the high watermark; an offset at or
 // below the current start changes nothing; one beyond the high watermark
