@@ -450,6 +450,18 @@ func TestExportLeavesAbortedTransactionsOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Listed as a group that only commits offsets is.
+	listed, err := adm.ListGroups(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, ok := listed[metadata.ExportGroup("payments")]; !ok || g.State != "Empty" || g.ProtocolType != "" {
+		t.Errorf("the export group in ListGroups: %+v (listed: %v)", g, listed.Groups())
+	}
+	described, err := adm.DescribeGroups(ctx, metadata.ExportGroup("payments"))
+	if err != nil || described[metadata.ExportGroup("payments")].State != "Empty" {
+		t.Errorf("the export group described: %+v %v", described, err)
+	}
 	ends, err := adm.ListEndOffsets(ctx, "payments")
 	if err != nil {
 		t.Fatal(err)

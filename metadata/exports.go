@@ -98,6 +98,14 @@ func (s *Store) PutExportOffsets(ctx context.Context, f Fence, t Topic, offsets 
 		parts = append(parts, p)
 	}
 	slices.Sort(parts)
+	// The group is stored as an Empty group of no protocol, as a group
+	// that only commits offsets is, so group listings show it; a group
+	// state already there (a coordinator's) is left as it is.
+	key := s.groupKey(group)
+	empty := GroupState{Name: group, State: GroupEmpty, StateSince: now}
+	if _, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).Then(clientv3.OpPut(key, empty.value())).Commit(); err != nil {
+		return fmt.Errorf("storing the export group %s: %w", group, err)
+	}
 	step := txnOps(maxOps, 1)
 	for lo := 0; lo < len(parts); lo += step {
 		var ops []clientv3.Op
