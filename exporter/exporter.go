@@ -134,9 +134,13 @@ type topicExport struct {
 	lastCompact time.Time
 	rows, dead  int64
 	// grouped is what the export group's offsets were last set to (nil:
-	// unknown, all are written), at groupedAt.
-	grouped   map[int32]int64
-	groupedAt time.Time
+	// unknown, all are written), at groupedAt, with groupedMeta.
+	grouped     map[int32]int64
+	groupedAt   time.Time
+	groupedMeta metadata.ExportOffsetMetadata
+	// errored is set while the export group's lowest offset carries an
+	// error (recordError), to be written again without it.
+	errored bool
 	// skippedTo is, by partition, the log start up to which offsets
 	// retention removed before their export were counted.
 	skippedTo map[int32]int64
@@ -309,7 +313,7 @@ func (e *Exporter) Pass(ctx context.Context, f metadata.Fence, all bool) (PassSt
 			}
 			if err != nil && ctx.Err() == nil {
 				e.metrics.commits.WithLabelValues("failed").Inc()
-				e.recordError(ctx, f, t, err)
+				e.recordError(ctx, f, t, te, err)
 				// Try again after an interval, not at every tick.
 				te.lastCommit = time.Now()
 			}
@@ -660,14 +664,14 @@ func (e *Exporter) mirror(ctx context.Context, f metadata.Fence, t metadata.Topi
 	}
 	moved := map[int32]int64{}
 	for p, o := range offsets {
-		if prev, ok := te.grouped[p]; all || !ok || prev != o {
+		if prev, ok := te.grouped[p]; all || !ok || prev != o || te.errored && p == 0 {
 			moved[p] = o
 		}
 	}
 	if err := e.store.PutExportOffsets(ctx, f, t, moved, md, e.cfg.EtcdMaxTxnOps); err != nil {
 		return fmt.Errorf("committing the export group's offsets: %w", err)
 	}
-	te.grouped = maps.Clone(offsets)
+	te.grouped, te.groupedMeta, te.errored = maps.Clone(offsets), md, false
 	if all || te.groupedAt.IsZero() {
 		te.groupedAt = time.Now()
 	}
@@ -693,17 +697,47 @@ func (e *Exporter) expire(ctx context.Context, tbl *table.Table, te *topicExport
 }
 
 // recordError notes a topic's failure in its export state (keeping what
-// it last committed), for floe topic describe.
-func (e *Exporter) recordError(ctx context.Context, f metadata.Fence, t metadata.Topic, cause error) {
+// it last committed) and in the metadata of its export group's offset of
+// partition 0 (keeping the offset), for floe topic describe.
+func (e *Exporter) recordError(ctx context.Context, f metadata.Fence, t metadata.Topic, te *topicExport, cause error) {
 	e.log.Warn("export failed", "topic", t.Name, "err", cause)
+	now := time.Now().UTC()
 	st, _, err := e.store.ExportStateOf(ctx, t.ID)
 	if err != nil {
 		return
 	}
 	st.Topic = t.Name
-	st.Error, st.ErrorAt = cause.Error(), time.Now().UTC()
+	st.Error, st.ErrorAt = cause.Error(), now
 	if st.Offsets == nil {
 		st.Offsets = map[int32]int64{}
 	}
-	_ = e.store.PutExportState(ctx, f, t.ID, st)
+	if err := e.store.PutExportState(ctx, f, t.ID, st); err != nil {
+		return
+	}
+	md := te.groupedMeta
+	offset, ok := te.grouped[0]
+	if !ok {
+		// Not written by this exporter yet: what the group holds, else
+		// what the export state says the table holds.
+		offs, _, err := e.store.FetchOffsetsOf(ctx, metadata.ExportGroup(t.Name), map[metadata.TopicPartition]bool{{Topic: t.Name, Partition: 0}: true})
+		if err != nil {
+			return
+		}
+		offset = st.Offsets[0]
+		for _, o := range offs {
+			if o.TopicID == t.ID {
+				offset = o.Offset
+				if o.Metadata != nil {
+					_ = json.Unmarshal([]byte(*o.Metadata), &md)
+				}
+			}
+		}
+	}
+	if md.Table == "" && te.settings.Table != nil {
+		md.Table = strings.Join(te.settings.Table, ".")
+	}
+	md.Error, md.ErrorAt = cause.Error(), &now
+	if err := e.store.PutExportOffsets(ctx, f, t, map[int32]int64{0: offset}, md, e.cfg.EtcdMaxTxnOps); err == nil {
+		te.errored = true
+	}
 }

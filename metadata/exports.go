@@ -84,6 +84,10 @@ type ExportOffsetMetadata struct {
 	Table      string    `json:"table"`
 	SnapshotID int64     `json:"snapshot_id"`
 	Committed  time.Time `json:"committed"`
+	// Error is why the topic's last export failed, at ErrorAt; on the
+	// lowest partition's offset only, and cleared by the next commit.
+	Error   string     `json:"error,omitempty"`
+	ErrorAt *time.Time `json:"error_at,omitempty"`
 }
 
 // PutExportOffsets commits the export group's offsets of the partitions

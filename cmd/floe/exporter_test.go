@@ -40,6 +40,24 @@ func TestExporterOnceAndTopicDescribe(t *testing.T) {
 	if ice := desc.Topics[0].Iceberg; ice == nil || ice.SnapshotID == 0 || ice.Committed == nil || ice.LagRecords != 0 {
 		t.Errorf("after the export: %+v", ice)
 	}
+	// A failing export shows in describe until a commit succeeds.
+	mustRun(t, "", "topic", "alter", "sales", "--set", "floe.iceberg.partition.by=partition", "-b", b)
+	mustRun(t, "k\n", "produce", "sales", "-q", "-b", b)
+	wantFail(t, 1, "not partitioned as floe.iceberg.partition.by says", "", args...)
+	r = mustRun(t, "", "topic", "describe", "sales", "-b", b)
+	if !strings.Contains(r.stdout, "Iceberg export failed at ") || !strings.Contains(r.stdout, "not partitioned as floe.iceberg.partition.by says") || !strings.Contains(r.stdout, "lag 1 records") {
+		t.Errorf("describe of a failing export:\n%s", r.stdout)
+	}
+	desc = decodeJSON[topicDescribeJSON](t, mustRun(t, "", "topic", "describe", "sales", "-o", "json", "-b", b).stdout)
+	if ice := desc.Topics[0].Iceberg; ice == nil || ice.ErrorAt == nil || !strings.Contains(ice.Error, "not partitioned") {
+		t.Errorf("a failing export in JSON: %+v", ice)
+	}
+	mustRun(t, "", "topic", "alter", "sales", "--delete", "floe.iceberg.partition.by", "-b", b)
+	mustRun(t, "", args...)
+	r = mustRun(t, "", "topic", "describe", "sales", "-b", b)
+	if strings.Contains(r.stdout, "failed") || !strings.Contains(r.stdout, "lag 0 records") {
+		t.Errorf("describe once the export works again:\n%s", r.stdout)
+	}
 	wantFail(t, 1, "--catalog is required", "", "exporter", "--bucket", tc.bucketDir)
 	wantFail(t, 1, "unknown scheme", "", "exporter", "--once", "--bucket", tc.bucketDir, "--cluster", tc.cluster, "--catalog", "mysql://x", "--http-addr", "",
 		"--etcd-endpoints", strings.Join(testenv.EtcdEndpoints(t), ","))

@@ -250,6 +250,10 @@ type icebergDescription struct {
 	// of them has waited, about: since the last commit, 0 with no lag.
 	LagRecords int64   `json:"lag_records"`
 	LagSeconds float64 `json:"lag_seconds"`
+	// Error is why the last export failed, at ErrorAt, when that was
+	// after the last commit.
+	Error   string     `json:"error,omitempty"`
+	ErrorAt *time.Time `json:"error_at,omitempty"`
 }
 
 type partitionDescription struct {
@@ -377,15 +381,24 @@ func describeExport(ctx context.Context, adm *kadm.Client, d topicDescription) (
 		if o, ok := offs.Lookup(d.Name, p.Partition); ok && o.Err == nil {
 			at = max(at, o.At)
 			var md metadata.ExportOffsetMetadata
-			if json.Unmarshal([]byte(o.Metadata), &md) == nil && (ice.Committed == nil || md.Committed.After(*ice.Committed)) {
+			if json.Unmarshal([]byte(o.Metadata), &md) != nil {
+				md = metadata.ExportOffsetMetadata{}
+			}
+			if !md.Committed.IsZero() && (ice.Committed == nil || md.Committed.After(*ice.Committed)) {
 				committed := md.Committed
 				ice.Committed, ice.SnapshotID = &committed, md.SnapshotID
+			}
+			if md.Error != "" && md.ErrorAt != nil {
+				ice.Error, ice.ErrorAt = md.Error, md.ErrorAt
 			}
 		}
 		ice.LagRecords += max(0, *p.EndOffset-at)
 	}
 	if ice.LagRecords > 0 && ice.Committed != nil {
 		ice.LagSeconds = time.Since(*ice.Committed).Seconds()
+	}
+	if ice.ErrorAt != nil && ice.Committed != nil && !ice.ErrorAt.After(*ice.Committed) {
+		ice.Error, ice.ErrorAt = "", nil // a commit since
 	}
 	return ice, nil
 }
@@ -441,8 +454,9 @@ sensitive config's value is null.
 
 A topic exported to Iceberg (floe.iceberg.enabled=true) also shows its
 table, the table's last snapshot and the export's lag (from the export
-group floe-iceberg.<topic>): in JSON "iceberg": {"table", "snapshot_id",
-"committed", "lag_records", "lag_seconds"}.`,
+group floe-iceberg.<topic>), and the last export's error if it failed
+since: in JSON "iceberg": {"table", "snapshot_id", "committed",
+"lag_records", "lag_seconds", "error", "error_at"}.`,
 		Args: argsRange(1, -1, "NAME"),
 		RunE: func(cmd *cobra.Command, names []string) error {
 			out, err := outputFormat(cmd, output)
@@ -490,6 +504,9 @@ group floe-iceberg.<topic>): in JSON "iceberg": {"table", "snapshot_id",
 						last = fmt.Sprintf("snapshot %d at %s", ice.SnapshotID, ice.Committed.Format(time.RFC3339))
 					}
 					fmt.Fprintf(w, "Iceberg: table %s, %s, lag %d records (%.0fs)\n", ice.Table, last, ice.LagRecords, ice.LagSeconds)
+					if ice.Error != "" {
+						fmt.Fprintf(w, "Iceberg export failed at %s: %s\n", ice.ErrorAt.Format(time.RFC3339), ice.Error)
+					}
 				}
 				fmt.Fprintln(w)
 				t := newTable(w, "PARTITION", "LEADER", "REPLICAS", "ISR", "START", "END")
