@@ -21,9 +21,11 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
-// The cluster the suite runs: its own etcd and MinIO, two proxies in
-// front of MinIO (one for the agents, one for the compactor), three agents
-// and the compactor, all on free loopback ports.
+// The cluster the suite runs: its own etcd and MinIO, three proxies in
+// front of MinIO (one for the agents, one for the compactor, one for the
+// exporter) and one in front of etcd (for the exporter), three agents, the
+// compactor and the Iceberg exporter (its SQLite catalog in the working
+// directory), all on free loopback ports.
 
 const (
 	minioUser     = "fault-suite"
@@ -60,10 +62,18 @@ type cluster struct {
 
 	s3  *Proxy // the agents' way to MinIO
 	cs3 *Proxy // the compactor's
+	es3 *Proxy // the exporter's: the segments it reads, the tables' files it writes
+
+	eetcd *Proxy // the exporter's way to etcd
 
 	agents    []*agentProc
 	compactor *Proc
 	compHTTP  string
+
+	exporter *Proc
+	expHTTP  string
+	// catalog is the exporter's Iceberg catalog (a SQLite file).
+	catalog string
 
 	logf func(format string, args ...any)
 }
@@ -261,6 +271,17 @@ func (c *cluster) compactorReady() error {
 	return waitFor(c.compactor, 60*time.Second, func() error { return httpOK("http://"+c.compHTTP+"/healthz", "ok") })
 }
 
+// exporterReady waits for the exporter's /healthz, active or standby (a
+// restarted exporter waits out its predecessor's lease).
+func (c *cluster) exporterReady() error {
+	return waitFor(c.exporter, 60*time.Second, func() error { return httpOK("http://"+c.expHTTP+"/healthz", "ok") })
+}
+
+// exporterActive waits until the exporter leads.
+func (c *cluster) exporterActive(timeout time.Duration) error {
+	return waitFor(c.exporter, timeout, func() error { return httpOK("http://"+c.expHTTP+"/healthz", "ok: active") })
+}
+
 // startCluster starts everything and returns once every process is
 // ready. Cleanup kills whatever still runs.
 func startCluster(t *testing.T, dir, floe, minioBin string, logf func(string, ...any)) *cluster {
@@ -304,6 +325,12 @@ func startCluster(t *testing.T, dir, floe, minioBin string, logf func(string, ..
 		t.Fatal(err)
 	}
 	if c.cs3, err = NewProxy("127.0.0.1:0", c.minioAddr); err != nil {
+		t.Fatal(err)
+	}
+	if c.es3, err = NewProxy("127.0.0.1:0", c.minioAddr); err != nil {
+		t.Fatal(err)
+	}
+	if c.eetcd, err = NewProxy("127.0.0.1:0", strings.TrimPrefix(c.etcdURL, "http://")); err != nil {
 		t.Fatal(err)
 	}
 
@@ -356,12 +383,34 @@ func startCluster(t *testing.T, dir, floe, minioBin string, logf func(string, ..
 	if err := c.compactor.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// The exporter: its warehouse is iceberg/ under the bucket's prefix,
+	// written through its own proxy, and its way to etcd through another;
+	// its lease as short as the compactor's, so a killed one is replaced
+	// within seconds.
+	c.expHTTP = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	c.catalog = filepath.Join(dir, "iceberg-catalog.db")
+	c.exporter = &Proc{
+		Name: "exporter", Path: floe, Env: creds,
+		LogPath: filepath.Join(dir, "exporter.log"),
+		Args: []string{"exporter",
+			"--etcd-endpoints", "http://" + c.eetcd.Addr(), "--bucket", bucket(c.es3), "--cluster", clusterName,
+			"--catalog", "sqlite://" + c.catalog,
+			"--http-addr", c.expHTTP, "--id", "fault-exporter",
+			"--lease-ttl", "3s", "--log-level", "debug",
+		},
+	}
+	if err := c.exporter.Start(); err != nil {
+		t.Fatal(err)
+	}
 	for _, a := range c.agents {
 		if err := c.agentReady(a); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if err := c.compactorReady(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.exporterReady(); err != nil {
 		t.Fatal(err)
 	}
 	return c
@@ -394,6 +443,9 @@ func (c *cluster) procs() []*Proc {
 	}
 	if c.compactor != nil {
 		ps = append(ps, c.compactor)
+	}
+	if c.exporter != nil {
+		ps = append(ps, c.exporter)
 	}
 	var out []*Proc
 	for _, p := range ps {
@@ -430,7 +482,10 @@ func (c *cluster) healthy() error {
 			return err
 		}
 	}
-	return c.compactorReady()
+	if err := c.compactorReady(); err != nil {
+		return err
+	}
+	return c.exporterReady()
 }
 
 // killAll kills every process still running and closes the proxies.
@@ -446,10 +501,16 @@ func (c *cluster) killAll() {
 	if c.cs3 != nil {
 		c.cs3.Close()
 	}
+	if c.es3 != nil {
+		c.es3.Close()
+	}
+	if c.eetcd != nil {
+		c.eetcd.Close()
+	}
 }
 
-// stopAll stops the floe processes gracefully (agents must exit 0),
-// then etcd and MinIO.
+// stopAll stops the floe processes gracefully (agents and the exporter
+// must exit 0), then etcd and MinIO.
 func (c *cluster) stopAll() error {
 	var errs []error
 	for _, a := range c.agents {
@@ -463,6 +524,13 @@ func (c *cluster) stopAll() error {
 	}
 	if _, err := c.compactor.Stop(15 * time.Second); err != nil {
 		errs = append(errs, fmt.Errorf("stopping the compactor: %w", err))
+	}
+	// The exporter resigns and exits 0 on SIGTERM.
+	switch st, err := c.exporter.Stop(15 * time.Second); {
+	case err != nil:
+		errs = append(errs, fmt.Errorf("stopping the exporter: %w", err))
+	case !st.Success():
+		errs = append(errs, fmt.Errorf("the exporter exited with %v after SIGTERM; its log ends:\n%s", st, c.exporter.Tail(20)))
 	}
 	c.etcd.Stop(10 * time.Second)
 	c.minio.Stop(10 * time.Second)

@@ -4,10 +4,11 @@
 // no acknowledged record was lost, duplicated or moved.
 //
 // TestFaults (fault_test.go) starts its own etcd and MinIO (so it can stop
-// them), three `floe agent`s and a `floe compactor` built from ./cmd/floe,
-// and two TCP proxies (proxy.go) between floe and MinIO that can add
-// latency or cut one request. A scheduler injects, in an order drawn from
-// a printed seed:
+// them), three `floe agent`s, a `floe compactor` and a `floe exporter`
+// built from ./cmd/floe, and TCP proxies (proxy.go) that can add latency
+// or cut one request: between MinIO and the agents, the compactor and the
+// exporter, and between etcd and the exporter. A scheduler injects, in an
+// order drawn from a printed seed:
 //
 //	agent-kill       kill -9 of one agent, restarted
 //	agent-term       SIGTERM of one agent (graceful drain), restarted; it must exit 0
@@ -21,6 +22,14 @@
 //	                 index swap; restarted
 //	compactor-kill-clean  the same, with the object of a clean of the
 //	                 compacted topic
+//	exporter-kill    the exporter killed while the table metadata file of a
+//	                 table commit is being PUT, or just after MinIO answered
+//	                 it and before the catalog commit; restarted
+//	exporter-kill-manifest  the same, with the commit's manifest list
+//	exporter-kill-unrecorded  the exporter killed after a table commit the
+//	                 catalog took, as it first writes to etcd to record it
+//	                 (its export state and export group then trail the
+//	                 table); restarted
 //
 // The workload is three franz-go producers (idempotent, acks=all, keyed,
 // every record's value starting with a unique ID), a prober that sends one
@@ -48,7 +57,11 @@
 // topic read_committed and copying each record to an output topic in the
 // transaction that commits its offsets, one in ten aborted. Its choices
 // are drawn from the seed; its clients log to txn-clients.log and its
-// history is written to txn-history.json in the working directory.
+// history is written to txn-history.json in the working directory. The
+// exporter exports the transactional topic to an Iceberg table
+// (export_workload_test.go: floe.fault_txn, a commit a second, a SQLite
+// catalog in the working directory, its files under iceberg/ in the
+// bucket).
 //
 // A third workload (changelog_workload_test.go) updates and deletes 60
 // keys of a compacted topic (cleanup.policy=compact) with an idempotent
@@ -78,14 +91,22 @@
 // transaction read whole and every unknown one whole or not at all (never
 // torn); no duplicates, offsets increasing, each producer's transactions in
 // order; and the stage's output holding every input below the group's
-// committed offsets exactly once and nothing else. It logs a line per
+// committed offsets exactly once and nothing else. Once the exporter's
+// table holds every record of the transactional topic read committed
+// (60s at most), it reads the table (its catalog, its manifests, and
+// every data file with parquet-go from MinIO) and checks it
+// (export_checker.go): each committed record there exactly once, at its
+// partition and offset, with its value and no key; no record of an
+// aborted transaction, no duplicate, nothing else; each snapshot's
+// floe.offsets moving forward and never past the topic's end; the current
+// snapshot's total-records what the data files hold. It logs a line per
 // group,
 //
 //	fault: group fault-group-kip848 (consumer protocol): consumed=N reconsumed=N committed=N consumed_mismatch=0 unconsumed=0 ...
 //
 // and one summary line:
 //
-//	fault: seed=S faults=[...] acked=N read=N lost=0 ... txns=N committed=N aborted=N unknown=N ... torn=0 aborted_read=0 ...
+//	fault: seed=S faults=[...] acked=N read=N lost=0 ... txns=N committed=N aborted=N unknown=N ... torn=0 aborted_read=0 ... export_rows=N export_missing=0 export_duplicated=0 ...
 //
 // The compactor runs with --gc-grace 30s so that garbage collection
 // happens during the run, and agents with --max-commit-delay 20s, below it:

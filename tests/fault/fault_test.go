@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -95,15 +96,24 @@ var faults = []fault{
 	}},
 	{"minio-slow", func(s *suite) (string, error) {
 		d := time.Duration(200+s.rng.IntN(301)) * time.Millisecond
-		s.c.s3.SetLatency(d)
-		s.c.cs3.SetLatency(d)
+		for _, px := range []*Proxy{s.c.s3, s.c.cs3, s.c.es3} {
+			px.SetLatency(d)
+		}
 		time.Sleep(15 * time.Second)
-		s.c.s3.SetLatency(0)
-		s.c.cs3.SetLatency(0)
+		for _, px := range []*Proxy{s.c.s3, s.c.cs3, s.c.es3} {
+			px.SetLatency(0)
+		}
 		return fmt.Sprintf("+%v a write for 15s", d), nil
 	}},
 	{"compactor-kill", func(s *suite) (string, error) { return killCompactorMidPut(s, mergedPut, "merge") }},
 	{"compactor-kill-clean", func(s *suite) (string, error) { return killCompactorMidPut(s, cleanedPut, "clean") }},
+	{"exporter-kill", func(s *suite) (string, error) {
+		return killExporterMidPut(s, tableMetadataPut, "table metadata", "the catalog commit")
+	}},
+	{"exporter-kill-manifest", func(s *suite) (string, error) {
+		return killExporterMidPut(s, manifestListPut, "manifest list", "the table metadata and the catalog commit")
+	}},
+	{"exporter-kill-unrecorded", killExporterUnrecorded},
 }
 
 var (
@@ -115,10 +125,27 @@ var (
 // compacted topic) is writing its object, a PUT whose request line
 // matches put: either as the PUT's request goes out (MinIO never gets the
 // whole object) or as MinIO's answer comes back (the object exists, the
-// index swap never happens). The proxy in front of the compactor's MinIO
-// sees the request line; the kill and the cut happen before it forwards
-// the bytes.
+// index swap never happens); then starts it again.
 func killCompactorMidPut(s *suite, put *regexp.Regexp, writer string) (string, error) {
+	what, err := killMidPut(s, s.c.compactor, s.c.cs3, put, writer, "the index swap")
+	if err != nil {
+		return what, err
+	}
+	time.Sleep(500 * time.Millisecond)
+	if err := s.c.compactor.Start(); err != nil {
+		return what, err
+	}
+	return what, s.c.compactorReady()
+}
+
+// killMidPut kills p (SIGKILL) when it writes an object whose PUT request
+// line matches put, through px, the proxy in front of its MinIO: either as
+// the PUT's request goes out (MinIO never gets the whole object) or as
+// MinIO's answer comes back (the object exists; next, what p does with it,
+// never happens), drawn from the seed. The proxy sees the request line;
+// the kill and the cut happen before it forwards the bytes. It waits for
+// p to exit, and returns what the kill hit.
+func killMidPut(s *suite, p *Proc, px *Proxy, put *regexp.Regexp, writer, next string) (string, error) {
 	afterPut := s.rng.IntN(2) == 1
 	var (
 		mu     sync.Mutex
@@ -130,11 +157,11 @@ func killCompactorMidPut(s *suite, put *regexp.Regexp, writer string) (string, e
 	kill := func(desc string) {
 		if killed.CompareAndSwap(false, true) {
 			what = desc
-			s.c.compactor.Signal(syscall.SIGKILL)
+			p.Signal(syscall.SIGKILL)
 			close(fired)
 		}
 	}
-	s.c.cs3.SetHook(func(conn uint64, fromClient bool, chunk []byte) bool {
+	px.SetHook(func(conn uint64, fromClient bool, chunk []byte) bool {
 		if killed.Load() {
 			return false
 		}
@@ -143,7 +170,7 @@ func killCompactorMidPut(s *suite, put *regexp.Regexp, writer string) (string, e
 			if !put.Match(line) {
 				return true
 			}
-			obj := strings.Fields(string(line))[1]
+			obj, _, _ := strings.Cut(strings.Fields(string(line))[1], "?")
 			if !afterPut {
 				kill("while it sent " + obj)
 				return false
@@ -157,26 +184,22 @@ func killCompactorMidPut(s *suite, put *regexp.Regexp, writer string) (string, e
 		obj, ok := puts[conn]
 		mu.Unlock()
 		if ok && bytes.HasPrefix(chunk, []byte("HTTP/1.1 200")) {
-			kill("after MinIO stored " + obj + ", before the index swap")
+			kill("after MinIO stored " + obj + ", before " + next)
 			return false
 		}
 		return true
 	})
-	defer s.c.cs3.SetHook(nil)
+	defer px.SetHook(nil)
 	select {
 	case <-fired:
 	case <-time.After(45 * time.Second):
 		kill("with no " + writer + " in flight for 45s")
 	}
-	if _, err := s.c.compactor.Wait(10 * time.Second); err != nil {
+	if _, err := p.Wait(10 * time.Second); err != nil {
 		return what, err
 	}
-	s.c.cs3.SetHook(nil)
-	time.Sleep(500 * time.Millisecond)
-	if err := s.c.compactor.Start(); err != nil {
-		return what, err
-	}
-	return what, s.c.compactorReady()
+	px.SetHook(nil)
+	return what, nil
 }
 
 type suite struct {
@@ -328,7 +351,7 @@ func TestFaults(t *testing.T) {
 			}
 		}
 	})
-	s.logf("cluster up: agents %v, compactor on %s", s.c.seeds(), s.c.compHTTP)
+	s.logf("cluster up: agents %v, compactor on %s, exporter on %s", s.c.seeds(), s.c.compHTTP, s.c.expHTTP)
 
 	adminCl, err := kgo.NewClient(baseOpts(s.c.seeds())...)
 	if err != nil {
@@ -337,7 +360,12 @@ func TestFaults(t *testing.T) {
 	defer adminCl.Close()
 	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	for name, n := range map[string]int32{topic: partitions, txnTopic: txnPartitions, outTopic: txnPartitions} {
-		if r, err := kadm.NewClient(adminCl).CreateTopic(cctx, n, 1, map[string]*string{"retention.ms": kadm.StringPtr("-1")}, name); err != nil || r.Err != nil {
+		configs := map[string]*string{"retention.ms": kadm.StringPtr("-1")}
+		if name == txnTopic {
+			// The exporter exports it (export_workload_test.go).
+			maps.Copy(configs, exportConfigs)
+		}
+		if r, err := kadm.NewClient(adminCl).CreateTopic(cctx, n, 1, configs, name); err != nil || r.Err != nil {
 			cancel()
 			t.Fatalf("creating topic %s: %v %v", name, err, r.Err)
 		}
@@ -537,6 +565,10 @@ func TestFaults(t *testing.T) {
 		t.Errorf("reading the transactional topics back: %v", err)
 	}
 	txnRes := CheckTxns(th)
+	exportRes, err := s.checkExport(th)
+	if err != nil {
+		t.Errorf("export: %v", err)
+	}
 	clLog, err := readChangelog(seeds)
 	if err != nil {
 		t.Errorf("reading the compacted topic back: %v", err)
@@ -569,8 +601,8 @@ func TestFaults(t *testing.T) {
 	for _, g := range res.Groups {
 		t.Logf("fault: %s", g)
 	}
-	summary := fmt.Sprintf("fault: seed=%d faults=[%s] %s %s changelog_acked=%d changelog_read=%d merges=%d cleaned=%d gc_deleted=%d produce_errors=%d elapsed=%v",
-		seed, strings.Join(done, ","), res, txnRes, clAcked, clRead, merges, cleaned, deleted, s.rec.errCount.Load(), time.Since(s.start).Round(time.Second))
+	summary := fmt.Sprintf("fault: seed=%d faults=[%s] %s %s %s changelog_acked=%d changelog_read=%d merges=%d cleaned=%d gc_deleted=%d produce_errors=%d elapsed=%v",
+		seed, strings.Join(done, ","), res, txnRes, exportRes, clAcked, clRead, merges, cleaned, deleted, s.rec.errCount.Load(), time.Since(s.start).Round(time.Second))
 	t.Log(summary)
 
 	if !res.OK() {
@@ -578,6 +610,12 @@ func TestFaults(t *testing.T) {
 	}
 	if !txnRes.OK() {
 		t.Errorf("the transactional history is wrong: %s\n  %s", txnRes, strings.Join(txnRes.Problems, "\n  "))
+	}
+	if !exportRes.OK() {
+		t.Errorf("the exported table is wrong: %s\n  %s", exportRes, strings.Join(exportRes.Problems, "\n  "))
+	}
+	if exportRes.Rows == 0 {
+		t.Errorf("the exporter exported nothing of %s (see %s)", txnTopic, s.c.exporter.LogPath)
 	}
 	if len(clProblems) > 0 {
 		t.Errorf("the compacted topic is wrong (%d problems):\n  %s", len(clProblems), strings.Join(clProblems[:min(len(clProblems), 20)], "\n  "))

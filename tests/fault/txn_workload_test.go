@@ -201,7 +201,6 @@ func transact(ctx context.Context, seeds []string, rec *txnRecorder, id int, rng
 		cl, err = newClient()
 		return err
 	}
-	padding := strings.Repeat("t", 48+id*8)
 	for seq := int64(0); ctx.Err() == nil; seq++ {
 		if err := cl.BeginTransaction(); err != nil {
 			rec.clientErr("begin", err)
@@ -217,7 +216,7 @@ func transact(ctx context.Context, seeds []string, rec *txnRecorder, id int, rng
 			rid := fmt.Sprintf("%s-%d", txn.ID, i)
 			p := int32(rng.IntN(txnPartitions))
 			txn.Records = append(txn.Records, TxnRecord{ID: rid, Partition: p, Offset: -1})
-			rs = append(rs, &kgo.Record{Partition: p, Value: []byte(rid + " " + padding)})
+			rs = append(rs, &kgo.Record{Partition: p, Value: txnValue(rid)})
 		}
 		abort := rng.IntN(5) == 0
 		failed := false
@@ -279,6 +278,15 @@ func transact(ctx context.Context, seeds []string, rec *txnRecorder, id int, rng
 		time.Sleep(time.Duration(20+rng.IntN(40)) * time.Millisecond)
 	}
 	return nil
+}
+
+// txnValue is the value a transactional producer sends its record rid
+// ("t<producer>-<seq>-<i>") with: the ID, then padding whose length
+// depends on the producer.
+func txnValue(rid string) []byte {
+	head, _, _ := strings.Cut(rid, "-")
+	producer, _ := strconv.Atoi(strings.TrimPrefix(head, "t"))
+	return []byte(rid + " " + strings.Repeat("t", 48+producer*8))
 }
 
 // transform runs the consume-transform-produce stage until ctx ends: a
