@@ -213,6 +213,10 @@ func (e *Exporter) refill(ctx context.Context, t metadata.Topic, parts []*partRe
 				from[pr.p] = pr.next
 			}
 			entries, complete, err := e.store.ShardPartitionEntries(gctx, t, from, indexPage)
+			if errors.Is(err, metadata.ErrConflict) {
+				// etcd compacted the revision the log was searched at.
+				entries, complete, err = e.store.ShardPartitionEntries(gctx, t, from, indexPage)
+			}
 			if err != nil {
 				return fmt.Errorf("partitions %d-%d: %w", prs[0].p, prs[len(prs)-1].p, err)
 			}

@@ -337,7 +337,9 @@ func (s *Store) PartitionEntries(ctx context.Context, t Topic, p int32, from int
 		return nil, err
 	}
 	var out []IndexEntry
-	err = s.rangePages(ctx, s.logKey(t.Shard(p), seek.Seq), clientv3.GetPrefixRangeEnd(s.logPrefix(t.Shard(p))), func(key string, value []byte, _ int64) error {
+	// At the search's revision: a merge swapping entries in since would
+	// otherwise hide those between the one found and the new ones.
+	err = s.rangePagesAt(ctx, s.logKey(t.Shard(p), seek.Seq), clientv3.GetPrefixRangeEnd(s.logPrefix(t.Shard(p))), seek.Rev, func(key string, value []byte, _ int64) error {
 		if limit > 0 && len(out) >= limit {
 			return errStopPages
 		}
@@ -353,7 +355,10 @@ func (s *Store) PartitionEntries(ctx context.Context, t Topic, p int32, from int
 	if err == errStopPages {
 		err = nil
 	}
-	return out, err
+	if err != nil {
+		return nil, readAtErr(err, "the log of shard "+t.Shard(p).String(), seek.Rev)
+	}
+	return out, nil
 }
 
 // ShardPartitionEntries returns the index entries of several partitions
@@ -375,7 +380,7 @@ func (s *Store) ShardPartitionEntries(ctx context.Context, t Topic, from map[int
 	if first {
 		return nil, true, nil
 	}
-	_, up, _, err := s.searchLog(ctx, sh, func(e *LogEntry) bool {
+	_, up, rev, err := s.searchLog(ctx, sh, func(e *LogEntry) bool {
 		for p, off := range from {
 			if next, _ := e.Next(p); next > off {
 				return true
@@ -388,7 +393,9 @@ func (s *Store) ShardPartitionEntries(ctx context.Context, t Topic, from map[int
 	}
 	entries, complete = map[int32][]IndexEntry{}, true
 	read := 0
-	err = s.rangePages(ctx, s.logKey(sh, up.Seq), clientv3.GetPrefixRangeEnd(s.logPrefix(sh)), func(key string, value []byte, _ int64) error {
+	// At the search's revision: a merge swapping entries in since would
+	// otherwise hide those between the one found and the new ones.
+	err = s.rangePagesAt(ctx, s.logKey(sh, up.Seq), clientv3.GetPrefixRangeEnd(s.logPrefix(sh)), rev, func(key string, value []byte, _ int64) error {
 		if limit > 0 && read >= limit {
 			complete = false
 			return errStopPages
@@ -410,7 +417,10 @@ func (s *Store) ShardPartitionEntries(ctx context.Context, t Topic, from map[int
 	if err == errStopPages {
 		err = nil
 	}
-	return entries, complete, err
+	if err != nil {
+		return nil, false, readAtErr(err, "the log of shard "+sh.String(), rev)
+	}
+	return entries, complete, nil
 }
 
 // AdvanceLogStart moves partition p's log start offset up to offset, as

@@ -140,8 +140,18 @@ func decode(key string, data []byte, v any) error {
 
 // rangePages reads [from, end) in pages of pageSize keys.
 func (s *Store) rangePages(ctx context.Context, from, end string, fn func(key string, value []byte, modRev int64) error) error {
+	return s.rangePagesAt(ctx, from, end, 0, fn)
+}
+
+// rangePagesAt is rangePages at revision rev (0: the latest), so that
+// every page sees the keys as one earlier read did.
+func (s *Store) rangePagesAt(ctx context.Context, from, end string, rev int64, fn func(key string, value []byte, modRev int64) error) error {
 	for {
-		resp, err := s.cli.Get(ctx, from, clientv3.WithRange(end), clientv3.WithLimit(pageSize))
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(pageSize)}
+		if rev > 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		resp, err := s.cli.Get(ctx, from, opts...)
 		if err != nil {
 			return err
 		}
