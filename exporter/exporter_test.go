@@ -14,6 +14,7 @@ import (
 
 	"github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/table"
+	"github.com/google/uuid"
 	"github.com/parquet-go/parquet-go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -106,6 +107,47 @@ func (e *env) exporter(cfg Config) (*Exporter, *metadata.Leadership) {
 	}
 	e.t.Cleanup(func() { l.Resign(context.Background()) })
 	return x, l
+}
+
+// crashAfterTableCommits runs a pass of a new exporter that dies after
+// its nth table commit, before recording it, as a killed process would
+// (its leadership resigned, as its lease would lapse), and returns the
+// sum of the offsets the export state recorded.
+func (e *env) crashAfterTableCommits(cfg Config, n int, topic uuid.UUID) (recorded int64) {
+	e.t.Helper()
+	ctx := context.Background()
+	x, l := e.exporter(cfg)
+	commits := 0
+	crash := errors.New("killed")
+	x.afterTableCommit = func(string) error {
+		if commits++; commits == n {
+			return crash
+		}
+		return nil
+	}
+	if _, err := x.Pass(ctx, l.Fence(), true); !errors.Is(err, crash) {
+		e.t.Fatalf("the first exporter's pass: %v, want it killed", err)
+	}
+	l.Resign(ctx)
+	if _, ok, err := e.store.ExportStateOf(ctx, topic); err != nil || !ok {
+		e.t.Fatalf("export state after %d recorded commits: %v %v", n-1, ok, err)
+	}
+	_, recorded = e.exportState(topic)
+	return recorded
+}
+
+// exportState is a topic's export state and the sum of its offsets.
+func (e *env) exportState(topic uuid.UUID) (metadata.ExportState, int64) {
+	e.t.Helper()
+	st, _, err := e.store.ExportStateOf(context.Background(), topic)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	total := int64(0)
+	for _, o := range st.Offsets {
+		total += o
+	}
+	return st, total
 }
 
 // loadTable loads a table from the env's catalog.
@@ -280,27 +322,7 @@ func TestExportJSONTopicExactlyOnceAcrossACrash(t *testing.T) {
 
 	// The first exporter commits in small pieces and dies after its
 	// third table commit, before recording it.
-	x1, l1 := e.exporter(Config{MaxCommitBytes: 256 << 10})
-	commits := 0
-	crash := errors.New("killed")
-	x1.afterTableCommit = func(string) error {
-		if commits++; commits == 3 {
-			return crash
-		}
-		return nil
-	}
-	if _, err := x1.Pass(ctx, l1.Fence(), true); !errors.Is(err, crash) {
-		t.Fatalf("the first exporter's pass: %v, want it killed", err)
-	}
-	l1.Resign(ctx) // as its lease would lapse
-	st, ok, err := e.store.ExportStateOf(ctx, topic.ID)
-	if err != nil || !ok {
-		t.Fatalf("export state after two recorded commits: %v %v", ok, err)
-	}
-	recorded := int64(0)
-	for _, o := range st.Offsets {
-		recorded += o
-	}
+	recorded := e.crashAfterTableCommits(Config{MaxCommitBytes: 256 << 10}, 3, topic.ID)
 	// The second picks up from the table, not from etcd, and is killed
 	// in the middle of its work (writing files, or committing them).
 	x2, l2 := e.exporter(Config{MaxCommitBytes: 1 << 20})
@@ -339,11 +361,7 @@ func TestExportJSONTopicExactlyOnceAcrossACrash(t *testing.T) {
 	if dead != records/1000 {
 		t.Errorf("%d dead letters, want %d", dead, records/1000)
 	}
-	st, _, _ = e.store.ExportStateOf(ctx, topic.ID)
-	total := int64(0)
-	for _, o := range st.Offsets {
-		total += o
-	}
+	st, total := e.exportState(topic.ID)
 	if total != int64(records) || recorded >= total {
 		t.Errorf("export state offsets sum to %d (were %d before the crash's restart), want %d", total, recorded, records)
 	}

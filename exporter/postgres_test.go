@@ -148,27 +148,7 @@ func TestExportToPostgresCatalogExactlyOnceAcrossACrash(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	x1, l1 := e.exporter(Config{MaxCommitBytes: 128 << 10})
-	commits := 0
-	crash := errors.New("killed")
-	x1.afterTableCommit = func(string) error {
-		if commits++; commits == 3 {
-			return crash
-		}
-		return nil
-	}
-	if _, err := x1.Pass(ctx, l1.Fence(), true); !errors.Is(err, crash) {
-		t.Fatalf("the first exporter's pass: %v, want it killed", err)
-	}
-	l1.Resign(ctx)
-	st, ok, err := e.store.ExportStateOf(ctx, topic.ID)
-	if err != nil || !ok {
-		t.Fatalf("export state after two recorded commits: %v %v", ok, err)
-	}
-	recorded := int64(0)
-	for _, o := range st.Offsets {
-		recorded += o
-	}
+	recorded := e.crashAfterTableCommits(Config{MaxCommitBytes: 128 << 10}, 3, topic.ID)
 
 	x2, l2 := e.exporter(Config{MaxCommitBytes: 4 << 20})
 	ps, err := x2.Pass(ctx, l2.Fence(), true)
@@ -181,12 +161,7 @@ func TestExportToPostgresCatalogExactlyOnceAcrossACrash(t *testing.T) {
 		t.Errorf("the second exporter wrote %d rows after %d recorded, of %d: the crashed commit's rows again?", ps.Rows, recorded, records)
 	}
 	e.checkOrders("shop.orders", records)
-	st, _, _ = e.store.ExportStateOf(ctx, topic.ID)
-	total := int64(0)
-	for _, o := range st.Offsets {
-		total += o
-	}
-	if total != int64(records) {
+	if _, total := e.exportState(topic.ID); total != int64(records) {
 		t.Errorf("export state offsets sum to %d, want %d", total, records)
 	}
 

@@ -72,10 +72,10 @@ func (s *Store) PutExportState(ctx context.Context, f Fence, topic uuid.UUID, st
 // ExportGroup is the consumer group whose committed offsets mirror a
 // topic's export, as a Kafka Connect sink's do: OffsetFetch answers them
 // (floe topic describe reads the export's lag there; so can any tool that
-// fetches a group's offsets by name). The group has no members and no
-// state, so group listings do not show it. Its offsets are written by the
-// exporter alone; the table is what counts, so resetting them changes
-// nothing.
+// fetches a group's offsets by name). The group has no members and is
+// listed as Empty, as a group that only commits offsets is. Its offsets
+// are written by the exporter alone; the table is what counts, so
+// resetting them changes nothing.
 func ExportGroup(topic string) string { return "floe-iceberg." + topic }
 
 // ExportOffsetMetadata is the metadata string of the export group's

@@ -332,33 +332,21 @@ func (s *Store) entriesAtOrAfter(ctx context.Context, sh ShardID, seqs []int64, 
 // holding offset from on, at most limit (0: no limit), reading its
 // shard's log.
 func (s *Store) PartitionEntries(ctx context.Context, t Topic, p int32, from int64, limit int) ([]IndexEntry, error) {
-	seek, ok, err := s.SeekEntry(ctx, t, p, from)
-	if err != nil || !ok {
-		return nil, err
-	}
 	var out []IndexEntry
-	// At the search's revision: a merge swapping entries in since would
-	// otherwise hide those between the one found and the new ones.
-	err = s.rangePagesAt(ctx, s.logKey(t.Shard(p), seek.Seq), clientv3.GetPrefixRangeEnd(s.logPrefix(t.Shard(p))), seek.Rev, func(key string, value []byte, _ int64) error {
+	holds := func(e *LogEntry) bool {
+		next, _ := e.Next(p)
+		return next > from
+	}
+	err := s.scanLog(ctx, t.Shard(p), holds, func(e *LogEntry) error {
 		if limit > 0 && len(out) >= limit {
 			return errStopPages
-		}
-		e, err := s.decodeLogKV(key, value)
-		if err != nil {
-			return err
 		}
 		if x, ok := e.ExtentOf(p); ok {
 			out = append(out, e.IndexEntry(x))
 		}
 		return nil
 	})
-	if err == errStopPages {
-		err = nil
-	}
-	if err != nil {
-		return nil, readAtErr(err, "the log of shard "+t.Shard(p).String(), seek.Rev)
-	}
-	return out, nil
+	return out, err
 }
 
 // ShardPartitionEntries returns the index entries of several partitions
@@ -380,31 +368,22 @@ func (s *Store) ShardPartitionEntries(ctx context.Context, t Topic, from map[int
 	if first {
 		return nil, true, nil
 	}
-	_, up, rev, err := s.searchLog(ctx, sh, func(e *LogEntry) bool {
+	holds := func(e *LogEntry) bool {
 		for p, off := range from {
 			if next, _ := e.Next(p); next > off {
 				return true
 			}
 		}
 		return false
-	})
-	if err != nil || up == nil {
-		return nil, err == nil, err
 	}
 	entries, complete = map[int32][]IndexEntry{}, true
 	read := 0
-	// At the search's revision: a merge swapping entries in since would
-	// otherwise hide those between the one found and the new ones.
-	err = s.rangePagesAt(ctx, s.logKey(sh, up.Seq), clientv3.GetPrefixRangeEnd(s.logPrefix(sh)), rev, func(key string, value []byte, _ int64) error {
+	err = s.scanLog(ctx, sh, holds, func(e *LogEntry) error {
 		if limit > 0 && read >= limit {
 			complete = false
 			return errStopPages
 		}
 		read++
-		e, err := s.decodeLogKV(key, value)
-		if err != nil {
-			return err
-		}
 		for p, off := range from {
 			if x, ok := e.ExtentOf(p); ok {
 				if ie := e.IndexEntry(x); ie.Last >= off {
@@ -414,13 +393,36 @@ func (s *Store) ShardPartitionEntries(ctx context.Context, t Topic, from map[int
 		}
 		return nil
 	})
-	if err == errStopPages {
-		err = nil
-	}
 	if err != nil {
-		return nil, false, readAtErr(err, "the log of shard "+sh.String(), rev)
+		return nil, false, err
 	}
 	return entries, complete, nil
+}
+
+// scanLog calls fn with the entries of a shard's log in order, from the
+// first for which holds is true (searchLog) to the end or until fn
+// returns errStopPages. The entries are read at the revision the search
+// read at: at the latest, a merge swapping entries in since would hide
+// those between the one found and the ones that replaced them.
+func (s *Store) scanLog(ctx context.Context, sh ShardID, holds func(*LogEntry) bool, fn func(*LogEntry) error) error {
+	_, up, rev, err := s.searchLog(ctx, sh, holds)
+	if err != nil || up == nil {
+		return err
+	}
+	err = s.rangePagesAt(ctx, s.logKey(sh, up.Seq), clientv3.GetPrefixRangeEnd(s.logPrefix(sh)), rev, func(key string, value []byte, _ int64) error {
+		e, err := s.decodeLogKV(key, value)
+		if err != nil {
+			return err
+		}
+		return fn(&e)
+	})
+	switch {
+	case err == errStopPages:
+		return nil
+	case err != nil:
+		return readAtErr(err, "the log of shard "+sh.String(), rev)
+	}
+	return nil
 }
 
 // AdvanceLogStart moves partition p's log start offset up to offset, as
