@@ -305,9 +305,11 @@ func (e *Exporter) Pass(ctx context.Context, f metadata.Fence, all bool) (PassSt
 		if ctx.Err() != nil {
 			break
 		}
+		settingsErr := err
 		wg.Go(func() {
 			defer func() { <-sem }()
 			var ts PassStats
+			err := settingsErr
 			if err == nil {
 				err = e.exportTopic(ctx, f, t, s, te, &ts)
 			}
@@ -580,8 +582,14 @@ func (e *Exporter) commit(ctx context.Context, f metadata.Fence, t metadata.Topi
 	rows, dead := rb.rows, rb.deadLetters
 	if rows == 0 {
 		e.metrics.lag(t.Name, lagRecords, te.lastCommit)
+		if te.grouped == nil {
+			// First look at the topic in this process: an exporter that
+			// died between a table commit and recording it left the
+			// export state and group behind the table.
+			return nil, false, e.catchUp(ctx, f, t, te, tbl, offsets)
+		}
 		// A quiet topic's export group keeps its offsets from expiring.
-		if te.grouped != nil && time.Since(te.groupedAt) > groupRefresh {
+		if time.Since(te.groupedAt) > groupRefresh {
 			if err := e.mirror(ctx, f, t, te, tbl, offsets, true); err != nil {
 				return nil, false, err
 			}
@@ -648,6 +656,26 @@ func (e *Exporter) commit(ctx context.Context, f metadata.Fence, t metadata.Topi
 	}
 	e.log.Debug("exported", "topic", t.Name, "rows", rows, "dead_letters", dead, "snapshot", snapID, "took", time.Since(start))
 	return committed, more, nil
+}
+
+// catchUp records where the table's rows end (offsets, from tbl) in the
+// export state, when it says otherwise, and in the export group.
+func (e *Exporter) catchUp(ctx context.Context, f metadata.Fence, t metadata.Topic, te *topicExport, tbl *table.Table, offsets map[int32]int64) error {
+	st, ok, err := e.store.ExportStateOf(ctx, t.ID)
+	if err != nil {
+		return err
+	}
+	if ok && maps.Equal(st.Offsets, offsets) {
+		return e.mirror(ctx, f, t, te, tbl, offsets, true)
+	}
+	st.Topic, st.Table, st.Offsets = t.Name, strings.Join(te.settings.Table, "."), offsets
+	if snap := tbl.CurrentSnapshot(); snap != nil {
+		st.SnapshotID, st.Committed = snap.SnapshotID, time.UnixMilli(snap.TimestampMs).UTC()
+	}
+	if err := e.store.PutExportState(ctx, f, t.ID, st); err != nil {
+		return fmt.Errorf("recording the export: %w", err)
+	}
+	return e.mirror(ctx, f, t, te, tbl, offsets, true)
 }
 
 // groupRefresh is how often every offset of an export group is written
