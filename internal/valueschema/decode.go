@@ -63,6 +63,8 @@ func (k Kind) phrase() string {
 		return "an object"
 	case Array:
 		return "an array"
+	case Binary:
+		return "bytes"
 	}
 	return "of " + k.String()
 }

@@ -21,11 +21,13 @@ const (
 	Date                      // "string", "format": "date": int32 days since the Unix epoch
 	Object                    // "object": []any aligned with Fields
 	Array                     // "array": []any
+	Binary                    // Avro bytes and fixed, Protobuf bytes (no JSON Schema type): []byte
 )
 
 var kindNames = [...]string{
 	Boolean: "boolean", Long: "long", Double: "double", String: "string",
 	Timestamp: "timestamp", Date: "date", Object: "object", Array: "array",
+	Binary: "binary",
 }
 
 func (k Kind) String() string {
