@@ -22,6 +22,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/floe-io/floe/internal/schemaregistry"
 	"github.com/floe-io/floe/metadata"
 	"github.com/floe-io/floe/segments"
 )
@@ -66,6 +67,16 @@ type Config struct {
 	// Parallelism is how many topics are exported at once, each holding
 	// up to MaxCommitBytes of records while it commits. Default 2.
 	Parallelism int
+	// SchemaRegistryURL is the Confluent-compatible schema registry whose
+	// schemas decode values of the formats avro and protobuf (and json
+	// without an inline schema). Empty: none; such topics fail to export.
+	SchemaRegistryURL string
+	// SchemaRegistryUserInfo is "user:password" for the registry's HTTP
+	// Basic authentication (Confluent's basic.auth.user.info).
+	SchemaRegistryUserInfo string
+	// SchemaRegistryToken is a bearer token for the registry, sent when
+	// SchemaRegistryUserInfo is empty.
+	SchemaRegistryToken string
 }
 
 func (c *Config) setDefaults() {
@@ -111,6 +122,8 @@ type Exporter struct {
 	log     *slog.Logger
 	metrics *metrics
 	mem     memory.Allocator
+	// registry is the schema registry's client, nil without one.
+	registry *schemaregistry.Client
 
 	leading atomic.Bool
 
@@ -129,6 +142,9 @@ type topicExport struct {
 	settingsRev int64 // the topic's ModRevision its layout was built at
 	settings    TopicSettings
 	lay         *layout
+	// values decodes values by the registry's schemas (nil for other
+	// formats), for the subject's latest schema the layout was built of.
+	values      *registryValues
 	lastCommit  time.Time
 	lastExpiry  time.Time
 	lastCompact time.Time
@@ -159,15 +175,24 @@ func New(cfg Config, deps Deps) (*Exporter, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	var reg *schemaregistry.Client
+	if cfg.SchemaRegistryURL != "" {
+		var err error
+		reg, err = schemaregistry.New(schemaregistry.Config{URL: cfg.SchemaRegistryURL, UserInfo: cfg.SchemaRegistryUserInfo, BearerToken: cfg.SchemaRegistryToken})
+		if err != nil {
+			return nil, fmt.Errorf("exporter: %w", err)
+		}
+	}
 	return &Exporter{
-		cfg:     cfg,
-		store:   deps.Store,
-		bucket:  deps.Bucket,
-		cat:     deps.Catalog,
-		log:     log.With("component", "exporter"),
-		metrics: newMetrics(deps.Registry),
-		mem:     memory.DefaultAllocator,
-		topics:  map[uuid.UUID]*topicExport{},
+		registry: reg,
+		cfg:      cfg,
+		store:    deps.Store,
+		bucket:   deps.Bucket,
+		cat:      deps.Catalog,
+		log:      log.With("component", "exporter"),
+		metrics:  newMetrics(deps.Registry),
+		mem:      memory.DefaultAllocator,
+		topics:   map[uuid.UUID]*topicExport{},
 	}, nil
 }
 
@@ -374,12 +399,45 @@ func (e *Exporter) forget(ctx context.Context, f metadata.Fence, live map[uuid.U
 // what its table holds, in commits of at most MaxCommitBytes, until
 // nothing is left.
 func (e *Exporter) exportTopic(ctx context.Context, f metadata.Fence, t metadata.Topic, s TopicSettings, te *topicExport, st *PassStats) error {
-	if te.lay == nil || te.settingsRev != t.ModRevision {
-		lay, err := newLayout(s)
+	err := e.exportTopicFrom(ctx, f, t, s, te, st, false)
+	if errors.Is(err, errNewerSchema) {
+		// Values of a schema registered since the latest was read: read
+		// it again, evolve the table, and commit them as its.
+		err = e.exportTopicFrom(ctx, f, t, s, te, st, true)
+	}
+	return err
+}
+
+// exportTopicFrom is exportTopic with the layout of the topic's settings
+// (and the registry subject's latest schema); with again, a value of a
+// schema newer than it is read as it rather than refused.
+func (e *Exporter) exportTopicFrom(ctx context.Context, f metadata.Fence, t metadata.Topic, s TopicSettings, te *topicExport, st *PassStats, again bool) error {
+	if s.usesRegistry() {
+		latest, err := latestSchema(ctx, e.registry, s)
 		if err != nil {
 			return err
 		}
-		te.lay, te.settings, te.settingsRev = lay, s, t.ModRevision
+		if te.values == nil || te.values.latest.ID != latest.ID || te.values.subject != s.ValueSubject || te.settingsRev != t.ModRevision {
+			rv, err := newRegistryValues(ctx, e.registry, s, latest)
+			if err != nil {
+				return err
+			}
+			lay, err := newLayout(s, rv.root)
+			if err != nil {
+				return fmt.Errorf("the latest schema of subject %s: %w", rv.subject, err)
+			}
+			if te.values != nil && te.values.latest.ID != rv.latest.ID {
+				e.log.Info("the value subject has a new latest schema", "topic", t.Name, "schema", rv.describe())
+			}
+			te.lay, te.values, te.settings, te.settingsRev = lay, rv, s, t.ModRevision
+		}
+		te.values.allowNewer = again
+	} else if te.lay == nil || te.settingsRev != t.ModRevision {
+		lay, err := newLayout(s, s.ValueSchema)
+		if err != nil {
+			return err
+		}
+		te.lay, te.values, te.settings, te.settingsRev = lay, nil, s, t.ModRevision
 	}
 	tbl, ws, err := e.table(ctx, t, s, te.lay)
 	if err != nil {
@@ -524,6 +582,9 @@ func (e *Exporter) commit(ctx context.Context, f metadata.Fence, t metadata.Topi
 		return nil, false, err
 	}
 	defer rb.release()
+	if rv := te.values; rv != nil {
+		rb.decode = func(value []byte) ([]any, error) { return rv.decode(ctx, value) }
+	}
 
 	// Partitions by shard: one read of each shard's state.
 	next := maps.Clone(offsets)

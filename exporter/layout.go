@@ -19,9 +19,11 @@ import (
 //	key           binary
 //	headers       list of struct (key string, value binary)
 //	value         binary                      (value format binary)
-//	<fields>      the schema's top-level fields (value format json)
+//	<fields>      the value schema's top-level fields (value formats
+//	              json, avro, protobuf)
 //	_dead_letter  struct (reason string, value binary), for records
-//	              whose values do not match the schema (json)
+//	              whose values do not match the schema (or do not
+//	              decode)
 
 // Column names of the fixed columns.
 const (
@@ -45,8 +47,10 @@ type idGen struct{ next int }
 
 func (g *idGen) id() int { g.next++; return g.next }
 
-// newLayout builds the table layout of a topic's export settings.
-func newLayout(s TopicSettings) (*layout, error) {
+// newLayout builds the table layout of a topic's export settings; value
+// is the values' schema (s.ValueSchema, or the registry's), nil when they
+// are exported as bytes.
+func newLayout(s TopicSettings, value *valueschema.Field) (*layout, error) {
 	g := &idGen{}
 	kafkaID := g.id()
 	kafka := &iceberg.StructType{FieldList: []iceberg.NestedField{
@@ -69,11 +73,11 @@ func newLayout(s TopicSettings) (*layout, error) {
 		}},
 	}})
 	l := &layout{}
-	if s.ValueSchema == nil {
+	if value == nil {
 		fields = append(fields, iceberg.NestedField{ID: g.id(), Name: colValue, Type: iceberg.PrimitiveTypes.Binary, Doc: "The record's value; null for a tombstone."})
 	} else {
-		l.value = s.ValueSchema
-		for _, f := range s.ValueSchema.Fields {
+		l.value = value
+		for _, f := range value.Fields {
 			if isFixedColumn(f.Name) {
 				return nil, fmt.Errorf("the value schema's field %q has the name of one of the table's own columns (kafka, key, headers, value, _dead_letter)", f.Name)
 			}
@@ -121,6 +125,8 @@ func (g *idGen) typeOf(f valueschema.Field) iceberg.Type {
 		return iceberg.PrimitiveTypes.TimestampTz
 	case valueschema.Date:
 		return iceberg.PrimitiveTypes.Date
+	case valueschema.Binary:
+		return iceberg.PrimitiveTypes.Binary
 	case valueschema.Object:
 		st := &iceberg.StructType{}
 		for _, c := range f.Fields {

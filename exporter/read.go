@@ -74,7 +74,7 @@ func (pr *partRead) isAborted(b *segments.Batch, base int64) bool {
 // bytes were added (measured by added). Each part's next is left past
 // every offset looked at, records or not.
 func (e *Exporter) readCommitted(ctx context.Context, t metadata.Topic, parts []*partRead, budget int64, added func() int64,
-	add func(p int32, offset int64, logAppendTime bool, r segments.Record)) error {
+	add func(p int32, offset int64, logAppendTime bool, r segments.Record) error) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(etcdReaders)
 	for _, pr := range parts {
@@ -298,7 +298,7 @@ func (e *Exporter) readRange(ctx context.Context, object string, off, length int
 
 // readExtent adds the committed records of an index entry, from spans,
 // that lie in [pr.next, pr.upto).
-func readExtent(spans []span, ie metadata.IndexEntry, pr *partRead, arena []byte, add func(p int32, offset int64, logAppendTime bool, r segments.Record)) ([]byte, error) {
+func readExtent(spans []span, ie metadata.IndexEntry, pr *partRead, arena []byte, add func(p int32, offset int64, logAppendTime bool, r segments.Record) error) ([]byte, error) {
 	var data []byte
 	for _, s := range spans {
 		if s.off <= ie.Offset && ie.Offset+ie.Length <= s.off+int64(len(s.data)) {
@@ -322,13 +322,18 @@ func readExtent(spans []span, ie metadata.IndexEntry, pr *partRead, arena []byte
 			return nil
 		}
 		logAppend := b.LogAppendTime()
-		return b.Records(func(r segments.Record) bool {
+		var addErr error
+		err = b.Records(func(r segments.Record) bool {
 			o := ab.Base + int64(r.OffsetDelta)
 			if o >= next && o < upto {
-				add(pr.p, o, logAppend, r)
+				addErr = add(pr.p, o, logAppend, r)
 			}
-			return true
+			return addErr == nil
 		})
+		if addErr != nil {
+			return addErr
+		}
+		return err
 	})
 	return arena, err
 }

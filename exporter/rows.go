@@ -1,6 +1,7 @@
 package exporter
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -29,10 +30,14 @@ type rowBuilder struct {
 	headerKey       *array.StringBuilder
 	headerValue     *array.BinaryBuilder
 	value           *array.BinaryBuilder // binary values
-	typed           []array.Builder      // json values: the schema's fields
-	dead            *array.StructBuilder
-	deadReason      *array.StringBuilder
-	deadValue       *array.BinaryBuilder
+	typed           []array.Builder      // decoded values: the schema's fields
+	// decode decodes a value into the schema's fields; an error
+	// matching valueschema.ErrMismatch makes it a dead letter, any other
+	// fails the commit.
+	decode     func(value []byte) ([]any, error)
+	dead       *array.StructBuilder
+	deadReason *array.StringBuilder
+	deadValue  *array.BinaryBuilder
 	// rows, deadLetters and approxBytes count what was added since the
 	// last build.
 	rows, deadLetters, approxBytes int64
@@ -78,6 +83,7 @@ func newRowBuilder(mem memory.Allocator, schema *arrow.Schema, lay *layout, topi
 		}
 		return b, nil
 	}
+	b.decode = lay.value.Decode
 	n := len(lay.value.Fields)
 	for i := range n {
 		b.typed = append(b.typed, b.rb.Field(3+i))
@@ -93,8 +99,21 @@ func newRowBuilder(mem memory.Allocator, schema *arrow.Schema, lay *layout, topi
 	return b, nil
 }
 
-// add appends one record at offset of partition.
-func (b *rowBuilder) add(partition int32, offset int64, logAppendTime bool, r segments.Record) {
+// add appends one record at offset of partition. It fails only when a
+// value could not be decoded for a reason other than the value itself
+// (the schema registry did not answer): the commit cannot go on.
+func (b *rowBuilder) add(partition int32, offset int64, logAppendTime bool, r segments.Record) error {
+	var (
+		vals []any
+		err  error
+	)
+	if b.value == nil {
+		if r.Value == nil {
+			err = errNullValue
+		} else if vals, err = b.decode(r.Value); err != nil && !errors.Is(err, valueschema.ErrMismatch) {
+			return err
+		}
+	}
 	b.kafka.Append(true)
 	b.kTopic.Append(b.topic)
 	b.kPartition.Append(partition)
@@ -129,16 +148,7 @@ func (b *rowBuilder) add(partition int32, offset int64, logAppendTime bool, r se
 		} else {
 			b.value.Append(r.Value)
 		}
-		return
-	}
-	var (
-		vals []any
-		err  error
-	)
-	if r.Value == nil {
-		err = fmt.Errorf("the value is null")
-	} else {
-		vals, err = b.lay.value.Decode(r.Value)
+		return nil
 	}
 	if err != nil {
 		b.deadLetters++
@@ -152,13 +162,17 @@ func (b *rowBuilder) add(partition int32, offset int64, logAppendTime bool, r se
 		} else {
 			b.deadValue.Append(r.Value)
 		}
-		return
+		return nil
 	}
-	for i, f := range b.lay.value.Fields {
-		appendValue(b.typed[i], &f, vals[i])
+	for i := range b.lay.value.Fields {
+		appendValue(b.typed[i], &b.lay.value.Fields[i], vals[i])
 	}
 	b.dead.AppendNull()
+	return nil
 }
+
+// errNullValue is the dead letter reason of a null value (a tombstone).
+var errNullValue = errors.New("the value is null")
 
 // appendValue appends a value Decode gave for field f.
 func appendValue(bld array.Builder, f *valueschema.Field, v any) {
@@ -179,6 +193,8 @@ func appendValue(bld array.Builder, f *valueschema.Field, v any) {
 		bld.(*array.TimestampBuilder).Append(arrow.Timestamp(v.(int64)))
 	case valueschema.Date:
 		bld.(*array.Date32Builder).Append(arrow.Date32(v.(int32)))
+	case valueschema.Binary:
+		bld.(*array.BinaryBuilder).Append(v.([]byte))
 	case valueschema.Object:
 		sb := bld.(*array.StructBuilder)
 		sb.Append(true)

@@ -20,6 +20,7 @@ const (
 	cfgPartitionBy       = "floe.iceberg.partition.by"
 	cfgValueFormat       = "floe.iceberg.value.format"
 	cfgValueSchema       = "floe.iceberg.value.schema"
+	cfgValueSubject      = "floe.iceberg.value.subject"
 	cfgSnapshotRetention = "floe.iceberg.snapshot.retention.ms"
 )
 
@@ -30,10 +31,29 @@ type TopicSettings struct {
 	Table          table.Identifier
 	CommitInterval time.Duration
 	PartitionBy    []valueschema.PartitionTerm
-	// ValueSchema is the values' JSON schema; nil when they are exported
-	// as bytes.
-	ValueSchema       *valueschema.Field
+	// ValueFormat is binary, json, avro or protobuf.
+	ValueFormat string
+	// ValueSchema is the values' inline JSON schema; nil when they are
+	// exported as bytes or decoded by a schema of the registry.
+	ValueSchema *valueschema.Field
+	// ValueSubject is the registry subject whose latest schema gives the
+	// columns (avro, protobuf, and json without an inline schema).
+	ValueSubject      string
 	SnapshotRetention time.Duration
+}
+
+// Value formats.
+const (
+	formatBinary   = "binary"
+	formatJSON     = "json"
+	formatAvro     = "avro"
+	formatProtobuf = "protobuf"
+)
+
+// usesRegistry reports whether the values are in the Confluent wire
+// format, decoded by schemas of the schema registry.
+func (s TopicSettings) usesRegistry() bool {
+	return s.ValueFormat == formatAvro || s.ValueFormat == formatProtobuf || s.ValueFormat == formatJSON && s.ValueSchema == nil
 }
 
 // settingsOf reads a topic's export settings from its config overrides,
@@ -67,10 +87,20 @@ func settingsOf(t metadata.Topic) (TopicSettings, error) {
 	if s.PartitionBy, err = valueschema.ParsePartitionBy(get(cfgPartitionBy)); err != nil {
 		return s, fmt.Errorf("%s: %w", cfgPartitionBy, err)
 	}
-	if strings.EqualFold(get(cfgValueFormat), "json") {
-		if s.ValueSchema, err = valueschema.ParseJSONSchema([]byte(get(cfgValueSchema))); err != nil {
-			return s, fmt.Errorf("%s: %w", cfgValueSchema, err)
+	s.ValueFormat = strings.ToLower(get(cfgValueFormat))
+	switch s.ValueFormat {
+	case formatBinary, formatAvro, formatProtobuf:
+	case formatJSON:
+		if text := get(cfgValueSchema); text != "" {
+			if s.ValueSchema, err = valueschema.ParseJSONSchema([]byte(text)); err != nil {
+				return s, fmt.Errorf("%s: %w", cfgValueSchema, err)
+			}
 		}
+	default:
+		return s, fmt.Errorf("%s %q: want binary, json, avro or protobuf", cfgValueFormat, s.ValueFormat)
+	}
+	if s.usesRegistry() {
+		s.ValueSubject = metadata.IcebergValueSubject(t.Name, t.Configs)
 	}
 	return s, nil
 }

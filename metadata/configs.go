@@ -106,7 +106,7 @@ var TopicConfigDefs = []TopicConfigDef{
 	},
 	{
 		Name: "floe.iceberg.partition.by", Type: ConfigString, Default: "",
-		Doc:      "How the topic's Iceberg table is partitioned, as comma-separated terms, each a column (identity) or year(col), month(col), day(col), hour(col), bucket(N, col) or truncate(W, col); a column is the record's timestamp, partition or offset, or a top-level field of floe.iceberg.value.schema. Empty: not partitioned.",
+		Doc:      "How the topic's Iceberg table is partitioned, as comma-separated terms, each a column (identity) or year(col), month(col), day(col), hour(col), bucket(N, col) or truncate(W, col); a column is the record's timestamp, partition or offset, or a top-level field of the value schema (a dotted path for a nested one). Empty: not partitioned.",
 		validate: validatePartitionBy,
 	},
 	{
@@ -121,13 +121,19 @@ var TopicConfigDefs = []TopicConfigDef{
 	},
 	{
 		Name: "floe.iceberg.value.format", Type: ConfigString, Default: "binary",
-		Doc:      "How record values are exported to the Iceberg table: binary exports each value as produced, as bytes; json decodes each value, a JSON object, into columns by floe.iceberg.value.schema, which json needs (set both in one request).",
-		validate: validateOneOf("binary", "json"),
+		Doc: "How record values are exported to the Iceberg table: binary exports each value as produced, as bytes; json decodes each value, a JSON object, into columns by floe.iceberg.value.schema, or, without one, values in the Confluent wire format by the JSON Schema of the schema registry's subject floe.iceberg.value.subject; " +
+			"avro and protobuf decode values in the Confluent wire format (as Confluent's serializers write them) into columns by the subject's latest Avro or Protobuf schema, read from the exporter's schema registry (--schema-registry-url). A value that does not decode is kept in the _dead_letter column.",
+		validate: validateOneOf("binary", "json", "avro", "protobuf"),
 	},
 	{
 		Name: "floe.iceberg.value.schema", Type: ConfigString, Default: "",
-		Doc:      "With floe.iceberg.value.format=json, the JSON Schema of the topic's record values, inline: an object whose properties become the table's columns in the order written (type, properties, required, items, format date-time and date, additionalProperties; references and combinators such as $ref and oneOf are refused). At most 131072 bytes.",
+		Doc:      "With floe.iceberg.value.format=json, the JSON Schema of the topic's record values, inline: an object whose properties become the table's columns in the order written (type, properties, required, items, format date-time and date, additionalProperties; references and combinators such as $ref and oneOf are refused). At most 131072 bytes. Empty with json: the schema registry's subject gives the schema.",
 		validate: validateValueSchema,
+	},
+	{
+		Name: "floe.iceberg.value.subject", Type: ConfigString, Default: "",
+		Doc:      "With floe.iceberg.value.format=avro or protobuf (or json without floe.iceberg.value.schema), the schema registry subject whose latest schema gives the table's columns. Empty: <topic>-value, the subject Confluent's serializers register a topic's value schemas under (TopicNameStrategy).",
+		validate: validateSubject,
 	},
 	{
 		Name: "flush.messages", BrokerName: "log.flush.interval.messages", Type: ConfigLong, Default: "9223372036854775807",
@@ -315,8 +321,9 @@ func quoteValue(v string) string {
 // ValidateTopicConfigs checks a set of topic config overrides, each alone
 // and, as Kafka does, min.compaction.lag.ms against max.compaction.lag.ms
 // (with Kafka's defaults for the one not set); and
-// floe.iceberg.value.format and floe.iceberg.value.schema together: json
-// needs a schema, and binary takes none.
+// floe.iceberg.value.format with floe.iceberg.value.schema and
+// floe.iceberg.value.subject: binary takes neither, avro and protobuf no
+// inline schema, json one of the two (neither: the default subject).
 func ValidateTopicConfigs(configs map[string]string) error {
 	for _, name := range slices.Sorted(maps.Keys(configs)) {
 		if err := ValidateTopicConfig(name, configs[name]); err != nil {
@@ -335,12 +342,41 @@ func ValidateTopicConfigs(configs map[string]string) error {
 	if lo, hi := lag("min.compaction.lag.ms"), lag("max.compaction.lag.ms"); lo > hi {
 		return fmt.Errorf("%w: min.compaction.lag.ms (%d) must not exceed max.compaction.lag.ms (%d)", ErrInvalidConfig, lo, hi)
 	}
-	format, schema := strings.TrimSpace(configs["floe.iceberg.value.format"]), strings.TrimSpace(configs["floe.iceberg.value.schema"])
+	format := strings.TrimSpace(configs["floe.iceberg.value.format"])
+	schema, subject := strings.TrimSpace(configs["floe.iceberg.value.schema"]), strings.TrimSpace(configs["floe.iceberg.value.subject"])
 	switch {
-	case format == "json" && schema == "":
-		return fmt.Errorf("%w: floe.iceberg.value.format=json needs floe.iceberg.value.schema, the JSON Schema values are decoded by (set both in one request)", ErrInvalidConfig)
-	case format != "json" && schema != "":
+	case (format == "" || format == "binary") && schema != "":
 		return fmt.Errorf("%w: floe.iceberg.value.schema is set but floe.iceberg.value.format is binary, which exports values undecoded; set floe.iceberg.value.format=json too (both in one request)", ErrInvalidConfig)
+	case (format == "avro" || format == "protobuf") && schema != "":
+		return fmt.Errorf("%w: floe.iceberg.value.schema is set but floe.iceberg.value.format=%s takes its schema from the schema registry (subject floe.iceberg.value.subject, by default <topic>-value); remove floe.iceberg.value.schema", ErrInvalidConfig, format)
+	case (format == "" || format == "binary") && subject != "":
+		return fmt.Errorf("%w: floe.iceberg.value.subject is set but floe.iceberg.value.format is binary, which exports values undecoded; set floe.iceberg.value.format to avro, protobuf or json too (both in one request)", ErrInvalidConfig)
+	case format == "json" && schema != "" && subject != "":
+		return fmt.Errorf("%w: floe.iceberg.value.subject is set but floe.iceberg.value.schema gives the values' JSON Schema inline; set one of them", ErrInvalidConfig)
+	}
+	return nil
+}
+
+// IcebergValueSubject is the schema registry subject whose schema
+// decodes a topic's values: its floe.iceberg.value.subject override, else
+// <topic>-value (Confluent's TopicNameStrategy).
+func IcebergValueSubject(topic string, overrides map[string]string) string {
+	if s := strings.TrimSpace(overrides["floe.iceberg.value.subject"]); s != "" {
+		return s
+	}
+	return topic + "-value"
+}
+
+// maxSubjectBytes is the longest floe.iceberg.value.subject.
+const maxSubjectBytes = 255
+
+func validateSubject(v string) error {
+	v = strings.TrimSpace(v)
+	if len(v) > maxSubjectBytes {
+		return fmt.Errorf("%d bytes; a subject is at most %d", len(v), maxSubjectBytes)
+	}
+	if !utf8.ValidString(v) || strings.IndexFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
+		return fmt.Errorf("a subject must be UTF-8 without control characters")
 	}
 	return nil
 }

@@ -26,6 +26,11 @@ func TestIcebergTopicConfigs(t *testing.T) {
 		{"floe.iceberg.partition.by": "day(timestamp), bucket(16, id), partition"},
 		{"floe.iceberg.partition.by": ""},
 		{"floe.iceberg.value.schema": "", "floe.iceberg.value.format": "binary"},
+		{"floe.iceberg.value.format": "avro"},
+		{"floe.iceberg.value.format": "protobuf", "floe.iceberg.value.subject": "orders-proto-value"},
+		{"floe.iceberg.value.format": "json"},
+		{"floe.iceberg.value.format": "json", "floe.iceberg.value.subject": "shared.Order"},
+		{"floe.iceberg.value.format": "avro", "floe.iceberg.value.subject": ""},
 	} {
 		if err := metadata.ValidateTopicConfigs(configs); err != nil {
 			t.Errorf("%v: %v", configs, err)
@@ -35,8 +40,13 @@ func TestIcebergTopicConfigs(t *testing.T) {
 		configs map[string]string
 		want    string
 	}{
-		{map[string]string{"floe.iceberg.value.format": "json"}, "floe.iceberg.value.format=json needs floe.iceberg.value.schema"},
-		{map[string]string{"floe.iceberg.value.format": "json", "floe.iceberg.value.schema": "  "}, "floe.iceberg.value.format=json needs floe.iceberg.value.schema"},
+		{map[string]string{"floe.iceberg.value.format": "avro", "floe.iceberg.value.schema": ordersSchema}, "floe.iceberg.value.schema is set but floe.iceberg.value.format=avro takes its schema from the schema registry"},
+		{map[string]string{"floe.iceberg.value.format": "protobuf", "floe.iceberg.value.schema": ordersSchema}, "floe.iceberg.value.format=protobuf takes its schema from the schema registry"},
+		{map[string]string{"floe.iceberg.value.subject": "orders-value"}, "floe.iceberg.value.subject is set but floe.iceberg.value.format is binary"},
+		{map[string]string{"floe.iceberg.value.format": "json", "floe.iceberg.value.schema": ordersSchema, "floe.iceberg.value.subject": "orders-value"}, "floe.iceberg.value.subject is set but floe.iceberg.value.schema gives the values' JSON Schema inline"},
+		{map[string]string{"floe.iceberg.value.subject": "a\x01b", "floe.iceberg.value.format": "avro"}, "a subject must be UTF-8 without control characters"},
+		{map[string]string{"floe.iceberg.value.subject": strings.Repeat("s", 256), "floe.iceberg.value.format": "avro"}, "256 bytes; a subject is at most 255"},
+		{map[string]string{"floe.iceberg.value.format": "thrift"}, `floe.iceberg.value.format="thrift": must be one of binary, json, avro, protobuf`},
 		{map[string]string{"floe.iceberg.value.schema": ordersSchema}, "floe.iceberg.value.schema is set but floe.iceberg.value.format is binary"},
 		{map[string]string{"floe.iceberg.value.schema": ordersSchema, "floe.iceberg.value.format": "binary"}, "floe.iceberg.value.schema is set but floe.iceberg.value.format is binary"},
 		{map[string]string{"floe.iceberg.value.format": "json", "floe.iceberg.value.schema": `{"type":"object","properties":{"user":{"type":"object","properties":{"tags":{"oneOf":[]}}}}}`},
@@ -45,7 +55,6 @@ func TestIcebergTopicConfigs(t *testing.T) {
 		{map[string]string{"floe.iceberg.table": "orders"}, `floe.iceberg.table="orders": must be namespace.table`},
 		{map[string]string{"floe.iceberg.commit.interval.ms": "500"}, `floe.iceberg.commit.interval.ms="500": must be 1000 or more`},
 		{map[string]string{"floe.iceberg.snapshot.retention.ms": "1000"}, `must be 60000 or more`},
-		{map[string]string{"floe.iceberg.value.format": "avro"}, `floe.iceberg.value.format="avro": must be one of binary, json`},
 		{map[string]string{"floe.iceberg.value.format": "json", "floe.iceberg.value.schema": strings.Repeat(" ", 10) + `{"x":"` + strings.Repeat("é", 70<<10) + `"}`},
 			`floe.iceberg.value.schema="          {\"x\":\"éééééééééééééééééééééééé"…: 143368 bytes; a value schema is at most 131072`},
 	} {
@@ -68,9 +77,9 @@ func TestIcebergTopicSpec(t *testing.T) {
 	if err := spec.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	delete(spec.Configs, "floe.iceberg.value.schema")
+	spec.Configs["floe.iceberg.value.format"] = "avro"
 	if err := spec.Validate(); !errors.Is(err, metadata.ErrInvalidConfig) {
-		t.Errorf("json without a schema: %v", err)
+		t.Errorf("avro with an inline schema: %v", err)
 	}
 }
 
@@ -84,6 +93,7 @@ func TestIcebergConfigDefaults(t *testing.T) {
 		"floe.iceberg.partition.by":          "",
 		"floe.iceberg.value.format":          "binary",
 		"floe.iceberg.value.schema":          "",
+		"floe.iceberg.value.subject":         "",
 		"floe.iceberg.snapshot.retention.ms": "604800000",
 	}
 	broker := metadata.BrokerConfig{"": "x", "log.retention.ms": "1000"}

@@ -100,6 +100,9 @@ exporter, and exits.`,
 	fs.IntVar(&cfg.Parallelism, "parallelism", 2, "how many topics are exported at once, each holding up to --max-commit-bytes")
 	fs.Int64Var(&cfg.TargetFileBytes, "target-file-bytes", 128<<20, "Parquet file size new tables are written toward (write.target-file-size-bytes)")
 	fs.BoolVar(&once, "once", false, "export every exporting topic once, as the active exporter, and exit")
+	fs.StringVar(&cfg.SchemaRegistryURL, "schema-registry-url", "", "the Confluent-compatible schema registry of topics whose floe.iceberg.value.format is avro or protobuf (or json without an inline schema), e.g. http://registry:8081")
+	fs.StringVar(&cfg.SchemaRegistryUserInfo, "schema-registry-user-info", "", "user:password for the schema registry's HTTP Basic authentication (as Confluent's basic.auth.user.info)")
+	fs.StringVar(&cfg.SchemaRegistryToken, "schema-registry-bearer-token", "", "a bearer token for the schema registry, sent without --schema-registry-user-info")
 	return cmd
 }
 
