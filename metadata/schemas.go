@@ -208,6 +208,18 @@ func (s *Store) schemaRefPrefix(subject string, version int) string {
 func (s *Store) schemaRefKey(ref SchemaReference, id int) string {
 	return s.schemaRefPrefix(ref.Subject, ref.Version) + pad10(id)
 }
+
+// schemaRefKeys are the refs/ keys of a schema's references, once each
+// (two names may reference one version).
+func (s *Store) schemaRefKeys(refs []SchemaReference, id int) []string {
+	var keys []string
+	for _, ref := range refs {
+		keys = append(keys, s.schemaRefKey(ref, id))
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys)
+}
+
 func (s *Store) subjectConfigKey(subject string) string {
 	if subject == "" {
 		return s.key(schemaGlobalConfigKey)
@@ -628,8 +640,8 @@ func (s *Store) RegisterSchema(ctx context.Context, reg SchemaRegistration) (Reg
 				return nil, fmt.Errorf("%w: stored with its text escaped it takes %d bytes, more than the %d one etcd request carries", ErrSchemaTooLarge, len(value), maxSchemaValueBytes)
 			}
 			ops = append(ops, clientv3.OpPut(s.schemaIDKey(newID), value))
-			for _, ref := range resolved.References {
-				ops = append(ops, clientv3.OpPut(s.schemaRefKey(ref, newID), ""))
+			for _, key := range s.schemaRefKeys(resolved.References, newID) {
+				ops = append(ops, clientv3.OpPut(key, ""))
 			}
 		}
 		out = Registered{ID: newID, Version: version, New: true}
@@ -788,8 +800,8 @@ func (v *SchemaView) permanentDeleteOps(ctx context.Context, svs []SubjectVersio
 		// The schemas/keys/ entry stays, so the same schema registered
 		// again gets its old ID back.
 		ops = append(ops, clientv3.OpDelete(s.schemaIDKey(id)))
-		for _, ref := range sch.References {
-			ops = append(ops, clientv3.OpDelete(s.schemaRefKey(ref, id)))
+		for _, key := range s.schemaRefKeys(sch.References, id) {
+			ops = append(ops, clientv3.OpDelete(key))
 		}
 	}
 	return ops, nil
