@@ -46,7 +46,7 @@ The bucket is a URL:
 			if err != nil {
 				return err
 			}
-			log.Info("floe agent started", "kafka", r.agent.AdvertisedAddr(), "http", r.HTTPAddr(), "bucket", segments.RedactURL(bucketURL), "etcd", etcd.String(), "cluster", o.cluster)
+			log.Info("floe agent started", "kafka", r.agent.AdvertisedAddr(), "http", r.HTTPAddr(), "schema_registry", r.RegistryURL(o.httpTLS), "bucket", segments.RedactURL(bucketURL), "etcd", etcd.String(), "cluster", o.cluster)
 			<-ctx.Done()
 			log.Info("shutting down: draining connections")
 			return r.stop(o.cfg.DrainTimeout + 5*time.Second)
@@ -54,6 +54,7 @@ The bucket is a URL:
 	}
 	fs := cmd.Flags()
 	o.register(fs, false)
+	o.registerSchemaRegistry(fs, "")
 	etcd.register(fs)
 	fs.StringVar(&bucketURL, "bucket", "", "object store URL for segment objects (see above)")
 	return cmd

@@ -90,17 +90,19 @@ directory, and one agent with topic auto-creation on. State lives under
 			}
 			// Topics with floe.iceberg.enabled=true become tables in a
 			// SQLite catalog beside the data, their files in the bucket;
-			// the exporter's metrics are the agent's /metrics.
+			// the exporter's metrics are the agent's /metrics, and it
+			// reads value schemas from the dev registry.
 			if iceberg == "" {
 				iceberg = "sqlite://" + filepath.Join(abs, "iceberg-catalog.db")
 			}
-			exp, err := startExporter(ctx, log, exporter.Config{Catalog: iceberg, ID: "dev", Tick: time.Second, EtcdMaxTxnOps: o.etcdMaxTxnOps}, bucketURL, store, bucket, "", r.reg, nil)
+			expCfg := exporter.Config{Catalog: iceberg, ID: "dev", Tick: time.Second, EtcdMaxTxnOps: o.etcdMaxTxnOps, SchemaRegistryURL: r.RegistryURL(o.httpTLS)}
+			exp, err := startExporter(ctx, log, expCfg, bucketURL, store, bucket, "", r.reg, nil)
 			if err != nil {
 				comp.stop()
 				r.stop(o.cfg.DrainTimeout + 5*time.Second)
 				return err
 			}
-			printDevBanner(r.agent.AdvertisedAddr(), r.HTTPAddr(), endpoint, abs, iceberg)
+			printDevBanner(r.agent.AdvertisedAddr(), r.HTTPAddr(), r.RegistryURL(o.httpTLS), endpoint, abs, iceberg)
 			<-ctx.Done()
 			log.Info("shutting down")
 			exp.stop()
@@ -110,18 +112,25 @@ directory, and one agent with topic auto-creation on. State lives under
 	}
 	fs := cmd.Flags()
 	o.register(fs, true)
+	o.registerSchemaRegistry(fs, "127.0.0.1:8081")
 	fs.StringVar(&dataDir, "data-dir", "./floe-data", "directory for the embedded etcd and the local bucket")
 	fs.StringVar(&etcdAddr, "etcd-addr", "127.0.0.1:2379", "host:port the embedded etcd serves clients on (port 0 picks a free one)")
 	fs.StringVar(&iceberg, "iceberg-catalog", "", "the Iceberg catalog topics with floe.iceberg.enabled=true are exported to (default sqlite://<data-dir>/iceberg-catalog.db)")
 	return cmd
 }
 
-func printDevBanner(kafka, http, etcd, dir, iceberg string) {
+func printDevBanner(kafka, http, registry, etcd, dir, iceberg string) {
+	if registry == "" {
+		registry = "off"
+	} else {
+		registry += "  (Confluent-compatible; schema.registry.url; docs/schema-registry.md)"
+	}
 	fmt.Fprintf(os.Stderr, `
 floe dev is running.
 
   Kafka     %s
   HTTP      http://%s  (/healthz, /readyz, /metrics, /v1/groups)
+  Registry  %s
   etcd      %s  (embedded)
   data      %s
   Iceberg   %s  (topics with floe.iceberg.enabled=true; docs/iceberg.md)
@@ -133,5 +142,5 @@ Try it with kcat:
 
 Ctrl-C stops it; the data stays in %s.
 
-`, kafka, http, etcd, dir, iceberg, kafka, kafka, kafka, dir)
+`, kafka, http, registry, etcd, dir, iceberg, kafka, kafka, kafka, dir)
 }

@@ -15,6 +15,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/floe-io/floe/agent"
 	"github.com/floe-io/floe/metadata"
+	"github.com/floe-io/floe/registry"
 	"github.com/floe-io/floe/segments"
 	"github.com/floe-io/floe/segments/instrumented"
 )
@@ -48,6 +50,7 @@ type agentOptions struct {
 	httpTokens          []string
 	httpOpen            []string
 	httpTLS             bool
+	registryAddr        string
 	pprof               bool
 	memoryLimit         int64
 }
@@ -71,6 +74,12 @@ func (o *agentOptions) register(fs *pflag.FlagSet, autoCreateDefault bool) {
 	fs.StringVar(&o.authorize, "authorizer", "auto", "enforce ACLs: auto (when any listener authenticates with SASL or client certificates), on, or off")
 	fs.Int64Var(&o.memoryLimit, "memory-limit", 0, "soft limit of the process's resident memory (Go's GOMEMLIMIT is set to it less the executable's resident code): near it the Go garbage collector works harder instead of letting the heap grow to twice what is live. 0 picks --max-buffer-bytes + --cache-bytes + 256 MiB + 2 × --max-uploads × --segment-target-bytes + 12 × --read-chunk-bytes; -1 sets none. Under it the collector runs at 1.5 times the live heap (GOGC=50). GOMEMLIMIT and GOGC in the environment win")
 	fs.BoolVar(&o.pprof, "pprof", false, "serve Go's profiler (net/http/pprof) under /debug/pprof/ on the HTTP listener, behind the same authentication as /metrics; for benchmarks and diagnosis (floe bench --local turns it on)")
+}
+
+// registerSchemaRegistry registers --schema-registry-addr with the
+// command's default ("" leaves the registry off).
+func (o *agentOptions) registerSchemaRegistry(fs *pflag.FlagSet, def string) {
+	fs.StringVar(&o.registryAddr, "schema-registry-addr", def, "host:port of the Confluent-compatible schema registry (8081 is the usual port; docs/schema-registry.md), with the HTTP listener's authentication (--http-auth, --http-token) and TLS (--http-tls); empty disables it")
 }
 
 func (o *agentOptions) agentConfig() (agent.Config, error) {
@@ -157,8 +166,12 @@ type running struct {
 	reg   *prometheus.Registry
 	http  *http.Server
 	httpL net.Listener
-	log   *slog.Logger
-	done  chan struct{}
+	// registry and registryL serve the schema registry, when on.
+	registry  *http.Server
+	registryL net.Listener
+	log       *slog.Logger
+	// done is closed when the listeners' servers have returned.
+	done chan struct{}
 }
 
 // startAgent starts an agent and its HTTP listener.
@@ -186,6 +199,10 @@ func startAgent(ctx context.Context, log *slog.Logger, o *agentOptions, store *m
 		return nil, err
 	}
 	r := &running{agent: a, reg: reg, log: log, done: make(chan struct{})}
+	auth, err := o.httpAuthConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
 	if o.httpAddr != "" {
 		ln, err := net.Listen("tcp", o.httpAddr)
 		if err != nil {
@@ -201,39 +218,78 @@ func startAgent(ctx context.Context, log *slog.Logger, o *agentOptions, store *m
 			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		}
-		auth, err := o.httpAuthConfig(cfg)
-		if err != nil {
-			ln.Close()
+		r.http = &http.Server{Handler: a.ProtectHTTP(mux, auth), ReadHeaderTimeout: 10 * time.Second}
+		if r.httpL, err = o.listenHTTP(ln, cfg); err != nil {
 			return nil, err
 		}
-		r.http = &http.Server{Handler: a.ProtectHTTP(mux, auth), ReadHeaderTimeout: 10 * time.Second}
-		if o.httpTLS {
-			tc, err := cfg.Security.ServerTLS()
-			if err != nil {
-				ln.Close()
-				return nil, fmt.Errorf("--http-tls: %w", err)
-			}
-			ln = tls.NewListener(ln, tc)
+	}
+	if o.registryAddr != "" {
+		ln, err := net.Listen("tcp", o.registryAddr)
+		if err != nil {
+			r.closeListeners()
+			return nil, fmt.Errorf("schema registry listener on %s: %w", o.registryAddr, err)
 		}
-		r.httpL = ln
+		// The registry's API is at the root of its listener, where
+		// Confluent's clients expect it, behind the HTTP listener's
+		// authentication with no open paths.
+		regAuth := auth
+		regAuth.OpenPaths = nil
+		h := registry.New(store, registry.Options{
+			Log:        log,
+			Registerer: reg,
+			Protect:    func(h http.Handler) http.Handler { return a.ProtectHTTP(h, regAuth) },
+		})
+		r.registry = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		if r.registryL, err = o.listenHTTP(ln, cfg); err != nil {
+			r.closeListeners()
+			return nil, err
+		}
 	}
 	if err := a.Start(ctx); err != nil {
-		if r.httpL != nil {
-			r.httpL.Close()
-		}
+		r.closeListeners()
 		return nil, err
 	}
-	if r.http != nil {
-		go func() {
-			defer close(r.done)
-			if err := r.http.Serve(r.httpL); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("http listener failed", "err", err)
+	var wg sync.WaitGroup
+	serve := func(name string, srv *http.Server, ln net.Listener) {
+		if srv == nil {
+			return
+		}
+		wg.Go(func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error(name+" listener failed", "err", err)
 			}
-		}()
-	} else {
-		close(r.done)
+		})
 	}
+	serve("http", r.http, r.httpL)
+	serve("schema registry", r.registry, r.registryL)
+	go func() {
+		wg.Wait()
+		close(r.done)
+	}()
 	return r, nil
+}
+
+// listenHTTP wraps an HTTP listener in TLS when --http-tls is set,
+// closing it if that fails.
+func (o *agentOptions) listenHTTP(ln net.Listener, cfg agent.Config) (net.Listener, error) {
+	if !o.httpTLS {
+		return ln, nil
+	}
+	tc, err := cfg.Security.ServerTLS()
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("--http-tls: %w", err)
+	}
+	return tls.NewListener(ln, tc), nil
+}
+
+// closeListeners closes the listeners of a start that failed.
+func (r *running) closeListeners() {
+	for _, ln := range []net.Listener{r.httpL, r.registryL} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
 }
 
 // HTTPAddr is the bound HTTP address, or "" when disabled.
@@ -244,14 +300,27 @@ func (r *running) HTTPAddr() string {
 	return r.httpL.Addr().String()
 }
 
+// RegistryURL is the schema registry's URL, or "" when it is off.
+func (r *running) RegistryURL(httpTLS bool) string {
+	if r.registryL == nil {
+		return ""
+	}
+	if httpTLS {
+		return "https://" + r.registryL.Addr().String()
+	}
+	return "http://" + r.registryL.Addr().String()
+}
+
 // stop drains the agent, then closes the HTTP listener (so /readyz
-// reports false while draining).
+// reports false while draining) and the schema registry's.
 func (r *running) stop(timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	err := r.agent.Shutdown(ctx)
-	if r.http != nil {
-		r.http.Shutdown(ctx)
+	for _, srv := range []*http.Server{r.http, r.registry} {
+		if srv != nil {
+			srv.Shutdown(ctx)
+		}
 	}
 	<-r.done
 	return err
