@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -295,10 +296,21 @@ func testZonedCoordination(t *testing.T, protocol string) {
 			}
 			ctx := testCtx(t)
 			adm := c.admin()
-			waitUntil(t, func() bool {
+			deadline := time.Now().Add(20 * time.Second)
+			for {
 				md, err := adm.BrokerMetadata(ctx)
-				return err == nil && len(md.Brokers) == 4
-			}, "four agents registered")
+				if err == nil && len(md.Brokers) == 4 {
+					break
+				}
+				if time.Now().After(deadline) {
+					var ids []int32
+					for _, b := range md.Brokers {
+						ids = append(ids, b.NodeID)
+					}
+					t.Fatalf("timed out waiting until four agents registered: last answer brokers %v, err %v", ids, err)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
 			md, err := adm.BrokerMetadata(ctx)
 			if err != nil {
 				t.Fatal(err)
