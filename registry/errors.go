@@ -112,16 +112,14 @@ func toAPIError(err error, at where) *apiError {
 		return newAPIError(codeOperationNotPermitted, "Operation not permitted: %s (registering with a chosen ID or version needs IMPORT mode, which floe does not serve)", detail)
 	case errors.Is(err, context.DeadlineExceeded):
 		return newAPIError(codeOperationTimeout, "Operation timed out: %s", detail)
-	case errors.Is(err, metadata.ErrCorruptValue):
-		return newAPIError(codeStoreError, "Error in the backend data store: %s", detail)
 	}
 	return newAPIError(codeStoreError, "Error in the backend data store: %s", detail)
 }
 
-// statusError is an error response written by something around the
-// registry's routes (authentication, the router's own 404 and 405) in
-// plain text; statusCode turns its status into an error code the way
-// Confluent's server does for such errors.
+// statusCode is the error code of an error response written in plain
+// text by something around the registry's routes (authentication, the
+// router's own 404 and 405): its HTTP status, as Confluent's server
+// answers such errors, but 40301 for 403.
 func statusCode(status int) int {
 	if status == http.StatusForbidden {
 		return 40301
