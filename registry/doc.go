@@ -1,8 +1,8 @@
 // Package registry is floe's schema registry: an http.Handler that speaks
 // Confluent Schema Registry's REST API (its paths, JSON shapes, error
 // codes and content type), so the serializers Kafka users already run
-// (Confluent's for Java and librdkafka's languages, franz-go's sr, Karapace
-// and Redpanda clients) register and fetch Avro, Protobuf and JSON Schema
+// (Confluent's for Java, confluent-kafka for Python, Go and .NET,
+// franz-go's sr) register and fetch Avro, Protobuf and JSON Schema
 // schemas from floe's agents unchanged.
 //
 // It owns the API and what schemas mean: Avro schemas are parsed and
