@@ -128,7 +128,18 @@ func (a *Agent) fetchGroupOffsets(ctx context.Context, rg kmsg.OffsetFetchReques
 			}
 		}
 	}
-	offsets, bad, err := a.store.FetchOffsetsOf(ctx, rg.Group, want)
+	var (
+		offsets []metadata.CommittedOffset
+		pending map[metadata.TopicPartition]bool
+		bad     []error
+		err     error
+	)
+	if requireStable {
+		// Transactions first, then offsets (StableOffsetsOf says why).
+		offsets, pending, bad, err = a.store.StableOffsetsOf(ctx, rg.Group, want)
+	} else {
+		offsets, bad, err = a.store.FetchOffsetsOf(ctx, rg.Group, want)
+	}
 	if err != nil {
 		ke, _ := kafkaError(err)
 		sg.ErrorCode = ke.Code
@@ -137,16 +148,8 @@ func (a *Agent) fetchGroupOffsets(ctx context.Context, rg kmsg.OffsetFetchReques
 	for _, e := range bad {
 		a.log.Error("ignoring undecodable committed offset", "group", rg.Group, "err", e)
 	}
-	if requireStable {
-		pending, err := a.store.PendingTxnOffsets(ctx, rg.Group)
-		if err != nil {
-			ke, _ := kafkaError(err)
-			sg.ErrorCode = ke.Code
-			return sg
-		}
-		if len(pending) > 0 {
-			defer markUnstable(&sg, pending)
-		}
+	if len(pending) > 0 {
+		defer markUnstable(&sg, pending)
 	}
 	live := a.liveTopicFilter(ctx)
 	if rg.Topics == nil {

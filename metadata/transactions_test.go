@@ -609,3 +609,62 @@ func FuzzDecodeTxnState(f *testing.F) {
 		}
 	})
 }
+
+// A require_stable read never gives the offset a transaction is
+// replacing as stable, even when the transaction completes while the
+// read is under way: the partition is either pending or at the
+// transaction's offset.
+func TestStableOffsetsOfATransactionEndingMidRead(t *testing.T) {
+	s := newStore(t)
+	ctx := ctxT(t)
+	tp := metadata.TopicPartition{Topic: "in", Partition: 0}
+	if err := s.CommitTxnOffsets(ctx, []metadata.TxnOffset{{Group: "g", Topic: "in", Partition: 0, Offset: 10, LeaderEpoch: -1}}, time.Now(), 128); err != nil {
+		t.Fatal(err)
+	}
+	// A transaction of the group's offsets, ending: PrepareCommit.
+	st := newTxn("stage")
+	st.AddGroup("g", 1)
+	st.AddOffsets([]metadata.TxnOffset{{Group: "g", Topic: "in", Partition: 0, Offset: 20, LeaderEpoch: -1}})
+	st.Status = metadata.TxnOngoing
+	if err := s.MarkTxnGroup(ctx, "g", st.TransactionalID); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.PutTxn(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Status = metadata.TxnPrepareCommit
+	if st, err = s.PutTxn(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	// It completes, as a coordinator completes it, between the reads.
+	metadata.SetBetweenStableReads(t, func() {
+		if err := s.CommitPendingOffsets(ctx, st, time.Now(), 128); err != nil {
+			t.Error(err)
+		}
+		done := st
+		done.Status, done.Groups, done.Offsets = metadata.TxnCompleteCommit, nil, nil
+		if _, err := s.PutTxn(ctx, done); err != nil {
+			t.Error(err)
+		}
+		if err := s.UnmarkTxnGroups(ctx, st.TransactionalID, []string{"g"}); err != nil {
+			t.Error(err)
+		}
+	})
+	offsets, pending, _, err := s.StableOffsetsOf(ctx, "g", map[metadata.TopicPartition]bool{tp: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(offsets) != 1 {
+		t.Fatalf("offsets %+v, want one", offsets)
+	}
+	if !pending[tp] && offsets[0].Offset != 20 {
+		t.Fatalf("offset %d given as stable while the transaction committing 20 ended", offsets[0].Offset)
+	}
+	// After it, the transaction's offset, stable.
+	metadata.SetBetweenStableReads(t, nil)
+	offsets, pending, _, err = s.StableOffsetsOf(ctx, "g", nil)
+	if err != nil || len(offsets) != 1 || offsets[0].Offset != 20 || pending[tp] {
+		t.Fatalf("after the transaction: offsets %+v, pending %v, err %v; want 20, stable", offsets, pending, err)
+	}
+}

@@ -88,3 +88,29 @@ func (s *Store) PendingTxnOffsets(ctx context.Context, group string) (map[TopicP
 	}
 	return pending, nil
 }
+
+// StableOffsetsOf returns what FetchOffsetsOf returns for group and want,
+// and the partitions of those for which an ongoing or ending transaction
+// holds offsets (PendingTxnOffsets): what OffsetFetch with require_stable
+// answers. The transactions are read before the offsets. A transaction
+// writes its offsets while its record says it is ending and only then
+// says it is complete, so a transaction found complete has its offsets in
+// the read that follows, and one ending between the two reads is reported
+// pending. Read the other way round, a transaction completing between the
+// reads left the offsets it replaced looking stable, and a
+// consume-transform-produce application restarting after a commit of
+// unknown outcome read its input again.
+func (s *Store) StableOffsetsOf(ctx context.Context, group string, want map[TopicPartition]bool) (offsets []CommittedOffset, pending map[TopicPartition]bool, bad []error, err error) {
+	if pending, err = s.PendingTxnOffsets(ctx, group); err != nil {
+		return nil, nil, nil, err
+	}
+	if betweenStableReads != nil {
+		betweenStableReads()
+	}
+	offsets, bad, err = s.FetchOffsetsOf(ctx, group, want)
+	return offsets, pending, bad, err
+}
+
+// betweenStableReads, when set (by tests), runs between StableOffsetsOf's
+// two reads.
+var betweenStableReads func()
