@@ -185,3 +185,30 @@ func TestDecimalString(t *testing.T) {
 		}
 	}
 }
+
+// FuzzAvroDecode: any bytes decode to the schema's shape or give a
+// one-line *MismatchError; never a panic.
+func FuzzAvroDecode(f *testing.F) {
+	s, err := ParseAvroSchema(avroOrderV1, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	d, err := s.Resolve(s)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add([]byte{})
+	f.Add([]byte{0x0e, 0x06, 0, 0, 0x20, 0x40, 1, 6, 'a', 'n', 'n', 2, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		vals, err := d.Decode(b)
+		if err != nil {
+			if !errors.Is(err, ErrMismatch) || strings.ContainsAny(err.Error(), "\n\r") {
+				t.Fatalf("error %q (%T)", err, err)
+			}
+			return
+		}
+		if len(vals) != len(s.Field().Fields) {
+			t.Fatalf("%d values for %d fields", len(vals), len(s.Field().Fields))
+		}
+	})
+}

@@ -218,3 +218,34 @@ func TestProtobufRefused(t *testing.T) {
 		}
 	}
 }
+
+// FuzzProtobufDecode: any bytes decode to the message's shape or give a
+// one-line *MismatchError; never a panic.
+func FuzzProtobufDecode(f *testing.F) {
+	s, err := ParseProtobufSchema(context.Background(), protoOrder, map[string]string{"common.proto": protoCommon})
+	if err != nil {
+		f.Fatal(err)
+	}
+	m, err := s.Message(nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	d, err := m.Resolve(m)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add([]byte{})
+	f.Add([]byte{0x08, 0x07, 0x2a, 0x05, 0x0a, 0x03, 'a', 'n', 'n', 0x3a, 0x05, 0x0a, 0x01, 'a', 0x10, 0x02})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		vals, err := d.Decode(b)
+		if err != nil {
+			if !errors.Is(err, ErrMismatch) || strings.ContainsAny(err.Error(), "\n\r") {
+				t.Fatalf("error %q (%T)", err, err)
+			}
+			return
+		}
+		if len(vals) != len(m.Field().Fields) {
+			t.Fatalf("%d values for %d fields", len(vals), len(m.Field().Fields))
+		}
+	})
+}
