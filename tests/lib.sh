@@ -59,14 +59,15 @@ stop_all() {
 
 # start_dev NAME KAFKA_PORT HTTP_PORT [extra flags...] starts `floe dev`
 # (embedded etcd, a bucket in $FLOE_TEST_TMPDIR) in the background on the
-# given ports and waits until it is ready. Its pid goes to
+# given ports (its schema registry on a free one: pass
+# --schema-registry-addr to choose) and waits until it is ready. Its pid goes to
 # $FLOE_TEST_TMPDIR/NAME.pid, its log to $FLOE_TEST_TMPDIR/NAME.log.
 start_dev() {
 	local name=$1 kport=$2 hport=$3
 	shift 3
 	"$FLOE_BIN" dev --data-dir "$FLOE_TEST_TMPDIR/$name-data" \
 		--kafka-addr "127.0.0.1:$kport" --http-addr "127.0.0.1:$hport" --etcd-addr 127.0.0.1:0 \
-		"$@" >"$FLOE_TEST_TMPDIR/$name.log" 2>&1 &
+		--schema-registry-addr 127.0.0.1:0 "$@" >"$FLOE_TEST_TMPDIR/$name.log" 2>&1 &
 	echo $! >"$FLOE_TEST_TMPDIR/$name.pid"
 	for _ in $(seq 1 150); do
 		if curl -fsS "http://127.0.0.1:$hport/readyz" >/dev/null 2>&1; then
