@@ -18,7 +18,9 @@
 // Columns: a kafka struct (topic, partition, offset, timestamp,
 // timestamp_type), key, headers and value, as binary; a topic whose values
 // are JSON with a declared JSON Schema (floe.iceberg.value.format=json,
-// floe.iceberg.value.schema) gets the schema's fields as typed columns
-// instead of value, and a record that does not match keeps its value and
-// the reason in the _dead_letter column.
+// floe.iceberg.value.schema), or Avro, Protobuf or JSON in the Confluent
+// wire format with their schemas in a schema registry (values.go), gets
+// the schema's fields as typed columns instead of value, and a record
+// that does not match keeps its value and the reason in the _dead_letter
+// column.
 package exporter

@@ -47,6 +47,10 @@ floe.iceberg.commit.interval.ms (default 60s). See docs/iceberg.md.
 Tables' files go under --warehouse, by default iceberg/ in the cluster's
 own bucket (the compactor never touches them).
 
+Topics whose floe.iceberg.value.format is avro or protobuf (or json
+without an inline schema) take their columns from a Confluent-compatible
+schema registry, --schema-registry-url.
+
 Run as many replicas as you like: they elect one active exporter through
 etcd. --once exports what every exporting topic has, as the active
 exporter, and exits.`,

@@ -1,9 +1,13 @@
 // Package valueschema owns the shape of a topic's record values when they
 // are exported to a table: it parses the JSON Schema a topic declares
 // (floe.iceberg.value.schema), decodes JSON record values against it, and
-// parses the table's partitioning (floe.iceberg.partition.by). It knows
-// nothing of Iceberg, Arrow or Kafka and imports nothing from floe; the
-// exporter maps a *Field to a table schema and Decode's results to rows.
+// parses the table's partitioning (floe.iceberg.partition.by). It maps
+// Avro schemas (avro.go) and Protobuf messages (protobuf.go) to the same
+// tree of Field, and decodes their binary values into the same Go values
+// as Decode, read as another version of the schema. It knows nothing of
+// Iceberg, Arrow, Kafka or schema registries and imports nothing from
+// floe; the exporter maps a *Field to a table schema and the decoders'
+// results to rows.
 //
 // # Schemas
 //
