@@ -25,6 +25,11 @@ import (
 //	map                              Array of Object {key String, value}
 //	                                 in key order
 //	["null", T], [T, "null"]         T, Nullable
+//	other unions                     Object of one field per type other
+//	                                 than null, named by it (string,
+//	                                 long, array, map, a named type's
+//	                                 name), the one written set; Nullable
+//	                                 when null is one of them
 //	timestamp-millis, -micros, -nanos,
 //	local-timestamp-millis, -micros,
 //	-nanos                           Timestamp (local ones taken as UTC)
@@ -35,8 +40,8 @@ import (
 //	decimal                          String: the exact decimal number,
 //	                                 e.g. "-12.30" for scale 2
 //
-// Refused: unions of two or more types other than null, recursive types
-// (a record that contains itself), and a root that is not a record.
+// Refused: recursive types (a record that contains itself) and a root
+// that is not a record.
 //
 // Values are decoded with the writer's schema resolved against the
 // reader's (Avro schema resolution: fields matched by name or alias,
@@ -67,6 +72,9 @@ type AvroSchema struct {
 	schema *avro.Schema
 	root   *Field
 	conv   avroConv // parallel to root
+	// tagged: the schema has unions of several types, whose values are
+	// decoded tagged with their type to tell which was written.
+	tagged bool
 }
 
 // ParseAvroSchema parses an Avro schema; refs are the texts of the
@@ -97,7 +105,7 @@ func ParseAvroSchema(text string, refs []string) (*AvroSchema, error) {
 		return nil, err
 	}
 	f.Required = true
-	return &AvroSchema{schema: s, root: &f, conv: conv}, nil
+	return &AvroSchema{schema: s, root: &f, conv: conv, tagged: b.tagged}, nil
 }
 
 // Field is the schema's root record as an Object.
@@ -118,14 +126,19 @@ const (
 	avroRecord                // map[string]any to []any
 	avroArray                 // []any
 	avroMap                   // map[string]any to []any of {key, value}
+	avroUnion                 // {tag: value} to []any, the tag's field set
 )
 
 // avroConv converts the decoded value of a Field.
 type avroConv struct {
 	op     avroOp
 	scale  int        // avroDecimal
-	fields []avroConv // avroRecord: aligned with the Field's Fields
+	fields []avroConv // avroRecord, avroUnion: aligned with the Field's Fields
 	elem   *avroConv  // avroArray: the items'; avroMap: the values'
+	tags   []string   // avroUnion: each field's type as a tagged value names it
+	// union: the value is a union's (a type and null), tagged when the
+	// schema's values are.
+	union bool
 }
 
 // avroBuilder maps a schema's nodes to Fields.
@@ -133,6 +146,7 @@ type avroBuilder struct {
 	defs   map[string]*avro.SchemaNode // named types by full name
 	open   map[string]bool             // records being mapped: met again, they recur
 	fields int
+	tagged bool // a union of several types was met
 }
 
 func fullName(name, ns string) string {
@@ -295,7 +309,7 @@ func (b *avroBuilder) node(n *avro.SchemaNode, ns, path string, depth int) (f Fi
 		entry := Field{Name: elementName, Kind: Object, Required: true, Fields: []Field{{Name: "key", Kind: String, Required: true}, val}}
 		return Field{Kind: Array, Elem: &entry}, avroConv{op: avroMap, elem: &vc}, true, nil
 	case atype.Union:
-		var other *avro.SchemaNode
+		var others []*avro.SchemaNode
 		nulls := 0
 		for i := range n.Branches {
 			br := &n.Branches[i]
@@ -303,29 +317,73 @@ func (b *avroBuilder) node(n *avro.SchemaNode, ns, path string, depth int) (f Fi
 				nulls++
 				continue
 			}
-			if other != nil {
-				return fail(`a union of %s is not supported: only a type and "null" (either order)`, unionNames(n))
-			}
-			other = br
+			others = append(others, br)
 		}
-		if other == nil {
+		switch len(others) {
+		case 0:
 			return fail(`a union of only "null" is not supported: a field that is always null has no column`)
+		case 1:
+			f, c, keep, err := b.node(others[0], ns, path, depth)
+			f.Nullable = nulls > 0
+			c.union = true
+			return f, c, keep, err
 		}
-		f, c, keep, err := b.node(other, ns, path, depth)
-		f.Nullable = nulls > 0
-		return f, c, keep, err
+		return b.union(others, nulls > 0, ns, path, depth)
 	case atype.Null:
 		return fail(`"null" alone is not supported: a field that is always null has no column`)
 	}
 	return fail("unknown type %q", n.Type)
 }
 
-func unionNames(n *avro.SchemaNode) string {
-	names := make([]string, len(n.Branches))
-	for i := range n.Branches {
-		names[i] = avroTypeName(&n.Branches[i])
+// union maps a union of several types (null aside) to an Object of a
+// field per type.
+func (b *avroBuilder) union(branches []*avro.SchemaNode, nullable bool, ns, path string, depth int) (Field, avroConv, bool, error) {
+	b.tagged = true
+	f := Field{Kind: Object, Nullable: nullable}
+	c := avroConv{op: avroUnion, union: true}
+	type branch struct {
+		name, tag string
+		node      *avro.SchemaNode
 	}
-	return "[" + strings.Join(names, ", ") + "]"
+	var bs []branch
+	short := map[string]int{}
+	for _, br := range branches {
+		d := b.deref(br, ns)
+		if d == nil {
+			return Field{}, avroConv{}, false, &SchemaError{Path: path, Reason: fmt.Sprintf("unknown type %q", br.Type)}
+		}
+		name, tag := d.Type, d.Type
+		switch d.Type {
+		case atype.Record, "error", atype.Enum, atype.Fixed:
+			tag = fullName(d.Name, d.Namespace)
+			name = tag[strings.LastIndexByte(tag, '.')+1:]
+		}
+		short[name]++
+		bs = append(bs, branch{name, tag, d})
+	}
+	for _, br := range bs {
+		name := br.name
+		if short[name] > 1 {
+			name = strings.ReplaceAll(br.tag, ".", "_")
+		}
+		at := join(path, name)
+		b.fields++
+		if b.fields > MaxFields {
+			return Field{}, avroConv{}, false, &SchemaError{Path: at, Reason: fmt.Sprintf("more than %d fields in the schema", MaxFields)}
+		}
+		child, cc, keep, err := b.node(br.node, ns, at, depth+1)
+		if err != nil {
+			return Field{}, avroConv{}, false, err
+		}
+		if !keep {
+			continue
+		}
+		child.Name = name
+		f.Fields = append(f.Fields, child)
+		c.fields = append(c.fields, cc)
+		c.tags = append(c.tags, br.tag)
+	}
+	return f, c, len(f.Fields) > 0, nil
 }
 
 // AvroDecoder decodes values written with one schema (the writer's) into
@@ -333,6 +391,7 @@ func unionNames(n *avro.SchemaNode) string {
 type AvroDecoder struct {
 	resolved *avro.Schema
 	reader   *AvroSchema
+	opts     []avro.Opt
 }
 
 // Resolve returns a decoder of values written with writer into s's
@@ -343,7 +402,11 @@ func (s *AvroSchema) Resolve(writer *AvroSchema) (*AvroDecoder, error) {
 	if err != nil {
 		return nil, &MismatchError{Reason: "the writer's schema cannot be resolved against the table's: " + oneLine(err)}
 	}
-	return &AvroDecoder{resolved: r, reader: s}, nil
+	d := &AvroDecoder{resolved: r, reader: s}
+	if s.tagged {
+		d.opts = []avro.Opt{avro.TaggedUnions()}
+	}
+	return d, nil
 }
 
 // Decode decodes one Avro binary value, as Decode does a JSON one: one
@@ -351,24 +414,49 @@ func (s *AvroSchema) Resolve(writer *AvroSchema) (*AvroDecoder, error) {
 // Kind. A value that does not decode gives a *MismatchError.
 func (d *AvroDecoder) Decode(value []byte) ([]any, error) {
 	var v any
-	rest, err := d.resolved.Decode(value, &v)
+	rest, err := d.resolved.Decode(value, &v, d.opts...)
 	if err != nil {
 		return nil, &MismatchError{Reason: "the value does not decode as Avro: " + oneLine(err)}
 	}
 	if len(rest) > 0 {
 		return nil, &MismatchError{Reason: fmt.Sprintf("%d bytes after the Avro value", len(rest))}
 	}
-	out, err := d.reader.conv.convert(d.reader.root, v)
+	out, err := d.reader.conv.convert(d.reader.root, v, d.reader.tagged)
 	if err != nil {
 		return nil, err
 	}
 	return out.([]any), nil
 }
 
-// convert makes v, a value decoded into any, the value of f.
-func (c *avroConv) convert(f *Field, v any) (any, error) {
+// convert makes v, a value decoded into any (tagged: its unions' values
+// tagged with their types), the value of f.
+func (c *avroConv) convert(f *Field, v any, tagged bool) (any, error) {
 	if v == nil {
 		return nil, nil
+	}
+	if c.union && tagged {
+		m, ok := v.(map[string]any)
+		if !ok || len(m) != 1 {
+			return nil, &MismatchError{Reason: fmt.Sprintf("a union's value is a %T, not tagged with its type", v)}
+		}
+		for tag, x := range m {
+			if c.op == avroUnion {
+				i := slices.Index(c.tags, tag)
+				out := make([]any, len(f.Fields))
+				if i < 0 {
+					return out, nil // a type of no column: a record of no fields
+				}
+				y, err := c.fields[i].convert(&f.Fields[i], x, tagged)
+				if err != nil {
+					return nil, under(err, f.Fields[i].Name)
+				}
+				out[i] = y
+				return out, nil
+			}
+			if v = x; v == nil {
+				return nil, nil
+			}
+		}
 	}
 	bad := func() (any, error) {
 		return nil, &MismatchError{Reason: fmt.Sprintf("a %T is not %s", v, f.Kind.phrase())}
@@ -429,7 +517,7 @@ func (c *avroConv) convert(f *Field, v any) (any, error) {
 		}
 		out := make([]any, len(f.Fields))
 		for i := range f.Fields {
-			x, err := c.fields[i].convert(&f.Fields[i], m[f.Fields[i].Name])
+			x, err := c.fields[i].convert(&f.Fields[i], m[f.Fields[i].Name], tagged)
 			if err != nil {
 				return nil, under(err, f.Fields[i].Name)
 			}
@@ -443,7 +531,7 @@ func (c *avroConv) convert(f *Field, v any) (any, error) {
 		}
 		out := make([]any, len(items))
 		for i, it := range items {
-			x, err := c.elem.convert(f.Elem, it)
+			x, err := c.elem.convert(f.Elem, it, tagged)
 			if err != nil {
 				return nil, atIndex(err, i)
 			}
@@ -463,7 +551,7 @@ func (c *avroConv) convert(f *Field, v any) (any, error) {
 		out := make([]any, len(keys))
 		valField := &f.Elem.Fields[1]
 		for i, k := range keys {
-			x, err := c.elem.convert(valField, m[k])
+			x, err := c.elem.convert(valField, m[k], tagged)
 			if err != nil {
 				return nil, under(err, k)
 			}

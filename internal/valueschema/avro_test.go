@@ -146,7 +146,6 @@ func TestParseAvroSchemaRefused(t *testing.T) {
 	for _, tc := range []struct{ schema, want string }{
 		{`"string"`, "the schema is string, not a record"},
 		{`{"type":"record","name":"N","fields":[{"name":"next","type":["null","N"]}]}`, "next: record N contains itself"},
-		{`{"type":"record","name":"U","fields":[{"name":"u","type":["string","long"]}]}`, `u: a union of [string, long] is not supported`},
 		{`{"type":"record","name":"U","fields":[{"name":"u","type":"null"}]}`, `u: "null" alone`},
 		{`{"type":"record","name":"U","fields":[{"name":"u","type":"nope"}]}`, `invalid Avro schema`},
 		{`{"type":`, `invalid Avro schema`},
@@ -211,4 +210,73 @@ func FuzzAvroDecode(f *testing.F) {
 			t.Fatalf("%d values for %d fields", len(vals), len(s.Field().Fields))
 		}
 	})
+}
+
+// A union of several types is an Object of a field per type, the one
+// written set.
+func TestAvroUnion(t *testing.T) {
+	schema := `{"type":"record","name":"R","namespace":"ns","fields":[
+	  {"name":"u","type":["null","string","long",{"type":"record","name":"A","fields":[{"name":"x","type":"int"}]},
+	    {"type":"array","items":"int"},{"type":"map","values":"int"},{"type":"enum","name":"E","symbols":["P"]},
+	    {"type":"record","name":"A","namespace":"other","fields":[{"name":"y","type":"string"}]}]},
+	  {"name":"n","type":["null","string"]},
+	  {"name":"w","type":{"type":"array","items":["int","string"]}}]}`
+	s, err := ParseAvroSchema(schema, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := s.Field().Fields[0]
+	var names []string
+	for _, f := range u.Fields {
+		names = append(names, f.Name+":"+f.Kind.String())
+	}
+	if u.Kind != Object || !u.Nullable || strings.Join(names, ",") != "string:string,long:long,ns_A:object,array:array,map:array,E:string,other_A:object" {
+		t.Fatalf("u: %v %v %v", u.Kind, u.Nullable, names)
+	}
+	if w := s.Field().Fields[2]; w.Kind != Array || w.Elem.Kind != Object || len(w.Elem.Fields) != 2 || w.Elem.Fields[0].Name != "int" {
+		t.Fatalf("w: %+v", w)
+	}
+	d, err := s.Resolve(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := avro.MustParse(schema)
+	for _, tc := range []struct {
+		u    any
+		want []any
+	}{
+		{nil, nil},
+		{"s", []any{"s", nil, nil, nil, nil, nil, nil}},
+		{int64(3), []any{nil, int64(3), nil, nil, nil, nil, nil}},
+		{map[string]any{"ns.A": map[string]any{"x": int32(2)}}, []any{nil, nil, []any{int64(2)}, nil, nil, nil, nil}},
+		{map[string]any{"other.A": map[string]any{"y": "z"}}, []any{nil, nil, nil, nil, nil, nil, []any{"z"}}},
+		{[]any{int32(1)}, []any{nil, nil, nil, []any{int64(1)}, nil, nil, nil}},
+		{map[string]any{"map": map[string]any{"k": int32(1)}}, []any{nil, nil, nil, nil, []any{[]any{"k", int64(1)}}, nil, nil}},
+		{map[string]any{"ns.E": "P"}, []any{nil, nil, nil, nil, nil, "P", nil}},
+	} {
+		value, err := w.Encode(map[string]any{"u": tc.u, "n": "q", "w": []any{int32(1), "two"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := d.Decode(value)
+		want := []any{tc.want, "q", []any{[]any{int64(1), nil}, []any{nil, "two"}}}
+		if tc.want == nil {
+			want[0] = nil
+		}
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("u %v:\n got %#v, %v\nwant %#v", tc.u, got, err, want)
+		}
+	}
+	// A value of a writer with a narrower union reads into the wider.
+	narrow, _ := ParseAvroSchema(`{"type":"record","name":"R","namespace":"ns","fields":[{"name":"u","type":["null","long"]},{"name":"n","type":"string"},{"name":"w","type":{"type":"array","items":"int"}}]}`, nil)
+	d, err = s.Resolve(narrow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	value, _ := avro.MustParse(`{"type":"record","name":"R","namespace":"ns","fields":[{"name":"u","type":["null","long"]},{"name":"n","type":"string"},{"name":"w","type":{"type":"array","items":"int"}}]}`).Encode(map[string]any{"u": int64(9), "n": "q", "w": []any{int32(5)}})
+	got, err := d.Decode(value)
+	want := []any{[]any{nil, int64(9), nil, nil, nil, nil, nil}, "q", []any{[]any{int64(5), nil}}}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("narrow writer:\n got %#v, %v\nwant %#v", got, err, want)
+	}
 }
