@@ -48,9 +48,10 @@ type registryValues struct {
 	latest  schemaregistry.Schema
 	root    *valueschema.Field
 	// The reader's schema, by format.
-	avro  *valueschema.AvroSchema
-	proto *valueschema.ProtobufMessage
-	json  *valueschema.Field
+	avro      *valueschema.AvroSchema
+	protoFile *valueschema.ProtobufSchema
+	proto     *valueschema.ProtobufMessage // the file's first message
+	json      *valueschema.Field
 	// allowNewer reads values of newer writers' schemas rather than
 	// failing with errNewerSchema (set after the latest was read again).
 	allowNewer bool
@@ -101,13 +102,12 @@ func newRegistryValues(ctx context.Context, client *schemaregistry.Client, s Top
 		}
 		rv.root = rv.avro.Field()
 	case formatProtobuf:
-		ps, err := parseProtobuf(ctx, client, latest)
-		if err != nil {
+		if rv.protoFile, err = parseProtobuf(ctx, client, latest); err != nil {
 			return fail(err)
 		}
 		// The columns are the file's first message's, as Confluent's
 		// serializers take by default.
-		if rv.proto, err = ps.Message([]int{0}); err != nil {
+		if rv.proto, err = rv.protoFile.Message([]int{0}); err != nil {
 			return fail(err)
 		}
 		rv.root = rv.proto.Field()
@@ -235,9 +235,11 @@ func (rv *registryValues) writer(ctx context.Context, id int) (*writerDecoder, e
 		}
 		return rv.avroWriter(ws)
 	case formatProtobuf:
-		ps, err := parseProtobuf(ctx, rv.client, s)
-		if err != nil {
-			return fetchErr(err)
+		ps := rv.protoFile
+		if id != rv.latest.ID {
+			if ps, err = parseProtobuf(ctx, rv.client, s); err != nil {
+				return fetchErr(err)
+			}
 		}
 		msg, err := ps.Message(rv.indexes)
 		if err != nil {

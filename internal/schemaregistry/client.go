@@ -113,9 +113,23 @@ func (c *Client) URL() string {
 	return u.String()
 }
 
-// Latest reads the subject's latest version. It is not cached.
+// Latest reads the subject's latest version. It is not cached, but the
+// schema is, by its ID.
 func (c *Client) Latest(ctx context.Context, subject string) (Schema, error) {
-	return c.get(ctx, "/subjects/"+url.PathEscape(subject)+"/versions/latest")
+	s, err := c.get(ctx, "/subjects/"+url.PathEscape(subject)+"/versions/latest")
+	if err == nil && s.ID > 0 {
+		c.cacheID(Schema{ID: s.ID, Type: s.Type, Text: s.Text, References: s.References})
+	}
+	return s, err
+}
+
+func (c *Client) cacheID(s Schema) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.byID) >= c.cfg.CacheSize {
+		clear(c.byID) // IDs are read again as they are met
+	}
+	c.byID[s.ID] = s
 }
 
 // Version reads a version of a subject, cached.
@@ -153,12 +167,7 @@ func (c *Client) ByID(ctx context.Context, id int) (Schema, error) {
 		return Schema{}, err
 	}
 	s.ID = id
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.byID) >= c.cfg.CacheSize {
-		clear(c.byID) // IDs are read again as they are met
-	}
-	c.byID[id] = s
+	c.cacheID(s)
 	return s, nil
 }
 
