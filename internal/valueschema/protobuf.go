@@ -2,7 +2,9 @@ package valueschema
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
+	"io/fs"
 	"math"
 	"slices"
 	"strconv"
@@ -13,6 +15,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/dynamicpb"
 )
 
@@ -70,21 +73,36 @@ const protoMainFile = "floe/registry/schema.proto"
 
 // ParseProtobufSchema compiles a .proto file; imports are the files it
 // imports (registry references) by their import paths. The well-known
-// types need not be given. The error is a *SchemaError.
+// types (google/protobuf/*.proto) need not be given, and are the
+// compiler's own when they are. A file may also be given as the base64
+// of its serialized FileDescriptorProto, as some serializers register
+// them. The error is a *SchemaError.
 func ParseProtobufSchema(ctx context.Context, text string, imports map[string]string) (*ProtobufSchema, error) {
 	total := len(text)
-	srcs := make(map[string]string, len(imports)+1)
+	files := make(map[string]protocompile.SearchResult, len(imports)+1)
 	for name, src := range imports {
 		total += len(src)
-		srcs[name] = src
+		if strings.HasPrefix(name, "google/protobuf/") {
+			continue
+		}
+		files[name] = protoSource(name, src)
 	}
 	if total > maxProtoBytes {
 		return nil, &SchemaError{Reason: fmt.Sprintf("the .proto files are %d bytes; at most %d", total, maxProtoBytes)}
 	}
-	srcs[protoMainFile] = text
+	main := protoMainFile
+	if fd := protoDescriptor(text); fd != nil && fd.GetName() != "" {
+		main = fd.GetName()
+	}
+	files[main] = protoSource(main, text)
 	var first error
 	c := protocompile.Compiler{
-		Resolver: protocompile.WithStandardImports(&protocompile.SourceResolver{Accessor: protocompile.SourceAccessorFromMap(srcs)}),
+		Resolver: protocompile.WithStandardImports(protocompile.ResolverFunc(func(path string) (protocompile.SearchResult, error) {
+			if r, ok := files[path]; ok {
+				return r, nil
+			}
+			return protocompile.SearchResult{}, fmt.Errorf("%s: not among the schema's references: %w", path, fs.ErrNotExist)
+		})),
 		Reporter: reporter.NewReporter(func(err reporter.ErrorWithPos) error {
 			if first == nil {
 				first = err
@@ -92,14 +110,43 @@ func ParseProtobufSchema(ctx context.Context, text string, imports map[string]st
 			return err
 		}, nil),
 	}
-	files, err := c.Compile(ctx, protoMainFile)
+	compiled, err := c.Compile(ctx, main)
 	if err != nil {
 		if first != nil {
 			err = first
 		}
 		return nil, &SchemaError{Reason: "invalid .proto: " + strings.ReplaceAll(oneLine(err), protoMainFile+":", "")}
 	}
-	return &ProtobufSchema{file: files[0]}, nil
+	return &ProtobufSchema{file: compiled[0]}, nil
+}
+
+// protoSource is a file for the compiler: its descriptor when src is one
+// in base64, else its source.
+func protoSource(name, src string) protocompile.SearchResult {
+	if fd := protoDescriptor(src); fd != nil {
+		fd.Name = proto.String(name)
+		return protocompile.SearchResult{Proto: fd}
+	}
+	return protocompile.SearchResult{Source: strings.NewReader(src)}
+}
+
+// protoDescriptor reads src as the base64 of a serialized
+// FileDescriptorProto, or returns nil. .proto source is never valid
+// base64 of one: it has spaces, semicolons or quotes.
+func protoDescriptor(src string) *descriptorpb.FileDescriptorProto {
+	src = strings.TrimSpace(src)
+	if src == "" || strings.ContainsAny(src, " \t\n;\"{") {
+		return nil
+	}
+	b, err := base64.StdEncoding.DecodeString(src)
+	if err != nil {
+		return nil
+	}
+	fd := &descriptorpb.FileDescriptorProto{}
+	if proto.Unmarshal(b, fd) != nil || len(fd.MessageType) == 0 && len(fd.EnumType) == 0 {
+		return nil
+	}
+	return fd
 }
 
 // Message returns the message that indexes (Confluent's message indexes:

@@ -2,12 +2,14 @@ package valueschema
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"reflect"
 	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 )
@@ -248,4 +250,35 @@ func FuzzProtobufDecode(f *testing.F) {
 			t.Fatalf("%d values for %d fields", len(vals), len(m.Field().Fields))
 		}
 	})
+}
+
+// A schema registered as the base64 of its FileDescriptorProto (as some
+// serializers register them), its imports too, compiles to the same
+// message as its source.
+func TestProtobufSchemaAsDescriptor(t *testing.T) {
+	src := compileOrder(t)
+	b64 := func(fd protoreflect.FileDescriptor) string {
+		b, err := proto.Marshal(protodesc.ToFileDescriptorProto(fd))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return base64.StdEncoding.EncodeToString(b)
+	}
+	file := src.md.ParentFile()
+	imports := map[string]string{}
+	for i := range file.Imports().Len() {
+		imp := file.Imports().Get(i)
+		imports[imp.Path()] = b64(imp.FileDescriptor)
+	}
+	s, err := ParseProtobufSchema(context.Background(), b64(file), imports)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.Message(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(m.Field(), src.Field()) || m.Name() != "shop.Order" {
+		t.Errorf("from the descriptor:\n got %+v\nwant %+v", m.Field(), src.Field())
+	}
 }
