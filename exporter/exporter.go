@@ -2,11 +2,15 @@ package exporter
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -77,6 +81,9 @@ type Config struct {
 	// SchemaRegistryToken is a bearer token for the registry, sent when
 	// SchemaRegistryUserInfo is empty.
 	SchemaRegistryToken string
+	// SchemaRegistryCAFile is a PEM file of the CAs an https registry's
+	// certificate is checked against. Empty: the system's.
+	SchemaRegistryCAFile string
 }
 
 func (c *Config) setDefaults() {
@@ -178,7 +185,21 @@ func New(cfg Config, deps Deps) (*Exporter, error) {
 	var reg *schemaregistry.Client
 	if cfg.SchemaRegistryURL != "" {
 		var err error
-		reg, err = schemaregistry.New(schemaregistry.Config{URL: cfg.SchemaRegistryURL, UserInfo: cfg.SchemaRegistryUserInfo, BearerToken: cfg.SchemaRegistryToken})
+		rc := schemaregistry.Config{URL: cfg.SchemaRegistryURL, UserInfo: cfg.SchemaRegistryUserInfo, BearerToken: cfg.SchemaRegistryToken}
+		if cfg.SchemaRegistryCAFile != "" {
+			pem, err := os.ReadFile(cfg.SchemaRegistryCAFile)
+			if err != nil {
+				return nil, fmt.Errorf("exporter: the schema registry's CAs: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("exporter: the schema registry's CAs: no PEM certificate in %s", cfg.SchemaRegistryCAFile)
+			}
+			tr := http.DefaultTransport.(*http.Transport).Clone()
+			tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+			rc.HTTPClient = &http.Client{Transport: tr}
+		}
+		reg, err = schemaregistry.New(rc)
 		if err != nil {
 			return nil, fmt.Errorf("exporter: %w", err)
 		}

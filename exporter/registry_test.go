@@ -5,12 +5,15 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -422,4 +425,43 @@ func TestExportRegistryLostMidCommit(t *testing.T) {
 		t.Fatalf("pass with the registry back: %+v, %v", st, err)
 	}
 	_ = id2
+}
+
+// An https registry is trusted through SchemaRegistryCAFile; without it
+// the registry's certificate is refused and nothing becomes a dead letter.
+func TestExportFromARegistryOverTLS(t *testing.T) {
+	e := newEnv(t)
+	plain := e.registry()
+	id := plain.register("events-value", schemaregistry.Avro, avroV1)
+	srv := httptest.NewTLSServer(registry.New(e.store, registry.Options{}))
+	t.Cleanup(srv.Close)
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.createTopic("events", map[string]string{cfgValueFormat: "avro"})
+	b, _ := avro.MustParse(avroV1).Encode(map[string]any{"id": int64(7), "kind": "tls"})
+	e.produce("events", confluent(id, b))
+	ctx := context.Background()
+
+	x, l := e.exporter(Config{SchemaRegistryURL: srv.URL})
+	st, err := x.Pass(ctx, l.Fence(), true)
+	if err == nil || !strings.Contains(err.Error(), "certificate") || st.Rows != 0 || st.DeadLetters != 0 {
+		t.Fatalf("pass trusting only the system's CAs: %+v, %v; want a certificate error and nothing written", st, err)
+	}
+	l.Resign(ctx)
+	x, l = e.exporter(Config{SchemaRegistryURL: srv.URL, SchemaRegistryCAFile: ca})
+	if st, err = x.Pass(ctx, l.Fence(), true); err != nil || st.Rows != 1 || st.DeadLetters != 0 {
+		t.Fatalf("pass trusting the registry's CA: %+v, %v; want 1 row", st, err)
+	}
+	checkRows(t, valueRows(t, e.loadTable("floe.events")), []string{`{"_dead_letter":null,"id":7,"kind":"tls"}`})
+
+	cat, err := OpenCatalog(ctx, e.catalog, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cat.Close()
+	if _, err := New(Config{Warehouse: "file:///tmp/w", SchemaRegistryURL: srv.URL, SchemaRegistryCAFile: filepath.Join(t.TempDir(), "missing.pem")}, Deps{Store: e.store, Bucket: e.bucket, Catalog: cat}); err == nil || !strings.Contains(err.Error(), "the schema registry's CAs") {
+		t.Errorf("a missing CA file: %v", err)
+	}
 }

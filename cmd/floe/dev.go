@@ -96,6 +96,17 @@ directory, and one agent with topic auto-creation on. State lives under
 				iceberg = "sqlite://" + filepath.Join(abs, "iceberg-catalog.db")
 			}
 			expCfg := exporter.Config{Catalog: iceberg, ID: "dev", Tick: time.Second, EtcdMaxTxnOps: o.etcdMaxTxnOps, SchemaRegistryURL: r.RegistryURL(o.httpTLS)}
+			if o.httpTLS {
+				expCfg.SchemaRegistryCAFile = o.cfg.Security.TLSCertFile
+			}
+			// A registry behind authentication takes the bootstrap user
+			// or the first HTTP token.
+			if len(o.httpTokens) > 0 {
+				expCfg.SchemaRegistryToken = o.httpTokens[0]
+			}
+			if o.bootstrapUser != "" {
+				expCfg.SchemaRegistryUserInfo = o.bootstrapUser
+			}
 			exp, err := startExporter(ctx, log, expCfg, bucketURL, store, bucket, "", r.reg, nil)
 			if err != nil {
 				comp.stop()

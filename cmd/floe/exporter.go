@@ -107,6 +107,7 @@ exporter, and exits.`,
 	fs.StringVar(&cfg.SchemaRegistryURL, "schema-registry-url", "", "the Confluent-compatible schema registry of topics whose floe.iceberg.value.format is avro or protobuf (or json without an inline schema), e.g. http://registry:8081")
 	fs.StringVar(&cfg.SchemaRegistryUserInfo, "schema-registry-user-info", "", "user:password for the schema registry's HTTP Basic authentication (as Confluent's basic.auth.user.info)")
 	fs.StringVar(&cfg.SchemaRegistryToken, "schema-registry-bearer-token", "", "a bearer token for the schema registry, sent without --schema-registry-user-info")
+	fs.StringVar(&cfg.SchemaRegistryCAFile, "schema-registry-ca-file", "", "PEM CAs to check an https schema registry's certificate against (default: the system's)")
 	return cmd
 }
 
