@@ -435,6 +435,14 @@ func (e *Exporter) exportTopic(ctx context.Context, f metadata.Fence, t metadata
 func (e *Exporter) exportTopicFrom(ctx context.Context, f metadata.Fence, t metadata.Topic, s TopicSettings, te *topicExport, st *PassStats, again bool) error {
 	if s.usesRegistry() {
 		latest, err := latestSchema(ctx, e.registry, s)
+		if errors.Is(err, schemaregistry.ErrNotFound) && te.values == nil {
+			// A new topic's producers register its subject with their
+			// first record: until a record is there to export, there is
+			// nothing to wait for.
+			if has, herr := e.hasStableRecords(ctx, t); herr == nil && !has {
+				return nil
+			}
+		}
 		if err != nil {
 			return err
 		}
@@ -495,6 +503,29 @@ func (e *Exporter) exportTopicFrom(ctx context.Context, f metadata.Fence, t meta
 		}
 	}
 	return nil
+}
+
+// hasStableRecords reports whether any partition of t holds records
+// below its last stable offset.
+func (e *Exporter) hasStableRecords(ctx context.Context, t metadata.Topic) (bool, error) {
+	seen := map[metadata.ShardID]bool{}
+	for p := int32(0); p < t.Partitions; p++ {
+		sh, _ := metadata.ShardOf(t.ID, t.ShardSize, p)
+		if seen[sh] {
+			continue
+		}
+		seen[sh] = true
+		state, err := e.store.GetShardState(ctx, sh)
+		if err != nil {
+			return false, err
+		}
+		for slot := range state.Stables {
+			if ps := state.Partition(int32(slot)); ps.Stable > ps.Start {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }
 
 // table loads the topic's table, creating it (and its namespace) when

@@ -465,3 +465,30 @@ func TestExportFromARegistryOverTLS(t *testing.T) {
 		t.Errorf("a missing CA file: %v", err)
 	}
 }
+
+// A new topic whose producers have not registered its subject yet is not
+// an error until it has a record to export.
+func TestExportWaitsQuietlyForANewTopicsSubject(t *testing.T) {
+	e := newEnv(t)
+	reg := e.registry()
+	e.createTopic("fresh", map[string]string{cfgValueFormat: "avro"})
+	x, l := e.exporter(Config{SchemaRegistryURL: reg.url()})
+	ctx := context.Background()
+	if st, err := x.Pass(ctx, l.Fence(), true); err != nil || st.Rows != 0 {
+		t.Fatalf("pass over an empty topic with no subject: %+v, %v; want nothing and no error", st, err)
+	}
+	topic, _ := e.store.GetTopic(ctx, "fresh")
+	if s, ok, _ := e.store.ExportStateOf(ctx, topic.ID); ok && s.Error != "" {
+		t.Errorf("an empty topic with no subject recorded an export error: %q", s.Error)
+	}
+	b, _ := avro.MustParse(avroV1).Encode(map[string]any{"id": int64(1), "kind": "a"})
+	e.produce("fresh", confluent(1, b))
+	if _, err := x.Pass(ctx, l.Fence(), true); err == nil || !strings.Contains(err.Error(), "fresh-value") {
+		t.Fatalf("pass over a record with no subject: %v; want the subject's error", err)
+	}
+	id := reg.register("fresh-value", schemaregistry.Avro, avroV1)
+	e.produce("fresh", confluent(id, b))
+	if st, err := x.Pass(ctx, l.Fence(), true); err != nil || st.Rows != 2 {
+		t.Fatalf("pass once the subject is registered: %+v, %v; want 2 rows", st, err)
+	}
+}
