@@ -300,16 +300,26 @@ func TestStaticMemberRestartKeepsItsPartitionsWithoutRebalance(t *testing.T) {
 func (c *testCluster) twoAgents() [2]*agent.Agent {
 	c.t.Helper()
 	agents := [2]*agent.Agent{c.addAgent(fastGroups), c.addAgent(fastGroups)}
-	// Metadata requests of their own: kadm's BrokerMetadata answers from
-	// the client's cached broker list, which may predate the second agent.
+	c.waitBrokers(2)
+	return agents
+}
+
+// waitBrokers waits until the cluster's Metadata lists n brokers, and
+// returns that answer. It sends Metadata requests of its own: kadm's
+// BrokerMetadata answers from the client's cached broker list, which may
+// be an agent's answer from before it saw the last agent register.
+func (c *testCluster) waitBrokers(n int) *kmsg.MetadataResponse {
+	c.t.Helper()
 	cl := c.client()
+	var m *kmsg.MetadataResponse
 	waitUntil(c.t, func() bool {
 		req := kmsg.NewPtrMetadataRequest()
 		req.Topics = []kmsg.MetadataRequestTopic{}
-		m, err := req.RequestWith(testCtx(c.t), cl)
-		return err == nil && len(m.Brokers) == 2
-	}, "both agents listed")
-	return agents
+		var err error
+		m, err = req.RequestWith(testCtx(c.t), cl)
+		return err == nil && len(m.Brokers) == n
+	}, fmt.Sprintf("%d agents listed", n))
+	return m
 }
 
 // shutDownCoordinator shuts down whichever of agents coordinates group

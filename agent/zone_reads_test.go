@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -296,25 +295,7 @@ func testZonedCoordination(t *testing.T, protocol string) {
 			}
 			ctx := testCtx(t)
 			adm := c.admin()
-			deadline := time.Now().Add(20 * time.Second)
-			for {
-				md, err := adm.BrokerMetadata(ctx)
-				if err == nil && len(md.Brokers) == 4 {
-					break
-				}
-				if time.Now().After(deadline) {
-					var ids []int32
-					for _, b := range md.Brokers {
-						ids = append(ids, b.NodeID)
-					}
-					t.Fatalf("timed out waiting until four agents registered: last answer brokers %v, err %v", ids, err)
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
-			md, err := adm.BrokerMetadata(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
+			md := c.waitBrokers(4)
 			zoneOf := map[int32]string{}
 			for _, b := range md.Brokers {
 				zoneOf[b.NodeID] = *b.Rack

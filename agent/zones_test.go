@@ -34,10 +34,7 @@ func zonedCluster(t *testing.T, mod func(*agent.Config)) (*testCluster, []*agent
 		regs = append(regs, reg)
 	}
 	// Every agent sees every other before clients ask.
-	waitUntil(t, func() bool {
-		md, err := kadm.NewClient(c.client()).BrokerMetadata(testCtx(t))
-		return err == nil && len(md.Brokers) == 4
-	}, "four agents registered")
+	c.waitBrokers(4)
 	return c, agents, regs
 }
 
