@@ -19,8 +19,9 @@ import (
 // (metadata.Store.TopicAbortedTxns, one range read however many
 // partitions) on its first read_committed fetch and then kept current from
 // the log entries the watermark watch delivers (each carries the aborts it
-// committed). A watch that broke drops everything; topics are read again
-// when next needed.
+// committed), which it learns before the watermarks they raise. A watch
+// that broke drops everything, and a shard read from etcd ahead of the
+// watch drops its topic; topics are read again when next needed.
 //
 // Memory: at most maxTxns transactions are kept; beyond that the least
 // recently read topics are dropped (and read from etcd again when next
@@ -87,6 +88,19 @@ func (c *abortedCache) insertLocked(t *abortedTopic, a metadata.AbortedTxn) {
 	t.parts[a.Partition] = slices.Insert(txns, i, a)
 	if c.topics[t.id] == t {
 		c.total++
+	}
+}
+
+// forget drops topic id: a read from etcd raised its watermarks past
+// entries the watch has not delivered, whose aborts the cache lacks. The
+// next read_committed fetch loads the topic again, from etcd as it is
+// after that read.
+func (c *abortedCache) forget(id uuid.UUID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t := c.topics[id]; t != nil {
+		delete(c.topics, id)
+		c.total -= countTxns(t)
 	}
 }
 

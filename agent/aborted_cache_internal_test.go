@@ -90,6 +90,19 @@ func TestAbortedCache(t *testing.T) {
 	if c.total != 3 {
 		t.Fatalf("the cache counts %d transactions, holds 3", c.total)
 	}
+
+	// An abort the watch has not delivered, under watermarks read from
+	// etcd: the topic is forgotten and read again.
+	commit(data(2, 2)) // 9-10
+	commit(abort(2))   // 11
+	c.forget(tp.ID)
+	if c.total != 0 {
+		t.Fatalf("the cache counts %d transactions after forgetting its one topic", c.total)
+	}
+	check(0, 12, 0, 3, 6, 9)
+	if n := loads(c); n != 3 {
+		t.Fatalf("%v loads from etcd after the topic was forgotten, want 3", n)
+	}
 }
 
 func loads(c *abortedCache) float64 {

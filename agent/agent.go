@@ -172,6 +172,7 @@ func (a *Agent) Start(ctx context.Context) error {
 			a.reader.Observe(sh, e)
 			a.aborted.observe(sh, e)
 		},
+		OnAhead: func(sh metadata.ShardID) { a.aborted.forget(sh.Topic) },
 		OnReset: func() {
 			a.reader.Reset()
 			a.aborted.reset()

@@ -70,8 +70,15 @@ type waiter struct{ ch chan struct{} }
 // Observe's caller; either may be nil.
 type WatermarkHooks struct {
 	// OnEntry learns every log entry written (the agent's reader extends
-	// its index windows with them).
+	// its index windows with them), before the watermarks it raises are
+	// visible.
 	OnEntry func(ShardID, *LogEntry)
+	// OnAhead learns that a read of a shard from etcd found entries the
+	// watch has not delivered, before the watermarks that read raises are
+	// visible: whoever keeps what entries carry (aborted transactions)
+	// must not answer for offsets below those watermarks from what the
+	// watch delivered alone.
+	OnAhead func(ShardID)
 	// OnReset is called when a watch broke: entries may have been missed.
 	OnReset func()
 }
@@ -214,15 +221,18 @@ func (w *WatermarkWatcher) wakeLocked(sh ShardID) {
 
 // Observe records a log entry the caller learned first-hand (its own
 // commit), so readers on this agent see it before the watch delivers it.
+//
+// The hook learns the entry first: a reader that sees the watermarks it
+// raises finds what it carries (its aborted transactions) already known.
 func (w *WatermarkWatcher) Observe(sh ShardID, e *LogEntry) {
+	if w.hooks.OnEntry != nil {
+		w.hooks.OnEntry(sh, e)
+	}
 	w.mu.Lock()
 	if e.Flags&EntryMerged == 0 {
 		w.mergeLocked(sh, e.SeqLast, e.Nexts, e.StableOffsets(), nil)
 	}
 	w.mu.Unlock()
-	if w.hooks.OnEntry != nil {
-		w.hooks.OnEntry(sh, e)
-	}
 }
 
 // ObserveStart records a log start offset the caller set itself.
@@ -347,6 +357,15 @@ func (w *WatermarkWatcher) reload(ctx context.Context, sh ShardID, began time.Ti
 	st, err := w.store.GetShardState(ctx, sh)
 	if err != nil {
 		return err
+	}
+	if w.hooks.OnAhead != nil {
+		w.mu.Lock()
+		m := w.shards[sh]
+		ahead := st.Seq > 0 && (m == nil || st.Seq > m.seq)
+		w.mu.Unlock()
+		if ahead {
+			w.hooks.OnAhead(sh)
+		}
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
