@@ -394,8 +394,16 @@ func describeKind(f *Field) string {
 
 // Decode decodes one Protobuf binary value, as Decode does a JSON one.
 // A value that does not decode gives a *MismatchError.
-func (d *ProtobufDecoder) Decode(value []byte) ([]any, error) {
+func (d *ProtobufDecoder) Decode(value []byte) (vals []any, err error) {
 	msg := dynamicpb.NewMessage(d.md)
+	defer func() {
+		// The Protobuf library panics on some malformed map entries of
+		// dynamic messages (a key of the wrong wire type): such a value
+		// is a bad value, not a reason to stop exporting.
+		if r := recover(); r != nil {
+			vals, err = nil, &MismatchError{Reason: fmt.Sprintf("the value does not decode as Protobuf message %s: %v", d.md.FullName(), r)}
+		}
+	}()
 	if err := (proto.UnmarshalOptions{DiscardUnknown: true, RecursionLimit: 2 * MaxDepth}).Unmarshal(value, msg); err != nil {
 		return nil, &MismatchError{Reason: "the value does not decode as Protobuf message " + string(d.md.FullName()) + ": " + oneLine(err)}
 	}
