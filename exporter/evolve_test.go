@@ -42,13 +42,6 @@ type evolvedRow struct {
 
 func scanEvolved(t *testing.T, tbl *table.Table) map[int64]evolvedRow {
 	t.Helper()
-	at, err := tbl.Scan().ToArrowTable(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer at.Release()
-	rdr := array.NewTableReader(at, 0)
-	defer rdr.Release()
 	col := func(rec arrow.RecordBatch, name string) arrow.Array {
 		idx := rec.Schema().FieldIndices(name)
 		if len(idx) == 0 {
@@ -57,8 +50,7 @@ func scanEvolved(t *testing.T, tbl *table.Table) map[int64]evolvedRow {
 		return rec.Column(idx[0])
 	}
 	out := map[int64]evolvedRow{}
-	for rdr.Next() {
-		rec := rdr.RecordBatch()
+	scanBatches(t, tbl, func(rec arrow.RecordBatch) {
 		kafka := col(rec, colKafka).(*array.Struct)
 		offsets := kafka.Field(2).(*array.Int64)
 		ids := col(rec, "id").(*array.Int64)
@@ -82,7 +74,7 @@ func scanEvolved(t *testing.T, tbl *table.Table) map[int64]evolvedRow {
 			}
 			out[r.offset] = r
 		}
-	}
+	})
 	return out
 }
 

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/iceberg-go/table"
 	"github.com/twmb/avro"
@@ -144,16 +145,8 @@ func confluent(id int, payload []byte) []byte {
 // columns (all but kafka, key and headers) as JSON, by offset.
 func valueRows(t *testing.T, tbl *table.Table) map[int64]string {
 	t.Helper()
-	at, err := tbl.Scan().ToArrowTable(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer at.Release()
-	rdr := array.NewTableReader(at, 0)
-	defer rdr.Release()
 	out := map[int64]string{}
-	for rdr.Next() {
-		rec := rdr.RecordBatch()
+	scanBatches(t, tbl, func(rec arrow.RecordBatch) {
 		offsets := rec.Column(0).(*array.Struct).Field(2).(*array.Int64)
 		for i := range int(rec.NumRows()) {
 			row := map[string]any{}
@@ -166,8 +159,24 @@ func valueRows(t *testing.T, tbl *table.Table) map[int64]string {
 			}
 			out[offsets.Value(i)] = string(b)
 		}
-	}
+	})
 	return out
+}
+
+// scanBatches scans a table through iceberg-go and gives each record
+// batch to f.
+func scanBatches(t *testing.T, tbl *table.Table, f func(arrow.RecordBatch)) {
+	t.Helper()
+	at, err := tbl.Scan().ToArrowTable(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer at.Release()
+	rdr := array.NewTableReader(at, 0)
+	defer rdr.Release()
+	for rdr.Next() {
+		f(rdr.RecordBatch())
+	}
 }
 
 // columns lists a table's top-level columns.
