@@ -624,6 +624,22 @@ func (rep *Report) cpuRows() []cpuRow {
 	if c := rep.FanOut; c != nil {
 		add(fmt.Sprintf("%d groups", c.Groups), c.CPU, c.MiBps)
 	}
+	if s := rep.Sweep; s != nil && len(s.Points) > 1 {
+		// The wider counts' phases: where the machine's cores went as the
+		// partitions grew, the agents' and everyone else's.
+		for _, p := range s.Points[1:] {
+			at := fmt.Sprintf(" at %d", p.Partitions)
+			if p.Produce != nil {
+				add("produce"+at, p.Produce.CPU, p.Produce.MiBps)
+			}
+			if p.Cold != nil {
+				add("cold read"+at, p.Cold.CPU, p.Cold.MiBps)
+			}
+			if p.Warm != nil {
+				add("warm read"+at, p.Warm.CPU, p.Warm.MiBps)
+			}
+		}
+	}
 	for _, l := range rep.Latency {
 		add("latency, flush "+l.FlushInterval, l.CPU, 0)
 	}

@@ -21,7 +21,7 @@ func TestSweepRatiosAndTargets(t *testing.T) {
 			{
 				Partitions: 4096, TxnsPerFlush: 4, PeakRSS: 900 << 20, MemoryLimit: 800 << 20,
 				Produce:    &ProduceResult{MiBps: 85, PutsPerGiB: 130, Bytes: gib, CPU: map[string]float64{"agent": 0.5}},
-				Cold:       &ConsumeResult{MiBps: 200, GetsPerGiB: 1600, Store: StoreRequests{Source: "x"}, CPU: map[string]float64{"agent": 0.8}},
+				Cold:       &ConsumeResult{MiBps: 200, GetsPerGiB: 1600, Store: StoreRequests{Source: "x"}, CPU: map[string]float64{"agent": 0.8, "minio": 0.2, "etcd": 0.05, "bench": 0.35, "machine": 1.5}},
 				Warm:       &ConsumeResult{MiBps: 900, Bytes: 512 << 20, Store: StoreRequests{Source: "x", Gets: 37}},
 				Compaction: &CompactionResult{Seconds: 30, IntervalSeconds: 300, PutsPerGiB: 65536, AgentPutsPerGiB: 130, VsAgents: 65536.0 / 130},
 			},
@@ -66,6 +66,17 @@ func TestSweepRatiosAndTargets(t *testing.T) {
 		if !strings.Contains(b.String(), s) {
 			t.Errorf("text report lacks %q:\n%s", s, b.String())
 		}
+	}
+	// The wider count's phases join the CPU table: 1.4 cores over 200
+	// MiB/s are 7.0 core·ms per MiB.
+	cold := ""
+	for line := range strings.Lines(b.String()) {
+		if strings.HasPrefix(strings.TrimSpace(line), "cold read at 4096") {
+			cold = strings.Join(strings.Fields(line), " ")
+		}
+	}
+	if cold != "cold read at 4096 0.80 0.20 0.05 0.35 1.50 7.0" {
+		t.Errorf("CPU row of the cold read at 4096 partitions: %q", cold)
 	}
 }
 
