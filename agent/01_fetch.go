@@ -83,6 +83,10 @@ type fetchPart struct {
 	ok        bool // resolved; read it
 	committed bool // read_committed: up to the last stable offset
 	read      logread.Part
+	// parts are the batches of the last read when they came in several
+	// slices (cached extents), until joinRun copies them into the
+	// response.
+	parts [][]byte
 }
 
 // upper is where a fetch of the part stops: the high watermark, or for a
@@ -387,6 +391,7 @@ func (a *Agent) readParts(ctx context.Context, parts []*fetchPart, maxBytes int3
 			}
 			n += got
 		}
+		joinRun(run)
 		return n, errs
 	}
 	busy := int(a.reading.Add(1))
@@ -416,6 +421,32 @@ func (a *Agent) readParts(ctx context.Context, parts []*fetchPart, maxBytes int3
 
 // readGroupParts is the fewest partitions of a fetch one goroutine reads.
 const readGroupParts = 256
+
+// joinRun gives each partition of run whose batches came in several
+// slices one contiguous copy of them, all in one buffer for the run: a
+// fetch of thousands of partitions, each a few small extents, then
+// allocates once rather than once per partition.
+func joinRun(run []*fetchPart) {
+	var all [][]byte
+	for _, fp := range run {
+		all = append(all, fp.parts...)
+	}
+	if len(all) == 0 {
+		return
+	}
+	buf := bytes.Join(all, nil) // not zeroed first, unlike make
+	for _, fp := range run {
+		if fp.parts == nil {
+			continue
+		}
+		n := 0
+		for _, p := range fp.parts {
+			n += len(p)
+		}
+		fp.resp.RecordBatches, buf = buf[:n:n], buf[n:]
+		fp.parts = nil
+	}
+}
 
 // responseBudget is what is left of a fetch response's bytes, shared by
 // the goroutines reading its partitions.
@@ -461,6 +492,7 @@ func (a *Agent) readPart(ctx context.Context, f *logread.Fetch, fp *fetchPart, b
 	p := &fp.read
 	sp.ErrorCode = 0
 	sp.RecordBatches = []byte{}
+	fp.parts = nil
 	marks, err := a.marks.Get(ctx, p.Topic, p.Partition)
 	if err != nil {
 		sp.ErrorCode = kerr.RequestTimedOut.Code
@@ -516,7 +548,7 @@ func (a *Agent) readPart(ctx context.Context, f *logread.Fetch, fp *fetchPart, b
 		// response is encoded from them once, when it is written).
 		sp.RecordBatches = out.Parts[0]
 	default:
-		sp.RecordBatches = bytes.Join(out.Parts, nil) // not zeroed first, unlike make
+		fp.parts = out.Parts // joined with the run's others (joinRun)
 	}
 	if err != nil {
 		ke, _ := kafkaError(err)

@@ -338,8 +338,9 @@ func TestExtentCachePeekedThenEvicted(t *testing.T) {
 		t.Fatal("the extent was not evicted; the test needs a smaller cache")
 	}
 	bytes, ahead, items := c.bytes, c.ahead, len(c.items)
-	if v := c.use(it); len(v.arena) != 500 {
-		t.Fatalf("use of an evicted extent returned %d bytes, want its 500", len(v.arena))
+	c.useAll([]*cacheItem{it})
+	if v := it.val; len(v.arena) != 500 {
+		t.Fatalf("an evicted extent used has %d bytes, want its 500", len(v.arena))
 	}
 	if c.bytes != bytes || c.ahead != ahead || len(c.items) != items || c.lru.Len()+c.aheadLRU.Len() != items {
 		t.Fatalf("after using an evicted extent: %d bytes, %d ahead, %d items, %d listed; want %d, %d, %d", c.bytes, c.ahead, len(c.items), c.lru.Len()+c.aheadLRU.Len(), bytes, ahead, items)

@@ -106,16 +106,35 @@ func (c *extentCache) peek(key extentKey) (it *cacheItem, loading bool) {
 	return nil, loading
 }
 
-// use counts a fetch's use of it, found by peek, and returns its extent
-// (which stays valid after an eviction).
-func (c *extentCache) use(it *cacheItem) *cachedExtent {
+// useAll counts a fetch's use of items, found by peek (an item's extent
+// stays valid after its eviction), under one hold of the lock.
+func (c *extentCache) useAll(items []*cacheItem) {
+	if len(items) == 0 {
+		return
+	}
 	c.mu.Lock()
-	if !it.gone {
-		c.usedLocked(it.el)
+	for _, it := range items {
+		if !it.gone {
+			c.usedLocked(it.el)
+		}
 	}
 	c.mu.Unlock()
-	c.metrics.cacheHits.Inc()
-	return it.val
+	c.metrics.cacheHits.Add(float64(len(items)))
+}
+
+// peekAll is peek of each key, under one hold of the lock: its[i] and
+// loading[i] are keys[i]'s.
+func (c *extentCache) peekAll(keys []extentKey, its []*cacheItem, loading []bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, key := range keys {
+		if el, ok := c.items[key]; ok {
+			its[i], loading[i] = el.Value.(*cacheItem), false
+			continue
+		}
+		_, loading[i] = c.inflight[key]
+		its[i] = nil
+	}
 }
 
 // usedLocked marks a cached extent used by a fetch and returns it.

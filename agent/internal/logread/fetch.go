@@ -132,6 +132,25 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 	// of which the response reads the oldest few.
 	room := maxBytes
 	coldMax := int(min(maxBytes, r.cache.aheadFree())/r.chunkSize) + 2
+	// The cache is asked about a partition's entries all at once (one
+	// hold of its lock), as far as they may be planned.
+	var (
+		keys    []extentKey
+		its     []*cacheItem
+		loading []bool
+	)
+	peek := func(entries []metadata.IndexEntry, want int64) {
+		keys = keys[:0]
+		for _, e := range entries {
+			if want <= 0 {
+				break
+			}
+			keys = append(keys, keyOf(e))
+			want -= e.Length
+		}
+		its, loading = slices.Grow(its[:0], len(keys))[:len(keys)], slices.Grow(loading[:0], len(keys))[:len(keys)]
+		r.cache.peekAll(keys, its, loading)
+	}
 	for _, p := range parts {
 		p.plan, p.ready = nil, nil
 		if p.Offset < p.Start || p.Offset >= p.HW {
@@ -157,12 +176,13 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 		planned, asked := 0, coldMax+1
 	plan:
 		for {
-			for _, e := range entries {
+			peek(entries, want)
+			for i, e := range entries {
 				if want <= 0 {
 					break plan
 				}
-				it, loading := r.cache.peek(keyOf(e))
-				toRead := it == nil && !loading
+				it := its[i]
+				toRead := it == nil && !loading[i]
 				if toRead && planned == coldMax {
 					// More of the partition is there for this response: a
 					// later pass (the caller's, with this one's chunks
@@ -258,7 +278,11 @@ func (f *Fetch) Throttled() bool { return f.throttled }
 // (nothing read), ErrMissingObject or ErrCorruptObject.
 func (f *Fetch) Read(ctx context.Context, p *Part, limit int64, first bool) (out Batches, err error) {
 	r := f.r
+	// Extents the plan found cached are counted used once, at the end.
+	var usedBuf [16]*cacheItem
+	used := usedBuf[:0]
 	defer func() {
+		r.cache.useAll(used)
 		if out.Bytes > 0 {
 			p.next, p.got, p.hw = out.Next, out.Bytes, p.HW // for Done's read ahead
 			r.noteRead(p.id(), p.Offset, out.Next)
@@ -316,7 +340,10 @@ func (f *Fetch) Read(ctx context.Context, p *Part, limit int64, first bool) (out
 			}
 			var ext *cachedExtent
 			if len(exts) > 0 && exts[0] != nil {
-				ext = r.cache.use(exts[0]) // found by the plan
+				// Found by the plan: an extent stays valid after its
+				// eviction.
+				ext = exts[0].val
+				used = append(used, exts[0])
 			} else {
 				if !mayRead(e) {
 					return out, nil // a later chunk: another response
