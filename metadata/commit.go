@@ -415,10 +415,17 @@ type prepared struct {
 	key     string
 	entry   *LogEntry // nil when no batch was accepted
 	value   []byte
-	results map[int]CommitResult
+	results []unitResult // in the unit's order
 	// aborted are the transactions the entry's abort markers end, for
 	// the aborted-transaction index (aborted.go).
 	aborted []AbortedTxn
+}
+
+// unitResult is the result of the append at index i of a commit.
+type unitResult struct {
+	i   int
+	res CommitResult
+	ext int // the append's extent in the entry's Extents, or -1
 }
 
 // bytes estimates what the unit adds to a transaction request.
@@ -442,7 +449,7 @@ func (c *Committer) prepare(appends []Append, u *unit, now time.Time) *prepared 
 func (c *Committer) prepareFresh(appends []Append, u *unit, st *shardState, now time.Time) *prepared {
 	nowMs := now.UnixMilli()
 	first, end := u.topic.ShardPartitions(u.shard.Shard)
-	p := &prepared{u: u, key: c.store.logKey(u.shard, st.seq+1), results: map[int]CommitResult{}}
+	p := &prepared{u: u, key: c.store.logKey(u.shard, st.seq+1), results: make([]unitResult, 0, len(u.idx))}
 	e := &LogEntry{Seq: st.seq + 1, SeqLast: st.seq + 1, Committed: nowMs, Base: first}
 	e.Nexts = make([]int64, max(int(end-first), len(st.nexts)))
 	copy(e.Nexts, st.nexts)
@@ -461,7 +468,7 @@ func (c *Committer) prepareFresh(appends []Append, u *unit, st *shardState, now 
 		a := appends[i]
 		slot := a.Partition - first
 		if a.Partition < first || a.Partition >= end || slot >= int32(len(e.Nexts)) {
-			p.results[i] = failAll(a, ErrUnknownPartition)
+			p.results = append(p.results, unitResult{i: i, res: failAll(a, ErrUnknownPartition), ext: -1})
 			continue
 		}
 		pp := st.producers[a.Partition]
@@ -518,7 +525,10 @@ func (c *Committer) prepareFresh(appends []Append, u *unit, st *shardState, now 
 					if cur != nil && cur.Epoch == b.ProducerEpoch {
 						prev = cur.Batches
 					}
-					t = &tentative{st: ProducerState{Epoch: b.ProducerEpoch, Batches: slices.Clone(prev)}, delta: len(e.Producers)}
+					// Room for this append's batches, so they are added
+					// without growing the slice.
+					batches := append(make([]SeqEntry, 0, len(prev)+len(a.Batches)-bi), prev...)
+					t = &tentative{st: ProducerState{Epoch: b.ProducerEpoch, Batches: batches}, delta: len(e.Producers)}
 					if cur != nil {
 						// A transaction carries over an epoch bump; its
 						// marker ends it.
@@ -547,6 +557,9 @@ func (c *Committer) prepareFresh(appends []Append, u *unit, st *shardState, now 
 					if len(t.st.Batches) > MaxProducerBatches {
 						t.st.Batches = t.st.Batches[len(t.st.Batches)-MaxProducerBatches:]
 					}
+					if d.Batches == nil {
+						d.Batches = make([]SeqEntry, 0, len(a.Batches)-bi)
+					}
 					d.Batches = append(d.Batches, se)
 					if b.Transactional && !t.st.InTxn {
 						t.st.InTxn, t.st.TxnFirst = true, next
@@ -566,6 +579,7 @@ func (c *Committer) prepareFresh(appends []Append, u *unit, st *shardState, now 
 			x.MaxTimestamp = max(x.MaxTimestamp, b.MaxTimestamp)
 		}
 		res.Next = next
+		ext := -1
 		if x.Batches > 0 {
 			oi, ok := objects[a.Object]
 			if !ok {
@@ -574,6 +588,7 @@ func (c *Committer) prepareFresh(appends []Append, u *unit, st *shardState, now 
 				e.Objects = append(e.Objects, ObjectRef{Key: a.Object, Size: a.ObjectSize})
 			}
 			x.Object = oi
+			ext = len(e.Extents)
 			e.Extents = append(e.Extents, x)
 			e.Nexts[slot] = next
 			accepted++
@@ -584,7 +599,7 @@ func (c *Committer) prepareFresh(appends []Append, u *unit, st *shardState, now 
 			}
 			p.aborted = append(p.aborted, aborted...)
 		}
-		p.results[i] = res
+		p.results = append(p.results, unitResult{i: i, res: res, ext: ext})
 	}
 	for part, off := range stables {
 		e.Stables = append(e.Stables, StableMark{Partition: part, Offset: off})
@@ -594,12 +609,12 @@ func (c *Committer) prepareFresh(appends []Append, u *unit, st *shardState, now 
 	if accepted > 0 {
 		p.entry = e
 		p.value = e.Encode()
-		for i, res := range p.results {
-			a := appends[i]
-			if x, ok := e.ExtentOf(a.Partition); ok {
-				ie := e.IndexEntry(x)
-				res.Entry = &ie
-				p.results[i] = res
+		// The appends' index entries, in one allocation.
+		entries := make([]IndexEntry, 0, accepted)
+		for k := range p.results {
+			if r := &p.results[k]; r.ext >= 0 {
+				entries = append(entries, e.IndexEntry(e.Extents[r.ext]))
+				r.res.Entry = &entries[len(entries)-1]
 			}
 		}
 	}
@@ -713,11 +728,12 @@ func (c *Committer) commitUnits(ctx context.Context, appends []Append, units []*
 // applyPrepared makes a committed unit the shard's known state and
 // records its results.
 func (c *Committer) applyPrepared(p *prepared, rev int64, results []CommitResult) {
-	for i, res := range p.results {
+	for _, r := range p.results {
+		res := r.res
 		if p.entry != nil && res.Entry != nil {
 			res.Revision = rev
 		}
-		results[i] = res
+		results[r.i] = res
 	}
 	if p.entry != nil {
 		c.stats.entries.Add(1)

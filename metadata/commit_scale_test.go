@@ -157,6 +157,39 @@ func TestProducerEvictionKeepsLiveProducers(t *testing.T) {
 	}
 }
 
+// A producer's last five batches (Kafka's window) are kept whether they
+// came one per commit or several per append: their retries are
+// duplicates, with their offsets, on the committer that wrote them and on
+// one that rebuilds the state from the log; the sixth newest is out of
+// the window.
+func TestProducerKeepsItsLastFiveBatches(t *testing.T) {
+	s := newStore(t)
+	tp := mkTopic(t, s, "window", 1)
+	ctx := ctxT(t)
+	c := s.NewCommitter(metadata.CommitConfig{})
+	commit := func(c *metadata.Committer, b ...metadata.BatchMeta) []metadata.BatchOutcome {
+		t.Helper()
+		res, err := c.Commit(ctx, []metadata.Append{{Topic: tp, Partition: 0, Object: "o", Length: 1, Batches: b}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res[0].Batches
+	}
+	commit(c, idem(0, 7, 0, 0, 1))                                           // sequence 0 at offset 0
+	commit(c, idem(0, 7, 0, 1, 1), idem(1, 7, 0, 2, 1), idem(2, 7, 0, 3, 1)) // 1-3 at 1-3
+	commit(c, idem(0, 7, 0, 4, 1), idem(1, 7, 0, 5, 1), idem(2, 7, 0, 6, 1)) // 4-6 at 4-6
+	for _, cc := range []*metadata.Committer{c, s.NewCommitter(metadata.CommitConfig{})} {
+		for seq := int32(2); seq <= 6; seq++ {
+			if out := commit(cc, idem(0, 7, 0, seq, 1)); !out[0].Duplicate || out[0].BaseOffset != int64(seq) {
+				t.Fatalf("retry of sequence %d: %+v, want a duplicate at offset %d", seq, out[0], seq)
+			}
+		}
+		if out := commit(cc, idem(0, 7, 0, 1, 1)); out[0].Duplicate || out[0].Err == nil {
+			t.Fatalf("retry of sequence 1, out of the window: %+v", out[0])
+		}
+	}
+}
+
 // Producer state survives committers: one that loads a shard from etcd
 // (snapshots plus the entries after them) decides exactly as the one that
 // wrote it.

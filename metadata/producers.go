@@ -161,14 +161,16 @@ func (pp *partitionProducers) stable(next int64, overridden func(id int64) bool)
 // rules, as of the entry's commit time.
 func (pp *partitionProducers) applyDelta(d ProducerDelta, committed int64) {
 	cur := pp.get(d.ProducerID)
-	var st ProducerState
+	var prev []SeqEntry
 	if cur != nil && cur.Epoch == d.Epoch {
-		st.Batches = append(st.Batches, cur.Batches...)
+		prev = cur.Batches
 	}
-	st.Epoch = d.Epoch
-	st.Batches = append(st.Batches, d.Batches...)
-	if len(st.Batches) > MaxProducerBatches {
-		st.Batches = append([]SeqEntry(nil), st.Batches[len(st.Batches)-MaxProducerBatches:]...)
+	// The last MaxProducerBatches of prev then d's, in one allocation.
+	st := ProducerState{Epoch: d.Epoch}
+	add := d.Batches[max(len(d.Batches)-MaxProducerBatches, 0):]
+	prev = prev[max(len(prev)+len(add)-MaxProducerBatches, 0):]
+	if n := len(prev) + len(add); n > 0 {
+		st.Batches = append(append(make([]SeqEntry, 0, n), prev...), add...)
 	}
 	st.LastWrite = committed
 	st.InTxn, st.TxnFirst, st.TxnEnded = d.InTxn, d.TxnFirst, d.TxnEnded
