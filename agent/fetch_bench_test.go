@@ -64,11 +64,14 @@ func BenchmarkFetchPath(b *testing.B) {
 			b.SetBytes(f.bytes)
 			b.ReportAllocs()
 			gets := f.bucket.gets.Load()
+			cpu := testenv.ProcessCPU()
 			b.ResetTimer()
 			for b.Loop() {
 				f.read(b, tc.members)
 			}
 			b.ReportMetric(float64(f.bucket.gets.Load()-gets)/float64(b.N), "GETs/op")
+			// The agent's and the client's CPU per op.
+			b.ReportMetric(float64((testenv.ProcessCPU()-cpu).Milliseconds())/float64(b.N), "cpu-ms/op")
 		})
 	}
 }

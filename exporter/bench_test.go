@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/floe-io/floe/internal/schemaregistry"
+	"github.com/floe-io/floe/internal/testenv"
 )
 
 // BenchmarkExport measures export throughput: a topic of 16 (or 4096)
@@ -100,9 +100,9 @@ func BenchmarkExport(b *testing.B) {
 				x, l := e.exporter(Config{MaxCommitBytes: 256 << 20, SchemaRegistryURL: registryURL})
 				counting := &countingBucket{BucketReader: x.bucket}
 				x.bucket = counting
-				before := cpuTime()
+				before := testenv.ProcessCPU()
 				st, err := x.Pass(ctx, l.Fence(), true)
-				cpu += cpuTime() - before
+				cpu += testenv.ProcessCPU() - before
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -131,10 +131,3 @@ const benchAvroSchema = `{"type":"record","name":"Bench","fields":[
   {"name":"amount","type":["null","double"]},{"name":"currency","type":["null","string"]},{"name":"paid","type":["null","boolean"]},
   {"name":"items","type":["null","long"]},{"name":"placed","type":["null",{"type":"long","logicalType":"timestamp-millis"}]},
   {"name":"note","type":["null","string"]}]}`
-
-// cpuTime is the process's user and system CPU time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}

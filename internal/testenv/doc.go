@@ -5,7 +5,8 @@
 // unless FLOE_TEST_REQUIRE_LOCALSTACK=1 turns the skip into a failure) and a
 // PostgreSQL (named by FLOE_TEST_POSTGRES_URL; each test gets a database of
 // its own, and tests are skipped when it is unset, unless
-// FLOE_TEST_REQUIRE_POSTGRES=1).
+// FLOE_TEST_REQUIRE_POSTGRES=1). ProcessCPU measures the test process for
+// benchmarks that report CPU per operation.
 //
 // Environment variables (written by localstack/start.sh):
 //
