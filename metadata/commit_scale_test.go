@@ -165,15 +165,10 @@ func TestProducerEvictionKeepsLiveProducers(t *testing.T) {
 func TestProducerKeepsItsLastFiveBatches(t *testing.T) {
 	s := newStore(t)
 	tp := mkTopic(t, s, "window", 1)
-	ctx := ctxT(t)
 	c := s.NewCommitter(metadata.CommitConfig{})
 	commit := func(c *metadata.Committer, b ...metadata.BatchMeta) []metadata.BatchOutcome {
 		t.Helper()
-		res, err := c.Commit(ctx, []metadata.Append{{Topic: tp, Partition: 0, Object: "o", Length: 1, Batches: b}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res[0].Batches
+		return commitBatches(t, c, tp, b...)
 	}
 	commit(c, idem(0, 7, 0, 0, 1))                                           // sequence 0 at offset 0
 	commit(c, idem(0, 7, 0, 1, 1), idem(1, 7, 0, 2, 1), idem(2, 7, 0, 3, 1)) // 1-3 at 1-3

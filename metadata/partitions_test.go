@@ -144,17 +144,23 @@ func idem(ord int32, pid int64, epoch int16, seq int32, records int32) metadata.
 	return metadata.BatchMeta{Ordinal: ord, Records: records, ProducerID: pid, ProducerEpoch: epoch, BaseSequence: seq}
 }
 
+// commitBatches commits batches b to partition 0 of tp with c and returns
+// their outcomes.
+func commitBatches(t *testing.T, c *metadata.Committer, tp metadata.Topic, b ...metadata.BatchMeta) []metadata.BatchOutcome {
+	t.Helper()
+	res, err := c.Commit(ctxT(t), []metadata.Append{{Topic: tp, Partition: 0, Object: "o", Length: 1, Batches: b}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res[0].Batches
+}
+
 func TestIdempotentProducerRules(t *testing.T) {
 	s := newStore(t)
 	tp := mkTopic(t, s, "idem", 1)
-	ctx := ctxT(t)
 	commit := func(c *metadata.Committer, b ...metadata.BatchMeta) []metadata.BatchOutcome {
 		t.Helper()
-		res, err := c.Commit(ctx, []metadata.Append{{Topic: tp, Partition: 0, Object: "o", Length: 1, Batches: b}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res[0].Batches
+		return commitBatches(t, c, tp, b...)
 	}
 	a := s.NewCommitter(metadata.CommitConfig{})
 	b := s.NewCommitter(metadata.CommitConfig{}) // another agent
@@ -176,7 +182,7 @@ func TestIdempotentProducerRules(t *testing.T) {
 	}
 	// A duplicate mixed with a new batch: the new one lands, the entry
 	// skips the duplicate's ordinal.
-	res, err := a.Commit(ctx, []metadata.Append{{Topic: tp, Partition: 0, Object: "o3", Length: 1, Batches: []metadata.BatchMeta{idem(0, 7, 0, 5, 5), idem(1, 7, 0, 10, 2)}}})
+	res, err := a.Commit(ctxT(t), []metadata.Append{{Topic: tp, Partition: 0, Object: "o3", Length: 1, Batches: []metadata.BatchMeta{idem(0, 7, 0, 5, 5), idem(1, 7, 0, 10, 2)}}})
 	if err != nil {
 		t.Fatal(err)
 	}
