@@ -1,7 +1,6 @@
 package logread
 
 import (
-	"container/list"
 	"context"
 	"sync"
 	"time"
@@ -28,9 +27,9 @@ type extentCache struct {
 	mu       sync.Mutex
 	bytes    int64
 	ahead    int64      // bytes read ahead and not yet asked for, or reserved for such reads
-	lru      *list.List // of *cacheItem that fetches asked for, most recent at front
-	aheadLRU *list.List // of *cacheItem read ahead and not asked for yet
-	items    map[extentKey]*list.Element
+	lru      *itemList // items that fetches asked for, most recent at front
+	aheadLRU *itemList // items read ahead and not asked for yet
+	items    map[extentKey]*cacheItem
 	inflight map[extentKey]*loadCall
 }
 
@@ -39,14 +38,57 @@ type cacheItem struct {
 	val   *cachedExtent
 	ahead bool // read ahead and not yet asked for; counted in extentCache.ahead
 	added time.Time
-	el    *list.Element // in lru or aheadLRU; guarded by mu
-	gone  bool          // evicted; guarded by mu
+	gone  bool // evicted; guarded by mu
+	// prev and next link the item in lru or aheadLRU; guarded by mu.
+	prev, next *cacheItem
 }
 
-// placeLocked records that it is at el (of lru or aheadLRU).
-func (c *extentCache) placeLocked(it *cacheItem, el *list.Element) {
-	it.el = el
-	c.items[it.key] = el
+// itemList is a doubly linked list of cache items, linked through the
+// items themselves: a wide topic's cache holds hundreds of thousands of
+// small extents, and a list element of their own would be one more
+// allocation, and one more object for the collector to trace, each.
+type itemList struct {
+	root cacheItem // root.next is the front, root.prev the back
+	n    int
+}
+
+func newItemList() *itemList {
+	l := &itemList{}
+	l.root.next, l.root.prev = &l.root, &l.root
+	return l
+}
+
+func (l *itemList) Len() int { return l.n }
+
+// back is the list's last item, nil when it is empty.
+func (l *itemList) back() *cacheItem {
+	if l.n == 0 {
+		return nil
+	}
+	return l.root.prev
+}
+
+func (l *itemList) insertAfter(it, at *cacheItem) {
+	it.prev, it.next = at, at.next
+	at.next.prev = it
+	at.next = it
+	l.n++
+}
+
+func (l *itemList) pushFront(it *cacheItem) { l.insertAfter(it, &l.root) }
+func (l *itemList) pushBack(it *cacheItem)  { l.insertAfter(it, l.root.prev) }
+
+func (l *itemList) remove(it *cacheItem) {
+	it.prev.next, it.next.prev = it.next, it.prev
+	it.prev, it.next = nil, nil
+	l.n--
+}
+
+func (l *itemList) moveToFront(it *cacheItem) {
+	if l.root.next != it {
+		l.remove(it)
+		l.pushFront(it)
+	}
 }
 
 type loadCall struct {
@@ -57,7 +99,7 @@ type loadCall struct {
 }
 
 func newExtentCache(maxBytes int64, m *readerMetrics) *extentCache {
-	return &extentCache{maxBytes: maxBytes, metrics: m, aheadTTL: defaultAheadTTL, lru: list.New(), aheadLRU: list.New(), items: map[extentKey]*list.Element{}, inflight: map[extentKey]*loadCall{}}
+	return &extentCache{maxBytes: maxBytes, metrics: m, aheadTTL: defaultAheadTTL, lru: newItemList(), aheadLRU: newItemList(), items: map[extentKey]*cacheItem{}, inflight: map[extentKey]*loadCall{}}
 }
 
 // has reports whether key is cached or being loaded.
@@ -99,8 +141,8 @@ func (c *extentCache) reserveAhead(n int64) bool {
 func (c *extentCache) peek(key extentKey) (it *cacheItem, loading bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.items[key]; ok {
-		return el.Value.(*cacheItem), false
+	if it, ok := c.items[key]; ok {
+		return it, false
 	}
 	_, loading = c.inflight[key]
 	return nil, loading
@@ -115,7 +157,7 @@ func (c *extentCache) useAll(items []*cacheItem) {
 	c.mu.Lock()
 	for _, it := range items {
 		if !it.gone {
-			c.usedLocked(it.el)
+			c.usedLocked(it)
 		}
 	}
 	c.mu.Unlock()
@@ -128,8 +170,8 @@ func (c *extentCache) peekAll(keys []extentKey, its []*cacheItem, loading []bool
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, key := range keys {
-		if el, ok := c.items[key]; ok {
-			its[i], loading[i] = el.Value.(*cacheItem), false
+		if it, ok := c.items[key]; ok {
+			its[i], loading[i] = it, false
 			continue
 		}
 		_, loading[i] = c.inflight[key]
@@ -138,15 +180,14 @@ func (c *extentCache) peekAll(keys []extentKey, its []*cacheItem, loading []bool
 }
 
 // usedLocked marks a cached extent used by a fetch and returns it.
-func (c *extentCache) usedLocked(el *list.Element) *cachedExtent {
-	it := el.Value.(*cacheItem)
+func (c *extentCache) usedLocked(it *cacheItem) *cachedExtent {
 	if it.ahead {
 		it.ahead = false
 		c.ahead -= it.val.size()
-		c.aheadLRU.Remove(el)
-		c.placeLocked(it, c.lru.PushFront(it))
+		c.aheadLRU.remove(it)
+		c.lru.pushFront(it)
 	} else {
-		c.lru.MoveToFront(el)
+		c.lru.moveToFront(it)
 	}
 	return it.val
 }
@@ -207,7 +248,7 @@ func (c *extentCache) readAhead(ctx context.Context, keys []extentKey, res *ahea
 		if calls[i].err = err; err == nil {
 			calls[i].val = vals[i]
 		}
-		c.finishLocked(key, calls[i])
+		c.finishLocked(key, calls[i].val, calls[i].err, calls[i].used)
 	}
 	c.metrics.cacheBytes.Set(float64(c.bytes))
 	c.mu.Unlock()
@@ -242,7 +283,7 @@ func (c *extentCache) offer(key extentKey, val *cachedExtent, res *aheadReservat
 		res.left -= size
 		c.ahead -= size
 	}
-	c.finishLocked(key, &loadCall{val: val})
+	c.finishLocked(key, val, nil, false)
 	c.metrics.cacheBytes.Set(float64(c.bytes))
 	return true, false
 }
@@ -256,15 +297,14 @@ const defaultAheadTTL = 5 * time.Second
 // expireAheadLocked demotes extents read ahead longer than aheadTTL ago.
 func (c *extentCache) expireAheadLocked() {
 	now := time.Now()
-	for el := c.aheadLRU.Back(); el != nil; el = c.aheadLRU.Back() {
-		it := el.Value.(*cacheItem)
+	for it := c.aheadLRU.back(); it != nil; it = c.aheadLRU.back() {
 		if now.Sub(it.added) < c.aheadTTL {
 			return
 		}
-		c.aheadLRU.Remove(el)
+		c.aheadLRU.remove(it)
 		it.ahead = false
 		c.ahead -= it.val.size()
-		c.placeLocked(it, c.lru.PushBack(it))
+		c.lru.pushBack(it)
 	}
 }
 
@@ -272,8 +312,8 @@ func (c *extentCache) expireAheadLocked() {
 // load.
 func (c *extentCache) load(ctx context.Context, key extentKey, load func(context.Context) (*cachedExtent, error)) (*cachedExtent, error) {
 	c.mu.Lock()
-	if el, ok := c.items[key]; ok {
-		val := c.usedLocked(el)
+	if it, ok := c.items[key]; ok {
+		val := c.usedLocked(it)
 		c.mu.Unlock()
 		c.metrics.cacheHits.Inc()
 		return val, nil
@@ -301,34 +341,36 @@ func (c *extentCache) load(ctx context.Context, key extentKey, load func(context
 	cancel()
 
 	c.mu.Lock()
-	c.finishLocked(key, call)
+	c.finishLocked(key, call.val, call.err, call.used)
 	c.metrics.cacheBytes.Set(float64(c.bytes))
 	c.mu.Unlock()
 	close(call.done)
 	return call.val, call.err
 }
 
-// finishLocked ends key's load: the extent is cached (if it may be),
-// counted as read ahead if no caller has asked for it yet, and the least
-// recently used extents are evicted to make room.
-func (c *extentCache) finishLocked(key extentKey, call *loadCall) {
+// finishLocked ends key's load, of val or failed with err: the extent is
+// cached (if it may be), counted as read ahead unless used (a caller
+// other than a read ahead asked for it), and the least recently used
+// extents are evicted to make room.
+func (c *extentCache) finishLocked(key extentKey, val *cachedExtent, err error, used bool) {
 	delete(c.inflight, key)
-	if call.err != nil || call.val == nil {
+	if err != nil || val == nil {
 		return
 	}
-	size := call.val.size()
+	size := val.size()
 	if size > c.maxBytes/4 {
-		if !call.used {
+		if !used {
 			c.metrics.prefetchWasted.Inc()
 		}
 		return
 	}
-	it := &cacheItem{key: key, val: call.val, ahead: !call.used, added: time.Now()}
+	it := &cacheItem{key: key, val: val, ahead: !used, added: time.Now()}
+	c.items[key] = it
 	if it.ahead {
 		c.ahead += size
-		c.placeLocked(it, c.aheadLRU.PushFront(it))
+		c.aheadLRU.pushFront(it)
 	} else {
-		c.placeLocked(it, c.lru.PushFront(it))
+		c.lru.pushFront(it)
 	}
 	c.bytes += size
 	// Extents already served go first: one read ahead is about to be
@@ -338,9 +380,8 @@ func (c *extentCache) finishLocked(key extentKey, call *loadCall) {
 		if from.Len() == 0 {
 			from = c.aheadLRU
 		}
-		back := from.Back()
-		old := back.Value.(*cacheItem)
-		from.Remove(back)
+		old := from.back()
+		from.remove(old)
 		delete(c.items, old.key)
 		old.gone = true
 		size := old.val.size()
