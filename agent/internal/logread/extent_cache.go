@@ -26,7 +26,7 @@ type extentCache struct {
 
 	mu       sync.Mutex
 	bytes    int64
-	ahead    int64      // bytes read ahead and not yet asked for, or reserved for such reads
+	ahead    int64     // bytes read ahead and not yet asked for, or reserved for such reads
 	lru      *itemList // items that fetches asked for, most recent at front
 	aheadLRU *itemList // items read ahead and not asked for yet
 	items    map[extentKey]*cacheItem
