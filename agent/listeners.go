@@ -2,7 +2,6 @@ package agent
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/floe-io/floe/internal/certs"
 )
 
 // Kafka's security protocols for a listener.
@@ -244,13 +245,9 @@ func (s *SecurityConfig) serverTLS() (*tls.Config, error) {
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: r.getCertificate}
 	if s.TLSClientCAFile != "" {
-		pem, err := os.ReadFile(s.TLSClientCAFile)
+		pool, err := certs.Pool(s.TLSClientCAFile)
 		if err != nil {
 			return nil, fmt.Errorf("client CA: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("client CA %s holds no PEM certificates", s.TLSClientCAFile)
 		}
 		cfg.ClientCAs = pool
 		cfg.ClientAuth = tls.VerifyClientCertIfGiven

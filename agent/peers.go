@@ -23,19 +23,18 @@ package agent
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/floe-io/floe/agent/internal/logread"
+	"github.com/floe-io/floe/internal/certs"
 	"github.com/floe-io/floe/metadata"
 )
 
@@ -193,13 +192,9 @@ func (a *Agent) peerClientTLS() (*tls.Config, error) {
 	if caFile == "" {
 		return cfg, nil
 	}
-	pem, err := os.ReadFile(caFile)
+	pool, err := certs.Pool(caFile)
 	if err != nil {
 		return nil, fmt.Errorf("peer CA: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("peer CA %s holds no PEM certificates", caFile)
 	}
 	cfg.RootCAs = pool
 	return cfg, nil

@@ -3,14 +3,12 @@ package exporter
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,6 +24,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/floe-io/floe/internal/certs"
 	"github.com/floe-io/floe/internal/schemaregistry"
 	"github.com/floe-io/floe/metadata"
 	"github.com/floe-io/floe/segments"
@@ -187,13 +186,9 @@ func New(cfg Config, deps Deps) (*Exporter, error) {
 		var err error
 		rc := schemaregistry.Config{URL: cfg.SchemaRegistryURL, UserInfo: cfg.SchemaRegistryUserInfo, BearerToken: cfg.SchemaRegistryToken}
 		if cfg.SchemaRegistryCAFile != "" {
-			pem, err := os.ReadFile(cfg.SchemaRegistryCAFile)
+			pool, err := certs.Pool(cfg.SchemaRegistryCAFile)
 			if err != nil {
 				return nil, fmt.Errorf("exporter: the schema registry's CAs: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("exporter: the schema registry's CAs: no PEM certificate in %s", cfg.SchemaRegistryCAFile)
 			}
 			tr := http.DefaultTransport.(*http.Transport).Clone()
 			tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
@@ -508,14 +503,8 @@ func (e *Exporter) exportTopicFrom(ctx context.Context, f metadata.Fence, t meta
 // hasStableRecords reports whether any partition of t holds records
 // below its last stable offset.
 func (e *Exporter) hasStableRecords(ctx context.Context, t metadata.Topic) (bool, error) {
-	seen := map[metadata.ShardID]bool{}
-	for p := int32(0); p < t.Partitions; p++ {
-		sh, _ := metadata.ShardOf(t.ID, t.ShardSize, p)
-		if seen[sh] {
-			continue
-		}
-		seen[sh] = true
-		state, err := e.store.GetShardState(ctx, sh)
+	for s := range t.Shards() {
+		state, err := e.store.GetShardState(ctx, metadata.ShardID{Topic: t.ID, Shard: s})
 		if err != nil {
 			return false, err
 		}

@@ -9,7 +9,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +24,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/floe-io/floe/internal/certs"
 )
 
 // Exit statuses of the client commands, documented in `floe --help`.
@@ -68,13 +69,9 @@ func (f *clientFlags) register(fs *pflag.FlagSet) {
 func clientTLS(flag, ca, cert, key string) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if ca != "" {
-		pem, err := os.ReadFile(ca)
+		pool, err := certs.Pool(ca)
 		if err != nil {
 			return nil, fmt.Errorf("%s-ca: %v", flag, err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s-ca %s holds no PEM certificate", flag, ca)
 		}
 		cfg.RootCAs = pool
 	}
