@@ -53,6 +53,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka import avro as cavro
 from confluent_kafka.avro import AvroProducer
 
+from checks import check, fail
+
 # python3-avro warns of the manifests' map logical types (lists of key and value).
 warnings.filterwarnings("ignore", module="avro")
 
@@ -61,16 +63,6 @@ N, M = 300, 120
 TOTAL = N + M + 1
 PARTITIONS = 3
 EXPORT_DEADLINE = 60.0
-
-
-def fail(msg):
-    print("FAIL: " + msg, flush=True)
-    sys.exit(1)
-
-
-def check(cond, msg):
-    if not cond:
-        fail(msg)
 
 
 V1_FIELDS = [

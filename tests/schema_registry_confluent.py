@@ -41,19 +41,11 @@ from confluent_kafka.avro import AvroConsumer, AvroProducer, CachedSchemaRegistr
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
+from checks import check, fail
+
 BROKER, REG_A, REG_B, REG_SECURE, USER, PASSWORD = sys.argv[1:7]
 TOPIC = "sr-orders-" + uuid.uuid4().hex[:8]
 READ_TIMEOUT = 60.0
-
-
-def fail(msg):
-    print("FAIL: " + msg, flush=True)
-    sys.exit(1)
-
-
-def check(cond, msg):
-    if not cond:
-        fail(msg)
 
 
 KEY_SCHEMA = cavro.loads(json.dumps({

@@ -27,6 +27,8 @@ from confluent_kafka import (OFFSET_BEGINNING, Consumer, KafkaError,
                              KafkaException, Producer, TopicPartition,
                              libversion)
 
+from checks import fail
+
 BROKER = sys.argv[1]
 IN, OUT = "rdk-in", "rdk-out"
 PARTITIONS = 3
@@ -35,10 +37,6 @@ GROUP = "rdk-eos"
 DEBUG = {"debug": os.environ["RDKAFKA_DEBUG"]} if os.environ.get("RDKAFKA_DEBUG") else {}
 OP_TIMEOUT = 60.0   # seconds, for every blocking transactional call
 READ_TIMEOUT = 90.0  # seconds, to read a topic up to its end
-
-
-def fail(msg):
-    sys.exit(f"FAIL: {msg}")
 
 
 def step(msg):
