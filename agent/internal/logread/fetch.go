@@ -139,6 +139,13 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 		its     []*cacheItem
 		loading []bool
 	)
+	// The parts' plans share one array (appended to as each is planned;
+	// each keeps the array it was planned in), as do their lookups.
+	var (
+		planBuf  []metadata.IndexEntry
+		readyBuf []*cacheItem
+		look     []metadata.IndexEntry
+	)
 	peek := func(entries []metadata.IndexEntry, want int64) {
 		keys = keys[:0]
 		for _, e := range entries {
@@ -161,18 +168,18 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 		r.noteRead(p.id(), p.Offset, p.Offset)
 		want := min(p.Max, room)
 		// One entry past coldMax tells whether more is there.
-		entries, _, err := r.windows.entries(ctx, p.Topic, p.Partition, p.Offset, p.HW, coldMax+1, max(want, 1))
+		entries, _, err := r.windows.entriesInto(look, ctx, p.Topic, p.Partition, p.Offset, p.HW, coldMax+1, max(want, 1))
 		if err != nil {
 			continue // the read reports it
 		}
+		look = entries
 		if want <= 0 {
 			if len(entries) > 0 && !r.cache.has(keyOf(entries[0])) {
 				cold = append(cold, entries[0])
 			}
 			continue
 		}
-		p.plan = make([]metadata.IndexEntry, 0, len(entries))
-		p.ready = make([]*cacheItem, 0, len(entries))
+		start := len(planBuf)
 		planned, asked := 0, coldMax+1
 	plan:
 		for {
@@ -194,8 +201,8 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 				// as many: the estimate errs toward one entry more.
 				want -= e.Length
 				room -= e.Length
-				p.plan = append(p.plan, e)
-				p.ready = append(p.ready, it)
+				planBuf = append(planBuf, e)
+				readyBuf = append(readyBuf, it)
 				// Entries to decode from chunks are planned like those to
 				// read: a cached chunk costs nothing, and is pinned if it is
 				// used.
@@ -209,9 +216,14 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 			}
 			// Plan on past the entries looked up so far.
 			asked = maxLookup
-			if entries, _, err = r.entries(ctx, p.Topic, p.Partition, entries[len(entries)-1].Last+1, p.HW, want); err != nil {
+			if entries, _, err = r.windows.entriesInto(entries, ctx, p.Topic, p.Partition, entries[len(entries)-1].Last+1, p.HW, maxLookup, want); err != nil {
 				break
 			}
+			look = entries
+		}
+		if len(planBuf) > start {
+			p.plan = planBuf[start:len(planBuf):len(planBuf)]
+			p.ready = readyBuf[start:len(readyBuf):len(readyBuf)]
 		}
 	}
 	if len(cold) == 0 {
@@ -293,6 +305,12 @@ func (f *Fetch) Read(ctx context.Context, p *Part, limit int64, first bool) (out
 	retried := false
 	// exts is nil, or each entry's cache item as the plan found it.
 	entries, exts := p.plan, p.ready
+	if len(entries) > 1 {
+		out.Parts = make([][]byte, 0, len(entries))
+	}
+	// look is the array of the read's own lookups (the plan's is shared
+	// with other parts).
+	var look []metadata.IndexEntry
 	drop := func() {
 		entries = entries[1:]
 		if len(exts) > 0 {
@@ -311,8 +329,8 @@ func (f *Fetch) Read(ctx context.Context, p *Part, limit int64, first bool) (out
 		reload := false
 		if len(entries) == 0 || entries[len(entries)-1].Last < offset {
 			var ok bool
-			entries, ok, err = r.entries(ctx, p.Topic, p.Partition, offset, p.HW, max(limit-out.Bytes, 1))
-			exts = nil
+			entries, ok, err = r.windows.entriesInto(look, ctx, p.Topic, p.Partition, offset, p.HW, maxLookup, max(limit-out.Bytes, 1))
+			look, exts = entries, nil
 			if err != nil {
 				r.log.Warn("reading index failed", "topic", p.Topic.Name, "partition", p.Partition, "err", err)
 				return out, fmt.Errorf("%w: %w", ErrIndex, err)
@@ -391,17 +409,19 @@ func (f *Fetch) Done() {
 	r := f.r
 	defer r.chunks.unpin(f.pinned)
 	r.metrics.fetchBytes.Add(float64(f.bytes.Load()))
-	var next []metadata.IndexEntry
+
+	var next, look []metadata.IndexEntry
 	for _, p := range f.parts {
 		if p.next <= 0 {
 			continue
 		}
 		want := min(p.Max, p.got)
-		entries, _, err := r.entries(r.ctx, p.Topic, p.Partition, p.next, p.hw, want)
+		entries, _, err := r.windows.entriesInto(look, r.ctx, p.Topic, p.Partition, p.next, p.hw, maxLookup, want)
 		p.next, p.got = 0, 0
 		if err != nil {
 			continue
 		}
+		look = entries
 		for _, e := range entries {
 			if want <= 0 {
 				break

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -54,13 +55,13 @@ type logEnv struct {
 	commit *metadata.Committer
 }
 
-func newLogEnv(t *testing.T, partitions int32) *logEnv {
+func newLogEnv(t testing.TB, partitions int32) *logEnv {
 	t.Helper()
 	return newShardedLogEnv(t, partitions, 0)
 }
 
 // newShardedLogEnv is newLogEnv with a shard size (0: the default).
-func newShardedLogEnv(t *testing.T, partitions, shardSize int32) *logEnv {
+func newShardedLogEnv(t testing.TB, partitions, shardSize int32) *logEnv {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -78,13 +79,29 @@ func newShardedLogEnv(t *testing.T, partitions, shardSize int32) *logEnv {
 
 // flush writes one object holding batches batches of every partition (the
 // values name partition, flush and batch) and commits it.
-func (e *logEnv) flush(t *testing.T, object string, n, batches int) {
+func (e *logEnv) flush(t testing.TB, object string, n, batches int) {
+	t.Helper()
+	e.flushPadded(t, object, n, batches, 0)
+}
+
+// flushPadded is flush with each value padded to pad bytes of random
+// data (which the segment's codec cannot shrink, as a bench's records).
+func (e *logEnv) flushPadded(t testing.TB, object string, n, batches, pad int) {
 	t.Helper()
 	ctx := context.Background()
+	rnd := rand.New(rand.NewPCG(uint64(n), uint64(pad)))
+	padding := func(v string) string {
+		b := make([]byte, max(pad-len(v), 0))
+		for i := range b {
+			b[i] = byte(rnd.Uint32())
+		}
+		return v + string(b)
+	}
 	b := segments.NewBuilder(segments.CodecZstd)
 	for p := range e.topic.Partitions {
 		for i := range batches {
-			raw := kafkatest.RecordBatch(kafkatest.NoProducer, time.UnixMilli(1000), fmt.Sprintf("p%d-f%d-b%d", p, n, i))
+			v := fmt.Sprintf("p%d-f%d-b%d", p, n, i)
+			raw := kafkatest.RecordBatch(kafkatest.NoProducer, time.UnixMilli(1000), padding(v))
 			batch, err := segments.ParseBatch(raw)
 			if err != nil {
 				t.Fatal(err)
@@ -122,7 +139,7 @@ func (e *logEnv) flush(t *testing.T, object string, n, batches int) {
 
 // parts returns a fetch part per partition from offset, with the
 // partitions' watermarks from etcd.
-func (e *logEnv) parts(t *testing.T, offset, max int64) []*Part {
+func (e *logEnv) parts(t testing.TB, offset, max int64) []*Part {
 	t.Helper()
 	var out []*Part
 	for p := range e.topic.Partitions {

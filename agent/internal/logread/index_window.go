@@ -269,6 +269,13 @@ func newIndexWindows(store *metadata.Store, maxBytes int64, m *readerMetrics) *i
 // holds offset although it is below hw: its records are gone (retention
 // removed them since the caller read the log start).
 func (iw *indexWindows) entries(ctx context.Context, t metadata.Topic, p int32, offset, hw int64, max int, maxBytes int64) (out []metadata.IndexEntry, ok bool, err error) {
+	return iw.entriesInto(nil, ctx, t, p, offset, hw, max, maxBytes)
+}
+
+// entriesInto is entries, appended to dst[:0] (so a caller that looks up
+// many partitions in turn reuses one buffer).
+func (iw *indexWindows) entriesInto(dst []metadata.IndexEntry, ctx context.Context, t metadata.Topic, p int32, offset, hw int64, max int, maxBytes int64) (out []metadata.IndexEntry, ok bool, err error) {
+	dst = dst[:0]
 	sh := shardRef{ShardID: t.Shard(p), size: t.ShardSize}
 	w := iw.find(sh, p, offset)
 	if w == nil {
@@ -279,7 +286,7 @@ func (iw *indexWindows) entries(ctx context.Context, t metadata.Topic, p int32, 
 		}
 	}
 	for range 4 {
-		out, status := iw.lookupIn(w, p, offset, hw, max, maxBytes)
+		out, status := iw.lookupIn(dst, w, p, offset, hw, max, maxBytes)
 		switch status {
 		case lookupFound:
 			return out, true, nil
@@ -315,7 +322,7 @@ func (iw *indexWindows) entries(ctx context.Context, t metadata.Topic, p int32, 
 			}
 		}
 	}
-	out, _ = iw.lookupIn(w, p, offset, hw, max, maxBytes)
+	out, _ = iw.lookupIn(dst, w, p, offset, hw, max, maxBytes)
 	return out, true, nil
 }
 
@@ -340,8 +347,8 @@ func (iw *indexWindows) find(sh shardRef, p int32, offset int64) *shardWindow {
 }
 
 // lookupIn finds p's entries from offset in w, at most max of them or
-// maxBytes' worth.
-func (iw *indexWindows) lookupIn(w *shardWindow, p int32, offset, hw int64, max int, maxBytes int64) ([]metadata.IndexEntry, int) {
+// maxBytes' worth, appended to dst (empty).
+func (iw *indexWindows) lookupIn(dst []metadata.IndexEntry, w *shardWindow, p int32, offset, hw int64, max int, maxBytes int64) ([]metadata.IndexEntry, int) {
 	iw.mu.Lock()
 	defer iw.mu.Unlock()
 	if !w.holds(p, offset) {
@@ -363,9 +370,12 @@ func (iw *indexWindows) lookupIn(w *shardWindow, p int32, offset, hw int64, max 
 	if i < len(w.entries) && (w.lowCur == 0 || w.entries[i].Seq < w.lowCur) {
 		w.lowCur = w.entries[i].Seq
 	}
-	// Sized for a few entries (a lookup mostly wants that many), so most
-	// lookups allocate once.
-	out := make([]metadata.IndexEntry, 0, min(max, len(w.entries)-i, 8))
+	out := dst
+	if cap(out) == 0 {
+		// Sized for a few entries (a lookup mostly wants that many), so
+		// most lookups allocate once.
+		out = make([]metadata.IndexEntry, 0, min(max, len(w.entries)-i, 8))
+	}
 	var bytes int64
 	for ; i < len(w.entries) && len(out) < max && (len(out) == 0 || bytes < maxBytes); i++ {
 		e := w.entries[i]
