@@ -19,10 +19,11 @@ import (
 // start to its end.
 //
 //   - warm: from the reader's cache, one consumer of the four;
+//
 //   - cold: the whole group, from a reader with nothing cached, whose
 //     chunk reads decode every member's extents in them.
 //
-//	go test -run='^$' -bench=WidePass ./agent/internal/logread/
+//     go test -run='^$' -bench=WidePass ./agent/internal/logread/
 func BenchmarkWidePass(b *testing.B) {
 	const partitions, members, flushes = 4096, 4, 16
 	e := newLogEnv(b, partitions)
