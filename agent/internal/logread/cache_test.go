@@ -1,10 +1,12 @@
 package logread
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -320,7 +322,7 @@ func TestExtentCachePeekedThenEvicted(t *testing.T) {
 		t.Fatal("offer of a first extent refused")
 	}
 	it, loading := c.peek(k(1))
-	if it == nil || loading {
+	if !it.ok() || loading {
 		t.Fatalf("peek of a cached extent: %v, loading %v", it, loading)
 	}
 	if c.ahead == 0 {
@@ -334,12 +336,12 @@ func TestExtentCachePeekedThenEvicted(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got, _ := c.peek(k(1)); got != nil {
+	if got, _ := c.peek(k(1)); got.ok() {
 		t.Fatal("the extent was not evicted; the test needs a smaller cache")
 	}
 	bytes, ahead, items := c.bytes, c.ahead, len(c.items)
-	c.useAll([]*cacheItem{it})
-	if v := it.val; len(v.arena) != 500 {
+	c.useAll([]extentRef{it})
+	if v := it.get(nil); len(v.arena) != 500 {
 		t.Fatalf("an evicted extent used has %d bytes, want its 500", len(v.arena))
 	}
 	if c.bytes != bytes || c.ahead != ahead || len(c.items) != items || c.lru.Len()+c.aheadLRU.Len() != items {
@@ -395,4 +397,107 @@ func TestReadersAreFollowedEachOnItsOwn(t *testing.T) {
 		r.noteRead(id, 1000+i, 1000+i)
 	}
 	low(1000 + 2)
+}
+
+// The extents of a chunk decoded together serve each partition's batches
+// with its offsets, count against the read-ahead budget until every one
+// was used, and are evicted as one item, giving back everything they
+// held.
+func TestChunkExtentsServedAndCounted(t *testing.T) {
+	ctx := context.Background()
+	dir, err := segments.OpenBucket(ctx, t.TempDir(), segments.BucketOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	const parts = 64
+	entries := putObject(t, dir, "obj", parts)
+	for p := range entries {
+		entries[p].First, entries[p].Last = int64(10*p), int64(10*p)+entries[p].Last
+	}
+	size := entries[0].ObjectSize
+	rc, err := dir.GetRange(ctx, "obj", 0, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	span := chunkSpan{key: chunkKey{"obj", 0, size}, start: 0, end: size}
+	r := &Reader{}
+
+	// Within little room, only the first extents are decoded.
+	if ch := decodeChunkExtents(span, data, slices.Clone(entries), 2048); ch == nil || len(ch.ext) == 0 || len(ch.ext) == parts || ch.size > 2048 {
+		t.Fatalf("decoded within 2048 bytes: %+v", ch)
+	}
+	shuffled := slices.Clone(entries)
+	slices.Reverse(shuffled)
+	ch := decodeChunkExtents(span, data, shuffled, 64<<20)
+	if ch == nil || len(ch.ext) != parts {
+		t.Fatalf("decoded %v extents of %d", ch, parts)
+	}
+	for p, e := range entries {
+		i, ok := ch.find(keyOf(e))
+		if !ok {
+			t.Fatalf("partition %d's extent not found", p)
+		}
+		got := ch.view(i)
+		want, err := r.decodeEntry(e, data[e.Offset:e.Offset+e.Length])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.arena, want.arena) || !slices.Equal(got.starts, want.starts) || !slices.Equal(got.bases, want.bases) || !slices.Equal(got.lasts, want.lasts) {
+			t.Fatalf("partition %d: decoded together %v %v %v, alone %v %v %v", p, got.starts, got.bases, got.lasts, want.starts, want.bases, want.lasts)
+		}
+	}
+	if _, ok := ch.find(extentKey{"obj", entries[3].Offset, entries[3].First + 1}); ok {
+		t.Fatal("an extent found under another first offset")
+	}
+
+	m := newReaderMetrics(nil)
+	c := newExtentCache(8*ch.size, m)
+	if n := c.offerChunk(ch, nil); n != parts {
+		t.Fatalf("offered %d extents, want %d", n, parts)
+	}
+	if c.ahead != ch.size || c.bytes != ch.size || c.aheadLRU.Len() != 1 {
+		t.Fatalf("after the offer: ahead %d, bytes %d, %d items read ahead; want %d, %d, 1", c.ahead, c.bytes, c.aheadLRU.Len(), ch.size, ch.size)
+	}
+	// A second decode of the same chunk adds nothing to read ahead.
+	if n := c.offerChunk(decodeChunkExtents(span, data, slices.Clone(entries), 64<<20), nil); n != 0 {
+		t.Fatalf("a second offer of the same extents took %d", n)
+	}
+	refs := make([]extentRef, parts)
+	loading := make([]bool, parts)
+	keys := make([]extentKey, parts)
+	for p, e := range entries {
+		keys[p] = keyOf(e)
+	}
+	c.peekAll(keys, refs, loading)
+	c.useAll(refs[:parts/2])
+	c.useAll(refs[:parts/2]) // used twice: counted once
+	if c.ahead != ch.size || c.aheadLRU.Len() != 1 || ch.unused != parts/2 {
+		t.Fatalf("half used: ahead %d, %d items read ahead, %d unused; want %d, 1, %d", c.ahead, c.aheadLRU.Len(), ch.unused, ch.size, parts/2)
+	}
+	c.useAll(refs[parts/2:])
+	if c.ahead != 0 || c.aheadLRU.Len() != 0 || c.lru.Len() != 1 {
+		t.Fatalf("all used: ahead %d, %d items read ahead, %d served; want 0, 0, 1", c.ahead, c.aheadLRU.Len(), c.lru.Len())
+	}
+	// Served extents of other objects push the item out.
+	for i := range 9 {
+		if _, err := c.get(ctx, extentKey{object: "other", offset: int64(i)}, func(context.Context) (*cachedExtent, error) {
+			return &cachedExtent{arena: make([]byte, ch.size)}, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(c.chunkItems) != 0 || c.has(keys[0]) || c.bytes > 8*ch.size {
+		t.Fatalf("the chunk's item was not evicted: %d items, %d bytes", len(c.chunkItems), c.bytes)
+	}
+	// What the plan found stays valid after the eviction.
+	var buf cachedExtent
+	if v := refs[5].get(&buf); !slices.Equal(v.bases, []int64{50, 51, 52}) {
+		t.Fatalf("an evicted chunk's extent has bases %v", v.bases)
+	}
 }

@@ -2,6 +2,7 @@ package logread
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 )
@@ -14,7 +15,8 @@ type extentKey struct {
 
 // extentCache is an LRU of decoded extents with coalesced loads. Extents
 // read ahead and not yet asked for are kept in an LRU of their own and
-// evicted only after every extent already served.
+// evicted only after every extent already served. An item is one extent,
+// or the extents of a chunk decoded together (chunk_extents.go).
 //
 // Extents read ahead (prefetch) and not yet asked for are counted in
 // ahead, which a read ahead may not push past a quarter of the cache, so
@@ -31,12 +33,15 @@ type extentCache struct {
 	aheadLRU *itemList // items read ahead and not asked for yet
 	items    map[extentKey]*cacheItem
 	inflight map[extentKey]*loadCall
+	// chunkItems are the items of extents decoded together, by object.
+	chunkItems map[string][]*cacheItem
 }
 
 type cacheItem struct {
 	key   extentKey
-	val   *cachedExtent
-	ahead bool // read ahead and not yet asked for; counted in extentCache.ahead
+	val   *cachedExtent // one extent, or
+	chunk *chunkExtents // the extents of a chunk decoded together
+	ahead bool          // read ahead and not yet asked for; counted in extentCache.ahead
 	added time.Time
 	gone  bool // evicted; guarded by mu
 	// prev and next link the item in lru or aheadLRU; guarded by mu.
@@ -91,6 +96,39 @@ func (l *itemList) moveToFront(it *cacheItem) {
 	}
 }
 
+// size is the memory the item holds.
+func (it *cacheItem) size() int64 {
+	if it.chunk != nil {
+		return it.chunk.size
+	}
+	return it.val.size()
+}
+
+// aheadBytes is what the item counts for in the read-ahead budget while
+// it is ahead.
+func (it *cacheItem) aheadBytes() int64 {
+	return it.size()
+}
+
+// extentRef is a cached extent: an item of its own (i < 0), or extent i
+// of a chunk's item. The zero extentRef is none.
+type extentRef struct {
+	it *cacheItem
+	i  int32
+}
+
+func (r extentRef) ok() bool { return r.it != nil }
+
+// get returns the extent, valid after its eviction too; a chunk's is
+// made in buf.
+func (r extentRef) get(buf *cachedExtent) *cachedExtent {
+	if r.i < 0 {
+		return r.it.val
+	}
+	*buf = r.it.chunk.view(int(r.i))
+	return buf
+}
+
 type loadCall struct {
 	done chan struct{}
 	val  *cachedExtent
@@ -99,16 +137,30 @@ type loadCall struct {
 }
 
 func newExtentCache(maxBytes int64, m *readerMetrics) *extentCache {
-	return &extentCache{maxBytes: maxBytes, metrics: m, aheadTTL: defaultAheadTTL, lru: newItemList(), aheadLRU: newItemList(), items: map[extentKey]*cacheItem{}, inflight: map[extentKey]*loadCall{}}
+	return &extentCache{maxBytes: maxBytes, metrics: m, aheadTTL: defaultAheadTTL, lru: newItemList(), aheadLRU: newItemList(), items: map[extentKey]*cacheItem{}, inflight: map[extentKey]*loadCall{}, chunkItems: map[string][]*cacheItem{}}
+}
+
+// findLocked returns key's extent if it is cached.
+func (c *extentCache) findLocked(key extentKey) extentRef {
+	if len(c.chunkItems) > 0 {
+		for _, it := range c.chunkItems[key.object] {
+			if i, ok := it.chunk.find(key); ok {
+				return extentRef{it, int32(i)}
+			}
+		}
+	}
+	if it, ok := c.items[key]; ok {
+		return extentRef{it, -1}
+	}
+	return extentRef{}
 }
 
 // has reports whether key is cached or being loaded.
 func (c *extentCache) has(key extentKey) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, cached := c.items[key]
 	_, loading := c.inflight[key]
-	return cached || loading
+	return loading || c.findLocked(key).ok()
 }
 
 // aheadMax is the part of the cache extents read ahead and not yet
@@ -135,52 +187,70 @@ func (c *extentCache) reserveAhead(n int64) bool {
 	return true
 }
 
-// peek returns key's cache item if it is cached, without counting a use
+// peek returns key's extent if it is cached, without counting a use
 // (use does, when the fetch that planned it reads it); loading reports
 // that a load of it is under way.
-func (c *extentCache) peek(key extentKey) (it *cacheItem, loading bool) {
+func (c *extentCache) peek(key extentKey) (ref extentRef, loading bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if it, ok := c.items[key]; ok {
-		return it, false
+	if ref := c.findLocked(key); ref.ok() {
+		return ref, false
 	}
 	_, loading = c.inflight[key]
-	return nil, loading
+	return extentRef{}, loading
 }
 
-// useAll counts a fetch's use of items, found by peek (an item's extent
-// stays valid after its eviction), under one hold of the lock.
-func (c *extentCache) useAll(items []*cacheItem) {
-	if len(items) == 0 {
+// useAll counts a fetch's use of extents, found by peek (an extent stays
+// valid after its eviction), under one hold of the lock.
+func (c *extentCache) useAll(refs []extentRef) {
+	if len(refs) == 0 {
 		return
 	}
 	c.mu.Lock()
-	for _, it := range items {
-		if !it.gone {
-			c.usedLocked(it)
+	for _, ref := range refs {
+		if !ref.it.gone {
+			c.usedLocked(ref)
 		}
 	}
 	c.mu.Unlock()
-	c.metrics.cacheHits.Add(float64(len(items)))
+	c.metrics.cacheHits.Add(float64(len(refs)))
 }
 
-// peekAll is peek of each key, under one hold of the lock: its[i] and
+// peekAll is peek of each key, under one hold of the lock: refs[i] and
 // loading[i] are keys[i]'s.
-func (c *extentCache) peekAll(keys []extentKey, its []*cacheItem, loading []bool) {
+func (c *extentCache) peekAll(keys []extentKey, refs []extentRef, loading []bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, key := range keys {
-		if it, ok := c.items[key]; ok {
-			its[i], loading[i] = it, false
+		if refs[i] = c.findLocked(key); refs[i].ok() {
+			loading[i] = false
 			continue
 		}
 		_, loading[i] = c.inflight[key]
-		its[i] = nil
 	}
 }
 
-// usedLocked marks a cached extent used by a fetch and returns it.
-func (c *extentCache) usedLocked(it *cacheItem) *cachedExtent {
+// usedLocked marks a cached extent used by a fetch. A chunk's item stops
+// counting as read ahead once every extent in it was used.
+func (c *extentCache) usedLocked(ref extentRef) {
+	it := ref.it
+	if ref.i >= 0 {
+		ch := it.chunk
+		if x := &ch.ext[ref.i]; !x.used {
+			x.used = true
+			if ch.unused--; ch.unused == 0 && it.ahead {
+				it.ahead = false
+				c.ahead -= ch.size
+				c.aheadLRU.remove(it)
+				c.lru.pushFront(it)
+				return
+			}
+		}
+		if !it.ahead {
+			c.lru.moveToFront(it)
+		}
+		return
+	}
 	if it.ahead {
 		it.ahead = false
 		c.ahead -= it.val.size()
@@ -189,19 +259,24 @@ func (c *extentCache) usedLocked(it *cacheItem) *cachedExtent {
 	} else {
 		c.lru.moveToFront(it)
 	}
-	return it.val
 }
 
 func (c *extentCache) get(ctx context.Context, key extentKey, load func(context.Context) (*cachedExtent, error)) (*cachedExtent, error) {
-	return c.load(ctx, key, load)
+	return c.load(ctx, key, nil, load)
 }
 
 // aheadReservation is what is left of the bytes one read ahead took from
 // the read-ahead budget (reserveAhead). The extents the read's chunks bring
 // in for other partitions (offer) are counted against it first, so bytes
 // reserved for a chunk's contents are not counted twice, once reserved and
-// once decoded. It is read and changed only under the cache's lock.
-type aheadReservation struct{ left int64 }
+// once decoded. left is read and changed only under the cache's lock.
+type aheadReservation struct {
+	left int64
+	// own are the read ahead's entries (being loaded, so in flight): a
+	// chunk whose extents are decoded together takes these along
+	// (offerChunk).
+	own map[extentKey]bool
+}
 
 // readAhead loads keys, with one load, into the cache for callers yet to
 // come, with a reservation of the read-ahead budget (reserveAhead), whose
@@ -212,17 +287,20 @@ type aheadReservation struct{ left int64 }
 func (c *extentCache) readAhead(ctx context.Context, keys []extentKey, res *aheadReservation, load func(ctx context.Context, want []bool) ([]*cachedExtent, error)) {
 	want := make([]bool, len(keys))
 	calls := make([]*loadCall, len(keys))
+	// The keys' loads end together: they share one array and one channel.
+	callArr := make([]loadCall, len(keys))
+	done := make(chan struct{})
 	wanted := 0
 	c.mu.Lock()
 	for i, key := range keys {
-		_, cached := c.items[key]
 		_, loading := c.inflight[key]
-		if cached || loading {
+		if loading || c.findLocked(key).ok() {
 			continue
 		}
 		want[i] = true
 		wanted++
-		calls[i] = &loadCall{done: make(chan struct{})}
+		calls[i] = &callArr[i]
+		calls[i].done = done
 		c.inflight[key] = calls[i]
 	}
 	if wanted == 0 {
@@ -252,11 +330,7 @@ func (c *extentCache) readAhead(ctx context.Context, keys []extentKey, res *ahea
 	}
 	c.metrics.cacheBytes.Set(float64(c.bytes))
 	c.mu.Unlock()
-	for i, call := range calls {
-		if want[i] {
-			close(call.done)
-		}
-	}
+	close(done)
 }
 
 // offer caches an extent decoded ahead of any fetch asking for it (from a
@@ -268,8 +342,8 @@ func (c *extentCache) offer(key extentKey, val *cachedExtent, res *aheadReservat
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.expireAheadLocked()
-	_, cached := c.items[key]
 	_, loading := c.inflight[key]
+	cached := c.findLocked(key).ok()
 	size := val.size()
 	reserved := res != nil && res.left >= size
 	if !reserved && c.ahead+size > c.aheadMax() {
@@ -302,21 +376,25 @@ func (c *extentCache) expireAheadLocked() {
 			return
 		}
 		c.aheadLRU.remove(it)
+		c.ahead -= it.aheadBytes()
 		it.ahead = false
-		c.ahead -= it.val.size()
 		c.lru.pushBack(it)
 	}
 }
 
 // load is get: from the cache, from a load in flight, or by calling
 // load.
-func (c *extentCache) load(ctx context.Context, key extentKey, load func(context.Context) (*cachedExtent, error)) (*cachedExtent, error) {
+// An extent of a chunk's item is made in buf (nil: a new one).
+func (c *extentCache) load(ctx context.Context, key extentKey, buf *cachedExtent, load func(context.Context) (*cachedExtent, error)) (*cachedExtent, error) {
 	c.mu.Lock()
-	if it, ok := c.items[key]; ok {
-		val := c.usedLocked(it)
+	if ref := c.findLocked(key); ref.ok() {
+		c.usedLocked(ref)
 		c.mu.Unlock()
 		c.metrics.cacheHits.Inc()
-		return val, nil
+		if buf == nil {
+			buf = new(cachedExtent)
+		}
+		return ref.get(buf), nil
 	}
 	if call, ok := c.inflight[key]; ok {
 		call.used = true
@@ -357,6 +435,14 @@ func (c *extentCache) finishLocked(key extentKey, val *cachedExtent, err error, 
 	if err != nil || val == nil {
 		return
 	}
+	if ref := c.findLocked(key); ref.ok() {
+		// A chunk's item holds it (a read ahead's own extent, decoded with
+		// the chunk's others).
+		if used {
+			c.usedLocked(ref)
+		}
+		return
+	}
 	size := val.size()
 	if size > c.maxBytes/4 {
 		if !used {
@@ -373,22 +459,119 @@ func (c *extentCache) finishLocked(key extentKey, val *cachedExtent, err error, 
 		c.lru.pushFront(it)
 	}
 	c.bytes += size
-	// Extents already served go first: one read ahead is about to be
-	// asked for, one served may never be again.
+	c.evictLocked()
+}
+
+// evictLocked evicts the least recently used items until the cache is
+// within its size. Items already served go first: one read ahead is about
+// to be asked for, one served may never be again.
+func (c *extentCache) evictLocked() {
 	for c.bytes > c.maxBytes {
 		from := c.lru
 		if from.Len() == 0 {
 			from = c.aheadLRU
 		}
 		old := from.back()
+		if old == nil {
+			return
+		}
 		from.remove(old)
-		delete(c.items, old.key)
 		old.gone = true
-		size := old.val.size()
-		c.bytes -= size
+		c.bytes -= old.size()
 		if old.ahead {
-			c.ahead -= size
+			c.ahead -= old.aheadBytes()
+		}
+		if ch := old.chunk; ch != nil {
+			wasted := 0
+			for _, x := range ch.ext {
+				if !x.used {
+					wasted++
+				}
+			}
+			if old.ahead {
+				c.metrics.prefetchWasted.Add(float64(wasted))
+			}
+			its := c.chunkItems[ch.object]
+			if i := slices.Index(its, old); i >= 0 {
+				its = slices.Delete(its, i, i+1)
+			}
+			if len(its) == 0 {
+				delete(c.chunkItems, ch.object)
+			} else {
+				c.chunkItems[ch.object] = its
+			}
+			continue
+		}
+		delete(c.items, old.key)
+		if old.ahead {
 			c.metrics.prefetchWasted.Inc()
 		}
 	}
+}
+
+// chunkView returns key's extent if a chunk's item holds it.
+func (c *extentCache) chunkView(key extentKey) (*cachedExtent, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ref := c.findLocked(key); ref.ok() && ref.i >= 0 {
+		v := ref.it.chunk.view(int(ref.i))
+		return &v, true
+	}
+	return nil, false
+}
+
+// aheadRoom is the room a chunk's extents decoded ahead may take: what
+// is left of the read-ahead budget with what a read ahead reserved for
+// them (res, nil for none), and no more than an item may be.
+func (c *extentCache) aheadRoom(res *aheadReservation) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.expireAheadLocked()
+	room := max(c.aheadMax()-c.ahead, 0)
+	if res != nil {
+		room += res.left
+	}
+	return min(room, c.maxBytes/4)
+}
+
+// offerChunk caches a chunk's extents decoded ahead of any fetch asking
+// for them, sized by aheadRoom, drawing on the read ahead's reservation
+// (res, nil for none) first, and returns how many it holds for others
+// than the read ahead that were not cached or being loaded already (those
+// count as used).
+func (c *extentCache) offerChunk(ch *chunkExtents, res *aheadReservation) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.expireAheadLocked()
+	n, own := 0, 0
+	for i := range ch.ext {
+		key := extentKey{ch.object, ch.ext[i].offset, ch.ext[i].first}
+		if res != nil && res.own[key] {
+			own++ // the read ahead's own (being loaded): it finds it here
+			continue
+		}
+		if _, loading := c.inflight[key]; loading || c.findLocked(key).ok() {
+			ch.ext[i].used = true
+			continue
+		}
+		n++
+	}
+	if n+own == 0 || ch.size > c.maxBytes/4 {
+		return 0
+	}
+	if res != nil {
+		// The reservation becomes the item's (added back below).
+		from := min(res.left, ch.size)
+		res.left -= from
+		c.ahead -= from
+	}
+	it := &cacheItem{key: extentKey{ch.object, ch.start, -1}, chunk: ch, ahead: true, added: time.Now()}
+	ch.unused = n + own
+	c.ahead += ch.size
+	c.aheadLRU.pushFront(it)
+	c.chunkItems[ch.object] = append(c.chunkItems[ch.object], it)
+	c.bytes += ch.size
+	c.evictLocked()
+	c.metrics.cacheBytes.Set(float64(c.bytes))
+	return n
 }

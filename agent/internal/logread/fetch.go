@@ -56,10 +56,9 @@ type Part struct {
 	Start, HW int64
 
 	plan []metadata.IndexEntry
-	// ready holds, for each planned entry, its cache item when the plan
-	// found it cached (nil otherwise), so the read does not look it up
-	// again.
-	ready         []*cacheItem
+	// ready holds, for each planned entry, its extent when the plan found
+	// it cached (none otherwise), so the read does not look it up again.
+	ready         []extentRef
 	next, got, hw int64 // after a read that returned batches: the offset after them, their bytes, the high watermark
 }
 
@@ -99,7 +98,15 @@ type Fetch struct {
 	spare  atomic.Bool
 	pinned []chunkKey
 	bytes  atomic.Int64
+	// later are, for a wide fetch, the entries its plan found still to be
+	// read and left for a later pass, oldest chunks first: what Done
+	// reads ahead.
+	later []metadata.IndexEntry
 }
+
+// wideFetch is the fewest partitions of a fetch whose read ahead follows
+// its plan's chunks rather than each partition (Done).
+const wideFetch = 256
 
 // Plan finds each part's next entries and starts reading the chunks the
 // response, of at most maxBytes, will use. The chunks it allows reading
@@ -136,14 +143,14 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 	// hold of its lock), as far as they may be planned.
 	var (
 		keys    []extentKey
-		its     []*cacheItem
+		refs    []extentRef
 		loading []bool
 	)
 	// The parts' plans share one array (appended to as each is planned;
 	// each keeps the array it was planned in), as do their lookups.
 	var (
 		planBuf  []metadata.IndexEntry
-		readyBuf []*cacheItem
+		readyBuf []extentRef
 		look     []metadata.IndexEntry
 	)
 	peek := func(entries []metadata.IndexEntry, want int64) {
@@ -155,8 +162,8 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 			keys = append(keys, keyOf(e))
 			want -= e.Length
 		}
-		its, loading = slices.Grow(its[:0], len(keys))[:len(keys)], slices.Grow(loading[:0], len(keys))[:len(keys)]
-		r.cache.peekAll(keys, its, loading)
+		refs, loading = slices.Grow(refs[:0], len(keys))[:len(keys)], slices.Grow(loading[:0], len(keys))[:len(keys)]
+		r.cache.peekAll(keys, refs, loading)
 	}
 	for _, p := range parts {
 		p.plan, p.ready = nil, nil
@@ -188,8 +195,8 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 				if want <= 0 {
 					break plan
 				}
-				it := its[i]
-				toRead := it == nil && !loading[i]
+				ref := refs[i]
+				toRead := !ref.ok() && !loading[i]
 				if toRead && planned == coldMax {
 					// More of the partition is there for this response: a
 					// later pass (the caller's, with this one's chunks
@@ -202,7 +209,7 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 				want -= e.Length
 				room -= e.Length
 				planBuf = append(planBuf, e)
-				readyBuf = append(readyBuf, it)
+				readyBuf = append(readyBuf, ref)
 				// Entries to decode from chunks are planned like those to
 				// read: a cached chunk costs nothing, and is pinned if it is
 				// used.
@@ -255,6 +262,9 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 		}
 		if read+add > budget && (len(f.allowed) > 0 || !force) {
 			f.throttled = true
+			if len(parts) >= wideFetch {
+				f.later = append(f.later, e)
+			}
 			continue
 		}
 		read += add
@@ -291,8 +301,9 @@ func (f *Fetch) Throttled() bool { return f.throttled }
 func (f *Fetch) Read(ctx context.Context, p *Part, limit int64, first bool) (out Batches, err error) {
 	r := f.r
 	// Extents the plan found cached are counted used once, at the end.
-	var usedBuf [16]*cacheItem
+	var usedBuf [16]extentRef
 	used := usedBuf[:0]
+	var view cachedExtent // an extent of a chunk's item
 	defer func() {
 		r.cache.useAll(used)
 		if out.Bytes > 0 {
@@ -303,7 +314,7 @@ func (f *Fetch) Read(ctx context.Context, p *Part, limit int64, first bool) (out
 	}()
 	offset := p.Offset
 	retried := false
-	// exts is nil, or each entry's cache item as the plan found it.
+	// exts is nil, or each entry's extent as the plan found it.
 	entries, exts := p.plan, p.ready
 	if len(entries) > 1 {
 		out.Parts = make([][]byte, 0, len(entries))
@@ -357,17 +368,17 @@ func (f *Fetch) Read(ctx context.Context, p *Part, limit int64, first bool) (out
 				return out, ErrOffsetGone
 			}
 			var ext *cachedExtent
-			if len(exts) > 0 && exts[0] != nil {
+			if len(exts) > 0 && exts[0].ok() {
 				// Found by the plan: an extent stays valid after its
 				// eviction.
-				ext = exts[0].val
+				ext = exts[0].get(&view)
 				used = append(used, exts[0])
 			} else {
 				if !mayRead(e) {
 					return out, nil // a later chunk: another response
 				}
 				var err error
-				if ext, err = r.extent(ctx, e); err != nil {
+				if ext, err = r.extentInto(ctx, e, &view); err != nil {
 					if errors.Is(err, ErrMissingObject) && !retried {
 						// The index may be stale (a merge replaced the entry):
 						// reload it once before calling the object missing.
@@ -405,10 +416,23 @@ func (f *Fetch) Read(ctx context.Context, p *Part, limit int64, first bool) (out
 // Done ends the fetch: it starts reading what each part that returned
 // batches will need next, about as much as it returned, and releases the
 // plan's chunks.
+//
+// A wide fetch reads ahead the chunks its plan left for a later pass
+// instead, about as many bytes of them as it returned: its partitions
+// move through objects together, so those are what they need next, and
+// finding each partition's next entries would cost an index lookup per
+// partition for the same chunks.
 func (f *Fetch) Done() {
 	r := f.r
 	defer r.chunks.unpin(f.pinned)
 	r.metrics.fetchBytes.Add(float64(f.bytes.Load()))
+	if len(f.parts) >= wideFetch {
+		for _, p := range f.parts {
+			p.next, p.got = 0, 0
+		}
+		r.prefetch(f.laterChunks(f.bytes.Load()))
+		return
+	}
 
 	var next, look []metadata.IndexEntry
 	for _, p := range f.parts {
@@ -434,6 +458,37 @@ func (f *Fetch) Done() {
 	}
 	slices.SortFunc(next, chunkOrder)
 	r.prefetch(next)
+}
+
+// laterChunks returns the entries of f.later in its first chunks, as many
+// as make up about bytes (at least one chunk, when there are any).
+func (f *Fetch) laterChunks(bytes int64) []metadata.IndexEntry {
+	if bytes <= 0 {
+		return nil
+	}
+	seen := map[chunkKey]bool{}
+	var (
+		size int64
+		buf  [2]chunkSpan
+	)
+	for i, e := range f.later {
+		spans := f.r.chunksOf(&buf, e)
+		add := int64(0)
+		for _, s := range spans {
+			if !seen[s.key] {
+				seen[s.key] = true
+				add += s.end - s.start
+			}
+		}
+		if len(spans) == 0 {
+			add = e.Length
+		}
+		if size > 0 && size+add > bytes {
+			return f.later[:i]
+		}
+		size += add
+	}
+	return f.later
 }
 
 // prefetch reads entries into the cache in the background, so their GETs
@@ -511,6 +566,12 @@ func (r *Reader) prefetch(entries []metadata.IndexEntry) {
 				keys[i] = keyOf(e)
 			}
 			res := &aheadReservation{left: reserve}
+			if len(g.spans) > 0 && len(g.entries) > 1 {
+				res.own = make(map[extentKey]bool, len(keys))
+				for _, k := range keys {
+					res.own[k] = true
+				}
+			}
 			r.cache.readAhead(r.ctx, keys, res, func(ctx context.Context, want []bool) ([]*cachedExtent, error) {
 				// The group's chunks are held for all of its entries, so a
 				// chunk evicted meanwhile is not read again.
@@ -533,6 +594,8 @@ func (r *Reader) prefetch(entries []metadata.IndexEntry) {
 					)
 					if len(g.spans) == 0 {
 						ce, err = r.loadExtent(ctx, e)
+					} else if v, ok := r.cache.chunkView(keys[i]); ok {
+						ce = v // decoded with the chunk's others
 					} else {
 						ce, err = r.decodeHeld(e, g.spans, held)
 					}

@@ -301,7 +301,13 @@ func (r *Reader) ready(e metadata.IndexEntry) bool {
 // extent returns an index entry's batches, offsets assigned, from the
 // cache, its chunks, or the bucket.
 func (r *Reader) extent(ctx context.Context, e metadata.IndexEntry) (*cachedExtent, error) {
-	return r.cache.get(ctx, keyOf(e), func(ctx context.Context) (*cachedExtent, error) {
+	return r.extentInto(ctx, e, nil)
+}
+
+// extentInto is extent, made in buf when it is one of a chunk's item
+// (nil: a new one).
+func (r *Reader) extentInto(ctx context.Context, e metadata.IndexEntry, buf *cachedExtent) (*cachedExtent, error) {
+	return r.cache.load(ctx, keyOf(e), buf, func(ctx context.Context) (*cachedExtent, error) {
 		return r.loadExtent(ctx, e)
 	})
 }
@@ -391,21 +397,41 @@ func (r *Reader) chunk(ctx context.Context, s chunkSpan, res *aheadReservation) 
 // cache (within its read-ahead budget): the members of a consumer group
 // each ask for their own partitions, and one GET of a chunk then serves
 // them all, however far apart their fetches come.
+//
+// A chunk with many such extents (a flush object over many partitions)
+// has them decoded together, into one cache item (chunk_extents.go).
 func (r *Reader) decodeNeighbours(s chunkSpan, data []byte, res *aheadReservation) {
+	var todo []metadata.IndexEntry
 	for _, e := range r.windows.extentsIn(s.key.object, s.start, s.end) {
 		if e.Offset+e.Length > s.start+int64(len(data)) {
 			continue // a short read: the fetch that needs it reports it
+		}
+		if res != nil && res.own[keyOf(e.IndexEntry)] {
+			todo = append(todo, e.IndexEntry)
+			continue
 		}
 		next, ok := r.readingAt(metadata.PartitionID{Topic: e.topic, Partition: e.partition})
 		if !ok || e.Last < next || r.cache.has(keyOf(e.IndexEntry)) {
 			continue
 		}
+		todo = append(todo, e.IndexEntry)
+	}
+	if len(todo) >= minChunkExtents {
+		if ch := decodeChunkExtents(s, data, todo, r.cache.aheadRoom(res)); ch != nil {
+			r.metrics.prefetches.Add(float64(r.cache.offerChunk(ch, res)))
+		}
+		return
+	}
+	for _, e := range todo {
+		if res != nil && res.own[keyOf(e)] {
+			continue // the read ahead decodes its own
+		}
 		lo := e.Offset - s.start
-		ce, err := r.decodeEntry(e.IndexEntry, data[lo:lo+e.Length:lo+e.Length])
+		ce, err := r.decodeEntry(e, data[lo:lo+e.Length:lo+e.Length])
 		if err != nil {
 			continue // the fetch that needs it decodes it again and reports it
 		}
-		taken, full := r.cache.offer(keyOf(e.IndexEntry), ce, res)
+		taken, full := r.cache.offer(keyOf(e), ce, res)
 		if taken {
 			r.metrics.prefetches.Inc()
 		}
@@ -414,6 +440,10 @@ func (r *Reader) decodeNeighbours(s chunkSpan, data []byte, res *aheadReservatio
 		}
 	}
 }
+
+// minChunkExtents is the fewest extents decodeNeighbours decodes
+// together, into one item: fewer, larger extents are kept one by one.
+const minChunkExtents = 32
 
 // readRange reads length bytes of object at offset with one ranged GET
 // (fewer if the object is shorter: callers check).
