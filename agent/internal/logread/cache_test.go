@@ -429,12 +429,12 @@ func TestChunkExtentsServedAndCounted(t *testing.T) {
 	r := &Reader{}
 
 	// Within little room, only the first extents are decoded.
-	if ch := decodeChunkExtents(span, data, slices.Clone(entries), 2048); ch == nil || len(ch.ext) == 0 || len(ch.ext) == parts || ch.size > 2048 {
-		t.Fatalf("decoded within 2048 bytes: %+v", ch)
+	if ch, rest := decodeChunkExtents(span, data, slices.Clone(entries), 2048); ch == nil || len(ch.ext) == 0 || len(ch.ext)+len(rest) != parts || ch.size > 2048 || rest[0].Offset <= ch.ext[len(ch.ext)-1].offset {
+		t.Fatalf("decoded within 2048 bytes: %+v, %d left", ch, len(rest))
 	}
 	shuffled := slices.Clone(entries)
 	slices.Reverse(shuffled)
-	ch := decodeChunkExtents(span, data, shuffled, 64<<20)
+	ch, _ := decodeChunkExtents(span, data, shuffled, 64<<20)
 	if ch == nil || len(ch.ext) != parts {
 		t.Fatalf("decoded %v extents of %d", ch, parts)
 	}
@@ -457,15 +457,21 @@ func TestChunkExtentsServedAndCounted(t *testing.T) {
 	}
 
 	m := newReaderMetrics(nil)
-	c := newExtentCache(8*ch.size, m)
-	if n := c.offerChunk(ch, nil); n != parts {
+	c := newExtentCache(32*ch.size, m)
+	room := c.takeAheadRoom(nil)
+	if room < ch.size || c.ahead != room {
+		t.Fatalf("room taken %d (ahead %d) for an item of %d", room, c.ahead, ch.size)
+	}
+	if n := c.offerChunk(ch, room, nil); n != parts {
 		t.Fatalf("offered %d extents, want %d", n, parts)
 	}
 	if c.ahead != ch.size || c.bytes != ch.size || c.aheadLRU.Len() != 1 {
 		t.Fatalf("after the offer: ahead %d, bytes %d, %d items read ahead; want %d, %d, 1", c.ahead, c.bytes, c.aheadLRU.Len(), ch.size, ch.size)
 	}
 	// A second decode of the same chunk adds nothing to read ahead.
-	if n := c.offerChunk(decodeChunkExtents(span, data, slices.Clone(entries), 64<<20), nil); n != 0 {
+	room = c.takeAheadRoom(nil)
+	again, _ := decodeChunkExtents(span, data, slices.Clone(entries), room)
+	if n := c.offerChunk(again, room, nil); n != 0 || c.ahead != ch.size {
 		t.Fatalf("a second offer of the same extents took %d", n)
 	}
 	refs := make([]extentRef, parts)
@@ -485,14 +491,14 @@ func TestChunkExtentsServedAndCounted(t *testing.T) {
 		t.Fatalf("all used: ahead %d, %d items read ahead, %d served; want 0, 0, 1", c.ahead, c.aheadLRU.Len(), c.lru.Len())
 	}
 	// Served extents of other objects push the item out.
-	for i := range 9 {
+	for i := range 33 {
 		if _, err := c.get(ctx, extentKey{object: "other", offset: int64(i)}, func(context.Context) (*cachedExtent, error) {
 			return &cachedExtent{arena: make([]byte, ch.size)}, nil
 		}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if len(c.chunkItems) != 0 || c.has(keys[0]) || c.bytes > 8*ch.size {
+	if len(c.chunkItems) != 0 || c.has(keys[0]) || c.bytes > 32*ch.size {
 		t.Fatalf("the chunk's item was not evicted: %d items, %d bytes", len(c.chunkItems), c.bytes)
 	}
 	// What the plan found stays valid after the eviction.

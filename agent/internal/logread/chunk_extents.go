@@ -87,9 +87,10 @@ func (c *chunkExtents) view(i int) cachedExtent {
 
 // decodeChunkExtents decodes, from chunk s's bytes data, the extents
 // entries (all within the chunk), in stored order, until they would take
-// more than room bytes. An extent that does not decode is left out (the
-// fetch that needs it decodes it on its own and reports it).
-func decodeChunkExtents(s chunkSpan, data []byte, entries []metadata.IndexEntry, room int64) *chunkExtents {
+// more than room bytes, and returns them with the entries left (in stored
+// order). An extent that does not decode is left out (the fetch that
+// needs it decodes it on its own and reports it).
+func decodeChunkExtents(s chunkSpan, data []byte, entries []metadata.IndexEntry, room int64) (*chunkExtents, []metadata.IndexEntry) {
 	slices.SortFunc(entries, func(a, b metadata.IndexEntry) int {
 		switch {
 		case a.Offset < b.Offset:
@@ -105,7 +106,8 @@ func decodeChunkExtents(s chunkSpan, data []byte, entries []metadata.IndexEntry,
 	var rawTotal, batchTotal int64
 	size := int64(chunkItemOverhead)
 	n := 0
-	for _, e := range entries {
+	for ; n < len(entries); n++ {
+		e := entries[n]
 		lo := e.Offset - s.start
 		raw, err := segments.ExtentRawLen(data[lo : lo+e.Length])
 		if err != nil {
@@ -118,11 +120,10 @@ func decodeChunkExtents(s chunkSpan, data []byte, entries []metadata.IndexEntry,
 		size += add
 		rawTotal += int64(raw)
 		batchTotal += int64(max(e.Batches, 0))
-		n++
 	}
-	entries = entries[:n]
-	if n == 0 {
-		return nil
+	entries, rest := entries[:n], entries[n:]
+	if rawTotal == 0 {
+		return nil, rest
 	}
 	idx := make([]int64, 3*min(batchTotal, maxPrealloc/8))
 	third := len(idx) / 3
@@ -156,8 +157,8 @@ func decodeChunkExtents(s chunkSpan, data []byte, entries []metadata.IndexEntry,
 		c.ext = append(c.ext, chunkExtent{offset: e.Offset, first: e.First, lo: int64(mark), hi: int64(len(arena)), batch: int32(batch), batches: int32(e.Batches)})
 	}
 	if len(c.ext) == 0 {
-		return nil
+		return nil, rest
 	}
 	c.size = int64(cap(c.arena)) + 8*int64(cap(c.starts)+cap(c.bases)+cap(c.lasts)) + chunkExtentOverhead*int64(cap(c.ext)) + chunkItemOverhead
-	return c
+	return c, rest
 }

@@ -520,29 +520,43 @@ func (c *extentCache) chunkView(key extentKey) (*cachedExtent, bool) {
 	return nil, false
 }
 
-// aheadRoom is the room a chunk's extents decoded ahead may take: what
-// is left of the read-ahead budget with what a read ahead reserved for
-// them (res, nil for none), and no more than an item may be.
-func (c *extentCache) aheadRoom(res *aheadReservation) int64 {
+// takeAheadRoom takes the room a chunk's extents decoded ahead may use,
+// before they are decoded: what is left of a read ahead's reservation for
+// them (res, nil for none), then of the read-ahead budget, no more than
+// itemMax. It counts as read ahead until offerChunk gives it back, so
+// chunks decoded at once share the budget instead of each finding all of
+// it free.
+func (c *extentCache) takeAheadRoom(res *aheadReservation) int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.expireAheadLocked()
-	room := max(c.aheadMax()-c.ahead, 0)
+	limit := c.itemMax()
+	var room int64
 	if res != nil {
-		room += res.left
+		room = min(res.left, limit) // counted in ahead already
+		res.left -= room
 	}
-	return min(room, c.maxBytes/4)
+	extra := min(max(c.aheadMax()-c.ahead, 0), limit-room)
+	c.ahead += extra
+	return room + extra
 }
 
-// offerChunk caches a chunk's extents decoded ahead of any fetch asking
-// for them, sized by aheadRoom, drawing on the read ahead's reservation
-// (res, nil for none) first, and returns how many it holds for others
-// than the read ahead that were not cached or being loaded already (those
+// itemMax is the largest item of extents decoded together: an eighth of
+// the read-ahead budget.
+func (c *extentCache) itemMax() int64 { return min(c.maxBytes/4, c.aheadMax()/8) }
+
+// offerChunk gives back room (takeAheadRoom) and caches ch, a chunk's
+// extents decoded within it (nil: none), ahead of any fetch asking for
+// them. It returns how many it holds for others than the read ahead res
+// (nil for none) that were not cached or being loaded already (those
 // count as used).
-func (c *extentCache) offerChunk(ch *chunkExtents, res *aheadReservation) int {
+func (c *extentCache) offerChunk(ch *chunkExtents, room int64, res *aheadReservation) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.expireAheadLocked()
+	c.ahead -= room
+	if ch == nil {
+		return 0
+	}
 	n, own := 0, 0
 	for i := range ch.ext {
 		key := extentKey{ch.object, ch.ext[i].offset, ch.ext[i].first}
@@ -556,14 +570,8 @@ func (c *extentCache) offerChunk(ch *chunkExtents, res *aheadReservation) int {
 		}
 		n++
 	}
-	if n+own == 0 || ch.size > c.maxBytes/4 {
+	if n+own == 0 || ch.size > room {
 		return 0
-	}
-	if res != nil {
-		// The reservation becomes the item's (added back below).
-		from := min(res.left, ch.size)
-		res.left -= from
-		c.ahead -= from
 	}
 	it := &cacheItem{key: extentKey{ch.object, ch.start, -1}, chunk: ch, ahead: true, added: time.Now()}
 	ch.unused = n + own

@@ -416,11 +416,22 @@ func (r *Reader) decodeNeighbours(s chunkSpan, data []byte, res *aheadReservatio
 		}
 		todo = append(todo, e.IndexEntry)
 	}
+	// Many extents are decoded into one item, if it can be at most an
+	// eighth of the read-ahead budget: it counts against the budget whole
+	// until every extent in it was used, and larger items, in a small
+	// cache, left too few of them in flight for a group's readers to
+	// move on (each waited for the slowest, or had its chunks read again).
 	if len(todo) >= minChunkExtents {
-		if ch := decodeChunkExtents(s, data, todo, r.cache.aheadRoom(res)); ch != nil {
-			r.metrics.prefetches.Add(float64(r.cache.offerChunk(ch, res)))
+		var size int64
+		for _, e := range todo {
+			size += e.Length
 		}
-		return
+		if size < r.cache.itemMax() {
+			room := r.cache.takeAheadRoom(res)
+			var ch *chunkExtents
+			ch, todo = decodeChunkExtents(s, data, todo, room)
+			r.metrics.prefetches.Add(float64(r.cache.offerChunk(ch, room, res)))
+		}
 	}
 	for _, e := range todo {
 		if res != nil && res.own[keyOf(e)] {
