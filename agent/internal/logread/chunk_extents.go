@@ -1,6 +1,7 @@
 package logread
 
 import (
+	"cmp"
 	"slices"
 
 	"github.com/floe-io/floe/metadata"
@@ -60,15 +61,7 @@ func (c *chunkExtents) find(k extentKey) (int, bool) {
 	if k.object != c.object || k.offset < c.start || k.offset >= c.end {
 		return 0, false
 	}
-	i, ok := slices.BinarySearchFunc(c.ext, k.offset, func(x chunkExtent, off int64) int {
-		switch {
-		case x.offset < off:
-			return -1
-		case x.offset > off:
-			return 1
-		}
-		return 0
-	})
+	i, ok := slices.BinarySearchFunc(c.ext, k.offset, func(x chunkExtent, off int64) int { return cmp.Compare(x.offset, off) })
 	return i, ok && c.ext[i].first == k.first
 }
 
@@ -91,15 +84,7 @@ func (c *chunkExtents) view(i int) cachedExtent {
 // order). An extent that does not decode is left out (the fetch that
 // needs it decodes it on its own and reports it).
 func decodeChunkExtents(s chunkSpan, data []byte, entries []metadata.IndexEntry, room int64) (*chunkExtents, []metadata.IndexEntry) {
-	slices.SortFunc(entries, func(a, b metadata.IndexEntry) int {
-		switch {
-		case a.Offset < b.Offset:
-			return -1
-		case a.Offset > b.Offset:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(entries, func(a, b metadata.IndexEntry) int { return cmp.Compare(a.Offset, b.Offset) })
 	entries = slices.CompactFunc(entries, func(a, b metadata.IndexEntry) bool { return a.Offset == b.Offset })
 	// Size the arrays once, for the extents that fit in room (with the
 	// item's own overhead: c.size comes to size exactly).
