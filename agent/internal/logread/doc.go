@@ -8,7 +8,8 @@
 // decodes the extents of the partitions being read as the chunk arrives.
 // What it holds is bounded in bytes: index windows of shard logs
 // (index_window.go), chunks as stored (chunk_cache.go), and decoded
-// extents (extent.go, extent_cache.go). A fetch plans its reads across
+// extents (extent.go, extent_cache.go), those of a chunk of a flush over
+// many partitions decoded into one item (chunk_extents.go). A fetch plans its reads across
 // its partitions before reading any (fetch.go), so a consumer of many
 // partitions moves through objects in the order they were written, and
 // reads ahead in the background what its partitions will need next.
