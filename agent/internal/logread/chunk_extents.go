@@ -30,12 +30,11 @@ import (
 type chunkExtents struct {
 	object     string
 	start, end int64 // the chunk's byte range in the object
-	arena      []byte
-	// Of every batch, its position in its extent's part of arena, its
-	// base offset and its last offset; each extent's are a run.
-	starts, bases, lasts []int64
-	ext                  []chunkExtent // by stored offset
-	size                 int64
+	// all holds every extent's batches back to back; each batch's
+	// position counts from where its extent's batches start.
+	all  cachedExtent
+	ext  []chunkExtent // by stored offset
+	size int64
 	// unused counts the extents no fetch used yet (and that the cache
 	// did not hold already when the item was offered).
 	unused int
@@ -44,8 +43,8 @@ type chunkExtents struct {
 // chunkExtent is one extent of a chunkExtents.
 type chunkExtent struct {
 	offset, first  int64 // its stored offset and first offset: its extentKey
-	lo, hi         int64 // its batches in arena
-	batch, batches int32 // its run in starts, bases and lasts
+	lo, hi         int64 // its batches in all.arena
+	batch, batches int32 // its run in all's batch arrays
 	used           bool  // a fetch used it (or it never counted as read ahead)
 }
 
@@ -71,10 +70,10 @@ func (c *chunkExtents) view(i int) cachedExtent {
 	x := &c.ext[i]
 	b, n := int(x.batch), int(x.batch+x.batches)
 	return cachedExtent{
-		arena:  c.arena[x.lo:x.hi:x.hi],
-		starts: c.starts[b:n:n],
-		bases:  c.bases[b:n:n],
-		lasts:  c.lasts[b:n:n],
+		arena:  c.all.arena[x.lo:x.hi:x.hi],
+		starts: c.all.starts[b:n:n],
+		bases:  c.all.bases[b:n:n],
+		lasts:  c.all.lasts[b:n:n],
 	}
 }
 
@@ -89,7 +88,7 @@ func decodeChunkExtents(s chunkSpan, data []byte, entries []metadata.IndexEntry,
 	// Size the arrays once, for the extents that fit in room (with the
 	// item's own overhead: c.size comes to size exactly).
 	var rawTotal, batchTotal int64
-	size := int64(chunkItemOverhead)
+	size := chunkItemOverhead + (&cachedExtent{}).size()
 	n := 0
 	for ; n < len(entries); n++ {
 		e := entries[n]
@@ -116,34 +115,29 @@ func decodeChunkExtents(s chunkSpan, data []byte, entries []metadata.IndexEntry,
 		object: s.key.object,
 		start:  s.start,
 		end:    s.end,
-		arena:  make([]byte, 0, min(rawTotal, maxPrealloc)),
-		starts: idx[:0:third],
-		bases:  idx[third : third : 2*third],
-		lasts:  idx[2*third : 2*third : 3*third],
-		ext:    make([]chunkExtent, 0, n),
+		all: cachedExtent{
+			arena:  make([]byte, 0, min(rawTotal, maxPrealloc)),
+			starts: idx[:0:third],
+			bases:  idx[third : third : 2*third],
+			lasts:  idx[2*third : 2*third : 3*third],
+		},
+		ext: make([]chunkExtent, 0, n),
 	}
+	all := &c.all
 	for _, e := range entries {
 		lo := e.Offset - s.start
-		mark := len(c.arena)
-		batch := len(c.starts)
-		arena, next, err := segments.ReadExtent(data[lo:lo+e.Length:lo+e.Length], e.First, e.Skip, c.arena, func(b segments.AssignedBatch) error {
-			c.starts = append(c.starts, int64(b.Start-mark))
-			c.bases = append(c.bases, b.Base)
-			c.lasts = append(c.lasts, b.Last)
-			return nil
-		})
-		if err != nil || next-1 != e.Last || len(c.starts)-batch != int(e.Batches) {
+		mark, batch := len(all.arena), len(all.bases)
+		if err := all.appendDecoded(e, data[lo:lo+e.Length:lo+e.Length]); err != nil {
 			// Leave it out, and what it appended.
-			c.arena = arena[:mark]
-			c.starts, c.bases, c.lasts = c.starts[:batch], c.bases[:batch], c.lasts[:batch]
+			all.arena = all.arena[:mark]
+			all.starts, all.bases, all.lasts = all.starts[:batch], all.bases[:batch], all.lasts[:batch]
 			continue
 		}
-		c.arena = arena
-		c.ext = append(c.ext, chunkExtent{offset: e.Offset, first: e.First, lo: int64(mark), hi: int64(len(arena)), batch: int32(batch), batches: int32(e.Batches)})
+		c.ext = append(c.ext, chunkExtent{offset: e.Offset, first: e.First, lo: int64(mark), hi: int64(len(all.arena)), batch: int32(batch), batches: int32(e.Batches)})
 	}
 	if len(c.ext) == 0 {
 		return nil, rest
 	}
-	c.size = int64(cap(c.arena)) + 8*int64(cap(c.starts)+cap(c.bases)+cap(c.lasts)) + chunkExtentOverhead*int64(cap(c.ext)) + chunkItemOverhead
+	c.size = all.size() + chunkExtentOverhead*int64(cap(c.ext)) + chunkItemOverhead
 	return c, rest
 }

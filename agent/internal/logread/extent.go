@@ -91,22 +91,34 @@ func (r *Reader) decodeEntry(e metadata.IndexEntry, data []byte) (*cachedExtent,
 		bases:  idx[n : n : 2*n],
 		lasts:  idx[2*n : 2*n : 3*n],
 	}
-	var next int64
-	ce.arena, next, err = segments.ReadExtent(data, e.First, e.Skip, ce.arena, func(b segments.AssignedBatch) error {
-		ce.starts = append(ce.starts, int64(b.Start))
-		ce.bases = append(ce.bases, b.Base)
-		ce.lasts = append(ce.lasts, b.Last)
-		return nil
-	})
-	if err != nil {
-		if errors.Is(err, segments.ErrCorruptSegment) || errors.Is(err, segments.ErrUnsupportedVersion) {
-			return nil, fmt.Errorf("%w: %s at byte %d: %v", ErrCorruptObject, e.Object, e.Offset, err)
-		}
+	if err := ce.appendDecoded(e, data); err != nil {
 		return nil, err
-	}
-	if next-1 != e.Last || len(ce.bases) != int(e.Batches) {
-		return nil, fmt.Errorf("%w: %s: extent holds offsets %d..%d in %d batches, index says %d..%d in %d", ErrCorruptObject, e.Object, e.First, next-1, len(ce.bases), e.First, e.Last, e.Batches)
 	}
 	ce.arena = slices.Clip(ce.arena)
 	return ce, nil
+}
+
+// appendDecoded decodes e's extent, data, onto the ends of c's arena and
+// batch arrays (each batch's position counted from where the extent's
+// batches start in arena), and checks it against e. On an error c may
+// hold part of the extent.
+func (c *cachedExtent) appendDecoded(e metadata.IndexEntry, data []byte) error {
+	mark, batch := len(c.arena), len(c.bases)
+	arena, next, err := segments.ReadExtent(data, e.First, e.Skip, c.arena, func(b segments.AssignedBatch) error {
+		c.starts = append(c.starts, int64(b.Start-mark))
+		c.bases = append(c.bases, b.Base)
+		c.lasts = append(c.lasts, b.Last)
+		return nil
+	})
+	c.arena = arena
+	if err != nil {
+		if errors.Is(err, segments.ErrCorruptSegment) || errors.Is(err, segments.ErrUnsupportedVersion) {
+			return fmt.Errorf("%w: %s at byte %d: %v", ErrCorruptObject, e.Object, e.Offset, err)
+		}
+		return err
+	}
+	if n := len(c.bases) - batch; next-1 != e.Last || n != int(e.Batches) {
+		return fmt.Errorf("%w: %s: extent holds offsets %d..%d in %d batches, index says %d..%d in %d", ErrCorruptObject, e.Object, e.First, next-1, n, e.First, e.Last, e.Batches)
+	}
+	return nil
 }

@@ -104,12 +104,6 @@ func (it *cacheItem) size() int64 {
 	return it.val.size()
 }
 
-// aheadBytes is what the item counts for in the read-ahead budget while
-// it is ahead.
-func (it *cacheItem) aheadBytes() int64 {
-	return it.size()
-}
-
 // extentRef is a cached extent: an item of its own (i < 0), or extent i
 // of a chunk's item. The zero extentRef is none.
 type extentRef struct {
@@ -286,9 +280,8 @@ type aheadReservation struct {
 // this load, as for any other.
 func (c *extentCache) readAhead(ctx context.Context, keys []extentKey, res *aheadReservation, load func(ctx context.Context, want []bool) ([]*cachedExtent, error)) {
 	want := make([]bool, len(keys))
-	calls := make([]*loadCall, len(keys))
-	// The keys' loads end together: they share one array and one channel.
-	callArr := make([]loadCall, len(keys))
+	// The keys' loads end together: they share one channel.
+	calls := make([]loadCall, len(keys))
 	done := make(chan struct{})
 	wanted := 0
 	c.mu.Lock()
@@ -299,9 +292,8 @@ func (c *extentCache) readAhead(ctx context.Context, keys []extentKey, res *ahea
 		}
 		want[i] = true
 		wanted++
-		calls[i] = &callArr[i]
 		calls[i].done = done
-		c.inflight[key] = calls[i]
+		c.inflight[key] = &calls[i]
 	}
 	if wanted == 0 {
 		c.ahead -= res.left
@@ -376,7 +368,7 @@ func (c *extentCache) expireAheadLocked() {
 			return
 		}
 		c.aheadLRU.remove(it)
-		c.ahead -= it.aheadBytes()
+		c.ahead -= it.size()
 		it.ahead = false
 		c.lru.pushBack(it)
 	}
@@ -479,7 +471,7 @@ func (c *extentCache) evictLocked() {
 		old.gone = true
 		c.bytes -= old.size()
 		if old.ahead {
-			c.ahead -= old.aheadBytes()
+			c.ahead -= old.size()
 		}
 		if ch := old.chunk; ch != nil {
 			wasted := 0
