@@ -201,11 +201,15 @@ func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest, zone
 	//
 	// A pass takes no more than an equal share of the budget among the
 	// fetches holding some of it (reading, or with a response not yet
-	// written), so the first of several does not leave the others a
-	// floor's worth each until its response is written: a response costs
-	// per partition as well as per byte, and a thousand partitions in a
-	// 1 MiB response cost nearly what they cost in a 16 MiB one. A fetch
-	// is counted in holding while *held > 0, and during its passes.
+	// written) and the connections that received batches in the last
+	// second (fetchReaders), so the first of several does not leave the
+	// others a floor's worth each until its response is written: a
+	// response costs per partition as well as per byte, and a thousand
+	// partitions in a 1 MiB response cost nearly what they cost in a
+	// 16 MiB one. A group's consumers send their fetches together; the
+	// readers count gives each its share from the first, where counting
+	// holders alone let the first take most of the budget. A fetch is
+	// counted in holding while *held > 0, and during its passes.
 	//
 	// A fetch of hundreds of partitions or more waits up to fetchMemWait
 	// for its share to be free (responses being written give theirs back
@@ -217,7 +221,8 @@ func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest, zone
 		if *held == 0 {
 			a.fetchHolding.Add(1)
 		}
-		share := fetchMemBytes / int64(max(a.fetchHolding.Load(), 1))
+		now := time.Now()
+		share := fetchMemBytes / int64(max(a.fetchHolding.Load(), int32(a.fetchReaders.count(c, now))))
 		a.fetchMem.give(*held) // this pass replaces the previous one's batches
 		want := min(int64(maxBytes), share)
 		var reserved int64
@@ -236,6 +241,8 @@ func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest, zone
 		a.fetchMem.give(reserved - *held)
 		if *held == 0 {
 			a.fetchHolding.Add(-1)
+		} else {
+			a.fetchReaders.read(c, now)
 		}
 		return n, errs, throttled
 	}

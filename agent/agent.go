@@ -44,9 +44,11 @@ type Agent struct {
 	writer  *logwrite.Writer
 	reader  *logread.Reader
 	// fetchMem bounds the record batches of fetch responses held at once;
-	// fetchHolding counts the fetches holding some of it.
+	// fetchHolding counts the fetches holding some of it, fetchReaders
+	// the connections that lately received batches.
 	fetchMem     *byteBudget
 	fetchHolding atomic.Int32
+	fetchReaders *fetchReaders
 	// responseBufs are the buffers fetch responses are encoded into.
 	responseBufs *responseBufs
 	// reading counts the fetches reading their partitions now: a fetch
@@ -155,6 +157,7 @@ func (a *Agent) Start(ctx context.Context) error {
 	}()
 
 	a.fetchMem = newByteBudget(fetchMemBytes)
+	a.fetchReaders = newFetchReaders(fetchReaderWindow)
 	a.responseBufs = newResponseBufs(fetchMemBytes / 4)
 	a.requestMem = newByteBudget(a.cfg.QueuedMaxRequestBytes)
 	a.limits = newConnLimits(a.cfg.MaxConnections, a.cfg.MaxConnectionsPerIP)

@@ -173,6 +173,7 @@ func (c *conn) serve() {
 	for rq := range c.pending {
 		rq.settle()
 	}
+	a.fetchReaders.forget(c)
 	c.nc.Close()
 }
 

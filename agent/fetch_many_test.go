@@ -252,6 +252,56 @@ func TestFetchMemoryIsSharedAmongFetches(t *testing.T) {
 	}
 }
 
+// A fetch's share of the fetch memory counts the connections that read
+// batches lately, not only the fetches holding memory now: the consumers
+// of a group send their fetches together, and the first to arrive, finding
+// the memory free, would otherwise take most of it while the others wait.
+func TestFetchMemoryIsSharedAmongRecentReaders(t *testing.T) {
+	c := newTestCluster(t)
+	a := c.addAgent(fastFlush)
+	createTopic(t, c, "readers", 2, nil)
+	cl := c.client(kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	ctx := testCtx(t)
+	const perPartition = 20 << 20
+	var rs []*kgo.Record
+	for p := range int32(2) {
+		for range perPartition / (256 << 10) {
+			v := make([]byte, 256<<10)
+			rand.Read(v) // incompressible: batches as large as their records
+			rs = append(rs, &kgo.Record{Topic: "readers", Partition: p, Value: v})
+		}
+	}
+	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	id := topicID(t, cl, "readers")
+
+	// One client reads a little and holds nothing afterwards; its
+	// connection stays open.
+	reader := c.client(kgo.SeedBrokers(plainAddr(a)))
+	small, err := fetchOf(id, map[int32]int64{0: 0}, 1<<20, 1<<20, 5*time.Second).RequestWith(ctx, reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := responseBytes(t, small); got == 0 {
+		t.Fatal("the first reader's fetch returned nothing")
+	}
+
+	// A second client asks for everything (40 MiB): all 64 MiB of the
+	// fetch memory are free, but two connections read lately, so it gets
+	// an equal share, 32 MiB.
+	second := fetchOf(id, map[int32]int64{0: 0, 1: 0}, 50<<20, 25<<20, 20*time.Second)
+	second.MinBytes = 24 << 20
+	resp, err := second.RequestWith(ctx, c.client(kgo.SeedBrokers(plainAddr(a))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := responseBytes(t, resp)
+	if got > 32<<20+(256<<10+1<<10) || got < 16<<20 {
+		t.Fatalf("the second reader's fetch returned %d bytes; want about an equal share (32 MiB) of the fetch memory", got)
+	}
+}
+
 // sendRequest writes req on nc with a v1 request header (for requests of
 // versions that are not flexible).
 func sendRequest(t *testing.T, nc net.Conn, req kmsg.Request) {
