@@ -270,18 +270,37 @@ func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest, zone
 			unsubscribe()
 			return resp
 		}
-		if throttled {
-			// Data is there, held back for the cache's room: look again
-			// shortly rather than at the next commit.
+		var room <-chan struct{}
+		stopRoom := func() {}
+		if throttled && n == 0 {
+			// Data is there, held back for the cache's read-ahead room:
+			// look again once there is room for a chunk, or when the hold
+			// ends (then read anyway).
+			room, stopRoom = a.reader.RoomForChunk()
+			select {
+			case <-room:
+				// There is room already: what held the pass back is not
+				// room (another reader took it meanwhile, or a plan's
+				// limit), so look again shortly.
+				room = nil
+				remaining = min(remaining, throttleRecheck)
+			default:
+				remaining = min(remaining, max(throttleHold-time.Since(heldSince), throttleRecheck))
+			}
+		} else if throttled {
+			// Some data came, less than MinBytes: look again shortly
+			// rather than at the next commit.
 			remaining = min(remaining, throttleRecheck)
 		}
 		timer := time.NewTimer(remaining)
 		select {
 		case <-woken:
+		case <-room:
 		case <-timer.C:
 		case <-ctx.Done():
 		}
 		timer.Stop()
+		stopRoom()
 		unsubscribe()
 		if time.Now().After(deadline) {
 			// Read once more: a commit may have landed right at the end.

@@ -502,3 +502,61 @@ func TestChunkExtentsServedAndCounted(t *testing.T) {
 		t.Fatalf("an evicted chunk's extent has bases %v", v.bases)
 	}
 }
+
+// A fetch held back for read-ahead room waits for it (waitRoom): the
+// channel closes once enough room is given back, not before, and a
+// waiter that stops waiting is forgotten.
+func TestExtentCacheWaitRoom(t *testing.T) {
+	m := newReaderMetrics(nil)
+	c := newExtentCache(4000, m) // read-ahead budget: 2000
+	k := func(i int) extentKey { return extentKey{object: "o", offset: int64(i)} }
+	ext := func(n int) *cachedExtent { return &cachedExtent{arena: make([]byte, n)} }
+	closed := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	if ch, stop := c.waitRoom(1000); !closed(ch) {
+		t.Fatal("with the budget free, waitRoom's channel is open")
+	} else {
+		stop()
+	}
+	for i := range 3 {
+		if taken, _ := c.offer(k(i), ext(500), nil); !taken {
+			t.Fatalf("offer %d refused", i)
+		}
+	}
+	free := c.aheadMax() - c.ahead
+	if free >= 1000 {
+		t.Fatalf("%d bytes of read-ahead room left, want less than 1000", free)
+	}
+	ch, _ := c.waitRoom(1000)
+	gone, stopGone := c.waitRoom(1000)
+	stopGone()
+	if closed(ch) {
+		t.Fatal("waitRoom's channel closed with too little room")
+	}
+	if len(c.roomWaiters) != 1 {
+		t.Fatalf("%d waiters, want 1 (the other stopped)", len(c.roomWaiters))
+	}
+	// Using one extent gives back less than the room asked for.
+	ref, _ := c.peek(k(0))
+	c.useAll([]extentRef{ref})
+	if c.aheadMax()-c.ahead < 1000 && closed(ch) {
+		t.Fatal("waitRoom's channel closed before its room was free")
+	}
+	ref, _ = c.peek(k(1))
+	c.useAll([]extentRef{ref})
+	if c.aheadMax()-c.ahead < 1000 {
+		t.Fatalf("only %d bytes free after two uses", c.aheadMax()-c.ahead)
+	}
+	if !closed(ch) {
+		t.Fatal("waitRoom's channel open with its room free")
+	}
+	if closed(gone) || len(c.roomWaiters) != 0 {
+		t.Fatalf("a stopped waiter was woken, or waiters are left: %d", len(c.roomWaiters))
+	}
+}

@@ -35,6 +35,15 @@ type extentCache struct {
 	inflight map[extentKey]*loadCall
 	// chunkItems are the items of extents decoded together, by object.
 	chunkItems map[string][]*cacheItem
+	// roomWaiters are waiting for read-ahead room (waitRoom).
+	roomWaiters []*roomWaiter
+}
+
+// roomWaiter's ch is closed once n bytes of the read-ahead budget are
+// free.
+type roomWaiter struct {
+	n  int64
+	ch chan struct{}
 }
 
 type cacheItem struct {
@@ -162,6 +171,47 @@ func (c *extentCache) has(key extentKey) bool {
 // its group waits there until they come.
 func (c *extentCache) aheadMax() int64 { return c.maxBytes / 2 }
 
+// giveAheadLocked gives n bytes back to the read-ahead budget, waking
+// the waiters (waitRoom) that now have room.
+func (c *extentCache) giveAheadLocked(n int64) {
+	c.ahead -= n
+	if len(c.roomWaiters) == 0 || n <= 0 {
+		return
+	}
+	free := c.aheadMax() - c.ahead
+	kept := c.roomWaiters[:0]
+	for _, w := range c.roomWaiters {
+		if free >= w.n {
+			close(w.ch)
+			continue
+		}
+		kept = append(kept, w)
+	}
+	clear(c.roomWaiters[len(kept):])
+	c.roomWaiters = kept
+}
+
+// waitRoom returns a channel closed once n bytes of the read-ahead budget
+// are free (at once if they are), and a function to stop waiting.
+func (c *extentCache) waitRoom(n int64) (<-chan struct{}, func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.expireAheadLocked()
+	w := &roomWaiter{n: min(n, c.aheadMax()), ch: make(chan struct{})}
+	if c.aheadMax()-c.ahead >= w.n {
+		close(w.ch)
+		return w.ch, func() {}
+	}
+	c.roomWaiters = append(c.roomWaiters, w)
+	return w.ch, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if i := slices.Index(c.roomWaiters, w); i >= 0 {
+			c.roomWaiters = slices.Delete(c.roomWaiters, i, i+1)
+		}
+	}
+}
+
 // aheadFree is what is left of the read-ahead budget.
 func (c *extentCache) aheadFree() int64 {
 	c.mu.Lock()
@@ -234,7 +284,7 @@ func (c *extentCache) usedLocked(ref extentRef) {
 			x.used = true
 			if ch.unused--; ch.unused == 0 && it.ahead {
 				it.ahead = false
-				c.ahead -= ch.size
+				c.giveAheadLocked(ch.size)
 				c.aheadLRU.remove(it)
 				c.lru.pushFront(it)
 				return
@@ -247,7 +297,7 @@ func (c *extentCache) usedLocked(ref extentRef) {
 	}
 	if it.ahead {
 		it.ahead = false
-		c.ahead -= it.val.size()
+		c.giveAheadLocked(it.val.size())
 		c.aheadLRU.remove(it)
 		c.lru.pushFront(it)
 	} else {
@@ -296,7 +346,7 @@ func (c *extentCache) readAhead(ctx context.Context, keys []extentKey, res *ahea
 		c.inflight[key] = &calls[i]
 	}
 	if wanted == 0 {
-		c.ahead -= res.left
+		c.giveAheadLocked(res.left)
 		res.left = 0
 		c.mu.Unlock()
 		return
@@ -309,7 +359,7 @@ func (c *extentCache) readAhead(ctx context.Context, keys []extentKey, res *ahea
 	cancel()
 
 	c.mu.Lock()
-	c.ahead -= res.left
+	c.giveAheadLocked(res.left)
 	res.left = 0
 	for i, key := range keys {
 		if !want[i] {
@@ -347,7 +397,7 @@ func (c *extentCache) offer(key extentKey, val *cachedExtent, res *aheadReservat
 	if reserved {
 		// The reservation becomes the extent's (finishLocked counts it).
 		res.left -= size
-		c.ahead -= size
+		c.giveAheadLocked(size)
 	}
 	c.finishLocked(key, val, nil, false)
 	c.metrics.cacheBytes.Set(float64(c.bytes))
@@ -368,7 +418,7 @@ func (c *extentCache) expireAheadLocked() {
 			return
 		}
 		c.aheadLRU.remove(it)
-		c.ahead -= it.size()
+		c.giveAheadLocked(it.size())
 		it.ahead = false
 		c.lru.pushBack(it)
 	}
@@ -471,7 +521,7 @@ func (c *extentCache) evictLocked() {
 		old.gone = true
 		c.bytes -= old.size()
 		if old.ahead {
-			c.ahead -= old.size()
+			c.giveAheadLocked(old.size())
 		}
 		if ch := old.chunk; ch != nil {
 			wasted := 0
@@ -545,7 +595,7 @@ func (c *extentCache) itemMax() int64 { return min(c.maxBytes/4, c.aheadMax()/8)
 func (c *extentCache) offerChunk(ch *chunkExtents, room int64, res *aheadReservation) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.ahead -= room
+	c.giveAheadLocked(room)
 	if ch == nil {
 		return 0
 	}

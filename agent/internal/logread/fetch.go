@@ -283,6 +283,16 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 // read: reading the parts costs no GET of the plan's.
 func (f *Fetch) Ready() bool { return f.allowed == nil }
 
+// RoomForChunk returns a channel closed once the read-ahead budget has
+// room for a chunk (at once if it has), and a function to stop waiting. A
+// fetch throttled with nothing to serve waits on it rather than planning
+// again on a timer: its next chunks can be read only once the readers
+// ahead of it have used what was read for them, and each plan of a
+// thousand partitions costs milliseconds.
+func (r *Reader) RoomForChunk() (<-chan struct{}, func()) {
+	return r.cache.waitRoom(r.chunkSize)
+}
+
 // Throttled reports that the plan left chunks unread that the response
 // had room for (for want of room in the read-ahead budget, or past the
 // chunks one plan reads): the caller should look again shortly.
