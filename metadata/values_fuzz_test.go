@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -287,6 +288,9 @@ func TestExtentOfFindsEveryPartition(t *testing.T) {
 	for _, missing := range []float64{0, 0.01, 0.13, 0.5, 0.99, 1} {
 		for range 20 {
 			span := 1 + rng.IntN(300)
+			if rng.IntN(2) == 0 {
+				span = MaxShardSize // the widest shard, whose decoded entries are indexed
+			}
 			e := LogEntry{Base: int32(rng.IntN(5000)), Nexts: make([]int64, span)}
 			for i := range span {
 				if rng.Float64() >= missing {
@@ -294,6 +298,77 @@ func TestExtentOfFindsEveryPartition(t *testing.T) {
 				}
 			}
 			checkExtentOf(t, &e)
+			// A decoded entry of a wide shard indexes its extents.
+			e.indexExtents()
+			if e.extentAt == nil && span >= indexExtentsMin && len(e.Extents) < span && len(e.Extents)*4 >= span {
+				t.Fatalf("an entry of %d partitions with %d extents is not indexed", span, len(e.Extents))
+			}
+			checkExtentOf(t, &e)
+			// A copy whose extents changed keeps the index, and finds
+			// every extent still.
+			if len(e.Extents) > 2 {
+				c := e
+				c.Extents = slices.Delete(slices.Clone(c.Extents), 1, 2)
+				checkExtentOf(t, &c)
+				// and one for a partition that had none.
+				c.Extents = slices.Clone(e.Extents)
+				for i := 1; i < len(c.Extents); i++ {
+					if p := c.Extents[i-1].Partition + 1; p < c.Extents[i].Partition {
+						c.Extents = slices.Insert(c.Extents, i, Extent{Partition: p, First: -1})
+						break
+					}
+				}
+				checkExtentOf(t, &c)
+			}
 		}
+	}
+}
+
+// BenchmarkExtentOf looks up every partition's extent in the entries of
+// a shard of MaxShardSize partitions, each missing one partition in eight
+// (keyed flushes of 8000 records over 4096 partitions), as built and as
+// decoded (indexed).
+func BenchmarkExtentOf(b *testing.B) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	const span, entries = MaxShardSize, 4096
+	built := make([]LogEntry, entries)
+	for j := range built {
+		e := LogEntry{Seq: int64(j + 1), SeqLast: int64(j + 1), Nexts: make([]int64, span), Objects: []ObjectRef{{Key: "o", Size: 1 << 23}}}
+		for i := range span {
+			e.Nexts[i] = int64(10*j + 10)
+			if rng.IntN(8) != 0 {
+				e.Extents = append(e.Extents, Extent{Partition: int32(i), Offset: int64(i) * 2048, Length: 2048, First: int64(10 * j), Last: int64(10*j + 1), Batches: 1})
+			}
+		}
+		built[j] = e
+	}
+	decoded := make([]LogEntry, entries)
+	for j, e := range built {
+		d, err := DecodeLogEntry("k", e.Seq, e.Encode())
+		if err != nil {
+			b.Fatal(err)
+		}
+		decoded[j] = d
+	}
+	for _, tc := range []struct {
+		name string
+		es   []LogEntry
+	}{{"searched", built}, {"indexed", decoded}} {
+		b.Run(tc.name, func(b *testing.B) {
+			found := 0
+			for b.Loop() {
+				// Partition by partition, entry by entry, as a read does.
+				for p := range int32(span) {
+					for j := range tc.es {
+						if _, ok := tc.es[j].ExtentOf(p); ok {
+							found++
+						}
+					}
+				}
+			}
+			if found == 0 {
+				b.Fatal("no extent found")
+			}
+		})
 	}
 }

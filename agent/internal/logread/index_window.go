@@ -77,7 +77,9 @@ type shardRef struct {
 
 // entryBytes estimates the memory an entry holds in a window.
 func entryBytes(e *metadata.LogEntry) int64 {
-	n := int64(96 + 8*len(e.Nexts) + 96*len(e.Extents))
+	// 8 bytes a partition's watermark, up to 4 its place in the extents'
+	// index.
+	n := int64(96 + 12*len(e.Nexts) + 96*len(e.Extents))
 	for _, o := range e.Objects {
 		n += int64(32 + len(o.Key))
 	}
