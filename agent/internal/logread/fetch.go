@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/floe-io/floe/metadata"
@@ -102,6 +103,35 @@ type Fetch struct {
 	// read and left for a later pass, oldest chunks first: what Done
 	// reads ahead.
 	later []metadata.IndexEntry
+	// bufs are the arrays the plan was made in, the parts' plans among
+	// them, given back to the reader's pool by Done.
+	bufs *planBufs
+}
+
+// planBufs are the arrays of a plan, kept by the reader between fetches
+// (Reader.plans): a fetch of thousands of partitions plans thousands of
+// entries, and growing those arrays anew each time cost more than looking
+// up the entries' cached extents.
+type planBufs struct {
+	plan  []metadata.IndexEntry
+	ready []extentRef
+	cold  []metadata.IndexEntry
+}
+
+// maxPooledPlan bounds the entries of the plan arrays kept for reuse.
+const maxPooledPlan = 1 << 16
+
+// release clears b (its entries hold object names and cached items) and
+// gives it back to pool, unless it grew past maxPooledPlan.
+func (b *planBufs) release(pool *sync.Pool) {
+	if cap(b.plan) > maxPooledPlan || cap(b.cold) > maxPooledPlan {
+		return
+	}
+	clear(b.plan)
+	clear(b.ready)
+	clear(b.cold)
+	b.plan, b.ready, b.cold = b.plan[:0], b.ready[:0], b.cold[:0]
+	pool.Put(b)
 }
 
 // wideFetch is the fewest partitions of a fetch whose read ahead follows
@@ -113,8 +143,12 @@ const wideFetch = 256
 // from (cached, or to be read) are pinned in the chunk cache until Done,
 // so they are not evicted between the plan and the read.
 func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force bool) *Fetch {
-	f := &Fetch{r: r, parts: parts}
-	var cold []metadata.IndexEntry
+	bufs, _ := r.plans.Get().(*planBufs)
+	if bufs == nil {
+		bufs = &planBufs{}
+	}
+	f := &Fetch{r: r, parts: parts, bufs: bufs}
+	cold := bufs.cold
 	pinSeen := map[chunkKey]bool{}
 	pin := func(spans []chunkSpan) {
 		for _, s := range spans {
@@ -149,8 +183,8 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 	// The parts' plans share one array (appended to as each is planned;
 	// each keeps the array it was planned in), as do their lookups.
 	var (
-		planBuf  []metadata.IndexEntry
-		readyBuf []extentRef
+		planBuf  = bufs.plan
+		readyBuf = bufs.ready
 		look     []metadata.IndexEntry
 	)
 	peek := func(entries []metadata.IndexEntry, want int64) {
@@ -233,6 +267,9 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 			p.ready = readyBuf[start:len(readyBuf):len(readyBuf)]
 		}
 	}
+	// The arrays as grown, for Done to give back (the parts' plans are in
+	// the first two until then).
+	bufs.plan, bufs.ready, bufs.cold = planBuf, readyBuf, cold
 	if len(cold) == 0 {
 		f.spare.Store(true)
 		return f
@@ -435,6 +472,16 @@ func (f *Fetch) Read(ctx context.Context, p *Part, limit int64, first bool) (out
 func (f *Fetch) Done() {
 	r := f.r
 	defer r.chunks.unpin(f.pinned)
+	defer func() {
+		// The parts' plans are in the arrays given back.
+		for _, p := range f.parts {
+			p.plan, p.ready = nil, nil
+		}
+		if f.bufs != nil {
+			f.bufs.release(&r.plans)
+			f.bufs = nil
+		}
+	}()
 	r.metrics.fetchBytes.Add(float64(f.bytes.Load()))
 	if len(f.parts) >= wideFetch {
 		for _, p := range f.parts {

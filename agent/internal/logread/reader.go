@@ -35,10 +35,12 @@ type Reader struct {
 	metrics *readerMetrics
 
 	chunkSize int64
-	peers     PeerReader
-	windows   *indexWindows
-	chunks    *chunkCache
-	cache     *extentCache
+	// plans are plan arrays for reuse (planBufs).
+	plans   sync.Pool
+	peers   PeerReader
+	windows *indexWindows
+	chunks  *chunkCache
+	cache   *extentCache
 
 	// prefetchSlots bounds the chunks and extents read ahead at once,
 	// across the agent; a read ahead that finds no slot is skipped, never
