@@ -3,6 +3,7 @@ package logread
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -558,5 +559,46 @@ func TestExtentCacheWaitRoom(t *testing.T) {
 	}
 	if closed(gone) || len(c.roomWaiters) != 0 {
 		t.Fatalf("a stopped waiter was woken, or waiters are left: %d", len(c.roomWaiters))
+	}
+}
+
+// An extent asked for only if ready (load without a loader) is served
+// from the cache or from a load in flight, and otherwise not read at all.
+func TestExtentCacheLoadIfReady(t *testing.T) {
+	c := newExtentCache(1<<20, newReaderMetrics(nil))
+	ctx := context.Background()
+	k := func(i int) extentKey { return extentKey{object: "o", offset: int64(i)} }
+	if ext, err := c.load(ctx, k(1), nil, nil); ext != nil || !errors.Is(err, errNotReady) {
+		t.Fatalf("an extent neither cached nor loading: %v, %v; want errNotReady", ext, err)
+	}
+	if c.has(k(1)) {
+		t.Fatal("asking for an extent only if ready started a load of it")
+	}
+	// One being loaded: the caller waits for that load.
+	release := make(chan struct{})
+	loaded := make(chan struct{})
+	go func() {
+		defer close(loaded)
+		c.get(ctx, k(2), func(context.Context) (*cachedExtent, error) {
+			<-release
+			return &cachedExtent{arena: make([]byte, 100)}, nil
+		})
+	}()
+	for !c.has(k(2)) {
+		time.Sleep(time.Millisecond)
+	}
+	got := make(chan *cachedExtent, 1)
+	go func() {
+		ext, _ := c.load(ctx, k(2), nil, nil)
+		got <- ext
+	}()
+	close(release)
+	if ext := <-got; ext == nil || len(ext.arena) != 100 {
+		t.Fatalf("the extent being loaded: %v", ext)
+	}
+	<-loaded
+	// One cached.
+	if ext, err := c.load(ctx, k(2), nil, nil); err != nil || ext == nil {
+		t.Fatalf("a cached extent: %v, %v", ext, err)
 	}
 }

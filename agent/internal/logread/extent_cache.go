@@ -2,6 +2,7 @@ package logread
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -121,6 +122,13 @@ type extentRef struct {
 }
 
 func (r extentRef) ok() bool { return r.it != nil }
+
+// refLoading marks a ref (not ok) to an extent being loaded when it was
+// looked up.
+const refLoading = -2
+
+// loading reports that the extent was being loaded when r was looked up.
+func (r extentRef) loading() bool { return r.it == nil && r.i == refLoading }
 
 // get returns the extent, valid after its eviction too; a chunk's is
 // made in buf.
@@ -424,8 +432,12 @@ func (c *extentCache) expireAheadLocked() {
 	}
 }
 
+// errNotReady: an extent asked for only if ready is neither cached nor
+// being loaded.
+var errNotReady = errors.New("extent neither cached nor being loaded")
+
 // load is get: from the cache, from a load in flight, or by calling
-// load.
+// load (nil: not, and errNotReady).
 // An extent of a chunk's item is made in buf (nil: a new one).
 func (c *extentCache) load(ctx context.Context, key extentKey, buf *cachedExtent, load func(context.Context) (*cachedExtent, error)) (*cachedExtent, error) {
 	c.mu.Lock()
@@ -448,6 +460,10 @@ func (c *extentCache) load(ctx context.Context, key extentKey, buf *cachedExtent
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
+	}
+	if load == nil {
+		c.mu.Unlock()
+		return nil, errNotReady
 	}
 	call := &loadCall{done: make(chan struct{}), used: true}
 	c.inflight[key] = call

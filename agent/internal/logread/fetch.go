@@ -230,6 +230,9 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 					break plan
 				}
 				ref := refs[i]
+				if !ref.ok() && loading[i] {
+					ref.i = refLoading
+				}
 				toRead := !ref.ok() && !loading[i]
 				if toRead && planned == coldMax {
 					// More of the partition is there for this response: a
@@ -421,11 +424,19 @@ func (f *Fetch) Read(ctx context.Context, p *Part, limit int64, first bool) (out
 				ext = exts[0].get(&view)
 				used = append(used, exts[0])
 			} else {
-				if !mayRead(e) {
-					return out, nil // a later chunk: another response
-				}
 				var err error
-				if ext, err = r.extentInto(ctx, e, &view); err != nil {
+				if len(exts) > 0 && exts[0].loading() {
+					// Being loaded when the plan found it: wait for that
+					// load, with one hold of the cache's lock.
+					ext, err = r.readyExtentInto(ctx, e, &view)
+				}
+				if ext == nil && (err == nil || errors.Is(err, errNotReady)) {
+					if !mayRead(e) {
+						return out, nil // a later chunk: another response
+					}
+					ext, err = r.extentInto(ctx, e, &view)
+				}
+				if err != nil {
 					if errors.Is(err, ErrMissingObject) && !retried {
 						// The index may be stale (a merge replaced the entry):
 						// reload it once before calling the object missing.

@@ -314,6 +314,12 @@ func (r *Reader) extentInto(ctx context.Context, e metadata.IndexEntry, buf *cac
 	})
 }
 
+// readyExtentInto is extentInto for an extent that is cached or being
+// loaded: otherwise it returns errNotReady, and reads nothing.
+func (r *Reader) readyExtentInto(ctx context.Context, e metadata.IndexEntry, buf *cachedExtent) (*cachedExtent, error) {
+	return r.cache.load(ctx, keyOf(e), buf, nil)
+}
+
 func (r *Reader) loadExtent(ctx context.Context, e metadata.IndexEntry) (*cachedExtent, error) {
 	data, err := r.extentBytes(ctx, e)
 	if err != nil {
