@@ -192,23 +192,7 @@ func TestLongPollHoldsNoFetchMemory(t *testing.T) {
 // so a third arriving meanwhile is not left a floor's worth.
 func TestFetchMemoryIsSharedAmongFetches(t *testing.T) {
 	skipRawInSecureMode(t)
-	c := newTestCluster(t)
-	a := c.addAgent(fastFlush)
-	createTopic(t, c, "shared", 2, nil)
-	cl := c.client(kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchCompression(kgo.NoCompression()))
-	ctx := testCtx(t)
-	const perPartition = 20 << 20
-	var rs []*kgo.Record
-	for p := range int32(2) {
-		for range perPartition / (256 << 10) {
-			v := make([]byte, 256<<10)
-			rand.Read(v) // incompressible: batches as large as their records
-			rs = append(rs, &kgo.Record{Topic: "shared", Partition: p, Value: v})
-		}
-	}
-	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	c, a, cl := twoLargePartitions(t, "shared")
 
 	// A fetch of 16 MiB whose client reads only the response's size: the
 	// rest of it waits to be written, holding its fetch memory.
@@ -240,16 +224,7 @@ func TestFetchMemoryIsSharedAmongFetches(t *testing.T) {
 
 	// A second fetch asks for everything (40 MiB): 48 MiB of the agent's
 	// 64 MiB are free, but two fetches now hold memory, so it gets 32.
-	second := fetchOf(topicID(t, cl, "shared"), map[int32]int64{0: 0, 1: 0}, 50<<20, 25<<20, 20*time.Second)
-	second.MinBytes = 24 << 20
-	resp, err := second.RequestWith(ctx, c.client(kgo.SeedBrokers(plainAddr(a))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, _ := responseBytes(t, resp)
-	if got > 32<<20+(256<<10+1<<10) || got < 16<<20 {
-		t.Fatalf("the second fetch returned %d bytes; want about an equal share (32 MiB) of the fetch memory", got)
-	}
+	fetchHalfShare(t, c, a, topicID(t, cl, "shared"))
 }
 
 // A fetch's share of the fetch memory counts the connections that read
@@ -257,23 +232,8 @@ func TestFetchMemoryIsSharedAmongFetches(t *testing.T) {
 // of a group send their fetches together, and the first to arrive, finding
 // the memory free, would otherwise take most of it while the others wait.
 func TestFetchMemoryIsSharedAmongRecentReaders(t *testing.T) {
-	c := newTestCluster(t)
-	a := c.addAgent(fastFlush)
-	createTopic(t, c, "readers", 2, nil)
-	cl := c.client(kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	c, a, cl := twoLargePartitions(t, "readers")
 	ctx := testCtx(t)
-	const perPartition = 20 << 20
-	var rs []*kgo.Record
-	for p := range int32(2) {
-		for range perPartition / (256 << 10) {
-			v := make([]byte, 256<<10)
-			rand.Read(v) // incompressible: batches as large as their records
-			rs = append(rs, &kgo.Record{Topic: "readers", Partition: p, Value: v})
-		}
-	}
-	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
 	id := topicID(t, cl, "readers")
 
 	// One client reads a little and holds nothing afterwards; its
@@ -290,16 +250,49 @@ func TestFetchMemoryIsSharedAmongRecentReaders(t *testing.T) {
 	// A second client asks for everything (40 MiB): all 64 MiB of the
 	// fetch memory are free, but two connections read lately, so it gets
 	// an equal share, 32 MiB.
-	second := fetchOf(id, map[int32]int64{0: 0, 1: 0}, 50<<20, 25<<20, 20*time.Second)
-	second.MinBytes = 24 << 20
-	resp, err := second.RequestWith(ctx, c.client(kgo.SeedBrokers(plainAddr(a))))
+	fetchHalfShare(t, c, a, id)
+}
+
+// fetchHalfShare fetches both partitions of twoLargePartitions' topic (id)
+// from their start with a client of its own, asking for 50 MiB and at
+// least 24 MiB, and fails unless the response holds about half the
+// agent's fetch memory (32 MiB, one batch more at most).
+func fetchHalfShare(t *testing.T, c *testCluster, a *agent.Agent, id [16]byte) {
+	t.Helper()
+	req := fetchOf(id, map[int32]int64{0: 0, 1: 0}, 50<<20, 25<<20, 20*time.Second)
+	req.MinBytes = 24 << 20
+	resp, err := req.RequestWith(testCtx(t), c.client(kgo.SeedBrokers(plainAddr(a))))
 	if err != nil {
 		t.Fatal(err)
 	}
 	got, _ := responseBytes(t, resp)
 	if got > 32<<20+(256<<10+1<<10) || got < 16<<20 {
-		t.Fatalf("the second reader's fetch returned %d bytes; want about an equal share (32 MiB) of the fetch memory", got)
+		t.Fatalf("the fetch returned %d bytes; want about an equal share (32 MiB) of the fetch memory", got)
 	}
+}
+
+// twoLargePartitions starts a cluster of one agent with a topic of two
+// partitions holding 20 MiB of incompressible records each (batches as
+// large as their records, 256 KiB), and returns the producing client.
+func twoLargePartitions(t *testing.T, topic string) (*testCluster, *agent.Agent, *kgo.Client) {
+	t.Helper()
+	c := newTestCluster(t)
+	a := c.addAgent(fastFlush)
+	createTopic(t, c, topic, 2, nil)
+	cl := c.client(kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	const perPartition = 20 << 20
+	var rs []*kgo.Record
+	for p := range int32(2) {
+		for range perPartition / (256 << 10) {
+			v := make([]byte, 256<<10)
+			rand.Read(v)
+			rs = append(rs, &kgo.Record{Topic: topic, Partition: p, Value: v})
+		}
+	}
+	if err := cl.ProduceSync(testCtx(t), rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	return c, a, cl
 }
 
 // sendRequest writes req on nc with a v1 request header (for requests of
