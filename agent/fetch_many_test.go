@@ -224,7 +224,7 @@ func TestFetchMemoryIsSharedAmongFetches(t *testing.T) {
 
 	// A second fetch asks for everything (40 MiB): 48 MiB of the agent's
 	// 64 MiB are free, but two fetches now hold memory, so it gets 32.
-	fetchHalfShare(t, c, a, topicID(t, cl, "shared"))
+	fetchHalfShare(t, c, topicID(t, cl, "shared"))
 }
 
 // A fetch's share of the fetch memory counts the connections that read
@@ -232,13 +232,13 @@ func TestFetchMemoryIsSharedAmongFetches(t *testing.T) {
 // of a group send their fetches together, and the first to arrive, finding
 // the memory free, would otherwise take most of it while the others wait.
 func TestFetchMemoryIsSharedAmongRecentReaders(t *testing.T) {
-	c, a, cl := twoLargePartitions(t, "readers")
+	c, _, cl := twoLargePartitions(t, "readers")
 	ctx := testCtx(t)
 	id := topicID(t, cl, "readers")
 
 	// One client reads a little and holds nothing afterwards; its
 	// connection stays open.
-	reader := c.client(kgo.SeedBrokers(plainAddr(a)))
+	reader := c.client()
 	small, err := fetchOf(id, map[int32]int64{0: 0}, 1<<20, 1<<20, 5*time.Second).RequestWith(ctx, reader)
 	if err != nil {
 		t.Fatal(err)
@@ -250,18 +250,18 @@ func TestFetchMemoryIsSharedAmongRecentReaders(t *testing.T) {
 	// A second client asks for everything (40 MiB): all 64 MiB of the
 	// fetch memory are free, but two connections read lately, so it gets
 	// an equal share, 32 MiB.
-	fetchHalfShare(t, c, a, id)
+	fetchHalfShare(t, c, id)
 }
 
 // fetchHalfShare fetches both partitions of twoLargePartitions' topic (id)
 // from their start with a client of its own, asking for 50 MiB and at
 // least 24 MiB, and fails unless the response holds about half the
 // agent's fetch memory (32 MiB, one batch more at most).
-func fetchHalfShare(t *testing.T, c *testCluster, a *agent.Agent, id [16]byte) {
+func fetchHalfShare(t *testing.T, c *testCluster, id [16]byte) {
 	t.Helper()
 	req := fetchOf(id, map[int32]int64{0: 0, 1: 0}, 50<<20, 25<<20, 20*time.Second)
 	req.MinBytes = 24 << 20
-	resp, err := req.RequestWith(testCtx(t), c.client(kgo.SeedBrokers(plainAddr(a))))
+	resp, err := req.RequestWith(testCtx(t), c.client())
 	if err != nil {
 		t.Fatal(err)
 	}
