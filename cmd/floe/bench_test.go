@@ -272,12 +272,22 @@ func TestBenchSmoke(t *testing.T) {
 	if s == nil || len(s.Points) != 2 || s.Points[0].Produce != rep.Produce || s.Points[1].Partitions != 64 {
 		t.Fatalf("sweep: %+v", s)
 	}
-	for _, pt := range s.Points {
+	for i, pt := range s.Points {
 		if pt.Produce == nil || pt.Produce.Records == 0 || pt.Flushes == 0 || pt.Cold == nil || pt.Cold.Bytes != pt.Produce.Bytes || pt.Warm == nil || pt.Warm.Records == 0 || pt.PeakRSS == 0 {
 			t.Errorf("sweep at %d partitions: %+v", pt.Partitions, pt)
 		}
-		if c := pt.Compaction; c == nil || c.Error != "" || c.Objects == 0 || c.PutsPerGiB == 0 || c.AgentPutsPerGiB == 0 || c.IntervalSeconds == 0 {
+		c := pt.Compaction
+		if c == nil || c.Error != "" || c.AgentPutsPerGiB == 0 || c.IntervalSeconds == 0 {
 			t.Errorf("compaction at %d partitions: %+v", pt.Partitions, c)
+			continue
+		}
+		// Two partitions' 4 MiB are a few flushes, and a shard's newest
+		// entry is never merged: on a busy machine the agent flushes
+		// less often and the first pass may find no run to merge. The
+		// second count's pass looks at 64 partitions' shards as well,
+		// where runs to merge are many.
+		if i == len(s.Points)-1 && (c.Objects == 0 || c.PutsPerGiB == 0) {
+			t.Errorf("compaction at %d partitions merged nothing: %+v", pt.Partitions, c)
 		}
 	}
 	if q := s.Points[1].Ratios; q.ProduceMiBps == 0 || q.ColdMiBps == 0 || q.WarmMiBps == 0 || q.PutsPerGiB == 0 {
