@@ -429,8 +429,11 @@ func (f *Fetch) Read(ctx context.Context, p *Part, limit int64, first bool) (out
 					// Being loaded when the plan found it: wait for that
 					// load, with one hold of the cache's lock.
 					ext, err = r.readyExtentInto(ctx, e, &view)
+					if errors.Is(err, errNotReady) {
+						err = nil // loaded and evicted since: read it as any other
+					}
 				}
-				if ext == nil && (err == nil || errors.Is(err, errNotReady)) {
+				if ext == nil && err == nil {
 					if !mayRead(e) {
 						return out, nil // a later chunk: another response
 					}
