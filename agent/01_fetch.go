@@ -37,7 +37,6 @@ package agent
 // client fetches from there, and no record crosses zones.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"runtime"
@@ -101,22 +100,46 @@ func (fp *fetchPart) upper(m metadata.Watermarks) int64 {
 func (a *Agent) serveFetch(ctx context.Context, rq *request) {
 	req := rq.req.(*kmsg.FetchRequest)
 	rq.conn.goAsync(func() {
-		var held int64
+		var held fetchHold
 		resp := a.fetch(ctx, rq.conn, req, rq.zone, &held)
 		rq.written = func() {
-			a.fetchMem.give(held)
-			if held > 0 {
+			a.fetchMem.give(held.bytes)
+			if held.bytes > 0 {
 				a.fetchHolding.Add(-1)
+			}
+			// The response was encoded: its joined batches are copied.
+			for _, b := range held.bufs {
+				a.responseBufs.put(b)
 			}
 		}
 		rq.reply(resp)
 	})
 }
 
-// fetch serves a fetch request. held receives the bytes of record
-// batches its response holds, taken from the agent's fetch memory budget
-// (fetchMem) until the response is written.
-func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest, zone string, held *int64) *kmsg.FetchResponse {
+// fetchHold is what a fetch's response holds until it is written: the
+// bytes of its record batches, taken from the agent's fetch memory budget
+// (fetchMem), and the buffers batches were joined into (joinRun), to give
+// back to responseBufs.
+type fetchHold struct {
+	bytes int64
+	mu    sync.Mutex // guards bufs: a fetch's partitions are read at once
+	bufs  [][]byte
+}
+
+// keep adds a buffer the response's batches are in (the read pass's
+// goroutines call it at once).
+func (h *fetchHold) keep(b []byte) {
+	if b == nil {
+		return
+	}
+	h.mu.Lock()
+	h.bufs = append(h.bufs, b)
+	h.mu.Unlock()
+}
+
+// fetch serves a fetch request. held receives what its response holds
+// until it is written.
+func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest, zone string, held *fetchHold) *kmsg.FetchResponse {
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	if req.Version >= 7 && req.SessionID != 0 {
 		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
@@ -209,7 +232,7 @@ func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest, zone
 	// 16 MiB one. A group's consumers send their fetches together; the
 	// readers count gives each its share from the first, where counting
 	// holders alone let the first take most of the budget. A fetch is
-	// counted in holding while *held > 0, and during its passes.
+	// counted in holding while held.bytes > 0, and during its passes.
 	//
 	// A fetch of hundreds of partitions or more waits up to fetchMemWait
 	// for its share to be free (responses being written give theirs back
@@ -218,12 +241,12 @@ func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest, zone
 	// partitions 1 MiB at a time makes a round trip per MiB. Fetches of a
 	// few partitions, such as tailing consumers', never wait.
 	read := func(force bool) (int64, bool, bool) {
-		if *held == 0 {
+		if held.bytes == 0 {
 			a.fetchHolding.Add(1)
 		}
 		now := time.Now()
 		share := fetchMemBytes / int64(max(a.fetchHolding.Load(), int32(a.fetchReaders.count(c, now))))
-		a.fetchMem.give(*held) // this pass replaces the previous one's batches
+		a.fetchMem.give(held.bytes) // this pass replaces the previous one's batches
 		want := min(int64(maxBytes), share)
 		var reserved int64
 		if len(parts) >= readGroupParts {
@@ -231,15 +254,22 @@ func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest, zone
 		} else {
 			reserved = a.fetchMem.take(want, fetchMemFloor)
 		}
-		n, errs, throttled := a.readParts(ctx, parts, int32(reserved), force)
-		*held = 0
+		// The pass replaces the previous one's batches: the buffers they
+		// were joined into go back once it has.
+		prev := held.bufs
+		held.bufs = nil
+		n, errs, throttled := a.readParts(ctx, parts, int32(reserved), force, held)
+		for _, b := range prev {
+			a.responseBufs.put(b)
+		}
+		held.bytes = 0
 		for _, t := range resp.Topics {
 			for _, p := range t.Partitions {
-				*held += int64(len(p.RecordBatches))
+				held.bytes += int64(len(p.RecordBatches))
 			}
 		}
-		a.fetchMem.give(reserved - *held)
-		if *held == 0 {
+		a.fetchMem.give(reserved - held.bytes)
+		if held.bytes == 0 {
 			a.fetchHolding.Add(-1)
 		} else {
 			a.fetchReaders.read(c, now)
@@ -389,7 +419,10 @@ func (a *Agent) fetchTopic(ctx context.Context, version int16, rt kmsg.FetchRequ
 // per partition and per extent, not only per byte, and the client waits
 // for the whole response before it asks again. A plan that reads from the
 // bucket is read in order, oldest chunks first, by one goroutine.
-func (a *Agent) readParts(ctx context.Context, parts []*fetchPart, maxBytes int32, force bool) (n int64, errs, throttled bool) {
+//
+// Every resolved partition's batches are replaced, and the buffers they
+// were joined into are added to held.
+func (a *Agent) readParts(ctx context.Context, parts []*fetchPart, maxBytes int32, force bool, held *fetchHold) (n int64, errs, throttled bool) {
 	var (
 		live []*fetchPart
 		plan []*logread.Part
@@ -417,7 +450,7 @@ func (a *Agent) readParts(ctx context.Context, parts []*fetchPart, maxBytes int3
 			}
 			n += got
 		}
-		joinRun(run)
+		held.keep(joinRun(run, a.responseBufs))
 		return n, errs
 	}
 	busy := int(a.reading.Add(1))
@@ -449,29 +482,36 @@ func (a *Agent) readParts(ctx context.Context, parts []*fetchPart, maxBytes int3
 const readGroupParts = 256
 
 // joinRun gives each partition of run whose batches came in several
-// slices one contiguous copy of them, all in one buffer for the run: a
-// fetch of thousands of partitions, each a few small extents, then
-// allocates once rather than once per partition.
-func joinRun(run []*fetchPart) {
-	var all [][]byte
+// slices one contiguous copy of them, all in one buffer for the run (a
+// fetch of thousands of partitions, each a few small extents, then takes
+// one buffer rather than one per partition), taken from bufs. It returns
+// that buffer, to be given back once the response is written (nil if
+// every partition's batches came in one slice).
+func joinRun(run []*fetchPart, bufs *responseBufs) []byte {
+	n := 0
 	for _, fp := range run {
-		all = append(all, fp.parts...)
+		for _, p := range fp.parts {
+			n += len(p)
+		}
 	}
-	if len(all) == 0 {
-		return
+	if n == 0 {
+		return nil
 	}
-	buf := bytes.Join(all, nil) // not zeroed first, unlike make
+	// A pooled buffer: a new one of megabytes is zeroed by the runtime
+	// before it is written over, and left to the collector.
+	buf := bufs.get(n)
 	for _, fp := range run {
 		if fp.parts == nil {
 			continue
 		}
-		n := 0
+		start := len(buf)
 		for _, p := range fp.parts {
-			n += len(p)
+			buf = append(buf, p...)
 		}
-		fp.resp.RecordBatches, buf = buf[:n:n], buf[n:]
+		fp.resp.RecordBatches = buf[start:len(buf):len(buf)]
 		fp.parts = nil
 	}
+	return buf
 }
 
 // responseBudget is what is left of a fetch response's bytes, shared by

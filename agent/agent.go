@@ -49,7 +49,8 @@ type Agent struct {
 	fetchMem     *byteBudget
 	fetchHolding atomic.Int32
 	fetchReaders *fetchReaders
-	// responseBufs are the buffers fetch responses are encoded into.
+	// responseBufs are the buffers fetch responses are joined and
+	// encoded into.
 	responseBufs *responseBufs
 	// reading counts the fetches reading their partitions now: a fetch
 	// reads with several goroutines only while cores are left over.
@@ -158,7 +159,7 @@ func (a *Agent) Start(ctx context.Context) error {
 
 	a.fetchMem = newByteBudget(fetchMemBytes)
 	a.fetchReaders = newFetchReaders(fetchReaderWindow)
-	a.responseBufs = newResponseBufs(fetchMemBytes / 4)
+	a.responseBufs = newResponseBufs(2 * fetchMemBytes)
 	a.requestMem = newByteBudget(a.cfg.QueuedMaxRequestBytes)
 	a.limits = newConnLimits(a.cfg.MaxConnections, a.cfg.MaxConnectionsPerIP)
 	registerRequestMemMetric(a.registry, a.requestMem)

@@ -397,10 +397,11 @@ func (c *conn) writeOne(bw *bufio.Writer, rq *request, buf *[]byte) bool {
 	// Large responses (fetches) are encoded into buffers shared by every
 	// connection (responseBufs), small ones into the connection's own.
 	dst := (*buf)[:0]
-	large := false
+	var large []byte // from responseBufs, given back as it came
 	if f, ok := rq.resp.(*kmsg.FetchResponse); ok {
 		if n := fetchResponseSize(f); n > 1<<20 {
-			dst, large = c.a.responseBufs.get(n), true
+			large = c.a.responseBufs.get(n)
+			dst = large
 		}
 	}
 	out := encodeResponse(dst, rq.corr, rq.resp)
@@ -409,8 +410,8 @@ func (c *conn) writeOne(bw *bufio.Writer, rq *request, buf *[]byte) bool {
 	}
 	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	_, err := bw.Write(out)
-	if large {
-		c.a.responseBufs.put(out)
+	if large != nil {
+		c.a.responseBufs.put(large)
 	} else if cap(out) <= 1<<20 {
 		*buf = out // small responses reuse the connection's buffer
 	}

@@ -31,6 +31,10 @@ import (
 //     every one (extents of a few KiB): what serving costs per MiB when
 //     data is spread thin;
 //
+//   - warm-group-4096: the same read by four consumers at once, each
+//     fetching every fourth partition: responses of a thousand partitions,
+//     each a quarter of the agent's fetch memory;
+//
 //   - cold: the cache holds 3/4 of the topic, so reading it from the start
 //     finds nothing cached (LRU): every extent is a GET, from a bucket that
 //     adds 5 ms to each (an object store's first byte, which loopback
@@ -54,6 +58,7 @@ func BenchmarkFetchPath(b *testing.B) {
 	}{
 		{"warm", fetchBenchPartitions, 1 << 30, 0, 1},
 		{"warm-4096", 4096, 1 << 30, 0, 1},
+		{"warm-group-4096", 4096, 1 << 30, 0, 4},
 		{"cold", fetchBenchPartitions, fetchBenchBytes * 3 / 4, 5 * time.Millisecond, 1},
 		{"cold-group", fetchBenchPartitions, fetchBenchBytes * 3 / 4, 5 * time.Millisecond, 4},
 		{"cold-group-4096", 4096, fetchBenchBytes * 3 / 4, 5 * time.Millisecond, 4},

@@ -7,9 +7,11 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -345,4 +347,108 @@ func TestFetchMinBytesOverManyObjects(t *testing.T) {
 	if took := time.Since(start); took >= maxWait/2 {
 		t.Fatalf("the fetch took %s: it waited for new records though it had more to read", took)
 	}
+}
+
+// A fetch response whose partitions' batches come from several extents
+// each is joined into a buffer of the agent's response pool, then encoded
+// into another; both come back once the response is written, and later
+// responses reuse them without one response's bytes showing in another's.
+func TestJoinedResponsesGiveTheirBuffersBack(t *testing.T) {
+	c := newTestCluster(t)
+	reg := prometheus.NewRegistry()
+	c.registry = reg
+	c.addAgent(func(cfg *agent.Config) {
+		cfg.Writer.FlushInterval = 20 * time.Millisecond
+		cfg.Writer.SegmentTargetBytes = 64 << 10
+	})
+	const parts, rounds, perRound = 8, 12, 32
+	createTopic(t, c, "joined", parts, nil)
+	cl := c.client(kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	ctx := testCtx(t)
+	// Each round is flushed before the next: every partition's records
+	// are in an extent of each round's objects.
+	for range rounds {
+		var rs []*kgo.Record
+		for p := range int32(parts) {
+			for range perRound {
+				v := make([]byte, 1024)
+				rand.Read(v)
+				rs = append(rs, &kgo.Record{Topic: "joined", Partition: p, Value: v})
+			}
+		}
+		if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id := topicID(t, cl, "joined")
+	from := map[int32]int64{}
+	for p := range int32(parts) {
+		from[p] = 0
+	}
+	fetch := func() map[int32][]byte {
+		req := fetchOf(id, from, 16<<20, 1<<20, 10*time.Second)
+		req.MinBytes = parts * rounds * perRound * 1024 // everything, however many passes it takes
+		resp, err := req.RequestWith(ctx, c.client())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[int32][]byte{}
+		for _, st := range resp.Topics {
+			for _, sp := range st.Partitions {
+				if sp.ErrorCode != 0 {
+					t.Fatalf("partition %d: error %d", sp.Partition, sp.ErrorCode)
+				}
+				offs, err := batchOffsets(sp.RecordBatches)
+				if err != nil || len(offs) == 0 || offs[0][0] != 0 || offs[len(offs)-1][1] != rounds*perRound-1 {
+					t.Fatalf("partition %d: batches %v (%v), want offsets 0 to %d", sp.Partition, offs, err, rounds*perRound-1)
+				}
+				for i := 1; i < len(offs); i++ {
+					if offs[i][0] != offs[i-1][1]+1 {
+						t.Fatalf("partition %d: batch at %d follows one ending at %d", sp.Partition, offs[i][0], offs[i-1][1])
+					}
+				}
+				out[sp.Partition] = sp.RecordBatches
+			}
+		}
+		return out
+	}
+	returned := func() (idle float64) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for metricValue(t, reg, "floe_agent_response_buffers_used_bytes") != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%.0f bytes of response buffers still in use after the responses were read", metricValue(t, reg, "floe_agent_response_buffers_used_bytes"))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		return metricValue(t, reg, "floe_agent_response_buffers_idle_bytes")
+	}
+
+	want := fetch()
+	var size int
+	for _, b := range want {
+		size += len(b)
+	}
+	// The joined batches' buffer and the encoded response's are both kept.
+	if idle := returned(); idle < 2*float64(size) {
+		t.Fatalf("%.0f bytes of idle response buffers after a response of %d bytes of batches; want both its joined and its encoded buffer kept", idle, size)
+	}
+	// Responses at once, from the reused buffers: each must hold exactly
+	// the batches of the first.
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 3 {
+				got := fetch()
+				for p, b := range want {
+					if !bytes.Equal(got[p], b) {
+						t.Errorf("partition %d: a later response's batches differ from the first's", p)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	returned()
 }

@@ -37,6 +37,9 @@ func registerResponseBufsMetric(reg prometheus.Registerer, p *responseBufs) {
 		return
 	}
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "floe", Subsystem: "agent", Name: "response_buffers_idle_bytes",
-		Help: "Capacity of the idle buffers kept for encoding large responses (at most 16 MiB, a quarter of the fetch memory budget)."},
+		Help: "Capacity of the idle buffers kept for joining and encoding large fetch responses (with those in use, at most twice the 64 MiB fetch memory budget)."},
 		func() float64 { return float64(p.idleBytes()) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "floe", Subsystem: "agent", Name: "response_buffers_used_bytes",
+		Help: "Capacity of the buffers large fetch responses are being joined and encoded into."},
+		func() float64 { return float64(p.usedBytes()) }))
 }

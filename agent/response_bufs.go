@@ -6,19 +6,26 @@ import (
 )
 
 // responseBufs holds the buffers large responses (fetches) are encoded
-// into, shared by every connection. A fetch response of tens of MiB
-// allocated anew is zeroed by the runtime before it is written over, which
-// cost as much CPU as encoding it, and left as much garbage; a pool without
-// a bound kept one such buffer per connection that wrote a large response
-// lately, counted nowhere. This one keeps idle buffers up to a total size
-// (a quarter of fetchMemBytes, which bounds the record batches of the
-// responses in flight, and so the buffers in use; keeping the whole of it
-// idle as well pushed the agent past its memory limit when three groups
-// read 4096 partitions at once), and hands out the smallest that fits.
+// into, and those a fetch's record batches are joined into (joinRun),
+// shared by every connection. A buffer of tens of MiB allocated anew is
+// zeroed by the runtime before it is written over, which cost as much CPU
+// as encoding it, and left as much garbage.
+//
+// The pool is bounded together with the buffers in use: it keeps a
+// buffer given back only while what it keeps idle and what is handed out
+// stay within max. The buffers in use are bounded by the fetch memory
+// budget (each response's batches once joined and once encoded), so with
+// max at twice that budget, keeping idle buffers adds nothing to the
+// agent's peak: the memory is what the responses of a busy moment took.
+// (A bound on idle buffers alone, unrelated to those in use, let idle and
+// in-use buffers together push the agent past its memory limit when
+// three groups read 4096 partitions at once.) It hands out the smallest
+// idle buffer that fits.
 type responseBufs struct {
 	mu   sync.Mutex
 	idle [][]byte // by capacity, ascending
 	size int64    // total capacity of idle
+	out  int64    // total capacity handed out and not given back
 	max  int64
 }
 
@@ -30,36 +37,44 @@ func newResponseBufs(max int64) *responseBufs {
 // buffer serves responses of similar sizes.
 const responseBufRound = 1 << 20
 
-// get returns an empty buffer with room for n bytes.
+// get returns an empty buffer with room for n bytes. Every buffer it
+// returns is given back with put, as it was returned (its capacity is
+// what is counted in use).
 func (p *responseBufs) get(n int) []byte {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	i, _ := slices.BinarySearchFunc(p.idle, n, func(b []byte, n int) int { return cap(b) - n })
 	if i < len(p.idle) {
 		b := p.idle[i]
 		p.idle = slices.Delete(p.idle, i, i+1)
 		p.size -= int64(cap(b))
-		p.mu.Unlock()
+		p.out += int64(cap(b))
 		return b[:0]
 	}
-	p.mu.Unlock()
-	return make([]byte, 0, (n+responseBufRound-1)/responseBufRound*responseBufRound)
+	b := make([]byte, 0, (n+responseBufRound-1)/responseBufRound*responseBufRound)
+	p.out += int64(cap(b))
+	return b
 }
 
-// put gives a buffer back. It is kept if it fits among the idle buffers,
-// making room by dropping smaller ones; otherwise it is left to the
-// collector.
+// put gives back a buffer get returned. It is kept if it fits among the
+// idle buffers beside those in use, making room by dropping smaller idle
+// ones; otherwise it is left to the collector.
 func (p *responseBufs) put(b []byte) {
 	c := int64(cap(b))
-	if c == 0 || c > p.max {
+	if c == 0 {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for p.size+c > p.max && len(p.idle) > 0 && int64(cap(p.idle[0])) <= c {
+	p.out = max(p.out-c, 0)
+	if c > p.max {
+		return
+	}
+	for p.out+p.size+c > p.max && len(p.idle) > 0 && int64(cap(p.idle[0])) <= c {
 		p.size -= int64(cap(p.idle[0]))
 		p.idle = slices.Delete(p.idle, 0, 1)
 	}
-	if p.size+c > p.max {
+	if p.out+p.size+c > p.max {
 		return
 	}
 	i, _ := slices.BinarySearchFunc(p.idle, cap(b), func(x []byte, n int) int { return cap(x) - n })
@@ -72,4 +87,11 @@ func (p *responseBufs) idleBytes() int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.size
+}
+
+// usedBytes is the capacity of the buffers handed out.
+func (p *responseBufs) usedBytes() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out
 }

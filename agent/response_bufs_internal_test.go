@@ -3,8 +3,9 @@ package agent
 import "testing"
 
 // The pool hands out the smallest idle buffer that fits, allocates in
-// whole MiB when none does, and never keeps more than its bound idle,
-// dropping smaller buffers for a larger one.
+// whole MiB when none does, and keeps a buffer given back only while the
+// idle ones and those still handed out stay within its bound, dropping
+// smaller idle buffers for a larger one.
 func TestResponseBufsAreBounded(t *testing.T) {
 	p := newResponseBufs(9 << 20)
 	a := p.get(3<<20 + 1)
@@ -13,32 +14,59 @@ func TestResponseBufsAreBounded(t *testing.T) {
 	}
 	b := p.get(1 << 20)
 	c := p.get(5 << 20)
+	if got := p.usedBytes(); got != 10<<20 {
+		t.Fatalf("in use %d, want 10 MiB", got)
+	}
+	// 4 MiB idle beside the 6 MiB still in use is over the bound: dropped.
 	p.put(a)
+	if got, used := p.idleBytes(), p.usedBytes(); got != 0 || used != 6<<20 {
+		t.Fatalf("idle %d in use %d, want 0 and 6 MiB", got, used)
+	}
 	p.put(b)
-	if got := p.idleBytes(); got != 5<<20 {
-		t.Fatalf("idle %d, want 5 MiB", got)
+	if got := p.idleBytes(); got != 1<<20 {
+		t.Fatalf("idle %d, want 1 MiB", got)
 	}
-	// 5 MiB more does not fit beside 5 MiB idle: the 1 MiB buffer is
-	// dropped, and then it fits.
-	p.put(c[:17])
-	if got := p.idleBytes(); got != 9<<20 {
-		t.Fatalf("idle %d, want 9 MiB", got)
+	p.put(c[:17]) // given back as it came, whatever it holds
+	if got, used := p.idleBytes(), p.usedBytes(); got != 6<<20 || used != 0 {
+		t.Fatalf("idle %d in use %d, want 6 MiB and 0", got, used)
 	}
-	if got := p.get(2 << 20); cap(got) != 4<<20 || len(got) != 0 {
-		t.Fatalf("get 2 MiB: cap %d len %d, want the idle 4 MiB buffer, empty", cap(got), len(got))
+	if got := p.get(2 << 20); cap(got) != 5<<20 || len(got) != 0 {
+		t.Fatalf("get 2 MiB: cap %d len %d, want the idle 5 MiB buffer, empty", cap(got), len(got))
 	}
-	if got := p.get(5 << 20); cap(got) != 5<<20 {
-		t.Fatalf("get 5 MiB: cap %d, want the idle 5 MiB buffer", cap(got))
+	if got := p.get(1 << 20); cap(got) != 1<<20 {
+		t.Fatalf("get 1 MiB: cap %d, want the idle 1 MiB buffer", cap(got))
 	}
+	if got, used := p.idleBytes(), p.usedBytes(); got != 0 || used != 6<<20 {
+		t.Fatalf("idle %d in use %d after taking everything, want 0 and 6 MiB", got, used)
+	}
+}
+
+// A buffer given back while others are in use is kept only within the
+// bound beside them; once they are back, the pool keeps up to its bound,
+// dropping smaller idle buffers for a larger one, and never keeps a
+// buffer larger than the bound.
+func TestResponseBufsKeepLargerOnes(t *testing.T) {
+	p := newResponseBufs(9 << 20)
+	a, b := p.get(8<<20), p.get(3<<20)
+	p.put(b) // 8 MiB still in use
 	if got := p.idleBytes(); got != 0 {
-		t.Fatalf("idle %d after taking everything", got)
+		t.Fatalf("idle %d while 8 MiB are in use, want 0", got)
 	}
-	// A buffer larger than the bound is never kept, nor one that would
-	// need a larger one dropped.
-	p.put(make([]byte, 0, 10<<20))
-	p.put(make([]byte, 0, 8<<20))
-	p.put(make([]byte, 0, 3<<20))
+	p.put(a)
 	if got := p.idleBytes(); got != 8<<20 {
 		t.Fatalf("idle %d, want 8 MiB", got)
+	}
+	c := p.get(9 << 20) // the idle 8 MiB do not fit: a new one
+	if cap(c) != 9<<20 || p.idleBytes() != 8<<20 {
+		t.Fatalf("get 9 MiB: cap %d, idle %d; want a new 9 MiB buffer beside the idle 8", cap(c), p.idleBytes())
+	}
+	p.put(c)
+	if got := p.idleBytes(); got != 9<<20 {
+		t.Fatalf("idle %d, want 9 MiB (the 8 MiB buffer dropped for the 9)", got)
+	}
+	d := p.get(10 << 20)
+	p.put(d)
+	if got, used := p.idleBytes(), p.usedBytes(); got != 9<<20 || used != 0 {
+		t.Fatalf("idle %d in use %d after a buffer over the bound, want 9 MiB and 0", got, used)
 	}
 }
