@@ -107,19 +107,19 @@ func (a *Agent) serveFetch(ctx context.Context, rq *request) {
 			if held.bytes > 0 {
 				a.fetchHolding.Add(-1)
 			}
-			// The response was encoded: its joined batches are copied.
-			for _, b := range held.bufs {
-				a.responseBufs.put(b)
-			}
+			held.release(a.responseBufs) // never encoded (the connection closed)
 		}
+		// Once encoded, the response holds a copy of its batches: the
+		// buffers they were joined into go back before it is written.
+		rq.encoded = func() { held.release(a.responseBufs) }
 		rq.reply(resp)
 	})
 }
 
-// fetchHold is what a fetch's response holds until it is written: the
-// bytes of its record batches, taken from the agent's fetch memory budget
-// (fetchMem), and the buffers batches were joined into (joinRun), to give
-// back to responseBufs.
+// fetchHold is what a fetch's response holds: the bytes of its record
+// batches, taken from the agent's fetch memory budget (fetchMem) until it
+// is written, and the buffers batches were joined into (joinRun), given
+// back to responseBufs once it is encoded.
 type fetchHold struct {
 	bytes int64
 	mu    sync.Mutex // guards bufs: a fetch's partitions are read at once
@@ -135,6 +135,17 @@ func (h *fetchHold) keep(b []byte) {
 	h.mu.Lock()
 	h.bufs = append(h.bufs, b)
 	h.mu.Unlock()
+}
+
+// release gives the buffers kept back to bufs.
+func (h *fetchHold) release(bufs *responseBufs) {
+	h.mu.Lock()
+	held := h.bufs
+	h.bufs = nil
+	h.mu.Unlock()
+	for _, b := range held {
+		bufs.put(b)
+	}
 }
 
 // fetch serves a fetch request. held receives what its response holds
@@ -256,12 +267,10 @@ func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest, zone
 		}
 		// The pass replaces the previous one's batches: the buffers they
 		// were joined into go back once it has.
-		prev := held.bufs
-		held.bufs = nil
+		var prev fetchHold
+		prev.bufs, held.bufs = held.bufs, nil
 		n, errs, throttled := a.readParts(ctx, parts, int32(reserved), force, held)
-		for _, b := range prev {
-			a.responseBufs.put(b)
-		}
+		prev.release(a.responseBufs)
 		held.bytes = 0
 		for _, t := range resp.Topics {
 			for _, p := range t.Partitions {

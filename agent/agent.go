@@ -159,7 +159,7 @@ func (a *Agent) Start(ctx context.Context) error {
 
 	a.fetchMem = newByteBudget(fetchMemBytes)
 	a.fetchReaders = newFetchReaders(fetchReaderWindow)
-	a.responseBufs = newResponseBufs(2 * fetchMemBytes)
+	a.responseBufs = newResponseBufs(2*fetchMemBytes, fetchMemBytes/4, responseBufsIdleTTL)
 	a.requestMem = newByteBudget(a.cfg.QueuedMaxRequestBytes)
 	a.limits = newConnLimits(a.cfg.MaxConnections, a.cfg.MaxConnectionsPerIP)
 	registerRequestMemMetric(a.registry, a.requestMem)
@@ -504,6 +504,7 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	<-drained
 	a.reader.Close()
 	a.wg.Wait()
+	a.responseBufs.close()
 	a.log.Info("agent stopped")
 	return err
 }

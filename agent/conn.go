@@ -88,6 +88,10 @@ type request struct {
 	// response held.
 	written     func()
 	writtenOnce sync.Once
+	// encoded, if set, runs once the response is encoded, before it is
+	// written: a fetch gives back the buffers its batches were joined
+	// into.
+	encoded func()
 	// held is the request's bytes in the agent's request memory budget,
 	// given back when it settles.
 	held int64
@@ -405,6 +409,9 @@ func (c *conn) writeOne(bw *bufio.Writer, rq *request, buf *[]byte) bool {
 		}
 	}
 	out := encodeResponse(dst, rq.corr, rq.resp)
+	if rq.encoded != nil {
+		rq.encoded()
+	}
 	if rq.outBytes != nil {
 		rq.outBytes.Add(float64(len(out)))
 	}

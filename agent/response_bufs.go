@@ -3,6 +3,7 @@ package agent
 import (
 	"slices"
 	"sync"
+	"time"
 )
 
 // responseBufs holds the buffers large responses (fetches) are encoded
@@ -21,17 +22,30 @@ import (
 // in-use buffers together push the agent past its memory limit when
 // three groups read 4096 partitions at once.) It hands out the smallest
 // idle buffer that fits.
+//
+// Idle buffers past floor are dropped once none was asked for in
+// idleTTL: what a burst of reads took is not kept through what the agent
+// does next (a produce phase then ran at 50 MiB more RSS).
 type responseBufs struct {
-	mu   sync.Mutex
-	idle [][]byte // by capacity, ascending
-	size int64    // total capacity of idle
-	out  int64    // total capacity handed out and not given back
-	max  int64
+	floor    int64
+	idleTTL  time.Duration
+	mu       sync.Mutex
+	idle     [][]byte // by capacity, ascending
+	size     int64    // total capacity of idle
+	out      int64    // total capacity handed out and not given back
+	max      int64
+	lastGet  time.Time
+	trimming *time.Timer // set while a trim is due
+	closed   bool
 }
 
-func newResponseBufs(max int64) *responseBufs {
-	return &responseBufs{max: max}
+func newResponseBufs(max, floor int64, idleTTL time.Duration) *responseBufs {
+	return &responseBufs{max: max, floor: floor, idleTTL: idleTTL}
 }
+
+// responseBufsIdleTTL is how long the agent's response buffers past a
+// quarter of the fetch memory budget are kept idle.
+const responseBufsIdleTTL = 2 * time.Second
 
 // responseBufRound is the granularity buffers are allocated in, so one
 // buffer serves responses of similar sizes.
@@ -43,6 +57,7 @@ const responseBufRound = 1 << 20
 func (p *responseBufs) get(n int) []byte {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.lastGet = time.Now()
 	i, _ := slices.BinarySearchFunc(p.idle, n, func(b []byte, n int) int { return cap(b) - n })
 	if i < len(p.idle) {
 		b := p.idle[i]
@@ -80,6 +95,46 @@ func (p *responseBufs) put(b []byte) {
 	i, _ := slices.BinarySearchFunc(p.idle, cap(b), func(x []byte, n int) int { return cap(x) - n })
 	p.idle = slices.Insert(p.idle, i, b[:0])
 	p.size += c
+	if p.size > p.floor && p.trimming == nil && !p.closed {
+		p.trimming = time.AfterFunc(p.idleTTL, p.trim)
+	}
+}
+
+// trim drops idle buffers past floor, largest first, if none was asked
+// for in idleTTL; otherwise it looks again when that will be so.
+func (p *responseBufs) trim() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.trimming = nil
+	if p.closed {
+		return
+	}
+	if wait := p.idleTTL - time.Since(p.lastGet); wait > 0 {
+		p.trimming = time.AfterFunc(wait, p.trim)
+		return
+	}
+	for p.size > p.floor {
+		last := len(p.idle) - 1
+		p.size -= int64(cap(p.idle[last]))
+		p.idle[last] = nil
+		p.idle = p.idle[:last]
+	}
+}
+
+// close drops the idle buffers and stops trimming.
+func (p *responseBufs) close() {
+	if p == nil {
+		return // the agent never started
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	if p.trimming != nil {
+		p.trimming.Stop()
+		p.trimming = nil
+	}
+	clear(p.idle)
+	p.idle, p.size = nil, 0
 }
 
 // idleBytes is the capacity of the buffers kept.

@@ -1,13 +1,16 @@
 package agent
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // The pool hands out the smallest idle buffer that fits, allocates in
 // whole MiB when none does, and keeps a buffer given back only while the
 // idle ones and those still handed out stay within its bound, dropping
 // smaller idle buffers for a larger one.
 func TestResponseBufsAreBounded(t *testing.T) {
-	p := newResponseBufs(9 << 20)
+	p := newResponseBufs(9<<20, 9<<20, time.Hour)
 	a := p.get(3<<20 + 1)
 	if cap(a) != 4<<20 || len(a) != 0 {
 		t.Fatalf("new buffer: len %d cap %d, want 0 and 4 MiB", len(a), cap(a))
@@ -46,7 +49,7 @@ func TestResponseBufsAreBounded(t *testing.T) {
 // dropping smaller idle buffers for a larger one, and never keeps a
 // buffer larger than the bound.
 func TestResponseBufsKeepLargerOnes(t *testing.T) {
-	p := newResponseBufs(9 << 20)
+	p := newResponseBufs(9<<20, 9<<20, time.Hour)
 	a, b := p.get(8<<20), p.get(3<<20)
 	p.put(b) // 8 MiB still in use
 	if got := p.idleBytes(); got != 0 {
@@ -68,5 +71,39 @@ func TestResponseBufsKeepLargerOnes(t *testing.T) {
 	p.put(d)
 	if got, used := p.idleBytes(), p.usedBytes(); got != 9<<20 || used != 0 {
 		t.Fatalf("idle %d in use %d after a buffer over the bound, want 9 MiB and 0", got, used)
+	}
+}
+
+// Idle buffers past the floor are dropped, largest first, once none was
+// asked for in the pool's idle time, and not before.
+func TestResponseBufsTrimWhenIdle(t *testing.T) {
+	p := newResponseBufs(9<<20, 2<<20, time.Hour)
+	defer p.close()
+	bufs := [][]byte{p.get(1 << 20), p.get(3 << 20), p.get(4 << 20)}
+	for _, b := range bufs {
+		p.put(b)
+	}
+	p.trim() // asked for just now
+	if got := p.idleBytes(); got != 8<<20 {
+		t.Fatalf("idle %d after a trim within the idle time, want 8 MiB", got)
+	}
+	p.mu.Lock()
+	p.lastGet = time.Now().Add(-2 * time.Hour)
+	p.mu.Unlock()
+	p.trim()
+	if got := p.idleBytes(); got != 1<<20 {
+		t.Fatalf("idle %d after the idle time, want the 1 MiB buffer (the floor is 2 MiB)", got)
+	}
+
+	// The pool trims by itself.
+	q := newResponseBufs(9<<20, 0, 10*time.Millisecond)
+	defer q.close()
+	q.put(q.get(4 << 20))
+	deadline := time.Now().Add(10 * time.Second)
+	for q.idleBytes() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("idle %d long after the idle time", q.idleBytes())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
