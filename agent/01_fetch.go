@@ -137,16 +137,17 @@ func (h *fetchHold) keep(b []byte) {
 	h.mu.Unlock()
 }
 
-// release gives the buffers kept back to bufs.
-func (h *fetchHold) release(bufs *responseBufs) {
+// take returns the buffers kept and forgets them.
+func (h *fetchHold) take() [][]byte {
 	h.mu.Lock()
-	held := h.bufs
+	defer h.mu.Unlock()
+	bufs := h.bufs
 	h.bufs = nil
-	h.mu.Unlock()
-	for _, b := range held {
-		bufs.put(b)
-	}
+	return bufs
 }
+
+// release gives the buffers kept back to bufs.
+func (h *fetchHold) release(bufs *responseBufs) { bufs.putAll(h.take()) }
 
 // fetch serves a fetch request. held receives what its response holds
 // until it is written.
@@ -267,10 +268,9 @@ func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest, zone
 		}
 		// The pass replaces the previous one's batches: the buffers they
 		// were joined into go back once it has.
-		var prev fetchHold
-		prev.bufs, held.bufs = held.bufs, nil
+		prev := held.take()
 		n, errs, throttled := a.readParts(ctx, parts, int32(reserved), force, held)
-		prev.release(a.responseBufs)
+		a.responseBufs.putAll(prev)
 		held.bytes = 0
 		for _, t := range resp.Topics {
 			for _, p := range t.Partitions {
@@ -494,7 +494,7 @@ const readGroupParts = 256
 // slices one contiguous copy of them, all in one buffer for the run (a
 // fetch of thousands of partitions, each a few small extents, then takes
 // one buffer rather than one per partition), taken from bufs. It returns
-// that buffer, to be given back once the response is written (nil if
+// that buffer, to be given back once the response is encoded (nil if
 // every partition's batches came in one slice).
 func joinRun(run []*fetchPart, bufs *responseBufs) []byte {
 	n := 0

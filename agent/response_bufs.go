@@ -27,13 +27,13 @@ import (
 // idleTTL: what a burst of reads took is not kept through what the agent
 // does next (a produce phase then ran at 50 MiB more RSS).
 type responseBufs struct {
-	floor    int64
-	idleTTL  time.Duration
+	max, floor int64
+	idleTTL    time.Duration
+
 	mu       sync.Mutex
 	idle     [][]byte // by capacity, ascending
 	size     int64    // total capacity of idle
 	out      int64    // total capacity handed out and not given back
-	max      int64
 	lastGet  time.Time
 	trimming *time.Timer // set while a trim is due
 	closed   bool
@@ -135,6 +135,13 @@ func (p *responseBufs) close() {
 	}
 	clear(p.idle)
 	p.idle, p.size = nil, 0
+}
+
+// putAll puts each of bufs.
+func (p *responseBufs) putAll(bufs [][]byte) {
+	for _, b := range bufs {
+		p.put(b)
+	}
 }
 
 // idleBytes is the capacity of the buffers kept.
