@@ -199,6 +199,11 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 		refs, loading = slices.Grow(refs[:0], len(keys))[:len(keys)], slices.Grow(loading[:0], len(keys))[:len(keys)]
 		r.cache.peekAll(keys, refs, loading)
 	}
+	// The windows the lookups below need from etcd are read at once
+	// first, not each in its turn.
+	r.windows.prepare(ctx, parts, coldMax+1, 4*(coldMax+1), func(fn func(context.Context)) bool {
+		return r.goAhead(func() { fn(r.ctx) })
+	})
 	for _, p := range parts {
 		p.plan, p.ready = nil, nil
 		if p.Offset < p.Start || p.Offset >= p.HW {

@@ -127,6 +127,9 @@ type indexWindows struct {
 	// beforeExtend, when set (tests only), runs between a lookup that
 	// found the window short and the extension from etcd.
 	beforeExtend func(*shardWindow)
+	// beforeLoad, when set (tests only), runs before a window is loaded
+	// from etcd.
+	beforeLoad func()
 
 	mu      sync.Mutex
 	byShard map[metadata.ShardID][]*shardWindow
@@ -135,6 +138,11 @@ type indexWindows struct {
 	// nothing after a window (coverObject extends only windows short of
 	// it, or of a log end not known).
 	logEnd map[metadata.ShardID]int64
+	// preparing are the shards a prepare is reading, closed when it is
+	// done.
+	preparing map[metadata.ShardID]chan struct{}
+	// aheadLoads holds a slot per background extension running.
+	aheadLoads chan struct{}
 	// byObject finds the windows' extents in an object.
 	byObject map[string][]objectRef
 	lru      list.List // of *shardWindow, most recent at front
@@ -244,6 +252,173 @@ func (iw *indexWindows) coverObject(ctx context.Context, object string) {
 	wg.Wait()
 }
 
+// maxPrepareLoads bounds the etcd reads one prepare runs at once, and
+// maxAheadLoads those of all prepares' background extensions.
+const (
+	maxPrepareLoads = 8
+	maxAheadLoads   = 2
+)
+
+// prepare reads from etcd at once, shard by shard, what lookups of the
+// parts' offsets would otherwise read one after another, and returns
+// once the lookups have what they need (reads another fetch started
+// included): a window holding each part's offset where none does, and
+// the entries after a window that holds fewer than need entries from
+// its shard's first part's offset while that partition has more below
+// its high watermark. A window that holds need but fewer than ahead
+// entries from there is extended in the background, through bg (false:
+// not started), so readers moving through it find the entries there when
+// they reach them.
+//
+// A fetch of a thousand partitions touches every shard of a wide topic;
+// loading their windows in turn cost an agent that had just started a
+// round trip to etcd per shard, and more per partition that starts
+// before its shard's window, before its first read; extending them in
+// turn, as readers reached their ends, cost a few milliseconds of most
+// passes. A shard another fetch is preparing is waited for rather than
+// read again.
+func (iw *indexWindows) prepare(ctx context.Context, parts []*Part, need, ahead int, bg func(func(context.Context)) bool) {
+	type job struct {
+		sh    shardRef
+		parts []*Part // the shard's, from the first one that needs a read
+		wait  bool    // a lookup needs the reads now
+		done  chan struct{}
+	}
+	var (
+		jobs  []*job
+		wait  []chan struct{}
+		shard = map[metadata.ShardID]*job{}
+	)
+	iw.mu.Lock()
+	for _, p := range parts {
+		if p.Offset < p.Start || p.Offset >= p.HW {
+			continue
+		}
+		sid := p.Topic.Shard(p.Partition)
+		if j, ok := shard[sid]; ok {
+			if j != nil && !iw.holdsLocked(sid, p) {
+				j.parts = append(j.parts, p)
+				j.wait = true
+			}
+			continue
+		}
+		if ch, ok := iw.preparing[sid]; ok {
+			shard[sid] = nil
+			if !iw.holdsLocked(sid, p) || iw.shortLocked(sid, p, need) {
+				wait = append(wait, ch)
+			}
+			continue
+		}
+		j := &job{sh: shardRef{ShardID: sid, size: p.Topic.ShardSize}}
+		shard[sid] = j
+		if !iw.holdsLocked(sid, p) {
+			j.parts, j.wait = append(j.parts, p), true
+		} else if iw.shortLocked(sid, p, ahead) {
+			j.parts, j.wait = append(j.parts, p), iw.shortLocked(sid, p, need)
+		}
+	}
+	for _, j := range shard {
+		if j != nil && len(j.parts) > 0 {
+			j.done = make(chan struct{})
+			iw.preparing[j.sh.ShardID] = j.done
+			jobs = append(jobs, j)
+		}
+	}
+	iw.mu.Unlock()
+	run := func(ctx context.Context, j *job) {
+		// A failed read leaves the lookups to read again and report it.
+		for _, p := range j.parts {
+			iw.mu.Lock()
+			w := iw.findLocked(j.sh.ShardID, p.Partition, p.Offset)
+			short := w != nil && iw.shortLocked(j.sh.ShardID, p, ahead)
+			iw.mu.Unlock()
+			if w == nil {
+				if _, err := iw.load(ctx, p.Topic, j.sh, p.Partition, p.Offset); err != nil {
+					break
+				}
+			} else if short {
+				if _, _, err := iw.extend(ctx, w); err != nil {
+					break
+				}
+			}
+		}
+		iw.mu.Lock()
+		delete(iw.preparing, j.sh.ShardID)
+		iw.mu.Unlock()
+		close(j.done)
+	}
+	var now []*job
+	for _, j := range jobs {
+		if !j.wait {
+			// Its part is copied: the caller's parts change once the
+			// fetch is done.
+			p := *j.parts[0]
+			j.parts = []*Part{&p}
+			if bg(func(ctx context.Context) {
+				select {
+				case iw.aheadLoads <- struct{}{}:
+					defer func() { <-iw.aheadLoads }()
+				case <-ctx.Done():
+				}
+				run(ctx, j)
+			}) {
+				continue
+			}
+		}
+		now = append(now, j)
+	}
+	if len(now) == 1 {
+		run(ctx, now[0])
+	} else if len(now) > 1 {
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, maxPrepareLoads)
+		for _, j := range now {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				run(ctx, j)
+			})
+		}
+		wg.Wait()
+	}
+	for _, ch := range wait {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// holdsLocked reports whether a window of shard sid holds p's offset.
+func (iw *indexWindows) holdsLocked(sid metadata.ShardID, p *Part) bool {
+	return iw.findLocked(sid, p.Partition, p.Offset) != nil
+}
+
+// shortLocked reports whether the window holding p's offset holds fewer
+// than ahead entries from it, p has more below its high watermark, and
+// the shard's log may have them.
+func (iw *indexWindows) shortLocked(sid metadata.ShardID, p *Part, ahead int) bool {
+	w := iw.findLocked(sid, p.Partition, p.Offset)
+	if w == nil || w.nextOf(p.Partition) >= p.HW || len(w.entries)-w.indexOf(p.Partition, p.Offset) >= ahead {
+		return false
+	}
+	end, known := iw.logEnd[sid]
+	return !known || w.last() < end
+}
+
+// indexOf is the index of the first of w's entries that holds p's
+// offset or follows it.
+func (w *shardWindow) indexOf(p int32, offset int64) int {
+	i, _ := slices.BinarySearchFunc(w.entries, offset, func(e *metadata.LogEntry, off int64) int {
+		if n, _ := e.Next(p); n <= off {
+			return -1
+		}
+		return 1
+	})
+	return i
+}
+
 // linkLocked adds (or, with remove, drops) e's objects to byObject.
 func (iw *indexWindows) linkLocked(w *shardWindow, e *metadata.LogEntry, remove bool) {
 	for _, o := range e.Objects {
@@ -262,7 +437,7 @@ func (iw *indexWindows) linkLocked(w *shardWindow, e *metadata.LogEntry, remove 
 }
 
 func newIndexWindows(store *metadata.Store, maxBytes int64, m *readerMetrics) *indexWindows {
-	return &indexWindows{store: store, metrics: m, maxBytes: maxBytes, trimAfter: defaultTrimAfter, byShard: map[metadata.ShardID][]*shardWindow{}, logEnd: map[metadata.ShardID]int64{}, byObject: map[string][]objectRef{}}
+	return &indexWindows{store: store, metrics: m, maxBytes: maxBytes, trimAfter: defaultTrimAfter, byShard: map[metadata.ShardID][]*shardWindow{}, logEnd: map[metadata.ShardID]int64{}, preparing: map[metadata.ShardID]chan struct{}{}, aheadLoads: make(chan struct{}, maxAheadLoads), byObject: map[string][]objectRef{}}
 }
 
 // entries returns partition p of t's index entries that hold offset and
@@ -340,7 +515,11 @@ const (
 func (iw *indexWindows) find(sh shardRef, p int32, offset int64) *shardWindow {
 	iw.mu.Lock()
 	defer iw.mu.Unlock()
-	for _, w := range iw.byShard[sh.ShardID] {
+	return iw.findLocked(sh.ShardID, p, offset)
+}
+
+func (iw *indexWindows) findLocked(sid metadata.ShardID, p int32, offset int64) *shardWindow {
+	for _, w := range iw.byShard[sid] {
 		if w.holds(p, offset) {
 			return w
 		}
@@ -363,12 +542,7 @@ func (iw *indexWindows) lookupIn(dst []metadata.IndexEntry, w *shardWindow, p in
 	if w.used.Sub(w.lowSince) >= iw.trimAfter {
 		w.lowPrev, w.lowCur, w.lowSince = w.lowCur, 0, w.used
 	}
-	i, _ := slices.BinarySearchFunc(w.entries, offset, func(e *metadata.LogEntry, off int64) int {
-		if n, _ := e.Next(p); n <= off {
-			return -1
-		}
-		return 1
-	})
+	i := w.indexOf(p, offset)
 	if i < len(w.entries) && (w.lowCur == 0 || w.entries[i].Seq < w.lowCur) {
 		w.lowCur = w.entries[i].Seq
 	}
@@ -424,6 +598,9 @@ func (iw *indexWindows) load(ctx context.Context, t metadata.Topic, sh shardRef,
 }
 
 func (iw *indexWindows) loadOnce(ctx context.Context, t metadata.Topic, sh shardRef, p int32, offset int64) (*shardWindow, error) {
+	if iw.beforeLoad != nil {
+		iw.beforeLoad()
+	}
 	start := time.Now()
 	seek, found, err := iw.store.SeekEntry(ctx, t, p, offset)
 	if err != nil || !found {
