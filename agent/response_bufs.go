@@ -55,8 +55,8 @@ const responseBufRound = 1 << 20
 // returns is given back with put, as it was returned (its capacity is
 // what is counted in use).
 func (p *responseBufs) get(n int) []byte {
+	size := (n + responseBufRound - 1) / responseBufRound * responseBufRound
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.lastGet = time.Now()
 	i, _ := slices.BinarySearchFunc(p.idle, n, func(b []byte, n int) int { return cap(b) - n })
 	if i < len(p.idle) {
@@ -64,11 +64,14 @@ func (p *responseBufs) get(n int) []byte {
 		p.idle = slices.Delete(p.idle, i, i+1)
 		p.size -= int64(cap(b))
 		p.out += int64(cap(b))
+		p.mu.Unlock()
 		return b[:0]
 	}
-	b := make([]byte, 0, (n+responseBufRound-1)/responseBufRound*responseBufRound)
-	p.out += int64(cap(b))
-	return b
+	p.out += int64(size)
+	p.mu.Unlock()
+	// Allocated (and zeroed: megabytes for a wide response) without the
+	// lock, which other responses' buffers wait for.
+	return make([]byte, 0, size)
 }
 
 // put gives back a buffer get returned. It is kept if it fits among the
