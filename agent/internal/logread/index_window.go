@@ -238,15 +238,27 @@ func (iw *indexWindows) coverObject(ctx context.Context, object string) {
 	if len(behind) == 0 {
 		return
 	}
+	atOnce(behind, maxCoverLoads, func(w *shardWindow) {
+		// A failed load leaves the extents to the fetches that need
+		// them, which report it.
+		_, _, _ = iw.extend(ctx, w)
+	})
+}
+
+// atOnce calls fn for each item, up to limit at a time (a single item in
+// the caller's goroutine), and returns once every call has.
+func atOnce[T any](items []T, limit int, fn func(T)) {
+	if len(items) == 1 {
+		fn(items[0])
+		return
+	}
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, maxCoverLoads)
-	for _, w := range behind {
+	sem := make(chan struct{}, limit)
+	for _, it := range items {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			// A failed load leaves the extents to the fetches that need
-			// them, which report it.
-			_, _, _ = iw.extend(ctx, w)
+			fn(it)
 		})
 	}
 	wg.Wait()
@@ -367,20 +379,7 @@ func (iw *indexWindows) prepare(ctx context.Context, parts []*Part, need, ahead 
 		}
 		now = append(now, j)
 	}
-	if len(now) == 1 {
-		run(ctx, now[0])
-	} else if len(now) > 1 {
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, maxPrepareLoads)
-		for _, j := range now {
-			sem <- struct{}{}
-			wg.Go(func() {
-				defer func() { <-sem }()
-				run(ctx, j)
-			})
-		}
-		wg.Wait()
-	}
+	atOnce(now, maxPrepareLoads, func(j *job) { run(ctx, j) })
 	for _, ch := range wait {
 		select {
 		case <-ch:
