@@ -5,6 +5,7 @@ import (
 	"container/list"
 	"context"
 	"errors"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -308,25 +309,24 @@ func (iw *indexWindows) prepare(ctx context.Context, parts []*Part, need, ahead 
 		}
 		sid := p.Topic.Shard(p.Partition)
 		if j, ok := shard[sid]; ok {
-			if j != nil && !iw.holdsLocked(sid, p) {
+			if j != nil && iw.findLocked(sid, p.Partition, p.Offset) == nil {
 				j.parts = append(j.parts, p)
 				j.wait = true
 			}
 			continue
 		}
+		w, left := iw.leftLocked(sid, p)
 		if ch, ok := iw.preparing[sid]; ok {
 			shard[sid] = nil
-			if !iw.holdsLocked(sid, p) || iw.shortLocked(sid, p, need) {
+			if w == nil || left < need {
 				wait = append(wait, ch)
 			}
 			continue
 		}
 		j := &job{sh: shardRef{ShardID: sid, size: p.Topic.ShardSize}}
 		shard[sid] = j
-		if !iw.holdsLocked(sid, p) {
-			j.parts, j.wait = append(j.parts, p), true
-		} else if iw.shortLocked(sid, p, ahead) {
-			j.parts, j.wait = append(j.parts, p), iw.shortLocked(sid, p, need)
+		if w == nil || left < ahead {
+			j.parts, j.wait = append(j.parts, p), w == nil || left < need
 		}
 	}
 	for _, j := range shard {
@@ -341,14 +341,13 @@ func (iw *indexWindows) prepare(ctx context.Context, parts []*Part, need, ahead 
 		// A failed read leaves the lookups to read again and report it.
 		for _, p := range j.parts {
 			iw.mu.Lock()
-			w := iw.findLocked(j.sh.ShardID, p.Partition, p.Offset)
-			short := w != nil && iw.shortLocked(j.sh.ShardID, p, ahead)
+			w, left := iw.leftLocked(j.sh.ShardID, p)
 			iw.mu.Unlock()
 			if w == nil {
 				if _, err := iw.load(ctx, p.Topic, j.sh, p.Partition, p.Offset); err != nil {
 					break
 				}
-			} else if short {
+			} else if left < ahead {
 				if _, _, err := iw.extend(ctx, w); err != nil {
 					break
 				}
@@ -389,21 +388,19 @@ func (iw *indexWindows) prepare(ctx context.Context, parts []*Part, need, ahead 
 	}
 }
 
-// holdsLocked reports whether a window of shard sid holds p's offset.
-func (iw *indexWindows) holdsLocked(sid metadata.ShardID, p *Part) bool {
-	return iw.findLocked(sid, p.Partition, p.Offset) != nil
-}
-
-// shortLocked reports whether the window holding p's offset holds fewer
-// than ahead entries from it, p has more below its high watermark, and
-// the shard's log may have them.
-func (iw *indexWindows) shortLocked(sid metadata.ShardID, p *Part, ahead int) bool {
+// leftLocked returns the window of shard sid holding p's offset (nil:
+// none) and how many of its entries from there a lookup may use before
+// it needs the entries after the window: all of them (math.MaxInt) when
+// the window reaches p's high watermark or the shard's log end as known.
+func (iw *indexWindows) leftLocked(sid metadata.ShardID, p *Part) (*shardWindow, int) {
 	w := iw.findLocked(sid, p.Partition, p.Offset)
-	if w == nil || w.nextOf(p.Partition) >= p.HW || len(w.entries)-w.indexOf(p.Partition, p.Offset) >= ahead {
-		return false
+	if w == nil {
+		return nil, 0
 	}
-	end, known := iw.logEnd[sid]
-	return !known || w.last() < end
+	if end, known := iw.logEnd[sid]; w.nextOf(p.Partition) >= p.HW || known && w.last() >= end {
+		return w, math.MaxInt
+	}
+	return w, len(w.entries) - w.indexOf(p.Partition, p.Offset)
 }
 
 // indexOf is the index of the first of w's entries that holds p's
