@@ -213,8 +213,13 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 		// one's extents too.
 		r.noteRead(p.id(), p.Offset, p.Offset)
 		want := min(p.Max, room)
-		// One entry past coldMax tells whether more is there.
-		entries, _, err := r.windows.entriesInto(look, ctx, p.Topic, p.Partition, p.Offset, p.HW, coldMax+1, max(want, 1))
+		// One entry past coldMax tells whether more is there; past the
+		// response's room only the next entry is wanted.
+		asked := coldMax + 1
+		if want <= 0 {
+			asked = 1
+		}
+		entries, _, err := r.windows.entriesInto(look, ctx, p.Topic, p.Partition, p.Offset, p.HW, asked, max(want, 1))
 		if err != nil {
 			continue // the read reports it
 		}
@@ -226,7 +231,7 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 			continue
 		}
 		start := len(planBuf)
-		planned, asked := 0, coldMax+1
+		planned := 0
 	plan:
 		for {
 			peek(entries, want)
@@ -249,7 +254,14 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 				// Stored bytes stand in for decoded ones, which are at least
 				// as many: the estimate errs toward one entry more.
 				want -= e.Length
-				room -= e.Length
+				if !toRead {
+					// The response's room goes to what it will serve. An
+					// entry still to be read is served only if its chunk is
+					// among the oldest (below), which most are not: counted
+					// here, they took the room of later partitions' cached
+					// entries, and the response came out far short of it.
+					room -= e.Length
+				}
 				planBuf = append(planBuf, e)
 				readyBuf = append(readyBuf, ref)
 				// Entries to decode from chunks are planned like those to
@@ -263,9 +275,17 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 			if len(entries) < asked {
 				break // the partition's log ends here
 			}
-			// Plan on past the entries looked up so far.
-			asked = maxLookup
-			if entries, _, err = r.windows.entriesInto(entries, ctx, p.Topic, p.Partition, entries[len(entries)-1].Last+1, p.HW, maxLookup, want); err != nil {
+			// Plan on past the entries looked up so far. Once one is still
+			// to be read, only as many more as coldMax allows (and one
+			// past): the entries after an uncached one are mostly not
+			// cached either. Until then twice as many as the last lookup:
+			// a warm read plans a partition up to its maximum.
+			if planned > 0 {
+				asked = coldMax - planned + 1
+			} else {
+				asked = min(2*asked, maxLookup)
+			}
+			if entries, _, err = r.windows.entriesInto(entries, ctx, p.Topic, p.Partition, entries[len(entries)-1].Last+1, p.HW, asked, want); err != nil {
 				break
 			}
 			look = entries

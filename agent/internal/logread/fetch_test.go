@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -484,5 +485,101 @@ func TestPlanStopsAtTheChunksItCanRead(t *testing.T) {
 				t.Fatalf("warm: partition %d entry %d planned as not cached", p.Partition, i)
 			}
 		}
+	}
+}
+
+// A response's room goes to the entries it will serve: entries still to
+// be read, most of which a plan leaves to later passes, do not take it
+// from later partitions' cached entries.
+func TestPlanRoomGoesToCachedEntries(t *testing.T) {
+	const partitions, flushes, pad = 8, 12, 64 << 10
+	e := newLogEnv(t, partitions)
+	for n := range flushes {
+		e.flushPadded(t, fmt.Sprintf("flush-%d", n), n, 1, pad)
+	}
+	r := New(context.Background(), e.store, e.bucket, Config{CacheBytes: 64 << 20}, testenv.Logger(t), nil)
+	defer r.Close()
+	ctx := context.Background()
+
+	// The second half of the partitions is read to its end, so cached.
+	warm := e.parts(t, 0, 1<<20)[partitions/2:]
+	for range flushes {
+		got, errs := read(t, r, warm, 64<<20)
+		if err := errors.Join(errs...); err != nil {
+			t.Fatal(err)
+		}
+		done := true
+		for i, p := range warm {
+			p.Offset = got[i].Next
+			done = done && p.Offset == p.HW
+		}
+		if done {
+			break
+		}
+	}
+
+	// A response of room for two entries of half the partitions: the
+	// first half's entries are all still to be read (each plans two, as
+	// the plan reads up to two chunks), the second half's cached.
+	const maxBytes = partitions / 2 * 2 * pad
+	parts := e.parts(t, 0, 2*pad)
+	f := r.Plan(ctx, parts, maxBytes, false)
+	defer f.Done()
+	for _, p := range parts[partitions/2:] {
+		if len(p.plan) == 0 {
+			t.Fatalf("partition %d planned nothing of its cached entries: the room went to entries still to be read", p.Partition)
+		}
+		for i, it := range p.ready {
+			if !it.ok() {
+				t.Fatalf("partition %d entry %d planned as not cached", p.Partition, i)
+			}
+		}
+	}
+}
+
+// A partition whose first entries are cached and the rest still to be
+// read is looked up no further than the entries still to be read that a
+// plan may name (coldMax) and one past them.
+func TestPlanLooksUpNoFurtherThanItPlans(t *testing.T) {
+	const partitions, flushes = 16, 24
+	e := newLogEnv(t, partitions)
+	for n := range flushes {
+		e.flush(t, fmt.Sprintf("flush-%d", n), n, 1)
+	}
+	r := New(context.Background(), e.store, e.bucket, Config{CacheBytes: 64 << 20}, testenv.Logger(t), nil)
+	defer r.Close()
+	ctx := context.Background()
+
+	// Each partition's first entry is read (one batch each), so cached,
+	// with what that read reads ahead; then reading ahead stops, so what
+	// is cached stays as it is.
+	if _, errs := read(t, r, e.parts(t, 0, 1), 64<<20); errors.Join(errs...) != nil {
+		t.Fatal(errors.Join(errs...))
+	}
+	r.Close()
+
+	coldMax := int(min(64<<20, r.cache.aheadFree())/r.chunkSize) + 2
+	if coldMax+2 >= flushes {
+		t.Fatalf("the test needs more objects (%d) than a plan reads chunks for (%d)", flushes, coldMax)
+	}
+	var looked atomic.Int64
+	r.windows.afterLookup = func(n int) { looked.Add(int64(n)) }
+	parts := e.parts(t, 0, 1<<20)
+	f := r.Plan(ctx, parts, 64<<20, false)
+	defer f.Done()
+	r.windows.afterLookup = nil
+	most := int64(0)
+	for _, p := range parts {
+		cached := 0
+		for cached < len(p.ready) && p.ready[cached].ok() {
+			cached++
+		}
+		if cached == 0 || len(p.plan) != cached+coldMax {
+			t.Fatalf("partition %d planned %d entries, %d of them cached first; want at least one cached, then %d to read", p.Partition, len(p.plan), cached, coldMax)
+		}
+		most += int64(cached + coldMax + 1)
+	}
+	if got := looked.Load(); got > most {
+		t.Errorf("the plan looked up %d entries, want at most %d (each partition's cached entries, %d to read and one past)", got, most, coldMax)
 	}
 }

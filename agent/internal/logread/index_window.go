@@ -131,6 +131,9 @@ type indexWindows struct {
 	// beforeLoad, when set (tests only), runs before a window is loaded
 	// from etcd.
 	beforeLoad func()
+	// afterLookup, when set (tests only), is told how many entries each
+	// lookup in a window returned.
+	afterLookup func(entries int)
 
 	mu      sync.Mutex
 	byShard map[metadata.ShardID][]*shardWindow
@@ -460,6 +463,9 @@ func (iw *indexWindows) entriesInto(dst []metadata.IndexEntry, ctx context.Conte
 	}
 	for range 4 {
 		out, status := iw.lookupIn(dst, w, p, offset, hw, max, maxBytes)
+		if iw.afterLookup != nil {
+			iw.afterLookup(len(out))
+		}
 		switch status {
 		case lookupFound:
 			return out, true, nil
