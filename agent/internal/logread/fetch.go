@@ -116,6 +116,7 @@ type planBufs struct {
 	plan  []metadata.IndexEntry
 	ready []extentRef
 	cold  []metadata.IndexEntry
+	order []metadata.IndexEntry // cold, in chunk order
 }
 
 // maxPooledPlan bounds the entries of the plan arrays kept for reuse.
@@ -124,13 +125,14 @@ const maxPooledPlan = 1 << 16
 // release clears b (its entries hold object names and cached items) and
 // gives it back to pool, unless it grew past maxPooledPlan.
 func (b *planBufs) release(pool *sync.Pool) {
-	if cap(b.plan) > maxPooledPlan || cap(b.cold) > maxPooledPlan {
+	if cap(b.plan) > maxPooledPlan || cap(b.cold) > maxPooledPlan || cap(b.order) > maxPooledPlan {
 		return
 	}
 	clear(b.plan)
 	clear(b.ready)
 	clear(b.cold)
-	b.plan, b.ready, b.cold = b.plan[:0], b.ready[:0], b.cold[:0]
+	clear(b.order)
+	b.plan, b.ready, b.cold, b.order = b.plan[:0], b.ready[:0], b.cold[:0], b.order[:0]
 	pool.Put(b)
 }
 
@@ -302,7 +304,8 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 		f.spare.Store(true)
 		return f
 	}
-	slices.SortFunc(cold, chunkOrder)
+	cold = r.chunkOrdered(bufs.order[:0], cold)
+	bufs.order = cold
 	// Read the oldest chunks, about a response's worth, within what the
 	// cache can take of what they bring in (a chunk's other partitions
 	// are decoded for their readers), and always at least one.
@@ -725,6 +728,77 @@ func (r *Reader) goAhead(fn func()) bool {
 		fn()
 	}()
 	return true
+}
+
+// chunkOrdered appends entries to dst in chunkOrder of the chunk each is
+// first read from (of its own offset, for an extent read on its own):
+// grouped by that chunk, the groups sorted. The entries a wide plan has
+// still to read are thousands in a few chunks, as its partitions move
+// through the objects together; sorting each of them, by object name
+// among others, took a fifth of the plan.
+//
+// Within a group the entries keep the order they came in; what is done
+// with them (reading their chunks, or leaving them for later) is done
+// chunk by chunk.
+func (r *Reader) chunkOrdered(dst, entries []metadata.IndexEntry) []metadata.IndexEntry {
+	type groupKey struct {
+		object string
+		start  int64
+		direct bool // an extent read on its own, at start
+	}
+	type group struct {
+		committed int64
+		object    string
+		start     int64
+		at        int // where its entries go in dst
+	}
+	var (
+		groups []group
+		byKey  = map[groupKey]int32{}
+		of     = make([]int32, len(entries))
+		buf    [2]chunkSpan
+	)
+	for i, e := range entries {
+		k := groupKey{object: e.Object, start: e.Offset, direct: true}
+		if spans := r.chunksOf(&buf, e); len(spans) > 0 {
+			k = groupKey{object: e.Object, start: spans[0].start}
+		}
+		g, ok := byKey[k]
+		if !ok {
+			g = int32(len(groups))
+			byKey[k] = g
+			groups = append(groups, group{committed: e.Committed, object: e.Object, start: k.start})
+		}
+		groups[g].at++ // counts its entries until placed
+		of[i] = g
+	}
+	order := make([]int32, len(groups))
+	for g := range order {
+		order[g] = int32(g)
+	}
+	slices.SortFunc(order, func(a, b int32) int {
+		x, y := &groups[a], &groups[b]
+		if c := cmp.Compare(x.committed, y.committed); c != 0 {
+			return c
+		}
+		if c := strings.Compare(x.object, y.object); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.start, y.start)
+	})
+	at := len(dst)
+	for _, g := range order {
+		n := groups[g].at
+		groups[g].at = at
+		at += n
+	}
+	dst = slices.Grow(dst, len(entries))[:at]
+	for i, e := range entries {
+		g := &groups[of[i]]
+		dst[g.at] = e
+		g.at++
+	}
+	return dst
 }
 
 // chunkOrder orders index entries by the age of their objects (commit

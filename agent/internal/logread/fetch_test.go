@@ -583,3 +583,53 @@ func TestPlanLooksUpNoFurtherThanItPlans(t *testing.T) {
 		t.Errorf("the plan looked up %d entries, want at most %d (each partition's cached entries, %d to read and one past)", got, most, coldMax)
 	}
 }
+
+// chunkOrdered puts entries in the order of the chunks they are first
+// read from, as sorting them all by chunkOrder would, keeping every one.
+func TestChunkOrdered(t *testing.T) {
+	r := &Reader{chunkSize: 8 << 20}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	objects := []struct {
+		name            string
+		size, committed int64
+	}{{"b", 20 << 20, 5}, {"a", 20 << 20, 5}, {"c", 4 << 20, 3}, {"d", 40 << 20, 9}}
+	var entries []metadata.IndexEntry
+	for i := range 2000 {
+		o := objects[rnd.IntN(len(objects))]
+		length := int64(1 + rnd.IntN(64<<10))
+		if i%100 == 0 && o.size > 16<<20 {
+			length = 9 << 20 // read on its own
+		}
+		offset := rnd.Int64N(o.size - length)
+		entries = append(entries, metadata.IndexEntry{Object: o.name, ObjectSize: o.size, Offset: offset, Length: length, First: int64(i), Committed: o.committed})
+	}
+	// Where each entry is first read from: its chunk's start, or its own
+	// offset.
+	startOf := func(e metadata.IndexEntry) int64 {
+		var buf [2]chunkSpan
+		if spans := r.chunksOf(&buf, e); len(spans) > 0 {
+			return spans[0].start
+		}
+		return e.Offset
+	}
+	got := r.chunkOrdered(nil, entries)
+	if len(got) != len(entries) {
+		t.Fatalf("%d entries out of %d", len(got), len(entries))
+	}
+	seen := map[int64]bool{}
+	for i, e := range got {
+		if seen[e.First] {
+			t.Fatalf("entry %d twice", e.First)
+		}
+		seen[e.First] = true
+		if i == 0 {
+			continue
+		}
+		p := got[i-1]
+		a := metadata.IndexEntry{Committed: p.Committed, Object: p.Object, Offset: startOf(p)}
+		b := metadata.IndexEntry{Committed: e.Committed, Object: e.Object, Offset: startOf(e)}
+		if chunkOrder(a, b) > 0 {
+			t.Fatalf("entry %d (%s at %d) comes after entry %d (%s at %d)", i, e.Object, e.Offset, i-1, p.Object, p.Offset)
+		}
+	}
+}
