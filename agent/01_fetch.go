@@ -280,8 +280,17 @@ func (a *Agent) fetch(ctx context.Context, c *conn, req *kmsg.FetchRequest, zone
 		a.fetchMem.give(reserved - held.bytes)
 		if held.bytes == 0 {
 			a.fetchHolding.Add(-1)
-		} else {
+		}
+		switch {
+		case held.bytes > 0:
 			a.fetchReaders.read(c, now)
+		case !throttled && !errs:
+			// Nothing to read: the connection's consumer has caught up
+			// (it long-polls at the high watermark). Until it reads
+			// again it shares nothing, and counting it would halve the
+			// share of a group catching up beside it (such as the next
+			// group reading a topic the last one finished).
+			a.fetchReaders.forget(c)
 		}
 		return n, errs, throttled
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"io"
+	"maps"
 	"net"
 	"runtime"
 	"sync"
@@ -253,6 +254,68 @@ func TestFetchMemoryIsSharedAmongRecentReaders(t *testing.T) {
 	// fetch memory are free, but two connections read lately, so it gets
 	// an equal share, 32 MiB.
 	fetchHalfShare(t, c, id)
+}
+
+// A connection whose fetches find nothing to read (its consumer caught
+// up, long-polling at the high watermark) no longer counts as a reader
+// sharing the fetch memory.
+func TestCaughtUpReadersDoNotShareFetchMemory(t *testing.T) {
+	c, _, cl := twoLargePartitions(t, "caught-up")
+	ctx := testCtx(t)
+	id := topicID(t, cl, "caught-up")
+
+	// Two clients read (the first all of the topic, so it is cached; the
+	// second a little), then catch up: fetches at the high watermarks
+	// find nothing.
+	hw := map[int32]int64{}
+	for i, from := range []map[int32]int64{{0: 0, 1: 0}, {0: 0}} {
+		reader := c.client()
+		next := maps.Clone(from)
+		for {
+			resp, err := fetchOf(id, next, 50<<20, 25<<20, 5*time.Second).RequestWith(ctx, reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := responseBytes(t, resp); got == 0 {
+				t.Fatalf("reader %d: a fetch from %v returned nothing", i, next)
+			}
+			for _, sp := range resp.Topics[0].Partitions {
+				hw[sp.Partition] = sp.HighWatermark
+			}
+			if i == 1 || next[0] >= hw[0] && next[1] >= hw[1] {
+				break
+			}
+			for _, sp := range resp.Topics[0].Partitions {
+				if last, ok := lastOffset(sp.RecordBatches); ok {
+					next[sp.Partition] = last + 1
+				}
+			}
+			if next[0] >= hw[0] && next[1] >= hw[1] {
+				break
+			}
+		}
+		tail, err := fetchOf(id, map[int32]int64{0: hw[0]}, 1<<20, 1<<20, 50*time.Millisecond).RequestWith(ctx, reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := responseBytes(t, tail); got != 0 {
+			t.Fatalf("reader %d: a fetch at the high watermark %d returned %d bytes", i, hw[0], got)
+		}
+	}
+
+	// A third client asks for everything (40 MiB, cached), and at least
+	// 36, within less than the second a reader counts for: it reads
+	// alone, so it gets them at once. Counting the two caught-up readers
+	// gave it a third of the fetch memory (21 MiB).
+	req := fetchOf(id, map[int32]int64{0: 0, 1: 0}, 50<<20, 25<<20, 800*time.Millisecond)
+	req.MinBytes = 36 << 20
+	resp, err := req.RequestWith(ctx, c.client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := responseBytes(t, resp); got < 36<<20 {
+		t.Fatalf("the fetch returned %d bytes; want the topic's 40 MiB (the caught-up readers share nothing)", got)
+	}
 }
 
 // fetchHalfShare fetches both partitions of twoLargePartitions' topic (id)
