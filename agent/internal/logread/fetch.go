@@ -174,7 +174,7 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 	// object the first partitions' full plans would name every object,
 	// of which the response reads the oldest few.
 	room := maxBytes
-	coldMax := int(min(maxBytes, r.cache.aheadFree())/r.chunkSize) + 2
+	coldMax := r.coldMax(maxBytes)
 	// The cache is asked about a partition's entries all at once (one
 	// hold of its lock), as far as they may be planned.
 	var (
@@ -345,6 +345,13 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 	}
 	r.prefetch(start)
 	return f
+}
+
+// coldMax is the most entries still to be read a plan of a response of
+// maxBytes names per partition: as many as the chunks it may read, and
+// two more (a partition's entries need not start in the oldest chunk).
+func (r *Reader) coldMax(maxBytes int64) int {
+	return int(min(maxBytes, r.cache.aheadFree())/r.chunkSize) + 2
 }
 
 // Ready reports that the plan found every entry it covers cached or being

@@ -436,20 +436,29 @@ func (c *extentCache) cachedIn(object string) int {
 	return n
 }
 
-// A partition plans no more entries still to be read than the response
-// could read chunks for, however many objects it has entries in; entries
-// already cached are planned as far as the response's room goes.
-func TestPlanStopsAtTheChunksItCanRead(t *testing.T) {
-	const partitions, flushes = 4, 12
+// newFlushedReader returns a logEnv of partitions with flushes objects of
+// one batch of each, and a reader of it with 64 MiB of cache, closed
+// with the test.
+func newFlushedReader(t *testing.T, partitions int32, flushes int) (*logEnv, *Reader) {
+	t.Helper()
 	e := newLogEnv(t, partitions)
 	for n := range flushes {
 		e.flush(t, fmt.Sprintf("flush-%d", n), n, 1)
 	}
 	r := New(context.Background(), e.store, e.bucket, Config{CacheBytes: 64 << 20}, testenv.Logger(t), nil)
-	defer r.Close()
+	t.Cleanup(r.Close)
+	return e, r
+}
+
+// A partition plans no more entries still to be read than the response
+// could read chunks for, however many objects it has entries in; entries
+// already cached are planned as far as the response's room goes.
+func TestPlanStopsAtTheChunksItCanRead(t *testing.T) {
+	const partitions, flushes = 4, 12
+	e, r := newFlushedReader(t, partitions, flushes)
 	ctx := context.Background()
 
-	coldMax := int(min(64<<20, r.cache.aheadFree())/r.chunkSize) + 2
+	coldMax := r.coldMax(64 << 20)
 	if coldMax >= flushes {
 		t.Fatalf("the test needs more objects (%d) than a plan reads chunks for (%d)", flushes, coldMax)
 	}
@@ -542,12 +551,7 @@ func TestPlanRoomGoesToCachedEntries(t *testing.T) {
 // plan may name (coldMax) and one past them.
 func TestPlanLooksUpNoFurtherThanItPlans(t *testing.T) {
 	const partitions, flushes = 16, 24
-	e := newLogEnv(t, partitions)
-	for n := range flushes {
-		e.flush(t, fmt.Sprintf("flush-%d", n), n, 1)
-	}
-	r := New(context.Background(), e.store, e.bucket, Config{CacheBytes: 64 << 20}, testenv.Logger(t), nil)
-	defer r.Close()
+	e, r := newFlushedReader(t, partitions, flushes)
 	ctx := context.Background()
 
 	// Each partition's first entry is read (one batch each), so cached,
@@ -558,7 +562,7 @@ func TestPlanLooksUpNoFurtherThanItPlans(t *testing.T) {
 	}
 	r.Close()
 
-	coldMax := int(min(64<<20, r.cache.aheadFree())/r.chunkSize) + 2
+	coldMax := r.coldMax(64 << 20)
 	if coldMax+2 >= flushes {
 		t.Fatalf("the test needs more objects (%d) than a plan reads chunks for (%d)", flushes, coldMax)
 	}
