@@ -283,14 +283,26 @@ func (tc *txnCoordinator) complete(ctx context.Context, st metadata.TxnState, co
 
 // writeMarkers appends a marker to every partition in st's transaction,
 // with st's producer ID and epoch, and waits until they are committed.
-// Partitions of deleted topics are skipped.
+// Partitions of deleted topics are skipped: etcd, not the agent's view of
+// the topics, decides that. The view may not have seen a topic created,
+// or grown, just before its first transaction, and a marker skipped for
+// that left the transaction's records open until the producer's next
+// transaction ended, and ended with it.
 func (tc *txnCoordinator) writeMarkers(ctx context.Context, st metadata.TxnState, commit bool) error {
 	now := time.Now().UnixMilli()
 	var results []*markerWrite
 	for _, p := range st.Partitions {
 		t, ok := tc.a.view.Topic(p.Topic)
 		if !ok || t.ID != p.TopicID || p.Partition >= t.Partitions {
-			continue
+			var err error
+			if t, err = tc.a.store.GetTopic(ctx, p.Topic); isUnknownTopic(err) {
+				continue
+			} else if err != nil {
+				return fmt.Errorf("finding %s for a transaction marker: %w", p.Topic, err)
+			}
+			if t.ID != p.TopicID || p.Partition >= t.Partitions {
+				continue
+			}
 		}
 		raw := segments.AppendControlBatch(nil, st.ProducerID, st.Epoch, commit, 0, now)
 		b, err := segments.ParseBatch(raw)
