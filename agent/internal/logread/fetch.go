@@ -754,10 +754,8 @@ func (r *Reader) chunkOrdered(dst, entries []metadata.IndexEntry) []metadata.Ind
 		direct bool // an extent read on its own, at start
 	}
 	type group struct {
-		committed int64
-		object    string
-		start     int64
-		at        int // where its entries go in dst
+		key metadata.IndexEntry // its chunkOrder: commit time, object, start
+		at  int                 // where its entries go in dst
 	}
 	var (
 		groups []group
@@ -774,7 +772,7 @@ func (r *Reader) chunkOrdered(dst, entries []metadata.IndexEntry) []metadata.Ind
 		if !ok {
 			g = int32(len(groups))
 			byKey[k] = g
-			groups = append(groups, group{committed: e.Committed, object: e.Object, start: k.start})
+			groups = append(groups, group{key: metadata.IndexEntry{Committed: e.Committed, Object: e.Object, Offset: k.start}})
 		}
 		groups[g].at++ // counts its entries until placed
 		of[i] = g
@@ -783,16 +781,7 @@ func (r *Reader) chunkOrdered(dst, entries []metadata.IndexEntry) []metadata.Ind
 	for g := range order {
 		order[g] = int32(g)
 	}
-	slices.SortFunc(order, func(a, b int32) int {
-		x, y := &groups[a], &groups[b]
-		if c := cmp.Compare(x.committed, y.committed); c != 0 {
-			return c
-		}
-		if c := strings.Compare(x.object, y.object); c != 0 {
-			return c
-		}
-		return cmp.Compare(x.start, y.start)
-	})
+	slices.SortFunc(order, func(a, b int32) int { return chunkOrder(groups[a].key, groups[b].key) })
 	at := len(dst)
 	for _, g := range order {
 		n := groups[g].at
