@@ -453,12 +453,28 @@ func (c *Committer) prepareFresh(appends []Append, u *unit, st *shardState, now 
 	e := &LogEntry{Seq: st.seq + 1, SeqLast: st.seq + 1, Committed: nowMs, Base: first}
 	e.Nexts = make([]int64, max(int(end-first), len(st.nexts)))
 	copy(e.Nexts, st.nexts)
-	objects := map[string]int32{}
-	// Tentative producer states of this unit, over the known ones.
-	type tentative struct {
-		st    ProducerState
-		delta int // index into e.Producers
+	// What the unit's appends can add, counted first so that the
+	// outcomes, extents and producer deltas are each allocated once for
+	// the unit rather than per partition: a wide flush has thousands.
+	batches, deltas := 0, 0
+	for _, i := range u.idx {
+		bs := appends[i].Batches
+		batches += len(bs)
+		for k, b := range bs {
+			if b.ProducerID >= 0 && (k == 0 || bs[k-1].ProducerID != b.ProducerID) {
+				deltas++
+			}
+		}
 	}
+	outcomes := make([]BatchOutcome, batches)
+	e.Extents = make([]Extent, 0, len(u.idx))
+	e.Producers = make([]ProducerDelta, 0, deltas)
+	var (
+		over tentatives // this append's producers, over the known states
+		news []newSeq   // this append's accepted batches, by delta
+		db   deltaBatches
+	)
+	objects := map[string]int32{}
 	stables := make(map[int32]int64, len(st.stables))
 	for _, m := range st.stables {
 		stables[m.Partition] = m.Offset
@@ -472,18 +488,21 @@ func (c *Committer) prepareFresh(appends []Append, u *unit, st *shardState, now 
 			continue
 		}
 		pp := st.producers[a.Partition]
-		over := map[int64]*tentative{}
+		over.reset()
+		news = news[:0]
+		firstDelta := len(e.Producers)
 		var aborted []AbortedTxn
-		res := CommitResult{Batches: make([]BatchOutcome, len(a.Batches))}
+		res := CommitResult{Batches: outcomes[:len(a.Batches):len(a.Batches)]}
+		outcomes = outcomes[len(a.Batches):]
 		x := Extent{Partition: a.Partition, Offset: a.Offset, Length: a.Length, MinTimestamp: maxInt64, MaxTimestamp: minInt64}
 		next := e.Nexts[slot]
 		// The partition's last stable offset with the batches so far
 		// (end is past them): its oldest open transaction's first offset,
 		// over the tentative states.
 		stableAt := func(end int64) int64 {
-			lso := pp.stable(end, func(id int64) bool { _, ok := over[id]; return ok })
-			for _, t := range over {
-				if t.st.InTxn {
+			lso := pp.stable(end, over.has)
+			for k := range over.list {
+				if t := &over.list[k]; t.st.InTxn {
 					lso = min(lso, t.st.TxnFirst)
 				}
 			}
@@ -491,9 +510,13 @@ func (c *Committer) prepareFresh(appends []Append, u *unit, st *shardState, now 
 		}
 		for bi, b := range a.Batches {
 			if b.ProducerID >= 0 {
-				var cur *producerItem
-				if t := over[b.ProducerID]; t != nil {
-					cur = &producerItem{id: b.ProducerID, ProducerState: t.st}
+				var (
+					cur  *producerItem
+					view producerItem
+				)
+				if t := over.get(b.ProducerID); t != nil {
+					view = producerItem{id: b.ProducerID, ProducerState: t.state()}
+					cur = &view
 				} else if it := pp.get(b.ProducerID); it != nil && (it.InTxn || it.LastWrite >= nowMs-c.cfg.ProducerExpiry.Milliseconds()) {
 					cur = it
 				}
@@ -519,22 +542,23 @@ func (c *Committer) prepareFresh(appends []Append, u *unit, st *shardState, now 
 					x.Skip = append(x.Skip, b.Ordinal)
 					continue
 				}
-				t := over[b.ProducerID]
+				t := over.get(b.ProducerID)
 				if t == nil || t.st.Epoch != b.ProducerEpoch {
 					var prev []SeqEntry
 					if cur != nil && cur.Epoch == b.ProducerEpoch {
 						prev = cur.Batches
 					}
-					// Room for this append's batches, so they are added
-					// without growing the slice.
-					batches := append(make([]SeqEntry, 0, len(prev)+len(a.Batches)-bi), prev...)
-					t = &tentative{st: ProducerState{Epoch: b.ProducerEpoch, Batches: batches}, delta: len(e.Producers)}
+					fresh := tentative{id: b.ProducerID, delta: len(e.Producers)}
+					fresh.st.Epoch = b.ProducerEpoch
+					for _, se := range prev {
+						fresh.keep(se)
+					}
 					if cur != nil {
 						// A transaction carries over an epoch bump; its
 						// marker ends it.
-						t.st.InTxn, t.st.TxnFirst, t.st.TxnEnded = cur.InTxn, cur.TxnFirst, cur.TxnEnded
+						fresh.st.InTxn, fresh.st.TxnFirst, fresh.st.TxnEnded = cur.InTxn, cur.TxnFirst, cur.TxnEnded
 					}
-					over[b.ProducerID] = t
+					t = over.put(fresh)
 					e.Producers = append(e.Producers, ProducerDelta{Partition: a.Partition, ProducerID: b.ProducerID, Epoch: b.ProducerEpoch})
 				}
 				d := &e.Producers[t.delta]
@@ -553,14 +577,8 @@ func (c *Committer) prepareFresh(appends []Append, u *unit, st *shardState, now 
 					}
 				default:
 					se := SeqEntry{FirstSeq: b.BaseSequence, LastSeq: b.lastSeq(), BaseOffset: next}
-					t.st.Batches = append(t.st.Batches, se)
-					if len(t.st.Batches) > MaxProducerBatches {
-						t.st.Batches = t.st.Batches[len(t.st.Batches)-MaxProducerBatches:]
-					}
-					if d.Batches == nil {
-						d.Batches = make([]SeqEntry, 0, len(a.Batches)-bi)
-					}
-					d.Batches = append(d.Batches, se)
+					t.keep(se)
+					news = append(news, newSeq{delta: t.delta, se: se})
 					if b.Transactional && !t.st.InTxn {
 						t.st.InTxn, t.st.TxnFirst = true, next
 					}
@@ -578,6 +596,7 @@ func (c *Committer) prepareFresh(appends []Append, u *unit, st *shardState, now 
 			x.MinTimestamp = min(x.MinTimestamp, b.MinTimestamp)
 			x.MaxTimestamp = max(x.MaxTimestamp, b.MaxTimestamp)
 		}
+		db.set(e.Producers[firstDelta:], firstDelta, news, batches)
 		res.Next = next
 		ext := -1
 		if x.Batches > 0 {
@@ -619,6 +638,140 @@ func (c *Committer) prepareFresh(appends []Append, u *unit, st *shardState, now 
 		}
 	}
 	return p
+}
+
+// tentative is a producer's state on a partition with the batches of
+// the append being prepared, its last MaxProducerBatches held in place.
+type tentative struct {
+	id    int64
+	st    ProducerState // Batches is left nil: buf[:n] holds them
+	buf   [MaxProducerBatches]SeqEntry
+	n     int
+	delta int // index of its delta in the entry's Producers
+}
+
+// keep adds a batch, forgetting the oldest when MaxProducerBatches are
+// held.
+func (t *tentative) keep(se SeqEntry) {
+	if t.n == len(t.buf) {
+		copy(t.buf[:], t.buf[1:])
+		t.n--
+	}
+	t.buf[t.n] = se
+	t.n++
+}
+
+// state returns the tentative state, its Batches in t's array.
+func (t *tentative) state() ProducerState {
+	st := t.st
+	st.Batches = t.buf[:t.n]
+	return st
+}
+
+// tentatives are one append's producers' tentative states, found by a
+// scan while few and by an index once an append carries many producers.
+type tentatives struct {
+	list  []tentative
+	index map[int64]int // into list; nil while list is short
+}
+
+// tentativesScanned is how many producers an append's states are
+// scanned for before they are indexed.
+const tentativesScanned = 8
+
+func (o *tentatives) reset() {
+	o.list = o.list[:0]
+	if o.index != nil {
+		clear(o.index)
+	}
+}
+
+func (o *tentatives) find(id int64) int {
+	if o.index != nil {
+		if k, ok := o.index[id]; ok {
+			return k
+		}
+		return -1
+	}
+	for k := range o.list {
+		if o.list[k].id == id {
+			return k
+		}
+	}
+	return -1
+}
+
+func (o *tentatives) get(id int64) *tentative {
+	if k := o.find(id); k >= 0 {
+		return &o.list[k]
+	}
+	return nil
+}
+
+func (o *tentatives) has(id int64) bool { return o.find(id) >= 0 }
+
+// put sets t as its producer's state, replacing the one it had, and
+// returns where it is held (until the next put).
+func (o *tentatives) put(t tentative) *tentative {
+	if k := o.find(t.id); k >= 0 {
+		o.list[k] = t
+		return &o.list[k]
+	}
+	o.list = append(o.list, t)
+	k := len(o.list) - 1
+	switch {
+	case o.index != nil:
+		o.index[t.id] = k
+	case len(o.list) > tentativesScanned:
+		o.index = make(map[int64]int, 2*len(o.list))
+		for j := range o.list {
+			o.index[o.list[j].id] = j
+		}
+	}
+	return &o.list[k]
+}
+
+// newSeq is a batch an append's delta (by index in the entry's
+// Producers) accepts.
+type newSeq struct {
+	delta int
+	se    SeqEntry
+}
+
+// deltaBatches gives producer deltas their Batches out of one array per
+// unit.
+type deltaBatches struct {
+	arena  []SeqEntry
+	counts []int
+}
+
+// set fills the Batches of one append's deltas, ds (the first at index
+// first of the entry's Producers), from news. Each delta's batches take
+// one piece of the arena, which is allocated the first time for room
+// entries (the unit's batches: no more can be accepted).
+func (db *deltaBatches) set(ds []ProducerDelta, first int, news []newSeq, room int) {
+	if len(news) == 0 {
+		return
+	}
+	db.counts = slices.Grow(db.counts[:0], len(ds))[:len(ds)]
+	clear(db.counts)
+	for _, n := range news {
+		db.counts[n.delta-first]++
+	}
+	if cap(db.arena)-len(db.arena) < len(news) {
+		db.arena = make([]SeqEntry, 0, max(room, len(news)))
+	}
+	for k, c := range db.counts {
+		if c > 0 {
+			l := len(db.arena)
+			ds[k].Batches = db.arena[l:l:l+c]
+			db.arena = db.arena[:l+c]
+		}
+	}
+	for _, n := range news {
+		d := &ds[n.delta-first]
+		d.Batches = append(d.Batches, n.se)
+	}
 }
 
 const (
@@ -757,20 +910,29 @@ func (c *Committer) applyEntry(st *shardState, e *LogEntry) {
 // applyProducers applies e's producer deltas (but those of partitions
 // skip names), then the producer rules to the partitions they touched.
 func (st *shardState) applyProducers(e *LogEntry, cfg CommitConfig, skip func(int32) bool) {
-	touched := map[int32]bool{}
+	// A fresh entry's deltas come partition by partition: the partition
+	// looked up last is kept, and touched lists each run of a partition
+	// (a partition listed twice is trimmed twice, which changes nothing).
+	var (
+		touched []int32
+		pp      *partitionProducers
+		at      int32 = -1
+	)
 	for _, d := range e.Producers {
 		if skip != nil && skip(d.Partition) {
 			continue
 		}
-		pp := st.producers[d.Partition]
-		if pp == nil {
-			pp = newPartitionProducers()
-			st.producers[d.Partition] = pp
+		if pp == nil || d.Partition != at {
+			at = d.Partition
+			if pp = st.producers[at]; pp == nil {
+				pp = newPartitionProducers()
+				st.producers[at] = pp
+			}
+			touched = append(touched, at)
 		}
 		pp.applyDelta(d, e.Committed)
-		touched[d.Partition] = true
 	}
-	for p := range touched {
+	for _, p := range touched {
 		st.producers[p].trim(e.Committed-cfg.ProducerExpiry.Milliseconds(), cfg.MaxProducersPerPartition)
 		st.changed[p] = true
 	}

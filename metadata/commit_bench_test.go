@@ -17,17 +17,33 @@ type txnCounter struct{ n atomic.Int64 }
 func (c *txnCounter) ObserveCommitTxn(time.Duration, metadata.TxnOutcome) { c.n.Add(1) }
 
 // BenchmarkCommit commits flushes one after another, as an agent's commit
-// loop does: each flush appends four batches of an idempotent producer to
-// every partition of a topic, one log entry per shard. It reports the
-// transactions and etcd bytes written per flush: 16 partitions are 16
+// loop does, one log entry per shard. Each flush carries, for every
+// partition of a topic, batches of the case's idempotent producers: one
+// producer's four batches (partitions-N), or one batch from each of
+// perFlush producers taken in turn from a fleet (partitions-N-producers-M,
+// as many producers' single-record batches over a wide topic). It reports
+// the transactions and etcd bytes written per flush: 16 partitions are 16
 // shards of one, 1024 are 16 shards of 64, 4096 are 64 shards of 64.
 // Against the test etcd (embedded unless FLOE_TEST_ETCD_ENDPOINTS names
 // one):
 //
 //	go test -run='^$' -bench=Commit ./metadata/
 func BenchmarkCommit(b *testing.B) {
-	for _, parts := range []int32{16, 1024, 4096} {
-		b.Run(fmt.Sprintf("partitions-%d", parts), func(b *testing.B) {
+	cases := []struct {
+		name                string
+		parts               int32
+		fleet, perFlush, of int // producers in all, per partition per flush, batches each
+	}{
+		{"partitions-16", 16, 1, 1, 4},
+		{"partitions-1024", 1024, 1, 1, 4},
+		{"partitions-4096", 4096, 1, 1, 4},
+		{"partitions-16-producers-4", 16, 4, 4, 1},
+		{"partitions-4096-producers-4", 4096, 4, 4, 1},
+		{"partitions-256-producers-2000", 256, 2000, 16, 1},
+	}
+	for _, bc := range cases {
+		parts := bc.parts
+		b.Run(bc.name, func(b *testing.B) {
 			store, err := metadata.NewStore(testenv.Etcd(b), testenv.Cluster(b))
 			if err != nil {
 				b.Fatal(err)
@@ -45,16 +61,22 @@ func BenchmarkCommit(b *testing.B) {
 			c := store.NewCommitter(metadata.CommitConfig{Observer: &txns, OnCommit: func(_ metadata.ShardID, e *metadata.LogEntry) {
 				bytes.Add(int64(len(e.Encode())))
 			}})
-			seq := make([]int32, parts)
+			seq := make([][]int32, bc.fleet) // by producer, then partition
+			for i := range seq {
+				seq[i] = make([]int32, parts)
+			}
 			flush := 0
 			appends := func() []metadata.Append {
 				flush++
 				out := make([]metadata.Append, parts)
 				for p := range parts {
 					var batches []metadata.BatchMeta
-					for i := range 4 {
-						batches = append(batches, metadata.BatchMeta{Ordinal: int32(i), Records: 16, ProducerID: 1000, BaseSequence: seq[p], MinTimestamp: int64(flush), MaxTimestamp: int64(flush)})
-						seq[p] += 16
+					for k := range bc.perFlush {
+						id := ((flush-1)*bc.perFlush + k) % bc.fleet
+						for range bc.of {
+							batches = append(batches, metadata.BatchMeta{Ordinal: int32(len(batches)), Records: 16, ProducerID: int64(1000 + id), BaseSequence: seq[id][p], MinTimestamp: int64(flush), MaxTimestamp: int64(flush)})
+							seq[id][p] += 16
+						}
 					}
 					out[p] = metadata.Append{Topic: tp, Partition: p, Object: fmt.Sprintf("flush/%02x/%08d.seg", flush%256, flush), Offset: int64(p) << 19, Length: 1 << 19, Batches: batches}
 				}

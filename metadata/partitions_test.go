@@ -209,6 +209,68 @@ func TestIdempotentProducerRules(t *testing.T) {
 	}
 }
 
+// A partition remembers each producer's last five batches, however they
+// came: several in one append, interleaved with another producer's, or
+// from an append carrying more producers than are looked up by a scan.
+// A retry of any of them is a duplicate with its first offset, on the
+// agent that committed them and on another that reads them from etcd; a
+// retry of an older one is out of order.
+func TestProducerRemembersItsLastBatches(t *testing.T) {
+	s := newStore(t)
+	tp := mkTopic(t, s, "last", 1)
+	a := s.NewCommitter(metadata.CommitConfig{})
+	type sent struct {
+		b    metadata.BatchMeta
+		base int64
+	}
+	var log []sent // every batch committed, in order
+	commit := func(bs ...metadata.BatchMeta) {
+		t.Helper()
+		out := commitBatches(t, a, tp, bs...)
+		for i, o := range out {
+			if o.Err != nil || o.Duplicate {
+				t.Fatalf("batch %d of %+v: %+v", i, bs, o)
+			}
+			log = append(log, sent{bs[i], o.BaseOffset})
+		}
+	}
+	// Producers 1 and 2 interleaved, two batches each per append.
+	seq := map[int64]int32{}
+	next := func(ord int32, pid int64) metadata.BatchMeta {
+		b := idem(ord, pid, 0, seq[pid], 2)
+		seq[pid] += 2
+		return b
+	}
+	for range 3 {
+		commit(next(0, 1), next(1, 2), next(2, 1), next(3, 2))
+	}
+	// Twelve producers in one append, producer 1 among them twice.
+	var wide []metadata.BatchMeta
+	for k := range int64(12) {
+		wide = append(wide, next(int32(k), 10+k))
+	}
+	wide = append(wide, next(12, 1), next(13, 1))
+	commit(wide...)
+
+	remembered := map[int64]int{} // by producer: batches back from its last
+	for i := len(log) - 1; i >= 0; i-- {
+		pid := log[i].b.ProducerID
+		back := remembered[pid]
+		remembered[pid] = back + 1
+		b := log[i].b
+		b.Ordinal = 0
+		for name, c := range map[string]*metadata.Committer{"the same agent": a, "another agent": s.NewCommitter(metadata.CommitConfig{})} {
+			out := commitBatches(t, c, tp, b)[0]
+			switch {
+			case back < metadata.MaxProducerBatches && (!out.Duplicate || out.BaseOffset != log[i].base):
+				t.Errorf("retry on %s of producer %d's batch %d back (sequence %d): %+v, want a duplicate at %d", name, pid, back, b.BaseSequence, out, log[i].base)
+			case back >= metadata.MaxProducerBatches && !errors.Is(out.Err, metadata.ErrOutOfOrderSequence):
+				t.Errorf("retry on %s of producer %d's batch %d back (sequence %d): %+v, want out of order", name, pid, back, b.BaseSequence, out)
+			}
+		}
+	}
+}
+
 func TestCommitToDeletedTopicFails(t *testing.T) {
 	s := newStore(t)
 	tp := mkTopic(t, s, "gone", 1)

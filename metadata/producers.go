@@ -157,24 +157,51 @@ func (pp *partitionProducers) stable(next int64, overridden func(id int64) bool)
 	return lso
 }
 
-// applyDeltas applies one entry's deltas for a partition and then the
-// rules, as of the entry's commit time.
+// applyDelta applies one entry's delta for a producer on the partition,
+// as of the entry's commit time. A known producer's state is updated in
+// place: its last MaxProducerBatches batches keep the array they had (the
+// state owns it; prepare and snapshots copy what they keep), so the
+// commit of a wide flush allocates nothing for producers it has seen.
 func (pp *partitionProducers) applyDelta(d ProducerDelta, committed int64) {
-	cur := pp.get(d.ProducerID)
-	var prev []SeqEntry
-	if cur != nil && cur.Epoch == d.Epoch {
-		prev = cur.Batches
-	}
-	// The last MaxProducerBatches of prev then d's, in one allocation.
-	st := ProducerState{Epoch: d.Epoch}
 	add := d.Batches[max(len(d.Batches)-MaxProducerBatches, 0):]
-	prev = prev[max(len(prev)+len(add)-MaxProducerBatches, 0):]
-	if n := len(prev) + len(add); n > 0 {
-		st.Batches = append(append(make([]SeqEntry, 0, n), prev...), add...)
+	el := pp.byID[d.ProducerID]
+	if el == nil {
+		st := ProducerState{Epoch: d.Epoch, LastWrite: committed, InTxn: d.InTxn, TxnFirst: d.TxnFirst, TxnEnded: d.TxnEnded}
+		if len(add) > 0 {
+			st.Batches = append(make([]SeqEntry, 0, MaxProducerBatches), add...)
+		}
+		if st.InTxn {
+			pp.open++
+		}
+		pp.byID[d.ProducerID] = pp.lru.PushBack(&producerItem{id: d.ProducerID, ProducerState: st})
+		return
 	}
-	st.LastWrite = committed
-	st.InTxn, st.TxnFirst, st.TxnEnded = d.InTxn, d.TxnFirst, d.TxnEnded
-	pp.set(d.ProducerID, st)
+	it := el.Value.(*producerItem)
+	var prev []SeqEntry
+	if it.Epoch == d.Epoch {
+		prev = it.Batches
+	}
+	prev = prev[max(len(prev)+len(add)-MaxProducerBatches, 0):]
+	buf := it.Batches[:0]
+	if cap(buf) < len(prev)+len(add) {
+		buf = make([]SeqEntry, 0, MaxProducerBatches)
+	}
+	// prev is the tail of buf's array when kept: copy moves it to the
+	// front before add goes after it.
+	buf = buf[:len(prev)+len(add)]
+	copy(buf, prev)
+	copy(buf[len(prev):], add)
+	if len(buf) == 0 {
+		buf = nil
+	}
+	if it.InTxn {
+		pp.open--
+	}
+	if d.InTxn {
+		pp.open++
+	}
+	it.ProducerState = ProducerState{Epoch: d.Epoch, Batches: buf, LastWrite: committed, InTxn: d.InTxn, TxnFirst: d.TxnFirst, TxnEnded: d.TxnEnded}
+	pp.lru.MoveToBack(el)
 }
 
 // BatchMeta describes one RecordBatch offered for commit.
