@@ -764,7 +764,7 @@ func (db *deltaBatches) set(ds []ProducerDelta, first int, news []newSeq, room i
 	for k, c := range db.counts {
 		if c > 0 {
 			l := len(db.arena)
-			ds[k].Batches = db.arena[l:l:l+c]
+			ds[k].Batches = db.arena[l : l : l+c]
 			db.arena = db.arena[:l+c]
 		}
 	}
