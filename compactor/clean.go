@@ -508,7 +508,7 @@ func (c *Compactor) cleanGroup(lg *metadata.ShardLog, refs []cleanRef) int {
 		if err != nil {
 			return max(i, 1)
 		}
-		esize := int64(len(e.Encode())) + 512
+		esize := int64(e.SizeBound()) + 512
 		// An entry put or deleted, and its object's mark.
 		if i > 0 && (bytes+r.x.Length > c.cfg.TargetBytes || ops+2 > c.cfg.EtcdMaxTxnOps/2 || size+esize > editBytes/2) {
 			return i

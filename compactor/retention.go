@@ -319,7 +319,7 @@ func (c *Compactor) applyRetention(ctx context.Context, f metadata.Fence, w shar
 			}
 			size := 256 * (1 + added) // keys and marks
 			if ch.put != nil {
-				size += len(ch.put.Encode())
+				size += ch.put.SizeBound()
 			}
 			if n > 0 && (len(edit.Delete)+len(edit.Put)+1+len(marks)+added+1 > c.cfg.EtcdMaxTxnOps || bytes+size > editBytes) {
 				break

@@ -200,7 +200,9 @@ type Committer struct {
 	cfg    CommitConfig
 	shards map[ShardID]*shardState
 	swept  time.Time
-	stats  struct {
+	// entryVersion is the log entry encoding of the Commit under way.
+	entryVersion int
+	stats        struct {
 		shards, producers   atomic.Int64
 		entries, entryBytes atomic.Int64
 	}
@@ -299,6 +301,7 @@ func (c *Committer) Commit(ctx context.Context, appends []Append) ([]CommitResul
 		seen[a.id()] = true
 	}
 	c.sweep()
+	c.entryVersion = c.store.logEntryVersion(ctx)
 	units := c.units(appends)
 	var load []*unit
 	for _, u := range units {
@@ -627,7 +630,7 @@ func (c *Committer) prepareFresh(appends []Append, u *unit, st *shardState, now 
 	slices.SortFunc(e.Stables, func(x, y StableMark) int { return cmp.Compare(x.Partition, y.Partition) })
 	if accepted > 0 {
 		p.entry = e
-		p.value = e.Encode()
+		p.value = e.EncodeVersion(c.entryVersion)
 		// The appends' index entries, in one allocation.
 		entries := make([]IndexEntry, 0, accepted)
 		for k := range p.results {

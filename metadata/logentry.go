@@ -214,9 +214,17 @@ func (e *LogEntry) IndexEntry(x Extent) IndexEntry {
 	}
 }
 
-// entryVersion is the version of the log entry encoding written; the
-// decoder also reads version 1 (no transactions).
-const entryVersion = 2
+// Log entry encodings (FORMAT.md). Version 3 writes the extents' and
+// producer batches' fields relative to what the entry already says (the
+// slot's high watermark, the previous extent's end, the commit time), so
+// a flush over thousands of partitions puts about a third fewer bytes in
+// etcd, and in every agent's watch, than version 2. The decoder reads 1
+// to 3; a cluster writes the version its record names (ClusterInfo).
+const (
+	entryVersionTxn     = 2 // per-delta transactions, stable offsets, aborted transactions
+	entryVersionCompact = 3 // relative extents and producer batches
+	entryVersion        = entryVersionCompact
+)
 
 // Bounds a decoded entry must keep, against corrupt or foreign values.
 const (
@@ -224,10 +232,17 @@ const (
 	maxObjectKeyLen = 1024
 )
 
-// Encode returns the entry's bytes (FORMAT.md).
-func (e *LogEntry) Encode() []byte {
+// Encode returns the entry's bytes in the newest encoding (FORMAT.md).
+func (e *LogEntry) Encode() []byte { return e.EncodeVersion(entryVersion) }
+
+// EncodeVersion returns the entry's bytes in encoding version v (2 or
+// 3; any other writes 3).
+func (e *LogEntry) EncodeVersion(v int) []byte {
+	if v != entryVersionTxn {
+		v = entryVersionCompact
+	}
 	b := make([]byte, 0, 64+len(e.Nexts)*6+len(e.Extents)*24+len(e.Producers)*16)
-	b = append(b, entryVersion)
+	b = append(b, byte(v))
 	b = binary.AppendUvarint(b, uint64(e.Flags))
 	b = binary.AppendUvarint(b, uint64(e.Seq))
 	b = binary.AppendUvarint(b, uint64(e.SeqLast-e.Seq))
@@ -244,13 +259,29 @@ func (e *LogEntry) Encode() []byte {
 		b = binary.AppendUvarint(b, uint64(o.Size))
 	}
 	b = binary.AppendUvarint(b, uint64(len(e.Extents)))
+	prevObject, prevEnd := int32(-1), int64(0)
 	for _, x := range e.Extents {
 		b = binary.AppendUvarint(b, uint64(x.Partition-e.Base))
 		b = binary.AppendUvarint(b, uint64(x.Object))
-		b = binary.AppendUvarint(b, uint64(x.Offset))
-		b = binary.AppendUvarint(b, uint64(x.Length))
-		b = binary.AppendUvarint(b, uint64(x.First))
-		b = binary.AppendUvarint(b, uint64(x.Last-x.First))
+		if v == entryVersionTxn {
+			b = binary.AppendUvarint(b, uint64(x.Offset))
+			b = binary.AppendUvarint(b, uint64(x.Length))
+			b = binary.AppendUvarint(b, uint64(x.First))
+			b = binary.AppendUvarint(b, uint64(x.Last-x.First))
+		} else {
+			// Extents of one object follow each other: the offset is
+			// written as its distance from the previous one's end.
+			expect := int64(0)
+			if x.Object == prevObject {
+				expect = prevEnd
+			}
+			next, _ := e.Next(x.Partition)
+			b = binary.AppendVarint(b, x.Offset-expect)
+			b = binary.AppendUvarint(b, uint64(x.Length))
+			b = binary.AppendUvarint(b, uint64(next-1-x.Last))
+			b = binary.AppendUvarint(b, uint64(x.Last-x.First))
+			prevObject, prevEnd = x.Object, x.Offset+x.Length
+		}
 		b = binary.AppendUvarint(b, uint64(x.Batches))
 		b = binary.AppendUvarint(b, uint64(len(x.Skip)))
 		prev := int32(-1)
@@ -258,13 +289,25 @@ func (e *LogEntry) Encode() []byte {
 			b = binary.AppendUvarint(b, uint64(s-prev-1))
 			prev = s
 		}
-		b = binary.AppendVarint(b, x.MinTimestamp)
-		b = binary.AppendVarint(b, x.MaxTimestamp)
+		if v == entryVersionTxn {
+			b = binary.AppendVarint(b, x.MinTimestamp)
+			b = binary.AppendVarint(b, x.MaxTimestamp)
+		} else {
+			b = binary.AppendVarint(b, x.MinTimestamp-e.Committed)
+			b = binary.AppendVarint(b, x.MaxTimestamp-x.MinTimestamp)
+		}
 	}
 	b = binary.AppendUvarint(b, uint64(len(e.Producers)))
+	prevID := int64(0)
 	for _, d := range e.Producers {
 		b = binary.AppendUvarint(b, uint64(d.Partition-e.Base))
-		b = appendProducerBatches(b, d.ProducerID, d.Epoch, d.Batches)
+		if v == entryVersionTxn {
+			b = appendProducerBatches(b, d.ProducerID, d.Epoch, d.Batches)
+		} else {
+			next, _ := e.Next(d.Partition)
+			b = appendProducerBatchesCompact(b, d.ProducerID-prevID, d.Epoch, d.Batches, next)
+			prevID = d.ProducerID
+		}
 		b = appendTxn(b, d.InTxn, d.TxnFirst, d.TxnEnded)
 	}
 	b = binary.AppendUvarint(b, uint64(len(e.Stables)))
@@ -279,6 +322,29 @@ func (e *LogEntry) Encode() []byte {
 		b = binary.AppendUvarint(b, uint64(a.First))
 		b = binary.AppendUvarint(b, uint64(a.Last-a.First))
 		b = binary.AppendUvarint(b, uint64(a.Stable))
+	}
+	return b
+}
+
+// SizeBound is at least the entry's size in any encoding a cluster may
+// write, for callers that bound requests before they know which.
+func (e *LogEntry) SizeBound() int {
+	return max(len(e.EncodeVersion(entryVersionTxn)), len(e.EncodeVersion(entryVersionCompact)))
+}
+
+// appendProducerBatchesCompact encodes a delta's producer batches as
+// version 3 does: the producer ID as its difference from the previous
+// delta's (idDelta), each batch's last sequence as its distance from its
+// first (modulo 2^32, as sequences wrap), and its base offset as its
+// distance below the slot's high watermark next.
+func appendProducerBatchesCompact(b []byte, idDelta int64, epoch int16, batches []SeqEntry, next int64) []byte {
+	b = binary.AppendVarint(b, idDelta)
+	b = binary.AppendUvarint(b, uint64(uint16(epoch)))
+	b = binary.AppendUvarint(b, uint64(len(batches)))
+	for _, s := range batches {
+		b = binary.AppendUvarint(b, uint64(uint32(s.FirstSeq)))
+		b = binary.AppendUvarint(b, uint64(uint32(s.LastSeq)-uint32(s.FirstSeq)))
+		b = binary.AppendVarint(b, next-s.BaseOffset)
 	}
 	return b
 }
@@ -393,6 +459,24 @@ func (r *valueReader) producerBatches() (pid int64, epoch int16, batches []SeqEn
 	return pid, epoch, batches
 }
 
+// producerBatchesCompact decodes what appendProducerBatchesCompact wrote,
+// given the previous delta's producer ID and the slot's high watermark.
+func (r *valueReader) producerBatchesCompact(prevID, next int64) (pid int64, epoch int16, batches []SeqEntry) {
+	pid = prevID + r.varint()
+	epoch = int16(uint16(r.uvarint(math.MaxUint16)))
+	n := r.count(3)
+	if n > 0 {
+		batches = make([]SeqEntry, 0, n)
+	}
+	for range n {
+		first := uint32(r.uvarint(math.MaxUint32))
+		last := first + uint32(r.uvarint(math.MaxUint32))
+		base := next - r.varint()
+		batches = append(batches, SeqEntry{FirstSeq: int32(first), LastSeq: int32(last), BaseOffset: base})
+	}
+	return pid, epoch, batches
+}
+
 // DecodeLogEntry decodes a log entry value; key names it in errors and
 // gives its sequence number (checked against the value's). It never
 // panics and never allocates much more than the value's size; an
@@ -405,9 +489,10 @@ func DecodeLogEntry(key string, seq int64, data []byte) (LogEntry, error) {
 		return bad("empty")
 	}
 	version := data[0]
-	if version != 1 && version != entryVersion {
+	if version < 1 || version > entryVersion {
 		return bad("version %d, this floe reads 1 to %d", data[0], entryVersion)
 	}
+	compact := version >= entryVersionCompact
 	r := &valueReader{b: data[1:]}
 	var e LogEntry
 	e.Flags = uint32(r.uvarint(math.MaxUint32))
@@ -444,10 +529,28 @@ func DecodeLogEntry(key string, seq int64, data []byte) (LogEntry, error) {
 		x := &e.Extents[i]
 		x.Partition = e.Base + int32(r.uvarint(uint64(max(len(e.Nexts)-1, 0))))
 		x.Object = int32(r.uvarint(uint64(max(no-1, 0))))
-		x.Offset = int64(r.uvarint(math.MaxInt64))
-		x.Length = int64(r.uvarint(math.MaxInt64))
-		x.First = int64(r.uvarint(math.MaxInt64))
-		x.Last = x.First + int64(r.uvarint(uint64(math.MaxInt64-x.First)))
+		if !compact {
+			x.Offset = int64(r.uvarint(math.MaxInt64))
+			x.Length = int64(r.uvarint(math.MaxInt64))
+			x.First = int64(r.uvarint(math.MaxInt64))
+			x.Last = x.First + int64(r.uvarint(uint64(math.MaxInt64-x.First)))
+		} else {
+			expect := int64(0)
+			if i > 0 && e.Extents[i-1].Object == x.Object {
+				expect = e.Extents[i-1].Offset + e.Extents[i-1].Length
+			}
+			x.Offset = expect + r.varint()
+			x.Length = int64(r.uvarint(math.MaxInt64))
+			next, _ := e.Next(x.Partition)
+			if next < 1 {
+				return bad("extent of partition %d, whose high watermark is %d", x.Partition, next)
+			}
+			x.Last = next - 1 - int64(r.uvarint(uint64(next-1)))
+			x.First = x.Last - int64(r.uvarint(uint64(x.Last)))
+			if x.Offset < 0 {
+				return bad("extent of partition %d at byte %d", x.Partition, x.Offset)
+			}
+		}
 		x.Batches = int32(r.uvarint(math.MaxInt32))
 		ns := r.count(1)
 		if ns > 0 {
@@ -461,8 +564,13 @@ func DecodeLogEntry(key string, seq int64, data []byte) (LogEntry, error) {
 			}
 			x.Skip[j] = int32(prev)
 		}
-		x.MinTimestamp = r.varint()
-		x.MaxTimestamp = r.varint()
+		if !compact {
+			x.MinTimestamp = r.varint()
+			x.MaxTimestamp = r.varint()
+		} else {
+			x.MinTimestamp = e.Committed + r.varint()
+			x.MaxTimestamp = x.MinTimestamp + r.varint()
+		}
 	}
 	np := r.count(4)
 	if np > 0 {
@@ -471,7 +579,24 @@ func DecodeLogEntry(key string, seq int64, data []byte) (LogEntry, error) {
 	for i := range e.Producers {
 		d := &e.Producers[i]
 		d.Partition = e.Base + int32(r.uvarint(uint64(max(len(e.Nexts)-1, 0))))
-		d.ProducerID, d.Epoch, d.Batches = r.producerBatches()
+		if !compact {
+			d.ProducerID, d.Epoch, d.Batches = r.producerBatches()
+		} else {
+			next, _ := e.Next(d.Partition)
+			prevID := int64(0)
+			if i > 0 {
+				prevID = e.Producers[i-1].ProducerID
+			}
+			d.ProducerID, d.Epoch, d.Batches = r.producerBatchesCompact(prevID, next)
+			if d.ProducerID < 0 {
+				return bad("producer ID %d", d.ProducerID)
+			}
+			for _, s := range d.Batches {
+				if s.BaseOffset < 0 {
+					return bad("producer %d's batch at offset %d", d.ProducerID, s.BaseOffset)
+				}
+			}
+		}
 		if version >= 2 {
 			d.InTxn, d.TxnFirst, d.TxnEnded = r.txn()
 		}

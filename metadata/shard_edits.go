@@ -162,7 +162,7 @@ func (s *Store) EditShard(ctx context.Context, f Fence, e ShardEdit) (int64, err
 	for _, p := range e.Put {
 		k := s.logKey(e.Shard, p.Seq)
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", p.ModRevision))
-		ops = append(ops, clientv3.OpPut(k, string(p.Encode())))
+		ops = append(ops, clientv3.OpPut(k, string(s.encodeEntry(ctx, &p.LogEntry))))
 	}
 	if len(e.Starts) > 0 {
 		n := len(e.State.Starts)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -65,6 +66,14 @@ func Dial(ctx context.Context, cfg DialConfig) (*clientv3.Client, error) {
 type Store struct {
 	cli  *clientv3.Client
 	root string // "/floe/<cluster>/"
+
+	// entries is the log entry encoding the store writes, as the
+	// cluster's record says (logEntryVersion).
+	entries struct {
+		mu   sync.Mutex
+		v    int
+		read time.Time
+	}
 }
 
 // NewStore returns a Store for the named cluster. The cluster name becomes

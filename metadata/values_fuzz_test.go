@@ -32,6 +32,7 @@ func FuzzDecodeLogEntry(f *testing.F) {
 		Producers: []ProducerDelta{{Partition: 64, ProducerID: 9, Epoch: 3, Batches: []SeqEntry{{FirstSeq: 2147483647, LastSeq: 0, BaseOffset: 5}}}},
 	}
 	f.Add(e.Encode())
+	f.Add(e.EncodeVersion(entryVersionTxn))
 	m := LogEntry{Seq: 1, SeqLast: 1, Flags: EntryMerged, Nexts: []int64{0}}
 	f.Add(m.Encode())
 	f.Add([]byte{1})

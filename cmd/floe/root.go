@@ -52,6 +52,7 @@ value, missing argument).`,
 	root.AddCommand(newTxnCmd())
 	root.AddCommand(newLagCmd())
 	root.AddCommand(newCompactorCmd())
+	root.AddCommand(newClusterCmd())
 	root.AddCommand(newExporterCmd())
 	root.AddCommand(newUserCmd(), newACLCmd())
 	root.AddCommand(newBenchCmd())
