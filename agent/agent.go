@@ -142,6 +142,10 @@ func (a *Agent) Start(ctx context.Context) error {
 		return err
 	}
 	a.cluster = cluster
+	if v := cluster.EntryVersion(); v < metadata.LatestLogEntryVersion {
+		a.log.Info("the cluster writes an older log entry format, which older releases read; once every agent and compactor runs this release, `floe cluster finalize` switches it to the newest (docs/operations.md)",
+			"log_entry_version", v, "newest", metadata.LatestLogEntryVersion)
+	}
 	if err := a.createOffsetsTopic(ctx); err != nil {
 		return err
 	}
