@@ -70,9 +70,78 @@ const DefaultMaxProducersPerPartition = 4096
 // partitionProducers is one partition's producers in least recently
 // written order (front: oldest).
 type partitionProducers struct {
-	byID map[int64]*list.Element // of *producerItem
-	lru  list.List
-	open int // producers with a transaction open
+	byID producerIndex // elements of lru
+	lru  list.List     // of *producerItem
+	open int           // producers with a transaction open
+}
+
+// producerIndex finds a partition's producers by ID: in a short array,
+// scanned, while the partition has few (most have a handful, and a map
+// lookup for every batch of a wide flush misses the processor's caches
+// more), in a map once it has more.
+type producerIndex struct {
+	few  []producerRef
+	many map[int64]*list.Element // nil while few holds them all
+}
+
+type producerRef struct {
+	id int64
+	el *list.Element
+}
+
+// producersScanned is how many producers a partition's index scans
+// before it keeps a map.
+const producersScanned = 8
+
+func (x *producerIndex) len() int {
+	if x.many != nil {
+		return len(x.many)
+	}
+	return len(x.few)
+}
+
+func (x *producerIndex) get(id int64) *list.Element {
+	if x.many != nil {
+		return x.many[id]
+	}
+	for i := range x.few {
+		if x.few[i].id == id {
+			return x.few[i].el
+		}
+	}
+	return nil
+}
+
+// add indexes a producer the index does not hold.
+func (x *producerIndex) add(id int64, el *list.Element) {
+	switch {
+	case x.many != nil:
+		x.many[id] = el
+	case len(x.few) < producersScanned:
+		x.few = append(x.few, producerRef{id, el})
+	default:
+		x.many = make(map[int64]*list.Element, 2*producersScanned)
+		for _, r := range x.few {
+			x.many[r.id] = r.el
+		}
+		x.many[id] = el
+		x.few = nil
+	}
+}
+
+func (x *producerIndex) remove(id int64) {
+	if x.many != nil {
+		delete(x.many, id)
+		return
+	}
+	for i := range x.few {
+		if x.few[i].id == id {
+			last := len(x.few) - 1
+			x.few[i] = x.few[last]
+			x.few = x.few[:last]
+			return
+		}
+	}
 }
 
 type producerItem struct {
@@ -81,21 +150,21 @@ type producerItem struct {
 }
 
 func newPartitionProducers() *partitionProducers {
-	return &partitionProducers{byID: map[int64]*list.Element{}}
+	return &partitionProducers{}
 }
 
 func (pp *partitionProducers) len() int {
 	if pp == nil {
 		return 0
 	}
-	return len(pp.byID)
+	return pp.byID.len()
 }
 
 func (pp *partitionProducers) get(id int64) *producerItem {
 	if pp == nil {
 		return nil
 	}
-	if el := pp.byID[id]; el != nil {
+	if el := pp.byID.get(id); el != nil {
 		return el.Value.(*producerItem)
 	}
 	return nil
@@ -106,7 +175,7 @@ func (pp *partitionProducers) set(id int64, st ProducerState) {
 	if st.InTxn {
 		pp.open++
 	}
-	if el := pp.byID[id]; el != nil {
+	if el := pp.byID.get(id); el != nil {
 		it := el.Value.(*producerItem)
 		if it.InTxn {
 			pp.open--
@@ -115,7 +184,7 @@ func (pp *partitionProducers) set(id int64, st ProducerState) {
 		pp.lru.MoveToBack(el)
 		return
 	}
-	pp.byID[id] = pp.lru.PushBack(&producerItem{id: id, ProducerState: st})
+	pp.byID.add(id, pp.lru.PushBack(&producerItem{id: id, ProducerState: st}))
 }
 
 // trim removes producers idle since before expiredBefore (Unix ms) and,
@@ -125,13 +194,13 @@ func (pp *partitionProducers) set(id int64, st ProducerState) {
 func (pp *partitionProducers) trim(expiredBefore int64, max int) {
 	for el := pp.lru.Front(); el != nil; {
 		it := el.Value.(*producerItem)
-		if it.LastWrite >= expiredBefore && len(pp.byID) <= max {
+		if it.LastWrite >= expiredBefore && pp.byID.len() <= max {
 			return
 		}
 		next := el.Next()
 		if !it.InTxn {
 			pp.lru.Remove(el)
-			delete(pp.byID, it.id)
+			pp.byID.remove(it.id)
 		}
 		el = next
 	}
@@ -164,7 +233,7 @@ func (pp *partitionProducers) stable(next int64, overridden func(id int64) bool)
 // commit of a wide flush allocates nothing for producers it has seen.
 func (pp *partitionProducers) applyDelta(d ProducerDelta, committed int64) {
 	add := d.Batches[max(len(d.Batches)-MaxProducerBatches, 0):]
-	el := pp.byID[d.ProducerID]
+	el := pp.byID.get(d.ProducerID)
 	if el == nil {
 		st := ProducerState{Epoch: d.Epoch, LastWrite: committed, InTxn: d.InTxn, TxnFirst: d.TxnFirst, TxnEnded: d.TxnEnded}
 		if len(add) > 0 {
@@ -173,7 +242,7 @@ func (pp *partitionProducers) applyDelta(d ProducerDelta, committed int64) {
 		if st.InTxn {
 			pp.open++
 		}
-		pp.byID[d.ProducerID] = pp.lru.PushBack(&producerItem{id: d.ProducerID, ProducerState: st})
+		pp.byID.add(d.ProducerID, pp.lru.PushBack(&producerItem{id: d.ProducerID, ProducerState: st}))
 		return
 	}
 	it := el.Value.(*producerItem)
