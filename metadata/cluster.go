@@ -52,14 +52,14 @@ func (s *Store) logEntryVersion(ctx context.Context) int {
 	if s.entries.v != 0 && time.Since(s.entries.read) < entryVersionRefresh {
 		return s.entries.v
 	}
-	info, ok, err := s.readCluster(ctx)
+	info, _, err := s.readCluster(ctx)
 	switch {
+	case errors.Is(err, ErrNoCluster):
+		s.entries.v = entryVersion
 	case err != nil && s.entries.v != 0:
 		return s.entries.v
 	case err != nil:
 		return entryVersionTxn
-	case !ok:
-		s.entries.v = entryVersion
 	default:
 		s.entries.v = min(info.EntryVersion(), entryVersion)
 	}
@@ -82,27 +82,25 @@ func (s *Store) encodeEntry(ctx context.Context, e *LogEntry) []byte {
 // Cluster reads the cluster's record; it is ErrNoCluster when no agent
 // has started yet.
 func (s *Store) Cluster(ctx context.Context) (ClusterInfo, error) {
-	info, ok, err := s.readCluster(ctx)
-	if err == nil && !ok {
-		err = ErrNoCluster
-	}
+	info, _, err := s.readCluster(ctx)
 	return info, err
 }
 
-// readCluster reads the cluster's record; ok is false when there is none.
-func (s *Store) readCluster(ctx context.Context) (info ClusterInfo, ok bool, err error) {
+// readCluster reads the cluster's record and its revision (ErrNoCluster
+// when there is none).
+func (s *Store) readCluster(ctx context.Context) (info ClusterInfo, modRev int64, err error) {
 	key := s.key(keyCluster)
 	resp, err := s.cli.Get(ctx, key)
 	if err != nil {
-		return ClusterInfo{}, false, fmt.Errorf("reading the cluster's record: %w", err)
+		return ClusterInfo{}, 0, fmt.Errorf("reading the cluster's record: %w", err)
 	}
 	if len(resp.Kvs) == 0 {
-		return ClusterInfo{}, false, nil
+		return ClusterInfo{}, 0, ErrNoCluster
 	}
 	if err := decode(key, resp.Kvs[0].Value, &info); err != nil {
-		return ClusterInfo{}, false, err
+		return ClusterInfo{}, 0, err
 	}
-	return info, true, nil
+	return info, resp.Kvs[0].ModRevision, nil
 }
 
 // ErrNoCluster: the cluster has no record yet (no agent has started).
@@ -121,15 +119,8 @@ func (s *Store) FinalizeLogEntryVersion(ctx context.Context, v int) (ClusterInfo
 	}
 	key := s.key(keyCluster)
 	for {
-		resp, err := s.cli.Get(ctx, key)
+		info, rev, err := s.readCluster(ctx)
 		if err != nil {
-			return ClusterInfo{}, fmt.Errorf("reading the cluster's record: %w", err)
-		}
-		if len(resp.Kvs) == 0 {
-			return ClusterInfo{}, ErrNoCluster
-		}
-		var info ClusterInfo
-		if err := decode(key, resp.Kvs[0].Value, &info); err != nil {
 			return ClusterInfo{}, err
 		}
 		switch cur := info.EntryVersion(); {
@@ -140,7 +131,7 @@ func (s *Store) FinalizeLogEntryVersion(ctx context.Context, v int) (ClusterInfo
 		}
 		info.LogEntryVersion = v
 		txn, err := s.cli.Txn(ctx).
-			If(clientv3.Compare(clientv3.ModRevision(key), "=", resp.Kvs[0].ModRevision)).
+			If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
 			Then(clientv3.OpPut(key, encode(info))).
 			Commit()
 		if err != nil {

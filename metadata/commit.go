@@ -671,65 +671,39 @@ func (t *tentative) state() ProducerState {
 	return st
 }
 
-// tentatives are one append's producers' tentative states, found by a
-// scan while few and by an index once an append carries many producers.
+// tentatives are one append's producers' tentative states.
 type tentatives struct {
 	list  []tentative
-	index map[int64]int // into list; nil while list is short
+	index idIndex[int] // into list
 }
-
-// tentativesScanned is how many producers an append's states are
-// scanned for before they are indexed.
-const tentativesScanned = 8
 
 func (o *tentatives) reset() {
 	o.list = o.list[:0]
-	if o.index != nil {
-		clear(o.index)
-	}
-}
-
-func (o *tentatives) find(id int64) int {
-	if o.index != nil {
-		if k, ok := o.index[id]; ok {
-			return k
-		}
-		return -1
-	}
-	for k := range o.list {
-		if o.list[k].id == id {
-			return k
-		}
-	}
-	return -1
+	o.index.reset()
 }
 
 func (o *tentatives) get(id int64) *tentative {
-	if k := o.find(id); k >= 0 {
+	if k, ok := o.index.get(id); ok {
 		return &o.list[k]
 	}
 	return nil
 }
 
-func (o *tentatives) has(id int64) bool { return o.find(id) >= 0 }
+func (o *tentatives) has(id int64) bool {
+	_, ok := o.index.get(id)
+	return ok
+}
 
 // put sets t as its producer's state, replacing the one it had, and
 // returns where it is held (until the next put).
 func (o *tentatives) put(t tentative) *tentative {
-	if k := o.find(t.id); k >= 0 {
+	k, ok := o.index.get(t.id)
+	if ok {
 		o.list[k] = t
-		return &o.list[k]
-	}
-	o.list = append(o.list, t)
-	k := len(o.list) - 1
-	switch {
-	case o.index != nil:
-		o.index[t.id] = k
-	case len(o.list) > tentativesScanned:
-		o.index = make(map[int64]int, 2*len(o.list))
-		for j := range o.list {
-			o.index[o.list[j].id] = j
-		}
+	} else {
+		k = len(o.list)
+		o.list = append(o.list, t)
+		o.index.add(t.id, k)
 	}
 	return &o.list[k]
 }

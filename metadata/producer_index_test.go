@@ -12,12 +12,12 @@ import (
 func TestProducerIndex(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	var (
-		x    producerIndex
+		x    idIndex[*list.Element]
 		want = map[int64]*list.Element{}
 		l    list.List
 	)
 	for step := range 5000 {
-		id := int64(r.IntN(3 * producersScanned))
+		id := int64(r.IntN(3 * idsScanned))
 		switch _, held := want[id]; {
 		case !held && r.IntN(3) > 0:
 			el := l.PushBack(id)
@@ -30,13 +30,13 @@ func TestProducerIndex(t *testing.T) {
 		if x.len() != len(want) {
 			t.Fatalf("step %d: %d producers indexed, want %d", step, x.len(), len(want))
 		}
-		for probe := range int64(3 * producersScanned) {
-			if got := x.get(probe); got != want[probe] {
+		for probe := range int64(3 * idsScanned) {
+			if got, _ := x.get(probe); got != want[probe] {
 				t.Fatalf("step %d: producer %d finds %v, want %v", step, probe, got, want[probe])
 			}
 		}
 	}
 	if x.many == nil {
-		t.Errorf("the index never held more than %d producers", producersScanned)
+		t.Errorf("the index never held more than %d producers", idsScanned)
 	}
 }

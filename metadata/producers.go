@@ -70,66 +70,67 @@ const DefaultMaxProducersPerPartition = 4096
 // partitionProducers is one partition's producers in least recently
 // written order (front: oldest).
 type partitionProducers struct {
-	byID producerIndex // elements of lru
-	lru  list.List     // of *producerItem
-	open int           // producers with a transaction open
+	byID idIndex[*list.Element] // elements of lru
+	lru  list.List              // of *producerItem
+	open int                    // producers with a transaction open
 }
 
-// producerIndex finds a partition's producers by ID: in a short array,
-// scanned, while the partition has few (most have a handful, and a map
-// lookup for every batch of a wide flush misses the processor's caches
-// more), in a map once it has more.
-type producerIndex struct {
-	few  []producerRef
-	many map[int64]*list.Element // nil while few holds them all
+// idIndex finds values by producer ID: in a short array, scanned, while
+// it holds few (a partition or an append has a handful of producers, and
+// a map lookup for every batch of a wide flush misses the processor's
+// caches more), in a map once it holds more.
+type idIndex[V any] struct {
+	few  []idRef[V]
+	many map[int64]V // nil while few holds them all
 }
 
-type producerRef struct {
+type idRef[V any] struct {
 	id int64
-	el *list.Element
+	v  V
 }
 
-// producersScanned is how many producers a partition's index scans
-// before it keeps a map.
-const producersScanned = 8
+// idsScanned is how many IDs an index scans before it keeps a map.
+const idsScanned = 8
 
-func (x *producerIndex) len() int {
+func (x *idIndex[V]) len() int {
 	if x.many != nil {
 		return len(x.many)
 	}
 	return len(x.few)
 }
 
-func (x *producerIndex) get(id int64) *list.Element {
+func (x *idIndex[V]) get(id int64) (V, bool) {
 	if x.many != nil {
-		return x.many[id]
+		v, ok := x.many[id]
+		return v, ok
 	}
 	for i := range x.few {
 		if x.few[i].id == id {
-			return x.few[i].el
+			return x.few[i].v, true
 		}
 	}
-	return nil
+	var zero V
+	return zero, false
 }
 
-// add indexes a producer the index does not hold.
-func (x *producerIndex) add(id int64, el *list.Element) {
+// add indexes an ID the index does not hold.
+func (x *idIndex[V]) add(id int64, v V) {
 	switch {
 	case x.many != nil:
-		x.many[id] = el
-	case len(x.few) < producersScanned:
-		x.few = append(x.few, producerRef{id, el})
+		x.many[id] = v
+	case len(x.few) < idsScanned:
+		x.few = append(x.few, idRef[V]{id, v})
 	default:
-		x.many = make(map[int64]*list.Element, 2*producersScanned)
+		x.many = make(map[int64]V, 2*idsScanned)
 		for _, r := range x.few {
-			x.many[r.id] = r.el
+			x.many[r.id] = r.v
 		}
-		x.many[id] = el
+		x.many[id] = v
 		x.few = nil
 	}
 }
 
-func (x *producerIndex) remove(id int64) {
+func (x *idIndex[V]) remove(id int64) {
 	if x.many != nil {
 		delete(x.many, id)
 		return
@@ -141,6 +142,14 @@ func (x *producerIndex) remove(id int64) {
 			x.few = x.few[:last]
 			return
 		}
+	}
+}
+
+// reset empties the index, keeping its memory.
+func (x *idIndex[V]) reset() {
+	x.few = x.few[:0]
+	if x.many != nil {
+		clear(x.many)
 	}
 }
 
@@ -164,7 +173,7 @@ func (pp *partitionProducers) get(id int64) *producerItem {
 	if pp == nil {
 		return nil
 	}
-	if el := pp.byID.get(id); el != nil {
+	if el, ok := pp.byID.get(id); ok {
 		return el.Value.(*producerItem)
 	}
 	return nil
@@ -172,19 +181,26 @@ func (pp *partitionProducers) get(id int64) *producerItem {
 
 // set records a producer's new state as its most recent write.
 func (pp *partitionProducers) set(id int64, st ProducerState) {
+	el, _ := pp.byID.get(id)
+	pp.put(el, id, st)
+}
+
+// put records producer id's new state as its most recent write, at el,
+// its element of lru (nil if the partition does not know it).
+func (pp *partitionProducers) put(el *list.Element, id int64, st ProducerState) {
 	if st.InTxn {
 		pp.open++
 	}
-	if el := pp.byID.get(id); el != nil {
-		it := el.Value.(*producerItem)
-		if it.InTxn {
-			pp.open--
-		}
-		it.ProducerState = st
-		pp.lru.MoveToBack(el)
+	if el == nil {
+		pp.byID.add(id, pp.lru.PushBack(&producerItem{id: id, ProducerState: st}))
 		return
 	}
-	pp.byID.add(id, pp.lru.PushBack(&producerItem{id: id, ProducerState: st}))
+	it := el.Value.(*producerItem)
+	if it.InTxn {
+		pp.open--
+	}
+	it.ProducerState = st
+	pp.lru.MoveToBack(el)
 }
 
 // trim removes producers idle since before expiredBefore (Unix ms) and,
@@ -233,44 +249,29 @@ func (pp *partitionProducers) stable(next int64, overridden func(id int64) bool)
 // commit of a wide flush allocates nothing for producers it has seen.
 func (pp *partitionProducers) applyDelta(d ProducerDelta, committed int64) {
 	add := d.Batches[max(len(d.Batches)-MaxProducerBatches, 0):]
-	el := pp.byID.get(d.ProducerID)
-	if el == nil {
-		st := ProducerState{Epoch: d.Epoch, LastWrite: committed, InTxn: d.InTxn, TxnFirst: d.TxnFirst, TxnEnded: d.TxnEnded}
-		if len(add) > 0 {
-			st.Batches = append(make([]SeqEntry, 0, MaxProducerBatches), add...)
+	el, _ := pp.byID.get(d.ProducerID)
+	var prev, buf []SeqEntry
+	if el != nil {
+		it := el.Value.(*producerItem)
+		if it.Epoch == d.Epoch {
+			prev = it.Batches
 		}
-		if st.InTxn {
-			pp.open++
-		}
-		pp.byID.add(d.ProducerID, pp.lru.PushBack(&producerItem{id: d.ProducerID, ProducerState: st}))
-		return
-	}
-	it := el.Value.(*producerItem)
-	var prev []SeqEntry
-	if it.Epoch == d.Epoch {
-		prev = it.Batches
+		buf = it.Batches[:0]
 	}
 	prev = prev[max(len(prev)+len(add)-MaxProducerBatches, 0):]
-	buf := it.Batches[:0]
-	if cap(buf) < len(prev)+len(add) {
-		buf = make([]SeqEntry, 0, MaxProducerBatches)
-	}
-	// prev is the tail of buf's array when kept: copy moves it to the
-	// front before add goes after it.
-	buf = buf[:len(prev)+len(add)]
-	copy(buf, prev)
-	copy(buf[len(prev):], add)
-	if len(buf) == 0 {
+	if n := len(prev) + len(add); n > 0 {
+		if cap(buf) < n {
+			buf = make([]SeqEntry, 0, MaxProducerBatches)
+		}
+		// prev is the tail of buf's array when kept: copy moves it to
+		// the front before add goes after it.
+		buf = buf[:n]
+		copy(buf, prev)
+		copy(buf[len(prev):], add)
+	} else {
 		buf = nil
 	}
-	if it.InTxn {
-		pp.open--
-	}
-	if d.InTxn {
-		pp.open++
-	}
-	it.ProducerState = ProducerState{Epoch: d.Epoch, Batches: buf, LastWrite: committed, InTxn: d.InTxn, TxnFirst: d.TxnFirst, TxnEnded: d.TxnEnded}
-	pp.lru.MoveToBack(el)
+	pp.put(el, d.ProducerID, ProducerState{Epoch: d.Epoch, Batches: buf, LastWrite: committed, InTxn: d.InTxn, TxnFirst: d.TxnFirst, TxnEnded: d.TxnEnded})
 }
 
 // BatchMeta describes one RecordBatch offered for commit.
