@@ -291,18 +291,26 @@ func (tc *txnCoordinator) complete(ctx context.Context, st metadata.TxnState, co
 func (tc *txnCoordinator) writeMarkers(ctx context.Context, st metadata.TxnState, commit bool) error {
 	now := time.Now().UnixMilli()
 	var results []*markerWrite
+	read := map[string]*metadata.Topic{} // topics read from etcd (nil: gone)
 	for _, p := range st.Partitions {
 		t, ok := tc.a.view.Topic(p.Topic)
 		if !ok || t.ID != p.TopicID || p.Partition >= t.Partitions {
-			var err error
-			if t, err = tc.a.store.GetTopic(ctx, p.Topic); isUnknownTopic(err) {
-				continue
-			} else if err != nil {
-				return fmt.Errorf("finding %s for a transaction marker: %w", p.Topic, err)
+			got, seen := read[p.Topic]
+			if !seen {
+				et, err := tc.a.store.GetTopic(ctx, p.Topic)
+				switch {
+				case isUnknownTopic(err):
+				case err != nil:
+					return fmt.Errorf("finding %s for a transaction marker: %w", p.Topic, err)
+				default:
+					got = &et
+				}
+				read[p.Topic] = got
 			}
-			if t.ID != p.TopicID || p.Partition >= t.Partitions {
+			if got == nil || got.ID != p.TopicID || p.Partition >= got.Partitions {
 				continue
 			}
+			t = *got
 		}
 		raw := segments.AppendControlBatch(nil, st.ProducerID, st.Epoch, commit, 0, now)
 		b, err := segments.ParseBatch(raw)
