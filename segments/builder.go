@@ -157,6 +157,64 @@ func (b *Builder) Reset() {
 	b.err = nil
 }
 
+// Split cuts what was appended into objects of about target bytes each:
+// the partitions, in key order, are divided into runs of about equal raw
+// bytes, and each run is moved into a Builder of its own, to be finished
+// separately. A partition's batches are never divided, so each partition
+// still has one extent, in one of the objects. The runs are as many as
+// Len/target, rounded down, and one more when that would leave objects
+// above 1.5 × target: each object is at least target bytes when there are
+// several, and (unless one partition holds more) at most 1.5 × target,
+// so a reader's aligned chunks of target bytes read it in one GET.
+//
+// Split returns b itself, unchanged, when one object is enough (or an
+// Append failed, which its FinishObject reports). Otherwise b is left
+// empty, keeping its buffers, and the Builders returned are in key order.
+func (b *Builder) Split(target int) []*Builder {
+	n := objectsFor(b.rawLen, target)
+	if n > len(b.order) {
+		n = len(b.order)
+	}
+	if n <= 1 || b.err != nil {
+		return []*Builder{b}
+	}
+	slices.SortFunc(b.order, func(x, y *builderPartition) int { return x.key.Compare(y.key) })
+	out := make([]*Builder, 0, n)
+	var cur *Builder
+	run, total, before := -1, int64(b.rawLen), int64(0)
+	for _, p := range b.order {
+		// A partition goes to the run its middle byte falls in.
+		k := int((before + p.rawLen/2) * int64(n) / total)
+		before += p.rawLen
+		if k != run {
+			run = k
+			cur = &Builder{codec: b.codec, parts: map[PartitionKey]*builderPartition{}}
+			out = append(out, cur)
+		}
+		cur.parts[p.key] = p
+		cur.order = append(cur.order, p)
+		cur.rawLen += int(p.rawLen)
+	}
+	clear(b.order)
+	b.order = b.order[:0]
+	clear(b.parts)
+	clear(b.small)
+	b.rawLen = 0
+	return out
+}
+
+// objectsFor is the number of objects Split cuts raw bytes into.
+func objectsFor(raw, target int) int {
+	if target <= 0 {
+		return 1
+	}
+	n := max(raw/target, 1)
+	if 2*raw > 3*n*target {
+		n++
+	}
+	return n
+}
+
 // Finish encodes the object and returns it with its extents, in object
 // order. The object is a new slice owned by the caller. Finish resets the
 // Builder, whether it succeeds or not.

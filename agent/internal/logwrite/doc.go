@@ -4,13 +4,19 @@
 //
 // A batch travels:
 //
-//	Append → open flush → sealed (SegmentTargetBytes, MaxCommitBytes or
-//	FlushInterval reached) → uploaded (one object PUT, several flushes in
-//	parallel) → committed (etcd, one flush at a time, in seal order) →
-//	Result resolved
+//	Append → open flush → sealed (SegmentTargetBytes, FlushMaxBytes,
+//	MaxCommitBytes or FlushInterval reached) → uploaded (object PUTs,
+//	several in parallel) → committed (etcd, one flush at a time, in seal
+//	order) → Result resolved
 //
-// One flush holds the batches of all partitions and becomes one segment
-// object, in which each partition has one extent. Commits go through a
+// One flush holds the batches of all partitions, in which each partition
+// has one extent. A flush over a few partitions is sealed at
+// SegmentTargetBytes and becomes one segment object. One over many
+// partitions, whose extents would be small there, fills further (up to
+// FlushMaxBytes), so each partition's extent, index entry and watermark
+// update carries more bytes; it is then cut into objects of about
+// SegmentTargetBytes, each a range of partitions, uploaded in parallel and
+// committed together. Commits go through a
 // metadata.Committer serially and in seal order, so each partition's
 // batches keep the order they were appended in (idempotent producers and
 // Kafka's ordering guarantee need it); uploads overlap, so a slow PUT does

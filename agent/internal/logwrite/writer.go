@@ -19,9 +19,19 @@ import (
 // Config tunes how produced batches become segment objects. Zero values
 // take the defaults noted (SetDefaults).
 type Config struct {
-	// SegmentTargetBytes seals the open flush once it holds this many
-	// bytes. Default 8 MiB.
+	// SegmentTargetBytes is the size of the segment objects a flush
+	// becomes, and seals the open flush once it holds this many bytes
+	// and its partitions average at least minExtentBytes each. Default
+	// 8 MiB.
 	SegmentTargetBytes int
+	// FlushMaxBytes seals the open flush once it holds this many bytes.
+	// A flush over many partitions, whose extents would be small at
+	// SegmentTargetBytes, keeps filling up to it (or to FlushInterval or
+	// MaxCommitBytes), and is cut into objects of about
+	// SegmentTargetBytes, each holding a range of its partitions, which
+	// are uploaded in parallel and committed together. Default 4 ×
+	// SegmentTargetBytes; at most a quarter of MaxBufferBytes is used.
+	FlushMaxBytes int
 	// FlushInterval seals the open flush when its oldest batch is this
 	// old. Default 250ms.
 	FlushInterval time.Duration
@@ -59,6 +69,9 @@ func (c *Config) SetDefaults() {
 	if c.SegmentTargetBytes == 0 {
 		c.SegmentTargetBytes = 8 << 20
 	}
+	if c.FlushMaxBytes == 0 {
+		c.FlushMaxBytes = 4 * c.SegmentTargetBytes
+	}
 	if c.FlushInterval == 0 {
 		c.FlushInterval = 250 * time.Millisecond
 	}
@@ -87,7 +100,8 @@ func (c *Config) SetDefaults() {
 func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	var d Config
 	d.SetDefaults()
-	fs.IntVar(&c.SegmentTargetBytes, "segment-target-bytes", d.SegmentTargetBytes, "seal a segment object once it holds this many bytes")
+	fs.IntVar(&c.SegmentTargetBytes, "segment-target-bytes", d.SegmentTargetBytes, "size of segment objects: seal a flush once it holds this many bytes, unless its partitions' extents would be small")
+	fs.IntVar(&c.FlushMaxBytes, "flush-max-bytes", 0, "seal a flush over many partitions once it holds this many bytes, cut into objects of --segment-target-bytes (0: 4 × --segment-target-bytes)")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", d.FlushInterval, "seal a segment object when its oldest batch is this old; the floor of produce latency")
 	fs.Int64Var(&c.MaxBufferBytes, "max-buffer-bytes", d.MaxBufferBytes, "most bytes held in segments not yet committed; producers beyond it wait")
 	c.Compression = segments.CodecZstd
@@ -95,6 +109,14 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.MaxUploads, "max-uploads", d.MaxUploads, "segment object PUTs in flight at once")
 	fs.DurationVar(&c.MaxCommitDelay, "max-commit-delay", d.MaxCommitDelay, "fail a flush rather than commit it this long after its object was written (etcd slow or down); keep it below the compactor's --gc-grace (floe dev: half of its 1m grace)")
 }
+
+// minExtentBytes is the average size of a flush's extents below which a
+// flush of SegmentTargetBytes is not sealed yet (FlushMaxBytes). Every
+// extent costs its partition an index entry in etcd, an update of its high
+// watermark and, for every reader, a lookup and a place in a fetch
+// response, whatever its size: at 4096 partitions, a flush of 8 MiB has
+// extents of 2 KiB, and those costs outweighed the bytes'.
+const minExtentBytes = 32 << 10
 
 // Estimated bytes of a commit's log entries: per partition of a flush
 // (its extent and high watermark) and per idempotent batch (its producer
@@ -111,6 +133,8 @@ func (c *Config) Validate() error {
 		return errors.New("segment target bytes must be at least 1 KiB")
 	case c.FlushInterval < time.Millisecond:
 		return errors.New("flush interval must be at least 1ms")
+	case c.FlushMaxBytes < c.SegmentTargetBytes:
+		return fmt.Errorf("flush max bytes (%d) must be at least the segment target (%d)", c.FlushMaxBytes, c.SegmentTargetBytes)
 	case c.MaxBufferBytes < int64(c.SegmentTargetBytes):
 		return fmt.Errorf("max buffer bytes (%d) must be at least the segment target (%d)", c.MaxBufferBytes, c.SegmentTargetBytes)
 	case c.MaxUploads < 1:
@@ -146,7 +170,8 @@ type Writer struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	uploads chan struct{} // semaphore of MaxUploads
+	uploads  chan struct{} // semaphore of MaxUploads
+	flushMax int64         // FlushMaxBytes, within a quarter of the buffer
 
 	mu     sync.Mutex
 	open   *flush
@@ -185,7 +210,8 @@ type brokenSeq struct {
 // their epoch.
 const brokenTTL = 10 * time.Minute
 
-// flush is one future segment object.
+// flush is the batches of one commit: one segment object, or several
+// holding ranges of its partitions (FlushMaxBytes).
 type flush struct {
 	seq      uint64
 	builder  *segments.Builder
@@ -198,11 +224,29 @@ type flush struct {
 	uploaded chan struct{}
 
 	// Set by the upload, read after uploaded is closed.
-	key       string
-	putAt     time.Time // when the PUT started
-	extents   []segments.Extent
-	objSize   int
-	uploadErr error
+	objects   []flushObject
+	putAt     time.Time // when the first PUT started
+	uploadErr error     // the first object's that failed
+}
+
+// flushObject is one segment object of a flush.
+type flushObject struct {
+	key     string
+	size    int
+	extents []segments.Extent
+	putAt   time.Time // when its PUT started
+	err     error
+}
+
+// keys names the flush's objects in a log line.
+func (f *flush) keys() string {
+	switch len(f.objects) {
+	case 0:
+		return ""
+	case 1:
+		return f.objects[0].key
+	}
+	return fmt.Sprintf("%s and %d more", f.objects[0].key, len(f.objects)-1)
 }
 
 // partAppend is one partition's batches in a flush.
@@ -255,6 +299,7 @@ func New(ctx context.Context, cfg Config, bucket segments.Bucket, committer *met
 		log:       log,
 		metrics:   newMetrics(reg),
 		uploads:   make(chan struct{}, cfg.MaxUploads),
+		flushMax:  min(int64(cfg.FlushMaxBytes), max(int64(cfg.SegmentTargetBytes), cfg.MaxBufferBytes/4)),
 		queued:    make(chan struct{}, 1),
 		broken:    map[brokenKey]brokenSeq{},
 		freed:     make(chan struct{}),
@@ -379,10 +424,23 @@ func (w *Writer) AppendTxn(ctx context.Context, t metadata.Topic, partition int3
 	f.bytes += size
 	w.held += size
 	w.metrics.buffered.Set(float64(w.held))
-	if f.bytes >= int64(w.cfg.SegmentTargetBytes) || f.index >= w.cfg.MaxCommitBytes {
+	if w.full(f) {
 		w.sealLocked()
 	}
 	return res, nil
+}
+
+// full reports whether flush f is to be sealed for its size: at the
+// segment target when its extents are large enough, else at flushMax, or
+// when its commit's index reaches MaxCommitBytes.
+func (w *Writer) full(f *flush) bool {
+	switch {
+	case f.bytes >= w.flushMax || f.index >= w.cfg.MaxCommitBytes:
+		return true
+	case f.bytes < int64(w.cfg.SegmentTargetBytes):
+		return false
+	}
+	return f.bytes >= int64(len(f.parts))*minExtentBytes
 }
 
 // sealIf seals the open flush if it is still flush seq (its timer fired).
@@ -427,40 +485,65 @@ func (w *Writer) sealLocked() {
 	}()
 }
 
-// upload encodes the flush into a segment object and PUTs it, retrying
-// within the upload timeout.
+// upload cuts the flush into segment objects (Builder.Split), encodes
+// them and PUTs them in parallel, each within the upload limit and
+// retried within the upload timeout. The flush fails if any object does.
 func (w *Writer) upload(f *flush) {
 	defer close(f.uploaded)
+	builders := f.builder.Split(w.cfg.SegmentTargetBytes)
+	f.builder = nil
+	f.objects = make([]flushObject, len(builders))
+	if len(builders) == 1 {
+		w.uploadObject(&f.objects[0], builders[0])
+	} else {
+		var wg sync.WaitGroup
+		for i, b := range builders {
+			wg.Go(func() { w.uploadObject(&f.objects[i], b) })
+		}
+		wg.Wait()
+	}
+	for _, o := range f.objects {
+		if o.err != nil {
+			f.uploadErr = o.err
+			return
+		}
+		if f.putAt.IsZero() || o.putAt.Before(f.putAt) {
+			f.putAt = o.putAt
+		}
+	}
+}
+
+// uploadObject encodes b into segment object o and PUTs it.
+func (w *Writer) uploadObject(o *flushObject, b *segments.Builder) {
 	select {
 	case w.uploads <- struct{}{}:
 		defer func() { <-w.uploads }()
 	case <-w.ctx.Done():
-		f.uploadErr = ErrClosed
+		o.err = ErrClosed
 		return
 	}
 	// The object stays in the builders' pooled buffer until its PUT is
 	// done (not copied out, not left for the garbage collector).
-	pooled, extents, err := f.builder.FinishObject()
+	pooled, extents, err := b.FinishObject()
 	if err != nil {
 		// Batches were validated on append; this is a bug, not bad input.
-		f.uploadErr = fmt.Errorf("encoding segment: %w", err)
+		o.err = fmt.Errorf("encoding segment: %w", err)
 		w.log.Error("encoding segment failed", "err", err)
 		return
 	}
 	defer pooled.Release()
 	obj := pooled.Bytes
-	f.builder = nil
-	f.extents = extents
-	f.objSize = len(obj)
-	f.putAt = time.Now()
-	f.key = segments.NewObjectKey(f.putAt, segments.KindFlush)
+	o.extents = extents
+	o.size = len(obj)
+	o.putAt = time.Now()
+	o.key = segments.NewObjectKey(o.putAt, segments.KindFlush)
 
 	ctx, cancel := context.WithTimeout(w.ctx, w.cfg.UploadTimeout)
 	defer cancel()
 	backoff := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
-		err = w.bucket.Put(ctx, f.key, obj)
+		err = w.bucket.Put(ctx, o.key, obj)
 		w.metrics.putLatency.Observe(time.Since(start).Seconds())
 		if err == nil {
 			w.metrics.flushBytes.Observe(float64(len(obj)))
@@ -470,15 +553,15 @@ func (w *Writer) upload(f *flush) {
 		if ctx.Err() != nil {
 			break
 		}
-		w.log.Warn("segment upload failed; retrying", "object", f.key, "attempt", attempt, "err", err)
+		w.log.Warn("segment upload failed; retrying", "object", o.key, "attempt", attempt, "err", err)
 		select {
 		case <-ctx.Done():
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, time.Second)
 	}
-	f.uploadErr = fmt.Errorf("%w: %s: %v", ErrUpload, f.key, err)
-	w.log.Error("segment upload failed; failing its produce requests", "object", f.key, "err", err)
+	o.err = fmt.Errorf("%w: %s: %v", ErrUpload, o.key, err)
+	w.log.Error("segment upload failed; failing its produce requests", "object", o.key, "err", err)
 }
 
 // commitLoop commits sealed flushes one at a time, in seal order.
@@ -530,25 +613,32 @@ func (w *Writer) commit(f *flush) {
 		// The compactor may already count this object as garbage:
 		// committing it now could acknowledge records whose object is
 		// about to be deleted. Fail the flush; producers retry.
-		w.log.Error("segment waited too long for its commit; failing its produce requests", "object", f.key, "waited", age.Round(time.Second))
-		w.resolveAll(f, fmt.Errorf("%w: %s waited %s for etcd", ErrCommit, f.key, age.Round(time.Second)))
+		w.log.Error("segment waited too long for its commit; failing its produce requests", "object", f.keys(), "waited", age.Round(time.Second))
+		w.resolveAll(f, fmt.Errorf("%w: %s waited %s for etcd", ErrCommit, f.keys(), age.Round(time.Second)))
 		return
 	}
-	extentOf := make(map[segments.PartitionKey]segments.Extent, len(f.extents))
-	for _, e := range f.extents {
-		extentOf[e.Key] = e
+	type placed struct {
+		object *flushObject
+		extent segments.Extent
+	}
+	extentOf := make(map[segments.PartitionKey]placed, len(f.parts))
+	for i := range f.objects {
+		o := &f.objects[i]
+		for _, e := range o.extents {
+			extentOf[e.Key] = placed{o, e}
+		}
 	}
 	appends := make([]metadata.Append, len(f.parts))
 	w.mu.Lock()
 	w.sweepBrokenLocked()
 	for i, pa := range f.parts {
-		ext := extentOf[segments.PartitionKey{TopicID: pa.topic.ID, Partition: pa.partition}]
+		at := extentOf[segments.PartitionKey{TopicID: pa.topic.ID, Partition: pa.partition}]
 		metas := make([]metadata.BatchMeta, len(pa.batches))
 		for j, b := range pa.batches {
 			metas[j] = b.meta
 			metas[j].Refuse = w.refusalLocked(pa, b.meta)
 		}
-		appends[i] = metadata.Append{Topic: pa.topic, Partition: pa.partition, Object: f.key, ObjectSize: int64(f.objSize), Offset: ext.Offset, Length: ext.Length, Batches: metas}
+		appends[i] = metadata.Append{Topic: pa.topic, Partition: pa.partition, Object: at.object.key, ObjectSize: int64(at.object.size), Offset: at.extent.Offset, Length: at.extent.Length, Batches: metas}
 	}
 	w.mu.Unlock()
 	ctx, cancel := context.WithTimeout(w.ctx, w.cfg.CommitTimeout)
@@ -558,7 +648,7 @@ func (w *Writer) commit(f *flush) {
 	w.metrics.commitLatency.Observe(time.Since(start).Seconds())
 	if err != nil {
 		w.metrics.commitErrors.Inc()
-		w.log.Error("segment commit failed; failing its uncommitted produce requests", "object", f.key, "err", err)
+		w.log.Error("segment commit failed; failing its uncommitted produce requests", "object", f.keys(), "err", err)
 		for _, pa := range f.parts {
 			w.committer.Forget(metadata.PartitionID{Topic: pa.topic.ID, Partition: pa.partition})
 		}

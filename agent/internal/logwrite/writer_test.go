@@ -591,3 +591,134 @@ func TestFailedBatchRetriedElsewhere(t *testing.T) {
 		t.Fatalf("the second batch, after the first was committed elsewhere: offset %d, %v; want 1", r.BaseOffset, r.Err)
 	}
 }
+
+// listObjects returns the bucket's objects by key.
+func (e *env) listObjects() map[string]int64 {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), hang)
+	defer cancel()
+	objects := map[string]int64{}
+	if err := e.bucket.List(ctx, "", func(o segments.ObjectInfo) error {
+		objects[o.Key] = o.Size
+		return nil
+	}); err != nil {
+		e.t.Fatal(err)
+	}
+	return objects
+}
+
+// A flush over few partitions is sealed at the segment target and is one
+// object. One over many partitions, whose extents would be small there,
+// fills up to FlushMaxBytes and is cut into objects of about the target,
+// each holding a run of partitions; every partition still has one extent,
+// and reads back at its offsets.
+func TestWideFlushIsCutIntoObjects(t *testing.T) {
+	e := newEnv(t)
+	const target = 64 << 10
+	w := e.writer(logwrite.Config{FlushInterval: time.Hour, SegmentTargetBytes: target, MaxBufferBytes: 16 << 20, Compression: segments.CodecNone})
+	narrow := e.topic("narrow", 2)
+	wide := e.topic("wide", 256)
+	value := func(n int, tag string) string { return tag + strings.Repeat("v", n) }
+
+	// Few partitions: 20 KiB batches, sealed by the fourth (80 KiB).
+	var first []*logwrite.Result
+	for i := range 4 {
+		r, err := w.Append(context.Background(), narrow, int32(i%2), []segments.Batch{batch(t, value(20<<10, fmt.Sprint(i)))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		first = append(first, r)
+	}
+	for _, r := range first {
+		wait(t, r)
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	if got := e.listObjects(); len(got) != 1 {
+		t.Fatalf("a flush over 2 partitions wrote %d objects, want 1", len(got))
+	}
+
+	// Many partitions: 1 KiB batches, one per partition, sealed at 4 ×
+	// the target (after some 240 of them), not at the target.
+	res := make([]*logwrite.Result, 256)
+	for p := range int32(256) {
+		r, err := w.Append(context.Background(), wide, p, []segments.Batch{batch(t, value(1<<10, fmt.Sprint("partition ", p)))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res[p] = r
+	}
+	wait(t, res[0])
+	sealed := 0
+	for _, r := range res {
+		if isDone(r) {
+			sealed++
+		}
+	}
+	if sealed < 200 || sealed == 256 {
+		t.Fatalf("%d of the 256 partitions' appends were sealed before FlushNow; want the flush sealed at 4 × the target", sealed)
+	}
+	wideObjects := len(e.listObjects()) - 1
+	if wideObjects != 4 {
+		t.Fatalf("the wide flush wrote %d objects, want 4", wideObjects)
+	}
+	w.FlushNow()
+	for p, r := range res {
+		wait(t, r)
+		if r.Err != nil || r.BaseOffset != 0 {
+			t.Fatalf("partition %d: offset %d, %v", p, r.BaseOffset, r.Err)
+		}
+	}
+
+	objects := e.listObjects()
+	ctx, cancel := context.WithTimeout(context.Background(), hang)
+	defer cancel()
+	parts := map[string][]int32{}
+	for p := range int32(256) {
+		entries, err := e.store.PartitionEntries(ctx, wide, p, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(entries) != 1 {
+			t.Fatalf("partition %d has %d index entries, want 1", p, len(entries))
+		}
+		ent := entries[0]
+		if size, ok := objects[ent.Object]; !ok || size != ent.ObjectSize {
+			t.Fatalf("partition %d: entry names object %s of %d bytes; the bucket has it: %v, %d bytes", p, ent.Object, ent.ObjectSize, ok, size)
+		}
+		parts[ent.Object] = append(parts[ent.Object], p)
+		rc, err := e.bucket.GetRange(ctx, ent.Object, ent.Offset, ent.Length)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []segments.AssignedBatch
+		if _, _, err := segments.ReadExtent(data, ent.First, ent.Skip, nil, func(b segments.AssignedBatch) error {
+			got = append(got, b)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		want := value(1<<10, fmt.Sprint("partition ", p))
+		if len(got) != 1 || got[0].Base != 0 || !bytes.Contains(got[0].Raw, []byte(want)) {
+			t.Fatalf("partition %d: the extent holds %d batches, not the one appended at offset 0", p, len(got))
+		}
+	}
+	if len(parts) != wideObjects+1 {
+		t.Fatalf("the wide topic's partitions are in %d objects, want %d", len(parts), wideObjects+1)
+	}
+	for key, ps := range parts {
+		// Runs of partitions: each object holds consecutive ones.
+		if int(ps[len(ps)-1]-ps[0])+1 != len(ps) {
+			t.Fatalf("object %s holds partitions %v: not a run", key, ps)
+		}
+		if size := objects[key]; len(ps) > 32 && (size < target*3/4 || size > target*3/2+8<<10) {
+			t.Fatalf("object %s of the wide flush holds %d bytes for a target of %d", key, size, target)
+		}
+	}
+}
