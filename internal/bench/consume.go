@@ -31,16 +31,23 @@ type groupRead struct {
 	firstRec atomic.Int64 // UnixNano of the first fetch that returned records
 	lastRec  atomic.Int64 // UnixNano of the last record
 
+	// laps is how many times each partition is read from its start
+	// offset to its end (at least once): a consumer that reaches a
+	// partition's end before its last lap seeks back to the start.
+	laps int
+
 	mu     sync.Mutex
 	next   map[int32]int64
+	from   map[int32]int64 // nil: the log start
 	end    map[int32]int64 // nil until known
+	lap    map[int32]int   // laps done, per partition
 	left   map[int32]bool  // partitions not yet read to their end
 	done   chan struct{}
 	closed bool
 }
 
 func newGroupRead(group, topic string) *groupRead {
-	return &groupRead{group: group, topic: topic, next: map[int32]int64{}, done: make(chan struct{})}
+	return &groupRead{group: group, topic: topic, laps: 1, next: map[int32]int64{}, lap: map[int32]int{}, done: make(chan struct{})}
 }
 
 // setEnd says where the group stops: every partition read to end, from
@@ -48,6 +55,7 @@ func newGroupRead(group, topic string) *groupRead {
 func (g *groupRead) setEnd(from, end map[int32]int64) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.from = from
 	g.end = end
 	g.left = map[int32]bool{}
 	for p, e := range end {
@@ -65,18 +73,26 @@ func (g *groupRead) closeIfDoneLocked() {
 	}
 }
 
-// advance records that partition p was read up to next.
-func (g *groupRead) advance(p int32, next int64) {
+// advance records that partition p was read up to next. It returns the
+// offset to seek p back to when that ended a lap before the last, else
+// -1.
+func (g *groupRead) advance(p int32, next int64) int64 {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if next <= g.next[p] {
-		return
+		return -1
 	}
 	g.next[p] = next
-	if g.left[p] && next >= g.end[p] {
-		delete(g.left, p)
-		g.closeIfDoneLocked()
+	if !g.left[p] || next < g.end[p] {
+		return -1
 	}
+	if g.lap[p]++; g.lap[p] < g.laps {
+		g.next[p] = g.from[p] - 1
+		return g.from[p]
+	}
+	delete(g.left, p)
+	g.closeIfDoneLocked()
+	return -1
 }
 
 // readGroups runs the groups at once, each with cfg.Consumers clients
@@ -135,6 +151,7 @@ func (r *runner) readGroups(ctx context.Context, groups []*groupRead, reset kgo.
 						cancel()
 					})
 					var n int64
+					var rewind map[int32]kgo.EpochOffset
 					fs.EachPartition(func(fp kgo.FetchTopicPartition) {
 						if len(fp.Records) == 0 {
 							return
@@ -146,8 +163,16 @@ func (r *runner) readGroups(ctx context.Context, groups []*groupRead, reset kgo.
 							}
 						}
 						g.records.Add(int64(len(fp.Records)))
-						g.advance(fp.Partition, fp.Records[len(fp.Records)-1].Offset+1)
+						if at := g.advance(fp.Partition, fp.Records[len(fp.Records)-1].Offset+1); at >= 0 {
+							if rewind == nil {
+								rewind = map[int32]kgo.EpochOffset{}
+							}
+							rewind[fp.Partition] = kgo.EpochOffset{Epoch: -1, Offset: at}
+						}
 					})
+					if rewind != nil {
+						cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{g.topic: rewind})
+					}
 					if n > 0 {
 						g.firstRec.CompareAndSwap(0, now.UnixNano())
 						g.bytes.Add(n)

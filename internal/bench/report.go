@@ -117,7 +117,7 @@ type ConsumeResult struct {
 	Coalesced   float64       `json:"cache_coalesced"`
 	HitRatio    float64       `json:"hit_ratio"`
 	WindowBytes int64         `json:"window_bytes,omitempty"`
-	Passes      int           `json:"passes,omitempty"` // warm read: times the window was read, each by a new group
+	Passes      int           `json:"passes,omitempty"` // warm read: times one group read the window over
 	// Prefetched counts extents the agents read ahead (included in the
 	// cache misses); PrefetchWasted those evicted before a fetch asked.
 	Prefetched     float64            `json:"prefetched"`
