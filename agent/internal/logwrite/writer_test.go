@@ -468,6 +468,8 @@ func TestConfigValidate(t *testing.T) {
 		{"buffer smaller than a segment", func(c *logwrite.Config) { c.MaxBufferBytes = int64(c.SegmentTargetBytes) - 1 }, false},
 		{"buffer of one segment", func(c *logwrite.Config) { c.MaxBufferBytes = int64(c.SegmentTargetBytes) }, true},
 		{"no uploads", func(c *logwrite.Config) { c.MaxUploads = -1 }, false},
+		{"flush max below the segment target", func(c *logwrite.Config) { c.FlushMaxBytes = c.SegmentTargetBytes - 1 }, false},
+		{"flush max of one segment", func(c *logwrite.Config) { c.FlushMaxBytes = c.SegmentTargetBytes }, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var c logwrite.Config
