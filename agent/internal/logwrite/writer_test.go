@@ -271,32 +271,13 @@ func TestConcurrentAppendsShareOneObject(t *testing.T) {
 			}
 		}
 
-		entries, err := e.store.PartitionEntries(ctx, top, p, 0, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(entries) != 1 {
-			t.Fatalf("partition %d has %d index entries, want 1", p, len(entries))
-		}
-		ent := entries[0]
+		ent, batches := e.onlyEntry(ctx, top, p)
 		if ent.Object != objects[0] || ent.First != 0 || ent.Last != next-1 {
 			t.Fatalf("partition %d: entry %s offsets %d-%d, want %s offsets 0-%d", p, ent.Object, ent.First, ent.Last, objects[0], next-1)
 		}
-		rc, err := e.bucket.GetRange(ctx, ent.Object, ent.Offset, ent.Length)
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
 		var got [][]byte
-		if _, _, err := segments.ReadExtent(data, ent.First, ent.Skip, nil, func(b segments.AssignedBatch) error {
-			got = append(got, bytes.Clone(b.Raw))
-			return nil
-		}); err != nil {
-			t.Fatal(err)
+		for _, b := range batches {
+			got = append(got, b.Raw)
 		}
 		if len(got) != len(want) {
 			t.Fatalf("partition %d: the object holds %d batches, want %d", p, len(got), len(want))
@@ -594,6 +575,38 @@ func TestFailedBatchRetriedElsewhere(t *testing.T) {
 	}
 }
 
+// onlyEntry returns partition p's one index entry and the batches its
+// extent holds, read back from the bucket with their offsets.
+func (e *env) onlyEntry(ctx context.Context, top metadata.Topic, p int32) (metadata.IndexEntry, []segments.AssignedBatch) {
+	e.t.Helper()
+	entries, err := e.store.PartitionEntries(ctx, top, p, 0, 0)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if len(entries) != 1 {
+		e.t.Fatalf("partition %d has %d index entries, want 1", p, len(entries))
+	}
+	ent := entries[0]
+	rc, err := e.bucket.GetRange(ctx, ent.Object, ent.Offset, ent.Length)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	data, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var got []segments.AssignedBatch
+	if _, _, err := segments.ReadExtent(data, ent.First, ent.Skip, nil, func(b segments.AssignedBatch) error {
+		b.Raw = bytes.Clone(b.Raw)
+		got = append(got, b)
+		return nil
+	}); err != nil {
+		e.t.Fatal(err)
+	}
+	return ent, got
+}
+
 // listObjects returns the bucket's objects by key.
 func (e *env) listObjects() map[string]int64 {
 	e.t.Helper()
@@ -670,34 +683,11 @@ func TestWideFlushIsCutIntoObjects(t *testing.T) {
 	defer cancel()
 	parts := map[string][]int32{}
 	for p := range int32(256) {
-		entries, err := e.store.PartitionEntries(ctx, wide, p, 0, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(entries) != 1 {
-			t.Fatalf("partition %d has %d index entries, want 1", p, len(entries))
-		}
-		ent := entries[0]
+		ent, got := e.onlyEntry(ctx, wide, p)
 		if size, ok := objects[ent.Object]; !ok || size != ent.ObjectSize {
 			t.Fatalf("partition %d: entry names object %s of %d bytes; the bucket has it: %v, %d bytes", p, ent.Object, ent.ObjectSize, ok, size)
 		}
 		parts[ent.Object] = append(parts[ent.Object], p)
-		rc, err := e.bucket.GetRange(ctx, ent.Object, ent.Offset, ent.Length)
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []segments.AssignedBatch
-		if _, _, err := segments.ReadExtent(data, ent.First, ent.Skip, nil, func(b segments.AssignedBatch) error {
-			got = append(got, b)
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
 		want := value(1<<10, fmt.Sprint("partition ", p))
 		if len(got) != 1 || got[0].Base != 0 || !bytes.Contains(got[0].Raw, []byte(want)) {
 			t.Fatalf("partition %d: the extent holds %d batches, not the one appended at offset 0", p, len(got))
