@@ -171,14 +171,11 @@ func (b *Builder) Reset() {
 // Append failed, which its FinishObject reports). Otherwise b is left
 // empty, keeping its buffers, and the Builders returned are in key order.
 func (b *Builder) Split(target int) []*Builder {
-	n := objectsFor(b.rawLen, target)
-	if n > len(b.order) {
-		n = len(b.order)
-	}
+	n := min(objectsFor(b.rawLen, target), len(b.order))
 	if n <= 1 || b.err != nil {
 		return []*Builder{b}
 	}
-	slices.SortFunc(b.order, func(x, y *builderPartition) int { return x.key.Compare(y.key) })
+	b.sortByKey()
 	out := make([]*Builder, 0, n)
 	var cur *Builder
 	run, total, before := -1, int64(b.rawLen), int64(0)
@@ -201,6 +198,11 @@ func (b *Builder) Split(target int) []*Builder {
 	clear(b.small)
 	b.rawLen = 0
 	return out
+}
+
+// sortByKey puts the partitions in extent order.
+func (b *Builder) sortByKey() {
+	slices.SortFunc(b.order, func(x, y *builderPartition) int { return x.key.Compare(y.key) })
 }
 
 // objectsFor is the number of objects Split cuts raw bytes into.
@@ -257,7 +259,7 @@ func (b *Builder) FinishObject() (Object, []Extent, error) {
 	if b.err != nil {
 		return Object{}, nil, b.err
 	}
-	slices.SortFunc(b.order, func(x, y *builderPartition) int { return x.key.Compare(y.key) })
+	b.sortByKey()
 
 	// The object is encoded into a pooled buffer of its largest possible
 	// size. Growing a buffer chunk by chunk instead (each Builder of an

@@ -126,43 +126,6 @@ type ConsumeResult struct {
 	CPU            map[string]float64 `json:"cpu_cores,omitempty"`
 }
 
-// plus adds b, a further pass of the same read, to c (nil: b).
-func (c *ConsumeResult) plus(b *ConsumeResult) *ConsumeResult {
-	if c == nil {
-		return b
-	}
-	out := *c
-	out.Records += b.Records
-	out.Bytes += b.Bytes
-	out.Seconds += b.Seconds
-	if out.Seconds > 0 {
-		out.MiBps = float64(out.Bytes) / (1 << 20) / out.Seconds
-	}
-	out.Store.Puts += b.Store.Puts
-	out.Store.Gets += b.Store.Gets
-	out.Store.PutBytes += b.Store.PutBytes
-	out.Store.GetBytes += b.Store.GetBytes
-	out.CacheHits += b.CacheHits
-	out.CacheMisses += b.CacheMisses
-	out.Coalesced += b.Coalesced
-	out.Prefetched += b.Prefetched
-	out.PrefetchWasted += b.PrefetchWasted
-	if n := out.CacheHits + out.CacheMisses + out.Coalesced; n > 0 {
-		out.HitRatio = (out.CacheHits + out.Coalesced) / n
-	}
-	if out.Bytes > 0 {
-		out.GetsPerGiB = out.Store.Gets / (float64(out.Bytes) / (1 << 30))
-	}
-	if len(b.CPU) > 0 {
-		cpu := map[string]float64{}
-		for k, v := range b.CPU {
-			cpu[k] = round2((c.CPU[k]*c.Seconds + v*b.Seconds) / out.Seconds)
-		}
-		out.CPU = cpu
-	}
-	return &out
-}
-
 // LatencyResult is one latency phase: a fixed rate below saturation, one
 // group tailing.
 type LatencyResult struct {

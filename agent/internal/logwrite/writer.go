@@ -493,15 +493,11 @@ func (w *Writer) upload(f *flush) {
 	builders := f.builder.Split(w.cfg.SegmentTargetBytes)
 	f.builder = nil
 	f.objects = make([]flushObject, len(builders))
-	if len(builders) == 1 {
-		w.uploadObject(&f.objects[0], builders[0])
-	} else {
-		var wg sync.WaitGroup
-		for i, b := range builders {
-			wg.Go(func() { w.uploadObject(&f.objects[i], b) })
-		}
-		wg.Wait()
+	var wg sync.WaitGroup
+	for i, b := range builders {
+		wg.Go(func() { w.uploadObject(&f.objects[i], b) })
 	}
+	wg.Wait()
 	for _, o := range f.objects {
 		if o.err != nil {
 			f.uploadErr = o.err
