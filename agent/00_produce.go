@@ -162,6 +162,13 @@ func (a *Agent) serveProduce(ctx context.Context, rq *request) {
 	rq.conn.goAsync(func() {
 		timer := time.NewTimer(timeout)
 		defer timer.Stop()
+		// The appended batches point into the request's body, and the
+		// segment being built refers to them until it is written: the
+		// body is free for reuse once every append was committed (a
+		// committed flush was written). A part that was never appended
+		// holds nothing; one that failed or was not waited for may still
+		// be referred to, and its body is left to the collector.
+		free := true
 		for _, p := range parts {
 			if p.res == nil {
 				continue
@@ -169,14 +176,18 @@ func (a *Agent) serveProduce(ctx context.Context, rq *request) {
 			select {
 			case <-p.res.Done():
 				a.finishProducePart(p)
+				free = free && p.res.Err == nil
 			case <-timer.C:
+				free = false
 				p.resp.ErrorCode = kerr.RequestTimedOut.Code
 				p.resp.ErrorMessage = errMessage("the segment holding these records was not committed within the request timeout; retry (an idempotent producer's retry is de-duplicated)")
 			case <-ctx.Done():
+				free = false
 				p.resp.ErrorCode = kerr.RequestTimedOut.Code
 				p.resp.ErrorMessage = errMessage("agent is shutting down")
 			}
 		}
+		rq.frameFree.Store(free)
 		rq.reply(resp)
 	})
 }

@@ -147,7 +147,7 @@ func (h *fetchHold) take() [][]byte {
 }
 
 // release gives the buffers kept back to bufs.
-func (h *fetchHold) release(bufs *responseBufs) { bufs.putAll(h.take()) }
+func (h *fetchHold) release(bufs *bufPool) { bufs.putAll(h.take()) }
 
 // fetch serves a fetch request. held receives what its response holds
 // until it is written.
@@ -505,7 +505,7 @@ const readGroupParts = 256
 // one buffer rather than one per partition), taken from bufs. It returns
 // that buffer, to be given back once the response is encoded (nil if
 // every partition's batches came in one slice).
-func joinRun(run []*fetchPart, bufs *responseBufs) []byte {
+func joinRun(run []*fetchPart, bufs *bufPool) []byte {
 	n := 0
 	for _, fp := range run {
 		for _, p := range fp.parts {

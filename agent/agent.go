@@ -51,12 +51,14 @@ type Agent struct {
 	fetchReaders *fetchReaders
 	// responseBufs are the buffers fetch responses are joined and
 	// encoded into.
-	responseBufs *responseBufs
+	responseBufs *bufPool
 	// reading counts the fetches reading their partitions now: a fetch
 	// reads with several goroutines only while cores are left over.
 	reading atomic.Int32
-	// requestMem bounds request bodies read and not yet answered.
+	// requestMem bounds request bodies read and not yet answered;
+	// frameBufs are the buffers large ones are read into.
 	requestMem *byteBudget
+	frameBufs  *bufPool
 	limits     *connLimits
 	lns        []*listener
 
@@ -163,11 +165,13 @@ func (a *Agent) Start(ctx context.Context) error {
 
 	a.fetchMem = newByteBudget(fetchMemBytes)
 	a.fetchReaders = newFetchReaders(fetchReaderWindow)
-	a.responseBufs = newResponseBufs(2*fetchMemBytes, fetchMemBytes/4, responseBufsIdleTTL)
+	a.responseBufs = newBufPool(2*fetchMemBytes, fetchMemBytes/4, responseBufRound, bufPoolIdleTTL)
 	a.requestMem = newByteBudget(a.cfg.QueuedMaxRequestBytes)
+	a.frameBufs = newBufPool(min(frameBufsMax, a.cfg.QueuedMaxRequestBytes), frameBufsMax/4, frameBufRound, bufPoolIdleTTL)
 	a.limits = newConnLimits(a.cfg.MaxConnections, a.cfg.MaxConnectionsPerIP)
 	registerRequestMemMetric(a.registry, a.requestMem)
 	registerResponseBufsMetric(a.registry, a.responseBufs)
+	registerFrameBufsMetric(a.registry, a.frameBufs)
 	a.idScan.scans = a.metrics.topicScans
 	rcfg := logread.Config{CacheBytes: a.cfg.CacheBytes, ChunkBytes: a.cfg.ReadChunkBytes}
 	if a.cfg.PeerAddr != "" {
@@ -509,6 +513,7 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	a.reader.Close()
 	a.wg.Wait()
 	a.responseBufs.close()
+	a.frameBufs.close()
 	a.log.Info("agent stopped")
 	return err
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -95,12 +96,26 @@ type request struct {
 	// held is the request's bytes in the agent's request memory budget,
 	// given back when it settles.
 	held int64
+	// frame is the request's body when it was read into a buffer of the
+	// agent's frameBufs. Its handler sets frameFree once nothing refers
+	// to the body any more, and the buffer is then given back when the
+	// request settles; otherwise the collector takes it.
+	frame     []byte
+	frameFree atomic.Bool
 }
 
 // settle runs rq.written, once.
 func (rq *request) settle() {
 	rq.writtenOnce.Do(func() {
 		rq.conn.a.requestMem.give(rq.held)
+		if rq.frame != nil {
+			if rq.frameFree.Load() {
+				rq.conn.a.frameBufs.put(rq.frame)
+			} else {
+				rq.conn.a.frameBufs.forget(rq.frame)
+			}
+			rq.frame = nil
+		}
 		if rq.written != nil {
 			rq.written()
 		}
@@ -237,7 +252,7 @@ func (c *conn) readLoop() {
 		if err := c.a.requestMem.wait(c.ctx, int64(size)); err != nil {
 			return
 		}
-		body, err := readFrame(br, int(size))
+		body, pooled, err := readFrame(br, int(size), c.a.frameBufs)
 		if err != nil {
 			c.a.requestMem.give(int64(size))
 			c.logReadError(err)
@@ -246,11 +261,17 @@ func (c *conn) readLoop() {
 		rq, err := c.parse(body)
 		if err != nil {
 			c.a.requestMem.give(int64(size))
+			if pooled {
+				c.a.frameBufs.put(body) // nothing kept it
+			}
 			c.log.Warn("closing connection: bad request", "err", err)
 			c.a.metrics.protocolErrors.Inc()
 			return
 		}
 		rq.held = int64(size)
+		if pooled {
+			rq.frame = body
+		}
 		if rq.zone != c.labelZone || c.zoneBytes == nil || time.Since(c.labelAt) > 10*time.Second {
 			c.labelZone, c.labelAt = rq.zone, time.Now()
 			c.zoneBytes = c.a.zoneBytesFor(rq.zone)

@@ -112,33 +112,48 @@ func (b *byteBudget) held() int64 {
 
 // readFrame reads a request body of size bytes. A body larger than
 // frameProbe is first read into a pooled probe buffer of that size, and
-// the body's own buffer allocated only once the probe is full: a frame
-// that announces a large size and sends little costs little, and one
-// that is really sent is allocated once, at its size.
-func readFrame(r io.Reader, size int) ([]byte, error) {
+// the body's own buffer taken only once the probe is full: a frame that
+// announces a large size and sends little costs little. That buffer comes
+// from frames, and pooled reports it did; its holder gives it back with
+// put once nothing refers to the body (a produce's batches, which the
+// segment being built refers to until it is written), or with forget
+// when it cannot tell.
+func readFrame(r io.Reader, size int, frames *bufPool) (body []byte, pooled bool, err error) {
 	if size <= frameProbe {
 		buf := make([]byte, size)
 		if _, err := io.ReadFull(r, buf); err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		return buf, nil
+		return buf, false, nil
 	}
 	probe := probes.Get().(*[frameProbe]byte)
 	defer probes.Put(probe)
 	if _, err := io.ReadFull(r, probe[:]); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	buf := make([]byte, size)
+	buf := frames.get(size)[:size]
 	copy(buf, probe[:])
 	if _, err := io.ReadFull(r, buf[frameProbe:]); err != nil {
-		return nil, err
+		frames.put(buf)
+		return nil, false, err
 	}
-	return buf, nil
+	return buf, true, nil
 }
 
 // frameProbe is how much of a large request body is read before its
 // buffer is allocated.
 const frameProbe = 64 << 10
+
+// frameBufRound is the granularity request buffers are allocated in, so
+// that bodies of similar sizes share buffers (a produce's size follows
+// what its client had buffered).
+const frameBufRound = 1 << 20
+
+// frameBufsMax bounds the request buffers kept idle together with those
+// in use (and never more than --queued-max-request-bytes): the produce
+// requests of a busy moment, which an idempotent client sends at most
+// five at a time, each about a linger's worth of records.
+const frameBufsMax = 128 << 20
 
 var probes = sync.Pool{New: func() any { return new([frameProbe]byte) }}
 

@@ -32,7 +32,7 @@ func registerRequestMemMetric(reg prometheus.Registerer, b *byteBudget) {
 		func() float64 { return float64(b.held()) }))
 }
 
-func registerResponseBufsMetric(reg prometheus.Registerer, p *responseBufs) {
+func registerResponseBufsMetric(reg prometheus.Registerer, p *bufPool) {
 	if reg == nil {
 		return
 	}
@@ -41,5 +41,17 @@ func registerResponseBufsMetric(reg prometheus.Registerer, p *responseBufs) {
 		func() float64 { return float64(p.idleBytes()) }))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "floe", Subsystem: "agent", Name: "response_buffers_used_bytes",
 		Help: "Capacity of the buffers large fetch responses are being joined and encoded into."},
+		func() float64 { return float64(p.usedBytes()) }))
+}
+
+func registerFrameBufsMetric(reg prometheus.Registerer, p *bufPool) {
+	if reg == nil {
+		return
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "floe", Subsystem: "agent", Name: "request_buffers_idle_bytes",
+		Help: "Capacity of the idle buffers kept for reading large requests (produces) into (with those in use, at most 64 MiB)."},
+		func() float64 { return float64(p.idleBytes()) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "floe", Subsystem: "agent", Name: "request_buffers_used_bytes",
+		Help: "Capacity of the pooled buffers large requests are held in until they are answered."},
 		func() float64 { return float64(p.usedBytes()) }))
 }

@@ -1,24 +1,29 @@
 package agent
 
 import (
+	"math/bits"
 	"slices"
 	"sync"
 	"time"
 )
 
-// responseBufs holds the buffers large responses (fetches) are encoded
-// into, and those a fetch's record batches are joined into (joinRun),
-// shared by every connection. A buffer of tens of MiB allocated anew is
-// zeroed by the runtime before it is written over, which cost as much CPU
-// as encoding it, and left as much garbage.
+// bufPool holds large buffers shared by every connection: the agent has
+// two, one for the buffers large responses (fetches) are encoded into and
+// a fetch's record batches are joined into (joinRun), one for the bodies
+// of large requests (produces) as they are read. A buffer of MiB
+// allocated anew is zeroed by the runtime before it is written over, and
+// when the heap has given the memory back to the system, faulted in page
+// by page: for fetches that cost as much CPU as encoding the response,
+// and for produces a seventh of the agent's CPU at 4096 partitions.
 //
 // The pool is bounded together with the buffers in use: it keeps a
 // buffer given back only while what it keeps idle and what is handed out
-// stay within max. The buffers in use are bounded by the fetch memory
-// budget (each response's batches once joined and once encoded), so with
-// max at twice that budget, keeping idle buffers adds nothing to the
-// agent's peak: the memory is what the responses of a busy moment took.
-// (A bound on idle buffers alone, unrelated to those in use, let idle and
+// stay within max. The buffers in use are bounded by a memory budget of
+// their own (the fetch memory, each response's batches once joined and
+// once encoded; the request memory), so with max at no more than twice
+// that budget, keeping idle buffers adds nothing to the agent's peak: the
+// memory is what the responses or requests of a busy moment took. (A
+// bound on idle buffers alone, unrelated to those in use, let idle and
 // in-use buffers together push the agent past its memory limit when
 // three groups read 4096 partitions at once.) It hands out the smallest
 // idle buffer that fits.
@@ -26,8 +31,9 @@ import (
 // Idle buffers past floor are dropped once none was asked for in
 // idleTTL: what a burst of reads took is not kept through what the agent
 // does next (a produce phase then ran at 50 MiB more RSS).
-type responseBufs struct {
+type bufPool struct {
 	max, floor int64
+	round      int // buffers are allocated in multiples of it; 0: in powers of two
 	idleTTL    time.Duration
 
 	mu       sync.Mutex
@@ -39,23 +45,23 @@ type responseBufs struct {
 	closed   bool
 }
 
-func newResponseBufs(max, floor int64, idleTTL time.Duration) *responseBufs {
-	return &responseBufs{max: max, floor: floor, idleTTL: idleTTL}
+func newBufPool(max, floor int64, round int, idleTTL time.Duration) *bufPool {
+	return &bufPool{max: max, floor: floor, round: round, idleTTL: idleTTL}
 }
 
-// responseBufsIdleTTL is how long the agent's response buffers past a
-// quarter of the fetch memory budget are kept idle.
-const responseBufsIdleTTL = 2 * time.Second
+// bufPoolIdleTTL is how long the agent's buffers past a pool's floor are
+// kept idle.
+const bufPoolIdleTTL = 2 * time.Second
 
-// responseBufRound is the granularity buffers are allocated in, so one
-// buffer serves responses of similar sizes.
+// responseBufRound is the granularity response buffers are allocated in,
+// so one buffer serves responses of similar sizes.
 const responseBufRound = 1 << 20
 
 // get returns an empty buffer with room for n bytes. Every buffer it
 // returns is given back with put, as it was returned (its capacity is
 // what is counted in use).
-func (p *responseBufs) get(n int) []byte {
-	size := (n + responseBufRound - 1) / responseBufRound * responseBufRound
+func (p *bufPool) get(n int) []byte {
+	size := p.sizeFor(n)
 	p.mu.Lock()
 	p.lastGet = time.Now()
 	i, _ := slices.BinarySearchFunc(p.idle, n, func(b []byte, n int) int { return cap(b) - n })
@@ -70,14 +76,22 @@ func (p *responseBufs) get(n int) []byte {
 	p.out += int64(size)
 	p.mu.Unlock()
 	// Allocated (and zeroed: megabytes for a wide response) without the
-	// lock, which other responses' buffers wait for.
+	// lock, which other buffers wait for.
 	return make([]byte, 0, size)
+}
+
+// sizeFor is the capacity a new buffer for n bytes is allocated with.
+func (p *bufPool) sizeFor(n int) int {
+	if p.round == 0 {
+		return 1 << bits.Len(uint(max(n, 1)-1))
+	}
+	return (n + p.round - 1) / p.round * p.round
 }
 
 // put gives back a buffer get returned. It is kept if it fits among the
 // idle buffers beside those in use, making room by dropping smaller idle
 // ones; otherwise it is left to the collector.
-func (p *responseBufs) put(b []byte) {
+func (p *bufPool) put(b []byte) {
 	c := int64(cap(b))
 	if c == 0 {
 		return
@@ -105,7 +119,7 @@ func (p *responseBufs) put(b []byte) {
 
 // trim drops idle buffers past floor, largest first, if none was asked
 // for in idleTTL; otherwise it looks again when that will be so.
-func (p *responseBufs) trim() {
+func (p *bufPool) trim() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.trimming = nil
@@ -125,7 +139,7 @@ func (p *responseBufs) trim() {
 }
 
 // close drops the idle buffers and stops trimming.
-func (p *responseBufs) close() {
+func (p *bufPool) close() {
 	if p == nil {
 		return // the agent never started
 	}
@@ -140,22 +154,31 @@ func (p *responseBufs) close() {
 	p.idle, p.size = nil, 0
 }
 
+// forget gives up a buffer get returned without keeping it: its holder
+// cannot tell when nothing refers to it any more, so it is left to the
+// collector.
+func (p *bufPool) forget(b []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.out = max(p.out-int64(cap(b)), 0)
+}
+
 // putAll puts each of bufs.
-func (p *responseBufs) putAll(bufs [][]byte) {
+func (p *bufPool) putAll(bufs [][]byte) {
 	for _, b := range bufs {
 		p.put(b)
 	}
 }
 
 // idleBytes is the capacity of the buffers kept.
-func (p *responseBufs) idleBytes() int64 {
+func (p *bufPool) idleBytes() int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.size
 }
 
 // usedBytes is the capacity of the buffers handed out.
-func (p *responseBufs) usedBytes() int64 {
+func (p *bufPool) usedBytes() int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.out

@@ -10,7 +10,7 @@ import (
 // idle ones and those still handed out stay within its bound, dropping
 // smaller idle buffers for a larger one.
 func TestResponseBufsAreBounded(t *testing.T) {
-	p := newResponseBufs(9<<20, 9<<20, time.Hour)
+	p := newBufPool(9<<20, 9<<20, responseBufRound, time.Hour)
 	a := p.get(3<<20 + 1)
 	if cap(a) != 4<<20 || len(a) != 0 {
 		t.Fatalf("new buffer: len %d cap %d, want 0 and 4 MiB", len(a), cap(a))
@@ -49,7 +49,7 @@ func TestResponseBufsAreBounded(t *testing.T) {
 // dropping smaller idle buffers for a larger one, and never keeps a
 // buffer larger than the bound.
 func TestResponseBufsKeepLargerOnes(t *testing.T) {
-	p := newResponseBufs(9<<20, 9<<20, time.Hour)
+	p := newBufPool(9<<20, 9<<20, responseBufRound, time.Hour)
 	a, b := p.get(8<<20), p.get(3<<20)
 	p.put(b) // 8 MiB still in use
 	if got := p.idleBytes(); got != 0 {
@@ -77,7 +77,7 @@ func TestResponseBufsKeepLargerOnes(t *testing.T) {
 // Idle buffers past the floor are dropped, largest first, once none was
 // asked for in the pool's idle time, and not before.
 func TestResponseBufsTrimWhenIdle(t *testing.T) {
-	p := newResponseBufs(9<<20, 2<<20, time.Hour)
+	p := newBufPool(9<<20, 2<<20, responseBufRound, time.Hour)
 	defer p.close()
 	bufs := [][]byte{p.get(1 << 20), p.get(3 << 20), p.get(4 << 20)}
 	for _, b := range bufs {
@@ -96,7 +96,7 @@ func TestResponseBufsTrimWhenIdle(t *testing.T) {
 	}
 
 	// The pool trims by itself.
-	q := newResponseBufs(9<<20, 0, 10*time.Millisecond)
+	q := newBufPool(9<<20, 0, responseBufRound, 10*time.Millisecond)
 	defer q.close()
 	q.put(q.get(4 << 20))
 	deadline := time.Now().Add(10 * time.Second)
@@ -105,5 +105,16 @@ func TestResponseBufsTrimWhenIdle(t *testing.T) {
 			t.Fatalf("idle %d long after the idle time", q.idleBytes())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A pool with no rounding allocates in powers of two.
+func TestBufPoolPowersOfTwo(t *testing.T) {
+	p := newBufPool(64<<20, 0, 0, time.Hour)
+	defer p.close()
+	for n, want := range map[int]int{1: 1, 64<<10 + 1: 128 << 10, 1 << 20: 1 << 20, 3<<20 + 5: 4 << 20} {
+		if got := cap(p.get(n)); got != want {
+			t.Errorf("get(%d): capacity %d, want %d", n, got, want)
+		}
 	}
 }
