@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"math/bits"
 	"slices"
 	"sync"
 	"time"
@@ -33,7 +32,7 @@ import (
 // does next (a produce phase then ran at 50 MiB more RSS).
 type bufPool struct {
 	max, floor int64
-	round      int // buffers are allocated in multiples of it; 0: in powers of two
+	round      int // buffers are allocated in multiples of it
 	idleTTL    time.Duration
 
 	mu       sync.Mutex
@@ -61,7 +60,7 @@ const responseBufRound = 1 << 20
 // returns is given back with put, as it was returned (its capacity is
 // what is counted in use).
 func (p *bufPool) get(n int) []byte {
-	size := p.sizeFor(n)
+	size := (n + p.round - 1) / p.round * p.round
 	p.mu.Lock()
 	p.lastGet = time.Now()
 	i, _ := slices.BinarySearchFunc(p.idle, n, func(b []byte, n int) int { return cap(b) - n })
@@ -78,14 +77,6 @@ func (p *bufPool) get(n int) []byte {
 	// Allocated (and zeroed: megabytes for a wide response) without the
 	// lock, which other buffers wait for.
 	return make([]byte, 0, size)
-}
-
-// sizeFor is the capacity a new buffer for n bytes is allocated with.
-func (p *bufPool) sizeFor(n int) int {
-	if p.round == 0 {
-		return 1 << bits.Len(uint(max(n, 1)-1))
-	}
-	return (n + p.round - 1) / p.round * p.round
 }
 
 // put gives back a buffer get returned. It is kept if it fits among the

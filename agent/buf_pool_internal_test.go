@@ -107,14 +107,3 @@ func TestResponseBufsTrimWhenIdle(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
-
-// A pool with no rounding allocates in powers of two.
-func TestBufPoolPowersOfTwo(t *testing.T) {
-	p := newBufPool(64<<20, 0, 0, time.Hour)
-	defer p.close()
-	for n, want := range map[int]int{1: 1, 64<<10 + 1: 128 << 10, 1 << 20: 1 << 20, 3<<20 + 5: 4 << 20} {
-		if got := cap(p.get(n)); got != want {
-			t.Errorf("get(%d): capacity %d, want %d", n, got, want)
-		}
-	}
-}
