@@ -117,6 +117,21 @@ if ((${#RACE[@]})); then
 	export CGO_ENABLED=1
 fi
 
+# ---- kcat ---------------------------------------------------------------
+
+# librdkafka's kcat: Go tests (agent/group_kcat_test.go) and shell tests
+# run it, so it is installed before either.
+if ! command -v kcat >/dev/null 2>&1; then
+	step "installing kcat with apt-get"
+	if LS_APT_LOG="$LOG_DIR/apt.log" ls_apt_install kcat; then
+		echo "installed kcat"
+	else
+		ls_tail_log "$LOG_DIR/apt.log"
+		fail "could not install kcat with apt-get"
+		failed=$((failed + 1))
+	fi
+fi
+
 # ---- go vet -------------------------------------------------------------
 
 step "go vet ${PKGS[*]}"
@@ -194,14 +209,6 @@ done
 shopt -u nullglob
 step "shell tests: ${#shell_tests[@]} in tests/"
 if ((${#shell_tests[@]})); then
-	if ! command -v kcat >/dev/null 2>&1; then
-		echo "installing kcat with apt-get (shell tests use it)"
-		if ! LS_APT_LOG="$LOG_DIR/apt.log" ls_apt_install kcat; then
-			ls_tail_log "$LOG_DIR/apt.log"
-			fail "could not install kcat with apt-get"
-			failed=$((failed + 1))
-		fi
-	fi
 	export FLOE_REPO_ROOT="$ROOT"
 	if [[ -d $ROOT/cmd/floe ]]; then
 		echo "building bin for shell tests: go build -o .cache/test/bin/floe ./cmd/floe"

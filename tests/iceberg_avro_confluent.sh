@@ -13,6 +13,7 @@ source "$(dirname "$0")/lib.sh"
 
 need_pkg confluent_kafka python3-confluent-kafka
 need_pkg avro python3-avro
+need_pkg requests python3-requests
 need_pkg curl curl
 
 k=$(free_port) h=$(free_port) r=$(free_port)
