@@ -153,7 +153,7 @@ const frameBufRound = 1 << 20
 // in use (and never more than --queued-max-request-bytes): the produce
 // requests of a busy moment, which an idempotent client sends at most
 // five at a time, each about a linger's worth of records.
-const frameBufsMax = 128 << 20
+const frameBufsMax = 64 << 20
 
 var probes = sync.Pool{New: func() any { return new([frameProbe]byte) }}
 
