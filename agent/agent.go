@@ -170,8 +170,12 @@ func (a *Agent) Start(ctx context.Context) error {
 	a.frameBufs = newBufPool(min(frameBufsMax, a.cfg.QueuedMaxRequestBytes), frameBufsMax/4, frameBufRound, bufPoolIdleTTL)
 	a.limits = newConnLimits(a.cfg.MaxConnections, a.cfg.MaxConnectionsPerIP)
 	registerRequestMemMetric(a.registry, a.requestMem)
-	registerResponseBufsMetric(a.registry, a.responseBufs)
-	registerFrameBufsMetric(a.registry, a.frameBufs)
+	registerBufPoolMetric(a.registry, a.responseBufs, "response_buffers",
+		"Capacity of the idle buffers kept for joining and encoding large fetch responses (with those in use, at most twice the 64 MiB fetch memory budget).",
+		"Capacity of the buffers large fetch responses are being joined and encoded into.")
+	registerBufPoolMetric(a.registry, a.frameBufs, "request_buffers",
+		"Capacity of the idle buffers kept for reading large requests (produces) into (with those in use, at most 64 MiB).",
+		"Capacity of the pooled buffers large requests are held in until they are answered.")
 	a.idScan.scans = a.metrics.topicScans
 	rcfg := logread.Config{CacheBytes: a.cfg.CacheBytes, ChunkBytes: a.cfg.ReadChunkBytes}
 	if a.cfg.PeerAddr != "" {

@@ -32,26 +32,14 @@ func registerRequestMemMetric(reg prometheus.Registerer, b *byteBudget) {
 		func() float64 { return float64(b.held()) }))
 }
 
-func registerResponseBufsMetric(reg prometheus.Registerer, p *bufPool) {
+// registerBufPoolMetric registers a buffer pool's gauges,
+// floe_agent_<name>_idle_bytes and floe_agent_<name>_used_bytes.
+func registerBufPoolMetric(reg prometheus.Registerer, p *bufPool, name, idleHelp, usedHelp string) {
 	if reg == nil {
 		return
 	}
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "floe", Subsystem: "agent", Name: "response_buffers_idle_bytes",
-		Help: "Capacity of the idle buffers kept for joining and encoding large fetch responses (with those in use, at most twice the 64 MiB fetch memory budget)."},
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "floe", Subsystem: "agent", Name: name + "_idle_bytes", Help: idleHelp},
 		func() float64 { return float64(p.idleBytes()) }))
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "floe", Subsystem: "agent", Name: "response_buffers_used_bytes",
-		Help: "Capacity of the buffers large fetch responses are being joined and encoded into."},
-		func() float64 { return float64(p.usedBytes()) }))
-}
-
-func registerFrameBufsMetric(reg prometheus.Registerer, p *bufPool) {
-	if reg == nil {
-		return
-	}
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "floe", Subsystem: "agent", Name: "request_buffers_idle_bytes",
-		Help: "Capacity of the idle buffers kept for reading large requests (produces) into (with those in use, at most 64 MiB)."},
-		func() float64 { return float64(p.idleBytes()) }))
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "floe", Subsystem: "agent", Name: "request_buffers_used_bytes",
-		Help: "Capacity of the pooled buffers large requests are held in until they are answered."},
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "floe", Subsystem: "agent", Name: name + "_used_bytes", Help: usedHelp},
 		func() float64 { return float64(p.usedBytes()) }))
 }
