@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/floe-io/floe/metadata"
 )
 
 type extentKey struct {
@@ -172,6 +174,20 @@ func (c *extentCache) has(key extentKey) bool {
 	defer c.mu.Unlock()
 	_, loading := c.inflight[key]
 	return loading || c.findLocked(key).ok()
+}
+
+// appendMissing appends to dst the entries of es that are neither cached
+// nor being loaded, with one hold of the lock.
+func (c *extentCache) appendMissing(dst, es []metadata.IndexEntry) []metadata.IndexEntry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range es {
+		key := keyOf(e)
+		if _, loading := c.inflight[key]; !loading && !c.findLocked(key).ok() {
+			dst = append(dst, e)
+		}
+	}
+	return dst
 }
 
 // aheadMax is the part of the cache extents read ahead and not yet

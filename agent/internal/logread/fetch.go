@@ -117,6 +117,8 @@ type planBufs struct {
 	ready []extentRef
 	cold  []metadata.IndexEntry
 	order []metadata.IndexEntry // cold, in chunk order
+	start []metadata.IndexEntry // of order, those read now
+	later []metadata.IndexEntry // of order, those left for a later pass
 }
 
 // maxPooledPlan bounds the entries of the plan arrays kept for reuse.
@@ -125,14 +127,19 @@ const maxPooledPlan = 1 << 16
 // release clears b (its entries hold object names and cached items) and
 // gives it back to pool, unless it grew past maxPooledPlan.
 func (b *planBufs) release(pool *sync.Pool) {
-	if cap(b.plan) > maxPooledPlan || cap(b.cold) > maxPooledPlan || cap(b.order) > maxPooledPlan {
-		return
+	for _, a := range [][]metadata.IndexEntry{b.plan, b.cold, b.order, b.start, b.later} {
+		if cap(a) > maxPooledPlan {
+			return
+		}
 	}
 	clear(b.plan)
 	clear(b.ready)
 	clear(b.cold)
 	clear(b.order)
+	clear(b.start)
+	clear(b.later)
 	b.plan, b.ready, b.cold, b.order = b.plan[:0], b.ready[:0], b.cold[:0], b.order[:0]
+	b.start, b.later = b.start[:0], b.later[:0]
 	pool.Put(b)
 }
 
@@ -206,14 +213,14 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 	r.windows.prepare(ctx, parts, coldMax+1, 4*(coldMax+1), func(fn func(context.Context)) bool {
 		return r.goAhead(func() { fn(r.ctx) })
 	})
+	// Being read from here: chunks read for any partition decode their
+	// extents too.
+	r.noteReading(parts)
 	for _, p := range parts {
 		p.plan, p.ready = nil, nil
 		if p.Offset < p.Start || p.Offset >= p.HW {
 			continue
 		}
-		// Being read from here: chunks read for any partition decode this
-		// one's extents too.
-		r.noteRead(p.id(), p.Offset, p.Offset)
 		want := min(p.Max, room)
 		// One entry past coldMax tells whether more is there; past the
 		// response's room only the next entry is wanted.
@@ -312,10 +319,8 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 	budget := min(maxBytes, r.cache.aheadFree())
 	f.allowed = map[extentKey]bool{}
 	chunks := map[chunkKey]bool{}
-	var (
-		read  int64
-		start []metadata.IndexEntry
-	)
+	var read int64
+	start, later := bufs.start, bufs.later
 	var buf [2]chunkSpan
 	for _, e := range cold {
 		var add int64
@@ -331,7 +336,7 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 		if read+add > budget && (len(f.allowed) > 0 || !force) {
 			f.throttled = true
 			if len(parts) >= wideFetch {
-				f.later = append(f.later, e)
+				later = append(later, e)
 			}
 			continue
 		}
@@ -343,6 +348,8 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 		start = append(start, e)
 		pin(spans)
 	}
+	bufs.start, bufs.later = start, later
+	f.later = later
 	r.prefetch(start)
 	return f
 }
@@ -528,7 +535,7 @@ func (f *Fetch) Done() {
 		}
 		if f.bufs != nil {
 			f.bufs.release(&r.plans)
-			f.bufs = nil
+			f.bufs, f.later = nil, nil
 		}
 	}()
 	r.metrics.fetchBytes.Add(float64(f.bytes.Load()))

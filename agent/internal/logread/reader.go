@@ -160,6 +160,24 @@ func (r *Reader) noteRead(id metadata.PartitionID, from, next int64) {
 	now := time.Now().UnixNano()
 	r.posMu.Lock()
 	defer r.posMu.Unlock()
+	r.noteReadLocked(now, id, from, next)
+}
+
+// noteReading records that fetches are about to read parts from their
+// offsets (those with something to read), with one hold of the lock: a
+// wide fetch plans thousands at a time.
+func (r *Reader) noteReading(parts []*Part) {
+	now := time.Now().UnixNano()
+	r.posMu.Lock()
+	defer r.posMu.Unlock()
+	for _, p := range parts {
+		if p.Offset >= p.Start && p.Offset < p.HW {
+			r.noteReadLocked(now, p.id(), p.Offset, p.Offset)
+		}
+	}
+}
+
+func (r *Reader) noteReadLocked(now int64, id metadata.PartitionID, from, next int64) {
 	if _, ok := r.reading[id]; !ok && len(r.reading) >= maxReading {
 		for k, p := range r.reading {
 			if time.Duration(now-p.at) > activeFor {
@@ -200,6 +218,10 @@ func (r *Reader) readingAt(id metadata.PartitionID) (int64, bool) {
 	now := time.Now().UnixNano()
 	r.posMu.Lock()
 	defer r.posMu.Unlock()
+	return r.readingAtLocked(now, id)
+}
+
+func (r *Reader) readingAtLocked(now int64, id metadata.PartitionID) (int64, bool) {
 	p, ok := r.reading[id]
 	if !ok || time.Duration(now-p.at) > activeFor {
 		return 0, false
@@ -409,7 +431,11 @@ func (r *Reader) chunk(ctx context.Context, s chunkSpan, res *aheadReservation) 
 // A chunk with many such extents (a flush object over many partitions)
 // has them decoded together, into one cache item (chunk_extents.go).
 func (r *Reader) decodeNeighbours(s chunkSpan, data []byte, res *aheadReservation) {
-	var todo []metadata.IndexEntry
+	var todo, read []metadata.IndexEntry
+	// The positions are looked up, then the cache, each with one hold of
+	// its lock: a chunk of a wide flush holds thousands of extents.
+	r.posMu.Lock()
+	now := time.Now().UnixNano()
 	for _, e := range r.windows.extentsIn(s.key.object, s.start, s.end) {
 		if e.Offset+e.Length > s.start+int64(len(data)) {
 			continue // a short read: the fetch that needs it reports it
@@ -418,12 +444,14 @@ func (r *Reader) decodeNeighbours(s chunkSpan, data []byte, res *aheadReservatio
 			todo = append(todo, e.IndexEntry)
 			continue
 		}
-		next, ok := r.readingAt(metadata.PartitionID{Topic: e.topic, Partition: e.partition})
-		if !ok || e.Last < next || r.cache.has(keyOf(e.IndexEntry)) {
+		next, ok := r.readingAtLocked(now, metadata.PartitionID{Topic: e.topic, Partition: e.partition})
+		if !ok || e.Last < next {
 			continue
 		}
-		todo = append(todo, e.IndexEntry)
+		read = append(read, e.IndexEntry)
 	}
+	r.posMu.Unlock()
+	todo = r.cache.appendMissing(todo, read)
 	// Many extents are decoded into one item, if it can be at most an
 	// eighth of the read-ahead budget: it counts against the budget whole
 	// until every extent in it was used, and larger items, in a small
