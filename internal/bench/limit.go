@@ -42,6 +42,8 @@ type Limits struct {
 	Put  *StoreLimit `json:"put,omitempty"`
 	Get  *StoreLimit `json:"get,omitempty"`
 	Etcd *EtcdLimit  `json:"etcd,omitempty"`
+	// PageFault is the cost of the bench machine's page faults.
+	PageFault *PageFaultLimit `json:"page_fault,omitempty"`
 	// Missing says why a limit was not measured.
 	Missing []string `json:"missing,omitempty"`
 }

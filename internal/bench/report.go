@@ -434,6 +434,9 @@ func (rep *Report) WriteText(w io.Writer) error {
 	if l := rep.Limits.Etcd; l != nil {
 		pr("  etcd txn like a commit (%d compares, %d puts)\t%.0f txn/s\t%s\t%s\t%s", l.Compares, l.Puts, l.TxnPerS, fms(l.Latency.P50), fms(l.Latency.P99), fms(l.Latency.Max))
 	}
+	if l := rep.Limits.PageFault; l != nil {
+		pr("  first write to a fresh %s page	%.2f µs a page	(%.2f s per GiB)", units.Bytes(int64(l.PageBytes)), l.MicrosPerPage, l.SecondsPerGiB())
+	}
 	for _, m := range rep.Limits.Missing {
 		pr("  not measured: %s", m)
 	}

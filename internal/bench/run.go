@@ -311,9 +311,18 @@ func (r *runner) createTopic(ctx context.Context, name string, partitions int32)
 	}
 }
 
-// runLimits measures the raw object store and etcd.
+// runLimits measures the raw object store and etcd, and the machine's
+// page faults.
 func (r *runner) runLimits(ctx context.Context) error {
 	lim := &r.rep.Limits
+	switch pf, ok, err := measurePageFaults(); {
+	case err != nil:
+		return err
+	case !ok:
+		lim.Missing = append(lim.Missing, "page faults: the bench cannot map memory of its own on this platform")
+	default:
+		lim.PageFault = pf
+	}
 	seg := r.cfg.Agent.SegmentTargetBytes
 	conc := r.cfg.LimitConcurrency
 	d := r.cfg.LimitDuration
