@@ -26,13 +26,14 @@ const clockTicks = 100
 type cpuSnap struct {
 	at      time.Time
 	ticks   map[string]uint64
+	faults  map[string]uint64 // minor page faults
 	busy    uint64
 	total   uint64
 	machine bool
 }
 
 func (r *runner) cpuNow() *cpuSnap {
-	s := &cpuSnap{at: time.Now(), ticks: map[string]uint64{}}
+	s := &cpuSnap{at: time.Now(), ticks: map[string]uint64{}, faults: map[string]uint64{}}
 	procs := map[string][]int{"bench": {os.Getpid()}}
 	if p, ok := r.cl.(Processes); ok {
 		for name, pids := range p.Processes() {
@@ -40,8 +41,8 @@ func (r *runner) cpuNow() *cpuSnap {
 		}
 	}
 	for name, pids := range procs {
-		if t, ok := sumTicks(pids); ok {
-			s.ticks[name] = t
+		if t, f, ok := sumStats(pids); ok {
+			s.ticks[name], s.faults[name] = t, f
 		}
 	}
 	s.busy, s.total, s.machine = machineTicks()
@@ -52,10 +53,25 @@ func (r *runner) cpuNow() *cpuSnap {
 // second of wall time), and "machine": the cores busy on the whole
 // machine, out of "cpus".
 func (r *runner) cpuSince(s *cpuSnap) map[string]float64 {
+	cpu, _ := r.usageSince(s)
+	return cpu
+}
+
+// usageSince is cpuSince, and the minor page faults each process took
+// since s, per second.
+func (r *runner) usageSince(s *cpuSnap) (cpu, faults map[string]float64) {
 	now := r.cpuNow()
 	wall := now.at.Sub(s.at).Seconds()
 	if wall <= 0 {
-		return nil
+		return nil, nil
+	}
+	for name, f := range now.faults {
+		if f0, ok := s.faults[name]; ok && f >= f0 {
+			if faults == nil {
+				faults = map[string]float64{}
+			}
+			faults[name] = float64(int64(float64(f-f0) / wall))
+		}
 	}
 	out := map[string]float64{}
 	for name, t := range now.ticks {
@@ -68,49 +84,57 @@ func (r *runner) cpuSince(s *cpuSnap) map[string]float64 {
 		out["machine"] = round2(frac * float64(r.rep.CPUs))
 	}
 	if len(out) == 0 {
-		return nil
+		return nil, faults
 	}
-	return out
+	return out, faults
 }
 
 func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
 
-// sumTicks adds the CPU time of processes; false when any cannot be read
-// (one is restarting), as a sum without it would not compare with one
-// taken before.
-func sumTicks(pids []int) (uint64, bool) {
-	var sum uint64
+// sumStats adds the CPU time and the minor page faults of processes;
+// false when any cannot be read (one is restarting), as a sum without it
+// would not compare with one taken before.
+func sumStats(pids []int) (ticks, faults uint64, ok bool) {
 	for _, pid := range pids {
-		t, ok := procTicks(pid)
+		t, f, ok := procStat(pid)
 		if !ok {
-			return 0, false
+			return 0, 0, false
 		}
-		sum += t
+		ticks += t
+		faults += f
 	}
-	return sum, len(pids) > 0
+	return ticks, faults, len(pids) > 0
 }
 
-// procTicks reads a process's user + system CPU time from /proc.
-func procTicks(pid int) (uint64, bool) {
+// procStat reads a process's user + system CPU time and its minor page
+// faults from /proc.
+func procStat(pid int) (ticks, minflt uint64, ok bool) {
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, false
+		return 0, 0, false
 	}
-	// The command name is in parentheses and may hold spaces.
-	i := strings.LastIndexByte(string(data), ')')
+	return parseStat(string(data))
+}
+
+// parseStat reads the fields procStat returns from a /proc/PID/stat line.
+func parseStat(line string) (ticks, minflt uint64, ok bool) {
+	// The command name is in parentheses and may hold spaces; the fields
+	// after it start at the state (stat's third).
+	i := strings.LastIndexByte(line, ')')
 	if i < 0 {
-		return 0, false
+		return 0, 0, false
 	}
-	f := strings.Fields(string(data[i+1:]))
+	f := strings.Fields(line[i+1:])
 	if len(f) < 13 {
-		return 0, false
+		return 0, 0, false
 	}
+	mf, err0 := strconv.ParseUint(f[7], 10, 64)
 	u, err1 := strconv.ParseUint(f[11], 10, 64)
 	sy, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, false
+	if err0 != nil || err1 != nil || err2 != nil {
+		return 0, 0, false
 	}
-	return u + sy, true
+	return u + sy, mf, true
 }
 
 // machineTicks reads the machine's busy and total CPU time.

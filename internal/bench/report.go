@@ -100,6 +100,8 @@ type ProduceResult struct {
 	CommitMeanMs float64            `json:"commit_mean_ms"`
 	Backpressure float64            `json:"backpressure_waits"`
 	CPU          map[string]float64 `json:"cpu_cores,omitempty"`
+	// Faults are each process's minor page faults per second.
+	Faults map[string]float64 `json:"page_faults_per_s,omitempty"`
 }
 
 // ConsumeResult is one read phase: groups reading the same data at once.
@@ -124,6 +126,8 @@ type ConsumeResult struct {
 	PrefetchWasted float64            `json:"prefetch_wasted"`
 	Restarted      bool               `json:"agents_restarted,omitempty"`
 	CPU            map[string]float64 `json:"cpu_cores,omitempty"`
+	// Faults are each process's minor page faults per second.
+	Faults map[string]float64 `json:"page_faults_per_s,omitempty"`
 }
 
 // LatencyResult is one latency phase: a fixed rate below saturation, one
@@ -705,6 +709,15 @@ func (rep *Report) writeSweep(pr func(string, ...any)) {
 		for _, p := range s.Points {
 			pr("  %d	%s	%s	%s", p.Partitions, agentPerMiB(p.Produce.cpu()), agentPerMiB(p.Cold.cpu()), agentPerMiB(p.Warm.cpu()))
 		}
+		if pf := rep.Limits.PageFault; s.agentFaults() && pf != nil {
+			// Memory the agent touched for the first time (its heap
+			// growing, or pages the runtime gave back and took again), and
+			// what those faults cost it at the machine's rate.
+			pr("  agent page faults per MiB (share of its CPU at %.2f µs a fault)	produce	cold read	warm read", pf.MicrosPerPage)
+			for _, p := range s.Points {
+				pr("  %d	%s	%s	%s", p.Partitions, faultsPerMiB(p.Produce.faults(), pf), faultsPerMiB(p.Cold.faults(), pf), faultsPerMiB(p.Warm.faults(), pf))
+			}
+		}
 	}
 	pr("")
 	if first.Compaction == nil {
@@ -848,6 +861,18 @@ func (s *Sweep) agentCPU() bool {
 	return false
 }
 
+// agentFaults reports whether the sweep knows the agents' page faults.
+func (s *Sweep) agentFaults() bool {
+	for _, p := range s.Points {
+		for _, f := range [][3]float64{p.Produce.faults(), p.Cold.faults(), p.Warm.faults()} {
+			if f[0] > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // agentPerMiB formats the agent's core·ms per MiB from its cores busy and
 // the phase's MiB/s.
 func agentPerMiB(c [2]float64) string {
@@ -855,6 +880,39 @@ func agentPerMiB(c [2]float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.2f", c[0]*1000/c[1])
+}
+
+// faultsPerMiB formats the agent's page faults per MiB, and the share of
+// its CPU they took at pf's cost, from its faults per second, cores busy
+// and the phase's MiB/s.
+func faultsPerMiB(f [3]float64, pf *PageFaultLimit) string {
+	faults, cores, mibps := f[0], f[1], f[2]
+	if mibps <= 0 || (faults == 0 && cores == 0) {
+		return "-"
+	}
+	out := fmt.Sprintf("%.0f", faults/mibps)
+	if cores > 0 {
+		out += fmt.Sprintf(" (%.0f%%)", 100*faults*pf.MicrosPerPage/1e6/cores)
+	}
+	return out
+}
+
+// faults returns the agent's page faults per second in the produce phase,
+// its cores busy and its MiB/s.
+func (r *ProduceResult) faults() [3]float64 {
+	if r == nil || r.Faults == nil {
+		return [3]float64{}
+	}
+	return [3]float64{r.Faults["agent"], r.CPU["agent"], r.MiBps}
+}
+
+// faults returns the agent's page faults per second in the read phase, its
+// cores busy and its MiB/s.
+func (r *ConsumeResult) faults() [3]float64 {
+	if r == nil || r.Faults == nil {
+		return [3]float64{}
+	}
+	return [3]float64{r.Faults["agent"], r.CPU["agent"], r.MiBps}
 }
 
 // cpu returns the agent's cores busy in the produce phase and its MiB/s.

@@ -388,7 +388,7 @@ func (r *runner) runProduce(ctx context.Context) error {
 	stopProfile := r.profile(ctx, r.profileName("produce"))
 	cpu := r.cpuNow()
 	st, elapsed, err := r.produceMax(ctx, topic, p)
-	cpuUsed := r.cpuSince(cpu)
+	cpuUsed, faults := r.usageSince(cpu)
 	r.heapProfile(ctx, r.profileName("produce"))
 	stopProfile()
 	end()
@@ -404,6 +404,7 @@ func (r *runner) runProduce(ctx context.Context) error {
 		Errors:     st.errors.Load(),
 		FirstError: st.firstError(),
 		CPU:        cpuUsed,
+		Faults:     faults,
 	}
 	if res.Records == 0 {
 		return fmt.Errorf("no record was acknowledged (first error: %s)", res.FirstError)
@@ -593,9 +594,9 @@ func (r *runner) readPhase(ctx context.Context, name string, groups []string, fr
 		cpuc <- nil
 	}()
 	err = r.readGroups(ctx, reads, kgo.NewOffset().AtStart(), p)
-	var cpuUsed map[string]float64
+	var cpuUsed, faults map[string]float64
 	if snap := <-cpuc; snap != nil {
-		cpuUsed = r.cpuSince(snap)
+		cpuUsed, faults = r.usageSince(snap)
 	}
 	stopProfile()
 	endPhase()
@@ -603,7 +604,7 @@ func (r *runner) readPhase(ctx context.Context, name string, groups []string, fr
 		return nil, err
 	}
 	after := r.scrape(ctx)
-	res := &ConsumeResult{Groups: len(groups), Consumers: r.cfg.Consumers, CPU: cpuUsed}
+	res := &ConsumeResult{Groups: len(groups), Consumers: r.cfg.Consumers, CPU: cpuUsed, Faults: faults}
 	for _, g := range reads {
 		res.Records += g.records.Load()
 	}

@@ -110,3 +110,49 @@ func TestValidateSweep(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestSweepPageFaults(t *testing.T) {
+	point := func(n int32, faults, cores, mibps float64) *SweepPoint {
+		return &SweepPoint{
+			Partitions: n,
+			Produce:    &ProduceResult{MiBps: 100, CPU: map[string]float64{"agent": 0.5}},
+			Cold:       &ConsumeResult{MiBps: mibps, CPU: map[string]float64{"agent": cores}, Faults: map[string]float64{"agent": faults}},
+			Warm:       &ConsumeResult{MiBps: 1000},
+		}
+	}
+	rep := &Report{
+		Agent:  AgentSettings{SegmentTargetBytes: 8 << 20, ReadChunkBytes: 8 << 20},
+		Limits: Limits{PageFault: &PageFaultLimit{PageBytes: 4096, Pages: 16384, MicrosPerPage: 10}},
+		// 10 000 faults a second at 10 µs are 0.1 cores: a fifth of 0.5;
+		// 40 000 are 0.4 cores, half of 0.8.
+		Sweep: &Sweep{Partitions: []int32{16, 4096}, Points: []*SweepPoint{point(16, 10000, 0.5, 400), point(4096, 40000, 0.8, 200)}},
+	}
+	rep.evaluate()
+	rows := map[string]string{}
+	text := func() string {
+		var b bytes.Buffer
+		if err := rep.WriteText(&b); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	inFaults := false
+	for line := range strings.Lines(text()) {
+		f := strings.Join(strings.Fields(line), " ")
+		switch {
+		case strings.HasPrefix(f, "agent page faults per MiB (share of its CPU at 10.00 µs a fault)"):
+			inFaults = true
+		case inFaults && (strings.HasPrefix(f, "16 ") || strings.HasPrefix(f, "4096 ")):
+			rows[strings.Fields(f)[0]] = f
+		default:
+			inFaults = false
+		}
+	}
+	if rows["16"] != "16 - 25 (20%) -" || rows["4096"] != "4096 - 200 (50%) -" {
+		t.Errorf("page fault rows %q", rows)
+	}
+	rep.Limits.PageFault = nil
+	if s := text(); strings.Contains(s, "page faults per MiB") {
+		t.Errorf("a report without the page fault limit has fault rows:\n%s", s)
+	}
+}

@@ -153,19 +153,35 @@ func TestZonesReport(t *testing.T) {
 	}
 }
 
-func TestSumTicks(t *testing.T) {
+func TestSumStats(t *testing.T) {
 	if _, err := os.Stat("/proc/self/stat"); err != nil {
 		t.Skip("no /proc")
 	}
-	one, ok1 := sumTicks([]int{os.Getpid()})
-	two, ok2 := sumTicks([]int{os.Getpid(), os.Getpid()})
-	if !ok1 || !ok2 || two < 2*one {
-		t.Errorf("sumTicks: %d %v, %d %v", one, ok1, two, ok2)
+	one, f1, ok1 := sumStats([]int{os.Getpid()})
+	two, f2, ok2 := sumStats([]int{os.Getpid(), os.Getpid()})
+	if !ok1 || !ok2 || two < 2*one || f1 == 0 || f2 < 2*f1 {
+		t.Errorf("sumStats: %d %d %v, %d %d %v", one, f1, ok1, two, f2, ok2)
 	}
-	if _, ok := sumTicks([]int{os.Getpid(), -1}); ok {
+	if _, _, ok := sumStats([]int{os.Getpid(), -1}); ok {
 		t.Error("a process that cannot be read gave a sum")
 	}
-	if _, ok := sumTicks(nil); ok {
+	if _, _, ok := sumStats(nil); ok {
 		t.Error("no process gave a sum")
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	// A command name with spaces and a parenthesis, then state, ppid,
+	// pgrp, session, tty, tpgid, flags, minflt (1234), cminflt, majflt,
+	// cmajflt, utime (70), stime (30).
+	line := "4242 (floe (x) y) S 1 4242 4242 0 -1 4194560 1234 0 5 0 70 30 0 0 20 0 12 0"
+	ticks, minflt, ok := parseStat(line)
+	if !ok || ticks != 100 || minflt != 1234 {
+		t.Errorf("parseStat = %d, %d, %v; want 100, 1234, true", ticks, minflt, ok)
+	}
+	for _, bad := range []string{"", "4242 (floe", "4242 (floe) S 1 2 3", "4242 (floe) S 1 4242 4242 0 -1 4194560 x 0 5 0 70 30"} {
+		if _, _, ok := parseStat(bad); ok {
+			t.Errorf("parseStat(%q) ok", bad)
+		}
 	}
 }
