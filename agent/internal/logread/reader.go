@@ -434,9 +434,10 @@ func (r *Reader) decodeNeighbours(s chunkSpan, data []byte, res *aheadReservatio
 	var todo, read []metadata.IndexEntry
 	// The positions are looked up, then the cache, each with one hold of
 	// its lock: a chunk of a wide flush holds thousands of extents.
+	in := r.windows.extentsIn(s.key.object, s.start, s.end)
 	r.posMu.Lock()
 	now := time.Now().UnixNano()
-	for _, e := range r.windows.extentsIn(s.key.object, s.start, s.end) {
+	for _, e := range in {
 		if e.Offset+e.Length > s.start+int64(len(data)) {
 			continue // a short read: the fetch that needs it reports it
 		}
