@@ -99,12 +99,10 @@ type Fetch struct {
 	spare  atomic.Bool
 	pinned []chunkKey
 	bytes  atomic.Int64
-	// later are, for a wide fetch, the entries its plan found still to be
-	// read and left for a later pass, oldest chunks first: what Done
-	// reads ahead.
-	later []metadata.IndexEntry
 	// bufs are the arrays the plan was made in, the parts' plans among
-	// them, given back to the reader's pool by Done.
+	// them, given back to the reader's pool by Done. Their later are, for
+	// a wide fetch, the entries the plan found still to be read and left
+	// for a later pass, oldest chunks first: what Done reads ahead.
 	bufs *planBufs
 }
 
@@ -349,7 +347,6 @@ func (r *Reader) Plan(ctx context.Context, parts []*Part, maxBytes int64, force 
 		pin(spans)
 	}
 	bufs.start, bufs.later = start, later
-	f.later = later
 	r.prefetch(start)
 	return f
 }
@@ -535,7 +532,7 @@ func (f *Fetch) Done() {
 		}
 		if f.bufs != nil {
 			f.bufs.release(&r.plans)
-			f.bufs, f.later = nil, nil
+			f.bufs = nil
 		}
 	}()
 	r.metrics.fetchBytes.Add(float64(f.bytes.Load()))
@@ -573,18 +570,20 @@ func (f *Fetch) Done() {
 	r.prefetch(next)
 }
 
-// laterChunks returns the entries of f.later in its first chunks, as many
-// as make up about bytes (at least one chunk, when there are any).
+// laterChunks returns the entries the plan left for a later pass
+// (f.bufs.later) in their first chunks, as many as make up about bytes (at
+// least one chunk, when there are any).
 func (f *Fetch) laterChunks(bytes int64) []metadata.IndexEntry {
-	if bytes <= 0 {
+	if bytes <= 0 || f.bufs == nil {
 		return nil
 	}
+	later := f.bufs.later
 	seen := map[chunkKey]bool{}
 	var (
 		size int64
 		buf  [2]chunkSpan
 	)
-	for i, e := range f.later {
+	for i, e := range later {
 		spans := f.r.chunksOf(&buf, e)
 		add := int64(0)
 		for _, s := range spans {
@@ -597,11 +596,11 @@ func (f *Fetch) laterChunks(bytes int64) []metadata.IndexEntry {
 			add = e.Length
 		}
 		if size > 0 && size+add > bytes {
-			return f.later[:i]
+			return later[:i]
 		}
 		size += add
 	}
-	return f.later
+	return later
 }
 
 // prefetch reads entries into the cache in the background, so their GETs
