@@ -56,6 +56,12 @@ type SweepRatios struct {
 	PeakRSS             float64 `json:"agent_peak_rss"`
 	CompactorPutsPerGiB float64 `json:"compactor_puts_per_gib,omitempty"`
 	CompactionSeconds   float64 `json:"compaction_seconds,omitempty"`
+	// Ceilings are the highest throughput ratios the bench's own clients
+	// leave room for on its machine (clientCeiling); 0 where the CPU of
+	// the cluster's processes is not known.
+	ProduceCeiling float64 `json:"produce_client_ceiling,omitempty"`
+	ColdCeiling    float64 `json:"cold_read_client_ceiling,omitempty"`
+	WarmCeiling    float64 `json:"warm_read_client_ceiling,omitempty"`
 }
 
 // CompactionResult is one compaction pass after a partition count's
@@ -180,13 +186,18 @@ func (r *runner) endCount(context.Context) error {
 	return nil
 }
 
-// ratios fills every point's ratios to the first point's figures.
-func (s *Sweep) ratios() {
+// ratios fills every point's ratios to the first point's figures; cpus
+// is the cores of the bench's machine.
+func (s *Sweep) ratios(cpus int) {
 	if len(s.Points) == 0 {
 		return
 	}
 	f := s.Points[0]
-	for _, p := range s.Points {
+	for i, p := range s.Points {
+		cores := cpus
+		if i == 0 {
+			cores = 0 // no ceiling on the first count's own figures
+		}
 		q := SweepRatios{
 			TxnsPerFlush: ratioOf(p.TxnsPerFlush, f.TxnsPerFlush),
 			PeakRSS:      ratioOf(float64(p.PeakRSS), float64(f.PeakRSS)),
@@ -194,13 +205,16 @@ func (s *Sweep) ratios() {
 		if p.Produce != nil && f.Produce != nil {
 			q.ProduceMiBps = ratioOf(p.Produce.MiBps, f.Produce.MiBps)
 			q.PutsPerGiB = ratioOf(p.Produce.PutsPerGiB, f.Produce.PutsPerGiB)
+			q.ProduceCeiling = clientCeiling(cores, p.Produce.CPU, p.Produce.MiBps, f.Produce.CPU, f.Produce.MiBps)
 		}
 		if p.Cold != nil && f.Cold != nil {
 			q.ColdMiBps = ratioOf(p.Cold.MiBps, f.Cold.MiBps)
 			q.ColdGetsPerGiB = ratioOf(p.Cold.GetsPerGiB, f.Cold.GetsPerGiB)
+			q.ColdCeiling = clientCeiling(cores, p.Cold.CPU, p.Cold.MiBps, f.Cold.CPU, f.Cold.MiBps)
 		}
 		if p.Warm != nil && f.Warm != nil {
 			q.WarmMiBps = ratioOf(p.Warm.MiBps, f.Warm.MiBps)
+			q.WarmCeiling = clientCeiling(cores, p.Warm.CPU, p.Warm.MiBps, f.Warm.CPU, f.Warm.MiBps)
 		}
 		if p.Compaction != nil && f.Compaction != nil {
 			q.CompactorPutsPerGiB = ratioOf(p.Compaction.PutsPerGiB, f.Compaction.PutsPerGiB)
@@ -208,6 +222,41 @@ func (s *Sweep) ratios() {
 		}
 		p.Ratios = q
 	}
+}
+
+// clientCeiling is the highest ratio of a phase's throughput at a
+// partition count (its processes' cores busy cpu at mibps) to the same
+// phase's at the first count (first at firstMiBps) that the bench's
+// machine of cpus cores leaves room for, given what its clients cost at
+// the count: if the cluster's processes (the agents, MinIO, etcd) cost
+// per MiB what they cost at the first count and the clients what they
+// cost at this one, the machine moves at most
+//
+//	cpus / (clients/mibps + cluster/firstMiBps)
+//
+// MiB/s. A ratio short of a target that its ceiling clears is the
+// cluster's to close; one whose ceiling is short too cannot be met on
+// this machine with these clients. 0 when the clients' or the cluster's
+// CPU is not known (a cluster the bench does not run).
+func clientCeiling(cpus int, cpu map[string]float64, mibps float64, first map[string]float64, firstMiBps float64) float64 {
+	clients, ok := cpu["bench"]
+	if !ok || cpus <= 0 || mibps <= 0 || firstMiBps <= 0 {
+		return 0
+	}
+	var cluster float64
+	for name, cores := range first {
+		if name != "bench" && name != "machine" {
+			cluster += cores
+		}
+	}
+	if _, ok := first["agent"]; !ok {
+		return 0
+	}
+	perMiB := clients/mibps + cluster/firstMiBps
+	if perMiB <= 0 {
+		return 0
+	}
+	return float64(cpus) / perMiB / firstMiBps
 }
 
 // ratioOf is a / b, 0 when either is missing.

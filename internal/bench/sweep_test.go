@@ -156,3 +156,90 @@ func TestSweepPageFaults(t *testing.T) {
 		t.Errorf("a report without the page fault limit has fault rows:\n%s", s)
 	}
 }
+
+func TestSweepClientCeiling(t *testing.T) {
+	cpu := func(kv ...float64) map[string]float64 {
+		names := []string{"agent", "minio", "etcd", "bench"}
+		m := map[string]float64{"machine": 1.9}
+		for i, v := range kv {
+			m[names[i]] = v
+		}
+		return m
+	}
+	rep := &Report{
+		CPUs:  2,
+		Agent: AgentSettings{SegmentTargetBytes: 8 << 20, ReadChunkBytes: 8 << 20},
+		Sweep: &Sweep{Partitions: []int32{16, 4096}, Points: []*SweepPoint{
+			{
+				Partitions: 16,
+				// The cluster: 1.2 cores at 200 MiB/s, 6 core·ms per MiB.
+				Produce: &ProduceResult{MiBps: 200, CPU: cpu(0.6, 0.5, 0.1, 0.6)},
+				// 1.0 core at 400 MiB/s, 2.5 core·ms per MiB.
+				Cold: &ConsumeResult{MiBps: 400, CPU: cpu(0.8, 0.2, 0, 0.3)},
+				Warm: &ConsumeResult{MiBps: 1000, CPU: cpu(0.3, 0, 0, 0.5)},
+			},
+			{
+				Partitions: 4096,
+				// Clients at 9 core·ms per MiB: 2 cores move at most
+				// 2 / (0.009 + 0.006) = 133.3 MiB/s, 0.67 of 200.
+				Produce: &ProduceResult{MiBps: 100, CPU: cpu(0.5, 0.4, 0.1, 0.9)},
+				// Clients at 1 core·ms per MiB: 2 / (0.001 + 0.0025) =
+				// 571.4 MiB/s, 1.43 of 400.
+				Cold: &ConsumeResult{MiBps: 200, CPU: cpu(1.2, 0.2, 0.1, 0.2)},
+				// The clients' CPU is not known: no ceiling.
+				Warm: &ConsumeResult{MiBps: 600, CPU: map[string]float64{"agent": 0.5}},
+			},
+		}},
+	}
+	rep.evaluate()
+	q := rep.Sweep.Points[1].Ratios
+	near := func(got, want float64) bool { return got > want-0.005 && got < want+0.005 }
+	if !near(q.ProduceCeiling, 0.667) || !near(q.ColdCeiling, 1.429) || q.WarmCeiling != 0 {
+		t.Errorf("ceilings produce %.3f, cold %.3f, warm %.3f; want 0.667, 1.429, 0", q.ProduceCeiling, q.ColdCeiling, q.WarmCeiling)
+	}
+	if q := rep.Sweep.Points[0].Ratios; q.ProduceCeiling != 0 {
+		t.Errorf("the first count has a produce ceiling of %.3f, want none", q.ProduceCeiling)
+	}
+	var b bytes.Buffer
+	if err := rep.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]string{}
+	in := false
+	for line := range strings.Lines(b.String()) {
+		f := strings.Join(strings.Fields(line), " ")
+		switch {
+		case strings.HasPrefix(f, "bench's clients core·ms per MiB (≤ the ratio they leave room for on 2 cores)"):
+			in = true
+		case in && (strings.HasPrefix(f, "16 ") || strings.HasPrefix(f, "4096 ")):
+			rows[strings.Fields(f)[0]] = f
+		default:
+			in = false
+		}
+	}
+	if rows["16"] != "16 3.00 0.75 0.50" || rows["4096"] != "4096 9.00 (≤ 0.67×) 1.00 (≤ 1.43×) -" {
+		t.Errorf("client rows %q", rows)
+	}
+	for _, tg := range rep.Targets {
+		if tg.Name == "produce throughput at 4096 partitions" && !strings.HasSuffix(tg.Got, "; the bench's clients leave room for 0.67") {
+			t.Errorf("produce target got %q, want the clients' ceiling", tg.Got)
+		}
+	}
+
+	// A cluster the bench does not run: no CPU but its own, no ceiling.
+	for _, p := range rep.Sweep.Points {
+		p.Produce.CPU = map[string]float64{"bench": 0.5}
+		p.Cold.CPU, p.Warm.CPU = nil, nil
+	}
+	rep.evaluate()
+	if q := rep.Sweep.Points[1].Ratios; q.ProduceCeiling != 0 || q.ColdCeiling != 0 {
+		t.Errorf("ceilings without the cluster's CPU: %+v", q)
+	}
+	b.Reset()
+	if err := rep.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "leave room") || strings.Contains(b.String(), "bench's clients core·ms") {
+		t.Errorf("a report without the cluster's CPU states a ceiling:\n%s", b.String())
+	}
+}
