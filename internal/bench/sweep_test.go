@@ -128,7 +128,6 @@ func TestSweepPageFaults(t *testing.T) {
 		Sweep: &Sweep{Partitions: []int32{16, 4096}, Points: []*SweepPoint{point(16, 10000, 0.5, 400), point(4096, 40000, 0.8, 200)}},
 	}
 	rep.evaluate()
-	rows := map[string]string{}
 	text := func() string {
 		var b bytes.Buffer
 		if err := rep.WriteText(&b); err != nil {
@@ -136,18 +135,7 @@ func TestSweepPageFaults(t *testing.T) {
 		}
 		return b.String()
 	}
-	inFaults := false
-	for line := range strings.Lines(text()) {
-		f := strings.Join(strings.Fields(line), " ")
-		switch {
-		case strings.HasPrefix(f, "agent page faults per MiB (share of its CPU at 10.00 µs a fault)"):
-			inFaults = true
-		case inFaults && (strings.HasPrefix(f, "16 ") || strings.HasPrefix(f, "4096 ")):
-			rows[strings.Fields(f)[0]] = f
-		default:
-			inFaults = false
-		}
-	}
+	rows := sweepRows(text(), "agent page faults per MiB (share of its CPU at 10.00 µs a fault)")
 	if rows["16"] != "16 - 25 (20%) -" || rows["4096"] != "4096 - 200 (50%) -" {
 		t.Errorf("page fault rows %q", rows)
 	}
@@ -204,19 +192,7 @@ func TestSweepClientCeiling(t *testing.T) {
 	if err := rep.WriteText(&b); err != nil {
 		t.Fatal(err)
 	}
-	rows := map[string]string{}
-	in := false
-	for line := range strings.Lines(b.String()) {
-		f := strings.Join(strings.Fields(line), " ")
-		switch {
-		case strings.HasPrefix(f, "bench's clients core·ms per MiB (≤ the ratio they leave room for on 2 cores)"):
-			in = true
-		case in && (strings.HasPrefix(f, "16 ") || strings.HasPrefix(f, "4096 ")):
-			rows[strings.Fields(f)[0]] = f
-		default:
-			in = false
-		}
-	}
+	rows := sweepRows(b.String(), "bench's clients core·ms per MiB (≤ the ratio they leave room for on 2 cores)")
 	if rows["16"] != "16 3.00 0.75 0.50" || rows["4096"] != "4096 9.00 (≤ 0.67×) 1.00 (≤ 1.43×) -" {
 		t.Errorf("client rows %q", rows)
 	}
@@ -242,4 +218,24 @@ func TestSweepClientCeiling(t *testing.T) {
 	if strings.Contains(b.String(), "leave room") || strings.Contains(b.String(), "bench's clients core·ms") {
 		t.Errorf("a report without the cluster's CPU states a ceiling:\n%s", b.String())
 	}
+}
+
+// sweepRows returns the rows for 16 and 4096 partitions of the table
+// under the line starting with header in a report's text, by partition
+// count, each with its fields joined by single spaces.
+func sweepRows(text, header string) map[string]string {
+	rows := map[string]string{}
+	in := false
+	for line := range strings.Lines(text) {
+		f := strings.Join(strings.Fields(line), " ")
+		switch {
+		case strings.HasPrefix(f, header):
+			in = true
+		case in && (strings.HasPrefix(f, "16 ") || strings.HasPrefix(f, "4096 ")):
+			rows[strings.Fields(f)[0]] = f
+		default:
+			in = false
+		}
+	}
+	return rows
 }
