@@ -230,8 +230,11 @@ func agentHasFlag(exe, flag string) bool {
 // them, and floe's embedded etcd (the etcd 3.6 floe's deploy files run):
 // an etcd from the system may be 3.4 (Debian's), which copies its write
 // buffer on every read and would make the bench measure that instead.
+// The bench needs no PostgreSQL: its stack starts none, which would hold
+// the test localstack's port while the bench's stack is up.
 func benchStackEnv(root string) map[string]string {
 	env := map[string]string{
+		"FLOE_LOCALSTACK_POSTGRES":           "off",
 		"FLOE_LOCALSTACK_ETCD":               "embedded",
 		"FLOE_LOCALSTACK_DIR":                filepath.Join(root, ".cache", "bench-localstack"),
 		"FLOE_LOCALSTACK_ETCD_PORT":          "23890",

@@ -2,6 +2,7 @@ package logread
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -418,7 +420,7 @@ func TestChunkExtentsServedAndCounted(t *testing.T) {
 	}
 	size := entries[0].ObjectSize
 	r := &Reader{bucket: dir, metrics: newReaderMetrics(nil)}
-	data, err := r.readRange(ctx, "obj", 0, size)
+	data, err := r.readRange(ctx, "obj", 0, size, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -602,3 +604,146 @@ func TestExtentCacheLoadIfReady(t *testing.T) {
 		t.Fatalf("a cached extent: %v, %v", ext, err)
 	}
 }
+
+// A chunk's extents decoded as its bytes arrive: each piece that holds
+// enough whole extents becomes an item answering for its own extents, the
+// rest are decoded once the chunk is read, every extent is served as a
+// decode of it alone serves it, and the room taken for the chunk that no
+// item took is given back.
+func TestNeighboursDecodedAsTheyArrive(t *testing.T) {
+	ctx := context.Background()
+	dir, err := segments.OpenBucket(ctx, t.TempDir(), segments.BucketOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	const parts = 3*minChunkExtents + 5
+	entries := putObject(t, dir, "obj", parts)
+	for p := range entries {
+		entries[p].First, entries[p].Last = int64(10*p), int64(10*p)+entries[p].Last
+	}
+	size := entries[0].ObjectSize
+	r := &Reader{bucket: dir, metrics: newReaderMetrics(nil), cache: newExtentCache(64<<20, newReaderMetrics(nil))}
+	data, err := r.readRange(ctx, "obj", 0, size, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	span := chunkSpan{key: chunkKey{"obj", 0, size}, start: 0, end: size}
+	todo := slices.Clone(entries)
+	slices.Reverse(todo)
+	nb := &neighbours{r: r, s: span, todo: todo, together: true}
+	slices.SortFunc(nb.todo, func(a, b metadata.IndexEntry) int { return cmp.Compare(a.Offset, b.Offset) })
+
+	// Too few whole extents: nothing yet.
+	cut := func(n int) []byte { return data[:entries[n].Offset+entries[n].Length-1] }
+	nb.arrived(cut(minChunkExtents-1), false)
+	if r.cache.bytes != 0 || nb.next != 0 {
+		t.Fatalf("decoded %d bytes (%d extents) from %d whole extents", r.cache.bytes, nb.next, minChunkExtents-2)
+	}
+	// Enough: the whole ones, into one item.
+	nb.arrived(cut(minChunkExtents+3), false)
+	if nb.next != minChunkExtents+3 || len(r.cache.chunkItems["obj"]) != 1 {
+		t.Fatalf("after %d whole extents: %d decoded, %d items", minChunkExtents+3, nb.next, len(r.cache.chunkItems["obj"]))
+	}
+	first := r.cache.chunkItems["obj"][0].chunk
+	if first.start != entries[0].Offset || first.end != entries[minChunkExtents+2].Offset+1 {
+		t.Fatalf("the first item answers for [%d, %d), its extents span [%d, %d]", first.start, first.end, entries[0].Offset, entries[minChunkExtents+2].Offset)
+	}
+	if _, ok := first.find(keyOf(entries[minChunkExtents+3])); ok {
+		t.Fatal("the first item answers for an extent it does not hold")
+	}
+	nb.finish(data)
+	if nb.next != parts || len(r.cache.chunkItems["obj"]) != 2 {
+		t.Fatalf("once read: %d decoded, %d items", nb.next, len(r.cache.chunkItems["obj"]))
+	}
+	var ahead int64
+	for _, it := range r.cache.chunkItems["obj"] {
+		ahead += it.chunk.size
+	}
+	if r.cache.ahead != ahead {
+		t.Fatalf("read ahead counts %d bytes, its items hold %d", r.cache.ahead, ahead)
+	}
+	for p, e := range entries {
+		ref := r.cache.findLocked(keyOf(e))
+		if !ref.ok() {
+			t.Fatalf("partition %d's extent not cached", p)
+		}
+		var buf cachedExtent
+		got := ref.get(&buf)
+		want, err := r.decodeEntry(e, data[e.Offset:e.Offset+e.Length])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.arena, want.arena) || !slices.Equal(got.bases, want.bases) || !slices.Equal(got.lasts, want.lasts) {
+			t.Fatalf("partition %d: decoded as it arrived %v %v, alone %v %v", p, got.bases, got.lasts, want.bases, want.lasts)
+		}
+	}
+
+	// Within a room for the first piece only, the rest is offered one by
+	// one once the chunk is read, while the budget has room.
+	r.cache = newExtentCache(64<<20, newReaderMetrics(nil))
+	nb = &neighbours{r: r, s: span, todo: slices.Clone(entries), together: true, room: first.size, roomTaken: true}
+	r.cache.ahead = first.size // as takeAheadRoom would have counted it
+	nb.arrived(cut(minChunkExtents+3), false)
+	nb.arrived(data[:entries[parts-1].Offset], false)
+	if len(r.cache.chunkItems["obj"]) != 1 || len(nb.oneByOne) != parts-(minChunkExtents+3) {
+		t.Fatalf("with room for one item: %d items, %d left one by one", len(r.cache.chunkItems["obj"]), len(nb.oneByOne))
+	}
+	nb.finish(data)
+	for _, e := range entries {
+		if !r.cache.findLocked(keyOf(e)).ok() {
+			t.Fatalf("extent at %d not offered one by one", e.Offset)
+		}
+	}
+}
+
+// readPieces reads like io.ReadFull, and tells of every piece of at
+// least readPiece bytes as it arrives, but not of the last.
+func TestReadPieces(t *testing.T) {
+	src := make([]byte, 3*readPiece+100)
+	for i := range src {
+		src[i] = byte(i * 7)
+	}
+	var told []int
+	arrived := func(b []byte) {
+		if !bytes.Equal(b, src[:len(b)]) {
+			t.Fatalf("told of %d bytes that are not the source's", len(b))
+		}
+		told = append(told, len(b))
+	}
+	buf := make([]byte, len(src))
+	n, err := readPieces(iotest.HalfReader(bytes.NewReader(src)), buf, arrived)
+	if err != nil || n != len(src) || !bytes.Equal(buf, src) {
+		t.Fatalf("read %d bytes, err %v", n, err)
+	}
+	if len(told) < 2 || told[len(told)-1] >= len(src) {
+		t.Fatalf("told of %v of %d bytes", told, len(src))
+	}
+	prev := 0
+	for _, n := range told {
+		if n-prev < readPiece {
+			t.Fatalf("told of %v: less than a piece apart", told)
+		}
+		prev = n
+	}
+	// Pieces that end where the buffer does: the last is not told of.
+	told = nil
+	if _, err := readPieces(pieceReader{bytes.NewReader(src[:2*readPiece])}, make([]byte, 2*readPiece), arrived); err != nil || !slices.Equal(told, []int{readPiece}) {
+		t.Fatalf("two whole pieces: told of %v, err %v", told, err)
+	}
+	// Short: io.ErrUnexpectedEOF; nothing: io.EOF; as io.ReadFull.
+	if n, err := readPieces(bytes.NewReader(src[:10]), make([]byte, 20), arrived); n != 10 || err != io.ErrUnexpectedEOF {
+		t.Fatalf("short read: %d, %v", n, err)
+	}
+	if n, err := readPieces(bytes.NewReader(nil), make([]byte, 20), arrived); n != 0 || err != io.EOF {
+		t.Fatalf("empty read: %d, %v", n, err)
+	}
+	if n, err := readPieces(iotest.DataErrReader(bytes.NewReader(src[:20])), make([]byte, 20), nil); n != 20 || err != nil {
+		t.Fatalf("full read ending with EOF: %d, %v", n, err)
+	}
+}
+
+// pieceReader reads at most readPiece bytes at a time.
+type pieceReader struct{ r io.Reader }
+
+func (p pieceReader) Read(b []byte) (int, error) { return p.r.Read(b[:min(len(b), readPiece)]) }

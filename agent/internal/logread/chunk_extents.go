@@ -11,9 +11,10 @@ import (
 // Extents decoded together.
 //
 // A chunk of a flush object over thousands of partitions holds thousands
-// of extents of a few KiB. When a chunk is read, the extents in it of the
-// partitions being read are decoded at once (Reader.decodeNeighbours), and
-// kept as one cache item: one arena for all their batches, one table of
+// of extents of a few KiB. As a chunk is read, the extents in it of the
+// partitions being read are decoded a piece of the chunk at a time
+// (neighbours, reader.go), each piece's kept as one cache item: one arena
+// for all their batches, one table of
 // their positions, one entry in the cache's lists. Kept one by one, each
 // cost a cache item, a map entry, three allocations and the collector's
 // time to trace them, which at 4096 partitions was a large part of a

@@ -652,7 +652,7 @@ func (r *Reader) prefetch(entries []metadata.IndexEntry) {
 	}
 	for _, g := range groups {
 		// A chunk read brings in every active partition's extent in it
-		// (decodeNeighbours), about the chunk's size in all: reserve that
+		// (neighbours), about the chunk's size in all: reserve that
 		// much of the read-ahead budget, not just this group's extents, so
 		// reads ahead cannot outrun what the cache holds.
 		reserve := g.bytes

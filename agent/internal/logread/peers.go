@@ -57,14 +57,14 @@ var errBadRange = errors.New("bad range")
 // readShared reads length bytes of object at offset from the range's
 // owner in the zone, or from the bucket when this agent owns it, the
 // read is for a peer, or the owner failed.
-func (r *Reader) readShared(ctx context.Context, object string, offset, length int64) ([]byte, error) {
+func (r *Reader) readShared(ctx context.Context, object string, offset, length int64, arrived func([]byte)) ([]byte, error) {
 	if r.peers == nil || ctx.Value(servingPeer{}) != nil {
-		return r.readRange(ctx, object, offset, length)
+		return r.readRange(ctx, object, offset, length, arrived)
 	}
 	data, owned, err := r.peers.ReadRange(ctx, object, offset, offset+length)
 	switch {
 	case owned:
-		return r.readRange(ctx, object, offset, length)
+		return r.readRange(ctx, object, offset, length, arrived)
 	case err == nil:
 		r.metrics.peerReads.WithLabelValues("ok").Inc()
 		r.metrics.peerReadBytes.Add(float64(len(data)))
@@ -80,5 +80,5 @@ func (r *Reader) readShared(ctx context.Context, object string, offset, length i
 		return nil, ctx.Err()
 	}
 	r.log.Debug("reading from the bucket: the zone peer owning the range failed", "object", object, "offset", offset, "err", err)
-	return r.readRange(ctx, object, offset, length)
+	return r.readRange(ctx, object, offset, length, arrived)
 }

@@ -1,12 +1,14 @@
 package logread
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -360,7 +362,7 @@ func (r *Reader) extentBytes(ctx context.Context, e metadata.IndexEntry) ([]byte
 	var buf [2]chunkSpan
 	spans := r.chunksOf(&buf, e)
 	if len(spans) == 0 {
-		return r.readShared(ctx, e.Object, e.Offset, e.Length)
+		return r.readShared(ctx, e.Object, e.Offset, e.Length, nil)
 	}
 	var out []byte
 	for _, s := range spans {
@@ -402,7 +404,7 @@ func (r *Reader) decodeHeld(e metadata.IndexEntry, spans []chunkSpan, held [][]b
 
 // chunk returns a chunk's bytes, reading it once however many ask. A
 // chunk read from the bucket has the extents in it of the partitions
-// being read decoded at once (decodeNeighbours), counted against res
+// being read decoded as it arrives (neighbours), counted against res
 // first when a read ahead reserved room for them (nil: none did).
 func (r *Reader) chunk(ctx context.Context, s chunkSpan, res *aheadReservation) ([]byte, error) {
 	return r.chunks.get(ctx, s.key, func(ctx context.Context) ([]byte, error) {
@@ -413,24 +415,58 @@ func (r *Reader) chunk(ctx context.Context, s chunkSpan, res *aheadReservation) 
 			defer close(covered)
 			r.windows.coverObject(ctx, s.key.object)
 		}()
-		data, err := r.readShared(ctx, s.key.object, s.start, s.end-s.start)
+		var nb *neighbours
+		arrived := func(part []byte) {
+			if nb == nil {
+				<-covered
+				nb = r.neighboursOf(s, res)
+			}
+			nb.arrived(part, false)
+		}
+		data, err := r.readShared(ctx, s.key.object, s.start, s.end-s.start, arrived)
 		<-covered
 		if err == nil {
-			r.decodeNeighbours(s, data, res)
+			if nb == nil {
+				nb = r.neighboursOf(s, res)
+			}
+			nb.finish(data)
 		}
 		return data, err
 	})
 }
 
-// decodeNeighbours decodes, from a chunk just read, the extents in it of
+// neighbours decodes, from a chunk being read, the extents in it of
 // partitions fetches are reading that they have not read yet, into the
 // cache (within its read-ahead budget): the members of a consumer group
 // each ask for their own partitions, and one GET of a chunk then serves
 // them all, however far apart their fetches come.
 //
 // A chunk with many such extents (a flush object over many partitions)
-// has them decoded together, into one cache item (chunk_extents.go).
-func (r *Reader) decodeNeighbours(s chunkSpan, data []byte, res *aheadReservation) {
+// has them decoded together (chunk_extents.go), as its bytes arrive: a
+// piece of the chunk at a time, each piece's extents into one cache item.
+// The fetches waiting for the chunk then wait for the GET, not for the
+// GET and then the decode of thousands of extents after it.
+type neighbours struct {
+	r   *Reader
+	s   chunkSpan
+	res *aheadReservation
+	// todo are the extents to decode, by stored offset; todo[:next] were
+	// decoded together as they arrived (or left for one by one).
+	todo     []metadata.IndexEntry
+	next     int
+	together bool
+	// oneByOne are the extents left for one by one: those a piece's
+	// item had no room for.
+	oneByOne []metadata.IndexEntry
+	// room is what is left of the read-ahead budget taken for the
+	// chunk's items (once roomTaken).
+	room      int64
+	roomTaken bool
+}
+
+// neighboursOf returns what decoding chunk s will decode: the extents in
+// it of partitions being read (once the index windows cover it).
+func (r *Reader) neighboursOf(s chunkSpan, res *aheadReservation) *neighbours {
 	var todo, read []metadata.IndexEntry
 	// The positions are looked up, then the cache, each with one hold of
 	// its lock: a chunk of a wide flush holds thousands of extents.
@@ -438,9 +474,6 @@ func (r *Reader) decodeNeighbours(s chunkSpan, data []byte, res *aheadReservatio
 	r.posMu.Lock()
 	now := time.Now().UnixNano()
 	for _, e := range in {
-		if e.Offset+e.Length > s.start+int64(len(data)) {
-			continue // a short read: the fetch that needs it reports it
-		}
 		if res != nil && res.own[keyOf(e.IndexEntry)] {
 			todo = append(todo, e.IndexEntry)
 			continue
@@ -453,26 +486,88 @@ func (r *Reader) decodeNeighbours(s chunkSpan, data []byte, res *aheadReservatio
 	}
 	r.posMu.Unlock()
 	todo = r.cache.appendMissing(todo, read)
-	// Many extents are decoded into one item, if it can be at most an
-	// eighth of the read-ahead budget: it counts against the budget whole
-	// until every extent in it was used, and larger items, in a small
-	// cache, left too few of them in flight for a group's readers to
-	// move on (each waited for the slowest, or had its chunks read again).
+	slices.SortFunc(todo, func(a, b metadata.IndexEntry) int { return cmp.Compare(a.Offset, b.Offset) })
+	todo = slices.CompactFunc(todo, func(a, b metadata.IndexEntry) bool { return a.Offset == b.Offset })
+	nb := &neighbours{r: r, s: s, res: res, todo: todo}
+	// Many extents are decoded together if they come to less than an
+	// eighth of the read-ahead budget: an item counts against the budget
+	// whole until every extent in it was used, and larger items, in a
+	// small cache, left too few of them in flight for a group's readers
+	// to move on (each waited for the slowest, or had its chunks read
+	// again).
 	if len(todo) >= minChunkExtents {
 		var size int64
 		for _, e := range todo {
 			size += e.Length
 		}
-		if size < r.cache.itemMax() {
-			room := r.cache.takeAheadRoom(res)
-			var ch *chunkExtents
-			ch, todo = decodeChunkExtents(s, data, todo, room)
-			r.metrics.prefetches.Add(float64(r.cache.offerChunk(ch, room, res)))
-		}
+		nb.together = size < r.cache.itemMax()
 	}
+	return nb
+}
+
+// arrived decodes together the extents that data, the chunk's bytes
+// from its start so far, holds whole and that were not decoded yet: at
+// least minChunkExtents of them, or with last (the chunk is read) all.
+func (nb *neighbours) arrived(data []byte, last bool) {
+	if !nb.together || nb.next == len(nb.todo) {
+		return
+	}
+	end := nb.s.start + int64(len(data))
+	j := nb.next
+	for j < len(nb.todo) && nb.todo[j].Offset+nb.todo[j].Length <= end {
+		j++
+	}
+	if j == nb.next || (j-nb.next < minChunkExtents && !last) {
+		return
+	}
+	ready := nb.todo[nb.next:j:j]
+	nb.next = j
+	r := nb.r
+	if !nb.roomTaken {
+		// The chunk's room is taken once, for all its pieces (a read
+		// ahead reserved it for the whole chunk), and what its items do
+		// not take is given back when it is read.
+		nb.room, nb.roomTaken = r.cache.takeAheadRoom(nb.res), true
+	}
+	ch, rest := decodeChunkExtents(nb.s, data, ready, nb.room)
+	if ch != nil {
+		// The item answers for the extents it holds, not the whole chunk.
+		last := ch.ext[len(ch.ext)-1]
+		ch.start, ch.end = ch.ext[0].offset, last.offset+1
+		nb.room -= ch.size
+		r.metrics.prefetches.Add(float64(r.cache.offerChunk(ch, ch.size, nb.res)))
+	}
+	if len(rest) > 0 {
+		// The budget is spent: what is left is offered one by one once
+		// the chunk is read, and taken only while there is room.
+		nb.oneByOne = append(nb.oneByOne, rest...)
+		nb.oneByOne = append(nb.oneByOne, nb.todo[nb.next:]...)
+		nb.next = len(nb.todo)
+	}
+}
+
+// finish decodes what the chunk's bytes, data, hold of what is left:
+// together what was not decoded as it arrived, then one by one the
+// extents no item had room for (or all, when the chunk's extents are
+// not decoded together). Extents past the end of data (a short read)
+// are left to the fetches that need them, which report it.
+func (nb *neighbours) finish(data []byte) {
+	nb.arrived(data, true)
+	if nb.roomTaken {
+		nb.r.cache.offerChunk(nil, nb.room, nil) // gives back what no item took
+		nb.room = 0
+	}
+	todo := nb.oneByOne
+	if !nb.together {
+		todo = nb.todo
+	}
+	r, s, res := nb.r, nb.s, nb.res
 	for _, e := range todo {
 		if res != nil && res.own[keyOf(e)] {
 			continue // the read ahead decodes its own
+		}
+		if e.Offset+e.Length > s.start+int64(len(data)) {
+			continue // a short read: the fetch that needs it reports it
 		}
 		lo := e.Offset - s.start
 		ce, err := r.decodeEntry(e, data[lo:lo+e.Length:lo+e.Length])
@@ -489,13 +584,15 @@ func (r *Reader) decodeNeighbours(s chunkSpan, data []byte, res *aheadReservatio
 	}
 }
 
-// minChunkExtents is the fewest extents decodeNeighbours decodes
+// minChunkExtents is the fewest extents neighbours decodes
 // together, into one item: fewer, larger extents are kept one by one.
 const minChunkExtents = 32
 
 // readRange reads length bytes of object at offset with one ranged GET
-// (fewer if the object is shorter: callers check).
-func (r *Reader) readRange(ctx context.Context, object string, offset, length int64) ([]byte, error) {
+// (fewer if the object is shorter: callers check). With arrived set, it
+// calls it with the bytes read so far each time another readPiece have
+// arrived (not for the last of them: the caller has them all).
+func (r *Reader) readRange(ctx context.Context, object string, offset, length int64, arrived func([]byte)) ([]byte, error) {
 	start := time.Now()
 	rc, err := r.bucket.GetRange(ctx, object, offset, length)
 	if err != nil {
@@ -507,7 +604,7 @@ func (r *Reader) readRange(ctx context.Context, object string, offset, length in
 	// Read into a buffer of the range's size (io.ReadAll would grow one
 	// from 512 bytes), within reason: the length comes from etcd.
 	data := make([]byte, min(length, maxPrealloc)+1)
-	n, err := io.ReadFull(rc, data)
+	n, err := readPieces(rc, data, arrived)
 	if err == nil && int64(n) < length {
 		var rest []byte
 		rest, err = io.ReadAll(rc)
@@ -521,4 +618,35 @@ func (r *Reader) readRange(ctx context.Context, object string, offset, length in
 	r.metrics.getLatency.Observe(time.Since(start).Seconds())
 	r.metrics.getBytes.Add(float64(n))
 	return data[:n:n], nil
+}
+
+// readPiece is how many bytes of a chunk arrive between calls of
+// readRange's arrived.
+const readPiece = 1 << 20
+
+// readPieces is io.ReadFull of buf from rd, calling arrived (if set) with
+// what was read so far whenever another readPiece bytes have come and
+// more are expected.
+func readPieces(rd io.Reader, buf []byte, arrived func([]byte)) (int, error) {
+	if arrived == nil {
+		return io.ReadFull(rd, buf)
+	}
+	n, told := 0, 0
+	for n < len(buf) {
+		m, err := rd.Read(buf[n:])
+		n += m
+		if err != nil {
+			if n == len(buf) {
+				err = nil
+			} else if n > 0 && err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return n, err
+		}
+		if n-told >= readPiece && n < len(buf) {
+			arrived(buf[:n])
+			told = n
+		}
+	}
+	return n, nil
 }
