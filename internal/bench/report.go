@@ -710,7 +710,8 @@ func (rep *Report) writeSweep(pr func(string, ...any)) {
 		// bytes stays flat down the table.
 		pr("  agent core·ms per MiB	produce	cold read	warm read")
 		for _, p := range s.Points {
-			pr("  %d	%s	%s	%s", p.Partitions, agentPerMiB(p.Produce.cpu()), agentPerMiB(p.Cold.cpu()), agentPerMiB(p.Warm.cpu()))
+			u := p.usages()
+			pr("  %d	%s	%s	%s", p.Partitions, u[0].perMiB("agent"), u[1].perMiB("agent"), u[2].perMiB("agent"))
 		}
 		if s.clientCeilings() {
 			// What the bench's own clients cost per MiB, and the highest
@@ -718,9 +719,9 @@ func (rep *Report) writeSweep(pr func(string, ...any)) {
 			// machine (clientCeiling): a ratio short of its target that
 			// its ceiling clears is the cluster's to close.
 			pr("  bench's clients core·ms per MiB (≤ the ratio they leave room for on %d cores)\tproduce\tcold read\twarm read", rep.CPUs)
-			for i, p := range s.Points {
-				q := p.Ratios
-				pr("  %d\t%s\t%s\t%s", p.Partitions, clientsPerMiB(p.Produce.clients(), q.ProduceCeiling, i), clientsPerMiB(p.Cold.clients(), q.ColdCeiling, i), clientsPerMiB(p.Warm.clients(), q.WarmCeiling, i))
+			for _, p := range s.Points {
+				u, q := p.usages(), p.Ratios
+				pr("  %d\t%s\t%s\t%s", p.Partitions, clientsPerMiB(u[0], q.ProduceCeiling), clientsPerMiB(u[1], q.ColdCeiling), clientsPerMiB(u[2], q.WarmCeiling))
 			}
 		}
 		if pf := rep.Limits.PageFault; s.agentFaults() && pf != nil {
@@ -729,7 +730,8 @@ func (rep *Report) writeSweep(pr func(string, ...any)) {
 			// what those faults cost it at the machine's rate.
 			pr("  agent page faults per MiB (share of its CPU at %.2f µs a fault)	produce	cold read	warm read", pf.MicrosPerPage)
 			for _, p := range s.Points {
-				pr("  %d	%s	%s	%s", p.Partitions, faultsPerMiB(p.Produce.faults(), pf), faultsPerMiB(p.Cold.faults(), pf), faultsPerMiB(p.Warm.faults(), pf))
+				u := p.usages()
+				pr("  %d	%s	%s	%s", p.Partitions, faultsPerMiB(u[0], pf), faultsPerMiB(u[1], pf), faultsPerMiB(u[2], pf))
 			}
 		}
 	}
@@ -862,12 +864,48 @@ func joinInts(ns []int32) string {
 	return strings.Join(parts, ", ")
 }
 
+// phaseUsage is what a phase cost the processes the bench follows: cores
+// busy and page faults per second, by process name, and the phase's MiB/s.
+type phaseUsage struct {
+	cpu, faults map[string]float64
+	mibps       float64
+}
+
+// usage returns what the produce phase cost (nothing when it did not run).
+func (r *ProduceResult) usage() phaseUsage {
+	if r == nil {
+		return phaseUsage{}
+	}
+	return phaseUsage{r.CPU, r.Faults, r.MiBps}
+}
+
+// usage returns what the read phase cost (nothing when it did not run).
+func (r *ConsumeResult) usage() phaseUsage {
+	if r == nil {
+		return phaseUsage{}
+	}
+	return phaseUsage{r.CPU, r.Faults, r.MiBps}
+}
+
+// usages returns what each of p's throughput phases cost.
+func (p *SweepPoint) usages() [3]phaseUsage {
+	return [3]phaseUsage{p.Produce.usage(), p.Cold.usage(), p.Warm.usage()}
+}
+
+// perMiB formats process's core·ms per MiB in the phase.
+func (u phaseUsage) perMiB(process string) string {
+	if u.cpu[process] <= 0 || u.mibps <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", u.cpu[process]*1000/u.mibps)
+}
+
 // agentCPU reports whether the sweep knows the agents' CPU (the cluster
 // names its processes).
 func (s *Sweep) agentCPU() bool {
 	for _, p := range s.Points {
-		for _, c := range [][2]float64{p.Produce.cpu(), p.Cold.cpu(), p.Warm.cpu()} {
-			if c[0] > 0 {
+		for _, u := range p.usages() {
+			if u.cpu["agent"] > 0 {
 				return true
 			}
 		}
@@ -886,14 +924,11 @@ func (s *Sweep) clientCeilings() bool {
 	return false
 }
 
-// clientsPerMiB formats the bench's clients' core·ms per MiB and, past the
-// first count (i > 0), the ceiling they set.
-func clientsPerMiB(c [2]float64, ceiling float64, i int) string {
-	if c[0] <= 0 || c[1] <= 0 {
-		return "-"
-	}
-	out := fmt.Sprintf("%.2f", c[0]*1000/c[1])
-	if i > 0 && ceiling > 0 {
+// clientsPerMiB formats the bench's clients' core·ms per MiB in the phase
+// and the ceiling they set (none at the first count).
+func clientsPerMiB(u phaseUsage, ceiling float64) string {
+	out := u.perMiB("bench")
+	if out != "-" && ceiling > 0 {
 		out += fmt.Sprintf(" (≤ %.2f×)", ceiling)
 	}
 	return out
@@ -902,8 +937,8 @@ func clientsPerMiB(c [2]float64, ceiling float64, i int) string {
 // agentFaults reports whether the sweep knows the agents' page faults.
 func (s *Sweep) agentFaults() bool {
 	for _, p := range s.Points {
-		for _, f := range [][3]float64{p.Produce.faults(), p.Cold.faults(), p.Warm.faults()} {
-			if f[0] > 0 {
+		for _, u := range p.usages() {
+			if u.faults["agent"] > 0 {
 				return true
 			}
 		}
@@ -911,77 +946,16 @@ func (s *Sweep) agentFaults() bool {
 	return false
 }
 
-// agentPerMiB formats the agent's core·ms per MiB from its cores busy and
-// the phase's MiB/s.
-func agentPerMiB(c [2]float64) string {
-	if c[0] <= 0 || c[1] <= 0 {
+// faultsPerMiB formats the agent's page faults per MiB in the phase, and
+// the share of its CPU they took at pf's cost.
+func faultsPerMiB(u phaseUsage, pf *PageFaultLimit) string {
+	faults, cores := u.faults["agent"], u.cpu["agent"]
+	if u.faults == nil || u.mibps <= 0 || (faults == 0 && cores == 0) {
 		return "-"
 	}
-	return fmt.Sprintf("%.2f", c[0]*1000/c[1])
-}
-
-// faultsPerMiB formats the agent's page faults per MiB, and the share of
-// its CPU they took at pf's cost, from its faults per second, cores busy
-// and the phase's MiB/s.
-func faultsPerMiB(f [3]float64, pf *PageFaultLimit) string {
-	faults, cores, mibps := f[0], f[1], f[2]
-	if mibps <= 0 || (faults == 0 && cores == 0) {
-		return "-"
-	}
-	out := fmt.Sprintf("%.0f", faults/mibps)
+	out := fmt.Sprintf("%.0f", faults/u.mibps)
 	if cores > 0 {
 		out += fmt.Sprintf(" (%.0f%%)", 100*faults*pf.MicrosPerPage/1e6/cores)
 	}
 	return out
-}
-
-// faults returns the agent's page faults per second in the produce phase,
-// its cores busy and its MiB/s.
-func (r *ProduceResult) faults() [3]float64 {
-	if r == nil || r.Faults == nil {
-		return [3]float64{}
-	}
-	return [3]float64{r.Faults["agent"], r.CPU["agent"], r.MiBps}
-}
-
-// faults returns the agent's page faults per second in the read phase, its
-// cores busy and its MiB/s.
-func (r *ConsumeResult) faults() [3]float64 {
-	if r == nil || r.Faults == nil {
-		return [3]float64{}
-	}
-	return [3]float64{r.Faults["agent"], r.CPU["agent"], r.MiBps}
-}
-
-// clients returns the bench's cores busy in the produce phase and its
-// MiB/s.
-func (r *ProduceResult) clients() [2]float64 {
-	if r == nil {
-		return [2]float64{}
-	}
-	return [2]float64{r.CPU["bench"], r.MiBps}
-}
-
-// clients returns the bench's cores busy in the read phase and its MiB/s.
-func (r *ConsumeResult) clients() [2]float64 {
-	if r == nil {
-		return [2]float64{}
-	}
-	return [2]float64{r.CPU["bench"], r.MiBps}
-}
-
-// cpu returns the agent's cores busy in the produce phase and its MiB/s.
-func (r *ProduceResult) cpu() [2]float64 {
-	if r == nil {
-		return [2]float64{}
-	}
-	return [2]float64{r.CPU["agent"], r.MiBps}
-}
-
-// cpu returns the agent's cores busy in the read phase and its MiB/s.
-func (r *ConsumeResult) cpu() [2]float64 {
-	if r == nil {
-		return [2]float64{}
-	}
-	return [2]float64{r.CPU["agent"], r.MiBps}
 }

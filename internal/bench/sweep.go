@@ -205,16 +205,16 @@ func (s *Sweep) ratios(cpus int) {
 		if p.Produce != nil && f.Produce != nil {
 			q.ProduceMiBps = ratioOf(p.Produce.MiBps, f.Produce.MiBps)
 			q.PutsPerGiB = ratioOf(p.Produce.PutsPerGiB, f.Produce.PutsPerGiB)
-			q.ProduceCeiling = clientCeiling(cores, p.Produce.CPU, p.Produce.MiBps, f.Produce.CPU, f.Produce.MiBps)
+			q.ProduceCeiling = clientCeiling(cores, p.Produce.usage(), f.Produce.usage())
 		}
 		if p.Cold != nil && f.Cold != nil {
 			q.ColdMiBps = ratioOf(p.Cold.MiBps, f.Cold.MiBps)
 			q.ColdGetsPerGiB = ratioOf(p.Cold.GetsPerGiB, f.Cold.GetsPerGiB)
-			q.ColdCeiling = clientCeiling(cores, p.Cold.CPU, p.Cold.MiBps, f.Cold.CPU, f.Cold.MiBps)
+			q.ColdCeiling = clientCeiling(cores, p.Cold.usage(), f.Cold.usage())
 		}
 		if p.Warm != nil && f.Warm != nil {
 			q.WarmMiBps = ratioOf(p.Warm.MiBps, f.Warm.MiBps)
-			q.WarmCeiling = clientCeiling(cores, p.Warm.CPU, p.Warm.MiBps, f.Warm.CPU, f.Warm.MiBps)
+			q.WarmCeiling = clientCeiling(cores, p.Warm.usage(), f.Warm.usage())
 		}
 		if p.Compaction != nil && f.Compaction != nil {
 			q.CompactorPutsPerGiB = ratioOf(p.Compaction.PutsPerGiB, f.Compaction.PutsPerGiB)
@@ -225,38 +225,35 @@ func (s *Sweep) ratios(cpus int) {
 }
 
 // clientCeiling is the highest ratio of a phase's throughput at a
-// partition count (its processes' cores busy cpu at mibps) to the same
-// phase's at the first count (first at firstMiBps) that the bench's
+// partition count (what it cost, u) to the same phase's at the first
+// count (first) that the bench's
 // machine of cpus cores leaves room for, given what its clients cost at
 // the count: if the cluster's processes (the agents, MinIO, etcd) cost
 // per MiB what they cost at the first count and the clients what they
 // cost at this one, the machine moves at most
 //
-//	cpus / (clients/mibps + cluster/firstMiBps)
+//	cpus / (clients/u.mibps + cluster/first.mibps)
 //
 // MiB/s. A ratio short of a target that its ceiling clears is the
 // cluster's to close; one whose ceiling is short too cannot be met on
 // this machine with these clients. 0 when the clients' or the cluster's
 // CPU is not known (a cluster the bench does not run).
-func clientCeiling(cpus int, cpu map[string]float64, mibps float64, first map[string]float64, firstMiBps float64) float64 {
-	clients, ok := cpu["bench"]
-	if !ok || cpus <= 0 || mibps <= 0 || firstMiBps <= 0 {
+func clientCeiling(cpus int, u, first phaseUsage) float64 {
+	clients, ok := u.cpu["bench"]
+	if _, agent := first.cpu["agent"]; !ok || !agent || cpus <= 0 || u.mibps <= 0 || first.mibps <= 0 {
 		return 0
 	}
 	var cluster float64
-	for name, cores := range first {
+	for name, cores := range first.cpu {
 		if name != "bench" && name != "machine" {
 			cluster += cores
 		}
 	}
-	if _, ok := first["agent"]; !ok {
-		return 0
-	}
-	perMiB := clients/mibps + cluster/firstMiBps
+	perMiB := clients/u.mibps + cluster/first.mibps
 	if perMiB <= 0 {
 		return 0
 	}
-	return float64(cpus) / perMiB / firstMiBps
+	return float64(cpus) / perMiB / first.mibps
 }
 
 // ratioOf is a / b, 0 when either is missing.
