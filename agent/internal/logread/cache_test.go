@@ -232,11 +232,7 @@ func (b *countingBucket) GetRange(ctx context.Context, key string, off, n int64)
 // object, each with its own records and offsets.
 func TestExtentsOfAnObjectShareOneGet(t *testing.T) {
 	ctx := context.Background()
-	dir, err := segments.OpenBucket(ctx, t.TempDir(), segments.BucketOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dir.Close()
+	dir := dirBucket(t)
 	bucket := &countingBucket{Bucket: dir}
 	const parts = 64
 	entries := putObject(t, bucket, "obj", parts)
@@ -408,11 +404,7 @@ func TestReadersAreFollowedEachOnItsOwn(t *testing.T) {
 // held.
 func TestChunkExtentsServedAndCounted(t *testing.T) {
 	ctx := context.Background()
-	dir, err := segments.OpenBucket(ctx, t.TempDir(), segments.BucketOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dir.Close()
+	dir := dirBucket(t)
 	const parts = 64
 	entries := putObject(t, dir, "obj", parts)
 	for p := range entries {
@@ -612,11 +604,7 @@ func TestExtentCacheLoadIfReady(t *testing.T) {
 // item took is given back.
 func TestNeighboursDecodedAsTheyArrive(t *testing.T) {
 	ctx := context.Background()
-	dir, err := segments.OpenBucket(ctx, t.TempDir(), segments.BucketOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dir.Close()
+	dir := dirBucket(t)
 	const parts = 3*minChunkExtents + 5
 	entries := putObject(t, dir, "obj", parts)
 	for p := range entries {
@@ -747,3 +735,14 @@ func TestReadPieces(t *testing.T) {
 type pieceReader struct{ r io.Reader }
 
 func (p pieceReader) Read(b []byte) (int, error) { return p.r.Read(b[:min(len(b), readPiece)]) }
+
+// dirBucket is a bucket in a directory of the test's, closed when it ends.
+func dirBucket(t *testing.T) segments.Bucket {
+	t.Helper()
+	b, err := segments.OpenBucket(context.Background(), t.TempDir(), segments.BucketOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}

@@ -7,8 +7,6 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/floe-io/floe/segments"
 )
 
 // linkedPeer is a zone of two readers in one process: every range is the
@@ -32,11 +30,7 @@ func (l *linkedPeer) ReadRange(ctx context.Context, object string, start, end in
 // and an owner that found the object missing is believed.
 func TestReadsSharedWithAPeer(t *testing.T) {
 	ctx := context.Background()
-	dir, err := segments.OpenBucket(ctx, t.TempDir(), segments.BucketOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dir.Close()
+	dir := dirBucket(t)
 	bucket := &countingBucket{Bucket: dir}
 	entries := putObject(t, bucket, "obj", 16)
 	quiet := slog.New(slog.DiscardHandler)

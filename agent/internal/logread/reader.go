@@ -415,21 +415,20 @@ func (r *Reader) chunk(ctx context.Context, s chunkSpan, res *aheadReservation) 
 			defer close(covered)
 			r.windows.coverObject(ctx, s.key.object)
 		}()
+		// What to decode is looked up once the windows cover the
+		// object, when the first MiB has arrived (or the whole chunk).
 		var nb *neighbours
-		arrived := func(part []byte) {
+		decoder := func() *neighbours {
 			if nb == nil {
 				<-covered
 				nb = r.neighboursOf(s, res)
 			}
-			nb.arrived(part, false)
+			return nb
 		}
-		data, err := r.readShared(ctx, s.key.object, s.start, s.end-s.start, arrived)
+		data, err := r.readShared(ctx, s.key.object, s.start, s.end-s.start, func(part []byte) { decoder().arrived(part, false) })
 		<-covered
 		if err == nil {
-			if nb == nil {
-				nb = r.neighboursOf(s, res)
-			}
-			nb.finish(data)
+			decoder().finish(data)
 		}
 		return data, err
 	})
@@ -532,8 +531,7 @@ func (nb *neighbours) arrived(data []byte, last bool) {
 	ch, rest := decodeChunkExtents(nb.s, data, ready, nb.room)
 	if ch != nil {
 		// The item answers for the extents it holds, not the whole chunk.
-		last := ch.ext[len(ch.ext)-1]
-		ch.start, ch.end = ch.ext[0].offset, last.offset+1
+		ch.start, ch.end = ch.ext[0].offset, ch.ext[len(ch.ext)-1].offset+1
 		nb.room -= ch.size
 		r.metrics.prefetches.Add(float64(r.cache.offerChunk(ch, ch.size, nb.res)))
 	}
